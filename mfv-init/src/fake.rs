@@ -1,0 +1,240 @@
+//! Test doubles: a recording system, a clock that moves only when read or slept on, and a
+//! scripted signal source.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::bail;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::clock::Clock;
+use crate::mounts::MountSpec;
+use crate::signals::SignalSource;
+use crate::system::{ExitStatus, Reaped, ShutdownAction, System};
+
+/// The first pid the fake hands out; each spawn takes the next one.
+pub const FIRST_PID: i32 = 100;
+
+/// Records every call as a line of text; failures are switched on per action.
+#[derive(Debug)]
+pub struct FakeSystem {
+    pub calls: Vec<String>,
+    pub failing_mounts: Vec<&'static str>,
+    pub hostname_fails: bool,
+    pub hostname_panics: bool,
+    pub cad_fails: bool,
+    pub kill_fails: bool,
+    pub reboot_fails: bool,
+    pub failing_unmounts: Vec<&'static str>,
+    pub failing_remounts: Vec<&'static str>,
+    /// How many spawns fail before they work again.
+    pub spawn_failures: usize,
+    pub spawn_panics: bool,
+    /// Results of reap_children, in order; when empty: nothing exited, no children left.
+    pub reaps: VecDeque<Reaped>,
+    pub rescue_exit: ExitStatus,
+    pub next_pid: i32,
+}
+
+impl Default for FakeSystem {
+    fn default() -> FakeSystem {
+        FakeSystem {
+            calls: Vec::new(),
+            failing_mounts: Vec::new(),
+            hostname_fails: false,
+            hostname_panics: false,
+            cad_fails: false,
+            kill_fails: false,
+            reboot_fails: false,
+            failing_unmounts: Vec::new(),
+            failing_remounts: Vec::new(),
+            spawn_failures: 0,
+            spawn_panics: false,
+            reaps: VecDeque::new(),
+            rescue_exit: ExitStatus::Exited(0),
+            next_pid: FIRST_PID,
+        }
+    }
+}
+
+impl System for FakeSystem {
+    fn mount(&mut self, mount: &MountSpec) -> anyhow::Result<()> {
+        self.calls.push(format!(
+            "mount {} {} {} {:?}",
+            mount.fstype,
+            mount.target,
+            mount.data.unwrap_or("-"),
+            mount.flags
+        ));
+        if self.failing_mounts.contains(&mount.target) {
+            bail!(
+                "mount {} on {}: EPERM: Operation not permitted",
+                mount.fstype,
+                mount.target
+            );
+        }
+        Ok(())
+    }
+
+    fn unmount(&mut self, target: &Path) -> anyhow::Result<()> {
+        self.calls.push(format!("unmount {}", target.display()));
+        if self.failing_unmounts.iter().any(|t| Path::new(t) == target) {
+            bail!(
+                "unmount {}: EBUSY: Device or resource busy",
+                target.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn remount_read_only(&mut self, target: &Path) -> anyhow::Result<()> {
+        self.calls.push(format!("remount-ro {}", target.display()));
+        if self.failing_remounts.iter().any(|t| Path::new(t) == target) {
+            bail!(
+                "remount {} read-only: EBUSY: Device or resource busy",
+                target.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn set_hostname(&mut self, name: &str) -> anyhow::Result<()> {
+        self.calls.push(format!("sethostname {name}"));
+        if self.hostname_panics {
+            panic!("hostname exploded");
+        }
+        if self.hostname_fails {
+            bail!("sethostname {name}: EPERM: Operation not permitted");
+        }
+        Ok(())
+    }
+
+    fn disable_ctrl_alt_del(&mut self) -> anyhow::Result<()> {
+        self.calls.push("disable-cad".to_string());
+        if self.cad_fails {
+            bail!("reboot(RB_DISABLE_CAD): EPERM: Operation not permitted");
+        }
+        Ok(())
+    }
+
+    fn signal_all(&mut self, signal: Signal) -> anyhow::Result<()> {
+        self.calls.push(format!("kill -1 {}", signal.as_str()));
+        if self.kill_fails {
+            bail!(
+                "kill(-1, {}): EPERM: Operation not permitted",
+                signal.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) {
+        self.calls.push("sync".to_string());
+    }
+
+    fn reboot(&mut self, action: ShutdownAction) -> anyhow::Result<()> {
+        self.calls.push(format!("reboot {action}"));
+        if self.reboot_fails {
+            bail!("reboot({action}): EPERM: Operation not permitted");
+        }
+        Ok(())
+    }
+
+    fn spawn_shell(&mut self, shell: &Path, console: &Path) -> anyhow::Result<Pid> {
+        self.calls.push(format!(
+            "spawn {} on {}",
+            shell.display(),
+            console.display()
+        ));
+        if self.spawn_panics {
+            panic!("spawn exploded");
+        }
+        if self.spawn_failures > 0 {
+            self.spawn_failures -= 1;
+            bail!("start {}: ENOEXEC: Exec format error", shell.display());
+        }
+        let pid = Pid::from_raw(self.next_pid);
+        self.next_pid += 1;
+        Ok(pid)
+    }
+
+    fn reap_children(&mut self) -> Reaped {
+        self.calls.push("reap".to_string());
+        self.reaps.pop_front().unwrap_or_default()
+    }
+
+    fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {
+        self.calls.push(format!("wait {pid}"));
+        Ok(self.rescue_exit)
+    }
+}
+
+/// A clock that advances by `step` on every read and by the slept time on `sleep`; clones
+/// share the time.
+#[derive(Debug, Clone)]
+pub struct FakeClock {
+    now: Rc<Cell<Duration>>,
+    step: Duration,
+}
+
+impl FakeClock {
+    pub fn new(start: Duration, step: Duration) -> FakeClock {
+        FakeClock {
+            now: Rc::new(Cell::new(start)),
+            step,
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.now.set(self.now.get() + by);
+    }
+}
+
+impl Clock for FakeClock {
+    fn uptime(&self) -> Duration {
+        let now = self.now.get();
+        self.now.set(now + self.step);
+        now
+    }
+
+    fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+    }
+}
+
+/// Hands out a script of signals (`None`: the wait timed out, which advances the clock by the
+/// timeout); fails when the script is used up, which ends the main loop in tests.
+#[derive(Debug)]
+pub struct ScriptedSignals {
+    pub script: VecDeque<Option<Signal>>,
+    pub clock: FakeClock,
+    pub timeouts: Vec<Option<Duration>>,
+}
+
+impl ScriptedSignals {
+    pub fn new(clock: &FakeClock, script: &[Option<Signal>]) -> ScriptedSignals {
+        ScriptedSignals {
+            script: script.iter().copied().collect(),
+            clock: clock.clone(),
+            timeouts: Vec::new(),
+        }
+    }
+}
+
+impl SignalSource for ScriptedSignals {
+    fn next(&mut self, timeout: Option<Duration>) -> anyhow::Result<Option<Signal>> {
+        self.timeouts.push(timeout);
+        match self.script.pop_front() {
+            Some(Some(signal)) => Ok(Some(signal)),
+            Some(None) => {
+                self.clock.advance(timeout.unwrap_or_default());
+                Ok(None)
+            }
+            None => bail!("signal script used up"),
+        }
+    }
+}

@@ -1,0 +1,1076 @@
+//! The life of PID 1: banner, boot sequence (phases), then shutdown on `mfv.halt` or the
+//! console shell and the signal loop; a fatal error leads to a rescue shell and a clean halt.
+
+use std::any::Any;
+use std::fmt::Display;
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use mfv_config::cmdline::{BootOptions, KernelCmdline};
+
+use crate::clock::Clock;
+use crate::console::{Console, millis_1, seconds_3};
+use crate::mounts::{self, EARLY_MOUNTS};
+use crate::signals::{ShutdownRequest, SignalSource};
+use crate::system::{ShutdownAction, System};
+
+/// The host name set by the `hostname` phase until a configuration names the host.
+pub const DEFAULT_HOSTNAME: &str = "minifed";
+
+/// Where things are and how long to wait; paths are parameters so tests use fixture trees.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where proc is mounted (`/proc`); `cmdline` and `self/mountinfo` are read from there.
+    pub proc_dir: PathBuf,
+    /// The shell for the console and rescue (`/bin/sh`); absent in images without one.
+    pub shell: PathBuf,
+    /// The console the shell runs on (`/dev/console`).
+    pub console: PathBuf,
+    /// The host name the `hostname` phase sets.
+    pub hostname: String,
+    /// Whether this process is PID 1: only then does a fatal error halt the machine.
+    pub is_pid1: bool,
+    /// How long processes get between SIGTERM and SIGKILL at shutdown.
+    pub stop_grace: Duration,
+    /// The shortest time between two starts of the console shell.
+    pub respawn_interval: Duration,
+}
+
+impl Settings {
+    /// The settings of the real system.
+    pub fn system(is_pid1: bool) -> Settings {
+        Settings {
+            proc_dir: PathBuf::from("/proc"),
+            shell: PathBuf::from("/bin/sh"),
+            console: PathBuf::from("/dev/console"),
+            hostname: DEFAULT_HOSTNAME.to_string(),
+            is_pid1,
+            stop_grace: Duration::from_secs(2),
+            respawn_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How [`Init::run`] ended. For PID 1 the caller never exits whatever this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// reboot(2) was called and accepted (it returns only with a fake system).
+    ShutDown(ShutdownAction),
+    /// reboot(2) was refused.
+    ShutdownFailed(ShutdownAction),
+    /// A fatal error in a process that is not PID 1: nothing was shut down.
+    Failed,
+}
+
+/// The boot phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Mounts,
+    Cmdline,
+    Hostname,
+}
+
+const PHASES: [Phase; 3] = [Phase::Mounts, Phase::Cmdline, Phase::Hostname];
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Mounts => "mounts",
+            Phase::Cmdline => "cmdline",
+            Phase::Hostname => "hostname",
+        }
+    }
+
+    /// Whether a failure ends the boot (rescue path) instead of being logged and passed over.
+    fn is_fatal(self) -> bool {
+        match self {
+            Phase::Mounts => true,
+            Phase::Cmdline | Phase::Hostname => false,
+        }
+    }
+}
+
+/// The console shell's state in the main loop.
+#[derive(Debug, Default)]
+struct ConsoleShell {
+    pid: Option<nix::unistd::Pid>,
+    started_at: Option<Duration>,
+    restart_at: Option<Duration>,
+    announced: bool,
+}
+
+/// PID 1, with its system, clock and console.
+#[derive(Debug)]
+pub struct Init<S: System, C: Clock, W: Write> {
+    pub(crate) system: S,
+    clock: C,
+    pub(crate) console: Console<W>,
+    settings: Settings,
+    started: Duration,
+}
+
+impl<S: System, C: Clock, W: Write> Init<S, C, W> {
+    /// Takes the start time from `clock`.
+    pub fn new(system: S, clock: C, console: W, settings: Settings) -> Init<S, C, W> {
+        let started = clock.uptime();
+        Init {
+            system,
+            clock,
+            console: Console::new(console),
+            settings,
+            started,
+        }
+    }
+
+    /// Runs everything: banner, boot sequence, then `mfv.halt` or the console shell and the
+    /// signal loop until a shutdown is requested. `signals` is the signal set-up's result:
+    /// without signals the boot still runs, then takes the fatal path.
+    pub fn run<G: SignalSource>(&mut self, signals: anyhow::Result<G>) -> RunEnd {
+        self.console.banner(self.started);
+        if self.settings.is_pid1 {
+            if let Err(error) = self.system.disable_ctrl_alt_del() {
+                self.log(format_args!("ctrl-alt-del: {error:#}"));
+            }
+        }
+        let options = match self.boot_sequence() {
+            Ok(options) => options,
+            Err(error) => return self.fatal(&error),
+        };
+        if let Some(halt) = options.halt {
+            return self.shutdown(ShutdownRequest {
+                action: halt.into(),
+                requested_by: "mfv.halt",
+            });
+        }
+        let mut signals = match signals.context("signal set-up") {
+            Ok(signals) => signals,
+            Err(error) => return self.fatal(&error),
+        };
+        let supervised = catch_unwind(AssertUnwindSafe(|| self.supervise(&mut signals)));
+        match supervised {
+            Ok(Ok(request)) => self.shutdown(request),
+            Ok(Err(error)) => self.fatal(&error),
+            Err(panic) => self.fatal(&anyhow!("panic: {}", panic_message(&*panic))),
+        }
+    }
+
+    /// One console line stamped with the uptime.
+    fn log(&mut self, message: impl Display) {
+        let now = self.clock.uptime();
+        self.console.line(now, message);
+    }
+
+    /// The phases in order; returns the boot options, or the error of a fatal phase.
+    fn boot_sequence(&mut self) -> anyhow::Result<BootOptions> {
+        let mut options = BootOptions::default();
+        for phase in PHASES {
+            let phase_start = self.clock.uptime();
+            let result = catch_unwind(AssertUnwindSafe(|| self.run_phase(phase, &mut options)));
+            let elapsed = self.clock.uptime().saturating_sub(phase_start);
+            let (error, fatal) = match result {
+                Ok(Ok(())) => {
+                    self.log(format_args!(
+                        "phase {}: ok ({} ms)",
+                        phase.name(),
+                        millis_1(elapsed)
+                    ));
+                    continue;
+                }
+                Ok(Err(error)) => (error, phase.is_fatal()),
+                // A panic is a bug: nothing after it can be trusted, so it is always fatal.
+                Err(panic) => (anyhow!("panic: {}", panic_message(&*panic)), true),
+            };
+            self.log(format_args!("phase {}: FAILED: {error:#}", phase.name()));
+            if fatal {
+                return Err(error.context(format!("phase {} failed", phase.name())));
+            }
+        }
+        let total = self.clock.uptime().saturating_sub(self.started);
+        self.log(format_args!(
+            "boot sequence complete in {} s",
+            seconds_3(total)
+        ));
+        Ok(options)
+    }
+
+    fn run_phase(&mut self, phase: Phase, options: &mut BootOptions) -> anyhow::Result<()> {
+        match phase {
+            Phase::Mounts => self.mount_early(),
+            Phase::Cmdline => {
+                let path = self.settings.proc_dir.join("cmdline");
+                *options = KernelCmdline::read_from(&path)?.boot_options();
+                for warning in &options.warnings {
+                    self.log(format_args!("cmdline: warning: {warning}"));
+                }
+                Ok(())
+            }
+            Phase::Hostname => {
+                let hostname = self.settings.hostname.clone();
+                self.system.set_hostname(&hostname)
+            }
+        }
+    }
+
+    /// Mounts what mountinfo does not already show; tries every mount, reports all failures.
+    fn mount_early(&mut self) -> anyhow::Result<()> {
+        let mut present = mounts::mount_points(&self.settings.proc_dir);
+        let mut left_alone = Vec::new();
+        let mut failures = Vec::new();
+        for mount in &EARLY_MOUNTS {
+            if present.iter().any(|point| point == Path::new(mount.target)) {
+                left_alone.push(mount.target);
+                continue;
+            }
+            match self.system.mount(mount) {
+                // Before /proc, mountinfo could not tell what else is mounted: read it again.
+                Ok(()) if mount.fstype == "proc" => {
+                    present = mounts::mount_points(&self.settings.proc_dir);
+                }
+                Ok(()) => {}
+                Err(error) => failures.push(format!("{error:#}")),
+            }
+        }
+        if !left_alone.is_empty() {
+            self.log(format_args!(
+                "mounts: already mounted, left alone: {}",
+                left_alone.join(" ")
+            ));
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{} of {} mounts failed: {}",
+                failures.len(),
+                EARLY_MOUNTS.len(),
+                failures.join("; ")
+            );
+        }
+        Ok(())
+    }
+
+    /// The fatal path: log, rescue shell if there is one, then halt (PID 1) or give up.
+    fn fatal(&mut self, error: &anyhow::Error) -> RunEnd {
+        self.log(format_args!("fatal: {error:#}"));
+        if self.settings.shell.exists() {
+            // The fatal path must reach the halt even if the rescue shell code panics.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.rescue_shell())) {
+                self.log(format_args!(
+                    "rescue shell: panic: {}",
+                    panic_message(&*panic)
+                ));
+            }
+        } else {
+            let message = format!("rescue shell: {} not found", self.settings.shell.display());
+            self.log(message);
+        }
+        if self.settings.is_pid1 {
+            return self.shutdown(ShutdownRequest {
+                action: ShutdownAction::Halt,
+                requested_by: "fatal error",
+            });
+        }
+        self.log("fatal error: not PID 1, exiting without shutting down");
+        RunEnd::Failed
+    }
+
+    fn rescue_shell(&mut self) {
+        self.log("rescue shell: exit it to halt");
+        let shell = self.settings.shell.clone();
+        let console = self.settings.console.clone();
+        let result = self
+            .system
+            .spawn_shell(&shell, &console)
+            .and_then(|pid| self.system.wait_child(pid));
+        match result {
+            Ok(status) => self.log(format_args!("rescue shell exited ({status})")),
+            Err(error) => self.log(format_args!("rescue shell: {error:#}")),
+        }
+    }
+
+    /// The main loop after the boot: keeps a shell on the console, reaps zombies, and returns
+    /// the first shutdown a signal asks for.
+    fn supervise(&mut self, signals: &mut impl SignalSource) -> anyhow::Result<ShutdownRequest> {
+        let mut shell = ConsoleShell::default();
+        if self.settings.shell.exists() {
+            self.start_console_shell(&mut shell);
+        } else {
+            let message = format!(
+                "console shell: {} not found, none started",
+                self.settings.shell.display()
+            );
+            self.log(message);
+        }
+        loop {
+            let timeout = shell
+                .restart_at
+                .map(|at| at.saturating_sub(self.clock.uptime()));
+            if let Some(signal) = signals.next(timeout)? {
+                if let Some(request) = crate::signals::request_for_signal(signal) {
+                    return Ok(request);
+                }
+                if signal == nix::sys::signal::Signal::SIGCHLD {
+                    self.reap(&mut shell);
+                }
+            }
+            if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
+                self.start_console_shell(&mut shell);
+            }
+        }
+    }
+
+    fn start_console_shell(&mut self, shell: &mut ConsoleShell) {
+        let now = self.clock.uptime();
+        let (path, console) = (self.settings.shell.clone(), self.settings.console.clone());
+        match self.system.spawn_shell(&path, &console) {
+            Ok(pid) => {
+                shell.pid = Some(pid);
+                shell.started_at = Some(now);
+                shell.restart_at = None;
+                if !shell.announced {
+                    shell.announced = true;
+                    self.log(format_args!(
+                        "console shell started on {}",
+                        console.display()
+                    ));
+                }
+            }
+            Err(error) => {
+                shell.restart_at = Some(now + self.settings.respawn_interval);
+                self.log(format_args!(
+                    "console shell: {error:#}; trying again in {} s",
+                    seconds_3(self.settings.respawn_interval)
+                ));
+            }
+        }
+    }
+
+    /// Reaps every zombie; schedules a restart when the console shell is among them.
+    fn reap(&mut self, shell: &mut ConsoleShell) {
+        for exit in self.system.reap_children().exited {
+            if shell.pid != Some(exit.pid) {
+                continue;
+            }
+            shell.pid = None;
+            let now = self.clock.uptime();
+            let earliest = shell
+                .started_at
+                .map_or(now, |at| at + self.settings.respawn_interval);
+            let restart_at = earliest.max(now);
+            shell.restart_at = Some(restart_at);
+            let delay = restart_at - now;
+            if delay.is_zero() {
+                self.log(format_args!(
+                    "console shell exited ({}), restarting",
+                    exit.status
+                ));
+            } else {
+                self.log(format_args!(
+                    "console shell exited ({}), restarting in {} s",
+                    exit.status,
+                    seconds_3(delay)
+                ));
+            }
+        }
+    }
+
+    /// Stops every process, syncs, unmounts, and calls reboot(2).
+    pub(crate) fn shutdown(&mut self, request: ShutdownRequest) -> RunEnd {
+        let action = request.action;
+        self.log(format_args!(
+            "shutdown: {action} requested by {}",
+            request.requested_by
+        ));
+        self.stop_processes();
+        self.system.sync();
+        self.unmount_all();
+        self.system.sync();
+        self.log(format_args!("shutdown: {action} now"));
+        match self.system.reboot(action) {
+            Ok(()) => RunEnd::ShutDown(action),
+            Err(error) => {
+                self.log(format_args!("shutdown: {error:#}"));
+                RunEnd::ShutdownFailed(action)
+            }
+        }
+    }
+
+    /// SIGTERM, SIGHUP and SIGCONT to all, a grace period while children remain, then SIGKILL
+    /// to all. SIGHUP ends interactive shells, which ignore SIGTERM; SIGCONT wakes stopped jobs
+    /// so that they see the other two.
+    fn stop_processes(&mut self) {
+        use nix::sys::signal::Signal;
+
+        const POLL: Duration = Duration::from_millis(20);
+        for signal in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCONT] {
+            if let Err(error) = self.system.signal_all(signal) {
+                self.log(format_args!("shutdown: {error:#}"));
+            }
+        }
+        let deadline = self.clock.uptime() + self.settings.stop_grace;
+        while self.system.reap_children().children_left {
+            if self.clock.uptime() >= deadline {
+                self.log(format_args!(
+                    "shutdown: processes still running after {} s, sending SIGKILL",
+                    seconds_3(self.settings.stop_grace)
+                ));
+                break;
+            }
+            self.clock.sleep(POLL);
+        }
+        if let Err(error) = self.system.signal_all(Signal::SIGKILL) {
+            self.log(format_args!("shutdown: {error:#}"));
+        }
+        let deadline = self.clock.uptime() + self.settings.stop_grace;
+        while self.system.reap_children().children_left && self.clock.uptime() < deadline {
+            self.clock.sleep(POLL);
+        }
+    }
+
+    /// Unmounts in reverse mount order; what cannot be unmounted is remounted read-only.
+    fn unmount_all(&mut self) {
+        let points = mounts::mount_points(&self.settings.proc_dir);
+        let (mut unmounted, mut read_only, mut left) = (0, 0, 0);
+        for point in points.iter().rev() {
+            if point != Path::new("/") && self.system.unmount(point).is_ok() {
+                unmounted += 1;
+                continue;
+            }
+            match self.system.remount_read_only(point) {
+                Ok(()) => read_only += 1,
+                Err(error) => {
+                    left += 1;
+                    self.log(format_args!("shutdown: {error:#}"));
+                }
+            }
+        }
+        self.log(format_args!(
+            "shutdown: file systems: {unmounted} unmounted, {read_only} remounted read-only, \
+             {left} left as they were"
+        ));
+    }
+}
+
+/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid;
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::fake::{FIRST_PID, FakeClock, FakeSystem, ScriptedSignals};
+    use crate::system::{ChildExit, ExitStatus, Reaped};
+
+    const MOUNTINFO_STAGE2: &str = "\
+1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+23 1 0:22 / /sys rw,nosuid,nodev,noexec,relatime - sysfs sysfs rw
+24 1 0:5 / /dev rw,nosuid - devtmpfs devtmpfs rw,mode=755
+";
+
+    /// A fixture tree: `proc/cmdline`, optionally `proc/self/mountinfo` and `bin/sh`.
+    struct Fixture {
+        _dir: TempDir,
+        settings: Settings,
+    }
+
+    fn fixture(
+        cmdline: Option<&str>,
+        mountinfo: Option<&str>,
+        shell: bool,
+        is_pid1: bool,
+    ) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let proc_dir = dir.path().join("proc");
+        std::fs::create_dir_all(proc_dir.join("self")).unwrap();
+        if let Some(cmdline) = cmdline {
+            std::fs::write(proc_dir.join("cmdline"), format!("{cmdline}\n")).unwrap();
+        }
+        if let Some(mountinfo) = mountinfo {
+            std::fs::write(proc_dir.join("self/mountinfo"), mountinfo).unwrap();
+        }
+        let shell_path = dir.path().join("bin/sh");
+        if shell {
+            std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+            std::fs::write(&shell_path, "").unwrap();
+        }
+        let settings = Settings {
+            proc_dir,
+            shell: shell_path,
+            console: PathBuf::from("/dev/console"),
+            hostname: DEFAULT_HOSTNAME.to_string(),
+            is_pid1,
+            stop_grace: Duration::from_secs(2),
+            respawn_interval: Duration::from_secs(1),
+        };
+        Fixture {
+            _dir: dir,
+            settings,
+        }
+    }
+
+    struct Outcome {
+        end: RunEnd,
+        output: String,
+        /// The log messages without their time stamps (the banner excluded).
+        messages: Vec<String>,
+        calls: Vec<String>,
+        timeouts: Vec<Option<Duration>>,
+    }
+
+    impl Outcome {
+        fn has(&self, message: &str) -> bool {
+            self.messages.iter().any(|m| m == message)
+        }
+
+        fn calls_like(&self, prefix: &str) -> Vec<&str> {
+            self.calls
+                .iter()
+                .filter(|c| c.starts_with(prefix))
+                .map(String::as_str)
+                .collect()
+        }
+    }
+
+    /// Checks the `[sssss.uuuuuu] mfv-init: ` prefix and returns the message after it.
+    fn strip_stamp(line: &str) -> String {
+        let (stamp, message) = line
+            .split_once("] mfv-init: ")
+            .unwrap_or_else(|| panic!("not a log line: {line:?}"));
+        let stamp = stamp.strip_prefix('[').unwrap();
+        let (secs, micros) = stamp.split_once('.').unwrap();
+        assert!(secs.len() >= 5, "{line:?}");
+        assert!(
+            secs.trim_start().bytes().all(|b| b.is_ascii_digit()),
+            "{line:?}"
+        );
+        assert!(
+            micros.len() == 6 && micros.bytes().all(|b| b.is_ascii_digit()),
+            "{line:?}"
+        );
+        message.to_string()
+    }
+
+    fn run_with(
+        fixture: &Fixture,
+        system: FakeSystem,
+        signals: anyhow::Result<&[Option<Signal>]>,
+    ) -> Outcome {
+        let clock = FakeClock::new(Duration::from_millis(1_500), Duration::from_micros(100));
+        let mut init = Init::new(system, clock.clone(), Vec::new(), fixture.settings.clone());
+        let (end, timeouts) = match signals {
+            Ok(script) => {
+                let mut scripted = ScriptedSignals::new(&clock, script);
+                let end = init.run(Ok(&mut scripted));
+                (end, scripted.timeouts)
+            }
+            Err(error) => (init.run(Err::<ScriptedSignals, _>(error)), Vec::new()),
+        };
+        let output = String::from_utf8(init.console.output().clone()).unwrap();
+        let mut lines = output.lines();
+        let banner = lines.next().unwrap();
+        assert!(banner.starts_with("Minifed-Virt mfv-init "), "{banner}");
+        let messages = lines.map(strip_stamp).collect();
+        Outcome {
+            end,
+            output,
+            messages,
+            calls: init.system.calls,
+            timeouts,
+        }
+    }
+
+    fn run(fixture: &Fixture, system: FakeSystem, script: &[Option<Signal>]) -> Outcome {
+        run_with(fixture, system, Ok(script))
+    }
+
+    #[test]
+    fn halt_poweroff_boot_logs_every_phase_in_the_exact_format() {
+        let fixture = fixture(Some("console=ttyS0 mfv.halt=poweroff"), None, true, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            outcome.output,
+            format!(
+                "Minifed-Virt mfv-init {version} (kernel uptime 1.500 s)\n\
+                 [    1.500300] mfv-init: phase mounts: ok (0.1 ms)\n\
+                 [    1.500600] mfv-init: phase cmdline: ok (0.1 ms)\n\
+                 [    1.500900] mfv-init: phase hostname: ok (0.1 ms)\n\
+                 [    1.501100] mfv-init: boot sequence complete in 0.001 s\n\
+                 [    1.501200] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.501500] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 read-only, 0 left as they were\n\
+                 [    1.501600] mfv-init: shutdown: poweroff now\n"
+            )
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+        assert_eq!(
+            outcome.calls,
+            [
+                "disable-cad",
+                "mount proc /proc - MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+                "mount sysfs /sys - MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+                "mount devtmpfs /dev mode=0755 MsFlags(MS_NOSUID)",
+                "mount devpts /dev/pts mode=0620,ptmxmode=0666 MsFlags(MS_NOSUID | MS_NOEXEC)",
+                "mount tmpfs /dev/shm mode=1777 MsFlags(MS_NOSUID | MS_NODEV)",
+                "mount tmpfs /run mode=0755 MsFlags(MS_NOSUID | MS_NODEV)",
+                "mount tmpfs /tmp mode=1777 MsFlags(MS_NOSUID | MS_NODEV)",
+                "sethostname minifed",
+                "kill -1 SIGTERM",
+                "kill -1 SIGHUP",
+                "kill -1 SIGCONT",
+                "reap",
+                "kill -1 SIGKILL",
+                "reap",
+                "sync",
+                "sync",
+                "reboot poweroff",
+            ]
+        );
+    }
+
+    #[test]
+    fn mfv_halt_maps_to_the_reboot_call() {
+        for (word, action) in [
+            ("poweroff", ShutdownAction::Poweroff),
+            ("reboot", ShutdownAction::Reboot),
+            ("halt", ShutdownAction::Halt),
+        ] {
+            let fixture = fixture(Some(&format!("mfv.halt={word}")), None, true, true);
+            let outcome = run(&fixture, FakeSystem::default(), &[]);
+            assert_eq!(outcome.end, RunEnd::ShutDown(action));
+            assert!(outcome.has(&format!("shutdown: {word} requested by mfv.halt")));
+            assert!(outcome.has(&format!("shutdown: {word} now")));
+            assert_eq!(outcome.calls.last().unwrap(), &format!("reboot {word}"));
+            assert!(
+                outcome.calls_like("spawn").is_empty(),
+                "no shell with mfv.halt"
+            );
+        }
+    }
+
+    #[test]
+    fn cmdline_warnings_are_logged_and_the_boot_goes_on() {
+        let fixture = fixture(
+            Some("mfv.confg=/dev/sdb1 mfv.halt=off mfv.halt=reboot"),
+            None,
+            false,
+            true,
+        );
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        assert!(
+            outcome
+                .has("cmdline: warning: unknown key mfv.confg ignored (did you mean mfv.config?)")
+        );
+        assert!(
+            outcome.has("phase cmdline: ok (0.1 ms)") || outcome.has("phase cmdline: ok (0.2 ms)")
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Reboot));
+    }
+
+    #[test]
+    fn failed_non_fatal_phases_are_logged_and_the_boot_goes_on() {
+        let fixture = fixture(None, None, false, true);
+        let system = FakeSystem {
+            hostname_fails: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[Some(Signal::SIGTERM)]);
+        let cmdline = fixture.settings.proc_dir.join("cmdline");
+        let expected_start = [
+            "phase mounts: ok (0.1 ms)".to_string(),
+            format!(
+                "phase cmdline: FAILED: cannot read the kernel command line from {}: \
+                 No such file or directory (os error 2)",
+                cmdline.display()
+            ),
+            "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
+                .to_string(),
+        ];
+        assert_eq!(outcome.messages[..3], expected_start);
+        assert!(outcome.messages[3].starts_with("boot sequence complete in "));
+        assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn fatal_mount_failure_runs_the_rescue_shell_then_halts() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
+        let system = FakeSystem {
+            failing_mounts: vec!["/proc", "/tmp"],
+            rescue_exit: ExitStatus::Exited(0),
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        let shell = fixture.settings.shell.display();
+        let failures = "2 of 7 mounts failed: mount proc on /proc: EPERM: Operation not \
+                        permitted; mount tmpfs on /tmp: EPERM: Operation not permitted";
+        assert_eq!(
+            outcome.messages[..6],
+            [
+                format!("phase mounts: FAILED: {failures}"),
+                format!("fatal: phase mounts failed: {failures}"),
+                "rescue shell: exit it to halt".to_string(),
+                "rescue shell exited (exit status 0)".to_string(),
+                "shutdown: halt requested by fatal error".to_string(),
+                "shutdown: file systems: 0 unmounted, 0 remounted read-only, 0 left as they were"
+                    .to_string(),
+            ]
+        );
+        assert_eq!(outcome.messages.last().unwrap(), "shutdown: halt now");
+        assert!(
+            outcome
+                .calls
+                .contains(&format!("spawn {shell} on /dev/console"))
+        );
+        assert!(outcome.calls.contains(&format!("wait {FIRST_PID}")));
+        assert!(
+            outcome.calls_like("sethostname").is_empty(),
+            "no phase after a fatal one"
+        );
+        assert_eq!(outcome.calls.last().unwrap(), "reboot halt");
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn fatal_error_without_shell_halts_pid1() {
+        let fixture = fixture(Some(""), None, false, true);
+        let system = FakeSystem {
+            failing_mounts: vec!["/dev"],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert!(outcome.has(&format!(
+            "rescue shell: {} not found",
+            fixture.settings.shell.display()
+        )));
+        assert!(outcome.calls_like("spawn").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn rescue_shell_that_cannot_start_is_logged_then_halts() {
+        let fixture = fixture(Some(""), None, true, true);
+        let system = FakeSystem {
+            failing_mounts: vec!["/sys"],
+            spawn_failures: 1,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert!(outcome.has(&format!(
+            "rescue shell: start {}: ENOEXEC: Exec format error",
+            fixture.settings.shell.display()
+        )));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn fatal_error_when_not_pid1_exits_without_reboot() {
+        let fixture = fixture(Some(""), None, false, false);
+        let system = FakeSystem {
+            failing_mounts: vec!["/proc"],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(outcome.end, RunEnd::Failed);
+        assert_eq!(
+            outcome.messages.last().unwrap(),
+            "fatal error: not PID 1, exiting without shutting down"
+        );
+        assert!(outcome.calls_like("reboot").is_empty());
+        assert!(outcome.calls_like("kill").is_empty());
+        assert!(outcome.calls_like("disable-cad").is_empty());
+    }
+
+    #[test]
+    fn a_panic_in_a_phase_is_caught_and_fatal() {
+        let fixture = fixture(Some(""), None, false, true);
+        let system = FakeSystem {
+            hostname_panics: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert!(outcome.has("phase hostname: FAILED: panic: hostname exploded"));
+        assert!(outcome.has("fatal: phase hostname failed: panic: hostname exploded"));
+        assert!(
+            !outcome
+                .messages
+                .iter()
+                .any(|m| m.starts_with("boot sequence complete"))
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn existing_mounts_are_left_alone() {
+        let fixture = fixture(
+            Some("mfv.halt=poweroff"),
+            Some(MOUNTINFO_STAGE2),
+            false,
+            false,
+        );
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        let mounted: Vec<&str> = outcome
+            .calls_like("mount ")
+            .iter()
+            .map(|c| c.split(' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(mounted, ["/dev/pts", "/dev/shm", "/run", "/tmp"]);
+        assert!(outcome.has("mounts: already mounted, left alone: /proc /sys /dev"));
+        // Shutdown takes the mounts from the same mountinfo, in reverse order.
+        assert_eq!(
+            outcome.calls_like("unmount"),
+            ["unmount /dev", "unmount /sys", "unmount /proc"]
+        );
+        assert_eq!(outcome.calls_like("remount-ro"), ["remount-ro /"]);
+        assert!(outcome.has(
+            "shutdown: file systems: 3 unmounted, 1 remounted read-only, 0 left as they were"
+        ));
+    }
+
+    #[test]
+    fn signals_choose_the_shutdown() {
+        for (signal, action, by) in [
+            (
+                Signal::SIGINT,
+                ShutdownAction::Reboot,
+                "SIGINT (ctrl-alt-del)",
+            ),
+            (Signal::SIGTERM, ShutdownAction::Poweroff, "SIGTERM"),
+            (Signal::SIGUSR1, ShutdownAction::Halt, "SIGUSR1"),
+            (Signal::SIGUSR2, ShutdownAction::Poweroff, "SIGUSR2"),
+        ] {
+            let fixture = fixture(Some(""), None, true, true);
+            let outcome = run(&fixture, FakeSystem::default(), &[Some(signal)]);
+            assert!(outcome.has(&format!("shutdown: {action} requested by {by}")));
+            assert_eq!(outcome.end, RunEnd::ShutDown(action));
+        }
+    }
+
+    #[test]
+    fn console_shell_is_started_once_and_restarted_at_most_once_a_second() {
+        let fixture = fixture(Some(""), None, true, true);
+        let shell_exit = |pid: i32, code: i32| Reaped {
+            exited: vec![ChildExit {
+                pid: Pid::from_raw(pid),
+                status: ExitStatus::Exited(code),
+            }],
+            children_left: false,
+        };
+        let orphan = Reaped {
+            exited: vec![ChildExit {
+                pid: Pid::from_raw(7),
+                status: ExitStatus::Killed(Signal::SIGKILL),
+            }],
+            children_left: true,
+        };
+        let system = FakeSystem {
+            reaps: VecDeque::from([
+                orphan,
+                shell_exit(FIRST_PID, 0),
+                shell_exit(FIRST_PID + 1, 3),
+            ]),
+            ..FakeSystem::default()
+        };
+        let script = [
+            Some(Signal::SIGCHLD), // an orphan: reaped, shell untouched
+            Some(Signal::SIGHUP),  // ignored
+            Some(Signal::SIGCHLD), // the shell exits at once: restart waits for 1 s
+            None,                  // the wait times out: restart
+            Some(Signal::SIGCHLD), // exits again
+            None,
+            Some(Signal::SIGTERM),
+        ];
+        let outcome = run(&fixture, system, &script);
+        let spawns = outcome.calls_like("spawn");
+        assert_eq!(spawns.len(), 3);
+        let started: Vec<&String> = outcome
+            .messages
+            .iter()
+            .filter(|m| m.starts_with("console shell"))
+            .collect();
+        assert_eq!(started.len(), 3, "{started:?}");
+        assert_eq!(started[0], "console shell started on /dev/console");
+        assert!(
+            started[1].starts_with("console shell exited (exit status 0), restarting in 0.99"),
+            "{}",
+            started[1]
+        );
+        assert!(started[2].starts_with("console shell exited (exit status 3), restarting in 0.99"));
+        // The loop waits forever until a restart is pending, then at most the rest of 1 s.
+        assert_eq!(outcome.timeouts[..3], [None, None, None]);
+        let pending = outcome.timeouts[3].unwrap();
+        assert!(pending > Duration::from_millis(990) && pending <= Duration::from_secs(1));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn a_shell_past_its_respawn_interval_restarts_at_once() {
+        let mut fixture = fixture(Some(""), None, true, true);
+        fixture.settings.respawn_interval = Duration::ZERO;
+        let system = FakeSystem {
+            reaps: VecDeque::from([Reaped {
+                exited: vec![ChildExit {
+                    pid: Pid::from_raw(FIRST_PID),
+                    status: ExitStatus::Killed(Signal::SIGHUP),
+                }],
+                children_left: false,
+            }]),
+            ..FakeSystem::default()
+        };
+        let script = [Some(Signal::SIGCHLD), Some(Signal::SIGTERM)];
+        let outcome = run(&fixture, system, &script);
+        assert!(outcome.has("console shell exited (killed by SIGHUP), restarting"));
+        assert_eq!(outcome.calls_like("spawn").len(), 2);
+        assert_eq!(outcome.timeouts, [None, None]);
+    }
+
+    #[test]
+    fn a_console_shell_that_cannot_start_is_retried() {
+        let fixture = fixture(Some(""), None, true, true);
+        let system = FakeSystem {
+            spawn_failures: 1,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[None, Some(Signal::SIGTERM)]);
+        assert!(outcome.has(&format!(
+            "console shell: start {}: ENOEXEC: Exec format error; trying again in 1.000 s",
+            fixture.settings.shell.display()
+        )));
+        assert!(outcome.has("console shell started on /dev/console"));
+        assert_eq!(outcome.calls_like("spawn").len(), 2);
+        let retry = outcome.timeouts[0].unwrap();
+        assert!(retry > Duration::from_millis(990) && retry <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn without_a_shell_the_loop_still_waits_for_signals() {
+        let fixture = fixture(Some(""), None, false, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGUSR1)]);
+        assert!(outcome.has(&format!(
+            "console shell: {} not found, none started",
+            fixture.settings.shell.display()
+        )));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn a_failing_signal_source_takes_the_fatal_path() {
+        let fixture = fixture(Some(""), None, false, false);
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        assert!(outcome.has("fatal: signal script used up"));
+        assert_eq!(outcome.end, RunEnd::Failed);
+    }
+
+    #[test]
+    fn failed_signal_set_up_takes_the_fatal_path_after_the_boot() {
+        let fixture = fixture(Some(""), None, false, true);
+        let outcome = run_with(
+            &fixture,
+            FakeSystem::default(),
+            Err(anyhow!("signalfd: ENOSYS")),
+        );
+        assert!(
+            outcome
+                .messages
+                .iter()
+                .any(|m| m.starts_with("boot sequence complete"))
+        );
+        assert!(outcome.has("fatal: signal set-up: signalfd: ENOSYS"));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn a_panic_in_the_main_loop_takes_the_fatal_path() {
+        let fixture = fixture(Some(""), None, true, false);
+        let system = FakeSystem {
+            spawn_panics: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert!(outcome.has("fatal: panic: spawn exploded"));
+        assert!(outcome.has("rescue shell: exit it to halt"));
+        assert!(outcome.has("rescue shell: panic: spawn exploded"));
+        assert_eq!(outcome.end, RunEnd::Failed);
+    }
+
+    #[test]
+    fn shutdown_waits_for_processes_then_kills_and_keeps_going_on_errors() {
+        let fixture = fixture(Some("mfv.halt=reboot"), Some(MOUNTINFO_STAGE2), false, true);
+        let still_running = Reaped {
+            exited: Vec::new(),
+            children_left: true,
+        };
+        let system = FakeSystem {
+            reaps: std::iter::repeat_n(still_running, 500).collect(),
+            kill_fails: true,
+            failing_unmounts: vec!["/sys", "/dev"],
+            failing_remounts: vec!["/dev"],
+            reboot_fails: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        for message in [
+            "shutdown: kill(-1, SIGTERM): EPERM: Operation not permitted",
+            "shutdown: kill(-1, SIGHUP): EPERM: Operation not permitted",
+            "shutdown: kill(-1, SIGCONT): EPERM: Operation not permitted",
+            "shutdown: processes still running after 2.000 s, sending SIGKILL",
+            "shutdown: kill(-1, SIGKILL): EPERM: Operation not permitted",
+            "shutdown: remount /dev read-only: EBUSY: Device or resource busy",
+            "shutdown: file systems: 1 unmounted, 2 remounted read-only, 1 left as they were",
+            "shutdown: reboot now",
+            "shutdown: reboot(reboot): EPERM: Operation not permitted",
+        ] {
+            assert!(
+                outcome.has(message),
+                "missing {message:?} in {:#?}",
+                outcome.messages
+            );
+        }
+        assert_eq!(outcome.end, RunEnd::ShutdownFailed(ShutdownAction::Reboot));
+    }
+
+    #[test]
+    fn ctrl_alt_del_is_disabled_only_as_pid1_and_a_failure_is_logged() {
+        let fixture_pid1 = fixture(Some("mfv.halt=halt"), None, false, true);
+        let system = FakeSystem {
+            cad_fails: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture_pid1, system, &[]);
+        assert_eq!(
+            outcome.messages[0],
+            "ctrl-alt-del: reboot(RB_DISABLE_CAD): EPERM: Operation not permitted"
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+
+        let fixture_stage2 = fixture(Some("mfv.halt=halt"), None, false, false);
+        let outcome = run(&fixture_stage2, FakeSystem::default(), &[]);
+        assert!(outcome.calls_like("disable-cad").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn panic_messages() {
+        let text: Box<dyn Any + Send> = Box::new("static text");
+        assert_eq!(panic_message(&*text), "static text");
+        let owned: Box<dyn Any + Send> = Box::new(String::from("owned text"));
+        assert_eq!(panic_message(&*owned), "owned text");
+        let other: Box<dyn Any + Send> = Box::new(42);
+        assert_eq!(panic_message(&*other), "(no message)");
+    }
+}

@@ -1,0 +1,101 @@
+//! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init), or with `--stage2` the
+//! boot sequence after another init.
+//!
+//! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
+//! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
+//! signals and `mfv.halt=` still shut the machine down; a fatal error only exits.
+
+mod clock;
+mod console;
+mod init;
+mod mounts;
+mod signals;
+mod system;
+
+#[cfg(test)]
+mod fake;
+
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::clock::BootClock;
+use crate::console::kernel_stamp;
+use crate::init::{Init, RunEnd, Settings, panic_message};
+use crate::signals::SignalFdSource;
+use crate::system::{NixSystem, ShutdownAction, System};
+
+/// Exit code when a fatal error ends a process that is not PID 1, or shutdown failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit code for a wrong invocation.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    // First of all, so that no signal arrives before the main loop can read it.
+    let signals = SignalFdSource::block_and_open();
+    let is_pid1 = nix::unistd::getpid().as_raw() == 1;
+    // As PID 1 the kernel passes unknown command line words as arguments: they are ignored.
+    let stage2 = std::env::args_os().skip(1).any(|arg| arg == "--stage2");
+    if !is_pid1 && !stage2 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "mfv-init: runs as PID 1 (the initrd's /init) or with --stage2 after another init"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    std::panic::set_hook(Box::new(log_panic));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut init = Init::new(
+            NixSystem,
+            BootClock,
+            std::io::stdout(),
+            Settings::system(is_pid1),
+        );
+        init.run(signals)
+    }));
+    let code = match outcome {
+        Ok(RunEnd::ShutDown(_)) => ExitCode::SUCCESS,
+        Ok(RunEnd::ShutdownFailed(_) | RunEnd::Failed) => ExitCode::from(EXIT_FAILED),
+        Err(panic) => {
+            // The fatal path itself panicked: halt without further ado.
+            let _ = writeln!(
+                std::io::stdout(),
+                "{} mfv-init: fatal: panic: {}",
+                kernel_stamp(BootClock::read().unwrap_or_default()),
+                panic_message(&*panic)
+            );
+            if is_pid1 {
+                NixSystem.sync();
+                let _ = NixSystem.reboot(ShutdownAction::Halt);
+            }
+            ExitCode::from(EXIT_FAILED)
+        }
+    };
+    if is_pid1 {
+        wait_forever();
+    }
+    code
+}
+
+/// Logs where a panic happened, in the console format; the panic itself is caught and
+/// handled as a fatal error.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let location = info
+        .location()
+        .map(|location| format!(" at {location}"))
+        .unwrap_or_default();
+    let message = panic_message(info.payload());
+    let _ = writeln!(
+        std::io::stdout(),
+        "{} mfv-init: panic{location}: {message}",
+        kernel_stamp(BootClock::read().unwrap_or_default())
+    );
+}
+
+/// PID 1 must not exit; this is where it stays when reboot(2) did not happen.
+fn wait_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,40 @@
+//! Network configuration of a Linux host: addresses, DNS, and (later) links, routes, bridges and
+//! a DHCPv4 client.
+//!
+//! `mfv-net` owns the network model of the host and applying it to the kernel and to the
+//! files the resolver reads. Today it provides:
+//!
+//! - interface addresses with their prefix length: [`IpCidr`], [`Ipv4Cidr`], [`Ipv6Cidr`],
+//!   parsed from text like `192.0.2.10/24` with errors that name the input and the problem;
+//! - DNS settings ([`DnsConfig`]) rendered as `resolv.conf` and written atomically with
+//!   [`write_resolv_conf`].
+//!
+//! # What this crate never does
+//!
+//! It never reads configuration files or the kernel command line: callers hand it typed
+//! settings. It never shells out to `ip`, `dhclient` or other tools. Every path it writes is a
+//! parameter; it does not assume `/etc/resolv.conf`.
+//!
+//! ```
+//! use mfv_net::{DnsConfig, Ipv4Cidr};
+//!
+//! let address: Ipv4Cidr = "192.0.2.10/24".parse()?;
+//! assert!(address.contains("192.0.2.1".parse()?));
+//!
+//! let dns = DnsConfig {
+//!     nameservers: vec!["192.0.2.1".parse()?],
+//!     search: vec!["example.org".into()],
+//!     options: vec![],
+//! };
+//! assert!(dns.render()?.contains("nameserver 192.0.2.1\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+mod atomic_file;
+mod cidr;
+mod dns;
+
+pub use atomic_file::WriteStep;
+pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
+pub use dns::{DnsConfig, DnsError, MAX_NAMESERVERS, write_resolv_conf};

@@ -1,0 +1,736 @@
+//! Checking a [`VmSpec`]: every problem at once, each naming its field.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::{DiskBus, DiskSource, MacAddress, VmSpec};
+
+/// Longest VM or pool name accepted.
+const MAX_NAME_LEN: usize = 64;
+/// Longest Linux interface name (`IFNAMSIZ` minus the terminating NUL).
+const MAX_BRIDGE_LEN: usize = 15;
+/// What names may hold besides letters and digits.
+const NAME_CHARSET: &str = "letters, digits, '.', '_' and '-'";
+
+/// Bounds a spec is checked against. The defaults fit any x86-64 host; a caller that knows
+/// the host narrows them (e.g. `max_vcpus` to its CPU count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecLimits {
+    /// Most vCPUs per VM.
+    pub max_vcpus: u32,
+    /// Least memory per VM, MiB.
+    pub min_memory_mib: u64,
+    /// Most memory per VM, MiB.
+    pub max_memory_mib: u64,
+    /// Largest new volume, GiB.
+    pub max_volume_gib: u64,
+}
+
+impl Default for SpecLimits {
+    /// 255 vCPUs (QEMU's limit for the default machine types without an IOMMU), 32 MiB to
+    /// 4 TiB of memory, volumes up to 64 TiB.
+    fn default() -> Self {
+        SpecLimits {
+            max_vcpus: 255,
+            min_memory_mib: 32,
+            max_memory_mib: 4 * 1024 * 1024,
+            max_volume_gib: 64 * 1024,
+        }
+    }
+}
+
+/// One problem with a spec. `field` is the path to the field, e.g. `name`, `vcpus`,
+/// `disks[1].target`, `nics[0].mac`. Serializes with a `kind` tag in snake_case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SpecError {
+    /// A required text is empty.
+    #[error("{field}: must not be empty")]
+    Empty {
+        /// The field.
+        field: String,
+    },
+    /// A text is too long.
+    #[error("{field}: {len} characters, at most {max} allowed")]
+    TooLong {
+        /// The field.
+        field: String,
+        /// Its length in characters.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A name holds characters outside its charset, or does not start with a letter or digit.
+    #[error("{field}: {value:?} may hold only {allowed}, starting with a letter or digit")]
+    InvalidName {
+        /// The field.
+        field: String,
+        /// The value.
+        value: String,
+        /// The allowed characters, in words.
+        allowed: &'static str,
+    },
+    /// A number is outside its bounds.
+    #[error("{field}: {value} is outside {min}..={max}")]
+    OutOfRange {
+        /// The field.
+        field: String,
+        /// The value.
+        value: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+    /// A disk target does not name a device on the disk's bus.
+    #[error("{field}: {value:?} is not a {bus} disk name ({prefix}a, {prefix}b, ...)")]
+    DiskTargetNotOnBus {
+        /// The field.
+        field: String,
+        /// The value.
+        value: String,
+        /// The disk's bus.
+        bus: DiskBus,
+        /// The names on that bus start with this.
+        prefix: &'static str,
+    },
+    /// Two disks have the same target.
+    #[error("{field}: {value:?} is already the target of {first}")]
+    DuplicateDiskTarget {
+        /// The field of the second use.
+        field: String,
+        /// The target.
+        value: String,
+        /// The field of the first use.
+        first: String,
+    },
+    /// A host path is relative.
+    #[error("{field}: {} must be an absolute path", value.display())]
+    RelativePath {
+        /// The field.
+        field: String,
+        /// The path.
+        value: PathBuf,
+    },
+    /// A MAC address is not six pairs of hex digits.
+    #[error("{field}: {value:?} is not a MAC address like 52:54:00:12:34:56")]
+    MalformedMac {
+        /// The field.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// A MAC address is well formed but cannot be a NIC's address.
+    #[error("{field}: {value} {reason}")]
+    UnusableMac {
+        /// The field.
+        field: String,
+        /// The address.
+        value: String,
+        /// Why, e.g. `is a multicast address`.
+        reason: &'static str,
+    },
+    /// Two NICs have the same MAC address.
+    #[error("{field}: {value} is already the MAC address of {first}")]
+    DuplicateMac {
+        /// The field of the second use.
+        field: String,
+        /// The address.
+        value: String,
+        /// The field of the first use.
+        first: String,
+    },
+}
+
+impl SpecError {
+    /// The path to the field the problem is about, e.g. `disks[1].target`.
+    pub fn field(&self) -> &str {
+        match self {
+            SpecError::Empty { field }
+            | SpecError::TooLong { field, .. }
+            | SpecError::InvalidName { field, .. }
+            | SpecError::OutOfRange { field, .. }
+            | SpecError::DiskTargetNotOnBus { field, .. }
+            | SpecError::DuplicateDiskTarget { field, .. }
+            | SpecError::RelativePath { field, .. }
+            | SpecError::MalformedMac { field, .. }
+            | SpecError::UnusableMac { field, .. }
+            | SpecError::DuplicateMac { field, .. } => field,
+        }
+    }
+}
+
+/// Every problem found in a spec, in field order; never empty. Serializes as a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SpecErrors(Vec<SpecError>);
+
+impl SpecErrors {
+    /// The problems.
+    pub fn errors(&self) -> &[SpecError] {
+        &self.0
+    }
+}
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid VM spec: ")?;
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+impl VmSpec {
+    /// Checks the spec against `limits` and returns every problem found.
+    ///
+    /// MAC addresses must be unicast and not all zeros. Universally administered addresses
+    /// are accepted: VMs moved from physical machines keep their vendor MAC.
+    pub fn validate(&self, limits: &SpecLimits) -> Result<(), SpecErrors> {
+        let mut errors = Vec::new();
+        check_name(&mut errors, "name", &self.name, MAX_NAME_LEN);
+        check_range(
+            &mut errors,
+            "vcpus",
+            u64::from(self.vcpus),
+            1,
+            u64::from(limits.max_vcpus),
+        );
+        check_range(
+            &mut errors,
+            "memory_mib",
+            self.memory_mib,
+            limits.min_memory_mib,
+            limits.max_memory_mib,
+        );
+
+        let mut targets: HashMap<&str, String> = HashMap::new();
+        for (index, disk) in self.disks.iter().enumerate() {
+            let field = format!("disks[{index}].target");
+            check_disk_target(&mut errors, &field, &disk.target, disk.bus);
+            if let Some(first) = targets.get(disk.target.as_str()) {
+                errors.push(SpecError::DuplicateDiskTarget {
+                    field,
+                    value: disk.target.clone(),
+                    first: first.clone(),
+                });
+            } else {
+                targets.insert(&disk.target, field);
+            }
+            match &disk.source {
+                DiskSource::NewVolume { pool, size_gib } => {
+                    check_name(
+                        &mut errors,
+                        &format!("disks[{index}].source.pool"),
+                        pool,
+                        MAX_NAME_LEN,
+                    );
+                    check_range(
+                        &mut errors,
+                        &format!("disks[{index}].source.size_gib"),
+                        *size_gib,
+                        1,
+                        limits.max_volume_gib,
+                    );
+                }
+                DiskSource::Image { path } => {
+                    check_absolute(&mut errors, &format!("disks[{index}].source.path"), path);
+                }
+            }
+        }
+
+        let mut macs: HashMap<MacAddress, String> = HashMap::new();
+        for (index, nic) in self.nics.iter().enumerate() {
+            check_name(
+                &mut errors,
+                &format!("nics[{index}].bridge"),
+                &nic.bridge,
+                MAX_BRIDGE_LEN,
+            );
+            let Some(text) = &nic.mac else { continue };
+            let field = format!("nics[{index}].mac");
+            let Ok(mac) = text.parse::<MacAddress>() else {
+                errors.push(SpecError::MalformedMac {
+                    field,
+                    value: text.clone(),
+                });
+                continue;
+            };
+            let reason = if mac.is_multicast() {
+                Some("is a multicast address")
+            } else if mac.is_zero() {
+                Some("is all zeros")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                errors.push(SpecError::UnusableMac {
+                    field,
+                    value: mac.to_string(),
+                    reason,
+                });
+            } else if let Some(first) = macs.get(&mac) {
+                errors.push(SpecError::DuplicateMac {
+                    field,
+                    value: mac.to_string(),
+                    first: first.clone(),
+                });
+            } else {
+                macs.insert(mac, field);
+            }
+        }
+
+        if let Some(iso) = &self.boot_iso {
+            check_absolute(&mut errors, "boot_iso", iso);
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecErrors(errors))
+        }
+    }
+}
+
+fn check_name(errors: &mut Vec<SpecError>, field: &str, value: &str, max: usize) {
+    let len = value.chars().count();
+    if len == 0 {
+        errors.push(SpecError::Empty {
+            field: field.to_owned(),
+        });
+        return;
+    }
+    if len > max {
+        errors.push(SpecError::TooLong {
+            field: field.to_owned(),
+            len,
+            max,
+        });
+    }
+    let starts_well = value
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric());
+    let charset_ok = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !starts_well || !charset_ok {
+        errors.push(SpecError::InvalidName {
+            field: field.to_owned(),
+            value: value.to_owned(),
+            allowed: NAME_CHARSET,
+        });
+    }
+}
+
+fn check_range(errors: &mut Vec<SpecError>, field: &str, value: u64, min: u64, max: u64) {
+    if !(min..=max).contains(&value) {
+        errors.push(SpecError::OutOfRange {
+            field: field.to_owned(),
+            value,
+            min,
+            max,
+        });
+    }
+}
+
+/// libvirt names disks `vda`..`vdzz` on virtio and `sda`..`sdzz` on SATA.
+fn check_disk_target(errors: &mut Vec<SpecError>, field: &str, value: &str, bus: DiskBus) {
+    if value.is_empty() {
+        errors.push(SpecError::Empty {
+            field: field.to_owned(),
+        });
+        return;
+    }
+    let prefix = match bus {
+        DiskBus::Virtio => "vd",
+        DiskBus::Sata => "sd",
+    };
+    let letters_ok = value.strip_prefix(prefix).is_some_and(|letters| {
+        (1..=2).contains(&letters.len()) && letters.bytes().all(|byte| byte.is_ascii_lowercase())
+    });
+    if !letters_ok {
+        errors.push(SpecError::DiskTargetNotOnBus {
+            field: field.to_owned(),
+            value: value.to_owned(),
+            bus,
+            prefix,
+        });
+    }
+}
+
+fn check_absolute(errors: &mut Vec<SpecError>, field: &str, path: &Path) {
+    if !path.is_absolute() {
+        errors.push(SpecError::RelativePath {
+            field: field.to_owned(),
+            value: path.to_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DiskSpec, NicModel, NicSpec};
+
+    fn good_spec() -> VmSpec {
+        VmSpec {
+            name: "web-1".into(),
+            vcpus: 2,
+            memory_mib: 2048,
+            disks: vec![
+                DiskSpec {
+                    target: "vda".into(),
+                    bus: DiskBus::Virtio,
+                    source: DiskSource::NewVolume {
+                        pool: "default".into(),
+                        size_gib: 20,
+                    },
+                },
+                DiskSpec {
+                    target: "sda".into(),
+                    bus: DiskBus::Sata,
+                    source: DiskSource::Image {
+                        path: "/var/lib/mfv/images/data.qcow2".into(),
+                    },
+                },
+            ],
+            nics: vec![NicSpec {
+                bridge: "br0".into(),
+                model: NicModel::Virtio,
+                mac: Some("52:54:00:12:34:56".into()),
+            }],
+            boot_iso: Some("/var/lib/mfv/iso/debian.iso".into()),
+            autostart: true,
+        }
+    }
+
+    /// Validates `good_spec()` changed by `change` and compares the messages.
+    fn check(change: impl FnOnce(&mut VmSpec), expected: &[&str]) {
+        let mut spec = good_spec();
+        change(&mut spec);
+        let messages: Vec<String> = match spec.validate(&SpecLimits::default()) {
+            Ok(()) => vec![],
+            Err(errors) => errors.errors().iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(messages, expected);
+    }
+
+    #[test]
+    fn a_good_spec_passes() {
+        check(|_| {}, &[]);
+    }
+
+    #[test]
+    fn name_empty() {
+        check(|spec| spec.name.clear(), &["name: must not be empty"]);
+    }
+
+    #[test]
+    fn name_too_long() {
+        check(
+            |spec| spec.name = "a".repeat(65),
+            &["name: 65 characters, at most 64 allowed"],
+        );
+        check(|spec| spec.name = "a".repeat(64), &[]);
+    }
+
+    #[test]
+    fn name_charset_and_first_character() {
+        for name in [
+            "web/1", "web 1", "-web", ".hidden", "..", "vm<1>", "wéb", "a'b",
+        ] {
+            check(
+                |spec| spec.name = name.into(),
+                &[&format!(
+                    "name: {name:?} may hold only letters, digits, '.', '_' and '-', starting with a letter or digit"
+                )],
+            );
+        }
+        check(|spec| spec.name = "Web_1.test-2".into(), &[]);
+    }
+
+    #[test]
+    fn vcpus_bounds() {
+        check(|spec| spec.vcpus = 0, &["vcpus: 0 is outside 1..=255"]);
+        check(|spec| spec.vcpus = 256, &["vcpus: 256 is outside 1..=255"]);
+        check(|spec| spec.vcpus = 255, &[]);
+    }
+
+    #[test]
+    fn memory_bounds() {
+        check(
+            |spec| spec.memory_mib = 31,
+            &["memory_mib: 31 is outside 32..=4194304"],
+        );
+        check(
+            |spec| spec.memory_mib = 4 * 1024 * 1024 + 1,
+            &["memory_mib: 4194305 is outside 32..=4194304"],
+        );
+    }
+
+    #[test]
+    fn limits_narrowed_by_the_host() {
+        let limits = SpecLimits {
+            max_vcpus: 2,
+            max_memory_mib: 1024,
+            ..SpecLimits::default()
+        };
+        let mut spec = good_spec();
+        spec.vcpus = 4;
+        let errors = spec.validate(&limits).unwrap_err();
+        let fields: Vec<&str> = errors.errors().iter().map(SpecError::field).collect();
+        assert_eq!(fields, ["vcpus", "memory_mib"]);
+    }
+
+    #[test]
+    fn disk_target_must_match_its_bus() {
+        check(
+            |spec| spec.disks[0].target = "sdb".into(),
+            &["disks[0].target: \"sdb\" is not a virtio disk name (vda, vdb, ...)"],
+        );
+        check(
+            |spec| spec.disks[1].target = "hda".into(),
+            &["disks[1].target: \"hda\" is not a sata disk name (sda, sdb, ...)"],
+        );
+        for target in ["vd", "vdA", "vdabc", "vd1", "xvda"] {
+            check(
+                |spec| spec.disks[0].target = target.into(),
+                &[&format!(
+                    "disks[0].target: {target:?} is not a virtio disk name (vda, vdb, ...)"
+                )],
+            );
+        }
+        check(|spec| spec.disks[0].target = "vdaa".into(), &[]);
+        check(
+            |spec| spec.disks[0].target.clear(),
+            &["disks[0].target: must not be empty"],
+        );
+    }
+
+    #[test]
+    fn duplicate_disk_targets() {
+        check(
+            |spec| {
+                let mut third = spec.disks[0].clone();
+                third.source = DiskSource::Image {
+                    path: "/images/b.qcow2".into(),
+                };
+                spec.disks.push(third);
+            },
+            &["disks[2].target: \"vda\" is already the target of disks[0].target"],
+        );
+    }
+
+    #[test]
+    fn new_volume_pool_and_size() {
+        check(
+            |spec| {
+                spec.disks[0].source = DiskSource::NewVolume {
+                    pool: "my pool".into(),
+                    size_gib: 0,
+                }
+            },
+            &[
+                "disks[0].source.pool: \"my pool\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+                "disks[0].source.size_gib: 0 is outside 1..=65536",
+            ],
+        );
+        check(
+            |spec| {
+                spec.disks[0].source = DiskSource::NewVolume {
+                    pool: String::new(),
+                    size_gib: 65537,
+                }
+            },
+            &[
+                "disks[0].source.pool: must not be empty",
+                "disks[0].source.size_gib: 65537 is outside 1..=65536",
+            ],
+        );
+    }
+
+    #[test]
+    fn relative_paths() {
+        check(
+            |spec| {
+                spec.disks[1].source = DiskSource::Image {
+                    path: "images/data.qcow2".into(),
+                };
+                spec.boot_iso = Some("debian.iso".into());
+            },
+            &[
+                "disks[1].source.path: images/data.qcow2 must be an absolute path",
+                "boot_iso: debian.iso must be an absolute path",
+            ],
+        );
+    }
+
+    #[test]
+    fn bridge_names() {
+        check(
+            |spec| spec.nics[0].bridge = "br-with-a-long-name".into(),
+            &["nics[0].bridge: 19 characters, at most 15 allowed"],
+        );
+        check(
+            |spec| spec.nics[0].bridge = "br/0".into(),
+            &[
+                "nics[0].bridge: \"br/0\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+            ],
+        );
+        check(
+            |spec| spec.nics[0].bridge.clear(),
+            &["nics[0].bridge: must not be empty"],
+        );
+    }
+
+    #[test]
+    fn malformed_mac() {
+        check(
+            |spec| spec.nics[0].mac = Some("52:54:00:12:34".into()),
+            &["nics[0].mac: \"52:54:00:12:34\" is not a MAC address like 52:54:00:12:34:56"],
+        );
+    }
+
+    #[test]
+    fn unusable_macs() {
+        check(
+            |spec| spec.nics[0].mac = Some("01:00:5E:00:00:01".into()),
+            &["nics[0].mac: 01:00:5e:00:00:01 is a multicast address"],
+        );
+        check(
+            |spec| spec.nics[0].mac = Some("ff:ff:ff:ff:ff:ff".into()),
+            &["nics[0].mac: ff:ff:ff:ff:ff:ff is a multicast address"],
+        );
+        check(
+            |spec| spec.nics[0].mac = Some("00:00:00:00:00:00".into()),
+            &["nics[0].mac: 00:00:00:00:00:00 is all zeros"],
+        );
+        // Universally administered (vendor) addresses are accepted.
+        check(
+            |spec| spec.nics[0].mac = Some("00:16:3e:12:34:56".into()),
+            &[],
+        );
+    }
+
+    #[test]
+    fn duplicate_macs_compare_case_insensitively() {
+        check(
+            |spec| {
+                spec.nics.push(NicSpec {
+                    bridge: "br1".into(),
+                    model: NicModel::E1000,
+                    mac: Some("52:54:00:12:34:56".to_uppercase()),
+                });
+                spec.nics.push(NicSpec {
+                    bridge: "br1".into(),
+                    model: NicModel::E1000,
+                    mac: None,
+                });
+            },
+            &["nics[1].mac: 52:54:00:12:34:56 is already the MAC address of nics[0].mac"],
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let spec = VmSpec {
+            name: String::new(),
+            vcpus: 0,
+            memory_mib: 0,
+            disks: vec![],
+            nics: vec![],
+            boot_iso: None,
+            autostart: false,
+        };
+        let errors = spec.validate(&SpecLimits::default()).unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "invalid VM spec: name: must not be empty; vcpus: 0 is outside 1..=255; \
+             memory_mib: 0 is outside 32..=4194304"
+        );
+    }
+
+    #[test]
+    fn errors_serialize_with_kind_and_field() {
+        let mut spec = good_spec();
+        spec.vcpus = 0;
+        spec.nics[0].mac = Some("nope".into());
+        let errors = spec.validate(&SpecLimits::default()).unwrap_err();
+        assert_eq!(
+            serde_json::to_value(&errors).unwrap(),
+            serde_json::json!([
+                {"kind": "out_of_range", "field": "vcpus", "value": 0, "min": 1, "max": 255},
+                {"kind": "malformed_mac", "field": "nics[0].mac", "value": "nope"}
+            ])
+        );
+        let errors_by_field: Vec<&str> = errors.errors().iter().map(SpecError::field).collect();
+        assert_eq!(errors_by_field, ["vcpus", "nics[0].mac"]);
+    }
+
+    #[test]
+    fn every_variant_names_its_field() {
+        let field = || "f".to_owned();
+        let variants = [
+            SpecError::Empty { field: field() },
+            SpecError::TooLong {
+                field: field(),
+                len: 2,
+                max: 1,
+            },
+            SpecError::InvalidName {
+                field: field(),
+                value: "x".into(),
+                allowed: NAME_CHARSET,
+            },
+            SpecError::OutOfRange {
+                field: field(),
+                value: 0,
+                min: 1,
+                max: 2,
+            },
+            SpecError::DiskTargetNotOnBus {
+                field: field(),
+                value: "x".into(),
+                bus: DiskBus::Virtio,
+                prefix: "vd",
+            },
+            SpecError::DuplicateDiskTarget {
+                field: field(),
+                value: "vda".into(),
+                first: "g".into(),
+            },
+            SpecError::RelativePath {
+                field: field(),
+                value: "x".into(),
+            },
+            SpecError::MalformedMac {
+                field: field(),
+                value: "x".into(),
+            },
+            SpecError::UnusableMac {
+                field: field(),
+                value: "x".into(),
+                reason: "r",
+            },
+            SpecError::DuplicateMac {
+                field: field(),
+                value: "x".into(),
+                first: "g".into(),
+            },
+        ];
+        for variant in variants {
+            assert_eq!(variant.field(), "f");
+            assert!(variant.to_string().starts_with("f: "), "{variant}");
+        }
+    }
+}

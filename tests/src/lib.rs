@@ -1,0 +1,50 @@
+//! Appliance test harness: boots the Minifed-Virt kernel and initrd under QEMU and talks to
+//! the guest through its serial console, QMP and forwarded TCP ports.
+//!
+//! The pieces:
+//! - [`ApplianceImage`] finds the kernel and initrd, building them once per test run with
+//!   `cargo xtask image` (or taking them from `MFV_APPLIANCE_DIR`).
+//! - [`GuestSpec`] describes a guest (accelerator, machine type, memory, CPUs, NICs, disks,
+//!   kernel arguments, port forwards) and turns it into a QEMU command line, either for a
+//!   test ([`GuestSpec::boot`]) or for a person at a terminal
+//!   ([`GuestSpec::interactive_command`], used by `cargo xtask boot`).
+//! - [`Guest`] is one running QEMU process: it owns its temp dir, its process group and its
+//!   forwarded ports, reads the serial console with deadline-bound waits, and kills and reaps
+//!   QEMU when dropped, also while a test panics, printing the serial log on failure.
+//!
+//! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mfv_tests::{ApplianceImage, DiskInterface, DiskSpec, GuestSpec, NicModel};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+//!     .kernel_arg("mfv.halt=poweroff")
+//!     .nic(NicModel::VirtioNet)
+//!     .forward_port(443)
+//!     .disk(DiskSpec::blank(DiskInterface::Sata, 64 << 20))
+//!     .boot()?;
+//! guest.wait_for_line("mfv-init: boot sequence complete", Duration::from_secs(60))?;
+//! let web_port = guest.host_port(443);
+//! assert!(guest.wait_for_exit(Duration::from_secs(60))?.success());
+//! # let _ = web_port;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Environment: `MFV_APPLIANCE_DIR` points [`ApplianceImage::shared`] at a ready-made image
+//! instead of building one. QEMU comes from the Debian package `qemu-system-x86`; a missing
+//! QEMU is an error naming it, never a skipped test.
+#![warn(missing_docs)]
+
+mod guest;
+mod image;
+mod ports;
+mod qmp;
+mod serial;
+mod spec;
+
+pub use guest::Guest;
+pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
+pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};

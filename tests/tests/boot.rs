@@ -1,0 +1,114 @@
+//! Acceptance tests for booting and shutting down the appliance: banner, boot phases, and the
+//! four ways the boot ends (mfv.halt=poweroff, mfv.halt=reboot, SIGTERM to PID 1,
+//! ctrl-alt-del). They boot the real image under QEMU TCG.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use mfv_tests::{ApplianceImage, Guest, GuestSpec};
+use serde_json::json;
+
+/// Deadline for each awaited console line; TCG on a loaded machine is slow.
+const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline for QEMU to exit once the guest announced the shutdown.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The boot phases mfv-init logs, in order.
+const PHASES: [&str; 3] = ["mounts", "cmdline", "hostname"];
+
+fn spec() -> anyhow::Result<GuestSpec> {
+    Ok(GuestSpec::new(ApplianceImage::shared()?))
+}
+
+/// Waits for the banner and every phase in order, then the end of the boot sequence.
+fn expect_boot_sequence(guest: &mut Guest) -> anyhow::Result<()> {
+    let banner = guest.wait_for_line("Minifed-Virt mfv-init ", LINE_TIMEOUT)?;
+    ensure!(
+        banner.starts_with("Minifed-Virt mfv-init ") && banner.contains("kernel uptime"),
+        "unexpected banner line: {banner:?}"
+    );
+    for phase in PHASES {
+        guest.wait_for_line(&format!("mfv-init: phase {phase}: ok"), LINE_TIMEOUT)?;
+    }
+    guest.wait_for_line("mfv-init: boot sequence complete in", LINE_TIMEOUT)?;
+    Ok(())
+}
+
+/// Expects QEMU to exit with status 0 and the log to hold no kernel panic.
+fn expect_clean_exit(mut guest: Guest, test: &str) -> anyhow::Result<()> {
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    ensure!(
+        !guest.serial_log().contains("Kernel panic"),
+        "the serial log shows a kernel panic"
+    );
+    eprintln!("{test}: QEMU start to exit {:.1?}", guest.elapsed());
+    Ok(())
+}
+
+#[test]
+fn boots_and_powers_off() -> anyhow::Result<()> {
+    let mut guest = spec()?.kernel_arg("mfv.halt=poweroff").boot()?;
+    expect_boot_sequence(&mut guest)?;
+    eprintln!(
+        "boots_and_powers_off: QEMU start to end of boot sequence {:.1?}",
+        guest.elapsed()
+    );
+    guest.wait_for_line(
+        "mfv-init: shutdown: poweroff requested by mfv.halt",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    expect_clean_exit(guest, "boots_and_powers_off")
+}
+
+#[test]
+fn halt_reboot_exits_qemu() -> anyhow::Result<()> {
+    let mut guest = spec()?.kernel_arg("mfv.halt=reboot").boot()?;
+    expect_boot_sequence(&mut guest)?;
+    guest.wait_for_line(
+        "mfv-init: shutdown: reboot requested by mfv.halt",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: shutdown: reboot now", LINE_TIMEOUT)?;
+    // -no-reboot turns the guest's reboot into QEMU exiting with status 0.
+    expect_clean_exit(guest, "halt_reboot_exits_qemu")
+}
+
+#[test]
+fn sigterm_to_pid1_powers_off() -> anyhow::Result<()> {
+    let mut guest = spec()?.boot()?;
+    expect_boot_sequence(&mut guest)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    guest.write_serial("kill -TERM 1\n")?;
+    guest.wait_for_line(
+        "mfv-init: shutdown: poweroff requested by SIGTERM",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    expect_clean_exit(guest, "sigterm_to_pid1_powers_off")
+}
+
+#[test]
+fn ctrl_alt_del_reboots() -> anyhow::Result<()> {
+    let mut guest = spec()?.boot()?;
+    expect_boot_sequence(&mut guest)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    // The PS/2 keyboard (i8042) is part of both machine types; the kernel's keyboard handler
+    // turns ctrl-alt-del into SIGINT for PID 1 once mfv-init has disabled the hard reboot.
+    let keys = json!({ "keys": [
+        { "type": "qcode", "data": "ctrl" },
+        { "type": "qcode", "data": "alt" },
+        { "type": "qcode", "data": "delete" },
+    ]});
+    guest
+        .qmp("send-key", keys)
+        .context("pressing ctrl-alt-del")?;
+    let line = guest.wait_for_line("mfv-init: shutdown: reboot requested by", LINE_TIMEOUT)?;
+    ensure!(
+        line.contains("SIGINT"),
+        "unexpected shutdown reason: {line:?}"
+    );
+    guest.wait_for_line("mfv-init: shutdown: reboot now", LINE_TIMEOUT)?;
+    expect_clean_exit(guest, "ctrl_alt_del_reboots")
+}

@@ -1,0 +1,287 @@
+//! The Debian packages the project needs: check them with dpkg, install the missing ones with
+//! apt-get when running as root, otherwise print the exact command to run.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::cmd;
+
+/// Every Debian package the build, the image and the tests need, with the reason.
+pub const PACKAGES: &[(&str, &str)] = &[
+    (
+        "qemu-system-x86",
+        "boots the appliance (cargo xtask boot, tests, benchmarks)",
+    ),
+    (
+        "busybox-static",
+        "rescue shell and applets inside the initrd",
+    ),
+    ("cpio", "tests read the initrd back with cpio -t"),
+    ("kmod", "depmod builds modules.dep and modules.alias"),
+    ("zstd", "inspecting the zstd-compressed initrd by hand"),
+    ("libclang-dev", "bindgen for libblkid-rs and sys-mount"),
+    ("libvirt-dev", "the virt crate links libvirt"),
+    ("libudev-dev", "the udev crate links libudev"),
+    ("libblkid-dev", "libblkid-rs links libblkid"),
+    ("pkg-config", "build scripts locate the C libraries"),
+];
+
+/// What to do about missing packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Install them when root, otherwise fail with the command to run.
+    Install,
+    /// Only report them (and fail).
+    CheckOnly,
+}
+
+/// The package database and installer (dpkg and apt-get on the real system).
+pub trait PackageManager {
+    /// Which of `packages` are installed.
+    fn installed(&self, packages: &[&str]) -> Result<BTreeSet<String>>;
+    /// Refreshes the package lists (`apt-get update`).
+    fn update(&mut self) -> Result<()>;
+    /// Installs `packages`.
+    fn install(&mut self, packages: &[&str]) -> Result<()>;
+}
+
+/// dpkg-query and apt-get.
+#[derive(Debug)]
+pub struct Apt;
+
+impl PackageManager for Apt {
+    fn installed(&self, packages: &[&str]) -> Result<BTreeSet<String>> {
+        // dpkg-query exits 1 when a package is unknown but still prints the known ones.
+        let output = cmd::capture(
+            Command::new("dpkg-query")
+                .arg("-W")
+                .arg("-f=${Package}\t${Status}\n")
+                .args(packages),
+        )?;
+        Ok(parse_dpkg_status(&String::from_utf8_lossy(&output.stdout)))
+    }
+
+    fn update(&mut self) -> Result<()> {
+        let mut command = apt_get();
+        command.arg("update");
+        println!("running {}", cmd::display(&command));
+        cmd::run(&mut command)
+    }
+
+    fn install(&mut self, packages: &[&str]) -> Result<()> {
+        let mut command = apt_get();
+        command
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages);
+        println!("running {}", cmd::display(&command));
+        cmd::run(&mut command)
+    }
+}
+
+fn apt_get() -> Command {
+    let mut command = Command::new("apt-get");
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Makes sure every package in [`PACKAGES`] is installed.
+pub fn ensure(mode: Mode) -> Result<()> {
+    let names: Vec<&str> = PACKAGES.iter().map(|(name, _)| *name).collect();
+    ensure_with(&mut Apt, is_root(), mode, &names)
+}
+
+fn ensure_with(
+    manager: &mut dyn PackageManager,
+    root: bool,
+    mode: Mode,
+    packages: &[&str],
+) -> Result<()> {
+    let missing = missing(manager, packages)?;
+    if missing.is_empty() {
+        println!("Debian packages: all {} installed", packages.len());
+        return Ok(());
+    }
+    let line = install_line(&missing);
+    match (mode, root) {
+        (Mode::CheckOnly, true) => {
+            bail!(
+                "missing Debian packages: {}; install them with:\n  {line}",
+                missing.join(" ")
+            )
+        }
+        (_, false) => bail!(
+            "missing Debian packages: {}; run as root or install them with:\n  sudo {line}",
+            missing.join(" ")
+        ),
+        (Mode::Install, true) => {
+            println!("installing missing Debian packages: {}", missing.join(" "));
+            manager.update()?;
+            manager.install(&missing)?;
+            let still_missing = self::missing(manager, &missing)?;
+            if !still_missing.is_empty() {
+                bail!(
+                    "apt-get install finished but these packages are still not installed: {}",
+                    still_missing.join(" ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn missing<'a>(manager: &dyn PackageManager, packages: &[&'a str]) -> Result<Vec<&'a str>> {
+    let installed = manager.installed(packages)?;
+    Ok(packages
+        .iter()
+        .copied()
+        .filter(|package| !installed.contains(*package))
+        .collect())
+}
+
+/// The command that installs `packages` (without `sudo`).
+pub fn install_line(packages: &[&str]) -> String {
+    format!(
+        "apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    )
+}
+
+/// The installed package names in `dpkg-query -W -f='${Package}\t${Status}\n'` output.
+fn parse_dpkg_status(output: &str) -> BTreeSet<String> {
+    output
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, status)| status.split_whitespace().nth(2) == Some("installed"))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct FakeManager {
+        installed: BTreeSet<String>,
+        calls: Vec<String>,
+        install_works: bool,
+    }
+
+    impl FakeManager {
+        fn with(installed: &[&str]) -> Self {
+            Self {
+                installed: installed.iter().map(|name| (*name).to_owned()).collect(),
+                calls: Vec::new(),
+                install_works: true,
+            }
+        }
+    }
+
+    impl PackageManager for FakeManager {
+        fn installed(&self, _packages: &[&str]) -> Result<BTreeSet<String>> {
+            Ok(self.installed.clone())
+        }
+        fn update(&mut self) -> Result<()> {
+            self.calls.push("update".to_owned());
+            Ok(())
+        }
+        fn install(&mut self, packages: &[&str]) -> Result<()> {
+            self.calls.push(format!("install {}", packages.join(" ")));
+            if self.install_works {
+                self.installed
+                    .extend(packages.iter().map(|name| (*name).to_owned()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn nothing_happens_when_everything_is_installed() {
+        let mut manager = FakeManager::with(&["cpio", "kmod"]);
+        ensure_with(&mut manager, true, Mode::Install, &["cpio", "kmod"]).unwrap();
+        assert!(manager.calls.is_empty());
+    }
+
+    #[test]
+    fn root_updates_then_installs_only_the_missing_ones() {
+        let mut manager = FakeManager::with(&["cpio"]);
+        ensure_with(&mut manager, true, Mode::Install, &["cpio", "kmod", "zstd"]).unwrap();
+        assert_eq!(manager.calls, ["update", "install kmod zstd"]);
+    }
+
+    #[test]
+    fn non_root_fails_with_the_exact_sudo_line() {
+        let mut manager = FakeManager::with(&["cpio"]);
+        let error = ensure_with(
+            &mut manager,
+            false,
+            Mode::Install,
+            &["cpio", "kmod", "zstd"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.ends_with("\n  sudo apt-get install -y --no-install-recommends kmod zstd"),
+            "{error}"
+        );
+        assert!(manager.calls.is_empty());
+    }
+
+    #[test]
+    fn check_only_never_installs() {
+        let mut manager = FakeManager::with(&[]);
+        let error = ensure_with(&mut manager, true, Mode::CheckOnly, &["kmod"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing Debian packages: kmod"), "{error}");
+        assert!(manager.calls.is_empty());
+    }
+
+    #[test]
+    fn a_package_still_missing_after_install_is_an_error() {
+        let mut manager = FakeManager {
+            install_works: false,
+            ..FakeManager::with(&[])
+        };
+        let error = ensure_with(&mut manager, true, Mode::Install, &["kmod"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("still not installed: kmod"), "{error}");
+    }
+
+    #[test]
+    fn dpkg_status_counts_only_installed_packages() {
+        let output = "cpio\tinstall ok installed\n\
+                      kmod\tdeinstall ok config-files\n\
+                      zstd\thold ok installed\n\
+                      libvirt-dev\tunknown ok not-installed\n";
+        let installed = parse_dpkg_status(output);
+        assert_eq!(installed.into_iter().collect::<Vec<_>>(), ["cpio", "zstd"]);
+    }
+
+    #[test]
+    fn package_list_has_the_required_packages() {
+        let names: Vec<&str> = PACKAGES.iter().map(|(name, _)| *name).collect();
+        for required in [
+            "qemu-system-x86",
+            "busybox-static",
+            "cpio",
+            "kmod",
+            "zstd",
+            "libclang-dev",
+            "libvirt-dev",
+            "libudev-dev",
+            "libblkid-dev",
+            "pkg-config",
+        ] {
+            assert!(names.contains(&required), "{required} missing");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `cargo xtask`: build tooling for Minifed-Virt (Debian packages, kernel, appliance image,
+//! QEMU boot, the whole test suite and benchmarks).
+
+mod bench;
+mod boot;
+mod cmd;
+mod cpio;
+mod deps;
+mod elf;
+mod image;
+mod kernel;
+mod modules;
+mod suite;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Build tooling for Minifed-Virt.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the Debian packages the project needs and install the missing ones (as root).
+    Deps {
+        /// Only check; fail if a package is missing instead of installing it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Download and unpack the Debian kernel package into target/kernel/ (cached by version).
+    Kernel,
+    /// Build the appliance: target/appliance/{vmlinuz,initrd.img,manifest.txt}.
+    Image {
+        /// Put debug builds of our binaries in the image instead of release builds.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Build the image and boot it in QEMU with the serial console on this terminal.
+    Boot {
+        /// Use KVM instead of TCG (real hardware only; nested KVM hangs).
+        #[arg(long)]
+        kvm: bool,
+        /// Put debug builds of our binaries in the image.
+        #[arg(long)]
+        debug: bool,
+        /// Extra kernel command line arguments (after `--`).
+        #[arg(last = true)]
+        kernel_args: Vec<String>,
+    },
+    /// Run the whole suite: packages, kernel, fmt, clippy, doc, image, cargo test.
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--`).
+        #[arg(last = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// Run a benchmark and record it in BENCHMARKS.md.
+    Bench {
+        #[command(subcommand)]
+        benchmark: Benchmark,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Benchmark {
+    /// Boot the appliance under QEMU TCG and time kernel start to /init and the boot sequence.
+    Boot {
+        /// How many boots to time.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
+}
+
+/// Where the workspace lives and where builds go.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The workspace root (holds the root Cargo.toml).
+    pub root: PathBuf,
+    /// Cargo's target directory.
+    pub target: PathBuf,
+    /// The cargo program that runs us.
+    pub cargo: PathBuf,
+}
+
+impl Workspace {
+    fn locate() -> Self {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest_dir
+            .parent()
+            .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf);
+        let target = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => root.join(dir),
+            None => root.join("target"),
+        };
+        let cargo = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+        Self {
+            root,
+            target,
+            cargo,
+        }
+    }
+
+    /// A `cargo` command running in the workspace root.
+    pub fn cargo(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.cargo);
+        command.current_dir(&self.root);
+        command
+    }
+
+    /// Where `cargo xtask image` writes the appliance.
+    pub fn appliance_dir(&self) -> PathBuf {
+        self.target.join("appliance")
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let workspace = Workspace::locate();
+    match cli.command {
+        Command::Deps { check } => {
+            let mode = if check {
+                deps::Mode::CheckOnly
+            } else {
+                deps::Mode::Install
+            };
+            deps::ensure(mode)
+        }
+        Command::Kernel => {
+            deps::ensure(deps::Mode::Install)?;
+            kernel::fetch(&workspace).map(drop)
+        }
+        Command::Image { debug } => {
+            deps::ensure(deps::Mode::Install)?;
+            image::build(&workspace, image::Profile::from_debug_flag(debug)).map(drop)
+        }
+        Command::Boot {
+            kvm,
+            debug,
+            kernel_args,
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            image::build(&workspace, image::Profile::from_debug_flag(debug))?;
+            boot::interactive(&workspace, kvm, &kernel_args)
+        }
+        Command::Test { cargo_test_args } => suite::run(&workspace, &cargo_test_args),
+        Command::Bench {
+            benchmark: Benchmark::Boot { runs },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench::boot(&workspace, runs)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn boot_passes_kernel_arguments_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["xtask", "boot", "--", "mfv.halt=poweroff", "quiet"]).unwrap();
+        match cli.command {
+            Command::Boot {
+                kvm, kernel_args, ..
+            } => {
+                assert!(!kvm);
+                assert_eq!(kernel_args, ["mfv.halt=poweroff", "quiet"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_boot_runs_default_to_five_and_reject_zero() {
+        let cli = Cli::try_parse_from(["xtask", "bench", "boot"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                benchmark: Benchmark::Boot { runs: 5 }
+            }
+        ));
+        assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "0"]).is_err());
+    }
+}
