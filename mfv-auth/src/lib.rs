@@ -1,12 +1,19 @@
-//! Who may do what on the host: users, roles and permissions, and (later) password hashing,
-//! sessions, API tokens and the SQLite, LDAP and MySQL backends.
+//! Who may do what on the host: users, roles and permissions, password hashing, sessions,
+//! API tokens, TOTP, login throttling, the audit log and the SQLite, LDAP and MySQL backends.
 //!
-//! `mfv-auth` owns the access-control model. Today it provides:
+//! `mfv-auth` owns the access-control model:
 //!
 //! - [`Role`] (admin, operator, viewer) and the [`Permission`]s each role has
 //!   ([`Role::allows`]), the one place that decides what a role may do;
 //! - [`Username`], a validated account name that is safe to put in an LDAP filter or DN
-//!   and in SQL (it is still escaped and parameterized there; the charset is a second wall).
+//!   and in SQL (it is still escaped and parameterized there; the charset is a second wall);
+//! - [`UserBackend`], where accounts live, and [`UserAdmin`], how they are changed;
+//!   [`SqliteUserBackend`] is the embedded one;
+//! - [`Password`] and [`PasswordHasher`] (argon2id, m=19456 KiB, t=2, p=1 by default);
+//! - [`SqliteState`], the SQLite database that always holds sessions, API tokens, TOTP
+//!   secrets, recovery codes, throttle counters and the audit log, whatever the user backend;
+//! - [`Authenticator`], which composes the two: login with throttling and TOTP, sessions,
+//!   API tokens, audited user administration. Time comes from a [`Clock`].
 //!
 //! # What this crate never does
 //!
@@ -25,8 +32,45 @@
 //! ```
 #![warn(missing_docs)]
 
+mod audit;
+mod authenticator;
+#[cfg(test)]
+mod authenticator_tests;
+mod backend;
+mod clock;
+pub mod ldap;
+pub mod mysql;
+mod password;
 mod role;
+mod second_factor;
+mod secret;
+mod session;
+mod sqlite;
+mod sqlite_users;
+mod throttle;
+mod token;
+mod totp;
 mod username;
 
+pub use audit::{AuditEntry, AuditEvent, AuditOutcome};
+pub use authenticator::{Actor, AuthError, AuthPolicy, Authenticator, CheckError, LoginError};
+pub use backend::{
+    AdminError, BackendError, BoxFuture, CheckReport, CheckStep, DisplayNameError,
+    MAX_DISPLAY_NAME_CHARS, StepOutcome, UserAdmin, UserBackend, UserRecord, check_display_name,
+};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use ldap::{LdapBackend, LdapConfig};
+pub use mysql::{MySqlBackend, MySqlConfig};
+pub use password::{
+    Argon2Params, HashError, MAX_PASSWORD_BYTES, Password, PasswordError, PasswordHasher,
+};
 pub use role::{Permission, Role, UnknownNameError};
+pub use second_factor::TotpEnrolment;
+pub use secret::{RandomError, Secret};
+pub use session::{Session, SessionInfo};
+pub use sqlite::{SCHEMA_VERSION, SqliteState, StoreError};
+pub use sqlite_users::SqliteUserBackend;
+pub use throttle::ThrottleRule;
+pub use token::{API_TOKEN_PREFIX, ApiTokenInfo, MAX_TOKEN_NAME_CHARS, NewApiToken};
+pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS};
 pub use username::{RESERVED_USERNAMES, Username, UsernameError};

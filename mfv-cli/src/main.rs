@@ -3,12 +3,14 @@
 //! A thin binary: it parses arguments with clap, calls the library crates and prints their
 //! results. Exit codes: 0 success, 1 the operation failed, 2 wrong usage (clap's own).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
+use mfv_probe::modules::{KernelModuleLoader, ModuleIndex, ModuleOptions};
+use mfv_probe::{ColdplugOptions, ModuleDriverLoader, SystemRoots};
 
 #[derive(Debug, Parser)]
 #[command(name = "mfv", version, about = "Manage a Minifed-Virt host")]
@@ -24,6 +26,29 @@ enum Command {
         /// Read this file instead of the running kernel's command line.
         #[arg(long, default_value = "/proc/cmdline")]
         file: PathBuf,
+    },
+    /// Show the hardware inventory (NICs, disks, USB, CPU, memory) as a table, or load the
+    /// drivers of every device first (coldplug) and show what was loaded.
+    Probe {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Load the drivers of every device present (root only), then print the coldplug
+        /// report instead of the inventory.
+        #[arg(long)]
+        load: bool,
+        /// The sysfs root.
+        #[arg(long, default_value = mfv_probe::DEFAULT_SYSFS_ROOT)]
+        sysfs: PathBuf,
+        /// The procfs root (cpuinfo, meminfo, cmdline, the kernel release).
+        #[arg(long, default_value = mfv_probe::DEFAULT_PROC_ROOT)]
+        proc: PathBuf,
+        /// The device node directory.
+        #[arg(long, default_value = mfv_probe::DEFAULT_DEV_ROOT)]
+        dev: PathBuf,
+        /// The modules of the running kernel, for --load [default: /lib/modules/RELEASE, RELEASE from uname].
+        #[arg(long)]
+        modules: Option<PathBuf>,
     },
 }
 
@@ -46,6 +71,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", render_boot_options(&cmdline.boot_options()));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Probe {
+            json,
+            load,
+            sysfs,
+            proc,
+            dev,
+            modules,
+        } => {
+            let roots = SystemRoots { sysfs, proc, dev };
+            let output = if load {
+                coldplug(&roots, modules.as_deref(), json)?
+            } else {
+                inventory(&roots, json)?
+            };
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The inventory as the table, or as JSON.
+fn inventory(roots: &SystemRoots, json: bool) -> anyhow::Result<String> {
+    let inventory = mfv_probe::inventory_at(roots);
+    if json {
+        let mut text = serde_json::to_string_pretty(&inventory).context("inventory as JSON")?;
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(inventory.render_table())
+    }
+}
+
+/// Runs coldplug like mfv-init does (modules of the running kernel, options and blacklist
+/// from the kernel command line as modprobe reads them) and returns its report.
+fn coldplug(roots: &SystemRoots, modules: Option<&Path>, json: bool) -> anyhow::Result<String> {
+    let modules_dir = match modules {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let path = roots.proc.join("sys/kernel/osrelease");
+            let release = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read the kernel release from {}", path.display())
+            })?;
+            PathBuf::from("/lib/modules").join(release.trim())
+        }
+    };
+    let index = ModuleIndex::load(&modules_dir)
+        .with_context(|| format!("cannot read the module index in {}", modules_dir.display()))?;
+    let cmdline_path = roots.proc.join("cmdline");
+    let cmdline = KernelCmdline::read_from(&cmdline_path)?;
+    let options = ModuleOptions::from_kernel_parameters(
+        cmdline
+            .params()
+            .iter()
+            .map(|param| (param.key(), param.value())),
+    );
+    let mut loader =
+        ModuleDriverLoader::new(&index, &options, KernelModuleLoader::new(&roots.sysfs));
+    let report = mfv_probe::coldplug(&roots.sysfs, &mut loader, &ColdplugOptions::default())?;
+    if json {
+        let mut text = serde_json::to_string_pretty(&report).context("report as JSON")?;
+        text.push('\n');
+        Ok(text)
+    } else {
+        Ok(report.to_string())
     }
 }
 
@@ -105,6 +194,171 @@ mod tests {
              mfv.debug          off\n\
              warning: unknown key mfv.confg ignored (did you mean mfv.config?)\n"
         );
+    }
+
+    fn probe(args: &[&str]) -> anyhow::Result<String> {
+        let cli = Cli::try_parse_from([&["mfv", "probe"], args].concat())?;
+        let Command::Probe {
+            json,
+            load,
+            sysfs,
+            proc,
+            dev,
+            modules,
+        } = cli.command
+        else {
+            panic!("not the probe command");
+        };
+        let roots = SystemRoots { sysfs, proc, dev };
+        if load {
+            coldplug(&roots, modules.as_deref(), json)
+        } else {
+            inventory(&roots, json)
+        }
+    }
+
+    /// What `blkid -p` says about `/dev/<name>`: (TYPE, LABEL).
+    fn blkid(name: &str) -> (Option<String>, Option<String>) {
+        let output = std::process::Command::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(format!("/dev/{name}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(str::to_owned)
+        };
+        (field("TYPE="), field("LABEL="))
+    }
+
+    /// The inventory of this machine agrees with /sys/class/net, /sys/block and blkid.
+    #[test]
+    fn the_inventory_of_this_machine_matches_sysfs_and_blkid() {
+        let json: serde_json::Value = serde_json::from_str(&probe(&["--json"]).unwrap()).unwrap();
+        let mut nics: Vec<String> = json["nics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|nic| nic["name"].as_str().unwrap().to_owned())
+            .collect();
+        nics.sort();
+        let mut class_net: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        class_net.sort();
+        assert_eq!(nics, class_net);
+
+        let disks = json["block_devices"].as_array().unwrap();
+        for entry in std::fs::read_dir("/sys/block").unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let size: u64 = std::fs::read_to_string(format!("/sys/block/{name}/size"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let listed = disks.iter().find(|disk| disk["name"] == name.as_str());
+            if size == 0 {
+                continue;
+            }
+            let disk = listed.unwrap_or_else(|| panic!("{name} missing from the inventory"));
+            assert_eq!(disk["size_bytes"].as_u64(), Some(size * 512), "{name}");
+            let (fs_type, label) = blkid(&name);
+            assert_eq!(disk["fs_type"].as_str(), fs_type.as_deref(), "{name}");
+            assert_eq!(disk["label"].as_str(), label.as_deref(), "{name}");
+        }
+        let table = probe(&[]).unwrap();
+        assert!(table.starts_with("NICs\n"), "{table}");
+        for nic in &nics {
+            assert!(table.contains(nic.as_str()), "{nic} missing from {table}");
+        }
+    }
+
+    #[test]
+    fn an_empty_tree_gives_an_inventory_with_issues() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = |name: &str| dir.path().join(name).display().to_string();
+        let args = [
+            "--json",
+            "--sysfs",
+            &root("sys"),
+            "--proc",
+            &root("proc"),
+            "--dev",
+            &root("dev"),
+        ];
+        let json: serde_json::Value = serde_json::from_str(&probe(&args).unwrap()).unwrap();
+        assert_eq!(json["nics"], serde_json::json!([]));
+        assert!(
+            json["issues"]
+                .to_string()
+                .contains(&dir.path().join("sys").display().to_string())
+        );
+    }
+
+    #[test]
+    fn load_without_a_module_index_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let error = probe(&["--load", "--modules", &modules.display().to_string()]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read the module index in {}", modules.display())
+        );
+        let proc = dir.path().join("proc");
+        let error = probe(&["--load", "--proc", &proc.display().to_string()]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot read the kernel release from {}",
+                proc.join("sys/kernel/osrelease").display()
+            )
+        );
+    }
+
+    #[test]
+    fn load_on_a_machine_without_devices_settles_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        std::fs::create_dir_all(&modules).unwrap();
+        for file in [
+            "modules.alias",
+            "modules.dep",
+            "modules.builtin",
+            "modules.softdep",
+        ] {
+            std::fs::write(modules.join(file), "").unwrap();
+        }
+        let proc = dir.path().join("proc");
+        std::fs::create_dir_all(&proc).unwrap();
+        std::fs::write(proc.join("cmdline"), "quiet mfv.blacklist=floppy\n").unwrap();
+        let sysfs = dir.path().join("sys");
+        std::fs::create_dir_all(sysfs.join("bus")).unwrap();
+        let [modules, proc, sysfs] = [modules, proc, sysfs].map(|p| p.display().to_string());
+        let args = [
+            "--load",
+            "--modules",
+            &modules,
+            "--proc",
+            &proc,
+            "--sysfs",
+            &sysfs,
+        ];
+        let report = probe(&args).unwrap();
+        assert!(
+            report.starts_with("coldplug: settled after 1 pass in "),
+            "{report}"
+        );
+        assert!(
+            report.contains(": 0 devices, 0 modules loaded, 0 failed"),
+            "{report}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&probe(&[&args[..], &["--json"]].concat()).unwrap()).unwrap();
+        assert_eq!(json["end"], "settled");
+        assert_eq!(json["passes"], 1);
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! # What this crate owns
 //! - The **kernel command line** ([`cmdline`]): parsing with the kernel's own quoting rules and
 //!   the typed `mfv.*` boot options (config source override, provisioning, halt action, debug).
-//! - **Config discovery**: which volumes are candidates, in which order, and why each one was
+//! - **Config discovery** ([`discovery`]): which volumes are candidates, in which order, and why each one was
 //!   taken or skipped.
-//! - **Mounting** a candidate volume read-only to read its configuration.
+//! - **Mounting** a candidate volume read-only to read its configuration ([`mount`]), and
+//!   **formatting** a partition as a config volume after explicit confirmation
+//!   ([`format`](mod@format)).
 //! - The configuration **schema**, its **validation** (every error with its position) and the
 //!   **migration** of older versions.
-//! - The **atomic store** the configuration is saved to, which keeps the previous generation.
+//! - The **atomic store** the configuration is saved to, which keeps the previous generation
+//!   as last-known-good ([`store`]: a directory on the config volume, or SQLite).
 //!
 //! # What this crate never does
 //! It never loads drivers, never configures the network and never talks to libvirt. It reads
@@ -17,3 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod cmdline;
+pub mod discovery;
+pub mod format;
+pub mod mount;
+pub mod schema;
+pub mod store;

@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::clock::Clock;
+use crate::hardware::ProbeSettings;
 use crate::mounts::MountSpec;
 use crate::signals::SignalSource;
 use crate::system::{ExitStatus, Reaped, ShutdownAction, System};
@@ -38,6 +39,10 @@ pub struct FakeSystem {
     pub reaps: VecDeque<Reaped>,
     pub rescue_exit: ExitStatus,
     pub next_pid: i32,
+    /// What coldplug reports on the console.
+    pub coldplug_lines: Vec<String>,
+    pub coldplug_fails: bool,
+    pub hotplug_fails: bool,
 }
 
 impl Default for FakeSystem {
@@ -57,6 +62,9 @@ impl Default for FakeSystem {
             reaps: VecDeque::new(),
             rescue_exit: ExitStatus::Exited(0),
             next_pid: FIRST_PID,
+            coldplug_lines: Vec::new(),
+            coldplug_fails: false,
+            hotplug_fails: false,
         }
     }
 }
@@ -171,6 +179,40 @@ impl System for FakeSystem {
         self.calls.push(format!("wait {pid}"));
         Ok(self.rescue_exit)
     }
+
+    fn coldplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<Vec<String>> {
+        self.calls.push(format!("coldplug {}", describe(probe)));
+        if self.coldplug_fails {
+            bail!(
+                "cannot list the devices: {}/bus",
+                probe.roots.sysfs.display()
+            );
+        }
+        Ok(self.coldplug_lines.clone())
+    }
+
+    fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()> {
+        self.calls
+            .push(format!("start-hotplug {}", describe(probe)));
+        if self.hotplug_fails {
+            bail!("cannot open the uevent socket: EPERM: Operation not permitted");
+        }
+        Ok(())
+    }
+}
+
+/// Probe settings in one line: `<modules dir> [<parameters with a dot>]`.
+fn describe(probe: &ProbeSettings) -> String {
+    let dotted: Vec<String> = probe
+        .kernel_parameters
+        .iter()
+        .filter(|(key, _)| key.contains('.'))
+        .map(|(key, value)| match value {
+            Some(value) => format!("{key}={value}"),
+            None => key.clone(),
+        })
+        .collect();
+    format!("{} [{}]", probe.modules_dir.display(), dotted.join(" "))
 }
 
 /// A clock that advances by `step` on every read and by the slept time on `sleep`; clones

@@ -13,6 +13,7 @@ use mfv_config::cmdline::{BootOptions, KernelCmdline};
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
+use crate::hardware::{self, COLDPLUG_KEY, ProbeSettings};
 use crate::mounts::{self, EARLY_MOUNTS};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ShutdownAction, System};
@@ -23,8 +24,15 @@ pub const DEFAULT_HOSTNAME: &str = "minifed";
 /// Where things are and how long to wait; paths are parameters so tests use fixture trees.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where proc is mounted (`/proc`); `cmdline` and `self/mountinfo` are read from there.
+    /// Where proc is mounted (`/proc`); `cmdline`, `self/mountinfo` and
+    /// `sys/kernel/osrelease` are read from there.
     pub proc_dir: PathBuf,
+    /// Where sysfs is mounted (`/sys`).
+    pub sysfs_root: PathBuf,
+    /// Where the device nodes are (`/dev`).
+    pub dev_dir: PathBuf,
+    /// Where the kernel modules are, one directory per kernel release (`/lib/modules`).
+    pub modules_root: PathBuf,
     /// The shell for the console and rescue (`/bin/sh`); absent in images without one.
     pub shell: PathBuf,
     /// The console the shell runs on (`/dev/console`).
@@ -44,6 +52,9 @@ impl Settings {
     pub fn system(is_pid1: bool) -> Settings {
         Settings {
             proc_dir: PathBuf::from("/proc"),
+            sysfs_root: PathBuf::from("/sys"),
+            dev_dir: PathBuf::from("/dev"),
+            modules_root: PathBuf::from("/lib/modules"),
             shell: PathBuf::from("/bin/sh"),
             console: PathBuf::from("/dev/console"),
             hostname: DEFAULT_HOSTNAME.to_string(),
@@ -70,16 +81,25 @@ pub enum RunEnd {
 enum Phase {
     Mounts,
     Cmdline,
+    /// Loads the drivers of the devices present and shows the hardware; after `cmdline`,
+    /// which gives it the module options and the blacklist.
+    Coldplug,
     Hostname,
 }
 
-const PHASES: [Phase; 3] = [Phase::Mounts, Phase::Cmdline, Phase::Hostname];
+const PHASES: [Phase; 4] = [
+    Phase::Mounts,
+    Phase::Cmdline,
+    Phase::Coldplug,
+    Phase::Hostname,
+];
 
 impl Phase {
     fn name(self) -> &'static str {
         match self {
             Phase::Mounts => "mounts",
             Phase::Cmdline => "cmdline",
+            Phase::Coldplug => "coldplug",
             Phase::Hostname => "hostname",
         }
     }
@@ -88,7 +108,7 @@ impl Phase {
     fn is_fatal(self) -> bool {
         match self {
             Phase::Mounts => true,
-            Phase::Cmdline | Phase::Hostname => false,
+            Phase::Cmdline | Phase::Coldplug | Phase::Hostname => false,
         }
     }
 }
@@ -110,6 +130,9 @@ pub struct Init<S: System, C: Clock, W: Write> {
     pub(crate) console: Console<W>,
     settings: Settings,
     started: Duration,
+    /// The kernel command line once the `cmdline` phase read it (empty before or if it
+    /// could not be read).
+    cmdline: KernelCmdline,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -122,6 +145,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             console: Console::new(console),
             settings,
             started,
+            cmdline: KernelCmdline::default(),
         }
     }
 
@@ -149,6 +173,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             Ok(signals) => signals,
             Err(error) => return self.fatal(&error),
         };
+        self.start_hotplug();
         let supervised = catch_unwind(AssertUnwindSafe(|| self.supervise(&mut signals)));
         match supervised {
             Ok(Ok(request)) => self.shutdown(request),
@@ -201,9 +226,22 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             Phase::Mounts => self.mount_early(),
             Phase::Cmdline => {
                 let path = self.settings.proc_dir.join("cmdline");
-                *options = KernelCmdline::read_from(&path)?.boot_options();
+                let cmdline = KernelCmdline::read_from(&path)?;
+                *options = cmdline.boot_options();
                 for warning in &options.warnings {
                     self.log(format_args!("cmdline: warning: {warning}"));
+                }
+                self.cmdline = cmdline;
+                Ok(())
+            }
+            Phase::Coldplug => {
+                let probe = self.probe_settings()?;
+                if !probe.enabled {
+                    self.log(format_args!("coldplug: skipped ({COLDPLUG_KEY}=off)"));
+                    return Ok(());
+                }
+                for line in self.system.coldplug(&probe)? {
+                    self.log(line);
                 }
                 Ok(())
             }
@@ -211,6 +249,42 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 let hostname = self.settings.hostname.clone();
                 self.system.set_hostname(&hostname)
             }
+        }
+    }
+
+    /// What driver loading needs: paths, and the command line's module options.
+    fn probe_settings(&self) -> anyhow::Result<ProbeSettings> {
+        let modules_dir =
+            hardware::modules_dir(&self.settings.proc_dir, &self.settings.modules_root)?;
+        let roots = mfv_probe::SystemRoots {
+            sysfs: self.settings.sysfs_root.clone(),
+            proc: self.settings.proc_dir.clone(),
+            dev: self.settings.dev_dir.clone(),
+        };
+        Ok(ProbeSettings::from_cmdline(
+            &self.cmdline,
+            roots,
+            &modules_dir,
+        ))
+    }
+
+    /// Starts loading drivers for devices that appear from now on; a failure is logged and
+    /// the host runs on without hotplug.
+    fn start_hotplug(&mut self) {
+        let probe = match self.probe_settings() {
+            Ok(probe) => probe,
+            Err(error) => {
+                self.log(format_args!("hotplug: not started: {error:#}"));
+                return;
+            }
+        };
+        if !probe.enabled {
+            self.log(format_args!("hotplug: not started ({COLDPLUG_KEY}=off)"));
+            return;
+        }
+        match self.system.start_hotplug(&probe) {
+            Ok(()) => self.log("hotplug: listening for kernel uevents"),
+            Err(error) => self.log(format_args!("hotplug: not started: {error:#}")),
         }
     }
 
@@ -482,7 +556,11 @@ mod tests {
 24 1 0:5 / /dev rw,nosuid - devtmpfs devtmpfs rw,mode=755
 ";
 
-    /// A fixture tree: `proc/cmdline`, optionally `proc/self/mountinfo` and `bin/sh`.
+    /// The kernel release in the fixture's `proc/sys/kernel/osrelease`.
+    const RELEASE: &str = "6.1.0-test";
+
+    /// A fixture tree: `proc/cmdline`, `proc/sys/kernel/osrelease`, optionally
+    /// `proc/self/mountinfo` and `bin/sh`.
     struct Fixture {
         _dir: TempDir,
         settings: Settings,
@@ -503,6 +581,12 @@ mod tests {
         if let Some(mountinfo) = mountinfo {
             std::fs::write(proc_dir.join("self/mountinfo"), mountinfo).unwrap();
         }
+        std::fs::create_dir_all(proc_dir.join("sys/kernel")).unwrap();
+        std::fs::write(
+            proc_dir.join("sys/kernel/osrelease"),
+            format!("{RELEASE}\n"),
+        )
+        .unwrap();
         let shell_path = dir.path().join("bin/sh");
         if shell {
             std::fs::create_dir_all(dir.path().join("bin")).unwrap();
@@ -510,6 +594,9 @@ mod tests {
         }
         let settings = Settings {
             proc_dir,
+            sysfs_root: PathBuf::from("/sys"),
+            dev_dir: PathBuf::from("/dev"),
+            modules_root: PathBuf::from("/lib/modules"),
             shell: shell_path,
             console: PathBuf::from("/dev/console"),
             hostname: DEFAULT_HOSTNAME.to_string(),
@@ -600,8 +687,26 @@ mod tests {
 
     #[test]
     fn halt_poweroff_boot_logs_every_phase_in_the_exact_format() {
-        let fixture = fixture(Some("console=ttyS0 mfv.halt=poweroff"), None, true, true);
-        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        let fixture = fixture(
+            Some("console=ttyS0 usb-storage.delay_use=0 mfv.halt=poweroff"),
+            None,
+            true,
+            true,
+        );
+        let system = FakeSystem {
+            coldplug_lines: vec![
+                "coldplug: settled after 2 passes in 41 ms: 9 devices, 1 modules loaded, \
+                 0 failed, 0 blacklisted, 0 without driver"
+                    .to_string(),
+                "  loaded e1000 for pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"
+                    .to_string(),
+                "nic: eth0 mac=52:54:00:12:34:56 driver=e1000 bus=pci carrier=yes \
+                 speed=1000Mbit/s kind=physical"
+                    .to_string(),
+            ],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
         let version = env!("CARGO_PKG_VERSION");
         assert_eq!(
             outcome.output,
@@ -609,12 +714,19 @@ mod tests {
                 "Minifed-Virt mfv-init {version} (kernel uptime 1.500 s)\n\
                  [    1.500300] mfv-init: phase mounts: ok (0.1 ms)\n\
                  [    1.500600] mfv-init: phase cmdline: ok (0.1 ms)\n\
-                 [    1.500900] mfv-init: phase hostname: ok (0.1 ms)\n\
-                 [    1.501100] mfv-init: boot sequence complete in 0.001 s\n\
-                 [    1.501200] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.501500] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.500800] mfv-init: coldplug: settled after 2 passes in 41 ms: 9 devices, \
+                 1 modules loaded, 0 failed, 0 blacklisted, 0 without driver\n\
+                 [    1.500900] mfv-init:   loaded e1000 for \
+                 pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n\
+                 [    1.501000] mfv-init: nic: eth0 mac=52:54:00:12:34:56 driver=e1000 bus=pci \
+                 carrier=yes speed=1000Mbit/s kind=physical\n\
+                 [    1.501200] mfv-init: phase coldplug: ok (0.4 ms)\n\
+                 [    1.501500] mfv-init: phase hostname: ok (0.1 ms)\n\
+                 [    1.501700] mfv-init: boot sequence complete in 0.001 s\n\
+                 [    1.501800] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.502100] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.501600] mfv-init: shutdown: poweroff now\n"
+                 [    1.502200] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -629,6 +741,7 @@ mod tests {
                 "mount tmpfs /dev/shm mode=1777 MsFlags(MS_NOSUID | MS_NODEV)",
                 "mount tmpfs /run mode=0755 MsFlags(MS_NOSUID | MS_NODEV)",
                 "mount tmpfs /tmp mode=1777 MsFlags(MS_NOSUID | MS_NODEV)",
+                "coldplug /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "sethostname minifed",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
@@ -698,11 +811,12 @@ mod tests {
                  No such file or directory (os error 2)",
                 cmdline.display()
             ),
+            "phase coldplug: ok (0.1 ms)".to_string(),
             "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
                 .to_string(),
         ];
-        assert_eq!(outcome.messages[..3], expected_start);
-        assert!(outcome.messages[3].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..4], expected_start);
+        assert!(outcome.messages[4].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -840,6 +954,80 @@ mod tests {
         assert!(outcome.has(
             "shutdown: file systems: 3 unmounted, 1 remounted read-only, 0 left as they were"
         ));
+    }
+
+    #[test]
+    fn hotplug_starts_before_the_console_shell_with_the_module_options() {
+        let fixture = fixture(Some("e1000.debug=2 mfv.blacklist=floppy"), None, true, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        let settings = "/lib/modules/6.1.0-test [e1000.debug=2 mfv.blacklist=floppy]";
+        assert_eq!(
+            outcome.calls_like("coldplug"),
+            [format!("coldplug {settings}")]
+        );
+        let hotplug = outcome
+            .calls
+            .iter()
+            .position(|call| *call == format!("start-hotplug {settings}"))
+            .unwrap();
+        let spawn = outcome
+            .calls
+            .iter()
+            .position(|call| call.starts_with("spawn"))
+            .unwrap();
+        assert!(hotplug < spawn, "{:?}", outcome.calls);
+        assert!(outcome.has("hotplug: listening for kernel uevents"));
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn coldplug_off_loads_no_driver_at_boot_or_later() {
+        let fixture = fixture(Some("mfv.coldplug=off"), None, true, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        assert!(outcome.has("coldplug: skipped (mfv.coldplug=off)"));
+        assert!(outcome.has("phase coldplug: ok (0.2 ms)"));
+        assert!(outcome.has("hotplug: not started (mfv.coldplug=off)"));
+        assert!(outcome.calls_like("coldplug").is_empty());
+        assert!(outcome.calls_like("start-hotplug").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn coldplug_and_hotplug_failures_are_logged_and_the_boot_goes_on() {
+        let fixture = fixture(Some(""), None, true, true);
+        let system = FakeSystem {
+            coldplug_fails: true,
+            hotplug_fails: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[Some(Signal::SIGTERM)]);
+        assert!(outcome.has("phase coldplug: FAILED: cannot list the devices: /sys/bus"));
+        assert!(outcome.has(
+            "hotplug: not started: cannot open the uevent socket: EPERM: Operation not permitted"
+        ));
+        assert!(outcome.has("phase hostname: ok (0.1 ms)"));
+        assert_eq!(outcome.calls_like("spawn").len(), 1);
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn an_unknown_kernel_release_fails_coldplug_and_hotplug_only() {
+        let fixture = fixture(Some(""), None, true, true);
+        let osrelease = fixture.settings.proc_dir.join("sys/kernel/osrelease");
+        std::fs::remove_file(&osrelease).unwrap();
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        let error = format!(
+            "cannot read the kernel release from {}",
+            osrelease.display()
+        );
+        assert!(outcome.has(&format!(
+            "phase coldplug: FAILED: {error}: No such file or directory (os error 2)"
+        )));
+        assert!(outcome.has(&format!(
+            "hotplug: not started: {error}: No such file or directory (os error 2)"
+        )));
+        assert!(outcome.calls_like("coldplug").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
 
     #[test]

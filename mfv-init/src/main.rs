@@ -7,6 +7,7 @@
 
 mod clock;
 mod console;
+mod hardware;
 mod init;
 mod mounts;
 mod signals;
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(log_panic));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut init = Init::new(
-            NixSystem,
+            NixSystem::default(),
             BootClock,
             std::io::stdout(),
             Settings::system(is_pid1),
@@ -66,8 +67,9 @@ fn main() -> ExitCode {
                 panic_message(&*panic)
             );
             if is_pid1 {
-                NixSystem.sync();
-                let _ = NixSystem.reboot(ShutdownAction::Halt);
+                let mut system = NixSystem::default();
+                system.sync();
+                let _ = system.reboot(ShutdownAction::Halt);
             }
             ExitCode::from(EXIT_FAILED)
         }

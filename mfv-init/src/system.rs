@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::hardware::{self, ProbeSettings};
 use crate::mounts::MountSpec;
 
 /// How the machine is shut down.
@@ -109,6 +110,12 @@ pub trait System {
     fn reap_children(&mut self) -> Reaped;
     /// Waits for the child `pid` to end.
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus>;
+    /// Loads the drivers of every device present (coldplug until settled) and reads the
+    /// hardware inventory; returns the console lines that tell what was done and found.
+    fn coldplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<Vec<String>>;
+    /// Starts loading the drivers of devices that appear from now on, in the background,
+    /// logging each device added or removed on the console.
+    fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()>;
 }
 
 /// The environment of the console shell.
@@ -120,7 +127,10 @@ pub const SHELL_ENV: [(&str, &str); 3] = [
 
 /// The real system, through nix.
 #[derive(Debug, Default)]
-pub struct NixSystem;
+pub struct NixSystem {
+    /// The uevent socket coldplug opened, for hotplug to take over without missing a device.
+    uevents: Option<hardware::EarlyUevents>,
+}
 
 impl System for NixSystem {
     fn mount(&mut self, mount: &MountSpec) -> anyhow::Result<()> {
@@ -234,6 +244,16 @@ impl System for NixSystem {
         }
     }
 
+    fn coldplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<Vec<String>> {
+        let (lines, uevents) = hardware::coldplug(probe)?;
+        self.uevents = uevents;
+        Ok(lines)
+    }
+
+    fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()> {
+        hardware::start_hotplug(probe, self.uevents.take())
+    }
+
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {
         loop {
             match waitpid(pid, None) {
@@ -327,7 +347,7 @@ mod tests {
     fn spawn_shell_names_a_missing_console() {
         let dir = tempfile::tempdir().unwrap();
         let console = dir.path().join("console");
-        let error = NixSystem
+        let error = NixSystem::default()
             .spawn_shell(Path::new("/bin/sh"), &console)
             .unwrap_err();
         assert_eq!(error.to_string(), format!("open {}", console.display()));
@@ -339,7 +359,9 @@ mod tests {
         let console = dir.path().join("console");
         std::fs::write(&console, "").unwrap();
         let shell = dir.path().join("sh");
-        let error = NixSystem.spawn_shell(&shell, &console).unwrap_err();
+        let error = NixSystem::default()
+            .spawn_shell(&shell, &console)
+            .unwrap_err();
         assert_eq!(error.to_string(), format!("start {}", shell.display()));
     }
 
@@ -365,7 +387,7 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-        let mut system = NixSystem;
+        let mut system = NixSystem::default();
         let pid = system.spawn_shell(&shell, &console).unwrap();
         assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(7));
         assert_eq!(

@@ -3,6 +3,16 @@
 //! `mfv-probe` owns everything the host learns about its hardware by reading a sysfs tree:
 //! today the network interfaces ([`list_nics`]); later the devices on every bus with their
 //! modaliases, the kernel modules that drive them, block devices and CPU features.
+//! The [`modules`] module resolves modaliases to kernel modules like kmod and loads them, with
+//! their dependencies, through a [`modules::ModuleLoader`] the caller passes in.
+//! [`list_devices`] lists the devices on every bus with modalias, ids and driver; [`coldplug`]
+//! loads their drivers pass after pass until no new device appears and reports what it did;
+//! [`UeventListener`] and [`handle_uevent`] do the same for devices that arrive later
+//! (hotplug) and turn kernel uevents into [`HotplugEvent`]s.
+//! [`inventory_at`] takes the whole [`Inventory`] (NICs, block devices with their partitions
+//! and the file system type, label and UUID libblkid reads from their nodes, USB devices, CPU
+//! and KVM, memory) from the sysfs, procfs and /dev roots in [`SystemRoots`], as a table or as
+//! stable JSON.
 //!
 //! # What this crate never does
 //!
@@ -24,9 +34,34 @@
 //! ```
 #![warn(missing_docs)]
 
+mod block;
+mod coldplug;
+mod cpu;
+mod devices;
 mod error;
+mod inventory;
+mod memory;
+pub mod modules;
 mod nic;
 mod sysfs;
+mod uevent;
+mod usb;
 
+pub use block::{BlockDevice, BlockKind, Partition, list_block_devices_at};
+pub use coldplug::{
+    ColdplugEnd, ColdplugError, ColdplugOptions, ColdplugReport, DriverLoader, ModaliasLoad,
+    ModuleDriverLoader, ModuleStep, UnboundDevice, coldplug,
+};
+pub use cpu::{Cpu, KvmStatus, Virtualization, read_cpu_at};
+pub use devices::{Device, DeviceListing, list_devices, list_devices_at};
 pub use error::{ProbeError, ProbeIssue};
+pub use inventory::{
+    DEFAULT_DEV_ROOT, DEFAULT_PROC_ROOT, Inventory, SystemRoots, inventory, inventory_at,
+};
+pub use memory::{Memory, read_memory_at};
 pub use nic::{DEFAULT_SYSFS_ROOT, Nic, OperState, list_nics, list_nics_at};
+pub use uevent::{
+    HandledUevent, HotplugEvent, Uevent, UeventAction, UeventError, UeventListener,
+    UeventParseError, UeventStats, handle_uevent, parse_uevent,
+};
+pub use usb::{UsbDevice, UsbInterface, list_usb_devices_at};

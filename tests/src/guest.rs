@@ -10,7 +10,11 @@
 //!    (`server=on,wait=on`), so not a byte of output is lost. A reader thread copies the
 //!    console into memory; QEMU also writes it to `serial.log`.
 //!
-//! QMP (`qmp.sock`) is connected on first use. Dropping the [`Guest`] sends SIGKILL to QEMU's
+//! QMP (`qmp.sock`) is connected on first use. USB disks can be plugged in and pulled out
+//! while the guest runs ([`Guest::hotplug_usb_disk`], [`Guest::unplug`]) on the xHCI
+//! controller that a USB disk at boot or [`GuestSpec::usb_controller`] puts there.
+//!
+//! Dropping the [`Guest`] sends SIGKILL to QEMU's
 //! process group and reaps QEMU, whatever state the test is in. If the test is panicking, or a
 //! wait of this guest failed, the whole serial log and QEMU's own output are printed to
 //! stderr and the temp dir is kept for inspection (its path is printed).
@@ -25,14 +29,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use crate::qmp::QmpClient;
 use crate::serial::{SerialBuffer, SerialConsole, TAIL_LINES, spawn_reader};
-use crate::spec::{Console, GuestSpec};
+use crate::spec::{Console, DiskInterface, DiskSpec, GuestSpec, XHCI_BUS};
 
 /// How long QEMU may take to create its serial socket, and to create its QMP socket.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,6 +93,8 @@ pub struct Guest {
     qmp: Option<QmpClient<BufReader<UnixStream>, UnixStream>>,
     forwards: Vec<(u16, u16)>,
     disk_paths: Vec<PathBuf>,
+    /// How many disks were hot-plugged so far (numbers their images, nodes and devices).
+    hotplugged: usize,
     dir: Option<TempDir>,
     dir_path: PathBuf,
     started: Instant,
@@ -138,6 +144,7 @@ impl Guest {
             qmp: None,
             forwards: resolved.forwards,
             disk_paths: resolved.disk_paths,
+            hotplugged: 0,
             dir: Some(dir),
             dir_path,
             started,
@@ -222,6 +229,57 @@ impl Guest {
         client.execute(execute, arguments)
     }
 
+    /// Plugs a USB disk into the running guest and returns its QEMU device id (for
+    /// [`Guest::unplug`]). The image is made in the guest's temp dir as `hotplug<n>.img`
+    /// (blank or formatted disks) or taken as it is ([`DiskSpec::file`]); QMP then adds it
+    /// as a block node (`blockdev-add`) and a `usb-storage` device on the xHCI controller
+    /// (`device_add`), like a stick put into a port. Only [`DiskInterface::Usb`] disks can be
+    /// plugged, and the guest needs the controller: a USB disk at boot or
+    /// [`GuestSpec::usb_controller`].
+    pub fn hotplug_usb_disk(&mut self, disk: &DiskSpec) -> anyhow::Result<String> {
+        check_hotpluggable(disk)?;
+        let index = self.hotplugged;
+        let path = disk.materialize(Some(&self.dir_path), &format!("hotplug{index}.img"))?;
+        let filename = path
+            .to_str()
+            .with_context(|| format!("path {} is not UTF-8", path.display()))?
+            .to_string();
+        let (node, id) = (format!("hotplug{index}"), format!("usb-hotplug{index}"));
+        self.hotplugged += 1;
+        self.qmp(
+            "blockdev-add",
+            serde_json::json!({
+                "driver": "raw",
+                "node-name": node,
+                "file": { "driver": "file", "filename": filename },
+            }),
+        )
+        .with_context(|| format!("adding {filename} as block node {node}"))?;
+        self.qmp(
+            "device_add",
+            serde_json::json!({
+                "driver": "usb-storage",
+                "bus": XHCI_BUS,
+                "drive": node,
+                "id": id,
+            }),
+        )
+        .with_context(|| {
+            format!(
+                "plugging {id} into {XHCI_BUS} (the guest needs a USB disk at boot or \
+                 GuestSpec::usb_controller)"
+            )
+        })?;
+        Ok(id)
+    }
+
+    /// Pulls out a device plugged in with [`Guest::hotplug_usb_disk`] (QMP `device_del`).
+    pub fn unplug(&mut self, id: &str) -> anyhow::Result<()> {
+        self.qmp("device_del", serde_json::json!({ "id": id }))
+            .with_context(|| format!("unplugging {id}"))
+            .map(drop)
+    }
+
     /// The host port (on 127.0.0.1) forwarded to `guest_port`, if the spec asked for one.
     pub fn host_port(&self, guest_port: u16) -> Option<u16> {
         self.forwards
@@ -279,6 +337,16 @@ impl Drop for Guest {
             self.dump();
         }
     }
+}
+
+/// Fails unless `disk` can be hot-plugged (only USB disks can).
+fn check_hotpluggable(disk: &DiskSpec) -> anyhow::Result<()> {
+    ensure!(
+        disk.interface() == DiskInterface::Usb,
+        "only USB disks can be hot-plugged, not {:?} disks",
+        disk.interface()
+    );
+    Ok(())
 }
 
 /// Connects to the Unix socket `path` that QEMU creates, waiting for it to appear. Fails if
@@ -341,6 +409,24 @@ mod tests {
         assert!(error.contains("QEMU exited (exit status: 1)"), "{error}");
         assert!(error.contains("serial.sock"), "{error}");
         assert!(error.contains("qemu: invalid option -bogus"), "{error}");
+    }
+
+    #[test]
+    fn only_usb_disks_can_be_hot_plugged() {
+        check_hotpluggable(&DiskSpec::blank(DiskInterface::Usb, 1 << 20)).unwrap();
+        for interface in [
+            DiskInterface::Virtio,
+            DiskInterface::Sata,
+            DiskInterface::Floppy,
+        ] {
+            let error = check_hotpluggable(&DiskSpec::blank(interface, 1 << 20))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                error,
+                format!("only USB disks can be hot-plugged, not {interface:?} disks")
+            );
+        }
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! The pieces:
 //! - [`ApplianceImage`] finds the kernel and initrd, building them once per test run with
 //!   `cargo xtask image` (or taking them from `MFV_APPLIANCE_DIR`).
-//! - [`GuestSpec`] describes a guest (accelerator, machine type, memory, CPUs, NICs, disks,
-//!   kernel arguments, port forwards) and turns it into a QEMU command line, either for a
-//!   test ([`GuestSpec::boot`]) or for a person at a terminal
-//!   ([`GuestSpec::interactive_command`], used by `cargo xtask boot`).
+//! - [`GuestSpec`] describes a guest (accelerator, machine type, CPU model, memory, CPUs,
+//!   NICs, disks blank or holding a labelled [`Filesystem`], kernel arguments, port
+//!   forwards) and turns it into a QEMU command line, either for a test
+//!   ([`GuestSpec::boot`]) or for a person at a terminal ([`GuestSpec::interactive_command`],
+//!   used by `cargo xtask boot`).
 //! - [`Guest`] is one running QEMU process: it owns its temp dir, its process group and its
-//!   forwarded ports, reads the serial console with deadline-bound waits, and kills and reaps
-//!   QEMU when dropped, also while a test panics, printing the serial log on failure.
+//!   forwarded ports, reads the serial console with deadline-bound waits, plugs USB disks in
+//!   and out through QMP ([`Guest::hotplug_usb_disk`]), and kills and reaps QEMU when
+//!   dropped, also while a test panics, printing the serial log on failure.
+//! - [`with_probe_hardware`] gives a guest one NIC of each model and a disk on each interface
+//!   ([`PROBE_NICS`], [`PROBE_DISKS`]), for the driver tests and `cargo xtask bench probe`.
 //!
 //! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
 //!
@@ -38,13 +42,17 @@
 //! QEMU is an error naming it, never a skipped test.
 #![warn(missing_docs)]
 
+mod filesystem;
 mod guest;
+mod hardware;
 mod image;
 mod ports;
 mod qmp;
 mod serial;
 mod spec;
 
+pub use filesystem::Filesystem;
 pub use guest::Guest;
+pub use hardware::{PROBE_DISKS, PROBE_NICS, ProbeDisk, with_probe_hardware};
 pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
 pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};

@@ -21,12 +21,14 @@
 //! - Disk `k`: `-drive file=..,if=none,id=dK,format=raw` plus, by interface: virtio
 //!   `-device virtio-blk-pci,drive=dK`; SATA `-device ahci,id=ahci0` once and
 //!   `-device ide-hd,drive=dK,bus=ahci0.<port>` (6 ports); USB `-device qemu-xhci,id=xhci`
-//!   once and `-device usb-storage,bus=xhci.0,drive=dK`; floppy `-device floppy,unit=<u>,
+//!   once (also without USB disks when [`GuestSpec::usb_controller`] asks for it, for
+//!   hot-plugging) and `-device usb-storage,bus=xhci.0,drive=dK`; floppy `-device floppy,unit=<u>,
 //!   drive=dK` (2 drives) on the FDC that machine `pc` always has, while on `q35`, which has
 //!   none, `-device isa-fdc,id=fdc0` is added once and the drives go on `bus=fdc0.0`. Floppy
 //!   images must have a standard floppy size so QEMU and the guest agree on the geometry.
 //! - Blank disks ([`DiskSpec::blank`]) are sparse raw files created when the guest boots, in
-//!   the guest's temp dir (tests) or the spec's work dir (interactive boots).
+//!   the guest's temp dir (tests) or the spec's work dir (interactive boots); formatted disks
+//!   ([`DiskSpec::formatted`]) are the same files with a labelled file system made by mkfs.
 //!
 //! Paths go into QEMU option strings, where a comma separates options: commas in paths are
 //! doubled, as QEMU expects.
@@ -37,6 +39,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 
+use crate::filesystem::{Filesystem, create_formatted};
 use crate::guest::Guest;
 use crate::image::ApplianceImage;
 use crate::ports::free_local_port;
@@ -52,6 +55,10 @@ const DEFAULT_MEMORY_MIB: u32 = 1024;
 const AHCI_PORTS: usize = 6;
 /// Drives on a floppy controller.
 const FLOPPY_UNITS: usize = 2;
+/// The xHCI controller every USB disk goes on.
+const XHCI_DEVICE: &str = "qemu-xhci,id=xhci";
+/// The bus of that controller's root hub.
+pub(crate) const XHCI_BUS: &str = "xhci.0";
 /// Image sizes QEMU maps to a standard floppy geometry: 720 KiB, 1.2 MB, 1.44 MB, 2.88 MB.
 const FLOPPY_SIZES: [u64; 4] = [737_280, 1_228_800, 1_474_560, 2_949_120];
 
@@ -114,6 +121,12 @@ pub enum DiskInterface {
 enum DiskSource {
     /// A new sparse raw image of this many bytes, created at boot.
     Blank { size_bytes: u64 },
+    /// A new raw image of this many bytes holding a labelled file system, created at boot.
+    Formatted {
+        size_bytes: u64,
+        filesystem: Filesystem,
+        label: String,
+    },
     /// An existing raw image.
     File(PathBuf),
 }
@@ -135,6 +148,25 @@ impl DiskSpec {
         }
     }
 
+    /// A new raw image of `size_bytes` whose whole disk holds `filesystem` labelled `label`
+    /// (no partition table), made with mkfs in the guest's temp dir when it boots (or when
+    /// it is hot-plugged). The label must fit the file system: 16 bytes for ext4, 11 for vfat.
+    pub fn formatted(
+        interface: DiskInterface,
+        size_bytes: u64,
+        filesystem: Filesystem,
+        label: impl Into<String>,
+    ) -> Self {
+        DiskSpec {
+            interface,
+            source: DiskSource::Formatted {
+                size_bytes,
+                filesystem,
+                label: label.into(),
+            },
+        }
+    }
+
     /// An existing raw image file.
     pub fn file(interface: DiskInterface, path: impl Into<PathBuf>) -> Self {
         DiskSpec {
@@ -146,6 +178,32 @@ impl DiskSpec {
     /// How the disk is attached.
     pub fn interface(&self) -> DiskInterface {
         self.interface
+    }
+
+    /// The image file of this disk: an existing file as it is, or a new image `name` created
+    /// in `dir` (which must be given) for blank and formatted disks.
+    pub(crate) fn materialize(&self, dir: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+        let new_image = || {
+            dir.map(|dir| dir.join(name))
+                .context("new disk images need a directory to live in: set GuestSpec::work_dir")
+        };
+        match &self.source {
+            DiskSource::File(path) => Ok(path.clone()),
+            DiskSource::Blank { size_bytes } => {
+                let path = new_image()?;
+                create_sparse(&path, *size_bytes)?;
+                Ok(path)
+            }
+            DiskSource::Formatted {
+                size_bytes,
+                filesystem,
+                label,
+            } => {
+                let path = new_image()?;
+                create_formatted(&path, *size_bytes, *filesystem, label)?;
+                Ok(path)
+            }
+        }
     }
 }
 
@@ -167,10 +225,12 @@ pub struct GuestSpec {
     machine: MachineType,
     memory_mib: u32,
     cpus: u32,
+    cpu_model: Option<String>,
     kernel_args: Vec<String>,
     nics: Vec<NicModel>,
     forwards: Vec<PortForward>,
     disks: Vec<DiskSpec>,
+    usb_controller: bool,
     work_dir: Option<PathBuf>,
 }
 
@@ -202,10 +262,12 @@ impl GuestSpec {
             machine: MachineType::default(),
             memory_mib: DEFAULT_MEMORY_MIB,
             cpus: 1,
+            cpu_model: None,
             kernel_args: Vec::new(),
             nics: Vec::new(),
             forwards: Vec::new(),
             disks: Vec::new(),
+            usb_controller: false,
             work_dir: None,
         }
     }
@@ -231,6 +293,13 @@ impl GuestSpec {
     /// Guest memory in MiB.
     pub fn memory_mib(mut self, memory_mib: u32) -> Self {
         self.memory_mib = memory_mib;
+        self
+    }
+
+    /// The CPU model (`-cpu <model>`, e.g. `max` for every feature TCG emulates); without
+    /// it TCG gives QEMU's default model and KVM `host`.
+    pub fn cpu_model(mut self, model: impl Into<String>) -> Self {
+        self.cpu_model = Some(model.into());
         self
     }
 
@@ -277,6 +346,13 @@ impl GuestSpec {
         self
     }
 
+    /// An xHCI USB controller (`-device qemu-xhci,id=xhci`) even when no USB disk is attached
+    /// at boot, so that USB disks can be hot-plugged later ([`Guest::hotplug_usb_disk`]).
+    pub fn usb_controller(mut self) -> Self {
+        self.usb_controller = true;
+        self
+    }
+
     /// Where an interactive boot creates blank disks ([`DiskSpec::blank`]); a test boot uses
     /// the guest's own temp dir instead.
     pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -313,7 +389,7 @@ impl GuestSpec {
         Ok(Command::new(program))
     }
 
-    /// Chooses host ports and creates blank disks (in `dir`).
+    /// Chooses host ports and creates blank and formatted disks (in `dir`).
     pub(crate) fn resolve(&self, dir: Option<&Path>) -> anyhow::Result<Resolved> {
         let forwards = self
             .forwards
@@ -329,17 +405,7 @@ impl GuestSpec {
             .disks
             .iter()
             .enumerate()
-            .map(|(index, disk)| match &disk.source {
-                DiskSource::File(path) => Ok(path.clone()),
-                DiskSource::Blank { size_bytes } => {
-                    let dir = dir.context(
-                        "blank disks need a directory to live in: set GuestSpec::work_dir",
-                    )?;
-                    let path = dir.join(format!("disk{index}.img"));
-                    create_sparse(&path, *size_bytes)?;
-                    Ok(path)
-                }
-            })
+            .map(|(index, disk)| disk.materialize(dir, &format!("disk{index}.img")))
             .collect::<anyhow::Result<_>>()?;
         Ok(Resolved {
             forwards,
@@ -356,9 +422,18 @@ impl GuestSpec {
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|item| (*item).to_string()));
 
-        match self.accel {
-            Accel::Tcg => push(&["-accel", "tcg"]),
-            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        let cpu_model = match self.accel {
+            Accel::Tcg => {
+                push(&["-accel", "tcg"]);
+                self.cpu_model.as_deref()
+            }
+            Accel::Kvm => {
+                push(&["-accel", "kvm"]);
+                Some(self.cpu_model.as_deref().unwrap_or("host"))
+            }
+        };
+        if let Some(model) = cpu_model {
+            push(&["-cpu", model]);
         }
         let machine = match self.machine {
             MachineType::Pc => "pc",
@@ -423,7 +498,10 @@ impl GuestSpec {
             ]);
         }
 
-        let (mut sata_ports, mut floppy_units, mut have_xhci) = (0, 0, false);
+        let (mut sata_ports, mut floppy_units, mut have_xhci) = (0, 0, self.usb_controller);
+        if have_xhci {
+            push(&["-device", XHCI_DEVICE]);
+        }
         for (index, (disk, path)) in self.disks.iter().zip(&resolved.disk_paths).enumerate() {
             let drive = format!("d{index}");
             push(&[
@@ -450,10 +528,13 @@ impl GuestSpec {
                 }
                 DiskInterface::Usb => {
                     if !have_xhci {
-                        push(&["-device", "qemu-xhci,id=xhci"]);
+                        push(&["-device", XHCI_DEVICE]);
                         have_xhci = true;
                     }
-                    push(&["-device", &format!("usb-storage,bus=xhci.0,drive={drive}")]);
+                    push(&[
+                        "-device",
+                        &format!("usb-storage,bus={XHCI_BUS},drive={drive}"),
+                    ]);
                 }
                 DiskInterface::Floppy => {
                     ensure!(
@@ -478,7 +559,7 @@ impl GuestSpec {
 }
 
 /// Creates a sparse file of `size_bytes`.
-fn create_sparse(path: &Path, size_bytes: u64) -> anyhow::Result<()> {
+pub(crate) fn create_sparse(path: &Path, size_bytes: u64) -> anyhow::Result<()> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -518,7 +599,7 @@ fn qemu_path(path: &Path) -> anyhow::Result<String> {
 }
 
 /// `program` itself if it names a path, else the first executable match on `PATH`.
-fn find_program(program: &Path) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &Path) -> Option<PathBuf> {
     let is_executable = |path: &Path| {
         use std::os::unix::fs::PermissionsExt;
         path.metadata()
@@ -623,6 +704,26 @@ mod tests {
         assert!(
             all.starts_with("-accel kvm -cpu host -machine pc -m 2048 -smp 2 "),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn cpu_model_follows_the_accelerator() {
+        let spec = GuestSpec::new(&image()).cpu_model("max");
+        assert!(
+            args(&spec, &[])
+                .join(" ")
+                .starts_with("-accel tcg -cpu max -machine q35 "),
+            "{:?}",
+            args(&spec, &[])
+        );
+        let spec = GuestSpec::new(&image())
+            .accel(Accel::Kvm)
+            .cpu_model("host,-vmx");
+        assert!(
+            args(&spec, &[])
+                .join(" ")
+                .starts_with("-accel kvm -cpu host,-vmx -machine q35 ")
         );
     }
 
@@ -955,6 +1056,58 @@ mod tests {
                 .len(),
             4096
         );
+    }
+
+    #[test]
+    fn usb_controller_without_usb_disks() {
+        let spec = GuestSpec::new(&image())
+            .usb_controller()
+            .disk(DiskSpec::file(DiskInterface::Virtio, "/a.img"));
+        check_devices(
+            spec,
+            &["/a.img"],
+            "-device qemu-xhci,id=xhci \
+             -drive file=/a.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0",
+        );
+        let spec = GuestSpec::new(&image())
+            .usb_controller()
+            .disk(DiskSpec::file(DiskInterface::Usb, "/a.img"));
+        check_devices(
+            spec,
+            &["/a.img"],
+            "-device qemu-xhci,id=xhci \
+             -drive file=/a.img,if=none,id=d0,format=raw -device usb-storage,bus=xhci.0,drive=d0",
+        );
+    }
+
+    #[test]
+    fn formatted_disks_are_made_at_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = GuestSpec::new(&image())
+            .disk(DiskSpec::blank(DiskInterface::Virtio, 1 << 20))
+            .disk(DiskSpec::formatted(
+                DiskInterface::Usb,
+                8 << 20,
+                Filesystem::Vfat,
+                "MFVSTICK",
+            ));
+        let resolved = spec.resolve(Some(dir.path())).unwrap();
+        let formatted = dir.path().join("disk1.img");
+        assert_eq!(resolved.disk_paths[1], formatted);
+        let boot_sector = std::fs::read(&formatted).unwrap();
+        assert_eq!(boot_sector.len(), 8 << 20);
+        assert_eq!(&boot_sector[510..512], [0x55, 0xaa]);
+        assert!(
+            boot_sector[..512].windows(8).any(|w| w == b"MFVSTICK"),
+            "label missing from the boot sector"
+        );
+    }
+
+    #[test]
+    fn formatted_disk_without_directory_is_an_error() {
+        let disk = DiskSpec::formatted(DiskInterface::Sata, 8 << 20, Filesystem::Ext4, "x");
+        let error = disk.materialize(None, "x.img").unwrap_err().to_string();
+        assert!(error.contains("GuestSpec::work_dir"), "{error}");
     }
 
     #[test]

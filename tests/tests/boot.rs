@@ -14,7 +14,7 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The boot phases mfv-init logs, in order.
-const PHASES: [&str; 3] = ["mounts", "cmdline", "hostname"];
+const PHASES: [&str; 4] = ["mounts", "cmdline", "coldplug", "hostname"];
 
 fn spec() -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec::new(ApplianceImage::shared()?))

@@ -1,14 +1,19 @@
-//! `cargo xtask bench boot`: boots the appliance repeatedly under QEMU TCG with
-//! `mfv.halt=poweroff`, reads the boot timings from the serial console and records them in
-//! BENCHMARKS.md.
+//! Benchmarks that boot the appliance under QEMU TCG and record their figures in
+//! BENCHMARKS.md, each in its own section:
+//! - `cargo xtask bench boot`: boots repeatedly with `mfv.halt=poweroff` and reads the boot
+//!   timings from the serial console.
+//! - `cargo xtask bench probe`: driver coldplug by mfv-init against the shell way (busybox
+//!   `modprobe` over every modalias, repeated until settled), on the same machine
+//!   ([`mfv_tests::with_probe_hardware`]) in the same run; see [`probe`].
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use mfv_tests::{ApplianceImage, GuestSpec};
+use mfv_tests::{ApplianceImage, Guest, GuestSpec, with_probe_hardware};
 
 use crate::image::{self, ImageReport, Profile};
 use crate::{Workspace, cmd};
@@ -24,6 +29,7 @@ const COMPLETE_TIMEOUT: Duration = Duration::from_secs(120);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 const BENCHMARKS_FILE: &str = "BENCHMARKS.md";
 const SECTION_HEADING: &str = "## Boot (`cargo xtask bench boot`)";
+const PROBE_HEADING: &str = "## Driver coldplug (`cargo xtask bench probe`)";
 
 /// One boot's timings in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -73,14 +79,22 @@ pub fn boot(workspace: &Workspace, runs: u32) -> Result<()> {
     let table = figures_table(&samples, &report)?;
     println!("\n{table}");
     let section = section(runs, &machine_description(), &today(), &table);
+    record(workspace, SECTION_HEADING, &section)
+}
+
+/// Writes `section` (which starts with `heading`) into BENCHMARKS.md.
+fn record(workspace: &Workspace, heading: &str, section: &str) -> Result<()> {
     let path = workspace.root.join(BENCHMARKS_FILE);
     let existing = match fs::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
     };
-    fs::write(&path, replace_section(existing.as_deref(), &section))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    fs::write(
+        &path,
+        replace_section(existing.as_deref(), heading, section),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
     println!("recorded in {}", path.display());
     Ok(())
 }
@@ -239,8 +253,282 @@ fn section(runs: u32, machine: &str, date: &str, table: &str) -> String {
     )
 }
 
-/// `existing` BENCHMARKS.md text with this benchmark's section replaced (or added).
-fn replace_section(existing: Option<&str>, section: &str) -> String {
+/// Kernel arguments of both probe boots: a quiet kernel, whose messages would otherwise cut
+/// into the console lines the benchmark reads.
+const PROBE_KERNEL_ARGS: [&str; 1] = ["quiet"];
+/// The guest CPU of both probe boots: every feature TCG emulates (PCLMULQDQ among them, which
+/// the crct10dif_pclmul soft dependency of sd_mod needs), as on a real server.
+const PROBE_CPU: &str = "max";
+/// Makes mfv-init load no driver, leaving the work to the shell.
+const COLDPLUG_OFF: &str = "mfv.coldplug=off";
+/// mfv-init's line at the end of its coldplug: `phase coldplug: ok (412.3 ms)`.
+const COLDPLUG_PHASE: &str = "mfv-init: phase coldplug: ok (";
+/// The first line of mfv-init's coldplug report: `coldplug: settled after ...`.
+const COLDPLUG_REPORT: &str = "mfv-init: coldplug: ";
+const SHELL_STARTED: &str = "mfv-init: console shell started";
+/// What the shell loop prints when done: `SHELL-COLDPLUG <start> <end> <passes>` (uptimes).
+const SHELL_DONE: &str = "SHELL-COLDPLUG ";
+/// What the module listing prints: `MODULES a b c`.
+const MODULES_LINE: &str = "MODULES ";
+/// How long a coldplug (ours or the shell's) may take under TCG.
+const COLDPLUG_TIMEOUT: Duration = Duration::from_secs(300);
+/// The shell way: modprobe every modalias on every bus, sleep as long as mfv-probe's quiet
+/// period (250 ms), repeat until a pass leaves the number of devices unchanged; timed with
+/// /proc/uptime inside the guest. The modaliases come from the `MODALIAS=` lines of the
+/// devices' uevent files, as mfv-probe reads them (CPUs have no `modalias` file). The markers
+/// are split with quotes so that the echo of the typed command does not contain them.
+const SHELL_COLDPLUG: &str = "t0=$(cut -d' ' -f1 /proc/uptime); p=0; while :; do p=$((p+1)); \
+    b=$(ls -d /sys/bus/*/devices/* | wc -l); \
+    for m in $(sed -n 's/^MODALIAS=//p' /sys/bus/*/devices/*/uevent | sort -u); do modprobe -q \"$m\"; done; \
+    sleep 0.25; a=$(ls -d /sys/bus/*/devices/* | wc -l); [ \"$a\" = \"$b\" ] && break; done; \
+    echo \"SHELL\"\"-COLDPLUG $t0 $(cut -d' ' -f1 /proc/uptime) $p\"\n";
+/// Lists the loaded modules on one line.
+const LIST_MODULES: &str =
+    "echo \"MOD\"\"ULES $(cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' ')\"\n";
+
+/// One round of the probe benchmark: mfv-init's coldplug and the shell's on the same machine.
+#[derive(Debug, Clone)]
+struct ProbeSample {
+    /// mfv-init's coldplug phase (coldplug, then the inventory), in seconds.
+    ours: f64,
+    /// mfv-init's coldplug alone, start to settled (the report's `in <ms> ms`), in seconds.
+    ours_coldplug: f64,
+    /// /init start to the end of mfv-init's coldplug phase, in seconds.
+    ours_init_to_bound: f64,
+    /// mfv-init's passes over the device list.
+    ours_passes: u32,
+    /// The shell loop, start to settled, in seconds.
+    shell: f64,
+    /// The shell loop's passes.
+    shell_passes: u32,
+    /// Modules loaded after mfv-init's coldplug.
+    modules: BTreeSet<String>,
+    /// Of those, the ones the shell did not load (busybox modprobe cannot resolve CPU
+    /// modaliases, which are longer than its module name buffer).
+    only_ours: BTreeSet<String>,
+}
+
+/// Builds the release image, then `runs` times boots the probe machine twice: once with
+/// mfv-init's coldplug, once with `mfv.coldplug=off` and the shell loop typed into the console
+/// shell; records both in BENCHMARKS.md. Fails if the shell loaded a module mfv-init did not,
+/// or if mfv-init's coldplug did not settle.
+pub fn probe(workspace: &Workspace, runs: u32) -> Result<()> {
+    image::build(workspace, Profile::Release)?;
+    let image = ApplianceImage::at(&workspace.appliance_dir())?;
+    let mut samples = Vec::new();
+    for run in 1..=runs {
+        let sample = probe_once(&image).with_context(|| format!("round {run} of {runs}"))?;
+        println!(
+            "round {run}/{runs}: mfv-init coldplug {:.3} s ({} passes; phase with inventory {:.3} s; \
+             /init to all bound {:.3} s), shell coldplug {:.3} s ({} passes), {} modules",
+            sample.ours_coldplug,
+            sample.ours_passes,
+            sample.ours,
+            sample.ours_init_to_bound,
+            sample.shell,
+            sample.shell_passes,
+            sample.modules.len()
+        );
+        samples.push(sample);
+    }
+    let table = probe_table(&samples)?;
+    println!("\n{table}");
+    let section = probe_section(runs, &machine_description(), &today(), &table);
+    record(workspace, PROBE_HEADING, &section)
+}
+
+fn probe_spec(image: &ApplianceImage) -> GuestSpec {
+    let spec = with_probe_hardware(GuestSpec::new(image)).cpu_model(PROBE_CPU);
+    PROBE_KERNEL_ARGS
+        .iter()
+        .fold(spec, |spec, arg| spec.kernel_arg(*arg))
+}
+
+fn probe_once(image: &ApplianceImage) -> Result<ProbeSample> {
+    let mut guest = probe_spec(image).boot()?;
+    let banner = guest.wait_for_line(BANNER, BANNER_TIMEOUT)?;
+    let report = guest.wait_for_line(COLDPLUG_REPORT, COLDPLUG_TIMEOUT)?;
+    if !report.contains("coldplug: settled after ") {
+        bail!("mfv-init's coldplug did not settle: {report}");
+    }
+    let phase = guest.wait_for_line(COLDPLUG_PHASE, COLDPLUG_TIMEOUT)?;
+    let ours = number_after(&phase, "coldplug: ok (")? / 1000.0;
+    let ours_init_to_bound = console_stamp(&phase)? - number_after(&banner, KERNEL_UPTIME)?;
+    let ours_passes = count_after(&report, "settled after ")?;
+    let ours_coldplug = f64::from(count_after(&report, " in ")?) / 1000.0;
+    guest.wait_for_line(SHELL_STARTED, COMPLETE_TIMEOUT)?;
+    let ours_modules = loaded_modules(&mut guest)?;
+    drop(guest);
+
+    let mut guest = probe_spec(image).kernel_arg(COLDPLUG_OFF).boot()?;
+    guest.wait_for_line(SHELL_STARTED, COMPLETE_TIMEOUT)?;
+    guest.write_serial(SHELL_COLDPLUG)?;
+    let done = guest.wait_for_line(SHELL_DONE, COLDPLUG_TIMEOUT)?;
+    let (shell, shell_passes) = shell_figures(&done)?;
+    let shell_modules = loaded_modules(&mut guest)?;
+    if !shell_modules.is_subset(&ours_modules) {
+        bail!(
+            "the shell loaded modules mfv-init did not: {:?}",
+            shell_modules.difference(&ours_modules).collect::<Vec<_>>()
+        );
+    }
+    let only_ours = ours_modules.difference(&shell_modules).cloned().collect();
+    Ok(ProbeSample {
+        ours,
+        ours_coldplug,
+        ours_init_to_bound,
+        ours_passes,
+        shell,
+        shell_passes,
+        modules: ours_modules,
+        only_ours,
+    })
+}
+
+/// The modules loaded in the guest, read through its console shell.
+fn loaded_modules(guest: &mut Guest) -> Result<BTreeSet<String>> {
+    guest.write_serial(LIST_MODULES)?;
+    let line = guest.wait_for_line(MODULES_LINE, COMPLETE_TIMEOUT)?;
+    let (_, list) = line
+        .split_once(MODULES_LINE)
+        .with_context(|| format!("no module list in {line:?}"))?;
+    Ok(list.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The time stamp of a console line, `[    1.634210] ...`, in seconds.
+fn console_stamp(line: &str) -> Result<f64> {
+    let stamp = line
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(stamp, _)| stamp.trim())
+        .with_context(|| format!("no [time stamp] in console line {line:?}"))?;
+    stamp
+        .parse()
+        .with_context(|| format!("bad time stamp {stamp:?} in console line {line:?}"))
+}
+
+/// The whole number right after `marker` in `line`.
+fn count_after(line: &str, marker: &str) -> Result<u32> {
+    let (_, rest) = line
+        .split_once(marker)
+        .with_context(|| format!("no {marker:?} in console line {line:?}"))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .with_context(|| format!("no count after {marker:?} in console line {line:?}"))
+}
+
+/// Seconds and passes from the shell loop's `SHELL-COLDPLUG <start> <end> <passes>` line.
+fn shell_figures(line: &str) -> Result<(f64, u32)> {
+    let (_, rest) = line
+        .split_once(SHELL_DONE)
+        .with_context(|| format!("no {SHELL_DONE:?} in {line:?}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let [start, end, passes] = fields[..] else {
+        bail!("expected `{SHELL_DONE}<start> <end> <passes>`, got {line:?}");
+    };
+    let number = |text: &str| -> Result<f64> {
+        text.parse()
+            .with_context(|| format!("bad number {text:?} in {line:?}"))
+    };
+    let passes = passes
+        .parse()
+        .with_context(|| format!("bad pass count {passes:?} in {line:?}"))?;
+    Ok((number(end)? - number(start)?, passes))
+}
+
+/// The Markdown table of the probe figures.
+fn probe_table(samples: &[ProbeSample]) -> Result<String> {
+    let series = |pick: fn(&ProbeSample) -> f64| {
+        Stats::of(&samples.iter().map(pick).collect::<Vec<_>>()).context("no rounds were timed")
+    };
+    let ours = series(|s| s.ours_coldplug)?;
+    let shell = series(|s| s.shell)?;
+    let rows = [
+        (
+            "mfv-init coldplug, start to settled (report `coldplug: settled after .. in <ms> ms`)",
+            ours,
+        ),
+        (
+            "shell coldplug (busybox `modprobe` per modalias), start to settled",
+            shell,
+        ),
+        (
+            "mfv-init `coldplug` phase: coldplug, then inventory with blkid (`phase coldplug: ok`)",
+            series(|s| s.ours)?,
+        ),
+        (
+            "/init to all bound and inventoried with mfv-init (banner to end of `coldplug` phase)",
+            series(|s| s.ours_init_to_bound)?,
+        ),
+    ];
+    let mut table = String::from("| Measure | Median | Min | Max |\n|---|---:|---:|---:|\n");
+    for (name, stats) in rows {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            table,
+            "| {name} | {:.3} s | {:.3} s | {:.3} s |",
+            stats.median, stats.min, stats.max
+        );
+    }
+    let passes = |pick: fn(&ProbeSample) -> u32| {
+        let mut all: Vec<u32> = samples.iter().map(pick).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let modules = samples.first().map_or(0, |s| s.modules.len());
+    let only_ours: BTreeSet<&str> = samples
+        .iter()
+        .flat_map(|s| s.only_ours.iter().map(String::as_str))
+        .collect();
+    let only_ours = if only_ours.is_empty() {
+        "none".to_owned()
+    } else {
+        only_ours.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let _ = write!(
+        table,
+        "\nmfv-init / shell (medians): {:.2}. Passes: mfv-init {}; shell {}. \
+         Modules loaded by mfv-init: {modules}; of those not loaded by the shell: {only_ours}.\n",
+        ours.median / shell.median,
+        passes(|s| s.ours_passes),
+        passes(|s| s.shell_passes),
+    );
+    Ok(table)
+}
+
+/// The BENCHMARKS.md section for the probe benchmark.
+fn probe_section(runs: u32, machine: &str, date: &str, table: &str) -> String {
+    format!(
+        "{PROBE_HEADING}\n\n\
+         Each round boots the same machine twice (release image, kernel argument `quiet`, \
+         `-cpu {PROBE_CPU}`; NICs \
+         e1000, virtio-net, rtl8139; disks virtio-blk, two AHCI SATA, USB storage on qemu-xhci): \
+         once with mfv-init's `coldplug` phase (mfv-probe: modalias resolution in-process, \
+         finit_module, passes until no new device appears for 250 ms), once with \
+         `{COLDPLUG_OFF}` and this loop typed into the console shell, timed by /proc/uptime in \
+         the guest: `modprobe -q` (busybox) for every distinct `MODALIAS=` in \
+         /sys/bus/*/devices/*/uevent (what mfv-probe reads too), `sleep 0.25`, repeated until a pass leaves the number of devices \
+         unchanged. Both start with no driver module loaded; the shell must not load a module \
+         mfv-init did not (checked). busybox modprobe cannot resolve the CPU modaliases \
+         (longer than its module name buffer), so the shell does less work: the modules only \
+         mfv-init loads are listed under the table. The first two rows compare the coldplugs; \
+         the third adds the inventory mfv-init takes right after (libblkid on every disk), the \
+         fourth is mfv-init's whole way from /init (banner) to the end of that phase.\n\n\
+         - Command: `cargo xtask bench probe --runs {runs}`\n\
+         - Machine: {machine}\n\
+         - Date: {date}\n\
+         - Rounds: {runs}\n\n\
+         {table}"
+    )
+}
+
+/// `existing` BENCHMARKS.md text with the section under `heading` replaced (or added).
+fn replace_section(existing: Option<&str>, heading: &str, section: &str) -> String {
     let existing = existing.unwrap_or(
         "# Benchmarks\n\nFigures recorded by `cargo xtask bench <name>`; each command rewrites its own section.\n",
     );
@@ -248,7 +536,7 @@ fn replace_section(existing: Option<&str>, section: &str) -> String {
     let mut after = String::new();
     let mut state = 0; // 0: before the section, 1: inside it, 2: after it
     for line in existing.lines() {
-        if state == 0 && line == SECTION_HEADING {
+        if state == 0 && line == heading {
             state = 1;
             continue;
         }
@@ -298,6 +586,68 @@ mod tests {
             error.to_string().contains("no number of seconds"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn probe_lines_parse() {
+        let phase = "[    3.412345] mfv-init: phase coldplug: ok (412.5 ms)";
+        assert_eq!(console_stamp(phase).unwrap(), 3.412345);
+        assert_eq!(number_after(phase, "coldplug: ok (").unwrap(), 412.5);
+        let report = "[    3.4] mfv-init: coldplug: settled after 3 passes in 412 ms: 57 devices";
+        assert_eq!(count_after(report, "settled after ").unwrap(), 3);
+        assert_eq!(count_after(report, " in ").unwrap(), 412);
+        assert_eq!(
+            shell_figures("SHELL-COLDPLUG 12.50 14.75 4").unwrap(),
+            (2.25, 4)
+        );
+        assert!(console_stamp("no stamp").is_err());
+        assert!(count_after(report, "devices after ").is_err());
+        assert!(count_after("settled after many", "settled after ").is_err());
+        let error = shell_figures("SHELL-COLDPLUG 12.50 4").unwrap_err();
+        assert!(error.to_string().contains("expected"), "{error}");
+        assert!(shell_figures("SHELL-COLDPLUG a b 4").is_err());
+    }
+
+    #[test]
+    fn the_shell_commands_hide_their_markers_in_their_echo() {
+        assert!(!SHELL_COLDPLUG.contains(SHELL_DONE));
+        assert!(!LIST_MODULES.contains(MODULES_LINE));
+        assert!(SHELL_COLDPLUG.ends_with('\n') && LIST_MODULES.ends_with('\n'));
+    }
+
+    #[test]
+    fn the_probe_table_compares_both_ways() {
+        let modules: BTreeSet<String> = ["e1000", "virtio_net"].map(String::from).into();
+        let sample = |ours, shell| ProbeSample {
+            ours: ours + 0.05,
+            ours_coldplug: ours,
+            ours_init_to_bound: ours + 0.1,
+            ours_passes: 3,
+            shell,
+            shell_passes: 4,
+            modules: modules.clone(),
+            only_ours: ["kvm".to_owned()].into(),
+        };
+        let table = probe_table(&[sample(0.5, 2.0), sample(0.7, 3.0), sample(0.6, 2.5)]).unwrap();
+        assert!(
+            table.contains(
+                "| mfv-init coldplug, start to settled (report `coldplug: settled after .. in <ms> ms`) | 0.600 s | 0.500 s | 0.700 s |"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("| 2.500 s | 2.000 s | 3.000 s |"), "{table}");
+        assert!(
+            table.contains("mfv-init / shell (medians): 0.24. Passes: mfv-init 3; shell 4."),
+            "{table}"
+        );
+        assert!(
+            table.contains("Modules loaded by mfv-init: 2; of those not loaded by the shell: kvm."),
+            "{table}"
+        );
+        assert!(probe_table(&[]).is_err());
+        let section = probe_section(3, "2 cores", "2026-11-26", &table);
+        assert!(section.starts_with(PROBE_HEADING));
+        assert!(section.contains("- Command: `cargo xtask bench probe --runs 3`"));
     }
 
     #[test]
@@ -382,7 +732,11 @@ mod tests {
 
     #[test]
     fn the_section_is_created_then_replaced_in_place() {
-        let first = replace_section(None, &section(5, "2 cores", "2026-11-25", "| a |\n"));
+        let first = replace_section(
+            None,
+            SECTION_HEADING,
+            &section(5, "2 cores", "2026-11-25", "| a |\n"),
+        );
         assert!(first.starts_with("# Benchmarks\n"));
         assert!(first.contains(
             "- Command: `cargo xtask bench boot --runs 5`\n- Machine: 2 cores\n- Date: 2026-11-25\n"
@@ -390,6 +744,7 @@ mod tests {
         let with_other = format!("{first}\n## Web (`cargo xtask bench web`)\n\nweb figures\n");
         let second = replace_section(
             Some(&with_other),
+            SECTION_HEADING,
             &section(3, "2 cores", "2026-11-26", "| b |\n"),
         );
         assert_eq!(second.matches(SECTION_HEADING).count(), 1);

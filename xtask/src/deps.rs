@@ -26,6 +26,36 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("libudev-dev", "the udev crate links libudev"),
     ("libblkid-dev", "libblkid-rs links libblkid"),
     ("pkg-config", "build scripts locate the C libraries"),
+    (
+        "xorriso",
+        "iso9660 config volumes in the mfv-config discovery tests",
+    ),
+    ("mtools", "vfat images without mounting them"),
+    ("slapd", "the private LDAP server of the mfv-auth tests"),
+    (
+        "ldap-utils",
+        "ldapadd and ldappasswd seed the test directory",
+    ),
+    (
+        "mariadb-server",
+        "the private MariaDB server of the mfv-auth tests",
+    ),
+    (
+        "mariadb-client",
+        "the mariadb client the MariaDB fixture uses",
+    ),
+    (
+        "openssl",
+        "the test CA and certificates for LDAPS and StartTLS",
+    ),
+    (
+        "e2fsprogs",
+        "mkfs.ext4 makes labelled test disks (mfv-tests Filesystem::Ext4)",
+    ),
+    (
+        "dosfstools",
+        "mkfs.vfat makes labelled test disks (mfv-tests Filesystem::Vfat)",
+    ),
 ];
 
 /// What to do about missing packages.
@@ -280,6 +310,8 @@ mod tests {
             "libudev-dev",
             "libblkid-dev",
             "pkg-config",
+            "e2fsprogs",
+            "dosfstools",
         ] {
             assert!(names.contains(&required), "{required} missing");
         }

@@ -75,6 +75,13 @@ enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
     },
+    /// Boot a machine with many devices and time driver coldplug by mfv-init against busybox
+    /// modprobe over every modalias (two boots per round).
+    Probe {
+        /// How many rounds to time.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
 }
 
 /// Where the workspace lives and where builds go.
@@ -168,6 +175,12 @@ fn run() -> Result<()> {
             deps::ensure(deps::Mode::Install)?;
             bench::boot(&workspace, runs)
         }
+        Command::Bench {
+            benchmark: Benchmark::Probe { runs },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench::probe(&workspace, runs)
+        }
     }
 }
 
@@ -206,5 +219,17 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["xtask", "bench", "boot", "--runs", "0"]).is_err());
+    }
+
+    #[test]
+    fn bench_probe_runs_default_to_three_and_reject_zero() {
+        let cli = Cli::try_parse_from(["xtask", "bench", "probe"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                benchmark: Benchmark::Probe { runs: 3 }
+            }
+        ));
+        assert!(Cli::try_parse_from(["xtask", "bench", "probe", "--runs", "0"]).is_err());
     }
 }

@@ -8,13 +8,15 @@ use super::net::{NetProvisioning, NetSpecError};
 use super::{Param, keys_equal};
 
 /// Every `mfv.*` key this crate understands.
-pub const KNOWN_KEYS: [&str; 6] = [
+pub const KNOWN_KEYS: [&str; 8] = [
     "mfv.config",
     "mfv.config_wait",
     "mfv.net",
     "mfv.setup_timeout",
     "mfv.halt",
     "mfv.debug",
+    "mfv.coldplug",
+    "mfv.blacklist",
 ];
 
 /// The largest edit distance at which an unknown key still gets a "did you mean" hint.
@@ -36,6 +38,11 @@ pub struct BootOptions {
     pub halt: Option<HaltAction>,
     /// `mfv.debug` or `mfv.debug=1`: verbose boot logging.
     pub debug: bool,
+    /// `mfv.coldplug=off`: load no drivers, neither at boot nor on hotplug.
+    pub coldplug_disabled: bool,
+    /// `mfv.blacklist=a,b`: kernel modules never to load (names as written; `-` and `_` are
+    /// the same to the module loader).
+    pub blacklist: Vec<String>,
     /// Invalid values and unknown `mfv.*` keys, in command line order.
     pub warnings: Vec<CmdlineWarning>,
 }
@@ -120,6 +127,9 @@ pub enum InvalidValue {
     /// Not a halt action.
     #[error("expected poweroff, reboot or halt")]
     NotHaltAction,
+    /// Not a comma-separated list of module names.
+    #[error("expected module names separated by commas, such as floppy,pcspkr")]
+    NotModuleList,
     /// Not a boolean.
     #[error("expected 1, 0, yes, no, true, false, on or off")]
     NotBoolean,
@@ -228,6 +238,8 @@ fn apply(options: &mut BootOptions, key: &str, value: Option<&str>) -> Result<()
         "mfv.net" => options.net = Some(value.parse::<NetProvisioning>()?),
         "mfv.setup_timeout" => options.setup_timeout = Some(parse_seconds(value)?),
         "mfv.halt" => options.halt = Some(parse_halt(value)?),
+        "mfv.coldplug" => options.coldplug_disabled = !parse_bool(value)?,
+        "mfv.blacklist" => options.blacklist = parse_module_list(value)?,
         // KNOWN_KEYS and this match list the same keys; `mfv.debug` is handled above.
         _ => {}
     }
@@ -284,6 +296,22 @@ fn parse_halt(value: &str) -> Result<HaltAction, InvalidValue> {
         "reboot" => Ok(HaltAction::Reboot),
         "halt" => Ok(HaltAction::Halt),
         _ => Err(InvalidValue::NotHaltAction),
+    }
+}
+
+/// A comma-separated list of module names, as `modprobe.blacklist=` takes them.
+fn parse_module_list(value: &str) -> Result<Vec<String>, InvalidValue> {
+    let names: Vec<String> = value.split(',').map(str::to_owned).collect();
+    let is_module_name = |name: &String| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if names.iter().all(is_module_name) {
+        Ok(names)
+    } else {
+        Err(InvalidValue::NotModuleList)
     }
 }
 
@@ -450,6 +478,40 @@ mod tests {
     }
 
     #[test]
+    fn coldplug_and_blacklist() {
+        let off = BootOptions {
+            coldplug_disabled: true,
+            ..BootOptions::default()
+        };
+        ok("mfv.coldplug=off", off.clone());
+        ok("mfv.coldplug=on", BootOptions::default());
+        ok("mfv.coldplug=off mfv.coldplug=1", BootOptions::default());
+        check(
+            "mfv.coldplug=maybe",
+            BootOptions::default(),
+            &[r#"ignoring mfv.coldplug="maybe": expected 1, 0, yes, no, true, false, on or off"#],
+        );
+        ok(
+            "mfv.blacklist=floppy,pcspkr modprobe.blacklist=e1000",
+            BootOptions {
+                blacklist: vec!["floppy".into(), "pcspkr".into()],
+                ..BootOptions::default()
+            },
+        );
+        for bad in ["mfv.blacklist=a,,b", "mfv.blacklist=a/b"] {
+            let warnings = KernelCmdline::parse(bad).boot_options().warnings;
+            assert_eq!(warnings.len(), 1, "{bad}");
+            assert!(
+                warnings[0]
+                    .to_string()
+                    .contains("expected module names separated by commas"),
+                "{bad}: {}",
+                warnings[0]
+            );
+        }
+    }
+
+    #[test]
     fn net_provisioning() {
         let net = |net| BootOptions {
             net: Some(net),
@@ -515,7 +577,7 @@ mod tests {
     fn every_key_together() {
         ok(
             "mfv.config=LABEL=c mfv.config_wait=1 mfv.net=dhcp mfv.setup_timeout=30 \
-             mfv.halt=poweroff mfv.debug=1",
+             mfv.halt=poweroff mfv.debug=1 mfv.coldplug=off mfv.blacklist=floppy",
             BootOptions {
                 config: Some(ConfigLocator::Label("c".into())),
                 config_wait: Some(Duration::from_secs(1)),
@@ -523,6 +585,8 @@ mod tests {
                 setup_timeout: Some(Duration::from_secs(30)),
                 halt: Some(HaltAction::Poweroff),
                 debug: true,
+                coldplug_disabled: true,
+                blacklist: vec!["floppy".into()],
                 warnings: Vec::new(),
             },
         );
@@ -680,7 +744,7 @@ mod tests {
         warns(
             "mfv.frobnicate=1",
             "unknown key mfv.frobnicate ignored (known keys: mfv.config, mfv.config_wait, mfv.net, \
-             mfv.setup_timeout, mfv.halt, mfv.debug)",
+             mfv.setup_timeout, mfv.halt, mfv.debug, mfv.coldplug, mfv.blacklist)",
         );
     }
 

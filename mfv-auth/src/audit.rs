@@ -1,0 +1,228 @@
+//! The audit log: one row per auth event (logins, lockouts, sessions, tokens, user changes,
+//! TOTP), with time, user, acting user, source address, outcome and detail.
+
+use std::fmt;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A login attempt (outcome says how it ended).
+    Login,
+    /// Too many failures: a user name or source address was locked.
+    Lockout,
+    /// A session ended by logout.
+    Logout,
+    /// A session was revoked by a user or an admin, or by a user change.
+    SessionRevoked,
+    /// An API token was created.
+    TokenCreated,
+    /// An API token was revoked.
+    TokenRevoked,
+    /// A user was added.
+    UserAdded,
+    /// A user was deleted.
+    UserDeleted,
+    /// A password was changed.
+    PasswordChanged,
+    /// A role was changed.
+    RoleChanged,
+    /// A user was disabled.
+    UserDisabled,
+    /// A user was enabled.
+    UserEnabled,
+    /// A display name was changed.
+    DisplayNameChanged,
+    /// TOTP enrolment started (secret issued).
+    TotpEnrolled,
+    /// TOTP enrolment confirmed with a first code: the second factor is now required.
+    TotpConfirmed,
+    /// TOTP was removed.
+    TotpDisabled,
+    /// A recovery code was used in place of a TOTP code.
+    RecoveryCodeUsed,
+}
+
+impl AuditEvent {
+    /// The name stored and shown: `login`, `lockout`, `token_created`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Login => "login",
+            AuditEvent::Lockout => "lockout",
+            AuditEvent::Logout => "logout",
+            AuditEvent::SessionRevoked => "session_revoked",
+            AuditEvent::TokenCreated => "token_created",
+            AuditEvent::TokenRevoked => "token_revoked",
+            AuditEvent::UserAdded => "user_added",
+            AuditEvent::UserDeleted => "user_deleted",
+            AuditEvent::PasswordChanged => "password_changed",
+            AuditEvent::RoleChanged => "role_changed",
+            AuditEvent::UserDisabled => "user_disabled",
+            AuditEvent::UserEnabled => "user_enabled",
+            AuditEvent::DisplayNameChanged => "display_name_changed",
+            AuditEvent::TotpEnrolled => "totp_enrolled",
+            AuditEvent::TotpConfirmed => "totp_confirmed",
+            AuditEvent::TotpDisabled => "totp_disabled",
+            AuditEvent::RecoveryCodeUsed => "recovery_code_used",
+        }
+    }
+}
+
+impl fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// It worked.
+    Ok,
+    /// It was refused (wrong credentials, locked, not allowed).
+    Refused,
+    /// It could not be decided (a backend was down); access was denied.
+    Error,
+}
+
+impl AuditOutcome {
+    /// `ok`, `refused` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::Refused => "refused",
+            AuditOutcome::Error => "error",
+        }
+    }
+}
+
+/// One event about to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditRecord<'a> {
+    pub event: AuditEvent,
+    pub outcome: AuditOutcome,
+    /// The user the event is about.
+    pub username: Option<&'a str>,
+    /// Who did it, when not the user themself (an admin).
+    pub actor: Option<&'a str>,
+    /// The client address.
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+/// One row of the audit log, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What happened (an [`AuditEvent`] name).
+    pub event: String,
+    /// The user it is about.
+    pub username: Option<String>,
+    /// Who did it, if not the user.
+    pub actor: Option<String>,
+    /// The client address.
+    pub source: Option<String>,
+    /// `ok`, `refused` or `error`.
+    pub outcome: String,
+    /// Details, e.g. why a login was refused.
+    pub detail: String,
+}
+
+/// `2026-11-26T04:53:00Z login refused user=alice source=192.0.2.1: wrong password`.
+impl fmt::Display for AuditEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.at, self.event, self.outcome)?;
+        for (key, value) in [
+            ("user", &self.username),
+            ("actor", &self.actor),
+            ("source", &self.source),
+        ] {
+            if let Some(value) = value {
+                write!(f, " {key}={value}")?;
+            }
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one event.
+pub(crate) fn record(
+    connection: &Connection,
+    at: Timestamp,
+    entry: &AuditRecord<'_>,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO audit (at, event, username, actor, source, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            at.0,
+            entry.event.as_str(),
+            entry.username,
+            entry.actor,
+            entry.source,
+            entry.outcome.as_str(),
+            entry.detail
+        ],
+    )?;
+    Ok(())
+}
+
+/// The newest `limit` entries with an id below `before` (all, if `None`), newest first.
+pub(crate) fn list(
+    connection: &Connection,
+    limit: u32,
+    before: Option<i64>,
+) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, at, event, username, actor, source, outcome, detail FROM audit
+         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![before.unwrap_or(i64::MAX), limit], |row| {
+        Ok(AuditEntry {
+            id: row.get(0)?,
+            at: Timestamp(row.get(1)?),
+            event: row.get(2)?,
+            username: row.get(3)?,
+            actor: row.get(4)?,
+            source: row.get(5)?,
+            outcome: row.get(6)?,
+            detail: row.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_print_on_one_line() {
+        let entry = AuditEntry {
+            id: 1,
+            at: Timestamp(1_795_668_780),
+            event: "login".into(),
+            username: Some("alice".into()),
+            actor: None,
+            source: Some("192.0.2.1".into()),
+            outcome: "refused".into(),
+            detail: "invalid credentials".into(),
+        };
+        assert_eq!(
+            entry.to_string(),
+            "2026-11-26T04:53:00Z login refused user=alice source=192.0.2.1: invalid credentials"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! TOTP enrolment: a new secret and recovery codes, confirmed with a first code before the
+//! second factor is required at login.
+//!
+//! TOTP secrets are stored as they are (the server must compute codes from them), in the
+//! auth database, which is created mode 0600. Recovery codes are stored as SHA-256 digests
+//! (80 random bits each) and work once.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::audit::{AuditEvent, AuditOutcome};
+use crate::authenticator::{Actor, AuthError, Authenticator};
+use crate::secret::{self, Secret};
+use crate::sqlite::StoreError;
+use crate::{Username, totp};
+
+/// What the user needs to set up an authenticator app. Shown once.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    /// The secret in base32, for typing into an app.
+    pub secret_base32: Secret,
+    /// `otpauth://totp/...`, for a QR code.
+    pub otpauth_uri: Secret,
+    /// Single-use codes (`abcd-efgh-ijkl-mnop`) that stand in for a TOTP code.
+    pub recovery_codes: Vec<Secret>,
+}
+
+impl Authenticator {
+    /// Starts TOTP enrolment for `user`: a new secret and recovery codes, replacing any
+    /// unconfirmed enrolment. TOTP is required at login only after
+    /// [`Authenticator::confirm_totp`].
+    pub async fn enrol_totp(
+        &self,
+        actor: &Actor,
+        user: &Username,
+    ) -> Result<TotpEnrolment, AuthError> {
+        match self.backend.find_user(user).await? {
+            Some(record) if !record.disabled => {}
+            _ => return Err(AuthError::NoSuchUser { user: user.clone() }),
+        }
+        let secret_bytes = totp::new_secret()?;
+        let codes = (0..totp::RECOVERY_CODE_COUNT)
+            .map(|_| totp::new_recovery_code())
+            .collect::<Result<Vec<_>, _>>()?;
+        let digests: Vec<Vec<u8>> = codes
+            .iter()
+            .map(|code| secret::digest(&totp::normalize_recovery_code(code)))
+            .collect();
+        let now = self.clock.now();
+        let name = user.as_str().to_owned();
+        let stored_secret = secret_bytes.clone();
+        let enrolled = self
+            .state
+            .run(move |connection| {
+                let transaction = connection.transaction()?;
+                let confirmed: Option<bool> = transaction
+                    .query_row(
+                        "SELECT confirmed FROM totp WHERE username = ?1",
+                        [&name],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if confirmed == Some(true) {
+                    return Ok(false);
+                }
+                transaction.execute("DELETE FROM totp WHERE username = ?1", [&name])?;
+                transaction.execute(
+                    "INSERT INTO totp (username, secret, confirmed, created_at) VALUES (?1, ?2, 0, ?3)",
+                    params![name, stored_secret, now.0],
+                )?;
+                for digest in &digests {
+                    transaction.execute(
+                        "INSERT INTO recovery_codes (username, code_hash) VALUES (?1, ?2)",
+                        params![name, digest],
+                    )?;
+                }
+                transaction.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if !enrolled {
+            return Err(AuthError::TotpAlreadyEnabled { user: user.clone() });
+        }
+        self.audit(
+            AuditEvent::TotpEnrolled,
+            AuditOutcome::Ok,
+            Some(user.as_str()),
+            Some(actor),
+            None,
+            "awaiting confirmation".into(),
+        )
+        .await?;
+        Ok(TotpEnrolment {
+            secret_base32: Secret::new(totp::base32_encode(&secret_bytes)),
+            otpauth_uri: Secret::new(totp::otpauth_uri(
+                &self.policy.totp_issuer,
+                user.as_str(),
+                &secret_bytes,
+            )),
+            recovery_codes: codes.into_iter().map(Secret::new).collect(),
+        })
+    }
+
+    /// Confirms a pending enrolment with a current code from the app: from now on logins
+    /// need a second factor.
+    pub async fn confirm_totp(
+        &self,
+        actor: &Actor,
+        user: &Username,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let window = self.policy.totp_window;
+        let name = user.as_str().to_owned();
+        let code = code.trim().to_owned();
+        let outcome = self
+            .state
+            .run(move |connection| {
+                let pending: Option<Vec<u8>> = connection
+                    .query_row(
+                        "SELECT secret FROM totp WHERE username = ?1 AND confirmed = 0",
+                        [&name],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(secret) = pending else {
+                    return Ok(None);
+                };
+                let Some(step) = totp::matching_step(&secret, &code, now, window) else {
+                    return Ok(Some(false));
+                };
+                connection.execute(
+                    "UPDATE totp SET confirmed = 1, last_step = ?2 WHERE username = ?1",
+                    params![name, step],
+                )?;
+                Ok(Some(true))
+            })
+            .await?;
+        let (result, audit_outcome, detail) = match outcome {
+            None => (
+                Err(AuthError::TotpNotEnrolled { user: user.clone() }),
+                AuditOutcome::Refused,
+                "no pending enrolment",
+            ),
+            Some(false) => (
+                Err(AuthError::TotpInvalid),
+                AuditOutcome::Refused,
+                "invalid code",
+            ),
+            Some(true) => (Ok(()), AuditOutcome::Ok, "second factor now required"),
+        };
+        self.audit(
+            AuditEvent::TotpConfirmed,
+            audit_outcome,
+            Some(user.as_str()),
+            Some(actor),
+            None,
+            detail.into(),
+        )
+        .await?;
+        result
+    }
+
+    /// Removes TOTP (confirmed or pending) and the recovery codes. Returns whether there was
+    /// any.
+    pub async fn disable_totp(&self, actor: &Actor, user: &Username) -> Result<bool, AuthError> {
+        let name = user.as_str().to_owned();
+        let removed = self
+            .state
+            .run(move |connection| {
+                connection.execute("DELETE FROM totp WHERE username = ?1", [name])
+            })
+            .await?;
+        if removed > 0 {
+            self.audit(
+                AuditEvent::TotpDisabled,
+                AuditOutcome::Ok,
+                Some(user.as_str()),
+                Some(actor),
+                None,
+                String::new(),
+            )
+            .await?;
+        }
+        Ok(removed > 0)
+    }
+
+    /// Whether `user` must give a TOTP code at login.
+    pub async fn totp_enabled(&self, user: &Username) -> Result<bool, StoreError> {
+        let name = user.as_str().to_owned();
+        self.state
+            .run(move |connection| {
+                connection
+                    .prepare_cached("SELECT 1 FROM totp WHERE username = ?1 AND confirmed = 1")?
+                    .exists([name])
+            })
+            .await
+    }
+
+    /// How many unused recovery codes `user` has.
+    pub async fn recovery_codes_left(&self, user: &Username) -> Result<u32, StoreError> {
+        let name = user.as_str().to_owned();
+        self.state
+            .run(move |connection| {
+                connection.query_row(
+                    "SELECT count(*) FROM recovery_codes WHERE username = ?1 AND used_at IS NULL",
+                    [name],
+                    |row| row.get(0),
+                )
+            })
+            .await
+    }
+}

@@ -1,0 +1,565 @@
+//! Config discovery: which volumes are candidates, in which order, what each one held, and
+//! which configuration the host boots with.
+//!
+//! # Order
+//! Without `mfv.config=` the candidates are [`default_order`]: `/dev/sda1`, then every volume
+//! labelled [`CONFIG_VOLUME_LABEL`] (in kernel name order), then the floppy `/dev/fd0`.
+//! `mfv.config=` replaces the whole order with its one locator; `LABEL=`, `UUID=` and
+//! `PARTLABEL=` are resolved by a scan of `<sysfs>/class/block` ([`scan_volumes`]); `none`
+//! skips discovery. A device reached twice (e.g. `/dev/sda1` that is also labelled
+//! `mfv-config`) is tried once.
+//!
+//! Labels compare exactly, except on FAT file systems, which compare ASCII case-insensitively
+//! because FAT labels are upper case by convention: `mfv-config` finds a vfat volume labelled
+//! `MFV-CONFIG` (see [`Signature::label_matches`]). UUIDs ignore case; GPT partition names
+//! compare exactly.
+//!
+//! # Each candidate
+//! The file system type comes from libblkid. The volume is mounted read-only (plus `noexec`,
+//! `nosuid`, `nodev`, and `noload` for ext3/ext4 so a journal is never replayed) on a private
+//! directory in the run directory, `mfv.toml` is read (a regular file, no symbolic link, at
+//! most [`DiscoveryParams::max_config_bytes`]), and the volume is unmounted, on every path.
+//! Discovery never writes to any volume.
+//!
+//! # Outcome
+//! The first candidate with a valid `mfv.toml` wins ([`Discovery::Found`]). A candidate with
+//! an invalid one is reported with every error and discovery goes on; when no valid one is
+//! found, the first invalid one is the outcome ([`Discovery::Invalid`]). Otherwise
+//! [`Discovery::NotFound`]. The [`DiscoveryReport`] lists every candidate tried and why it was
+//! taken or skipped; its `Display` is what the console shows.
+//!
+//! # Console rendering
+//! `Display` of a [`DiscoveryReport`]: a header line, then one line per candidate, indented by
+//! two spaces, `LOCATOR [DEVICE] [(FS)]: VERDICT` (the device is shown when a search found
+//! it); the errors of an invalid file follow their candidate, indented by four:
+//!
+//! ```text
+//! config: mfv.toml on /dev/vdb1 (ext4, LABEL=mfv-config) is invalid (2 errors)
+//!   /dev/sda1: absent (no such device)
+//!   LABEL=mfv-config /dev/vdb1 (ext4): invalid (2 errors)
+//!     mfv.toml:3:12: host.hostname: not a valid host name
+//!     mfv.toml:7:1: netwrk: unknown field, did you mean `network`?
+//!   /dev/fd0: absent (no medium)
+//! ```
+//!
+//! The header is `config: using mfv.toml from SOURCE`, `config: mfv.toml on SOURCE is invalid
+//! (N errors)`, `config: no configuration found` or `config: discovery skipped
+//! (mfv.config=none)`. Other verdicts: `taken`, `absent (no volume matches)`, `skipped: no
+//! file system`, `skipped: cannot probe: ERROR`, `skipped: not mountable: ERROR`, `skipped: no
+//! mfv.toml`, `skipped: mfv.toml is a symbolic link` (or `is not a regular file`, `cannot read
+//! mfv.toml: ERROR`), `skipped: mfv.toml too large (N bytes, limit L)`, `skipped: already
+//! tried above`. Scan problems follow as `  scan: MESSAGE`, and after waiting `  waited 3.0 s
+//! for devices (7 passes)`.
+//!
+//! # Waiting
+//! With a wait (`mfv.config_wait=`), a pass that finds nothing while some candidate was
+//! absent is repeated, with a new scan, every [`DiscoveryParams::poll_interval`] until the
+//! wait is over: USB sticks appear late. Without a wait there is one pass.
+
+mod read;
+mod report;
+mod scan;
+
+use std::error::Error;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cmdline::{BootOptions, ConfigLocator};
+use crate::mount::{Mounter, ReadOnlyMount};
+use crate::schema::{CONFIG_FILE_NAME, Config, ConfigErrors, parse_config_bytes};
+
+pub use read::ReadError;
+pub use scan::{
+    ScanIssue, Signature, SignatureError, Volume, VolumeScan, device_node, probe_signature,
+    scan_volumes,
+};
+
+/// The label that marks a config volume.
+pub const CONFIG_VOLUME_LABEL: &str = "mfv-config";
+
+/// The default limit on the size of `mfv.toml`: the schema's own limit,
+/// [`MAX_CONFIG_SIZE`](crate::schema::MAX_CONFIG_SIZE) (1 MiB).
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = crate::schema::MAX_CONFIG_SIZE as u64;
+
+/// The default time between passes while waiting for devices.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The candidates tried when `mfv.config=` is not given: `/dev/sda1`, `LABEL=mfv-config`,
+/// `/dev/fd0`.
+pub fn default_order() -> Vec<ConfigLocator> {
+    vec![
+        ConfigLocator::Device(PathBuf::from("/dev/sda1")),
+        ConfigLocator::Label(CONFIG_VOLUME_LABEL.to_owned()),
+        ConfigLocator::Device(PathBuf::from("/dev/fd0")),
+    ]
+}
+
+/// What discovery looks for and where: the boot options plus the system paths (parameters so
+/// tests can use fixture trees and loop devices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryParams {
+    /// `mfv.config=`: replaces the default order; `None` for [`default_order`].
+    pub locator: Option<ConfigLocator>,
+    /// `mfv.config_wait=`: how long to keep looking for absent devices.
+    pub wait: Option<Duration>,
+    /// The sysfs root (`/sys`).
+    pub sysfs_root: PathBuf,
+    /// The device root (`/dev`): a device locator under `/dev` is looked up here instead
+    /// (`/dev/sda1` is `<dev_root>/sda1`), and scanned volumes are `<dev_root>/<name>`.
+    pub dev_root: PathBuf,
+    /// Where private mount points are created (created if missing).
+    pub run_dir: PathBuf,
+    /// The largest `mfv.toml` that is read.
+    pub max_config_bytes: u64,
+    /// The time between passes while waiting.
+    pub poll_interval: Duration,
+}
+
+impl DiscoveryParams {
+    /// Discovery on this system (`/sys`, `/dev`, mount points in `/run/mfv`) with the given
+    /// locator and wait.
+    pub fn new(locator: Option<ConfigLocator>, wait: Option<Duration>) -> Self {
+        DiscoveryParams {
+            locator,
+            wait,
+            sysfs_root: PathBuf::from("/sys"),
+            dev_root: PathBuf::from("/dev"),
+            run_dir: PathBuf::from("/run/mfv"),
+            max_config_bytes: DEFAULT_MAX_CONFIG_BYTES,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+
+    /// [`DiscoveryParams::new`] with `mfv.config=` and `mfv.config_wait=` from the kernel
+    /// command line.
+    pub fn from_boot_options(options: &BootOptions) -> Self {
+        Self::new(options.config.clone(), options.config_wait)
+    }
+
+    /// Where a device locator's path is looked for: paths under `/dev` move to the dev root.
+    pub fn device_path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix("/dev") {
+            Ok(rest) => self.dev_root.join(rest),
+            Err(_) => path.to_owned(),
+        }
+    }
+}
+
+/// Where a configuration was read from. Serializes with these field names, the locator as its
+/// `mfv.config=` spelling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigSource {
+    /// The device node.
+    pub device: PathBuf,
+    /// Its file system type.
+    pub fs_type: String,
+    /// Its file system label.
+    pub label: Option<String>,
+    /// Its file system UUID.
+    pub uuid: Option<String>,
+    /// The candidate that led to it.
+    #[serde(serialize_with = "report::locator")]
+    pub locator: ConfigLocator,
+}
+
+/// What discovery found. Serializes as an object whose `result` is `found`, `invalid` or
+/// `not_found`; errors serialize as a list of `{line, column, path, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Discovery {
+    /// A valid configuration.
+    Found {
+        /// The configuration.
+        config: Box<Config>,
+        /// Where it was read from.
+        source: ConfigSource,
+    },
+    /// No valid configuration, and this candidate (the first such) held an invalid one.
+    Invalid {
+        /// Where it was read from.
+        source: ConfigSource,
+        /// Every problem in it.
+        #[serde(serialize_with = "report::config_errors")]
+        errors: ConfigErrors,
+    },
+    /// No configuration at all (or discovery was disabled with `mfv.config=none`).
+    NotFound,
+}
+
+/// Why a candidate was absent. Serializes in snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Absence {
+    /// The device node does not exist.
+    NoDeviceNode,
+    /// The device exists but has size 0 (an empty drive or an unattached loop device).
+    NoMedium,
+    /// No scanned volume has the label, UUID or partition name.
+    NoMatchingVolume,
+}
+
+/// What became of one candidate. Serializes as an object whose `verdict` is the variant name in
+/// snake_case, with the variant's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Its valid `mfv.toml` is the configuration.
+    Taken,
+    /// It is not there.
+    Absent {
+        /// In what way.
+        reason: Absence,
+    },
+    /// libblkid found no file system on it.
+    NoFileSystem,
+    /// libblkid could not read it, or its file systems are ambiguous.
+    NotProbeable {
+        /// The error with its causes.
+        error: String,
+    },
+    /// Mounting it read-only failed.
+    NotMountable {
+        /// The error with its causes.
+        error: String,
+    },
+    /// It has no `mfv.toml`.
+    NoConfigFile,
+    /// `mfv.toml` is there but could not be read (not a regular file, a symbolic link, an I/O
+    /// error).
+    Unreadable {
+        /// The error with its causes.
+        error: String,
+    },
+    /// `mfv.toml` is larger than the limit.
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// `mfv.toml` is not a valid configuration.
+    Invalid {
+        /// Every problem in it.
+        #[serde(serialize_with = "report::config_errors")]
+        errors: ConfigErrors,
+    },
+    /// The same device was tried earlier in this pass.
+    AlreadyTried,
+}
+
+/// One line of the provenance report: a candidate and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CandidateReport {
+    /// How the candidate was chosen (a device path, `LABEL=...`, ...).
+    #[serde(serialize_with = "report::locator")]
+    pub locator: ConfigLocator,
+    /// The device node tried; `None` when a search found no volume.
+    pub device: Option<PathBuf>,
+    /// The file system type libblkid found.
+    pub fs_type: Option<String>,
+    /// What became of it.
+    pub verdict: Verdict,
+    /// Set when the volume could not be unmounted afterwards (the verdict stands).
+    pub unmount_error: Option<String>,
+}
+
+/// The outcome of discovery with its provenance: every candidate tried, in order. `Display`
+/// renders it for the console (see [the module documentation](self#console-rendering)); it serializes to JSON
+/// with these field names (`elapsed` as `elapsed_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveryReport {
+    /// What was found.
+    pub outcome: Discovery,
+    /// The `mfv.config=` locator; `None` for the default order.
+    #[serde(serialize_with = "report::optional_locator")]
+    pub requested: Option<ConfigLocator>,
+    /// Every candidate of the last pass, in the order tried.
+    pub candidates: Vec<CandidateReport>,
+    /// Devices the last scan could not read (only when a label, UUID or partition name was
+    /// searched for).
+    pub scan_issues: Vec<ScanIssue>,
+    /// How many passes were made: 0 with `mfv.config=none`, more than 1 only while waiting.
+    pub passes: u32,
+    /// How long discovery took.
+    #[serde(rename = "elapsed_ms", serialize_with = "report::millis")]
+    pub elapsed: Duration,
+}
+
+/// Runs discovery: see the [module documentation](self). Never fails as a whole: every
+/// problem is a verdict in the report.
+pub fn discover<M: Mounter + ?Sized>(params: &DiscoveryParams, mounter: &M) -> DiscoveryReport {
+    let started = Instant::now();
+    let order = match &params.locator {
+        Some(ConfigLocator::Disabled) => {
+            return DiscoveryReport {
+                outcome: Discovery::NotFound,
+                requested: params.locator.clone(),
+                candidates: Vec::new(),
+                scan_issues: Vec::new(),
+                passes: 0,
+                elapsed: started.elapsed(),
+            };
+        }
+        Some(locator) => vec![locator.clone()],
+        None => default_order(),
+    };
+    let deadline = params.wait.and_then(|wait| started.checked_add(wait));
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let pass = run_pass(params, mounter, &order);
+        let retry = matches!(pass.outcome, Discovery::NotFound)
+            && pass
+                .candidates
+                .iter()
+                .any(|candidate| matches!(candidate.verdict, Verdict::Absent { .. }));
+        let now = Instant::now();
+        match deadline {
+            Some(deadline) if retry && now < deadline => {
+                std::thread::sleep(params.poll_interval.min(deadline - now));
+            }
+            _ => {
+                return DiscoveryReport {
+                    outcome: pass.outcome,
+                    requested: params.locator.clone(),
+                    candidates: pass.candidates,
+                    scan_issues: pass.scan_issues,
+                    passes,
+                    elapsed: started.elapsed(),
+                };
+            }
+        }
+    }
+}
+
+/// One pass over the candidates.
+struct Pass {
+    outcome: Discovery,
+    candidates: Vec<CandidateReport>,
+    scan_issues: Vec<ScanIssue>,
+}
+
+fn run_pass<M: Mounter + ?Sized>(
+    params: &DiscoveryParams,
+    mounter: &M,
+    order: &[ConfigLocator],
+) -> Pass {
+    let mut candidates = Vec::new();
+    let mut scan: Option<VolumeScan> = None;
+    let mut tried: Vec<PathBuf> = Vec::new();
+    let mut first_invalid = None;
+    for locator in order {
+        let targets: Vec<(PathBuf, Option<Signature>)> = match locator {
+            ConfigLocator::Device(path) => vec![(params.device_path(path), None)],
+            ConfigLocator::Label(_) | ConfigLocator::Uuid(_) | ConfigLocator::PartLabel(_) => {
+                let scan =
+                    scan.get_or_insert_with(|| scan_volumes(&params.sysfs_root, &params.dev_root));
+                scan.volumes
+                    .iter()
+                    .filter(|volume| volume_matches(locator, volume))
+                    .map(|volume| (volume.device.clone(), Some(volume.signature.clone())))
+                    .collect()
+            }
+            ConfigLocator::Disabled => continue,
+        };
+        if targets.is_empty() {
+            candidates.push(CandidateReport {
+                locator: locator.clone(),
+                device: None,
+                fs_type: None,
+                verdict: Verdict::Absent {
+                    reason: Absence::NoMatchingVolume,
+                },
+                unmount_error: None,
+            });
+        }
+        for (device, signature) in targets {
+            let key = fs::canonicalize(&device).unwrap_or_else(|_| device.clone());
+            if tried.contains(&key) {
+                candidates.push(CandidateReport {
+                    locator: locator.clone(),
+                    device: Some(device),
+                    fs_type: signature.and_then(|signature| signature.fs_type),
+                    verdict: Verdict::AlreadyTried,
+                    unmount_error: None,
+                });
+                continue;
+            }
+            let (report, found) = examine(params, mounter, locator, &device, signature);
+            if !matches!(report.verdict, Verdict::Absent { .. }) {
+                tried.push(key);
+            }
+            candidates.push(report);
+            match found {
+                Some((source, Ok(config))) => {
+                    return Pass {
+                        outcome: Discovery::Found { config, source },
+                        candidates,
+                        scan_issues: scan.map(|scan| scan.issues).unwrap_or_default(),
+                    };
+                }
+                Some((source, Err(errors))) => {
+                    first_invalid.get_or_insert(Discovery::Invalid { source, errors });
+                }
+                None => {}
+            }
+        }
+    }
+    Pass {
+        outcome: first_invalid.unwrap_or(Discovery::NotFound),
+        candidates,
+        scan_issues: scan.map(|scan| scan.issues).unwrap_or_default(),
+    }
+}
+
+/// Whether a scanned volume is what a search locator asks for.
+fn volume_matches(locator: &ConfigLocator, volume: &Volume) -> bool {
+    match locator {
+        ConfigLocator::Label(label) => volume.signature.label_matches(label),
+        ConfigLocator::Uuid(uuid) => volume.signature.uuid_matches(uuid),
+        ConfigLocator::PartLabel(name) => volume.part_label.as_deref() == Some(name.as_str()),
+        ConfigLocator::Device(_) | ConfigLocator::Disabled => false,
+    }
+}
+
+/// A configuration read from a candidate, valid or not.
+type Finding = (ConfigSource, Result<Box<Config>, ConfigErrors>);
+
+/// Tries one device: present, file system, mount, read, unmount, validate.
+fn examine<M: Mounter + ?Sized>(
+    params: &DiscoveryParams,
+    mounter: &M,
+    locator: &ConfigLocator,
+    device: &Path,
+    known: Option<Signature>,
+) -> (CandidateReport, Option<Finding>) {
+    let mut report = CandidateReport {
+        locator: locator.clone(),
+        device: Some(device.to_owned()),
+        fs_type: None,
+        verdict: Verdict::Taken,
+        unmount_error: None,
+    };
+    let skipped = |mut report: CandidateReport, verdict| {
+        report.verdict = verdict;
+        (report, None)
+    };
+    match fs::metadata(device) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return skipped(
+                report,
+                Verdict::Absent {
+                    reason: Absence::NoDeviceNode,
+                },
+            );
+        }
+        Err(error) => {
+            let error = format!("cannot read {}: {error}", device.display());
+            return skipped(report, Verdict::NotProbeable { error });
+        }
+        Ok(metadata) if has_no_medium(&params.sysfs_root, &metadata) => {
+            return skipped(
+                report,
+                Verdict::Absent {
+                    reason: Absence::NoMedium,
+                },
+            );
+        }
+        Ok(_) => {}
+    }
+    let signature = match known {
+        Some(signature) => signature,
+        None => match probe_signature(device) {
+            Ok(signature) => signature,
+            Err(error) => {
+                let error = error_chain(&error);
+                return skipped(report, Verdict::NotProbeable { error });
+            }
+        },
+    };
+    report.fs_type = signature.fs_type.clone();
+    let Some(fs_type) = signature.fs_type.clone() else {
+        return skipped(report, Verdict::NoFileSystem);
+    };
+    let mount = match ReadOnlyMount::new(mounter, device, &fs_type, &params.run_dir) {
+        Ok(mount) => mount,
+        Err(error) => {
+            let error = error_chain(&error);
+            return skipped(report, Verdict::NotMountable { error });
+        }
+    };
+    let content = read::read_limited(mount.path(), CONFIG_FILE_NAME, params.max_config_bytes);
+    if let Err(error) = mount.unmount() {
+        report.unmount_error = Some(error_chain(&error));
+    }
+    let content = match content {
+        Ok(content) => content,
+        Err(ReadError::Missing { .. }) => return skipped(report, Verdict::NoConfigFile),
+        Err(ReadError::TooLarge { size, limit, .. }) => {
+            return skipped(report, Verdict::TooLarge { size, limit });
+        }
+        Err(error) => {
+            let error = unreadable_message(&error);
+            return skipped(report, Verdict::Unreadable { error });
+        }
+    };
+    let source = ConfigSource {
+        device: device.to_owned(),
+        fs_type,
+        label: signature.label,
+        uuid: signature.uuid,
+        locator: locator.clone(),
+    };
+    let parsed = parse_config_bytes(&content).map(Box::new);
+    if let Err(errors) = &parsed {
+        report.verdict = Verdict::Invalid {
+            errors: errors.clone(),
+        };
+    }
+    (report, Some((source, parsed)))
+}
+
+/// Whether `metadata` is a block device whose sysfs `size` is 0 (no medium in the drive, an
+/// unattached loop device). Anything that cannot be read counts as "has a medium": the probe
+/// that follows reports the problem.
+fn has_no_medium(sysfs_root: &Path, metadata: &fs::Metadata) -> bool {
+    if !metadata.file_type().is_block_device() {
+        return false;
+    }
+    let rdev = metadata.rdev();
+    let size = sysfs_root.join(format!(
+        "dev/block/{}:{}/size",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    ));
+    fs::read_to_string(size).is_ok_and(|text| text.trim() == "0")
+}
+
+/// The reason `mfv.toml` could not be read, naming the file by its name on the volume (the
+/// report line names the device) rather than by the private mount point.
+fn unreadable_message(error: &ReadError) -> String {
+    match error {
+        ReadError::Symlink { .. } => format!("{CONFIG_FILE_NAME} is a symbolic link"),
+        ReadError::NotRegular { .. } => format!("{CONFIG_FILE_NAME} is not a regular file"),
+        ReadError::Io { source, .. } => format!("cannot read {CONFIG_FILE_NAME}: {source}"),
+        ReadError::Missing { .. } | ReadError::TooLarge { .. } => error.to_string(),
+    }
+}
+
+/// An error and all its causes, `: `-separated.
+pub(crate) fn error_chain(error: &dyn Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,454 @@
+//! The configuration model: plain data types that serialize to and from `mfv.toml`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole host configuration, as stored in `mfv.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Schema version of the file; this release writes and reads [`super::CURRENT_VERSION`].
+    pub version: u32,
+    /// Host identity and time.
+    pub host: HostConfig,
+    /// Network interfaces, the bridge VMs attach to, and DNS.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// Storage pools VM disks live in.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Where users and passwords come from.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// The web interface and REST API.
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// `[host]`: the host's name and clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Host name: one RFC 1123 label (`vmhost1`) or a fully qualified name (`vmhost1.example.org`).
+    pub hostname: String,
+    /// IANA time zone name such as `Europe/Berlin`, or `UTC` (the default).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// NTP servers (host names or IP addresses); empty means no time synchronisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ntp_servers: Vec<String>,
+}
+
+/// The default time zone, `UTC`.
+pub fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+/// `[network]`: interfaces, the VM bridge and DNS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `[[network.interfaces]]`: every link the host configures, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceConfig>,
+    /// `[network.bridge]`: the bridge VMs attach to; absent means no bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeConfig>,
+    /// `[network.dns]`: resolvers and search domains.
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+/// One `[[network.interfaces]]` entry: a NIC, a VLAN link or the bridge, and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    /// Kernel link name (`eth0`, `enp3s0`, `br0`, `eth0.10`): 1 to 15 bytes.
+    pub name: String,
+    /// How the interface gets its addresses.
+    #[serde(default)]
+    pub mode: InterfaceMode,
+    /// Static addresses with prefix length (`192.0.2.10/24`, `2001:db8::10/64`); only with
+    /// `mode = "static"`, where at least one is required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<IpCidr>,
+    /// IPv4 default gateway; needs an IPv4 address in `addresses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// IPv6 default gateway; needs an IPv6 address in `addresses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Link MTU in bytes (68 to 65535, at least 1280 with an IPv6 address); absent keeps the
+    /// kernel's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Makes this interface an 802.1Q VLAN link on top of another declared interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<VlanConfig>,
+}
+
+/// How an interface gets its addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterfaceMode {
+    /// DHCPv4 client (the default).
+    #[default]
+    Dhcp,
+    /// The addresses and gateways given in the file.
+    Static,
+    /// Link up without addresses: bridge ports and VLAN parents.
+    Manual,
+}
+
+impl InterfaceMode {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dhcp => "dhcp",
+            Self::Static => "static",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// `vlan = { parent = "eth0", id = 10 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VlanConfig {
+    /// The declared interface the VLAN link sits on.
+    pub parent: String,
+    /// 802.1Q VLAN id, 1 to 4094.
+    pub id: u16,
+}
+
+/// `[network.bridge]`: the Linux bridge VM NICs attach to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Bridge link name (default `br0`). Give it addresses with an interface entry of this name.
+    #[serde(default = "default_bridge_name")]
+    pub name: String,
+    /// Declared interfaces enslaved to the bridge (they must use `mode = "manual"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Spanning tree protocol (default off).
+    #[serde(default)]
+    pub stp: bool,
+}
+
+/// The default bridge name, `br0`.
+pub fn default_bridge_name() -> String {
+    "br0".to_owned()
+}
+
+/// `[network.dns]`: resolvers and search domains written to resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Name servers, at most 3 (the resolver's limit). Empty: those learned by DHCP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<IpAddr>,
+    /// Search domains, tried in order for short names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+}
+
+/// `[storage]`: storage pools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `[[storage.pools]]`: each pool VM disks can be created in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolConfig>,
+}
+
+/// One `[[storage.pools]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Pool name, unique: letters, digits, `.`, `_`, `-` (libvirt's pool name).
+    pub name: String,
+    /// What backs the pool.
+    pub kind: PoolKind,
+    /// `dir`: the directory holding the disk images (required). `nfs`: where the export is
+    /// mounted (optional). Absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `logical`: the block device holding the LVM volume group named after the pool. Absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `nfs`: the NFS server's host name or IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// `nfs`: the exported directory on the server. Absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+}
+
+/// What backs a storage pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    /// A directory of image files.
+    Dir,
+    /// An LVM volume group; each disk is a logical volume.
+    Logical,
+    /// An NFS export mounted on the host; each disk is an image file.
+    Nfs,
+}
+
+impl PoolKind {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dir => "dir",
+            Self::Logical => "logical",
+            Self::Nfs => "nfs",
+        }
+    }
+}
+
+/// `[auth]`: where users, passwords and roles come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The backend in use (default `sqlite`).
+    #[serde(default)]
+    pub backend: AuthBackend,
+    /// `[auth.sqlite]`: optional, defaults apply when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteAuthConfig>,
+    /// `[auth.ldap]`: required when `backend = "ldap"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapAuthConfig>,
+    /// `[auth.mysql]`: required when `backend = "mysql"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql: Option<MysqlAuthConfig>,
+}
+
+/// The authentication backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    /// Local users in an SQLite database on the config volume (the default).
+    #[default]
+    Sqlite,
+    /// Users from an LDAP directory.
+    Ldap,
+    /// Users in a shared MySQL/MariaDB database.
+    Mysql,
+}
+
+impl AuthBackend {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Ldap => "ldap",
+            Self::Mysql => "mysql",
+        }
+    }
+}
+
+/// `[auth.sqlite]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteAuthConfig {
+    /// The database file; a relative path is relative to the config volume (default `users.sqlite`).
+    #[serde(default = "default_sqlite_path")]
+    pub path: String,
+}
+
+/// The default user database, `users.sqlite` on the config volume.
+pub fn default_sqlite_path() -> String {
+    "users.sqlite".to_owned()
+}
+
+impl Default for SqliteAuthConfig {
+    fn default() -> Self {
+        Self {
+            path: default_sqlite_path(),
+        }
+    }
+}
+
+/// `[auth.ldap]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapAuthConfig {
+    /// Server URL, `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// Where users are searched, e.g. `ou=people,dc=example,dc=org`.
+    pub base_dn: String,
+    /// DN to bind as for searches; absent means an anonymous search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_dn: Option<String>,
+    /// File holding the bind password (required with `bind_dn`); relative paths are on the
+    /// config volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_password_file: Option<String>,
+    /// Search filter; `{username}` is replaced by the escaped login name.
+    #[serde(default = "default_ldap_user_filter")]
+    pub user_filter: String,
+}
+
+/// The default LDAP user filter, `(uid={username})`.
+pub fn default_ldap_user_filter() -> String {
+    "(uid={username})".to_owned()
+}
+
+/// `[auth.mysql]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlAuthConfig {
+    /// Server host name or IP address.
+    pub host: String,
+    /// Server TCP port (default 3306).
+    #[serde(default = "default_mysql_port")]
+    pub port: u16,
+    /// Database holding the user tables.
+    pub database: String,
+    /// User to connect as.
+    pub user: String,
+    /// File holding that user's password; relative paths are on the config volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+}
+
+/// The default MySQL port, 3306.
+pub fn default_mysql_port() -> u16 {
+    3306
+}
+
+/// `[web]`: the HTTPS server for the web interface and the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// TCP port (default 443).
+    #[serde(default = "default_web_port")]
+    pub port: u16,
+    /// PEM certificate chain; with `tls_key`. Absent: the self-signed certificate generated at
+    /// first boot. Relative paths are on the config volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+}
+
+/// The default web port, 443.
+pub fn default_web_port() -> u16 {
+    443
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            port: default_web_port(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// An IP address with a prefix length, written `192.0.2.10/24` or `2001:db8::10/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpCidr {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpCidr {
+    /// An address with a prefix length; fails when the prefix is longer than the address.
+    pub fn new(address: IpAddr, prefix: u8) -> Result<Self, CidrError> {
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(CidrError::PrefixTooLong {
+                prefix: prefix.into(),
+                max,
+            });
+        }
+        Ok(Self { address, prefix })
+    }
+
+    /// The address.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+}
+
+impl fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// Why text is not an address with a prefix length.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// No `/PREFIX` part.
+    #[error("missing the prefix length (write it as ADDRESS/PREFIX, e.g. 192.0.2.10/24)")]
+    MissingPrefix,
+    /// The part before `/` is not an IP address.
+    #[error("{0:?} is not an IP address")]
+    BadAddress(String),
+    /// The part after `/` is not a number.
+    #[error("prefix length {0:?} is not a number")]
+    BadPrefix(String),
+    /// The prefix is longer than the address.
+    #[error("prefix length {prefix} is longer than {max}")]
+    PrefixTooLong {
+        /// The prefix given.
+        prefix: u16,
+        /// The longest prefix for the address family.
+        max: u8,
+    },
+}
+
+impl FromStr for IpCidr {
+    type Err = CidrError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = text.split_once('/').ok_or(CidrError::MissingPrefix)?;
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| CidrError::BadAddress(address.to_owned()))?;
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
+            return Err(CidrError::BadPrefix(prefix.to_owned()));
+        }
+        let prefix: u16 = prefix
+            .parse()
+            .map_err(|_| CidrError::BadPrefix(prefix.to_owned()))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        match u8::try_from(prefix) {
+            Ok(short) if prefix <= max => Self::new(address, short),
+            _ => Err(CidrError::PrefixTooLong {
+                prefix,
+                max: max as u8,
+            }),
+        }
+    }
+}
+
+impl TryFrom<String> for IpCidr {
+    type Error = CidrError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<IpCidr> for String {
+    fn from(cidr: IpCidr) -> Self {
+        cidr.to_string()
+    }
+}

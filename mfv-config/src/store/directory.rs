@@ -1,0 +1,387 @@
+//! The directory store: `mfv.toml` and `mfv.toml.prev` in a directory of the config volume.
+//!
+//! # Files
+//! | name | what |
+//! |---|---|
+//! | `mfv.toml` | the current generation, starting with its [generation header](super::header) |
+//! | `mfv.toml.prev` | the previous generation (last-known-good) |
+//! | `.mfv.toml.new` | a new generation being written (temporary) |
+//! | `.mfv.toml.prev.new` | the previous generation being put in place (temporary) |
+//!
+//! # The write order, and why a reader always finds the old or the new config
+//! A save takes an exclusive `flock` on the directory (one writer at a time), then:
+//! 1. removes temporary files a crashed write left behind;
+//! 2. writes the new generation to `.mfv.toml.new`, `fsync`s it;
+//! 3. only if the current `mfv.toml` is usable (header, checksum and validator all pass):
+//!    hard-links it as `.mfv.toml.prev.new` (or, where the file system has no hard links,
+//!    e.g. vfat, copies its bytes there and `fsync`s the copy), renames `.mfv.toml.prev.new`
+//!    over `mfv.toml.prev` and `fsync`s the directory;
+//! 4. renames `.mfv.toml.new` over `mfv.toml` and `fsync`s the directory.
+//!
+//! Invariants, at every instant:
+//! - `mfv.toml` and `mfv.toml.prev` are only ever replaced by `rename(2)`, which swaps the
+//!   directory entry in one step; no file is ever written in place. So each name always
+//!   refers to a complete file: `mfv.toml` to the old current until step 4 and to the new one
+//!   (written and synced in step 2) after; `mfv.toml.prev` to the old previous until step 3
+//!   and to the old current after.
+//! - `mfv.toml` is never unlinked, so once a generation was saved a reader always finds one.
+//! - A hard link shares the old current's inode; that is safe because the inode is never
+//!   written again (step 4 points `mfv.toml` at a new inode).
+//! - A crash anywhere leaves `mfv.toml` old or new and `mfv.toml.prev` old-previous or
+//!   old-current; stray temporary files are ignored by readers and removed by the next save.
+//! - A current generation that is unusable is not promoted: `mfv.toml.prev` stays the last
+//!   generation known to be good.
+//! - After a power cut, the `fsync`s before each rename make the renamed file's data durable
+//!   before its name is; the directory `fsync`s make the renames durable. A file system that
+//!   cannot rename atomically across a power cut (vfat) may still tear `mfv.toml`: the header
+//!   detects it and [`load`](ConfigStore::load) falls back to `mfv.toml.prev`, saying so.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::header::{self, Header};
+use super::{
+    ConfigStore, GenerationInfo, GenerationProblem, LoadedConfig, Location, Origin,
+    SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, schema_validator,
+    sha256_hex, with_writable_volume,
+};
+
+/// The current generation's file name.
+pub const CURRENT_FILE_NAME: &str = "mfv.toml";
+/// The previous (last-known-good) generation's file name.
+pub const PREVIOUS_FILE_NAME: &str = "mfv.toml.prev";
+const NEW_TEMP_NAME: &str = ".mfv.toml.new";
+const PREVIOUS_TEMP_NAME: &str = ".mfv.toml.prev.new";
+
+/// A [`ConfigStore`] in a directory: see the [module documentation](self) for the files and
+/// the write order.
+pub struct DirectoryStore {
+    dir: PathBuf,
+    volume: Box<dyn VolumeAccess>,
+    validator: Validator,
+}
+
+impl std::fmt::Debug for DirectoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryStore")
+            .field("dir", &self.dir)
+            .field("volume", &self.volume)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A generation file as found.
+struct Examined {
+    path: PathBuf,
+    /// The file's bytes; `None` when it is missing or unreadable.
+    bytes: Option<Vec<u8>>,
+    status: Result<Usable, GenerationProblem>,
+}
+
+struct Usable {
+    generation: Option<u64>,
+    text: String,
+}
+
+impl Examined {
+    /// The generation number in a header that parses, even when the body is corrupt.
+    fn header_generation(&self) -> Option<u64> {
+        let bytes = self.bytes.as_deref()?;
+        header::split(bytes).ok()?.0.map(|header| header.generation)
+    }
+}
+
+impl DirectoryStore {
+    /// A store in `dir`, reached through `volume`, validating with the configuration schema.
+    pub fn new(dir: impl Into<PathBuf>, volume: impl VolumeAccess + 'static) -> Self {
+        DirectoryStore {
+            dir: dir.into(),
+            volume: Box::new(volume),
+            validator: schema_validator(),
+        }
+    }
+
+    /// Replaces the validator (for payloads other than the configuration schema).
+    pub fn with_validator(
+        mut self,
+        validator: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validator = std::sync::Arc::new(validator);
+        self
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current generation's file.
+    pub fn current_path(&self) -> PathBuf {
+        self.dir.join(CURRENT_FILE_NAME)
+    }
+
+    /// The previous (last-known-good) generation's file.
+    pub fn previous_path(&self) -> PathBuf {
+        self.dir.join(PREVIOUS_FILE_NAME)
+    }
+
+    fn check_dir(&self) -> Result<(), StoreError> {
+        match fs::metadata(&self.dir) {
+            Ok(metadata) if metadata.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::Read {
+                path: self.dir.clone(),
+                source: ErrorKind::NotADirectory.into(),
+            }),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                Err(StoreError::DirectoryMissing {
+                    path: self.dir.clone(),
+                })
+            }
+            Err(source) => Err(StoreError::Read {
+                path: self.dir.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn examine(&self, path: PathBuf) -> Examined {
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let problem = if error.kind() == ErrorKind::NotFound {
+                    GenerationProblem::Missing
+                } else {
+                    GenerationProblem::Unreadable {
+                        message: error.to_string(),
+                    }
+                };
+                return Examined {
+                    path,
+                    bytes: None,
+                    status: Err(problem),
+                };
+            }
+        };
+        let status = header::verify(&bytes).and_then(|(generation, body)| {
+            let text = super::check_text(body, None, &self.validator)?;
+            Ok(Usable { generation, text })
+        });
+        Examined {
+            path,
+            bytes: Some(bytes),
+            status,
+        }
+    }
+
+    /// Steps 1 to 4 of the write order, under the directory lock.
+    fn write_generation(&self, text: &str) -> Result<SavedGeneration, StoreError> {
+        let dir = File::open(&self.dir).map_err(|source| StoreError::Read {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let dir =
+            Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, source)| StoreError::Lock {
+                path: self.dir.clone(),
+                source,
+            })?;
+        let new_temp = self.dir.join(NEW_TEMP_NAME);
+        let previous_temp = self.dir.join(PREVIOUS_TEMP_NAME);
+        for leftover in [&new_temp, &previous_temp] {
+            remove_if_present(leftover).map_err(|source| StoreError::RemoveLeftover {
+                path: leftover.clone(),
+                source,
+            })?;
+        }
+
+        let current = self.examine(self.current_path());
+        let previous = self.examine(self.previous_path());
+        let generation = current
+            .header_generation()
+            .max(previous.header_generation())
+            .unwrap_or(0)
+            .saturating_add(1);
+        let header = Header::for_body(generation, text.as_bytes());
+
+        let written = self.replace_files(&dir, &header, text, &current, &new_temp, &previous_temp);
+        if written.is_err() {
+            // Best effort: a temporary file that cannot be removed now is removed by the next
+            // save, and readers never look at it.
+            let _ = fs::remove_file(&new_temp);
+            let _ = fs::remove_file(&previous_temp);
+        }
+        written?;
+        Ok(SavedGeneration {
+            generation,
+            sha256: header.sha256,
+            location: Location::File(self.current_path()),
+        })
+    }
+
+    fn replace_files(
+        &self,
+        dir: &File,
+        header: &Header,
+        text: &str,
+        current: &Examined,
+        new_temp: &Path,
+        previous_temp: &Path,
+    ) -> Result<(), StoreError> {
+        let mut content = header.to_line().into_bytes();
+        content.extend_from_slice(text.as_bytes());
+        write_synced(new_temp, &content)?;
+
+        if let (Ok(_), Some(bytes)) = (&current.status, &current.bytes) {
+            if fs::hard_link(&current.path, previous_temp).is_err() {
+                write_synced(previous_temp, bytes)?;
+            }
+            rename(previous_temp, &self.previous_path())?;
+            sync_dir(dir, &self.dir)?;
+        }
+
+        rename(new_temp, &current.path)?;
+        sync_dir(dir, &self.dir)
+    }
+
+    fn info(&self, examined: &Examined) -> GenerationInfo {
+        let (length, sha256) = match examined.bytes.as_deref() {
+            Some(bytes) => {
+                let body = header::split(bytes).map_or(bytes, |(_, body)| body);
+                (body.len() as u64, sha256_hex(body))
+            }
+            None => (0, String::new()),
+        };
+        GenerationInfo {
+            location: Location::File(examined.path.clone()),
+            generation: examined.header_generation(),
+            written_at: fs::metadata(&examined.path)
+                .and_then(|metadata| metadata.modified())
+                .ok(),
+            length,
+            sha256,
+            status: examined.status.as_ref().map(|_| ()).map_err(Clone::clone),
+        }
+    }
+}
+
+impl ConfigStore for DirectoryStore {
+    fn load(&self) -> Result<Option<LoadedConfig>, StoreError> {
+        self.check_dir()?;
+        let current = self.examine(self.current_path());
+        let current_problem = match current.status {
+            Ok(usable) => {
+                return Ok(Some(LoadedConfig {
+                    text: usable.text,
+                    generation: usable.generation,
+                    origin: Origin::Current,
+                    location: Location::File(current.path),
+                    warnings: Vec::new(),
+                }));
+            }
+            Err(problem) => problem,
+        };
+        let previous = self.examine(self.previous_path());
+        match previous.status {
+            Ok(usable) => {
+                let used = Location::File(previous.path);
+                Ok(Some(LoadedConfig {
+                    text: usable.text,
+                    generation: usable.generation,
+                    origin: Origin::LastKnownGood,
+                    location: used.clone(),
+                    warnings: vec![StoreWarning {
+                        skipped: Location::File(current.path),
+                        problem: current_problem,
+                        used,
+                    }],
+                }))
+            }
+            Err(GenerationProblem::Missing) if current_problem == GenerationProblem::Missing => {
+                Ok(None)
+            }
+            Err(previous_problem) => Err(StoreError::NoUsableGeneration {
+                store: self.dir.clone(),
+                problems: vec![
+                    (Location::File(current.path), current_problem),
+                    (Location::File(previous.path), previous_problem),
+                ],
+            }),
+        }
+    }
+
+    fn save(&self, text: &str) -> Result<SavedGeneration, StoreError> {
+        let text = header::strip(text);
+        (self.validator)(text).map_err(|errors| StoreError::InvalidConfig {
+            store: self.dir.clone(),
+            errors,
+        })?;
+        self.check_dir()?;
+        with_writable_volume(
+            self.volume.as_ref(),
+            &self.dir,
+            |saved: &SavedGeneration| saved.location.clone(),
+            || self.write_generation(text),
+        )
+    }
+
+    fn generations(&self) -> Result<Vec<GenerationInfo>, StoreError> {
+        self.check_dir()?;
+        Ok([self.current_path(), self.previous_path()]
+            .into_iter()
+            .map(|path| self.examine(path))
+            .filter(|examined| examined.status.as_ref().err() != Some(&GenerationProblem::Missing))
+            .map(|examined| self.info(&examined))
+            .collect())
+    }
+}
+
+/// Removes `path` if it exists. Looks first: on a read-only file system `unlink` fails with
+/// `EROFS` even for a name that does not exist, and that must surface as the write failure.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+        Ok(_) => {}
+    }
+    match fs::remove_file(path) {
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
+        result => result,
+    }
+}
+
+/// Creates `path` (which must not exist), writes `content` and syncs it.
+fn write_synced(path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    let write_error = |source| StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write_error)?;
+    file.write_all(content).map_err(write_error)?;
+    file.sync_all().map_err(|source| StoreError::Sync {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::rename(from, to).map_err(|source| StoreError::Rename {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    })
+}
+
+fn sync_dir(dir: &File, path: &Path) -> Result<(), StoreError> {
+    dir.sync_all().map_err(|source| StoreError::Sync {
+        path: path.to_path_buf(),
+        source,
+    })
+}
