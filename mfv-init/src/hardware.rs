@@ -258,6 +258,9 @@ pub fn hotplug_lines(
             let reason = step.reason.as_deref().unwrap_or("no reason given");
             match step.status {
                 StepStatus::Loaded => Some(format!("hotplug: loaded {module} for {modalias}")),
+                StepStatus::Failed if step.soft => Some(format!(
+                    "hotplug: soft dependency {module} not loaded for {modalias}: {reason}"
+                )),
                 StepStatus::Failed => {
                     Some(format!("hotplug: FAILED {module} for {modalias}: {reason}"))
                 }
@@ -455,6 +458,7 @@ mod tests {
                     module: ModuleName::new("uas"),
                     status: StepStatus::Failed,
                     reason: Some("finit_module uas.ko: ENOEXEC".to_owned()),
+                    soft: false,
                 },
                 ModuleStep::new("scsi_mod", StepStatus::Builtin),
             ],

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::devices::{device_names_at, list_devices_at};
 use crate::modules::{
-    LoadOutcome, ModuleIndex, ModuleLoader, ModuleName, ModuleOptions, StepStatus, error_chain,
-    load_with_dependencies,
+    LoadOutcome, ModuleIndex, ModuleLoader, ModuleName, ModuleOptions, StepRole, StepStatus,
+    error_chain, load_with_dependencies,
 };
 use crate::{Device, ProbeError, ProbeIssue};
 
@@ -40,6 +40,10 @@ pub struct ModuleStep {
     pub status: StepStatus,
     /// Why it failed or was not loaded (the error and its causes); `None` otherwise.
     pub reason: Option<String>,
+    /// A soft dependency (modules.softdep): its failure does not stop the driver from loading
+    /// and is not counted as a failure. Serialized only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
 }
 
 impl ModuleStep {
@@ -49,6 +53,7 @@ impl ModuleStep {
             module: ModuleName::new(module),
             status,
             reason: None,
+            soft: false,
         }
     }
 }
@@ -92,16 +97,30 @@ impl<L: ModuleLoader> DriverLoader for ModuleDriverLoader<'_, L> {
 }
 
 /// The steps of one [`load_with_dependencies`] outcome; its error goes to the step that
-/// failed, or to a failed step for the module asked for when loading stopped before it.
+/// failed, or to a failed step for the module asked for when loading stopped before it. Each
+/// failed soft dependency gets its own error (they come in the same order as the steps).
 fn module_steps(outcome: LoadOutcome) -> Vec<ModuleStep> {
     let reason = outcome.error.as_ref().map(|error| error_chain(error));
+    let mut soft_reasons = outcome
+        .soft_dependency_errors
+        .iter()
+        .map(|error| error_chain(error));
     let mut steps: Vec<ModuleStep> = outcome
         .steps
         .into_iter()
-        .map(|step| ModuleStep {
-            module: step.module,
-            status: step.status,
-            reason: None,
+        .map(|step| {
+            let soft = matches!(step.role, StepRole::SoftPre | StepRole::SoftPost);
+            let reason = if soft && step.status == StepStatus::Failed {
+                soft_reasons.next()
+            } else {
+                None
+            };
+            ModuleStep {
+                module: step.module,
+                status: step.status,
+                reason,
+                soft,
+            }
         })
         .collect();
     if let Some(reason) = reason {
@@ -111,6 +130,7 @@ fn module_steps(outcome: LoadOutcome) -> Vec<ModuleStep> {
                 module: outcome.module,
                 status: StepStatus::Failed,
                 reason: Some(reason),
+                soft: false,
             }),
         }
     }
@@ -238,10 +258,11 @@ impl ColdplugReport {
             .collect()
     }
 
-    /// The failed steps: `(modalias, module, reason)`.
+    /// The failed steps: `(modalias, module, reason)`. Soft dependencies that failed are not
+    /// failures: the driver loaded without them.
     pub fn failures(&self) -> Vec<(&str, &str, &str)> {
         self.steps()
-            .filter(|(_, step)| step.status == StepStatus::Failed)
+            .filter(|(_, step)| step.status == StepStatus::Failed && !step.soft)
             .map(|(modalias, step)| (modalias, step.module.as_str(), step_reason(step)))
             .collect()
     }
@@ -274,6 +295,8 @@ impl fmt::Display for ColdplugReport {
     /// (or `coldplug: deadline of 10000 ms passed after ...`, or `coldplug: device list
     /// unreadable after ...`; `1 pass` for a single pass), then one indented line per
     /// module loaded (`loaded e1000 for pci:v...`), failed (`FAILED ahci for pci:v...: reason`),
+    /// soft dependency that failed (`soft dependency crct10dif_pclmul not loaded for scsi:...:
+    /// reason`, not counted as failed),
     /// blacklisted (`blacklisted floppy for acpi:PNP0700:`), driverless device on a hardware bus
     /// (`no driver: pci 0000:00:02.0 pci:v...`, with ` (module loaded)` when a module for it is
     /// in the kernel), a count of the other driverless devices, and each issue
@@ -302,6 +325,13 @@ impl fmt::Display for ColdplugReport {
             let module = &step.module;
             match step.status {
                 StepStatus::Loaded => writeln!(f, "  loaded {module} for {modalias}")?,
+                StepStatus::Failed if step.soft => {
+                    let reason = step_reason(step);
+                    writeln!(
+                        f,
+                        "  soft dependency {module} not loaded for {modalias}: {reason}"
+                    )?;
+                }
                 StepStatus::Failed => {
                     let reason = step_reason(step);
                     writeln!(f, "  FAILED {module} for {modalias}: {reason}")?;
@@ -1153,6 +1183,60 @@ mod tests {
                 .iter()
                 .all(|issue| !issue.path.starts_with("/sys/bus/pci"))
         );
+    }
+
+    #[test]
+    fn a_failed_soft_dependency_is_reported_but_not_counted_as_a_failure() {
+        let enodev = "cannot load module crct10dif_pclmul from /lib/modules/x/crct10dif-pclmul.ko: ENODEV: No such device";
+        let outcome = LoadOutcome {
+            module: ModuleName::new("sd_mod"),
+            steps: vec![
+                crate::modules::LoadStep {
+                    module: ModuleName::new("crct10dif_pclmul"),
+                    role: StepRole::SoftPre,
+                    status: StepStatus::Failed,
+                },
+                crate::modules::LoadStep {
+                    module: ModuleName::new("sd_mod"),
+                    role: StepRole::Target,
+                    status: StepStatus::Loaded,
+                },
+            ],
+            missing_soft_dependencies: Vec::new(),
+            soft_dependency_errors: vec![crate::modules::ModuleError::Load {
+                module: ModuleName::new("crct10dif_pclmul"),
+                path: "/lib/modules/x/crct10dif-pclmul.ko".into(),
+                source: nix::errno::Errno::ENODEV,
+            }],
+            error: None,
+        };
+        let steps = module_steps(outcome);
+        assert!(steps[0].soft && steps[0].status == StepStatus::Failed);
+        assert_eq!(steps[0].reason.as_deref(), Some(enodev));
+        assert!(!steps[1].soft);
+        let report = ColdplugReport {
+            modaliases: vec![ModaliasLoad {
+                modalias: "scsi:t-0x00".into(),
+                pass: 2,
+                devices: Vec::new(),
+                steps,
+            }],
+            unbound: Vec::new(),
+            issues: Vec::new(),
+            ..sample_report()
+        };
+        assert!(report.failures().is_empty());
+        let text = report.to_string();
+        assert!(text.contains(", 0 failed,"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "  soft dependency crct10dif_pclmul not loaded for scsi:t-0x00: {enodev}"
+            )),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["modaliases"][0]["steps"][0]["soft"], true);
+        assert!(json["modaliases"][0]["steps"][1].get("soft").is_none());
     }
 
     const AHCI_FAILURE: &str = "cannot read module ahci from /lib/modules/6.1.0-56-amd64/kernel/drivers/ata/ahci.ko: No such file or directory (os error 2)";
