@@ -250,7 +250,7 @@ impl UserBackend for SqliteUserBackend {
                     let record = row.record;
                     if record.disabled {
                         StepOutcome::Failed(format!(
-                            "{} exists with role {} but is disabled (mfv user disable {} --enable)",
+                            "{} exists with role {} but is disabled (mfv user enable {})",
                             record.username, record.role, record.username
                         ))
                     } else {

@@ -3,6 +3,10 @@
 //! A thin binary: it parses arguments with clap, calls the library crates and prints their
 //! results. Exit codes: 0 success, 1 the operation failed, 2 wrong usage (clap's own).
 
+mod auth_cmd;
+mod config_cmd;
+mod net_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -50,6 +54,21 @@ enum Command {
         #[arg(long)]
         modules: Option<PathBuf>,
     },
+    /// Discover, show, validate, read and change the host configuration.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+    /// Add, delete, list and change users (passwords from the terminal or stdin).
+    User(auth_cmd::UserArgs),
+    /// Create, list and revoke API tokens.
+    Token(auth_cmd::TokenArgs),
+    /// Check the user backend (`mfv auth test USER`).
+    Auth(auth_cmd::AuthArgs),
+    /// Show the audit log of logins and user changes, newest first.
+    Audit(auth_cmd::AuditArgs),
+    /// Show and change the network: interfaces, addresses, routes, DHCP, bridge, VLAN.
+    Net(net_cmd::NetArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +84,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::User(args) => auth_cmd::run_user(args),
+        Command::Token(args) => auth_cmd::run_token(args),
+        Command::Auth(args) => auth_cmd::run_auth(args),
+        Command::Audit(args) => auth_cmd::run_audit(args),
+        Command::Net(args) => net_cmd::run(args),
+        Command::Config { command } => {
+            let output = config_cmd::run(command)?;
+            print!("{}", output.stdout);
+            eprint!("{}", output.stderr);
+            Ok(if output.success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Cmdline { file } => {
             let cmdline = KernelCmdline::read_from(&file)
                 .with_context(|| format!("mfv cmdline --file {}", file.display()))?;

@@ -10,16 +10,22 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
+use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::{self, COLDPLUG_KEY, ProbeSettings};
 use crate::mounts::{self, EARLY_MOUNTS};
+use crate::network::{self, NetworkPlan};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ShutdownAction, System};
 
 /// The host name set by the `hostname` phase until a configuration names the host.
 pub const DEFAULT_HOSTNAME: &str = "minifed";
+
+/// What the `config` phase logs when no valid configuration was found.
+pub const SETUP_NEEDED: &str =
+    "config: no usable configuration; setup is needed (the console setup is not available yet)";
 
 /// Where things are and how long to wait; paths are parameters so tests use fixture trees.
 #[derive(Debug, Clone)]
@@ -31,13 +37,16 @@ pub struct Settings {
     pub sysfs_root: PathBuf,
     /// Where the device nodes are (`/dev`).
     pub dev_dir: PathBuf,
+    /// Where mfv-init keeps its runtime files; config discovery mounts candidates under it
+    /// (`/run/mfv`).
+    pub run_dir: PathBuf,
     /// Where the kernel modules are, one directory per kernel release (`/lib/modules`).
     pub modules_root: PathBuf,
     /// The shell for the console and rescue (`/bin/sh`); absent in images without one.
     pub shell: PathBuf,
     /// The console the shell runs on (`/dev/console`).
     pub console: PathBuf,
-    /// The host name the `hostname` phase sets.
+    /// The host name the `hostname` phase sets when no configuration names the host.
     pub hostname: String,
     /// Whether this process is PID 1: only then does a fatal error halt the machine.
     pub is_pid1: bool,
@@ -54,6 +63,7 @@ impl Settings {
             proc_dir: PathBuf::from("/proc"),
             sysfs_root: PathBuf::from("/sys"),
             dev_dir: PathBuf::from("/dev"),
+            run_dir: PathBuf::from("/run/mfv"),
             modules_root: PathBuf::from("/lib/modules"),
             shell: PathBuf::from("/bin/sh"),
             console: PathBuf::from("/dev/console"),
@@ -84,14 +94,22 @@ enum Phase {
     /// Loads the drivers of the devices present and shows the hardware; after `cmdline`,
     /// which gives it the module options and the blacklist.
     Coldplug,
+    /// Starts hotplug, then looks for the configuration on the volumes; after `coldplug`,
+    /// which loads the disk drivers, and before the phases that apply the configuration.
+    Config,
     Hostname,
+    /// Loopback, then the network from `mfv.net=` or the configuration; after `hostname`,
+    /// whose name the DHCP clients send.
+    Network,
 }
 
-const PHASES: [Phase; 4] = [
+const PHASES: [Phase; 6] = [
     Phase::Mounts,
     Phase::Cmdline,
     Phase::Coldplug,
+    Phase::Config,
     Phase::Hostname,
+    Phase::Network,
 ];
 
 impl Phase {
@@ -100,7 +118,9 @@ impl Phase {
             Phase::Mounts => "mounts",
             Phase::Cmdline => "cmdline",
             Phase::Coldplug => "coldplug",
+            Phase::Config => "config",
             Phase::Hostname => "hostname",
+            Phase::Network => "network",
         }
     }
 
@@ -108,7 +128,9 @@ impl Phase {
     fn is_fatal(self) -> bool {
         match self {
             Phase::Mounts => true,
-            Phase::Cmdline | Phase::Coldplug | Phase::Hostname => false,
+            Phase::Cmdline | Phase::Coldplug | Phase::Config | Phase::Hostname | Phase::Network => {
+                false
+            }
         }
     }
 }
@@ -133,6 +155,8 @@ pub struct Init<S: System, C: Clock, W: Write> {
     /// The kernel command line once the `cmdline` phase read it (empty before or if it
     /// could not be read).
     cmdline: KernelCmdline,
+    /// What the `config` phase found (`None` before it ran).
+    config: Option<DiscoveryReport>,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -146,6 +170,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             settings,
             started,
             cmdline: KernelCmdline::default(),
+            config: None,
         }
     }
 
@@ -173,7 +198,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             Ok(signals) => signals,
             Err(error) => return self.fatal(&error),
         };
-        self.start_hotplug();
         let supervised = catch_unwind(AssertUnwindSafe(|| self.supervise(&mut signals)));
         match supervised {
             Ok(Ok(request)) => self.shutdown(request),
@@ -245,11 +269,84 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 }
                 Ok(())
             }
-            Phase::Hostname => {
-                let hostname = self.settings.hostname.clone();
-                self.system.set_hostname(&hostname)
+            Phase::Config => {
+                // Drivers for devices that appear from now on, so that a USB stick plugged in
+                // while discovery waits (`mfv.config_wait=`) becomes a disk it can read.
+                self.start_hotplug();
+                self.discover_config(options);
+                Ok(())
             }
+            Phase::Hostname => {
+                let configured = match self.config.as_ref().map(|report| &report.outcome) {
+                    Some(Discovery::Found { config, source }) => {
+                        Some((config.host.hostname.clone(), source.device.clone()))
+                    }
+                    _ => None,
+                };
+                match configured {
+                    Some((hostname, device)) => {
+                        self.log(format_args!(
+                            "hostname: {hostname} (from the configuration on {})",
+                            device.display()
+                        ));
+                        self.system.set_hostname(&hostname)
+                    }
+                    None => {
+                        let hostname = self.settings.hostname.clone();
+                        self.system.set_hostname(&hostname)
+                    }
+                }
+            }
+            Phase::Network => self.configure_network(options),
         }
+    }
+
+    /// Brings the network up from `mfv.net=` or the configuration found (see `network.rs`),
+    /// logging on the console as it goes.
+    fn configure_network(&mut self, options: &BootOptions) -> anyhow::Result<()> {
+        let found = match self.config.as_ref().map(|report| &report.outcome) {
+            Some(Discovery::Found { config, source }) => {
+                Some((config.as_ref(), source.device.clone()))
+            }
+            _ => None,
+        };
+        let hostname = found.as_ref().map_or_else(
+            || self.settings.hostname.clone(),
+            |(config, _)| config.host.hostname.clone(),
+        );
+        let plan = NetworkPlan::choose(
+            options.net.as_ref(),
+            found.map(|(config, device)| (&config.network, device)),
+        );
+        let Init {
+            system,
+            clock,
+            console,
+            ..
+        } = self;
+        network::configure(system.network(), &plan, &hostname, &mut |line| {
+            console.line(clock.uptime(), line);
+        })
+    }
+
+    /// Runs config discovery with the boot options, prints its provenance report line by line
+    /// and keeps the outcome for the later phases. Finding nothing usable is not an error: the
+    /// host boots without a configuration and says that setup is needed.
+    fn discover_config(&mut self, options: &BootOptions) {
+        let params = DiscoveryParams {
+            sysfs_root: self.settings.sysfs_root.clone(),
+            dev_root: self.settings.dev_dir.clone(),
+            run_dir: self.settings.run_dir.clone(),
+            ..DiscoveryParams::from_boot_options(options)
+        };
+        let report = self.system.discover_config(&params);
+        for line in report.to_string().lines() {
+            self.log(line);
+        }
+        if !matches!(report.outcome, Discovery::Found { .. }) {
+            self.log(SETUP_NEEDED);
+        }
+        self.config = Some(report);
     }
 
     /// What driver loading needs: paths, and the command line's module options.
@@ -546,8 +643,10 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::fake::{FIRST_PID, FakeClock, FakeSystem, ScriptedSignals};
+    use crate::fake::{FIRST_PID, FakeClock, FakeNetwork, FakeSystem, ScriptedSignals};
     use crate::system::{ChildExit, ExitStatus, Reaped};
+    use mfv_config::cmdline::ConfigLocator;
+    use mfv_config::discovery::{Absence, CandidateReport, ConfigSource, Verdict};
 
     const MOUNTINFO_STAGE2: &str = "\
 1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw
@@ -596,6 +695,7 @@ mod tests {
             proc_dir,
             sysfs_root: PathBuf::from("/sys"),
             dev_dir: PathBuf::from("/dev"),
+            run_dir: PathBuf::from("/run/mfv"),
             modules_root: PathBuf::from("/lib/modules"),
             shell: shell_path,
             console: PathBuf::from("/dev/console"),
@@ -616,6 +716,8 @@ mod tests {
         /// The log messages without their time stamps (the banner excluded).
         messages: Vec<String>,
         calls: Vec<String>,
+        /// What the network phase asked of the network.
+        network_calls: Vec<String>,
         timeouts: Vec<Option<Duration>>,
     }
 
@@ -677,6 +779,7 @@ mod tests {
             output,
             messages,
             calls: init.system.calls,
+            network_calls: init.system.network.calls,
             timeouts,
         }
     }
@@ -721,12 +824,21 @@ mod tests {
                  [    1.501000] mfv-init: nic: eth0 mac=52:54:00:12:34:56 driver=e1000 bus=pci \
                  carrier=yes speed=1000Mbit/s kind=physical\n\
                  [    1.501200] mfv-init: phase coldplug: ok (0.4 ms)\n\
-                 [    1.501500] mfv-init: phase hostname: ok (0.1 ms)\n\
-                 [    1.501700] mfv-init: boot sequence complete in 0.001 s\n\
-                 [    1.501800] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.502100] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.501400] mfv-init: hotplug: listening for kernel uevents\n\
+                 [    1.501500] mfv-init: config: no configuration found\n\
+                 [    1.501600] mfv-init: config: no usable configuration; setup is needed \
+                 (the console setup is not available yet)\n\
+                 [    1.501800] mfv-init: phase config: ok (0.4 ms)\n\
+                 [    1.502100] mfv-init: phase hostname: ok (0.1 ms)\n\
+                 [    1.502300] mfv-init: net: lo up\n\
+                 [    1.502400] mfv-init: net: not configured (no mfv.net= and no configuration): \
+                 loopback only\n\
+                 [    1.502600] mfv-init: phase network: ok (0.3 ms)\n\
+                 [    1.502800] mfv-init: boot sequence complete in 0.002 s\n\
+                 [    1.502900] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.503200] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.502200] mfv-init: shutdown: poweroff now\n"
+                 [    1.503300] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -742,6 +854,8 @@ mod tests {
                 "mount tmpfs /run mode=0755 MsFlags(MS_NOSUID | MS_NODEV)",
                 "mount tmpfs /tmp mode=1777 MsFlags(MS_NOSUID | MS_NODEV)",
                 "coldplug /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
+                "start-hotplug /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
+                "discover-config locator=- wait=- sysfs=/sys dev=/dev run=/run/mfv",
                 "sethostname minifed",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
@@ -800,6 +914,10 @@ mod tests {
         let fixture = fixture(None, None, false, true);
         let system = FakeSystem {
             hostname_fails: true,
+            network: FakeNetwork {
+                loopback_fails: true,
+                ..FakeNetwork::default()
+            },
             ..FakeSystem::default()
         };
         let outcome = run(&fixture, system, &[Some(Signal::SIGTERM)]);
@@ -812,11 +930,17 @@ mod tests {
                 cmdline.display()
             ),
             "phase coldplug: ok (0.1 ms)".to_string(),
+            "hotplug: listening for kernel uevents".to_string(),
+            "config: no configuration found".to_string(),
+            SETUP_NEEDED.to_string(),
+            "phase config: ok (0.4 ms)".to_string(),
             "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
                 .to_string(),
+            "phase network: FAILED: cannot set lo up: set lo up failed: Operation not permitted"
+                .to_string(),
         ];
-        assert_eq!(outcome.messages[..4], expected_start);
-        assert!(outcome.messages[4].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..9], expected_start);
+        assert!(outcome.messages[9].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -1252,6 +1376,184 @@ mod tests {
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
     }
 
+    /// A report as discovery makes it: `outcome` after `/dev/sda1` was absent and the volume
+    /// labelled mfv-config was `/dev/vdb1` with `verdict`.
+    fn report(outcome: Discovery, verdict: Verdict) -> DiscoveryReport {
+        DiscoveryReport {
+            outcome,
+            requested: None,
+            candidates: vec![
+                CandidateReport {
+                    locator: ConfigLocator::Device(PathBuf::from("/dev/sda1")),
+                    device: Some(PathBuf::from("/dev/sda1")),
+                    fs_type: None,
+                    verdict: Verdict::Absent {
+                        reason: Absence::NoDeviceNode,
+                    },
+                    unmount_error: None,
+                },
+                CandidateReport {
+                    locator: ConfigLocator::Label("mfv-config".to_string()),
+                    device: Some(PathBuf::from("/dev/vdb1")),
+                    fs_type: Some("ext4".to_string()),
+                    verdict,
+                    unmount_error: None,
+                },
+            ],
+            scan_issues: Vec::new(),
+            passes: 1,
+            elapsed: Duration::from_millis(12),
+        }
+    }
+
+    fn vdb1_source() -> ConfigSource {
+        ConfigSource {
+            device: PathBuf::from("/dev/vdb1"),
+            fs_type: "ext4".to_string(),
+            label: Some("mfv-config".to_string()),
+            uuid: None,
+            locator: ConfigLocator::Label("mfv-config".to_string()),
+        }
+    }
+
+    /// The messages from the end of `coldplug` to the end of `hostname`.
+    fn config_and_hostname_messages(outcome: &Outcome) -> Vec<&str> {
+        let start = outcome
+            .messages
+            .iter()
+            .position(|m| m.starts_with("phase coldplug: "))
+            .unwrap();
+        let end = outcome
+            .messages
+            .iter()
+            .position(|m| m.starts_with("phase hostname: "))
+            .unwrap();
+        outcome.messages[start + 1..=end]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn a_found_configuration_is_reported_and_names_the_host() {
+        let fixture = fixture(
+            Some("mfv.config_wait=15 mfv.halt=poweroff"),
+            None,
+            false,
+            true,
+        );
+        let config =
+            mfv_config::schema::parse_config("version = 1\n[host]\nhostname = \"vmhost1\"\n")
+                .unwrap();
+        let system = FakeSystem {
+            discovery: Some(report(
+                Discovery::Found {
+                    config: Box::new(config),
+                    source: vdb1_source(),
+                },
+                Verdict::Taken,
+            )),
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(
+            config_and_hostname_messages(&outcome),
+            [
+                "hotplug: listening for kernel uevents",
+                "config: using mfv.toml from /dev/vdb1 (ext4, LABEL=mfv-config)",
+                "  /dev/sda1: absent (no such device)",
+                "  LABEL=mfv-config /dev/vdb1 (ext4): taken",
+                "phase config: ok (0.5 ms)",
+                "hostname: vmhost1 (from the configuration on /dev/vdb1)",
+                "phase hostname: ok (0.2 ms)",
+            ]
+        );
+        assert_eq!(
+            outcome.calls_like("discover-config"),
+            ["discover-config locator=- wait=15s sysfs=/sys dev=/dev run=/run/mfv"]
+        );
+        assert_eq!(outcome.calls_like("sethostname"), ["sethostname vmhost1"]);
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn an_invalid_configuration_shows_every_error_and_the_boot_goes_on() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
+        let errors = mfv_config::schema::parse_config(
+            "version = 1\n[host]\nhostname = \"-bad-\"\n[netwrk]\n",
+        )
+        .unwrap_err();
+        let system = FakeSystem {
+            discovery: Some(report(
+                Discovery::Invalid {
+                    source: vdb1_source(),
+                    errors: errors.clone(),
+                },
+                Verdict::Invalid { errors },
+            )),
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        let messages = config_and_hostname_messages(&outcome);
+        assert_eq!(messages[0], "hotplug: listening for kernel uevents");
+        let messages = &messages[1..];
+        assert_eq!(
+            messages[..3],
+            [
+                "config: mfv.toml on /dev/vdb1 (ext4, LABEL=mfv-config) is invalid (2 errors)",
+                "  /dev/sda1: absent (no such device)",
+                "  LABEL=mfv-config /dev/vdb1 (ext4): invalid (2 errors)",
+            ]
+        );
+        assert!(messages[3].starts_with("    mfv.toml:3:"), "{messages:?}");
+        assert!(messages[3].contains("host.hostname"), "{messages:?}");
+        assert!(messages[4].starts_with("    mfv.toml:4:"), "{messages:?}");
+        assert!(messages[4].contains("netwrk"), "{messages:?}");
+        assert_eq!(
+            messages[5..],
+            [
+                SETUP_NEEDED,
+                "phase config: ok (0.8 ms)",
+                "phase hostname: ok (0.1 ms)"
+            ]
+        );
+        assert_eq!(outcome.calls_like("sethostname"), ["sethostname minifed"]);
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn config_none_is_passed_to_discovery_and_reported_as_skipped() {
+        let fixture = fixture(Some("mfv.config=none mfv.halt=poweroff"), None, false, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        assert_eq!(
+            outcome.calls_like("discover-config"),
+            ["discover-config locator=none wait=- sysfs=/sys dev=/dev run=/run/mfv"]
+        );
+        let system = FakeSystem {
+            discovery: Some(DiscoveryReport {
+                outcome: Discovery::NotFound,
+                requested: Some(ConfigLocator::Disabled),
+                candidates: Vec::new(),
+                scan_issues: Vec::new(),
+                passes: 0,
+                elapsed: Duration::ZERO,
+            }),
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(
+            config_and_hostname_messages(&outcome),
+            [
+                "hotplug: listening for kernel uevents",
+                "config: discovery skipped (mfv.config=none)",
+                SETUP_NEEDED,
+                "phase config: ok (0.4 ms)",
+                "phase hostname: ok (0.1 ms)",
+            ]
+        );
+        assert_eq!(outcome.calls_like("sethostname"), ["sethostname minifed"]);
+    }
+
     #[test]
     fn panic_messages() {
         let text: Box<dyn Any + Send> = Box::new("static text");
@@ -1260,5 +1562,87 @@ mod tests {
         assert_eq!(panic_message(&*owned), "owned text");
         let other: Box<dyn Any + Send> = Box::new(42);
         assert_eq!(panic_message(&*other), "(no message)");
+    }
+
+    /// The messages from the end of `hostname` to the end of `network`.
+    fn network_messages(outcome: &Outcome) -> Vec<&str> {
+        let start = outcome
+            .messages
+            .iter()
+            .position(|m| m.starts_with("phase hostname: "))
+            .unwrap();
+        let end = outcome
+            .messages
+            .iter()
+            .position(|m| m.starts_with("phase network: "))
+            .unwrap();
+        outcome.messages[start + 1..=end]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A system whose discovery finds a configuration naming the host vmhost1, with DHCP on
+    /// eth1.
+    fn system_with_network_config() -> FakeSystem {
+        let config = mfv_config::schema::parse_config(
+            "version = 1\n[host]\nhostname = \"vmhost1.example.org\"\n\
+             [[network.interfaces]]\nname = \"eth1\"\nmode = \"dhcp\"\n",
+        )
+        .unwrap();
+        FakeSystem {
+            discovery: Some(report(
+                Discovery::Found {
+                    config: Box::new(config),
+                    source: vdb1_source(),
+                },
+                Verdict::Taken,
+            )),
+            ..FakeSystem::default()
+        }
+    }
+
+    #[test]
+    fn the_boot_option_sets_up_the_network_before_the_configuration_would() {
+        let fixture = fixture(
+            Some("mfv.net=eth0:dhcp mfv.halt=poweroff"),
+            None,
+            false,
+            true,
+        );
+        let outcome = run(&fixture, system_with_network_config(), &[]);
+        assert_eq!(
+            network_messages(&outcome),
+            [
+                "net: lo up",
+                "net: from mfv.net=eth0:dhcp",
+                "net: eth0: DHCP client started",
+                "phase network: ok (0.4 ms)",
+            ]
+        );
+        assert_eq!(
+            outcome.network_calls,
+            ["loopback up", "dhcp eth0 hostname vmhost1"]
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn without_a_boot_option_the_configurations_network_is_applied() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
+        let outcome = run(&fixture, system_with_network_config(), &[]);
+        assert_eq!(
+            network_messages(&outcome),
+            [
+                "net: lo up",
+                "net: from the configuration on /dev/vdb1",
+                "net: eth1: DHCP client started",
+                "phase network: ok (0.4 ms)",
+            ]
+        );
+        assert_eq!(
+            outcome.network_calls,
+            ["loopback up", "apply eth1", "dhcp eth1 hostname vmhost1"]
+        );
     }
 }

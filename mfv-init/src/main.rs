@@ -10,6 +10,7 @@ mod console;
 mod hardware;
 mod init;
 mod mounts;
+mod network;
 mod signals;
 mod system;
 

@@ -16,8 +16,12 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use mfv_config::discovery::{DiscoveryParams, DiscoveryReport};
+use mfv_config::mount::SysMounter;
+
 use crate::hardware::{self, ProbeSettings};
 use crate::mounts::MountSpec;
+use crate::network::{NetlinkNetwork, Network};
 
 /// How the machine is shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +120,11 @@ pub trait System {
     /// Starts loading the drivers of devices that appear from now on, in the background,
     /// logging each device added or removed on the console.
     fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()>;
+    /// Looks for the configuration on the candidate volumes (each mounted read-only, then
+    /// unmounted) and returns the outcome with its provenance report; never fails as a whole.
+    fn discover_config(&mut self, params: &DiscoveryParams) -> DiscoveryReport;
+    /// The network work (links, addresses, DHCP clients).
+    fn network(&mut self) -> &mut dyn Network;
 }
 
 /// The environment of the console shell.
@@ -125,11 +134,25 @@ pub const SHELL_ENV: [(&str, &str); 3] = [
     ("TERM", "linux"),
 ];
 
+/// Where the resolver settings of the host go.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// The real system, through nix.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NixSystem {
     /// The uevent socket coldplug opened, for hotplug to take over without missing a device.
     uevents: Option<hardware::EarlyUevents>,
+    /// rtnetlink and the DHCP clients.
+    network: NetlinkNetwork,
+}
+
+impl Default for NixSystem {
+    fn default() -> NixSystem {
+        NixSystem {
+            uevents: None,
+            network: NetlinkNetwork::new(RESOLV_CONF),
+        }
+    }
 }
 
 impl System for NixSystem {
@@ -252,6 +275,14 @@ impl System for NixSystem {
 
     fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()> {
         hardware::start_hotplug(probe, self.uevents.take())
+    }
+
+    fn discover_config(&mut self, params: &DiscoveryParams) -> DiscoveryReport {
+        mfv_config::discovery::discover(params, &SysMounter)
+    }
+
+    fn network(&mut self) -> &mut dyn Network {
+        &mut self.network
     }
 
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {

@@ -74,6 +74,12 @@ pub enum IpCidr {
 }
 
 impl Ipv4Cidr {
+    /// `0.0.0.0/0`: every IPv4 address, the destination of a default route.
+    pub const ANY: Ipv4Cidr = Ipv4Cidr {
+        address: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+    };
+
     /// `address/prefix_len`; fails when `prefix_len` exceeds 32.
     pub fn new(address: Ipv4Addr, prefix_len: u8) -> Result<Self, CidrError> {
         check_prefix(&format!("{address}/{prefix_len}"), prefix_len, 32)?;
@@ -114,6 +120,12 @@ impl Ipv4Cidr {
 }
 
 impl Ipv6Cidr {
+    /// `::/0`: every IPv6 address, the destination of a default route.
+    pub const ANY: Ipv6Cidr = Ipv6Cidr {
+        address: Ipv6Addr::UNSPECIFIED,
+        prefix_len: 0,
+    };
+
     /// `address/prefix_len`; fails when `prefix_len` exceeds 128.
     pub fn new(address: Ipv6Addr, prefix_len: u8) -> Result<Self, CidrError> {
         check_prefix(&format!("{address}/{prefix_len}"), prefix_len, 128)?;

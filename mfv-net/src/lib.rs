@@ -1,13 +1,20 @@
-//! Network configuration of a Linux host: addresses, DNS, and (later) links, routes, bridges and
-//! a DHCPv4 client.
+//! Network configuration of a Linux host: links, addresses, routes, bridges, VLANs, bonds, DNS
+//! and a DHCPv4 client.
 //!
 //! `mfv-net` owns the network model of the host and applying it to the kernel and to the
-//! files the resolver reads. Today it provides:
+//! files the resolver reads. It provides:
 //!
 //! - interface addresses with their prefix length: [`IpCidr`], [`Ipv4Cidr`], [`Ipv6Cidr`],
 //!   parsed from text like `192.0.2.10/24` with errors that name the input and the problem;
 //! - DNS settings ([`DnsConfig`]) rendered as `resolv.conf` and written atomically with
-//!   [`write_resolv_conf`].
+//!   [`write_resolv_conf`];
+//! - [`Netlink`], a routing netlink handle (rtnetlink, async on tokio) for one network
+//!   namespace: the [`Link`] table, up/down, MTU, carrier waits, addresses, [`Route`]s,
+//!   bridges (with [`Netlink::move_to_bridge`], which keeps a host's address when its network
+//!   card becomes a bridge port), VLAN sub-interfaces and active-backup bonds;
+//! - [`NetworkState`], the desired state, and [`apply`]: snapshot, change, re-read and verify
+//!   ([`Difference`]), restore the snapshot on failure; [`apply_provisional`] restores it by
+//!   itself unless confirmed in time.
 //!
 //! # What this crate never does
 //!
@@ -31,10 +38,22 @@
 //! ```
 #![warn(missing_docs)]
 
+mod apply;
 mod atomic_file;
 mod cidr;
+pub mod dhcp;
 mod dns;
+mod netlink;
+mod state;
 
+pub use apply::{
+    ApplyError, ApplyOptions, ApplyReport, ProvisionalApply, ProvisionalOutcome, RollbackReport,
+    Snapshot, apply, apply_provisional, current_state, observe, restore,
+};
 pub use atomic_file::WriteStep;
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use dns::{DnsConfig, DnsError, MAX_NAMESERVERS, write_resolv_conf};
+pub use netlink::{Link, MovedConfig, NetError, Netlink, OperState, Route};
+pub use state::{
+    Difference, InterfaceConfig, InterfaceKind, NetworkState, ObservedLink, differences,
+};

@@ -1,10 +1,10 @@
-//! Virtual machines on libvirt: the spec of a VM and (later) its domain XML, lifecycle,
-//! storage, consoles, snapshots and restore from the config store.
+//! Virtual machines on libvirt: the spec of a VM and its domain XML, lifecycle, storage,
+//! consoles, snapshots and restore from the config store.
 //!
-//! `mfv-vm` owns what a VM is ([`VmSpec`]) and, later, everything done to VMs through
-//! libvirt. Today it provides the spec with its serde form and [`VmSpec::validate`], which
-//! collects every problem at once, each naming the field (`disks[1].target`) and what is
-//! wrong.
+//! `mfv-vm` owns what a VM is ([`VmSpec`]) and everything done to VMs through libvirt. The
+//! spec has a serde form; [`VmSpec::validate`] collects every problem at once, each naming
+//! the field (`disks[1].target`) and what is wrong; [`VmSpec::to_domain_xml`] and
+//! [`VmSpec::from_domain_xml`] turn it into libvirt domain XML and back.
 //!
 //! # What this crate never does
 //!
@@ -16,17 +16,37 @@
 //! let spec: mfv_vm::VmSpec = serde_json::from_str(r#"{
 //!     "name": "web-1", "vcpus": 2, "memory_mib": 2048,
 //!     "disks": [{"target": "vda", "source": {"new_volume": {"pool": "default", "size_gib": 20}}}],
-//!     "nics": [{"bridge": "br0"}]
+//!     "nics": [{"source": {"bridge": "br0"}}]
 //! }"#)?;
 //! spec.validate(&mfv_vm::SpecLimits::default())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
+mod connection;
+mod libvirt;
+mod lifecycle;
 mod mac;
+mod persist;
+mod snapshot;
 mod spec;
+mod storage;
 mod validate;
+mod xml;
 
+pub use connection::Hypervisor;
+pub use libvirt::{ObjectKind, VirtError};
+pub use lifecycle::{
+    DiskCounters, LifecycleEvent, LifecycleEvents, NicCounters, SerialConsole, ShutdownOutcome,
+    VmInfo, VmState, VmSummary, VncEndpoint, VolumePolicy,
+};
 pub use mac::{InvalidMacAddress, MacAddress};
-pub use spec::{DiskBus, DiskSource, DiskSpec, NicModel, NicSpec, VmSpec};
-pub use validate::{SpecError, SpecErrors, SpecLimits};
+pub use persist::{AutostartReport, INDEX_FILE, RestoreReport};
+pub use snapshot::SnapshotInfo;
+pub use spec::{
+    BootDevice, DiskBus, DiskSource, DiskSpec, ExtraXml, Firmware, ImageFormat, KernelBoot,
+    NewVolume, NicModel, NicSource, NicSpec, VmSpec, VncSpec,
+};
+pub use storage::{UploadProgress, VolumeInfo};
+pub use validate::{ExistingVm, SpecError, SpecErrors, SpecLimits};
+pub use xml::{HostCapabilities, ImportedDomain, METADATA_NAMESPACE, OvmfFirmware, XmlError};

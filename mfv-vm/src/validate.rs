@@ -5,11 +5,24 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use uuid::Uuid;
 
-use crate::{DiskBus, DiskSource, MacAddress, VmSpec};
+use crate::{BootDevice, DiskBus, DiskSource, MacAddress, NicSource, VmSpec};
 
-/// Longest VM or pool name accepted.
+/// Longest VM, pool, network or tag name accepted.
 const MAX_NAME_LEN: usize = 64;
+/// Longest volume name accepted.
+const MAX_VOLUME_NAME_LEN: usize = 255;
+/// Longest description or kernel command line accepted.
+const MAX_TEXT_LEN: usize = 4096;
+/// Most characters of a VNC password VNC authentication uses.
+const MAX_VNC_PASSWORD_LEN: usize = 8;
+/// Most disks per VM.
+const MAX_DISKS: usize = 64;
+/// Most NICs per VM.
+const MAX_NICS: usize = 32;
+/// Most tags per VM.
+const MAX_TAGS: usize = 32;
 /// Longest Linux interface name (`IFNAMSIZ` minus the terminating NUL).
 const MAX_BRIDGE_LEN: usize = 15;
 /// What names may hold besides letters and digits.
@@ -143,6 +156,86 @@ pub enum SpecError {
         /// The field of the first use.
         first: String,
     },
+    /// A list has more entries than allowed.
+    #[error("{field}: {count} entries, at most {max} allowed")]
+    TooMany {
+        /// The field.
+        field: String,
+        /// How many there are.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text holds a control character, which domain XML cannot carry.
+    #[error("{field}: holds a control character")]
+    ControlCharacter {
+        /// The field.
+        field: String,
+    },
+    /// A VNC password VNC cannot use as given.
+    #[error("{field}: {reason}")]
+    InvalidVncPassword {
+        /// The field.
+        field: String,
+        /// Why, e.g. `must be at most 8 characters (VNC uses no more)`.
+        reason: &'static str,
+    },
+    /// A boot order entry names a device the VM does not have.
+    #[error("{field}: {value} is not a device of this VM")]
+    UnknownBootDevice {
+        /// The field.
+        field: String,
+        /// The device, e.g. `disk vdz`.
+        value: String,
+    },
+    /// A device appears twice in the boot order.
+    #[error("{field}: {value} is already in the boot order at {first}")]
+    DuplicateBootDevice {
+        /// The field of the second use.
+        field: String,
+        /// The device.
+        value: String,
+        /// The field of the first use.
+        first: String,
+    },
+    /// A tag is given twice.
+    #[error("{field}: {value:?} is already {first}")]
+    DuplicateTag {
+        /// The field of the second use.
+        field: String,
+        /// The tag.
+        value: String,
+        /// The field of the first use.
+        first: String,
+    },
+    /// Another VM already has this name.
+    #[error("{field}: a VM named {value:?} already exists")]
+    NameTaken {
+        /// The field.
+        field: String,
+        /// The name.
+        value: String,
+    },
+    /// Another VM already has this UUID.
+    #[error("{field}: {value} is already the UUID of VM {by:?}")]
+    UuidTaken {
+        /// The field.
+        field: String,
+        /// The UUID.
+        value: Uuid,
+        /// The VM that has it.
+        by: String,
+    },
+    /// Another VM already has a NIC with this MAC address.
+    #[error("{field}: {value} is already used by VM {by:?}")]
+    MacInUse {
+        /// The field.
+        field: String,
+        /// The address.
+        value: String,
+        /// The VM that uses it.
+        by: String,
+    },
 }
 
 impl SpecError {
@@ -158,7 +251,16 @@ impl SpecError {
             | SpecError::RelativePath { field, .. }
             | SpecError::MalformedMac { field, .. }
             | SpecError::UnusableMac { field, .. }
-            | SpecError::DuplicateMac { field, .. } => field,
+            | SpecError::DuplicateMac { field, .. }
+            | SpecError::TooMany { field, .. }
+            | SpecError::ControlCharacter { field }
+            | SpecError::InvalidVncPassword { field, .. }
+            | SpecError::UnknownBootDevice { field, .. }
+            | SpecError::DuplicateBootDevice { field, .. }
+            | SpecError::DuplicateTag { field, .. }
+            | SpecError::NameTaken { field, .. }
+            | SpecError::UuidTaken { field, .. }
+            | SpecError::MacInUse { field, .. } => field,
         }
     }
 }
@@ -190,14 +292,70 @@ impl fmt::Display for SpecErrors {
 
 impl std::error::Error for SpecErrors {}
 
+/// Another VM on the same host, as far as clashes with a new spec go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingVm {
+    /// Its name.
+    pub name: String,
+    /// Its UUID, when known.
+    pub uuid: Option<Uuid>,
+    /// The MAC addresses of its NICs.
+    pub macs: Vec<MacAddress>,
+}
+
+impl From<&VmSpec> for ExistingVm {
+    /// The spec's name, UUID and the MAC addresses of its NICs that parse.
+    fn from(spec: &VmSpec) -> Self {
+        ExistingVm {
+            name: spec.name.clone(),
+            uuid: spec.uuid,
+            macs: spec
+                .nics
+                .iter()
+                .filter_map(|nic| nic.mac.as_deref()?.parse().ok())
+                .collect(),
+        }
+    }
+}
+
 impl VmSpec {
     /// Checks the spec against `limits` and returns every problem found.
     ///
     /// MAC addresses must be unicast and not all zeros. Universally administered addresses
     /// are accepted: VMs moved from physical machines keep their vendor MAC.
     pub fn validate(&self, limits: &SpecLimits) -> Result<(), SpecErrors> {
+        self.validate_among(limits, &[])
+    }
+
+    /// Like [`VmSpec::validate`], and also checks that no VM in `others` has the same
+    /// name, UUID or a MAC address of this spec. When an existing VM is being changed,
+    /// leave it out of `others`.
+    pub fn validate_among(
+        &self,
+        limits: &SpecLimits,
+        others: &[ExistingVm],
+    ) -> Result<(), SpecErrors> {
         let mut errors = Vec::new();
         check_name(&mut errors, "name", &self.name, MAX_NAME_LEN);
+        if let Some(other) = others.iter().find(|other| other.name == self.name) {
+            errors.push(SpecError::NameTaken {
+                field: "name".into(),
+                value: other.name.clone(),
+            });
+        }
+        let uuid_owner = self.uuid.and_then(|uuid| {
+            others
+                .iter()
+                .find(|other| other.uuid == Some(uuid))
+                .map(|other| (uuid, other))
+        });
+        if let Some((uuid, other)) = uuid_owner {
+            errors.push(SpecError::UuidTaken {
+                field: "uuid".into(),
+                value: uuid,
+                by: other.name.clone(),
+            });
+        }
         check_range(
             &mut errors,
             "vcpus",
@@ -213,6 +371,7 @@ impl VmSpec {
             limits.max_memory_mib,
         );
 
+        check_count(&mut errors, "disks", self.disks.len(), MAX_DISKS);
         let mut targets: HashMap<&str, String> = HashMap::new();
         for (index, disk) in self.disks.iter().enumerate() {
             let field = format!("disks[{index}].target");
@@ -242,20 +401,47 @@ impl VmSpec {
                         limits.max_volume_gib,
                     );
                 }
-                DiskSource::Image { path } => {
+                DiskSource::Volume { pool, volume, .. } => {
+                    check_name(
+                        &mut errors,
+                        &format!("disks[{index}].source.pool"),
+                        pool,
+                        MAX_NAME_LEN,
+                    );
+                    check_name(
+                        &mut errors,
+                        &format!("disks[{index}].source.volume"),
+                        volume,
+                        MAX_VOLUME_NAME_LEN,
+                    );
+                }
+                DiskSource::Image { path, .. } => {
                     check_absolute(&mut errors, &format!("disks[{index}].source.path"), path);
                 }
             }
         }
 
+        if let Some(iso) = &self.cdrom {
+            check_absolute(&mut errors, "cdrom", iso);
+        }
+
+        check_count(&mut errors, "nics", self.nics.len(), MAX_NICS);
         let mut macs: HashMap<MacAddress, String> = HashMap::new();
         for (index, nic) in self.nics.iter().enumerate() {
-            check_name(
-                &mut errors,
-                &format!("nics[{index}].bridge"),
-                &nic.bridge,
-                MAX_BRIDGE_LEN,
-            );
+            match &nic.source {
+                NicSource::Bridge(bridge) => check_name(
+                    &mut errors,
+                    &format!("nics[{index}].source.bridge"),
+                    bridge,
+                    MAX_BRIDGE_LEN,
+                ),
+                NicSource::Network(network) => check_name(
+                    &mut errors,
+                    &format!("nics[{index}].source.network"),
+                    network,
+                    MAX_NAME_LEN,
+                ),
+            }
             let Some(text) = &nic.mac else { continue };
             let field = format!("nics[{index}].mac");
             let Ok(mac) = text.parse::<MacAddress>() else {
@@ -284,13 +470,73 @@ impl VmSpec {
                     value: mac.to_string(),
                     first: first.clone(),
                 });
+            } else if let Some(other) = others.iter().find(|other| other.macs.contains(&mac)) {
+                errors.push(SpecError::MacInUse {
+                    field,
+                    value: mac.to_string(),
+                    by: other.name.clone(),
+                });
             } else {
                 macs.insert(mac, field);
             }
         }
 
-        if let Some(iso) = &self.boot_iso {
-            check_absolute(&mut errors, "boot_iso", iso);
+        if let Some(vnc) = &self.vnc {
+            check_vnc_password(&mut errors, "vnc.password", &vnc.password);
+        }
+
+        if let Some(boot) = &self.kernel_boot {
+            check_absolute(&mut errors, "kernel_boot.kernel", &boot.kernel);
+            if let Some(initrd) = &boot.initrd {
+                check_absolute(&mut errors, "kernel_boot.initrd", initrd);
+            }
+            if let Some(cmdline) = &boot.cmdline {
+                check_text(&mut errors, "kernel_boot.cmdline", cmdline, MAX_TEXT_LEN);
+            }
+        }
+
+        let mut boot_devices: HashMap<&BootDevice, String> = HashMap::new();
+        for (index, device) in self.boot_order.iter().enumerate() {
+            let field = format!("boot_order[{index}]");
+            let exists = match device {
+                BootDevice::Cdrom => self.cdrom.is_some(),
+                BootDevice::Disk(target) => self.disks.iter().any(|disk| disk.target == *target),
+                BootDevice::Nic(nic) => *nic < self.nics.len(),
+            };
+            if !exists {
+                errors.push(SpecError::UnknownBootDevice {
+                    field,
+                    value: device.to_string(),
+                });
+            } else if let Some(first) = boot_devices.get(device) {
+                errors.push(SpecError::DuplicateBootDevice {
+                    field,
+                    value: device.to_string(),
+                    first: first.clone(),
+                });
+            } else {
+                boot_devices.insert(device, field);
+            }
+        }
+
+        if let Some(description) = &self.description {
+            check_text(&mut errors, "description", description, MAX_TEXT_LEN);
+        }
+
+        check_count(&mut errors, "tags", self.tags.len(), MAX_TAGS);
+        let mut tags: HashMap<&str, String> = HashMap::new();
+        for (index, tag) in self.tags.iter().enumerate() {
+            let field = format!("tags[{index}]");
+            check_name(&mut errors, &field, tag, MAX_NAME_LEN);
+            if let Some(first) = tags.get(tag.as_str()) {
+                errors.push(SpecError::DuplicateTag {
+                    field,
+                    value: tag.clone(),
+                    first: first.clone(),
+                });
+            } else {
+                tags.insert(tag, field);
+            }
         }
 
         if errors.is_empty() {
@@ -298,6 +544,57 @@ impl VmSpec {
         } else {
             Err(SpecErrors(errors))
         }
+    }
+}
+
+fn check_count(errors: &mut Vec<SpecError>, field: &str, count: usize, max: usize) {
+    if count > max {
+        errors.push(SpecError::TooMany {
+            field: field.to_owned(),
+            count,
+            max,
+        });
+    }
+}
+
+/// Text written into domain XML: XML 1.0 cannot hold control characters other than tab,
+/// line feed and carriage return.
+fn check_text(errors: &mut Vec<SpecError>, field: &str, value: &str, max: usize) {
+    let len = value.chars().count();
+    if len > max {
+        errors.push(SpecError::TooLong {
+            field: field.to_owned(),
+            len,
+            max,
+        });
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        errors.push(SpecError::ControlCharacter {
+            field: field.to_owned(),
+        });
+    }
+}
+
+/// VNC authentication uses at most 8 characters of the password; libvirt would silently
+/// cut a longer one.
+fn check_vnc_password(errors: &mut Vec<SpecError>, field: &str, value: &str) {
+    let reason = if value.is_empty() {
+        Some("must not be empty")
+    } else if value.chars().count() > MAX_VNC_PASSWORD_LEN {
+        Some("must be at most 8 characters (VNC uses no more)")
+    } else if !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        Some("may hold only printable ASCII characters")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        errors.push(SpecError::InvalidVncPassword {
+            field: field.to_owned(),
+            reason,
+        });
     }
 }
 
@@ -375,12 +672,19 @@ fn check_absolute(errors: &mut Vec<SpecError>, field: &str, path: &Path) {
             value: path.to_owned(),
         });
     }
+    if path.to_string_lossy().chars().any(char::is_control) {
+        errors.push(SpecError::ControlCharacter {
+            field: field.to_owned(),
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DiskSpec, NicModel, NicSpec};
+    use crate::{
+        DiskSpec, ExtraXml, Firmware, ImageFormat, KernelBoot, NicModel, NicSpec, VncSpec,
+    };
 
     fn good_spec() -> VmSpec {
         VmSpec {
@@ -401,16 +705,28 @@ mod tests {
                     bus: DiskBus::Sata,
                     source: DiskSource::Image {
                         path: "/var/lib/mfv/images/data.qcow2".into(),
+                        format: ImageFormat::Qcow2,
                     },
                 },
             ],
+            cdrom: Some("/var/lib/mfv/iso/debian.iso".into()),
             nics: vec![NicSpec {
-                bridge: "br0".into(),
+                source: NicSource::Bridge("br0".into()),
                 model: NicModel::Virtio,
                 mac: Some("52:54:00:12:34:56".into()),
             }],
-            boot_iso: Some("/var/lib/mfv/iso/debian.iso".into()),
+            uuid: Some(Uuid::from_u128(1)),
+            firmware: Firmware::Bios,
+            vnc: Some(VncSpec {
+                password: "s3cret!".into(),
+            }),
+            serial_console: true,
+            kernel_boot: None,
+            boot_order: vec![BootDevice::Cdrom, BootDevice::Nic(0)],
             autostart: true,
+            description: Some("Web server\nsecond line\ttabbed".into()),
+            tags: vec!["prod".into(), "web".into()],
+            extra_xml: ExtraXml::default(),
         }
     }
 
@@ -524,6 +840,7 @@ mod tests {
                 let mut third = spec.disks[0].clone();
                 third.source = DiskSource::Image {
                     path: "/images/b.qcow2".into(),
+                    format: ImageFormat::Raw,
                 };
                 spec.disks.push(third);
             },
@@ -565,31 +882,50 @@ mod tests {
             |spec| {
                 spec.disks[1].source = DiskSource::Image {
                     path: "images/data.qcow2".into(),
+                    format: ImageFormat::Qcow2,
                 };
-                spec.boot_iso = Some("debian.iso".into());
+                spec.cdrom = Some("debian.iso".into());
+                spec.kernel_boot = Some(KernelBoot {
+                    kernel: "vmlinuz".into(),
+                    initrd: Some("initrd\u{7}.img".into()),
+                    cmdline: None,
+                });
             },
             &[
                 "disks[1].source.path: images/data.qcow2 must be an absolute path",
-                "boot_iso: debian.iso must be an absolute path",
+                "cdrom: debian.iso must be an absolute path",
+                "kernel_boot.kernel: vmlinuz must be an absolute path",
+                "kernel_boot.initrd: initrd\u{7}.img must be an absolute path",
+                "kernel_boot.initrd: holds a control character",
             ],
         );
     }
 
     #[test]
-    fn bridge_names() {
+    fn bridge_and_network_names() {
+        let bridge = |name: &'static str| {
+            move |spec: &mut VmSpec| spec.nics[0].source = NicSource::Bridge(name.into())
+        };
         check(
-            |spec| spec.nics[0].bridge = "br-with-a-long-name".into(),
-            &["nics[0].bridge: 19 characters, at most 15 allowed"],
+            bridge("br-with-a-long-name"),
+            &["nics[0].source.bridge: 19 characters, at most 15 allowed"],
         );
         check(
-            |spec| spec.nics[0].bridge = "br/0".into(),
+            bridge("br/0"),
             &[
-                "nics[0].bridge: \"br/0\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+                "nics[0].source.bridge: \"br/0\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
             ],
         );
+        check(bridge(""), &["nics[0].source.bridge: must not be empty"]);
         check(
-            |spec| spec.nics[0].bridge.clear(),
-            &["nics[0].bridge: must not be empty"],
+            |spec| spec.nics[0].source = NicSource::Network("a-network-name-longer-than-15".into()),
+            &[],
+        );
+        check(
+            |spec| spec.nics[0].source = NicSource::Network("net work".into()),
+            &[
+                "nics[0].source.network: \"net work\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+            ],
         );
     }
 
@@ -627,12 +963,12 @@ mod tests {
         check(
             |spec| {
                 spec.nics.push(NicSpec {
-                    bridge: "br1".into(),
+                    source: NicSource::Bridge("br1".into()),
                     model: NicModel::E1000,
                     mac: Some("52:54:00:12:34:56".to_uppercase()),
                 });
                 spec.nics.push(NicSpec {
-                    bridge: "br1".into(),
+                    source: NicSource::Network("default".into()),
                     model: NicModel::E1000,
                     mac: None,
                 });
@@ -645,12 +981,21 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let spec = VmSpec {
             name: String::new(),
+            uuid: None,
             vcpus: 0,
             memory_mib: 0,
+            firmware: Firmware::Bios,
             disks: vec![],
+            cdrom: None,
             nics: vec![],
-            boot_iso: None,
+            vnc: None,
+            serial_console: false,
+            kernel_boot: None,
+            boot_order: vec![],
             autostart: false,
+            description: None,
+            tags: vec![],
+            extra_xml: ExtraXml::default(),
         };
         let errors = spec.validate(&SpecLimits::default()).unwrap_err();
         assert_eq!(
@@ -727,10 +1072,239 @@ mod tests {
                 value: "x".into(),
                 first: "g".into(),
             },
+            SpecError::TooMany {
+                field: field(),
+                count: 2,
+                max: 1,
+            },
+            SpecError::ControlCharacter { field: field() },
+            SpecError::InvalidVncPassword {
+                field: field(),
+                reason: "r",
+            },
+            SpecError::UnknownBootDevice {
+                field: field(),
+                value: "x".into(),
+            },
+            SpecError::DuplicateBootDevice {
+                field: field(),
+                value: "x".into(),
+                first: "g".into(),
+            },
+            SpecError::DuplicateTag {
+                field: field(),
+                value: "x".into(),
+                first: "g".into(),
+            },
+            SpecError::NameTaken {
+                field: field(),
+                value: "x".into(),
+            },
+            SpecError::UuidTaken {
+                field: field(),
+                value: Uuid::nil(),
+                by: "x".into(),
+            },
+            SpecError::MacInUse {
+                field: field(),
+                value: "x".into(),
+                by: "x".into(),
+            },
         ];
         for variant in variants {
             assert_eq!(variant.field(), "f");
             assert!(variant.to_string().starts_with("f: "), "{variant}");
         }
+    }
+
+    #[test]
+    fn volume_sources() {
+        check(
+            |spec| {
+                spec.disks[0].source = DiskSource::Volume {
+                    pool: "default".into(),
+                    volume: "debian-12.qcow2".into(),
+                    format: ImageFormat::Qcow2,
+                }
+            },
+            &[],
+        );
+        check(
+            |spec| {
+                spec.disks[0].source = DiskSource::Volume {
+                    pool: "my pool".into(),
+                    volume: "/etc/passwd".into(),
+                    format: ImageFormat::Raw,
+                }
+            },
+            &[
+                "disks[0].source.pool: \"my pool\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+                "disks[0].source.volume: \"/etc/passwd\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+            ],
+        );
+    }
+
+    #[test]
+    fn too_many_devices_and_tags() {
+        check(
+            |spec| {
+                spec.disks = (0..65)
+                    .map(|index| DiskSpec {
+                        target: format!(
+                            "vd{}{}",
+                            char::from(b'a' + index / 26),
+                            char::from(b'a' + index % 26)
+                        ),
+                        bus: DiskBus::Virtio,
+                        source: DiskSource::Image {
+                            path: format!("/images/{index}.qcow2").into(),
+                            format: ImageFormat::Qcow2,
+                        },
+                    })
+                    .collect();
+                spec.boot_order.clear();
+                spec.nics = vec![spec.nics[0].clone(); 33];
+                for nic in &mut spec.nics {
+                    nic.mac = None;
+                }
+                spec.tags = (0..33).map(|index| format!("t{index}")).collect();
+            },
+            &[
+                "disks: 65 entries, at most 64 allowed",
+                "nics: 33 entries, at most 32 allowed",
+                "tags: 33 entries, at most 32 allowed",
+            ],
+        );
+    }
+
+    #[test]
+    fn vnc_passwords() {
+        let password = |text: &str| {
+            let text = text.to_owned();
+            move |spec: &mut VmSpec| spec.vnc = Some(VncSpec { password: text })
+        };
+        check(password(""), &["vnc.password: must not be empty"]);
+        check(
+            password("123456789"),
+            &["vnc.password: must be at most 8 characters (VNC uses no more)"],
+        );
+        check(
+            password("pässwd"),
+            &["vnc.password: may hold only printable ASCII characters"],
+        );
+        check(
+            password("a\tb"),
+            &["vnc.password: may hold only printable ASCII characters"],
+        );
+        check(password("12 45 78"), &[]);
+        check(|spec| spec.vnc = None, &[]);
+    }
+
+    #[test]
+    fn boot_order_names_devices_of_the_vm_once() {
+        check(
+            |spec| {
+                spec.boot_order = vec![
+                    BootDevice::Nic(0),
+                    BootDevice::Disk("vdz".into()),
+                    BootDevice::Nic(1),
+                    BootDevice::Disk("sda".into()),
+                    BootDevice::Nic(0),
+                    BootDevice::Cdrom,
+                ];
+            },
+            &[
+                "boot_order[1]: disk vdz is not a device of this VM",
+                "boot_order[2]: nic 1 is not a device of this VM",
+                "boot_order[4]: nic 0 is already in the boot order at boot_order[0]",
+            ],
+        );
+        check(
+            |spec| spec.cdrom = None,
+            &["boot_order[0]: cdrom is not a device of this VM"],
+        );
+    }
+
+    #[test]
+    fn texts_that_xml_cannot_carry() {
+        check(
+            |spec| spec.description = Some("bell \u{7}".into()),
+            &["description: holds a control character"],
+        );
+        check(
+            |spec| spec.description = Some("x".repeat(4097)),
+            &["description: 4097 characters, at most 4096 allowed"],
+        );
+        check(
+            |spec| {
+                spec.kernel_boot = Some(KernelBoot {
+                    kernel: "/boot/vmlinuz".into(),
+                    initrd: None,
+                    cmdline: Some("console=ttyS0\u{0}".into()),
+                })
+            },
+            &["kernel_boot.cmdline: holds a control character"],
+        );
+    }
+
+    #[test]
+    fn tags_follow_name_rules_once_each() {
+        check(
+            |spec| spec.tags = vec!["web".into(), "two words".into(), "web".into()],
+            &[
+                "tags[1]: \"two words\" may hold only letters, digits, '.', '_' and '-', starting with a letter or digit",
+                "tags[2]: \"web\" is already tags[0]",
+            ],
+        );
+    }
+
+    #[test]
+    fn clashes_with_other_vms() {
+        let spec = good_spec();
+        let mut other = VmSpec {
+            name: "db".into(),
+            uuid: Some(Uuid::from_u128(2)),
+            ..good_spec()
+        };
+        other.nics[0].mac = Some("52:54:00:00:00:99".into());
+        let others = [ExistingVm::from(&other)];
+        assert_eq!(spec.validate_among(&SpecLimits::default(), &others), Ok(()));
+
+        let others = [ExistingVm {
+            name: "web-1".into(),
+            uuid: Some(Uuid::from_u128(1)),
+            macs: vec!["52:54:00:12:34:56".parse().unwrap()],
+        }];
+        let errors = spec
+            .validate_among(&SpecLimits::default(), &others)
+            .unwrap_err();
+        let messages: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "name: a VM named \"web-1\" already exists",
+                "uuid: 00000000-0000-0000-0000-000000000001 is already the UUID of VM \"web-1\"",
+                "nics[0].mac: 52:54:00:12:34:56 is already used by VM \"web-1\"",
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&errors).unwrap()[1],
+            serde_json::json!({"kind": "uuid_taken", "field": "uuid",
+                               "value": "00000000-0000-0000-0000-000000000001", "by": "web-1"})
+        );
+    }
+
+    #[test]
+    fn existing_vms_from_specs_keep_only_parsable_macs() {
+        let mut spec = good_spec();
+        spec.nics.push(NicSpec {
+            source: NicSource::Bridge("br0".into()),
+            model: NicModel::Virtio,
+            mac: Some("junk".into()),
+        });
+        let existing = ExistingVm::from(&spec);
+        assert_eq!(existing.name, "web-1");
+        assert_eq!(existing.uuid, Some(Uuid::from_u128(1)));
+        assert_eq!(existing.macs, ["52:54:00:12:34:56".parse().unwrap()]);
     }
 }

@@ -13,6 +13,8 @@
 //!   forwarded ports, reads the serial console with deadline-bound waits, plugs USB disks in
 //!   and out through QMP ([`Guest::hotplug_usb_disk`]), and kills and reaps QEMU when
 //!   dropped, also while a test panics, printing the serial log on failure.
+//! - [`VolumeImage`] builds disk images holding files on ext4 or vfat (whole disk or one
+//!   partition of an MBR or GPT disk) or iso9660, for config volumes ([`DiskSpec::file`]).
 //! - [`with_probe_hardware`] gives a guest one NIC of each model and a disk on each interface
 //!   ([`PROBE_NICS`], [`PROBE_DISKS`]), for the driver tests and `cargo xtask bench probe`.
 //!
@@ -50,9 +52,11 @@ mod ports;
 mod qmp;
 mod serial;
 mod spec;
+mod volume;
 
 pub use filesystem::Filesystem;
 pub use guest::Guest;
 pub use hardware::{PROBE_DISKS, PROBE_NICS, ProbeDisk, with_probe_hardware};
 pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
 pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};
+pub use volume::{PartitionTable, VolumeFilesystem, VolumeImage};

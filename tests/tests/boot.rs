@@ -14,7 +14,9 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The boot phases mfv-init logs, in order.
-const PHASES: [&str; 4] = ["mounts", "cmdline", "coldplug", "hostname"];
+const PHASES: [&str; 6] = [
+    "mounts", "cmdline", "coldplug", "config", "hostname", "network",
+];
 
 fn spec() -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec::new(ApplianceImage::shared()?))

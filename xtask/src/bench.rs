@@ -83,7 +83,7 @@ pub fn boot(workspace: &Workspace, runs: u32) -> Result<()> {
 }
 
 /// Writes `section` (which starts with `heading`) into BENCHMARKS.md.
-fn record(workspace: &Workspace, heading: &str, section: &str) -> Result<()> {
+pub(crate) fn record(workspace: &Workspace, heading: &str, section: &str) -> Result<()> {
     let path = workspace.root.join(BENCHMARKS_FILE);
     let existing = match fs::read_to_string(&path) {
         Ok(text) => Some(text),
@@ -196,7 +196,7 @@ fn machine_description() -> String {
 }
 
 /// The `model name` in /proc/cpuinfo text.
-fn cpu_model(cpuinfo: &str) -> Option<String> {
+pub(crate) fn cpu_model(cpuinfo: &str) -> Option<String> {
     cpuinfo
         .lines()
         .find(|line| line.starts_with("model name"))
@@ -205,7 +205,7 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());

@@ -56,6 +56,28 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "dosfstools",
         "mkfs.vfat makes labelled test disks (mfv-tests Filesystem::Vfat)",
     ),
+    (
+        "iproute2",
+        "ip netns and veth pairs for the mfv-net and mfv net root tests",
+    ),
+    (
+        "dnsmasq-base",
+        "the DHCP server of the mfv-net tests and cargo xtask bench dhcp",
+    ),
+    (
+        "isc-dhcp-client",
+        "dhclient, a reference client of cargo xtask bench dhcp",
+    ),
+    (
+        "libvirt-daemon",
+        "libvirtd and virtlogd for the private daemon of the mfv-vm tests",
+    ),
+    ("libvirt-daemon-driver-qemu", "libvirt's QEMU driver"),
+    ("libvirt-clients", "virsh, the reference of the VM listing"),
+    (
+        "qemu-utils",
+        "qemu-img checks backing files in the mfv-vm tests",
+    ),
 ];
 
 /// What to do about missing packages.

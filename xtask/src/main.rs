@@ -2,11 +2,14 @@
 //! QEMU boot, the whole test suite and benchmarks).
 
 mod bench;
+mod bench_auth;
+mod bench_dhcp;
 mod boot;
 mod cmd;
 mod cpio;
 mod deps;
 mod elf;
+mod fuzz;
 mod image;
 mod kernel;
 mod modules;
@@ -65,6 +68,13 @@ enum Command {
         #[command(subcommand)]
         benchmark: Benchmark,
     },
+    /// Run each cargo-fuzz target of mfv-config for a bounded time and record executions and
+    /// crashes in BENCHMARKS.md (not part of `test`).
+    Fuzz {
+        /// How long each target runs, in seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+        seconds: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +90,20 @@ enum Benchmark {
     Probe {
         /// How many rounds to time.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
+    /// Logins and session checks per second on the SQLite, LDAP and MySQL user backends
+    /// (private slapd and mariadbd on loopback).
+    Auth {
+        /// How long each measurement runs, in seconds.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=60))]
+        seconds: u32,
+    },
+    /// Time from DHCP client start to address configured (mfv-net, busybox udhcpc,
+    /// dhclient) in network namespaces with dnsmasq (as root).
+    Dhcp {
+        /// How many timed runs per client.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
     },
 }
@@ -181,6 +205,19 @@ fn run() -> Result<()> {
             deps::ensure(deps::Mode::Install)?;
             bench::probe(&workspace, runs)
         }
+        Command::Bench {
+            benchmark: Benchmark::Auth { seconds },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench_auth::auth(&workspace, seconds)
+        }
+        Command::Bench {
+            benchmark: Benchmark::Dhcp { runs },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench_dhcp::dhcp(&workspace, runs)
+        }
+        Command::Fuzz { seconds } => fuzz::run(&workspace, seconds),
     }
 }
 

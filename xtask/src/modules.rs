@@ -90,6 +90,10 @@ pub const SELECTION: &[(&str, &str)] = &[
     ("kernel/fs/nls/nls_cp437.ko", "FAT code page"),
     ("kernel/fs/nls/nls_utf8.ko", "FAT/ISO file names"),
     ("kernel/fs/nls/nls_iso8859-1.ko", "FAT file names"),
+    (
+        "kernel/fs/nls/nls_ascii.ko",
+        "FAT I/O charset (the kernel's default iocharset)",
+    ),
     ("kernel/fs/isofs/", "ISO 9660 (install media)"),
     ("kernel/fs/xfs/", "XFS storage pools"),
 ];

@@ -1,0 +1,277 @@
+//! The persistence rule for VMs: libvirt's definitions live in RAM on the appliance, so every
+//! definition is exported to a directory in the config store and restored into an empty
+//! libvirt at boot, after which the autostart VMs are started in a chosen order.
+//!
+//! The directory holds one `NAME.xml` per VM (libvirt's inactive XML, passwords included)
+//! and `index.json`, written last, naming them with their UUID and autostart flag.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use virt::sys;
+
+use crate::connection::Hypervisor;
+use crate::libvirt::{ObjectKind, VirtError, operation_error};
+use crate::lifecycle::VmState;
+
+/// The name of the index file in an export directory.
+pub const INDEX_FILE: &str = "index.json";
+const FORMAT: &str = "mfv-vm-definitions";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Index {
+    format: String,
+    version: u32,
+    vms: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexEntry {
+    name: String,
+    uuid: String,
+    autostart: bool,
+    file: String,
+}
+
+/// What [`Hypervisor::restore_definitions`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    /// VMs that did not exist and were defined.
+    pub defined: Vec<String>,
+    /// VMs whose definition differed and was replaced.
+    pub updated: Vec<String>,
+    /// VMs already defined exactly as exported.
+    pub unchanged: Vec<String>,
+}
+
+/// What [`Hypervisor::start_autostart`] did, in start order.
+#[derive(Debug, Default)]
+pub struct AutostartReport {
+    /// VMs started.
+    pub started: Vec<String>,
+    /// VMs that were already running.
+    pub already_running: Vec<String>,
+    /// VMs that failed to start, with why; the others were still started.
+    pub failed: Vec<(String, VirtError)>,
+}
+
+impl Hypervisor {
+    /// Writes every persistent VM's definition into `dir` (created if missing) and removes
+    /// definitions of VMs that no longer exist. Returns the exported names.
+    pub fn export_definitions(&self, dir: &Path) -> Result<Vec<String>, VirtError> {
+        fs::create_dir_all(dir).map_err(|source| io_error("create", dir, source))?;
+        let domains = self
+            .connection
+            .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
+            .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))?;
+        let mut entries = Vec::with_capacity(domains.len());
+        for domain in &domains {
+            let name = domain
+                .name()
+                .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))?;
+            let read = |error| operation_error("read", ObjectKind::Vm, &name, error);
+            let entry = IndexEntry {
+                uuid: domain.uuid_string().map_err(read)?,
+                autostart: domain.autostart().map_err(read)?,
+                file: format!("{name}.xml"),
+                name: name.clone(),
+            };
+            let xml = self.inactive_xml(domain, &name)?;
+            write_atomically(&dir.join(&entry.file), xml.as_bytes())?;
+            entries.push(entry);
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let index = Index {
+            format: FORMAT.into(),
+            version: VERSION,
+            vms: entries,
+        };
+        let index_path = dir.join(INDEX_FILE);
+        let json = serde_json::to_vec_pretty(&index).map_err(|error| VirtError::BadExport {
+            path: index_path.clone(),
+            problem: error.to_string(),
+        })?;
+        write_atomically(&index_path, &json)?;
+        let kept: BTreeSet<&str> = index.vms.iter().map(|entry| entry.file.as_str()).collect();
+        let listing = fs::read_dir(dir).map_err(|source| io_error("list", dir, source))?;
+        for entry in listing {
+            let entry = entry.map_err(|source| io_error("list", dir, source))?;
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.ends_with(".xml") && !kept.contains(file_name.as_str()) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|source| io_error("remove", &path, source))?;
+            }
+        }
+        Ok(index.vms.into_iter().map(|entry| entry.name).collect())
+    }
+
+    /// Defines every VM exported in `dir` and sets its autostart flag. Definitions that
+    /// already match are left alone, so restoring twice changes nothing.
+    pub fn restore_definitions(&self, dir: &Path) -> Result<RestoreReport, VirtError> {
+        let index = read_index(dir)?;
+        let mut report = RestoreReport::default();
+        for entry in &index.vms {
+            let path = dir.join(&entry.file);
+            if entry.file.contains('/') || !entry.file.ends_with(".xml") {
+                return Err(VirtError::BadExport {
+                    path,
+                    problem: format!("{:?} is not a definition file name", entry.file),
+                });
+            }
+            let xml =
+                fs::read_to_string(&path).map_err(|source| io_error("read", &path, source))?;
+            let existing = match self.domain(&entry.name) {
+                Ok(domain) => Some(self.inactive_xml(&domain, &entry.name)?),
+                Err(VirtError::NotFound { .. }) => None,
+                Err(error) => return Err(error),
+            };
+            match existing {
+                Some(current) if current == xml => report.unchanged.push(entry.name.clone()),
+                Some(_) => {
+                    self.define(&xml)?;
+                    report.updated.push(entry.name.clone());
+                }
+                None => {
+                    self.define(&xml)?;
+                    report.defined.push(entry.name.clone());
+                }
+            }
+            let domain = self.domain(&entry.name)?;
+            if domain.autostart().unwrap_or(!entry.autostart) != entry.autostart {
+                self.set_autostart(&entry.name, entry.autostart)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts every VM marked autostart that is not running: first those named in `order`,
+    /// in that order, then the rest by name. A VM that fails to start does not stop the
+    /// others.
+    pub fn start_autostart(&self, order: &[String]) -> Result<AutostartReport, VirtError> {
+        let mut candidates: Vec<_> = self.list()?.into_iter().filter(|vm| vm.autostart).collect();
+        candidates.sort_by_key(|vm| {
+            (
+                order
+                    .iter()
+                    .position(|name| *name == vm.name)
+                    .unwrap_or(usize::MAX),
+                vm.name.clone(),
+            )
+        });
+        let mut report = AutostartReport::default();
+        for vm in candidates {
+            if vm.state == VmState::Running || vm.state == VmState::Paused {
+                report.already_running.push(vm.name);
+                continue;
+            }
+            match self.start(&vm.name) {
+                Ok(()) => report.started.push(vm.name),
+                Err(error) => report.failed.push((vm.name, error)),
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn read_index(dir: &Path) -> Result<Index, VirtError> {
+    let path = dir.join(INDEX_FILE);
+    let text = fs::read_to_string(&path).map_err(|source| io_error("read", &path, source))?;
+    let index: Index = serde_json::from_str(&text).map_err(|error| VirtError::BadExport {
+        path: path.clone(),
+        problem: error.to_string(),
+    })?;
+    if index.format != FORMAT || index.version != VERSION {
+        return Err(VirtError::BadExport {
+            path,
+            problem: format!(
+                "format {:?} version {} is not {FORMAT:?} version {VERSION}",
+                index.format, index.version
+            ),
+        });
+    }
+    Ok(index)
+}
+
+fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> VirtError {
+    VirtError::Io {
+        operation,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `path` so that a power cut leaves the old or the new content: temp file, fsync,
+/// rename, fsync of the directory.
+fn write_atomically(path: &Path, content: &[u8]) -> Result<(), VirtError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = PathBuf::from(path);
+    temp.as_mut_os_string().push(".tmp");
+    let mut file = File::create(&temp).map_err(|source| io_error("create", &temp, source))?;
+    file.write_all(content)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io_error("write", &temp, source))?;
+    fs::rename(&temp, path).map_err(|source| io_error("rename", &temp, source))?;
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| io_error("sync", dir, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_index_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = read_index(dir.path()).unwrap_err();
+        assert!(matches!(error, VirtError::Io { .. }), "{error:?}");
+        assert!(error.to_string().contains("index.json"), "{error}");
+    }
+
+    #[test]
+    fn newer_version_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(INDEX_FILE),
+            r#"{"format": "mfv-vm-definitions", "version": 2, "vms": []}"#,
+        )
+        .unwrap();
+        let error = read_index(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("version 2"), "{error}");
+    }
+
+    #[test]
+    fn garbage_index_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(INDEX_FILE), "{").unwrap();
+        assert!(matches!(
+            read_index(dir.path()).unwrap_err(),
+            VirtError::BadExport { .. }
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.xml");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_into_missing_dir_names_the_path() {
+        let error = write_atomically(Path::new("/nonexistent/mfv/a.xml"), b"x").unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/mfv/a.xml.tmp"),
+            "{error}"
+        );
+    }
+}

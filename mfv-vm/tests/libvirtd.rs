@@ -1,0 +1,296 @@
+//! The libvirt layer against a real private libvirtd running real QEMU (TCG) guests.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed fixture fails the test"
+)]
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use mfv_vm::{Hypervisor, ShutdownOutcome, VirtError, VmState, VolumePolicy};
+use support::{GUEST_READY, PrivateLibvirtd, guest_initrd, guest_kernel, guest_xml, unique};
+
+struct Shared {
+    daemon: PrivateLibvirtd,
+    kernel: PathBuf,
+    initrd: PathBuf,
+}
+
+/// One daemon and one guest initrd for the whole test binary.
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let daemon = PrivateLibvirtd::start().unwrap();
+        let initrd = guest_initrd(daemon.dir()).unwrap();
+        Shared {
+            kernel: guest_kernel().unwrap(),
+            initrd,
+            daemon,
+        }
+    })
+}
+
+fn connect() -> Hypervisor {
+    Hypervisor::connect(shared().daemon.uri()).unwrap()
+}
+
+/// A dir pool private to one test.
+fn pool(hypervisor: &Hypervisor, name: &str) -> PathBuf {
+    let path = shared().daemon.dir().join(name);
+    hypervisor.ensure_dir_pool(name, &path).unwrap();
+    path
+}
+
+#[test]
+fn guest_boots_prints_on_serial_and_stops() -> Result<()> {
+    let hypervisor = connect();
+    let pool_name = unique("life-pool");
+    pool(&hypervisor, &pool_name);
+    let disk = hypervisor.create_volume(&pool_name, "root.qcow2", 64 << 20)?;
+    let name = unique("life");
+    let shared = shared();
+    let xml = guest_xml(&name, &shared.kernel, &shared.initrd, Some(&disk.path), 128)?;
+    let mut events = hypervisor.lifecycle_events(Duration::from_millis(50));
+    events.next_within(Duration::ZERO)?;
+
+    assert_eq!(hypervisor.define(&xml)?, name);
+    let started = Instant::now();
+    hypervisor.start(&name)?;
+    let start_time = started.elapsed();
+    let mut console = hypervisor.open_serial_console(&name)?;
+    let output = console
+        .wait_for(GUEST_READY, Duration::from_secs(60))
+        .map_err(|error| anyhow::anyhow!("{error}\n{}", shared.daemon.qemu_log(&name)))?;
+    eprintln!(
+        "start took {:.2} s, serial line after {:.2} s",
+        start_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(output.contains(GUEST_READY));
+
+    let mut seen_running = false;
+    while let Some(event) = events.next_within(Duration::from_millis(200))? {
+        seen_running |= event.name == name && event.to == Some(VmState::Running);
+    }
+    assert!(seen_running, "no lifecycle event for the start");
+
+    let info = hypervisor.info(&name)?;
+    assert_eq!(info.summary.state, VmState::Running);
+    assert_eq!(info.vcpus, 1);
+    assert_eq!(info.max_memory_kib, 128 * 1024);
+    assert!(info.cpu_time_ns > 0);
+    assert_eq!(info.disks.len(), 1, "{info:?}");
+    assert_eq!(info.disks[0].target, "vda");
+    assert_eq!(hypervisor.vnc_endpoint(&name)?, None);
+
+    hypervisor.suspend(&name)?;
+    assert_eq!(hypervisor.info(&name)?.summary.state, VmState::Paused);
+    assert!(matches!(
+        hypervisor.suspend(&name),
+        Err(VirtError::WrongState { .. })
+    ));
+    hypervisor.resume(&name)?;
+    hypervisor.reset(&name)?;
+    assert!(matches!(
+        hypervisor.start(&name),
+        Err(VirtError::WrongState { .. })
+    ));
+
+    // The busybox guest ignores the ACPI power button, so the deadline forces it off.
+    let stopping = Instant::now();
+    let outcome = hypervisor.shutdown(&name, Duration::from_secs(2))?;
+    assert_eq!(outcome, ShutdownOutcome::ForcedOff);
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        hypervisor.shutdown(&name, Duration::from_secs(1))?,
+        ShutdownOutcome::AlreadyOff
+    );
+
+    hypervisor.start(&name)?;
+    hypervisor.force_off(&name)?;
+    assert_eq!(hypervisor.info(&name)?.summary.state, VmState::ShutOff);
+
+    hypervisor.undefine(&name, VolumePolicy::DeleteDisks)?;
+    assert!(matches!(
+        hypervisor.info(&name),
+        Err(VirtError::NotFound { .. })
+    ));
+    assert!(
+        !PathBuf::from(&disk.path).exists(),
+        "the disk volume was not deleted"
+    );
+    assert!(hypervisor.list_volumes(&pool_name)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn too_much_memory_says_not_enough_memory() -> Result<()> {
+    let hypervisor = connect();
+    let shared = shared();
+    let name = unique("huge");
+    hypervisor.define(&guest_xml(
+        &name,
+        &shared.kernel,
+        &shared.initrd,
+        None,
+        4 << 20,
+    )?)?;
+    let error = hypervisor.start(&name).unwrap_err();
+    assert!(
+        matches!(error, VirtError::NotEnoughMemory { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("not enough memory"), "{error}");
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+    Ok(())
+}
+
+#[test]
+fn snapshot_revert_returns_to_the_shut_off_state() -> Result<()> {
+    let hypervisor = connect();
+    let pool_name = unique("snap-pool");
+    pool(&hypervisor, &pool_name);
+    let disk = hypervisor.create_volume(&pool_name, "root.qcow2", 32 << 20)?;
+    let shared = shared();
+    let name = unique("snap");
+    hypervisor.define(&guest_xml(
+        &name,
+        &shared.kernel,
+        &shared.initrd,
+        Some(&disk.path),
+        128,
+    )?)?;
+
+    let taken = Instant::now();
+    let snapshot = hypervisor.create_snapshot(&name, "clean", "before first boot")?;
+    eprintln!(
+        "snapshot of a shut-off VM took {:.2} s",
+        taken.elapsed().as_secs_f64()
+    );
+    assert_eq!(snapshot.name, "clean");
+    assert_eq!(snapshot.vm_state, "shutoff");
+    assert!(snapshot.current);
+    let listed = hypervisor.list_snapshots(&name)?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].description, "before first boot");
+
+    hypervisor.start(&name)?;
+    hypervisor.revert_snapshot(&name, "clean")?;
+    assert_eq!(hypervisor.info(&name)?.summary.state, VmState::ShutOff);
+
+    hypervisor.delete_snapshot(&name, "clean")?;
+    assert!(hypervisor.list_snapshots(&name)?.is_empty());
+    assert!(matches!(
+        hypervisor.revert_snapshot(&name, "clean"),
+        Err(VirtError::NotFound { .. })
+    ));
+    hypervisor.undefine(&name, VolumePolicy::DeleteDisks)?;
+    Ok(())
+}
+
+#[test]
+fn volumes_upload_clone_resize() -> Result<()> {
+    let hypervisor = connect();
+    let pool_name = unique("vol-pool");
+    let pool_path = pool(&hypervisor, &pool_name);
+    hypervisor.ensure_dir_pool(&pool_name, &pool_path)?;
+
+    let iso = shared().daemon.dir().join(format!("{pool_name}.iso"));
+    let content: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+    fs::write(&iso, &content)?;
+    let mut reports = Vec::new();
+    let uploaded = hypervisor.upload_volume(&pool_name, "install.iso", &iso, &mut |progress| {
+        reports.push(progress)
+    })?;
+    assert_eq!(fs::read(&uploaded.path)?, content);
+    assert_eq!(uploaded.capacity_bytes, content.len() as u64);
+    assert!(reports.len() > 2, "{reports:?}");
+    assert!(reports.windows(2).all(|pair| pair[0].sent <= pair[1].sent));
+    let last = reports.last().unwrap();
+    assert_eq!(
+        (last.sent, last.total),
+        (content.len() as u64, content.len() as u64)
+    );
+
+    let base = hypervisor.create_volume(&pool_name, "base.qcow2", 16 << 20)?;
+    let clone = hypervisor.clone_volume(&pool_name, "base.qcow2", "clone.qcow2")?;
+    assert_eq!(clone.capacity_bytes, base.capacity_bytes);
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "-U", &clone.path])
+        .output()?;
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains(&format!("backing file: {}", base.path)),
+        "{info}"
+    );
+
+    let grown = hypervisor.resize_volume(&pool_name, "base.qcow2", 32 << 20)?;
+    assert_eq!(grown.capacity_bytes, 32 << 20);
+    assert!(matches!(
+        hypervisor.resize_volume(&pool_name, "base.qcow2", 1 << 20),
+        Err(VirtError::Unsupported { .. })
+    ));
+    let names: Vec<_> = hypervisor
+        .list_volumes(&pool_name)?
+        .into_iter()
+        .map(|volume| volume.name)
+        .collect();
+    assert_eq!(names, ["base.qcow2", "clone.qcow2", "install.iso"]);
+
+    let missing = hypervisor
+        .upload_volume(
+            &pool_name,
+            "x.iso",
+            &pool_path.join("missing.iso"),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert!(missing.to_string().contains("missing.iso"), "{missing}");
+    for name in names {
+        hypervisor.delete_volume(&pool_name, &name)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn export_then_restore_into_an_empty_daemon() -> Result<()> {
+    let shared = shared();
+    let export = tempfile::tempdir()?;
+    let names = [unique("keep-a"), unique("keep-b")];
+    {
+        let first = PrivateLibvirtd::start()?;
+        let hypervisor = Hypervisor::connect(first.uri())?;
+        for name in &names {
+            hypervisor.define(&guest_xml(name, &shared.kernel, &shared.initrd, None, 96)?)?;
+        }
+        hypervisor.set_autostart(&names[1], true)?;
+        assert_eq!(hypervisor.export_definitions(export.path())?, names);
+    }
+    // A new daemon has empty state, as after the appliance reboots.
+    let second = PrivateLibvirtd::start()?;
+    let hypervisor = Hypervisor::connect(second.uri())?;
+    assert!(hypervisor.list()?.is_empty());
+    let report = hypervisor.restore_definitions(export.path())?;
+    assert_eq!(report.defined, names);
+    assert!(report.updated.is_empty() && report.unchanged.is_empty());
+    let again = hypervisor.restore_definitions(export.path())?;
+    assert_eq!(again.unchanged, names, "restoring twice changed something");
+    let listed = hypervisor.list()?;
+    assert_eq!(listed.len(), 2);
+    assert!(!listed[0].autostart && listed[1].autostart);
+
+    let started = hypervisor.start_autostart(&[])?;
+    assert_eq!(started.started, [names[1].clone()]);
+    assert!(started.failed.is_empty(), "{:?}", started.failed);
+    assert_eq!(
+        hypervisor.start_autostart(&[])?.already_running,
+        [names[1].clone()]
+    );
+    hypervisor.force_off(&names[1])?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Fast checks of the libvirt layer against libvirt's in-process test driver
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed fixture fails the test"
+)]
+//! (`test:///default`). The real daemon tests are in libvirtd.rs.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use mfv_vm::{
+    Hypervisor, INDEX_FILE, ObjectKind, ShutdownOutcome, VirtError, VmState, VolumePolicy,
+};
+use support::unique;
+
+const URI: &str = "test:///default";
+
+fn connect() -> Hypervisor {
+    Hypervisor::connect(URI).unwrap()
+}
+
+fn xml(name: &str, extra_os: &str, disk_format: &str) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type>hvm</type>{extra_os}</os><devices>\
+         <disk type='file' device='disk'><driver name='qemu' type='{disk_format}'/>\
+         <source file='/nonexistent/{name}.img'/><target dev='vda' bus='virtio'/></disk>\
+         </devices></domain>"
+    )
+}
+
+#[test]
+fn lifecycle_on_the_test_driver() {
+    let hypervisor = connect();
+    let name = unique("t-life");
+    assert_eq!(hypervisor.define(&xml(&name, "", "qcow2")).unwrap(), name);
+    let listed = hypervisor.list().unwrap();
+    let vm = listed.iter().find(|vm| vm.name == name).unwrap();
+    assert_eq!(vm.state, VmState::ShutOff);
+    assert!(vm.persistent && !vm.autostart);
+
+    assert!(matches!(
+        hypervisor.suspend(&name),
+        Err(VirtError::WrongState {
+            operation: "suspend",
+            ..
+        })
+    ));
+    assert!(matches!(
+        hypervisor.reboot(&name),
+        Err(VirtError::WrongState { .. })
+    ));
+    hypervisor.start(&name).unwrap();
+    hypervisor.suspend(&name).unwrap();
+    assert_eq!(
+        hypervisor.info(&name).unwrap().summary.state,
+        VmState::Paused
+    );
+    hypervisor.resume(&name).unwrap();
+    let error = hypervisor.resume(&name).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("cannot resume VM {name:?} in its current state (running)")
+    );
+    let info = hypervisor.info(&name).unwrap();
+    assert_eq!(info.vcpus, 1);
+    assert_eq!(info.max_memory_kib, 64 * 1024);
+    assert!(matches!(
+        hypervisor.undefine(&name, VolumePolicy::Keep),
+        Err(VirtError::WrongState { .. })
+    ));
+    // The test driver's guests power off at once when asked.
+    assert_eq!(
+        hypervisor.shutdown(&name, Duration::from_secs(5)).unwrap(),
+        ShutdownOutcome::Graceful
+    );
+    hypervisor.set_autostart(&name, true).unwrap();
+    assert!(hypervisor.info(&name).unwrap().summary.autostart);
+    hypervisor
+        .undefine(&name, VolumePolicy::DeleteDisks)
+        .unwrap();
+    assert!(matches!(
+        hypervisor.start(&name),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Vm,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn taken_name_says_so() {
+    let hypervisor = connect();
+    let name = unique("t-taken");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    let other = xml(&name, "", "qcow2").replace(
+        "<name>",
+        "<uuid>0b7c1f5e-7d3a-4f6e-9a51-1c2d3e4f5a6b</uuid><name>",
+    );
+    let error = hypervisor.define(&other).unwrap_err();
+    assert!(
+        matches!(error, VirtError::AlreadyExists { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("choose another name"), "{error}");
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+}
+
+#[test]
+fn bad_xml_is_a_libvirt_error() {
+    let error = connect()
+        .define("<domain type='test'><name>x</name>")
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            VirtError::Libvirt {
+                operation: "define",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn lifecycle_events_report_changes() {
+    let hypervisor = connect();
+    let mut events = hypervisor.lifecycle_events(Duration::from_millis(10));
+    while events.next_within(Duration::ZERO).unwrap().is_some() {}
+    let name = unique("t-events");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    hypervisor.start(&name).unwrap();
+    let mut mine = Vec::new();
+    while let Some(event) = events.next_within(Duration::from_millis(100)).unwrap() {
+        if event.name == name {
+            mine.push((event.from, event.to));
+        }
+    }
+    assert_eq!(mine, [(None, Some(VmState::Running))]);
+    hypervisor.force_off(&name).unwrap();
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+    let mut gone = false;
+    while let Some(event) = events.next_within(Duration::from_millis(100)).unwrap() {
+        gone |= event.name == name && event.to.is_none();
+    }
+    assert!(gone, "no event for the undefine");
+}
+
+#[test]
+fn snapshots_on_the_test_driver() {
+    let hypervisor = connect();
+    let name = unique("t-snap");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    hypervisor.create_snapshot(&name, "one", "first").unwrap();
+    hypervisor.create_snapshot(&name, "two", "").unwrap();
+    let names: Vec<_> = hypervisor
+        .list_snapshots(&name)
+        .unwrap()
+        .into_iter()
+        .map(|snapshot| snapshot.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    hypervisor.revert_snapshot(&name, "one").unwrap();
+    hypervisor.delete_snapshot(&name, "two").unwrap();
+    assert!(matches!(
+        hypervisor.delete_snapshot(&name, "two"),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Snapshot,
+            ..
+        })
+    ));
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+}
+
+#[test]
+fn snapshots_are_refused_where_libvirt_cannot() {
+    let hypervisor = connect();
+    let uefi = unique("t-uefi");
+    hypervisor
+        .define(&xml(
+            &uefi,
+            "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>",
+            "qcow2",
+        ))
+        .unwrap();
+    let error = hypervisor.create_snapshot(&uefi, "s", "").unwrap_err();
+    assert!(matches!(error, VirtError::Unsupported { .. }), "{error:?}");
+    assert!(error.to_string().contains("UEFI"), "{error}");
+    assert!(
+        error.to_string().contains("clone its disk volumes"),
+        "{error}"
+    );
+
+    let raw = unique("t-raw");
+    hypervisor.define(&xml(&raw, "", "raw")).unwrap();
+    let error = hypervisor.create_snapshot(&raw, "s", "").unwrap_err();
+    assert!(error.to_string().contains("disk vda is raw"), "{error}");
+    for name in [uefi, raw] {
+        hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+    }
+}
+
+#[test]
+fn export_and_restore_on_the_test_driver() {
+    let hypervisor = connect();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("t-persist");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    hypervisor.set_autostart(&name, true).unwrap();
+    fs::write(dir.path().join("stale.xml"), "<domain/>").unwrap();
+    let exported = hypervisor.export_definitions(dir.path()).unwrap();
+    assert!(exported.contains(&name));
+    assert!(
+        !dir.path().join("stale.xml").exists(),
+        "stale definition left behind"
+    );
+    assert!(dir.path().join(INDEX_FILE).exists());
+
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+    let report = hypervisor.restore_definitions(dir.path()).unwrap();
+    assert!(report.defined.contains(&name), "{report:?}");
+    let again = hypervisor.restore_definitions(dir.path()).unwrap();
+    assert!(again.unchanged.contains(&name), "{again:?}");
+    assert!(!again.defined.contains(&name) && !again.updated.contains(&name));
+    assert!(hypervisor.info(&name).unwrap().summary.autostart);
+
+    let started = hypervisor
+        .start_autostart(std::slice::from_ref(&name))
+        .unwrap();
+    assert_eq!(started.started.first(), Some(&name));
+    hypervisor.force_off(&name).unwrap();
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+}
+
+#[test]
+fn restore_rejects_a_path_in_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join(INDEX_FILE),
+        r#"{"format": "mfv-vm-definitions", "version": 1,
+            "vms": [{"name": "x", "uuid": "u", "autostart": false, "file": "../x.xml"}]}"#,
+    )
+    .unwrap();
+    let error = connect().restore_definitions(dir.path()).unwrap_err();
+    assert!(
+        error.to_string().contains("not a definition file name"),
+        "{error}"
+    );
+}
+
+#[test]
+fn volumes_on_the_test_driver() {
+    let hypervisor = connect();
+    let pool = unique("t-pool");
+    let dir = tempfile::tempdir().unwrap();
+    hypervisor.ensure_dir_pool(&pool, dir.path()).unwrap();
+    hypervisor.ensure_dir_pool(&pool, dir.path()).unwrap();
+    let created = hypervisor.create_volume(&pool, "a.qcow2", 1 << 30).unwrap();
+    assert_eq!(created.capacity_bytes, 1 << 30);
+    assert!(matches!(
+        hypervisor.create_volume(&pool, "a.qcow2", 1 << 30),
+        Err(VirtError::AlreadyExists {
+            kind: ObjectKind::Volume,
+            ..
+        })
+    ));
+    assert!(matches!(
+        hypervisor.resize_volume(&pool, "a.qcow2", 1 << 20),
+        Err(VirtError::Unsupported { .. })
+    ));
+    hypervisor.delete_volume(&pool, "a.qcow2").unwrap();
+    assert!(matches!(
+        hypervisor.delete_volume(&pool, "a.qcow2"),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Volume,
+            ..
+        })
+    ));
+    assert!(matches!(
+        hypervisor.list_volumes("no-such-pool"),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Pool,
+            ..
+        })
+    ));
+}

@@ -1,0 +1,278 @@
+//! Acceptance tests for config discovery in mfv-init (the `config` phase), on the real image
+//! under QEMU TCG: volumes made on the host ([`VolumeImage`]) are attached as disks, and the
+//! console must show the provenance report (every candidate and its verdict), the host name
+//! taken from the configuration, and the boot going on to `mfv.halt=poweroff`.
+//!
+//! One guest per outcome that needs its own boot (discovery takes the first valid
+//! configuration): an ext4 volume found after an invalid one whose errors are all shown; a
+//! vfat partition of an MBR disk; an ext4 partition of a GPT disk chosen by
+//! `mfv.config=PARTLABEL=`; an iso9660 volume (read-only source); a USB stick plugged in 3 s
+//! after the discovery started waiting (`mfv.config_wait=15`); and `mfv.config=none`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use mfv_tests::{
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, PartitionTable, VolumeFilesystem,
+    VolumeImage,
+};
+use tempfile::TempDir;
+
+/// Deadline for each awaited console line; TCG on a loaded machine is slow.
+const LINE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Every console line of mfv-init starts with this after its time stamp.
+const PREFIX: &str = "] mfv-init: ";
+/// What mfv-init says when no usable configuration was found.
+const SETUP_NEEDED: &str =
+    "config: no usable configuration; setup is needed (the console setup is not available yet)";
+
+/// A valid configuration naming the host `hostname`.
+fn valid_config(hostname: &str) -> String {
+    format!("version = 1\n\n[host]\nhostname = \"{hostname}\"\n")
+}
+
+/// A configuration with three errors (host name, port, unknown table).
+const INVALID_CONFIG: &str =
+    "version = 1\n\n[host]\nhostname = \"-bad-host-\"\n\n[web]\nport = 70000\n\n[netwrk]\n";
+
+/// Builds `volume` as `name` in `dir`.
+fn image(dir: &TempDir, name: &str, volume: &VolumeImage) -> anyhow::Result<PathBuf> {
+    let path = dir.path().join(name);
+    volume
+        .build(&path)
+        .with_context(|| format!("building {}", path.display()))?;
+    Ok(path)
+}
+
+/// A guest with the image, `mfv.halt=poweroff`, `quiet` (no kernel messages between the
+/// report's lines) and `args`, with each of `disks` as a virtio disk.
+fn guest(args: &[&str], disks: &[&Path]) -> anyhow::Result<GuestSpec> {
+    let mut spec = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.halt=poweroff");
+    for arg in args {
+        spec = spec.kernel_arg(*arg);
+    }
+    for disk in disks {
+        spec = spec.disk(DiskSpec::file(DiskInterface::Virtio, *disk));
+    }
+    Ok(spec)
+}
+
+/// The mfv-init messages (after the stamp) logged so far.
+fn messages(guest: &Guest) -> Vec<String> {
+    guest
+        .serial_log()
+        .lines()
+        .filter_map(|line| {
+            line.split_once(PREFIX)
+                .map(|(_, message)| message.to_owned())
+        })
+        .collect()
+}
+
+/// Waits for the end of the `config` phase and returns its report: the messages from the
+/// first `config: ` line up to the end of the phase, without the hotplug thread's lines.
+fn config_report(guest: &mut Guest) -> anyhow::Result<Vec<String>> {
+    guest.wait_for_line("mfv-init: phase config: ", LINE_TIMEOUT)?;
+    let messages = messages(guest);
+    let start = messages
+        .iter()
+        .position(|message| message.starts_with("config: "))
+        .context("no config report on the console")?;
+    let end = messages
+        .iter()
+        .position(|message| message.starts_with("phase config: "))
+        .context("no end of the config phase")?;
+    ensure!(
+        messages[end].starts_with("phase config: ok"),
+        "config phase failed: {}",
+        messages[end]
+    );
+    Ok(messages[start..end]
+        .iter()
+        .filter(|message| !message.starts_with("hotplug: "))
+        .cloned()
+        .collect())
+}
+
+/// Waits for the host name line and the end of the boot, then for QEMU to power off.
+fn expect_hostname_then_poweroff(guest: &mut Guest, hostname: Option<&str>) -> anyhow::Result<()> {
+    guest.wait_for_line("mfv-init: phase hostname: ok", LINE_TIMEOUT)?;
+    let from_config = messages(guest)
+        .into_iter()
+        .find(|message| message.starts_with("hostname: "));
+    match hostname {
+        Some(hostname) => ensure!(
+            from_config
+                .as_deref()
+                .is_some_and(|line| line.starts_with(&format!("hostname: {hostname} (from"))),
+            "host name {hostname} not set from the configuration: {from_config:?}"
+        ),
+        None => ensure!(
+            from_config.is_none(),
+            "a host name came from a configuration: {from_config:?}"
+        ),
+    }
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    let status = guest.wait_for_exit(LINE_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
+}
+
+#[test]
+fn an_ext4_volume_is_found_after_an_invalid_one_whose_errors_are_all_shown() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let invalid = image(
+        &dir,
+        "invalid.img",
+        &VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config").file("mfv.toml", INVALID_CONFIG),
+    )?;
+    let valid = image(
+        &dir,
+        "valid.img",
+        &VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+            .file("mfv.toml", valid_config("cfg-ext4")),
+    )?;
+    let mut guest = guest(&[], &[&invalid, &valid])?.boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml from /dev/vdb (ext4, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/vda (ext4): invalid (3 errors)",
+            "    mfv.toml:4:12: host.hostname: \"-bad-host-\": the label \"-bad-host-\" starts \
+             or ends with '-'",
+            "    mfv.toml:7:8: web.port: 70000 is out of range (1 to 65535)",
+            "    mfv.toml:9:2: netwrk: unknown field \"netwrk\"; did you mean \"network\"?",
+            "  LABEL=mfv-config /dev/vdb (ext4): taken",
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-ext4"))
+}
+
+#[test]
+fn a_vfat_partition_of_an_mbr_disk_is_found() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let disk = image(
+        &dir,
+        "mbr.img",
+        &VolumeImage::new(VolumeFilesystem::Vfat, "MFV-CONFIG")
+            .partition_table(PartitionTable::Mbr)
+            .file("mfv.toml", valid_config("cfg-mbr-vfat")),
+    )?;
+    let mut guest = guest(&[], &[&disk])?.boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml from /dev/vda1 (vfat, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/vda1 (vfat): taken",
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-mbr-vfat"))
+}
+
+#[test]
+fn an_ext4_partition_of_a_gpt_disk_is_found_by_its_partition_name() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let disk = image(
+        &dir,
+        "gpt.img",
+        &VolumeImage::new(VolumeFilesystem::Ext4, "any-label")
+            .partition_table(PartitionTable::Gpt)
+            .partition_name("mfv-config-part")
+            .file("mfv.toml", valid_config("cfg-gpt")),
+    )?;
+    let mut guest = guest(&["mfv.config=PARTLABEL=mfv-config-part"], &[&disk])?.boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml from /dev/vda1 (ext4, PARTLABEL=mfv-config-part)",
+            "  PARTLABEL=mfv-config-part /dev/vda1 (ext4): taken",
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-gpt"))
+}
+
+#[test]
+fn an_iso9660_volume_is_a_read_only_source() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let iso = image(
+        &dir,
+        "config.iso",
+        &VolumeImage::new(VolumeFilesystem::Iso9660, "mfv-config")
+            .file("mfv.toml", valid_config("cfg-iso")),
+    )?;
+    let mut guest = guest(&[], &[&iso])?.boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml from /dev/vda (iso9660, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/vda (iso9660): taken",
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-iso"))
+}
+
+#[test]
+fn a_usb_stick_plugged_in_late_is_found_while_discovery_waits() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let stick = image(
+        &dir,
+        "stick.img",
+        &VolumeImage::new(VolumeFilesystem::Vfat, "MFV-CONFIG")
+            .file("mfv.toml", valid_config("cfg-usb")),
+    )?;
+    let mut guest = guest(&["mfv.config_wait=15", "usb-storage.delay_use=0"], &[])?
+        .usb_controller()
+        .boot()?;
+    guest.wait_for_line("mfv-init: phase coldplug: ", LINE_TIMEOUT)?;
+    std::thread::sleep(Duration::from_secs(3));
+    guest.hotplug_usb_disk(&DiskSpec::file(DiskInterface::Usb, &stick))?;
+    let report = config_report(&mut guest)?;
+    ensure!(report.len() == 4, "unexpected report: {report:#?}");
+    assert_eq!(
+        report[..3],
+        [
+            "config: using mfv.toml from /dev/sda (vfat, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/sda (vfat): taken",
+        ]
+    );
+    let waited = &report[3];
+    let seconds: f64 = waited
+        .strip_prefix("  waited ")
+        .and_then(|rest| rest.split_once(" s for devices ("))
+        .and_then(|(seconds, _)| seconds.parse().ok())
+        .with_context(|| format!("not a wait line: {waited:?}"))?;
+    ensure!(
+        (3.0..15.0).contains(&seconds),
+        "discovery waited {seconds} s: {waited}"
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-usb"))
+}
+
+#[test]
+fn config_none_skips_discovery() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let valid = image(
+        &dir,
+        "valid.img",
+        &VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+            .file("mfv.toml", valid_config("cfg-ignored")),
+    )?;
+    let mut guest = guest(&["mfv.config=none"], &[&valid])?.boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        ["config: discovery skipped (mfv.config=none)", SETUP_NEEDED]
+    );
+    expect_hostname_then_poweroff(&mut guest, None)
+}

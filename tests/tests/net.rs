@@ -1,0 +1,186 @@
+//! Acceptance tests for the `network` boot phase (mfv-net inside mfv-init) on the real image
+//! under QEMU TCG: `mfv.net=eth0:dhcp` gets QEMU's user-network lease and a forwarded port
+//! reaches a server in the guest; `mfv.net=eth0:ADDRESS,gw=GATEWAY` sets the static address,
+//! as `ip` in the console shell sees it; a configuration volume's `[network]` section is
+//! applied when there is no `mfv.net=`; `mfv.net=dhcp` picks the card with carrier (these two
+//! boots end with `mfv.halt=poweroff`).
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use mfv_tests::{
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
+    VolumeImage,
+};
+
+/// Deadline for each awaited console line; TCG on a loaded machine is slow.
+const LINE_TIMEOUT: Duration = Duration::from_secs(120);
+/// What the server in the guest answers on the forwarded port.
+const GREETING: &str = "hello-from-the-guest";
+
+/// A guest with one virtio NIC, `quiet` (no kernel messages inside the lines read back).
+fn spec() -> anyhow::Result<GuestSpec> {
+    Ok(GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .nic(NicModel::VirtioNet))
+}
+
+/// Waits until the serial log holds a line containing `needle`, wherever it is (the DHCP
+/// client logs at its own pace, before or after the console shell starts).
+fn wait_in_log(guest: &Guest, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(line) = guest
+            .serial_log()
+            .lines()
+            .find(|line| line.contains(needle))
+        {
+            return Ok(line.to_owned());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "no console line with {needle:?} within {timeout:?}; serial log:\n{}",
+                guest.serial_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Connects to 127.0.0.1:`port` until the guest's server answers with the greeting.
+fn read_greeting(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        // Until the server listens, QEMU accepts the connection and closes it at once.
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.trim() == GREETING {
+                return Ok(());
+            }
+            last = answer;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("127.0.0.1:{port} did not answer {GREETING:?} within {timeout:?} (last answer {last:?})")
+}
+
+#[test]
+fn dhcp_from_the_command_line_brings_the_guest_up_and_a_forwarded_port_reaches_it()
+-> anyhow::Result<()> {
+    let mut guest = spec()?
+        .forward_port(443)
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .boot()?;
+    guest.wait_for_line("mfv-init: net: lo up", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: from mfv.net=eth0:dhcp", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: eth0: DHCP client started", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    let bound = wait_in_log(&guest, "mfv-init: net: eth0 bound ", LINE_TIMEOUT)?;
+    // With `restrict=on` QEMU's DHCP server sends neither a router nor DNS servers.
+    ensure!(
+        bound.ends_with("] mfv-init: net: eth0 bound 10.0.2.15/24 (lease 86400 s)"),
+        "unexpected lease line: {bound:?}"
+    );
+
+    guest.write_serial("mfv net show\n")?;
+    guest.wait_for_line("ROUTES", LINE_TIMEOUT)?;
+    let log = guest.serial_log();
+    let row = log
+        .lines()
+        .find(|line| line.starts_with("eth0 ") && line.contains(" 10.0.2.15/24"))
+        .context("mfv net show has no eth0 row with 10.0.2.15/24")?;
+    ensure!(row.contains(" up "), "eth0 is not up: {row:?}");
+
+    let port = guest
+        .host_port(443)
+        .context("the harness did not forward port 443")?;
+    guest.write_serial(&format!("busybox nc -ll -p 443 -e echo {GREETING}\n"))?;
+    read_greeting(port, LINE_TIMEOUT)
+}
+
+#[test]
+fn a_static_address_from_the_command_line_is_set() -> anyhow::Result<()> {
+    let mut guest = spec()?
+        .kernel_arg("mfv.net=eth0:10.0.2.20/24,gw=10.0.2.2,dns=10.0.2.3")
+        .boot()?;
+    guest.wait_for_line("mfv-init: net: lo up", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: from mfv.net=eth0:10.0.2.20/24,gw=10.0.2.2,dns=10.0.2.3",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: add 10.0.2.20/24 to eth0", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: add the route default via 10.0.2.2 dev eth0",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: write /etc/resolv.conf", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+
+    guest.write_serial("ip -4 addr show dev eth0; ip route; cat /etc/resolv.conf\n")?;
+    guest.wait_for_line("inet 10.0.2.20/24", LINE_TIMEOUT)?;
+    guest.wait_for_line("default via 10.0.2.2 dev eth0", LINE_TIMEOUT)?;
+    guest.wait_for_line("nameserver 10.0.2.3", LINE_TIMEOUT)?;
+    ensure!(
+        !guest.serial_log().contains("DHCP client"),
+        "a DHCP client ran although the address is static"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_configurations_network_is_applied_without_a_boot_option() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    let config = "version = 1\n\n[host]\nhostname = \"nethost\"\n\n\
+                  [[network.interfaces]]\nname = \"eth0\"\nmode = \"static\"\n\
+                  addresses = [\"10.0.2.15/24\"]\ngateway = \"10.0.2.2\"\n";
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", config)
+        .build(&volume)?;
+    let mut guest = spec()?
+        .kernel_arg("mfv.halt=poweroff")
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    guest.wait_for_line("mfv-init: hostname: nethost", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: lo up", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: from the configuration on /dev/",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: add 10.0.2.15/24 to eth0", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: add the route default via 10.0.2.2 dev eth0",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    let status = guest.wait_for_exit(LINE_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
+}
+
+#[test]
+fn dhcp_without_an_interface_picks_the_card_with_carrier() -> anyhow::Result<()> {
+    let mut guest = spec()?
+        .kernel_arg("mfv.net=dhcp")
+        .kernel_arg("mfv.halt=poweroff")
+        .boot()?;
+    guest.wait_for_line("mfv-init: net: from mfv.net=dhcp", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: eth0 picked: the first network card with carrier",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: eth0: DHCP client started", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    let status = guest.wait_for_exit(LINE_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
+}
