@@ -44,6 +44,8 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 const QMP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often QEMU's state is polled while waiting for a socket or for it to exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// What every mfv-init console line has after its time stamp (`[    1.634210] mfv-init: ...`).
+pub const INIT_PREFIX: &str = "] mfv-init: ";
 
 /// The QEMU process, killed with its process group and reaped when dropped.
 #[derive(Debug)]
@@ -188,6 +190,36 @@ impl Guest {
     /// Everything the guest wrote to its serial console so far.
     pub fn serial_log(&self) -> String {
         self.console.buffer().text()
+    }
+
+    /// The mfv-init messages logged so far: the text after [`INIT_PREFIX`] on each console
+    /// line that has it, in order.
+    pub fn init_messages(&self) -> Vec<String> {
+        self.serial_log()
+            .lines()
+            .filter_map(|line| {
+                line.split_once(INIT_PREFIX)
+                    .map(|(_, message)| message.to_owned())
+            })
+            .collect()
+    }
+
+    /// Waits until the mfv-init phase `name` has ended and fails unless it ended `ok`;
+    /// returns the mfv-init messages logged up to its end line (without it).
+    pub fn wait_for_phase(&mut self, name: &str, timeout: Duration) -> anyhow::Result<Vec<String>> {
+        let end_line = format!("phase {name}: ");
+        self.wait_for_line(&format!("mfv-init: {end_line}"), timeout)?;
+        let messages = self.init_messages();
+        let end = messages
+            .iter()
+            .position(|message| message.starts_with(&end_line))
+            .with_context(|| format!("no end of the {name} phase in the mfv-init messages"))?;
+        ensure!(
+            messages[end].starts_with(&format!("{end_line}ok")),
+            "{name} phase failed: {}",
+            messages[end]
+        );
+        Ok(messages[..end].to_vec())
     }
 
     /// Where QEMU writes the serial log (in the guest's temp dir).

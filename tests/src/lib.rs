@@ -55,7 +55,7 @@ mod spec;
 mod volume;
 
 pub use filesystem::Filesystem;
-pub use guest::Guest;
+pub use guest::{Guest, INIT_PREFIX};
 pub use hardware::{PROBE_DISKS, PROBE_NICS, ProbeDisk, with_probe_hardware};
 pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
 pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};

@@ -21,8 +21,6 @@ use tempfile::TempDir;
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Every console line of mfv-init starts with this after its time stamp.
-const PREFIX: &str = "] mfv-init: ";
 /// What mfv-init says when no usable configuration was found.
 const SETUP_NEEDED: &str =
     "config: no usable configuration; setup is needed (the console setup is not available yet)";
@@ -60,37 +58,15 @@ fn guest(args: &[&str], disks: &[&Path]) -> anyhow::Result<GuestSpec> {
     Ok(spec)
 }
 
-/// The mfv-init messages (after the stamp) logged so far.
-fn messages(guest: &Guest) -> Vec<String> {
-    guest
-        .serial_log()
-        .lines()
-        .filter_map(|line| {
-            line.split_once(PREFIX)
-                .map(|(_, message)| message.to_owned())
-        })
-        .collect()
-}
-
 /// Waits for the end of the `config` phase and returns its report: the messages from the
 /// first `config: ` line up to the end of the phase, without the hotplug thread's lines.
 fn config_report(guest: &mut Guest) -> anyhow::Result<Vec<String>> {
-    guest.wait_for_line("mfv-init: phase config: ", LINE_TIMEOUT)?;
-    let messages = messages(guest);
+    let messages = guest.wait_for_phase("config", LINE_TIMEOUT)?;
     let start = messages
         .iter()
         .position(|message| message.starts_with("config: "))
         .context("no config report on the console")?;
-    let end = messages
-        .iter()
-        .position(|message| message.starts_with("phase config: "))
-        .context("no end of the config phase")?;
-    ensure!(
-        messages[end].starts_with("phase config: ok"),
-        "config phase failed: {}",
-        messages[end]
-    );
-    Ok(messages[start..end]
+    Ok(messages[start..]
         .iter()
         .filter(|message| !message.starts_with("hotplug: "))
         .cloned()
@@ -100,7 +76,8 @@ fn config_report(guest: &mut Guest) -> anyhow::Result<Vec<String>> {
 /// Waits for the host name line and the end of the boot, then for QEMU to power off.
 fn expect_hostname_then_poweroff(guest: &mut Guest, hostname: Option<&str>) -> anyhow::Result<()> {
     guest.wait_for_line("mfv-init: phase hostname: ok", LINE_TIMEOUT)?;
-    let from_config = messages(guest)
+    let from_config = guest
+        .init_messages()
         .into_iter()
         .find(|message| message.starts_with("hostname: "));
     match hostname {

@@ -20,38 +20,13 @@ use mfv_tests::{
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Every console line of mfv-init starts with this after its time stamp.
-const PREFIX: &str = "] mfv-init: ";
 /// usb-storage waits this long (seconds) before scanning a new USB disk; 0 makes coldplug
 /// find the USB disk of the boot, and checks that module options from the command line work.
 const USB_DELAY_ARG: &str = "usb-storage.delay_use=0";
 
-/// The mfv-init messages (after the stamp) logged so far.
-fn messages(guest: &Guest) -> Vec<String> {
-    guest
-        .serial_log()
-        .lines()
-        .filter_map(|line| {
-            line.split_once(PREFIX)
-                .map(|(_, message)| message.to_owned())
-        })
-        .collect()
-}
-
 /// Waits for the coldplug phase and returns the messages logged up to its end.
 fn boot_through_coldplug(guest: &mut Guest) -> anyhow::Result<Vec<String>> {
-    guest.wait_for_line("mfv-init: phase coldplug: ", LINE_TIMEOUT)?;
-    let messages = messages(guest);
-    let end = messages
-        .iter()
-        .position(|message| message.starts_with("phase coldplug: "))
-        .context("no end of the coldplug phase")?;
-    ensure!(
-        messages[end].starts_with("phase coldplug: ok"),
-        "coldplug phase failed: {}",
-        messages[end]
-    );
-    Ok(messages[..end].to_vec())
+    guest.wait_for_phase("coldplug", LINE_TIMEOUT)
 }
 
 /// Runs `command` in the console shell and returns what it printed after `marker`. The
