@@ -1,10 +1,10 @@
-//! `cargo xtask fuzz`: runs each cargo-fuzz target of mfv-config for a bounded time, reads the
+//! `cargo xtask fuzz`: runs each cargo-fuzz target (mfv-config, mfv-net) for a bounded time, reads the
 //! executions and crashes from libFuzzer's output, and records them in BENCHMARKS.md.
 //!
 //! The targets need nightly features: they are built with `RUSTC_BOOTSTRAP=1` by the stable
 //! toolchain, so no second toolchain is needed. cargo-fuzz is installed with
 //! `cargo install cargo-fuzz --locked` when missing. Each target runs on its own corpus
-//! directory (`mfv-config/fuzz/corpus/<target>`); libFuzzer adds the inputs it finds there.
+//! directory (`<crate>/fuzz/corpus/<target>`); libFuzzer adds the inputs it finds there.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,11 +18,13 @@ use crate::cmd;
 /// The heading of this command's section in BENCHMARKS.md.
 const SECTION_HEADING: &str = "## Fuzzing (`cargo xtask fuzz`)";
 
-/// The cargo-fuzz project, relative to the workspace root.
-const FUZZ_DIR: &str = "mfv-config/fuzz";
-
-/// The fuzz targets, in the order they run.
-pub const TARGETS: [&str; 2] = ["cmdline_parse", "config_parse"];
+/// The fuzz targets, in the order they run: each with its cargo-fuzz project, relative to the
+/// workspace root.
+pub const TARGETS: [(&str, &str); 3] = [
+    ("mfv-config/fuzz", "cmdline_parse"),
+    ("mfv-config/fuzz", "config_parse"),
+    ("mfv-net/fuzz", "dhcp_packet"),
+];
 
 /// What one bounded run of a target gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +47,9 @@ pub struct FuzzRun {
 /// (after recording, so the crash is on file).
 pub fn run(workspace: &Workspace, seconds: u32) -> Result<()> {
     ensure_cargo_fuzz(workspace)?;
-    let fuzz_dir = workspace.root.join(FUZZ_DIR);
     let mut runs = Vec::new();
-    for target in TARGETS {
+    for (project, target) in TARGETS {
+        let fuzz_dir = workspace.root.join(project);
         let mut command = fuzz_command(workspace, &fuzz_dir, target, seconds);
         println!("$ {}", cmd::display(&command));
         let output = cmd::capture(command.stdin(Stdio::null()))?;
@@ -76,7 +78,7 @@ pub fn run(workspace: &Workspace, seconds: u32) -> Result<()> {
         .collect();
     if !crashed.is_empty() {
         bail!(
-            "crashes found in {} (inputs in {FUZZ_DIR}/artifacts/)",
+            "crashes found in {} (inputs in the artifacts/ directory of its fuzz project)",
             crashed.join(", ")
         );
     }
@@ -183,12 +185,13 @@ fn section(seconds: u32, date: &str, runs: &[FuzzRun]) -> String {
     }
     format!(
         "{SECTION_HEADING}\n\n\
-         Runs each cargo-fuzz target of mfv-config (`{FUZZ_DIR}`: `cmdline_parse` feeds the \
+         Runs each cargo-fuzz target (`mfv-config/fuzz`: `cmdline_parse` feeds the \
          kernel command line parser and the boot options, `config_parse` the configuration \
          parser and validator, and the round trip of an accepted configuration through \
-         `to_toml`) for a bounded time on its corpus, built with `-O` (release with debug \
+         `to_toml`; `mfv-net/fuzz`: `dhcp_packet` feeds the DHCP client's state machine in \
+         every state) for a bounded time on its corpus, built with `-O` (release with debug \
          assertions) by the stable toolchain with `RUSTC_BOOTSTRAP=1`. The target is 0 crashes; \
-         a crash fails the command and leaves its input in `{FUZZ_DIR}/artifacts/`.\n\n\
+         a crash fails the command and leaves its input in the project's `artifacts/`.\n\n\
          - Command: `cargo xtask fuzz --seconds {seconds}` (each target: `RUSTC_BOOTSTRAP=1 \
          cargo fuzz run -O TARGET corpus/TARGET -- -max_total_time={seconds}`)\n\
          - Date: {date}\n\n\
