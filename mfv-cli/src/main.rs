@@ -6,6 +6,7 @@
 mod auth_cmd;
 mod config_cmd;
 mod net_cmd;
+mod vm_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,6 +70,8 @@ enum Command {
     Audit(auth_cmd::AuditArgs),
     /// Show and change the network: interfaces, addresses, routes, DHCP, bridge, VLAN.
     Net(net_cmd::NetArgs),
+    /// Create, start, stop, delete and list VMs; consoles and snapshots.
+    Vm(vm_cmd::VmArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Auth(args) => auth_cmd::run_auth(args),
         Command::Audit(args) => auth_cmd::run_audit(args),
         Command::Net(args) => net_cmd::run(args),
+        Command::Vm(args) => vm_cmd::run(args),
         Command::Config { command } => {
             let output = config_cmd::run(command)?;
             print!("{}", output.stdout);

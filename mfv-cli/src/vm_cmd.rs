@@ -1,0 +1,511 @@
+//! `mfv vm ...`: list, show, create, start, stop, delete VMs, their consoles and snapshots.
+//!
+//! Every subcommand talks to libvirt at `--uri` (default `qemu:///system`) through
+//! [`mfv_vm::Hypervisor`]; `--json` prints data as JSON instead of text. `create` checks
+//! the spec against the VMs already defined and prints every problem at once. The domain
+//! type follows `--accel`: `auto` (the default) uses KVM when `/dev/kvm` opens for reading
+//! and writing, `kvm` and `tcg` force one or the other.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use mfv_vm::{
+    ExistingVm, HostCapabilities, Hypervisor, ShutdownOutcome, SpecLimits, VmSpec, VmState,
+    VolumePolicy,
+};
+use serde_json::json;
+
+/// `mfv vm`.
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    /// The libvirt connection URI.
+    #[arg(long, global = true, default_value = "qemu:///system")]
+    uri: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: VmCommand,
+}
+
+/// The `mfv vm` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// List every VM with its state.
+    List,
+    /// Show a VM's state, size and disk and NIC counters.
+    Show {
+        /// The VM.
+        name: String,
+    },
+    /// Define a VM from a JSON spec file or from flags (disks first, then images).
+    Create(CreateArgs),
+    /// Start a VM.
+    Start {
+        /// The VM.
+        name: String,
+    },
+    /// Ask the guest to shut down (ACPI), then force it off after the timeout.
+    Shutdown {
+        /// The VM.
+        name: String,
+        /// Seconds to wait for the guest before forcing it off.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Force a VM off at once, like pulling the power cord.
+    Kill {
+        /// The VM.
+        name: String,
+    },
+    /// Ask the guest to reboot.
+    Reboot {
+        /// The VM.
+        name: String,
+    },
+    /// Undefine a stopped VM.
+    Delete {
+        /// The VM.
+        name: String,
+        /// Also delete its disk volumes in storage pools (CD-ROM images stay).
+        #[arg(long)]
+        with_disks: bool,
+    },
+    /// Print the VM's serial console output until the VM stops or the command is interrupted,
+    /// or with --vnc where its VNC display listens.
+    Console {
+        /// The VM.
+        name: String,
+        /// Print the VNC endpoint instead of streaming the serial console.
+        #[arg(long)]
+        vnc: bool,
+    },
+    /// Create, list, revert to and delete snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// `mfv vm create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// A JSON VM spec (the config store's format); the other spec flags are then refused.
+    #[arg(long, conflicts_with_all = ["name", "vcpus", "memory_mib", "disk", "image", "cdrom", "bridge", "network", "uefi", "autostart"])]
+    spec: Option<PathBuf>,
+    /// The VM's name.
+    #[arg(long, required_unless_present = "spec")]
+    name: Option<String>,
+    /// Number of virtual CPUs.
+    #[arg(long, required_unless_present = "spec")]
+    vcpus: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long, required_unless_present = "spec")]
+    memory_mib: Option<u64>,
+    /// A new qcow2 volume `POOL:SIZE_GIB` (repeatable; targets vda, vdb, ...).
+    #[arg(long, value_name = "POOL:SIZE_GIB")]
+    disk: Vec<String>,
+    /// An existing qcow2 image file, absolute path (repeatable; after the --disk disks).
+    #[arg(long, value_name = "PATH")]
+    image: Vec<PathBuf>,
+    /// An ISO image in the CD-ROM drive.
+    #[arg(long, value_name = "ISO")]
+    cdrom: Option<PathBuf>,
+    /// A NIC on this host bridge (repeatable).
+    #[arg(long, value_name = "BR")]
+    bridge: Vec<String>,
+    /// A NIC on this libvirt network (repeatable; after the bridge NICs).
+    #[arg(long, value_name = "NET")]
+    network: Vec<String>,
+    /// Boot with UEFI (OVMF) instead of BIOS.
+    #[arg(long)]
+    uefi: bool,
+    /// Start the VM when the host boots.
+    #[arg(long)]
+    autostart: bool,
+    /// How the VM runs: `auto` probes /dev/kvm.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    accel: Accel,
+}
+
+/// How VMs run on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    /// KVM when /dev/kvm opens for reading and writing, else TCG.
+    Auto,
+    /// KVM, even when the probe says it is not usable.
+    Kvm,
+    /// QEMU's TCG emulation, even when KVM is usable.
+    Tcg,
+}
+
+/// `mfv vm snapshot`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot a VM's disks (and memory when it runs).
+    Create {
+        /// The VM.
+        name: String,
+        /// The snapshot.
+        snapshot: String,
+        /// Free text kept with the snapshot.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a VM's snapshots, oldest first.
+    List {
+        /// The VM.
+        name: String,
+    },
+    /// Return a VM to a snapshot.
+    Revert {
+        /// The VM.
+        name: String,
+        /// The snapshot.
+        snapshot: String,
+    },
+    /// Delete a snapshot; the VM is not touched.
+    Delete {
+        /// The VM.
+        name: String,
+        /// The snapshot.
+        snapshot: String,
+    },
+}
+
+/// Runs `mfv vm ...`: connects to `--uri` and prints what the subcommand returns.
+pub fn run(args: VmArgs) -> Result<ExitCode> {
+    let hypervisor = Hypervisor::connect(&args.uri)?;
+    if let VmCommand::Console { name, vnc: false } = &args.command {
+        stream_serial_console(&hypervisor, name)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output = execute(&hypervisor, args.command, args.json)?;
+    print!("{output}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one subcommand (except the serial console stream) and returns what it prints.
+pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Result<String> {
+    match command {
+        VmCommand::List => list(hypervisor, json),
+        VmCommand::Show { name } => show(hypervisor, &name, json),
+        VmCommand::Create(args) => create(hypervisor, args, json),
+        VmCommand::Start { name } => {
+            hypervisor.start(&name)?;
+            Ok(format!("started VM {name}\n"))
+        }
+        VmCommand::Shutdown { name, timeout } => {
+            let outcome = hypervisor.shutdown(&name, Duration::from_secs(timeout))?;
+            Ok(match outcome {
+                ShutdownOutcome::Graceful => format!("VM {name} shut down\n"),
+                ShutdownOutcome::ForcedOff => {
+                    format!("VM {name} forced off: no shutdown within {timeout} s\n")
+                }
+                ShutdownOutcome::AlreadyOff => format!("VM {name} was not running\n"),
+            })
+        }
+        VmCommand::Kill { name } => {
+            hypervisor.force_off(&name)?;
+            Ok(format!("VM {name} forced off\n"))
+        }
+        VmCommand::Reboot { name } => {
+            hypervisor.reboot(&name)?;
+            Ok(format!("VM {name} asked to reboot\n"))
+        }
+        VmCommand::Delete { name, with_disks } => {
+            let policy = if with_disks {
+                VolumePolicy::DeleteDisks
+            } else {
+                VolumePolicy::Keep
+            };
+            hypervisor.undefine(&name, policy)?;
+            Ok(if with_disks {
+                format!("deleted VM {name} and its disk volumes\n")
+            } else {
+                format!("deleted VM {name} (disks kept)\n")
+            })
+        }
+        VmCommand::Console { name, .. } => vnc(hypervisor, &name, json),
+        VmCommand::Snapshot { command } => snapshot(hypervisor, command, json),
+    }
+}
+
+fn list(hypervisor: &Hypervisor, json: bool) -> Result<String> {
+    let vms = hypervisor.list()?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&vms)?));
+    }
+    let mut out = format!("{:<32} {:<12} {}\n", "NAME", "STATE", "AUTOSTART");
+    for vm in &vms {
+        let autostart = if vm.autostart { "yes" } else { "no" };
+        writeln!(out, "{:<32} {:<12} {autostart}", vm.name, vm.state.as_str())?;
+    }
+    Ok(out)
+}
+
+fn show(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {
+    let info = hypervisor.info(name)?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&info)?));
+    }
+    let summary = &info.summary;
+    let mut out = String::new();
+    writeln!(out, "name:       {}", summary.name)?;
+    writeln!(out, "uuid:       {}", summary.uuid)?;
+    writeln!(out, "state:      {}", summary.state)?;
+    writeln!(out, "autostart:  {}", summary.autostart)?;
+    writeln!(out, "vcpus:      {}", info.vcpus)?;
+    writeln!(out, "memory:     {} MiB", info.max_memory_kib / 1024)?;
+    writeln!(out, "cpu time:   {} ms", info.cpu_time_ns / 1_000_000)?;
+    for disk in &info.disks {
+        writeln!(
+            out,
+            "disk {}:   read {} B, written {} B",
+            disk.target, disk.read_bytes, disk.write_bytes
+        )?;
+    }
+    for nic in &info.nics {
+        writeln!(
+            out,
+            "nic {}:    received {} B, sent {} B",
+            nic.target, nic.rx_bytes, nic.tx_bytes
+        )?;
+    }
+    Ok(out)
+}
+
+fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<String> {
+    let host = host_capabilities(args.accel);
+    let spec = match &args.spec {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the VM spec {}", path.display()))?;
+            serde_json::from_str::<VmSpec>(&text)
+                .with_context(|| format!("invalid VM spec {}", path.display()))?
+        }
+        None => spec_from_flags(&args)?,
+    };
+    let existing = existing_vms(hypervisor)?;
+    if let Err(errors) = spec.validate_among(&SpecLimits::default(), &existing) {
+        let mut message = format!("invalid VM spec ({} problems):", errors.errors().len());
+        for error in errors.errors() {
+            write!(message, "\n  {error}")?;
+        }
+        bail!(message);
+    }
+    let xml = spec.to_domain_xml(&host)?;
+    let mut created_volumes = Vec::new();
+    for volume in spec.new_volumes() {
+        let made = hypervisor.create_volume(&volume.pool, &volume.name, volume.size_gib << 30);
+        if let Err(error) = made {
+            remove_volumes(hypervisor, &created_volumes);
+            return Err(error.into());
+        }
+        created_volumes.push((volume.pool, volume.name));
+    }
+    let name = match hypervisor.define(&xml) {
+        Ok(name) => name,
+        Err(error) => {
+            remove_volumes(hypervisor, &created_volumes);
+            return Err(error.into());
+        }
+    };
+    if spec.autostart {
+        hypervisor.set_autostart(&name, true)?;
+    }
+    if json {
+        let summary = hypervisor.info(&name)?.summary;
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&summary)?));
+    }
+    let kind = if host.kvm_usable { "kvm" } else { "tcg" };
+    Ok(format!("created VM {name} ({kind})\n"))
+}
+
+/// Deletes volumes made for a VM whose creation failed; the original error is what the
+/// user needs to see, so failures here are only reported on stderr.
+fn remove_volumes(hypervisor: &Hypervisor, volumes: &[(String, String)]) {
+    for (pool, name) in volumes {
+        if let Err(error) = hypervisor.delete_volume(pool, name) {
+            eprintln!("mfv: cannot remove volume {name} from pool {pool}: {error}");
+        }
+    }
+}
+
+fn host_capabilities(accel: Accel) -> HostCapabilities {
+    let mut host = HostCapabilities::probe();
+    match accel {
+        Accel::Auto => {}
+        Accel::Kvm => host.kvm_usable = true,
+        Accel::Tcg => host.kvm_usable = false,
+    }
+    host
+}
+
+/// Builds the spec from `--name ... --disk ...` through its serde form, so that defaults
+/// are the ones of the spec file format.
+fn spec_from_flags(args: &CreateArgs) -> Result<VmSpec> {
+    let mut disks = Vec::new();
+    for disk in &args.disk {
+        let Some((pool, size)) = disk.split_once(':') else {
+            bail!("--disk {disk:?}: expected POOL:SIZE_GIB");
+        };
+        let size_gib: u64 = size
+            .parse()
+            .with_context(|| format!("--disk {disk:?}: size {size:?} is not a whole number"))?;
+        disks.push(json!({"new_volume": {"pool": pool, "size_gib": size_gib}}));
+    }
+    for image in &args.image {
+        disks.push(json!({"image": {"path": image}}));
+    }
+    let disks: Vec<_> = disks
+        .into_iter()
+        .enumerate()
+        .map(|(index, source)| json!({"target": virtio_target(index), "source": source}))
+        .collect();
+    let nics: Vec<_> = args
+        .bridge
+        .iter()
+        .map(|bridge| json!({"source": {"bridge": bridge}}))
+        .chain(
+            args.network
+                .iter()
+                .map(|network| json!({"source": {"network": network}})),
+        )
+        .collect();
+    let spec = json!({
+        "name": args.name,
+        "vcpus": args.vcpus,
+        "memory_mib": args.memory_mib,
+        "firmware": if args.uefi { "uefi" } else { "bios" },
+        "disks": disks,
+        "cdrom": args.cdrom,
+        "nics": nics,
+        "autostart": args.autostart,
+    });
+    serde_json::from_value(spec).context("invalid VM flags")
+}
+
+/// `vda`, `vdb`, ... `vdz`, `vdaa`, ...
+fn virtio_target(index: usize) -> String {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    let mut suffix = Vec::new();
+    let mut rest = index;
+    loop {
+        suffix.push(LETTERS[rest % 26]);
+        if rest < 26 {
+            break;
+        }
+        rest = rest / 26 - 1;
+    }
+    suffix.reverse();
+    format!("vd{}", String::from_utf8_lossy(&suffix))
+}
+
+/// The VMs already defined, as far as name, UUID and MAC clashes go. A domain whose XML
+/// cannot be read back still blocks its name and UUID.
+fn existing_vms(hypervisor: &Hypervisor) -> Result<Vec<ExistingVm>> {
+    let mut existing = Vec::new();
+    for vm in hypervisor.list()? {
+        let imported = hypervisor
+            .domain_xml(&vm.name)
+            .ok()
+            .and_then(|xml| VmSpec::from_domain_xml(&xml).ok());
+        existing.push(match imported {
+            Some(imported) => ExistingVm::from(&imported.spec),
+            None => ExistingVm {
+                name: vm.name.clone(),
+                uuid: vm.uuid.parse().ok(),
+                macs: Vec::new(),
+            },
+        });
+    }
+    Ok(existing)
+}
+
+fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {
+    let endpoint = hypervisor.vnc_endpoint(name)?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&endpoint)?));
+    }
+    Ok(match endpoint {
+        Some(endpoint) => format!("vnc://{}:{}\n", endpoint.host, endpoint.port),
+        None => bail!("VM {name} has no VNC display (or it is not running)"),
+    })
+}
+
+/// Copies the serial console to stdout until the VM stops running.
+fn stream_serial_console(hypervisor: &Hypervisor, name: &str) -> Result<()> {
+    let mut console = hypervisor.open_serial_console(name)?;
+    let mut printed = 0;
+    let mut stdout = std::io::stdout();
+    loop {
+        let started = Instant::now();
+        // A token the console never prints: wait_for only serves to collect output.
+        let _ = console.wait_for("\u{0}\u{0}mfv-console-end", Duration::from_secs(1));
+        let received = console.received();
+        if received.len() > printed {
+            stdout.write_all(&received[printed..])?;
+            stdout.flush()?;
+            printed = received.len();
+        }
+        if hypervisor.info(name)?.summary.state != VmState::Running {
+            return Ok(());
+        }
+        if started.elapsed() < Duration::from_millis(100) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Result<String> {
+    match command {
+        SnapshotCommand::Create {
+            name,
+            snapshot,
+            description,
+        } => {
+            let info = hypervisor.create_snapshot(&name, &snapshot, &description)?;
+            if json {
+                return Ok(format!("{}\n", serde_json::to_string_pretty(&info)?));
+            }
+            Ok(format!("created snapshot {snapshot} of VM {name}\n"))
+        }
+        SnapshotCommand::List { name } => {
+            let snapshots = hypervisor.list_snapshots(&name)?;
+            if json {
+                return Ok(format!("{}\n", serde_json::to_string_pretty(&snapshots)?));
+            }
+            let mut out = format!(
+                "{:<24} {:<12} {:<8} {}\n",
+                "NAME", "VM STATE", "CURRENT", "DESCRIPTION"
+            );
+            for snapshot in &snapshots {
+                let current = if snapshot.current { "*" } else { "" };
+                writeln!(
+                    out,
+                    "{:<24} {:<12} {current:<8} {}",
+                    snapshot.name, snapshot.vm_state, snapshot.description
+                )?;
+            }
+            Ok(out)
+        }
+        SnapshotCommand::Revert { name, snapshot } => {
+            hypervisor.revert_snapshot(&name, &snapshot)?;
+            Ok(format!("VM {name} reverted to snapshot {snapshot}\n"))
+        }
+        SnapshotCommand::Delete { name, snapshot } => {
+            hypervisor.delete_snapshot(&name, &snapshot)?;
+            Ok(format!("deleted snapshot {snapshot} of VM {name}\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "vm_cmd_tests.rs"]
+mod tests;
