@@ -183,16 +183,39 @@ fn figures_table(samples: &[Sample], report: &ImageReport) -> Result<String> {
 
 /// This machine: cores, CPU model, QEMU version.
 fn machine_description() -> String {
+    let qemu = cmd::stdout(Command::new("qemu-system-x86_64").arg("--version"))
+        .ok()
+        .and_then(|text| text.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "QEMU (version unknown)".to_owned());
+    format!(
+        "{}, {qemu}, TCG (`-accel tcg`); guest: q35, 1 vCPU, 1024 MiB",
+        cores_and_cpu()
+    )
+}
+
+/// `N cores (CPU model)` of this machine, as every benchmark section states it.
+pub(crate) fn cores_and_cpu() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| cpu_model(&text))
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let qemu = cmd::stdout(Command::new("qemu-system-x86_64").arg("--version"))
-        .ok()
-        .and_then(|text| text.lines().next().map(str::to_owned))
-        .unwrap_or_else(|| "QEMU (version unknown)".to_owned());
-    format!("{cores} cores ({cpu}), {qemu}, TCG (`-accel tcg`); guest: q35, 1 vCPU, 1024 MiB")
+    format!("{cores} cores ({cpu})")
+}
+
+/// The installed versions of Debian `packages`, as `name version` joined by `, `.
+pub(crate) fn package_versions(packages: &[&str]) -> String {
+    packages
+        .iter()
+        .map(|package| {
+            cmd::stdout(Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]))
+                .map_or_else(
+                    |_| format!("{package} (version unknown)"),
+                    |version| format!("{package} {version}"),
+                )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `model name` in /proc/cpuinfo text.

@@ -8,11 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::bench::{cpu_model, record, today};
+use crate::bench::{cores_and_cpu, package_versions, record, today};
 use crate::{Workspace, cmd};
 
 const AUTH_HEADING: &str = "## Auth (`cargo xtask bench auth`)";
@@ -72,22 +71,10 @@ impl Figures {
 
 /// This machine and the servers' package versions.
 fn machine_description() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| cpu_model(&text))
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let version = |package: &str| {
-        cmd::stdout(Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]))
-            .map_or_else(
-                |_| format!("{package} (version unknown)"),
-                |version| format!("{package} {version}"),
-            )
-    };
     format!(
-        "{cores} cores ({cpu}); {}, {}",
-        version("slapd"),
-        version("mariadb-server")
+        "{}; {}",
+        cores_and_cpu(),
+        package_versions(&["slapd", "mariadb-server"])
     )
 }
 

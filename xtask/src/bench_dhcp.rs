@@ -8,11 +8,10 @@
 //! section.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::bench::{cpu_model, record, today};
+use crate::bench::{cores_and_cpu, package_versions, record, today};
 use crate::{Workspace, cmd};
 
 const DHCP_HEADING: &str = "## DHCP client (`cargo xtask bench dhcp`)";
@@ -94,23 +93,10 @@ fn parse_row(line: &str) -> Option<Row> {
 
 /// This machine and the reference clients' and server's package versions.
 fn machine_description() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| cpu_model(&text))
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let version = |package: &str| {
-        cmd::stdout(Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]))
-            .map_or_else(
-                |_| format!("{package} (version unknown)"),
-                |version| format!("{package} {version}"),
-            )
-    };
     format!(
-        "{cores} cores ({cpu}); {}, {}, {}",
-        version("dnsmasq-base"),
-        version("busybox-static"),
-        version("isc-dhcp-client")
+        "{}; {}",
+        cores_and_cpu(),
+        package_versions(&["dnsmasq-base", "busybox-static", "isc-dhcp-client"])
     )
 }
 
