@@ -21,7 +21,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use mfv_config::cmdline::KernelCmdline;
 use mfv_config::discovery::{ConfigSource, Discovery, DiscoveryParams, DiscoveryReport, discover};
-use mfv_config::mount::{ReadOnlyMount, SysMounter};
+use mfv_config::mount::{Journal, ReadOnlyMount, SysMounter};
 use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file, parse_config};
 use mfv_config::store::{ConfigStore, DirectoryStore, PlainDirectory, RemountVolume};
 use toml::{Table, Value};
@@ -272,7 +272,8 @@ fn indented(errors: &ConfigErrors) -> String {
 }
 
 /// Runs `action` on the store directory `dir`, or on the config volume discovery finds
-/// (mounted read-only for the duration, read-write only while saving).
+/// (mounted read-only for the duration, read-write only while saving; its journal loaded so
+/// the save is journaled).
 fn with_store(
     dir: Option<&Path>,
     discovery: &DiscoveryArgs,
@@ -292,6 +293,7 @@ fn with_store(
         &SysMounter,
         &source.device,
         &source.fs_type,
+        Journal::Load,
         &discovery.run_dir,
     )
     .with_context(|| format!("cannot open the config volume {source}"))?;

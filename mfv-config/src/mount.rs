@@ -2,10 +2,12 @@
 //! [`Mounter`] trait so that discovery is tested without root ([`RecordingMounter`]).
 //!
 //! Every mount made here is read-only, `noexec`, `nosuid` and `nodev`, with the file system type
-//! given explicitly (never guessed by trying every type). ext3 and ext4 are also mounted with
-//! `noload`: a read-only mount of a journal that needs recovery would otherwise replay it,
-//! which writes to the device. A [`ReadOnlyMount`] unmounts when it is dropped, so every
-//! error path leaves nothing mounted.
+//! given explicitly (never guessed by trying every type). Discovery mounts ext3 and ext4 with
+//! `noload` ([`Journal::Skip`]): a read-only mount of a journal that needs recovery would
+//! otherwise replay it, which writes to a volume that may not even be ours. The volume a store
+//! is about to write to is mounted with its journal loaded ([`Journal::Load`]) instead, so the
+//! store's remount read-write is journaled like any other ext4 write. A [`ReadOnlyMount`]
+//! unmounts when it is dropped, so every error path leaves nothing mounted.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,14 +54,27 @@ pub enum MountError {
     },
 }
 
+/// What a read-only mount of an ext3 or ext4 volume does with the volume's journal (other file
+/// systems have none and ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journal {
+    /// Not loaded (`noload`): a journal that needs recovery is left alone, so mounting writes
+    /// nothing to the device. For looking at a volume (discovery).
+    Skip,
+    /// Loaded and, if it needs recovery, replayed: for the volume a store is about to write
+    /// to, so that its remount read-write writes through the journal.
+    Load,
+}
+
 /// Mounts volumes read-only and unmounts them: the one privileged action of discovery.
 pub trait Mounter {
     /// Mounts `device`, whose file system is `fs_type`, read-only, `noexec`, `nosuid` and
-    /// `nodev` on the existing directory `target`.
+    /// `nodev` on the existing directory `target`, treating its journal as `journal` says.
     fn mount_read_only(
         &self,
         device: &Path,
         fs_type: &str,
+        journal: Journal,
         target: &Path,
     ) -> Result<(), MountError>;
 
@@ -71,11 +86,11 @@ pub trait Mounter {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SysMounter;
 
-/// The file system specific mount data that keeps a read-only mount of `fs_type` from writing
-/// to the device: `noload` for ext3 and ext4 (do not replay the journal); nothing otherwise.
-pub fn read_only_mount_data(fs_type: &str) -> Option<&'static str> {
-    match fs_type {
-        "ext3" | "ext4" => Some("noload"),
+/// The file system specific mount data for a read-only mount of `fs_type`: `noload` for ext3
+/// and ext4 with [`Journal::Skip`] (do not load or replay the journal); nothing otherwise.
+pub fn read_only_mount_data(fs_type: &str, journal: Journal) -> Option<&'static str> {
+    match (fs_type, journal) {
+        ("ext3" | "ext4", Journal::Skip) => Some("noload"),
         _ => None,
     }
 }
@@ -85,12 +100,13 @@ impl Mounter for SysMounter {
         &self,
         device: &Path,
         fs_type: &str,
+        journal: Journal,
         target: &Path,
     ) -> Result<(), MountError> {
         let mut builder = Mount::builder().fstype(fs_type).flags(
             MountFlags::RDONLY | MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV,
         );
-        if let Some(data) = read_only_mount_data(fs_type) {
+        if let Some(data) = read_only_mount_data(fs_type, journal) {
             builder = builder.data(data);
         }
         builder
@@ -129,12 +145,13 @@ pub struct ReadOnlyMount<'m, M: Mounter + ?Sized> {
 
 impl<'m, M: Mounter + ?Sized> ReadOnlyMount<'m, M> {
     /// Creates a private directory (mode 0700) in `run_dir`, creating `run_dir` if needed,
-    /// and mounts `device` on it read-only as `fs_type`. On failure nothing stays mounted and
-    /// the directory is removed.
+    /// and mounts `device` on it read-only as `fs_type`, its journal treated as `journal`
+    /// says. On failure nothing stays mounted and the directory is removed.
     pub fn new(
         mounter: &'m M,
         device: &Path,
         fs_type: &str,
+        journal: Journal,
         run_dir: &Path,
     ) -> Result<Self, MountError> {
         let mount_point_error = |source| MountError::MountPoint {
@@ -146,7 +163,7 @@ impl<'m, M: Mounter + ?Sized> ReadOnlyMount<'m, M> {
             .prefix("config-volume-")
             .tempdir_in(run_dir)
             .map_err(mount_point_error)?;
-        mounter.mount_read_only(device, fs_type, mount_point.path())?;
+        mounter.mount_read_only(device, fs_type, journal, mount_point.path())?;
         Ok(ReadOnlyMount {
             mounter,
             path: mount_point.path().to_owned(),
@@ -226,12 +243,14 @@ impl FakeVolume {
 /// One call a [`RecordingMounter`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountCall {
-    /// `mount_read_only(device, fs_type, target)`.
+    /// `mount_read_only(device, fs_type, journal, target)`.
     Mount {
         /// The device node.
         device: PathBuf,
         /// The file system type.
         fs_type: String,
+        /// What was asked of the journal.
+        journal: Journal,
         /// The mount point.
         target: PathBuf,
     },
@@ -304,12 +323,14 @@ impl Mounter for RecordingMounter {
         &self,
         device: &Path,
         fs_type: &str,
+        journal: Journal,
         target: &Path,
     ) -> Result<(), MountError> {
         let mut state = self.lock();
         state.calls.push(MountCall::Mount {
             device: device.to_owned(),
             fs_type: fs_type.to_owned(),
+            journal,
             target: target.to_owned(),
         });
         let mount_error = |source| MountError::Mount {
@@ -384,7 +405,14 @@ mod tests {
         let run = tempfile::tempdir().unwrap();
         let run_dir = run.path().join("run/mfv");
         let mounter = volume_with_config();
-        let mount = ReadOnlyMount::new(&mounter, Path::new("/dev/vdb"), "ext4", &run_dir).unwrap();
+        let mount = ReadOnlyMount::new(
+            &mounter,
+            Path::new("/dev/vdb"),
+            "ext4",
+            Journal::Skip,
+            &run_dir,
+        )
+        .unwrap();
         let point = mount.path().to_owned();
         assert!(point.starts_with(&run_dir));
         assert_eq!(fs::read_to_string(point.join("mfv.toml")).unwrap(), "x");
@@ -396,6 +424,7 @@ mod tests {
                 MountCall::Mount {
                     device: "/dev/vdb".into(),
                     fs_type: "ext4".into(),
+                    journal: Journal::Skip,
                     target: point.clone(),
                 },
                 MountCall::Unmount { target: point },
@@ -409,8 +438,14 @@ mod tests {
         let run = tempfile::tempdir().unwrap();
         let mounter = volume_with_config();
         let point = {
-            let mount =
-                ReadOnlyMount::new(&mounter, Path::new("/dev/vdb"), "vfat", run.path()).unwrap();
+            let mount = ReadOnlyMount::new(
+                &mounter,
+                Path::new("/dev/vdb"),
+                "vfat",
+                Journal::Skip,
+                run.path(),
+            )
+            .unwrap();
             mount.path().to_owned()
         };
         assert!(!point.exists());
@@ -422,8 +457,14 @@ mod tests {
     fn failed_mount_leaves_no_mount_point() {
         let run = tempfile::tempdir().unwrap();
         let mounter = RecordingMounter::new().with_volume("/dev/vdc", FakeVolume::Fails(22));
-        let error =
-            ReadOnlyMount::new(&mounter, Path::new("/dev/vdc"), "ext4", run.path()).unwrap_err();
+        let error = ReadOnlyMount::new(
+            &mounter,
+            Path::new("/dev/vdc"),
+            "ext4",
+            Journal::Skip,
+            run.path(),
+        )
+        .unwrap_err();
         assert!(
             error
                 .to_string()
@@ -436,15 +477,30 @@ mod tests {
         assert_eq!(source.raw_os_error(), Some(22));
         assert_eq!(fs::read_dir(run.path()).unwrap().count(), 0);
         // An unknown device fails as well.
-        assert!(ReadOnlyMount::new(&mounter, Path::new("/dev/vdz"), "ext4", run.path()).is_err());
+        assert!(
+            ReadOnlyMount::new(
+                &mounter,
+                Path::new("/dev/vdz"),
+                "ext4",
+                Journal::Skip,
+                run.path()
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn failed_unmount_keeps_the_mount_point() {
         let run = tempfile::tempdir().unwrap();
         let mounter = volume_with_config().with_failing_unmount();
-        let mount =
-            ReadOnlyMount::new(&mounter, Path::new("/dev/vdb"), "ext4", run.path()).unwrap();
+        let mount = ReadOnlyMount::new(
+            &mounter,
+            Path::new("/dev/vdb"),
+            "ext4",
+            Journal::Skip,
+            run.path(),
+        )
+        .unwrap();
         let point = mount.path().to_owned();
         let error = mount.unmount().unwrap_err();
         assert_eq!(
@@ -460,7 +516,14 @@ mod tests {
         let file = run.path().join("file");
         fs::write(&file, "").unwrap();
         let mounter = volume_with_config();
-        let error = ReadOnlyMount::new(&mounter, Path::new("/dev/vdb"), "ext4", &file).unwrap_err();
+        let error = ReadOnlyMount::new(
+            &mounter,
+            Path::new("/dev/vdb"),
+            "ext4",
+            Journal::Skip,
+            &file,
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("cannot create a mount point in {}", file.display())
@@ -469,11 +532,13 @@ mod tests {
     }
 
     #[test]
-    fn journal_replay_is_disabled_for_ext3_and_ext4() {
-        assert_eq!(read_only_mount_data("ext4"), Some("noload"));
-        assert_eq!(read_only_mount_data("ext3"), Some("noload"));
-        assert_eq!(read_only_mount_data("ext2"), None);
-        assert_eq!(read_only_mount_data("vfat"), None);
-        assert_eq!(read_only_mount_data("iso9660"), None);
+    fn journal_replay_is_disabled_for_ext3_and_ext4_unless_the_journal_is_wanted() {
+        assert_eq!(read_only_mount_data("ext4", Journal::Skip), Some("noload"));
+        assert_eq!(read_only_mount_data("ext3", Journal::Skip), Some("noload"));
+        assert_eq!(read_only_mount_data("ext2", Journal::Skip), None);
+        assert_eq!(read_only_mount_data("vfat", Journal::Skip), None);
+        assert_eq!(read_only_mount_data("iso9660", Journal::Skip), None);
+        assert_eq!(read_only_mount_data("ext4", Journal::Load), None);
+        assert_eq!(read_only_mount_data("ext3", Journal::Load), None);
     }
 }

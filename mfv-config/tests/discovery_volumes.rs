@@ -13,6 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -21,9 +22,14 @@ use mfv_config::discovery::{
     Absence, Discovery, DiscoveryParams, DiscoveryReport, Verdict, discover,
 };
 use mfv_config::format::{FormatError, FsKind, format_config_volume};
-use mfv_config::mount::{MountError, Mounter, ReadOnlyMount, SysMounter};
+use mfv_config::mount::{Journal, MountError, Mounter, ReadOnlyMount, SysMounter};
 use mfv_config::schema::parse_config;
+use mfv_config::store::{ConfigStore, DirectoryStore, RemountVolume};
 use tempfile::TempDir;
+
+/// Held for writing while a test relies on a detached loop node staying free: `losetup --find`
+/// in a test running at the same time would otherwise reuse the node.
+static LOOP_NODES: RwLock<()> = RwLock::new(());
 
 const VALID: &str = "version = 1\n\n[host]\nhostname = \"vmhost1\"\n";
 const INVALID: &str = "version = 1\n\n[host]\nhostname = \"-bad-\"\nfrobnicate = true\n";
@@ -57,6 +63,7 @@ struct LoopVolume {
 impl LoopVolume {
     /// Attaches `image` (in `dir`), read-only when `read_only`.
     fn attach(dir: TempDir, image: PathBuf, read_only: bool) -> Result<Self> {
+        let _no_vanishing_device = LOOP_NODES.read().unwrap_or_else(PoisonError::into_inner);
         let mut losetup = Command::new("losetup");
         if read_only {
             losetup.arg("--read-only");
@@ -368,12 +375,13 @@ impl Mounter for DetachingMounter<'_> {
         &self,
         device: &Path,
         fs_type: &str,
+        journal: Journal,
         target: &Path,
     ) -> Result<(), MountError> {
         if let Err(error) = self.volume.borrow_mut().detach() {
             panic!("detach: {error:#}");
         }
-        SysMounter.mount_read_only(device, fs_type, target)
+        SysMounter.mount_read_only(device, fs_type, journal, target)
     }
 
     fn unmount(&self, target: &Path) -> Result<(), MountError> {
@@ -385,6 +393,7 @@ impl Mounter for DetachingMounter<'_> {
 fn a_device_that_vanishes_before_the_mount_is_named() -> Result<()> {
     let label = unique_label("v");
     let mut volume = LoopVolume::ext4(&label, &[("mfv.toml", VALID.as_bytes())])?;
+    let _node_stays_free = LOOP_NODES.write().unwrap_or_else(PoisonError::into_inner);
     let node = volume.node.clone();
     let run = Run::new()?;
     let mounter = DetachingMounter {
@@ -501,6 +510,66 @@ fn a_journal_that_needs_recovery_is_not_replayed() -> Result<()> {
     check_found(&mut dirty, ConfigLocator::Label(label), "ext4")
 }
 
+/// The mount options mountinfo shows for the mount on `point`.
+fn mount_options(point: &Path) -> Result<String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+    let point = point.to_string_lossy();
+    mountinfo
+        .lines()
+        .find(|line| line.split(' ').nth(4) == Some(point.as_ref()))
+        .map(str::to_owned)
+        .with_context(|| format!("{point} is not in mountinfo"))
+}
+
+/// The ext4 journal's sequence number, as dumpe2fs reports it.
+fn journal_sequence(node: &Path) -> Result<String> {
+    let header = run(Command::new("dumpe2fs").arg("-h").arg(node))?;
+    header
+        .lines()
+        .find_map(|line| line.strip_prefix("Journal sequence:"))
+        .map(|sequence| sequence.trim().to_owned())
+        .context("dumpe2fs shows no journal sequence")
+}
+
+#[test]
+fn a_store_write_on_an_ext4_volume_goes_through_its_journal() -> Result<()> {
+    let label = unique_label("w");
+    let volume = LoopVolume::ext4(&label, &[("mfv.toml", VALID.as_bytes())])?;
+    let run_dir = tempfile::tempdir()?;
+
+    let looking = ReadOnlyMount::new(
+        &SysMounter,
+        &volume.node,
+        "ext4",
+        Journal::Skip,
+        run_dir.path(),
+    )?;
+    let options = mount_options(looking.path())?;
+    ensure!(options.contains("norecovery"), "{options}");
+    looking.unmount()?;
+
+    let before = journal_sequence(&volume.node)?;
+    let mount = ReadOnlyMount::new(
+        &SysMounter,
+        &volume.node,
+        "ext4",
+        Journal::Load,
+        run_dir.path(),
+    )?;
+    let options = mount_options(mount.path())?;
+    ensure!(!options.contains("norecovery"), "{options}");
+    let store = DirectoryStore::new(mount.path(), RemountVolume::new(mount.path()));
+    store.save(VALID)?;
+    ensure!(mount_options(mount.path())?.contains(" ro,"));
+    mount.unmount()?;
+    let after = journal_sequence(&volume.node)?;
+    ensure!(
+        before != after,
+        "the journal was not written: sequence {before}"
+    );
+    Ok(())
+}
+
 #[test]
 fn formats_ext4_and_vfat_config_volumes() -> Result<()> {
     for kind in [FsKind::Ext4, FsKind::Vfat] {
@@ -538,7 +607,13 @@ fn formatting_refuses_without_confirmation_and_when_mounted() -> Result<()> {
     ensure!(matches!(error, FormatError::NotConfirmed { .. }), "{error}");
 
     let run_dir = tempfile::tempdir()?;
-    let mount = ReadOnlyMount::new(&SysMounter, &volume.node, "ext4", run_dir.path())?;
+    let mount = ReadOnlyMount::new(
+        &SysMounter,
+        &volume.node,
+        "ext4",
+        Journal::Skip,
+        run_dir.path(),
+    )?;
     let confirm = volume.node.to_string_lossy().into_owned();
     let error = format_config_volume(&volume.node, FsKind::Vfat, &confirm).unwrap_err();
     ensure!(

@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cmdline::{BootOptions, ConfigLocator};
-use crate::mount::{Mounter, ReadOnlyMount};
+use crate::mount::{Journal, Mounter, ReadOnlyMount};
 use crate::schema::{CONFIG_FILE_NAME, Config, ConfigErrors, parse_config_bytes};
 
 pub use read::ReadError;
@@ -485,7 +485,8 @@ fn examine<M: Mounter + ?Sized>(
     let Some(fs_type) = signature.fs_type.clone() else {
         return skipped(report, Verdict::NoFileSystem);
     };
-    let mount = match ReadOnlyMount::new(mounter, device, &fs_type, &params.run_dir) {
+    let mount = match ReadOnlyMount::new(mounter, device, &fs_type, Journal::Skip, &params.run_dir)
+    {
         Ok(mount) => mount,
         Err(error) => {
             let error = error_chain(&error);
