@@ -1,5 +1,5 @@
 //! `mfv net`: shows the network of this host and changes it (static address, DHCP, bridge,
-//! VLAN) through mfv-net, in the network namespace the command runs in.
+//! VLAN, active-backup bond) through mfv-net, in the network namespace the command runs in.
 //!
 //! Every change goes through `mfv_net::apply`: the kernel's state is re-read and compared
 //! afterwards, and the previous state is restored when anything fails. `mfv net bridge
@@ -84,6 +84,19 @@ enum NetCommand {
         /// Roll the change back unless Enter is pressed within this many seconds.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3600))]
         confirm_within: Option<u32>,
+    },
+    /// Make interfaces the ports of an active-backup bond (created if missing) that takes over
+    /// their addresses and routes; the bond checks their link every 100 ms and fails over to
+    /// another port when the active one loses it.
+    Bond {
+        /// The bond, e.g. bond0.
+        bond: String,
+        /// An interface that becomes its port; repeat for more.
+        #[arg(long = "port", required = true)]
+        ports: Vec<String>,
+        /// The port that is active whenever it has link (one of the --port interfaces).
+        #[arg(long)]
+        primary: Option<String>,
     },
     /// Create a VLAN sub-interface (named IFACE.ID unless --name says otherwise) and set it up.
     Vlan {
@@ -191,6 +204,28 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        NetCommand::Bond {
+            bond,
+            ports,
+            primary,
+        } => {
+            check_bond_ports(&bond, &ports, primary.as_deref())?;
+            let netlink = connect()?;
+            for port in &ports {
+                netlink.link_by_name(port).await?;
+            }
+            let mut involved = ports.clone();
+            involved.push(bond.clone());
+            let mut desired = current_state(&netlink, &involved)
+                .await
+                .with_context(|| format!("cannot read the state of {}", involved.join(", ")))?;
+            desired.move_to_bond(&ports, &bond, primary.as_deref());
+            let report = apply(&netlink, &desired, &ApplyOptions::default())
+                .await
+                .with_context(|| format!("cannot make {} the ports of {bond}", ports.join(", ")))?;
+            print!("{}", render_changes(&report));
+            Ok(ExitCode::SUCCESS)
+        }
         NetCommand::Vlan {
             interface,
             id,
@@ -256,6 +291,29 @@ fn check_interface_name(name: &str) -> Result<()> {
     {
         bail!(
             "{name:?} cannot be an interface name (1 to {MAX_INTERFACE_NAME_LEN} bytes, no '/', ':' or spaces)"
+        );
+    }
+    Ok(())
+}
+
+/// Fails unless `bond` can be an interface name and `ports` are distinct interfaces other
+/// than the bond that include `primary`.
+fn check_bond_ports(bond: &str, ports: &[String], primary: Option<&str>) -> Result<()> {
+    check_interface_name(bond)?;
+    for (index, port) in ports.iter().enumerate() {
+        if port == bond {
+            bail!("{bond} cannot be a port of itself");
+        }
+        if ports[..index].contains(port) {
+            bail!("--port {port} is given twice");
+        }
+    }
+    if let Some(primary) = primary
+        && !ports.iter().any(|port| port == primary)
+    {
+        bail!(
+            "--primary {primary} is not one of the ports ({})",
+            ports.join(", ")
         );
     }
     Ok(())
@@ -646,6 +704,73 @@ mod tests {
         assert_eq!((bridge.as_str(), port.as_str()), ("br0", "eth0"));
         assert_eq!(confirm_within, Some(30));
         assert!(parse(&["bridge", "br0", "--port", "eth0", "--confirm-within", "0"]).is_err());
+    }
+
+    #[test]
+    fn bond_needs_a_port_and_takes_several_and_a_primary() {
+        assert!(parse(&["bond", "bond0"]).is_err());
+        let command = parse(&[
+            "bond",
+            "bond0",
+            "--port",
+            "eth0",
+            "--port",
+            "eth1",
+            "--primary",
+            "eth1",
+        ])
+        .unwrap();
+        let NetCommand::Bond {
+            bond,
+            ports,
+            primary,
+        } = command
+        else {
+            panic!("parsed as {command:?}");
+        };
+        assert_eq!(bond, "bond0");
+        assert_eq!(ports, ["eth0", "eth1"]);
+        assert_eq!(primary.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn bond_ports_are_checked() {
+        let ports = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        check_bond_ports("bond0", &ports(&["eth0", "eth1"]), Some("eth0")).unwrap();
+        check_bond_ports("bond0", &ports(&["eth0"]), None).unwrap();
+        for (bond, names, primary, expected) in [
+            (
+                "bond0",
+                &["eth0", "eth1"][..],
+                Some("eth2"),
+                "--primary eth2 is not one of the ports (eth0, eth1)",
+            ),
+            (
+                "bond0",
+                &["eth0", "eth0"],
+                None,
+                "--port eth0 is given twice",
+            ),
+            (
+                "bond0",
+                &["bond0"],
+                None,
+                "bond0 cannot be a port of itself",
+            ),
+        ] {
+            let error = check_bond_ports(bond, &ports(names), primary).unwrap_err();
+            assert_eq!(error.to_string(), expected);
+        }
+        let error = check_bond_ports("a/b", &ports(&["eth0"]), None).unwrap_err();
+        assert!(
+            error.to_string().starts_with("\"a/b\" cannot be"),
+            "{error}"
+        );
     }
 
     #[test]

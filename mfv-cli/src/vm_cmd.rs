@@ -76,8 +76,9 @@ pub enum VmCommand {
         #[arg(long)]
         with_disks: bool,
     },
-    /// Print the VM's serial console output until the VM stops or the command is interrupted,
-    /// or with --vnc where its VNC display listens.
+    /// Print the VM's serial console output until the VM stops, another client takes the
+    /// console over (an error) or the command is interrupted; with --vnc print where its
+    /// VNC display listens instead.
     Console {
         /// The VM.
         name: String,
@@ -439,27 +440,36 @@ fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {
     })
 }
 
-/// Copies the serial console to stdout until the VM stops running.
+/// How long a console whose stream ended waits for libvirt to report the VM stopped: the
+/// stream ends when QEMU exits, a moment before the VM's state changes.
+const CONSOLE_END_GRACE: Duration = Duration::from_secs(5);
+
+/// Copies the serial console to stdout until the console stream ends. That is success when
+/// the VM stopped, and an error when the VM still runs (another client took the console
+/// over). Only the console's output is copied: stdin is not read, so interrupting the
+/// command (Ctrl-C) is how to leave a running VM's console.
 fn stream_serial_console(hypervisor: &Hypervisor, name: &str) -> Result<()> {
     let mut console = hypervisor.open_serial_console(name)?;
-    let mut printed = 0;
     let mut stdout = std::io::stdout();
-    loop {
-        let started = Instant::now();
-        // A token the console never prints: wait_for only serves to collect output.
-        let _ = console.wait_for("\u{0}\u{0}mfv-console-end", Duration::from_secs(1));
-        let received = console.received();
-        if received.len() > printed {
-            stdout.write_all(&received[printed..])?;
+    while !console.is_closed() {
+        if let Some(output) = console.next_output(Duration::from_secs(1)) {
+            stdout.write_all(&output)?;
             stdout.flush()?;
-            printed = received.len();
         }
-        if hypervisor.info(name)?.summary.state != VmState::Running {
+    }
+    let deadline = Instant::now() + CONSOLE_END_GRACE;
+    loop {
+        let state = hypervisor.info(name)?.summary.state;
+        if matches!(state, VmState::ShutOff | VmState::Crashed) {
             return Ok(());
         }
-        if started.elapsed() < Duration::from_millis(100) {
-            std::thread::sleep(Duration::from_millis(500));
+        if Instant::now() > deadline {
+            bail!(
+                "the serial console of VM {name} closed while the VM is {state}: another \
+                 client took it over"
+            );
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

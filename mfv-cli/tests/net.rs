@@ -233,6 +233,7 @@ fn a_nonexistent_interface_is_named_and_nothing_changes() {
         &["net", "static", "nope0", "198.51.100.5/24"][..],
         &["net", "bridge", "br0", "--port", "nope0"],
         &["net", "vlan", "nope0", "7"],
+        &["net", "bond", "bond0", "--port", "veth1", "--port", "nope0"],
         &["net", "dhcp", "nope0", "--timeout", "1"],
     ] {
         let output = namespace.mfv(args);
@@ -315,6 +316,100 @@ fn the_bridge_takes_over_the_address_and_a_vlan_is_created() {
     assert_eq!(succeeded(&output), "create vlan veth1.7\nset veth1.7 up\n");
     let shown = namespace.ip(&["-d", "link", "show", "veth1.7"]);
     assert!(shown.contains("vlan protocol 802.1Q id 7"), "{shown}");
+}
+
+#[test]
+fn a_bond_refuses_bad_ports_and_takes_over_the_address_of_good_ones() {
+    if !can_run_as_root("a_bond_refuses_bad_ports_and_takes_over_the_address_of_good_ones") {
+        return;
+    }
+    let namespace = Namespace::configured();
+    namespace.ip(&[
+        "link", "add", "veth2", "type", "veth", "peer", "name", "veth3",
+    ]);
+
+    let missing_port = namespace.mfv(&["net", "bond", "bond0"]);
+    assert_eq!(missing_port.status.code(), Some(2));
+    assert!(
+        stderr(&missing_port).contains("--port <PORTS>"),
+        "{}",
+        stderr(&missing_port)
+    );
+
+    for (args, message) in [
+        (
+            &["net", "bond", "bond0", "--port", "veth0", "--port", "nope0"][..],
+            "mfv: no interface named \"nope0\"\n",
+        ),
+        (
+            &[
+                "net",
+                "bond",
+                "bond0",
+                "--port",
+                "veth0",
+                "--port",
+                "veth2",
+                "--primary",
+                "veth3",
+            ],
+            "mfv: --primary veth3 is not one of the ports (veth0, veth2)\n",
+        ),
+        (
+            &["net", "bond", "bond0", "--port", "veth0", "--port", "veth0"],
+            "mfv: --port veth0 is given twice\n",
+        ),
+    ] {
+        let output = namespace.mfv(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&output), message, "{args:?}");
+    }
+    assert_eq!(namespace.ipv4_of("veth0"), "192.0.2.10/24");
+    assert!(!namespace.ip(&["link", "show"]).contains("bond0"));
+
+    let output = namespace.mfv(&[
+        "net",
+        "bond",
+        "bond0",
+        "--port",
+        "veth0",
+        "--port",
+        "veth2",
+        "--primary",
+        "veth0",
+    ]);
+    if stderr(&output).contains("no bond support") {
+        assert_eq!(
+            stderr(&output),
+            "mfv: cannot make veth0, veth2 the ports of bond0: applying the network state \
+             failed; the previous state was restored: cannot create \"bond0\": this kernel has \
+             no bond support\n"
+        );
+        assert_eq!(namespace.ipv4_of("veth0"), "192.0.2.10/24");
+        assert_eq!(namespace.default_route(), "default via 192.0.2.1 dev veth0");
+        assert!(!namespace.ip(&["link", "show"]).contains("bond0"));
+        eprintln!(
+            "this kernel has no bonding: the bond itself is covered by the appliance test \
+             an_active_backup_bond_fails_over_to_the_second_nic"
+        );
+        return;
+    }
+    assert_eq!(
+        succeeded(&output),
+        "create bond bond0\n\
+         make veth0 a port of bond0\n\
+         make veth2 a port of bond0\n\
+         remove the route default via 192.0.2.1 dev veth0\n\
+         remove 192.0.2.10/24 from veth0\n\
+         add 192.0.2.10/24 to bond0\n\
+         set veth2 up\n\
+         set bond0 up\n\
+         add the route default via 192.0.2.1 dev bond0\n"
+    );
+    assert_eq!(namespace.ipv4_of("bond0"), "192.0.2.10/24");
+    let shown = namespace.ip(&["-d", "link", "show", "bond0"]);
+    assert!(shown.contains("mode active-backup"), "{shown}");
+    assert!(shown.contains("primary veth0"), "{shown}");
 }
 
 #[test]

@@ -128,6 +128,11 @@ pub async fn observe(
             .into_iter()
             .filter(|address| !is_link_local(address))
             .collect();
+        let bond_primary = if link.kind.as_deref() == Some("bond") {
+            netlink.bond_primary(name).await?
+        } else {
+            None
+        };
         observed.push(ObservedLink {
             name: name.clone(),
             kind: link.kind.clone(),
@@ -135,6 +140,7 @@ pub async fn observe(
             mtu: link.mtu,
             up: link.admin_up,
             master: link.master.clone(),
+            bond_primary,
         });
     }
     let routes = netlink
@@ -205,12 +211,34 @@ fn validate(desired: &NetworkState) -> Result<(), ApplyError> {
                 ));
             }
         }
-        if let InterfaceKind::Vlan { id, .. } = config.kind {
-            if id == 0 || id > MAX_VLAN_ID {
+        match &config.kind {
+            InterfaceKind::Vlan { id, .. } if *id == 0 || *id > MAX_VLAN_ID => {
                 return invalid(format!(
                     "{}: VLAN id {id} is out of range 1..={MAX_VLAN_ID}",
                     config.name
                 ));
+            }
+            InterfaceKind::Vlan { parent, .. } if *parent == config.name => {
+                return invalid(format!("{}: a VLAN cannot be its own parent", config.name));
+            }
+            InterfaceKind::ActiveBackupBond {
+                primary: Some(primary),
+                ports,
+            } if !ports.contains(primary) => {
+                return invalid(format!(
+                    "{}: primary port {primary} is not one of its ports",
+                    config.name
+                ));
+            }
+            _ => {}
+        }
+        let ports = config.kind.ports();
+        for (index, port) in ports.iter().enumerate() {
+            if *port == config.name {
+                return invalid(format!("{}: cannot be a port of itself", config.name));
+            }
+            if ports[..index].contains(port) {
+                return invalid(format!("{}: port {port} is listed twice", config.name));
             }
         }
     }
@@ -274,6 +302,8 @@ async fn make_changes(
     report: &mut ApplyReport,
 ) -> Result<(), NetError> {
     let observed = |name: &str| snapshot.links.iter().find(|link| link.name == name);
+    // Interfaces set up on the way, which the snapshot still shows down.
+    let mut set_up_already: Vec<&str> = Vec::new();
     for config in &desired.interfaces {
         if observed(&config.name).is_some() {
             continue;
@@ -288,8 +318,10 @@ async fn make_changes(
             InterfaceKind::Vlan { parent, id } => {
                 netlink.create_vlan(&config.name, parent, *id).await?;
             }
-            InterfaceKind::ActiveBackupBond { .. } => {
-                netlink.create_active_backup_bond(&config.name).await?;
+            InterfaceKind::ActiveBackupBond { primary, .. } => {
+                netlink
+                    .create_active_backup_bond(&config.name, primary.as_deref())
+                    .await?;
             }
         }
         report.changes.push(format!(
@@ -308,6 +340,16 @@ async fn make_changes(
                     .push(format!("make {port} a port of {}", config.name));
             }
             netlink.set_up(port).await?;
+        }
+        if let InterfaceKind::Vlan { parent, .. } = &config.kind {
+            // The kernel keeps a VLAN down while its parent is down.
+            if !observed(parent).is_some_and(|link| link.up)
+                && !set_up_already.contains(&parent.as_str())
+            {
+                netlink.set_up(parent).await?;
+                report.changes.push(format!("set {parent} up"));
+                set_up_already.push(parent);
+            }
         }
     }
     for config in &desired.interfaces {
@@ -336,7 +378,11 @@ async fn make_changes(
             .unwrap_or_default();
         for address in current {
             if !config.addresses.contains(address) {
-                netlink.remove_address(&config.name, *address).await?;
+                // Setting a bond port down may have taken an IPv6 address with it.
+                match netlink.remove_address(&config.name, *address).await {
+                    Ok(()) | Err(NetError::AddressNotPresent { .. }) => {}
+                    Err(error) => return Err(error),
+                }
                 report
                     .changes
                     .push(format!("remove {address} from {}", config.name));
@@ -352,7 +398,8 @@ async fn make_changes(
         }
     }
     for config in &desired.interfaces {
-        let currently_up = observed(&config.name).is_some_and(|link| link.up);
+        let currently_up = observed(&config.name).is_some_and(|link| link.up)
+            || set_up_already.contains(&config.name.as_str());
         if config.up && !currently_up {
             netlink.set_up(&config.name).await?;
             report.changes.push(format!("set {} up", config.name));
@@ -654,6 +701,54 @@ mod tests {
                 &format!("eth0.x: VLAN id {id} is out of range 1..=4094"),
             );
         }
+    }
+
+    fn bond(ports: &[&str], primary: Option<&str>) -> NetworkState {
+        NetworkState {
+            interfaces: vec![interface(
+                "bond0",
+                InterfaceKind::ActiveBackupBond {
+                    ports: ports.iter().map(|port| (*port).to_owned()).collect(),
+                    primary: primary.map(Into::into),
+                },
+                &[],
+            )],
+            ..NetworkState::default()
+        }
+    }
+
+    #[test]
+    fn a_bond_primary_outside_its_ports_is_invalid() {
+        check_invalid(
+            bond(&["eth0", "eth1"], Some("eth2")),
+            "bond0: primary port eth2 is not one of its ports",
+        );
+        validate(&bond(&["eth0", "eth1"], Some("eth1"))).unwrap();
+    }
+
+    #[test]
+    fn a_port_listed_twice_or_a_port_of_itself_is_invalid() {
+        check_invalid(
+            bond(&["eth0", "eth0"], None),
+            "bond0: port eth0 is listed twice",
+        );
+        check_invalid(bond(&["bond0"], None), "bond0: cannot be a port of itself");
+    }
+
+    #[test]
+    fn a_vlan_on_itself_is_invalid() {
+        let state = NetworkState {
+            interfaces: vec![interface(
+                "eth0",
+                InterfaceKind::Vlan {
+                    parent: "eth0".into(),
+                    id: 7,
+                },
+                &[],
+            )],
+            ..NetworkState::default()
+        };
+        check_invalid(state, "eth0: a VLAN cannot be its own parent");
     }
 
     #[test]

@@ -57,15 +57,20 @@ pub enum InterfaceKind {
     },
     /// A VLAN sub-interface.
     Vlan {
-        /// The interface carrying the tagged frames.
+        /// The interface carrying the tagged frames, set up (the kernel keeps a VLAN down
+        /// while its parent is down).
         parent: String,
         /// The VLAN id, 1 to 4094.
         id: u16,
     },
-    /// An active-backup bond with these ports.
+    /// An active-backup bond with these ports, watching their link (MII monitoring) so it
+    /// fails over to another port when the active one loses its link.
     ActiveBackupBond {
-        /// The ports; the first one up is active.
+        /// The ports, set up and enslaved; without a primary the first one up is active.
         ports: Vec<String>,
+        /// The port that is active whenever it has link; one of `ports`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary: Option<String>,
     },
 }
 
@@ -83,7 +88,9 @@ impl InterfaceKind {
     /// The ports of a bridge or bond.
     pub fn ports(&self) -> &[String] {
         match self {
-            InterfaceKind::Bridge { ports } | InterfaceKind::ActiveBackupBond { ports } => ports,
+            InterfaceKind::Bridge { ports } | InterfaceKind::ActiveBackupBond { ports, .. } => {
+                ports
+            }
             InterfaceKind::Existing | InterfaceKind::Vlan { .. } => &[],
         }
     }
@@ -104,6 +111,9 @@ pub struct ObservedLink {
     pub up: bool,
     /// The bridge or bond it is a port of.
     pub master: Option<String>,
+    /// For a bond, its primary port.
+    #[serde(default)]
+    pub bond_primary: Option<String>,
 }
 
 /// One way the kernel's state differs from the desired state.
@@ -163,6 +173,15 @@ pub enum Difference {
         /// Where it is instead.
         found: Option<String>,
     },
+    /// A bond's primary port is not the one wanted.
+    WrongPrimary {
+        /// The bond.
+        bond: String,
+        /// The primary port wanted.
+        wanted: String,
+        /// The primary port found.
+        found: Option<String>,
+    },
     /// A wanted route is missing.
     MissingRoute {
         /// The route.
@@ -213,6 +232,14 @@ impl fmt::Display for Difference {
             } => match found {
                 Some(other) => write!(f, "{port}: is a port of {other}, wanted {master}"),
                 None => write!(f, "{port}: is not a port of {master}"),
+            },
+            Difference::WrongPrimary {
+                bond,
+                wanted,
+                found,
+            } => match found {
+                Some(other) => write!(f, "{bond}: primary port is {other}, wanted {wanted}"),
+                None => write!(f, "{bond}: has no primary port, wanted {wanted}"),
             },
             Difference::MissingRoute { route } => write!(f, "route {route} is missing"),
             Difference::ExtraRoute { route } => write!(f, "route {route} should not be there"),
@@ -301,6 +328,83 @@ impl NetworkState {
             }),
         }
     }
+
+    /// Changes this state so `ports` become the ports of the active-backup bond `bond`, which
+    /// carries their addresses and routes (a host reached through one of them keeps its
+    /// address once it is bonded) and has `primary` as its primary port when given. The ports
+    /// stay up without addresses; the bond is added if missing, and ports it has already
+    /// are kept.
+    pub fn move_to_bond(&mut self, ports: &[String], bond: &str, primary: Option<&str>) {
+        let mut moved_addresses = Vec::new();
+        for port in ports {
+            match self
+                .interfaces
+                .iter_mut()
+                .find(|config| &config.name == port)
+            {
+                Some(config) => {
+                    moved_addresses.append(&mut config.addresses);
+                    config.up = true;
+                }
+                None => self.interfaces.push(InterfaceConfig {
+                    name: port.clone(),
+                    kind: InterfaceKind::Existing,
+                    addresses: Vec::new(),
+                    mtu: None,
+                    up: true,
+                }),
+            }
+        }
+        for route in &mut self.routes {
+            if ports.contains(&route.interface) {
+                route.interface = bond.into();
+            }
+        }
+        let mut routes: Vec<Route> = Vec::new();
+        for route in std::mem::take(&mut self.routes) {
+            if !routes.contains(&route) {
+                routes.push(route);
+            }
+        }
+        self.routes = routes;
+        let position = match self
+            .interfaces
+            .iter()
+            .position(|config| config.name == bond)
+        {
+            Some(position) => position,
+            None => {
+                self.interfaces.push(InterfaceConfig {
+                    name: bond.into(),
+                    kind: InterfaceKind::Existing,
+                    addresses: Vec::new(),
+                    mtu: None,
+                    up: true,
+                });
+                self.interfaces.len() - 1
+            }
+        };
+        let config = &mut self.interfaces[position];
+        let mut all_ports = match &config.kind {
+            InterfaceKind::ActiveBackupBond { ports, .. } => ports.clone(),
+            _ => Vec::new(),
+        };
+        for port in ports {
+            if !all_ports.contains(port) {
+                all_ports.push(port.clone());
+            }
+        }
+        config.kind = InterfaceKind::ActiveBackupBond {
+            ports: all_ports,
+            primary: primary.map(Into::into),
+        };
+        config.up = true;
+        for address in moved_addresses {
+            if !config.addresses.contains(&address) {
+                config.addresses.push(address);
+            }
+        }
+    }
 }
 
 /// How `observed` links and routes differ from `desired`, in the order of `desired`.
@@ -367,6 +471,19 @@ pub fn differences(
                 });
             }
         }
+        if let InterfaceKind::ActiveBackupBond {
+            primary: Some(primary),
+            ..
+        } = &config.kind
+        {
+            if link.bond_primary.as_ref() != Some(primary) {
+                found.push(Difference::WrongPrimary {
+                    bond: config.name.clone(),
+                    wanted: primary.clone(),
+                    found: link.bond_primary.clone(),
+                });
+            }
+        }
     }
     for route in &desired.routes {
         if !observed_routes.iter().any(|actual| route.matches(actual)) {
@@ -416,6 +533,7 @@ mod tests {
             mtu: 1500,
             up: true,
             master: master.map(Into::into),
+            bond_primary: None,
         }
     }
 
@@ -553,6 +671,106 @@ mod tests {
         );
         assert_eq!(state.interfaces[2].name, "eth1");
         assert_eq!(state.interfaces[1].addresses, vec![cidr("192.0.2.10/24")]);
+    }
+
+    #[test]
+    fn moving_to_a_bond_carries_addresses_and_routes_of_every_port() {
+        let mut state = eth0_with_address();
+        state.interfaces.push(InterfaceConfig {
+            name: "eth1".into(),
+            kind: InterfaceKind::Existing,
+            addresses: vec![cidr("198.51.100.7/24")],
+            mtu: None,
+            up: false,
+        });
+        state.routes.push(route("0.0.0.0/0", "192.0.2.1", "eth1"));
+        state.move_to_bond(&["eth0".into(), "eth1".into()], "bond0", Some("eth1"));
+        assert!(state.interfaces[0].addresses.is_empty());
+        assert!(state.interfaces[1].addresses.is_empty());
+        assert!(state.interfaces[1].up);
+        let bond = &state.interfaces[2];
+        assert_eq!(bond.name, "bond0");
+        assert_eq!(
+            bond.kind,
+            InterfaceKind::ActiveBackupBond {
+                ports: vec!["eth0".into(), "eth1".into()],
+                primary: Some("eth1".into()),
+            }
+        );
+        assert_eq!(
+            bond.addresses,
+            vec![cidr("192.0.2.10/24"), cidr("198.51.100.7/24")]
+        );
+        assert!(bond.up);
+        assert_eq!(state.routes, vec![route("0.0.0.0/0", "192.0.2.1", "bond0")]);
+        assert_eq!(state.involved_interfaces(), vec!["eth0", "eth1", "bond0"]);
+    }
+
+    #[test]
+    fn moving_to_an_existing_bond_keeps_its_ports_and_addresses() {
+        let mut state = NetworkState::default();
+        state.move_to_bond(&["eth0".into()], "bond0", None);
+        state.interfaces[1].addresses.push(cidr("192.0.2.20/24"));
+        state.move_to_bond(&["eth1".into()], "bond0", None);
+        let bond = &state.interfaces[1];
+        assert_eq!(
+            bond.kind,
+            InterfaceKind::ActiveBackupBond {
+                ports: vec!["eth0".into(), "eth1".into()],
+                primary: None,
+            }
+        );
+        assert_eq!(bond.addresses, vec![cidr("192.0.2.20/24")]);
+        assert_eq!(state.interfaces[2].name, "eth1");
+    }
+
+    #[test]
+    fn a_bond_with_another_primary_port_differs() {
+        let desired = NetworkState {
+            interfaces: vec![InterfaceConfig {
+                name: "bond0".into(),
+                kind: InterfaceKind::ActiveBackupBond {
+                    ports: vec!["eth0".into(), "eth1".into()],
+                    primary: Some("eth1".into()),
+                },
+                addresses: vec![],
+                mtu: None,
+                up: true,
+            }],
+            ..NetworkState::default()
+        };
+        let mut bond = observed("bond0", Some("bond"), &[], None);
+        let ports = [
+            observed("eth0", None, &[], Some("bond0")),
+            observed("eth1", None, &[], Some("bond0")),
+        ];
+        let links = |bond: &ObservedLink| [bond.clone(), ports[0].clone(), ports[1].clone()];
+        check(
+            &desired,
+            &links(&bond),
+            &[],
+            &["bond0: has no primary port, wanted eth1"],
+        );
+        bond.bond_primary = Some("eth0".into());
+        check(
+            &desired,
+            &links(&bond),
+            &[],
+            &["bond0: primary port is eth0, wanted eth1"],
+        );
+        bond.bond_primary = Some("eth1".into());
+        check(&desired, &links(&bond), &[], &[]);
+    }
+
+    #[test]
+    fn a_bond_without_a_primary_round_trips_through_json_without_one() {
+        let kind = InterfaceKind::ActiveBackupBond {
+            ports: vec!["eth0".into()],
+            primary: None,
+        };
+        let text = serde_json::to_string(&kind).unwrap();
+        assert_eq!(text, r#"{"type":"active-backup-bond","ports":["eth0"]}"#);
+        assert_eq!(serde_json::from_str::<InterfaceKind>(&text).unwrap(), kind);
     }
 
     #[test]

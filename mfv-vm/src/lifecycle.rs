@@ -1,7 +1,7 @@
 //! VM lifecycle through libvirt: define, start, stop, pause, undefine, list, info,
 //! lifecycle events and console endpoints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -235,7 +235,10 @@ impl LifecycleEvents<'_> {
 
 /// A VM's serial console as a byte stream.
 ///
-/// A reader thread receives from libvirt; it ends when the console closes (the VM stops).
+/// A reader thread receives from libvirt; it ends when the console closes: the VM stopped,
+/// or another client took the console over. Tests wait for output with
+/// [`wait_for`](Self::wait_for), which keeps everything; a long-running viewer takes it
+/// piece by piece with [`next_output`](Self::next_output), which keeps nothing.
 #[derive(Debug)]
 pub struct SerialConsole {
     name: String,
@@ -245,9 +248,32 @@ pub struct SerialConsole {
 }
 
 impl SerialConsole {
-    /// Everything received so far.
+    /// Everything received so far by [`wait_for`](Self::wait_for).
     pub fn received(&self) -> &[u8] {
         &self.received
+    }
+
+    /// Waits up to `timeout` for the next output and hands it over without keeping it in
+    /// [`received`](Self::received). `None` when nothing arrived in time or the console is
+    /// closed ([`is_closed`](Self::is_closed) tells which).
+    pub fn next_output(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        if self.closed {
+            return None;
+        }
+        match self.chunks.recv_timeout(timeout) {
+            Ok(chunk) => Some(chunk),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.closed = true;
+                None
+            }
+        }
+    }
+
+    /// Whether the console has closed (the VM stopped or another client took the console
+    /// over) and everything it sent has been taken.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Waits until the received output contains `token`, at most `timeout`. Returns the
@@ -411,21 +437,65 @@ impl Hypervisor {
 
     /// Every VM, running or not, sorted by name.
     pub fn list(&self) -> Result<Vec<VmSummary>, VirtError> {
-        let domains = self
-            .connection
-            .list_all_domains(0)
-            .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))?;
-        let mut summaries = Vec::with_capacity(domains.len());
-        for domain in domains {
-            match self.summary(&domain) {
-                Ok(summary) => summaries.push(summary),
-                // A VM undefined between listing and asking is not an error of the listing.
-                Err(VirtError::NotFound { .. }) => {}
-                Err(error) => return Err(error),
-            }
+        // One listing per property instead of three calls per VM: a host with 1000 VMs is
+        // listed in a few round trips. Only running VMs are asked for their state (an
+        // inactive VM is shut off by definition). Every VM comes from the one full listing, so
+        // a VM that starts or stops meanwhile is listed once, with either state.
+        let active = self.domain_uuids(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)?;
+        let autostart = self.domain_uuids(sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?;
+        let persistent = self.domain_uuids(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)?;
+        let mut summaries = Vec::new();
+        for domain in self.list_domains(0)? {
+            let name = domain
+                .name()
+                .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))?;
+            let read = |error| operation_error("read", ObjectKind::Vm, &name, error);
+            let uuid = domain.uuid_string().map_err(read)?;
+            let state = if active.contains(&uuid) {
+                match domain.state().map_err(read) {
+                    Ok((state, _)) => VmState::of(state),
+                    // A VM undefined between listing and asking is not an error of the
+                    // listing.
+                    Err(VirtError::NotFound { .. }) => continue,
+                    Err(error) => return Err(error),
+                }
+            } else {
+                VmState::ShutOff
+            };
+            summaries.push(VmSummary {
+                state,
+                autostart: autostart.contains(&uuid),
+                persistent: persistent.contains(&uuid),
+                uuid,
+                name,
+            });
         }
         summaries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(summaries)
+    }
+
+    fn list_domains(
+        &self,
+        filter: sys::virConnectListAllDomainsFlags,
+    ) -> Result<Vec<Domain>, VirtError> {
+        self.connection
+            .list_all_domains(filter)
+            .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))
+    }
+
+    /// The UUIDs of the VMs that pass `filter`.
+    fn domain_uuids(
+        &self,
+        filter: sys::virConnectListAllDomainsFlags,
+    ) -> Result<BTreeSet<String>, VirtError> {
+        self.list_domains(filter)?
+            .iter()
+            .map(|domain| {
+                domain
+                    .uuid_string()
+                    .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))
+            })
+            .collect()
     }
 
     /// State, CPU and memory figures, and disk and NIC counters of one VM.

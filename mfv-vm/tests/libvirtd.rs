@@ -4,35 +4,52 @@
     reason = "test code: a failed fixture fails the test"
 )]
 
-mod support;
-
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use mfv_vm::{Hypervisor, ShutdownOutcome, VirtError, VmState, VolumePolicy};
-use support::{GUEST_READY, PrivateLibvirtd, guest_initrd, guest_kernel, guest_xml, unique};
+use mfv_tests::libvirtd::{GUEST_POWER_BUTTON, GUEST_READY, GuestFiles, PrivateLibvirtd, unique};
+use mfv_vm::{Hypervisor, SerialConsole, ShutdownOutcome, VirtError, VmState, VolumePolicy};
 
 struct Shared {
     daemon: PrivateLibvirtd,
-    kernel: PathBuf,
-    initrd: PathBuf,
+    guest: GuestFiles,
 }
 
-/// One daemon and one guest initrd for the whole test binary.
+/// One daemon and one pair of guest initrds for the whole test binary.
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let daemon = PrivateLibvirtd::start().unwrap();
-        let initrd = guest_initrd(daemon.dir()).unwrap();
-        Shared {
-            kernel: guest_kernel().unwrap(),
-            initrd,
-            daemon,
-        }
+        let guest = GuestFiles::write_to(daemon.dir()).unwrap();
+        Shared { guest, daemon }
     })
+}
+
+/// Domain XML for the test guest, generated from a [`mfv_vm::VmSpec`]: direct kernel boot,
+/// a serial console, and optionally one existing qcow2 image as `vda`.
+fn guest_xml(
+    name: &str,
+    kernel: &Path,
+    initrd: &Path,
+    disk: Option<&str>,
+    memory_mib: u64,
+) -> Result<String> {
+    let disks: Vec<_> = disk
+        .map(|path| serde_json::json!({"target": "vda", "source": {"image": {"path": path}}}))
+        .into_iter()
+        .collect();
+    let spec: mfv_vm::VmSpec = serde_json::from_value(serde_json::json!({
+        "name": name,
+        "vcpus": 1,
+        "memory_mib": memory_mib,
+        "serial_console": true,
+        "kernel_boot": {"kernel": kernel, "initrd": initrd, "cmdline": "console=ttyS0 quiet"},
+        "disks": disks,
+    }))?;
+    Ok(spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)
 }
 
 fn connect() -> Hypervisor {
@@ -54,7 +71,13 @@ fn guest_boots_prints_on_serial_and_stops() -> Result<()> {
     let disk = hypervisor.create_volume(&pool_name, "root.qcow2", 64 << 20)?;
     let name = unique("life");
     let shared = shared();
-    let xml = guest_xml(&name, &shared.kernel, &shared.initrd, Some(&disk.path), 128)?;
+    let xml = guest_xml(
+        &name,
+        &shared.guest.kernel,
+        &shared.guest.initrd,
+        Some(&disk.path),
+        128,
+    )?;
     let mut events = hypervisor.lifecycle_events(Duration::from_millis(50));
     events.next_within(Duration::ZERO)?;
 
@@ -128,6 +151,111 @@ fn guest_boots_prints_on_serial_and_stops() -> Result<()> {
     Ok(())
 }
 
+/// Defines and starts a diskless guest booting `initrd` and waits for its first serial
+/// line, so that a [`PowerButton::PowersOff`] guest already watches the power button.
+fn start_ready_guest(hypervisor: &Hypervisor, name: &str, initrd: &Path) -> Result<SerialConsole> {
+    let shared = shared();
+    hypervisor.define(&guest_xml(name, &shared.guest.kernel, initrd, None, 128)?)?;
+    hypervisor.start(name)?;
+    let mut console = hypervisor.open_serial_console(name)?;
+    console
+        .wait_for(GUEST_READY, Duration::from_secs(60))
+        .map_err(|error| anyhow::anyhow!("{error}\n{}", shared.daemon.qemu_log(name)))?;
+    Ok(console)
+}
+
+#[test]
+fn acpi_shutdown_of_a_cooperating_guest_is_graceful_before_the_deadline() -> Result<()> {
+    let hypervisor = connect();
+    let name = unique("acpi");
+    let mut console = start_ready_guest(&hypervisor, &name, &shared().guest.acpi_initrd)?;
+
+    let deadline = Duration::from_secs(30);
+    let stopping = Instant::now();
+    let outcome = hypervisor.shutdown(&name, deadline)?;
+    let took = stopping.elapsed();
+    eprintln!("graceful ACPI shutdown took {:.2} s", took.as_secs_f64());
+    assert_eq!(outcome, ShutdownOutcome::Graceful);
+    assert!(took < deadline, "{took:?}");
+    assert_eq!(hypervisor.info(&name)?.summary.state, VmState::ShutOff);
+    // The guest itself saw the power button and powered off.
+    let output = console.wait_for(GUEST_POWER_BUTTON, Duration::from_secs(5))?;
+    assert!(output.contains(GUEST_POWER_BUTTON), "{output}");
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+    Ok(())
+}
+
+#[test]
+fn acpi_shutdown_of_a_guest_ignoring_it_forces_it_off_at_the_deadline() -> Result<()> {
+    let hypervisor = connect();
+    let name = unique("deaf");
+    let mut console = start_ready_guest(&hypervisor, &name, &shared().guest.initrd)?;
+
+    let deadline = Duration::from_secs(3);
+    let stopping = Instant::now();
+    let outcome = hypervisor.shutdown(&name, deadline)?;
+    let took = stopping.elapsed();
+    assert_eq!(outcome, ShutdownOutcome::ForcedOff);
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert_eq!(hypervisor.info(&name)?.summary.state, VmState::ShutOff);
+    // The guest kept printing until it was forced off and never saw the power button.
+    let error = console
+        .wait_for(GUEST_POWER_BUTTON, Duration::from_secs(2))
+        .unwrap_err();
+    assert!(matches!(error, VirtError::Timeout { .. }), "{error}");
+    assert!(
+        String::from_utf8_lossy(console.received())
+            .matches(GUEST_READY)
+            .count()
+            >= 2
+    );
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+    Ok(())
+}
+
+#[test]
+fn a_console_ends_when_another_client_takes_it_over_or_the_vm_stops() -> Result<()> {
+    let hypervisor = connect();
+    let name = unique("takeover");
+    let mut first = start_ready_guest(&hypervisor, &name, &shared().guest.initrd)?;
+    assert!(!first.is_closed());
+    let mut second = hypervisor.open_serial_console(&name)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !first.is_closed() {
+        assert!(Instant::now() < deadline, "the first console stayed open");
+        first.next_output(Duration::from_millis(200));
+    }
+    assert_eq!(first.next_output(Duration::from_millis(10)), None);
+
+    let mut streamed = Vec::new();
+    while !String::from_utf8_lossy(&streamed).contains(GUEST_READY) {
+        assert!(Instant::now() < deadline, "{streamed:?}");
+        streamed.extend(
+            second
+                .next_output(Duration::from_secs(1))
+                .unwrap_or_default(),
+        );
+    }
+    assert!(
+        second.received().is_empty(),
+        "next_output kept what it handed over"
+    );
+    hypervisor.force_off(&name)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the console stayed open after the VM stopped"
+        );
+        second.next_output(Duration::from_millis(200));
+    }
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+    Ok(())
+}
+
 #[test]
 fn too_much_memory_says_not_enough_memory() -> Result<()> {
     let hypervisor = connect();
@@ -135,8 +263,8 @@ fn too_much_memory_says_not_enough_memory() -> Result<()> {
     let name = unique("huge");
     hypervisor.define(&guest_xml(
         &name,
-        &shared.kernel,
-        &shared.initrd,
+        &shared.guest.kernel,
+        &shared.guest.initrd,
         None,
         4 << 20,
     )?)?;
@@ -160,8 +288,8 @@ fn snapshot_revert_returns_to_the_shut_off_state() -> Result<()> {
     let name = unique("snap");
     hypervisor.define(&guest_xml(
         &name,
-        &shared.kernel,
-        &shared.initrd,
+        &shared.guest.kernel,
+        &shared.guest.initrd,
         Some(&disk.path),
         128,
     )?)?;
@@ -266,7 +394,13 @@ fn export_then_restore_into_an_empty_daemon() -> Result<()> {
         let first = PrivateLibvirtd::start()?;
         let hypervisor = Hypervisor::connect(first.uri())?;
         for name in &names {
-            hypervisor.define(&guest_xml(name, &shared.kernel, &shared.initrd, None, 96)?)?;
+            hypervisor.define(&guest_xml(
+                name,
+                &shared.guest.kernel,
+                &shared.guest.initrd,
+                None,
+                96,
+            )?)?;
         }
         hypervisor.set_autostart(&names[1], true)?;
         assert_eq!(hypervisor.export_definitions(export.path())?, names);

@@ -1,19 +1,17 @@
 //! Fast checks of the libvirt layer against libvirt's in-process test driver
+//! (`test:///default`). The real daemon tests are in libvirtd.rs.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed fixture fails the test"
 )]
-//! (`test:///default`). The real daemon tests are in libvirtd.rs.
-
-mod support;
 
 use std::fs;
 use std::time::Duration;
 
+use mfv_tests::libvirtd::unique;
 use mfv_vm::{
     Hypervisor, INDEX_FILE, ObjectKind, ShutdownOutcome, VirtError, VmState, VolumePolicy,
 };
-use support::unique;
 
 const URI: &str = "test:///default";
 
@@ -29,6 +27,37 @@ fn xml(name: &str, extra_os: &str, disk_format: &str) -> String {
          <source file='/nonexistent/{name}.img'/><target dev='vda' bus='virtio'/></disk>\
          </devices></domain>"
     )
+}
+
+#[test]
+fn the_listing_gives_each_vms_state_autostart_and_persistence() {
+    let hypervisor = connect();
+    let [off, running, paused] = ["off", "run", "pause"].map(unique);
+    for name in [&off, &running, &paused] {
+        hypervisor.define(&xml(name, "", "qcow2")).unwrap();
+    }
+    hypervisor.set_autostart(&running, true).unwrap();
+    hypervisor.start(&running).unwrap();
+    hypervisor.start(&paused).unwrap();
+    hypervisor.suspend(&paused).unwrap();
+
+    let listed = hypervisor.list().unwrap();
+    let names: Vec<&str> = listed.iter().map(|vm| vm.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "the listing is sorted by name");
+    let of = |name: &str| {
+        let vm = listed.iter().find(|vm| vm.name == name).unwrap();
+        (vm.state, vm.autostart, vm.persistent)
+    };
+    assert_eq!(of(&off), (VmState::ShutOff, false, true));
+    assert_eq!(of(&running), (VmState::Running, true, true));
+    assert_eq!(of(&paused), (VmState::Paused, false, true));
+    // The test driver's own domain, defined and running from the start.
+    assert_eq!(of("test"), (VmState::Running, false, true));
+    let uuids: std::collections::BTreeSet<&str> =
+        listed.iter().map(|vm| vm.uuid.as_str()).collect();
+    assert_eq!(uuids.len(), listed.len(), "every VM is listed once");
 }
 
 #[test]

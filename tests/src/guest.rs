@@ -93,7 +93,8 @@ pub struct Guest {
     console: SerialConsole,
     serial_writer: UnixStream,
     qmp: Option<QmpClient<BufReader<UnixStream>, UnixStream>>,
-    forwards: Vec<(u16, u16)>,
+    /// Port forwards as (NIC, host port, guest port).
+    forwards: Vec<(usize, u16, u16)>,
     disk_paths: Vec<PathBuf>,
     /// How many disks were hot-plugged so far (numbers their images, nodes and devices).
     hotplugged: usize,
@@ -144,7 +145,12 @@ impl Guest {
             console: SerialConsole::new(buffer, dir_path.join("serial.log")),
             serial_writer,
             qmp: None,
-            forwards: resolved.forwards,
+            forwards: spec
+                .forward_nics()
+                .into_iter()
+                .zip(resolved.forwards)
+                .map(|(nic, (host, guest))| (nic, host, guest))
+                .collect(),
             disk_paths: resolved.disk_paths,
             hotplugged: 0,
             dir: Some(dir),
@@ -312,12 +318,35 @@ impl Guest {
             .map(drop)
     }
 
-    /// The host port (on 127.0.0.1) forwarded to `guest_port`, if the spec asked for one.
+    /// The host port (on 127.0.0.1) forwarded to `guest_port` on the first NIC, if the spec
+    /// asked for one.
     pub fn host_port(&self, guest_port: u16) -> Option<u16> {
+        self.host_port_on(0, guest_port)
+    }
+
+    /// The host port (on 127.0.0.1) forwarded to `guest_port` through NIC `nic`, if the spec
+    /// asked for one ([`GuestSpec::forward_port_on`]).
+    pub fn host_port_on(&self, nic: usize, guest_port: u16) -> Option<u16> {
         self.forwards
             .iter()
-            .find(|(_, guest)| *guest == guest_port)
-            .map(|(host, _)| *host)
+            .find(|(forward_nic, _, guest)| *forward_nic == nic && *guest == guest_port)
+            .map(|(_, host, _)| *host)
+    }
+
+    /// Pulls NIC `nic`'s cable (`up` false) or plugs it back in (QMP `set_link` on its netdev
+    /// `n<nic>`): the guest sees the NIC lose or regain carrier.
+    pub fn set_link(&mut self, nic: usize, up: bool) -> anyhow::Result<()> {
+        self.qmp(
+            "set_link",
+            serde_json::json!({ "name": format!("n{nic}"), "up": up }),
+        )
+        .with_context(|| {
+            format!(
+                "setting the link of NIC {nic} {}",
+                if up { "up" } else { "down" }
+            )
+        })
+        .map(drop)
     }
 
     /// The image files of the disks, in the order they were added to the spec.

@@ -48,6 +48,7 @@ mod filesystem;
 mod guest;
 mod hardware;
 mod image;
+pub mod libvirtd;
 mod ports;
 mod qmp;
 mod serial;

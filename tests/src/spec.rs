@@ -16,8 +16,9 @@
 //! - NIC `k` (counting from 0): `-netdev user,id=nK,restrict=on[,hostfwd=...] -device
 //!   <e1000|virtio-net-pci|rtl8139>,netdev=nK,mac=52:54:00:12:34:<56+k>`. `restrict=on` keeps
 //!   the guest off every outside network; QEMU's user network still answers DHCP. Port forwards
-//!   (`hostfwd=tcp:127.0.0.1:H-:G`) go on the first NIC; asking for one without a NIC is an
-//!   error.
+//!   (`hostfwd=tcp:127.0.0.1:H-:G`) go on the first NIC unless [`GuestSpec::forward_port_on`]
+//!   names another; asking for one on a NIC the guest does not have is an error. QMP's
+//!   `set_link` takes the netdev id `nK` to pull NIC `k`'s cable.
 //! - Disk `k`: `-drive file=..,if=none,id=dK,format=raw` plus, by interface: virtio
 //!   `-device virtio-blk-pci,drive=dK`; SATA `-device ahci,id=ahci0` once and
 //!   `-device ide-hd,drive=dK,bus=ahci0.<port>` (6 ports); USB `-device qemu-xhci,id=xhci`
@@ -213,6 +214,8 @@ struct PortForward {
     /// The host port, or `None` for a free one chosen at boot.
     host: Option<u16>,
     guest: u16,
+    /// The NIC (counting from 0) whose user network forwards it.
+    nic: usize,
 }
 
 /// Everything about a guest, built up with chained calls and then booted.
@@ -327,6 +330,19 @@ impl GuestSpec {
         self.forwards.push(PortForward {
             host: None,
             guest: guest_port,
+            nic: 0,
+        });
+        self
+    }
+
+    /// Forwards `guest_port` (TCP) through the user network of NIC `nic` (counting from 0) to
+    /// a free port on 127.0.0.1 chosen at boot; [`Guest::host_port_on`] tells which. Each NIC
+    /// has a network of its own, so the same guest port can be forwarded on several NICs.
+    pub fn forward_port_on(mut self, nic: usize, guest_port: u16) -> Self {
+        self.forwards.push(PortForward {
+            host: None,
+            guest: guest_port,
+            nic,
         });
         self
     }
@@ -336,6 +352,7 @@ impl GuestSpec {
         self.forwards.push(PortForward {
             host: Some(host_port),
             guest: guest_port,
+            nic: 0,
         });
         self
     }
@@ -376,6 +393,11 @@ impl GuestSpec {
     /// Starts QEMU for a test: own temp dir, own process group, serial console captured.
     pub fn boot(self) -> anyhow::Result<Guest> {
         Guest::boot(self)
+    }
+
+    /// The NIC of each port forward, in the order of [`Resolved::forwards`].
+    pub(crate) fn forward_nics(&self) -> Vec<usize> {
+        self.forwards.iter().map(|forward| forward.nic).collect()
     }
 
     /// A `Command` for the QEMU program, which must exist.
@@ -482,10 +504,19 @@ impl GuestSpec {
             resolved.forwards.is_empty() || !self.nics.is_empty(),
             "port forwards need a NIC: add one with GuestSpec::nic"
         );
+        for forward in &self.forwards {
+            ensure!(
+                forward.nic < self.nics.len(),
+                "guest port {} is forwarded on NIC {}, but the guest has {} NICs",
+                forward.guest,
+                forward.nic,
+                self.nics.len()
+            );
+        }
         for (index, model) in self.nics.iter().enumerate() {
             let mut netdev = format!("user,id=n{index},restrict=on");
-            if index == 0 {
-                for (host, guest) in &resolved.forwards {
+            for (forward, (host, guest)) in self.forwards.iter().zip(&resolved.forwards) {
+                if forward.nic == index {
                     netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
                 }
             }
@@ -770,6 +801,42 @@ mod tests {
             "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:2222-:22 \
              -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
              -netdev user,id=n1,restrict=on -device e1000,netdev=n1,mac=52:54:00:12:34:57",
+        );
+    }
+
+    #[test]
+    fn a_port_forward_can_go_on_another_nic() {
+        let spec = GuestSpec::new(&image())
+            .nic(NicModel::E1000)
+            .nic(NicModel::E1000)
+            .forward_port_to(8443, 443)
+            .forward_port_on(1, 443);
+        let mut resolved = fixed_resolution(&spec, vec![]);
+        resolved.forwards[1].0 = 9443;
+        let all = spec
+            .qemu_args(Console::Interactive, &resolved)
+            .unwrap()
+            .join(" ");
+        assert!(
+            all.contains(
+                "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8443-:443 \
+                 -device e1000,netdev=n0,mac=52:54:00:12:34:56 \
+                 -netdev user,id=n1,restrict=on,hostfwd=tcp:127.0.0.1:9443-:443 \
+                 -device e1000,netdev=n1,mac=52:54:00:12:34:57"
+            ),
+            "{all}"
+        );
+        assert_eq!(spec.forward_nics(), [0, 1]);
+    }
+
+    #[test]
+    fn a_port_forward_on_a_missing_nic_is_an_error() {
+        let spec = GuestSpec::new(&image())
+            .nic(NicModel::E1000)
+            .forward_port_on(1, 443);
+        assert!(
+            args_error(&spec, &[])
+                .contains("guest port 443 is forwarded on NIC 1, but the guest has 1 NICs")
         );
     }
 

@@ -3,7 +3,10 @@
 //! reaches a server in the guest; `mfv.net=eth0:ADDRESS,gw=GATEWAY` sets the static address,
 //! as `ip` in the console shell sees it; a configuration volume's `[network]` section is
 //! applied when there is no `mfv.net=`; `mfv.net=dhcp` picks the card with carrier (these two
-//! boots end with `mfv.halt=poweroff`).
+//! boots end with `mfv.halt=poweroff`). VLANs from the configuration and from `mfv net vlan`
+//! carry their addresses with the kernel loading 8021q on demand; an active-backup bond made
+//! with `mfv net bond` over two e1000 cards, each on a user network of its own with its own
+//! forwarded port, stays reachable when QMP pulls the active card's cable.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -25,6 +28,16 @@ fn spec() -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
         .nic(NicModel::VirtioNet))
+}
+
+/// The row of interface `name` in the latest `mfv net show` table of the serial log.
+fn show_row(guest: &Guest, name: &str) -> anyhow::Result<String> {
+    let log = guest.serial_log();
+    log.lines()
+        .rev()
+        .find(|line| line.starts_with(&format!("{name} ")))
+        .map(str::to_owned)
+        .with_context(|| format!("mfv net show has no {name} row"))
 }
 
 /// Waits until the serial log holds a line containing `needle`, wherever it is (the DHCP
@@ -183,4 +196,137 @@ fn dhcp_without_an_interface_picks_the_card_with_carrier() -> anyhow::Result<()>
     let status = guest.wait_for_exit(LINE_TIMEOUT)?;
     ensure!(status.success(), "QEMU exited with {status}");
     Ok(())
+}
+
+#[test]
+fn vlans_from_the_configuration_and_the_cli_carry_their_addresses() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    let config = "version = 1\n\n[host]\nhostname = \"vlanhost\"\n\n\
+                  [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
+                  [[network.interfaces]]\nname = \"eth0.42\"\nmode = \"static\"\n\
+                  addresses = [\"192.0.2.42/24\"]\nvlan = { parent = \"eth0\", id = 42 }\n";
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", config)
+        .build(&volume)?;
+    let mut guest = spec()?
+        .nic(NicModel::VirtioNet)
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    guest.wait_for_line(
+        "mfv-init: net: from the configuration on /dev/",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: create vlan eth0.42", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: add 192.0.2.42/24 to eth0.42", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+
+    guest.write_serial("cat /proc/net/vlan/eth0.42; mfv net show\n")?;
+    guest.wait_for_line("eth0.42  VID: 42", LINE_TIMEOUT)?;
+    guest.wait_for_line("Device: eth0", LINE_TIMEOUT)?;
+    guest.wait_for_line("ROUTES", LINE_TIMEOUT)?;
+    let row = show_row(&guest, "eth0.42")?;
+    ensure!(
+        row.contains(" vlan ") && row.contains(" 192.0.2.42/24") && row.contains(" up "),
+        "unexpected eth0.42 row: {row:?}"
+    );
+
+    // eth1 is in no configuration and down: the VLAN on it sets it up.
+    guest.write_serial("mfv net vlan eth1 7 && mfv net static eth1.7 198.51.100.7/24\n")?;
+    guest.wait_for_line("create vlan eth1.7", LINE_TIMEOUT)?;
+    guest.wait_for_line("set eth1 up", LINE_TIMEOUT)?;
+    guest.wait_for_line("set eth1.7 up", LINE_TIMEOUT)?;
+    guest.wait_for_line("add 198.51.100.7/24 to eth1.7", LINE_TIMEOUT)?;
+    guest.write_serial("cat /proc/net/vlan/eth1.7; mfv net show\n")?;
+    guest.wait_for_line("eth1.7  VID: 7", LINE_TIMEOUT)?;
+    guest.wait_for_line("Device: eth1", LINE_TIMEOUT)?;
+    guest.wait_for_line("ROUTES", LINE_TIMEOUT)?;
+    let row = show_row(&guest, "eth1.7")?;
+    ensure!(
+        row.contains(" vlan ") && row.contains(" 198.51.100.7/24"),
+        "unexpected eth1.7 row: {row:?}"
+    );
+    Ok(())
+}
+
+/// Waits until bond0's active port is `port` (the console shell polls for up to 10 s) and
+/// fails when it is another one.
+fn wait_for_active_port(guest: &mut Guest, port: &str) -> anyhow::Result<()> {
+    // The printed line must not be in the echo of the typed command: `$p` makes it differ.
+    guest.write_serial(&format!(
+        "p=port; i=0; until grep -q 'Active Slave: {port}$' /proc/net/bonding/bond0 || \
+         [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         sed -n \"s/^Currently Active Slave: /active $p: /p\" /proc/net/bonding/bond0\n"
+    ))?;
+    let line = guest.wait_for_line("active port: ", LINE_TIMEOUT)?;
+    ensure!(
+        line.trim_end() == format!("active port: {port}"),
+        "bond0's active port is not {port}: {line:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_active_backup_bond_fails_over_to_the_second_nic() -> anyhow::Result<()> {
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .nic(NicModel::E1000)
+        .nic(NicModel::E1000)
+        .forward_port_on(0, 443)
+        .forward_port_on(1, 443)
+        .boot()?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+
+    guest.write_serial(
+        "mfv net bond bond0 --port eth0 --port eth1 --primary eth0 && \
+         mfv net dhcp bond0 --resolv-conf /tmp/resolv.conf\n",
+    )?;
+    for change in [
+        "create bond bond0",
+        "make eth0 a port of bond0",
+        "make eth1 a port of bond0",
+        "set bond0 up",
+    ] {
+        guest.wait_for_line(change, LINE_TIMEOUT)?;
+    }
+    guest.wait_for_line("address    10.0.2.15/24", LINE_TIMEOUT)?;
+    guest.wait_for_line("(renew after ", LINE_TIMEOUT)?;
+    guest.write_serial("cat /proc/net/bonding/bond0; mfv net show\n")?;
+    guest.wait_for_line(
+        "Bonding Mode: fault-tolerance (active-backup)",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("Primary Slave: eth0", LINE_TIMEOUT)?;
+    guest.wait_for_line("MII Polling Interval (ms): 100", LINE_TIMEOUT)?;
+    guest.wait_for_line("ROUTES", LINE_TIMEOUT)?;
+    let row = show_row(&guest, "bond0")?;
+    ensure!(
+        row.contains(" bond ") && row.contains(" 10.0.2.15/24"),
+        "unexpected bond0 row: {row:?}"
+    );
+    for port in ["eth0", "eth1"] {
+        let row = show_row(&guest, port)?;
+        ensure!(
+            row.contains(" bond0 "),
+            "{port} is not a port of bond0: {row:?}"
+        );
+    }
+
+    guest.write_serial(&format!("busybox nc -ll -p 443 -e echo {GREETING} &\n"))?;
+    let through_eth0 = guest
+        .host_port_on(0, 443)
+        .context("the harness did not forward port 443 on the first NIC")?;
+    let through_eth1 = guest
+        .host_port_on(1, 443)
+        .context("the harness did not forward port 443 on the second NIC")?;
+    read_greeting(through_eth0, LINE_TIMEOUT)?;
+
+    guest.set_link(0, false)?;
+    wait_for_active_port(&mut guest, "eth1")?;
+    read_greeting(through_eth1, LINE_TIMEOUT)?;
+
+    // The primary port takes over again once its cable is back.
+    guest.set_link(0, true)?;
+    wait_for_active_port(&mut guest, "eth0")
 }

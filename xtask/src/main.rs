@@ -4,6 +4,7 @@
 mod bench;
 mod bench_auth;
 mod bench_dhcp;
+mod bench_vm;
 mod boot;
 mod cmd;
 mod cpio;
@@ -105,6 +106,20 @@ enum Benchmark {
         /// How many timed runs per client.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
+    },
+    /// List many defined VMs with `mfv vm list` against `virsh list --all` (libvirt's test
+    /// driver and a private libvirtd), and time a real TCG guest's define, start, force off,
+    /// undefine cycle (as root).
+    Vm {
+        /// How many timed runs of each listing.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// How many VMs to define and list.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=9999))]
+        domains: u32,
+        /// How many timed guest cycles.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        cycles: u32,
     },
 }
 
@@ -216,6 +231,24 @@ fn run() -> Result<()> {
         } => {
             deps::ensure(deps::Mode::Install)?;
             bench_dhcp::dhcp(&workspace, runs)
+        }
+        Command::Bench {
+            benchmark:
+                Benchmark::Vm {
+                    runs,
+                    domains,
+                    cycles,
+                },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench_vm::vm(
+                &workspace,
+                bench_vm::VmBenchOptions {
+                    runs,
+                    domains,
+                    cycles,
+                },
+            )
         }
         Command::Fuzz { seconds } => fuzz::run(&workspace, seconds),
     }

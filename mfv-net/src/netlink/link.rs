@@ -7,7 +7,7 @@ use futures_util::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::LinkUnspec;
 use rtnetlink::packet_route::link::{
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State as KernelOperState,
+    InfoBond, InfoData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State as KernelOperState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -87,10 +87,11 @@ pub struct Link {
     pub master: Option<String>,
 }
 
-/// A link message decoded, with the master still an index.
+/// A link message decoded, with the master and a bond's primary port still indices.
 struct DecodedLink {
     link: Link,
     master_index: Option<u32>,
+    bond_primary_index: Option<u32>,
 }
 
 fn decode_link(message: &LinkMessage) -> DecodedLink {
@@ -106,6 +107,7 @@ fn decode_link(message: &LinkMessage) -> DecodedLink {
         master: None,
     };
     let mut master_index = None;
+    let mut bond_primary_index = None;
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name.clone_from(name),
@@ -118,15 +120,26 @@ fn decode_link(message: &LinkMessage) -> DecodedLink {
             LinkAttribute::Controller(index) => master_index = Some(*index),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = Some(kind.to_string());
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                        LinkInfo::Data(InfoData::Bond(options)) => {
+                            bond_primary_index = options.iter().find_map(|option| match option {
+                                InfoBond::Primary(index) => Some(*index),
+                                _ => None,
+                            });
+                        }
+                        _ => {}
                     }
                 }
             }
             _ => {}
         }
     }
-    DecodedLink { link, master_index }
+    DecodedLink {
+        link,
+        master_index,
+        bond_primary_index,
+    }
 }
 
 fn format_mac(bytes: &[u8]) -> String {
@@ -174,6 +187,15 @@ impl Netlink {
             link.master = Some(self.link_by_index(master).await?.name);
         }
         Ok(link)
+    }
+
+    /// The primary port of the bond `name`, once that port is enslaved; `None` for a bond
+    /// without one and for other interfaces.
+    pub async fn bond_primary(&self, name: &str) -> Result<Option<String>, NetError> {
+        match self.decoded_link_by_name(name).await?.bond_primary_index {
+            Some(index) => Ok(Some(self.link_by_index(index).await?.name)),
+            None => Ok(None),
+        }
     }
 
     /// The index of the interface named `name`.

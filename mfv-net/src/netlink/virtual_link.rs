@@ -1,10 +1,11 @@
 //! Virtual interfaces: bridges for VMs, VLAN sub-interfaces, active-backup bonds, and ports.
 
 use nix::errno::Errno;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{BondMode, LinkMessage};
 use rtnetlink::{LinkBond, LinkBridge, LinkUnspec, LinkVlan};
 
-use super::{NetError, Netlink, Route, kernel_errno, request_failed};
+use super::{Link, NetError, Netlink, Route, kernel_errno, request_failed};
 use crate::IpCidr;
 
 /// MII link monitoring interval of the bonds created here, in milliseconds.
@@ -33,14 +34,41 @@ impl Netlink {
         self.create_link(message, name, "vlan").await
     }
 
-    /// Creates an active-backup bond with MII monitoring, administratively down.
-    pub async fn create_active_backup_bond(&self, name: &str) -> Result<(), NetError> {
-        let message = LinkBond::new(name)
+    /// Creates an active-backup bond, administratively down, that checks the link of its ports
+    /// every 100 ms (MII monitoring) and fails over when the active one loses it. `primary`,
+    /// which must exist, is the port that is active whenever it has link, once enslaved.
+    pub async fn create_active_backup_bond(
+        &self,
+        name: &str,
+        primary: Option<&str>,
+    ) -> Result<(), NetError> {
+        let mut builder = LinkBond::new(name)
             .mode(BondMode::ActiveBackup)
-            .miimon(BOND_MIIMON_MS)
-            .down()
-            .build();
-        self.create_link(message, name, "bond").await
+            .miimon(BOND_MIIMON_MS);
+        if let Some(primary) = primary {
+            builder = builder.primary(self.index_of(primary).await?);
+        }
+        let message = builder.down().build();
+        match self.create_link(message.clone(), name, "bond").await {
+            Err(NetError::LinkExists { .. }) => {
+                // The kernel loads the bonding driver on demand for this request, and the
+                // driver creates `bond0` when it loads (its `max_bonds` parameter is 1 unless
+                // set to 0) before the request is retried: an empty bond that is down is that
+                // one, and gets these settings instead.
+                let links = self.links().await?;
+                if !is_fresh_bond(name, &links) {
+                    return Err(NetError::LinkExists { name: name.into() });
+                }
+                self.handle()
+                    .link()
+                    .add(message)
+                    .set_flags(NLM_F_REQUEST | NLM_F_ACK)
+                    .execute()
+                    .await
+                    .map_err(|error| request_failed(format!("configure the bond {name}"), error))
+            }
+            other => other,
+        }
     }
 
     /// Makes `port` a port of the bridge or bond `master`. A bond port is set down first, as
@@ -135,6 +163,17 @@ impl Netlink {
     }
 }
 
+/// Whether `name` in `links` is a bond that is down and has no ports, as the bonding driver
+/// creates it when it loads.
+fn is_fresh_bond(name: &str, links: &[Link]) -> bool {
+    links
+        .iter()
+        .any(|link| link.name == name && link.kind.as_deref() == Some("bond") && !link.admin_up)
+        && !links
+            .iter()
+            .any(|link| link.master.as_deref() == Some(name))
+}
+
 /// Whether the address is an IPv6 link-local one (`fe80::/10`), which the kernel manages.
 pub(crate) fn is_link_local(address: &IpCidr) -> bool {
     match address {
@@ -146,6 +185,36 @@ pub(crate) fn is_link_local(address: &IpCidr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn link(name: &str, kind: Option<&str>, admin_up: bool, master: Option<&str>) -> Link {
+        Link {
+            name: name.into(),
+            index: 1,
+            mac: None,
+            mtu: 1500,
+            admin_up,
+            state: crate::OperState::Down,
+            carrier: false,
+            kind: kind.map(Into::into),
+            master: master.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn only_an_empty_bond_that_is_down_is_fresh() {
+        let fresh = [link("bond0", Some("bond"), false, None)];
+        assert!(is_fresh_bond("bond0", &fresh));
+        assert!(!is_fresh_bond("bond1", &fresh));
+        let up = [link("bond0", Some("bond"), true, None)];
+        assert!(!is_fresh_bond("bond0", &up));
+        let with_port = [
+            link("bond0", Some("bond"), false, None),
+            link("eth0", None, true, Some("bond0")),
+        ];
+        assert!(!is_fresh_bond("bond0", &with_port));
+        let not_a_bond = [link("bond0", Some("bridge"), false, None)];
+        assert!(!is_fresh_bond("bond0", &not_a_bond));
+    }
 
     #[test]
     fn only_fe80_slash_10_is_link_local() {
