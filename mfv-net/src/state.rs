@@ -268,34 +268,44 @@ impl NetworkState {
         names
     }
 
-    /// Changes this state so `port` becomes a port of the bridge `bridge` that carries the
-    /// port's addresses and routes: a host reached through `port` keeps its address once VMs
-    /// share the port. The port stays up without addresses; the bridge is added if missing.
-    pub fn move_to_bridge(&mut self, port: &str, bridge: &str) {
-        let mut moved_addresses = Vec::new();
-        let mut port_up = true;
-        if let Some(config) = self
+    /// Makes `port` a port-to-be of `master`: its addresses are taken (and returned with
+    /// whether it was up), it is set up, added as an existing interface if this state does
+    /// not have it yet, and its routes now leave through `master`.
+    fn take_port(&mut self, port: &str, master: &str) -> (Vec<IpCidr>, bool) {
+        let taken = match self
             .interfaces
             .iter_mut()
             .find(|config| config.name == port)
         {
-            moved_addresses = std::mem::take(&mut config.addresses);
-            port_up = config.up;
-            config.up = true;
-        } else {
-            self.interfaces.push(InterfaceConfig {
-                name: port.into(),
-                kind: InterfaceKind::Existing,
-                addresses: Vec::new(),
-                mtu: None,
-                up: true,
-            });
-        }
+            Some(config) => {
+                let was_up = config.up;
+                config.up = true;
+                (std::mem::take(&mut config.addresses), was_up)
+            }
+            None => {
+                self.interfaces.push(InterfaceConfig {
+                    name: port.into(),
+                    kind: InterfaceKind::Existing,
+                    addresses: Vec::new(),
+                    mtu: None,
+                    up: true,
+                });
+                (Vec::new(), true)
+            }
+        };
         for route in &mut self.routes {
             if route.interface == port {
-                route.interface = bridge.into();
+                route.interface = master.into();
             }
         }
+        taken
+    }
+
+    /// Changes this state so `port` becomes a port of the bridge `bridge` that carries the
+    /// port's addresses and routes: a host reached through `port` keeps its address once VMs
+    /// share the port. The port stays up without addresses; the bridge is added if missing.
+    pub fn move_to_bridge(&mut self, port: &str, bridge: &str) {
+        let (moved_addresses, port_up) = self.take_port(port, bridge);
         match self
             .interfaces
             .iter_mut()
@@ -337,28 +347,7 @@ impl NetworkState {
     pub fn move_to_bond(&mut self, ports: &[String], bond: &str, primary: Option<&str>) {
         let mut moved_addresses = Vec::new();
         for port in ports {
-            match self
-                .interfaces
-                .iter_mut()
-                .find(|config| &config.name == port)
-            {
-                Some(config) => {
-                    moved_addresses.append(&mut config.addresses);
-                    config.up = true;
-                }
-                None => self.interfaces.push(InterfaceConfig {
-                    name: port.clone(),
-                    kind: InterfaceKind::Existing,
-                    addresses: Vec::new(),
-                    mtu: None,
-                    up: true,
-                }),
-            }
-        }
-        for route in &mut self.routes {
-            if ports.contains(&route.interface) {
-                route.interface = bond.into();
-            }
+            moved_addresses.append(&mut self.take_port(port, bond).0);
         }
         let mut routes: Vec<Route> = Vec::new();
         for route in std::mem::take(&mut self.routes) {
