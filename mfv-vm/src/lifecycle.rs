@@ -292,10 +292,8 @@ impl SerialConsole {
                     seconds: timeout.as_secs(),
                 });
             }
-            match self.chunks.recv_timeout(left) {
-                Ok(chunk) => self.received.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.closed = true,
+            if let Some(chunk) = self.next_output(left) {
+                self.received.extend_from_slice(&chunk);
             }
         }
     }
