@@ -175,17 +175,53 @@ fn ensure_with(
         (Mode::Install, true) => {
             println!("installing missing Debian packages: {}", missing.join(" "));
             manager.update()?;
-            manager.install(&missing)?;
-            let still_missing = self::missing(manager, &missing)?;
-            if !still_missing.is_empty() {
-                bail!(
-                    "apt-get install finished but these packages are still not installed: {}",
-                    still_missing.join(" ")
-                );
-            }
-            Ok(())
+            install_consistent_set(manager, packages, &missing)
         }
     }
+}
+
+/// How many `apt-get install` rounds may run before the set is declared inconsistent: the first
+/// installs what was missing, the second puts back what the first removed (a preinstalled newer
+/// `qemu-utils` is removed by Debian 12's `qemu-system-x86`, whose common package it breaks).
+const INSTALL_ROUNDS: usize = 2;
+
+/// Installs `missing`, then checks every one of `packages` again, because an install may remove
+/// packages that were there before; reinstalls what went missing, and fails naming whatever is
+/// still absent after [`INSTALL_ROUNDS`].
+fn install_consistent_set(
+    manager: &mut dyn PackageManager,
+    packages: &[&str],
+    missing: &[&str],
+) -> Result<()> {
+    let mut to_install = missing.to_vec();
+    for round in 1..=INSTALL_ROUNDS {
+        manager.install(&to_install)?;
+        let now_missing = self::missing(manager, packages)?;
+        if now_missing.is_empty() {
+            println!("Debian packages: all {} installed", packages.len());
+            return Ok(());
+        }
+        let removed: Vec<&str> = now_missing
+            .iter()
+            .copied()
+            .filter(|package| !to_install.contains(package))
+            .collect();
+        if !removed.is_empty() && round < INSTALL_ROUNDS {
+            println!(
+                "apt-get removed packages this project needs: {}; installing them again",
+                removed.join(" ")
+            );
+        }
+        to_install = now_missing;
+    }
+    bail!(
+        "after {INSTALL_ROUNDS} rounds of apt-get install these packages are still not installed: \
+         {}; a package on this machine conflicts with them (see `apt-cache policy {}`); remove \
+         the conflicting package or install them by hand with:\n  {}",
+        to_install.join(" "),
+        to_install.join(" "),
+        install_line(&to_install)
+    )
 }
 
 fn missing<'a>(manager: &dyn PackageManager, packages: &[&'a str]) -> Result<Vec<&'a str>> {
@@ -224,6 +260,8 @@ mod tests {
         installed: BTreeSet<String>,
         calls: Vec<String>,
         install_works: bool,
+        /// Packages each install removes, as apt-get does to resolve a conflict.
+        removes_on_install: Vec<String>,
     }
 
     impl FakeManager {
@@ -232,6 +270,7 @@ mod tests {
                 installed: installed.iter().map(|name| (*name).to_owned()).collect(),
                 calls: Vec::new(),
                 install_works: true,
+                removes_on_install: Vec::new(),
             }
         }
     }
@@ -246,6 +285,11 @@ mod tests {
         }
         fn install(&mut self, packages: &[&str]) -> Result<()> {
             self.calls.push(format!("install {}", packages.join(" ")));
+            for removed in &self.removes_on_install {
+                if !packages.contains(&removed.as_str()) {
+                    self.installed.remove(removed);
+                }
+            }
             if self.install_works {
                 self.installed
                     .extend(packages.iter().map(|name| (*name).to_owned()));
@@ -306,6 +350,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("still not installed: kmod"), "{error}");
+        assert!(
+            error.contains("apt-get install -y --no-install-recommends kmod"),
+            "{error}"
+        );
+        assert_eq!(manager.calls, ["update", "install kmod", "install kmod"]);
+    }
+
+    #[test]
+    fn a_package_the_install_removed_is_installed_again() {
+        let mut manager = FakeManager {
+            removes_on_install: vec!["qemu-utils".to_owned()],
+            ..FakeManager::with(&["cpio", "qemu-utils"])
+        };
+        ensure_with(
+            &mut manager,
+            true,
+            Mode::Install,
+            &["cpio", "qemu-system-x86", "qemu-utils"],
+        )
+        .unwrap();
+        assert_eq!(
+            manager.calls,
+            ["update", "install qemu-system-x86", "install qemu-utils"]
+        );
+        assert!(manager.installed.contains("qemu-utils"));
+    }
+
+    #[test]
+    fn a_package_every_install_removes_is_named_in_the_error() {
+        let mut manager = FakeManager {
+            removes_on_install: vec!["qemu-utils".to_owned(), "qemu-system-x86".to_owned()],
+            ..FakeManager::with(&["qemu-utils"])
+        };
+        let error = ensure_with(
+            &mut manager,
+            true,
+            Mode::Install,
+            &["qemu-system-x86", "qemu-utils"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("still not installed: qemu-system-x86"),
+            "{error}"
+        );
+        assert_eq!(
+            manager.calls,
+            ["update", "install qemu-system-x86", "install qemu-utils"]
+        );
     }
 
     #[test]
