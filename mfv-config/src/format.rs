@@ -3,7 +3,7 @@
 //!
 //! FAT labels are upper case by convention, so a vfat config volume is labelled `MFV-CONFIG`;
 //! discovery matches FAT labels case-insensitively (see
-//! [`Signature::label_matches`](crate::discovery::Signature::label_matches)).
+//! [`label_matches`](crate::discovery::label_matches)).
 
 use std::fs;
 use std::io;
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use serde::Serialize;
+
+use mfv_linux::mountinfo;
 
 use crate::discovery::{CONFIG_VOLUME_LABEL, SignatureError, probe_signature};
 
@@ -265,21 +267,13 @@ pub fn format_config_volume_at(
 /// the mounted source and the mount point.
 fn find_mount(table: &str, device: &Path, number: (u64, u64)) -> Option<(PathBuf, PathBuf)> {
     let device_text = device.to_string_lossy();
-    table.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let mount_point = unescape(fields.get(4)?);
-        let separator = fields.iter().position(|field| *field == "-")?;
-        let source = unescape(fields.get(separator + 2)?);
-        let same_number = fields
-            .get(2)
-            .and_then(|text| text.split_once(':'))
-            .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
-            == Some(number);
-        let is_partition = source
+    mountinfo::parse(table).into_iter().find_map(|entry| {
+        let is_partition = entry
+            .source
             .strip_prefix(device_text.as_ref())
             .is_some_and(|rest| is_partition_suffix(&device_text, rest));
-        (same_number || source == device_text || is_partition)
-            .then(|| (PathBuf::from(source), PathBuf::from(mount_point)))
+        (entry.device_number == Some(number) || entry.source == device_text || is_partition)
+            .then(|| (PathBuf::from(entry.source), entry.mount_point))
     })
 }
 
@@ -293,31 +287,6 @@ fn is_partition_suffix(disk: &str, suffix: &str) -> bool {
         Some(suffix)
     };
     digits.is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Undoes mountinfo's octal escapes (`\040` is a space).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = bytes
-            .get(index + 1..index + 4)
-            .filter(|_| bytes[index] == b'\\')
-            .and_then(|digits| std::str::from_utf8(digits).ok())
-            .and_then(|digits| u8::from_str_radix(digits, 8).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                index += 4;
-            }
-            None => {
-                out.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -365,13 +334,6 @@ mod tests {
             find_mount("garbage line\n\n", Path::new("/dev/sda"), (8, 0)),
             None
         );
-    }
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
-        assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
-        assert_eq!(unescape("/not\\999octal"), "/not\\999octal");
     }
 
     #[test]

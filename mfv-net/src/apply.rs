@@ -10,10 +10,10 @@ use rtnetlink::packet_route::route::RouteMessage;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::atomic_file::write_atomically;
 use crate::netlink::is_link_local;
 use crate::state::{Difference, InterfaceKind, NetworkState, ObservedLink, differences};
 use crate::{DnsError, NetError, Netlink, Route, write_resolv_conf};
+use mfv_linux::atomic_file::{WriteFailure, replace_file};
 
 /// Highest VLAN id (4095 is reserved).
 const MAX_VLAN_ID: u16 = 4094;
@@ -503,8 +503,8 @@ pub async fn restore(netlink: &Netlink, snapshot: &Snapshot) -> RollbackReport {
     }
     if let Some((path, contents)) = &snapshot.resolv_conf {
         let result = match contents {
-            Some(bytes) => write_atomically(path, bytes, 0o644)
-                .map_err(|(step, source)| format!("{step}: {source}")),
+            Some(bytes) => replace_file(path, bytes, 0o644)
+                .map_err(|WriteFailure { step, source }| format!("{step}: {source}")),
             None => match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),

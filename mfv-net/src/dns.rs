@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::{WriteStep, write_atomically};
+use mfv_linux::atomic_file::{WriteFailure, WriteStep, replace_file};
 
 /// How many `nameserver` lines the resolver reads: glibc's `MAXNS`. More is an error here,
 /// not a silent truncation, so nobody believes a fourth server is in use.
@@ -119,10 +119,12 @@ impl DnsConfig {
 pub fn write_resolv_conf(path: impl AsRef<Path>, config: &DnsConfig) -> Result<(), DnsError> {
     let path = path.as_ref();
     let text = config.render()?;
-    write_atomically(path, text.as_bytes(), 0o644).map_err(|(step, source)| DnsError::Write {
-        path: path.to_owned(),
-        step,
-        source,
+    replace_file(path, text.as_bytes(), 0o644).map_err(|WriteFailure { step, source }| {
+        DnsError::Write {
+            path: path.to_owned(),
+            step,
+            source,
+        }
     })
 }
 

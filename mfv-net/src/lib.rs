@@ -39,7 +39,6 @@
 #![warn(missing_docs)]
 
 mod apply;
-mod atomic_file;
 mod cidr;
 pub mod dhcp;
 mod dns;
@@ -50,10 +49,11 @@ pub use apply::{
     ApplyError, ApplyOptions, ApplyReport, ProvisionalApply, ProvisionalOutcome, RollbackReport,
     Snapshot, apply, apply_provisional, current_state, observe, restore,
 };
-pub use atomic_file::WriteStep;
 pub use cidr::{CidrError, IpCidr, Ipv4Cidr, Ipv6Cidr};
 pub use dns::{DnsConfig, DnsError, MAX_NAMESERVERS, write_resolv_conf};
-pub use netlink::{Link, MovedConfig, NetError, Netlink, OperState, Route};
+pub use mfv_linux::atomic_file::WriteStep;
+pub use mfv_linux::{InterfaceNameError, OperState, check_interface_name};
+pub use netlink::{Link, MovedConfig, NetError, Netlink, Route};
 pub use state::{
     Difference, InterfaceConfig, InterfaceKind, NetworkState, ObservedLink, differences,
 };

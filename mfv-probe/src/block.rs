@@ -2,14 +2,12 @@
 //! the file system type, label and UUID that libblkid reads from the device nodes.
 
 use std::error::Error;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use libblkid_rs::{BlkidErr, BlkidProbe, BlkidSafeprobeRet};
-use nix::fcntl::OFlag;
+use mfv_linux::blkid::{Signature, SignatureError, probe_signature};
+use mfv_linux::block::device_node;
 use serde::Serialize;
 
 use crate::inventory::{human_size, summary_value};
@@ -442,54 +440,17 @@ fn read_partitions(log: &mut IssueLog, dev_root: &Path, dir: &Path) -> Vec<Parti
         .collect()
 }
 
-/// The device node of the block device called `name`: sysfs writes `/` in names as `!`
-/// (`cciss!c0d0` is `/dev/cciss/c0d0`).
-fn device_node(dev_root: &Path, name: &str) -> PathBuf {
-    dev_root.join(name.replace('!', "/"))
-}
-
-/// What libblkid found on a device node. Empty when nothing was found.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Signature {
-    fs_type: Option<String>,
-    label: Option<String>,
-    uuid: Option<String>,
-    partition_table: Option<String>,
-}
-
-/// Why a device node could not be probed.
-#[derive(Debug, thiserror::Error)]
-enum SignatureError {
-    #[error("cannot open {path} read-only")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("libblkid cannot probe {path}")]
-    Probe {
-        path: PathBuf,
-        #[source]
-        source: BlkidErr,
-    },
-    #[error("{path}: libblkid found more than one signature that could be the file system")]
-    Ambiguous { path: PathBuf },
-}
-
-impl SignatureError {
-    fn issue(&self) -> ProbeIssue {
-        let path = match self {
-            SignatureError::Open { path, .. }
-            | SignatureError::Probe { path, .. }
-            | SignatureError::Ambiguous { path } => path.clone(),
-        };
-        let mut message = self.to_string();
-        let mut cause = self.source();
-        while let Some(error) = cause {
-            message.push_str(&format!(": {error}"));
-            cause = error.source();
-        }
-        ProbeIssue { path, message }
+/// A probe failure as an issue of the device: the node and the error with its causes.
+fn signature_issue(error: &SignatureError) -> ProbeIssue {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    ProbeIssue {
+        path: error.path().to_owned(),
+        message,
     }
 }
 
@@ -499,55 +460,8 @@ fn probe_node(log: &mut IssueLog, dev_root: &Path, name: &str, size_bytes: u64) 
         return Signature::default();
     }
     probe_signature(&device_node(dev_root, name)).unwrap_or_else(|error| {
-        log.issues.push(error.issue());
+        log.issues.push(signature_issue(&error));
         Signature::default()
-    })
-}
-
-/// Runs libblkid's superblock and partition table probes on `node`, opened read-only (and
-/// non-blocking, so a CD drive does not try to close its tray).
-fn probe_signature(node: &Path) -> Result<Signature, SignatureError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open(node)
-        .map_err(|source| SignatureError::Open {
-            path: node.to_owned(),
-            source,
-        })?;
-    let probe_error = |source| SignatureError::Probe {
-        path: node.to_owned(),
-        source,
-    };
-    let mut probe = BlkidProbe::new().map_err(probe_error)?;
-    probe
-        .set_device(file.as_raw_fd(), 0, 0)
-        .map_err(probe_error)?;
-    probe.enable_superblocks(true).map_err(probe_error)?;
-    probe.enable_partitions(true).map_err(probe_error)?;
-    match probe.do_safeprobe().map_err(probe_error)? {
-        BlkidSafeprobeRet::Success => {}
-        BlkidSafeprobeRet::None => return Ok(Signature::default()),
-        BlkidSafeprobeRet::Ambiguous => {
-            return Err(SignatureError::Ambiguous {
-                path: node.to_owned(),
-            });
-        }
-    }
-    let value = |name: &str| -> Result<Option<String>, SignatureError> {
-        if !probe.has_value(name).map_err(probe_error)? {
-            return Ok(None);
-        }
-        let value = probe.lookup_value(name).map_err(probe_error)?;
-        Ok(Some(value).filter(|value| !value.is_empty()))
-    };
-    // `probe` is dropped before `file` (reverse declaration order): libblkid never reads
-    // from a closed descriptor.
-    Ok(Signature {
-        fs_type: value("TYPE")?,
-        label: value("LABEL")?,
-        uuid: value("UUID")?,
-        partition_table: value("PTTYPE")?,
     })
 }
 
@@ -1010,7 +924,7 @@ pub(crate) mod tests {
             [ProbeIssue {
                 path: both.clone(),
                 message: format!(
-                    "{}: libblkid found more than one signature that could be the file system",
+                    "{}: libblkid found more than one file system signature",
                     both.display()
                 ),
             }]

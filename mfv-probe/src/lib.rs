@@ -59,7 +59,8 @@ pub use inventory::{
     DEFAULT_DEV_ROOT, DEFAULT_PROC_ROOT, Inventory, SystemRoots, inventory, inventory_at,
 };
 pub use memory::{Memory, read_memory_at};
-pub use nic::{DEFAULT_SYSFS_ROOT, Nic, OperState, list_nics, list_nics_at};
+pub use mfv_linux::OperState;
+pub use nic::{DEFAULT_SYSFS_ROOT, Nic, list_nics, list_nics_at};
 pub use uevent::{
     HandledUevent, HotplugEvent, Uevent, UeventAction, UeventError, UeventListener,
     UeventParseError, UeventStats, handle_uevent, parse_uevent,

@@ -1,9 +1,9 @@
 //! Network interfaces as sysfs shows them under `class/net`.
 
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mfv_linux::OperState;
 use serde::Serialize;
 
 use crate::sysfs::{link_basename, read_attribute, resolve_under};
@@ -41,60 +41,6 @@ pub struct Nic {
     pub is_virtual: bool,
     /// What could not be read for this interface; the other fields are still filled in.
     pub issues: Vec<ProbeIssue>,
-}
-
-/// Operational state of an interface, as in `/sys/class/net/*/operstate` (RFC 2863).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OperState {
-    /// The driver does not report a state (e.g. loopback).
-    Unknown,
-    /// A component is missing.
-    NotPresent,
-    /// Down.
-    Down,
-    /// Down because a lower layer (e.g. the bond's slave) is down.
-    LowerLayerDown,
-    /// In a test mode.
-    Testing,
-    /// Waiting for an external event (e.g. 802.1X).
-    Dormant,
-    /// Up and able to pass packets.
-    Up,
-}
-
-impl OperState {
-    /// The kernel's spelling, as read from `operstate`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperState::Unknown => "unknown",
-            OperState::NotPresent => "notpresent",
-            OperState::Down => "down",
-            OperState::LowerLayerDown => "lowerlayerdown",
-            OperState::Testing => "testing",
-            OperState::Dormant => "dormant",
-            OperState::Up => "up",
-        }
-    }
-
-    fn from_kernel(text: &str) -> Option<Self> {
-        Some(match text {
-            "unknown" => OperState::Unknown,
-            "notpresent" => OperState::NotPresent,
-            "down" => OperState::Down,
-            "lowerlayerdown" => OperState::LowerLayerDown,
-            "testing" => OperState::Testing,
-            "dormant" => OperState::Dormant,
-            "up" => OperState::Up,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for OperState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Lists the network interfaces of this machine from [`DEFAULT_SYSFS_ROOT`].
@@ -141,7 +87,7 @@ fn read_nic(root: &Path, class_dir: &Path, name: String) -> Nic {
 
     let operstate_path = dir.join("operstate");
     let operstate = match read_attribute(&operstate_path) {
-        Ok(Some(text)) => OperState::from_kernel(&text).or_else(|| {
+        Ok(Some(text)) => OperState::from_sysfs(&text).or_else(|| {
             note(ProbeError::Malformed {
                 path: operstate_path.clone(),
                 value: text,
@@ -577,25 +523,6 @@ mod tests {
                 "issues": []
             })
         );
-    }
-
-    #[test]
-    fn operstate_round_trips_the_kernel_spelling() {
-        for state in [
-            OperState::Unknown,
-            OperState::NotPresent,
-            OperState::Down,
-            OperState::LowerLayerDown,
-            OperState::Testing,
-            OperState::Dormant,
-            OperState::Up,
-        ] {
-            assert_eq!(OperState::from_kernel(state.as_str()), Some(state));
-            assert_eq!(
-                serde_json::to_value(state).unwrap(),
-                serde_json::json!(state.to_string())
-            );
-        }
     }
 
     /// Names under /sys/class/net of this machine, sorted.

@@ -6,10 +6,10 @@
 //! and `index.json`, written last, naming them with their UUID and autostart flag.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
+use mfv_linux::atomic_file::replace_file;
 use serde::{Deserialize, Serialize};
 use virt::sys;
 
@@ -206,20 +206,14 @@ fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> Vir
     }
 }
 
-/// Writes `path` so that a power cut leaves the old or the new content: temp file, fsync,
-/// rename, fsync of the directory.
+/// Writes `path` so that a power cut leaves the old or the new content, readable by root
+/// only (a definition may hold a VNC password).
 fn write_atomically(path: &Path, content: &[u8]) -> Result<(), VirtError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = PathBuf::from(path);
-    temp.as_mut_os_string().push(".tmp");
-    let mut file = File::create(&temp).map_err(|source| io_error("create", &temp, source))?;
-    file.write_all(content)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_error("write", &temp, source))?;
-    fs::rename(&temp, path).map_err(|source| io_error("rename", &temp, source))?;
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| io_error("sync", dir, source))
+    replace_file(path, content, 0o600).map_err(|failure| VirtError::Io {
+        operation: failure.step.as_str(),
+        path: path.to_owned(),
+        source: failure.source,
+    })
 }
 
 #[cfg(test)]
@@ -270,7 +264,7 @@ mod tests {
     fn atomic_write_into_missing_dir_names_the_path() {
         let error = write_atomically(Path::new("/nonexistent/mfv/a.xml"), b"x").unwrap_err();
         assert!(
-            error.to_string().contains("/nonexistent/mfv/a.xml.tmp"),
+            error.to_string().contains("/nonexistent/mfv/a.xml"),
             "{error}"
         );
     }

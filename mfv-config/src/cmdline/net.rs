@@ -9,8 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// Longest Linux interface name (IFNAMSIZ - 1).
-const MAX_INTERFACE_NAME_LEN: usize = 15;
+use mfv_linux::{InterfaceNameError, check_interface_name};
 
 /// Network set-up requested with `mfv.net=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +45,8 @@ pub enum NetSpecError {
     #[error("expected dhcp, IFACE:dhcp or [IFACE:]ADDRESS/PREFIX[,gw=GATEWAY][,dns=SERVER]...")]
     NotNetSpec,
     /// An interface name Linux would not accept.
-    #[error("interface name {0:?} is not 1 to 15 characters without '/', ':' or whitespace")]
-    BadInterface(String),
+    #[error(transparent)]
+    BadInterface(#[from] InterfaceNameError),
     /// `ADDRESS/PREFIX` is not an address with a prefix length.
     #[error(
         "{0:?} is not an address with a prefix length, such as 192.0.2.10/24 or 2001:db8::10/64"
@@ -169,16 +168,8 @@ impl FromStr for NetProvisioning {
 }
 
 fn parse_interface(name: &str) -> Result<String, NetSpecError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_INTERFACE_NAME_LEN
-        && name != "."
-        && name != ".."
-        && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
-    if valid {
-        Ok(name.to_string())
-    } else {
-        Err(NetSpecError::BadInterface(name.to_string()))
-    }
+    check_interface_name(name)?;
+    Ok(name.to_string())
 }
 
 fn parse_address_prefix(text: &str) -> Result<(IpAddr, u8), NetSpecError> {
@@ -326,21 +317,15 @@ mod tests {
             ("eth0", not_spec),
             ("static", not_spec),
             ("192.0.2.10", not_spec),
-            (
-                ":dhcp",
-                r#"interface name "" is not 1 to 15 characters without '/', ':' or whitespace"#,
-            ),
+            (":dhcp", "the interface name is empty"),
             (
                 "averyveryverylongname:dhcp",
-                r#"interface name "averyveryverylongname" is not 1 to 15 characters without '/', ':' or whitespace"#,
+                r#""averyveryverylongname" is 21 bytes long; interface names have at most 15"#,
             ),
-            (
-                "..:dhcp",
-                r#"interface name ".." is not 1 to 15 characters without '/', ':' or whitespace"#,
-            ),
+            ("..:dhcp", r#"".." is not a valid interface name"#),
             (
                 "a/b:dhcp",
-                r#"interface name "a/b" is not 1 to 15 characters without '/', ':' or whitespace"#,
+                r#""a/b" contains '/', which interface names cannot"#,
             ),
             ("eth0:dhcp,dns=192.0.2.53", "dhcp takes no options"),
             (

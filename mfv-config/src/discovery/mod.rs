@@ -11,7 +11,7 @@
 //!
 //! Labels compare exactly, except on FAT file systems, which compare ASCII case-insensitively
 //! because FAT labels are upper case by convention: `mfv-config` finds a vfat volume labelled
-//! `MFV-CONFIG` (see [`Signature::label_matches`]). UUIDs ignore case; GPT partition names
+//! `MFV-CONFIG` (see [`label_matches`]). UUIDs ignore case; GPT partition names
 //! compare exactly.
 //!
 //! # Each candidate
@@ -74,8 +74,8 @@ use crate::schema::{CONFIG_FILE_NAME, Config, ConfigErrors, parse_config_bytes};
 
 pub use read::ReadError;
 pub use scan::{
-    ScanIssue, Signature, SignatureError, Volume, VolumeScan, device_node, probe_signature,
-    scan_volumes,
+    ScanIssue, Signature, SignatureError, Volume, VolumeScan, device_node, label_matches,
+    probe_signature, scan_volumes, uuid_matches,
 };
 
 /// The label that marks a config volume.
@@ -419,8 +419,8 @@ fn run_pass<M: Mounter + ?Sized>(
 /// Whether a scanned volume is what a search locator asks for.
 fn volume_matches(locator: &ConfigLocator, volume: &Volume) -> bool {
     match locator {
-        ConfigLocator::Label(label) => volume.signature.label_matches(label),
-        ConfigLocator::Uuid(uuid) => volume.signature.uuid_matches(uuid),
+        ConfigLocator::Label(label) => label_matches(&volume.signature, label),
+        ConfigLocator::Uuid(uuid) => uuid_matches(&volume.signature, uuid),
         ConfigLocator::PartLabel(name) => volume.part_label.as_deref() == Some(name.as_str()),
         ConfigLocator::Device(_) | ConfigLocator::Disabled => false,
     }

@@ -1,46 +1,32 @@
 //! Finding volumes by label, UUID or GPT partition name: every block device and partition
 //! listed in `<sysfs>/class/block`, its node under the dev root probed read-only with libblkid.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use libblkid_rs::{BlkidErr, BlkidProbe, BlkidSafeprobeRet};
-use nix::fcntl::OFlag;
+pub use mfv_linux::blkid::{Signature, SignatureError, probe_signature};
+pub use mfv_linux::block::device_node;
 use serde::Serialize;
 
-/// What libblkid found on a device node; all `None` when it found no file system.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Signature {
-    /// File system type (`ext4`, `vfat`, `iso9660`, ...).
-    pub fs_type: Option<String>,
-    /// File system label.
-    pub label: Option<String>,
-    /// File system UUID as libblkid prints it (a FAT volume id looks like `1234-ABCD`).
-    pub uuid: Option<String>,
+/// Whether the file system label of `signature` is `wanted`. Labels compare exactly, except
+/// on FAT (`vfat`), whose labels are conventionally upper case (`mkfs.vfat -n MFV-CONFIG`):
+/// there they compare ASCII case-insensitively, so `mfv-config` finds `MFV-CONFIG`.
+pub fn label_matches(signature: &Signature, wanted: &str) -> bool {
+    let Some(label) = &signature.label else {
+        return false;
+    };
+    label == wanted
+        || (signature.fs_type.as_deref() == Some("vfat") && label.eq_ignore_ascii_case(wanted))
 }
 
-impl Signature {
-    /// Whether the file system label is `wanted`. Labels compare exactly, except on FAT
-    /// (`vfat`), whose labels are conventionally upper case (`mkfs.vfat -n MFV-CONFIG`): there
-    /// they compare ASCII case-insensitively, so `mfv-config` finds `MFV-CONFIG`.
-    pub fn label_matches(&self, wanted: &str) -> bool {
-        let Some(label) = &self.label else {
-            return false;
-        };
-        label == wanted
-            || (self.fs_type.as_deref() == Some("vfat") && label.eq_ignore_ascii_case(wanted))
-    }
-
-    /// Whether the file system UUID is `wanted`, ignoring ASCII case (UUIDs and FAT volume
-    /// ids are hexadecimal).
-    pub fn uuid_matches(&self, wanted: &str) -> bool {
-        self.uuid
-            .as_deref()
-            .is_some_and(|uuid| uuid.eq_ignore_ascii_case(wanted))
-    }
+/// Whether the file system UUID of `signature` is `wanted`, ignoring ASCII case (UUIDs and
+/// FAT volume ids are hexadecimal).
+pub fn uuid_matches(signature: &Signature, wanted: &str) -> bool {
+    signature
+        .uuid
+        .as_deref()
+        .is_some_and(|uuid| uuid.eq_ignore_ascii_case(wanted))
 }
 
 /// One block device or partition found by [`scan_volumes`].
@@ -74,41 +60,6 @@ pub struct VolumeScan {
     pub volumes: Vec<Volume>,
     /// What could not be read.
     pub issues: Vec<ScanIssue>,
-}
-
-/// Why a device node could not be probed.
-#[derive(Debug, thiserror::Error)]
-pub enum SignatureError {
-    /// The node could not be opened for reading (absent, vanished, not permitted).
-    #[error("cannot open {} read-only", path.display())]
-    Open {
-        /// The device node.
-        path: PathBuf,
-        /// What open(2) said.
-        #[source]
-        source: io::Error,
-    },
-    /// libblkid could not read the node (e.g. an I/O error on a medium that went away).
-    #[error("libblkid cannot probe {}", path.display())]
-    Probe {
-        /// The device node.
-        path: PathBuf,
-        /// What libblkid said.
-        #[source]
-        source: BlkidErr,
-    },
-    /// More than one file system signature is on the node, so its type is unknown.
-    #[error("{}: libblkid found more than one file system signature", path.display())]
-    Ambiguous {
-        /// The device node.
-        path: PathBuf,
-    },
-}
-
-/// The device node of the block device called `name`: sysfs writes `/` in names as `!`
-/// (`cciss!c0d0` is `<dev_root>/cciss/c0d0`).
-pub fn device_node(dev_root: &Path, name: &str) -> PathBuf {
-    dev_root.join(name.replace('!', "/"))
 }
 
 /// Lists `<sysfs_root>/class/block` (whole devices and partitions alike, sorted by name) and
@@ -200,51 +151,6 @@ fn partition_name(uevent: &Path) -> Result<Option<String>, ScanIssue> {
         .find_map(|line| line.strip_prefix("PARTNAME="))
         .filter(|name| !name.is_empty())
         .map(str::to_owned))
-}
-
-/// Runs libblkid's superblock probe on `node`, opened read-only (and non-blocking, so a CD
-/// drive does not try to close its tray). Nothing is written to the node.
-pub fn probe_signature(node: &Path) -> Result<Signature, SignatureError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits() | OFlag::O_CLOEXEC.bits())
-        .open(node)
-        .map_err(|source| SignatureError::Open {
-            path: node.to_owned(),
-            source,
-        })?;
-    let probe_error = |source| SignatureError::Probe {
-        path: node.to_owned(),
-        source,
-    };
-    let mut probe = BlkidProbe::new().map_err(probe_error)?;
-    probe
-        .set_device(file.as_raw_fd(), 0, 0)
-        .map_err(probe_error)?;
-    probe.enable_superblocks(true).map_err(probe_error)?;
-    match probe.do_safeprobe().map_err(probe_error)? {
-        BlkidSafeprobeRet::Success => {}
-        BlkidSafeprobeRet::None => return Ok(Signature::default()),
-        BlkidSafeprobeRet::Ambiguous => {
-            return Err(SignatureError::Ambiguous {
-                path: node.to_owned(),
-            });
-        }
-    }
-    let value = |name: &str| -> Result<Option<String>, SignatureError> {
-        if !probe.has_value(name).map_err(probe_error)? {
-            return Ok(None);
-        }
-        let value = probe.lookup_value(name).map_err(probe_error)?;
-        Ok(Some(value).filter(|value| !value.is_empty()))
-    };
-    // `probe` is dropped before `file` (reverse declaration order): libblkid never reads
-    // from a closed descriptor.
-    Ok(Signature {
-        fs_type: value("TYPE")?,
-        label: value("LABEL")?,
-        uuid: value("UUID")?,
-    })
 }
 
 #[cfg(test)]
@@ -483,18 +389,19 @@ pub(crate) mod tests {
             fs_type: Some(fs_type.into()),
             label: Some(label.into()),
             uuid: Some(uuid.into()),
+            partition_table: None,
         };
         let fat = signature("vfat", "MFV-CONFIG", "1234-ABCD");
-        assert!(fat.label_matches("mfv-config"));
-        assert!(fat.label_matches("MFV-CONFIG"));
-        assert!(!fat.label_matches("mfv-confi"));
-        assert!(fat.uuid_matches("1234-abcd"));
-        assert!(!fat.uuid_matches("1234-ABCE"));
+        assert!(label_matches(&fat, "mfv-config"));
+        assert!(label_matches(&fat, "MFV-CONFIG"));
+        assert!(!label_matches(&fat, "mfv-confi"));
+        assert!(uuid_matches(&fat, "1234-abcd"));
+        assert!(!uuid_matches(&fat, "1234-ABCE"));
         let ext4 = signature("ext4", "MFV-CONFIG", EXT4_UUID);
-        assert!(!ext4.label_matches("mfv-config"));
-        assert!(ext4.label_matches("MFV-CONFIG"));
-        assert!(ext4.uuid_matches(&EXT4_UUID.to_uppercase()));
-        assert!(!Signature::default().label_matches("mfv-config"));
-        assert!(!Signature::default().uuid_matches(""));
+        assert!(!label_matches(&ext4, "mfv-config"));
+        assert!(label_matches(&ext4, "MFV-CONFIG"));
+        assert!(uuid_matches(&ext4, &EXT4_UUID.to_uppercase()));
+        assert!(!label_matches(&Signature::default(), "mfv-config"));
+        assert!(!uuid_matches(&Signature::default(), ""));
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use mfv_linux::check_interface_name;
+
 use super::reader::{child, element};
 use super::types::*;
 
@@ -17,8 +19,6 @@ const IPV6_MIN_MTU: u32 = 1280;
 pub(super) const VLAN_ID_RANGE: (i64, i64) = (1, 4094);
 /// The resolver reads at most this many name servers.
 const MAX_DNS_SERVERS: usize = 3;
-/// Linux link names are at most this many bytes (IFNAMSIZ - 1).
-const MAX_INTERFACE_NAME: usize = 15;
 
 /// The message for a number outside its range.
 pub(super) fn out_of_range(value: &str, range: (i64, i64)) -> String {
@@ -159,31 +159,6 @@ pub(super) fn check_time_zone(zone: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A Linux link name: 1 to 15 bytes, no '/', ':' or white space, not "." or "..".
-fn check_interface_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the interface name is empty".to_owned());
-    }
-    if name.len() > MAX_INTERFACE_NAME {
-        return Err(format!(
-            "{name:?} is {} bytes long; interface names have at most {MAX_INTERFACE_NAME}",
-            name.len()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("{name:?} is not a valid interface name"));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "{name:?} contains {bad:?}, which interface names cannot"
-        ));
-    }
-    Ok(())
-}
-
 fn check_network(network: &NetworkConfig, issues: &mut Issues) {
     let mut first_by_name: HashMap<&str, usize> = HashMap::new();
     let mut gateway_owner: Option<usize> = None;
@@ -192,8 +167,8 @@ fn check_network(network: &NetworkConfig, issues: &mut Issues) {
     let bridge_name = network.bridge.as_ref().map(|bridge| bridge.name.as_str());
     for (index, interface) in network.interfaces.iter().enumerate() {
         let path = element("network.interfaces", index);
-        if let Err(message) = check_interface_name(&interface.name) {
-            issues.add(child(&path, "name"), message);
+        if let Err(error) = check_interface_name(&interface.name) {
+            issues.add(child(&path, "name"), error.to_string());
         } else if let Some(first) = first_by_name.get(interface.name.as_str()) {
             issues.add(
                 child(&path, "name"),
@@ -422,8 +397,8 @@ fn check_host_address(cidr: IpCidr) -> Result<(), String> {
 }
 
 fn check_bridge(bridge: &BridgeConfig, network: &NetworkConfig, issues: &mut Issues) {
-    if let Err(message) = check_interface_name(&bridge.name) {
-        issues.add("network.bridge.name", message);
+    if let Err(error) = check_interface_name(&bridge.name) {
+        issues.add("network.bridge.name", error.to_string());
     }
     for (index, port) in bridge.ports.iter().enumerate() {
         let path = element("network.bridge.ports", index);

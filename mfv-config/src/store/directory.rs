@@ -36,11 +36,11 @@
 //!   cannot rename atomically across a power cut (vfat) may still tear `mfv.toml`: the header
 //!   detects it and [`load`](ConfigStore::load) falls back to `mfv.toml.prev`, saying so.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use mfv_linux::atomic_file::{WriteFailure, WriteStep, write_new_synced};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::header::{self, Header};
@@ -354,20 +354,14 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
 
 /// Creates `path` (which must not exist), writes `content` and syncs it.
 fn write_synced(path: &Path, content: &[u8]) -> Result<(), StoreError> {
-    let write_error = |source| StoreError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(write_error)?;
-    file.write_all(content).map_err(write_error)?;
-    file.sync_all().map_err(|source| StoreError::Sync {
-        path: path.to_path_buf(),
-        source,
+    write_new_synced(path, content, 0o600).map_err(|WriteFailure { step, source }| {
+        let path = path.to_path_buf();
+        match step {
+            WriteStep::SyncFile | WriteStep::SyncDir => StoreError::Sync { path, source },
+            WriteStep::CreateTemp | WriteStep::Write | WriteStep::Rename => {
+                StoreError::Write { path, source }
+            }
+        }
     })
 }
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::DhcpError;
 use super::packet::{IgnoreReason, Reply, is_usable_unicast};
-use crate::atomic_file::write_atomically;
 use crate::cidr::Ipv4Cidr;
 use crate::dns::{DnsConfig, MAX_NAMESERVERS};
+use mfv_linux::atomic_file::{WriteFailure, replace_file};
 
 /// Version of the lease file format written by [`save_lease`].
 const LEASE_FILE_VERSION: u32 = 1;
@@ -179,10 +179,12 @@ pub fn save_lease(path: &Path, interface: &str, lease: &Lease) -> Result<(), Dhc
     // A struct of strings and numbers always serializes.
     let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
     text.push('\n');
-    write_atomically(path, text.as_bytes(), 0o600).map_err(|(step, source)| DhcpError::SaveLease {
-        path: path.to_owned(),
-        step,
-        source,
+    replace_file(path, text.as_bytes(), 0o600).map_err(|WriteFailure { step, source }| {
+        DhcpError::SaveLease {
+            path: path.to_owned(),
+            step,
+            source,
+        }
     })
 }
 

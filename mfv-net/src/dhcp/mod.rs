@@ -43,9 +43,9 @@ pub use machine::{DhcpAction, DhcpMachine};
 pub use packet::IgnoreReason;
 pub use transport::{DhcpTransport, UdpTransport};
 
-use crate::atomic_file::WriteStep;
 use crate::dns::DnsError;
 use crate::netlink::NetError;
+use mfv_linux::atomic_file::WriteStep;
 
 /// Longest host name sent in the hostname option: one DNS label.
 const MAX_HOSTNAME_LEN: usize = 63;

@@ -1,9 +1,9 @@
 //! Network interfaces: listing them, switching them up and down, their MTU and carrier.
 
-use std::fmt;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
+use mfv_linux::OperState;
 use nix::errno::Errno;
 use rtnetlink::LinkUnspec;
 use rtnetlink::packet_route::link::{
@@ -16,51 +16,17 @@ use super::{NetError, Netlink, kernel_errno, request_failed};
 /// How often [`Netlink::wait_for_carrier`] looks at the interface.
 const CARRIER_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// The operational state of an interface (RFC 2863), as the kernel reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OperState {
-    /// The driver does not report a state (loopback, some virtual interfaces).
-    Unknown,
-    /// A component is missing.
-    NotPresent,
-    /// Down.
-    Down,
-    /// Down because a lower interface (a bridge port, the VLAN's parent) is down.
-    LowerLayerDown,
-    /// In a test mode.
-    Testing,
-    /// Waiting for an external event.
-    Dormant,
-    /// Up: packets can pass.
-    Up,
-}
-
-impl fmt::Display for OperState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            OperState::Unknown => "unknown",
-            OperState::NotPresent => "not-present",
-            OperState::Down => "down",
-            OperState::LowerLayerDown => "lower-layer-down",
-            OperState::Testing => "testing",
-            OperState::Dormant => "dormant",
-            OperState::Up => "up",
-        })
-    }
-}
-
-impl From<&KernelOperState> for OperState {
-    fn from(state: &KernelOperState) -> Self {
-        match state {
-            KernelOperState::NotPresent => OperState::NotPresent,
-            KernelOperState::Down => OperState::Down,
-            KernelOperState::LowerLayerDown => OperState::LowerLayerDown,
-            KernelOperState::Testing => OperState::Testing,
-            KernelOperState::Dormant => OperState::Dormant,
-            KernelOperState::Up => OperState::Up,
-            _ => OperState::Unknown,
-        }
+/// The operational state netlink reports, in the kernel's sysfs spelling (which
+/// [`OperState`] shares with the hardware inventory).
+fn oper_state(state: &KernelOperState) -> OperState {
+    match state {
+        KernelOperState::NotPresent => OperState::NotPresent,
+        KernelOperState::Down => OperState::Down,
+        KernelOperState::LowerLayerDown => OperState::LowerLayerDown,
+        KernelOperState::Testing => OperState::Testing,
+        KernelOperState::Dormant => OperState::Dormant,
+        KernelOperState::Up => OperState::Up,
+        _ => OperState::Unknown,
     }
 }
 
@@ -115,7 +81,7 @@ fn decode_link(message: &LinkMessage) -> DecodedLink {
                 link.mac = Some(format_mac(bytes))
             }
             LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
-            LinkAttribute::OperState(state) => link.state = state.into(),
+            LinkAttribute::OperState(state) => link.state = oper_state(state),
             LinkAttribute::Carrier(carrier) => link.carrier = *carrier != 0,
             LinkAttribute::Controller(index) => master_index = Some(*index),
             LinkAttribute::LinkInfo(infos) => {
@@ -318,9 +284,24 @@ mod tests {
     }
 
     #[test]
-    fn oper_state_serializes_as_kebab_case() {
-        let text = serde_json::to_string(&OperState::LowerLayerDown).unwrap();
-        assert_eq!(text, "\"lower-layer-down\"");
-        assert_eq!(OperState::LowerLayerDown.to_string(), "lower-layer-down");
+    fn netlink_states_take_the_sysfs_spelling() {
+        let cases = [
+            (KernelOperState::Unknown, "unknown"),
+            (KernelOperState::NotPresent, "notpresent"),
+            (KernelOperState::Down, "down"),
+            (KernelOperState::LowerLayerDown, "lowerlayerdown"),
+            (KernelOperState::Testing, "testing"),
+            (KernelOperState::Dormant, "dormant"),
+            (KernelOperState::Up, "up"),
+            (KernelOperState::Other(99), "unknown"),
+        ];
+        for (kernel, spelling) in cases {
+            let state = oper_state(&kernel);
+            assert_eq!(state.to_string(), spelling, "{kernel:?}");
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{spelling}\"")
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ pub(crate) use virtual_link::is_link_local;
 use std::io;
 use std::time::Duration;
 
-pub use link::{Link, OperState};
+pub use link::Link;
 pub use route::Route;
 pub use virtual_link::MovedConfig;
 

@@ -1,0 +1,27 @@
+//! Small Linux facts that more than one Minifed-Virt library needs, kept here once so the
+//! libraries stay independent of each other and never drift apart:
+//!
+//! - [`interface_name`]: what the kernel accepts as a network interface name;
+//! - [`OperState`]: an interface's operational state (RFC 2863), spelled as the kernel does in
+//!   sysfs, whether it was read from sysfs or from netlink;
+//! - [`mountinfo`]: the entries of `/proc/<pid>/mountinfo` with the kernel's escapes decoded;
+//! - [`atomic_file`]: replacing a file so that a reader or a power cut sees the old contents
+//!   or the new, never a mix;
+//! - [`block`]: the device node of a block device sysfs names;
+//! - `blkid` (feature `blkid`): the file system signature of a block device, through
+//!   libblkid, read-only.
+//!
+//! Nothing here knows about the appliance: every function takes the paths it works on.
+
+#![warn(missing_docs)]
+
+pub mod atomic_file;
+#[cfg(feature = "blkid")]
+pub mod blkid;
+pub mod block;
+pub mod interface_name;
+pub mod mountinfo;
+mod oper_state;
+
+pub use interface_name::{InterfaceNameError, MAX_INTERFACE_NAME_LEN, check_interface_name};
+pub use oper_state::OperState;
