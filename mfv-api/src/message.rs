@@ -1,0 +1,270 @@
+//! The requests a client sends after the handshake and the replies it gets, one frame each.
+//!
+//! Every request names what it wants in `type` and every successful response names what it
+//! carries in `type`, in snake_case; the names and field names are the protocol and do not
+//! change within a [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION). A reply frame is either
+//! `{"ok": RESPONSE}` or `{"error": API_ERROR}` ([`Reply`]).
+//!
+//! The hardware inventory travels as JSON rather than as types of this crate; why is said at
+//! [`Response::Inventory`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ApiError, ConfigDocument, ConfigIssue, ErrorKind, FormattedVolume, HostStatus, LogLine,
+    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, ServiceStatus, VolumeFs,
+    check_format_confirmation,
+};
+
+/// A request. Serializes as an object whose `type` is the variant's snake_case name, with
+/// the variant's fields beside it: `{"type": "service_restart", "name": "mfv-web"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// Uptime, boot report, services, KVM or TCG. Answered by [`Response::HostStatus`].
+    HostStatus,
+    /// The hardware inventory. Answered by [`Response::Inventory`].
+    Inventory,
+    /// Apply a network provisionally: it is rolled back unless confirmed in time with
+    /// [`Request::NetworkConfirm`]. Answered by [`Response::Network`].
+    NetworkApply {
+        /// The desired network: the TOML text of a configuration's `[network]` section,
+        /// header included.
+        network_toml: String,
+        /// Seconds the host waits for the confirmation, 1 to [`MAX_CONFIRM_SECS`].
+        confirm_within_secs: u32,
+    },
+    /// Keep a provisionally applied network. Answered by [`Response::Network`]: confirmed,
+    /// or rolled back if the deadline passed.
+    NetworkConfirm {
+        /// The id [`NetworkOutcome::Applied`] gave.
+        apply_id: u64,
+    },
+    /// The configuration in use. Answered by [`Response::Config`].
+    ConfigGet,
+    /// Check a configuration text without saving it. Answered by
+    /// [`Response::ConfigValidation`].
+    ConfigValidate {
+        /// The whole `mfv.toml` text.
+        text: String,
+    },
+    /// Validate and save a configuration as the new current generation. Answered by
+    /// [`Response::ConfigSaved`]; an invalid text is an [`ErrorKind::InvalidConfig`] error, and
+    /// a save based on an older generation than the current one an
+    /// [`ErrorKind::StaleGeneration`] error.
+    ConfigSave {
+        /// The whole `mfv.toml` text.
+        text: String,
+        /// The generation the text was based on ([`ConfigDocument::generation`]); `None` when
+        /// there was no configuration.
+        base_generation: Option<u64>,
+    },
+    /// Make a partition a config volume, erasing it. Answered by
+    /// [`Response::VolumeFormatted`].
+    FormatConfigVolume {
+        /// The device node, e.g. `/dev/sdb1`.
+        device: String,
+        /// The file system to make.
+        fs: VolumeFs,
+        /// The device path again, exactly ([`check_format_confirmation`]).
+        confirm: String,
+    },
+    /// The state of every service, or of one. Answered by [`Response::Services`].
+    ServiceStatus {
+        /// The service; `None` for all of them.
+        name: Option<String>,
+    },
+    /// Restart a service. Answered by [`Response::ServiceRestarted`].
+    ServiceRestart {
+        /// The service.
+        name: String,
+    },
+    /// The most recent log lines of the boot or of a service. Answered by
+    /// [`Response::Logs`].
+    Logs {
+        /// Whose lines.
+        source: LogSource,
+        /// How many lines at most, 1 to [`MAX_LOG_LINES`].
+        limit: u32,
+    },
+    /// Reboot the host. Answered by [`Response::Accepted`] before the shutdown starts.
+    Reboot,
+    /// Power the host off. Answered by [`Response::Accepted`] before the shutdown starts.
+    PowerOff,
+}
+
+impl Request {
+    /// The request's name on the wire, e.g. `config_save`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::HostStatus => "host_status",
+            Request::Inventory => "inventory",
+            Request::NetworkApply { .. } => "network_apply",
+            Request::NetworkConfirm { .. } => "network_confirm",
+            Request::ConfigGet => "config_get",
+            Request::ConfigValidate { .. } => "config_validate",
+            Request::ConfigSave { .. } => "config_save",
+            Request::FormatConfigVolume { .. } => "format_config_volume",
+            Request::ServiceStatus { .. } => "service_status",
+            Request::ServiceRestart { .. } => "service_restart",
+            Request::Logs { .. } => "logs",
+            Request::Reboot => "reboot",
+            Request::PowerOff => "power_off",
+        }
+    }
+
+    /// Checks what can be checked without the host: ranges, names that must not be empty,
+    /// the format confirmation. Clients call it before sending and the server on receipt, so
+    /// both refuse the same requests with the same [`ErrorKind::InvalidRequest`] errors.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        match self {
+            Request::NetworkApply {
+                confirm_within_secs,
+                ..
+            } => check_range(
+                "confirm_within_secs",
+                *confirm_within_secs,
+                MAX_CONFIRM_SECS,
+            ),
+            Request::FormatConfigVolume {
+                device, confirm, ..
+            } => check_format_confirmation(device, confirm),
+            Request::ServiceStatus { name: Some(name) } | Request::ServiceRestart { name } => {
+                check_name("name", name)
+            }
+            Request::Logs { source, limit } => {
+                if let LogSource::Service { name } = source {
+                    check_name("source.name", name)?;
+                }
+                check_range("limit", *limit, MAX_LOG_LINES)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses `value` outside 1..=`max`.
+fn check_range(field: &str, value: u32, max: u32) -> Result<(), ApiError> {
+    if (1..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!("must be from 1 to {max}, got {value}"),
+    )
+    .with_field(field))
+}
+
+/// Refuses an empty name.
+fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(
+            ApiError::new(ErrorKind::InvalidRequest, "must not be empty").with_field(field),
+        );
+    }
+    Ok(())
+}
+
+/// A successful answer. Serializes as an object whose `type` is the variant's snake_case
+/// name; a newtype variant's fields stand beside it, e.g.
+/// `{"type": "config_saved", "generation": 4}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// The host's status.
+    HostStatus(HostStatus),
+    /// The hardware inventory.
+    ///
+    /// It is carried as a [`serde_json::Value`]: mfv-probe's `Inventory` serialized as it is
+    /// (NICs, block devices, USB devices, CPU, memory, issues), whose JSON mfv-probe already
+    /// keeps stable. Copying its types here would make two definitions to keep in step and
+    /// would not help the web server, which only passes the document on; and this crate must
+    /// not depend on mfv-probe, which pulls in libblkid and nix. A program that links
+    /// mfv-probe can deserialize the value into its `Inventory`.
+    Inventory {
+        /// mfv-probe's `Inventory`, serialized.
+        inventory: serde_json::Value,
+    },
+    /// What became of a network change (apply or confirm).
+    Network(NetworkOutcome),
+    /// The configuration in use.
+    Config(ConfigDocument),
+    /// A validation's result.
+    ConfigValidation {
+        /// Every problem, in file order; empty when the text is valid.
+        errors: Vec<ConfigIssue>,
+    },
+    /// The configuration was saved.
+    ConfigSaved {
+        /// The new current generation.
+        generation: u64,
+    },
+    /// A config volume was made.
+    VolumeFormatted(FormattedVolume),
+    /// Service states, by name (one when a name was asked for).
+    Services {
+        /// The services.
+        services: Vec<ServiceStatus>,
+    },
+    /// A service was restarted.
+    ServiceRestarted {
+        /// Its state right after the restart.
+        service: ServiceStatus,
+    },
+    /// Log lines, oldest first.
+    Logs {
+        /// The lines.
+        lines: Vec<LogLine>,
+    },
+    /// The request was accepted and is being carried out (reboot, power off).
+    Accepted,
+}
+
+impl Response {
+    /// The response's name on the wire, e.g. `config_saved`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::HostStatus(_) => "host_status",
+            Response::Inventory { .. } => "inventory",
+            Response::Network(_) => "network",
+            Response::Config(_) => "config",
+            Response::ConfigValidation { .. } => "config_validation",
+            Response::ConfigSaved { .. } => "config_saved",
+            Response::VolumeFormatted(_) => "volume_formatted",
+            Response::Services { .. } => "services",
+            Response::ServiceRestarted { .. } => "service_restarted",
+            Response::Logs { .. } => "logs",
+            Response::Accepted => "accepted",
+        }
+    }
+}
+
+/// A reply frame: `{"ok": ...}` with the payload or `{"error": ...}` with an [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    /// The request succeeded.
+    Ok(T),
+    /// The request failed.
+    Error(ApiError),
+}
+
+impl<T> From<Result<T, ApiError>> for Reply<T> {
+    fn from(result: Result<T, ApiError>) -> Self {
+        match result {
+            Ok(value) => Reply::Ok(value),
+            Err(error) => Reply::Error(error),
+        }
+    }
+}
+
+impl<T> From<Reply<T>> for Result<T, ApiError> {
+    fn from(reply: Reply<T>) -> Self {
+        match reply {
+            Reply::Ok(value) => Ok(value),
+            Reply::Error(error) => Err(error),
+        }
+    }
+}
