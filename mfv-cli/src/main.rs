@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
-use mfv_probe::modules::{KernelModuleLoader, ModuleIndex, ModuleOptions};
-use mfv_probe::{ColdplugOptions, ModuleDriverLoader, SystemRoots};
+use mfv_host::hardware::{Drivers, ProbeSettings, modules_dir};
+use mfv_probe::{ColdplugOptions, SystemRoots};
 
 #[derive(Debug, Parser)]
 #[command(name = "mfv", version, about = "Manage a Minifed-Virt host")]
@@ -146,27 +146,16 @@ fn inventory(roots: &SystemRoots, json: bool) -> anyhow::Result<String> {
 fn coldplug(roots: &SystemRoots, modules: Option<&Path>, json: bool) -> anyhow::Result<String> {
     let modules_dir = match modules {
         Some(dir) => dir.to_path_buf(),
-        None => {
-            let path = roots.proc.join("sys/kernel/osrelease");
-            let release = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read the kernel release from {}", path.display())
-            })?;
-            PathBuf::from("/lib/modules").join(release.trim())
-        }
+        None => modules_dir(&roots.proc, Path::new("/lib/modules"))?,
     };
-    let index = ModuleIndex::load(&modules_dir)
-        .with_context(|| format!("cannot read the module index in {}", modules_dir.display()))?;
-    let cmdline_path = roots.proc.join("cmdline");
-    let cmdline = KernelCmdline::read_from(&cmdline_path)?;
-    let options = ModuleOptions::from_kernel_parameters(
-        cmdline
-            .params()
-            .iter()
-            .map(|param| (param.key(), param.value())),
-    );
-    let mut loader =
-        ModuleDriverLoader::new(&index, &options, KernelModuleLoader::new(&roots.sysfs));
-    let report = mfv_probe::coldplug(&roots.sysfs, &mut loader, &ColdplugOptions::default())?;
+    let cmdline = KernelCmdline::read_from(&roots.proc.join("cmdline"))?;
+    let settings = ProbeSettings::from_cmdline(&cmdline, roots.clone(), &modules_dir);
+    let drivers = Drivers::open(&settings)?;
+    let report = mfv_probe::coldplug(
+        &roots.sysfs,
+        &mut drivers.loader(),
+        &ColdplugOptions::default(),
+    )?;
     if json {
         let mut text = serde_json::to_string_pretty(&report).context("report as JSON")?;
         text.push('\n');

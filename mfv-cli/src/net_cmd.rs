@@ -1,5 +1,6 @@
 //! `mfv net`: shows the network of this host and changes it (static address, DHCP, bridge,
-//! VLAN, active-backup bond) through mfv-net, in the network namespace the command runs in.
+//! VLAN, active-backup bond) through mfv-host's network workflows, in the network namespace
+//! the command runs in.
 //!
 //! Every change goes through `mfv_net::apply`: the kernel's state is re-read and compared
 //! afterwards, and the previous state is restored when anything fails. `mfv net bridge
@@ -13,16 +14,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use mfv_net::dhcp::{
-    DhcpClient, DhcpConfig, DhcpEvent, Lease, NetlinkLeaseApplier, Timing, UdpTransport, parse_mac,
+use mfv_host::network::change::{
+    InterfaceView, NetworkView, make_bond, make_bridge, make_bridge_provisionally, make_vlan,
+    read_view, set_static,
 };
-use mfv_net::{
-    ApplyOptions, ApplyReport, DnsConfig, InterfaceConfig, InterfaceKind, IpCidr, Link, NetError,
-    Netlink, NetworkState, ProvisionalOutcome, Route, apply, apply_provisional,
-    check_interface_name, current_state,
-};
+use mfv_host::network::obtain_lease;
+use mfv_net::dhcp::Lease;
+use mfv_net::{ApplyReport, IpCidr, Netlink, ProvisionalOutcome};
 
 /// Where the resolver settings go unless `--resolv-conf` says otherwise.
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -119,16 +119,16 @@ pub fn run(args: NetArgs) -> Result<ExitCode> {
 }
 
 async fn execute(command: NetCommand) -> Result<ExitCode> {
+    let netlink = Netlink::connect()?;
     match command {
         NetCommand::Show { json } => {
-            let netlink = connect()?;
-            let shown = read_network(&netlink).await?;
+            let view = read_view(&netlink).await?;
             print!(
                 "{}",
                 if json {
-                    render_json(&shown)?
+                    render_json(&view)?
                 } else {
-                    render_table(&shown)
+                    render_table(&view)
                 }
             );
             Ok(ExitCode::SUCCESS)
@@ -138,7 +138,8 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             timeout,
             resolv_conf,
         } => {
-            let lease = dhcp(&interface, Duration::from_secs(timeout.into()), resolv_conf).await?;
+            let timeout = Duration::from_secs(timeout.into());
+            let lease = obtain_lease(&netlink, &interface, timeout, resolv_conf).await?;
             print!("{}", render_lease(&interface, &lease));
             Ok(ExitCode::SUCCESS)
         }
@@ -149,43 +150,26 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             dns,
             resolv_conf,
         } => {
-            let desired = static_state(&interface, address, gw, &dns)?;
-            let netlink = connect()?;
-            netlink.link_by_name(&interface).await?;
-            let options = ApplyOptions {
-                resolv_conf: desired.dns.as_ref().map(|_| resolv_conf),
-            };
-            let report = apply(&netlink, &desired, &options)
-                .await
-                .with_context(|| format!("cannot configure {interface}"))?;
+            let report = set_static(&netlink, &interface, address, gw, &dns, resolv_conf).await?;
             print!("{}", render_changes(&report));
             Ok(ExitCode::SUCCESS)
         }
         NetCommand::Bridge {
             bridge,
             port,
-            confirm_within,
+            confirm_within: None,
         } => {
-            check_interface_name(&bridge)?;
-            let netlink = connect()?;
-            netlink.link_by_name(&port).await?;
-            let mut desired = current_state(&netlink, &[port.clone(), bridge.clone()])
-                .await
-                .with_context(|| format!("cannot read the state of {port} and {bridge}"))?;
-            desired.move_to_bridge(&port, &bridge);
-            let failed = || format!("cannot make {port} a port of {bridge}");
-            let Some(seconds) = confirm_within else {
-                let report = apply(&netlink, &desired, &ApplyOptions::default())
-                    .await
-                    .with_context(failed)?;
-                print!("{}", render_changes(&report));
-                return Ok(ExitCode::SUCCESS);
-            };
+            let report = make_bridge(&netlink, &port, &bridge).await?;
+            print!("{}", render_changes(&report));
+            Ok(ExitCode::SUCCESS)
+        }
+        NetCommand::Bridge {
+            bridge,
+            port,
+            confirm_within: Some(seconds),
+        } => {
             let within = Duration::from_secs(seconds.into());
-            let provisional =
-                apply_provisional(&netlink, &desired, &ApplyOptions::default(), within)
-                    .await
-                    .with_context(failed)?;
+            let provisional = make_bridge_provisionally(&netlink, &port, &bridge, within).await?;
             print!("{}", render_changes(provisional.report()));
             println!("press Enter within {seconds} s to keep this; otherwise it is rolled back");
             flush_stdout();
@@ -207,20 +191,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             ports,
             primary,
         } => {
-            check_bond_ports(&bond, &ports, primary.as_deref())?;
-            let netlink = connect()?;
-            for port in &ports {
-                netlink.link_by_name(port).await?;
-            }
-            let mut involved = ports.clone();
-            involved.push(bond.clone());
-            let mut desired = current_state(&netlink, &involved)
-                .await
-                .with_context(|| format!("cannot read the state of {}", involved.join(", ")))?;
-            desired.move_to_bond(&ports, &bond, primary.as_deref());
-            let report = apply(&netlink, &desired, &ApplyOptions::default())
-                .await
-                .with_context(|| format!("cannot make {} the ports of {bond}", ports.join(", ")))?;
+            let report = make_bond(&netlink, &bond, &ports, primary.as_deref()).await?;
             print!("{}", render_changes(&report));
             Ok(ExitCode::SUCCESS)
         }
@@ -229,25 +200,11 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             id,
             name,
         } => {
-            let name = name.unwrap_or_else(|| format!("{interface}.{id}"));
-            check_interface_name(&name)?;
-            let netlink = connect()?;
-            netlink.link_by_name(&interface).await?;
-            let existing = current_state(&netlink, std::slice::from_ref(&name))
-                .await
-                .with_context(|| format!("cannot read the state of {name}"))?;
-            let desired = vlan_state(&interface, id, &name, existing);
-            let report = apply(&netlink, &desired, &ApplyOptions::default())
-                .await
-                .with_context(|| format!("cannot create the VLAN {id} on {interface}"))?;
+            let report = make_vlan(&netlink, &interface, id, name.as_deref()).await?;
             print!("{}", render_changes(&report));
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn connect() -> Result<Netlink> {
-    Ok(Netlink::connect()?)
 }
 
 fn flush_stdout() {
@@ -278,97 +235,6 @@ fn render_outcome(outcome: &ProvisionalOutcome, seconds: u32) -> (String, bool) 
     }
 }
 
-/// Fails unless `bond` can be an interface name and `ports` are distinct interfaces other
-/// than the bond that include `primary`.
-fn check_bond_ports(bond: &str, ports: &[String], primary: Option<&str>) -> Result<()> {
-    check_interface_name(bond)?;
-    for (index, port) in ports.iter().enumerate() {
-        if port == bond {
-            bail!("{bond} cannot be a port of itself");
-        }
-        if ports[..index].contains(port) {
-            bail!("--port {port} is given twice");
-        }
-    }
-    if let Some(primary) = primary
-        && !ports.iter().any(|port| port == primary)
-    {
-        bail!(
-            "--primary {primary} is not one of the ports ({})",
-            ports.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// The state `mfv net static` applies: the interface up with exactly `address`, a default
-/// route through `gateway`, and `dns` as the resolver's servers.
-fn static_state(
-    interface: &str,
-    address: IpCidr,
-    gateway: Option<IpAddr>,
-    dns: &[IpAddr],
-) -> Result<NetworkState> {
-    if let Some(gateway) = gateway
-        && !address.contains(gateway)
-    {
-        bail!(
-            "gateway {gateway} is not in the network of {address}: the route through it would \
-             not reach it from {interface}"
-        );
-    }
-    let dns = if dns.is_empty() {
-        None
-    } else {
-        let config = DnsConfig {
-            nameservers: dns.to_vec(),
-            search: Vec::new(),
-            options: Vec::new(),
-        };
-        config.render().context("invalid --dns")?;
-        Some(config)
-    };
-    Ok(NetworkState {
-        interfaces: vec![InterfaceConfig {
-            name: interface.to_owned(),
-            kind: InterfaceKind::Existing,
-            addresses: vec![address],
-            mtu: None,
-            up: true,
-        }],
-        routes: gateway
-            .map(|gateway| Route::default_via(gateway, interface))
-            .into_iter()
-            .collect(),
-        dns,
-    })
-}
-
-/// The state `mfv net vlan` applies: the VLAN `name` up, keeping the addresses and routes it
-/// has in `existing` when it exists already.
-fn vlan_state(parent: &str, id: u16, name: &str, existing: NetworkState) -> NetworkState {
-    let addresses = existing
-        .interfaces
-        .into_iter()
-        .find(|config| config.name == name)
-        .map(|config| config.addresses)
-        .unwrap_or_default();
-    NetworkState {
-        interfaces: vec![InterfaceConfig {
-            name: name.to_owned(),
-            kind: InterfaceKind::Vlan {
-                parent: parent.to_owned(),
-                id,
-            },
-            addresses,
-            mtu: None,
-            up: true,
-        }],
-        routes: existing.routes,
-        dns: None,
-    }
-}
-
 /// One line per change, or a line saying there was nothing to do.
 fn render_changes(report: &ApplyReport) -> String {
     if report.changes.is_empty() {
@@ -379,68 +245,6 @@ fn render_changes(report: &ApplyReport) -> String {
         .iter()
         .map(|change| format!("{change}\n"))
         .collect()
-}
-
-/// Obtains a lease on `interface` and leaves it configured. An interface that was down is
-/// set down again when no lease comes.
-async fn dhcp(interface: &str, timeout: Duration, resolv_conf: PathBuf) -> Result<Lease> {
-    let netlink = connect()?;
-    let link = netlink.link_by_name(interface).await?;
-    let mac_text = link
-        .mac
-        .as_deref()
-        .with_context(|| format!("{interface} has no hardware address: DHCP needs one"))?;
-    let mac =
-        parse_mac(mac_text).with_context(|| format!("the hardware address of {interface}"))?;
-    if !link.admin_up {
-        netlink.set_up(interface).await?;
-    }
-    let result = obtain_lease(&netlink, interface, mac, timeout, resolv_conf).await;
-    if result.is_err() && !link.admin_up {
-        // The lease failure is what the operator needs to see; a failed restore is added.
-        if let Err(error) = netlink.set_down(interface).await {
-            return result
-                .with_context(|| format!("and setting {interface} down again failed: {error}"));
-        }
-    }
-    result
-}
-
-async fn obtain_lease(
-    netlink: &Netlink,
-    interface: &str,
-    mac: [u8; 6],
-    timeout: Duration,
-    resolv_conf: PathBuf,
-) -> Result<Lease> {
-    let mut config = DhcpConfig::new(interface, mac);
-    config.release_on_shutdown = false;
-    config.timing = Timing {
-        first_retransmit: Duration::from_secs(1),
-        acquire_timeout: Some(timeout),
-        ..Timing::default()
-    };
-    let transport = UdpTransport::bind(interface)?;
-    let applier = NetlinkLeaseApplier::new(netlink.clone(), Some(resolv_conf));
-    let (events_sender, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let client = DhcpClient::new(config, transport, applier).with_events(events_sender);
-    let task = tokio::spawn(client.run(async move {
-        // A dropped sender also stops the client.
-        let _ = stopped.await;
-    }));
-    let mut lease = None;
-    while let Some(event) = events.recv().await {
-        if let DhcpEvent::Bound(bound) = event {
-            lease = Some(bound);
-            // The client may have ended already; its result tells.
-            let _ = stop.send(());
-            break;
-        }
-    }
-    task.await
-        .context("the DHCP client task ended abnormally")??;
-    lease.with_context(|| format!("the DHCP client on {interface} ended without a lease"))
 }
 
 /// The lease as `key  value` lines.
@@ -482,49 +286,13 @@ fn render_lease(interface: &str, lease: &Lease) -> String {
     text
 }
 
-/// One interface with its addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ShownLink {
-    link: Link,
-    addresses: Vec<IpCidr>,
-}
-
-/// What `mfv net show` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ShownNetwork {
-    links: Vec<ShownLink>,
-    routes: Vec<Route>,
-}
-
-async fn read_network(netlink: &Netlink) -> Result<ShownNetwork> {
-    let mut links = Vec::new();
-    for link in netlink
-        .links()
-        .await
-        .context("cannot list the interfaces")?
-    {
-        let addresses = match netlink.addresses(&link.name).await {
-            Ok(addresses) => addresses,
-            // Deleted since the listing: not there any more.
-            Err(NetError::NoSuchInterface { .. }) => continue,
-            Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("cannot list the addresses of {}", link.name));
-            }
-        };
-        links.push(ShownLink { link, addresses });
-    }
-    let routes = netlink.routes().await.context("cannot list the routes")?;
-    Ok(ShownNetwork { links, routes })
-}
-
 /// The interface table, then the routes.
-fn render_table(network: &ShownNetwork) -> String {
+fn render_table(network: &NetworkView) -> String {
     let mut text = format!(
         "{:<15} {:<5} {:<16} {:<7} {:>5} {:<17} {:<8} {:<15} ADDRESSES\n",
         "INTERFACE", "ADMIN", "STATE", "CARRIER", "MTU", "MAC", "KIND", "MASTER"
     );
-    for ShownLink { link, addresses } in &network.links {
+    for InterfaceView { link, addresses } in &network.interfaces {
         let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
         let addresses = if addresses.is_empty() {
             "-".to_owned()
@@ -555,23 +323,8 @@ fn render_table(network: &ShownNetwork) -> String {
 }
 
 /// `{"interfaces": [LINK + "addresses"], "routes": [ROUTE]}`, pretty-printed.
-fn render_json(network: &ShownNetwork) -> Result<String> {
-    let mut interfaces = Vec::new();
-    for ShownLink { link, addresses } in &network.links {
-        let mut value = serde_json::to_value(link).context("interface as JSON")?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert(
-                "addresses".into(),
-                serde_json::to_value(addresses).context("addresses as JSON")?,
-            );
-        }
-        interfaces.push(value);
-    }
-    let document = serde_json::json!({
-        "interfaces": interfaces,
-        "routes": serde_json::to_value(&network.routes).context("routes as JSON")?,
-    });
-    let mut text = serde_json::to_string_pretty(&document).context("network as JSON")?;
+fn render_json(network: &NetworkView) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(network).context("network as JSON")?;
     text.push('\n');
     Ok(text)
 }
@@ -579,7 +332,7 @@ fn render_json(network: &ShownNetwork) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
-    use mfv_net::{OperState, RollbackReport};
+    use mfv_net::{Link, OperState, RollbackReport, Route};
 
     use super::*;
 
@@ -716,112 +469,6 @@ mod tests {
     }
 
     #[test]
-    fn bond_ports_are_checked() {
-        let ports = |names: &[&str]| {
-            names
-                .iter()
-                .map(|name| (*name).to_owned())
-                .collect::<Vec<_>>()
-        };
-        check_bond_ports("bond0", &ports(&["eth0", "eth1"]), Some("eth0")).unwrap();
-        check_bond_ports("bond0", &ports(&["eth0"]), None).unwrap();
-        for (bond, names, primary, expected) in [
-            (
-                "bond0",
-                &["eth0", "eth1"][..],
-                Some("eth2"),
-                "--primary eth2 is not one of the ports (eth0, eth1)",
-            ),
-            (
-                "bond0",
-                &["eth0", "eth0"],
-                None,
-                "--port eth0 is given twice",
-            ),
-            (
-                "bond0",
-                &["bond0"],
-                None,
-                "bond0 cannot be a port of itself",
-            ),
-        ] {
-            let error = check_bond_ports(bond, &ports(names), primary).unwrap_err();
-            assert_eq!(error.to_string(), expected);
-        }
-        let error = check_bond_ports("a/b", &ports(&["eth0"]), None).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "\"a/b\" contains '/', which interface names cannot"
-        );
-    }
-
-    #[test]
-    fn the_static_state_has_the_address_route_and_dns() {
-        let state = static_state(
-            "eth0",
-            cidr("192.0.2.10/24"),
-            Some(ip("192.0.2.1")),
-            &[ip("192.0.2.53")],
-        )
-        .unwrap();
-        assert_eq!(state.interfaces.len(), 1);
-        assert_eq!(state.interfaces[0].addresses, [cidr("192.0.2.10/24")]);
-        assert!(state.interfaces[0].up);
-        assert_eq!(state.routes, [Route::default_via(ip("192.0.2.1"), "eth0")]);
-        assert_eq!(state.dns.unwrap().nameservers, [ip("192.0.2.53")]);
-        let bare = static_state("eth0", cidr("192.0.2.10/24"), None, &[]).unwrap();
-        assert!(bare.routes.is_empty());
-        assert!(bare.dns.is_none());
-    }
-
-    #[test]
-    fn a_gateway_outside_the_network_is_refused() {
-        let error =
-            static_state("eth0", cidr("192.0.2.10/24"), Some(ip("198.51.100.1")), &[]).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "gateway 198.51.100.1 is not in the network of 192.0.2.10/24: the route through it \
-             would not reach it from eth0"
-        );
-    }
-
-    #[test]
-    fn too_many_dns_servers_are_refused() {
-        let servers = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"].map(ip);
-        let error = static_state("eth0", cidr("192.0.2.10/24"), None, &servers).unwrap_err();
-        let message = format!("{error:#}");
-        assert!(message.starts_with("invalid --dns: "), "{message}");
-    }
-
-    #[test]
-    fn the_vlan_state_keeps_an_existing_vlans_addresses() {
-        let fresh = vlan_state("eth0", 7, "eth0.7", NetworkState::default());
-        assert_eq!(
-            fresh.interfaces[0].kind,
-            InterfaceKind::Vlan {
-                parent: "eth0".into(),
-                id: 7
-            }
-        );
-        assert!(fresh.interfaces[0].addresses.is_empty());
-        let existing = NetworkState {
-            interfaces: vec![InterfaceConfig {
-                name: "eth0.7".into(),
-                kind: InterfaceKind::Existing,
-                addresses: vec![cidr("198.51.100.7/24")],
-                mtu: Some(1500),
-                up: false,
-            }],
-            routes: vec![Route::default_via(ip("198.51.100.1"), "eth0.7")],
-            dns: None,
-        };
-        let kept = vlan_state("eth0", 7, "eth0.7", existing);
-        assert_eq!(kept.interfaces[0].addresses, [cidr("198.51.100.7/24")]);
-        assert!(kept.interfaces[0].up);
-        assert_eq!(kept.routes.len(), 1);
-    }
-
-    #[test]
     fn changes_render_one_per_line() {
         let report = ApplyReport {
             changes: vec!["create bridge br0".into(), "set br0 up".into()],
@@ -858,7 +505,7 @@ mod tests {
         );
     }
 
-    fn sample_network() -> ShownNetwork {
+    fn sample_network() -> NetworkView {
         let link = |name: &str, index: u32, kind: Option<&str>, master: Option<&str>| Link {
             name: name.into(),
             index,
@@ -878,21 +525,21 @@ mod tests {
         eth1.admin_up = false;
         eth1.carrier = false;
         eth1.state = OperState::Down;
-        ShownNetwork {
-            links: vec![
-                ShownLink {
+        NetworkView {
+            interfaces: vec![
+                InterfaceView {
                     link: lo,
                     addresses: vec![cidr("127.0.0.1/8"), cidr("::1/128")],
                 },
-                ShownLink {
+                InterfaceView {
                     link: link("eth0", 2, None, Some("br0")),
                     addresses: vec![],
                 },
-                ShownLink {
+                InterfaceView {
                     link: eth1,
                     addresses: vec![],
                 },
-                ShownLink {
+                InterfaceView {
                     link: link("br0", 4, Some("bridge"), None),
                     addresses: vec![cidr("192.0.2.10/24")],
                 },
@@ -914,8 +561,8 @@ mod tests {
              ROUTES\n\
              default via 192.0.2.1 dev br0\n"
         );
-        let no_routes = ShownNetwork {
-            links: vec![],
+        let no_routes = NetworkView {
+            interfaces: vec![],
             routes: vec![],
         };
         assert!(render_table(&no_routes).ends_with("\nROUTES\nnone\n"));

@@ -353,11 +353,11 @@ fn a_bond_refuses_bad_ports_and_takes_over_the_address_of_good_ones() {
                 "--primary",
                 "veth3",
             ],
-            "mfv: --primary veth3 is not one of the ports (veth0, veth2)\n",
+            "mfv: the primary veth3 is not one of the ports (veth0, veth2)\n",
         ),
         (
             &["net", "bond", "bond0", "--port", "veth0", "--port", "veth0"],
-            "mfv: --port veth0 is given twice\n",
+            "mfv: port veth0 is named twice\n",
         ),
     ] {
         let output = namespace.mfv(args);

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::bail;
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_host::hardware::ProbeSettings;
+use mfv_host::network::{Network, RecordingNetwork};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::clock::Clock;
-use crate::hardware::ProbeSettings;
 use crate::mounts::MountSpec;
-use crate::network::Network;
 use crate::signals::SignalSource;
 use crate::system::{ExitStatus, Reaped, ShutdownAction, System};
 
@@ -48,7 +48,7 @@ pub struct FakeSystem {
     /// What config discovery returns; `None`: nothing found, no candidate, one pass.
     pub discovery: Option<DiscoveryReport>,
     /// The network work, recorded on its own.
-    pub network: FakeNetwork,
+    pub network: RecordingNetwork,
 }
 
 impl Default for FakeSystem {
@@ -72,7 +72,7 @@ impl Default for FakeSystem {
             coldplug_fails: false,
             hotplug_fails: false,
             discovery: None,
-            network: FakeNetwork::default(),
+            network: RecordingNetwork::default(),
         }
     }
 }
@@ -230,68 +230,6 @@ impl System for FakeSystem {
 
     fn network(&mut self) -> &mut dyn Network {
         &mut self.network
-    }
-}
-
-/// Records the network work; failures are switched on per action.
-#[derive(Debug, Default)]
-pub struct FakeNetwork {
-    pub calls: Vec<String>,
-    /// Every state applied, in order.
-    pub applied: Vec<mfv_net::NetworkState>,
-    /// The changes each apply reports.
-    pub apply_changes: Vec<String>,
-    /// What picking a card finds; `None`: no card has carrier.
-    pub nic_with_carrier: Option<String>,
-    pub loopback_fails: bool,
-    pub apply_fails: bool,
-    pub dhcp_fails: bool,
-}
-
-impl Network for FakeNetwork {
-    fn loopback_up(&mut self) -> anyhow::Result<()> {
-        self.calls.push("loopback up".to_owned());
-        if self.loopback_fails {
-            bail!("set lo up failed: Operation not permitted");
-        }
-        Ok(())
-    }
-
-    fn first_nic_with_carrier(&mut self, wait: Duration) -> anyhow::Result<String> {
-        self.calls
-            .push(format!("first nic with carrier within {wait:?}"));
-        match &self.nic_with_carrier {
-            Some(name) => Ok(name.clone()),
-            None => bail!(
-                "no network card has carrier after {} s (looked at eth0)",
-                wait.as_secs_f64()
-            ),
-        }
-    }
-
-    fn apply(&mut self, state: &mfv_net::NetworkState) -> anyhow::Result<Vec<String>> {
-        let names: Vec<&str> = state
-            .interfaces
-            .iter()
-            .map(|config| config.name.as_str())
-            .collect();
-        self.calls.push(format!("apply {}", names.join(" ")));
-        self.applied.push(state.clone());
-        if self.apply_fails {
-            bail!("applying the network state failed; the previous state was restored");
-        }
-        Ok(self.apply_changes.clone())
-    }
-
-    fn start_dhcp(&mut self, interface: &str, hostname: Option<&str>) -> anyhow::Result<()> {
-        self.calls.push(format!(
-            "dhcp {interface} hostname {}",
-            hostname.unwrap_or("-")
-        ));
-        if self.dhcp_fails {
-            bail!("no interface named {interface:?}");
-        }
-        Ok(())
     }
 }
 

@@ -12,15 +12,15 @@
 //!   (`cargo xtask bench probe` uses it to time the shell's way of loading drivers).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use mfv_config::cmdline::KernelCmdline;
-use mfv_probe::modules::{KernelModuleLoader, ModuleIndex, ModuleOptions, StepStatus};
+use mfv_host::hardware::{Drivers, ProbeSettings};
+use mfv_probe::modules::StepStatus;
 use mfv_probe::{
     BlockDevice, ColdplugOptions, ColdplugReport, DriverLoader, HandledUevent, HotplugEvent,
-    Inventory, ModuleDriverLoader, SystemRoots, Uevent, UeventError, UeventListener,
+    Inventory, SystemRoots, Uevent, UeventError, UeventListener,
 };
 
 use crate::clock::{BootClock, Clock};
@@ -31,84 +31,6 @@ pub const COLDPLUG_KEY: &str = "mfv.coldplug";
 
 /// How long coldplug may take before the boot goes on without the slowest devices.
 const COLDPLUG_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Where the hardware is described and the modules are, and the kernel command line
-/// parameters that carry module options and the blacklist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeSettings {
-    /// The sysfs, proc and dev roots (`/sys`, `/proc`, `/dev`).
-    pub roots: SystemRoots,
-    /// The modules of the running kernel (`/lib/modules/<release>`).
-    pub modules_dir: PathBuf,
-    /// Every kernel command line parameter as `(key, value)`, in command line order.
-    pub kernel_parameters: Vec<(String, Option<String>)>,
-    /// Whether mfv-init loads drivers at all (`mfv.coldplug=off` says no).
-    pub enabled: bool,
-}
-
-impl ProbeSettings {
-    /// Settings with the parameters and `mfv.coldplug` of `cmdline`.
-    pub fn from_cmdline(
-        cmdline: &KernelCmdline,
-        roots: SystemRoots,
-        modules_dir: &Path,
-    ) -> ProbeSettings {
-        ProbeSettings {
-            roots,
-            modules_dir: modules_dir.to_path_buf(),
-            kernel_parameters: cmdline
-                .params()
-                .iter()
-                .map(|param| (param.key().to_owned(), param.value().map(str::to_owned)))
-                .collect(),
-            enabled: !cmdline.boot_options().coldplug_disabled,
-        }
-    }
-
-    /// The module options and blacklist in the parameters.
-    fn module_options(&self) -> ModuleOptions {
-        ModuleOptions::from_kernel_parameters(
-            self.kernel_parameters
-                .iter()
-                .map(|(key, value)| (key.as_str(), value.as_deref())),
-        )
-    }
-}
-
-/// What loading drivers on the real system needs: the module index of the running kernel
-/// and the command line's module options, for mfv-probe's [`ModuleDriverLoader`].
-#[derive(Debug)]
-pub struct Drivers {
-    index: ModuleIndex,
-    options: ModuleOptions,
-    sysfs_root: PathBuf,
-}
-
-impl Drivers {
-    /// Reads the module index of `probe.modules_dir`.
-    pub fn open(probe: &ProbeSettings) -> anyhow::Result<Drivers> {
-        let index = ModuleIndex::load(&probe.modules_dir).with_context(|| {
-            format!(
-                "cannot read the module index in {}",
-                probe.modules_dir.display()
-            )
-        })?;
-        Ok(Drivers {
-            index,
-            options: probe.module_options(),
-            sysfs_root: probe.roots.sysfs.clone(),
-        })
-    }
-
-    /// A driver loader that loads into the running kernel.
-    pub fn loader(&self) -> ModuleDriverLoader<'_, KernelModuleLoader> {
-        ModuleDriverLoader::new(
-            &self.index,
-            &self.options,
-            KernelModuleLoader::new(&self.sysfs_root),
-        )
-    }
-}
 
 /// The kernel's uevent socket, opened before coldplug so that no device added after coldplug's
 /// last look is missed, and the kernel's uevent counter when coldplug ended: queued uevents up
@@ -297,47 +219,15 @@ fn describe_disk(roots: &SystemRoots, name: &str) -> Option<String> {
         .map(|disk| disk.summary())
 }
 
-/// The modules directory of the running kernel below `modules_root` (`/lib/modules`), from
-/// the release in `<proc>/sys/kernel/osrelease`.
-pub fn modules_dir(proc_dir: &Path, modules_root: &Path) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
-    let path = proc_dir.join("sys/kernel/osrelease");
-    let release = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the kernel release from {}", path.display()))?;
-    Ok(modules_root.join(release.trim()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use mfv_config::cmdline::KernelCmdline;
     use mfv_probe::modules::ModuleName;
     use mfv_probe::{ColdplugEnd, ModaliasLoad, ModuleStep};
 
     use super::*;
-
-    fn settings(cmdline: &str) -> ProbeSettings {
-        ProbeSettings::from_cmdline(
-            &KernelCmdline::parse(cmdline),
-            SystemRoots::default(),
-            Path::new("/lib/modules/6.1.0"),
-        )
-    }
-
-    #[test]
-    fn parameters_come_from_the_command_line() {
-        let settings = settings("console=ttyS0 usb-storage.delay_use=0 e1000.debug \"a=b c\"");
-        assert_eq!(
-            settings.kernel_parameters,
-            [
-                ("console".to_owned(), Some("ttyS0".to_owned())),
-                ("usb-storage.delay_use".to_owned(), Some("0".to_owned())),
-                ("e1000.debug".to_owned(), None),
-                ("a".to_owned(), Some("b c".to_owned())),
-            ]
-        );
-        assert!(settings.enabled);
-        assert_eq!(settings.roots, SystemRoots::default());
-        assert_eq!(settings.modules_dir, Path::new("/lib/modules/6.1.0"));
-    }
 
     /// A loader that records the modaliases and loads `e1000` (with `mii` first) for any.
     #[derive(Default)]
@@ -585,19 +475,17 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_module_index_names_its_directory() {
+    fn coldplug_and_hotplug_name_a_missing_module_index() {
         let dir = tempfile::tempdir().unwrap();
         let probe = ProbeSettings::from_cmdline(
             &KernelCmdline::parse(""),
             SystemRoots::default(),
             dir.path(),
         );
-        let error = Drivers::open(&probe).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            coldplug(&probe).unwrap_err().to_string(),
             format!("cannot read the module index in {}", dir.path().display())
         );
-        assert_eq!(coldplug(&probe).unwrap_err().to_string(), error.to_string());
         // Root opens the uevent socket first, anyone else fails there; both name the problem.
         let error = start_hotplug(&probe, None).unwrap_err().to_string();
         assert!(
@@ -605,34 +493,6 @@ mod tests {
                 || error.starts_with("cannot bind the kernel uevent socket")
                 || error == format!("cannot read the module index in {}", dir.path().display()),
             "{error}"
-        );
-    }
-
-    #[test]
-    fn coldplug_off_disables_driver_loading() {
-        assert!(!settings("mfv.coldplug=off").enabled);
-        assert!(settings("mfv.coldplug=on").enabled);
-        assert!(settings("mfv.coldplug=off mfv.coldplug=on").enabled);
-        assert!(settings("").enabled);
-    }
-
-    #[test]
-    fn the_modules_dir_follows_the_kernel_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let proc_dir = dir.path().join("proc");
-        let error = modules_dir(&proc_dir, Path::new("/lib/modules")).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "cannot read the kernel release from {}",
-                proc_dir.join("sys/kernel/osrelease").display()
-            )
-        );
-        std::fs::create_dir_all(proc_dir.join("sys/kernel")).unwrap();
-        std::fs::write(proc_dir.join("sys/kernel/osrelease"), "6.1.0-56-amd64\n").unwrap();
-        assert_eq!(
-            modules_dir(&proc_dir, Path::new("/lib/modules")).unwrap(),
-            Path::new("/lib/modules/6.1.0-56-amd64")
         );
     }
 }

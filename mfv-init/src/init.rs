@@ -11,12 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_host::hardware::{ProbeSettings, modules_dir};
+use mfv_host::network::{NetworkPlan, configure};
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
-use crate::hardware::{self, COLDPLUG_KEY, ProbeSettings};
+use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
-use crate::network::{self, NetworkPlan};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ShutdownAction, System};
 
@@ -301,7 +302,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// Brings the network up from `mfv.net=` or the configuration found (see `network.rs`),
+    /// Brings the network up from `mfv.net=` or the configuration found (mfv-host's network),
     /// logging on the console as it goes.
     fn configure_network(&mut self, options: &BootOptions) -> anyhow::Result<()> {
         let found = match self.config.as_ref().map(|report| &report.outcome) {
@@ -324,9 +325,14 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             console,
             ..
         } = self;
-        network::configure(system.network(), &plan, &hostname, &mut |line| {
-            console.line(clock.uptime(), line);
-        })
+        Ok(configure(
+            system.network(),
+            &plan,
+            &hostname,
+            &mut |line| {
+                console.line(clock.uptime(), line);
+            },
+        )?)
     }
 
     /// Runs config discovery with the boot options, prints its provenance report line by line
@@ -351,8 +357,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
 
     /// What driver loading needs: paths, and the command line's module options.
     fn probe_settings(&self) -> anyhow::Result<ProbeSettings> {
-        let modules_dir =
-            hardware::modules_dir(&self.settings.proc_dir, &self.settings.modules_root)?;
+        let modules_dir = modules_dir(&self.settings.proc_dir, &self.settings.modules_root)?;
         let roots = mfv_probe::SystemRoots {
             sysfs: self.settings.sysfs_root.clone(),
             proc: self.settings.proc_dir.clone(),
@@ -643,10 +648,11 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::fake::{FIRST_PID, FakeClock, FakeNetwork, FakeSystem, ScriptedSignals};
+    use crate::fake::{FIRST_PID, FakeClock, FakeSystem, ScriptedSignals};
     use crate::system::{ChildExit, ExitStatus, Reaped};
     use mfv_config::cmdline::ConfigLocator;
     use mfv_config::discovery::{Absence, CandidateReport, ConfigSource, Verdict};
+    use mfv_host::network::RecordingNetwork;
 
     const MOUNTINFO_STAGE2: &str = "\
 1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw
@@ -914,9 +920,9 @@ mod tests {
         let fixture = fixture(None, None, false, true);
         let system = FakeSystem {
             hostname_fails: true,
-            network: FakeNetwork {
+            network: RecordingNetwork {
                 loopback_fails: true,
-                ..FakeNetwork::default()
+                ..RecordingNetwork::default()
             },
             ..FakeSystem::default()
         };
@@ -936,8 +942,7 @@ mod tests {
             "phase config: ok (0.4 ms)".to_string(),
             "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
                 .to_string(),
-            "phase network: FAILED: cannot set lo up: set lo up failed: Operation not permitted"
-                .to_string(),
+            "phase network: FAILED: cannot set lo up: no interface named \"lo\"".to_string(),
         ];
         assert_eq!(outcome.messages[..9], expected_start);
         assert!(outcome.messages[9].starts_with("boot sequence complete in "));

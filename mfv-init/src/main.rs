@@ -10,7 +10,6 @@ mod console;
 mod hardware;
 mod init;
 mod mounts;
-mod network;
 mod signals;
 mod system;
 

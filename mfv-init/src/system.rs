@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::Context;
 use nix::errno::Errno;
@@ -18,10 +19,13 @@ use nix::unistd::Pid;
 
 use mfv_config::discovery::{DiscoveryParams, DiscoveryReport};
 use mfv_config::mount::SysMounter;
+use mfv_host::hardware::ProbeSettings;
+use mfv_host::network::{NetlinkNetwork, Network};
 
-use crate::hardware::{self, ProbeSettings};
+use crate::clock::{BootClock, Clock};
+use crate::console::Console;
+use crate::hardware;
 use crate::mounts::MountSpec;
-use crate::network::{NetlinkNetwork, Network};
 
 /// How the machine is shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +154,10 @@ impl Default for NixSystem {
     fn default() -> NixSystem {
         NixSystem {
             uevents: None,
-            network: NetlinkNetwork::new(RESOLV_CONF),
+            network: NetlinkNetwork::new(
+                RESOLV_CONF,
+                Arc::new(|line| Console::new(std::io::stdout()).line(BootClock.uptime(), line)),
+            ),
         }
     }
 }

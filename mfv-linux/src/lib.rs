@@ -8,6 +8,7 @@
 //! - [`atomic_file`]: replacing a file so that a reader or a power cut sees the old contents
 //!   or the new, never a mix;
 //! - [`block`]: the device node of a block device sysfs names;
+//! - [`error_chain`]: an error with its causes on one line;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
 //!
@@ -19,9 +20,11 @@ pub mod atomic_file;
 #[cfg(feature = "blkid")]
 pub mod blkid;
 pub mod block;
+mod error_chain;
 pub mod interface_name;
 pub mod mountinfo;
 mod oper_state;
 
+pub use error_chain::error_chain;
 pub use interface_name::{InterfaceNameError, MAX_INTERFACE_NAME_LEN, check_interface_name};
 pub use oper_state::OperState;

@@ -1,0 +1,16 @@
+//! The composition layer of Minifed-Virt: every workflow that joins two of the leaf libraries
+//! (mfv-probe, mfv-config, mfv-net, mfv-vm, mfv-auth) lives here once, so PID 1 (`mfv-init`),
+//! the `mfv` command and the host daemon run the same code instead of each keeping a copy.
+//!
+//! - [`network`]: the configuration's `[network]` or `mfv.net=` turned into a network state
+//!   and DHCP clients; the boot's network phase; the changes `mfv net` makes.
+//! - [`hardware`]: where the modules are and which kernel parameters are module options, and
+//!   driver loading with them.
+//!
+//! The leaf libraries never depend on each other; converting between their types is this
+//! crate's job. Binaries parse input, call into here and print.
+
+#![warn(missing_docs)]
+
+pub mod hardware;
+pub mod network;

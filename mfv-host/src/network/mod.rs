@@ -1,0 +1,14 @@
+//! The host's network, from settings to the kernel: [`plan`] computes the desired state from
+//! the configuration or `mfv.net=` (pure), [`boot`] is the boot's network phase, [`dhcp`]
+//! runs DHCP clients as stoppable sessions, [`change`] makes the changes `mfv net` asks for.
+
+pub mod boot;
+pub mod change;
+pub mod dhcp;
+mod error;
+pub mod plan;
+
+pub use boot::{CARRIER_WAIT, LineSink, NetlinkNetwork, Network, RecordingNetwork, configure};
+pub use dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line, obtain_lease};
+pub use error::NetworkError;
+pub use plan::{NetworkPlan, NetworkSteps, nic_candidates};
