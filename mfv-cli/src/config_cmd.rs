@@ -247,19 +247,8 @@ fn load_error_lines(file: &Path, error: &LoadError) -> String {
             .iter()
             .map(|error| format!("{}:{error}\n", file.display()))
             .collect(),
-        LoadError::Read { .. } => format!("mfv: {}\n", error_chain(error)),
+        LoadError::Read { .. } => format!("mfv: {}\n", mfv_linux::error_chain(error)),
     }
-}
-
-/// An error and its causes, `: `-separated.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        let _ = write!(text, ": {error}");
-        cause = error.source();
-    }
-    text
 }
 
 /// Each error on its own line, indented by two spaces.

@@ -425,7 +425,7 @@ pub async fn restore(netlink: &Netlink, snapshot: &Snapshot) -> RollbackReport {
     let mut failures = Vec::new();
     let mut note = |what: String, result: Result<(), NetError>| {
         if let Err(error) = result {
-            failures.push(format!("{what}: {}", error_chain(&error)));
+            failures.push(format!("{what}: {}", mfv_linux::error_chain(&error)));
         }
     };
     for name in snapshot.absent.iter().rev() {
@@ -516,17 +516,6 @@ pub async fn restore(netlink: &Netlink, snapshot: &Snapshot) -> RollbackReport {
         }
     }
     RollbackReport { failures }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How a provisional apply ended.

@@ -1,7 +1,6 @@
 //! Block devices (disks, their partitions, loop/ram/zram/dm devices) as sysfs shows them, with
 //! the file system type, label and UUID that libblkid reads from the device nodes.
 
-use std::error::Error;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -442,15 +441,9 @@ fn read_partitions(log: &mut IssueLog, dev_root: &Path, dir: &Path) -> Vec<Parti
 
 /// A probe failure as an issue of the device: the node and the error with its causes.
 fn signature_issue(error: &SignatureError) -> ProbeIssue {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        message.push_str(&format!(": {error}"));
-        cause = error.source();
-    }
     ProbeIssue {
         path: error.path().to_owned(),
-        message,
+        message: mfv_linux::error_chain(error),
     }
 }
 

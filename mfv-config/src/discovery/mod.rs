@@ -60,7 +60,6 @@ mod read;
 mod report;
 mod scan;
 
-use std::error::Error;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -476,7 +475,7 @@ fn examine<M: Mounter + ?Sized>(
         None => match probe_signature(device) {
             Ok(signature) => signature,
             Err(error) => {
-                let error = error_chain(&error);
+                let error = mfv_linux::error_chain(&error);
                 return skipped(report, Verdict::NotProbeable { error });
             }
         },
@@ -489,13 +488,13 @@ fn examine<M: Mounter + ?Sized>(
     {
         Ok(mount) => mount,
         Err(error) => {
-            let error = error_chain(&error);
+            let error = mfv_linux::error_chain(&error);
             return skipped(report, Verdict::NotMountable { error });
         }
     };
     let content = read::read_limited(mount.path(), CONFIG_FILE_NAME, params.max_config_bytes);
     if let Err(error) = mount.unmount() {
-        report.unmount_error = Some(error_chain(&error));
+        report.unmount_error = Some(mfv_linux::error_chain(&error));
     }
     let content = match content {
         Ok(content) => content,
@@ -549,17 +548,6 @@ fn unreadable_message(error: &ReadError) -> String {
         ReadError::Io { source, .. } => format!("cannot read {CONFIG_FILE_NAME}: {source}"),
         ReadError::Missing { .. } | ReadError::TooLarge { .. } => error.to_string(),
     }
-}
-
-/// An error and all its causes, `: `-separated.
-pub(crate) fn error_chain(error: &dyn Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        message.push_str(&format!(": {error}"));
-        cause = error.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
             }),
             Err(error) => scan.issues.push(ScanIssue {
                 path: device,
-                message: super::error_chain(&error),
+                message: mfv_linux::error_chain(&error),
             }),
         }
     }

@@ -137,7 +137,7 @@ impl<T: DhcpTransport, A: LeaseApplier> DhcpClient<T, A> {
             Ok(lease) => lease,
             Err(error) => {
                 self.report(DhcpEvent::LeaseFileProblem {
-                    problem: error_chain(&error),
+                    problem: mfv_linux::error_chain(&error),
                 });
                 None
             }
@@ -190,7 +190,7 @@ impl<T: DhcpTransport, A: LeaseApplier> DhcpClient<T, A> {
                         && let Err(error) = save_lease(path, &interface, &lease)
                     {
                         self.report(DhcpEvent::LeaseFileProblem {
-                            problem: error_chain(&error),
+                            problem: mfv_linux::error_chain(&error),
                         });
                     }
                 }
@@ -211,16 +211,4 @@ impl<T: DhcpTransport, A: LeaseApplier> DhcpClient<T, A> {
 /// The current time on tokio's clock (which tests may pause and advance).
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// `error` and its sources, joined with `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

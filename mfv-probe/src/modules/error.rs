@@ -100,17 +100,7 @@ pub enum ModuleError {
     },
 }
 
-/// `error` followed by each of its causes, separated by `: `, for one-line reports.
-pub fn error_chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
+pub use mfv_linux::error_chain;
 
 #[cfg(test)]
 mod tests {
