@@ -5,26 +5,23 @@
 //! discovery finds: it is mounted read-only on a private directory in the run directory and
 //! switched to read-write only while a new generation is written.
 //!
-//! Keys are dotted field paths as in the validation errors: `host.hostname`,
-//! `network.dns.servers`, `network.interfaces[0].mode` (`network.interfaces.0.mode` works
-//! too). `set` takes the value as TOML when it is one (`443`, `true`, `["a", "b"]`), else as a
-//! string, and for a list also as comma-separated strings (`192.0.2.53,192.0.2.54`); the
-//! first reading the schema accepts for the key wins. The whole configuration is validated
-//! before anything is saved, and every error is shown. A saved configuration is written in the
-//! canonical form of [`Config::to_toml`]: comments of a hand-written file are not kept.
+//! Keys, values and what `set` saves are mfv-host's [`config`] rules: dotted field paths as in
+//! the validation errors, values read as TOML, a string or a comma-separated list, the whole
+//! configuration validated before anything is saved, and every error shown.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mfv_config::cmdline::KernelCmdline;
-use mfv_config::discovery::{ConfigSource, Discovery, DiscoveryParams, DiscoveryReport, discover};
-use mfv_config::mount::{Journal, ReadOnlyMount, SysMounter};
-use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file, parse_config};
-use mfv_config::store::{ConfigStore, DirectoryStore, PlainDirectory, RemountVolume};
-use toml::{Table, Value};
+use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport, discover};
+use mfv_config::mount::SysMounter;
+use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file};
+use mfv_config::store::{ConfigStore, DirectoryStore};
+use mfv_host::config::{self, ConfigKeyError, SetOutcome, StoreVolume};
+use toml::Value;
 
 /// `mfv config ...`.
 #[derive(Debug, Subcommand)]
@@ -268,58 +265,43 @@ fn with_store(
     discovery: &DiscoveryArgs,
     action: impl FnOnce(&DirectoryStore) -> anyhow::Result<Output>,
 ) -> anyhow::Result<Output> {
-    if let Some(dir) = dir {
-        return action(&DirectoryStore::new(dir, PlainDirectory));
-    }
-    let report = discovery.discover()?;
-    let source: &ConfigSource = match &report.outcome {
-        Discovery::Found { source, .. } | Discovery::Invalid { source, .. } => source,
-        Discovery::NotFound => {
-            bail!("no config volume found (give --store DIR, or see why below):\n{report}")
-        }
+    let volume = match dir {
+        Some(dir) => StoreVolume::directory(dir),
+        None => match StoreVolume::discovered(&discovery.params()?) {
+            Err(ConfigKeyError::NoVolume { report }) => {
+                bail!("no config volume found (give --store DIR, or see why below):\n{report}")
+            }
+            opened => opened?,
+        },
     };
-    let mount = ReadOnlyMount::new(
-        &SysMounter,
-        &source.device,
-        &source.fs_type,
-        Journal::Load,
-        &discovery.run_dir,
-    )
-    .with_context(|| format!("cannot open the config volume {source}"))?;
-    let store = DirectoryStore::new(mount.path(), RemountVolume::new(mount.path()));
-    let result = action(&store);
-    let unmounted = mount.unmount();
+    let result = action(volume.store());
+    let closed = volume.close();
     let output = result?;
-    unmounted.with_context(|| format!("config volume {source}"))?;
+    closed?;
     Ok(output)
 }
 
 /// The store's configuration, with the store's warnings (last-known-good used) as text.
 fn load_store(store: &DirectoryStore) -> anyhow::Result<(Config, String)> {
-    let loaded = store
-        .load()?
-        .with_context(|| format!("no configuration saved in {}", store.dir().display()))?;
-    let config = parse_config(&loaded.text)
-        .map_err(|errors| anyhow!("stored configuration is invalid:\n{}", indented(&errors)))?;
-    let warnings = loaded
+    let stored = match config::load(store, store.dir()) {
+        Err(ConfigKeyError::StoredInvalid { errors }) => {
+            bail!("stored configuration is invalid:\n{}", indented(&errors))
+        }
+        loaded => loaded?,
+    };
+    let warnings = stored
         .warnings
         .iter()
         .map(|warning| format!("mfv: warning: {warning}\n"))
         .collect();
-    Ok((config, warnings))
+    Ok((stored.config, warnings))
 }
 
 fn get(store: &DirectoryStore, key: &str) -> anyhow::Result<Output> {
-    let path = KeyPath::parse(key)?;
     let (config, warnings) = load_store(store)?;
-    let table = config_table(&config)?;
-    let value = match path.lookup(&table)? {
-        Some(value) => value,
-        None => bail!("{}", missing_key_message(&table, &path)),
-    };
-    let stdout = match value {
+    let stdout = match config::get(&config, key)? {
         Value::String(text) => format!("{text}\n"),
-        Value::Table(table) => toml::to_string(table).context("the value as TOML")?,
+        Value::Table(table) => toml::to_string(&table).context("the value as TOML")?,
         other => format!("{other}\n"),
     };
     Ok(Output {
@@ -329,103 +311,39 @@ fn get(store: &DirectoryStore, key: &str) -> anyhow::Result<Output> {
     })
 }
 
-/// Why a key has no value: it is not a field of the schema (with the schema's "did you mean"
-/// hint), or it is a field that is not set.
-fn missing_key_message(table: &Table, path: &KeyPath) -> String {
-    let mut probe = table.clone();
-    if path.store(&mut probe, Value::String(String::new())).is_ok()
-        && let Err(errors) = parse_config(&table_text(&probe))
-        && let Some(unknown) = errors
-            .errors()
-            .iter()
-            .find(|error| error.message.starts_with("unknown field") && path.is_at(&error.path))
-    {
-        return format!("unknown key {}: {}", path, unknown.message);
-    }
-    format!("{path} is not set")
-}
-
 fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output> {
-    let path = KeyPath::parse(key)?;
     let (config, warnings) = load_store(store)?;
-    let table = config_table(&config)?;
-    let current = path.lookup(&table)?.cloned();
-    let mut first_refusal = None;
-    for candidate in value_readings(value, current.as_ref()) {
-        let mut changed = table.clone();
-        path.store(&mut changed, candidate)?;
-        let text = table_text(&changed);
-        match parse_config(&text) {
-            Ok(config) => {
-                let text = config.to_toml();
-                let saved = store.save(&text)?;
-                return Ok(Output {
-                    stdout: format!(
-                        "{path} = {}\nsaved as generation {}\n",
-                        path.lookup(&config_table(&config)?)?
-                            .map_or_else(|| "(unset)".to_owned(), ToString::to_string),
-                        saved.generation
-                    ),
-                    stderr: warnings,
-                    success: true,
-                });
+    match config::set(store, &config, key, value)? {
+        SetOutcome::Saved {
+            key,
+            value,
+            generation,
+        } => Ok(Output {
+            stdout: format!(
+                "{key} = {}\nsaved as generation {generation}\n",
+                value.map_or_else(|| "(unset)".to_owned(), |value| value.to_string())
+            ),
+            stderr: warnings,
+            success: true,
+        }),
+        SetOutcome::Refused { key, errors } => {
+            let mut stderr = warnings;
+            let _ = writeln!(
+                stderr,
+                "mfv: config set {key}: refused, nothing was saved ({} error(s)):",
+                errors.len()
+            );
+            for error in errors.errors() {
+                // Positions would point into generated text: only the field and the message.
+                let _ = writeln!(stderr, "  {}: {}", error.path, error.message);
             }
-            Err(errors) => {
-                let about_key = errors.errors().iter().any(|error| path.is_at(&error.path));
-                let wrong_type = errors.errors().iter().any(|error| {
-                    error.path == path.to_string() && error.message.starts_with("expected ")
-                });
-                if !about_key || !wrong_type {
-                    // A reading of the right type: its errors are the ones to show.
-                    first_refusal = Some(errors);
-                    break;
-                }
-                first_refusal.get_or_insert(errors);
-            }
+            Ok(Output {
+                stdout: String::new(),
+                stderr,
+                success: false,
+            })
         }
     }
-    let errors = first_refusal.context("no reading of the value was tried")?;
-    let mut stderr = warnings;
-    let _ = writeln!(
-        stderr,
-        "mfv: config set {path}: refused, nothing was saved ({} error(s)):",
-        errors.len()
-    );
-    for error in errors.errors() {
-        // Positions would point into generated text: only the field and the message.
-        let _ = writeln!(stderr, "  {}: {}", error.path, error.message);
-    }
-    Ok(Output {
-        stdout: String::new(),
-        stderr,
-        success: false,
-    })
-}
-
-/// The ways `value` can be read, most specific first: as TOML (`443`, `true`, `["a"]`), as a
-/// string, and as a list of comma-separated strings. A key whose current value is a string
-/// takes only the string.
-fn value_readings(value: &str, current: Option<&Value>) -> Vec<Value> {
-    let string = Value::String(value.to_owned());
-    if matches!(current, Some(Value::String(_))) {
-        return vec![string];
-    }
-    let mut readings = Vec::new();
-    if let Ok(document) = format!("value = {value}").parse::<Table>()
-        && let Some(parsed) = document.get("value")
-    {
-        readings.push(parsed.clone());
-    }
-    readings.push(string);
-    readings.push(Value::Array(
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(|item| Value::String(item.to_owned()))
-            .collect(),
-    ));
-    readings
 }
 
 fn save(store: &DirectoryStore, file: &Path) -> anyhow::Result<Output> {
@@ -443,202 +361,10 @@ fn save(store: &DirectoryStore, file: &Path) -> anyhow::Result<Output> {
     )))
 }
 
-/// A configuration as a TOML table.
-fn config_table(config: &Config) -> anyhow::Result<Table> {
-    config
-        .to_toml()
-        .parse::<Table>()
-        .context("the configuration as a TOML table")
-}
-
-fn table_text(table: &Table) -> String {
-    // A table of TOML values always serializes; an error would show in validation.
-    toml::to_string(table).unwrap_or_default()
-}
-
-/// One step of a key: a field name or a list index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    Field(String),
-    Index(usize),
-}
-
-/// A parsed key: `network.interfaces[0].mode` or `network.interfaces.0.mode`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct KeyPath {
-    steps: Vec<Step>,
-}
-
-impl KeyPath {
-    fn parse(key: &str) -> anyhow::Result<KeyPath> {
-        let bad = |why: &str| anyhow!("bad key {key:?}: {why}");
-        let mut steps = Vec::new();
-        for part in key.split('.') {
-            let (name, mut rest) = match part.find('[') {
-                Some(open) => (&part[..open], &part[open..]),
-                None => (part, ""),
-            };
-            if name.is_empty() {
-                return Err(bad("empty field name"));
-            }
-            match name.parse::<usize>() {
-                Ok(index) if !steps.is_empty() => steps.push(Step::Index(index)),
-                Ok(_) => return Err(bad("it starts with a list index")),
-                Err(_) => {
-                    if !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    {
-                        return Err(bad("field names are letters, digits, `_` and `-`"));
-                    }
-                    steps.push(Step::Field(name.to_owned()));
-                }
-            }
-            while !rest.is_empty() {
-                let close = rest.find(']').ok_or_else(|| bad("`[` without `]`"))?;
-                let index = rest[1..close]
-                    .parse::<usize>()
-                    .map_err(|_| bad("a list index is a number"))?;
-                steps.push(Step::Index(index));
-                rest = &rest[close + 1..];
-                if !rest.is_empty() && !rest.starts_with('[') {
-                    return Err(bad("text after `]`"));
-                }
-            }
-        }
-        Ok(KeyPath { steps })
-    }
-
-    /// Whether a validation error's field path is this key or inside it.
-    fn is_at(&self, error_path: &str) -> bool {
-        let own = self.to_string();
-        error_path == own
-            || error_path
-                .strip_prefix(&own)
-                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    }
-
-    /// The value at the key; `None` when a field on the way is not set.
-    fn lookup<'t>(&self, table: &'t Table) -> anyhow::Result<Option<&'t Value>> {
-        let mut steps = self.steps.iter();
-        let Some(Step::Field(first)) = steps.next() else {
-            bail!("bad key {self}");
-        };
-        let mut value = match table.get(first) {
-            Some(value) => value,
-            None => return Ok(None),
-        };
-        for step in steps {
-            value = match (step, value) {
-                (Step::Field(name), Value::Table(table)) => match table.get(name) {
-                    Some(value) => value,
-                    None => return Ok(None),
-                },
-                (Step::Index(index), Value::Array(items)) => match items.get(*index) {
-                    Some(value) => value,
-                    None => bail!(
-                        "{self}: index {index} is out of range (the list has {} entries)",
-                        items.len()
-                    ),
-                },
-                (Step::Field(_), _) => bail!("{self}: {} is not a table", self.before(step)),
-                (Step::Index(_), _) => bail!("{self}: {} is not a list", self.before(step)),
-            };
-        }
-        Ok(Some(value))
-    }
-
-    /// Puts `value` at the key, creating the tables on the way.
-    fn store(&self, table: &mut Table, value: Value) -> anyhow::Result<()> {
-        let Some((last, parents)) = self.steps.split_last() else {
-            bail!("empty key");
-        };
-        let mut slot = Slot::Table(table);
-        for step in parents {
-            slot = slot.descend(step, self)?;
-        }
-        slot.put(last, value, self)
-    }
-
-    /// The key up to (not including) `step`, for messages.
-    fn before(&self, step: &Step) -> String {
-        let end = self
-            .steps
-            .iter()
-            .position(|own| std::ptr::eq(own, step))
-            .unwrap_or(self.steps.len());
-        KeyPath {
-            steps: self.steps[..end].to_vec(),
-        }
-        .to_string()
-    }
-}
-
-impl std::fmt::Display for KeyPath {
-    /// The spelling of validation errors: `network.interfaces[0].mode`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (position, step) in self.steps.iter().enumerate() {
-            match step {
-                Step::Field(name) if position == 0 => f.write_str(name)?,
-                Step::Field(name) => write!(f, ".{name}")?,
-                Step::Index(index) => write!(f, "[{index}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where the next step of [`KeyPath::store`] goes.
-enum Slot<'t> {
-    Table(&'t mut Table),
-    Array(&'t mut Vec<Value>),
-}
-
-impl<'t> Slot<'t> {
-    fn descend(self, step: &Step, key: &KeyPath) -> anyhow::Result<Slot<'t>> {
-        let value = match (self, step) {
-            (Slot::Table(table), Step::Field(name)) => table
-                .entry(name.clone())
-                .or_insert_with(|| Value::Table(Table::new())),
-            (Slot::Array(items), Step::Index(index)) => {
-                let len = items.len();
-                items.get_mut(*index).with_context(|| {
-                    format!("{key}: index {index} is out of range (the list has {len} entries)")
-                })?
-            }
-            (Slot::Table(_), Step::Index(_)) => bail!("{key}: a list index on a table"),
-            (Slot::Array(_), Step::Field(_)) => bail!("{key}: a field name on a list"),
-        };
-        match value {
-            Value::Table(table) => Ok(Slot::Table(table)),
-            Value::Array(items) => Ok(Slot::Array(items)),
-            _ => bail!("{key}: a value on the way is neither a table nor a list"),
-        }
-    }
-
-    fn put(self, step: &Step, value: Value, key: &KeyPath) -> anyhow::Result<()> {
-        match (self, step) {
-            (Slot::Table(table), Step::Field(name)) => {
-                table.insert(name.clone(), value);
-                Ok(())
-            }
-            (Slot::Array(items), Step::Index(index)) => {
-                let len = items.len();
-                let item = items.get_mut(*index).with_context(|| {
-                    format!("{key}: index {index} is out of range (the list has {len} entries)")
-                })?;
-                *item = value;
-                Ok(())
-            }
-            (Slot::Table(_), Step::Index(_)) => bail!("{key}: a list index on a table"),
-            (Slot::Array(_), Step::Field(_)) => bail!("{key}: a field name on a list"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use mfv_config::schema::parse_config;
     use tempfile::TempDir;
 
     use super::*;
@@ -936,30 +662,6 @@ mod tests {
             fixture.error(&["get", "--store", &store, "network.interfaces[0]"]),
             "network.interfaces[0] is not set"
         );
-    }
-
-    #[test]
-    fn malformed_keys_are_refused() {
-        for (key, why) in [
-            ("host..hostname", "empty field name"),
-            ("0.host", "it starts with a list index"),
-            (
-                "host.host name",
-                "field names are letters, digits, `_` and `-`",
-            ),
-            ("a[0", "`[` without `]`"),
-            ("a[x]", "a list index is a number"),
-            ("a[0]b", "text after `]`"),
-        ] {
-            assert_eq!(
-                KeyPath::parse(key).unwrap_err().to_string(),
-                format!("bad key {key:?}: {why}")
-            );
-        }
-        let path = KeyPath::parse("network.interfaces.0.addresses[1]").unwrap();
-        assert_eq!(path.to_string(), "network.interfaces[0].addresses[1]");
-        assert!(path.is_at("network.interfaces[0].addresses[1]"));
-        assert!(!path.is_at("network.interfaces[0].addresses[10]"));
     }
 
     #[test]

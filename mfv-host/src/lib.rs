@@ -4,6 +4,8 @@
 //!
 //! - [`network`]: the configuration's `[network]` or `mfv.net=` turned into a network state
 //!   and DHCP clients; the boot's network phase; the changes `mfv net` makes.
+//! - [`config`]: reading and changing the stored configuration one key at a time, on a store
+//!   directory or the config volume discovery finds.
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
@@ -12,5 +14,6 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod hardware;
 pub mod network;
