@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use mfv_vm::{
-    ExistingVm, HostCapabilities, Hypervisor, ShutdownOutcome, SpecLimits, VmSpec, VmState,
-    VolumePolicy,
-};
+use mfv_host::vm::{self, VmWorkflowError};
+use mfv_vm::{HostCapabilities, Hypervisor, ShutdownOutcome, VmSpec, VmState, VolumePolicy};
 use serde_json::json;
 
 /// `mfv vm`.
@@ -292,50 +290,22 @@ fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<Strin
         }
         None => spec_from_flags(&args)?,
     };
-    let existing = existing_vms(hypervisor)?;
-    if let Err(errors) = spec.validate_among(&SpecLimits::default(), &existing) {
-        let mut message = format!("invalid VM spec ({} problems):", errors.errors().len());
-        for error in errors.errors() {
-            write!(message, "\n  {error}")?;
+    let created = match vm::create(hypervisor, &spec, &host) {
+        Err(VmWorkflowError::InvalidSpec { errors }) => {
+            let mut message = format!("invalid VM spec ({} problems):", errors.errors().len());
+            for error in errors.errors() {
+                write!(message, "\n  {error}")?;
+            }
+            bail!(message);
         }
-        bail!(message);
-    }
-    let xml = spec.to_domain_xml(&host)?;
-    let mut created_volumes = Vec::new();
-    for volume in spec.new_volumes() {
-        let made = hypervisor.create_volume(&volume.pool, &volume.name, volume.size_gib << 30);
-        if let Err(error) = made {
-            remove_volumes(hypervisor, &created_volumes);
-            return Err(error.into());
-        }
-        created_volumes.push((volume.pool, volume.name));
-    }
-    let name = match hypervisor.define(&xml) {
-        Ok(name) => name,
-        Err(error) => {
-            remove_volumes(hypervisor, &created_volumes);
-            return Err(error.into());
-        }
+        created => created?,
     };
-    if spec.autostart {
-        hypervisor.set_autostart(&name, true)?;
-    }
     if json {
-        let summary = hypervisor.info(&name)?.summary;
+        let summary = hypervisor.info(&created.name)?.summary;
         return Ok(format!("{}\n", serde_json::to_string_pretty(&summary)?));
     }
-    let kind = if host.kvm_usable { "kvm" } else { "tcg" };
-    Ok(format!("created VM {name} ({kind})\n"))
-}
-
-/// Deletes volumes made for a VM whose creation failed; the original error is what the
-/// user needs to see, so failures here are only reported on stderr.
-fn remove_volumes(hypervisor: &Hypervisor, volumes: &[(String, String)]) {
-    for (pool, name) in volumes {
-        if let Err(error) = hypervisor.delete_volume(pool, name) {
-            eprintln!("mfv: cannot remove volume {name} from pool {pool}: {error}");
-        }
-    }
+    let kind = if created.kvm { "kvm" } else { "tcg" };
+    Ok(format!("created VM {} ({kind})\n", created.name))
 }
 
 fn host_capabilities(accel: Accel) -> HostCapabilities {
@@ -406,27 +376,6 @@ fn virtio_target(index: usize) -> String {
     }
     suffix.reverse();
     format!("vd{}", String::from_utf8_lossy(&suffix))
-}
-
-/// The VMs already defined, as far as name, UUID and MAC clashes go. A domain whose XML
-/// cannot be read back still blocks its name and UUID.
-fn existing_vms(hypervisor: &Hypervisor) -> Result<Vec<ExistingVm>> {
-    let mut existing = Vec::new();
-    for vm in hypervisor.list()? {
-        let imported = hypervisor
-            .domain_xml(&vm.name)
-            .ok()
-            .and_then(|xml| VmSpec::from_domain_xml(&xml).ok());
-        existing.push(match imported {
-            Some(imported) => ExistingVm::from(&imported.spec),
-            None => ExistingVm {
-                name: vm.name.clone(),
-                uuid: vm.uuid.parse().ok(),
-                macs: Vec::new(),
-            },
-        });
-    }
-    Ok(existing)
 }
 
 fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {

@@ -614,3 +614,54 @@ fn a_full_file_system_fails_the_write_and_keeps_the_current_generation() -> Resu
     store.save(&config("fits", 0))?;
     Ok(())
 }
+
+#[test]
+fn a_file_beside_the_configuration_is_written_with_the_volume_writable() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = Arc::new(RecordingVolume::new());
+    let store = recorded_store(dir.path(), &volume);
+    let written = store.write_beside("vms", |path| {
+        fs::create_dir(path)?;
+        fs::write(path.join("index.json"), "{}")?;
+        Ok(path.to_path_buf())
+    })?;
+    assert_eq!(written, dir.path().join("vms"));
+    assert_eq!(fs::read_to_string(dir.path().join("vms/index.json"))?, "{}");
+    assert_eq!(
+        volume.calls(),
+        [VolumeCall::MakeWritable, VolumeCall::MakeReadOnly]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_failed_write_beside_the_configuration_names_the_path_and_restores_read_only() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = Arc::new(RecordingVolume::new());
+    let store = recorded_store(dir.path(), &volume);
+    let error = store
+        .write_beside("vms", |path| {
+            fs::write(path.join("index.json"), "{}")?;
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot write {} beside the configuration",
+            dir.path().join("vms").display()
+        )
+    );
+    assert_eq!(
+        volume.calls(),
+        [VolumeCall::MakeWritable, VolumeCall::MakeReadOnly]
+    );
+    let refused = Arc::new(RecordingVolume::failing(true, false));
+    let store = recorded_store(dir.path(), &refused);
+    let error = store.write_beside("vms", |_| Ok(())).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("cannot write to {}", dir.path().display())
+    );
+    Ok(())
+}

@@ -9,6 +9,9 @@
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
+//! - [`vm`]: creating a VM with its volumes rolled back on failure, and VM definitions
+//!   exported to and restored from the config store.
+//!
 //! The leaf libraries never depend on each other; converting between their types is this
 //! crate's job. Binaries parse input, call into here and print.
 
@@ -17,3 +20,4 @@
 pub mod config;
 pub mod hardware;
 pub mod network;
+pub mod vm;

@@ -119,6 +119,28 @@ impl DirectoryStore {
         &self.dir
     }
 
+    /// Runs `write` on `<dir>/<name>` with the volume writable, then makes it read-only
+    /// again (also when `write` fails): for files the host keeps beside its configuration,
+    /// such as the exported VM definitions. `write` is responsible for writing atomically.
+    pub fn write_beside<T>(
+        &self,
+        name: &str,
+        write: impl FnOnce(&Path) -> Result<T, Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Result<T, StoreError> {
+        let path = self.dir.join(name);
+        with_writable_volume(
+            self.volume.as_ref(),
+            &self.dir,
+            |_: &T| Location::File(path.clone()),
+            || {
+                write(&path).map_err(|source| StoreError::Beside {
+                    path: path.clone(),
+                    source,
+                })
+            },
+        )
+    }
+
     /// The current generation's file.
     pub fn current_path(&self) -> PathBuf {
         self.dir.join(CURRENT_FILE_NAME)

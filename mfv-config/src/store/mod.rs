@@ -374,6 +374,16 @@ pub enum StoreError {
         #[source]
         source: VolumeError,
     },
+    /// Writing a file kept beside the configuration failed (the volume was made read-only
+    /// again).
+    #[error("cannot write {} beside the configuration", path.display())]
+    Beside {
+        /// The file or directory written.
+        path: PathBuf,
+        /// What the writer said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The SQLite database refused to switch to WAL mode.
     #[error("SQLite database {} stays in journal mode {mode}, WAL is required", path.display())]
     NotWal {
@@ -411,7 +421,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Runs `write` between [`VolumeAccess::make_writable`] and [`VolumeAccess::make_read_only`];
 /// the volume is made read-only again also when `write` fails.
-fn with_writable_volume<T>(
+pub(crate) fn with_writable_volume<T>(
     volume: &dyn VolumeAccess,
     store: &std::path::Path,
     location: impl FnOnce(&T) -> Location,
