@@ -87,53 +87,13 @@ pub enum RunEnd {
     Failed,
 }
 
-/// The boot phases, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Mounts,
-    Cmdline,
-    /// Loads the drivers of the devices present and shows the hardware; after `cmdline`,
-    /// which gives it the module options and the blacklist.
-    Coldplug,
-    /// Starts hotplug, then looks for the configuration on the volumes; after `coldplug`,
-    /// which loads the disk drivers, and before the phases that apply the configuration.
-    Config,
-    Hostname,
-    /// Loopback, then the network from `mfv.net=` or the configuration; after `hostname`,
-    /// whose name the DHCP clients send.
-    Network,
-}
-
-const PHASES: [Phase; 6] = [
-    Phase::Mounts,
-    Phase::Cmdline,
-    Phase::Coldplug,
-    Phase::Config,
-    Phase::Hostname,
-    Phase::Network,
-];
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Mounts => "mounts",
-            Phase::Cmdline => "cmdline",
-            Phase::Coldplug => "coldplug",
-            Phase::Config => "config",
-            Phase::Hostname => "hostname",
-            Phase::Network => "network",
-        }
-    }
-
-    /// Whether a failure ends the boot (rescue path) instead of being logged and passed over.
-    fn is_fatal(self) -> bool {
-        match self {
-            Phase::Mounts => true,
-            Phase::Cmdline | Phase::Coldplug | Phase::Config | Phase::Hostname | Phase::Network => {
-                false
-            }
-        }
-    }
+/// One boot phase: the name the console shows, whether a failure ends the boot (the rescue
+/// path) instead of being logged and passed over, and its step. A new phase is one entry in
+/// [`Init::PHASES`] and one method.
+struct Phase<S: System, C: Clock, W: Write> {
+    name: &'static str,
+    fatal: bool,
+    step: fn(&mut Init<S, C, W>, &mut BootOptions) -> anyhow::Result<()>,
 }
 
 /// The console shell's state in the main loop.
@@ -216,26 +176,26 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// The phases in order; returns the boot options, or the error of a fatal phase.
     fn boot_sequence(&mut self) -> anyhow::Result<BootOptions> {
         let mut options = BootOptions::default();
-        for phase in PHASES {
+        for phase in Self::PHASES {
             let phase_start = self.clock.uptime();
-            let result = catch_unwind(AssertUnwindSafe(|| self.run_phase(phase, &mut options)));
+            let result = catch_unwind(AssertUnwindSafe(|| (phase.step)(self, &mut options)));
             let elapsed = self.clock.uptime().saturating_sub(phase_start);
             let (error, fatal) = match result {
                 Ok(Ok(())) => {
                     self.log(format_args!(
                         "phase {}: ok ({} ms)",
-                        phase.name(),
+                        phase.name,
                         millis_1(elapsed)
                     ));
                     continue;
                 }
-                Ok(Err(error)) => (error, phase.is_fatal()),
+                Ok(Err(error)) => (error, phase.fatal),
                 // A panic is a bug: nothing after it can be trusted, so it is always fatal.
                 Err(panic) => (anyhow!("panic: {}", panic_message(&*panic)), true),
             };
-            self.log(format_args!("phase {}: FAILED: {error:#}", phase.name()));
+            self.log(format_args!("phase {}: FAILED: {error:#}", phase.name));
             if fatal {
-                return Err(error.context(format!("phase {} failed", phase.name())));
+                return Err(error.context(format!("phase {} failed", phase.name)));
             }
         }
         let total = self.clock.uptime().saturating_sub(self.started);
@@ -246,65 +206,104 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         Ok(options)
     }
 
-    fn run_phase(&mut self, phase: Phase, options: &mut BootOptions) -> anyhow::Result<()> {
-        match phase {
-            Phase::Mounts => self.mount_early(),
-            Phase::Cmdline => {
-                let path = self.settings.proc_dir.join("cmdline");
-                let cmdline = KernelCmdline::read_from(&path)?;
-                *options = cmdline.boot_options();
-                for warning in &options.warnings {
-                    self.log(format_args!("cmdline: warning: {warning}"));
-                }
-                self.cmdline = cmdline;
-                Ok(())
+    /// The boot phases, in order.
+    const PHASES: [Phase<S, C, W>; 6] = [
+        Phase {
+            name: "mounts",
+            fatal: true,
+            step: Self::mount_early,
+        },
+        Phase {
+            name: "cmdline",
+            fatal: false,
+            step: Self::read_cmdline,
+        },
+        // After `cmdline`, which gives it the module options and the blacklist.
+        Phase {
+            name: "coldplug",
+            fatal: false,
+            step: Self::coldplug,
+        },
+        // After `coldplug`, which loads the disk drivers, and before the phases that apply
+        // the configuration.
+        Phase {
+            name: "config",
+            fatal: false,
+            step: Self::find_config,
+        },
+        Phase {
+            name: "hostname",
+            fatal: false,
+            step: Self::set_hostname,
+        },
+        // After `hostname`, whose name the DHCP clients send.
+        Phase {
+            name: "network",
+            fatal: false,
+            step: Self::configure_network,
+        },
+    ];
+
+    /// Reads the kernel command line into the boot options and logs its warnings.
+    fn read_cmdline(&mut self, options: &mut BootOptions) -> anyhow::Result<()> {
+        let path = self.settings.proc_dir.join("cmdline");
+        let cmdline = KernelCmdline::read_from(&path)?;
+        *options = cmdline.boot_options();
+        for warning in &options.warnings {
+            self.log(format_args!("cmdline: warning: {warning}"));
+        }
+        self.cmdline = cmdline;
+        Ok(())
+    }
+
+    /// Loads the drivers of the devices present and shows the hardware.
+    fn coldplug(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let probe = self.probe_settings()?;
+        if !probe.enabled {
+            self.log(format_args!("coldplug: skipped ({COLDPLUG_KEY}=off)"));
+            return Ok(());
+        }
+        for line in self.system.coldplug(&probe)? {
+            self.log(line);
+        }
+        Ok(())
+    }
+
+    /// Starts hotplug, then looks for the configuration on the volumes.
+    fn find_config(&mut self, options: &mut BootOptions) -> anyhow::Result<()> {
+        // Drivers for devices that appear from now on, so that a USB stick plugged in while
+        // discovery waits (`mfv.config_wait=`) becomes a disk it can read.
+        self.start_hotplug();
+        self.discover_config(options);
+        Ok(())
+    }
+
+    /// The host name from the configuration found, else the default one.
+    fn set_hostname(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let configured = match self.config.as_ref().map(|report| &report.outcome) {
+            Some(Discovery::Found { config, source }) => {
+                Some((config.host.hostname.clone(), source.device.clone()))
             }
-            Phase::Coldplug => {
-                let probe = self.probe_settings()?;
-                if !probe.enabled {
-                    self.log(format_args!("coldplug: skipped ({COLDPLUG_KEY}=off)"));
-                    return Ok(());
-                }
-                for line in self.system.coldplug(&probe)? {
-                    self.log(line);
-                }
-                Ok(())
+            _ => None,
+        };
+        match configured {
+            Some((hostname, device)) => {
+                self.log(format_args!(
+                    "hostname: {hostname} (from the configuration on {})",
+                    device.display()
+                ));
+                self.system.set_hostname(&hostname)
             }
-            Phase::Config => {
-                // Drivers for devices that appear from now on, so that a USB stick plugged in
-                // while discovery waits (`mfv.config_wait=`) becomes a disk it can read.
-                self.start_hotplug();
-                self.discover_config(options);
-                Ok(())
+            None => {
+                let hostname = self.settings.hostname.clone();
+                self.system.set_hostname(&hostname)
             }
-            Phase::Hostname => {
-                let configured = match self.config.as_ref().map(|report| &report.outcome) {
-                    Some(Discovery::Found { config, source }) => {
-                        Some((config.host.hostname.clone(), source.device.clone()))
-                    }
-                    _ => None,
-                };
-                match configured {
-                    Some((hostname, device)) => {
-                        self.log(format_args!(
-                            "hostname: {hostname} (from the configuration on {})",
-                            device.display()
-                        ));
-                        self.system.set_hostname(&hostname)
-                    }
-                    None => {
-                        let hostname = self.settings.hostname.clone();
-                        self.system.set_hostname(&hostname)
-                    }
-                }
-            }
-            Phase::Network => self.configure_network(options),
         }
     }
 
     /// Brings the network up from `mfv.net=` or the configuration found (mfv-host's network),
     /// logging on the console as it goes.
-    fn configure_network(&mut self, options: &BootOptions) -> anyhow::Result<()> {
+    fn configure_network(&mut self, options: &mut BootOptions) -> anyhow::Result<()> {
         let found = match self.config.as_ref().map(|report| &report.outcome) {
             Some(Discovery::Found { config, source }) => {
                 Some((config.as_ref(), source.device.clone()))
@@ -391,7 +390,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// Mounts what mountinfo does not already show; tries every mount, reports all failures.
-    fn mount_early(&mut self) -> anyhow::Result<()> {
+    fn mount_early(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
         let mut present = mounts::mount_points(&self.settings.proc_dir);
         let mut left_alone = Vec::new();
         let mut failures = Vec::new();
