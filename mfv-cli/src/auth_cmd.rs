@@ -15,7 +15,6 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,8 @@ use mfv_auth::{
     SystemClock, UserBackend, UserRecord, Username,
 };
 use mfv_config::schema::{AuthBackend, AuthConfig, default_sqlite_path, load_config_file};
+
+use crate::output::{Output, Status};
 
 /// The auth database when neither `--db` nor `--backend-config` says otherwise. The root file
 /// system is RAM, so this only survives a reboot where /var/lib/mfv is persistent storage (a
@@ -398,42 +399,47 @@ pub struct Io<'a> {
     pub passwords: &'a mut dyn PasswordReader,
 }
 
-/// Runs `command` on a single-threaded runtime with this process's stdout, stderr and
-/// terminal.
-fn with_process_io<F>(command: F) -> anyhow::Result<ExitCode>
+/// Runs `command` on a single-threaded runtime with this process's terminal for passwords;
+/// what it prints becomes the [`Output`].
+fn with_process_io<F>(command: F) -> anyhow::Result<Output>
 where
-    F: FnOnce(&tokio::runtime::Runtime, &mut Io<'_>) -> anyhow::Result<ExitCode>,
+    F: FnOnce(&tokio::runtime::Runtime, &mut Io<'_>) -> anyhow::Result<Status>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut io = Io {
         out: &mut out,
         err: &mut err,
         passwords: &mut TerminalPasswords,
     };
-    command(&runtime, &mut io)
+    let status = command(&runtime, &mut io)?;
+    Ok(Output {
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+        status,
+    })
 }
 
 /// `mfv user ...` on this process's terminal.
-pub fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
+pub fn run_user(args: UserArgs) -> anyhow::Result<Output> {
     with_process_io(|runtime, io| runtime.block_on(user(args, io)))
 }
 
 /// `mfv token ...` on this process's terminal.
-pub fn run_token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+pub fn run_token(args: TokenArgs) -> anyhow::Result<Output> {
     with_process_io(|runtime, io| runtime.block_on(token(args, io)))
 }
 
 /// `mfv auth ...` on this process's terminal.
-pub fn run_auth(args: AuthArgs) -> anyhow::Result<ExitCode> {
+pub fn run_auth(args: AuthArgs) -> anyhow::Result<Output> {
     with_process_io(|runtime, io| runtime.block_on(auth(args, io)))
 }
 
 /// `mfv audit` on this process's terminal.
-pub fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub fn run_audit(args: AuditArgs) -> anyhow::Result<Output> {
     with_process_io(|runtime, io| runtime.block_on(audit(args, io)))
 }
 
@@ -666,7 +672,7 @@ fn new_password(io: &mut Io<'_>, from_stdin: bool) -> anyhow::Result<Password> {
 }
 
 /// `mfv user ...`.
-pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
+pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let options = &args.options;
     match args.command {
         UserCommand::Add {
@@ -744,7 +750,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
             writeln!(io.err, "enabled {user}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// `USER  ROLE  STATE  DISPLAY NAME` table.
@@ -776,7 +782,7 @@ fn users_table(users: &[UserRecord]) -> String {
 }
 
 /// `mfv token ...`.
-pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
+pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let options = &args.options;
     match args.command {
         TokenCommand::Create {
@@ -834,7 +840,7 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode>
             writeln!(io.err, "revoked API token {id}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// `ID  OWNER  NAME  ROLE  EXPIRES  LAST USED` table; ROLE is the effective role.
@@ -853,7 +859,7 @@ fn tokens_table(tokens: &[mfv_auth::ApiTokenInfo]) -> String {
 }
 
 /// `mfv auth test USER`: exit 1 when a step failed.
-pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
+pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     match args.command {
         AuthCommand::Test { user, json } => {
             let auth = args.options.open(Missing::Create).await?;
@@ -870,16 +876,16 @@ pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
                 write!(io.out, "{report}")?;
             }
             Ok(if report.passed() {
-                ExitCode::SUCCESS
+                Status::Success
             } else {
-                ExitCode::FAILURE
+                Status::Failure
             })
         }
     }
 }
 
 /// `mfv audit`: the newest entries, newest first.
-pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode> {
+pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let auth = args.options.open(Missing::Refuse).await?;
     let entries = auth.audit_log(args.limit, None).await?;
     if args.json {
@@ -889,7 +895,7 @@ pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<ExitCode>
             writeln!(io.out, "{entry}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[cfg(test)]

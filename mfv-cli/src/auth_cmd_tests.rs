@@ -27,7 +27,7 @@ impl PasswordReader for QueuedPasswords {
 /// What one command did.
 #[derive(Debug)]
 struct Outcome {
-    result: anyhow::Result<ExitCode>,
+    result: anyhow::Result<Status>,
     out: String,
     err: String,
 }
@@ -36,7 +36,7 @@ impl Outcome {
     /// Stdout of a command that must have succeeded.
     fn ok(self) -> String {
         match self.result {
-            Ok(code) => assert_eq!(code, ExitCode::SUCCESS, "{}{}", self.out, self.err),
+            Ok(code) => assert_eq!(code, Status::Success, "{}{}", self.out, self.err),
             Err(error) => panic!("command failed: {error:#}"),
         }
         self.out
@@ -303,7 +303,7 @@ async fn auth_test_passes_for_a_user_and_fails_with_exit_1_otherwise() {
     );
 
     let failed = host.run(&["auth", "test", "ghost", "--json"]).await;
-    assert_eq!(failed.result.unwrap(), ExitCode::FAILURE);
+    assert_eq!(failed.result.unwrap(), Status::Failure);
     let report: serde_json::Value = serde_json::from_str(&failed.out).unwrap();
     assert_eq!(report["backend"], "sqlite");
     assert_eq!(report["user"], "ghost");
@@ -322,7 +322,7 @@ async fn auth_test_passes_for_a_user_and_fails_with_exit_1_otherwise() {
         "{}",
         disabled.out
     );
-    assert_eq!(disabled.result.unwrap(), ExitCode::FAILURE);
+    assert_eq!(disabled.result.unwrap(), Status::Failure);
 }
 
 #[tokio::test]
@@ -527,7 +527,7 @@ async fn the_ldap_backend_is_read_only_and_an_unreachable_server_fails_the_test(
         "{}",
         failed.out
     );
-    assert_eq!(failed.result.unwrap(), ExitCode::FAILURE);
+    assert_eq!(failed.result.unwrap(), Status::Failure);
     let error = host
         .run(&[&["user", "list"], &ldap[..]].concat())
         .await

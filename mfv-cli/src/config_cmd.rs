@@ -21,6 +21,8 @@ use mfv_config::mount::SysMounter;
 use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file};
 use mfv_config::store::{ConfigStore, DirectoryStore};
 use mfv_host::config::{self, ConfigKeyError, SetOutcome, StoreVolume};
+
+use crate::output::Output;
 use toml::Value;
 
 /// `mfv config ...`.
@@ -124,48 +126,12 @@ impl DiscoveryArgs {
     }
 }
 
-/// What a command printed and whether it succeeded (exit status 0 or 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    /// For standard output.
-    pub stdout: String,
-    /// For standard error.
-    pub stderr: String,
-    /// False: exit status 1.
-    pub success: bool,
-}
-
-impl Output {
-    fn ok(stdout: String) -> Output {
-        Output {
-            stdout,
-            stderr: String::new(),
-            success: true,
-        }
-    }
-
-    fn failed(stderr: String) -> Output {
-        Output {
-            stdout: String::new(),
-            stderr,
-            success: false,
-        }
-    }
-}
-
 /// Runs one `mfv config` command. `Err` is a failure to report as `mfv: ERROR` (exit 1).
 pub fn run(command: ConfigCommand) -> anyhow::Result<Output> {
     match command {
         ConfigCommand::Discover { json, discovery } => {
             let report = discovery.discover()?;
-            if json {
-                let mut text =
-                    serde_json::to_string_pretty(&report).context("the report as JSON")?;
-                text.push('\n');
-                Ok(Output::ok(text))
-            } else {
-                Ok(Output::ok(format!("{report}\n")))
-            }
+            Output::data(&report, json, |report| format!("{report}\n"))
         }
         ConfigCommand::Show {
             file,
@@ -208,11 +174,7 @@ fn show(
     if store.is_some() {
         return with_store(store, discovery, |store| {
             let (config, warnings) = load_store(store)?;
-            Ok(Output {
-                stdout: config.to_toml(),
-                stderr: warnings,
-                success: true,
-            })
+            Ok(Output::ok(config.to_toml()).with_warnings(warnings))
         });
     }
     let report = discovery.discover()?;
@@ -304,11 +266,7 @@ fn get(store: &DirectoryStore, key: &str) -> anyhow::Result<Output> {
         Value::Table(table) => toml::to_string(&table).context("the value as TOML")?,
         other => format!("{other}\n"),
     };
-    Ok(Output {
-        stdout,
-        stderr: warnings,
-        success: true,
-    })
+    Ok(Output::ok(stdout).with_warnings(warnings))
 }
 
 fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output> {
@@ -318,14 +276,11 @@ fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output>
             key,
             value,
             generation,
-        } => Ok(Output {
-            stdout: format!(
-                "{key} = {}\nsaved as generation {generation}\n",
-                value.map_or_else(|| "(unset)".to_owned(), |value| value.to_string())
-            ),
-            stderr: warnings,
-            success: true,
-        }),
+        } => Ok(Output::ok(format!(
+            "{key} = {}\nsaved as generation {generation}\n",
+            value.map_or_else(|| "(unset)".to_owned(), |value| value.to_string())
+        ))
+        .with_warnings(warnings)),
         SetOutcome::Refused { key, errors } => {
             let mut stderr = warnings;
             let _ = writeln!(
@@ -337,11 +292,7 @@ fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output>
                 // Positions would point into generated text: only the field and the message.
                 let _ = writeln!(stderr, "  {}: {}", error.path, error.message);
             }
-            Ok(Output {
-                stdout: String::new(),
-                stderr,
-                success: false,
-            })
+            Ok(Output::failed(stderr))
         }
     }
 }
@@ -364,6 +315,8 @@ fn save(store: &DirectoryStore, file: &Path) -> anyhow::Result<Output> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    use crate::output::Status;
     use mfv_config::schema::parse_config;
     use tempfile::TempDir;
 
@@ -424,7 +377,7 @@ mod tests {
 
         fn ok(&self, args: &[&str]) -> String {
             let output = self.run(args).unwrap();
-            assert!(output.success, "{output:?}");
+            assert_eq!(output.status, Status::Success, "{output:?}");
             output.stdout
         }
 
@@ -453,7 +406,7 @@ mod tests {
         let fixture = Fixture::new();
         let file = fixture.path("invalid.toml");
         let output = fixture.run(&["validate", &file]).unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert!(output.stdout.is_empty());
         let lines: Vec<&str> = output.stderr.lines().collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
@@ -472,7 +425,7 @@ mod tests {
         let fixture = Fixture::new();
         let file = fixture.path("absent.toml");
         let output = fixture.run(&["validate", &file]).unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert_eq!(
             output.stderr,
             format!("mfv: cannot read {file}: No such file or directory (os error 2)\n")
@@ -506,12 +459,12 @@ mod tests {
         let fixture = Fixture::new();
         let (store, file) = (fixture.path("store"), fixture.path("invalid.toml"));
         let output = fixture.run(&["save", "--store", &store, &file]).unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert_eq!(output.stderr.lines().count(), 2, "{}", output.stderr);
         assert!(output.stderr.starts_with(&format!("{file}:3:12: ")));
         assert_eq!(std::fs::read_dir(&store).unwrap().count(), 0);
         let output = fixture.run(&["show", "--file", &file]).unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert_eq!(output.stderr.lines().count(), 2, "{}", output.stderr);
     }
 
@@ -599,7 +552,7 @@ mod tests {
         let output = fixture
             .run(&["set", "--store", &store, "host.hostname", "-bad-"])
             .unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         let lines: Vec<&str> = output.stderr.lines().collect();
         assert_eq!(
             lines[0],
@@ -615,7 +568,7 @@ mod tests {
                 "one,two,192.0.2.1,192.0.2.2",
             ])
             .unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         let lines: Vec<&str> = output.stderr.lines().collect();
         assert!(lines.len() >= 3, "{lines:?}");
         assert!(
@@ -638,7 +591,7 @@ mod tests {
         let output = fixture
             .run(&["set", "--store", &store, "host.hostnme", "x"])
             .unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert!(
             output
                 .stderr
@@ -726,7 +679,7 @@ mod tests {
             "{error}"
         );
         let output = fixture.run(&["show"]).unwrap();
-        assert!(!output.success);
+        assert_eq!(output.status, Status::Failure);
         assert!(output.stderr.starts_with("mfv: no configuration found:\n"));
         std::fs::remove_file(fixture.path("cmdline")).unwrap();
         let error = fixture.error(&["discover"]);

@@ -1,11 +1,13 @@
 //! `mfv`: the Minifed-Virt command on the host shell.
 //!
-//! A thin binary: it parses arguments with clap, calls the library crates and prints their
-//! results. Exit codes: 0 success, 1 the operation failed, 2 wrong usage (clap's own).
+//! A thin binary: it parses arguments with clap, calls mfv-host and the library crates, and
+//! writes each command family's [`Output`] in one place. Exit codes: 0 success, 1 the
+//! operation failed, 2 wrong usage (clap's own).
 
 mod auth_cmd;
 mod config_cmd;
 mod net_cmd;
+mod output;
 mod vm_cmd;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_host::hardware::{Drivers, ProbeSettings, modules_dir};
 use mfv_probe::{ColdplugOptions, SystemRoots};
+use output::Output;
 
 #[derive(Debug, Parser)]
 #[command(name = "mfv", version, about = "Manage a Minifed-Virt host")]
@@ -76,16 +79,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("mfv: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let output = run(cli).unwrap_or_else(|error| Output::failed(format!("mfv: {error:#}\n")));
+    output.write(&mut std::io::stdout(), &mut std::io::stderr())
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<Output> {
     match cli.command {
         Command::User(args) => auth_cmd::run_user(args),
         Command::Token(args) => auth_cmd::run_token(args),
@@ -93,21 +91,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => auth_cmd::run_audit(args),
         Command::Net(args) => net_cmd::run(args),
         Command::Vm(args) => vm_cmd::run(args),
-        Command::Config { command } => {
-            let output = config_cmd::run(command)?;
-            print!("{}", output.stdout);
-            eprint!("{}", output.stderr);
-            Ok(if output.success {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Config { command } => config_cmd::run(command),
         Command::Cmdline { file } => {
             let cmdline = KernelCmdline::read_from(&file)
                 .with_context(|| format!("mfv cmdline --file {}", file.display()))?;
-            print!("{}", render_boot_options(&cmdline.boot_options()));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_boot_options(&cmdline.boot_options())))
         }
         Command::Probe {
             json,
@@ -118,32 +106,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             modules,
         } => {
             let roots = SystemRoots { sysfs, proc, dev };
-            let output = if load {
-                coldplug(&roots, modules.as_deref(), json)?
+            if load {
+                coldplug(&roots, modules.as_deref(), json)
             } else {
-                inventory(&roots, json)?
-            };
-            print!("{output}");
-            Ok(ExitCode::SUCCESS)
+                inventory(&roots, json)
+            }
         }
     }
 }
 
 /// The inventory as the table, or as JSON.
-fn inventory(roots: &SystemRoots, json: bool) -> anyhow::Result<String> {
-    let inventory = mfv_probe::inventory_at(roots);
-    if json {
-        let mut text = serde_json::to_string_pretty(&inventory).context("inventory as JSON")?;
-        text.push('\n');
-        Ok(text)
-    } else {
-        Ok(inventory.render_table())
-    }
+fn inventory(roots: &SystemRoots, json: bool) -> anyhow::Result<Output> {
+    Output::data(&mfv_probe::inventory_at(roots), json, |inventory| {
+        inventory.render_table()
+    })
 }
 
 /// Runs coldplug like mfv-init does (modules of the running kernel, options and blacklist
 /// from the kernel command line as modprobe reads them) and returns its report.
-fn coldplug(roots: &SystemRoots, modules: Option<&Path>, json: bool) -> anyhow::Result<String> {
+fn coldplug(roots: &SystemRoots, modules: Option<&Path>, json: bool) -> anyhow::Result<Output> {
     let modules_dir = match modules {
         Some(dir) => dir.to_path_buf(),
         None => modules_dir(&roots.proc, Path::new("/lib/modules"))?,
@@ -156,13 +137,7 @@ fn coldplug(roots: &SystemRoots, modules: Option<&Path>, json: bool) -> anyhow::
         &mut drivers.loader(),
         &ColdplugOptions::default(),
     )?;
-    if json {
-        let mut text = serde_json::to_string_pretty(&report).context("report as JSON")?;
-        text.push('\n');
-        Ok(text)
-    } else {
-        Ok(report.to_string())
-    }
+    Output::data(&report, json, ToString::to_string)
 }
 
 /// One `key  value` line per boot option (`-` when unset), then the warnings.
@@ -225,23 +200,7 @@ mod tests {
 
     fn probe(args: &[&str]) -> anyhow::Result<String> {
         let cli = Cli::try_parse_from([&["mfv", "probe"], args].concat())?;
-        let Command::Probe {
-            json,
-            load,
-            sysfs,
-            proc,
-            dev,
-            modules,
-        } = cli.command
-        else {
-            panic!("not the probe command");
-        };
-        let roots = SystemRoots { sysfs, proc, dev };
-        if load {
-            coldplug(&roots, modules.as_deref(), json)
-        } else {
-            inventory(&roots, json)
-        }
+        Ok(run(cli)?.stdout)
     }
 
     /// What `blkid -p` says about `/dev/<name>`: (TYPE, LABEL).

@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -23,6 +22,8 @@ use mfv_host::network::change::{
 use mfv_host::network::obtain_lease;
 use mfv_net::dhcp::Lease;
 use mfv_net::{ApplyReport, IpCidr, Netlink, ProvisionalOutcome};
+
+use crate::output::Output;
 
 /// Where the resolver settings go unless `--resolv-conf` says otherwise.
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -110,7 +111,7 @@ enum NetCommand {
 }
 
 /// Runs `mfv net ...` on a tokio runtime of its own.
-pub fn run(args: NetArgs) -> Result<ExitCode> {
+pub fn run(args: NetArgs) -> Result<Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,20 +119,12 @@ pub fn run(args: NetArgs) -> Result<ExitCode> {
     runtime.block_on(execute(args.command))
 }
 
-async fn execute(command: NetCommand) -> Result<ExitCode> {
+async fn execute(command: NetCommand) -> Result<Output> {
     let netlink = Netlink::connect()?;
     match command {
         NetCommand::Show { json } => {
             let view = read_view(&netlink).await?;
-            print!(
-                "{}",
-                if json {
-                    render_json(&view)?
-                } else {
-                    render_table(&view)
-                }
-            );
-            Ok(ExitCode::SUCCESS)
+            Output::data(&view, json, render_table)
         }
         NetCommand::Dhcp {
             interface,
@@ -140,8 +133,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
         } => {
             let timeout = Duration::from_secs(timeout.into());
             let lease = obtain_lease(&netlink, &interface, timeout, resolv_conf).await?;
-            print!("{}", render_lease(&interface, &lease));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_lease(&interface, &lease)))
         }
         NetCommand::Static {
             interface,
@@ -151,8 +143,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             resolv_conf,
         } => {
             let report = set_static(&netlink, &interface, address, gw, &dns, resolv_conf).await?;
-            print!("{}", render_changes(&report));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_changes(&report)))
         }
         NetCommand::Bridge {
             bridge,
@@ -160,8 +151,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             confirm_within: None,
         } => {
             let report = make_bridge(&netlink, &port, &bridge).await?;
-            print!("{}", render_changes(&report));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_changes(&report)))
         }
         NetCommand::Bridge {
             bridge,
@@ -179,11 +169,10 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
                 provisional.outcome().await
             };
             let (text, success) = render_outcome(&outcome, seconds);
-            println!("{text}");
             Ok(if success {
-                ExitCode::SUCCESS
+                Output::ok(format!("{text}\n"))
             } else {
-                ExitCode::FAILURE
+                Output::failed(format!("mfv: {text}\n"))
             })
         }
         NetCommand::Bond {
@@ -192,8 +181,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             primary,
         } => {
             let report = make_bond(&netlink, &bond, &ports, primary.as_deref()).await?;
-            print!("{}", render_changes(&report));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_changes(&report)))
         }
         NetCommand::Vlan {
             interface,
@@ -201,8 +189,7 @@ async fn execute(command: NetCommand) -> Result<ExitCode> {
             name,
         } => {
             let report = make_vlan(&netlink, &interface, id, name.as_deref()).await?;
-            print!("{}", render_changes(&report));
-            Ok(ExitCode::SUCCESS)
+            Ok(Output::ok(render_changes(&report)))
         }
     }
 }
@@ -320,13 +307,6 @@ fn render_table(network: &NetworkView) -> String {
         let _ = writeln!(text, "{route}");
     }
     text
-}
-
-/// `{"interfaces": [LINK + "addresses"], "routes": [ROUTE]}`, pretty-printed.
-fn render_json(network: &NetworkView) -> Result<String> {
-    let mut text = serde_json::to_string_pretty(network).context("network as JSON")?;
-    text.push('\n');
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -570,8 +550,12 @@ mod tests {
 
     #[test]
     fn the_json_has_interfaces_with_addresses_and_routes() {
-        let json: serde_json::Value =
-            serde_json::from_str(&render_json(&sample_network()).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &Output::data(&sample_network(), true, render_table)
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         let interfaces = json["interfaces"].as_array().unwrap();
         assert_eq!(interfaces.len(), 4);
         assert_eq!(interfaces[0]["name"], "lo");

@@ -1,6 +1,7 @@
 //! `mfv vm ...`: list, show, create, start, stop, delete VMs, their consoles and snapshots.
 //!
-//! Every subcommand talks to libvirt at `--uri` (default `qemu:///system`) through
+//! Every subcommand talks to libvirt at `--uri` (else `LIBVIRT_DEFAULT_URI`, as virsh does,
+//! else `qemu:///system`) through
 //! [`mfv_vm::Hypervisor`]; `--json` prints data as JSON instead of text. `create` checks
 //! the spec against the VMs already defined and prints every problem at once. The domain
 //! type follows `--accel`: `auto` (the default) uses KVM when `/dev/kvm` opens for reading
@@ -9,7 +10,6 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -18,11 +18,18 @@ use mfv_host::vm::{self, VmWorkflowError};
 use mfv_vm::{HostCapabilities, Hypervisor, ShutdownOutcome, VmSpec, VmState, VolumePolicy};
 use serde_json::json;
 
+use crate::output::Output;
+
 /// `mfv vm`.
 #[derive(Debug, Args)]
 pub struct VmArgs {
-    /// The libvirt connection URI.
-    #[arg(long, global = true, default_value = "qemu:///system")]
+    /// The libvirt connection URI (as virsh, `LIBVIRT_DEFAULT_URI` when set).
+    #[arg(
+        long,
+        global = true,
+        env = "LIBVIRT_DEFAULT_URI",
+        default_value = "qemu:///system"
+    )]
     uri: String,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -177,45 +184,44 @@ pub enum SnapshotCommand {
     },
 }
 
-/// Runs `mfv vm ...`: connects to `--uri` and prints what the subcommand returns.
-pub fn run(args: VmArgs) -> Result<ExitCode> {
+/// Runs `mfv vm ...`: connects to `--uri` and returns what the subcommand prints (the serial
+/// console streams as it runs).
+pub fn run(args: VmArgs) -> Result<Output> {
     let hypervisor = Hypervisor::connect(&args.uri)?;
     if let VmCommand::Console { name, vnc: false } = &args.command {
         stream_serial_console(&hypervisor, name)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Output::ok(""));
     }
-    let output = execute(&hypervisor, args.command, args.json)?;
-    print!("{output}");
-    Ok(ExitCode::SUCCESS)
+    execute(&hypervisor, args.command, args.json)
 }
 
 /// Runs one subcommand (except the serial console stream) and returns what it prints.
-pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Result<String> {
+pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Result<Output> {
     match command {
         VmCommand::List => list(hypervisor, json),
         VmCommand::Show { name } => show(hypervisor, &name, json),
         VmCommand::Create(args) => create(hypervisor, args, json),
         VmCommand::Start { name } => {
             hypervisor.start(&name)?;
-            Ok(format!("started VM {name}\n"))
+            Ok(Output::ok(format!("started VM {name}\n")))
         }
         VmCommand::Shutdown { name, timeout } => {
             let outcome = hypervisor.shutdown(&name, Duration::from_secs(timeout))?;
-            Ok(match outcome {
+            Ok(Output::ok(match outcome {
                 ShutdownOutcome::Graceful => format!("VM {name} shut down\n"),
                 ShutdownOutcome::ForcedOff => {
                     format!("VM {name} forced off: no shutdown within {timeout} s\n")
                 }
                 ShutdownOutcome::AlreadyOff => format!("VM {name} was not running\n"),
-            })
+            }))
         }
         VmCommand::Kill { name } => {
             hypervisor.force_off(&name)?;
-            Ok(format!("VM {name} forced off\n"))
+            Ok(Output::ok(format!("VM {name} forced off\n")))
         }
         VmCommand::Reboot { name } => {
             hypervisor.reboot(&name)?;
-            Ok(format!("VM {name} asked to reboot\n"))
+            Ok(Output::ok(format!("VM {name} asked to reboot\n")))
         }
         VmCommand::Delete { name, with_disks } => {
             let policy = if with_disks {
@@ -224,62 +230,58 @@ pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Resul
                 VolumePolicy::Keep
             };
             hypervisor.undefine(&name, policy)?;
-            Ok(if with_disks {
+            Ok(Output::ok(if with_disks {
                 format!("deleted VM {name} and its disk volumes\n")
             } else {
                 format!("deleted VM {name} (disks kept)\n")
-            })
+            }))
         }
         VmCommand::Console { name, .. } => vnc(hypervisor, &name, json),
         VmCommand::Snapshot { command } => snapshot(hypervisor, command, json),
     }
 }
 
-fn list(hypervisor: &Hypervisor, json: bool) -> Result<String> {
-    let vms = hypervisor.list()?;
-    if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&vms)?));
-    }
-    let mut out = format!("{:<32} {:<12} {}\n", "NAME", "STATE", "AUTOSTART");
-    for vm in &vms {
-        let autostart = if vm.autostart { "yes" } else { "no" };
-        writeln!(out, "{:<32} {:<12} {autostart}", vm.name, vm.state.as_str())?;
-    }
-    Ok(out)
+fn list(hypervisor: &Hypervisor, json: bool) -> Result<Output> {
+    Output::data(&hypervisor.list()?, json, |vms| {
+        let mut out = format!("{:<32} {:<12} {}\n", "NAME", "STATE", "AUTOSTART");
+        for vm in vms {
+            let autostart = if vm.autostart { "yes" } else { "no" };
+            let _ = writeln!(out, "{:<32} {:<12} {autostart}", vm.name, vm.state.as_str());
+        }
+        out
+    })
 }
 
-fn show(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {
-    let info = hypervisor.info(name)?;
-    if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&info)?));
-    }
-    let summary = &info.summary;
-    let mut out = String::new();
-    writeln!(out, "name:       {}", summary.name)?;
-    writeln!(out, "uuid:       {}", summary.uuid)?;
-    writeln!(out, "state:      {}", summary.state)?;
-    writeln!(out, "autostart:  {}", summary.autostart)?;
-    writeln!(out, "vcpus:      {}", info.vcpus)?;
-    writeln!(out, "memory:     {} MiB", info.max_memory_kib / 1024)?;
-    writeln!(out, "cpu time:   {} ms", info.cpu_time_ns / 1_000_000)?;
-    for disk in &info.disks {
-        writeln!(
-            out,
-            "disk {}:   read {} B, written {} B",
-            disk.target, disk.read_bytes, disk.write_bytes
-        )?;
-    }
-    for nic in &info.nics {
-        writeln!(
-            out,
-            "nic {}:    received {} B, sent {} B",
-            nic.target, nic.rx_bytes, nic.tx_bytes
-        )?;
-    }
-    Ok(out)
+fn show(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<Output> {
+    Output::data(&hypervisor.info(name)?, json, |info| {
+        let summary = &info.summary;
+        let mut out = String::new();
+        let _ = writeln!(out, "name:       {}", summary.name);
+        let _ = writeln!(out, "uuid:       {}", summary.uuid);
+        let _ = writeln!(out, "state:      {}", summary.state);
+        let _ = writeln!(out, "autostart:  {}", summary.autostart);
+        let _ = writeln!(out, "vcpus:      {}", info.vcpus);
+        let _ = writeln!(out, "memory:     {} MiB", info.max_memory_kib / 1024);
+        let _ = writeln!(out, "cpu time:   {} ms", info.cpu_time_ns / 1_000_000);
+        for disk in &info.disks {
+            let _ = writeln!(
+                out,
+                "disk {}:   read {} B, written {} B",
+                disk.target, disk.read_bytes, disk.write_bytes
+            );
+        }
+        for nic in &info.nics {
+            let _ = writeln!(
+                out,
+                "nic {}:    received {} B, sent {} B",
+                nic.target, nic.rx_bytes, nic.tx_bytes
+            );
+        }
+        out
+    })
 }
 
-fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<String> {
+fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<Output> {
     let host = host_capabilities(args.accel);
     let spec = match &args.spec {
         Some(path) => {
@@ -302,10 +304,13 @@ fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<Strin
     };
     if json {
         let summary = hypervisor.info(&created.name)?.summary;
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&summary)?));
+        return Output::data(&summary, json, |_| String::new());
     }
     let kind = if created.kvm { "kvm" } else { "tcg" };
-    Ok(format!("created VM {} ({kind})\n", created.name))
+    Ok(Output::ok(format!(
+        "created VM {} ({kind})\n",
+        created.name
+    )))
 }
 
 fn host_capabilities(accel: Accel) -> HostCapabilities {
@@ -378,15 +383,18 @@ fn virtio_target(index: usize) -> String {
     format!("vd{}", String::from_utf8_lossy(&suffix))
 }
 
-fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<String> {
+fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<Output> {
     let endpoint = hypervisor.vnc_endpoint(name)?;
     if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&endpoint)?));
+        return Output::data(&endpoint, json, |_| String::new());
     }
-    Ok(match endpoint {
-        Some(endpoint) => format!("vnc://{}:{}\n", endpoint.host, endpoint.port),
+    match endpoint {
+        Some(endpoint) => Ok(Output::ok(format!(
+            "vnc://{}:{}\n",
+            endpoint.host, endpoint.port
+        ))),
         None => bail!("VM {name} has no VNC display (or it is not running)"),
-    })
+    }
 }
 
 /// How long a console whose stream ended waits for libvirt to report the VM stopped: the
@@ -422,7 +430,7 @@ fn stream_serial_console(hypervisor: &Hypervisor, name: &str) -> Result<()> {
     }
 }
 
-fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Result<String> {
+fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Result<Output> {
     match command {
         SnapshotCommand::Create {
             name,
@@ -430,37 +438,38 @@ fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Re
             description,
         } => {
             let info = hypervisor.create_snapshot(&name, &snapshot, &description)?;
-            if json {
-                return Ok(format!("{}\n", serde_json::to_string_pretty(&info)?));
-            }
-            Ok(format!("created snapshot {snapshot} of VM {name}\n"))
+            Output::data(&info, json, |_| {
+                format!("created snapshot {snapshot} of VM {name}\n")
+            })
         }
         SnapshotCommand::List { name } => {
-            let snapshots = hypervisor.list_snapshots(&name)?;
-            if json {
-                return Ok(format!("{}\n", serde_json::to_string_pretty(&snapshots)?));
-            }
-            let mut out = format!(
-                "{:<24} {:<12} {:<8} {}\n",
-                "NAME", "VM STATE", "CURRENT", "DESCRIPTION"
-            );
-            for snapshot in &snapshots {
-                let current = if snapshot.current { "*" } else { "" };
-                writeln!(
-                    out,
-                    "{:<24} {:<12} {current:<8} {}",
-                    snapshot.name, snapshot.vm_state, snapshot.description
-                )?;
-            }
-            Ok(out)
+            Output::data(&hypervisor.list_snapshots(&name)?, json, |snapshots| {
+                let mut out = format!(
+                    "{:<24} {:<12} {:<8} {}\n",
+                    "NAME", "VM STATE", "CURRENT", "DESCRIPTION"
+                );
+                for snapshot in snapshots {
+                    let current = if snapshot.current { "*" } else { "" };
+                    let _ = writeln!(
+                        out,
+                        "{:<24} {:<12} {current:<8} {}",
+                        snapshot.name, snapshot.vm_state, snapshot.description
+                    );
+                }
+                out
+            })
         }
         SnapshotCommand::Revert { name, snapshot } => {
             hypervisor.revert_snapshot(&name, &snapshot)?;
-            Ok(format!("VM {name} reverted to snapshot {snapshot}\n"))
+            Ok(Output::ok(format!(
+                "VM {name} reverted to snapshot {snapshot}\n"
+            )))
         }
         SnapshotCommand::Delete { name, snapshot } => {
             hypervisor.delete_snapshot(&name, &snapshot)?;
-            Ok(format!("deleted snapshot {snapshot} of VM {name}\n"))
+            Ok(Output::ok(format!(
+                "deleted snapshot {snapshot} of VM {name}\n"
+            )))
         }
     }
 }

@@ -25,7 +25,7 @@ fn mfv_vm(hypervisor: &Hypervisor, args: &[&str]) -> Result<String> {
         panic!("not a vm command");
     };
     assert_eq!(vm_args.uri, hypervisor.uri());
-    execute(hypervisor, vm_args.command, vm_args.json)
+    Ok(execute(hypervisor, vm_args.command, vm_args.json)?.stdout)
 }
 
 fn create_small(hv: &Hypervisor, name: &str) {

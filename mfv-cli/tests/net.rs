@@ -433,11 +433,12 @@ fn an_unconfirmed_bridge_rolls_back_and_a_confirmed_one_stays() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(
-        text.ends_with(
-            "press Enter within 1 s to keep this; otherwise it is rolled back\n\
-             not confirmed within 1 s: the previous state was restored\n"
-        ),
+        text.ends_with("press Enter within 1 s to keep this; otherwise it is rolled back\n"),
         "{text}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "mfv: not confirmed within 1 s: the previous state was restored\n"
     );
     assert_eq!(namespace.ipv4_of("veth0"), "192.0.2.10/24");
     assert_eq!(namespace.default_route(), "default via 192.0.2.1 dev veth0");
