@@ -13,7 +13,7 @@ use mfv_config::store::{
     RemountVolume, SqliteStore, StoreError, VolumeCall,
 };
 use rusqlite::Connection;
-use store_support::{Mounted, config, is_read_only, snapshot};
+use store_support::{Mounted, config, file_names, is_read_only, snapshot};
 
 fn database(dir: &Path) -> PathBuf {
     dir.join("config.db")
@@ -330,5 +330,96 @@ fn a_full_file_system_fails_the_save_and_keeps_the_stored_generations() -> Resul
     assert_eq!(loaded.text, config("small", 0));
     assert_eq!(loaded.origin, Origin::Current);
     store.save(&config("fits", 0))?;
+    Ok(())
+}
+
+/// A failed save gives back the space its WAL took before it returns, also while another
+/// process still holds the WAL open: a child forked by another thread of the host shares the
+/// store's open files until it execs, so deleting the WAL when the connection closes does not
+/// free its blocks in time for the next read or save.
+#[test]
+fn a_failed_save_gives_its_space_back_while_its_wal_is_held_open() -> Result<()> {
+    let volume_dir = Mounted::tmpfs(160 * 1024)?;
+    let path = database(volume_dir.path());
+    let store = SqliteStore::new(&path, PlainDirectory);
+    store.save(&config("small", 0))?;
+    assert_eq!(file_names(volume_dir.path())?, ["config.db"]);
+
+    // Held open, as by a child forked at the wrong moment: the WAL and the WAL index the next
+    // save writes to (SQLite opens the files it finds).
+    let held_wal = fs::File::create(volume_dir.path().join("config.db-wal"))?;
+    let _held_index = fs::File::create(volume_dir.path().join("config.db-shm"))?;
+    let error = store.save(&config("large", 400 * 1024)).unwrap_err();
+    let StoreError::Sqlite { path: at, source } = &error else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(*at, path);
+    assert_eq!(
+        source.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DiskFull),
+        "{source}"
+    );
+
+    let loaded = store.load()?.expect("small");
+    assert_eq!(loaded.text, config("small", 0));
+    assert_eq!(loaded.origin, Origin::Current);
+    let saved = store.save(&config("fits", 0))?;
+    assert_eq!(saved.generation, 2);
+    assert_eq!(store.load()?.expect("fits").text, config("fits", 0));
+    assert_eq!(
+        held_wal.metadata()?.len(),
+        0,
+        "the failed save truncated its WAL"
+    );
+    Ok(())
+}
+
+/// Fills the file system holding `dir` with a file of its own, which it returns.
+fn fill(dir: &Path) -> Result<PathBuf> {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = fs::File::create(&filler)?;
+    let block = [0u8; 4096];
+    loop {
+        match file.write_all(&block) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::StorageFull => return Ok(filler),
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+#[test]
+fn the_next_save_succeeds_once_there_is_room_again() -> Result<()> {
+    let volume_dir = Mounted::tmpfs(160 * 1024)?;
+    let path = database(volume_dir.path());
+    let store = SqliteStore::new(&path, PlainDirectory);
+    store.save(&config("small", 0))?;
+    let stored = fs::read(&path)?;
+
+    let filler = fill(volume_dir.path())?;
+    let error = store.save(&config("blocked", 0)).unwrap_err();
+    let StoreError::Sqlite { path: at, source } = &error else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(*at, path);
+    // With no block free SQLite cannot even grow its WAL index: SQLITE_IOERR_SHMSIZE.
+    let no_room = match source {
+        rusqlite::Error::SqliteFailure(failure, _) => {
+            failure.code == rusqlite::ErrorCode::DiskFull
+                || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+        }
+        _ => false,
+    };
+    assert!(no_room, "{source:?}");
+    assert_eq!(fs::read(&path)?, stored, "the database file is untouched");
+
+    fs::remove_file(&filler)?;
+    let loaded = store.load()?.expect("small");
+    assert_eq!(loaded.text, config("small", 0));
+    assert_eq!(loaded.origin, Origin::Current);
+    let saved = store.save(&config("after", 0))?;
+    assert_eq!(saved.generation, 2);
+    assert_eq!(store.load()?.expect("after").text, config("after", 0));
     Ok(())
 }

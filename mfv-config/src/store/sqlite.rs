@@ -17,9 +17,19 @@
 //! operation, so the volume can be made read-only again and the database file holds every
 //! committed generation (the last connection to close checkpoints the WAL into it).
 //!
+//! Before it closes, a save checkpoints the WAL and truncates it to zero bytes, whether it
+//! committed or failed. Deleting the WAL at close is not enough to give its space back: a child
+//! forked by another thread of the host at that moment holds the file open, and keeps its
+//! blocks, until it execs. A save that failed on a full volume (`SQLITE_FULL`) would otherwise
+//! leave the volume full, and the next read or save would find no room for SQLite's 32 KiB WAL
+//! index (`SQLITE_IOERR_SHMSIZE`). Truncated, the file keeps no blocks whoever holds it open,
+//! and the next save succeeds as soon as there is room.
+//!
 //! Reading opens the database read-only. On a read-only file system the database is opened as
 //! immutable (SQLite cannot create its WAL index there); a WAL left by a writer that crashed is
-//! then ignored and the generation before it is read, until the next save recovers it.
+//! then ignored and the generation before it is read, until the next save recovers it. On a
+//! writable volume with no free block, reading fails like saving: SQLite cannot create the WAL
+//! index there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,8 +209,26 @@ impl SqliteStore {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(&error)?;
-        connection.execute_batch(CREATE_TABLE).map_err(&error)?;
+        let inserted = self.insert_generation(&mut connection, text);
+        truncate_wal(&connection);
+        let (id, sha256) = inserted?;
+        connection.close().map_err(|(_, source)| error(source))?;
+        Ok(SavedGeneration {
+            generation: generation_number(id),
+            sha256,
+            location: self.location(id),
+        })
+    }
 
+    /// Inserts `text` as a new generation and prunes old ones, in one transaction: returns the
+    /// row id and the SHA-256 of the text.
+    fn insert_generation(
+        &self,
+        connection: &mut Connection,
+        text: &str,
+    ) -> Result<(i64, String), StoreError> {
+        let error = self.sqlite_error();
+        connection.execute_batch(CREATE_TABLE).map_err(&error)?;
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&error)?;
@@ -242,12 +270,22 @@ impl SqliteStore {
                 .map_err(&error)?;
         }
         transaction.commit().map_err(&error)?;
-        connection.close().map_err(|(_, source)| error(source))?;
-        Ok(SavedGeneration {
-            generation: generation_number(id),
-            sha256,
-            location: self.location(id),
-        })
+        Ok((id, sha256))
+    }
+}
+
+/// Checkpoints the WAL into the database and truncates it to zero bytes, after a save that
+/// committed and after one that failed alike, so its space is given back even while another
+/// process holds it open (see the [module documentation](self)).
+///
+/// Best effort, without waiting: when another connection still uses the WAL the checkpoint
+/// reports busy at once and the WAL stays (closing would not delete it either), and when the
+/// checkpoint fails the close retries it as before. A committed save is durable in the WAL
+/// either way and a failed one committed nothing, so neither changes what the save returns.
+fn truncate_wal(connection: &Connection) {
+    // Results deliberately ignored, see above: the row only says (busy, frames, checkpointed).
+    if connection.busy_timeout(Duration::ZERO).is_ok() {
+        let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 }
 
