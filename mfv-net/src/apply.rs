@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::netlink::is_link_local;
 use crate::state::{Difference, InterfaceKind, NetworkState, ObservedLink, differences};
-use crate::{DnsError, NetError, Netlink, Route, write_resolv_conf};
+use crate::{DnsError, NetError, Netlink, Route, error_chain, write_resolv_conf};
 use mfv_linux::atomic_file::{WriteFailure, replace_file};
 
 /// Highest VLAN id (4095 is reserved).
@@ -516,17 +516,6 @@ pub async fn restore(netlink: &Netlink, snapshot: &Snapshot) -> RollbackReport {
         }
     }
     RollbackReport { failures }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// How a provisional apply ended.

@@ -10,6 +10,7 @@ use super::machine::{DhcpAction, DhcpMachine};
 use super::{
     DhcpConfig, DhcpError, DhcpEvent, DhcpTransport, Lease, LeaseApplier, load_lease, save_lease,
 };
+use crate::error_chain;
 
 /// Largest UDP payload; a DHCP reply is usually 300 to 576 bytes.
 const RECEIVE_BUFFER_LEN: usize = 65_535;
@@ -211,16 +212,4 @@ impl<T: DhcpTransport, A: LeaseApplier> DhcpClient<T, A> {
 /// The current time on tokio's clock (which tests may pause and advance).
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// `error` and its sources, joined with `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
