@@ -1,5 +1,5 @@
-//! Network configuration of a Linux host: links, addresses, routes, bridges, VLANs, bonds, DNS
-//! and a DHCPv4 client.
+//! Network configuration of a Linux host: links, addresses, routes, bridges, VLANs, bonds, DNS,
+//! a DHCPv4 client and an SNTP client that keeps the clock.
 //!
 //! `mfv-net` owns the network model of the host and applying it to the kernel and to the
 //! files the resolver reads. It provides:
@@ -14,7 +14,9 @@
 //!   card becomes a bridge port), VLAN sub-interfaces and active-backup bonds;
 //! - [`NetworkState`], the desired state, and [`apply`]: snapshot, change, re-read and verify
 //!   ([`Difference`]), restore the snapshot on failure; [`apply_provisional`] restores it by
-//!   itself unless confirmed in time.
+//!   itself unless confirmed in time;
+//! - [`dhcp`], a DHCPv4 client that configures an interface with its lease;
+//! - [`sntp`], an SNTP client that steps and slews the system clock from NTP servers.
 //!
 //! # What this crate never does
 //!
@@ -43,6 +45,7 @@ mod cidr;
 pub mod dhcp;
 mod dns;
 mod netlink;
+pub mod sntp;
 mod state;
 
 pub use apply::{
@@ -57,3 +60,15 @@ pub use netlink::{Link, MovedConfig, NetError, Netlink, Route};
 pub use state::{
     Difference, InterfaceConfig, InterfaceKind, NetworkState, ObservedLink, differences,
 };
+
+/// `error` and its sources, joined with `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

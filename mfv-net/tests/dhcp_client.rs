@@ -9,14 +9,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dnsmasq::Dnsmasq;
 use mfv_net::dhcp::{
     DhcpClient, DhcpConfig, DhcpError, DhcpEvent, DhcpExit, DhcpState, Lease, LeaseApplier,
     NetlinkLeaseApplier, Timing, UdpTransport, parse_mac,
 };
 use mfv_net::{IpCidr, Netlink};
-use support::{TestNamespace, can_run_as_root};
+use support::{EventLog, ServerAndClient, TestNamespace, can_run_as_root};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -32,10 +32,7 @@ struct Network {
 
 impl Network {
     fn new() -> Result<Network> {
-        let server = TestNamespace::new()?;
-        let client = TestNamespace::new()?;
-        server.add_veth_to("srv0", &client, "cl0")?;
-        server.ip(&["addr", "add", "192.0.2.1/24", "dev", "srv0"])?;
+        let ServerAndClient { server, client } = ServerAndClient::new()?;
         Ok(Network {
             server,
             client,
@@ -71,9 +68,8 @@ fn timing(percent: u32) -> Timing {
 /// A running client on cl0 (inside the client namespace).
 struct Running {
     task: JoinHandle<Result<DhcpExit, DhcpError>>,
-    events: mpsc::UnboundedReceiver<DhcpEvent>,
+    events: EventLog<DhcpEvent>,
     stop: oneshot::Sender<()>,
-    seen: Vec<DhcpEvent>,
 }
 
 impl Running {
@@ -83,19 +79,7 @@ impl Running {
         limit: Duration,
         wanted: impl Fn(&DhcpEvent) -> bool,
     ) -> Result<DhcpEvent> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(event)) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return Ok(event);
-                    }
-                }
-                Ok(None) => bail!("the client ended; events: {:?}", self.seen),
-                Err(_) => bail!("no such event within {limit:?}; events: {:?}", self.seen),
-            }
-        }
+        self.events.wait_for(limit, wanted).await
     }
 
     async fn wait_bound(&mut self) -> Result<Lease> {
@@ -139,9 +123,8 @@ async fn start_client(
     }));
     Ok(Running {
         task,
-        events,
+        events: EventLog::new(events),
         stop,
-        seen: Vec::new(),
     })
 }
 
@@ -274,7 +257,7 @@ fn without_a_server_the_client_rebinds_then_the_lease_expires() -> Result<()> {
             })
             .await?;
         let after = addresses().await?;
-        let seen = client.seen.clone();
+        let seen = client.events.seen().to_vec();
         client.shut_down().await?;
         anyhow::Ok((seen, after))
     })??;
@@ -368,7 +351,7 @@ fn a_remembered_lease_is_confirmed_with_init_reboot() -> Result<()> {
         );
         let mut client = start_client(remember, resolv).await?;
         let second = client.wait_bound().await?;
-        let states = client.seen.clone();
+        let states = client.events.seen().to_vec();
         client.shut_down().await?;
         anyhow::Ok((first, second, states))
     })??;

@@ -65,6 +65,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "the DHCP server of the mfv-net tests and cargo xtask bench dhcp",
     ),
     (
+        "chrony",
+        "chronyd -x, the NTP server of the mfv-net SNTP tests (it never sets the clock)",
+    ),
+    (
         "isc-dhcp-client",
         "dhclient, a reference client of cargo xtask bench dhcp",
     ),

@@ -6,13 +6,18 @@
 //! `setns(CLONE_NEWNET)` and drives a current-thread tokio runtime there.
 #![allow(dead_code)] // Each test binary uses a different part of the fixture.
 
+pub mod daemon;
+
+use std::fmt::Debug;
 use std::fs::File;
 use std::future::Future;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use nix::sched::{CloneFlags, setns};
+use tokio::sync::mpsc;
 
 static NEXT_NAMESPACE: AtomicUsize = AtomicUsize::new(0);
 
@@ -112,6 +117,66 @@ impl Drop for TestNamespace {
         if let Err(error) = run_ip(&["netns", "del", &self.name]) {
             eprintln!("cannot delete network namespace {}: {error:#}", self.name);
         }
+    }
+}
+
+/// A server namespace and a client namespace joined by a veth pair: srv0 (192.0.2.1/24) in
+/// the server's, cl0 (no address) in the client's.
+#[derive(Debug)]
+pub struct ServerAndClient {
+    /// The server's namespace.
+    pub server: TestNamespace,
+    /// The client's namespace.
+    pub client: TestNamespace,
+}
+
+impl ServerAndClient {
+    /// Creates both namespaces and the veth pair.
+    pub fn new() -> Result<ServerAndClient> {
+        let server = TestNamespace::new()?;
+        let client = TestNamespace::new()?;
+        server.add_veth_to("srv0", &client, "cl0")?;
+        server.ip(&["addr", "add", "192.0.2.1/24", "dev", "srv0"])?;
+        Ok(ServerAndClient { server, client })
+    }
+}
+
+/// The events of a task under test, awaited with deadlines; every event received is kept.
+#[derive(Debug)]
+pub struct EventLog<E> {
+    receiver: mpsc::UnboundedReceiver<E>,
+    seen: Vec<E>,
+}
+
+impl<E: Clone + Debug> EventLog<E> {
+    /// Reads events from `receiver`.
+    pub fn new(receiver: mpsc::UnboundedReceiver<E>) -> EventLog<E> {
+        EventLog {
+            receiver,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for an event `wanted` accepts, up to `limit`; fails with every event seen.
+    pub async fn wait_for(&mut self, limit: Duration, wanted: impl Fn(&E) -> bool) -> Result<E> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
+                Ok(Some(event)) => {
+                    self.seen.push(event.clone());
+                    if wanted(&event) {
+                        return Ok(event);
+                    }
+                }
+                Ok(None) => bail!("the task ended; events: {:?}", self.seen),
+                Err(_) => bail!("no such event within {limit:?}; events: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Every event received so far.
+    pub fn seen(&self) -> &[E] {
+        &self.seen
     }
 }
 
