@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::netlink::is_link_local;
 use crate::state::{Difference, InterfaceKind, NetworkState, ObservedLink, differences};
-use crate::{DnsError, NetError, Netlink, Route, error_chain, write_resolv_conf};
+use crate::{DnsError, NetError, Netlink, Route, write_resolv_conf};
 use mfv_linux::atomic_file::{WriteFailure, replace_file};
 
 /// Highest VLAN id (4095 is reserved).

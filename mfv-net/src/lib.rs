@@ -60,15 +60,3 @@ pub use netlink::{Link, MovedConfig, NetError, Netlink, Route};
 pub use state::{
     Difference, InterfaceConfig, InterfaceKind, NetworkState, ObservedLink, differences,
 };
-
-/// `error` and its sources, joined with `: `.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -10,7 +10,6 @@ use super::machine::{DhcpAction, DhcpMachine};
 use super::{
     DhcpConfig, DhcpError, DhcpEvent, DhcpTransport, Lease, LeaseApplier, load_lease, save_lease,
 };
-use crate::error_chain;
 
 /// Largest UDP payload; a DHCP reply is usually 300 to 576 bytes.
 const RECEIVE_BUFFER_LEN: usize = 65_535;

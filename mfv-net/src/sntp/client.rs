@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::machine::{SntpAction, SntpMachine};
 use super::packet::Sample;
 use super::{ClockSetter, SntpConfig, SntpError, SntpEvent, SntpTransport};
-use crate::error_chain;
+use mfv_linux::error_chain;
 
 /// Largest UDP payload; an NTP reply without extension fields has 48 bytes.
 const RECEIVE_BUFFER_LEN: usize = 65_535;
