@@ -4,11 +4,13 @@
 //!
 //! - [`network`]: the configuration's `[network]` or `mfv.net=` turned into a network state
 //!   and DHCP clients; the boot's network phase; the changes `mfv net` makes.
+//! - [`clock`]: the clock kept with SNTP from `[host] ntp_servers`.
 //! - [`config`]: reading and changing the stored configuration one key at a time, on a store
 //!   directory or the config volume discovery finds.
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
+//! - [`settings`]: what a configuration asks for that the host does not apply yet.
 //! - [`vm`]: creating a VM with its volumes rolled back on failure, and VM definitions
 //!   exported to and restored from the config store.
 //!
@@ -17,7 +19,9 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod hardware;
 pub mod network;
+pub mod settings;
 pub mod vm;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_host::clock::{RecordingTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::{Network, RecordingNetwork};
 use nix::sys::signal::Signal;
@@ -49,6 +50,7 @@ pub struct FakeSystem {
     pub discovery: Option<DiscoveryReport>,
     /// The network work, recorded on its own.
     pub network: RecordingNetwork,
+    pub time_sync: RecordingTimeSync,
 }
 
 impl Default for FakeSystem {
@@ -73,6 +75,7 @@ impl Default for FakeSystem {
             hotplug_fails: false,
             discovery: None,
             network: RecordingNetwork::default(),
+            time_sync: RecordingTimeSync::default(),
         }
     }
 }
@@ -230,6 +233,10 @@ impl System for FakeSystem {
 
     fn network(&mut self) -> &mut dyn Network {
         &mut self.network
+    }
+
+    fn time_sync(&mut self) -> &mut dyn TimeSync {
+        &mut self.time_sync
     }
 }
 

@@ -11,8 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_config::schema::Config;
+use mfv_host::clock::time_zone_line;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::network::{NetworkPlan, configure};
+use mfv_host::settings::not_applied;
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
@@ -207,7 +210,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// The boot phases, in order.
-    const PHASES: [Phase<S, C, W>; 6] = [
+    const PHASES: [Phase<S, C, W>; 8] = [
         Phase {
             name: "mounts",
             fatal: true,
@@ -242,7 +245,54 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             fatal: false,
             step: Self::configure_network,
         },
+        // After `network`: the servers are reached (and their names resolved) through it.
+        Phase {
+            name: "clock",
+            fatal: false,
+            step: Self::keep_time,
+        },
+        Phase {
+            name: "settings",
+            fatal: false,
+            step: Self::report_unapplied_settings,
+        },
     ];
+
+    /// The configuration found, if any.
+    fn found_config(&self) -> Option<&Config> {
+        match self.config.as_ref().map(|report| &report.outcome) {
+            Some(Discovery::Found { config, .. }) => Some(config),
+            _ => None,
+        }
+    }
+
+    /// The time zone, and the SNTP client for the configuration's `ntp_servers`.
+    fn keep_time(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let Some(host) = self.found_config().map(|config| config.host.clone()) else {
+            self.log("clock: no configuration: the clock stays as the firmware set it (UTC)");
+            return Ok(());
+        };
+        self.log(time_zone_line(&host.time_zone));
+        if host.ntp_servers.is_empty() {
+            self.log("clock: no ntp_servers configured: the clock stays as the firmware set it");
+            return Ok(());
+        }
+        self.system.time_sync().start(&host.ntp_servers)?;
+        self.log(format_args!(
+            "clock: keeping time with SNTP from {}",
+            host.ntp_servers.join(", ")
+        ));
+        Ok(())
+    }
+
+    /// Names every configured setting this host does not apply yet.
+    fn report_unapplied_settings(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let lines = self.found_config().map(not_applied).unwrap_or_default();
+        for line in lines {
+            self.log(format_args!("settings: {line}"));
+        }
+        Ok(())
+    }
 
     /// Reads the kernel command line into the boot options and logs its warnings.
     fn read_cmdline(&mut self, options: &mut BootOptions) -> anyhow::Result<()> {
@@ -723,6 +773,8 @@ mod tests {
         calls: Vec<String>,
         /// What the network phase asked of the network.
         network_calls: Vec<String>,
+        /// The servers of each SNTP start.
+        time_sync_starts: Vec<Vec<String>>,
         timeouts: Vec<Option<Duration>>,
     }
 
@@ -785,6 +837,7 @@ mod tests {
             messages,
             calls: init.system.calls,
             network_calls: init.system.network.calls,
+            time_sync_starts: init.system.time_sync.started,
             timeouts,
         }
     }
@@ -839,11 +892,15 @@ mod tests {
                  [    1.502400] mfv-init: net: not configured (no mfv.net= and no configuration): \
                  loopback only\n\
                  [    1.502600] mfv-init: phase network: ok (0.3 ms)\n\
-                 [    1.502800] mfv-init: boot sequence complete in 0.002 s\n\
-                 [    1.502900] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.503200] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.502800] mfv-init: clock: no configuration: the clock stays as the \
+                 firmware set it (UTC)\n\
+                 [    1.503000] mfv-init: phase clock: ok (0.2 ms)\n\
+                 [    1.503300] mfv-init: phase settings: ok (0.1 ms)\n\
+                 [    1.503500] mfv-init: boot sequence complete in 0.003 s\n\
+                 [    1.503600] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.503900] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.503300] mfv-init: shutdown: poweroff now\n"
+                 [    1.504000] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -942,9 +999,12 @@ mod tests {
             "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
                 .to_string(),
             "phase network: FAILED: cannot set lo up: no interface named \"lo\"".to_string(),
+            "clock: no configuration: the clock stays as the firmware set it (UTC)".to_string(),
+            "phase clock: ok (0.2 ms)".to_string(),
+            "phase settings: ok (0.1 ms)".to_string(),
         ];
-        assert_eq!(outcome.messages[..9], expected_start);
-        assert!(outcome.messages[9].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..12], expected_start);
+        assert!(outcome.messages[12].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -1647,6 +1707,49 @@ mod tests {
         assert_eq!(
             outcome.network_calls,
             ["loopback up", "apply eth1", "dhcp eth1 hostname vmhost1"]
+        );
+    }
+
+    #[test]
+    fn the_clock_and_the_unapplied_settings_of_a_configuration_are_reported() {
+        let config = mfv_config::schema::parse_config(
+            "version = 1\n[host]\nhostname = \"vmhost1\"\ntime_zone = \"Europe/Berlin\"\n\
+             ntp_servers = [\"192.0.2.123\", \"ntp.example.org\"]\n\
+             [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n",
+        )
+        .unwrap();
+        let system = FakeSystem {
+            discovery: Some(report(
+                Discovery::Found {
+                    config: Box::new(config),
+                    source: vdb1_source(),
+                },
+                Verdict::Taken,
+            )),
+            ..FakeSystem::default()
+        };
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
+        let outcome = run(&fixture, system, &[]);
+        let start = outcome
+            .messages
+            .iter()
+            .position(|m| m.starts_with("phase network: "))
+            .unwrap();
+        assert_eq!(
+            outcome.messages[start + 1..start + 6],
+            [
+                "clock: time_zone Europe/Berlin is not applied: the image carries no time zone \
+                 data, so times are UTC",
+                "clock: keeping time with SNTP from 192.0.2.123, ntp.example.org",
+                "phase clock: ok (0.3 ms)",
+                "settings: storage.pools (vms) are not created yet: libvirt does not run on the \
+                 host yet",
+                "phase settings: ok (0.2 ms)",
+            ]
+        );
+        assert_eq!(
+            outcome.time_sync_starts,
+            [["192.0.2.123", "ntp.example.org"]]
         );
     }
 }

@@ -19,8 +19,9 @@ use nix::unistd::Pid;
 
 use mfv_config::discovery::{DiscoveryParams, DiscoveryReport};
 use mfv_config::mount::SysMounter;
+use mfv_host::clock::{SntpTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
-use mfv_host::network::{NetlinkNetwork, Network};
+use mfv_host::network::{LineSink, NetlinkNetwork, Network};
 
 use crate::clock::{BootClock, Clock};
 use crate::console::Console;
@@ -129,6 +130,8 @@ pub trait System {
     fn discover_config(&mut self, params: &DiscoveryParams) -> DiscoveryReport;
     /// The network work (links, addresses, DHCP clients).
     fn network(&mut self) -> &mut dyn Network;
+    /// The clock kept with SNTP.
+    fn time_sync(&mut self) -> &mut dyn TimeSync;
 }
 
 /// The environment of the console shell.
@@ -148,16 +151,21 @@ pub struct NixSystem {
     uevents: Option<hardware::EarlyUevents>,
     /// rtnetlink and the DHCP clients.
     network: NetlinkNetwork,
+    /// The SNTP client.
+    time_sync: SntpTimeSync,
+}
+
+/// Console lines from work that runs in the background (DHCP and SNTP clients).
+fn console_lines() -> LineSink {
+    Arc::new(|line| Console::new(std::io::stdout()).line(BootClock.uptime(), line))
 }
 
 impl Default for NixSystem {
     fn default() -> NixSystem {
         NixSystem {
             uevents: None,
-            network: NetlinkNetwork::new(
-                RESOLV_CONF,
-                Arc::new(|line| Console::new(std::io::stdout()).line(BootClock.uptime(), line)),
-            ),
+            network: NetlinkNetwork::new(RESOLV_CONF, console_lines()),
+            time_sync: SntpTimeSync::new(console_lines()),
         }
     }
 }
@@ -290,6 +298,10 @@ impl System for NixSystem {
 
     fn network(&mut self) -> &mut dyn Network {
         &mut self.network
+    }
+
+    fn time_sync(&mut self) -> &mut dyn TimeSync {
+        &mut self.time_sync
     }
 
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {

@@ -14,8 +14,8 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The boot phases mfv-init logs, in order.
-const PHASES: [&str; 6] = [
-    "mounts", "cmdline", "coldplug", "config", "hostname", "network",
+const PHASES: [&str; 8] = [
+    "mounts", "cmdline", "coldplug", "config", "hostname", "network", "clock", "settings",
 ];
 
 fn spec() -> anyhow::Result<GuestSpec> {
