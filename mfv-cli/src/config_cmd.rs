@@ -20,7 +20,7 @@ use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport, discove
 use mfv_config::mount::SysMounter;
 use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file};
 use mfv_config::store::{ConfigStore, DirectoryStore};
-use mfv_host::config::{self, ConfigKeyError, SetOutcome, StoreVolume};
+use mfv_host::config::{self, ConfigKeyError, EditOutcome, Edited, SetOutcome, StoreVolume};
 
 use crate::output::Output;
 use toml::Value;
@@ -72,6 +72,16 @@ pub enum ConfigCommand {
         /// The new value (may start with `-`).
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// The store directory [default: the discovered config volume].
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
+    },
+    /// Edit the stored configuration in `$VISUAL` or `$EDITOR` (else `vi`): it is validated
+    /// when the editor exits, opened again with the errors at the top while it is invalid, and
+    /// saved as the new generation once valid (an emptied file abandons the edit).
+    Edit {
         /// The store directory [default: the discovered config volume].
         #[arg(long)]
         store: Option<PathBuf>,
@@ -152,6 +162,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<Output> {
         } => with_store(store.as_deref(), &discovery, |store| {
             set(store, &key, &value)
         }),
+        ConfigCommand::Edit { store, discovery } => with_store(store.as_deref(), &discovery, edit),
         ConfigCommand::Save {
             store,
             file,
@@ -295,6 +306,72 @@ fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output>
             Ok(Output::failed(stderr))
         }
     }
+}
+
+/// The first line of each note `mfv config edit` puts above the text; removed again before
+/// the text is validated.
+const EDIT_NOTE: &str = "# mfv: ";
+
+fn edit(store: &DirectoryStore) -> anyhow::Result<Output> {
+    let stored = match config::load(store, store.dir()) {
+        Err(ConfigKeyError::StoredInvalid { .. }) => {
+            let loaded = store.load()?;
+            loaded.map(|loaded| loaded.text).unwrap_or_default()
+        }
+        loaded => loaded?.text,
+    };
+    let outcome = config::edit(store, &stored, &mut |text, errors| {
+        run_editor(text, errors).map_err(Into::into)
+    })?;
+    Ok(match outcome {
+        EditOutcome::Saved { generation } => {
+            Output::ok(format!("saved as generation {generation}\n"))
+        }
+        EditOutcome::Unchanged => Output::ok("no change: nothing was saved\n"),
+        EditOutcome::Abandoned => Output::failed("mfv: config edit abandoned: nothing was saved\n"),
+    })
+}
+
+/// Opens `text` in the operator's editor, with the errors of the last round as notes above
+/// it, and reads it back without the notes; an emptied file abandons.
+fn run_editor(text: &str, errors: Option<&ConfigErrors>) -> anyhow::Result<Edited> {
+    let dir = tempfile::tempdir().context("cannot create a directory for the edited file")?;
+    let file = dir.path().join("mfv.toml");
+    let mut content = String::new();
+    if let Some(errors) = errors {
+        let _ = writeln!(
+            content,
+            "{EDIT_NOTE}the configuration is invalid ({} error(s)); fix it and save, or empty \
+             the file to abandon:",
+            errors.len()
+        );
+        for error in errors.errors() {
+            let _ = writeln!(content, "{EDIT_NOTE}  {error}");
+        }
+    }
+    content.push_str(text);
+    std::fs::write(&file, content).with_context(|| format!("cannot write {}", file.display()))?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("${VISUAL:-${EDITOR:-vi}} \"$1\"")
+        .arg("mfv-config-edit")
+        .arg(&file)
+        .status()
+        .context("cannot start the editor")?;
+    if !status.success() {
+        bail!("the editor exited with {status}: nothing was saved");
+    }
+    let edited = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let edited: String = edited
+        .split_inclusive('\n')
+        .skip_while(|line| line.starts_with(EDIT_NOTE))
+        .collect();
+    Ok(if edited.trim().is_empty() {
+        Edited::Abandoned
+    } else {
+        Edited::Text(edited)
+    })
 }
 
 fn save(store: &DirectoryStore, file: &Path) -> anyhow::Result<Output> {

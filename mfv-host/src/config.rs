@@ -71,6 +71,9 @@ pub enum ConfigKeyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The editor of [`edit`] failed.
+    #[error("the editor failed")]
+    Editor(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Discovery found no config volume to open.
     #[error("no config volume found")]
     NoVolume {
@@ -94,6 +97,8 @@ pub enum ConfigKeyError {
 pub struct StoredConfig {
     /// The configuration.
     pub config: Config,
+    /// Its text as stored (with the operator's comments).
+    pub text: String,
     /// Why the current generation was skipped, if it was.
     pub warnings: Vec<StoreWarning>,
 }
@@ -107,6 +112,7 @@ pub fn load(store: &dyn ConfigStore, dir: &Path) -> Result<StoredConfig, ConfigK
         parse_config(&loaded.text).map_err(|errors| ConfigKeyError::StoredInvalid { errors })?;
     Ok(StoredConfig {
         config,
+        text: loaded.text,
         warnings: loaded.warnings,
     })
 }
@@ -190,6 +196,67 @@ pub fn set(
             key: path.to_string(),
             problem: "no reading of the value was tried".to_owned(),
         }),
+    }
+}
+
+/// What the editor of [`edit`] gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edited {
+    /// The edited text.
+    Text(String),
+    /// The operator gave up: nothing is saved.
+    Abandoned,
+}
+
+/// What [`edit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// The edited configuration was saved as this generation.
+    Saved {
+        /// The generation written.
+        generation: u64,
+    },
+    /// The text came back unchanged: nothing was saved.
+    Unchanged,
+    /// The operator gave up: nothing was saved.
+    Abandoned,
+}
+
+/// A function that lets the operator edit a configuration text: it gets the text, and after a
+/// refused round the errors of that text, and gives back the new text or abandons.
+pub type Editor<'e> = dyn FnMut(&str, Option<&ConfigErrors>) -> Result<Edited, Box<dyn std::error::Error + Send + Sync>>
+    + 'e;
+
+/// Lets the operator edit the whole configuration `text` through `editor` until it validates
+/// (each refused round goes back to the editor with its errors and the edited text), then
+/// saves it in `store` as written (comments kept). An unchanged text is not saved.
+pub fn edit(
+    store: &dyn ConfigStore,
+    text: &str,
+    editor: &mut Editor<'_>,
+) -> Result<EditOutcome, ConfigKeyError> {
+    let mut current = text.to_owned();
+    let mut errors = None;
+    loop {
+        let edited = match editor(&current, errors.as_ref()).map_err(ConfigKeyError::Editor)? {
+            Edited::Text(edited) => edited,
+            Edited::Abandoned => return Ok(EditOutcome::Abandoned),
+        };
+        if edited == text {
+            return Ok(EditOutcome::Unchanged);
+        }
+        match parse_config(&edited) {
+            Ok(_) => {
+                let saved = store.save(&edited)?;
+                return Ok(EditOutcome::Saved {
+                    generation: saved.generation,
+                });
+            }
+            Err(refused) => {
+                errors = Some(refused);
+                current = edited;
+            }
+        }
     }
 }
 
@@ -642,6 +709,51 @@ mod tests {
                 .to_string(),
             "network.interfaces[0] is not set"
         );
+    }
+
+    #[test]
+    fn an_edit_is_saved_once_it_validates_and_a_refused_one_goes_back_with_its_errors() {
+        let (_dir, volume) = saved_store();
+        let mut rounds = Vec::new();
+        let mut editor = |text: &str, errors: Option<&ConfigErrors>| {
+            rounds.push((text.to_owned(), errors.map(|errors| errors.len())));
+            let next = match rounds.len() {
+                1 => text.replace("vmhost1", "-bad-"),
+                _ => text.replace("-bad-", "vmhost2"),
+            };
+            Ok(Edited::Text(next))
+        };
+        let outcome = edit(volume.store(), VALID, &mut editor).unwrap();
+        assert_eq!(outcome, EditOutcome::Saved { generation: 2 });
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(rounds[0], (VALID.to_owned(), None));
+        assert!(rounds[1].0.contains("-bad-"), "{rounds:?}");
+        assert!(rounds[1].1.is_some_and(|count| count > 0), "{rounds:?}");
+        let config = load(volume.store(), volume.dir()).unwrap().config;
+        assert_eq!(config.host.hostname, "vmhost2");
+    }
+
+    #[test]
+    fn an_unchanged_or_abandoned_edit_saves_nothing() {
+        let (_dir, volume) = saved_store();
+        let mut unchanged = |text: &str, _: Option<&ConfigErrors>| Ok(Edited::Text(text.into()));
+        assert_eq!(
+            edit(volume.store(), VALID, &mut unchanged).unwrap(),
+            EditOutcome::Unchanged
+        );
+        let mut abandoned = |_: &str, _: Option<&ConfigErrors>| Ok(Edited::Abandoned);
+        assert_eq!(
+            edit(volume.store(), VALID, &mut abandoned).unwrap(),
+            EditOutcome::Abandoned
+        );
+        let mut failing = |_: &str, _: Option<&ConfigErrors>| Err("no editor".into());
+        assert_eq!(
+            edit(volume.store(), VALID, &mut failing)
+                .unwrap_err()
+                .to_string(),
+            "the editor failed"
+        );
+        assert_eq!(volume.store().generations().unwrap().len(), 1);
     }
 
     #[test]
