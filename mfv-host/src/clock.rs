@@ -15,6 +15,7 @@ use mfv_net::sntp::{
 use tokio::sync::oneshot;
 
 use crate::network::LineSink;
+use crate::task::run_forwarding;
 
 /// Why the clock cannot be kept.
 #[derive(Debug, thiserror::Error)]
@@ -121,17 +122,12 @@ async fn keep_time(servers: Vec<String>, lines: LineSink, stopped: oneshot::Rece
     let run = client.run(async move {
         let _ = stopped.await;
     });
-    tokio::pin!(run);
-    let ended = loop {
-        tokio::select! {
-            ended = &mut run => break ended,
-            Some(event) = received.recv() => {
-                if let Some(line) = sntp_event_line(&event) {
-                    lines(line);
-                }
-            }
+    let ended = run_forwarding(run, &mut received, |event| {
+        if let Some(line) = sntp_event_line(&event) {
+            lines(line);
         }
-    };
+    })
+    .await;
     if let Err(error) = ended {
         lines(format!("clock: SNTP stopped: {}", error_chain(&error)));
     }

@@ -24,4 +24,5 @@ pub mod config;
 pub mod hardware;
 pub mod network;
 pub mod settings;
+mod task;
 pub mod vm;

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::NetworkError;
+use crate::task::run_forwarding;
 
 /// The first wait before a DHCP retransmission: 1 s instead of RFC 2131's 4 s, so that a
 /// host whose first DISCOVER went out before the link was ready is not held up.
@@ -92,20 +93,11 @@ impl DhcpSession {
                 // A dropped sender stops the client too.
                 let _ = stopped.await;
             });
-            tokio::pin!(run);
             // Nobody listening is no reason to stop the client: sends may fail.
-            let ended = loop {
-                tokio::select! {
-                    ended = &mut run => break ended,
-                    Some(event) = received.recv() => {
-                        let _ = events.send(SessionEvent::Dhcp(event));
-                    }
-                }
-            };
-            // The events sent just before the end come first.
-            while let Ok(event) = received.try_recv() {
+            let ended = run_forwarding(run, &mut received, |event| {
                 let _ = events.send(SessionEvent::Dhcp(event));
-            }
+            })
+            .await;
             let _ = events.send(SessionEvent::Ended(ended.map(drop)));
         });
         Ok((
