@@ -1506,19 +1506,7 @@ mod tests {
             false,
             true,
         );
-        let config =
-            mfv_config::schema::parse_config("version = 1\n[host]\nhostname = \"vmhost1\"\n")
-                .unwrap();
-        let system = FakeSystem {
-            discovery: Some(report(
-                Discovery::Found {
-                    config: Box::new(config),
-                    source: vdb1_source(),
-                },
-                Verdict::Taken,
-            )),
-            ..FakeSystem::default()
-        };
+        let system = system_with_config("version = 1\n[host]\nhostname = \"vmhost1\"\n");
         let outcome = run(&fixture, system, &[]);
         assert_eq!(
             config_and_hostname_messages(&outcome),
@@ -1649,11 +1637,15 @@ mod tests {
     /// A system whose discovery finds a configuration naming the host vmhost1, with DHCP on
     /// eth1.
     fn system_with_network_config() -> FakeSystem {
-        let config = mfv_config::schema::parse_config(
+        system_with_config(
             "version = 1\n[host]\nhostname = \"vmhost1.example.org\"\n\
              [[network.interfaces]]\nname = \"eth1\"\nmode = \"dhcp\"\n",
         )
-        .unwrap();
+    }
+
+    /// A system whose discovery finds the configuration `text` on /dev/vdb1.
+    fn system_with_config(text: &str) -> FakeSystem {
+        let config = mfv_config::schema::parse_config(text).unwrap();
         FakeSystem {
             discovery: Some(report(
                 Discovery::Found {
@@ -1712,22 +1704,11 @@ mod tests {
 
     #[test]
     fn the_clock_and_the_unapplied_settings_of_a_configuration_are_reported() {
-        let config = mfv_config::schema::parse_config(
+        let system = system_with_config(
             "version = 1\n[host]\nhostname = \"vmhost1\"\ntime_zone = \"Europe/Berlin\"\n\
              ntp_servers = [\"192.0.2.123\", \"ntp.example.org\"]\n\
              [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n",
-        )
-        .unwrap();
-        let system = FakeSystem {
-            discovery: Some(report(
-                Discovery::Found {
-                    config: Box::new(config),
-                    source: vdb1_source(),
-                },
-                Verdict::Taken,
-            )),
-            ..FakeSystem::default()
-        };
+        );
         let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
         let outcome = run(&fixture, system, &[]);
         let start = outcome

@@ -403,8 +403,16 @@ mod tests {
         assert_eq!(error.to_string(), format!("open {}", console.display()));
     }
 
+    /// Held by every test that forks: `reap_children` takes any child of the test process,
+    /// also the one std's `Command::spawn` forks for a program that cannot start and then
+    /// reaps itself, so such tests must not run at the same time.
+    static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn spawn_shell_names_a_missing_shell() {
+        let _forking = FORKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap();
         let console = dir.path().join("console");
         std::fs::write(&console, "").unwrap();
@@ -415,12 +423,14 @@ mod tests {
         assert_eq!(error.to_string(), format!("start {}", shell.display()));
     }
 
-    /// The only test that starts real children: `reap_children` takes any child of the test
-    /// process, so a second such test running in parallel could take this one's.
+    /// Starts real children and reaps whatever child the test process has: see [`FORKING`].
     #[test]
     fn spawned_shell_gets_console_stdio_and_environment_then_is_reaped() {
         use std::os::unix::fs::PermissionsExt;
 
+        let _forking = FORKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().unwrap();
         let console = dir.path().join("console");
         std::fs::write(&console, "").unwrap();
