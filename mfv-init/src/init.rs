@@ -1403,6 +1403,7 @@ mod tests {
             scan_issues: Vec::new(),
             passes: 1,
             elapsed: Duration::from_millis(12),
+            settling: None,
         }
     }
 
@@ -1537,6 +1538,7 @@ mod tests {
                 scan_issues: Vec::new(),
                 passes: 0,
                 elapsed: Duration::ZERO,
+                settling: None,
             }),
             ..FakeSystem::default()
         };
