@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
-use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport, SettleCheck};
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
@@ -333,7 +333,16 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// and keeps the outcome for the later phases. Finding nothing usable is not an error: the
     /// host boots without a configuration and says that setup is needed.
     fn discover_config(&mut self, options: &BootOptions) {
+        // Without `mfv.config_wait=`, discovery keeps looking (at most 10 s) while USB mass
+        // storage present at power-on is still becoming disks.
+        let sysfs = self.settings.sysfs_root.clone();
+        let settle = SettleCheck::new(move || {
+            mfv_probe::unsettled_usb_storage_at(&sysfs)
+                .first()
+                .map(ToString::to_string)
+        });
         let params = DiscoveryParams {
+            settle: Some(settle),
             sysfs_root: self.settings.sysfs_root.clone(),
             dev_root: self.settings.dev_dir.clone(),
             run_dir: self.settings.run_dir.clone(),
