@@ -228,6 +228,7 @@ impl System for FakeSystem {
             scan_issues: Vec::new(),
             passes: 1,
             elapsed: Duration::ZERO,
+            settling: None,
         })
     }
 

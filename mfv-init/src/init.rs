@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
-use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport, SettleCheck};
 use mfv_config::schema::Config;
 use mfv_host::clock::time_zone_line;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
@@ -388,7 +388,16 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// and keeps the outcome for the later phases. Finding nothing usable is not an error: the
     /// host boots without a configuration and says that setup is needed.
     fn discover_config(&mut self, options: &BootOptions) {
+        // Without `mfv.config_wait=`, discovery keeps looking (at most 10 s) while USB mass
+        // storage present at power-on is still becoming disks.
+        let sysfs = self.settings.sysfs_root.clone();
+        let settle = SettleCheck::new(move || {
+            mfv_probe::unsettled_usb_storage_at(&sysfs)
+                .first()
+                .map(ToString::to_string)
+        });
         let params = DiscoveryParams {
+            settle: Some(settle),
             sysfs_root: self.settings.sysfs_root.clone(),
             dev_root: self.settings.dev_dir.clone(),
             run_dir: self.settings.run_dir.clone(),
@@ -1467,6 +1476,7 @@ mod tests {
             scan_issues: Vec::new(),
             passes: 1,
             elapsed: Duration::from_millis(12),
+            settling: None,
         }
     }
 
@@ -1589,6 +1599,7 @@ mod tests {
                 scan_issues: Vec::new(),
                 passes: 0,
                 elapsed: Duration::ZERO,
+                settling: None,
             }),
             ..FakeSystem::default()
         };

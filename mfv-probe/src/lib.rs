@@ -12,7 +12,9 @@
 //! [`inventory_at`] takes the whole [`Inventory`] (NICs, block devices with their partitions
 //! and the file system type, label and UUID libblkid reads from their nodes, USB devices, CPU
 //! and KVM, memory) from the sysfs, procfs and /dev roots in [`SystemRoots`], as a table or as
-//! stable JSON.
+//! stable JSON. [`unsettled_usb_storage_at`] tells whether USB mass storage is still on its
+//! way to becoming block devices (usb-storage scans after a delay), so config discovery can
+//! wait for it.
 //!
 //! # What this crate never does
 //!
@@ -46,6 +48,7 @@ mod nic;
 mod sysfs;
 mod uevent;
 mod usb;
+mod usb_storage;
 
 pub use block::{BlockDevice, BlockKind, Partition, list_block_devices_at};
 pub use coldplug::{
@@ -66,3 +69,4 @@ pub use uevent::{
     UeventParseError, UeventStats, handle_uevent, parse_uevent,
 };
 pub use usb::{UsbDevice, UsbInterface, list_usb_devices_at};
+pub use usb_storage::{StorageSettling, UnsettledStorage, unsettled_usb_storage_at};

@@ -154,7 +154,7 @@ fn read_usb_device(dir: &Path, name: String) -> UsbDevice {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::PathBuf;
@@ -165,21 +165,26 @@ mod tests {
     /// A fixture sysfs tree laid out like the kernel's: device directories nested under the
     /// host controller, interfaces inside their device, `bus/usb/devices/<name>` symlinks to
     /// both, `driver` links into `bus/usb/drivers`.
-    struct Fixture {
+    pub(crate) struct Fixture {
         dir: tempfile::TempDir,
     }
 
     const CONTROLLER: &str = "devices/pci0000:00/0000:00:04.0";
 
     impl Fixture {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
             fs::create_dir_all(dir.path().join("bus/usb/devices")).unwrap();
             Fixture { dir }
         }
 
-        fn root(&self) -> &Path {
+        pub(crate) fn root(&self) -> &Path {
             self.dir.path()
+        }
+
+        /// The directory of the entry at `relative` below the controller.
+        pub(crate) fn entry_dir(&self, relative: &str) -> PathBuf {
+            self.root().join(CONTROLLER).join(relative)
         }
 
         /// Adds an entry at `relative` (below the controller) with `attributes` and its
@@ -211,7 +216,7 @@ mod tests {
         }
 
         /// The QEMU xhci root hub on bus 1 and a USB stick on its port 1.
-        fn root_hub_and_stick(&self) {
+        pub(crate) fn root_hub_and_stick(&self) {
             self.entry(
                 "usb1",
                 &[

@@ -27,6 +27,8 @@
 //!   drive=dK` (2 drives) on the FDC that machine `pc` always has, while on `q35`, which has
 //!   none, `-device isa-fdc,id=fdc0` is added once and the drives go on `bus=fdc0.0`. Floppy
 //!   images must have a standard floppy size so QEMU and the guest agree on the geometry.
+//!   [`GuestSpec::empty_floppy_drive`] adds a drive without a disk (`-device floppy,unit=<u>`
+//!   and no drive), after those with one.
 //! - Blank disks ([`DiskSpec::blank`]) are sparse raw files created when the guest boots, in
 //!   the guest's temp dir (tests) or the spec's work dir (interactive boots); formatted disks
 //!   ([`DiskSpec::formatted`]) are the same files with a labelled file system made by mkfs.
@@ -61,7 +63,7 @@ const XHCI_DEVICE: &str = "qemu-xhci,id=xhci";
 /// The bus of that controller's root hub.
 pub(crate) const XHCI_BUS: &str = "xhci.0";
 /// Image sizes QEMU maps to a standard floppy geometry: 720 KiB, 1.2 MB, 1.44 MB, 2.88 MB.
-const FLOPPY_SIZES: [u64; 4] = [737_280, 1_228_800, 1_474_560, 2_949_120];
+pub(crate) const FLOPPY_SIZES: [u64; 4] = [737_280, 1_228_800, 1_474_560, 2_949_120];
 
 /// How QEMU runs guest code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -233,6 +235,7 @@ pub struct GuestSpec {
     nics: Vec<NicModel>,
     forwards: Vec<PortForward>,
     disks: Vec<DiskSpec>,
+    empty_floppy_drives: usize,
     usb_controller: bool,
     work_dir: Option<PathBuf>,
 }
@@ -270,6 +273,7 @@ impl GuestSpec {
             nics: Vec::new(),
             forwards: Vec::new(),
             disks: Vec::new(),
+            empty_floppy_drives: 0,
             usb_controller: false,
             work_dir: None,
         }
@@ -360,6 +364,13 @@ impl GuestSpec {
     /// A disk.
     pub fn disk(mut self, disk: DiskSpec) -> Self {
         self.disks.push(disk);
+        self
+    }
+
+    /// A floppy drive with no disk in it, after the floppy drives of the disks
+    /// ([`DiskInterface::Floppy`]); at most 2 floppy drives in all.
+    pub fn empty_floppy_drive(mut self) -> Self {
+        self.empty_floppy_drives += 1;
         self
     }
 
@@ -568,23 +579,42 @@ impl GuestSpec {
                     ]);
                 }
                 DiskInterface::Floppy => {
-                    ensure!(
-                        floppy_units < FLOPPY_UNITS,
-                        "at most {FLOPPY_UNITS} floppy drives fit on the controller"
-                    );
                     check_floppy_size(path)?;
-                    let mut device = format!("floppy,unit={floppy_units},drive={drive}");
-                    if self.machine == MachineType::Q35 {
-                        if floppy_units == 0 {
-                            push(&["-device", "isa-fdc,id=fdc0"]);
-                        }
-                        device.push_str(",bus=fdc0.0");
+                    for arg in self.floppy_args(floppy_units, Some(&drive))? {
+                        push(&[&arg]);
                     }
-                    push(&["-device", &device]);
                     floppy_units += 1;
                 }
             }
         }
+        for _ in 0..self.empty_floppy_drives {
+            for arg in self.floppy_args(floppy_units, None)? {
+                push(&[&arg]);
+            }
+            floppy_units += 1;
+        }
+        Ok(args)
+    }
+
+    /// The arguments of floppy drive `unit` holding `drive` (empty without one), with the
+    /// controller before the first drive on q35.
+    fn floppy_args(&self, unit: usize, drive: Option<&str>) -> anyhow::Result<Vec<String>> {
+        ensure!(
+            unit < FLOPPY_UNITS,
+            "at most {FLOPPY_UNITS} floppy drives fit on the controller"
+        );
+        let mut args = Vec::new();
+        let mut device = format!("floppy,unit={unit}");
+        if let Some(drive) = drive {
+            device.push_str(&format!(",drive={drive}"));
+        }
+        if self.machine == MachineType::Q35 {
+            if unit == 0 {
+                args.extend(["-device".to_owned(), "isa-fdc,id=fdc0".to_owned()]);
+            }
+            device.push_str(",bus=fdc0.0");
+        }
+        args.extend(["-device".to_owned(), device]);
         Ok(args)
     }
 }
@@ -983,6 +1013,32 @@ mod tests {
             spec.qemu_args(Console::Interactive, &resolved).unwrap_err()
         );
         assert!(error.contains("/nonexistent/f.img"), "{error}");
+    }
+
+    #[test]
+    fn empty_floppy_drives_follow_those_with_a_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = floppy_image(dir.path(), "a.img", 1_474_560);
+        let spec = GuestSpec::new(&image())
+            .empty_floppy_drive()
+            .disk(DiskSpec::file(DiskInterface::Floppy, &a));
+        check_devices(
+            spec,
+            &[&a],
+            &format!(
+                "-drive file={a},if=none,id=d0,format=raw -device isa-fdc,id=fdc0 \
+                 -device floppy,unit=0,drive=d0,bus=fdc0.0 -device floppy,unit=1,bus=fdc0.0"
+            ),
+        );
+        let spec = GuestSpec::new(&image())
+            .machine(MachineType::Pc)
+            .empty_floppy_drive();
+        check_devices(spec, &[], "-device floppy,unit=0");
+        let spec = GuestSpec::new(&image())
+            .disk(DiskSpec::file(DiskInterface::Floppy, &a))
+            .empty_floppy_drive()
+            .empty_floppy_drive();
+        assert!(args_error(&spec, &[&a]).contains("at most 2 floppy drives"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::spec::{create_sparse, find_program};
+use crate::spec::{FLOPPY_SIZES, create_sparse, find_program};
 
 /// Bytes per sector of the images.
 const SECTOR: u64 = 512;
@@ -91,7 +91,9 @@ impl VolumeImage {
         self
     }
 
-    /// The disk size (default 32 MiB; ignored for iso9660, whose size follows its files).
+    /// The disk size (default 32 MiB, at least 8 MiB; ignored for iso9660, whose size follows
+    /// its files). An unpartitioned vfat image may also have a standard floppy size (1.44 MB:
+    /// 1 474 560 bytes), to go in a floppy drive ([`DiskInterface::Floppy`](crate::DiskInterface)).
     pub fn size_bytes(mut self, size_bytes: u64) -> Self {
         self.size_bytes = size_bytes;
         self
@@ -121,9 +123,13 @@ impl VolumeImage {
                 .arg(path)
                 .arg(staging.path()));
         }
+        let floppy = self.filesystem == VolumeFilesystem::Vfat
+            && self.table == PartitionTable::None
+            && FLOPPY_SIZES.contains(&self.size_bytes);
         ensure!(
-            self.size_bytes % SECTOR == 0 && self.size_bytes >= 8 << 20,
-            "a volume image takes a whole number of sectors and at least 8 MiB, not {} bytes",
+            self.size_bytes % SECTOR == 0 && (self.size_bytes >= 8 << 20 || floppy),
+            "a volume image takes a whole number of sectors and at least 8 MiB (or, for an \
+             unpartitioned vfat floppy, one of {FLOPPY_SIZES:?} bytes), not {} bytes",
             self.size_bytes
         );
         create_sparse(path, self.size_bytes)?;
@@ -386,6 +392,41 @@ mod tests {
             error.to_string(),
             "an iso9660 image is not partitioned here"
         );
+    }
+
+    #[test]
+    fn a_vfat_floppy_image_has_a_standard_floppy_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("floppy.img");
+        VolumeImage::new(VolumeFilesystem::Vfat, "MFV-CONFIG")
+            .size_bytes(1_474_560)
+            .file("mfv.toml", "version = 1\n")
+            .build(&path)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1_474_560);
+        let probed = blkid(&path, None);
+        assert!(probed.contains("TYPE=vfat\n"), "{probed}");
+        assert!(probed.contains("LABEL=MFV-CONFIG\n"), "{probed}");
+        let listing = Command::new(program("mdir", "mtools").unwrap())
+            .args(["-b", "-i"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&listing.stdout).trim(),
+            "::/mfv.toml"
+        );
+        // Only unpartitioned vfat images may be that small.
+        for image in [
+            VolumeImage::new(VolumeFilesystem::Ext4, "x").size_bytes(1_474_560),
+            VolumeImage::new(VolumeFilesystem::Vfat, "X")
+                .size_bytes(1_474_560)
+                .partition_table(PartitionTable::Mbr),
+            VolumeImage::new(VolumeFilesystem::Vfat, "X").size_bytes(1_000_448),
+        ] {
+            let error = image.build(&dir.path().join("bad.img")).unwrap_err();
+            assert!(error.to_string().contains("at least 8 MiB"), "{error}");
+        }
     }
 
     #[test]

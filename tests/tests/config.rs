@@ -7,7 +7,11 @@
 //! configuration): an ext4 volume found after an invalid one whose errors are all shown; a
 //! vfat partition of an MBR disk; an ext4 partition of a GPT disk chosen by
 //! `mfv.config=PARTLABEL=`; an iso9660 volume (read-only source); a USB stick plugged in 3 s
-//! after the discovery started waiting (`mfv.config_wait=15`); and `mfv.config=none`.
+//! after the discovery started waiting (`mfv.config_wait=15`); a USB stick present at
+//! power-on, found with the default command line while its disk is still appearing; a
+//! floppy with a configuration and an empty floppy drive (no medium, no I/O errors); a torn
+//! `mfv.toml` and a hand-edited invalid one, each with a last-known-good `mfv.toml.prev`;
+//! and `mfv.config=none`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +21,7 @@ use mfv_tests::{
     ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, PartitionTable, VolumeFilesystem,
     VolumeImage,
 };
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
@@ -33,6 +38,13 @@ fn valid_config(hostname: &str) -> String {
 /// A configuration with three errors (host name, port, unknown table).
 const INVALID_CONFIG: &str =
     "version = 1\n\n[host]\nhostname = \"-bad-host-\"\n\n[web]\nport = 70000\n\n[netwrk]\n";
+/// The report's lines for the errors of [`INVALID_CONFIG`].
+const INVALID_CONFIG_ERRORS: [&str; 3] = [
+    "    mfv.toml:4:12: host.hostname: \"-bad-host-\": the label \"-bad-host-\" starts or ends \
+     with '-'",
+    "    mfv.toml:7:8: web.port: 70000 is out of range (1 to 65535)",
+    "    mfv.toml:9:2: netwrk: unknown field \"netwrk\"; did you mean \"network\"?",
+];
 
 /// Builds `volume` as `name` in `dir`.
 fn image(dir: &TempDir, name: &str, volume: &VolumeImage) -> anyhow::Result<PathBuf> {
@@ -114,19 +126,17 @@ fn an_ext4_volume_is_found_after_an_invalid_one_whose_errors_are_all_shown() -> 
     )?;
     let mut guest = guest(&[], &[&invalid, &valid])?.boot()?;
     let report = config_report(&mut guest)?;
-    assert_eq!(
-        report,
-        [
+    let expected = [
+        &[
             "config: using mfv.toml from /dev/vdb (ext4, LABEL=mfv-config)",
             "  /dev/sda1: absent (no such device)",
             "  LABEL=mfv-config /dev/vda (ext4): invalid (3 errors)",
-            "    mfv.toml:4:12: host.hostname: \"-bad-host-\": the label \"-bad-host-\" starts \
-             or ends with '-'",
-            "    mfv.toml:7:8: web.port: 70000 is out of range (1 to 65535)",
-            "    mfv.toml:9:2: netwrk: unknown field \"netwrk\"; did you mean \"network\"?",
-            "  LABEL=mfv-config /dev/vdb (ext4): taken",
-        ]
-    );
+        ][..],
+        &INVALID_CONFIG_ERRORS,
+        &["  LABEL=mfv-config /dev/vdb (ext4): taken"],
+    ]
+    .concat();
+    assert_eq!(report, expected);
     expect_hostname_then_poweroff(&mut guest, Some("cfg-ext4"))
 }
 
@@ -252,4 +262,191 @@ fn config_none_skips_discovery() -> anyhow::Result<()> {
         ["config: discovery skipped (mfv.config=none)", SETUP_NEEDED]
     );
     expect_hostname_then_poweroff(&mut guest, None)
+}
+
+/// A floppy image size (1.44 MB).
+const FLOPPY_1440K: u64 = 1_474_560;
+
+#[test]
+fn a_config_on_a_floppy_is_found_with_the_default_order() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Not labelled mfv-config: the `/dev/fd0` candidate of the default order finds it.
+    let floppy = image(
+        &dir,
+        "floppy.img",
+        &VolumeImage::new(VolumeFilesystem::Vfat, "FLOPPY")
+            .size_bytes(FLOPPY_1440K)
+            .file("mfv.toml", valid_config("cfg-floppy")),
+    )?;
+    let mut guest = guest(&[], &[])?
+        .disk(DiskSpec::file(DiskInterface::Floppy, &floppy))
+        .boot()?;
+    let report = config_report(&mut guest)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml from /dev/fd0 (vfat)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config: absent (no volume matches)",
+            "  /dev/fd0 (vfat): taken",
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-floppy"))
+}
+
+#[test]
+fn an_empty_floppy_drive_has_no_medium_and_is_never_read() -> anyhow::Result<()> {
+    // Waiting makes discovery ask the drive on every pass.
+    let mut guest = guest(&["mfv.config_wait=2"], &[])?
+        .empty_floppy_drive()
+        .boot()?;
+    let report = config_report(&mut guest)?;
+    ensure!(report.len() == 6, "unexpected report: {report:#?}");
+    assert_eq!(
+        report[..4],
+        [
+            "config: no configuration found",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config: absent (no volume matches)",
+            "  /dev/fd0: absent (no medium)",
+        ]
+    );
+    ensure!(
+        report[4].starts_with("  waited ") && report[5] == SETUP_NEEDED,
+        "unexpected report: {report:#?}"
+    );
+    expect_hostname_then_poweroff(&mut guest, None)?;
+    let log = guest.serial_log();
+    ensure!(
+        !log.contains("I/O error") && !log.contains("floppy: error"),
+        "the empty drive was read:\n{log}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_usb_stick_present_at_power_on_is_found_with_the_default_command_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let stick = image(
+        &dir,
+        "stick.img",
+        &VolumeImage::new(VolumeFilesystem::Vfat, "MFV-CONFIG")
+            .file("mfv.toml", valid_config("cfg-usb-boot")),
+    )?;
+    // Neither mfv.config_wait= nor usb-storage.delay_use=: usb-storage scans 1 s after probing.
+    let mut guest = guest(&[], &[])?
+        .disk(DiskSpec::file(DiskInterface::Usb, &stick))
+        .boot()?;
+    let report = config_report(&mut guest)?;
+    ensure!(report.len() >= 3, "unexpected report: {report:#?}");
+    assert_eq!(
+        report[..3],
+        [
+            "config: using mfv.toml from /dev/sda (vfat, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/sda (vfat): taken",
+        ]
+    );
+    // When discovery had to wait, it says for how long and for what (at most 10 s).
+    if let Some(waited) = report.get(3) {
+        let seconds: f64 = waited
+            .strip_prefix("  waited ")
+            .and_then(|rest| rest.split_once(" s for devices ("))
+            .and_then(|(seconds, _)| seconds.parse().ok())
+            .with_context(|| format!("not a wait line: {waited:?}"))?;
+        ensure!(
+            seconds <= 11.0 && waited.contains("): storage was settling: USB interface "),
+            "unexpected wait: {waited}"
+        );
+        ensure!(report.len() == 4, "unexpected report: {report:#?}");
+    }
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-usb-boot"))
+}
+
+/// `body` with the generation header the config store writes.
+fn stored(generation: u64, body: &str) -> Vec<u8> {
+    let sha256: String = Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!(
+        "# mfv-store generation={generation} length={} sha256={sha256}\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Boots with one volume labelled mfv-config holding `current` as `mfv.toml` and
+/// `previous` as `mfv.toml.prev`; returns the guest, its config report and the directory
+/// that holds the image.
+fn boot_with_generations(
+    filesystem: VolumeFilesystem,
+    current: Vec<u8>,
+    previous: Vec<u8>,
+) -> anyhow::Result<(Guest, Vec<String>, TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let label = match filesystem {
+        VolumeFilesystem::Vfat => "MFV-CONFIG",
+        _ => "mfv-config",
+    };
+    let volume = image(
+        &dir,
+        "generations.img",
+        &VolumeImage::new(filesystem, label)
+            .file("mfv.toml", current)
+            .file("mfv.toml.prev", previous),
+    )?;
+    let mut guest = guest(&[], &[&volume])?.boot()?;
+    let report = config_report(&mut guest)?;
+    Ok((guest, report, dir))
+}
+
+#[test]
+fn a_torn_config_falls_back_to_the_last_known_good_generation() -> anyhow::Result<()> {
+    let new = valid_config("cfg-torn-new");
+    let mut torn = stored(2, &new);
+    // A power cut on vfat: the new file's end never reached the disk.
+    torn.truncate(torn.len() - 10);
+    let previous = stored(1, &valid_config("cfg-last-good"));
+    let (mut guest, report, _dir) = boot_with_generations(VolumeFilesystem::Vfat, torn, previous)?;
+    assert_eq!(
+        report,
+        [
+            "config: using mfv.toml.prev (last-known-good, generation 1) from /dev/vda \
+             (vfat, LABEL=mfv-config)"
+                .to_owned(),
+            "  /dev/sda1: absent (no such device)".to_owned(),
+            format!(
+                "  LABEL=mfv-config /dev/vda (vfat): taken: mfv.toml.prev (last-known-good, \
+                 generation 1); skipped: mfv.toml corrupt: {} bytes where the generation \
+                 header says {} (torn write)",
+                new.len() - 10,
+                new.len()
+            ),
+        ]
+    );
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-last-good"))
+}
+
+#[test]
+fn an_invalid_hand_edited_config_falls_back_to_the_last_known_good_generation() -> anyhow::Result<()>
+{
+    // An operator's edit: no generation header (as documented), but errors.
+    let current = INVALID_CONFIG.as_bytes().to_vec();
+    let previous = stored(3, &valid_config("cfg-before-edit"));
+    let (mut guest, report, _dir) =
+        boot_with_generations(VolumeFilesystem::Ext4, current, previous)?;
+    let expected = [
+        &[
+            "config: using mfv.toml.prev (last-known-good, generation 3) from /dev/vda \
+             (ext4, LABEL=mfv-config)",
+            "  /dev/sda1: absent (no such device)",
+            "  LABEL=mfv-config /dev/vda (ext4): taken: mfv.toml.prev (last-known-good, \
+             generation 3); skipped: mfv.toml invalid (3 errors)",
+        ][..],
+        &INVALID_CONFIG_ERRORS,
+    ]
+    .concat();
+    assert_eq!(report, expected);
+    expect_hostname_then_poweroff(&mut guest, Some("cfg-before-edit"))
 }

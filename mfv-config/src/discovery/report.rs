@@ -6,19 +6,35 @@ use std::time::Duration;
 use serde::Serializer;
 use serde::ser::SerializeSeq;
 
-use super::{Absence, CandidateReport, ConfigSource, Discovery, DiscoveryReport, Verdict};
+use super::{
+    Absence, CandidateReport, ConfigSource, Discovery, DiscoveryReport, FileProblem, Verdict,
+};
 use crate::cmdline::ConfigLocator;
 use crate::schema::{CONFIG_FILE_NAME, ConfigErrors};
+use crate::store::PREVIOUS_FILE_NAME;
 
 impl fmt::Display for DiscoveryReport {
     /// The header line, one line per candidate (indented by two spaces; the errors of an
     /// invalid `mfv.toml` follow their candidate, indented by four), then the scan issues and,
-    /// after more than one pass, how long discovery waited. No trailing newline.
+    /// after more than one pass, how long discovery waited (and why, when storage was
+    /// settling). No trailing newline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last_known_good =
+            self.candidates
+                .last()
+                .and_then(|candidate| match candidate.verdict {
+                    Verdict::TakenLastKnownGood { generation, .. } => Some(generation),
+                    _ => None,
+                });
         match (&self.outcome, &self.requested) {
-            (Discovery::Found { source, .. }, _) => {
-                write!(f, "config: using {CONFIG_FILE_NAME} from {source}")?;
-            }
+            (Discovery::Found { source, .. }, _) => match last_known_good {
+                Some(generation) => write!(
+                    f,
+                    "config: using {PREVIOUS_FILE_NAME} ({}) from {source}",
+                    LastKnownGood(generation)
+                )?,
+                None => write!(f, "config: using {CONFIG_FILE_NAME} from {source}")?,
+            },
             (Discovery::Invalid { source, errors }, _) => write!(
                 f,
                 "config: {CONFIG_FILE_NAME} on {source} is invalid ({})",
@@ -42,9 +58,62 @@ impl fmt::Display for DiscoveryReport {
                 self.elapsed.as_secs_f64(),
                 self.passes
             )?;
+            match &self.settling {
+                Some(settling) if settling.timed_out => {
+                    write!(f, ": gave up, storage still settling: {}", settling.reason)?
+                }
+                Some(settling) => write!(f, ": storage was settling: {}", settling.reason)?,
+                None => {}
+            }
         }
         Ok(())
     }
+}
+
+/// `last-known-good, generation 6`, or `last-known-good` for a file without a header.
+struct LastKnownGood(Option<u64>);
+
+impl fmt::Display for LastKnownGood {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("last-known-good")?;
+        if let Some(generation) = self.0 {
+            write!(f, ", generation {generation}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FileProblem {
+    /// The problem as a phrase about the file `name`: `no mfv.toml`, `mfv.toml is a symbolic
+    /// link`, `mfv.toml too large (N bytes, limit L)`, `mfv.toml corrupt: ...`, `mfv.toml
+    /// invalid (2 errors)`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            FileProblem::Missing => format!("no {name}"),
+            FileProblem::Unreadable { error } => error.clone(),
+            FileProblem::TooLarge { size, limit } => {
+                format!("{name} too large ({size} bytes, limit {limit})")
+            }
+            FileProblem::Corrupt { error } => format!("{name} {error}"),
+            FileProblem::Invalid { errors } => format!("{name} invalid ({})", count_errors(errors)),
+        }
+    }
+
+    /// The validation errors, when the file is invalid.
+    fn errors(&self) -> Option<&ConfigErrors> {
+        match self {
+            FileProblem::Invalid { errors } => Some(errors),
+            _ => None,
+        }
+    }
+}
+
+/// Writes each error of `errors` on its own line, indented by four, after `name:`.
+fn write_errors(f: &mut fmt::Formatter<'_>, name: &str, errors: &ConfigErrors) -> fmt::Result {
+    for error in errors.errors() {
+        write!(f, "\n    {name}:{error}")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for ConfigSource {
@@ -78,10 +147,22 @@ impl fmt::Display for CandidateReport {
         if let Some(error) = &self.unmount_error {
             write!(f, "; {error}")?;
         }
-        if let Verdict::Invalid { errors } = &self.verdict {
-            for error in errors.errors() {
-                write!(f, "\n    {CONFIG_FILE_NAME}:{error}")?;
+        match &self.verdict {
+            Verdict::Invalid { errors } => write_errors(f, CONFIG_FILE_NAME, errors)?,
+            Verdict::TakenLastKnownGood { skipped, .. } => {
+                if let Some(errors) = skipped.errors() {
+                    write_errors(f, CONFIG_FILE_NAME, errors)?;
+                }
             }
+            Verdict::Unusable { current, previous } => {
+                if let Some(errors) = current.errors() {
+                    write_errors(f, CONFIG_FILE_NAME, errors)?;
+                }
+                if let Some(errors) = previous.errors() {
+                    write_errors(f, PREVIOUS_FILE_NAME, errors)?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -97,13 +178,36 @@ impl fmt::Display for Verdict {
             Verdict::NoFileSystem => f.write_str("skipped: no file system"),
             Verdict::NotProbeable { error } => write!(f, "skipped: cannot probe: {error}"),
             Verdict::NotMountable { error } => write!(f, "skipped: not mountable: {error}"),
-            Verdict::NoConfigFile => write!(f, "skipped: no {CONFIG_FILE_NAME}"),
-            Verdict::Unreadable { error } => write!(f, "skipped: {error}"),
-            Verdict::TooLarge { size, limit } => write!(
+            Verdict::NoConfigFile => write!(
                 f,
-                "skipped: {CONFIG_FILE_NAME} too large ({size} bytes, limit {limit})"
+                "skipped: {}",
+                FileProblem::Missing.describe(CONFIG_FILE_NAME)
             ),
+            Verdict::Unreadable { error } => write!(f, "skipped: {error}"),
+            Verdict::TooLarge { size, limit } => {
+                let problem = FileProblem::TooLarge {
+                    size: *size,
+                    limit: *limit,
+                };
+                write!(f, "skipped: {}", problem.describe(CONFIG_FILE_NAME))
+            }
             Verdict::Invalid { errors } => write!(f, "invalid ({})", count_errors(errors)),
+            Verdict::Corrupt { error } => write!(f, "skipped: {CONFIG_FILE_NAME} {error}"),
+            Verdict::TakenLastKnownGood {
+                generation,
+                skipped,
+            } => write!(
+                f,
+                "taken: {PREVIOUS_FILE_NAME} ({}); skipped: {}",
+                LastKnownGood(*generation),
+                skipped.describe(CONFIG_FILE_NAME)
+            ),
+            Verdict::Unusable { current, previous } => write!(
+                f,
+                "skipped: {}; {}",
+                current.describe(CONFIG_FILE_NAME),
+                previous.describe(PREVIOUS_FILE_NAME)
+            ),
             Verdict::AlreadyTried => f.write_str("skipped: already tried above"),
         }
     }

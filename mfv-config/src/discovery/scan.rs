@@ -63,7 +63,9 @@ pub struct VolumeScan {
 }
 
 /// Lists `<sysfs_root>/class/block` (whole devices and partitions alike, sorted by name) and
-/// probes `<dev_root>/<name>` of each entry whose `size` is not 0. Never fails: an unlistable
+/// probes `<dev_root>/<name>` of each entry whose `size` is not 0; a floppy drive (its `dev`
+/// attribute has major 2), whose size says nothing, only when the drive holds a disk (see
+/// [each candidate](crate::discovery#each-candidate)), so an empty drive is never read. Never fails: an unlistable
 /// directory, an unreadable attribute or an unprobeable node becomes a [`ScanIssue`].
 pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
     let class_dir = sysfs_root.join("class/block");
@@ -85,12 +87,28 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
     names.sort();
     for name in names {
         let entry = class_dir.join(&name);
-        match read_size(&entry.join("size")) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(issue) => {
-                scan.issues.push(issue);
-                continue;
+        let device = device_node(dev_root, &name);
+        if is_floppy(&entry) {
+            match super::medium::floppy_has_disk(&device) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) if super::medium::means_no_medium(&error) => continue,
+                Err(error) => {
+                    scan.issues.push(ScanIssue {
+                        message: format!("cannot poll {}: {error}", device.display()),
+                        path: device,
+                    });
+                    continue;
+                }
+            }
+        } else {
+            match read_size(&entry.join("size")) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(issue) => {
+                    scan.issues.push(issue);
+                    continue;
+                }
             }
         }
         let is_partition = entry.join("partition").exists();
@@ -105,7 +123,6 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
         } else {
             None
         };
-        let device = device_node(dev_root, &name);
         match probe_signature(&device) {
             Ok(signature) => scan.volumes.push(Volume {
                 name,
@@ -121,6 +138,17 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
         }
     }
     scan
+}
+
+/// Whether the `class/block` entry is a floppy drive: its `dev` attribute (`MAJOR:MINOR`)
+/// has the floppy major.
+fn is_floppy(entry: &Path) -> bool {
+    fs::read_to_string(entry.join("dev")).is_ok_and(|text| {
+        text.trim()
+            .split_once(':')
+            .and_then(|(major, _)| major.parse::<u64>().ok())
+            == Some(super::medium::FLOPPY_MAJOR)
+    })
 }
 
 /// Reads a `size` attribute (in 512-byte sectors; only 0 matters here).
@@ -184,6 +212,15 @@ pub(crate) mod tests {
 
         pub(crate) fn root(&self) -> &Path {
             self.dir.path()
+        }
+
+        /// The messages of the scan's issues, with paths relative to the fixture's root.
+        pub(crate) fn issue_messages(&self, scan: &VolumeScan) -> Vec<String> {
+            let root = format!("{}/", self.root().display());
+            scan.issues
+                .iter()
+                .map(|issue| issue.message.replace(&root, ""))
+                .collect()
         }
 
         /// A `class/block` entry with a size in sectors; a partition when `uevent` is given
@@ -302,14 +339,8 @@ pub(crate) mod tests {
         fs::remove_file(fixture.sysfs().join("class/block/nosize/size")).unwrap();
 
         let scan = scan_volumes(&fixture.sysfs(), &fixture.dev());
-        let root = format!("{}/", fixture.root().display());
-        let messages: Vec<String> = scan
-            .issues
-            .iter()
-            .map(|issue| issue.message.replace(&root, ""))
-            .collect();
         assert_eq!(
-            messages,
+            fixture.issue_messages(&scan),
             [
                 "cannot read sys/class/block/nosize/size: No such file or directory (os error 2)",
                 "cannot open dev/sda read-only: No such file or directory (os error 2)",
@@ -381,6 +412,31 @@ pub(crate) mod tests {
             probe_signature(&fixture.blank_node("vde")).unwrap(),
             Signature::default()
         );
+    }
+
+    #[test]
+    fn a_floppy_drive_is_asked_for_its_disk_and_never_probed_blindly() {
+        let fixture = Fixture::new();
+        // Size 8: what any open leaves behind, disk or not; the size does not decide.
+        let fd0 = fixture.entry("fd0", 8, None);
+        fs::write(fd0.join("dev"), "2:0\n").unwrap();
+        // An image file is no floppy drive: the poll is refused, and it is not probed.
+        fixture.formatted_node("fd0", "mkfs.vfat", &["-n", "FLOPPY"]);
+        // A size of 0 does not skip a floppy drive either.
+        let fd1 = fixture.entry("fd1", 0, None);
+        fs::write(fd1.join("dev"), "2:1\n").unwrap();
+        let scan = scan_volumes(&fixture.sysfs(), &fixture.dev());
+        assert!(scan.volumes.is_empty(), "{:?}", scan.volumes);
+        assert_eq!(
+            fixture.issue_messages(&scan),
+            [
+                "cannot poll dev/fd0: Inappropriate ioctl for device (os error 25)",
+                "cannot poll dev/fd1: No such file or directory (os error 2)",
+            ]
+        );
+        assert!(!is_floppy(&fixture.entry("sda", 8, None)));
+        fs::write(fixture.sysfs().join("class/block/sda/dev"), "8:0\n").unwrap();
+        assert!(!is_floppy(&fixture.sysfs().join("class/block/sda")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::scan::tests::{EXT4_UUID, Fixture, disk_with_partitions};
@@ -25,6 +26,8 @@ impl Setup {
         let params = DiscoveryParams {
             locator,
             wait: None,
+            settle: None,
+            settle_limit: DEFAULT_SETTLE_LIMIT,
             sysfs_root: fixture.sysfs(),
             dev_root: fixture.dev(),
             run_dir: fixture.root().join("run/mfv"),
@@ -200,9 +203,7 @@ fn an_invalid_config_is_reported_and_a_later_valid_one_wins() {
          /dev/sda1 (ext4): invalid ({} errors)",
         errors.len()
     );
-    for error in errors.errors() {
-        expected.push_str(&format!("\n    mfv.toml:{error}"));
-    }
+    append_errors(&mut expected, "mfv.toml", &errors);
     expected.push_str("\n  LABEL=mfv-config /dev/vdb1 (ext4): taken");
     assert_eq!(setup.render(&report), expected);
 }
@@ -366,6 +367,13 @@ fn every_way_a_volume_can_be_skipped() {
     setup.assert_clean(&mounter);
 }
 
+/// Appends the lines that list `errors` of the file `name` under a candidate.
+fn append_errors(expected: &mut String, name: &str, errors: &ConfigErrors) {
+    for error in errors.errors() {
+        expected.push_str(&format!("\n    {name}:{error}"));
+    }
+}
+
 fn count(errors: &ConfigErrors) -> String {
     match errors.len() {
         1 => "1 error".into(),
@@ -449,23 +457,34 @@ fn a_failed_unmount_is_reported_and_the_verdict_stands() {
     );
 }
 
-#[test]
-fn waits_for_a_late_device() {
-    let mut setup = Setup::new(Some(ConfigLocator::Label("mfv-config".into())));
-    setup.params.wait = Some(Duration::from_secs(10));
+/// Runs discovery while `sdb1`, a vfat volume labelled `MFV-CONFIG` with a valid `mfv.toml`,
+/// appears after `delay`; `appeared` runs once it is there.
+fn discover_while_sdb1_appears(
+    setup: &Setup,
+    delay: Duration,
+    appeared: impl FnOnce() + Send,
+) -> DiscoveryReport {
     let mounter = RecordingMounter::new()
         .with_volume(setup.dev("sdb1"), FakeVolume::with_file("mfv.toml", VALID));
-    let report = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(delay);
             // The node first, then the sysfs entry, as the kernel and devtmpfs do it.
             setup
                 .fixture
                 .formatted_node("sdb1", "mkfs.vfat", &["-n", "MFV-CONFIG"]);
             setup.fixture.entry("sdb1", 8192, Some("PARTN=1\n"));
+            appeared();
         });
         discover(&setup.params, &mounter)
-    });
+    })
+}
+
+#[test]
+fn waits_for_a_late_device() {
+    let mut setup = Setup::new(Some(ConfigLocator::Label("mfv-config".into())));
+    setup.params.wait = Some(Duration::from_secs(10));
+    let report = discover_while_sdb1_appears(&setup, Duration::from_millis(200), || {});
     assert!(
         matches!(report.outcome, Discovery::Found { .. }),
         "{report}"
@@ -583,6 +602,7 @@ fn the_report_serializes_to_stable_json() {
             "scan_issues": [],
             "passes": 1,
             "elapsed_ms": 0,
+            "settling": null,
         })
     );
     let absent = serde_json::to_value(Verdict::Absent {
@@ -600,6 +620,7 @@ fn the_report_serializes_to_stable_json() {
         scan_issues: Vec::new(),
         passes: 0,
         elapsed: Duration::ZERO,
+        settling: None,
     };
     assert_eq!(
         serde_json::to_value(&disabled).unwrap()["requested"],
@@ -666,34 +687,29 @@ fn a_block_device_of_size_zero_has_no_medium() {
         .map(|entry| entry.path())
         .find(|path| {
             use std::os::unix::fs::FileTypeExt;
-            fs::metadata(path).is_ok_and(|metadata| metadata.file_type().is_block_device())
+            // Not a floppy drive, whose medium is asked of the drive itself.
+            fs::metadata(path).is_ok_and(|metadata| {
+                metadata.file_type().is_block_device()
+                    && nix::sys::stat::major(metadata.rdev()) != medium::FLOPPY_MAJOR
+            })
         })
     else {
         panic!("no block device node in /dev");
     };
-    let metadata = fs::metadata(&node).unwrap();
+    let rdev = fs::metadata(&node).unwrap().rdev();
     let fixture = Fixture::new();
-    let rdev = std::os::unix::fs::MetadataExt::rdev(&metadata);
     let entry = fixture.sysfs().join(format!(
         "dev/block/{}:{}",
         nix::sys::stat::major(rdev),
         nix::sys::stat::minor(rdev)
     ));
-    assert!(
-        !has_no_medium(&fixture.sysfs(), &metadata),
-        "no sysfs entry"
-    );
+    let has_no_medium = || medium::has_no_medium(&fixture.sysfs(), &node, rdev);
+    assert!(!has_no_medium(), "no sysfs entry");
     fs::create_dir_all(&entry).unwrap();
     fs::write(entry.join("size"), "0\n").unwrap();
-    assert!(has_no_medium(&fixture.sysfs(), &metadata));
+    assert!(has_no_medium());
     fs::write(entry.join("size"), "2880\n").unwrap();
-    assert!(!has_no_medium(&fixture.sysfs(), &metadata));
-    // A regular file is never "no medium".
-    let file = fixture.blank_node("file");
-    assert!(!has_no_medium(
-        &fixture.sysfs(),
-        &fs::metadata(file).unwrap()
-    ));
+    assert!(!has_no_medium());
 
     // Through discovery: the device is absent and waiting goes on.
     let mut params = Setup::new(Some(ConfigLocator::Device(node.clone()))).params;
@@ -714,4 +730,483 @@ fn a_block_device_of_size_zero_has_no_medium() {
             node.display()
         )
     );
+}
+
+/// `body` as a store writes it: generation header, then the body.
+fn stored(generation: u64, body: &str) -> Vec<u8> {
+    let mut file = header::Header::for_body(generation, body.as_bytes())
+        .to_line()
+        .into_bytes();
+    file.extend_from_slice(body.as_bytes());
+    file
+}
+
+/// `stored` with its last `cut` bytes missing: a torn write.
+fn torn(generation: u64, body: &str, cut: usize) -> Vec<u8> {
+    let mut file = stored(generation, body);
+    file.truncate(file.len() - cut);
+    file
+}
+
+/// A volume with these files.
+fn files(entries: &[(&str, FakeEntry)]) -> FakeVolume {
+    FakeVolume::Entries(
+        entries
+            .iter()
+            .map(|(name, entry)| ((*name).to_owned(), entry.clone()))
+            .collect(),
+    )
+}
+
+fn file(bytes: impl Into<Vec<u8>>) -> FakeEntry {
+    FakeEntry::File(bytes.into())
+}
+
+/// Discovery of `sda1` (ext4) holding `volume`, with `limit` as the size limit.
+fn discover_sda1(volume: FakeVolume, limit: u64) -> (Setup, DiscoveryReport) {
+    let mut setup = Setup::new(Some(ConfigLocator::Device("/dev/sda1".into())));
+    setup.params.max_config_bytes = limit;
+    setup.sda1("cfg");
+    let mounter = RecordingMounter::new().with_volume(setup.dev("sda1"), volume);
+    let report = discover(&setup.params, &mounter);
+    setup.assert_clean(&mounter);
+    (setup, report)
+}
+
+const PREVIOUS: &str = "version = 1\n\n[host]\nhostname = \"last-good\"\n";
+
+fn hostname(report: &DiscoveryReport) -> Option<&str> {
+    match &report.outcome {
+        Discovery::Found { config, .. } => Some(config.host.hostname.as_str()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_verified_current_generation_is_taken() {
+    let (setup, report) = discover_sda1(
+        files(&[
+            ("mfv.toml", file(stored(7, VALID))),
+            ("mfv.toml.prev", file(torn(6, PREVIOUS, 1))),
+        ]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(hostname(&report), Some("vmhost1"));
+    assert_eq!(
+        setup.render(&report),
+        "config: using mfv.toml from /dev/sda1 (ext4)\n  /dev/sda1 (ext4): taken"
+    );
+}
+
+#[test]
+fn a_torn_current_generation_falls_back_to_the_last_known_good_one() {
+    let (setup, report) = discover_sda1(
+        files(&[
+            ("mfv.toml", file(torn(8, VALID, 5))),
+            ("mfv.toml.prev", file(stored(7, PREVIOUS))),
+        ]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(hostname(&report), Some("last-good"));
+    let length = VALID.len();
+    assert_eq!(
+        report.candidates[0].verdict,
+        Verdict::TakenLastKnownGood {
+            generation: Some(7),
+            skipped: FileProblem::Corrupt {
+                error: format!(
+                    "corrupt: {} bytes where the generation header says {length} (torn write)",
+                    length - 5
+                ),
+            },
+        }
+    );
+    assert_eq!(
+        setup.render(&report),
+        format!(
+            "config: using mfv.toml.prev (last-known-good, generation 7) from /dev/sda1 (ext4)\n  \
+             /dev/sda1 (ext4): taken: mfv.toml.prev (last-known-good, generation 7); skipped: \
+             mfv.toml corrupt: {} bytes where the generation header says {length} (torn write)",
+            length - 5
+        )
+    );
+}
+
+#[test]
+fn a_checksum_mismatch_without_a_previous_generation_is_never_used() {
+    // The body was edited but the header kept: valid TOML, yet not what was saved.
+    let mut edited = stored(3, VALID);
+    let at = edited.len() - 3;
+    edited[at] = b'2';
+    let (setup, report) = discover_sda1(
+        files(&[("mfv.toml", file(edited))]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(report.outcome, Discovery::NotFound);
+    let rendered = setup.render(&report);
+    assert!(
+        rendered.starts_with(
+            "config: no configuration found\n  /dev/sda1 (ext4): skipped: mfv.toml corrupt: \
+             sha256 "
+        ) && rendered.ends_with("(after editing by hand, delete the `# mfv-store` first line)"),
+        "{rendered}"
+    );
+    assert!(matches!(
+        report.candidates[0].verdict,
+        Verdict::Corrupt { .. }
+    ));
+}
+
+#[test]
+fn an_invalid_hand_written_current_file_falls_back_and_its_errors_are_shown() {
+    let (setup, report) = discover_sda1(
+        files(&[
+            ("mfv.toml", file(INVALID)),
+            ("mfv.toml.prev", file(stored(4, PREVIOUS))),
+        ]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(hostname(&report), Some("last-good"));
+    let errors = parse_config(INVALID).unwrap_err();
+    let mut expected = format!(
+        "config: using mfv.toml.prev (last-known-good, generation 4) from /dev/sda1 (ext4)\n  \
+         /dev/sda1 (ext4): taken: mfv.toml.prev (last-known-good, generation 4); skipped: \
+         mfv.toml invalid ({})",
+        count(&errors)
+    );
+    append_errors(&mut expected, "mfv.toml", &errors);
+    assert_eq!(setup.render(&report), expected);
+}
+
+#[test]
+fn error_positions_count_the_header_line() {
+    let (_, report) = discover_sda1(
+        files(&[("mfv.toml", file(stored(2, INVALID)))]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    let Discovery::Invalid { errors, .. } = &report.outcome else {
+        panic!("{report}");
+    };
+    let in_body = parse_config(INVALID).unwrap_err();
+    let lines = |errors: &ConfigErrors| -> Vec<Option<usize>> {
+        errors
+            .errors()
+            .iter()
+            .map(|error| error.position.map(|position| position.line))
+            .collect()
+    };
+    let shifted: Vec<Option<usize>> = lines(&in_body)
+        .into_iter()
+        .map(|line| line.map(|line| line + 1))
+        .collect();
+    assert_eq!(lines(errors), shifted);
+}
+
+#[test]
+fn a_missing_current_file_falls_back_like_the_store() {
+    let (setup, report) = discover_sda1(
+        files(&[("mfv.toml.prev", file(PREVIOUS))]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(hostname(&report), Some("last-good"));
+    assert_eq!(
+        setup.render(&report),
+        "config: using mfv.toml.prev (last-known-good) from /dev/sda1 (ext4)\n  \
+         /dev/sda1 (ext4): taken: mfv.toml.prev (last-known-good); skipped: no mfv.toml"
+    );
+}
+
+#[test]
+fn when_neither_generation_is_usable_both_are_reported() {
+    // Invalid current, torn previous: the outcome is the current file's errors.
+    let (setup, report) = discover_sda1(
+        files(&[
+            ("mfv.toml", file(INVALID)),
+            ("mfv.toml.prev", file(torn(5, PREVIOUS, 2))),
+        ]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    let errors = parse_config(INVALID).unwrap_err();
+    assert!(
+        matches!(&report.outcome, Discovery::Invalid { errors: got, .. } if *got == errors),
+        "{report}"
+    );
+    let rendered = setup.render(&report);
+    let mut lines = rendered.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            format!(
+                "config: mfv.toml on /dev/sda1 (ext4) is invalid ({})",
+                count(&errors)
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        lines.next(),
+        Some(
+            format!(
+                "  /dev/sda1 (ext4): skipped: mfv.toml invalid ({}); mfv.toml.prev corrupt: \
+                 {} bytes where the generation header says {} (torn write)",
+                count(&errors),
+                PREVIOUS.len() - 2,
+                PREVIOUS.len()
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(lines.count(), errors.len());
+
+    // Torn current, invalid previous (its errors follow, named by file), nothing found.
+    let (setup, report) = discover_sda1(
+        files(&[
+            ("mfv.toml", file(torn(6, VALID, 1))),
+            ("mfv.toml.prev", file(stored(5, "version = 1\n"))),
+        ]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(report.outcome, Discovery::NotFound);
+    let previous_errors = parse_config("version = 1\n").unwrap_err();
+    let mut expected = format!(
+        "config: no configuration found\n  /dev/sda1 (ext4): skipped: mfv.toml corrupt: {} \
+         bytes where the generation header says {} (torn write); mfv.toml.prev invalid ({})",
+        VALID.len() - 1,
+        VALID.len(),
+        count(&previous_errors)
+    );
+    append_errors(&mut expected, "mfv.toml.prev", &previous_errors);
+    assert_eq!(setup.render(&report), expected);
+}
+
+#[test]
+fn the_previous_file_is_read_with_the_same_protections() {
+    let verdict_with_previous = |previous: FakeEntry, limit: u64| {
+        let (_, report) = discover_sda1(
+            files(&[
+                ("mfv.toml", file(torn(2, VALID, 1))),
+                ("mfv.toml.prev", previous),
+            ]),
+            limit,
+        );
+        assert_eq!(report.outcome, Discovery::NotFound, "{report}");
+        report.candidates[0].verdict.to_string()
+    };
+    let corrupt = format!(
+        "skipped: mfv.toml corrupt: {} bytes where the generation header says {} (torn write)",
+        VALID.len() - 1,
+        VALID.len()
+    );
+    assert_eq!(
+        verdict_with_previous(FakeEntry::Symlink("/etc/passwd".into()), 4096),
+        format!("{corrupt}; mfv.toml.prev is a symbolic link")
+    );
+    assert_eq!(
+        verdict_with_previous(FakeEntry::Dir, 4096),
+        format!("{corrupt}; mfv.toml.prev is not a regular file")
+    );
+    // The limit is larger than the torn current file but smaller than the previous one.
+    let previous = stored(1, &format!("{PREVIOUS}# {}\n", "x".repeat(200)));
+    let size = previous.len();
+    assert_eq!(
+        verdict_with_previous(file(previous), 150),
+        format!("{corrupt}; mfv.toml.prev too large ({size} bytes, limit 150)")
+    );
+}
+
+#[test]
+fn the_previous_file_is_read_only_when_the_current_one_is_unusable() {
+    // A usable current file: the previous one, a directory, is never looked at.
+    let (_, report) = discover_sda1(
+        files(&[("mfv.toml", file(VALID)), ("mfv.toml.prev", FakeEntry::Dir)]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(report.candidates[0].verdict, Verdict::Taken);
+    // Unusable current, missing previous: the verdicts of old.
+    let (_, report) = discover_sda1(
+        files(&[("mfv.toml", FakeEntry::Dir)]),
+        DEFAULT_MAX_CONFIG_BYTES,
+    );
+    assert_eq!(
+        report.candidates[0].verdict.to_string(),
+        "skipped: mfv.toml is not a regular file"
+    );
+}
+
+#[test]
+fn new_verdicts_serialize_to_stable_json() {
+    let errors = parse_config("version = 1\n").unwrap_err();
+    assert_eq!(
+        serde_json::to_value(Verdict::TakenLastKnownGood {
+            generation: Some(3),
+            skipped: FileProblem::Corrupt {
+                error: "corrupt: malformed generation header".into()
+            },
+        })
+        .unwrap(),
+        serde_json::json!({
+            "verdict": "taken_last_known_good",
+            "generation": 3,
+            "skipped": {"problem": "corrupt", "error": "corrupt: malformed generation header"},
+        })
+    );
+    let json = serde_json::to_value(Verdict::Unusable {
+        current: FileProblem::Missing,
+        previous: FileProblem::Invalid { errors },
+    })
+    .unwrap();
+    assert_eq!(json["verdict"], "unusable");
+    assert_eq!(json["current"], serde_json::json!({"problem": "missing"}));
+    assert_eq!(json["previous"]["problem"], "invalid");
+    assert_eq!(json["previous"]["errors"][0]["path"], "host");
+    assert_eq!(
+        serde_json::to_value(FileProblem::TooLarge { size: 9, limit: 8 }).unwrap(),
+        serde_json::json!({"problem": "too_large", "size": 9, "limit": 8})
+    );
+    assert_eq!(
+        serde_json::to_value(SettleWait {
+            reason: "x".into(),
+            timed_out: true
+        })
+        .unwrap(),
+        serde_json::json!({"reason": "x", "timed_out": true})
+    );
+}
+
+/// A settle check that answers from `answers` in turn (the last one again when they run
+/// out) and counts how often it was asked.
+fn settle_check(answers: &[Option<&str>]) -> (SettleCheck, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let answers: Vec<Option<String>> = answers.iter().map(|a| a.map(str::to_owned)).collect();
+    let counter = Arc::clone(&asked);
+    let check = SettleCheck::new(move || {
+        let call = counter.fetch_add(1, Ordering::SeqCst);
+        answers[call.min(answers.len() - 1)].clone()
+    });
+    (check, asked)
+}
+
+fn asked(counter: &Arc<std::sync::atomic::AtomicUsize>) -> usize {
+    counter.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn settled_storage_means_one_pass() {
+    let mut setup = Setup::new(None);
+    let (check, counter) = settle_check(&[None]);
+    setup.params.settle = Some(check);
+    let report = discover(&setup.params, &RecordingMounter::new());
+    assert_eq!(report.passes, 1);
+    assert_eq!(asked(&counter), 1);
+    assert_eq!(report.settling, None);
+}
+
+#[test]
+fn discovery_waits_while_storage_settles_and_one_pass_after() {
+    let mut setup = Setup::new(None);
+    let reason = "USB interface 1-1:1.0 (usb-storage): SCSI host host0 not scanned yet";
+    let (check, counter) = settle_check(&[Some(reason), Some(reason), None]);
+    setup.params.settle = Some(check);
+    let report = discover(&setup.params, &RecordingMounter::new());
+    // Unsettled, unsettled, settled (one more pass), settled: done.
+    assert_eq!(report.passes, 4, "{report}");
+    assert_eq!(asked(&counter), 4);
+    assert_eq!(
+        report.settling,
+        Some(SettleWait {
+            reason: reason.into(),
+            timed_out: false
+        })
+    );
+    let rendered = setup.render(&report);
+    let last = rendered.lines().last().unwrap();
+    assert!(
+        last.starts_with("  waited ")
+            && last.ends_with(&format!(
+                " s for devices (4 passes): storage was settling: {reason}"
+            )),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_stick_that_appears_while_storage_settles_is_found() {
+    let mut setup = Setup::new(None);
+    let appeared = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&appeared);
+    setup.params.settle = Some(SettleCheck::new(move || {
+        (!seen.load(std::sync::atomic::Ordering::SeqCst)).then(|| "scan pending".to_owned())
+    }));
+    let report = discover_while_sdb1_appears(&setup, Duration::from_millis(150), || {
+        appeared.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert_eq!(hostname(&report), Some("vmhost1"), "{report}");
+    assert!(report.passes > 1);
+    assert_eq!(
+        report.settling,
+        Some(SettleWait {
+            reason: "scan pending".into(),
+            timed_out: false
+        })
+    );
+}
+
+#[test]
+fn waiting_for_storage_is_bounded() {
+    let mut setup = Setup::new(None);
+    let (check, _) = settle_check(&[Some("SCSI device 2:0:0:0 has no block device yet")]);
+    setup.params.settle = Some(check);
+    setup.params.settle_limit = Duration::from_millis(120);
+    let report = discover(&setup.params, &RecordingMounter::new());
+    assert_eq!(report.outcome, Discovery::NotFound);
+    assert!(report.passes >= 2, "{report}");
+    assert!(report.elapsed >= Duration::from_millis(120));
+    assert!(report.elapsed < Duration::from_secs(5));
+    let rendered = setup.render(&report);
+    assert!(
+        rendered.lines().last().unwrap().ends_with(
+            " passes): gave up, storage still settling: SCSI device 2:0:0:0 has no block \
+             device yet"
+        ),
+        "{rendered}"
+    );
+    assert_eq!(DEFAULT_SETTLE_LIMIT, Duration::from_secs(10));
+    assert_eq!(
+        DiscoveryParams::new(None, None).settle_limit,
+        DEFAULT_SETTLE_LIMIT
+    );
+}
+
+#[test]
+fn config_wait_overrides_the_settle_check() {
+    let mut setup = Setup::new(None);
+    let (check, counter) = settle_check(&[Some("still settling")]);
+    setup.params.settle = Some(check);
+    setup.params.wait = Some(Duration::ZERO);
+    let report = discover(&setup.params, &RecordingMounter::new());
+    assert_eq!(report.passes, 1);
+    assert_eq!(asked(&counter), 0);
+    setup.params.wait = Some(Duration::from_millis(100));
+    let report = discover(&setup.params, &RecordingMounter::new());
+    assert!(report.passes >= 2);
+    assert_eq!(asked(&counter), 0);
+    assert_eq!(report.settling, None);
+    assert!(
+        setup
+            .render(&report)
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" passes)")
+    );
+}
+
+#[test]
+fn settle_checks_compare_by_identity() {
+    let (check, _) = settle_check(&[None]);
+    let (other, _) = settle_check(&[None]);
+    assert_eq!(check, check.clone());
+    assert_ne!(check, other);
+    assert_eq!(format!("{check:?}"), "SettleCheck(..)");
 }

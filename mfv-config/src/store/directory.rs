@@ -292,43 +292,47 @@ impl DirectoryStore {
 impl ConfigStore for DirectoryStore {
     fn load(&self) -> Result<Option<LoadedConfig>, StoreError> {
         self.check_dir()?;
-        let current = self.examine(self.current_path());
-        let current_problem = match current.status {
-            Ok(usable) => {
-                return Ok(Some(LoadedConfig {
-                    text: usable.text,
-                    generation: usable.generation,
-                    origin: Origin::Current,
-                    location: Location::File(current.path),
-                    warnings: Vec::new(),
-                }));
-            }
-            Err(problem) => problem,
+        let current_path = self.current_path();
+        let previous_path = self.previous_path();
+        let selected = select_generation(
+            self.examine(current_path.clone()).status,
+            || self.examine(previous_path.clone()).status,
+            |problem| *problem == GenerationProblem::Missing,
+        );
+        let loaded = |usable: Usable, origin, location, warnings| LoadedConfig {
+            text: usable.text,
+            generation: usable.generation,
+            origin,
+            location,
+            warnings,
         };
-        let previous = self.examine(self.previous_path());
-        match previous.status {
-            Ok(usable) => {
-                let used = Location::File(previous.path);
-                Ok(Some(LoadedConfig {
-                    text: usable.text,
-                    generation: usable.generation,
-                    origin: Origin::LastKnownGood,
-                    location: used.clone(),
-                    warnings: vec![StoreWarning {
-                        skipped: Location::File(current.path),
-                        problem: current_problem,
-                        used,
-                    }],
-                }))
+        match selected {
+            Selected::Current(usable) => Ok(Some(loaded(
+                usable,
+                Origin::Current,
+                Location::File(current_path),
+                Vec::new(),
+            ))),
+            Selected::LastKnownGood { used, skipped } => {
+                let location = Location::File(previous_path);
+                let warning = StoreWarning {
+                    skipped: Location::File(current_path),
+                    problem: skipped,
+                    used: location.clone(),
+                };
+                Ok(Some(loaded(
+                    used,
+                    Origin::LastKnownGood,
+                    location,
+                    vec![warning],
+                )))
             }
-            Err(GenerationProblem::Missing) if current_problem == GenerationProblem::Missing => {
-                Ok(None)
-            }
-            Err(previous_problem) => Err(StoreError::NoUsableGeneration {
+            Selected::NeverSaved => Ok(None),
+            Selected::NoUsable { current, previous } => Err(StoreError::NoUsableGeneration {
                 store: self.dir.clone(),
                 problems: vec![
-                    (Location::File(current.path), current_problem),
-                    (Location::File(previous.path), previous_problem),
+                    (Location::File(current_path), current),
+                    (Location::File(previous_path), previous),
                 ],
             }),
         }
@@ -357,6 +361,53 @@ impl ConfigStore for DirectoryStore {
             .filter(|examined| examined.status.as_ref().err() != Some(&GenerationProblem::Missing))
             .map(|examined| self.info(&examined))
             .collect())
+    }
+}
+
+/// Which of the two generation files a reader uses: what [`select_generation`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selected<T, P> {
+    /// The current file (`mfv.toml`) is usable.
+    Current(T),
+    /// The current file is not usable (missing, unreadable, torn, corrupt or invalid) and the
+    /// previous one (`mfv.toml.prev`) is.
+    LastKnownGood {
+        /// The previous generation.
+        used: T,
+        /// Why the current one was skipped.
+        skipped: P,
+    },
+    /// Neither file exists: nothing was ever saved.
+    NeverSaved,
+    /// Neither file is usable, and at least one of them exists.
+    NoUsable {
+        /// Why the current one is unusable.
+        current: P,
+        /// Why the previous one is unusable.
+        previous: P,
+    },
+}
+
+/// The rule [`DirectoryStore::load`] follows, for any reader of the two files (boot
+/// discovery reads them from a read-only volume with its own size limits): the current
+/// generation when it is usable; otherwise the previous one, which is read (`previous` is
+/// called) only then. `is_missing` tells a file that does not exist from one that is unusable.
+pub fn select_generation<T, P>(
+    current: Result<T, P>,
+    previous: impl FnOnce() -> Result<T, P>,
+    is_missing: impl Fn(&P) -> bool,
+) -> Selected<T, P> {
+    let current = match current {
+        Ok(usable) => return Selected::Current(usable),
+        Err(problem) => problem,
+    };
+    match previous() {
+        Ok(used) => Selected::LastKnownGood {
+            used,
+            skipped: current,
+        },
+        Err(previous) if is_missing(&current) && is_missing(&previous) => Selected::NeverSaved,
+        Err(previous) => Selected::NoUsable { current, previous },
     }
 }
 

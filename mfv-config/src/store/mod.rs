@@ -46,7 +46,9 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-pub use directory::{CURRENT_FILE_NAME, DirectoryStore, PREVIOUS_FILE_NAME};
+pub use directory::{
+    CURRENT_FILE_NAME, DirectoryStore, PREVIOUS_FILE_NAME, Selected, select_generation,
+};
 pub use sqlite::{DEFAULT_RETAINED_GENERATIONS, SqliteStore};
 pub use volume::{
     PlainDirectory, RecordingVolume, RemountVolume, VolumeAccess, VolumeCall, VolumeError,
