@@ -1,26 +1,14 @@
 //! The `mfv` binary against real user backends: `mfv auth test`, `mfv user list` on a private
 //! slapd (read-only, roles from groups) and `mfv user add`/`list`/`auth test` on a private
-//! mariadbd configured through `--backend-config`. The servers are the fixtures of the mfv-auth
-//! integration tests, included from there.
+//! mariadbd configured through `--backend-config`. The servers are mfv-tests' fixtures.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    dead_code,
-    reason = "test code; the included fixtures have helpers these tests do not call"
-)]
-
-#[path = "../../mfv-auth/tests/support/mariadb.rs"]
-mod mariadb;
-#[path = "../../mfv-auth/tests/support/server.rs"]
-mod server;
-#[path = "../../mfv-auth/tests/support/slapd.rs"]
-mod slapd;
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use mfv_tests::{mariadb, slapd};
 use serde_json::json;
 
 /// Runs `mfv ARGS` with `stdin` as its input.

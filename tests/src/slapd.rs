@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::server::{ServerProcess, free_port, require_binary, run_checked};
+use crate::free_local_port;
+use crate::server::{ServerProcess, require_binary, run_checked};
 
 /// The directory's suffix.
 pub const SUFFIX: &str = "dc=example,dc=test";
@@ -130,8 +131,8 @@ impl Slapd {
     pub fn start() -> Result<Slapd> {
         let slapd = require_binary("slapd", "slapd")?;
         require_binary("ldapadd", "ldap-utils")?;
-        let port = free_port()?;
-        let ldaps_port = free_port()?;
+        let port = free_local_port()?;
+        let ldaps_port = free_local_port()?;
         let mut process = ServerProcess::new("slapd", |dir| {
             let args = vec![
                 "-f".to_owned(),
