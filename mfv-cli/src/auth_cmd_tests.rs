@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use clap::Parser;
 use serde_json::json;
 
+use mfv_host::auth::{BackendSettings, DEFAULT_AUTH_DB};
+
 use super::*;
 use crate::{Cli, Command};
 
@@ -110,7 +112,7 @@ impl Host {
             db: Some(self.db()),
             ..AuthOptions::default()
         };
-        options.open(Missing::Refuse).await.unwrap()
+        options.open(MissingDatabase::Refuse).await.unwrap()
     }
 
     async fn can_log_in(&self, user: &str, password: &str) -> bool {
@@ -546,6 +548,20 @@ fn options(args: &[&str]) -> AuthOptions {
     }
 }
 
+fn ldap(options: &AuthOptions) -> mfv_auth::LdapConfig {
+    match options.resolve().unwrap().backend {
+        BackendSettings::Ldap(config) => config,
+        other => panic!("not ldap: {other:?}"),
+    }
+}
+
+fn mysql(options: &AuthOptions) -> mfv_auth::MySqlConfig {
+    match options.resolve().unwrap().backend {
+        BackendSettings::Mysql(config) => config,
+        other => panic!("not mysql: {other:?}"),
+    }
+}
+
 #[test]
 fn ldap_settings_come_from_flags_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
@@ -566,25 +582,35 @@ fn ldap_settings_come_from_flags_with_defaults() {
         "/etc/ssl/ca.pem",
     ]);
     let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Ldap);
-    assert_eq!(resolved.db, PathBuf::from(DEFAULT_AUTH_DB));
-    let config = options.ldap_config(&resolved).unwrap();
+    assert_eq!(resolved.database, PathBuf::from(DEFAULT_AUTH_DB));
+    let config = ldap(&options);
     assert_eq!(config.url, "ldaps://ldap.example.org");
     assert_eq!(config.bind_password, "service-secret");
     assert_eq!(config.group_base_dn, "dc=example,dc=org");
     assert_eq!(config.user_filter, mfv_auth::ldap::DEFAULT_USER_FILTER);
+    assert!(!config.starttls);
     assert_eq!(
         config.ca_certificate,
         Some(PathBuf::from("/etc/ssl/ca.pem"))
     );
-    let groups: Vec<(&str, Role)> = config
+    let mut groups: Vec<(&str, Role)> = config
         .group_roles
         .iter()
         .map(|mapping| (mapping.group.as_str(), mapping.role))
         .collect();
-    assert_eq!(groups, DEFAULT_LDAP_GROUP_ROLES);
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            ("mfv-admins", Role::Admin),
+            ("mfv-operators", Role::Operator),
+            ("mfv-viewers", Role::Viewer)
+        ]
+    );
 
     let options = self::options(&[
+        "--backend",
+        "ldap",
         "--ldap-url",
         "ldap://127.0.0.1",
         "--ldap-user-base",
@@ -593,43 +619,86 @@ fn ldap_settings_come_from_flags_with_defaults() {
         "ou=groups,dc=org",
         "--ldap-group-role",
         "cn=ops,ou=groups,dc=org=operator",
+        "--ldap-user-filter",
+        "(cn={username})",
         "--ldap-starttls",
     ]);
-    let config = options.ldap_config(&options.resolve().unwrap()).unwrap();
+    let config = ldap(&options);
     assert!(config.starttls);
     assert_eq!(config.bind_dn, "");
     assert_eq!(config.group_base_dn, "ou=groups,dc=org");
+    assert_eq!(config.user_filter, "(cn={username})");
     assert_eq!(config.group_roles.len(), 1);
     assert_eq!(config.group_roles[0].group, "cn=ops,ou=groups,dc=org");
     assert_eq!(config.group_roles[0].role, Role::Operator);
 }
 
 #[test]
+fn ldap_flags_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ldap.pw"), "service-secret\n").unwrap();
+    let config = dir.path().join("mfv.toml");
+    std::fs::write(
+        &config,
+        "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"ldap\"\n\n\
+         [auth.ldap]\nurl = \"ldap://ldap.example.org\"\nstarttls = true\n\
+         ca_certificate = \"ldap-ca.pem\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n\
+         group_base = \"ou=groups,dc=example,dc=org\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n\
+         bind_password_file = \"ldap.pw\"\n\n[auth.ldap.group_roles]\nstaff = \"operator\"\n",
+    )
+    .unwrap();
+    let path = config.display().to_string();
+    let from_file = ldap(&options(&["--backend-config", &path]));
+    assert!(from_file.starttls);
+    assert_eq!(
+        from_file.ca_certificate,
+        Some(dir.path().join("ldap-ca.pem"))
+    );
+    assert_eq!(from_file.bind_password, "service-secret");
+    assert_eq!(from_file.group_base_dn, "ou=groups,dc=example,dc=org");
+    assert_eq!(from_file.group_roles.len(), 1);
+    assert_eq!(from_file.group_roles[0].group, "staff");
+    assert_eq!(from_file.group_roles[0].role, Role::Operator);
+
+    let overridden = ldap(&options(&[
+        "--backend-config",
+        &path,
+        "--ldap-group-base",
+        "ou=teams,dc=example,dc=org",
+        "--ldap-ca-cert",
+        "/etc/ssl/other.pem",
+        "--ldap-group-role",
+        "staff=admin",
+    ]));
+    assert_eq!(overridden.group_base_dn, "ou=teams,dc=example,dc=org");
+    assert_eq!(
+        overridden.ca_certificate,
+        Some(PathBuf::from("/etc/ssl/other.pem"))
+    );
+    assert_eq!(overridden.group_roles[0].role, Role::Admin);
+}
+
+#[test]
 fn incomplete_backend_settings_say_what_is_missing() {
-    let check = |args: &[&str], kind: BackendKind, expected: &str| {
-        let options = options(args);
-        let resolved = options.resolve().unwrap();
-        let error = match kind {
-            BackendKind::Ldap => options.ldap_config(&resolved).map(drop),
-            _ => options.mysql_config(&resolved).map(drop),
-        }
-        .unwrap_err();
+    let check = |args: &[&str], kind: &str, expected: &str| {
+        let args = [&["--backend", kind], args].concat();
+        let error = options(&args).resolve().map(drop).unwrap_err();
         assert_eq!(format!("{error:#}"), expected, "{args:?}");
     };
     check(
         &[],
-        BackendKind::Ldap,
+        "ldap",
         "the ldap backend needs --ldap-url (or [auth.ldap] in --backend-config)",
     );
     check(
         &["--ldap-url", "ldap://h"],
-        BackendKind::Ldap,
+        "ldap",
         "the ldap backend needs --ldap-user-base (or [auth.ldap] in --backend-config)",
     );
     check(
         &["--ldap-url", "ldap://h", "--ldap-user-base", "dc=org"],
-        BackendKind::Ldap,
-        "the user base \"dc=org\" has no parent: pass --ldap-group-base",
+        "ldap",
+        "the user base \"dc=org\" has no parent: pass --ldap-group-base (or group_base in [auth.ldap])",
     );
     check(
         &[
@@ -640,7 +709,7 @@ fn incomplete_backend_settings_say_what_is_missing() {
             "--ldap-bind-dn",
             "cn=svc,dc=org",
         ],
-        BackendKind::Ldap,
+        "ldap",
         "the LDAP service account cn=svc,dc=org needs --ldap-bind-password-file (or bind_password_file in [auth.ldap])",
     );
     check(
@@ -654,22 +723,22 @@ fn incomplete_backend_settings_say_what_is_missing() {
             "--ldap-bind-password-file",
             "/nonexistent/pw",
         ],
-        BackendKind::Ldap,
+        "ldap",
         "cannot read the password file /nonexistent/pw: No such file or directory (os error 2)",
     );
     check(
         &[],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-database (or [auth.mysql] in --backend-config)",
     );
     check(
         &["--mysql-database", "mfv"],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-user (or [auth.mysql] in --backend-config)",
     );
     check(
         &["--mysql-database", "mfv", "--mysql-user", "mfv"],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-host or --mysql-socket (or [auth.mysql] in --backend-config)",
     );
 }
@@ -689,9 +758,8 @@ fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
     let path = config.display().to_string();
     let options = options(&["--backend-config", &path]);
     let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Mysql);
-    assert_eq!(resolved.db, dir.path().join("users.sqlite"));
-    let mysql = options.mysql_config(&resolved).unwrap();
+    assert_eq!(resolved.database, dir.path().join("users.sqlite"));
+    let mysql = mysql(&options);
     assert_eq!(mysql.password, "db-secret");
     assert_eq!(mysql.database, "mfv");
     assert_eq!(
@@ -710,8 +778,8 @@ fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
         "/tmp/x.sqlite",
     ]);
     let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Sqlite);
-    assert_eq!(resolved.db, PathBuf::from("/tmp/x.sqlite"));
+    assert!(matches!(resolved.backend, BackendSettings::Sqlite));
+    assert_eq!(resolved.database, PathBuf::from("/tmp/x.sqlite"));
 
     let missing = dir.path().join("missing.toml").display().to_string();
     let error = self::options(&["--backend-config", &missing])
@@ -722,17 +790,6 @@ fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
         format!("{error:#}").starts_with(&format!("cannot use --backend-config {missing}: ")),
         "{error:#}"
     );
-}
-
-#[test]
-fn parent_dns_skip_escaped_commas() {
-    assert_eq!(
-        parent_dn("ou=people,dc=example,dc=org"),
-        Some("dc=example,dc=org")
-    );
-    assert_eq!(parent_dn("cn=Smith\\, J, ou=x"), Some("ou=x"));
-    assert_eq!(parent_dn("dc=org"), None);
-    assert_eq!(parent_dn("dc=org,"), None);
 }
 
 #[test]
