@@ -548,134 +548,79 @@ fn options(args: &[&str]) -> AuthOptions {
     }
 }
 
-fn ldap(options: &AuthOptions) -> mfv_auth::LdapConfig {
-    match options.resolve().unwrap().backend {
-        BackendSettings::Ldap(config) => config,
-        other => panic!("not ldap: {other:?}"),
-    }
-}
-
-fn mysql(options: &AuthOptions) -> mfv_auth::MySqlConfig {
-    match options.resolve().unwrap().backend {
-        BackendSettings::Mysql(config) => config,
-        other => panic!("not mysql: {other:?}"),
-    }
-}
-
 #[test]
-fn ldap_settings_come_from_flags_with_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("bind.pw");
-    std::fs::write(&password_file, "service-secret\n").unwrap();
+fn every_flag_becomes_its_override() {
+    assert_eq!(options(&[]).overrides(), AuthOverrides::default());
     let options = options(&[
+        "--db",
+        "/srv/auth.sqlite",
         "--backend",
         "ldap",
         "--ldap-url",
-        "ldaps://ldap.example.org",
+        "ldap://ldap.example.org",
+        "--ldap-starttls",
+        "--ldap-ca-cert",
+        "/etc/ssl/ca.pem",
         "--ldap-bind-dn",
         "cn=svc,dc=example,dc=org",
         "--ldap-bind-password-file",
-        &password_file.display().to_string(),
+        "/etc/mfv/bind.pw",
         "--ldap-user-base",
         "ou=people,dc=example,dc=org",
-        "--ldap-ca-cert",
-        "/etc/ssl/ca.pem",
-    ]);
-    let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.database, PathBuf::from(DEFAULT_AUTH_DB));
-    let config = ldap(&options);
-    assert_eq!(config.url, "ldaps://ldap.example.org");
-    assert_eq!(config.bind_password, "service-secret");
-    assert_eq!(config.group_base_dn, "dc=example,dc=org");
-    assert_eq!(config.user_filter, mfv_auth::ldap::DEFAULT_USER_FILTER);
-    assert!(!config.starttls);
-    assert_eq!(
-        config.ca_certificate,
-        Some(PathBuf::from("/etc/ssl/ca.pem"))
-    );
-    let mut groups: Vec<(&str, Role)> = config
-        .group_roles
-        .iter()
-        .map(|mapping| (mapping.group.as_str(), mapping.role))
-        .collect();
-    groups.sort();
-    assert_eq!(
-        groups,
-        [
-            ("mfv-admins", Role::Admin),
-            ("mfv-operators", Role::Operator),
-            ("mfv-viewers", Role::Viewer)
-        ]
-    );
-
-    let options = self::options(&[
-        "--backend",
-        "ldap",
-        "--ldap-url",
-        "ldap://127.0.0.1",
-        "--ldap-user-base",
-        "dc=org",
-        "--ldap-group-base",
-        "ou=groups,dc=org",
-        "--ldap-group-role",
-        "cn=ops,ou=groups,dc=org=operator",
         "--ldap-user-filter",
         "(cn={username})",
-        "--ldap-starttls",
-    ]);
-    let config = ldap(&options);
-    assert!(config.starttls);
-    assert_eq!(config.bind_dn, "");
-    assert_eq!(config.group_base_dn, "ou=groups,dc=org");
-    assert_eq!(config.user_filter, "(cn={username})");
-    assert_eq!(config.group_roles.len(), 1);
-    assert_eq!(config.group_roles[0].group, "cn=ops,ou=groups,dc=org");
-    assert_eq!(config.group_roles[0].role, Role::Operator);
-}
-
-#[test]
-fn ldap_flags_override_the_config_file() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ldap.pw"), "service-secret\n").unwrap();
-    let config = dir.path().join("mfv.toml");
-    std::fs::write(
-        &config,
-        "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"ldap\"\n\n\
-         [auth.ldap]\nurl = \"ldap://ldap.example.org\"\nstarttls = true\n\
-         ca_certificate = \"ldap-ca.pem\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n\
-         group_base = \"ou=groups,dc=example,dc=org\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n\
-         bind_password_file = \"ldap.pw\"\n\n[auth.ldap.group_roles]\nstaff = \"operator\"\n",
-    )
-    .unwrap();
-    let path = config.display().to_string();
-    let from_file = ldap(&options(&["--backend-config", &path]));
-    assert!(from_file.starttls);
-    assert_eq!(
-        from_file.ca_certificate,
-        Some(dir.path().join("ldap-ca.pem"))
-    );
-    assert_eq!(from_file.bind_password, "service-secret");
-    assert_eq!(from_file.group_base_dn, "ou=groups,dc=example,dc=org");
-    assert_eq!(from_file.group_roles.len(), 1);
-    assert_eq!(from_file.group_roles[0].group, "staff");
-    assert_eq!(from_file.group_roles[0].role, Role::Operator);
-
-    let overridden = ldap(&options(&[
-        "--backend-config",
-        &path,
         "--ldap-group-base",
-        "ou=teams,dc=example,dc=org",
-        "--ldap-ca-cert",
-        "/etc/ssl/other.pem",
+        "ou=groups,dc=example,dc=org",
         "--ldap-group-role",
-        "staff=admin",
-    ]));
-    assert_eq!(overridden.group_base_dn, "ou=teams,dc=example,dc=org");
+        "cn=ops,ou=groups,dc=example,dc=org=operator",
+        "--ldap-group-role",
+        "staff=viewer",
+        "--mysql-host",
+        "db.example.org",
+        "--mysql-port",
+        "3307",
+        "--mysql-socket",
+        "/run/mysqld/mysqld.sock",
+        "--mysql-database",
+        "mfv",
+        "--mysql-user",
+        "mfv-user",
+        "--mysql-password-file",
+        "/etc/mfv/db.pw",
+    ]);
+    let group_role = |group: &str, role| GroupRole {
+        group: group.to_owned(),
+        role,
+    };
     assert_eq!(
-        overridden.ca_certificate,
-        Some(PathBuf::from("/etc/ssl/other.pem"))
+        options.overrides(),
+        AuthOverrides {
+            database: Some("/srv/auth.sqlite".into()),
+            backend: Some(AuthBackend::Ldap),
+            ldap: LdapOverrides {
+                url: Some("ldap://ldap.example.org".into()),
+                base_dn: Some("ou=people,dc=example,dc=org".into()),
+                bind_dn: Some("cn=svc,dc=example,dc=org".into()),
+                bind_password_file: Some("/etc/mfv/bind.pw".into()),
+                user_filter: Some("(cn={username})".into()),
+                group_base: Some("ou=groups,dc=example,dc=org".into()),
+                starttls: Some(true),
+                ca_certificate: Some("/etc/ssl/ca.pem".into()),
+                group_roles: Some(vec![
+                    group_role("cn=ops,ou=groups,dc=example,dc=org", Role::Operator),
+                    group_role("staff", Role::Viewer),
+                ]),
+            },
+            mysql: MysqlOverrides {
+                host: Some("db.example.org".into()),
+                port: Some(3307),
+                socket: Some("/run/mysqld/mysqld.sock".into()),
+                database: Some("mfv".into()),
+                user: Some("mfv-user".into()),
+                password_file: Some("/etc/mfv/db.pw".into()),
+            },
+        }
     );
-    assert_eq!(overridden.group_roles[0].role, Role::Admin);
 }
 
 #[test]
@@ -746,43 +691,34 @@ fn incomplete_backend_settings_say_what_is_missing() {
 #[test]
 fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("db.pw"), "db-secret\n").unwrap();
     let config = dir.path().join("mfv.toml");
     std::fs::write(
         &config,
         "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"mysql\"\n\n\
-         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n\
-         password_file = \"db.pw\"\n",
+         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n",
     )
     .unwrap();
     let path = config.display().to_string();
-    let options = options(&["--backend-config", &path]);
-    let resolved = options.resolve().unwrap();
+    let resolved = options(&["--backend-config", &path]).resolve().unwrap();
     assert_eq!(resolved.database, dir.path().join("users.sqlite"));
-    let mysql = mysql(&options);
-    assert_eq!(mysql.password, "db-secret");
-    assert_eq!(mysql.database, "mfv");
-    assert_eq!(
-        mysql.address,
-        mfv_auth::mysql::MySqlAddress::Tcp {
-            host: "db.example.org".into(),
-            port: 3306
-        }
-    );
-    let options = self::options(&[
+    assert!(matches!(resolved.backend, BackendSettings::Mysql(_)));
+    let resolved = options(&[
         "--backend-config",
         &path,
         "--backend",
         "sqlite",
         "--db",
         "/tmp/x.sqlite",
-    ]);
-    let resolved = options.resolve().unwrap();
+    ])
+    .resolve()
+    .unwrap();
     assert!(matches!(resolved.backend, BackendSettings::Sqlite));
     assert_eq!(resolved.database, PathBuf::from("/tmp/x.sqlite"));
+    let resolved = options(&[]).resolve().unwrap();
+    assert_eq!(resolved.database, PathBuf::from(DEFAULT_AUTH_DB));
 
     let missing = dir.path().join("missing.toml").display().to_string();
-    let error = self::options(&["--backend-config", &missing])
+    let error = options(&["--backend-config", &missing])
         .resolve()
         .map(drop)
         .unwrap_err();

@@ -193,20 +193,7 @@ impl Slapd {
     fn seed(&self) -> Result<()> {
         let ldif = self.process.dir().join("seed.ldif");
         fs::write(&ldif, seed_ldif()).with_context(|| format!("writing {}", ldif.display()))?;
-        run_checked(
-            Command::new("ldapadd")
-                .args([
-                    "-x",
-                    "-H",
-                    &self.url(),
-                    "-D",
-                    ROOT_DN,
-                    "-w",
-                    ROOT_PASSWORD,
-                    "-f",
-                ])
-                .arg(&ldif),
-        )?;
+        run_checked(self.as_root("ldapadd").arg("-f").arg(&ldif))?;
         let accounts = users()
             .into_iter()
             .map(|user| (user.dn(), user.password))
@@ -216,22 +203,20 @@ impl Slapd {
             fs::write(&password_file, &password)
                 .with_context(|| format!("writing {}", password_file.display()))?;
             run_checked(
-                Command::new("ldappasswd")
-                    .args([
-                        "-x",
-                        "-H",
-                        &self.url(),
-                        "-D",
-                        ROOT_DN,
-                        "-w",
-                        ROOT_PASSWORD,
-                        "-T",
-                    ])
+                self.as_root("ldappasswd")
+                    .arg("-T")
                     .arg(&password_file)
                     .arg(&dn),
             )?;
         }
         Ok(())
+    }
+
+    /// An ldap-utils `tool` bound to this server as the directory administrator.
+    fn as_root(&self, tool: &str) -> Command {
+        let mut command = Command::new(tool);
+        command.args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD]);
+        command
     }
 }
 

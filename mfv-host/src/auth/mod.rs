@@ -340,46 +340,30 @@ impl AuthSettings {
             .and_then(|(auth, _)| auth.mysql.as_ref())
     }
 
-    /// The override, else the section's file on the volume.
-    fn file(&self, given: &Option<PathBuf>, in_section: Option<&String>) -> Option<PathBuf> {
-        given
-            .clone()
-            .or_else(|| in_section.map(|path| self.on_volume(path)))
+    /// A path from the section, on the volume.
+    fn volume_path(&self, path: Option<&String>) -> Option<PathBuf> {
+        path.map(|path| self.on_volume(path))
     }
 
     fn ldap_config(&self) -> Result<LdapConfig, AuthSetupError> {
         let given = &self.overrides.ldap;
         let section = self.ldap_section();
         let missing = |setting| AuthSetupError::Missing { setting };
-        let url = given
-            .url
-            .clone()
-            .or_else(|| section.map(|ldap| ldap.url.clone()))
+        let url = pick(&given.url, section, |ldap| Some(ldap.url.clone()))
             .ok_or(missing(AuthSetting::LdapUrl))?;
-        let base_dn = given
-            .base_dn
-            .clone()
-            .or_else(|| section.map(|ldap| ldap.base_dn.clone()))
+        let base_dn = pick(&given.base_dn, section, |ldap| Some(ldap.base_dn.clone()))
             .ok_or(missing(AuthSetting::LdapBaseDn))?;
-        let bind_dn = given
-            .bind_dn
-            .clone()
-            .or_else(|| section.and_then(|ldap| ldap.bind_dn.clone()))
-            .unwrap_or_default();
-        let password_file = self.file(
-            &given.bind_password_file,
-            section.and_then(|ldap| ldap.bind_password_file.as_ref()),
-        );
+        let bind_dn =
+            pick(&given.bind_dn, section, |ldap| ldap.bind_dn.clone()).unwrap_or_default();
+        let password_file = pick(&given.bind_password_file, section, |ldap| {
+            self.volume_path(ldap.bind_password_file.as_ref())
+        });
         let bind_password = match password_file {
             Some(path) => read_secret_file(&path)?,
             None if bind_dn.is_empty() => String::new(),
             None => return Err(AuthSetupError::NoBindPassword { bind_dn }),
         };
-        let group_base = match given
-            .group_base
-            .clone()
-            .or_else(|| section.and_then(|ldap| ldap.group_base.clone()))
-        {
+        let group_base = match pick(&given.group_base, section, |ldap| ldap.group_base.clone()) {
             Some(group_base) => group_base,
             None => parent_dn(&base_dn)
                 .ok_or_else(|| AuthSetupError::NoGroupBase {
@@ -388,27 +372,20 @@ impl AuthSettings {
                 .to_owned(),
         };
         let mut config = LdapConfig::new(url, bind_dn, bind_password, base_dn, group_base);
-        if let Some(filter) = given
-            .user_filter
-            .clone()
-            .or_else(|| section.map(|ldap| ldap.user_filter.clone()))
-        {
+        if let Some(filter) = pick(&given.user_filter, section, |ldap| {
+            Some(ldap.user_filter.clone())
+        }) {
             config.user_filter = filter;
         }
-        config.starttls = given
-            .starttls
-            .or(section.map(|ldap| ldap.starttls))
-            .unwrap_or(false);
-        config.ca_certificate = self.file(
-            &given.ca_certificate,
-            section.and_then(|ldap| ldap.ca_certificate.as_ref()),
-        );
-        config.group_roles = match &given.group_roles {
-            Some(group_roles) => group_roles.clone(),
-            None => group_roles(
-                &section.map_or_else(default_ldap_group_roles, |ldap| ldap.group_roles.clone()),
-            ),
-        };
+        config.starttls =
+            pick(&given.starttls, section, |ldap| Some(ldap.starttls)).unwrap_or(false);
+        config.ca_certificate = pick(&given.ca_certificate, section, |ldap| {
+            self.volume_path(ldap.ca_certificate.as_ref())
+        });
+        config.group_roles = pick(&given.group_roles, section, |ldap| {
+            Some(group_roles(&ldap.group_roles))
+        })
+        .unwrap_or_else(|| group_roles(&default_ldap_group_roles()));
         Ok(config)
     }
 
@@ -416,20 +393,15 @@ impl AuthSettings {
         let given = &self.overrides.mysql;
         let section = self.mysql_section();
         let missing = |setting| AuthSetupError::Missing { setting };
-        let database = given
-            .database
-            .clone()
-            .or_else(|| section.map(|mysql| mysql.database.clone()))
-            .ok_or(missing(AuthSetting::MysqlDatabase))?;
-        let user = given
-            .user
-            .clone()
-            .or_else(|| section.map(|mysql| mysql.user.clone()))
+        let database = pick(&given.database, section, |mysql| {
+            Some(mysql.database.clone())
+        })
+        .ok_or(missing(AuthSetting::MysqlDatabase))?;
+        let user = pick(&given.user, section, |mysql| Some(mysql.user.clone()))
             .ok_or(missing(AuthSetting::MysqlUser))?;
-        let password_file = self.file(
-            &given.password_file,
-            section.and_then(|mysql| mysql.password_file.as_ref()),
-        );
+        let password_file = pick(&given.password_file, section, |mysql| {
+            self.volume_path(mysql.password_file.as_ref())
+        });
         let password = match password_file {
             Some(path) => read_secret_file(&path)?,
             None => String::new(),
@@ -437,17 +409,21 @@ impl AuthSettings {
         if let Some(socket) = &given.socket {
             return Ok(MySqlConfig::socket(socket, database, user, password));
         }
-        let host = given
-            .host
-            .clone()
-            .or_else(|| section.map(|mysql| mysql.host.clone()))
+        let host = pick(&given.host, section, |mysql| Some(mysql.host.clone()))
             .ok_or(missing(AuthSetting::MysqlHost))?;
-        let port = given
-            .port
-            .or(section.map(|mysql| mysql.port))
-            .unwrap_or_else(default_mysql_port);
+        let port =
+            pick(&given.port, section, |mysql| Some(mysql.port)).unwrap_or_else(default_mysql_port);
         Ok(MySqlConfig::tcp(host, port, database, user, password))
     }
+}
+
+/// The override when there is one, else what `field` finds in the section.
+fn pick<S, T: Clone>(
+    given: &Option<T>,
+    section: Option<&S>,
+    field: impl FnOnce(&S) -> Option<T>,
+) -> Option<T> {
+    given.clone().or_else(|| section.and_then(field))
 }
 
 impl ResolvedAuth {

@@ -72,6 +72,24 @@ fn roles(config: &LdapConfig) -> Vec<(&str, Role)> {
         .collect()
 }
 
+/// The ldap backend with `given` and no configuration.
+fn ldap_alone(given: LdapOverrides) -> AuthSettings {
+    AuthSettings::new().with_overrides(AuthOverrides {
+        backend: Some(AuthBackend::Ldap),
+        ldap: given,
+        ..AuthOverrides::default()
+    })
+}
+
+/// The mysql backend with `given` and no configuration.
+fn mysql_alone(given: MysqlOverrides) -> AuthSettings {
+    AuthSettings::new().with_overrides(AuthOverrides {
+        backend: Some(AuthBackend::Mysql),
+        mysql: given,
+        ..AuthOverrides::default()
+    })
+}
+
 fn overrides(ldap: LdapOverrides, mysql: MysqlOverrides) -> AuthOverrides {
     AuthOverrides {
         ldap,
@@ -162,17 +180,13 @@ fn the_backend_is_the_override_else_the_configuration_else_sqlite() {
 fn ldap_settings_from_overrides_alone_get_the_defaults() {
     let volume = Volume::new();
     let password_file = volume.write("bind.pw", "service-secret\nsecond line\n");
-    let settings = AuthSettings::new().with_overrides(AuthOverrides {
-        backend: Some(AuthBackend::Ldap),
-        ldap: LdapOverrides {
-            url: Some("ldaps://ldap.example.org".into()),
-            base_dn: Some("ou=people,dc=example,dc=org".into()),
-            bind_dn: Some("cn=svc,dc=example,dc=org".into()),
-            bind_password_file: Some(password_file),
-            ca_certificate: Some("/etc/ssl/ca.pem".into()),
-            ..LdapOverrides::default()
-        },
-        ..AuthOverrides::default()
+    let settings = ldap_alone(LdapOverrides {
+        url: Some("ldaps://ldap.example.org".into()),
+        base_dn: Some("ou=people,dc=example,dc=org".into()),
+        bind_dn: Some("cn=svc,dc=example,dc=org".into()),
+        bind_password_file: Some(password_file),
+        ca_certificate: Some("/etc/ssl/ca.pem".into()),
+        ..LdapOverrides::default()
     });
     let config = ldap(&settings);
     assert_eq!(config.url, "ldaps://ldap.example.org");
@@ -303,65 +317,35 @@ fn ldap_overrides_win_over_the_configuration() {
 
 #[test]
 fn incomplete_ldap_settings_name_what_is_missing() {
-    let check = |given: LdapOverrides, expected: &str| {
-        let settings = AuthSettings::new().with_overrides(AuthOverrides {
-            backend: Some(AuthBackend::Ldap),
-            ldap: given,
-            ..AuthOverrides::default()
-        });
-        assert_eq!(error(&settings), expected);
+    // Each step gives what the one before missed.
+    let mut given = LdapOverrides::default();
+    let check = |given: &LdapOverrides, expected: &str| {
+        assert_eq!(error(&ldap_alone(given.clone())), expected);
     };
-    let url = || Some("ldap://h".to_owned());
+    check(&given, "the ldap backend needs url in [auth.ldap]");
+    given.url = Some("ldap://h".into());
+    check(&given, "the ldap backend needs base_dn in [auth.ldap]");
+    given.base_dn = Some("dc=org".into());
     check(
-        LdapOverrides::default(),
-        "the ldap backend needs url in [auth.ldap]",
-    );
-    check(
-        LdapOverrides {
-            url: url(),
-            ..LdapOverrides::default()
-        },
-        "the ldap backend needs base_dn in [auth.ldap]",
-    );
-    check(
-        LdapOverrides {
-            url: url(),
-            base_dn: Some("dc=org".into()),
-            ..LdapOverrides::default()
-        },
+        &given,
         "the user base \"dc=org\" has no parent to search groups under: set group_base in [auth.ldap]",
     );
+    // A base without a parent is fine with a group base.
+    given.group_base = Some("ou=groups,dc=org".into());
+    assert_eq!(
+        ldap(&ldap_alone(given.clone())).group_base_dn,
+        "ou=groups,dc=org"
+    );
+    given.bind_dn = Some("cn=svc,dc=org".into());
     check(
-        LdapOverrides {
-            url: url(),
-            base_dn: Some("ou=p,dc=org".into()),
-            bind_dn: Some("cn=svc,dc=org".into()),
-            ..LdapOverrides::default()
-        },
+        &given,
         "the LDAP service account cn=svc,dc=org needs bind_password_file in [auth.ldap]",
     );
+    given.bind_password_file = Some("/nonexistent/pw".into());
     check(
-        LdapOverrides {
-            url: url(),
-            base_dn: Some("ou=p,dc=org".into()),
-            bind_dn: Some("cn=svc,dc=org".into()),
-            bind_password_file: Some("/nonexistent/pw".into()),
-            ..LdapOverrides::default()
-        },
+        &given,
         "cannot read the password file /nonexistent/pw: No such file or directory (os error 2)",
     );
-    // A base without a parent is fine with a group base.
-    let settings = AuthSettings::new().with_overrides(AuthOverrides {
-        backend: Some(AuthBackend::Ldap),
-        ldap: LdapOverrides {
-            url: url(),
-            base_dn: Some("dc=org".into()),
-            group_base: Some("ou=groups,dc=org".into()),
-            ..LdapOverrides::default()
-        },
-        ..AuthOverrides::default()
-    });
-    assert_eq!(ldap(&settings).group_base_dn, "ou=groups,dc=org");
 }
 
 #[test]
@@ -441,44 +425,17 @@ fn mysql_settings_from_the_configuration_and_overrides() {
 
 #[test]
 fn incomplete_mysql_settings_name_what_is_missing() {
-    let check = |given: MysqlOverrides, expected: &str| {
-        let settings = AuthSettings::new().with_overrides(AuthOverrides {
-            backend: Some(AuthBackend::Mysql),
-            mysql: given,
-            ..AuthOverrides::default()
-        });
-        assert_eq!(error(&settings), expected);
+    let mut given = MysqlOverrides::default();
+    let check = |given: &MysqlOverrides, expected: &str| {
+        assert_eq!(error(&mysql_alone(given.clone())), expected);
     };
-    check(
-        MysqlOverrides::default(),
-        "the mysql backend needs database in [auth.mysql]",
-    );
-    check(
-        MysqlOverrides {
-            database: Some("mfv".into()),
-            ..MysqlOverrides::default()
-        },
-        "the mysql backend needs user in [auth.mysql]",
-    );
-    check(
-        MysqlOverrides {
-            database: Some("mfv".into()),
-            user: Some("mfv".into()),
-            ..MysqlOverrides::default()
-        },
-        "the mysql backend needs host in [auth.mysql]",
-    );
-    let settings = AuthSettings::new().with_overrides(AuthOverrides {
-        backend: Some(AuthBackend::Mysql),
-        mysql: MysqlOverrides {
-            database: Some("mfv".into()),
-            user: Some("mfv".into()),
-            socket: Some("/run/mysqld/mysqld.sock".into()),
-            ..MysqlOverrides::default()
-        },
-        ..AuthOverrides::default()
-    });
-    assert_eq!(mysql(&settings).password, "");
+    check(&given, "the mysql backend needs database in [auth.mysql]");
+    given.database = Some("mfv".into());
+    check(&given, "the mysql backend needs user in [auth.mysql]");
+    given.user = Some("mfv".into());
+    check(&given, "the mysql backend needs host in [auth.mysql]");
+    given.socket = Some("/run/mysqld/mysqld.sock".into());
+    assert_eq!(mysql(&mysql_alone(given)).password, "");
 }
 
 #[test]
