@@ -1,22 +1,11 @@
 //! Measures the auth path on each user backend: argon2id cost, logins per second, session
 //! checks per second, and the time of "unknown user" against "wrong password" (which must
 //! match). SQLite runs in a temp dir; LDAP and MySQL run against a private slapd and mariadbd
-//! on loopback, started here with the fixtures of the integration tests (`tests/support`):
+//! on loopback, started here with the fixtures the integration tests use (`mfv_tests::slapd`,
+//! `mfv_tests::mariadb`):
 //! `cargo run --release -p mfv-auth --example auth_bench -- [SECONDS_PER_MEASUREMENT]
 //! [BACKEND,...]` (defaults: 3 seconds; `sqlite,ldap,mysql`).
 //! Prints one `name: value unit` line per measurement; `cargo xtask bench auth` reads them.
-
-#![allow(
-    dead_code,
-    reason = "the test fixtures included below have helpers this benchmark does not call"
-)]
-
-#[path = "../tests/support/mariadb.rs"]
-mod mariadb;
-#[path = "../tests/support/server.rs"]
-mod server;
-#[path = "../tests/support/slapd.rs"]
-mod slapd;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
@@ -30,6 +19,7 @@ use mfv_auth::{
     MySqlConfig, Password, PasswordHasher, Role, SqliteState, SqliteUserBackend, SystemClock,
     ThrottleRule, UserBackend, UserRecord,
 };
+use mfv_tests::{mariadb, slapd};
 
 #[tokio::main]
 async fn main() -> ExitCode {

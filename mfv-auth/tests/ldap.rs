@@ -8,11 +8,6 @@
     reason = "the helpers outside #[test] fns panic on failure just as the tests do"
 )]
 
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/slapd.rs"]
-mod slapd;
-
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, Scope};
@@ -20,7 +15,7 @@ use mfv_auth::ldap::{GroupRole, LdapConfig, MemberValue, escape_filter_value};
 use mfv_auth::{
     BackendError, LdapBackend, Password, PasswordError, Role, StepOutcome, UserBackend, Username,
 };
-use slapd::{GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+use mfv_tests::slapd::{self, GROUPS_DN, PEOPLE_DN, SERVICE_DN, SERVICE_PASSWORD, Slapd};
 
 /// The configuration for the seeded directory: each mfv-* group maps to its role by `cn`.
 fn config(url: &str) -> LdapConfig {
@@ -470,33 +465,4 @@ async fn a_server_that_stops_mid_run_fails_closed() {
         matches!(report.steps[0].outcome, StepOutcome::Failed(_)),
         "{report}"
     );
-}
-
-#[test]
-fn fixture_failures_name_the_package_and_show_the_log() {
-    let error = server::require_binary("no-such-server-binary", "no-such-package").unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("install the Debian package no-such-package"),
-        "{error}"
-    );
-    let mut process = server::ServerProcess::new("sh", |_| {
-        (
-            "sh".into(),
-            vec!["-c".into(), "echo broken config >&2; exit 3".into()],
-        )
-    })
-    .unwrap();
-    let dir = process.dir().to_owned();
-    process.start().unwrap();
-    let error = process
-        .wait_for_port(server::free_port().unwrap(), Duration::from_secs(10))
-        .unwrap_err();
-    assert!(
-        error.to_string() == "sh exited before it was ready; its log:\nbroken config\n",
-        "{error:#}"
-    );
-    drop(process);
-    assert!(!dir.exists(), "the watchdog left {}", dir.display());
 }

@@ -8,17 +8,12 @@
     reason = "the helpers outside #[test] fns panic on failure just as the tests do"
 )]
 
-#[path = "support/mariadb.rs"]
-mod mariadb;
-#[path = "support/server.rs"]
-mod server;
-
-use mariadb::MariaDb;
 use mfv_auth::mysql::SCHEMA_VERSION;
 use mfv_auth::{
     AdminError, Argon2Params, BackendError, MySqlBackend, MySqlConfig, Password, PasswordHasher,
     Role, StepOutcome, UserBackend, UserRecord, Username,
 };
+use mfv_tests::mariadb::{self, MariaDb};
 
 /// Cheap argon2 parameters: these tests check behaviour, not cost.
 fn hasher() -> PasswordHasher {

@@ -3,53 +3,37 @@
 //! log).
 //!
 //! Where things are: the auth database (SQLite) always holds sessions, API tokens, TOTP and
-//! the audit log, and the users too with the `sqlite` backend. It is `--db PATH`; without it,
-//! the `[auth.sqlite] path` of `--backend-config FILE` (relative to that file's directory, the
-//! config volume), else [`DEFAULT_AUTH_DB`]. The user backend is `--backend`, else the
-//! `[auth] backend` of `--backend-config`, else `sqlite`; LDAP and MySQL take their
-//! connection settings from flags, which override `[auth.ldap]` / `[auth.mysql]`.
+//! the audit log, and the users too with the `sqlite` backend. The `[auth]` section of
+//! `--backend-config FILE` (whose directory is the config volume) says where it is and which
+//! user backend is in use; each flag overrides one of its settings. [`mfv_host::auth`] resolves
+//! them and opens the authenticator, as PID 1 and the web server do; this file maps the flags
+//! to its overrides, and its errors about a missing setting to the flag that sets it.
 //!
 //! Passwords never come from the command line: they are read from the terminal without echo
 //! (asked twice), or as one line from stdin with `--password-stdin`. Service account
 //! passwords (LDAP bind, MySQL) are read from files.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use mfv_auth::ldap::GroupRole;
-use mfv_auth::{
-    Actor, Argon2Params, AuthPolicy, Authenticator, LdapBackend, LdapConfig, MAX_PASSWORD_BYTES,
-    MySqlBackend, MySqlConfig, Password, PasswordHasher, Role, SqliteState, SqliteUserBackend,
-    SystemClock, UserBackend, UserRecord, Username,
+use mfv_auth::{Actor, Authenticator, MAX_PASSWORD_BYTES, Password, Role, UserRecord, Username};
+use mfv_config::schema::AuthBackend;
+use mfv_host::auth::{
+    AuthOverrides, AuthSetting, AuthSettings, AuthSetupError, LdapOverrides, MissingDatabase,
+    MysqlOverrides, ResolvedAuth,
 };
-use mfv_config::schema::{AuthBackend, AuthConfig, default_sqlite_path, load_config_file};
 
 use crate::output::{Output, Status};
-
-/// The auth database when neither `--db` nor `--backend-config` says otherwise. The root file
-/// system is RAM, so this only survives a reboot where /var/lib/mfv is persistent storage (a
-/// host installed on disk, or a bind mount from the config volume); on the appliance pass the
-/// config file (`--backend-config /path/to/mfv.toml`) so the database on the config volume is
-/// used.
-pub const DEFAULT_AUTH_DB: &str = "/var/lib/mfv/auth.sqlite";
 
 /// The default lifetime of an API token, in days.
 pub const DEFAULT_TOKEN_DAYS: u64 = 90;
 
 /// How many audit entries `mfv audit` shows by default.
 pub const DEFAULT_AUDIT_LIMIT: u32 = 50;
-
-/// The LDAP group-to-role mapping used when no `--ldap-group-role` is given: groups named by
-/// their `cn`.
-pub const DEFAULT_LDAP_GROUP_ROLES: [(&str, Role); 3] = [
-    ("mfv-admins", Role::Admin),
-    ("mfv-operators", Role::Operator),
-    ("mfv-viewers", Role::Viewer),
-];
 
 /// A user backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,11 +46,21 @@ pub enum BackendKind {
     Mysql,
 }
 
+impl From<BackendKind> for AuthBackend {
+    fn from(kind: BackendKind) -> AuthBackend {
+        match kind {
+            BackendKind::Sqlite => AuthBackend::Sqlite,
+            BackendKind::Ldap => AuthBackend::Ldap,
+            BackendKind::Mysql => AuthBackend::Mysql,
+        }
+    }
+}
+
 /// Where the auth database and the users are; shared by every auth command.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AuthOptions {
-    /// The auth database [default: `[auth.sqlite] path` of --backend-config, else
-    /// /var/lib/mfv/auth.sqlite].
+    /// The auth database [default: `[auth.sqlite] path` of --backend-config on its volume,
+    /// else /var/lib/mfv/auth.sqlite].
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Read the `[auth]` section of this config file (mfv.toml); flags override it.
@@ -78,7 +72,7 @@ pub struct AuthOptions {
     /// LDAP server, `ldap://host[:port]` or `ldaps://host[:port]`.
     #[arg(long, global = true, value_name = "URL", help_heading = "LDAP backend")]
     pub ldap_url: Option<String>,
-    /// Upgrade the `ldap://` connection with StartTLS.
+    /// Upgrade the `ldap://` connection with StartTLS [default: `starttls` of [auth.ldap]].
     #[arg(long, global = true, help_heading = "LDAP backend")]
     pub ldap_starttls: bool,
     /// PEM file of the CA that signs the server's certificate [default: the system's CAs].
@@ -112,10 +106,12 @@ pub struct AuthOptions {
         help_heading = "LDAP backend"
     )]
     pub ldap_user_filter: Option<String>,
-    /// Where groups are searched (subtree) [default: the parent of the user base].
+    /// Where groups are searched (subtree) [default: `group_base` of [auth.ldap], else the
+    /// parent of the user base].
     #[arg(long, global = true, value_name = "DN", help_heading = "LDAP backend")]
     pub ldap_group_base: Option<String>,
-    /// A group (its DN, or its cn) whose members get ROLE; repeatable; the highest role wins
+    /// A group (its DN, or its cn) whose members get ROLE; repeatable, replaces
+    /// [auth.ldap.group_roles]; the highest role wins
     /// [default: mfv-admins=admin, mfv-operators=operator, mfv-viewers=viewer].
     #[arg(long, global = true, value_name = "GROUP=ROLE", value_parser = parse_group_role, help_heading = "LDAP backend")]
     pub ldap_group_role: Vec<GroupRole>,
@@ -443,222 +439,80 @@ pub fn run_audit(args: AuditArgs) -> anyhow::Result<Output> {
     with_process_io(|runtime, io| runtime.block_on(audit(args, io)))
 }
 
-/// Whether a command may create the auth database when it is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Missing {
-    Create,
-    Refuse,
-}
-
-/// The backend settings, resolved from the flags and the config file.
-struct Resolved {
-    db: PathBuf,
-    kind: BackendKind,
-    auth: AuthConfig,
-    config_dir: Option<PathBuf>,
-}
-
 impl AuthOptions {
-    fn resolve(&self) -> anyhow::Result<Resolved> {
-        let (auth, config_dir) = match &self.backend_config {
-            Some(path) => {
-                let (config, _notes) = load_config_file(path)
-                    .with_context(|| format!("cannot use --backend-config {}", path.display()))?;
-                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (config.auth, Some(dir))
-            }
-            None => (AuthConfig::default(), None),
+    /// The flags as overrides of the configuration's settings.
+    fn overrides(&self) -> AuthOverrides {
+        AuthOverrides {
+            database: self.db.clone(),
+            backend: self.backend.map(AuthBackend::from),
+            ldap: LdapOverrides {
+                url: self.ldap_url.clone(),
+                base_dn: self.ldap_user_base.clone(),
+                bind_dn: self.ldap_bind_dn.clone(),
+                bind_password_file: self.ldap_bind_password_file.clone(),
+                user_filter: self.ldap_user_filter.clone(),
+                group_base: self.ldap_group_base.clone(),
+                starttls: self.ldap_starttls.then_some(true),
+                ca_certificate: self.ldap_ca_cert.clone(),
+                group_roles: (!self.ldap_group_role.is_empty())
+                    .then(|| self.ldap_group_role.clone()),
+            },
+            mysql: MysqlOverrides {
+                host: self.mysql_host.clone(),
+                port: self.mysql_port,
+                socket: self.mysql_socket.clone(),
+                database: self.mysql_database.clone(),
+                user: self.mysql_user.clone(),
+                password_file: self.mysql_password_file.clone(),
+            },
+        }
+    }
+
+    /// The settings of `--backend-config` with the flags over them.
+    fn resolve(&self) -> anyhow::Result<ResolvedAuth> {
+        let settings = match &self.backend_config {
+            Some(path) => AuthSettings::load(path)
+                .with_context(|| format!("cannot use --backend-config {}", path.display()))?,
+            None => AuthSettings::new(),
         };
-        let kind = self.backend.unwrap_or(match auth.backend {
-            AuthBackend::Sqlite => BackendKind::Sqlite,
-            AuthBackend::Ldap => BackendKind::Ldap,
-            AuthBackend::Mysql => BackendKind::Mysql,
-        });
-        let db = match (&self.db, &config_dir) {
-            (Some(db), _) => db.clone(),
-            (None, Some(dir)) => {
-                let name = auth
-                    .sqlite
-                    .as_ref()
-                    .map_or_else(default_sqlite_path, |sqlite| sqlite.path.clone());
-                dir.join(name)
-            }
-            (None, None) => PathBuf::from(DEFAULT_AUTH_DB),
-        };
-        Ok(Resolved {
-            db,
-            kind,
-            auth,
-            config_dir,
-        })
+        settings
+            .with_overrides(self.overrides())
+            .resolve()
+            .map_err(in_flag_terms)
     }
 
     /// Opens the auth database and the user backend.
-    async fn open(&self, missing: Missing) -> anyhow::Result<Authenticator> {
-        let resolved = self.resolve()?;
-        let db = &resolved.db;
-        if !db.exists() {
-            if missing == Missing::Refuse {
-                bail!(
-                    "no auth database at {}: add the first user with `mfv user add`, or pass --db or --backend-config",
-                    db.display()
-                );
-            }
-            if let Some(parent) = db.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-        }
-        let state = SqliteState::open(db.clone()).await?;
-        let hasher = PasswordHasher::new(Argon2Params::default())?;
-        let backend: Arc<dyn UserBackend> = match resolved.kind {
-            BackendKind::Sqlite => Arc::new(SqliteUserBackend::new(state.clone(), hasher)),
-            BackendKind::Ldap => Arc::new(LdapBackend::new(self.ldap_config(&resolved)?)?),
-            BackendKind::Mysql => {
-                Arc::new(MySqlBackend::new(self.mysql_config(&resolved)?, hasher)?)
-            }
-        };
-        Ok(Authenticator::new(
-            backend,
-            state,
-            Arc::new(SystemClock),
-            AuthPolicy::default(),
-        ))
-    }
-
-    fn ldap_config(&self, resolved: &Resolved) -> anyhow::Result<LdapConfig> {
-        let file = resolved.auth.ldap.as_ref();
-        let url = self
-            .ldap_url
-            .clone()
-            .or_else(|| file.map(|ldap| ldap.url.clone()))
-            .context("the ldap backend needs --ldap-url (or [auth.ldap] in --backend-config)")?;
-        let user_base = self
-            .ldap_user_base
-            .clone()
-            .or_else(|| file.map(|ldap| ldap.base_dn.clone()))
-            .context(
-                "the ldap backend needs --ldap-user-base (or [auth.ldap] in --backend-config)",
-            )?;
-        let bind_dn = self
-            .ldap_bind_dn
-            .clone()
-            .or_else(|| file.and_then(|ldap| ldap.bind_dn.clone()))
-            .unwrap_or_default();
-        let password_file = self.ldap_bind_password_file.clone().or_else(|| {
-            file.and_then(|ldap| ldap.bind_password_file.as_deref())
-                .map(|path| on_config_volume(resolved, path))
-        });
-        let bind_password = match password_file {
-            Some(path) => read_secret_file(&path)?,
-            None if bind_dn.is_empty() => String::new(),
-            None => bail!(
-                "the LDAP service account {bind_dn} needs --ldap-bind-password-file (or bind_password_file in [auth.ldap])"
-            ),
-        };
-        let group_base = match &self.ldap_group_base {
-            Some(base) => base.clone(),
-            None => parent_dn(&user_base)
-                .with_context(|| {
-                    format!("the user base {user_base:?} has no parent: pass --ldap-group-base")
-                })?
-                .to_owned(),
-        };
-        let mut config = LdapConfig::new(url, bind_dn, bind_password, user_base, group_base);
-        if let Some(filter) = self
-            .ldap_user_filter
-            .clone()
-            .or_else(|| file.map(|ldap| ldap.user_filter.clone()))
-        {
-            config.user_filter = filter;
-        }
-        config.starttls = self.ldap_starttls;
-        config.ca_certificate = self.ldap_ca_cert.clone();
-        config.group_roles = if self.ldap_group_role.is_empty() {
-            DEFAULT_LDAP_GROUP_ROLES
-                .iter()
-                .map(|&(group, role)| GroupRole {
-                    group: group.to_owned(),
-                    role,
-                })
-                .collect()
-        } else {
-            self.ldap_group_role.clone()
-        };
-        Ok(config)
-    }
-
-    fn mysql_config(&self, resolved: &Resolved) -> anyhow::Result<MySqlConfig> {
-        let file = resolved.auth.mysql.as_ref();
-        let database = self
-            .mysql_database
-            .clone()
-            .or_else(|| file.map(|mysql| mysql.database.clone()))
-            .context(
-                "the mysql backend needs --mysql-database (or [auth.mysql] in --backend-config)",
-            )?;
-        let user = self
-            .mysql_user
-            .clone()
-            .or_else(|| file.map(|mysql| mysql.user.clone()))
-            .context(
-                "the mysql backend needs --mysql-user (or [auth.mysql] in --backend-config)",
-            )?;
-        let password_file = self.mysql_password_file.clone().or_else(|| {
-            file.and_then(|mysql| mysql.password_file.as_deref())
-                .map(|path| on_config_volume(resolved, path))
-        });
-        let password = match password_file {
-            Some(path) => read_secret_file(&path)?,
-            None => String::new(),
-        };
-        if let Some(socket) = &self.mysql_socket {
-            return Ok(MySqlConfig::socket(socket, database, user, password));
-        }
-        let host = self
-            .mysql_host
-            .clone()
-            .or_else(|| file.map(|mysql| mysql.host.clone()))
-            .context("the mysql backend needs --mysql-host or --mysql-socket (or [auth.mysql] in --backend-config)")?;
-        let port = self
-            .mysql_port
-            .or_else(|| file.map(|mysql| mysql.port))
-            .unwrap_or(mfv_config::schema::default_mysql_port());
-        Ok(MySqlConfig::tcp(host, port, database, user, password))
+    async fn open(&self, missing: MissingDatabase) -> anyhow::Result<Authenticator> {
+        self.resolve()?.open(missing).await.map_err(in_flag_terms)
     }
 }
 
-/// A path from the config file: relative ones are relative to its directory.
-fn on_config_volume(resolved: &Resolved, path: &str) -> PathBuf {
-    match &resolved.config_dir {
-        Some(dir) => dir.join(path),
-        None => PathBuf::from(path),
-    }
-}
-
-/// The first line of a secret file.
-fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the password file {}", path.display()))?;
-    Ok(text.lines().next().unwrap_or_default().to_owned())
-}
-
-/// `ou=people,dc=example,dc=org` → `dc=example,dc=org`: the DN without its first RDN
-/// (a `\,` inside a value is not a separator).
-fn parent_dn(dn: &str) -> Option<&str> {
-    let mut escaped = false;
-    for (index, character) in dn.char_indices() {
-        match character {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            ',' => {
-                let parent = dn[index + 1..].trim_start();
-                return (!parent.is_empty()).then_some(parent);
-            }
-            _ => {}
+/// `error`, naming the flag as well where a setting is missing.
+fn in_flag_terms(error: AuthSetupError) -> anyhow::Error {
+    match error {
+        AuthSetupError::Missing { setting } => {
+            let backend = setting.backend().as_str();
+            let flag = match setting {
+                AuthSetting::LdapUrl => "--ldap-url",
+                AuthSetting::LdapBaseDn => "--ldap-user-base",
+                AuthSetting::MysqlHost => "--mysql-host or --mysql-socket",
+                AuthSetting::MysqlDatabase => "--mysql-database",
+                AuthSetting::MysqlUser => "--mysql-user",
+            };
+            anyhow!("the {backend} backend needs {flag} (or [auth.{backend}] in --backend-config)")
         }
+        AuthSetupError::NoGroupBase { base_dn } => anyhow!(
+            "the user base {base_dn:?} has no parent: pass --ldap-group-base (or group_base in [auth.ldap])"
+        ),
+        AuthSetupError::NoBindPassword { bind_dn } => anyhow!(
+            "the LDAP service account {bind_dn} needs --ldap-bind-password-file (or bind_password_file in [auth.ldap])"
+        ),
+        AuthSetupError::NoDatabase { path } => anyhow!(
+            "no auth database at {}: add the first user with `mfv user add`, or pass --db or --backend-config",
+            path.display()
+        ),
+        other => other.into(),
     }
-    None
 }
 
 fn print_json(out: &mut dyn Write, value: serde_json::Value) -> anyhow::Result<()> {
@@ -682,7 +536,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             password_stdin,
         } => {
             mfv_auth::check_display_name(&display_name)?;
-            let auth = options.open(Missing::Create).await?;
+            let auth = options.open(MissingDatabase::Create).await?;
             // Ask for no password when the name is taken (a read-only backend refuses below).
             if auth.backend().admin().is_some() && auth.find_user(&user).await?.is_some() {
                 bail!("user {user} already exists");
@@ -703,7 +557,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             )?;
         }
         UserCommand::Del { user } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             auth.delete_user(&Actor::Local, &user).await?;
             writeln!(io.err, "deleted user {user}")?;
         }
@@ -711,7 +565,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             user,
             password_stdin,
         } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             if auth.backend().admin().is_some() && auth.find_user(&user).await?.is_none() {
                 bail!("no user {user}");
             }
@@ -723,7 +577,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             )?;
         }
         UserCommand::List { json } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             let users = auth.list_users().await?;
             if json {
                 print_json(io.out, serde_json::to_value(&users)?)?;
@@ -732,12 +586,12 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             }
         }
         UserCommand::Role { user, role } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             auth.set_role(&Actor::Local, &user, role).await?;
             writeln!(io.err, "{user} is now {role}")?;
         }
         UserCommand::Disable { user } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             auth.set_disabled(&Actor::Local, &user, true).await?;
             writeln!(
                 io.err,
@@ -745,7 +599,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             )?;
         }
         UserCommand::Enable { user } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             auth.set_disabled(&Actor::Local, &user, false).await?;
             writeln!(io.err, "enabled {user}")?;
         }
@@ -792,7 +646,7 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             days,
             json,
         } => {
-            let auth = options.open(Missing::Create).await?;
+            let auth = options.open(MissingDatabase::Create).await?;
             let role = match role {
                 Some(role) => role,
                 None => {
@@ -826,7 +680,7 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             )?;
         }
         TokenCommand::List { user, json } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             let tokens = auth.list_api_tokens(user.as_ref()).await?;
             if json {
                 print_json(io.out, serde_json::to_value(&tokens)?)?;
@@ -835,7 +689,7 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let auth = options.open(Missing::Refuse).await?;
+            let auth = options.open(MissingDatabase::Refuse).await?;
             auth.revoke_api_token(&Actor::Local, id).await?;
             writeln!(io.err, "revoked API token {id}")?;
         }
@@ -862,7 +716,7 @@ fn tokens_table(tokens: &[mfv_auth::ApiTokenInfo]) -> String {
 pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     match args.command {
         AuthCommand::Test { user, json } => {
-            let auth = args.options.open(Missing::Create).await?;
+            let auth = args.options.open(MissingDatabase::Create).await?;
             let report = auth.check_backend(&user).await;
             if json {
                 let value = serde_json::json!({
@@ -886,7 +740,7 @@ pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
 
 /// `mfv audit`: the newest entries, newest first.
 pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
-    let auth = args.options.open(Missing::Refuse).await?;
+    let auth = args.options.open(MissingDatabase::Refuse).await?;
     let entries = auth.audit_log(args.limit, None).await?;
     if args.json {
         print_json(io.out, serde_json::to_value(&entries)?)?;

@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use clap::Parser;
 use serde_json::json;
 
+use mfv_host::auth::{BackendSettings, DEFAULT_AUTH_DB};
+
 use super::*;
 use crate::{Cli, Command};
 
@@ -110,7 +112,7 @@ impl Host {
             db: Some(self.db()),
             ..AuthOptions::default()
         };
-        options.open(Missing::Refuse).await.unwrap()
+        options.open(MissingDatabase::Refuse).await.unwrap()
     }
 
     async fn can_log_in(&self, user: &str, password: &str) -> bool {
@@ -547,89 +549,101 @@ fn options(args: &[&str]) -> AuthOptions {
 }
 
 #[test]
-fn ldap_settings_come_from_flags_with_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("bind.pw");
-    std::fs::write(&password_file, "service-secret\n").unwrap();
+fn every_flag_becomes_its_override() {
+    assert_eq!(options(&[]).overrides(), AuthOverrides::default());
     let options = options(&[
+        "--db",
+        "/srv/auth.sqlite",
         "--backend",
         "ldap",
         "--ldap-url",
-        "ldaps://ldap.example.org",
+        "ldap://ldap.example.org",
+        "--ldap-starttls",
+        "--ldap-ca-cert",
+        "/etc/ssl/ca.pem",
         "--ldap-bind-dn",
         "cn=svc,dc=example,dc=org",
         "--ldap-bind-password-file",
-        &password_file.display().to_string(),
+        "/etc/mfv/bind.pw",
         "--ldap-user-base",
         "ou=people,dc=example,dc=org",
-        "--ldap-ca-cert",
-        "/etc/ssl/ca.pem",
-    ]);
-    let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Ldap);
-    assert_eq!(resolved.db, PathBuf::from(DEFAULT_AUTH_DB));
-    let config = options.ldap_config(&resolved).unwrap();
-    assert_eq!(config.url, "ldaps://ldap.example.org");
-    assert_eq!(config.bind_password, "service-secret");
-    assert_eq!(config.group_base_dn, "dc=example,dc=org");
-    assert_eq!(config.user_filter, mfv_auth::ldap::DEFAULT_USER_FILTER);
-    assert_eq!(
-        config.ca_certificate,
-        Some(PathBuf::from("/etc/ssl/ca.pem"))
-    );
-    let groups: Vec<(&str, Role)> = config
-        .group_roles
-        .iter()
-        .map(|mapping| (mapping.group.as_str(), mapping.role))
-        .collect();
-    assert_eq!(groups, DEFAULT_LDAP_GROUP_ROLES);
-
-    let options = self::options(&[
-        "--ldap-url",
-        "ldap://127.0.0.1",
-        "--ldap-user-base",
-        "dc=org",
+        "--ldap-user-filter",
+        "(cn={username})",
         "--ldap-group-base",
-        "ou=groups,dc=org",
+        "ou=groups,dc=example,dc=org",
         "--ldap-group-role",
-        "cn=ops,ou=groups,dc=org=operator",
-        "--ldap-starttls",
+        "cn=ops,ou=groups,dc=example,dc=org=operator",
+        "--ldap-group-role",
+        "staff=viewer",
+        "--mysql-host",
+        "db.example.org",
+        "--mysql-port",
+        "3307",
+        "--mysql-socket",
+        "/run/mysqld/mysqld.sock",
+        "--mysql-database",
+        "mfv",
+        "--mysql-user",
+        "mfv-user",
+        "--mysql-password-file",
+        "/etc/mfv/db.pw",
     ]);
-    let config = options.ldap_config(&options.resolve().unwrap()).unwrap();
-    assert!(config.starttls);
-    assert_eq!(config.bind_dn, "");
-    assert_eq!(config.group_base_dn, "ou=groups,dc=org");
-    assert_eq!(config.group_roles.len(), 1);
-    assert_eq!(config.group_roles[0].group, "cn=ops,ou=groups,dc=org");
-    assert_eq!(config.group_roles[0].role, Role::Operator);
+    let group_role = |group: &str, role| GroupRole {
+        group: group.to_owned(),
+        role,
+    };
+    assert_eq!(
+        options.overrides(),
+        AuthOverrides {
+            database: Some("/srv/auth.sqlite".into()),
+            backend: Some(AuthBackend::Ldap),
+            ldap: LdapOverrides {
+                url: Some("ldap://ldap.example.org".into()),
+                base_dn: Some("ou=people,dc=example,dc=org".into()),
+                bind_dn: Some("cn=svc,dc=example,dc=org".into()),
+                bind_password_file: Some("/etc/mfv/bind.pw".into()),
+                user_filter: Some("(cn={username})".into()),
+                group_base: Some("ou=groups,dc=example,dc=org".into()),
+                starttls: Some(true),
+                ca_certificate: Some("/etc/ssl/ca.pem".into()),
+                group_roles: Some(vec![
+                    group_role("cn=ops,ou=groups,dc=example,dc=org", Role::Operator),
+                    group_role("staff", Role::Viewer),
+                ]),
+            },
+            mysql: MysqlOverrides {
+                host: Some("db.example.org".into()),
+                port: Some(3307),
+                socket: Some("/run/mysqld/mysqld.sock".into()),
+                database: Some("mfv".into()),
+                user: Some("mfv-user".into()),
+                password_file: Some("/etc/mfv/db.pw".into()),
+            },
+        }
+    );
 }
 
 #[test]
 fn incomplete_backend_settings_say_what_is_missing() {
-    let check = |args: &[&str], kind: BackendKind, expected: &str| {
-        let options = options(args);
-        let resolved = options.resolve().unwrap();
-        let error = match kind {
-            BackendKind::Ldap => options.ldap_config(&resolved).map(drop),
-            _ => options.mysql_config(&resolved).map(drop),
-        }
-        .unwrap_err();
+    let check = |args: &[&str], kind: &str, expected: &str| {
+        let args = [&["--backend", kind], args].concat();
+        let error = options(&args).resolve().map(drop).unwrap_err();
         assert_eq!(format!("{error:#}"), expected, "{args:?}");
     };
     check(
         &[],
-        BackendKind::Ldap,
+        "ldap",
         "the ldap backend needs --ldap-url (or [auth.ldap] in --backend-config)",
     );
     check(
         &["--ldap-url", "ldap://h"],
-        BackendKind::Ldap,
+        "ldap",
         "the ldap backend needs --ldap-user-base (or [auth.ldap] in --backend-config)",
     );
     check(
         &["--ldap-url", "ldap://h", "--ldap-user-base", "dc=org"],
-        BackendKind::Ldap,
-        "the user base \"dc=org\" has no parent: pass --ldap-group-base",
+        "ldap",
+        "the user base \"dc=org\" has no parent: pass --ldap-group-base (or group_base in [auth.ldap])",
     );
     check(
         &[
@@ -640,7 +654,7 @@ fn incomplete_backend_settings_say_what_is_missing() {
             "--ldap-bind-dn",
             "cn=svc,dc=org",
         ],
-        BackendKind::Ldap,
+        "ldap",
         "the LDAP service account cn=svc,dc=org needs --ldap-bind-password-file (or bind_password_file in [auth.ldap])",
     );
     check(
@@ -654,22 +668,22 @@ fn incomplete_backend_settings_say_what_is_missing() {
             "--ldap-bind-password-file",
             "/nonexistent/pw",
         ],
-        BackendKind::Ldap,
+        "ldap",
         "cannot read the password file /nonexistent/pw: No such file or directory (os error 2)",
     );
     check(
         &[],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-database (or [auth.mysql] in --backend-config)",
     );
     check(
         &["--mysql-database", "mfv"],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-user (or [auth.mysql] in --backend-config)",
     );
     check(
         &["--mysql-database", "mfv", "--mysql-user", "mfv"],
-        BackendKind::Mysql,
+        "mysql",
         "the mysql backend needs --mysql-host or --mysql-socket (or [auth.mysql] in --backend-config)",
     );
 }
@@ -677,44 +691,34 @@ fn incomplete_backend_settings_say_what_is_missing() {
 #[test]
 fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("db.pw"), "db-secret\n").unwrap();
     let config = dir.path().join("mfv.toml");
     std::fs::write(
         &config,
         "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"mysql\"\n\n\
-         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n\
-         password_file = \"db.pw\"\n",
+         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n",
     )
     .unwrap();
     let path = config.display().to_string();
-    let options = options(&["--backend-config", &path]);
-    let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Mysql);
-    assert_eq!(resolved.db, dir.path().join("users.sqlite"));
-    let mysql = options.mysql_config(&resolved).unwrap();
-    assert_eq!(mysql.password, "db-secret");
-    assert_eq!(mysql.database, "mfv");
-    assert_eq!(
-        mysql.address,
-        mfv_auth::mysql::MySqlAddress::Tcp {
-            host: "db.example.org".into(),
-            port: 3306
-        }
-    );
-    let options = self::options(&[
+    let resolved = options(&["--backend-config", &path]).resolve().unwrap();
+    assert_eq!(resolved.database, dir.path().join("users.sqlite"));
+    assert!(matches!(resolved.backend, BackendSettings::Mysql(_)));
+    let resolved = options(&[
         "--backend-config",
         &path,
         "--backend",
         "sqlite",
         "--db",
         "/tmp/x.sqlite",
-    ]);
-    let resolved = options.resolve().unwrap();
-    assert_eq!(resolved.kind, BackendKind::Sqlite);
-    assert_eq!(resolved.db, PathBuf::from("/tmp/x.sqlite"));
+    ])
+    .resolve()
+    .unwrap();
+    assert!(matches!(resolved.backend, BackendSettings::Sqlite));
+    assert_eq!(resolved.database, PathBuf::from("/tmp/x.sqlite"));
+    let resolved = options(&[]).resolve().unwrap();
+    assert_eq!(resolved.database, PathBuf::from(DEFAULT_AUTH_DB));
 
     let missing = dir.path().join("missing.toml").display().to_string();
-    let error = self::options(&["--backend-config", &missing])
+    let error = options(&["--backend-config", &missing])
         .resolve()
         .map(drop)
         .unwrap_err();
@@ -722,17 +726,6 @@ fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
         format!("{error:#}").starts_with(&format!("cannot use --backend-config {missing}: ")),
         "{error:#}"
     );
-}
-
-#[test]
-fn parent_dns_skip_escaped_commas() {
-    assert_eq!(
-        parent_dn("ou=people,dc=example,dc=org"),
-        Some("dc=example,dc=org")
-    );
-    assert_eq!(parent_dn("cn=Smith\\, J, ou=x"), Some("ou=x"));
-    assert_eq!(parent_dn("dc=org"), None);
-    assert_eq!(parent_dn("dc=org,"), None);
 }
 
 #[test]

@@ -1,26 +1,15 @@
-//! The `mfv` binary against real user backends: `mfv auth test`, `mfv user list` on a private
-//! slapd (read-only, roles from groups) and `mfv user add`/`list`/`auth test` on a private
-//! mariadbd configured through `--backend-config`. The servers are the fixtures of the mfv-auth
-//! integration tests, included from there.
+//! The `mfv` binary against real user backends: `mfv auth test` and `mfv user list` on a
+//! private slapd (read-only, roles from groups; set up by flags, and by a config file over
+//! StartTLS), and `mfv user add`/`list`/`auth test` on a private mariadbd configured through
+//! `--backend-config`. The servers are mfv-tests' fixtures.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    dead_code,
-    reason = "test code; the included fixtures have helpers these tests do not call"
-)]
-
-#[path = "../../mfv-auth/tests/support/mariadb.rs"]
-mod mariadb;
-#[path = "../../mfv-auth/tests/support/server.rs"]
-mod server;
-#[path = "../../mfv-auth/tests/support/slapd.rs"]
-mod slapd;
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use mfv_tests::{mariadb, slapd};
 use serde_json::json;
 
 /// Runs `mfv ARGS` with `stdin` as its input.
@@ -118,6 +107,52 @@ fn ldap_users_are_checked_and_listed_with_roles_from_their_groups() {
         text(&refused.stderr),
         "mfv: the ldap user backend is read-only here: manage its users in the ldap server\n"
     );
+}
+
+#[test]
+fn ldap_users_are_checked_over_starttls_through_the_config_file() {
+    let server = slapd::Slapd::start().unwrap();
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(
+        volume.path().join("ldap.pw"),
+        format!("{}\n", slapd::SERVICE_PASSWORD),
+    )
+    .unwrap();
+    std::fs::copy(server.ca_certificate(), volume.path().join("ldap-ca.pem")).unwrap();
+    let config = volume.path().join("mfv.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"ldap\"\n\n\
+             [auth.ldap]\nurl = \"{}\"\nstarttls = true\nca_certificate = \"ldap-ca.pem\"\n\
+             base_dn = \"{}\"\ngroup_base = \"{}\"\nbind_dn = \"{}\"\n\
+             bind_password_file = \"ldap.pw\"\n\n[auth.ldap.group_roles]\n\
+             mfv-operators = \"admin\"\n",
+            server.url(),
+            slapd::PEOPLE_DN,
+            slapd::GROUPS_DN,
+            slapd::SERVICE_DN,
+        ),
+    )
+    .unwrap();
+    let config = arg(&config);
+
+    let checked = mfv(&["auth", "test", "bob", "--backend-config", &config], "");
+    let report = text(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{report}{}",
+        text(&checked.stderr)
+    );
+    assert!(
+        report.contains("  group: ok: role admin from groups:"),
+        "{report}"
+    );
+    // mfv-admins grants nothing in this configuration.
+    let refused = mfv(&["auth", "test", "alice", "--backend-config", &config], "");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    // The auth state is on the config volume.
+    assert!(volume.path().join("users.sqlite").exists());
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //!
 //! - [`network`]: the configuration's `[network]` or `mfv.net=` turned into a network state
 //!   and DHCP clients; the boot's network phase; the changes `mfv net` makes.
+//! - [`auth`]: the `[auth]` section, with the `mfv` command's flags as overrides, turned into
+//!   a user backend and an authenticator over it.
 //! - [`clock`]: the clock kept with SNTP from `[host] ntp_servers`.
 //! - [`config`]: reading and changing the stored configuration one key at a time, on a store
 //!   directory or the config volume discovery finds.
@@ -19,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod hardware;

@@ -17,6 +17,11 @@
 //!   partition of an MBR or GPT disk) or iso9660, for config volumes ([`DiskSpec::file`]).
 //! - [`with_probe_hardware`] gives a guest one NIC of each model and a disk on each interface
 //!   ([`PROBE_NICS`], [`PROBE_DISKS`]), for the driver tests and `cargo xtask bench probe`.
+//! - Private servers for the tests of the crates that talk to them, shared so that each
+//!   lives once: [`libvirtd`] (mfv-vm, `mfv vm`, `cargo xtask bench vm`), [`slapd`] and
+//!   [`mariadb`] (the LDAP and MySQL user backends, `mfv auth`, the `[auth]` configuration),
+//!   the latter two under the watchdog of [`server`], which stops them when the test process
+//!   ends.
 //!
 //! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
 //!
@@ -49,9 +54,12 @@ mod guest;
 mod hardware;
 mod image;
 pub mod libvirtd;
+pub mod mariadb;
 mod ports;
 mod qmp;
 mod serial;
+pub mod server;
+pub mod slapd;
 mod spec;
 mod volume;
 
@@ -59,5 +67,6 @@ pub use filesystem::Filesystem;
 pub use guest::{Guest, INIT_PREFIX};
 pub use hardware::{PROBE_DISKS, PROBE_NICS, ProbeDisk, with_probe_hardware};
 pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
+pub use ports::free_local_port;
 pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};
 pub use volume::{PartitionTable, VolumeFilesystem, VolumeImage};

@@ -1,4 +1,4 @@
-//! Free TCP ports on 127.0.0.1 for forwarding guest ports to the host.
+//! Free TCP ports on 127.0.0.1 for forwarding guest ports to the host and for test servers.
 //!
 //! The kernel picks a free port when we bind port 0; we close the socket and hand the number
 //! to QEMU. Ports handed out are remembered for the life of the process so two guests of the
@@ -19,7 +19,7 @@ const ATTEMPTS: usize = 64;
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// A TCP port on 127.0.0.1 that is free now and was not handed out before in this process.
-pub(crate) fn free_local_port() -> anyhow::Result<u16> {
+pub fn free_local_port() -> anyhow::Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     let handed_out = handed_out.get_or_insert_with(HashSet::new);
     for _ in 0..ATTEMPTS {

@@ -3,7 +3,7 @@
 //!
 //! The measuring is done by the mfv-auth example `auth_bench` (release build), which starts a
 //! private slapd and mariadbd on loopback with the same fixtures as the mfv-auth integration
-//! tests (`mfv-auth/tests/support`) and prints one `name: value unit` line per figure; this
+//! tests (`mfv_tests::slapd`, `mfv_tests::mariadb`) and prints one `name: value unit` line per figure; this
 //! module runs it, reads those lines and writes the section.
 
 use std::collections::BTreeMap;

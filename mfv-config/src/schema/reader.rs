@@ -1,7 +1,7 @@
 //! Reads the parsed TOML tree into a [`Config`], recording every type error, unknown field and
 //! missing field with its position, and the position of every value for later checks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::ops::Range;
 
@@ -46,6 +46,21 @@ pub(super) fn child(path: &str, key: &str) -> String {
         key.to_owned()
     } else {
         format!("{path}.{key}")
+    }
+}
+
+/// A table key's path, quoted as TOML quotes it when it is not a bare key:
+/// `auth.ldap.group_roles` + `mfv-admins` = `auth.ldap.group_roles.mfv-admins`,
+/// + `cn=ops,dc=org` = `auth.ldap.group_roles."cn=ops,dc=org"`.
+pub(super) fn keyed(path: &str, key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-'));
+    if bare {
+        child(path, key)
+    } else {
+        child(path, &format!("{key:?}"))
     }
 }
 
@@ -361,6 +376,10 @@ impl Reader {
                     "bind_dn",
                     "bind_password_file",
                     "user_filter",
+                    "group_base",
+                    "starttls",
+                    "ca_certificate",
+                    "group_roles",
                 ],
             );
             LdapAuthConfig {
@@ -371,6 +390,13 @@ impl Reader {
                 user_filter: self
                     .optional_string(&ldap, "user_filter")
                     .unwrap_or_else(default_ldap_user_filter),
+                group_base: self.optional_string(&ldap, "group_base"),
+                starttls: self.optional_bool(&ldap, "starttls").unwrap_or(false),
+                ca_certificate: self.optional_string(&ldap, "ca_certificate"),
+                group_roles: self
+                    .optional_table(&ldap, "group_roles")
+                    .map(|table| self.group_roles(&table))
+                    .unwrap_or_else(default_ldap_group_roles),
             }
         });
         let mysql = self.optional_table(table, "mysql").map(|mysql| {
@@ -395,6 +421,28 @@ impl Reader {
             ldap,
             mysql,
         }
+    }
+
+    /// `[auth.ldap.group_roles]`: group = role. Entries with an unknown role are reported and
+    /// left out, and the checks of the whole table stay quiet (it is not what the file says).
+    fn group_roles(&mut self, table: &Table<'_, '_>) -> BTreeMap<String, AuthRole> {
+        let mut roles = BTreeMap::new();
+        let mut any_bad = false;
+        for (key, value) in table.entries.iter() {
+            let group: &str = key.get_ref();
+            let path = keyed(&table.path, group);
+            self.spans.insert(path.clone(), value.span());
+            match self.choice(value, &path, "role", &AuthRole::ALL, AuthRole::as_str) {
+                Some(role) => {
+                    roles.insert(group.to_owned(), role);
+                }
+                None => any_bad = true,
+            }
+        }
+        if any_bad {
+            self.unchecked.push(table.path.clone());
+        }
+        roles
     }
 
     fn web(&mut self, table: &Table<'_, '_>) -> WebConfig {
@@ -586,18 +634,30 @@ impl Reader {
         choices: &[T],
         name: impl Fn(T) -> &'static str,
     ) -> Option<T> {
-        let path = child(&table.path, key);
         let value = self.value(table, key)?;
-        let text = self.string_from(value, &path)?;
+        self.choice(value, &child(&table.path, key), key, choices, name)
+    }
+
+    /// `value` as one of `choices`, written as its name; `what` names the kind of choice in
+    /// the error (`unknown mode "dchp"; ...`).
+    fn choice<T: Copy>(
+        &mut self,
+        value: &Value<'_>,
+        path: &str,
+        what: &str,
+        choices: &[T],
+        name: impl Fn(T) -> &'static str,
+    ) -> Option<T> {
+        let text = self.string_from(value, path)?;
         if let Some(choice) = choices.iter().find(|choice| name(**choice) == text) {
             return Some(*choice);
         }
         let names: Vec<&str> = choices.iter().map(|choice| name(*choice)).collect();
-        let mut message = format!("unknown {key} {text:?}; expected {}", quoted_list(&names));
+        let mut message = format!("unknown {what} {text:?}; expected {}", quoted_list(&names));
         if let Some(suggestion) = closest(&text, &names) {
             message.push_str(&format!(" (did you mean {suggestion:?}?)"));
         }
-        self.report(value.span(), &path, message);
+        self.report(value.span(), path, message);
         None
     }
 

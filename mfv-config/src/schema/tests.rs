@@ -74,6 +74,11 @@ fn full_config_reads_every_section() {
     assert_eq!(config.network.bridge.as_ref().unwrap().ports, ["eth0"]);
     assert_eq!(config.storage.pools[2].kind, PoolKind::Nfs);
     assert_eq!(config.auth.backend, AuthBackend::Ldap);
+    let ldap = config.auth.ldap.as_ref().unwrap();
+    assert_eq!(ldap.group_base_dn(), Some("ou=groups,dc=example,dc=org"));
+    assert_eq!(ldap.ca_certificate.as_deref(), Some("tls/ldap-ca.pem"));
+    assert_eq!(ldap.group_roles["virt-operators"], AuthRole::Operator);
+    assert_eq!(ldap.group_roles.len(), 3);
     assert_eq!(config.web.port, 8443);
 }
 
@@ -83,13 +88,20 @@ fn every_example_round_trips_and_matches_serde() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"),
     )
     .unwrap();
-    let doc_example = docs
+    // The first example is a whole file, the later ones sections of one.
+    let mut doc_examples: Vec<String> = docs
         .split("```toml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .unwrap()
-        .to_owned();
-    for text in [data("minimal.toml"), data("full.toml"), doc_example] {
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap().to_owned())
+        .collect();
+    assert!(doc_examples.len() >= 2, "{doc_examples:?}");
+    for section in &mut doc_examples[1..] {
+        *section = format!("{HEAD}{section}");
+    }
+    for text in [data("minimal.toml"), data("full.toml")]
+        .into_iter()
+        .chain(doc_examples)
+    {
         let config = parse_config(&text).unwrap();
         let written = config.to_toml();
         assert!(written.starts_with("version = 1\n"), "{written}");
@@ -567,7 +579,7 @@ fn auth_errors() {
             "9:11: auth.ldap.bind_dn: \"cn=x,,dc=y\" is not a DN: \"\" is not attribute=value",
             "9:11: auth.ldap.bind_password_file: bind_dn needs bind_password_file",
             "10:15: auth.ldap.user_filter: \"uid={username}\" is not an LDAP filter in parentheses",
-            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\" or \"user_filter\"",
+            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\" or \"group_roles\"",
         ],
     );
     let ldap = |url: &str, filter: &str| {
@@ -657,6 +669,131 @@ fn auth_errors() {
             "4:1: auth.mysql.user: missing required field",
         ],
     );
+}
+
+#[test]
+fn ldap_group_and_tls_settings() {
+    let ldap = |rest: &str| {
+        format!(
+            "{HEAD}[auth.ldap]\nurl = \"ldap://ldap.example.org\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
+        )
+    };
+    // Defaults: groups under the parent of base_dn, the three mfv-* groups, no TLS.
+    let config = parse_config(&ldap("")).unwrap();
+    let section = config.auth.ldap.unwrap();
+    assert_eq!(section.group_base, None);
+    assert_eq!(section.group_base_dn(), Some("dc=example,dc=org"));
+    assert!(!section.starttls);
+    assert_eq!(section.ca_certificate, None);
+    assert_eq!(section.group_roles, default_ldap_group_roles());
+    let defaults: Vec<(&str, &str)> = section
+        .group_roles
+        .iter()
+        .map(|(group, role)| (group.as_str(), role.as_str()))
+        .collect();
+    assert_eq!(
+        defaults,
+        [
+            ("mfv-admins", "admin"),
+            ("mfv-operators", "operator"),
+            ("mfv-viewers", "viewer")
+        ]
+    );
+
+    let config = parse_config(&ldap(
+        "group_base = \"ou=groups,dc=example,dc=org\"\nstarttls = true\nca_certificate = \"ldap-ca.pem\"\n\
+         [auth.ldap.group_roles]\n\"cn=ops,ou=groups,dc=example,dc=org\" = \"operator\"\nvirt-admins = \"admin\"\n",
+    ))
+    .unwrap();
+    let section = config.auth.ldap.unwrap();
+    assert_eq!(section.group_base_dn(), Some("ou=groups,dc=example,dc=org"));
+    assert!(section.starttls);
+    assert_eq!(section.ca_certificate.as_deref(), Some("ldap-ca.pem"));
+    assert_eq!(
+        section.group_roles.into_iter().collect::<Vec<_>>(),
+        [
+            (
+                "cn=ops,ou=groups,dc=example,dc=org".to_owned(),
+                AuthRole::Operator
+            ),
+            ("virt-admins".to_owned(), AuthRole::Admin),
+        ]
+    );
+    // An inline table reads the same.
+    check(&ldap("group_roles = { mfv-admins = \"admin\" }\n"), &[]);
+
+    check_with_head(
+        "[auth.ldap]\nurl = \"ldap://ldap\"\nbase_dn = \"dc=org\"\n",
+        &[
+            "6:11: auth.ldap.group_base: base_dn \"dc=org\" has no parent to search groups under: set group_base",
+        ],
+    );
+    check_with_head(
+        "[auth.ldap]\nurl = \"ldap://ldap\"\nbase_dn = \"dc=org\"\ngroup_base = \"ou=groups,dc=org\"\n",
+        &[],
+    );
+    check(
+        &ldap("group_base = \"groups\"\nstarttls = \"yes\"\n"),
+        &[
+            "7:14: auth.ldap.group_base: \"groups\" is not a DN: \"groups\" is not attribute=value",
+            "8:12: auth.ldap.starttls: expected a boolean (true or false), found a string",
+        ],
+    );
+    check_with_head(
+        "[auth.ldap]\nurl = \"ldaps://ldap\"\nbase_dn = \"ou=p,dc=org\"\nstarttls = true\nca_certificate = \"\"\n",
+        &[
+            "7:12: auth.ldap.starttls: starttls = true upgrades an ldap:// connection, and the url is ldaps:// (TLS from the start): use one or the other",
+            "8:18: auth.ldap.ca_certificate: the path is empty",
+        ],
+    );
+    check(
+        &ldap("ca_certificate = \"ca.pem\"\n"),
+        &[
+            "7:18: auth.ldap.ca_certificate: ca_certificate is only used with an ldaps:// url or starttls = true",
+        ],
+    );
+    check(&ldap("starttls = true\nca_certificate = \"ca.pem\"\n"), &[]);
+    check(
+        &ldap("[auth.ldap.group_roles]\nmfv-admins = \"root\"\nops = \"operater\"\nviewers = 3\n"),
+        &[
+            "8:14: auth.ldap.group_roles.mfv-admins: unknown role \"root\"; expected \"viewer\", \"operator\" or \"admin\"",
+            "9:7: auth.ldap.group_roles.ops: unknown role \"operater\"; expected \"viewer\", \"operator\" or \"admin\" (did you mean \"operator\"?)",
+            "10:11: auth.ldap.group_roles.viewers: expected a string, found an integer",
+        ],
+    );
+    check(
+        &ldap("[auth.ldap.group_roles]\n\"\" = \"admin\"\n\"cn=x,,dc=y\" = \"viewer\"\n"),
+        &[
+            "8:6: auth.ldap.group_roles.\"\": the group name is empty",
+            "9:16: auth.ldap.group_roles.\"cn=x,,dc=y\": \"cn=x,,dc=y\" is not a DN: \"\" is not attribute=value (name a group by its cn or its DN)",
+        ],
+    );
+    check(
+        &ldap("[auth.ldap.group_roles]\n"),
+        &["7:1: auth.ldap.group_roles: no group is mapped to a role, so nobody could log in"],
+    );
+    check(
+        &ldap("group_roles = [\"mfv-admins\"]\n"),
+        &["7:15: auth.ldap.group_roles: expected a table, found an array"],
+    );
+}
+
+#[test]
+fn dns_split_at_unescaped_commas() {
+    assert_eq!(
+        parent_dn("ou=people,dc=example,dc=org"),
+        Some("dc=example,dc=org")
+    );
+    assert_eq!(parent_dn("cn=Smith\\, J, ou=x"), Some("ou=x"));
+    assert_eq!(parent_dn("dc=org"), None);
+    assert_eq!(parent_dn("dc=org,"), None);
+    assert_eq!(parent_dn("dc=org, "), None);
+    assert_eq!(parent_dn(""), None);
+    assert_eq!(
+        dn_components("cn=a\\,b,dc=org").collect::<Vec<_>>(),
+        ["cn=a\\,b", "dc=org"]
+    );
+    assert_eq!(dn_components("dc=org,").collect::<Vec<_>>(), ["dc=org", ""]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The configuration model: plain data types that serialize to and from `mfv.toml`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -293,6 +294,108 @@ pub struct LdapAuthConfig {
     /// Search filter; `{username}` is replaced by the escaped login name.
     #[serde(default = "default_ldap_user_filter")]
     pub user_filter: String,
+    /// Where groups are searched (whole subtree); absent: the parent of `base_dn`
+    /// ([`LdapAuthConfig::group_base_dn`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_base: Option<String>,
+    /// Upgrade the `ldap://` connection with StartTLS before binding (default off; not with
+    /// an `ldaps://` url).
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file with the CA certificate(s) that sign the server's certificate, for `ldaps://`
+    /// or StartTLS; relative paths are on the config volume. Absent: the system's CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    /// `[auth.ldap.group_roles]`: a group (its `cn`, or its whole DN) and the role its members
+    /// get; a user in several groups gets the highest role (default
+    /// [`DEFAULT_LDAP_GROUP_ROLES`]).
+    #[serde(default = "default_ldap_group_roles")]
+    pub group_roles: BTreeMap<String, AuthRole>,
+}
+
+impl LdapAuthConfig {
+    /// Where groups are searched: `group_base`, else the parent of `base_dn`; `None` when
+    /// `group_base` is absent and `base_dn` has no parent (validation refuses that).
+    pub fn group_base_dn(&self) -> Option<&str> {
+        match &self.group_base {
+            Some(base) => Some(base),
+            None => parent_dn(&self.base_dn),
+        }
+    }
+}
+
+/// What a user may do on the host, as named in `[auth.ldap.group_roles]`: the same three
+/// roles as the access-control model, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthRole {
+    /// Sees the host and its VMs; changes nothing.
+    Viewer,
+    /// Runs VMs.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+impl AuthRole {
+    /// Every role, lowest first.
+    pub const ALL: [AuthRole; 3] = [AuthRole::Viewer, AuthRole::Operator, AuthRole::Admin];
+
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// The LDAP groups that grant roles when `[auth.ldap.group_roles]` is absent, named by their
+/// `cn`.
+pub const DEFAULT_LDAP_GROUP_ROLES: [(&str, AuthRole); 3] = [
+    ("mfv-admins", AuthRole::Admin),
+    ("mfv-operators", AuthRole::Operator),
+    ("mfv-viewers", AuthRole::Viewer),
+];
+
+/// [`DEFAULT_LDAP_GROUP_ROLES`] as the field's map.
+pub fn default_ldap_group_roles() -> BTreeMap<String, AuthRole> {
+    DEFAULT_LDAP_GROUP_ROLES
+        .iter()
+        .map(|&(group, role)| (group.to_owned(), role))
+        .collect()
+}
+
+/// The relative distinguished names of `dn`, split at the commas that are not escaped with
+/// `\` (`cn=Smith\, J,dc=org` has two). Nothing is trimmed or unescaped.
+pub fn dn_components(dn: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(dn);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut escaped = false;
+        for (index, character) in text.char_indices() {
+            match character {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                ',' => {
+                    rest = Some(&text[index + 1..]);
+                    return Some(&text[..index]);
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(text)
+    })
+}
+
+/// `ou=people,dc=example,dc=org` → `dc=example,dc=org`: the DN without its first RDN; `None`
+/// when nothing follows it.
+pub fn parent_dn(dn: &str) -> Option<&str> {
+    let first = dn_components(dn).next()?;
+    let parent = dn.get(first.len() + 1..)?.trim_start();
+    (!parent.is_empty()).then_some(parent)
 }
 
 /// The default LDAP user filter, `(uid={username})`.

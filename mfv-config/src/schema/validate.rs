@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use mfv_linux::check_interface_name;
 
-use super::reader::{child, element};
+use super::reader::{child, element, keyed};
 use super::types::*;
 
 /// Valid TCP ports.
@@ -623,6 +623,68 @@ fn check_ldap(ldap: &LdapAuthConfig, issues: &mut Issues) {
     if let Err(message) = check_ldap_filter(&ldap.user_filter) {
         issues.add("auth.ldap.user_filter", message);
     }
+    check_ldap_groups(ldap, issues);
+    check_ldap_tls(ldap, issues);
+}
+
+/// `group_base` (or a parent of `base_dn` to stand for it) and `group_roles`.
+fn check_ldap_groups(ldap: &LdapAuthConfig, issues: &mut Issues) {
+    match &ldap.group_base {
+        Some(group_base) => {
+            if let Err(message) = check_dn(group_base) {
+                issues.add("auth.ldap.group_base", message);
+            }
+        }
+        None if check_dn(&ldap.base_dn).is_ok() && ldap.group_base_dn().is_none() => issues.add_at(
+            "auth.ldap.group_base",
+            "auth.ldap.base_dn",
+            format!(
+                "base_dn {:?} has no parent to search groups under: set group_base",
+                ldap.base_dn
+            ),
+        ),
+        None => {}
+    }
+    if ldap.group_roles.is_empty() {
+        issues.add(
+            "auth.ldap.group_roles",
+            "no group is mapped to a role, so nobody could log in",
+        );
+    }
+    for group in ldap.group_roles.keys() {
+        let path = keyed("auth.ldap.group_roles", group);
+        if group.trim().is_empty() {
+            issues.add(path, "the group name is empty");
+        } else if group.contains('=')
+            && let Err(message) = check_dn(group)
+        {
+            issues.add(
+                path,
+                format!("{message} (name a group by its cn or its DN)"),
+            );
+        }
+    }
+}
+
+/// `starttls` and `ca_certificate` against the url's scheme.
+fn check_ldap_tls(ldap: &LdapAuthConfig, issues: &mut Issues) {
+    let ldaps = ldap.url.starts_with("ldaps://");
+    if ldap.starttls && ldaps {
+        issues.add(
+            "auth.ldap.starttls",
+            "starttls = true upgrades an ldap:// connection, and the url is ldaps:// (TLS from the start): use one or the other",
+        );
+    }
+    if let Some(file) = &ldap.ca_certificate {
+        if let Err(message) = check_file_path(file) {
+            issues.add("auth.ldap.ca_certificate", message);
+        } else if !ldaps && !ldap.starttls && check_ldap_url(&ldap.url).is_ok() {
+            issues.add(
+                "auth.ldap.ca_certificate",
+                "ca_certificate is only used with an ldaps:// url or starttls = true",
+            );
+        }
+    }
 }
 
 /// `ldap://host[:port][/]` or `ldaps://...`.
@@ -679,22 +741,7 @@ fn check_dn(dn: &str) -> Result<(), String> {
     if dn.is_empty() {
         return Err("the DN is empty".to_owned());
     }
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut escaped = false;
-    for (index, c) in dn.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            ',' => {
-                parts.push(&dn[start..index]);
-                start = index + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&dn[start..]);
-    for part in parts {
+    for part in dn_components(dn) {
         match part.split_once('=') {
             Some((attribute, _)) if !attribute.trim().is_empty() => {}
             _ => {

@@ -1,5 +1,5 @@
 //! A private server process for tests (slapd, mariadbd): its own temp dir, a free loopback
-//! port, and a watchdog that kills the server and removes the dir when the test process ends.
+//! port ([`crate::free_local_port`]), and a watchdog that kills the server and removes the dir when the test process ends.
 //!
 //! The server is not a direct child of the test process. A small `sh` watchdog is started
 //! first, as soon as the temp dir exists; its stdin is a pipe whose only writer is the test
@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
@@ -57,15 +57,6 @@ pub fn require_binary(binary: &str, package: &str) -> Result<PathBuf> {
                  (`cargo xtask deps` installs every package the tests need)"
             )
         })
-}
-
-/// A loopback TCP port that was free a moment ago.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the bound port")?
-        .port())
 }
 
 /// Runs `command` to completion and fails with its output if it exits non-zero.
@@ -227,5 +218,39 @@ impl Drop for ServerProcess {
         if let Err(error) = self.kill() {
             eprintln!("stopping {}: {error:#}", self.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_failures_name_the_package_and_show_the_log() {
+        let error = require_binary("no-such-server-binary", "no-such-package").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("install the Debian package no-such-package"),
+            "{error}"
+        );
+        let mut process = ServerProcess::new("sh", |_| {
+            (
+                "sh".into(),
+                vec!["-c".into(), "echo broken config >&2; exit 3".into()],
+            )
+        })
+        .unwrap();
+        let dir = process.dir().to_owned();
+        process.start().unwrap();
+        let error = process
+            .wait_for_port(crate::free_local_port().unwrap(), Duration::from_secs(10))
+            .unwrap_err();
+        assert!(
+            error.to_string() == "sh exited before it was ready; its log:\nbroken config\n",
+            "{error:#}"
+        );
+        drop(process);
+        assert!(!dir.exists(), "the watchdog left {}", dir.display());
     }
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::server::{ServerProcess, free_port, require_binary, run_checked};
+use crate::free_local_port;
+use crate::server::{ServerProcess, require_binary, run_checked};
 
 /// The account the backend connects as.
 pub const USER: &str = "mfv";
@@ -56,7 +57,7 @@ impl MariaDb {
         let mariadbd = require_binary("mariadbd", "mariadb-server")?;
         let install_db = require_binary("mariadb-install-db", "mariadb-server")?;
         require_binary("mariadb", "mariadb-client")?;
-        let port = free_port()?;
+        let port = free_local_port()?;
         let mut process = ServerProcess::new("mariadbd", |dir| {
             let data = dir.join("data").display().to_string();
             let mut args = vec![

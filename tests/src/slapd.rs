@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::server::{ServerProcess, free_port, require_binary, run_checked};
+use crate::free_local_port;
+use crate::server::{ServerProcess, require_binary, run_checked};
 
 /// The directory's suffix.
 pub const SUFFIX: &str = "dc=example,dc=test";
@@ -130,8 +131,8 @@ impl Slapd {
     pub fn start() -> Result<Slapd> {
         let slapd = require_binary("slapd", "slapd")?;
         require_binary("ldapadd", "ldap-utils")?;
-        let port = free_port()?;
-        let ldaps_port = free_port()?;
+        let port = free_local_port()?;
+        let ldaps_port = free_local_port()?;
         let mut process = ServerProcess::new("slapd", |dir| {
             let args = vec![
                 "-f".to_owned(),
@@ -192,20 +193,7 @@ impl Slapd {
     fn seed(&self) -> Result<()> {
         let ldif = self.process.dir().join("seed.ldif");
         fs::write(&ldif, seed_ldif()).with_context(|| format!("writing {}", ldif.display()))?;
-        run_checked(
-            Command::new("ldapadd")
-                .args([
-                    "-x",
-                    "-H",
-                    &self.url(),
-                    "-D",
-                    ROOT_DN,
-                    "-w",
-                    ROOT_PASSWORD,
-                    "-f",
-                ])
-                .arg(&ldif),
-        )?;
+        run_checked(self.as_root("ldapadd").arg("-f").arg(&ldif))?;
         let accounts = users()
             .into_iter()
             .map(|user| (user.dn(), user.password))
@@ -215,22 +203,20 @@ impl Slapd {
             fs::write(&password_file, &password)
                 .with_context(|| format!("writing {}", password_file.display()))?;
             run_checked(
-                Command::new("ldappasswd")
-                    .args([
-                        "-x",
-                        "-H",
-                        &self.url(),
-                        "-D",
-                        ROOT_DN,
-                        "-w",
-                        ROOT_PASSWORD,
-                        "-T",
-                    ])
+                self.as_root("ldappasswd")
+                    .arg("-T")
                     .arg(&password_file)
                     .arg(&dn),
             )?;
         }
         Ok(())
+    }
+
+    /// An ldap-utils `tool` bound to this server as the directory administrator.
+    fn as_root(&self, tool: &str) -> Command {
+        let mut command = Command::new(tool);
+        command.args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD]);
+        command
     }
 }
 
