@@ -21,6 +21,7 @@ use mfv_config::mount::SysMounter;
 use mfv_config::schema::{Config, ConfigErrors, LoadError, load_config_file};
 use mfv_config::store::{ConfigStore, DirectoryStore};
 use mfv_host::config::{self, ConfigKeyError, EditOutcome, Edited, SetOutcome, StoreVolume};
+use mfv_host::discovery::with_usb_storage_settling;
 
 use crate::output::Output;
 use toml::Value;
@@ -118,17 +119,19 @@ pub struct DiscoveryArgs {
 }
 
 impl DiscoveryArgs {
-    /// The discovery parameters: `mfv.config=` from the command line file, no waiting (the
-    /// devices of a running host are there).
+    /// The discovery parameters: `mfv.config=` from the command line file, no waiting for
+    /// absent devices (those of a running host are there), but, as at boot, for a USB stick
+    /// that is still becoming a disk.
     fn params(&self) -> anyhow::Result<DiscoveryParams> {
         let cmdline = KernelCmdline::read_from(&self.cmdline)?;
         let options = cmdline.boot_options();
-        Ok(DiscoveryParams {
+        let params = DiscoveryParams {
             sysfs_root: self.sysfs.clone(),
             dev_root: self.dev.clone(),
             run_dir: self.run_dir.clone(),
             ..DiscoveryParams::new(options.config, None::<Duration>)
-        })
+        };
+        Ok(with_usb_storage_settling(params, &self.sysfs))
     }
 
     fn discover(&self) -> anyhow::Result<DiscoveryReport> {

@@ -9,6 +9,7 @@
 //! - [`clock`]: the clock kept with SNTP from `[host] ntp_servers`.
 //! - [`config`]: reading and changing the stored configuration one key at a time, on a store
 //!   directory or the config volume discovery finds.
+//! - [`discovery`]: config discovery that waits while USB storage is still becoming disks.
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod hardware;
 pub mod network;
 pub mod settings;

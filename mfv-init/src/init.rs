@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
-use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport, SettleCheck};
+use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_config::schema::Config;
 use mfv_host::clock::time_zone_line;
+use mfv_host::discovery::with_usb_storage_settling;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::network::{NetworkPlan, configure};
 use mfv_host::settings::not_applied;
@@ -390,19 +391,15 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     fn discover_config(&mut self, options: &BootOptions) {
         // Without `mfv.config_wait=`, discovery keeps looking (at most 10 s) while USB mass
         // storage present at power-on is still becoming disks.
-        let sysfs = self.settings.sysfs_root.clone();
-        let settle = SettleCheck::new(move || {
-            mfv_probe::unsettled_usb_storage_at(&sysfs)
-                .first()
-                .map(ToString::to_string)
-        });
-        let params = DiscoveryParams {
-            settle: Some(settle),
-            sysfs_root: self.settings.sysfs_root.clone(),
-            dev_root: self.settings.dev_dir.clone(),
-            run_dir: self.settings.run_dir.clone(),
-            ..DiscoveryParams::from_boot_options(options)
-        };
+        let params = with_usb_storage_settling(
+            DiscoveryParams {
+                sysfs_root: self.settings.sysfs_root.clone(),
+                dev_root: self.settings.dev_dir.clone(),
+                run_dir: self.settings.run_dir.clone(),
+                ..DiscoveryParams::from_boot_options(options)
+            },
+            &self.settings.sysfs_root,
+        );
         let report = self.system.discover_config(&params);
         for line in report.to_string().lines() {
             self.log(line);
