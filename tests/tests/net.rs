@@ -6,7 +6,8 @@
 //! boots end with `mfv.halt=poweroff`). VLANs from the configuration and from `mfv net vlan`
 //! carry their addresses with the kernel loading 8021q on demand; an active-backup bond made
 //! with `mfv net bond` over two e1000 cards, each on a user network of its own with its own
-//! forwarded port, stays reachable when QMP pulls the active card's cable.
+//! forwarded port, stays reachable when QMP pulls the active card's cable; a bond declared in
+//! the configuration gets its DHCP lease at boot.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -329,4 +330,37 @@ fn an_active_backup_bond_fails_over_to_the_second_nic() -> anyhow::Result<()> {
     // The primary port takes over again once its cable is back.
     guest.set_link(0, true)?;
     wait_for_active_port(&mut guest, "eth0")
+}
+
+#[test]
+fn a_bond_declared_in_the_configuration_gets_its_lease_at_boot() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    let config = "version = 1\n\n[host]\nhostname = \"bondhost\"\n\n\
+                  [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
+                  [[network.interfaces]]\nname = \"eth1\"\nmode = \"manual\"\n\n\
+                  [[network.interfaces]]\nname = \"bond0\"\nmode = \"dhcp\"\n\
+                  bond = { ports = [\"eth0\", \"eth1\"], primary = \"eth1\" }\n";
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", config)
+        .build(&volume)?;
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .nic(NicModel::E1000)
+        .nic(NicModel::E1000)
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    guest.wait_for_line("mfv-init: hostname: bondhost", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: create bond bond0", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: bond0: DHCP client started", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: net: bond0 bound 10.0.2.15/24", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    guest.write_serial("cat /proc/net/bonding/bond0\n")?;
+    guest.wait_for_line(
+        "Bonding Mode: fault-tolerance (active-backup)",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("Primary Slave: eth1", LINE_TIMEOUT)?;
+    guest.wait_for_line("Currently Active Slave: eth1", LINE_TIMEOUT)?;
+    Ok(())
 }

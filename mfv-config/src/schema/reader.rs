@@ -221,6 +221,7 @@ impl Reader {
                 "gateway6",
                 "mtu",
                 "vlan",
+                "bond",
             ],
         );
         let name = self.required_string(table, "name");
@@ -267,6 +268,9 @@ impl Reader {
         let vlan = self
             .optional_table(table, "vlan")
             .map(|vlan| self.vlan(&vlan));
+        let bond = self
+            .optional_table(table, "bond")
+            .map(|bond| self.bond(&bond));
         InterfaceConfig {
             name,
             mode,
@@ -275,6 +279,18 @@ impl Reader {
             gateway6,
             mtu,
             vlan,
+            bond,
+        }
+    }
+
+    fn bond(&mut self, table: &Table<'_, '_>) -> BondConfig {
+        self.unknown_fields(table, &["ports", "primary"]);
+        if table.get("ports").is_none() {
+            self.missing(table, "ports");
+        }
+        BondConfig {
+            ports: self.string_list(table, "ports"),
+            primary: self.optional_string(table, "primary"),
         }
     }
 

@@ -487,6 +487,50 @@ fn vlan_errors() {
 }
 
 #[test]
+fn a_bond_is_read_with_its_ports_and_primary() {
+    let config = parse_config(&format!(
+        "{HEAD}[[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\
+         [[network.interfaces]]\nname = \"eth1\"\nmode = \"manual\"\n\
+         [[network.interfaces]]\nname = \"bond0\"\n\
+         bond = {{ ports = [\"eth0\", \"eth1\"], primary = \"eth1\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.network.interfaces[2].bond,
+        Some(BondConfig {
+            ports: vec!["eth0".into(), "eth1".into()],
+            primary: Some("eth1".into()),
+        })
+    );
+    assert_eq!(parse_config(&config.to_toml()), Ok(config));
+}
+
+#[test]
+fn bond_errors() {
+    check_with_head(
+        "[[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\
+         [[network.interfaces]]\nname = \"eth1\"\n\
+         [[network.interfaces]]\nname = \"bond0\"\n\
+         bond = { ports = [\"eth0\", \"eth1\", \"eth9\", \"bond0\"], primary = \"eth2\" }\n\
+         [[network.interfaces]]\nname = \"bond1\"\nbond = { ports = [\"eth0\"], mode = 1 }\n\
+         [[network.interfaces]]\nname = \"bond2\"\nbond = { ports = [] }\n\
+         vlan = { parent = \"eth0\", id = 5 }\n\
+         [[network.interfaces]]\nname = \"bond3\"\nbond = { primary = \"eth0\" }\n",
+        &[
+            "11:27: network.interfaces[2].bond.ports[1]: \"eth1\" has mode = \"dhcp\"; a bond port carries no addresses of its own: use mode = \"manual\" and give the addresses to an interface named \"bond0\"",
+            "11:35: network.interfaces[2].bond.ports[2]: \"eth9\" is not a declared interface (add a [[network.interfaces]] entry with name = \"eth9\" and mode = \"manual\")",
+            "11:43: network.interfaces[2].bond.ports[3]: the bond \"bond0\" cannot be its own port",
+            "11:63: network.interfaces[2].bond.primary: \"eth2\" is not one of the ports (eth0, eth1, eth9, bond0)",
+            "14:19: network.interfaces[3].bond.ports[0]: \"eth0\" is already a port of the bond \"bond0\"",
+            "14:28: network.interfaces[3].bond.mode: unknown field \"mode\"; expected one of \"ports\" or \"primary\"",
+            "17:8: network.interfaces[4].bond: an interface cannot be both a VLAN and a bond",
+            "17:18: network.interfaces[4].bond.ports: a bond needs at least one port",
+            "21:8: network.interfaces[5].bond.ports: missing required field",
+        ],
+    );
+}
+
+#[test]
 fn bridge_errors() {
     check_with_head(
         "[[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\

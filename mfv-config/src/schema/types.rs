@@ -89,6 +89,9 @@ pub struct InterfaceConfig {
     /// Makes this interface an 802.1Q VLAN link on top of another declared interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanConfig>,
+    /// Makes this interface an active-backup bond of other declared interfaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bond: Option<BondConfig>,
 }
 
 /// How an interface gets its addresses.
@@ -113,6 +116,19 @@ impl InterfaceMode {
             Self::Manual => "manual",
         }
     }
+}
+
+/// `bond = { ports = ["eth0", "eth1"], primary = "eth0" }`: an active-backup bond. One port
+/// carries the traffic; when its link goes, another takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BondConfig {
+    /// The declared interfaces enslaved to the bond (they must use `mode = "manual"`).
+    pub ports: Vec<String>,
+    /// The port that is active whenever it has link; one of `ports`. Absent: the first port
+    /// with link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
 }
 
 /// `vlan = { parent = "eth0", id = 10 }`.

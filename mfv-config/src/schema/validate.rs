@@ -164,6 +164,7 @@ fn check_network(network: &NetworkConfig, issues: &mut Issues) {
     let mut gateway_owner: Option<usize> = None;
     let mut gateway6_owner: Option<usize> = None;
     let mut vlan_owner: HashMap<(&str, u16), usize> = HashMap::new();
+    let mut bond_of_port: HashMap<String, String> = HashMap::new();
     let bridge_name = network.bridge.as_ref().map(|bridge| bridge.name.as_str());
     for (index, interface) in network.interfaces.iter().enumerate() {
         let path = element("network.interfaces", index);
@@ -211,6 +212,9 @@ fn check_network(network: &NetworkConfig, issues: &mut Issues) {
                     format!("{mtu} is below {IPV6_MIN_MTU}, the smallest MTU IPv6 works with"),
                 );
             }
+        }
+        if let Some(bond) = &interface.bond {
+            check_bond(interface, bond, &path, network, &mut bond_of_port, issues);
         }
         if let Some(vlan) = &interface.vlan {
             let vlan_path = child(&path, "vlan");
@@ -400,13 +404,33 @@ fn check_bridge(bridge: &BridgeConfig, network: &NetworkConfig, issues: &mut Iss
     if let Err(error) = check_interface_name(&bridge.name) {
         issues.add("network.bridge.name", error.to_string());
     }
-    for (index, port) in bridge.ports.iter().enumerate() {
-        let path = element("network.bridge.ports", index);
-        if *port == bridge.name {
-            issues.add(path, format!("the bridge {port:?} cannot be its own port"));
+    check_ports(
+        "bridge",
+        &bridge.name,
+        &bridge.ports,
+        "network.bridge.ports",
+        network,
+        issues,
+    );
+}
+
+/// The ports of the bridge or a bond (`kind`) called `owner`: declared interfaces other than
+/// the owner, each once, in `mode = "manual"` (a port carries no addresses of its own).
+fn check_ports(
+    kind: &str,
+    owner: &str,
+    ports: &[String],
+    path: &str,
+    network: &NetworkConfig,
+    issues: &mut Issues,
+) {
+    for (index, port) in ports.iter().enumerate() {
+        let path = element(path, index);
+        if port == owner {
+            issues.add(path, format!("the {kind} {port:?} cannot be its own port"));
             continue;
         }
-        if bridge.ports[..index].contains(port) {
+        if ports[..index].contains(port) {
             issues.add(path, format!("{port:?} is listed twice"));
             continue;
         }
@@ -420,13 +444,76 @@ fn check_bridge(bridge: &BridgeConfig, network: &NetworkConfig, issues: &mut Iss
             Some(interface) if interface.mode != InterfaceMode::Manual => issues.add(
                 path,
                 format!(
-                    "{port:?} has mode = {:?}; a bridge port carries no addresses of its own: use mode = \"manual\" and give the addresses to an interface named {:?}",
+                    "{port:?} has mode = {:?}; a {kind} port carries no addresses of its own: use mode = \"manual\" and give the addresses to an interface named {owner:?}",
                     interface.mode.as_str(),
-                    bridge.name
                 ),
             ),
             Some(_) => {}
         }
+    }
+}
+
+/// A bond entry: its ports, its primary, and that the interface is nothing else as well and
+/// no port belongs to two bonds.
+fn check_bond(
+    interface: &InterfaceConfig,
+    bond: &BondConfig,
+    path: &str,
+    network: &NetworkConfig,
+    bond_of_port: &mut HashMap<String, String>,
+    issues: &mut Issues,
+) {
+    let bond_path = child(path, "bond");
+    let ports_path = child(&bond_path, "ports");
+    if bond.ports.is_empty() {
+        issues.add(&ports_path, "a bond needs at least one port");
+    }
+    check_ports(
+        "bond",
+        &interface.name,
+        &bond.ports,
+        &ports_path,
+        network,
+        issues,
+    );
+    for (index, port) in bond.ports.iter().enumerate() {
+        match bond_of_port.get(port) {
+            Some(other) if *other != interface.name => issues.add(
+                element(&ports_path, index),
+                format!("{port:?} is already a port of the bond {other:?}"),
+            ),
+            _ => {
+                bond_of_port.insert(port.clone(), interface.name.clone());
+            }
+        }
+    }
+    if let Some(primary) = &bond.primary
+        && !bond.ports.is_empty()
+        && !bond.ports.contains(primary)
+    {
+        issues.add(
+            child(&bond_path, "primary"),
+            format!(
+                "{primary:?} is not one of the ports ({})",
+                bond.ports.join(", ")
+            ),
+        );
+    }
+    if interface.vlan.is_some() {
+        issues.add(&bond_path, "an interface cannot be both a VLAN and a bond");
+    }
+    if network
+        .bridge
+        .as_ref()
+        .is_some_and(|bridge| bridge.name == interface.name)
+    {
+        issues.add(
+            bond_path,
+            format!(
+                "{:?} is the bridge; it cannot also be a bond",
+                interface.name
+            ),
+        );
     }
 }
 

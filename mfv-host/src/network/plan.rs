@@ -113,23 +113,27 @@ pub fn cidr(address: IpAddr, prefix_len: u8) -> Option<IpCidr> {
 }
 
 /// The steps of a configuration's `[network]` section: every interface up with its static
-/// addresses, gateways and MTU (VLANs after the interfaces they sit on, the bridge last, with
-/// its ports), the DNS servers, then DHCP on the interfaces in `dhcp` mode.
+/// addresses, gateways and MTU (VLANs after the interfaces they sit on, then bonds, the bridge
+/// last, each with its ports), the DNS servers, then DHCP on the interfaces in `dhcp` mode.
 pub fn config_steps(network: &NetworkConfig) -> NetworkSteps {
     let bridge = network.bridge.as_ref();
     let mut interfaces = Vec::new();
     let mut routes = Vec::new();
     let mut dhcp = Vec::new();
     for interface in &network.interfaces {
-        let kind = match (&interface.vlan, bridge) {
-            (Some(vlan), _) => InterfaceKind::Vlan {
+        let kind = match (&interface.vlan, &interface.bond, bridge) {
+            (Some(vlan), _, _) => InterfaceKind::Vlan {
                 parent: vlan.parent.clone(),
                 id: vlan.id,
             },
-            (None, Some(bridge)) if bridge.name == interface.name => InterfaceKind::Bridge {
+            (None, Some(bond), _) => InterfaceKind::ActiveBackupBond {
+                ports: bond.ports.clone(),
+                primary: bond.primary.clone(),
+            },
+            (None, None, Some(bridge)) if bridge.name == interface.name => InterfaceKind::Bridge {
                 ports: bridge.ports.clone(),
             },
-            (None, _) => InterfaceKind::Existing,
+            (None, None, _) => InterfaceKind::Existing,
         };
         let addresses = match interface.mode {
             InterfaceMode::Static => interface
@@ -359,6 +363,7 @@ pub(crate) mod tests {
             gateway6: None,
             mtu: None,
             vlan: None,
+            bond: None,
         };
         NetworkConfig {
             interfaces: vec![
@@ -439,6 +444,36 @@ pub(crate) mod tests {
         assert_eq!(dns.nameservers, [ip("192.0.2.53")]);
         assert_eq!(dns.search, ["example.org"]);
         assert_eq!(steps.dhcp, ["eth0.7"]);
+    }
+
+    #[test]
+    fn a_bond_comes_after_its_ports_and_before_the_bridge_it_is_a_port_of() {
+        let config = mfv_config::schema::parse_config(
+            "version = 1\n[host]\nhostname = \"h\"\n\
+             [[network.interfaces]]\nname = \"br0\"\n\
+             [[network.interfaces]]\nname = \"bond0\"\nmode = \"manual\"\n\
+             bond = { ports = [\"eth0\", \"eth1\"], primary = \"eth1\" }\n\
+             [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\
+             [[network.interfaces]]\nname = \"eth1\"\nmode = \"manual\"\n\
+             [network.bridge]\nports = [\"bond0\"]\n",
+        )
+        .unwrap();
+        let steps = config_steps(&config.network);
+        let names: Vec<&str> = steps
+            .state
+            .interfaces
+            .iter()
+            .map(|config| config.name.as_str())
+            .collect();
+        assert_eq!(names, ["eth0", "eth1", "bond0", "br0"]);
+        assert_eq!(
+            steps.state.interfaces[2].kind,
+            InterfaceKind::ActiveBackupBond {
+                ports: vec!["eth0".into(), "eth1".into()],
+                primary: Some("eth1".into()),
+            }
+        );
+        assert_eq!(steps.dhcp, ["br0"]);
     }
 
     #[test]
