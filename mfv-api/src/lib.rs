@@ -1,7 +1,8 @@
 //! The protocol between the host daemon and its clients: typed requests and replies, their
 //! framing on the socket, a versioned handshake, errors, and a blocking and an async client.
 //!
-//! The host daemon runs in mfv-init (PID 1) as root and listens on
+//! The host daemon runs as root, a process of its own that PID 1 (mfv-init) starts and
+//! restarts, and listens on
 //! [`DEFAULT_SOCKET_PATH`]; it does the privileged work (network changes, saving the
 //! configuration, formatting a config volume, restarting services, rebooting) for the
 //! unprivileged web server and for the `mfv` command. This crate is only the language they
