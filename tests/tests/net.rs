@@ -353,8 +353,13 @@ fn a_bond_declared_in_the_configuration_gets_its_lease_at_boot() -> anyhow::Resu
     guest.wait_for_line("mfv-init: hostname: bondhost", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: net: create bond bond0", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: net: bond0: DHCP client started", LINE_TIMEOUT)?;
-    guest.wait_for_line("mfv-init: net: bond0 bound 10.0.2.15/24", LINE_TIMEOUT)?;
-    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    // The lease and the console shell race: either may come first.
+    wait_in_log(
+        &guest,
+        "mfv-init: net: bond0 bound 10.0.2.15/24",
+        LINE_TIMEOUT,
+    )?;
+    wait_in_log(&guest, "mfv-init: console shell started", LINE_TIMEOUT)?;
     guest.write_serial("cat /proc/net/bonding/bond0\n")?;
     guest.wait_for_line(
         "Bonding Mode: fault-tolerance (active-backup)",
