@@ -1,11 +1,14 @@
-//! Acceptance tests for booting and shutting down the appliance: banner, boot phases, and the
-//! four ways the boot ends (mfv.halt=poweroff, mfv.halt=reboot, SIGTERM to PID 1,
-//! ctrl-alt-del). They boot the real image under QEMU TCG.
+//! Acceptance tests for booting and shutting down the appliance: banner, boot phases, the
+//! clock and the configured settings the boot does not apply yet, and the four ways the boot
+//! ends (mfv.halt=poweroff, mfv.halt=reboot, SIGTERM to PID 1, ctrl-alt-del). They boot the
+//! real image under QEMU TCG.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use mfv_tests::{ApplianceImage, Guest, GuestSpec};
+use mfv_tests::{
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, VolumeFilesystem, VolumeImage,
+};
 use serde_json::json;
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
@@ -113,4 +116,53 @@ fn ctrl_alt_del_reboots() -> anyhow::Result<()> {
     );
     guest.wait_for_line("mfv-init: shutdown: reboot now", LINE_TIMEOUT)?;
     expect_clean_exit(guest, "ctrl_alt_del_reboots")
+}
+
+/// What a configuration asks for that the boot does not apply is said on the console, and the
+/// SNTP client starts for its `ntp_servers` (QEMU's restricted user network has no NTP server:
+/// the client's sync itself is tested against chronyd in mfv-net's tests).
+#[test]
+fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    let config = "version = 1\n\n[host]\nhostname = \"clockhost\"\n\
+                  time_zone = \"Europe/Berlin\"\nntp_servers = [\"192.0.2.123\"]\n\n\
+                  [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
+                  [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n\
+                  [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n";
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", config)
+        .build(&volume)?;
+    let mut guest = spec()?
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.halt=poweroff")
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    let clock = guest.wait_for_phase("clock", LINE_TIMEOUT)?;
+    for expected in [
+        "clock: time_zone Europe/Berlin is not applied: the image carries no time zone data, \
+         so times are UTC",
+        "clock: keeping time with SNTP from 192.0.2.123",
+    ] {
+        ensure!(
+            clock.iter().any(|line| line == expected),
+            "{expected:?} missing in {clock:?}"
+        );
+    }
+    let settings = guest.wait_for_phase("settings", LINE_TIMEOUT)?;
+    for expected in [
+        "settings: network.bridge.stp = true is not applied yet: the bridge runs without \
+         spanning tree",
+        "settings: storage.pools (vms) are not created yet: libvirt does not run on the host yet",
+    ] {
+        ensure!(
+            settings.iter().any(|line| line == expected),
+            "{expected:?} missing in {settings:?}"
+        );
+    }
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", EXIT_TIMEOUT)?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
 }
