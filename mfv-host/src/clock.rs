@@ -122,8 +122,9 @@ async fn keep_time(servers: Vec<String>, lines: LineSink, stopped: oneshot::Rece
     let run = client.run(async move {
         let _ = stopped.await;
     });
+    let mut shown = SntpLines::default();
     let ended = run_forwarding(run, &mut received, |event| {
-        if let Some(line) = sntp_event_line(&event) {
+        if let Some(line) = shown.line(&event) {
             lines(line);
         }
     })
@@ -159,32 +160,57 @@ async fn resolve(servers: &[String]) -> (Vec<SocketAddr>, Vec<String>) {
     (addresses, failures)
 }
 
-/// The line for an SNTP client event; `None` for the events not shown (ignored packets,
-/// one server's failure in a round that another answered).
-pub fn sntp_event_line(event: &SntpEvent) -> Option<String> {
-    match event {
-        SntpEvent::Synced {
-            server,
-            offset,
-            delay,
-            stepped,
-        } => Some(format!(
-            "clock: {} by {offset} from {server} (delay {:.1} ms)",
-            if *stepped { "stepped" } else { "slewed" },
-            delay.as_secs_f64() * 1000.0
-        )),
-        SntpEvent::RoundFailed { retry_in } => Some(format!(
-            "clock: no NTP server answered usefully; trying again in {} s",
-            retry_in.as_secs()
-        )),
-        SntpEvent::ServerDropped { server, code } => Some(format!(
-            "clock: {server} refused this host ({code:?}); it is not asked again"
-        )),
-        SntpEvent::ServerHeldOff { server, waiting } => Some(format!(
-            "clock: {server} asked to be polled less often; waiting {} s",
-            waiting.as_secs()
-        )),
-        SntpEvent::ServerFailed { .. } | SntpEvent::PacketIgnored { .. } => None,
+/// Turns the SNTP client's events into console lines: a sync, a round that gave no usable
+/// time (with each server's reason, gathered from the round's failures), a server that
+/// refused or asked to be polled less often. Ignored packets are not shown.
+#[derive(Debug, Default)]
+pub struct SntpLines {
+    /// `SERVER: why`, for each server that failed in the round under way.
+    failures: Vec<String>,
+}
+
+impl SntpLines {
+    /// The line for `event`, if it is one to show.
+    pub fn line(&mut self, event: &SntpEvent) -> Option<String> {
+        match event {
+            SntpEvent::Synced {
+                server,
+                offset,
+                delay,
+                stepped,
+            } => {
+                self.failures.clear();
+                Some(format!(
+                    "clock: {} by {offset} from {server} (delay {:.1} ms)",
+                    if *stepped { "stepped" } else { "slewed" },
+                    delay.as_secs_f64() * 1000.0
+                ))
+            }
+            SntpEvent::ServerFailed { server, reason } => {
+                self.failures.push(format!("{server}: {reason}"));
+                None
+            }
+            SntpEvent::RoundFailed { retry_in } => {
+                let why = if self.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", self.failures.join("; "))
+                };
+                self.failures.clear();
+                Some(format!(
+                    "clock: no usable time from the NTP servers{why}; trying again in {} s",
+                    retry_in.as_secs()
+                ))
+            }
+            SntpEvent::ServerDropped { server, code } => Some(format!(
+                "clock: {server} refused this host ({code:?}); it is not asked again"
+            )),
+            SntpEvent::ServerHeldOff { server, waiting } => Some(format!(
+                "clock: {server} asked to be polled less often; waiting {} s",
+                waiting.as_secs()
+            )),
+            SntpEvent::PacketIgnored { .. } => None,
+        }
     }
 }
 
@@ -221,7 +247,7 @@ pub fn time_zone_line(time_zone: &str) -> String {
 mod tests {
     use std::time::Duration;
 
-    use mfv_net::sntp::ClockOffset;
+    use mfv_net::sntp::{ClockOffset, ServerFailure};
 
     use super::*;
 
@@ -250,23 +276,37 @@ mod tests {
     }
 
     #[test]
-    fn syncs_and_failed_rounds_have_lines() {
+    fn syncs_and_failed_rounds_have_lines_naming_why_each_server_failed() {
+        let mut shown = SntpLines::default();
+        let server = "192.0.2.1:123".parse().unwrap();
+        let failed = SntpEvent::ServerFailed {
+            server,
+            reason: ServerFailure::Timeout {
+                waited: Duration::from_secs(2),
+            },
+        };
+        assert_eq!(shown.line(&failed), None);
+        let round = SntpEvent::RoundFailed {
+            retry_in: Duration::from_secs(16),
+        };
+        assert_eq!(
+            shown.line(&round).unwrap(),
+            "clock: no usable time from the NTP servers (192.0.2.1:123: no answer within 2.0 s); \
+             trying again in 16 s"
+        );
+        assert_eq!(
+            shown.line(&round).unwrap(),
+            "clock: no usable time from the NTP servers; trying again in 16 s"
+        );
         let synced = SntpEvent::Synced {
-            server: "192.0.2.1:123".parse().unwrap(),
+            server,
             offset: ClockOffset::forward(Duration::from_millis(5000)),
             delay: Duration::from_micros(300),
             stepped: true,
         };
         assert_eq!(
-            sntp_event_line(&synced).unwrap(),
+            shown.line(&synced).unwrap(),
             "clock: stepped by +5.000000 s from 192.0.2.1:123 (delay 0.3 ms)"
-        );
-        assert_eq!(
-            sntp_event_line(&SntpEvent::RoundFailed {
-                retry_in: Duration::from_secs(16)
-            })
-            .unwrap(),
-            "clock: no NTP server answered usefully; trying again in 16 s"
         );
     }
 
