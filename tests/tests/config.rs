@@ -85,6 +85,21 @@ fn config_report(guest: &mut Guest) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// Waits for the `config` phase's report and compares it with `expected`, then
+/// [`expect_hostname_then_poweroff`].
+fn expect_report_then_hostname(
+    guest: &mut Guest,
+    expected: &[&str],
+    hostname: Option<&str>,
+) -> anyhow::Result<()> {
+    let report = config_report(guest)?;
+    ensure!(
+        report == expected,
+        "unexpected config report:\n{report:#?}\nexpected:\n{expected:#?}"
+    );
+    expect_hostname_then_poweroff(guest, hostname)
+}
+
 /// Waits for the host name line and the end of the boot, then for QEMU to power off.
 fn expect_hostname_then_poweroff(guest: &mut Guest, hostname: Option<&str>) -> anyhow::Result<()> {
     guest.wait_for_line("mfv-init: phase hostname: ok", LINE_TIMEOUT)?;
@@ -151,16 +166,15 @@ fn a_vfat_partition_of_an_mbr_disk_is_found() -> anyhow::Result<()> {
             .file("mfv.toml", valid_config("cfg-mbr-vfat")),
     )?;
     let mut guest = guest(&[], &[&disk])?.boot()?;
-    let report = config_report(&mut guest)?;
-    assert_eq!(
-        report,
-        [
+    expect_report_then_hostname(
+        &mut guest,
+        &[
             "config: using mfv.toml from /dev/vda1 (vfat, LABEL=mfv-config)",
             "  /dev/sda1: absent (no such device)",
             "  LABEL=mfv-config /dev/vda1 (vfat): taken",
-        ]
-    );
-    expect_hostname_then_poweroff(&mut guest, Some("cfg-mbr-vfat"))
+        ],
+        Some("cfg-mbr-vfat"),
+    )
 }
 
 #[test]
@@ -175,15 +189,14 @@ fn an_ext4_partition_of_a_gpt_disk_is_found_by_its_partition_name() -> anyhow::R
             .file("mfv.toml", valid_config("cfg-gpt")),
     )?;
     let mut guest = guest(&["mfv.config=PARTLABEL=mfv-config-part"], &[&disk])?.boot()?;
-    let report = config_report(&mut guest)?;
-    assert_eq!(
-        report,
-        [
+    expect_report_then_hostname(
+        &mut guest,
+        &[
             "config: using mfv.toml from /dev/vda1 (ext4, PARTLABEL=mfv-config-part)",
             "  PARTLABEL=mfv-config-part /dev/vda1 (ext4): taken",
-        ]
-    );
-    expect_hostname_then_poweroff(&mut guest, Some("cfg-gpt"))
+        ],
+        Some("cfg-gpt"),
+    )
 }
 
 #[test]
@@ -196,16 +209,15 @@ fn an_iso9660_volume_is_a_read_only_source() -> anyhow::Result<()> {
             .file("mfv.toml", valid_config("cfg-iso")),
     )?;
     let mut guest = guest(&[], &[&iso])?.boot()?;
-    let report = config_report(&mut guest)?;
-    assert_eq!(
-        report,
-        [
+    expect_report_then_hostname(
+        &mut guest,
+        &[
             "config: using mfv.toml from /dev/vda (iso9660, LABEL=mfv-config)",
             "  /dev/sda1: absent (no such device)",
             "  LABEL=mfv-config /dev/vda (iso9660): taken",
-        ]
-    );
-    expect_hostname_then_poweroff(&mut guest, Some("cfg-iso"))
+        ],
+        Some("cfg-iso"),
+    )
 }
 
 #[test]
@@ -281,17 +293,16 @@ fn a_config_on_a_floppy_is_found_with_the_default_order() -> anyhow::Result<()> 
     let mut guest = guest(&[], &[])?
         .disk(DiskSpec::file(DiskInterface::Floppy, &floppy))
         .boot()?;
-    let report = config_report(&mut guest)?;
-    assert_eq!(
-        report,
-        [
+    expect_report_then_hostname(
+        &mut guest,
+        &[
             "config: using mfv.toml from /dev/fd0 (vfat)",
             "  /dev/sda1: absent (no such device)",
             "  LABEL=mfv-config: absent (no volume matches)",
             "  /dev/fd0 (vfat): taken",
-        ]
-    );
-    expect_hostname_then_poweroff(&mut guest, Some("cfg-floppy"))
+        ],
+        Some("cfg-floppy"),
+    )
 }
 
 #[test]
