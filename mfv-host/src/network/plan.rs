@@ -400,16 +400,20 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn a_configuration_becomes_a_state_and_dhcp_clients() {
-        let steps = config_steps(&config_network());
-        let names: Vec<&str> = steps
+    /// The interfaces of `steps`, in the order they are applied.
+    fn interface_names(steps: &NetworkSteps) -> Vec<&str> {
+        steps
             .state
             .interfaces
             .iter()
             .map(|config| config.name.as_str())
-            .collect();
-        assert_eq!(names, ["eth0", "eth0.7", "br0"]);
+            .collect()
+    }
+
+    #[test]
+    fn a_configuration_becomes_a_state_and_dhcp_clients() {
+        let steps = config_steps(&config_network());
+        assert_eq!(interface_names(&steps), ["eth0", "eth0.7", "br0"]);
         let [eth0, vlan, bridge] = &steps.state.interfaces[..] else {
             panic!("three interfaces");
         };
@@ -459,13 +463,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let steps = config_steps(&config.network);
-        let names: Vec<&str> = steps
-            .state
-            .interfaces
-            .iter()
-            .map(|config| config.name.as_str())
-            .collect();
-        assert_eq!(names, ["eth0", "eth1", "bond0", "br0"]);
+        assert_eq!(interface_names(&steps), ["eth0", "eth1", "bond0", "br0"]);
         assert_eq!(
             steps.state.interfaces[2].kind,
             InterfaceKind::ActiveBackupBond {
