@@ -20,6 +20,7 @@ use mfv_host::network::change::{
     read_view, set_static,
 };
 use mfv_host::network::obtain_lease;
+use mfv_linux::terminal_text::escape_lines;
 use mfv_net::dhcp::Lease;
 use mfv_net::{ApplyReport, IpCidr, Netlink, ProvisionalOutcome};
 
@@ -160,7 +161,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
         } => {
             let within = Duration::from_secs(seconds.into());
             let provisional = make_bridge_provisionally(&netlink, &port, &bridge, within).await?;
-            print!("{}", render_changes(provisional.report()));
+            print!("{}", escape_lines(&render_changes(provisional.report())));
             println!("press Enter within {seconds} s to keep this; otherwise it is rolled back");
             flush_stdout();
             let outcome = if enter_pressed_within(within).await {

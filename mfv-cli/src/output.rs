@@ -4,6 +4,10 @@
 //! for the operator (a console stream, a password prompt, "press Enter to keep this") is
 //! interaction, written as it happens; the result is the `Output`.
 //!
+//! Everything written is passed through [`escape_lines`]: a command's text quotes volumes,
+//! files, packets and other users' input, and none of it may drive the operator's terminal.
+//! The escapes are JSON's and TOML's own, so `--json` output stays valid JSON.
+//!
 //! Exit codes: 0 success, 1 the operation failed (also every error, printed as `mfv: ERROR`
 //! with its causes), 2 wrong usage (clap's own).
 
@@ -11,6 +15,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use mfv_linux::terminal_text::escape_lines;
 use serde::Serialize;
 
 /// How a command ended.
@@ -84,9 +89,9 @@ impl Output {
     /// Writes standard output and standard error; the exit code of the status.
     pub fn write(&self, stdout: &mut impl Write, stderr: &mut impl Write) -> ExitCode {
         // Output that cannot be written (a closed pipe) has nowhere to be reported.
-        let _ = stdout.write_all(self.stdout.as_bytes());
+        let _ = stdout.write_all(escape_lines(&self.stdout).as_bytes());
         let _ = stdout.flush();
-        let _ = stderr.write_all(self.stderr.as_bytes());
+        let _ = stderr.write_all(escape_lines(&self.stderr).as_bytes());
         self.status.into()
     }
 }
@@ -103,6 +108,21 @@ mod tests {
         let json = Output::data(&value, true, |_| unreachable!()).unwrap();
         assert_eq!(json.stdout, "{\n  \"name\": \"web1\"\n}\n");
         assert_eq!(json.status, Status::Success);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_on_both_streams() {
+        let output = Output::failed("mfv: label \x1b]0;x\x07 refused\n");
+        let mut text = Output::ok("name: \u{9b}2J\nnext\n");
+        text.stderr = "mfv: warning: \x7f\n".into();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        output.write(&mut out, &mut err);
+        text.write(&mut out, &mut err);
+        assert_eq!(String::from_utf8(out).unwrap(), "name: \\u009b2J\nnext\n");
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "mfv: label \\u001b]0;x\\u0007 refused\nmfv: warning: \\u007f\n"
+        );
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //!
 //! - First line: `Minifed-Virt mfv-init <version> (kernel uptime <s.mmm> s)`.
 //! - Every later line: `[<uptime like the kernel: {:>5}.{:06}>] mfv-init: <message>`.
+//!
+//! A message often carries text from outside: a key from the config volume, a volume's label,
+//! a DHCP server's message. Every line is written with its control characters escaped
+//! ([`escape_line`]), so nothing read from a volume or a packet drives the console or forges a
+//! line of its own.
 
 use std::fmt::Display;
 use std::io::Write;
 use std::time::Duration;
+
+use mfv_linux::terminal_text::escape_line;
 
 /// Writes the banner and log lines to any `Write` (the real console is stdout, which the
 /// kernel connects to /dev/console for PID 1).
@@ -44,6 +51,7 @@ impl<W: Write> Console<W> {
 
     fn write_line(&mut self, line: &str) {
         // A console that cannot be written to has nobody to tell: the boot goes on regardless.
+        let line = escape_line(line);
         let _ = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
     }
 }
@@ -118,6 +126,17 @@ mod tests {
                  [    1.634210] mfv-init: phase mounts: ok (1.2 ms)\n",
                 env!("CARGO_PKG_VERSION")
             )
+        );
+    }
+
+    #[test]
+    fn control_characters_in_a_message_are_escaped() {
+        let mut console = Console::new(Vec::new());
+        console.line(Duration::ZERO, "dhcp: NAK: \x1b[2Jgone\nforged: ok");
+        let text = String::from_utf8(console.output().clone()).unwrap();
+        assert_eq!(
+            text,
+            "[    0.000000] mfv-init: dhcp: NAK: \\u001b[2Jgone\\u000aforged: ok\n"
         );
     }
 

@@ -1581,6 +1581,43 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_key_on_the_volume_reaches_the_console_escaped() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
+        let errors = mfv_config::schema::parse_config(
+            "version = 1\n\"x\\u001b]0;owned\\u0007\\u000aforged line\" = 1\n",
+        )
+        .unwrap_err();
+        let system = FakeSystem {
+            discovery: Some(report(
+                Discovery::Invalid {
+                    source: vdb1_source(),
+                    errors: errors.clone(),
+                },
+                Verdict::Invalid { errors },
+            )),
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert!(
+            !outcome.output.contains(['\u{1b}', '\u{7}']),
+            "{}",
+            outcome.output
+        );
+        assert!(
+            !outcome.output.contains("\nforged line"),
+            "{}",
+            outcome.output
+        );
+        assert!(
+            outcome
+                .output
+                .contains("x\\u001b]0;owned\\u0007\\u000aforged line"),
+            "{}",
+            outcome.output
+        );
+    }
+
+    #[test]
     fn config_none_is_passed_to_discovery_and_reported_as_skipped() {
         let fixture = fixture(Some("mfv.config=none mfv.halt=poweroff"), None, false, true);
         let outcome = run(&fixture, FakeSystem::default(), &[]);

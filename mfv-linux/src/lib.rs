@@ -9,6 +9,8 @@
 //!   or the new, never a mix;
 //! - [`block`]: the device node of a block device sysfs names;
 //! - [`error_chain`]: an error with its causes on one line;
+//! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
+//!   escaped, so printing it cannot drive the terminal;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
 //!
@@ -24,6 +26,7 @@ mod error_chain;
 pub mod interface_name;
 pub mod mountinfo;
 mod oper_state;
+pub mod terminal_text;
 
 pub use error_chain::error_chain;
 pub use interface_name::{InterfaceNameError, MAX_INTERFACE_NAME_LEN, check_interface_name};

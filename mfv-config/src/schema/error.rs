@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use mfv_linux::terminal_text::escape_line;
+
 /// A position in the configuration text: 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
@@ -47,15 +49,17 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
-    /// `LINE:COL: FIELD: message`, leaving out the parts that are unknown.
+    /// `LINE:COL: FIELD: message`, leaving out the parts that are unknown. Always one line: the
+    /// field and the message quote the file (a key, a value), and a file is untrusted, so its
+    /// control characters and line breaks are escaped ([`escape_line`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(position) = self.position {
             write!(f, "{position}: ")?;
         }
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write!(f, "{}: ", escape_line(&self.path))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&escape_line(&self.message))
     }
 }
 

@@ -965,3 +965,17 @@ fn cidr_parses_and_prints() {
         Err(CidrError::BadPrefix(String::new()))
     );
 }
+
+#[test]
+fn keys_and_values_from_the_file_are_shown_escaped_on_one_line() {
+    check(
+        "\"x\\u001b]0;owned\\u0007\\nforged\" = 1\nversion = 1\n[host]\nhostname = \"a\\u009b2J\"\n",
+        &[
+            "1:1: x\\u001b]0;owned\\u0007\\u000aforged: unknown field \
+             \"x\\u{1b}]0;owned\\u{7}\\nforged\"; expected one of \"version\", \"host\", \
+             \"network\", \"storage\", \"auth\" or \"web\"",
+            "4:12: host.hostname: \"a\\u{9b}2J\" contains '\\u{9b}'; host names use letters, \
+             digits, '-' and '.' only",
+        ],
+    );
+}
