@@ -46,6 +46,9 @@ pub enum AuditEvent {
     TotpDisabled,
     /// A recovery code was used in place of a TOTP code.
     RecoveryCodeUsed,
+    /// A shell on the host's console: opened for an administrator (ok), refused to a user
+    /// who is not one, or closed (the detail says how it ended).
+    ConsoleShell,
 }
 
 impl AuditEvent {
@@ -69,6 +72,7 @@ impl AuditEvent {
             AuditEvent::TotpConfirmed => "totp_confirmed",
             AuditEvent::TotpDisabled => "totp_disabled",
             AuditEvent::RecoveryCodeUsed => "recovery_code_used",
+            AuditEvent::ConsoleShell => "console_shell",
         }
     }
 }

@@ -38,6 +38,7 @@ mod authenticator;
 mod authenticator_tests;
 mod backend;
 mod clock;
+mod console;
 pub mod ldap;
 pub mod mysql;
 mod password;

@@ -18,6 +18,7 @@ use mfv_config::mount::{Journal, MountError, ReadOnlyMount, SysMounter};
 use mfv_config::schema::{Config, ConfigErrors, parse_config};
 use mfv_config::store::{
     ConfigStore, DirectoryStore, PlainDirectory, RemountVolume, StoreError, StoreWarning,
+    VolumeAccess,
 };
 use toml::{Table, Value};
 
@@ -376,6 +377,15 @@ impl StoreVolume {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         self.store.dir()
+    }
+
+    /// Switches the volume between read-only and read-write, for files beside the store
+    /// that a library writes itself (the auth database): nothing to switch for a directory.
+    pub fn access(&self) -> Box<dyn VolumeAccess> {
+        match &self.mount {
+            Some((mount, _)) => Box::new(RemountVolume::new(mount.path())),
+            None => Box::new(PlainDirectory),
+        }
     }
 
     /// Unmounts the volume, if one was mounted.

@@ -7,6 +7,8 @@
 //! - [`auth`]: the `[auth]` section, with the `mfv` command's flags as overrides, turned into
 //!   a user backend and an authenticator over it.
 //! - [`clock`]: the clock kept with SNTP from `[host] ntp_servers`.
+//! - [`console`]: the console screen PID 1 keeps on the console: the host's status, and a
+//!   shell only for an administrator, audited.
 //! - [`config`]: reading and changing the stored configuration one key at a time, on a store
 //!   directory or the config volume discovery finds.
 //! - [`discovery`]: config discovery that waits while USB storage is still becoming disks.
@@ -25,6 +27,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod discovery;
 pub mod hardware;
 pub mod network;

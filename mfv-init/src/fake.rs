@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use crate::clock::Clock;
 use crate::mounts::MountSpec;
 use crate::signals::SignalSource;
-use crate::system::{ExitStatus, Reaped, ShutdownAction, System};
+use crate::system::{ConsoleProgram, ExitStatus, Reaped, ShutdownAction, System};
 
 /// The first pid the fake hands out; each spawn takes the next one.
 pub const FIRST_PID: i32 = 100;
@@ -163,22 +163,35 @@ impl System for FakeSystem {
         Ok(())
     }
 
-    fn spawn_shell(&mut self, shell: &Path, console: &Path) -> anyhow::Result<Pid> {
-        self.calls.push(format!(
-            "spawn {} on {}",
-            shell.display(),
-            console.display()
-        ));
+    fn spawn_on_console(
+        &mut self,
+        program: &ConsoleProgram,
+        console: &Path,
+    ) -> anyhow::Result<Pid> {
+        self.calls
+            .push(format!("spawn {program} on {}", console.display()));
         if self.spawn_panics {
             panic!("spawn exploded");
         }
         if self.spawn_failures > 0 {
             self.spawn_failures -= 1;
-            bail!("start {}: ENOEXEC: Exec format error", shell.display());
+            bail!(
+                "start {}: ENOEXEC: Exec format error",
+                program.path.display()
+            );
         }
         let pid = Pid::from_raw(self.next_pid);
         self.next_pid += 1;
         Ok(pid)
+    }
+
+    fn write_run_file(&mut self, path: &Path, contents: &str) -> anyhow::Result<()> {
+        self.calls.push(format!(
+            "write {} ({} bytes)",
+            path.display(),
+            contents.len()
+        ));
+        Ok(())
     }
 
     fn reap_children(&mut self) -> Reaped {

@@ -1,5 +1,11 @@
 //! The life of PID 1: banner, boot sequence (phases), then shutdown on `mfv.halt` or the
-//! console shell and the signal loop; a fatal error leads to a rescue shell and a clean halt.
+//! console screen and the signal loop; a fatal error leads to a clean halt.
+//!
+//! The console is not a way around authentication: PID 1 keeps the console screen
+//! (`/init --console`: the host's status, and a shell only after an administrator's password)
+//! on it, restarted whenever it ends. A root shell without a login exists only where the
+//! kernel command line says `mfv.rescue`: whoever can edit it owns the machine anyway. The
+//! same holds for the fatal path: without `mfv.rescue` it halts without a shell.
 
 use std::any::Any;
 use std::fmt::Display;
@@ -13,6 +19,7 @@ use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_config::schema::Config;
 use mfv_host::clock::time_zone_line;
+use mfv_host::console::CONFIG_REPORT_FILE;
 use mfv_host::discovery::with_usb_storage_settling;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::network::{NetworkPlan, configure};
@@ -23,7 +30,10 @@ use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
 use crate::signals::{ShutdownRequest, SignalSource};
-use crate::system::{ShutdownAction, System};
+use crate::system::{ConsoleProgram, ShutdownAction, System};
+
+/// The argument that makes this binary the console screen instead of an init.
+pub const CONSOLE_SCREEN_ARG: &str = "--console";
 
 /// The host name set by the `hostname` phase until a configuration names the host.
 pub const DEFAULT_HOSTNAME: &str = "minifed";
@@ -47,9 +57,12 @@ pub struct Settings {
     pub run_dir: PathBuf,
     /// Where the kernel modules are, one directory per kernel release (`/lib/modules`).
     pub modules_root: PathBuf,
-    /// The shell for the console and rescue (`/bin/sh`); absent in images without one.
+    /// The shell `mfv.rescue` puts on the console (`/bin/sh`); absent in images without one.
     pub shell: PathBuf,
-    /// The console the shell runs on (`/dev/console`).
+    /// The console screen: the host's status and the administrators' login
+    /// (`/init --console`).
+    pub console_screen: ConsoleProgram,
+    /// The console the screen or the shell runs on (`/dev/console`).
     pub console: PathBuf,
     /// The host name the `hostname` phase sets when no configuration names the host.
     pub hostname: String,
@@ -57,7 +70,7 @@ pub struct Settings {
     pub is_pid1: bool,
     /// How long processes get between SIGTERM and SIGKILL at shutdown.
     pub stop_grace: Duration,
-    /// The shortest time between two starts of the console shell.
+    /// The shortest time between two starts of the console screen or shell.
     pub respawn_interval: Duration,
 }
 
@@ -71,6 +84,11 @@ impl Settings {
             run_dir: PathBuf::from("/run/mfv"),
             modules_root: PathBuf::from("/lib/modules"),
             shell: PathBuf::from("/bin/sh"),
+            console_screen: ConsoleProgram {
+                // Where this binary is: /init, or wherever another init started it from.
+                path: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/init")),
+                args: vec![CONSOLE_SCREEN_ARG.to_string()],
+            },
             console: PathBuf::from("/dev/console"),
             hostname: DEFAULT_HOSTNAME.to_string(),
             is_pid1,
@@ -100,9 +118,13 @@ struct Phase<S: System, C: Clock, W: Write> {
     step: fn(&mut Init<S, C, W>, &mut BootOptions) -> anyhow::Result<()>,
 }
 
-/// The console shell's state in the main loop.
-#[derive(Debug, Default)]
-struct ConsoleShell {
+/// The console program's state in the main loop: the console screen, or with `mfv.rescue`
+/// the shell.
+#[derive(Debug)]
+struct ConsoleChild {
+    /// `console screen` or `console shell`, as the console lines name it.
+    what: &'static str,
+    program: ConsoleProgram,
     pid: Option<nix::unistd::Pid>,
     started_at: Option<Duration>,
     restart_at: Option<Duration>,
@@ -122,6 +144,8 @@ pub struct Init<S: System, C: Clock, W: Write> {
     cmdline: KernelCmdline,
     /// What the `config` phase found (`None` before it ran).
     config: Option<DiscoveryReport>,
+    /// `mfv.rescue` was on the kernel command line.
+    rescue: bool,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -136,6 +160,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             started,
             cmdline: KernelCmdline::default(),
             config: None,
+            rescue: false,
         }
     }
 
@@ -300,6 +325,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         let path = self.settings.proc_dir.join("cmdline");
         let cmdline = KernelCmdline::read_from(&path)?;
         *options = cmdline.boot_options();
+        self.rescue = options.rescue;
         for warning in &options.warnings {
             self.log(format_args!("cmdline: warning: {warning}"));
         }
@@ -401,8 +427,15 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             &self.settings.sysfs_root,
         );
         let report = self.system.discover_config(&params);
-        for line in report.to_string().lines() {
+        let text = report.to_string();
+        for line in text.lines() {
             self.log(line);
+        }
+        let published = self.settings.run_dir.join(CONFIG_REPORT_FILE);
+        if let Err(error) = self.system.write_run_file(&published, &text) {
+            self.log(format_args!(
+                "config: the console screen will not show this report: {error:#}"
+            ));
         }
         if !matches!(report.outcome, Discovery::Found { .. }) {
             self.log(SETUP_NEEDED);
@@ -481,10 +514,17 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         Ok(())
     }
 
-    /// The fatal path: log, rescue shell if there is one, then halt (PID 1) or give up.
+    /// The fatal path: log, with `mfv.rescue` a rescue shell if there is one, then halt
+    /// (PID 1) or give up.
     fn fatal(&mut self, error: &anyhow::Error) -> RunEnd {
         self.log(format_args!("fatal: {error:#}"));
-        if self.settings.shell.exists() {
+        // The boot may have failed before the `cmdline` phase read the command line.
+        let rescue = self.rescue
+            || KernelCmdline::read_from(&self.settings.proc_dir.join("cmdline"))
+                .is_ok_and(|cmdline| cmdline.boot_options().rescue);
+        if !rescue {
+            self.log("no rescue shell: boot with mfv.rescue on the kernel command line for one");
+        } else if self.settings.shell.exists() {
             // The fatal path must reach the halt even if the rescue shell code panics.
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.rescue_shell())) {
                 self.log(format_args!(
@@ -512,7 +552,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         let console = self.settings.console.clone();
         let result = self
             .system
-            .spawn_shell(&shell, &console)
+            .spawn_on_console(&ConsoleProgram::bare(shell), &console)
             .and_then(|pid| self.system.wait_child(pid));
         match result {
             Ok(status) => self.log(format_args!("rescue shell exited ({status})")),
@@ -520,16 +560,17 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// The main loop after the boot: keeps a shell on the console, reaps zombies, and returns
-    /// the first shutdown a signal asks for.
+    /// The main loop after the boot: keeps the console screen (or with `mfv.rescue` a shell)
+    /// on the console, reaps zombies, and returns the first shutdown a signal asks for.
     fn supervise(&mut self, signals: &mut impl SignalSource) -> anyhow::Result<ShutdownRequest> {
-        let mut shell = ConsoleShell::default();
-        if self.settings.shell.exists() {
+        let mut shell = self.console_child();
+        if shell.program.path.exists() {
             self.start_console_shell(&mut shell);
         } else {
             let message = format!(
-                "console shell: {} not found, none started",
-                self.settings.shell.display()
+                "{}: {} not found, none started",
+                shell.what,
+                shell.program.path.display()
             );
             self.log(message);
         }
@@ -551,10 +592,30 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    fn start_console_shell(&mut self, shell: &mut ConsoleShell) {
+    /// The console screen or, with `mfv.rescue`, the shell (which the console is told about).
+    fn console_child(&mut self) -> ConsoleChild {
+        let (what, program) = if self.rescue {
+            self.log(
+                "console: mfv.rescue: a root shell without login, as the kernel command line asks",
+            );
+            ("console shell", ConsoleProgram::bare(&self.settings.shell))
+        } else {
+            ("console screen", self.settings.console_screen.clone())
+        };
+        ConsoleChild {
+            what,
+            program,
+            pid: None,
+            started_at: None,
+            restart_at: None,
+            announced: false,
+        }
+    }
+
+    fn start_console_shell(&mut self, shell: &mut ConsoleChild) {
         let now = self.clock.uptime();
-        let (path, console) = (self.settings.shell.clone(), self.settings.console.clone());
-        match self.system.spawn_shell(&path, &console) {
+        let console = self.settings.console.clone();
+        match self.system.spawn_on_console(&shell.program, &console) {
             Ok(pid) => {
                 shell.pid = Some(pid);
                 shell.started_at = Some(now);
@@ -562,7 +623,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 if !shell.announced {
                     shell.announced = true;
                     self.log(format_args!(
-                        "console shell started on {}",
+                        "{} started on {}",
+                        shell.what,
                         console.display()
                     ));
                 }
@@ -570,15 +632,16 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             Err(error) => {
                 shell.restart_at = Some(now + self.settings.respawn_interval);
                 self.log(format_args!(
-                    "console shell: {error:#}; trying again in {} s",
+                    "{}: {error:#}; trying again in {} s",
+                    shell.what,
                     seconds_3(self.settings.respawn_interval)
                 ));
             }
         }
     }
 
-    /// Reaps every zombie; schedules a restart when the console shell is among them.
-    fn reap(&mut self, shell: &mut ConsoleShell) {
+    /// Reaps every zombie; schedules a restart when the console program is among them.
+    fn reap(&mut self, shell: &mut ConsoleChild) {
         for exit in self.system.reap_children().exited {
             if shell.pid != Some(exit.pid) {
                 continue;
@@ -593,12 +656,13 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             let delay = restart_at - now;
             if delay.is_zero() {
                 self.log(format_args!(
-                    "console shell exited ({}), restarting",
-                    exit.status
+                    "{} exited ({}), restarting",
+                    shell.what, exit.status
                 ));
             } else {
                 self.log(format_args!(
-                    "console shell exited ({}), restarting in {} s",
+                    "{} exited ({}), restarting in {} s",
+                    shell.what,
                     exit.status,
                     seconds_3(delay)
                 ));
@@ -748,9 +812,11 @@ mod tests {
         )
         .unwrap();
         let shell_path = dir.path().join("bin/sh");
+        let screen_path = dir.path().join("init");
         if shell {
             std::fs::create_dir_all(dir.path().join("bin")).unwrap();
             std::fs::write(&shell_path, "").unwrap();
+            std::fs::write(&screen_path, "").unwrap();
         }
         let settings = Settings {
             proc_dir,
@@ -759,6 +825,10 @@ mod tests {
             run_dir: PathBuf::from("/run/mfv"),
             modules_root: PathBuf::from("/lib/modules"),
             shell: shell_path,
+            console_screen: ConsoleProgram {
+                path: screen_path,
+                args: vec![CONSOLE_SCREEN_ARG.to_string()],
+            },
             console: PathBuf::from("/dev/console"),
             hostname: DEFAULT_HOSTNAME.to_string(),
             is_pid1,
@@ -924,6 +994,7 @@ mod tests {
                 "coldplug /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "start-hotplug /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "discover-config locator=- wait=- sysfs=/sys dev=/dev run=/run/mfv",
+                "write /run/mfv/config-report (30 bytes)",
                 "sethostname minifed",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
@@ -1017,7 +1088,7 @@ mod tests {
 
     #[test]
     fn fatal_mount_failure_runs_the_rescue_shell_then_halts() {
-        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
+        let fixture = fixture(Some("mfv.halt=poweroff mfv.rescue"), None, true, true);
         let system = FakeSystem {
             failing_mounts: vec!["/proc", "/tmp"],
             rescue_exit: ExitStatus::Exited(0),
@@ -1055,8 +1126,24 @@ mod tests {
     }
 
     #[test]
+    fn fatal_error_without_mfv_rescue_halts_without_a_shell() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
+        let system = FakeSystem {
+            failing_mounts: vec!["/dev"],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(
+            outcome.messages[2],
+            "no rescue shell: boot with mfv.rescue on the kernel command line for one"
+        );
+        assert!(outcome.calls_like("spawn").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
     fn fatal_error_without_shell_halts_pid1() {
-        let fixture = fixture(Some(""), None, false, true);
+        let fixture = fixture(Some("mfv.rescue"), None, false, true);
         let system = FakeSystem {
             failing_mounts: vec!["/dev"],
             ..FakeSystem::default()
@@ -1072,7 +1159,7 @@ mod tests {
 
     #[test]
     fn rescue_shell_that_cannot_start_is_logged_then_halts() {
-        let fixture = fixture(Some(""), None, true, true);
+        let fixture = fixture(Some("mfv.rescue"), None, true, true);
         let system = FakeSystem {
             failing_mounts: vec!["/sys"],
             spawn_failures: 1,
@@ -1245,7 +1332,7 @@ mod tests {
 
     #[test]
     fn console_shell_is_started_once_and_restarted_at_most_once_a_second() {
-        let fixture = fixture(Some(""), None, true, true);
+        let fixture = fixture(Some("mfv.rescue"), None, true, true);
         let shell_exit = |pid: i32, code: i32| Reaped {
             exited: vec![ChildExit {
                 pid: Pid::from_raw(pid),
@@ -1301,8 +1388,37 @@ mod tests {
     }
 
     #[test]
+    fn the_console_gets_the_screen_and_a_shell_only_with_mfv_rescue() {
+        let fixture = fixture(Some(""), None, true, true);
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        let screen = fixture.settings.console_screen.path.display();
+        assert_eq!(
+            outcome.calls_like("spawn"),
+            [format!("spawn {screen} --console on /dev/console")]
+        );
+        assert!(outcome.has("console screen started on /dev/console"));
+        assert!(!outcome.messages.iter().any(|m| m.contains("shell")));
+
+        let fixture = fixture_with_rescue();
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        let shell = fixture.settings.shell.display();
+        assert_eq!(
+            outcome.calls_like("spawn"),
+            [format!("spawn {shell} on /dev/console")]
+        );
+        assert!(outcome.has(
+            "console: mfv.rescue: a root shell without login, as the kernel command line asks"
+        ));
+        assert!(outcome.has("console shell started on /dev/console"));
+    }
+
+    fn fixture_with_rescue() -> Fixture {
+        fixture(Some("mfv.rescue"), None, true, true)
+    }
+
+    #[test]
     fn a_shell_past_its_respawn_interval_restarts_at_once() {
-        let mut fixture = fixture(Some(""), None, true, true);
+        let mut fixture = fixture(Some("mfv.rescue"), None, true, true);
         fixture.settings.respawn_interval = Duration::ZERO;
         let system = FakeSystem {
             reaps: VecDeque::from([Reaped {
@@ -1323,7 +1439,7 @@ mod tests {
 
     #[test]
     fn a_console_shell_that_cannot_start_is_retried() {
-        let fixture = fixture(Some(""), None, true, true);
+        let fixture = fixture(Some("mfv.rescue"), None, true, true);
         let system = FakeSystem {
             spawn_failures: 1,
             ..FakeSystem::default()
@@ -1341,7 +1457,7 @@ mod tests {
 
     #[test]
     fn without_a_shell_the_loop_still_waits_for_signals() {
-        let fixture = fixture(Some(""), None, false, true);
+        let fixture = fixture(Some("mfv.rescue"), None, false, true);
         let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGUSR1)]);
         assert!(outcome.has(&format!(
             "console shell: {} not found, none started",
@@ -1378,7 +1494,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_main_loop_takes_the_fatal_path() {
-        let fixture = fixture(Some(""), None, true, false);
+        let fixture = fixture(Some("mfv.rescue"), None, true, false);
         let system = FakeSystem {
             spawn_panics: true,
             ..FakeSystem::default()

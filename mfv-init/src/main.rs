@@ -1,5 +1,6 @@
 //! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init), or with `--stage2` the
-//! boot sequence after another init.
+//! boot sequence after another init, or with `--console` (started by PID 1, never PID 1
+//! itself) the console screen.
 //!
 //! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
@@ -7,6 +8,7 @@
 
 mod clock;
 mod console;
+mod console_screen;
 mod hardware;
 mod init;
 mod mounts;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use crate::clock::BootClock;
 use crate::console::kernel_stamp;
-use crate::init::{Init, RunEnd, Settings, panic_message};
+use crate::init::{CONSOLE_SCREEN_ARG, Init, RunEnd, Settings, panic_message};
 use crate::signals::SignalFdSource;
 use crate::system::{NixSystem, ShutdownAction, System};
 
@@ -33,9 +35,23 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    // First of all, so that no signal arrives before the main loop can read it.
-    let signals = SignalFdSource::block_and_open();
     let is_pid1 = nix::unistd::getpid().as_raw() == 1;
+    if !is_pid1
+        && std::env::args_os()
+            .skip(1)
+            .any(|arg| arg == CONSOLE_SCREEN_ARG)
+    {
+        return match console_screen::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "mfv-init: console screen: {error:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
+    // Before anything else PID 1 does, so that no signal arrives before the main loop can
+    // read it.
+    let signals = SignalFdSource::block_and_open();
     // As PID 1 the kernel passes unknown command line words as arguments: they are ignored.
     let stage2 = std::env::args_os().skip(1).any(|arg| arg == "--stage2");
     if !is_pid1 && !stage2 {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -114,7 +114,10 @@ pub trait System {
     /// Shuts the machine down; returns only if that failed (or in a fake).
     fn reboot(&mut self, action: ShutdownAction) -> anyhow::Result<()>;
     /// Starts `shell` in a new session with `console` as its controlling terminal and stdio.
-    fn spawn_shell(&mut self, shell: &Path, console: &Path) -> anyhow::Result<Pid>;
+    fn spawn_on_console(&mut self, program: &ConsoleProgram, console: &Path)
+    -> anyhow::Result<Pid>;
+    /// Replaces `path` (in the runtime directory) with `contents`, for the console screen.
+    fn write_run_file(&mut self, path: &Path, contents: &str) -> anyhow::Result<()>;
     /// Reaps every ended child without blocking.
     fn reap_children(&mut self) -> Reaped;
     /// Waits for the child `pid` to end.
@@ -134,7 +137,37 @@ pub trait System {
     fn time_sync(&mut self) -> &mut dyn TimeSync;
 }
 
-/// The environment of the console shell.
+/// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleProgram {
+    /// The executable.
+    pub path: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+impl ConsoleProgram {
+    /// `path` without arguments.
+    pub fn bare(path: impl Into<PathBuf>) -> ConsoleProgram {
+        ConsoleProgram {
+            path: path.into(),
+            args: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConsoleProgram {
+    /// The path, then the arguments, separated by spaces.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        for arg in &self.args {
+            write!(f, " {arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment of the programs on the console.
 pub const SHELL_ENV: [(&str, &str); 3] = [
     ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     ("HOME", "/root"),
@@ -231,7 +264,11 @@ impl System for NixSystem {
         }
     }
 
-    fn spawn_shell(&mut self, shell: &Path, console: &Path) -> anyhow::Result<Pid> {
+    fn spawn_on_console(
+        &mut self,
+        program: &ConsoleProgram,
+        console: &Path,
+    ) -> anyhow::Result<Pid> {
         let terminal = OpenOptions::new()
             .read(true)
             .write(true)
@@ -242,8 +279,9 @@ impl System for NixSystem {
             file.try_clone()
                 .with_context(|| format!("duplicate {}", console.display()))
         };
-        let mut command = Command::new(shell);
+        let mut command = Command::new(&program.path);
         command
+            .args(&program.args)
             .env_clear()
             .envs(SHELL_ENV)
             .current_dir("/")
@@ -257,9 +295,18 @@ impl System for NixSystem {
         }
         let child = command
             .spawn()
-            .with_context(|| format!("start {}", shell.display()))?;
+            .with_context(|| format!("start {}", program.path.display()))?;
         let pid = i32::try_from(child.id()).context("child pid out of range")?;
         Ok(Pid::from_raw(pid))
+    }
+
+    fn write_run_file(&mut self, path: &Path, contents: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))
+            .and_then(|()| {
+                mfv_linux::atomic_file::replace_file(path, contents.as_bytes(), 0o644)
+                    .map_err(std::io::Error::other)
+            })
+            .with_context(|| format!("write {}", path.display()))
     }
 
     fn reap_children(&mut self) -> Reaped {
@@ -398,7 +445,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let console = dir.path().join("console");
         let error = NixSystem::default()
-            .spawn_shell(Path::new("/bin/sh"), &console)
+            .spawn_on_console(&ConsoleProgram::bare("/bin/sh"), &console)
             .unwrap_err();
         assert_eq!(error.to_string(), format!("open {}", console.display()));
     }
@@ -418,7 +465,7 @@ mod tests {
         std::fs::write(&console, "").unwrap();
         let shell = dir.path().join("sh");
         let error = NixSystem::default()
-            .spawn_shell(&shell, &console)
+            .spawn_on_console(&ConsoleProgram::bare(&shell), &console)
             .unwrap_err();
         assert_eq!(error.to_string(), format!("start {}", shell.display()));
     }
@@ -448,7 +495,9 @@ mod tests {
         std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
 
         let mut system = NixSystem::default();
-        let pid = system.spawn_shell(&shell, &console).unwrap();
+        let pid = system
+            .spawn_on_console(&ConsoleProgram::bare(&shell), &console)
+            .unwrap();
         assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(7));
         assert_eq!(
             std::fs::read_to_string(&report).unwrap(),
@@ -456,7 +505,9 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&console).unwrap(), "on-console\n");
 
-        let pid = system.spawn_shell(&shell, &console).unwrap();
+        let pid = system
+            .spawn_on_console(&ConsoleProgram::bare(&shell), &console)
+            .unwrap();
         let mut exits = Vec::new();
         for _ in 0..500 {
             let reaped = system.reap_children();

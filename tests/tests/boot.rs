@@ -82,7 +82,7 @@ fn halt_reboot_exits_qemu() -> anyhow::Result<()> {
 
 #[test]
 fn sigterm_to_pid1_powers_off() -> anyhow::Result<()> {
-    let mut guest = spec()?.boot()?;
+    let mut guest = spec()?.kernel_arg("mfv.rescue").boot()?;
     expect_boot_sequence(&mut guest)?;
     guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
     guest.write_serial("kill -TERM 1\n")?;
@@ -98,7 +98,7 @@ fn sigterm_to_pid1_powers_off() -> anyhow::Result<()> {
 fn ctrl_alt_del_reboots() -> anyhow::Result<()> {
     let mut guest = spec()?.boot()?;
     expect_boot_sequence(&mut guest)?;
-    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: console screen started", LINE_TIMEOUT)?;
     // The PS/2 keyboard (i8042) is part of both machine types; the kernel's keyboard handler
     // turns ctrl-alt-del into SIGINT for PID 1 once mfv-init has disabled the hard reboot.
     let keys = json!({ "keys": [

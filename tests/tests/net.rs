@@ -28,6 +28,7 @@ const GREETING: &str = "hello-from-the-guest";
 fn spec() -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
         .nic(NicModel::VirtioNet))
 }
 
@@ -272,6 +273,7 @@ fn wait_for_active_port(guest: &mut Guest, port: &str) -> anyhow::Result<()> {
 fn an_active_backup_bond_fails_over_to_the_second_nic() -> anyhow::Result<()> {
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
         .nic(NicModel::E1000)
         .nic(NicModel::E1000)
         .forward_port_on(0, 443)
@@ -346,6 +348,7 @@ fn a_bond_declared_in_the_configuration_gets_its_lease_at_boot() -> anyhow::Resu
         .build(&volume)?;
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
         .nic(NicModel::E1000)
         .nic(NicModel::E1000)
         .disk(DiskSpec::file(DiskInterface::Virtio, &volume))

@@ -57,8 +57,9 @@ fn find<'a>(
 #[test]
 fn coldplug_binds_every_device_and_lists_the_hardware_then_hotplug_reports_a_usb_disk()
 -> anyhow::Result<()> {
-    let spec =
-        with_probe_hardware(GuestSpec::new(ApplianceImage::shared()?)).kernel_arg(USB_DELAY_ARG);
+    let spec = with_probe_hardware(GuestSpec::new(ApplianceImage::shared()?))
+        .kernel_arg(USB_DELAY_ARG)
+        .kernel_arg("mfv.rescue");
     let mut guest = spec.boot()?;
     let coldplug = boot_through_coldplug(&mut guest)?;
 

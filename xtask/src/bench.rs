@@ -277,8 +277,8 @@ fn section(runs: u32, machine: &str, date: &str, table: &str) -> String {
 }
 
 /// Kernel arguments of both probe boots: a quiet kernel, whose messages would otherwise cut
-/// into the console lines the benchmark reads.
-const PROBE_KERNEL_ARGS: [&str; 1] = ["quiet"];
+/// into the console lines the benchmark reads, and the rescue shell the benchmark types into.
+const PROBE_KERNEL_ARGS: [&str; 2] = ["quiet", "mfv.rescue"];
 /// The guest CPU of both probe boots: every feature TCG emulates (PCLMULQDQ among them, which
 /// the crct10dif_pclmul soft dependency of sd_mod needs), as on a real server.
 const PROBE_CPU: &str = "max";

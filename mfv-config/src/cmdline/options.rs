@@ -8,7 +8,7 @@ use super::net::{NetProvisioning, NetSpecError};
 use super::{Param, keys_equal};
 
 /// Every `mfv.*` key this crate understands.
-pub const KNOWN_KEYS: [&str; 8] = [
+pub const KNOWN_KEYS: [&str; 9] = [
     "mfv.config",
     "mfv.config_wait",
     "mfv.net",
@@ -17,6 +17,7 @@ pub const KNOWN_KEYS: [&str; 8] = [
     "mfv.debug",
     "mfv.coldplug",
     "mfv.blacklist",
+    "mfv.rescue",
 ];
 
 /// The largest edit distance at which an unknown key still gets a "did you mean" hint.
@@ -38,6 +39,9 @@ pub struct BootOptions {
     pub halt: Option<HaltAction>,
     /// `mfv.debug` or `mfv.debug=1`: verbose boot logging.
     pub debug: bool,
+    /// `mfv.rescue` or `mfv.rescue=1`: a root shell on the console without a login, for an
+    /// operator who can edit the boot loader's command line (and so owns the machine anyway).
+    pub rescue: bool,
     /// `mfv.coldplug=off`: load no drivers, neither at boot nor on hotplug.
     pub coldplug_disabled: bool,
     /// `mfv.blacklist=a,b`: kernel modules never to load (names as written; `-` and `_` are
@@ -224,8 +228,13 @@ pub(super) fn boot_options(params: &[Param]) -> BootOptions {
 
 /// Sets the option for `key` from its value.
 fn apply(options: &mut BootOptions, key: &str, value: Option<&str>) -> Result<(), InvalidValue> {
-    if key == "mfv.debug" {
-        options.debug = match value {
+    let flag = match key {
+        "mfv.debug" => Some(&mut options.debug),
+        "mfv.rescue" => Some(&mut options.rescue),
+        _ => None,
+    };
+    if let Some(flag) = flag {
+        *flag = match value {
             None => true,
             Some(value) => parse_bool(value)?,
         };
@@ -240,7 +249,7 @@ fn apply(options: &mut BootOptions, key: &str, value: Option<&str>) -> Result<()
         "mfv.halt" => options.halt = Some(parse_halt(value)?),
         "mfv.coldplug" => options.coldplug_disabled = !parse_bool(value)?,
         "mfv.blacklist" => options.blacklist = parse_module_list(value)?,
-        // KNOWN_KEYS and this match list the same keys; `mfv.debug` is handled above.
+        // KNOWN_KEYS and this match list the same keys; the flags are handled above.
         _ => {}
     }
     Ok(())
@@ -478,6 +487,21 @@ mod tests {
     }
 
     #[test]
+    fn rescue_flag() {
+        let rescue = BootOptions {
+            rescue: true,
+            ..BootOptions::default()
+        };
+        ok("mfv.rescue", rescue.clone());
+        ok("mfv.rescue=on", rescue);
+        ok("mfv.rescue=0", BootOptions::default());
+        warns(
+            "mfv.rescue=maybe",
+            r#"ignoring mfv.rescue="maybe": expected 1, 0, yes, no, true, false, on or off"#,
+        );
+    }
+
+    #[test]
     fn coldplug_and_blacklist() {
         let off = BootOptions {
             coldplug_disabled: true,
@@ -577,7 +601,7 @@ mod tests {
     fn every_key_together() {
         ok(
             "mfv.config=LABEL=c mfv.config_wait=1 mfv.net=dhcp mfv.setup_timeout=30 \
-             mfv.halt=poweroff mfv.debug=1 mfv.coldplug=off mfv.blacklist=floppy",
+             mfv.halt=poweroff mfv.debug=1 mfv.coldplug=off mfv.blacklist=floppy mfv.rescue",
             BootOptions {
                 config: Some(ConfigLocator::Label("c".into())),
                 config_wait: Some(Duration::from_secs(1)),
@@ -585,6 +609,7 @@ mod tests {
                 setup_timeout: Some(Duration::from_secs(30)),
                 halt: Some(HaltAction::Poweroff),
                 debug: true,
+                rescue: true,
                 coldplug_disabled: true,
                 blacklist: vec!["floppy".into()],
                 warnings: Vec::new(),
@@ -744,7 +769,7 @@ mod tests {
         warns(
             "mfv.frobnicate=1",
             "unknown key mfv.frobnicate ignored (known keys: mfv.config, mfv.config_wait, mfv.net, \
-             mfv.setup_timeout, mfv.halt, mfv.debug, mfv.coldplug, mfv.blacklist)",
+             mfv.setup_timeout, mfv.halt, mfv.debug, mfv.coldplug, mfv.blacklist, mfv.rescue)",
         );
     }
 

@@ -1,0 +1,116 @@
+//! `/init --console`: the console screen PID 1 keeps on the console (see
+//! [`mfv_host::console`] for what it shows and whom it lets in). Here is only what touches
+//! the terminal and starts the shell.
+
+use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context;
+use mfv_config::cmdline::KernelCmdline;
+use mfv_config::discovery::DiscoveryParams;
+use mfv_host::console::{
+    LocalAdminGate, ShellGrant, ShellRunner, Terminal, read_status, serve_console,
+};
+use mfv_net::Netlink;
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+
+use crate::system::SHELL_ENV;
+
+/// The signals the terminal sends from the keyboard: the screen ignores them, so ctrl-C at
+/// the login prompt does not end it; the shell gets them back.
+const KEYBOARD_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP];
+
+/// Serves the console on stdin and stdout until the end of input.
+pub fn run() -> anyhow::Result<()> {
+    for keyboard in KEYBOARD_SIGNALS {
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe { signal(keyboard, SigHandler::SigIgn) }.context("ignore keyboard signals")?;
+    }
+    let options = KernelCmdline::read_from(Path::new("/proc/cmdline"))
+        .map(|cmdline| cmdline.boot_options())
+        .unwrap_or_default();
+    let mut gate = LocalAdminGate::discovered(DiscoveryParams::from_boot_options(&options));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    runtime.block_on(async {
+        let netlink = Netlink::connect().context("netlink")?;
+        let status =
+            async || read_status(Path::new("/proc"), Path::new("/run/mfv"), &netlink).await;
+        serve_console(&mut Console, status, &mut gate, &mut Shell)
+            .await
+            .context("console")
+    })
+}
+
+/// The console on stdin and stdout.
+struct Console;
+
+impl Terminal for Console {
+    fn write(&mut self, text: &str) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    fn read_line(&mut self, echo: bool) -> std::io::Result<Option<String>> {
+        let stdin = std::io::stdin();
+        // Echo is switched off only where there is a terminal to switch it on.
+        let saved = (!echo).then(|| tcgetattr(stdin.as_fd()).ok()).flatten();
+        if let Some(saved) = &saved {
+            let mut quiet = saved.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet)?;
+        }
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        if let Some(saved) = &saved {
+            tcsetattr(stdin.as_fd(), SetArg::TCSANOW, saved)?;
+        }
+        if read? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        Ok(Some(line.to_owned()))
+    }
+}
+
+/// `/bin/sh` on the console, in a session of its own that takes the console as its
+/// controlling terminal (job control, ctrl-C).
+struct Shell;
+
+impl ShellRunner for Shell {
+    fn run(&mut self, grant: &ShellGrant) -> std::io::Result<String> {
+        let mut command = Command::new("/bin/sh");
+        command
+            .env_clear()
+            .envs(SHELL_ENV)
+            .env("MFV_CONSOLE_USER", &grant.username)
+            .current_dir("/");
+        // SAFETY: runs in the forked child before exec and calls only signal(2), setsid(2) and
+        // ioctl(2), which are async-signal-safe; it allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, take_the_console);
+        }
+        let status = command.status()?;
+        Ok(status.to_string())
+    }
+}
+
+/// In the shell's child: the keyboard's signals back to their defaults, a new session, and
+/// the console as its controlling terminal (taken from the screen's session).
+fn take_the_console() -> std::io::Result<()> {
+    for keyboard in KEYBOARD_SIGNALS {
+        // SAFETY: SIG_DFL installs no handler code.
+        unsafe { signal(keyboard, SigHandler::SigDfl) }?;
+    }
+    nix::unistd::setsid()?;
+    // SAFETY: fd 0 is the console; TIOCSCTTY takes an int argument (1: take it from the
+    // screen's session, which root may).
+    let _ = unsafe { nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 1) };
+    Ok(())
+}
