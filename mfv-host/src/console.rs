@@ -119,8 +119,9 @@ pub struct ShellGrant {
 pub enum ConsoleLoginError {
     /// No administrator exists among the local users yet.
     #[error(
-        "no administrator account exists yet: set up the host (mfv user add NAME --role admin \
-         on a host booted with mfv.rescue), then log in here"
+        "no administrator account exists yet: add one to users.sqlite on the config volume \
+         (mfv user add NAME --role admin --db users.sqlite; see the README), or boot with \
+         mfv.rescue for a shell"
     )]
     NoAdministrator,
     /// Wrong name or password, or a disabled account: one answer for all.
