@@ -141,7 +141,7 @@ async fn addresses() -> Result<Vec<IpCidr>> {
 }
 
 /// Every IPv4 default route of the namespace as (gateway, interface, metric).
-async fn default_routes() -> Result<Vec<(Option<IpAddr>, String, Option<u32>)>> {
+async fn default_routes() -> Result<Vec<DefaultRoute>> {
     let netlink = Netlink::connect()?;
     Ok(netlink
         .routes()
@@ -479,6 +479,23 @@ fn add_static_default_route(client: &TestNamespace) -> Result<()> {
     Ok(())
 }
 
+/// A default route as (gateway, interface, metric).
+type DefaultRoute = (Option<IpAddr>, String, Option<u32>);
+
+/// The default routes while a lease from dnsmasq is bound on cl0, then after it was
+/// released.
+fn routes_bound_and_released(network: &Network) -> Result<(Vec<DefaultRoute>, Vec<DefaultRoute>)> {
+    let _server = network.dnsmasq(RANGE, &[])?;
+    let resolv = network.resolv_conf();
+    network.client.run(move || async move {
+        let mut client = start_client(|_| {}, resolv).await?;
+        client.wait_bound().await?;
+        let bound_routes = default_routes().await?;
+        client.shut_down().await?;
+        anyhow::Ok((bound_routes, default_routes().await?))
+    })?
+}
+
 #[test]
 fn a_lease_router_never_takes_over_a_static_default_route() -> Result<()> {
     if !can_run_as_root("a_lease_router_never_takes_over_a_static_default_route") {
@@ -486,15 +503,7 @@ fn a_lease_router_never_takes_over_a_static_default_route() -> Result<()> {
     }
     let network = Network::new()?;
     add_static_default_route(&network.client)?;
-    let _server = network.dnsmasq(RANGE, &[])?;
-    let resolv = network.resolv_conf();
-    let (bound_routes, released_routes) = network.client.run(move || async move {
-        let mut client = start_client(|_| {}, resolv).await?;
-        client.wait_bound().await?;
-        let bound_routes = default_routes().await?;
-        client.shut_down().await?;
-        anyhow::Ok((bound_routes, default_routes().await?))
-    })??;
+    let (bound_routes, released_routes) = routes_bound_and_released(&network)?;
     let static_route = (Some(STATIC_GATEWAY.parse()?), "st0".to_owned(), None);
     let lease_route = (
         Some(IpAddr::V4(GATEWAY)),
@@ -529,15 +538,7 @@ fn ending_a_lease_removes_only_the_route_it_installed() -> Result<()> {
         "cl0",
         "onlink",
     ])?;
-    let _server = network.dnsmasq(RANGE, &[])?;
-    let resolv = network.resolv_conf();
-    let (bound_routes, released_routes) = network.client.run(move || async move {
-        let mut client = start_client(|_| {}, resolv).await?;
-        client.wait_bound().await?;
-        let bound_routes = default_routes().await?;
-        client.shut_down().await?;
-        anyhow::Ok((bound_routes, default_routes().await?))
-    })??;
+    let (bound_routes, released_routes) = routes_bound_and_released(&network)?;
     let static_route = (Some(IpAddr::V4(GATEWAY)), "cl0".to_owned(), None);
     let lease_route = (
         Some(IpAddr::V4(GATEWAY)),
