@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dnsmasq::Dnsmasq;
 use mfv_net::dhcp::{
-    DhcpClient, DhcpConfig, DhcpError, DhcpEvent, DhcpExit, DhcpState, Lease, LeaseApplier,
-    NetlinkLeaseApplier, Timing, UdpTransport, parse_mac,
+    DhcpClient, DhcpConfig, DhcpError, DhcpEvent, DhcpExit, DhcpState, LEASE_ROUTE_METRIC, Lease,
+    LeaseApplier, NetlinkLeaseApplier, Timing, UdpTransport, parse_mac,
 };
 use mfv_net::{IpCidr, Netlink};
 use support::{EventLog, ServerAndClient, TestNamespace, can_run_as_root};
@@ -53,9 +53,10 @@ impl Network {
     }
 }
 
-/// Fast retransmissions; lease times scaled to `percent`.
+/// Fast retransmissions; lease times scaled to `percent`, with a floor low enough for them.
 fn timing(percent: u32) -> Timing {
     Timing {
+        min_lease: Duration::from_millis(500),
         first_retransmit: Duration::from_millis(500),
         jitter: Duration::from_millis(100),
         min_renew_retransmit: Duration::from_millis(200),
@@ -137,6 +138,26 @@ async fn addresses() -> Result<Vec<IpCidr>> {
         .into_iter()
         .filter(|address| matches!(address, IpCidr::V4(_)))
         .collect())
+}
+
+/// Every IPv4 default route of the namespace as (gateway, interface, metric).
+async fn default_routes() -> Result<Vec<DefaultRoute>> {
+    let netlink = Netlink::connect()?;
+    Ok(netlink
+        .routes()
+        .await?
+        .into_iter()
+        .filter(|route| route.is_default() && matches!(route.destination, IpCidr::V4(_)))
+        .map(|route| (route.gateway, route.interface, route.metric))
+        .collect())
+}
+
+/// The interface `ip route get ADDRESS` picks in `namespace`.
+fn route_to(namespace: &TestNamespace, address: &str) -> Result<String> {
+    let output = namespace.ip(&["route", "get", address])?;
+    let mut words = output.split_whitespace();
+    words.find(|word| *word == "dev");
+    Ok(words.next().context("no dev in ip route get")?.to_owned())
 }
 
 /// The gateways of cl0's default routes.
@@ -433,6 +454,169 @@ fn a_missing_interface_is_a_clear_error_for_socket_and_applier() -> Result<()> {
     assert_eq!(
         remove_error.to_string(),
         "cannot remove the default route via 192.0.2.1 on nosuch0"
+    );
+    Ok(())
+}
+
+/// The static gateway on st0, one end of a veth pair inside the client's namespace.
+const STATIC_GATEWAY: &str = "198.51.100.1";
+
+/// Gives the client's namespace st0 (a veth end, its peer st1) with 198.51.100.10/24 and a
+/// static default route through 198.51.100.1.
+fn add_static_default_route(client: &TestNamespace) -> Result<()> {
+    client.add_veth("st0", "st1")?;
+    client.ip(&["addr", "add", "198.51.100.10/24", "dev", "st0"])?;
+    let route = [
+        "route",
+        "add",
+        "default",
+        "via",
+        STATIC_GATEWAY,
+        "dev",
+        "st0",
+    ];
+    client.ip(&route)?;
+    Ok(())
+}
+
+/// A default route as (gateway, interface, metric).
+type DefaultRoute = (Option<IpAddr>, String, Option<u32>);
+
+/// The default routes while a lease from dnsmasq is bound on cl0, then after it was
+/// released.
+fn routes_bound_and_released(network: &Network) -> Result<(Vec<DefaultRoute>, Vec<DefaultRoute>)> {
+    let _server = network.dnsmasq(RANGE, &[])?;
+    let resolv = network.resolv_conf();
+    network.client.run(move || async move {
+        let mut client = start_client(|_| {}, resolv).await?;
+        client.wait_bound().await?;
+        let bound_routes = default_routes().await?;
+        client.shut_down().await?;
+        anyhow::Ok((bound_routes, default_routes().await?))
+    })?
+}
+
+#[test]
+fn a_lease_router_never_takes_over_a_static_default_route() -> Result<()> {
+    if !can_run_as_root("a_lease_router_never_takes_over_a_static_default_route") {
+        return Ok(());
+    }
+    let network = Network::new()?;
+    add_static_default_route(&network.client)?;
+    let (bound_routes, released_routes) = routes_bound_and_released(&network)?;
+    let static_route = (Some(STATIC_GATEWAY.parse()?), "st0".to_owned(), None);
+    let lease_route = (
+        Some(IpAddr::V4(GATEWAY)),
+        "cl0".to_owned(),
+        Some(LEASE_ROUTE_METRIC),
+    );
+    assert_eq!(bound_routes, [static_route.clone(), lease_route]);
+    assert_eq!(released_routes, [static_route]);
+    assert_eq!(route_to(&network.client, "203.0.113.9")?, "st0");
+    Ok(())
+}
+
+#[test]
+fn ending_a_lease_removes_only_the_route_it_installed() -> Result<()> {
+    if !can_run_as_root("ending_a_lease_removes_only_the_route_it_installed") {
+        return Ok(());
+    }
+    let network = Network::new()?;
+    // A static default route through the lease's own router, on the lease's interface. A
+    // static address keeps the kernel from flushing cl0's routes when the lease's address,
+    // otherwise its last, goes.
+    network
+        .client
+        .ip(&["addr", "add", "203.0.113.10/24", "dev", "cl0"])?;
+    network.client.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.0.2.1",
+        "dev",
+        "cl0",
+        "onlink",
+    ])?;
+    let (bound_routes, released_routes) = routes_bound_and_released(&network)?;
+    let static_route = (Some(IpAddr::V4(GATEWAY)), "cl0".to_owned(), None);
+    let lease_route = (
+        Some(IpAddr::V4(GATEWAY)),
+        "cl0".to_owned(),
+        Some(LEASE_ROUTE_METRIC),
+    );
+    assert_eq!(bound_routes, [static_route.clone(), lease_route]);
+    assert_eq!(released_routes, [static_route]);
+    Ok(())
+}
+
+#[test]
+fn a_foreign_route_at_the_lease_metric_ends_the_client_and_stays() -> Result<()> {
+    if !can_run_as_root("a_foreign_route_at_the_lease_metric_ends_the_client_and_stays") {
+        return Ok(());
+    }
+    let network = Network::new()?;
+    add_static_default_route(&network.client)?;
+    let metric = LEASE_ROUTE_METRIC.to_string();
+    network.client.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        STATIC_GATEWAY,
+        "dev",
+        "st0",
+        "metric",
+        &metric,
+    ])?;
+    let _server = network.dnsmasq(RANGE, &[])?;
+    let resolv = network.resolv_conf();
+    let (error, routes, after) = network.client.run(move || async move {
+        let client = start_client(|_| {}, resolv).await?;
+        let error = client.task.await?.unwrap_err();
+        anyhow::Ok((error, default_routes().await?, addresses().await?))
+    })??;
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot add the default route via 192.0.2.1 metric {metric} on cl0: \
+             the route default via {STATIC_GATEWAY} dev st0 metric {metric} has that metric"
+        )
+    );
+    let gateway: IpAddr = STATIC_GATEWAY.parse()?;
+    assert_eq!(
+        routes,
+        [
+            (Some(gateway), "st0".to_owned(), None),
+            (Some(gateway), "st0".to_owned(), Some(LEASE_ROUTE_METRIC))
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hostile_domain_name_adds_no_line_to_resolv_conf() -> Result<()> {
+    if !can_run_as_root("a_hostile_domain_name_adds_no_line_to_resolv_conf") {
+        return Ok(());
+    }
+    let network = Network::new()?;
+    let server = network.dnsmasq(
+        RANGE,
+        &[r#"--dhcp-option=option:domain-name,"example.org\nnameserver 203.0.113.9""#],
+    )?;
+    let resolv = network.resolv_conf();
+    let lease = network.client.run(move || async move {
+        let mut client = start_client(|_| {}, resolv).await?;
+        let lease = client.wait_bound().await?;
+        client.shut_down().await?;
+        anyhow::Ok(lease)
+    })??;
+    assert_eq!(lease.domain, None, "{}", server.log());
+    assert_eq!(
+        std::fs::read_to_string(network.resolv_conf())?,
+        "# Generated by mfv-net; changes here are overwritten.\n\
+         nameserver 192.0.2.53\n"
     );
     Ok(())
 }

@@ -16,6 +16,12 @@
 //! - from the DHCP clients, later ([`dhcp_event_line`]):
 //!   `net: eth0 bound 10.0.2.15/24 via 10.0.2.2 (lease 86400 s)`, ...,
 //!   `net: eth0: DHCP client stopped: ERROR`
+//!
+//! DHCP never takes over static settings ([`BootDhcp`]): each client's router becomes a
+//! default route at [`LEASE_ROUTE_METRIC`] plus the interface's position among the DHCP
+//! interfaces (so the first one's router wins), above the metric 0 of a static gateway, which
+//! therefore always carries the traffic; and leases write `resolv.conf` only when no DNS
+//! servers are configured.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mfv_linux::error_chain;
+use mfv_net::dhcp::LEASE_ROUTE_METRIC;
 use mfv_net::{ApplyOptions, Link, Netlink, NetworkState};
 
 use super::dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line};
@@ -44,11 +51,23 @@ pub trait Network {
     fn first_nic_with_carrier(&mut self, wait: Duration) -> Result<String, NetworkError>;
     /// Applies `state` (verified, rolled back on failure); returns the changes made.
     fn apply(&mut self, state: &NetworkState) -> Result<Vec<String>, NetworkError>;
-    /// Sets `interface` up and starts a DHCP client on it that runs in the background,
-    /// sending `hostname`; a client already running there is stopped first.
-    fn start_dhcp(&mut self, interface: &str, hostname: Option<&str>) -> Result<(), NetworkError>;
+    /// Sets `interface` up and starts a DHCP client on it that runs in the background, as
+    /// `client` says; a client already running there is stopped first.
+    fn start_dhcp(&mut self, interface: &str, client: &BootDhcp) -> Result<(), NetworkError>;
     /// Stops the DHCP client of `interface`, leaving its lease configured.
     fn stop_dhcp(&mut self, interface: &str) -> Result<(), NetworkError>;
+}
+
+/// How a DHCP client the boot starts uses its leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootDhcp {
+    /// The host name sent to the server.
+    pub hostname: Option<String>,
+    /// Whether the lease's DNS servers are written to `resolv.conf`: only when the plan sets
+    /// none.
+    pub lease_dns: bool,
+    /// The metric of the lease's default route.
+    pub route_metric: u32,
 }
 
 /// Runs the phase: loopback, then `plan`; each line goes to `log`. `hostname` is sent by the
@@ -96,9 +115,15 @@ pub fn configure(
         }
     }
     let hostname = dhcp_hostname(hostname);
-    for interface in &steps.dhcp {
+    let lease_dns = steps.state.dns.is_none();
+    for (metric, interface) in (LEASE_ROUTE_METRIC..).zip(&steps.dhcp) {
+        let client = BootDhcp {
+            hostname: hostname.clone(),
+            lease_dns,
+            route_metric: metric,
+        };
         network
-            .start_dhcp(interface, hostname.as_deref())
+            .start_dhcp(interface, &client)
             .map_err(|error| NetworkError::StartDhcp {
                 interface: interface.clone(),
                 source: Box::new(error),
@@ -226,15 +251,16 @@ impl Network for NetlinkNetwork {
         Ok(report.changes)
     }
 
-    fn start_dhcp(&mut self, interface: &str, hostname: Option<&str>) -> Result<(), NetworkError> {
+    fn start_dhcp(&mut self, interface: &str, client: &BootDhcp) -> Result<(), NetworkError> {
         if self.dhcp.contains_key(interface) {
             self.stop_dhcp(interface)?;
         }
         let settings = DhcpSettings {
-            hostname: hostname.map(str::to_owned),
+            hostname: client.hostname.clone(),
             acquire_timeout: None,
-            resolv_conf: Some(self.resolv_conf.clone()),
+            resolv_conf: client.lease_dns.then(|| self.resolv_conf.clone()),
             release_on_stop: false,
+            route_metric: client.route_metric,
         };
         let lines = Arc::clone(&self.lines);
         let (runtime, netlink) = self.connection()?;
@@ -294,6 +320,8 @@ pub struct RecordingNetwork {
     pub dhcp_fails: bool,
     /// The interfaces with a DHCP client running.
     pub dhcp_running: Vec<String>,
+    /// Every DHCP client started, with how it uses its leases, in order.
+    pub dhcp_clients: Vec<(String, BootDhcp)>,
 }
 
 impl RecordingNetwork {
@@ -343,11 +371,13 @@ impl Network for RecordingNetwork {
         Ok(self.apply_changes.clone())
     }
 
-    fn start_dhcp(&mut self, interface: &str, hostname: Option<&str>) -> Result<(), NetworkError> {
+    fn start_dhcp(&mut self, interface: &str, client: &BootDhcp) -> Result<(), NetworkError> {
         self.calls.push(format!(
             "dhcp {interface} hostname {}",
-            hostname.unwrap_or("-")
+            client.hostname.as_deref().unwrap_or("-")
         ));
+        self.dhcp_clients
+            .push((interface.to_owned(), client.clone()));
         if self.dhcp_fails {
             return Err(Self::no_such_interface(interface));
         }
@@ -376,7 +406,7 @@ mod tests {
     use mfv_net::Route;
 
     use super::*;
-    use crate::network::plan::tests::{cidr, config_network, ip, provisioning};
+    use crate::network::plan::tests::{cidr, config_network, entry, ip, provisioning};
 
     /// Runs the phase on `network`; returns the console lines, or the error after them.
     fn run(network: &mut RecordingNetwork, plan: &NetworkPlan) -> (Vec<String>, Option<String>) {
@@ -523,6 +553,48 @@ mod tests {
             error.as_deref(),
             Some("cannot start the DHCP client on eth0: no interface named \"eth0\"")
         );
+    }
+
+    /// The DHCP clients `plan` starts, each with how it uses its leases.
+    fn dhcp_clients(plan: &NetworkPlan) -> Vec<(String, BootDhcp)> {
+        let mut network = RecordingNetwork::default();
+        let (_, error) = run(&mut network, plan);
+        assert_eq!(error, None);
+        network.dhcp_clients
+    }
+
+    fn client(interface: &str, lease_dns: bool, route_metric: u32) -> (String, BootDhcp) {
+        let client = BootDhcp {
+            hostname: Some("vmhost1".into()),
+            lease_dns,
+            route_metric,
+        };
+        (interface.to_owned(), client)
+    }
+
+    #[test]
+    fn leases_never_write_dns_when_servers_are_configured() {
+        let mut network = config_network();
+        network
+            .interfaces
+            .push(entry("eth1", mfv_config::schema::InterfaceMode::Dhcp));
+        let device = PathBuf::from("/dev/sda1");
+        let with_servers = NetworkPlan::Config {
+            device: device.clone(),
+            network: network.clone(),
+        };
+        assert_eq!(
+            dhcp_clients(&with_servers),
+            [client("eth0.7", false, 1024), client("eth1", false, 1025)]
+        );
+        network.dns.servers.clear();
+        let without_servers = NetworkPlan::Config { device, network };
+        assert_eq!(
+            dhcp_clients(&without_servers),
+            [client("eth0.7", true, 1024), client("eth1", true, 1025)]
+        );
+        let boot_option = NetworkPlan::BootOption(provisioning("eth0:dhcp"));
+        assert_eq!(dhcp_clients(&boot_option), [client("eth0", true, 1024)]);
     }
 
     #[test]

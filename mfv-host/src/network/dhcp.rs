@@ -2,6 +2,11 @@
 //! out its events and stops it on request, so whoever started one (PID 1 at boot, the host
 //! daemon after a network change, `mfv net dhcp`) can stop or restart it. [`obtain_lease`]
 //! is the one-shot use: wait for a lease, leave it configured and stop.
+//!
+//! A lease never takes over static settings: its router becomes a default route at the
+//! session's own metric ([`DhcpSettings::route_metric`], above a static gateway's), and its
+//! DNS servers are written only where the settings name a `resolv.conf`, which the boot does
+//! only while no DNS servers are configured.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -9,8 +14,8 @@ use std::time::Duration;
 
 use mfv_net::Netlink;
 use mfv_net::dhcp::{
-    DhcpClient, DhcpConfig, DhcpError, DhcpEvent, Lease, NetlinkLeaseApplier, Timing, UdpTransport,
-    parse_mac,
+    DhcpClient, DhcpConfig, DhcpError, DhcpEvent, LEASE_ROUTE_METRIC, Lease, NetlinkLeaseApplier,
+    Timing, UdpTransport, parse_mac,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
@@ -24,7 +29,7 @@ use crate::task::run_forwarding;
 pub const DHCP_FIRST_RETRANSMIT: Duration = Duration::from_secs(1);
 
 /// How a DHCP client is run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpSettings {
     /// The host name sent to the server (option 12).
     pub hostname: Option<String>,
@@ -34,6 +39,22 @@ pub struct DhcpSettings {
     pub resolv_conf: Option<PathBuf>,
     /// Whether stopping the client releases the lease and removes its address.
     pub release_on_stop: bool,
+    /// The metric of the lease's default route; the lowest metric carries the traffic.
+    pub route_metric: u32,
+}
+
+impl Default for DhcpSettings {
+    /// No host name, no timeout, DNS left alone, the lease kept on stop, the lease's route at
+    /// [`LEASE_ROUTE_METRIC`].
+    fn default() -> DhcpSettings {
+        DhcpSettings {
+            hostname: None,
+            acquire_timeout: None,
+            resolv_conf: None,
+            release_on_stop: false,
+            route_metric: LEASE_ROUTE_METRIC,
+        }
+    }
 }
 
 /// What a [`DhcpSession`] reports: the client's events, then once how it ended.
@@ -83,7 +104,8 @@ impl DhcpSession {
         };
         config.validate().map_err(NetworkError::Dhcp)?;
         let transport = UdpTransport::bind(interface).map_err(NetworkError::Dhcp)?;
-        let applier = NetlinkLeaseApplier::new(netlink.clone(), settings.resolv_conf.clone());
+        let applier = NetlinkLeaseApplier::new(netlink.clone(), settings.resolv_conf.clone())
+            .with_route_metric(settings.route_metric);
         let (client_events, mut received) = tokio::sync::mpsc::unbounded_channel();
         let (events, session_events) = tokio::sync::mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();

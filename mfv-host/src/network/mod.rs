@@ -8,7 +8,9 @@ pub mod dhcp;
 mod error;
 pub mod plan;
 
-pub use boot::{CARRIER_WAIT, LineSink, NetlinkNetwork, Network, RecordingNetwork, configure};
+pub use boot::{
+    BootDhcp, CARRIER_WAIT, LineSink, NetlinkNetwork, Network, RecordingNetwork, configure,
+};
 pub use dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line, obtain_lease};
 pub use error::NetworkError;
 pub use plan::{NetworkPlan, NetworkSteps, nic_candidates};

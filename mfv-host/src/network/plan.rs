@@ -351,11 +351,9 @@ pub(crate) mod tests {
         text.parse().unwrap()
     }
 
-    /// br0 (static, IPv4 and IPv6 with gateways) over eth0 (manual, MTU 9000), the VLAN
-    /// eth0.7 by DHCP, and a DNS server with a search domain.
-    pub(crate) fn config_network() -> NetworkConfig {
-        use mfv_config::schema::InterfaceConfig as Entry;
-        let entry = |name: &str, mode| Entry {
+    /// A `[[network.interfaces]]` entry named `name` in `mode` with nothing else set.
+    pub(crate) fn entry(name: &str, mode: InterfaceMode) -> mfv_config::schema::InterfaceConfig {
+        mfv_config::schema::InterfaceConfig {
             name: name.into(),
             mode,
             addresses: vec![],
@@ -364,7 +362,13 @@ pub(crate) mod tests {
             mtu: None,
             vlan: None,
             bond: None,
-        };
+        }
+    }
+
+    /// br0 (static, IPv4 and IPv6 with gateways) over eth0 (manual, MTU 9000), the VLAN
+    /// eth0.7 by DHCP, and a DNS server with a search domain.
+    pub(crate) fn config_network() -> NetworkConfig {
+        use mfv_config::schema::InterfaceConfig as Entry;
         NetworkConfig {
             interfaces: vec![
                 Entry {

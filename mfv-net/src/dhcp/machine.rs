@@ -80,6 +80,9 @@ pub struct DhcpMachine {
     offer: Option<(Ipv4Addr, Ipv4Addr)>,
     transmission: Option<Transmission>,
     ever_bound: bool,
+    /// NAKs and expiries since the last lease was bound: each one doubles the wait before
+    /// the next DISCOVER.
+    rediscoveries: u32,
     ignored: [u64; IgnoreReason::ALL.len()],
 }
 
@@ -105,6 +108,7 @@ impl DhcpMachine {
             offer: None,
             transmission: None,
             ever_bound: false,
+            rediscoveries: 0,
             ignored: [0; IgnoreReason::ALL.len()],
         })
     }
@@ -189,7 +193,8 @@ impl DhcpMachine {
             if bound_states && now >= held.expires_at {
                 self.drop_lease(&mut actions);
                 actions.push(DhcpAction::Event(DhcpEvent::Expired(held.lease)));
-                self.enter_init(now, None, &mut actions);
+                let delay = self.rediscovery_delay();
+                self.enter_init(now, Some(delay), &mut actions);
                 return Ok(actions);
             }
             if self.state == DhcpState::Bound && now >= held.renew_at {
@@ -306,17 +311,13 @@ impl DhcpMachine {
             ) => {
                 let server = self.answering_server(reply.server, reply.kind)?;
                 if reply.kind == ReplyKind::Nak {
-                    let had_lease = self.held.is_some();
                     self.drop_lease(actions);
                     actions.push(DhcpAction::Event(DhcpEvent::Nak {
                         server,
                         message: nak_message(&reply.message),
                     }));
-                    // A NAK to a fresh offer means the servers disagree: wait before asking
-                    // again so two of them cannot drive the client in a tight loop.
-                    let delay = (!had_lease && self.state == DhcpState::Requesting)
-                        .then_some(self.timing.first_retransmit);
-                    self.enter_init(now, delay, actions);
+                    let delay = self.rediscovery_delay();
+                    self.enter_init(now, Some(delay), actions);
                     return Ok(());
                 }
                 let lease = Lease::from_ack(&reply, server)?;
@@ -365,16 +366,17 @@ impl DhcpMachine {
         let renewed = previous
             .as_ref()
             .is_some_and(|previous| previous.address == lease.address);
-        let scaled = |seconds: u32| self.timing.scale(seconds);
+        let times = LeaseTimes::floored(&lease, &self.timing);
         self.held = Some(Held {
-            renew_at: later(now, scaled(lease.renew_seconds)),
-            rebind_at: later(now, scaled(lease.rebind_seconds)),
-            expires_at: later(now, scaled(lease.lease_seconds)),
+            renew_at: later(now, times.renew),
+            rebind_at: later(now, times.rebind),
+            expires_at: later(now, times.lease),
             lease: lease.clone(),
         });
         self.transmission = None;
         self.offer = None;
         self.ever_bound = true;
+        self.rediscoveries = 0;
         if let Some(previous) = &previous
             && !renewed
         {
@@ -416,6 +418,19 @@ impl DhcpMachine {
                 });
             }
         }
+    }
+
+    /// The wait before the DISCOVER that follows a NAK or an expiry: the first
+    /// retransmission wait, doubled for each such restart since the last lease was bound, up
+    /// to the longest retransmission wait. Two servers that disagree, or one that refuses
+    /// every request, cannot drive the client in a tight loop.
+    fn rediscovery_delay(&mut self) -> Duration {
+        self.rediscoveries = self.rediscoveries.saturating_add(1);
+        let factor = 1u32.checked_shl(self.rediscoveries - 1).unwrap_or(u32::MAX);
+        self.timing
+            .first_retransmit
+            .saturating_mul(factor)
+            .min(self.timing.max_retransmit)
     }
 
     fn begin_exchange(&mut self, now: Instant) {
@@ -505,6 +520,34 @@ impl DhcpMachine {
         self.timing
             .acquire_timeout
             .map(|timeout| later(self.client_started, timeout))
+    }
+}
+
+/// When a lease's timers fire after binding: the server's times scaled by
+/// [`Timing::lease_time_percent`], then raised to the floors of [`Timing::min_lease`] (the
+/// lease at least that long, T1 at least half of it, T2 at least 7/8 of it), still in the
+/// order T1 <= T2 <= lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeaseTimes {
+    renew: Duration,
+    rebind: Duration,
+    lease: Duration,
+}
+
+impl LeaseTimes {
+    fn floored(lease: &Lease, timing: &Timing) -> LeaseTimes {
+        let floor = timing.min_lease;
+        let lease_time = timing.scale(lease.lease_seconds).max(floor);
+        let rebind = timing
+            .scale(lease.rebind_seconds)
+            .max(floor * 7 / 8)
+            .min(lease_time);
+        let renew = timing.scale(lease.renew_seconds).max(floor / 2).min(rebind);
+        LeaseTimes {
+            renew,
+            rebind,
+            lease: lease_time,
+        }
     }
 }
 

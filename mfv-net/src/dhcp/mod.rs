@@ -5,6 +5,18 @@
 //! T2 with a broadcast, and removes the address when the lease expires. A NAK sends it back
 //! to INIT. On shutdown it releases the lease (unless told to leave it configured).
 //!
+//! A server cannot make the client spin: a lease shorter than [`Timing::min_lease`] (60 s,
+//! a lease time of 0 included) is kept that long, with T1 at least half of it (30 s) and T2
+//! at least 7/8 of it (52.5 s) after binding; after a NAK or an expiry the next DISCOVER waits
+//! [`Timing::first_retransmit`], doubled for each further NAK or expiry until a lease is
+//! bound, up to [`Timing::max_retransmit`].
+//!
+//! A lease never takes over what is configured beside it: [`NetlinkLeaseApplier`] adds the
+//! router as a default route at its own metric ([`LEASE_ROUTE_METRIC`] by default, above a
+//! static gateway's 0), never in place of another route, and removes only that route when
+//! the lease ends; it writes `resolv.conf` only when given one, and the lease's domain name
+//! only when it is a valid search domain.
+//!
 //! Requests are retransmitted with randomized exponential backoff: the first wait is
 //! [`Timing::first_retransmit`] (4 s in RFC 2131; callers that want a faster first retry,
 //! such as a booting appliance, may set 1 s), doubled each time up to
@@ -36,7 +48,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use applier::{AppliedChange, LeaseApplier, NetlinkLeaseApplier, RecordingApplier};
+pub use applier::{
+    AppliedChange, LEASE_ROUTE_METRIC, LeaseApplier, NetlinkLeaseApplier, RecordingApplier,
+};
 pub use client::{DhcpClient, DhcpExit};
 pub use lease::{Lease, load_lease, save_lease};
 pub use machine::{DhcpAction, DhcpMachine};
@@ -100,6 +114,18 @@ pub enum DhcpError {
         /// Why.
         #[source]
         source: NetError,
+    },
+    /// The lease's default route cannot be added: another default route has its metric,
+    /// and it is left as it is.
+    #[error("cannot {action} on {interface}: {holder} has that metric")]
+    RouteMetricTaken {
+        /// The interface.
+        interface: String,
+        /// What was to be done, e.g. `add the default route via 192.0.2.1 metric 1024`.
+        action: String,
+        /// The route that has the metric, e.g. `the route default via 198.51.100.1 dev st0
+        /// metric 1024`.
+        holder: String,
     },
     /// Writing `resolv.conf` from the lease failed.
     #[error("cannot write the resolver settings of the lease on {interface}")]
@@ -241,6 +267,10 @@ pub struct Timing {
     /// Lease time, T1 and T2 are scaled to this percentage of what the server sent. 100 in
     /// use; tests shrink a server's minimum lease time (2 minutes for dnsmasq) with it.
     pub lease_time_percent: u32,
+    /// The shortest lease kept (60 s): a shorter one, a lease time of 0 included, counts as
+    /// this long, T1 comes at least half of it and T2 at least 7/8 of it after binding, so
+    /// a server cannot make the client bind, renew or expire without pause. Not zero.
+    pub min_lease: Duration,
 }
 
 impl Default for Timing {
@@ -253,6 +283,7 @@ impl Default for Timing {
             request_attempts: 4,
             acquire_timeout: Some(Duration::from_secs(60)),
             lease_time_percent: 100,
+            min_lease: Duration::from_secs(60),
         }
     }
 }
@@ -328,9 +359,12 @@ impl DhcpConfig {
                 id.len()
             )));
         }
-        if self.timing.first_retransmit.is_zero() || self.timing.request_attempts == 0 {
+        if self.timing.first_retransmit.is_zero()
+            || self.timing.request_attempts == 0
+            || self.timing.min_lease.is_zero()
+        {
             return Err(invalid(
-                "first_retransmit and request_attempts must not be zero".into(),
+                "first_retransmit, request_attempts and min_lease must not be zero".into(),
             ));
         }
         Ok(())

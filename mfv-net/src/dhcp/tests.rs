@@ -278,7 +278,8 @@ fn without_answers_it_rebinds_at_t2_and_removes_the_address_at_expiry() {
     assert_eq!(rebind.ciaddr(), ADDRESS);
     assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(100)));
 
-    let actions = machine.on_timer(t0 + Duration::from_secs(100)).unwrap();
+    let expiry = t0 + Duration::from_secs(100);
+    let actions = machine.on_timer(expiry).unwrap();
     let lease = expected_lease(ADDRESS, SERVER);
     assert_eq!(actions[0], DhcpAction::Remove(lease.clone()));
     assert_eq!(
@@ -288,9 +289,14 @@ fn without_answers_it_rebinds_at_t2_and_removes_the_address_at_expiry() {
             DhcpEvent::State(DhcpState::Selecting)
         ]
     );
-    let (_, discover) = only_sent(&actions);
-    assert_eq!(discover.opts().msg_type(), Some(MessageType::Discover));
+    assert!(sent(&actions).is_empty());
     assert_eq!(machine.lease(), None);
+    assert_eq!(
+        machine.next_deadline(),
+        Some(expiry + Duration::from_secs(4))
+    );
+    let (_, discover) = only_sent(&machine.on_timer(expiry + Duration::from_secs(4)).unwrap());
+    assert_eq!(discover.opts().msg_type(), Some(MessageType::Discover));
 }
 
 #[test]
@@ -320,7 +326,7 @@ fn another_server_can_answer_a_rebind_with_a_new_address() {
 }
 
 #[test]
-fn a_nak_while_renewing_removes_the_lease_and_starts_over_at_once() {
+fn a_nak_while_renewing_removes_the_lease_and_starts_over_after_the_first_wait() {
     let t0 = Instant::now();
     let mut machine = bound_machine(&config(), t0);
     let (_, renew) = only_sent(&machine.on_timer(t0 + Duration::from_secs(50)).unwrap());
@@ -340,7 +346,9 @@ fn a_nak_while_renewing_removes_the_lease_and_starts_over_at_once() {
             DhcpEvent::State(DhcpState::Selecting)
         ]
     );
-    let (_, discover) = only_sent(&actions);
+    assert!(sent(&actions).is_empty());
+    assert_eq!(machine.next_deadline(), Some(now + Duration::from_secs(4)));
+    let (_, discover) = only_sent(&machine.on_timer(now + Duration::from_secs(4)).unwrap());
     assert_ne!(discover.xid(), renew.xid());
 }
 
@@ -410,8 +418,101 @@ fn init_reboot_without_answer_or_with_a_nak_goes_to_init() {
     let (_, request) = only_sent(&machine.start(t0, Some(&remembered)));
     let actions = machine.on_packet(t0, &reply(&request, MessageType::Nak, SERVER, ADDRESS));
     assert!(!actions.iter().any(|a| matches!(a, DhcpAction::Remove(_))));
-    let (_, discover) = only_sent(&actions);
+    assert!(sent(&actions).is_empty());
+    let (_, discover) = only_sent(&machine.on_timer(machine.next_deadline().unwrap()).unwrap());
     assert_eq!(discover.opts().msg_type(), Some(MessageType::Discover));
+}
+
+/// `reply` with the lease time and T1/T2 options set to `lease`, `t1` and `t2`.
+fn reply_with_times(request: &Message, lease: u32, t1: u32, t2: u32) -> Vec<u8> {
+    let mut message =
+        Message::from_bytes(&reply(request, MessageType::Ack, SERVER, ADDRESS)).unwrap();
+    let options = message.opts_mut();
+    options.insert(DhcpOption::AddressLeaseTime(lease));
+    options.insert(DhcpOption::Renewal(t1));
+    options.insert(DhcpOption::Rebinding(t2));
+    message.to_vec().unwrap()
+}
+
+/// A machine with `config` that sent its REQUEST for an offer at `t0`, and that REQUEST.
+fn requesting_machine(config: &DhcpConfig, t0: Instant) -> (DhcpMachine, Message) {
+    let mut machine = machine_with(config, t0);
+    let (_, discover) = only_sent(&machine.start(t0, None));
+    let actions = machine.on_packet(t0, &reply(&discover, MessageType::Offer, SERVER, ADDRESS));
+    let (_, request) = only_sent(&actions);
+    (machine, request)
+}
+
+#[test]
+fn a_lease_time_of_zero_is_kept_for_the_minimum_lease_time() {
+    let t0 = Instant::now();
+    let (mut machine, request) = requesting_machine(&config(), t0);
+    let actions = machine.on_packet(t0, &reply_with_times(&request, 0, 0, 0));
+    assert!(
+        events(&actions)
+            .iter()
+            .any(|e| matches!(e, DhcpEvent::Bound(_)))
+    );
+    assert!(machine.on_timer(t0).unwrap().is_empty());
+    assert_eq!(machine.state(), DhcpState::Bound);
+    assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(30)));
+    machine.on_timer(t0 + Duration::from_secs(30)).unwrap();
+    assert_eq!(machine.state(), DhcpState::Renewing);
+    machine
+        .on_timer(t0 + Duration::from_millis(52_500))
+        .unwrap();
+    assert_eq!(machine.state(), DhcpState::Rebinding);
+    assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(60)));
+    let actions = machine.on_timer(t0 + Duration::from_secs(60)).unwrap();
+    assert!(
+        events(&actions)
+            .iter()
+            .any(|e| matches!(e, DhcpEvent::Expired(_)))
+    );
+}
+
+#[test]
+fn tiny_renewal_times_of_a_long_lease_are_raised_to_the_floor() {
+    let t0 = Instant::now();
+    let (mut machine, request) = requesting_machine(&config(), t0);
+    machine.on_packet(t0, &reply_with_times(&request, 3600, 0, 1));
+    assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(30)));
+    let (_, renew) = only_sent(&machine.on_timer(t0 + Duration::from_secs(30)).unwrap());
+    // An ACK to the renewal with the same tiny times: the next renewal is 30 s later again.
+    let now = t0 + Duration::from_secs(31);
+    machine.on_packet(now, &reply_with_times(&renew, 3600, 0, 1));
+    assert_eq!(machine.state(), DhcpState::Bound);
+    assert!(machine.on_timer(now).unwrap().is_empty());
+    assert_eq!(machine.next_deadline(), Some(now + Duration::from_secs(30)));
+}
+
+#[test]
+fn repeated_naks_back_off_exponentially_until_a_lease_is_bound() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.timing.acquire_timeout = None;
+    let (mut machine, mut request) = requesting_machine(&config, t0);
+    let mut now = t0;
+    for wait in [4, 8, 16, 32, 64, 64] {
+        let actions = machine.on_packet(now, &reply(&request, MessageType::Nak, SERVER, ADDRESS));
+        assert!(sent(&actions).is_empty());
+        let deadline = machine.next_deadline().unwrap();
+        assert_eq!(deadline, now + Duration::from_secs(wait));
+        now = deadline;
+        let (_, discover) = only_sent(&machine.on_timer(now).unwrap());
+        let actions =
+            machine.on_packet(now, &reply(&discover, MessageType::Offer, SERVER, ADDRESS));
+        request = only_sent(&actions).1;
+    }
+    machine.on_packet(now, &reply(&request, MessageType::Ack, SERVER, ADDRESS));
+    assert_eq!(machine.state(), DhcpState::Bound);
+    let renew_at = now + Duration::from_secs(50);
+    let (_, renew) = only_sent(&machine.on_timer(renew_at).unwrap());
+    machine.on_packet(renew_at, &reply(&renew, MessageType::Nak, SERVER, ADDRESS));
+    assert_eq!(
+        machine.next_deadline(),
+        Some(renew_at + Duration::from_secs(4))
+    );
 }
 
 #[test]
@@ -491,8 +592,18 @@ fn lease_times_are_scaled_for_tests() {
     let t0 = Instant::now();
     let mut config = config();
     config.timing.lease_time_percent = 10;
+    config.timing.min_lease = Duration::from_secs(2);
     let machine = bound_machine(&config, t0);
     assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(5)));
+}
+
+#[test]
+fn the_floors_apply_to_the_scaled_times() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.timing.lease_time_percent = 10;
+    let machine = bound_machine(&config, t0);
+    assert_eq!(machine.next_deadline(), Some(t0 + Duration::from_secs(30)));
 }
 
 #[test]
@@ -524,7 +635,11 @@ fn invalid_settings_are_refused() {
     );
     check(
         &|c| c.timing.first_retransmit = Duration::ZERO,
-        "first_retransmit and request_attempts must not be zero",
+        "first_retransmit, request_attempts and min_lease must not be zero",
+    );
+    check(
+        &|c| c.timing.min_lease = Duration::ZERO,
+        "first_retransmit, request_attempts and min_lease must not be zero",
     );
 }
 
