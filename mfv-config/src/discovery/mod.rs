@@ -34,7 +34,7 @@
 //! starting with a [generation header](crate::store::header) (generation, length, SHA-256).
 //! Discovery reads them as the store's own `load` does, with the store's rule
 //! ([`select_generation`]) and header check ([`header::verify`]), through the reader the store
-//! uses too ([`read_limited`](crate::regular_file::read_limited)): each file must be a regular
+//! uses too ([`read_limited`]): each file must be a regular
 //! file, no symbolic link, at most [`DiscoveryParams::max_config_bytes`].
 //! - `mfv.toml` is used when its header (if any) matches its body and it is valid. A file
 //!   without a header was written by hand and is checked by the validator only; a file whose

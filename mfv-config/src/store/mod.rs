@@ -14,6 +14,9 @@
 //! - [`SqliteStore`]: a table of generations in an SQLite database (WAL, `synchronous=FULL`),
 //!   each saved in one transaction.
 //!
+//! Neither follows a symbolic link, waits on a FIFO or reads a device where its own files
+//! belong: a config volume may hold anything under those names (see each module).
+//!
 //! Both take a [`VolumeAccess`]: the volume is switched to read-write only for the duration of
 //! a write ([`RemountVolume`]); [`PlainDirectory`] does nothing, for ordinary directories.
 //!
