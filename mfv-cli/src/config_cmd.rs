@@ -625,6 +625,44 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_or_link_to_dev_zero_beside_the_config_stops_neither_get_nor_set() {
+        let fifo = |path: &Path| nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRUSR).unwrap();
+        let link = |path: &Path| std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+        for (plant, kind) in [
+            (&fifo as &dyn Fn(&Path), "a FIFO"),
+            (&link, "a symbolic link"),
+        ] {
+            let fixture = Fixture::new().saved();
+            let store = fixture.path("store");
+            plant(&Path::new(&store).join("mfv.toml.prev"));
+            assert_eq!(
+                fixture.ok(&["get", "--store", &store, "host.hostname"]),
+                "vmhost1\n"
+            );
+            assert_eq!(
+                fixture.ok(&["set", "--store", &store, "host.hostname", "vmhost2"]),
+                "host.hostname = \"vmhost2\"\nsaved as generation 2\n"
+            );
+            // A hostile current file: the last-known-good one is used, with a warning naming
+            // the file and what it is.
+            let current = Path::new(&store).join("mfv.toml");
+            std::fs::remove_file(&current).unwrap();
+            plant(&current);
+            let output = fixture
+                .run(&["get", "--store", &store, "host.hostname"])
+                .unwrap();
+            assert_eq!(output.stdout, "vmhost1\n");
+            assert_eq!(
+                output.stderr,
+                format!(
+                    "mfv: warning: {store}/mfv.toml: {kind}; the store reads only regular \
+                     files; using last-known-good {store}/mfv.toml.prev\n"
+                )
+            );
+        }
+    }
+
+    #[test]
     fn set_refuses_an_invalid_value_with_every_error_and_saves_nothing() {
         let fixture = Fixture::new().saved();
         let store = fixture.path("store");

@@ -1,6 +1,7 @@
 //! The directory store against real directories and file systems: saving, falling back to the
 //! last-known-good generation, and every failure path (missing directory, read-only and full
-//! file systems, rename failure, corrupt generations, invalid configs).
+//! file systems, rename failure, corrupt generations, invalid configs, and symbolic links,
+//! FIFOs, device nodes and oversized files where the store expects its own files).
 
 mod store_support;
 
@@ -11,11 +12,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::Result;
+use mfv_config::store::directory::MAX_GENERATION_FILE_BYTES;
 use mfv_config::store::{
-    ConfigStore, DirectoryStore, GenerationProblem, Location, Origin, PlainDirectory,
+    ConfigStore, DirectoryStore, FileKind, GenerationProblem, Location, Origin, PlainDirectory,
     RecordingVolume, RemountVolume, StoreError, VolumeCall,
 };
-use store_support::{Mounted, config, file_names, is_read_only, snapshot};
+use store_support::{Hostile, Mounted, answered, config, file_names, is_read_only, snapshot};
 
 fn plain_store(dir: &Path) -> DirectoryStore {
     DirectoryStore::new(dir, PlainDirectory)
@@ -321,10 +323,12 @@ fn a_missing_or_unreadable_current_file_falls_back() -> Result<()> {
 
     fs::create_dir(store.current_path())?;
     let loaded = store.load()?.expect("previous generation");
-    assert!(matches!(
+    assert_eq!(
         loaded.warnings[0].problem,
-        GenerationProblem::Unreadable { .. }
-    ));
+        GenerationProblem::NotRegularFile {
+            kind: FileKind::Directory
+        }
+    );
     Ok(())
 }
 
@@ -663,5 +667,261 @@ fn a_failed_write_beside_the_configuration_names_the_path_and_restores_read_only
         error.to_string(),
         format!("cannot write to {}", dir.path().display())
     );
+    Ok(())
+}
+
+/// Every hostile file the store must refuse where it expects a generation file.
+const HOSTILE: [Hostile; 4] = [
+    Hostile::LinkToDevZero,
+    Hostile::Fifo,
+    Hostile::DeviceNode,
+    Hostile::Oversized {
+        limit: MAX_GENERATION_FILE_BYTES,
+    },
+];
+
+/// What the store says of a hostile generation file.
+fn problem_of(hostile: Hostile) -> GenerationProblem {
+    match hostile {
+        Hostile::Oversized { limit } => GenerationProblem::TooLarge {
+            size: limit + 1,
+            limit,
+        },
+        other => GenerationProblem::NotRegularFile { kind: other.kind() },
+    }
+}
+
+#[test]
+fn a_hostile_previous_file_is_never_read_and_the_next_save_replaces_it() -> Result<()> {
+    for hostile in HOSTILE {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(plain_store(dir.path()));
+        store.save(&config("current", 0))?;
+        hostile.plant(&store.previous_path())?;
+        let current = fs::read(store.current_path())?;
+
+        let reader = Arc::clone(&store);
+        let loaded = answered("load", move || reader.load())??.expect("saved");
+        assert_eq!(loaded.text, config("current", 0), "{hostile:?}");
+        assert_eq!(loaded.origin, Origin::Current);
+        assert!(loaded.warnings.is_empty());
+
+        let reader = Arc::clone(&store);
+        let generations = answered("generations", move || reader.generations())??;
+        assert_eq!(generations.len(), 2, "{hostile:?}");
+        assert!(generations[0].status.is_ok());
+        assert_eq!(
+            generations[1].location,
+            Location::File(store.previous_path())
+        );
+        assert_eq!(generations[1].status, Err(problem_of(hostile)));
+        assert_eq!(fs::read(store.current_path())?, current);
+
+        let writer = Arc::clone(&store);
+        let saved = answered("save", move || writer.save(&config("next", 0)))??;
+        assert_eq!(saved.generation, 2, "{hostile:?}");
+        assert_eq!(fs::read(store.previous_path())?, current);
+        assert_eq!(store.load()?.expect("saved").text, config("next", 0));
+        assert_eq!(file_names(dir.path())?, ["mfv.toml", "mfv.toml.prev"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_hostile_current_file_falls_back_to_the_previous_generation_naming_what_it_is() -> Result<()> {
+    for hostile in HOSTILE {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(plain_store(dir.path()));
+        store.save(&config("old", 0))?;
+        store.save(&config("new", 0))?;
+        fs::remove_file(store.current_path())?;
+        hostile.plant(&store.current_path())?;
+        let previous = fs::read(store.previous_path())?;
+
+        let reader = Arc::clone(&store);
+        let loaded = answered("load", move || reader.load())??.expect("previous generation");
+        assert_eq!(loaded.text, config("old", 0), "{hostile:?}");
+        assert_eq!(loaded.origin, Origin::LastKnownGood);
+        assert_eq!(loaded.warnings[0].problem, problem_of(hostile));
+        assert_eq!(
+            loaded.warnings[0].to_string(),
+            format!(
+                "{}: {}; using last-known-good {}",
+                store.current_path().display(),
+                problem_of(hostile),
+                store.previous_path().display()
+            )
+        );
+
+        let writer = Arc::clone(&store);
+        answered("save", move || writer.save(&config("newest", 0)))??;
+        assert_eq!(fs::read(store.previous_path())?, previous, "{hostile:?}");
+        assert_eq!(store.load()?.expect("saved").text, config("newest", 0));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_hostile_current_file_without_a_previous_one_is_an_error_naming_it() -> Result<()> {
+    for hostile in HOSTILE {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(plain_store(dir.path()));
+        hostile.plant(&store.current_path())?;
+
+        let reader = Arc::clone(&store);
+        let error = answered("load", move || reader.load())?.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "no usable config in {}: {}: {}; {}: missing",
+                dir.path().display(),
+                store.current_path().display(),
+                problem_of(hostile),
+                store.previous_path().display()
+            ),
+            "{hostile:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn refusals_say_what_the_file_is_and_that_only_regular_files_are_read() {
+    let messages = HOSTILE.map(|hostile| problem_of(hostile).to_string());
+    assert_eq!(
+        messages,
+        [
+            "a symbolic link; the store reads only regular files",
+            "a FIFO; the store reads only regular files",
+            "a character device; the store reads only regular files",
+            "too large: 1048577 bytes, the store reads at most 1048576",
+        ]
+    );
+}
+
+#[test]
+fn a_generation_linked_from_elsewhere_is_not_used_and_never_written_through() -> Result<()> {
+    let elsewhere = tempfile::tempdir()?;
+    let other = plain_store(elsewhere.path());
+    other.save(&config("elsewhere", 0))?;
+    let before = snapshot(elsewhere.path())?;
+
+    let dir = tempfile::tempdir()?;
+    let store = plain_store(dir.path());
+    std::os::unix::fs::symlink(other.current_path(), store.current_path())?;
+    assert!(matches!(
+        store.load(),
+        Err(StoreError::NoUsableGeneration { .. })
+    ));
+    store.save(&config("here", 0))?;
+    assert_eq!(store.load()?.expect("saved").text, config("here", 0));
+    assert_eq!(file_names(dir.path())?, ["mfv.toml"]);
+    assert_eq!(snapshot(elsewhere.path())?, before);
+    Ok(())
+}
+
+#[test]
+fn a_store_directory_that_is_a_symbolic_link_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let real = dir.path().join("real");
+    fs::create_dir(&real)?;
+    plain_store(&real).save(&config("stored", 0))?;
+    let before = snapshot(&real)?;
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link)?;
+
+    let volume = Arc::new(RecordingVolume::new());
+    let store = recorded_store(&link, &volume);
+    let expected = format!(
+        "{} is a symbolic link; the store's directory must be a directory itself, not a link \
+         to one",
+        link.display()
+    );
+    assert_eq!(store.load().unwrap_err().to_string(), expected);
+    assert_eq!(store.generations().unwrap_err().to_string(), expected);
+    assert_eq!(
+        store
+            .save(&config("redirected", 0))
+            .unwrap_err()
+            .to_string(),
+        expected
+    );
+    let written = store.write_beside("vms", |path| {
+        fs::create_dir(path)?;
+        Ok(())
+    });
+    assert_eq!(written.unwrap_err().to_string(), expected);
+    assert!(matches!(
+        store.load(),
+        Err(StoreError::FileType {
+            kind: FileKind::Symlink,
+            ..
+        })
+    ));
+    assert_eq!(snapshot(&real)?, before);
+    assert!(volume.calls().is_empty());
+    Ok(())
+}
+
+#[test]
+fn nothing_is_written_beside_the_configuration_through_a_link_or_into_a_fifo() -> Result<()> {
+    let elsewhere = tempfile::tempdir()?;
+    for hostile in [Hostile::LinkToDevZero, Hostile::Fifo] {
+        let dir = tempfile::tempdir()?;
+        let volume = Arc::new(RecordingVolume::new());
+        let store = recorded_store(dir.path(), &volume);
+        let vms = dir.path().join("vms");
+        hostile.plant(&vms)?;
+        let written = store.write_beside("vms", |path| {
+            fs::write(path.join("index.json"), "{}")?;
+            Ok(())
+        });
+        assert_eq!(
+            written.unwrap_err().to_string(),
+            format!(
+                "{} is {}; the store writes beside the configuration only into directories \
+                 and regular files",
+                vms.display(),
+                hostile.kind()
+            )
+        );
+        assert!(volume.calls().is_empty(), "{hostile:?}");
+    }
+
+    let dir = tempfile::tempdir()?;
+    let store = plain_store(dir.path());
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("vms"))?;
+    let written = store.write_beside("vms", |path| {
+        fs::write(path.join("index.json"), "{}")?;
+        Ok(())
+    });
+    assert!(matches!(
+        written,
+        Err(StoreError::FileType {
+            kind: FileKind::Symlink,
+            ..
+        })
+    ));
+    assert!(file_names(elsewhere.path())?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_text_too_large_for_a_generation_file_is_refused_whatever_the_validator() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = plain_store(dir.path()).with_validator(|_| Ok(()));
+    store.save("small\n")?;
+    let before = snapshot(dir.path())?;
+    let too_large = "#".repeat(usize::try_from(MAX_GENERATION_FILE_BYTES)?);
+    let error = store.save(&too_large).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "config for {} refused, nothing was written: the configuration is 1048576 bytes; \
+             with the store's generation header it would exceed the limit of 1048576 bytes",
+            dir.path().display()
+        )
+    );
+    assert_eq!(snapshot(dir.path())?, before);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The SQLite store against real databases and file systems: saving, retention, falling back
-//! to the last-known-good generation, and every failure path.
+//! to the last-known-good generation, and every failure path (symbolic links, FIFOs and device
+//! nodes where the database or SQLite's files beside it belong included).
 
 mod store_support;
 
@@ -9,11 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use mfv_config::store::{
-    ConfigStore, GenerationProblem, Location, Origin, PlainDirectory, RecordingVolume,
+    ConfigStore, FileKind, GenerationProblem, Location, Origin, PlainDirectory, RecordingVolume,
     RemountVolume, SqliteStore, StoreError, VolumeCall,
 };
 use rusqlite::Connection;
-use store_support::{Mounted, config, file_names, is_read_only, snapshot};
+use store_support::{Hostile, Mounted, answered, config, file_names, is_read_only, snapshot};
 
 fn database(dir: &Path) -> PathBuf {
     dir.join("config.db")
@@ -421,5 +422,86 @@ fn the_next_save_succeeds_once_there_is_room_again() -> Result<()> {
     let saved = store.save(&config("after", 0))?;
     assert_eq!(saved.generation, 2);
     assert_eq!(store.load()?.expect("after").text, config("after", 0));
+    Ok(())
+}
+
+/// The message for a name where the store opens only regular files.
+fn refused(path: &Path, kind: FileKind) -> String {
+    format!(
+        "{} is {kind}; the store opens only regular files",
+        path.display()
+    )
+}
+
+#[test]
+fn a_database_that_is_not_a_regular_file_is_refused_before_anything_is_opened() -> Result<()> {
+    for hostile in [Hostile::LinkToDevZero, Hostile::Fifo, Hostile::DeviceNode] {
+        let dir = tempfile::tempdir()?;
+        let path = database(dir.path());
+        hostile.plant(&path)?;
+        let volume = Arc::new(RecordingVolume::new());
+        let store = Arc::new(SqliteStore::new(&path, Arc::clone(&volume)));
+        let expected = refused(&path, hostile.kind());
+
+        let reader = Arc::clone(&store);
+        let loaded = answered("load", move || reader.load())?;
+        assert_eq!(loaded.unwrap_err().to_string(), expected, "{hostile:?}");
+        let reader = Arc::clone(&store);
+        let listed = answered("generations", move || reader.generations())?;
+        assert_eq!(listed.unwrap_err().to_string(), expected);
+        let writer = Arc::clone(&store);
+        let saved = answered("save", move || writer.save(&config("new", 0)))?;
+        assert!(matches!(
+            saved,
+            Err(StoreError::FileType { path: refused_path, kind, .. })
+                if refused_path == path && kind == hostile.kind()
+        ));
+        assert!(volume.calls().is_empty(), "{hostile:?}");
+        assert_eq!(file_names(dir.path())?, ["config.db"]);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_file_beside_the_database_that_is_not_regular_is_refused_and_the_generations_stay() -> Result<()>
+{
+    let elsewhere = tempfile::tempdir()?;
+    let target = elsewhere.path().join("target");
+    fs::write(&target, "kept")?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let dir = tempfile::tempdir()?;
+        let path = database(dir.path());
+        let store = Arc::new(SqliteStore::new(&path, PlainDirectory));
+        store.save(&config("stored", 0))?;
+        let beside = PathBuf::from(format!("{}{suffix}", path.display()));
+        for (hostile, plant) in [
+            (
+                FileKind::Symlink,
+                Box::new(|beside: &Path| Ok(std::os::unix::fs::symlink(&target, beside)?))
+                    as Box<dyn Fn(&Path) -> Result<()>>,
+            ),
+            (
+                FileKind::Fifo,
+                Box::new(|beside| Hostile::Fifo.plant(beside)),
+            ),
+        ] {
+            plant(&beside)?;
+            let reader = Arc::clone(&store);
+            let loaded = answered("load", move || reader.load())?;
+            assert_eq!(
+                loaded.unwrap_err().to_string(),
+                refused(&beside, hostile),
+                "{suffix}"
+            );
+            let writer = Arc::clone(&store);
+            let saved = answered("save", move || writer.save(&config("new", 0)))?;
+            assert_eq!(saved.unwrap_err().to_string(), refused(&beside, hostile));
+            fs::remove_file(&beside)?;
+        }
+        assert_eq!(fs::read_to_string(&target)?, "kept");
+        let loaded = store.load()?.expect("the stored generation");
+        assert_eq!(loaded.text, config("stored", 0), "{suffix}");
+        assert_eq!(row_ids(&path)?, [1]);
+    }
     Ok(())
 }

@@ -33,9 +33,9 @@
 //! holds the current generation `mfv.toml` and the last-known-good one `mfv.toml.prev`, each
 //! starting with a [generation header](crate::store::header) (generation, length, SHA-256).
 //! Discovery reads them as the store's own `load` does, with the store's rule
-//! ([`select_generation`]) and header check ([`header::verify`]), but through its own reader:
-//! each file must be a regular file, no symbolic link, at most
-//! [`DiscoveryParams::max_config_bytes`].
+//! ([`select_generation`]) and header check ([`header::verify`]), through the reader the store
+//! uses too ([`read_limited`]): each file must be a regular
+//! file, no symbolic link, at most [`DiscoveryParams::max_config_bytes`].
 //! - `mfv.toml` is used when its header (if any) matches its body and it is valid. A file
 //!   without a header was written by hand and is checked by the validator only; a file whose
 //!   header does not match (a torn write, or a body edited under a kept header) is never
@@ -97,7 +97,6 @@
 //! 10 s) from the start. Without either there is one pass.
 
 mod medium;
-mod read;
 mod report;
 mod scan;
 
@@ -111,11 +110,11 @@ use serde::Serialize;
 
 use crate::cmdline::{BootOptions, ConfigLocator};
 use crate::mount::{Journal, Mounter, ReadOnlyMount};
+use crate::regular_file::{FileKind, ReadError, read_limited};
 use crate::schema::{Config, ConfigErrors, parse_config_bytes};
 use crate::store::header;
 use crate::store::{CURRENT_FILE_NAME, PREVIOUS_FILE_NAME, Selected, select_generation};
 
-pub use read::ReadError;
 pub use scan::{
     ScanIssue, Signature, SignatureError, Volume, VolumeScan, device_node, label_matches,
     probe_signature, scan_volumes, uuid_matches,
@@ -753,7 +752,7 @@ struct Generation {
 /// header with the store's own check, and validates it. The whole file is parsed, header line
 /// (a TOML comment) included, so error positions are those an editor shows.
 fn read_generation(dir: &Path, name: &str, limit: u64) -> Result<Generation, FileProblem> {
-    let bytes = read::read_limited(dir, name, limit).map_err(|error| match error {
+    let bytes = read_limited(dir, name, limit).map_err(|error| match error {
         ReadError::Missing { .. } => FileProblem::Missing,
         ReadError::TooLarge { size, limit, .. } => FileProblem::TooLarge { size, limit },
         error => FileProblem::Unreadable {
@@ -774,7 +773,10 @@ fn read_generation(dir: &Path, name: &str, limit: u64) -> Result<Generation, Fil
 /// report line names the device) rather than by the private mount point.
 fn unreadable_message(name: &str, error: &ReadError) -> String {
     match error {
-        ReadError::Symlink { .. } => format!("{name} is a symbolic link"),
+        ReadError::NotRegular {
+            kind: FileKind::Symlink,
+            ..
+        } => format!("{name} is a symbolic link"),
         ReadError::NotRegular { .. } => format!("{name} is not a regular file"),
         ReadError::Io { source, .. } => format!("cannot read {name}: {source}"),
         ReadError::Missing { .. } | ReadError::TooLarge { .. } => error.to_string(),

@@ -8,6 +8,22 @@
 //! | `.mfv.toml.new` | a new generation being written (temporary) |
 //! | `.mfv.toml.prev.new` | the previous generation being put in place (temporary) |
 //!
+//! # What is read, and what is not
+//! The volume may hold anything under these names. A generation file is read only when it is
+//! a regular file of at most [`MAX_GENERATION_FILE_BYTES`], never through a symbolic link and
+//! never by an open that could wait ([`read_limited`], the reader boot discovery uses too).
+//! Anything else is an unusable generation named with what it is (`DIR/mfv.toml.prev: a FIFO;
+//! the store reads only regular files`):
+//! - [`load`](ConfigStore::load) reads `mfv.toml.prev` only when `mfv.toml` is unusable, so a
+//!   hostile `mfv.toml.prev` never stops the use of a good `mfv.toml`. An unusable `mfv.toml`
+//!   falls back to a usable `mfv.toml.prev` with a warning naming it; without one it is an
+//!   error naming both files.
+//! - [`save`](ConfigStore::save) replaces either name by rename and never writes through it:
+//!   a hostile `mfv.toml.prev` is replaced by the current generation when that one is usable.
+//! - The store's directory must be a directory, not a symbolic link to one; the writer's lock
+//!   is taken on it opened with `O_NOFOLLOW`. [`DirectoryStore::write_beside`] accepts only a
+//!   name that is missing, a directory or a regular file.
+//!
 //! # The write order, and why a reader always finds the old or the new config
 //! A save takes an exclusive `flock` on the directory (one writer at a time), then:
 //! 1. removes temporary files a crashed write left behind;
@@ -36,25 +52,31 @@
 //!   cannot rename atomically across a power cut (vfat) may still tear `mfv.toml`: the header
 //!   detects it and [`load`](ConfigStore::load) falls back to `mfv.toml.prev`, saying so.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use mfv_linux::atomic_file::{WriteFailure, WriteStep, write_new_synced};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 
 use super::header::{self, Header};
 use super::{
-    ConfigStore, GenerationInfo, GenerationProblem, LoadedConfig, Location, Origin,
-    SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, schema_validator,
-    sha256_hex, with_writable_volume,
+    ConfigStore, FileKind, GenerationInfo, GenerationProblem, LoadedConfig, Location, Origin,
+    SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, fits_in_a_generation_file,
+    schema_validator, sha256_hex, with_writable_volume,
 };
+use crate::regular_file::{ReadError, read_limited};
 
 /// The current generation's file name.
 pub const CURRENT_FILE_NAME: &str = "mfv.toml";
 /// The previous (last-known-good) generation's file name.
 pub const PREVIOUS_FILE_NAME: &str = "mfv.toml.prev";
 const NEW_TEMP_NAME: &str = ".mfv.toml.new";
+/// The largest generation file the store reads (header line included): the schema's limit on
+/// a configuration file, [`MAX_CONFIG_SIZE`](crate::schema::MAX_CONFIG_SIZE), so whatever the
+/// store saves is also what boot discovery reads by default.
+pub const MAX_GENERATION_FILE_BYTES: u64 = crate::schema::MAX_CONFIG_SIZE as u64;
 const PREVIOUS_TEMP_NAME: &str = ".mfv.toml.prev.new";
 
 /// A [`ConfigStore`] in a directory: see the [module documentation](self) for the files and
@@ -122,12 +144,29 @@ impl DirectoryStore {
     /// Runs `write` on `<dir>/<name>` with the volume writable, then makes it read-only
     /// again (also when `write` fails): for files the host keeps beside its configuration,
     /// such as the exported VM definitions. `write` is responsible for writing atomically.
+    ///
+    /// `<dir>/<name>` must be missing, a directory or a regular file: a symbolic link there
+    /// would send the writes off the volume, so anything else is refused before the volume is
+    /// made writable.
     pub fn write_beside<T>(
         &self,
         name: &str,
         write: impl FnOnce(&Path) -> Result<T, Box<dyn std::error::Error + Send + Sync>>,
     ) -> Result<T, StoreError> {
+        self.check_dir()?;
         let path = self.dir.join(name);
+        match FileKind::at(&path) {
+            Ok(None | Some(FileKind::Directory | FileKind::Regular)) => {}
+            Ok(Some(kind)) => {
+                return Err(StoreError::FileType {
+                    path,
+                    kind,
+                    rule: "the store writes beside the configuration only into directories \
+                           and regular files",
+                });
+            }
+            Err(source) => return Err(StoreError::Read { path, source }),
+        }
         with_writable_volume(
             self.volume.as_ref(),
             &self.dir,
@@ -151,18 +190,23 @@ impl DirectoryStore {
         self.dir.join(PREVIOUS_FILE_NAME)
     }
 
+    /// The store's directory must be a directory itself: through a symbolic link, every read,
+    /// write and the lock would be somewhere else.
     fn check_dir(&self) -> Result<(), StoreError> {
-        match fs::metadata(&self.dir) {
-            Ok(metadata) if metadata.is_dir() => Ok(()),
-            Ok(_) => Err(StoreError::Read {
+        match FileKind::at(&self.dir) {
+            Ok(Some(FileKind::Directory)) => Ok(()),
+            Ok(Some(FileKind::Symlink)) => Err(StoreError::FileType {
+                path: self.dir.clone(),
+                kind: FileKind::Symlink,
+                rule: "the store's directory must be a directory itself, not a link to one",
+            }),
+            Ok(Some(_)) => Err(StoreError::Read {
                 path: self.dir.clone(),
                 source: ErrorKind::NotADirectory.into(),
             }),
-            Err(error) if error.kind() == ErrorKind::NotFound => {
-                Err(StoreError::DirectoryMissing {
-                    path: self.dir.clone(),
-                })
-            }
+            Ok(None) => Err(StoreError::DirectoryMissing {
+                path: self.dir.clone(),
+            }),
             Err(source) => Err(StoreError::Read {
                 path: self.dir.clone(),
                 source,
@@ -170,16 +214,24 @@ impl DirectoryStore {
         }
     }
 
-    fn examine(&self, path: PathBuf) -> Examined {
-        let bytes = match fs::read(&path) {
+    /// Reads the generation file `name`: a regular file of at most
+    /// [`MAX_GENERATION_FILE_BYTES`], anything else is a [`GenerationProblem`] and not read.
+    fn examine(&self, name: &str) -> Examined {
+        let path = self.dir.join(name);
+        let bytes = match read_limited(&self.dir, name, MAX_GENERATION_FILE_BYTES) {
             Ok(bytes) => bytes,
             Err(error) => {
-                let problem = if error.kind() == ErrorKind::NotFound {
-                    GenerationProblem::Missing
-                } else {
-                    GenerationProblem::Unreadable {
-                        message: error.to_string(),
+                let problem = match error {
+                    ReadError::Missing { .. } => GenerationProblem::Missing,
+                    ReadError::NotRegular { kind, .. } => {
+                        GenerationProblem::NotRegularFile { kind }
                     }
+                    ReadError::TooLarge { size, limit, .. } => {
+                        GenerationProblem::TooLarge { size, limit }
+                    }
+                    ReadError::Io { source, .. } => GenerationProblem::Unreadable {
+                        message: source.to_string(),
+                    },
                 };
                 return Examined {
                     path,
@@ -201,10 +253,15 @@ impl DirectoryStore {
 
     /// Steps 1 to 4 of the write order, under the directory lock.
     fn write_generation(&self, text: &str) -> Result<SavedGeneration, StoreError> {
-        let dir = File::open(&self.dir).map_err(|source| StoreError::Read {
-            path: self.dir.clone(),
-            source,
-        })?;
+        // O_NOFOLLOW: the lock is taken on the store's directory itself, never through a link.
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlag::O_DIRECTORY.bits() | OFlag::O_NOFOLLOW.bits())
+            .open(&self.dir)
+            .map_err(|source| StoreError::Read {
+                path: self.dir.clone(),
+                source,
+            })?;
         let dir =
             Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, source)| StoreError::Lock {
                 path: self.dir.clone(),
@@ -219,8 +276,8 @@ impl DirectoryStore {
             })?;
         }
 
-        let current = self.examine(self.current_path());
-        let previous = self.examine(self.previous_path());
+        let current = self.examine(CURRENT_FILE_NAME);
+        let previous = self.examine(PREVIOUS_FILE_NAME);
         let generation = current
             .header_generation()
             .max(previous.header_generation())
@@ -279,7 +336,7 @@ impl DirectoryStore {
         GenerationInfo {
             location: Location::File(examined.path.clone()),
             generation: examined.header_generation(),
-            written_at: fs::metadata(&examined.path)
+            written_at: fs::symlink_metadata(&examined.path)
                 .and_then(|metadata| metadata.modified())
                 .ok(),
             length,
@@ -295,8 +352,8 @@ impl ConfigStore for DirectoryStore {
         let current_path = self.current_path();
         let previous_path = self.previous_path();
         let selected = select_generation(
-            self.examine(current_path.clone()).status,
-            || self.examine(previous_path.clone()).status,
+            self.examine(CURRENT_FILE_NAME).status,
+            || self.examine(PREVIOUS_FILE_NAME).status,
             |problem| *problem == GenerationProblem::Missing,
         );
         let loaded = |usable: Usable, origin, location, warnings| LoadedConfig {
@@ -340,10 +397,12 @@ impl ConfigStore for DirectoryStore {
 
     fn save(&self, text: &str) -> Result<SavedGeneration, StoreError> {
         let text = header::strip(text);
-        (self.validator)(text).map_err(|errors| StoreError::InvalidConfig {
-            store: self.dir.clone(),
-            errors,
-        })?;
+        (self.validator)(text)
+            .and_then(|()| fits_in_a_generation_file(text))
+            .map_err(|errors| StoreError::InvalidConfig {
+                store: self.dir.clone(),
+                errors,
+            })?;
         self.check_dir()?;
         with_writable_volume(
             self.volume.as_ref(),
@@ -355,9 +414,9 @@ impl ConfigStore for DirectoryStore {
 
     fn generations(&self) -> Result<Vec<GenerationInfo>, StoreError> {
         self.check_dir()?;
-        Ok([self.current_path(), self.previous_path()]
+        Ok([CURRENT_FILE_NAME, PREVIOUS_FILE_NAME]
             .into_iter()
-            .map(|path| self.examine(path))
+            .map(|name| self.examine(name))
             .filter(|examined| examined.status.as_ref().err() != Some(&GenerationProblem::Missing))
             .map(|examined| self.info(&examined))
             .collect())

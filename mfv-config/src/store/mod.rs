@@ -14,6 +14,9 @@
 //! - [`SqliteStore`]: a table of generations in an SQLite database (WAL, `synchronous=FULL`),
 //!   each saved in one transaction.
 //!
+//! Neither follows a symbolic link, waits on a FIFO or reads a device where its own files
+//! belong: a config volume may hold anything under those names (see each module).
+//!
 //! Both take a [`VolumeAccess`]: the volume is switched to read-write only for the duration of
 //! a write ([`RemountVolume`]); [`PlainDirectory`] does nothing, for ordinary directories.
 //!
@@ -46,6 +49,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::regular_file::FileKind;
+
 pub use directory::{
     CURRENT_FILE_NAME, DirectoryStore, PREVIOUS_FILE_NAME, Selected, select_generation,
 };
@@ -53,6 +58,9 @@ pub use sqlite::{DEFAULT_RETAINED_GENERATIONS, SqliteStore};
 pub use volume::{
     PlainDirectory, RecordingVolume, RemountVolume, VolumeAccess, VolumeCall, VolumeError,
 };
+
+/// Why the store refuses a name that is not a regular file where it reads one.
+const READS_ONLY_REGULAR_FILES: &str = "the store reads only regular files";
 
 /// Decides whether a configuration text may be stored or used: `Err` carries the reasons, one
 /// per line.
@@ -66,18 +74,29 @@ pub type Validator = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// [`parse_config_bytes`]: crate::schema::parse_config_bytes
 pub fn schema_validator() -> Validator {
     Arc::new(|text| {
-        let limit = crate::schema::MAX_CONFIG_SIZE;
-        if text.len() <= limit && text.len() + header::MAX_HEADER_LENGTH > limit {
-            return Err(format!(
-                "the configuration is {} bytes; with the store's generation header it would \
-                 exceed the limit of {limit} bytes",
-                text.len()
-            ));
+        if text.len() <= crate::schema::MAX_CONFIG_SIZE {
+            fits_in_a_generation_file(text)?;
         }
         crate::schema::parse_config_bytes(text.as_bytes())
             .map(|_| ())
             .map_err(|errors| errors.to_string())
     })
+}
+
+/// Whether `text` with the store's [generation header](header) fits in
+/// [`MAX_GENERATION_FILE_BYTES`](directory::MAX_GENERATION_FILE_BYTES), the most a reader of a
+/// generation file reads: a text that does not is never saved, whatever the validator.
+fn fits_in_a_generation_file(text: &str) -> Result<(), String> {
+    let limit = directory::MAX_GENERATION_FILE_BYTES;
+    let size = u64::try_from(text.len() + header::MAX_HEADER_LENGTH).unwrap_or(u64::MAX);
+    if size > limit {
+        return Err(format!(
+            "the configuration is {} bytes; with the store's generation header it would \
+             exceed the limit of {limit} bytes",
+            text.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A place that keeps configuration generations.
@@ -181,6 +200,18 @@ impl fmt::Display for StoreWarning {
 pub enum GenerationProblem {
     /// The file does not exist.
     Missing,
+    /// The name is not a regular file (a symbolic link, FIFO, device...): it is not read.
+    NotRegularFile {
+        /// What it is.
+        kind: FileKind,
+    },
+    /// The file is larger than a generation file can be: it is not read.
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The largest file the store reads, [`directory::MAX_GENERATION_FILE_BYTES`].
+        limit: u64,
+    },
     /// Reading it failed.
     Unreadable {
         /// The operating system's message.
@@ -215,6 +246,13 @@ impl fmt::Display for GenerationProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GenerationProblem::Missing => f.write_str("missing"),
+            GenerationProblem::NotRegularFile { kind } => {
+                write!(f, "{kind}; {READS_ONLY_REGULAR_FILES}")
+            }
+            GenerationProblem::TooLarge { size, limit } => write!(
+                f,
+                "too large: {size} bytes, the store reads at most {limit}"
+            ),
             GenerationProblem::Unreadable { message } => write!(f, "unreadable: {message}"),
             GenerationProblem::NotUtf8 => f.write_str("corrupt: not UTF-8 text"),
             GenerationProblem::MalformedHeader => {
@@ -276,6 +314,18 @@ pub enum StoreError {
     DirectoryMissing {
         /// The directory.
         path: PathBuf,
+    },
+    /// A name the store opens or writes through is not the kind of file it must be (a
+    /// symbolic link would send the store elsewhere, a FIFO blocks it, a device reads without
+    /// end); nothing was read or written through it.
+    #[error("{} is {kind}; {rule}", path.display())]
+    FileType {
+        /// The name.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+        /// What the store accepts there.
+        rule: &'static str,
     },
     /// The validator refused the text; nothing was written.
     #[error("config for {} refused, nothing was written: {}", store.display(), errors.lines().collect::<Vec<_>>().join("; "))]

@@ -25,6 +25,12 @@
 //! index (`SQLITE_IOERR_SHMSIZE`). Truncated, the file keeps no blocks whoever holds it open,
 //! and the next save succeeds as soon as there is room.
 //!
+//! The database and the files SQLite keeps beside it (`-wal`, `-shm`, `-journal`) must each be
+//! missing or a regular file, checked before every open: SQLite opens them by name and would
+//! follow a symbolic link off the volume, wait on a FIFO or read a device; the database is
+//! also opened with `SQLITE_OPEN_NOFOLLOW`. Anything else is refused naming the file and what
+//! it is, before the volume is made writable.
+//!
 //! Reading opens the database read-only. On a read-only file system the database is opened as
 //! immutable (SQLite cannot create its WAL index there); a WAL left by a writer that crashed is
 //! then ignored and the generation before it is read, until the next save recovers it. On a
@@ -39,13 +45,16 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use super::{
-    ConfigStore, GenerationInfo, GenerationProblem, LoadedConfig, Location, Origin,
+    ConfigStore, FileKind, GenerationInfo, GenerationProblem, LoadedConfig, Location, Origin,
     SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, check_text,
     schema_validator, sha256_hex, with_writable_volume,
 };
 
 /// How many generations a [`SqliteStore`] keeps unless told otherwise.
 pub const DEFAULT_RETAINED_GENERATIONS: usize = 10;
+
+/// What SQLite appends to the database's name for the files it keeps beside it.
+const COMPANION_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// How long a save waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -148,10 +157,36 @@ impl SqliteStore {
         }
     }
 
+    /// Whether the database exists, after checking that it and the files SQLite keeps beside
+    /// it are each missing or a regular file.
+    fn check_files(&self) -> Result<bool, StoreError> {
+        let companions = COMPANION_SUFFIXES.iter().map(|suffix| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        });
+        let mut database_exists = false;
+        for path in std::iter::once(self.path.clone()).chain(companions) {
+            match FileKind::at(&path) {
+                Ok(None) => {}
+                Ok(Some(FileKind::Regular)) => database_exists |= path == self.path,
+                Ok(Some(kind)) => {
+                    return Err(StoreError::FileType {
+                        path,
+                        kind,
+                        rule: "the store opens only regular files",
+                    });
+                }
+                Err(source) => return Err(StoreError::Read { path, source }),
+            }
+        }
+        Ok(database_exists)
+    }
+
     /// Every row, newest first; empty when the database does not exist yet.
     fn read_rows(&self) -> Result<Vec<Row>, StoreError> {
         self.check_dir()?;
-        if !self.path.exists() {
+        if !self.check_files()? {
             return Ok(Vec::new());
         }
         let connection = self.open_read_only()?;
@@ -174,6 +209,7 @@ impl SqliteStore {
             .unwrap_or(false);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_URI;
         let uri = format!(
             "file:{}{}",
@@ -193,7 +229,8 @@ impl SqliteStore {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(&error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(&error)?;
@@ -373,6 +410,7 @@ impl ConfigStore for SqliteStore {
             errors,
         })?;
         self.check_dir()?;
+        self.check_files()?;
         with_writable_volume(
             self.volume.as_ref(),
             &self.path,

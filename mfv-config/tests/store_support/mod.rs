@@ -1,5 +1,6 @@
-//! Shared fixtures for the store tests: valid configuration texts, and real file systems
-//! (a size-limited tmpfs, loop-mounted ext4 and vfat images) mounted in temporary directories.
+//! Shared fixtures for the store tests: valid configuration texts, real file systems (a
+//! size-limited tmpfs, loop-mounted ext4 and vfat images) mounted in temporary directories,
+//! and the hostile files a volume can hold where the store expects its own.
 
 #![allow(
     dead_code,
@@ -9,9 +10,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use mfv_config::regular_file::FileKind;
 use nix::mount::{MntFlags, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use tempfile::TempDir;
 
@@ -162,13 +167,89 @@ pub fn file_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The content of every file in `dir`, by name (to check that nothing changed).
+/// The content of every regular file in `dir`, by name, and what every other name is (to
+/// check that nothing changed; a FIFO or a link to a device is never opened).
 pub fn snapshot(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     file_names(dir)?
         .into_iter()
         .map(|name| {
-            let content = fs::read(dir.join(&name)).unwrap_or_default();
+            let path = dir.join(&name);
+            let content = match FileKind::at(&path)? {
+                Some(FileKind::Regular) => fs::read(&path)?,
+                Some(FileKind::Symlink) => {
+                    format!("a symbolic link to {}", fs::read_link(&path)?.display()).into_bytes()
+                }
+                kind => format!("{kind:?}").into_bytes(),
+            };
             Ok((name, content))
         })
         .collect()
+}
+
+/// What a volume can hold where the store expects a file of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// A symbolic link to `/dev/zero`, which reads without end.
+    LinkToDevZero,
+    /// A FIFO: opening it for reading waits for a writer that never comes.
+    Fifo,
+    /// A character device node with `/dev/zero`'s numbers, made with mknod.
+    DeviceNode,
+    /// A regular file one byte over the store's limit (sparse).
+    Oversized {
+        /// The store's limit in bytes.
+        limit: u64,
+    },
+}
+
+impl Hostile {
+    /// Puts it at `path`, which must not exist.
+    pub fn plant(self, path: &Path) -> Result<()> {
+        match self {
+            Hostile::LinkToDevZero => std::os::unix::fs::symlink("/dev/zero", path)?,
+            Hostile::Fifo => nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))?,
+            Hostile::DeviceNode => {
+                require_root()?;
+                mknod(
+                    path,
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o600),
+                    makedev(1, 5),
+                )?;
+            }
+            Hostile::Oversized { limit } => fs::File::create(path)?.set_len(limit + 1)?,
+        }
+        Ok(())
+    }
+
+    /// What it is, for a store that refuses every name but a regular file.
+    pub fn kind(self) -> FileKind {
+        match self {
+            Hostile::LinkToDevZero => FileKind::Symlink,
+            Hostile::Fifo => FileKind::Fifo,
+            Hostile::DeviceNode => FileKind::CharDevice,
+            Hostile::Oversized { .. } => FileKind::Regular,
+        }
+    }
+}
+
+/// How long [`answered`] waits before it declares the operation blocked: far longer than any
+/// store operation takes, so it only ever ends a test that would otherwise hang.
+const BLOCKED_AFTER: Duration = Duration::from_secs(60);
+
+/// Runs `operation` on a thread of its own and returns its answer, or fails naming `what` when
+/// none comes (a store that opened a FIFO would wait for a writer forever; the test fails
+/// instead of hanging with it).
+pub fn answered<T: Send + 'static>(
+    what: &str,
+    operation: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The receiver is gone only when the test already failed.
+        let _ = sender.send(operation());
+    });
+    receiver
+        .recv_timeout(BLOCKED_AFTER)
+        .map_err(|_| anyhow!("{what} gave no answer: the store is blocked"))
 }
