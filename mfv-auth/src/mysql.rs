@@ -461,8 +461,8 @@ impl MySqlBackend {
             _ => match tls_failure(&error) {
                 Some(tls) => misconfigured(format!(
                     "{what}: TLS with {place} failed: {tls} (is the server's certificate \
-                     signed by the CA in ca_certificate, or a system CA without it, and issued \
-                     for the host name or address configured?)"
+                     signed by the CA in ca_certificate, or by a system CA when there is none, \
+                     and issued for the configured host?)"
                 )),
                 None => unavailable(format!("{what}: {place}: {error}")),
             },
