@@ -24,10 +24,9 @@ use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::backend::{BoxFuture, CheckReport, StepOutcome, UserBackend, UserRecord};
+use crate::tls::{refuse_cleartext, trusted_certificates};
 use crate::{BackendError, Password, Role, Username};
 
 /// The backend's name in messages and reports.
@@ -83,6 +82,9 @@ pub struct LdapConfig {
     /// A PEM file with the CA certificate(s) that sign the server's certificate, for LDAPS
     /// and StartTLS. `None`: the system's trusted CAs.
     pub ca_certificate: Option<PathBuf>,
+    /// Accept an `ldap://` url without StartTLS to a host that is not loopback, where the
+    /// passwords cross the network in cleartext. Off: such a configuration is refused.
+    pub insecure: bool,
     /// The service account used to search; empty for anonymous search.
     pub bind_dn: String,
     /// Its password (never shown by `Debug`).
@@ -124,6 +126,7 @@ impl LdapConfig {
             url: url.into(),
             starttls: false,
             ca_certificate: None,
+            insecure: false,
             bind_dn: bind_dn.into(),
             bind_password: bind_password.into(),
             user_base_dn: user_base_dn.into(),
@@ -162,6 +165,18 @@ impl LdapConfig {
                 "starttls is set but {} is already LDAPS: use one or the other",
                 self.url
             )));
+        }
+        if !self.starttls && self.url.starts_with("ldap://") {
+            let url = url::Url::parse(&self.url).map_err(|error| {
+                misconfigured(format!("url {:?} is not a URL: {error}", self.url))
+            })?;
+            refuse_cleartext(
+                BACKEND,
+                &self.url,
+                url.host_str().unwrap_or_default(),
+                self.insecure,
+                "set starttls = true or use an ldaps:// url",
+            )?;
         }
         if !self.bind_dn.is_empty() && self.bind_password.is_empty() {
             return Err(misconfigured(format!(
@@ -220,6 +235,7 @@ impl fmt::Debug for LdapConfig {
             .field("url", &self.url)
             .field("starttls", &self.starttls)
             .field("ca_certificate", &self.ca_certificate)
+            .field("insecure", &self.insecure)
             .field("bind_dn", &self.bind_dn)
             .field("bind_password", &"<hidden>")
             .field("user_base_dn", &self.user_base_dn)
@@ -698,38 +714,10 @@ fn skip(report: &mut CheckReport, steps: &[&'static str], reason: &str) {
 /// The TLS client configuration: the configured CA file or the system's CAs, ring crypto.
 fn tls_config(config: &LdapConfig) -> Result<Arc<ClientConfig>, BackendError> {
     let mut roots = rustls::RootCertStore::empty();
-    match &config.ca_certificate {
-        Some(path) => {
-            let certificates = CertificateDer::pem_file_iter(path)
-                .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| {
-                    misconfigured(format!(
-                        "cannot read the CA certificate file {}: {error}",
-                        path.display()
-                    ))
-                })?;
-            if certificates.is_empty() {
-                return Err(misconfigured(format!(
-                    "the CA certificate file {} holds no certificate",
-                    path.display()
-                )));
-            }
-            for certificate in certificates {
-                roots.add(certificate).map_err(|error| {
-                    misconfigured(format!(
-                        "the CA certificate file {} holds an unusable certificate: {error}",
-                        path.display()
-                    ))
-                })?;
-            }
-        }
-        None => {
-            // Unreadable system certificates are skipped; a server they would have
-            // vouched for then fails its TLS handshake with a clear error.
-            let system = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(system.certs);
-        }
-    }
+    roots.add_parsable_certificates(trusted_certificates(
+        BACKEND,
+        config.ca_certificate.as_deref(),
+    )?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -887,6 +875,43 @@ mod tests {
             config().user_filter_for("*)(uid=*"),
             "(&(objectClass=inetOrgPerson)(uid=\\2a\\29\\28uid=\\2a))"
         );
+    }
+
+    #[test]
+    fn cleartext_to_another_host_is_refused_unless_insecure() {
+        for url in [
+            "ldap://192.0.2.1",
+            "ldap://ldap.example.org:389/",
+            "ldap://[2001:db8::1]",
+        ] {
+            check_misconfigured(
+                |c| c.url = url.into(),
+                &format!("{url} is not on this machine and the connection has no TLS"),
+            );
+            check_misconfigured(
+                |c| c.url = url.into(),
+                "set starttls = true or use an ldaps:// url, or set insecure = true",
+            );
+            let mut config = config();
+            config.url = url.into();
+            config.insecure = true;
+            LdapBackend::new(config.clone()).unwrap();
+            config.insecure = false;
+            config.starttls = true;
+            LdapBackend::new(config).unwrap();
+        }
+        for url in [
+            "ldaps://192.0.2.1",
+            "ldap://127.0.0.1",
+            "ldap://127.1.2.3:1389",
+            "ldap://[::1]:389",
+            "ldap://localhost/",
+            "ldap://LOCALHOST",
+        ] {
+            let mut config = config();
+            config.url = url.into();
+            LdapBackend::new(config).unwrap();
+        }
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! - [`Authenticator`], which composes the two: login with throttling and TOTP, sessions,
 //!   API tokens, audited user administration. Time comes from a [`Clock`].
 //!
+//! The LDAP and MySQL backends talk to their servers over TLS with the server's certificate
+//! verified; cleartext is refused to any host that is not loopback unless the configuration
+//! sets `insecure` (`LdapConfig::insecure`, `MySqlConfig::insecure`).
+//!
 //! # What this crate never does
 //!
 //! It never knows HTTP, cookies, headers or status codes: callers map its answers to their
@@ -49,6 +53,7 @@ mod session;
 mod sqlite;
 mod sqlite_users;
 mod throttle;
+mod tls;
 mod token;
 mod totp;
 mod username;

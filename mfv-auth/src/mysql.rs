@@ -7,6 +7,13 @@
 //! use ([`MIGRATIONS`]), under a named server lock (`GET_LOCK`) so hosts starting together
 //! do not race; a database newer than this build is refused, never downgraded.
 //!
+//! Over TCP the connection uses TLS when [`MySqlConfig::tls`] is set: the server's certificate
+//! must chain to [`MySqlConfig::ca_certificate`] (or the system's CAs) and be issued for the
+//! configured host, and a server that offers no TLS is refused, never used in cleartext.
+//! Without TLS the password exchange and every hash travel in cleartext, so that is accepted
+//! only to a loopback host or with [`MySqlConfig::insecure`] (see `tls.rs`). A Unix socket
+//! never leaves the machine and carries no TLS.
+//!
 //! Every statement is a prepared statement with parameters; no value is ever formatted into
 //! SQL. Connections come from a pool; each operation has a deadline
 //! ([`MySqlConfig::timeout`]). A server that cannot be reached yields
@@ -18,13 +25,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
+use mysql_async::{
+    Conn, DriverError, IoError, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts,
+};
 use tokio::sync::OnceCell;
 
 use crate::backend::{
     AdminError, BoxFuture, CheckReport, StepOutcome, UserAdmin, UserBackend, UserRecord,
     check_display_name,
 };
+use crate::tls::{refuse_cleartext, trusted_certificates};
 use crate::{BackendError, Password, PasswordHasher, Role, Username};
 
 /// The backend's name in messages and reports.
@@ -90,6 +100,15 @@ pub struct MySqlConfig {
     pub pool_size: usize,
     /// Limit for each operation, connecting included.
     pub timeout: Duration,
+    /// Use TLS over TCP, with the server's certificate verified; a server without TLS is
+    /// refused. Not with a Unix socket.
+    pub tls: bool,
+    /// A PEM file with the CA certificate(s) that sign the server's certificate, for TLS.
+    /// `None`: the system's trusted CAs.
+    pub ca_certificate: Option<PathBuf>,
+    /// Accept TCP without TLS to a host that is not loopback, where the password exchange
+    /// and the hashes cross the network in cleartext. Off: such a configuration is refused.
+    pub insecure: bool,
 }
 
 impl MySqlConfig {
@@ -111,6 +130,9 @@ impl MySqlConfig {
             password: password.into(),
             pool_size: DEFAULT_POOL_SIZE,
             timeout: DEFAULT_TIMEOUT,
+            tls: false,
+            ca_certificate: None,
+            insecure: false,
         }
     }
 
@@ -128,7 +150,8 @@ impl MySqlConfig {
     }
 
     /// Parses `mysql://user:password@host:port/database` (percent-encoded where needed);
-    /// `?socket=/path` selects a Unix socket instead of TCP.
+    /// `?socket=/path` selects a Unix socket instead of TCP, `?require_ssl=true` sets
+    /// [`MySqlConfig::tls`] (the certificate is verified whatever the URL says).
     pub fn from_url(url: &str) -> Result<Self, BackendError> {
         let opts = Opts::from_url(url).map_err(|error| {
             misconfigured(format!("the MySQL URL is invalid: {error} (expected mysql://user:password@host:port/database)"))
@@ -146,6 +169,7 @@ impl MySqlConfig {
         if let Some(socket) = opts.socket() {
             config.address = MySqlAddress::Socket(socket.into());
         }
+        config.tls = opts.ssl_opts().is_some();
         Ok(config)
     }
 
@@ -154,12 +178,27 @@ impl MySqlConfig {
         if self.database.is_empty() || self.user.is_empty() {
             return Err(misconfigured("database and user must not be empty".into()));
         }
-        if let MySqlAddress::Tcp { host, port } = &self.address
-            && (host.is_empty() || *port == 0)
-        {
-            return Err(misconfigured(format!(
-                "the server address {host:?} port {port} is incomplete"
-            )));
+        match &self.address {
+            MySqlAddress::Tcp { host, port } if host.is_empty() || *port == 0 => {
+                return Err(misconfigured(format!(
+                    "the server address {host:?} port {port} is incomplete"
+                )));
+            }
+            MySqlAddress::Tcp { host, .. } if !self.tls => refuse_cleartext(
+                BACKEND,
+                &self.describe_address(),
+                host,
+                self.insecure,
+                "set tls = true",
+            )?,
+            MySqlAddress::Tcp { .. } => {}
+            MySqlAddress::Socket(path) if self.tls => {
+                return Err(misconfigured(format!(
+                    "tls = true, and {} is a Unix socket, which carries no TLS: connect over                      TCP or drop tls",
+                    path.display()
+                )));
+            }
+            MySqlAddress::Socket(_) => {}
         }
         if self.pool_size == 0 {
             return Err(misconfigured("pool_size must be at least 1".into()));
@@ -178,6 +217,32 @@ impl MySqlConfig {
         }
     }
 
+    /// How the connection travels, for messages.
+    fn transport(&self) -> &'static str {
+        match (&self.address, self.tls) {
+            (MySqlAddress::Socket(_), _) => "over a Unix socket",
+            (MySqlAddress::Tcp { .. }, true) => "over TLS",
+            (MySqlAddress::Tcp { .. }, false) => "without TLS",
+        }
+    }
+
+    /// The TLS settings: the trusted certificates and nothing else, so the server's
+    /// certificate and name are always verified.
+    fn ssl_opts(&self) -> Result<Option<SslOpts>, BackendError> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let roots = trusted_certificates(BACKEND, self.ca_certificate.as_deref())?
+            .into_iter()
+            .map(|certificate| certificate.to_vec().into())
+            .collect();
+        Ok(Some(
+            SslOpts::default()
+                .with_disable_built_in_roots(true)
+                .with_root_certs(roots),
+        ))
+    }
+
     fn opts(&self) -> Result<Opts, BackendError> {
         let constraints = PoolConstraints::new(0, self.pool_size)
             .ok_or_else(|| misconfigured(format!("pool_size {} is not usable", self.pool_size)))?;
@@ -190,7 +255,8 @@ impl MySqlConfig {
             // has is not "no such user".
             .client_found_rows(true)
             // Never switch from the configured TCP address to a socket behind our back.
-            .prefer_socket(false);
+            .prefer_socket(false)
+            .ssl_opts(self.ssl_opts()?);
         let builder = match &self.address {
             MySqlAddress::Tcp { host, port } => builder.ip_or_hostname(host).tcp_port(*port),
             MySqlAddress::Socket(path) => builder.socket(Some(path.display().to_string())),
@@ -208,6 +274,9 @@ impl fmt::Debug for MySqlConfig {
             .field("password", &"<hidden>")
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .field("ca_certificate", &self.ca_certificate)
+            .field("insecure", &self.insecure)
             .finish()
     }
 }
@@ -383,7 +452,20 @@ impl MySqlBackend {
                 reason: format!("{what}: {server}"),
             },
             mysql_async::Error::Url(url) => misconfigured(format!("{what}: {url}")),
-            _ => unavailable(format!("{what}: {place}: {error}")),
+            mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) => {
+                misconfigured(format!(
+                    "{what}: the server at {place} offers no TLS, and tls = true asks for it: \
+                     give the server a certificate (ssl_cert, ssl_key)"
+                ))
+            }
+            _ => match tls_failure(&error) {
+                Some(tls) => misconfigured(format!(
+                    "{what}: TLS with {place} failed: {tls} (is the server's certificate \
+                     signed by the CA in ca_certificate, or by a system CA when there is none, \
+                     and issued for the configured host?)"
+                )),
+                None => unavailable(format!("{what}: {place}: {error}")),
+            },
         }
     }
 
@@ -539,7 +621,8 @@ impl MySqlBackend {
                     Ok(version) => report.push(
                         "connect",
                         StepOutcome::Passed(format!(
-                            "connected to {place} as {} (server {}), database {}",
+                            "connected to {place} {} as {} (server {}), database {}",
+                            self.config.transport(),
                             self.config.user,
                             version.unwrap_or_default(),
                             self.config.database
@@ -722,6 +805,19 @@ fn record(
     })
 }
 
+/// The TLS error inside a driver error, if the failure was TLS: a handshake the server's
+/// certificate failed (rustls reports it through an I/O error) or TLS set-up.
+fn tls_failure(error: &mysql_async::Error) -> Option<String> {
+    match error {
+        mysql_async::Error::Io(IoError::Tls(tls)) => Some(tls.to_string()),
+        mysql_async::Error::Io(IoError::Io(io)) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string),
+        _ => None,
+    }
+}
+
 /// Marks `steps` as skipped because of `reason`.
 fn skip(report: &mut CheckReport, steps: &[&'static str], reason: &str) {
     for step in steps {
@@ -772,6 +868,10 @@ mod tests {
             ),
             ("auth", "mfv", "p@ss")
         );
+        assert!(!config.tls);
+        let tls =
+            MySqlConfig::from_url("mysql://mfv:pw@db.example:3307/auth?require_ssl=true").unwrap();
+        assert!(tls.tls);
         let socket =
             MySqlConfig::from_url("mysql://mfv:pw@localhost/auth?socket=/run/mysqld/s.sock")
                 .unwrap();
@@ -815,7 +915,7 @@ mod tests {
     #[tokio::test]
     async fn configuration_errors_are_caught_before_connecting() {
         let hasher = PasswordHasher::new(crate::Argon2Params::OWASP).unwrap();
-        let mut config = MySqlConfig::tcp("db", 3306, "", "mfv", "pw");
+        let mut config = MySqlConfig::tcp("localhost", 3306, "", "mfv", "pw");
         let check = |config: &MySqlConfig, expected: &str| {
             let error = MySqlBackend::new(config.clone(), hasher.clone()).unwrap_err();
             assert!(error.to_string().contains(expected), "{error}");
@@ -836,5 +936,46 @@ mod tests {
             hasher,
         )
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn cleartext_to_another_host_is_refused_unless_insecure() {
+        let hasher = PasswordHasher::new(crate::Argon2Params::OWASP).unwrap();
+        let new = |config: &MySqlConfig| MySqlBackend::new(config.clone(), hasher.clone());
+        for host in ["192.0.2.1", "db.example.org", "2001:db8::1"] {
+            let mut config = MySqlConfig::tcp(host, 3306, "auth", "mfv", "pw");
+            let error = new(&config).unwrap_err();
+            assert!(matches!(error, BackendError::Misconfigured { .. }));
+            let message = error.to_string();
+            for expected in [
+                &format!("{host}:3306 is not on this machine and the connection has no TLS"),
+                "set tls = true, or set insecure = true",
+            ] {
+                assert!(message.contains(expected), "{message}");
+            }
+            config.insecure = true;
+            new(&config).unwrap();
+            config.insecure = false;
+            config.tls = true;
+            new(&config).unwrap();
+        }
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            new(&MySqlConfig::tcp(host, 3306, "auth", "mfv", "pw")).unwrap();
+        }
+        new(&MySqlConfig::socket("/run/s.sock", "auth", "mfv", "pw")).unwrap();
+        let mut socket_tls = MySqlConfig::socket("/run/s.sock", "auth", "mfv", "pw");
+        socket_tls.tls = true;
+        let error = new(&socket_tls).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("/run/s.sock is a Unix socket, which carries no TLS"),
+            "{error}"
+        );
+        let mut unreadable_ca = MySqlConfig::tcp("192.0.2.1", 3306, "auth", "mfv", "pw");
+        unreadable_ca.tls = true;
+        unreadable_ca.ca_certificate = Some("/nonexistent/ca.pem".into());
+        let error = new(&unreadable_ca).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
     }
 }

@@ -695,7 +695,7 @@ fn the_config_file_gives_the_backend_and_the_database_on_its_volume() {
     std::fs::write(
         &config,
         "version = 1\n\n[host]\nhostname = \"node1\"\n\n[auth]\nbackend = \"mysql\"\n\n\
-         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n",
+         [auth.mysql]\nhost = \"db.example.org\"\ndatabase = \"mfv\"\nuser = \"mfv\"\ntls = true\n",
     )
     .unwrap();
     let path = config.display().to_string();

@@ -8,6 +8,7 @@
 //! - [`atomic_file`]: replacing a file so that a reader or a power cut sees the old contents
 //!   or the new, never a mix;
 //! - [`block`]: the device node of a block device sysfs names;
+//! - [`loopback`]: whether a host name or address never leaves this machine;
 //! - [`error_chain`]: an error with its causes on one line;
 //! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
 //!   escaped, so printing it cannot drive the terminal;
@@ -24,6 +25,7 @@ pub mod blkid;
 pub mod block;
 mod error_chain;
 pub mod interface_name;
+pub mod loopback;
 pub mod mountinfo;
 mod oper_state;
 pub mod terminal_text;

@@ -21,7 +21,7 @@
 //!   lives once: [`libvirtd`] (mfv-vm, `mfv vm`, `cargo xtask bench vm`), [`slapd`] and
 //!   [`mariadb`] (the LDAP and MySQL user backends, `mfv auth`, the `[auth]` configuration),
 //!   the latter two under the watchdog of [`server`], which stops them when the test process
-//!   ends.
+//!   ends; both serve TLS with certificates from [`certificates`].
 //!
 //! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
 //!
@@ -49,6 +49,7 @@
 //! QEMU is an error naming it, never a skipped test.
 #![warn(missing_docs)]
 
+pub mod certificates;
 mod filesystem;
 mod guest;
 mod hardware;

@@ -46,7 +46,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
     (
         "openssl",
-        "the test CA and certificates for LDAPS and StartTLS",
+        "the test CA and certificates for LDAPS, StartTLS and MariaDB's TLS",
     ),
     (
         "e2fsprogs",

@@ -395,6 +395,7 @@ impl Reader {
                     "group_base",
                     "starttls",
                     "ca_certificate",
+                    "insecure",
                     "group_roles",
                 ],
             );
@@ -409,6 +410,7 @@ impl Reader {
                 group_base: self.optional_string(&ldap, "group_base"),
                 starttls: self.optional_bool(&ldap, "starttls").unwrap_or(false),
                 ca_certificate: self.optional_string(&ldap, "ca_certificate"),
+                insecure: self.optional_bool(&ldap, "insecure").unwrap_or(false),
                 group_roles: self
                     .optional_table(&ldap, "group_roles")
                     .map(|table| self.group_roles(&table))
@@ -418,7 +420,16 @@ impl Reader {
         let mysql = self.optional_table(table, "mysql").map(|mysql| {
             self.unknown_fields(
                 &mysql,
-                &["host", "port", "database", "user", "password_file"],
+                &[
+                    "host",
+                    "port",
+                    "database",
+                    "user",
+                    "password_file",
+                    "tls",
+                    "ca_certificate",
+                    "insecure",
+                ],
             );
             MysqlAuthConfig {
                 host: self.required_string(&mysql, "host"),
@@ -429,6 +440,9 @@ impl Reader {
                 database: self.required_string(&mysql, "database"),
                 user: self.required_string(&mysql, "user"),
                 password_file: self.optional_string(&mysql, "password_file"),
+                tls: self.optional_bool(&mysql, "tls").unwrap_or(false),
+                ca_certificate: self.optional_string(&mysql, "ca_certificate"),
+                insecure: self.optional_bool(&mysql, "insecure").unwrap_or(false),
             }
         });
         AuthConfig {

@@ -623,7 +623,7 @@ fn auth_errors() {
             "9:11: auth.ldap.bind_dn: \"cn=x,,dc=y\" is not a DN: \"\" is not attribute=value",
             "9:11: auth.ldap.bind_password_file: bind_dn needs bind_password_file",
             "10:15: auth.ldap.user_filter: \"uid={username}\" is not an LDAP filter in parentheses",
-            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\" or \"group_roles\"",
+            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\", \"insecure\" or \"group_roles\"",
         ],
     );
     let ldap = |url: &str, filter: &str| {
@@ -632,7 +632,7 @@ fn auth_errors() {
         )
     };
     check(
-        &ldap("ldap://[2001:db8::1]:389/", "(uid={username})"),
+        &ldap("ldaps://[2001:db8::1]:389/", "(uid={username})"),
         &["7:22: auth.ldap.bind_password_file: bind_password_file is only used with bind_dn"],
     );
     for (url, message) in [
@@ -694,7 +694,7 @@ fn auth_errors() {
             format!("8:15: auth.ldap.user_filter: {message}"),
         ];
         let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
-        check(&ldap("ldap://ldap", filter), &expected);
+        check(&ldap("ldaps://ldap", filter), &expected);
     }
     check_with_head(
         "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db_1\"\nport = 70000\ndatabase = \"\"\nuser = \"\"\npassword_file = \"\"\n",
@@ -707,7 +707,7 @@ fn auth_errors() {
         ],
     );
     check_with_head(
-        "[auth.mysql]\nhost = \"db\"\n",
+        "[auth.mysql]\nhost = \"db\"\ntls = true\n",
         &[
             "4:1: auth.mysql.database: missing required field",
             "4:1: auth.mysql.user: missing required field",
@@ -719,7 +719,7 @@ fn auth_errors() {
 fn ldap_group_and_tls_settings() {
     let ldap = |rest: &str| {
         format!(
-            "{HEAD}[auth.ldap]\nurl = \"ldap://ldap.example.org\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
+            "{HEAD}[auth.ldap]\nurl = \"ldap://127.0.0.1\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
         )
     };
     // Defaults: groups under the parent of base_dn, the three mfv-* groups, no TLS.
@@ -767,13 +767,13 @@ fn ldap_group_and_tls_settings() {
     check(&ldap("group_roles = { mfv-admins = \"admin\" }\n"), &[]);
 
     check_with_head(
-        "[auth.ldap]\nurl = \"ldap://ldap\"\nbase_dn = \"dc=org\"\n",
+        "[auth.ldap]\nurl = \"ldaps://ldap\"\nbase_dn = \"dc=org\"\n",
         &[
             "6:11: auth.ldap.group_base: base_dn \"dc=org\" has no parent to search groups under: set group_base",
         ],
     );
     check_with_head(
-        "[auth.ldap]\nurl = \"ldap://ldap\"\nbase_dn = \"dc=org\"\ngroup_base = \"ou=groups,dc=org\"\n",
+        "[auth.ldap]\nurl = \"ldaps://ldap\"\nbase_dn = \"dc=org\"\ngroup_base = \"ou=groups,dc=org\"\n",
         &[],
     );
     check(
@@ -819,6 +819,113 @@ fn ldap_group_and_tls_settings() {
     check(
         &ldap("group_roles = [\"mfv-admins\"]\n"),
         &["7:15: auth.ldap.group_roles: expected a table, found an array"],
+    );
+}
+
+#[test]
+fn cleartext_to_another_host_needs_insecure() {
+    let refused = |server: &str, remedy: &str| {
+        format!(
+            "{server} is not on this machine and the connection has no TLS, so passwords would \
+             cross the network in cleartext: {remedy}, or set insecure = true to accept \
+             cleartext on a network you trust"
+        )
+    };
+    let ldap = |url: &str, rest: &str| {
+        format!(
+            "{HEAD}[auth.ldap]\nurl = \"{url}\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
+        )
+    };
+    let ldap_remedy = "set starttls = true or use an ldaps:// url";
+    for url in [
+        "ldap://ldap.example.org",
+        "ldap://192.0.2.1:389/",
+        "ldap://[2001:db8::1]",
+    ] {
+        check(
+            &ldap(url, ""),
+            &[format!("5:7: auth.ldap.starttls: {}", refused(url, ldap_remedy)).as_str()],
+        );
+        let config = parse_config(&ldap(url, "insecure = true\n")).unwrap();
+        assert!(config.auth.ldap.unwrap().insecure, "{url}");
+        check(&ldap(url, "starttls = true\n"), &[]);
+    }
+    for url in [
+        "ldap://127.0.0.1",
+        "ldap://127.9.9.9:1389",
+        "ldap://[::1]:389/",
+        "ldap://localhost",
+        "ldaps://ldap.example.org",
+    ] {
+        let config = parse_config(&ldap(url, "")).unwrap();
+        assert!(!config.auth.ldap.unwrap().insecure, "{url}");
+    }
+    let drop_insecure = "7:12: auth.ldap.insecure: insecure = true accepts cleartext, and the connection uses TLS (ldaps:// or starttls = true): drop insecure";
+    check(
+        &ldap("ldaps://ldap.example.org", "insecure = true\n"),
+        &[drop_insecure],
+    );
+    check(
+        &ldap(
+            "ldap://ldap.example.org",
+            "starttls = true\ninsecure = true\n",
+        ),
+        &[
+            "8:12: auth.ldap.insecure: insecure = true accepts cleartext, and the connection uses TLS (ldaps:// or starttls = true): drop insecure",
+        ],
+    );
+    check(
+        &ldap("ldaps://ldap.example.org", "insecure = \"yes\"\n"),
+        &["7:12: auth.ldap.insecure: expected a boolean (true or false), found a string"],
+    );
+
+    let mysql = |host: &str, rest: &str| {
+        format!("{HEAD}[auth.mysql]\nhost = \"{host}\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n{rest}")
+    };
+    for host in ["db.example.org", "192.0.2.1", "2001:db8::1"] {
+        check(
+            &mysql(host, ""),
+            &[format!("5:8: auth.mysql.tls: {}", refused(host, "set tls = true")).as_str()],
+        );
+        let config = parse_config(&mysql(host, "insecure = true\n")).unwrap();
+        let section = config.auth.mysql.unwrap();
+        assert!(section.insecure && !section.tls, "{host}");
+    }
+    for host in ["127.0.0.1", "::1", "localhost"] {
+        let section = parse_config(&mysql(host, "")).unwrap().auth.mysql.unwrap();
+        assert!(!section.tls && !section.insecure && section.ca_certificate.is_none());
+    }
+    let section = parse_config(&mysql(
+        "db.example.org",
+        "tls = true\nca_certificate = \"tls/db-ca.pem\"\n",
+    ))
+    .unwrap()
+    .auth
+    .mysql
+    .unwrap();
+    assert!(section.tls && !section.insecure);
+    assert_eq!(section.ca_certificate.as_deref(), Some("tls/db-ca.pem"));
+    check(&mysql("db.example.org", "tls = true\n"), &[]);
+    check(
+        &mysql("127.0.0.1", "ca_certificate = \"db-ca.pem\"\n"),
+        &["8:18: auth.mysql.ca_certificate: ca_certificate is only used with tls = true"],
+    );
+    check(
+        &mysql(
+            "db.example.org",
+            "tls = true\nca_certificate = \"\"\ninsecure = true\n",
+        ),
+        &[
+            "9:18: auth.mysql.ca_certificate: the path is empty",
+            "10:12: auth.mysql.insecure: insecure = true accepts cleartext, and tls = true asks for TLS: drop insecure",
+        ],
+    );
+    check(
+        &mysql("db.example.org", "tls = \"on\"\nssl = true\n"),
+        &[
+            "8:7: auth.mysql.tls: expected a boolean (true or false), found a string",
+            "9:1: auth.mysql.ssl: unknown field \"ssl\"; expected one of \"host\", \"port\", \"database\", \"user\", \"password_file\", \"tls\", \"ca_certificate\" or \"insecure\"",
+        ],
     );
 }
 

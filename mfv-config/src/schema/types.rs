@@ -322,6 +322,10 @@ pub struct LdapAuthConfig {
     /// or StartTLS; relative paths are on the config volume. Absent: the system's CAs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<String>,
+    /// Accept an `ldap://` url without StartTLS to a host that is not loopback, where
+    /// passwords cross the network in cleartext (default off: such a section is refused).
+    #[serde(default)]
+    pub insecure: bool,
     /// `[auth.ldap.group_roles]`: a group (its `cn`, or its whole DN) and the role its members
     /// get; a user in several groups gets the highest role (default
     /// [`DEFAULT_LDAP_GROUP_ROLES`]).
@@ -435,6 +439,18 @@ pub struct MysqlAuthConfig {
     /// File holding that user's password; relative paths are on the config volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
+    /// Connect with TLS and verify the server's certificate (default off).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) that sign the server's certificate, with
+    /// `tls = true`; relative paths are on the config volume. Absent: the system's CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    /// Accept a connection without TLS to a host that is not loopback, where the password
+    /// exchange and the hashes cross the network in cleartext (default off: such a section
+    /// is refused).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// The default MySQL port, 3306.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use mfv_linux::check_interface_name;
+use mfv_linux::loopback::is_loopback_host;
 
 use super::reader::{child, element, keyed};
 use super::types::*;
@@ -675,6 +676,48 @@ fn check_auth(auth: &AuthConfig, issues: &mut Issues) {
         {
             issues.add("auth.mysql.password_file", message);
         }
+        check_mysql_tls(mysql, issues);
+    }
+}
+
+/// The message for a cleartext connection to `server`, which is not on this machine.
+fn cleartext_refused(server: &str, remedy: &str) -> String {
+    format!(
+        "{server} is not on this machine and the connection has no TLS, so passwords would \
+         cross the network in cleartext: {remedy}, or set insecure = true to accept cleartext \
+         on a network you trust"
+    )
+}
+
+/// `tls`, `ca_certificate` and `insecure`: cleartext only to a loopback host or with
+/// `insecure = true`.
+fn check_mysql_tls(mysql: &MysqlAuthConfig, issues: &mut Issues) {
+    if let Some(file) = &mysql.ca_certificate {
+        if let Err(message) = check_file_path(file) {
+            issues.add("auth.mysql.ca_certificate", message);
+        } else if !mysql.tls {
+            issues.add(
+                "auth.mysql.ca_certificate",
+                "ca_certificate is only used with tls = true",
+            );
+        }
+    }
+    if mysql.tls && mysql.insecure {
+        issues.add(
+            "auth.mysql.insecure",
+            "insecure = true accepts cleartext, and tls = true asks for TLS: drop insecure",
+        );
+    }
+    if !mysql.tls
+        && !mysql.insecure
+        && check_server(&mysql.host).is_ok()
+        && !is_loopback_host(&mysql.host)
+    {
+        issues.add_at(
+            "auth.mysql.tls",
+            "auth.mysql.host",
+            cleartext_refused(&mysql.host, "set tls = true"),
+        );
     }
 }
 
@@ -772,10 +815,29 @@ fn check_ldap_tls(ldap: &LdapAuthConfig, issues: &mut Issues) {
             );
         }
     }
+    let tls = ldaps || ldap.starttls;
+    if tls && ldap.insecure {
+        issues.add(
+            "auth.ldap.insecure",
+            "insecure = true accepts cleartext, and the connection uses TLS (ldaps:// or starttls = true): drop insecure",
+        );
+    }
+    if !tls
+        && !ldap.insecure
+        && let Ok(host) = check_ldap_url(&ldap.url)
+        && !is_loopback_host(host)
+    {
+        issues.add_at(
+            "auth.ldap.starttls",
+            "auth.ldap.url",
+            cleartext_refused(&ldap.url, "set starttls = true or use an ldaps:// url"),
+        );
+    }
 }
 
-/// `ldap://host[:port][/]` or `ldaps://...`.
-fn check_ldap_url(url: &str) -> Result<(), String> {
+/// `ldap://host[:port][/]` or `ldaps://...`; returns the host (an IPv6 address without its
+/// brackets).
+fn check_ldap_url(url: &str) -> Result<&str, String> {
     let Some(rest) = url
         .strip_prefix("ldap://")
         .or_else(|| url.strip_prefix("ldaps://"))
@@ -800,19 +862,18 @@ fn check_ldap_url(url: &str) -> Result<(), String> {
                     .ok_or_else(|| format!("{url:?}: unexpected {after:?} after the address"))?,
             ),
         };
-        (None, port)
+        (address, port)
     } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (Some(host), Some(port)),
-            None => (Some(authority), None),
-        }
-    };
-    if let Some(host) = host {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
         if host.is_empty() {
             return Err(format!("{url:?} has no host"));
         }
         check_server(host).map_err(|message| format!("{url:?}: the host is {message}"))?;
-    }
+        (host, port)
+    };
     if let Some(port) = port {
         let valid = port.bytes().all(|b| b.is_ascii_digit())
             && port.parse::<u16>().is_ok_and(|number| number != 0);
@@ -820,7 +881,7 @@ fn check_ldap_url(url: &str) -> Result<(), String> {
             return Err(format!("{url:?}: {port:?} is not a port (1 to 65535)"));
         }
     }
-    Ok(())
+    Ok(host)
 }
 
 /// A distinguished name: comma-separated `attribute=value` parts.

@@ -17,10 +17,15 @@
 //!   anonymous; `group_base` defaults to the parent of the base DN in effect
 //!   ([`AuthSetupError::NoGroupBase`] when it has none); `user_filter` is the section's,
 //!   without a section [`mfv_auth::ldap::DEFAULT_USER_FILTER`]; `starttls` is off and
-//!   `ca_certificate` absent (the system's CAs); `group_roles` defaults to
-//!   [`DEFAULT_LDAP_GROUP_ROLES`];
+//!   `ca_certificate` absent (the system's CAs); `insecure` is the section's, off without
+//!   one; `group_roles` defaults to [`DEFAULT_LDAP_GROUP_ROLES`];
 //! - MySQL: `host` is required unless a socket is given (an override only), `port` defaults
-//!   to 3306, `database` and `user` are required, without `password_file` there is no password.
+//!   to 3306, `database` and `user` are required, without `password_file` there is no password;
+//!   `tls`, `ca_certificate` and `insecure` are the section's (off, the system's CAs, off
+//!   without one) and are not used over a socket, which never leaves the machine.
+//!
+//! The backends refuse cleartext to a host that is not loopback unless `insecure` is set, so
+//! a url or host given as an override gets the same protection as the validated section.
 //!
 //! Password files hold the secret on their first line.
 //!
@@ -382,6 +387,7 @@ impl AuthSettings {
         config.ca_certificate = pick(&given.ca_certificate, section, |ldap| {
             self.volume_path(ldap.ca_certificate.as_ref())
         });
+        config.insecure = section.is_some_and(|ldap| ldap.insecure);
         config.group_roles = pick(&given.group_roles, section, |ldap| {
             Some(group_roles(&ldap.group_roles))
         })
@@ -413,7 +419,13 @@ impl AuthSettings {
             .ok_or(missing(AuthSetting::MysqlHost))?;
         let port =
             pick(&given.port, section, |mysql| Some(mysql.port)).unwrap_or_else(default_mysql_port);
-        Ok(MySqlConfig::tcp(host, port, database, user, password))
+        let mut config = MySqlConfig::tcp(host, port, database, user, password);
+        if let Some(mysql) = section {
+            config.tls = mysql.tls;
+            config.ca_certificate = self.volume_path(mysql.ca_certificate.as_ref());
+            config.insecure = mysql.insecure;
+        }
+        Ok(config)
     }
 }
 

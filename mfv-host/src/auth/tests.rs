@@ -159,7 +159,7 @@ fn the_database_is_on_the_config_volume() {
 #[test]
 fn the_backend_is_the_override_else_the_configuration_else_sqlite() {
     let volume = Volume::new();
-    let mysql_section = "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db\"\ndatabase = \"mfv\"\nuser = \"mfv\"\n";
+    let mysql_section = "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db\"\ndatabase = \"mfv\"\nuser = \"mfv\"\ntls = true\n";
     assert!(matches!(
         volume.settings(mysql_section).resolve().unwrap().backend,
         BackendSettings::Mysql(_)
@@ -247,7 +247,7 @@ fn ldap_settings_from_the_configuration_have_their_files_on_the_volume() {
 
     // An anonymous search without group settings: the defaults of the section.
     let config = ldap(&volume.settings(
-        "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"ldap://h\"\nbase_dn = \"ou=p,dc=org\"\n",
+        "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"ldaps://h\"\nbase_dn = \"ou=p,dc=org\"\n",
     ));
     assert_eq!(config.bind_dn, "");
     assert_eq!(config.bind_password, "");
@@ -353,7 +353,7 @@ fn a_password_file_on_the_volume_that_is_missing_is_named() {
     let volume = Volume::new();
     let settings = volume.settings(
         "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db\"\ndatabase = \"mfv\"\n\
-         user = \"mfv\"\npassword_file = \"secrets/db.pw\"\n",
+         user = \"mfv\"\npassword_file = \"secrets/db.pw\"\ntls = true\n",
     );
     assert_eq!(
         error(&settings),
@@ -369,7 +369,7 @@ fn mysql_settings_from_the_configuration_and_overrides() {
     let volume = Volume::new();
     volume.write("db.pw", "db-secret\n");
     let section = "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db.example.org\"\n\
-                   database = \"mfv\"\nuser = \"mfv\"\npassword_file = \"db.pw\"\n";
+                   database = \"mfv\"\nuser = \"mfv\"\npassword_file = \"db.pw\"\ntls = true\n";
     let config = mysql(&volume.settings(section));
     assert_eq!(config.password, "db-secret");
     assert_eq!(config.database, "mfv");
@@ -566,4 +566,93 @@ async fn backend_settings_are_checked_before_a_database_is_created() {
         "{error}"
     );
     assert!(!database.exists());
+}
+
+#[test]
+fn tls_settings_come_from_the_sections() {
+    let volume = Volume::new();
+    let mysql_section = "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db.example.org\"\n\
+                         database = \"mfv\"\nuser = \"mfv\"\ntls = true\nca_certificate = \"tls/db-ca.pem\"\n";
+    let config = mysql(&volume.settings(mysql_section));
+    assert!(config.tls && !config.insecure);
+    assert_eq!(
+        config.ca_certificate,
+        Some(volume.path().join("tls/db-ca.pem"))
+    );
+    let insecure = mysql(&volume.settings(
+        "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"db.example.org\"\n\
+         database = \"mfv\"\nuser = \"mfv\"\ninsecure = true\n",
+    ));
+    assert!(insecure.insecure && !insecure.tls && insecure.ca_certificate.is_none());
+    // A socket never leaves the machine: the section's TLS settings are not used over it.
+    let socket = mysql(&volume.settings(mysql_section).with_overrides(overrides(
+        LdapOverrides::default(),
+        MysqlOverrides {
+            socket: Some("/run/mysqld/mysqld.sock".into()),
+            ..MysqlOverrides::default()
+        },
+    )));
+    assert!(!socket.tls && socket.ca_certificate.is_none());
+
+    let ldap_section = "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"ldap://ldap.example.org\"\n\
+                        base_dn = \"ou=people,dc=example,dc=org\"\ninsecure = true\n";
+    assert!(ldap(&volume.settings(ldap_section)).insecure);
+    assert!(
+        !ldap(&ldap_alone(LdapOverrides {
+            url: Some("ldap://127.0.0.1".into()),
+            base_dn: Some("ou=people,dc=example,dc=org".into()),
+            ..LdapOverrides::default()
+        }))
+        .insecure
+    );
+}
+
+#[tokio::test]
+async fn cleartext_given_as_overrides_is_refused_before_a_database_is_created() {
+    let volume = Volume::new();
+    let database = volume.path().join("auth.sqlite");
+    let ldap = AuthOverrides {
+        database: Some(database.clone()),
+        backend: Some(AuthBackend::Ldap),
+        ldap: LdapOverrides {
+            url: Some("ldap://192.0.2.1".into()),
+            base_dn: Some("ou=people,dc=example,dc=org".into()),
+            ..LdapOverrides::default()
+        },
+        ..AuthOverrides::default()
+    };
+    let mysql = AuthOverrides {
+        database: Some(database.clone()),
+        backend: Some(AuthBackend::Mysql),
+        mysql: MysqlOverrides {
+            host: Some("192.0.2.1".into()),
+            database: Some("mfv".into()),
+            user: Some("mfv".into()),
+            ..MysqlOverrides::default()
+        },
+        ..AuthOverrides::default()
+    };
+    for (given, remedy) in [
+        (ldap, "set starttls = true or use an ldaps:// url"),
+        (mysql, "set tls = true"),
+    ] {
+        let error = AuthSettings::new()
+            .with_overrides(given)
+            .open(MissingDatabase::Create)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AuthSetupError::Backend(BackendError::Misconfigured { .. })
+            ),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("192.0.2.1") && message.contains(remedy),
+            "{message}"
+        );
+        assert!(!database.exists());
+    }
 }
