@@ -163,6 +163,17 @@ pub struct AuthOptions {
         help_heading = "MySQL backend"
     )]
     pub mysql_password_file: Option<PathBuf>,
+    /// Connect over TLS, verifying the server's certificate [default: `tls` of [auth.mysql]].
+    #[arg(long, global = true, help_heading = "MySQL backend")]
+    pub mysql_tls: bool,
+    /// PEM file of the CA that signs the MySQL server's certificate [default: the system's CAs].
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "MySQL backend"
+    )]
+    pub mysql_ca_cert: Option<PathBuf>,
 }
 
 /// `GROUP=ROLE`, split at the last `=` (a group DN holds `=` too).
@@ -464,6 +475,8 @@ impl AuthOptions {
                 database: self.mysql_database.clone(),
                 user: self.mysql_user.clone(),
                 password_file: self.mysql_password_file.clone(),
+                tls: self.mysql_tls.then_some(true),
+                ca_certificate: self.mysql_ca_cert.clone(),
             },
         }
     }

@@ -587,6 +587,9 @@ fn every_flag_becomes_its_override() {
         "mfv-user",
         "--mysql-password-file",
         "/etc/mfv/db.pw",
+        "--mysql-tls",
+        "--mysql-ca-cert",
+        "/etc/ssl/db-ca.pem",
     ]);
     let group_role = |group: &str, role| GroupRole {
         group: group.to_owned(),
@@ -618,6 +621,8 @@ fn every_flag_becomes_its_override() {
                 database: Some("mfv".into()),
                 user: Some("mfv-user".into()),
                 password_file: Some("/etc/mfv/db.pw".into()),
+                tls: Some(true),
+                ca_certificate: Some("/etc/ssl/db-ca.pem".into()),
             },
         }
     );

@@ -117,6 +117,10 @@ pub struct MysqlOverrides {
     pub user: Option<String>,
     /// `password_file`.
     pub password_file: Option<PathBuf>,
+    /// `tls`.
+    pub tls: Option<bool>,
+    /// `ca_certificate`.
+    pub ca_certificate: Option<PathBuf>,
 }
 
 /// A required setting.
@@ -420,11 +424,11 @@ impl AuthSettings {
         let port =
             pick(&given.port, section, |mysql| Some(mysql.port)).unwrap_or_else(default_mysql_port);
         let mut config = MySqlConfig::tcp(host, port, database, user, password);
-        if let Some(mysql) = section {
-            config.tls = mysql.tls;
-            config.ca_certificate = self.volume_path(mysql.ca_certificate.as_ref());
-            config.insecure = mysql.insecure;
-        }
+        config.tls = pick(&given.tls, section, |mysql| Some(mysql.tls)).unwrap_or(false);
+        config.ca_certificate = pick(&given.ca_certificate, section, |mysql| {
+            self.volume_path(mysql.ca_certificate.as_ref())
+        });
+        config.insecure = section.is_some_and(|mysql| mysql.insecure);
         Ok(config)
     }
 }

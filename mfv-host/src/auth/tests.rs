@@ -390,6 +390,8 @@ fn mysql_settings_from_the_configuration_and_overrides() {
         user: Some("tester".into()),
         password_file: Some(other_password),
         socket: None,
+        tls: Some(true),
+        ca_certificate: Some("/etc/ssl/db-ca.pem".into()),
     };
     let config = mysql(
         &volume
@@ -399,6 +401,11 @@ fn mysql_settings_from_the_configuration_and_overrides() {
     assert_eq!(config.password, "other-secret");
     assert_eq!(config.database, "mfv_test");
     assert_eq!(config.user, "tester");
+    assert!(config.tls);
+    assert_eq!(
+        config.ca_certificate.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/db-ca.pem"))
+    );
     assert_eq!(
         config.address,
         MySqlAddress::Tcp {
