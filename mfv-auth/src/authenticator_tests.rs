@@ -17,18 +17,18 @@ use crate::{
     Username,
 };
 
-const START: Timestamp = Timestamp(1_795_668_780);
-const MINUTE: Duration = Duration::from_secs(60);
+pub(crate) const START: Timestamp = Timestamp(1_795_668_780);
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 
-fn name(text: &str) -> Username {
+pub(crate) fn name(text: &str) -> Username {
     text.parse().unwrap()
 }
 
-fn ip(text: &str) -> IpAddr {
+pub(crate) fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-fn pw(text: &str) -> Password {
+pub(crate) fn pw(text: &str) -> Password {
     Password::new(text).unwrap()
 }
 
@@ -83,13 +83,13 @@ impl UserBackend for SwitchableBackend {
     }
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    hasher: PasswordHasher,
-    users: SqliteUserBackend,
-    state: SqliteState,
-    auth: Authenticator,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) users: SqliteUserBackend,
+    pub(crate) state: SqliteState,
+    pub(crate) auth: Authenticator,
 }
 
 /// Small argon2 parameters: these tests are about behaviour; the cost is benchmarked.
@@ -102,7 +102,7 @@ fn test_hasher() -> PasswordHasher {
     .unwrap()
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = SqliteState::open(dir.path().join("auth.db")).await.unwrap();
     let clock = Arc::new(ManualClock::new(START));
@@ -131,7 +131,7 @@ async fn fixture() -> Fixture {
             .unwrap();
     }
     Fixture {
-        _dir: dir,
+        dir,
         clock,
         hasher,
         users,
@@ -141,13 +141,13 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn login(&self, user: &str) -> Result<crate::Session, LoginError> {
+    pub(crate) async fn login(&self, user: &str) -> Result<crate::Session, LoginError> {
         self.auth
             .login(user, &format!("{user}-password"), None, ip("192.0.2.1"))
             .await
     }
 
-    async fn events(&self) -> Vec<String> {
+    pub(crate) async fn events(&self) -> Vec<String> {
         let mut entries = self.auth.audit_log(1000, None).await.unwrap();
         entries.reverse();
         entries
@@ -163,7 +163,7 @@ impl Fixture {
             .collect()
     }
 
-    fn advance(&self, duration: Duration) {
+    pub(crate) fn advance(&self, duration: Duration) {
         self.clock.advance(duration);
     }
 }

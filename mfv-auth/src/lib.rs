@@ -39,6 +39,8 @@ mod authenticator_tests;
 mod backend;
 mod clock;
 pub mod ldap;
+#[cfg(test)]
+mod lockout_tests;
 pub mod mysql;
 mod password;
 mod role;
