@@ -38,7 +38,14 @@ pub struct AuthPolicy {
     pub totp_window: u8,
     /// The issuer shown in authenticator apps. Default `Minifed-Virt`.
     pub totp_issuer: String,
+    /// The fewest characters a password set through the authenticator (a new user, a
+    /// changed password) may have. Default [`DEFAULT_MIN_PASSWORD_CHARS`]. Logins are not
+    /// held to it: the backend's stored password decides.
+    pub min_password_chars: usize,
 }
+
+/// The default [`AuthPolicy::min_password_chars`].
+pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 8;
 
 impl Default for AuthPolicy {
     fn default() -> Self {
@@ -60,6 +67,7 @@ impl Default for AuthPolicy {
             },
             totp_window: 1,
             totp_issuer: "Minifed-Virt".to_owned(),
+            min_password_chars: DEFAULT_MIN_PASSWORD_CHARS,
         }
     }
 }
@@ -734,6 +742,17 @@ impl Authenticator {
         })
     }
 
+    /// The admin interface, when `password` is long enough to be set.
+    fn admin_for_password(&self, password: &Password) -> Result<&dyn UserAdmin, AdminError> {
+        let admin = self.admin()?;
+        let chars = password.expose().chars().count();
+        let min = self.policy.min_password_chars;
+        if chars < min {
+            return Err(AdminError::PasswordTooShort { chars, min });
+        }
+        Ok(admin)
+    }
+
     /// Runs an admin change and audits it (refused or ok), naming the actor.
     async fn audited_change<T>(
         &self,
@@ -765,13 +784,14 @@ impl Authenticator {
     }
 
     /// Adds a user (SQLite and MySQL backends).
+    /// The password needs at least [`AuthPolicy::min_password_chars`] characters.
     pub async fn add_user(
         &self,
         actor: &Actor,
         user: &UserRecord,
         password: &Password,
     ) -> Result<(), AuthError> {
-        let result = match self.admin() {
+        let result = match self.admin_for_password(password) {
             Ok(admin) => admin.add_user(user, password).await,
             Err(error) => Err(error),
         };
@@ -813,13 +833,14 @@ impl Authenticator {
     }
 
     /// Sets a user's password and ends all their sessions.
+    /// The password needs at least [`AuthPolicy::min_password_chars`] characters.
     pub async fn set_password(
         &self,
         actor: &Actor,
         user: &Username,
         password: &Password,
     ) -> Result<(), AuthError> {
-        let result = match self.admin() {
+        let result = match self.admin_for_password(password) {
             Ok(admin) => admin.set_password(user, password).await,
             Err(error) => Err(error),
         };

@@ -274,6 +274,77 @@ async fn password_form_is_checked_before_anything_else() {
 }
 
 #[tokio::test]
+async fn passwords_shorter_than_the_minimum_are_refused_with_the_reason() {
+    let f = fixture().await;
+    assert_eq!(f.auth.policy().min_password_chars, 8);
+    let record = UserRecord {
+        username: name("zoe"),
+        display_name: String::new(),
+        role: Role::Viewer,
+        disabled: false,
+    };
+    let error = f
+        .auth
+        .add_user(&Actor::Local, &record, &pw("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 1 character, at least 8 required"
+    );
+    assert_eq!(f.auth.find_user(&name("zoe")).await.unwrap(), None);
+    // Characters are counted, not bytes: seven two-byte characters are still too short.
+    let error = f
+        .auth
+        .set_password(&Actor::Local, &name("vic"), &pw("ééééééé"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AuthError::Admin(AdminError::PasswordTooShort { chars: 7, min: 8 })
+        ),
+        "{error:?}"
+    );
+    f.login("vic").await.unwrap();
+    let events = f.events().await;
+    assert!(
+        events.contains(&"user_added refused zoe".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"password_changed refused vic".to_owned()),
+        "{events:?}"
+    );
+    f.auth
+        .set_password(&Actor::Local, &name("vic"), &pw("éééééééé"))
+        .await
+        .unwrap();
+
+    // The minimum is the policy's; logins are not held to it (the backend decides).
+    let auth = Authenticator::new(
+        Arc::new(f.users.clone()),
+        f.state.clone(),
+        f.clock.clone(),
+        AuthPolicy {
+            min_password_chars: 12,
+            ..AuthPolicy::default()
+        },
+    );
+    let error = auth
+        .set_password(&Actor::Local, &name("vic"), &pw("eleven-char"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 11 characters, at least 12 required"
+    );
+    auth.login("vic", "éééééééé", None, ip("192.0.2.1"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn injection_strings_do_nothing() {
     let f = fixture().await;
     let source = ip("198.51.100.9");
@@ -960,7 +1031,7 @@ async fn admin_operations_and_their_audit() {
     );
     let record = users[3].clone();
     assert!(matches!(
-        f.auth.add_user(&admin, &record, &pw("x")).await,
+        f.auth.add_user(&admin, &record, &pw("x-password")).await,
         Err(AuthError::Admin(AdminError::UserExists { .. }))
     ));
     for missing in [
@@ -968,7 +1039,7 @@ async fn admin_operations_and_their_audit() {
         f.auth.set_role(&admin, &name("nobody1"), Role::Admin).await,
         f.auth.set_disabled(&admin, &name("nobody1"), true).await,
         f.auth
-            .set_password(&admin, &name("nobody1"), &pw("x"))
+            .set_password(&admin, &name("nobody1"), &pw("x-password"))
             .await,
         f.auth.set_display_name(&admin, &name("nobody1"), "x").await,
     ] {

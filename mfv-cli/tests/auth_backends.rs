@@ -214,7 +214,7 @@ fn mysql_users_are_managed_through_the_config_file() {
 
     let duplicate = mfv(
         &with_config(&["user", "add", "bob", "--password-stdin"]),
-        "x\n",
+        "other-password\n",
     );
     assert_eq!(duplicate.status.code(), Some(1));
     assert_eq!(text(&duplicate.stderr), "mfv: user bob already exists\n");

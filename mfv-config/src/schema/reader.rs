@@ -370,7 +370,10 @@ impl Reader {
     }
 
     fn auth(&mut self, table: &Table<'_, '_>) -> AuthConfig {
-        self.unknown_fields(table, &["backend", "sqlite", "ldap", "mysql"]);
+        self.unknown_fields(
+            table,
+            &["backend", "sqlite", "ldap", "mysql", "min_password_length"],
+        );
         let backends = [AuthBackend::Sqlite, AuthBackend::Ldap, AuthBackend::Mysql];
         let backend = self
             .optional_choice(table, "backend", &backends, |backend| backend.as_str())
@@ -431,11 +434,16 @@ impl Reader {
                 password_file: self.optional_string(&mysql, "password_file"),
             }
         });
+        let min_password_length = self
+            .optional_integer(table, "min_password_length", MIN_PASSWORD_LENGTH_RANGE)
+            .and_then(|length| u32::try_from(length).ok())
+            .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH);
         AuthConfig {
             backend,
             sqlite,
             ldap,
             mysql,
+            min_password_length,
         }
     }
 

@@ -965,3 +965,29 @@ fn cidr_parses_and_prints() {
         Err(CidrError::BadPrefix(String::new()))
     );
 }
+
+#[test]
+fn auth_min_password_length_defaults_to_eight_and_is_range_checked() {
+    let config = parse_config(&format!("{HEAD}[auth]\n")).unwrap();
+    assert_eq!(config.auth.min_password_length, 8);
+    assert_eq!(AuthConfig::default().min_password_length, 8);
+    let config = parse_config(&format!("{HEAD}[auth]\nmin_password_length = 12\n")).unwrap();
+    assert_eq!(config.auth.min_password_length, 12);
+    check_with_head(
+        "[auth]\nmin_password_length = 4\n",
+        &["5:23: auth.min_password_length: 4 is out of range (8 to 4096)"],
+    );
+    check_with_head(
+        "[auth]\nmin_password_length = \"8\"\n",
+        &["5:23: auth.min_password_length: expected an integer, found a string"],
+    );
+    // A configuration built in code is held to the same range.
+    let mut built = parse_config(HEAD).unwrap();
+    built.auth.min_password_length = 7;
+    let errors = built.validate().unwrap_err();
+    let errors: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["auth.min_password_length: 7 is out of range (8 to 4096)"]
+    );
+}

@@ -646,6 +646,16 @@ fn check_auth(auth: &AuthConfig, issues: &mut Issues) {
             format!("backend = {section:?} needs an [auth.{section}] section"),
         );
     }
+    let (shortest, longest) = MIN_PASSWORD_LENGTH_RANGE;
+    if !(shortest..=longest).contains(&i64::from(auth.min_password_length)) {
+        issues.add(
+            "auth.min_password_length",
+            out_of_range(
+                &auth.min_password_length.to_string(),
+                MIN_PASSWORD_LENGTH_RANGE,
+            ),
+        );
+    }
     if let Some(sqlite) = &auth.sqlite
         && let Err(message) = check_file_path(&sqlite.path)
     {

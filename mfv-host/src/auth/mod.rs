@@ -12,6 +12,8 @@
 //!   the users of the sqlite backend): `[auth.sqlite] path` on the volume, `users.sqlite` by
 //!   default; without a configuration [`DEFAULT_AUTH_DB`];
 //! - the backend: `[auth] backend`, sqlite by default;
+//! - the minimum password length: `[auth] min_password_length`, without a configuration
+//!   [`mfv_auth::DEFAULT_MIN_PASSWORD_CHARS`];
 //! - LDAP: `url` and `base_dn` are required ([`AuthSetupError::Missing`]); a `bind_dn` needs a
 //!   `bind_password_file` ([`AuthSetupError::NoBindPassword`]), without one the search is
 //!   anonymous; `group_base` defaults to the parent of the base DN in effect
@@ -44,9 +46,9 @@ use std::sync::Arc;
 
 use mfv_auth::ldap::GroupRole;
 use mfv_auth::{
-    Argon2Params, AuthPolicy, Authenticator, BackendError, HashError, LdapBackend, LdapConfig,
-    MySqlBackend, MySqlConfig, PasswordHasher, Role, SqliteState, SqliteUserBackend, StoreError,
-    SystemClock, UserBackend,
+    Argon2Params, AuthPolicy, Authenticator, BackendError, DEFAULT_MIN_PASSWORD_CHARS, HashError,
+    LdapBackend, LdapConfig, MySqlBackend, MySqlConfig, PasswordHasher, Role, SqliteState,
+    SqliteUserBackend, StoreError, SystemClock, UserBackend,
 };
 use mfv_config::schema::{
     AuthBackend, AuthConfig, AuthRole, LdapAuthConfig, LoadError, MysqlAuthConfig,
@@ -238,6 +240,9 @@ pub struct ResolvedAuth {
     pub database: PathBuf,
     /// The user backend and its settings.
     pub backend: BackendSettings,
+    /// The fewest characters a password set here may have: `[auth] min_password_length`,
+    /// else [`mfv_auth::DEFAULT_MIN_PASSWORD_CHARS`].
+    pub min_password_chars: usize,
 }
 
 /// A user backend with its resolved settings.
@@ -293,9 +298,13 @@ impl AuthSettings {
             AuthBackend::Ldap => BackendSettings::Ldap(self.ldap_config()?),
             AuthBackend::Mysql => BackendSettings::Mysql(self.mysql_config()?),
         };
+        let min_password_chars = auth
+            .and_then(|auth| usize::try_from(auth.min_password_length).ok())
+            .unwrap_or(DEFAULT_MIN_PASSWORD_CHARS);
         Ok(ResolvedAuth {
             database: self.database(),
             backend,
+            min_password_chars,
         })
     }
 
@@ -429,7 +438,8 @@ fn pick<S, T: Clone>(
 impl ResolvedAuth {
     /// Sets up the user backend (without contacting its server), then opens the auth
     /// database, creating it with its directory when it is missing and `missing` allows it,
-    /// and joins them in an [`Authenticator`] on the system clock with the default policy.
+    /// and joins them in an [`Authenticator`] on the system clock with the default policy and
+    /// the minimum password length in effect.
     pub async fn open(self, missing: MissingDatabase) -> Result<Authenticator, AuthSetupError> {
         let hasher = PasswordHasher::new(Argon2Params::default())?;
         // The backend checks its settings first, so a mistake there creates no database.
@@ -445,11 +455,15 @@ impl ResolvedAuth {
             Some(backend) => backend,
             None => Arc::new(SqliteUserBackend::new(state.clone(), hasher)),
         };
+        let policy = AuthPolicy {
+            min_password_chars: self.min_password_chars,
+            ..AuthPolicy::default()
+        };
         Ok(Authenticator::new(
             backend,
             state,
             Arc::new(SystemClock),
-            AuthPolicy::default(),
+            policy,
         ))
     }
 }

@@ -567,3 +567,35 @@ async fn backend_settings_are_checked_before_a_database_is_created() {
     );
     assert!(!database.exists());
 }
+
+#[tokio::test]
+async fn the_minimum_password_length_reaches_the_authenticator() {
+    let volume = Volume::new();
+    assert_eq!(
+        AuthSettings::new().resolve().unwrap().min_password_chars,
+        mfv_auth::DEFAULT_MIN_PASSWORD_CHARS
+    );
+    let settings = volume.settings("[auth]\nmin_password_length = 12\n");
+    let resolved = settings.resolve().unwrap();
+    assert_eq!(resolved.min_password_chars, 12);
+    let authenticator = resolved.open(MissingDatabase::Create).await.unwrap();
+    assert_eq!(authenticator.policy().min_password_chars, 12);
+    let record = mfv_auth::UserRecord {
+        username: "alice".parse().unwrap(),
+        display_name: String::new(),
+        role: Role::Admin,
+        disabled: false,
+    };
+    let error = authenticator
+        .add_user(
+            &mfv_auth::Actor::Local,
+            &record,
+            &mfv_auth::Password::new("eleven-char").unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 11 characters, at least 12 required"
+    );
+}
