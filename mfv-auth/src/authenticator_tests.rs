@@ -1205,3 +1205,86 @@ async fn enrolling_again_before_confirming_replaces_the_secret() {
         Err(AuthError::NoSuchUser { .. })
     ));
 }
+
+#[tokio::test]
+async fn tokens_of_a_user_deleted_elsewhere_are_deleted_and_not_inherited() {
+    use crate::backend::UserAdmin;
+    let f = fixture().await;
+    let token = |owner: &'static str| {
+        let auth = f.auth.clone();
+        async move {
+            auth.create_api_token(&Actor::Local, &name(owner), "ci", Role::Viewer, 60 * MINUTE)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (vic_token, olivia_token) = (token("vic").await, token("olivia").await);
+    token("alice").await;
+    // Deleted by another program on the same user table: the tokens stay behind.
+    for user in ["vic", "olivia"] {
+        f.users.delete_user(&name(user)).await.unwrap();
+    }
+    f.advance(MINUTE);
+    assert!(matches!(
+        f.auth.check_api_token(vic_token.expose()).await,
+        Err(CheckError::TokenInvalid)
+    ));
+    assert_eq!(f.auth.remove_orphaned_tokens().await.unwrap(), 1);
+    let owners: Vec<String> = f
+        .auth
+        .list_api_tokens(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| info.owner.to_string())
+        .collect();
+    assert_eq!(owners, ["alice"]);
+    assert_eq!(f.auth.remove_orphaned_tokens().await.unwrap(), 0);
+    let events = f.events().await;
+    assert!(
+        events.contains(&"token_revoked ok vic".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"token_revoked ok olivia".to_owned()),
+        "{events:?}"
+    );
+
+    // The names are given to new people: the old tokens stay dead.
+    for user in ["vic", "olivia"] {
+        let record = UserRecord {
+            username: name(user),
+            display_name: String::new(),
+            role: Role::Admin,
+            disabled: false,
+        };
+        f.auth
+            .add_user(&Actor::Local, &record, &pw("new-person-password"))
+            .await
+            .unwrap();
+    }
+    for secret in [&vic_token, &olivia_token] {
+        assert!(matches!(
+            f.auth.check_api_token(secret.expose()).await,
+            Err(CheckError::TokenInvalid)
+        ));
+    }
+
+    // A backend that cannot answer removes nothing.
+    let backend = Arc::new(SwitchableBackend {
+        inner: f.users.clone(),
+        down: AtomicBool::new(true),
+    });
+    let auth = Authenticator::new(
+        backend,
+        f.state.clone(),
+        f.clock.clone(),
+        AuthPolicy::default(),
+    );
+    assert!(matches!(
+        auth.remove_orphaned_tokens().await,
+        Err(AuthError::Backend(BackendError::Unavailable { .. }))
+    ));
+    assert_eq!(f.auth.list_api_tokens(None).await.unwrap().len(), 1);
+}

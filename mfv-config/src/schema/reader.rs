@@ -399,6 +399,7 @@ impl Reader {
                     "starttls",
                     "ca_certificate",
                     "group_roles",
+                    "disabled_filter",
                 ],
             );
             LdapAuthConfig {
@@ -409,6 +410,7 @@ impl Reader {
                 user_filter: self
                     .optional_string(&ldap, "user_filter")
                     .unwrap_or_else(default_ldap_user_filter),
+                disabled_filter: self.optional_string(&ldap, "disabled_filter"),
                 group_base: self.optional_string(&ldap, "group_base"),
                 starttls: self.optional_bool(&ldap, "starttls").unwrap_or(false),
                 ca_certificate: self.optional_string(&ldap, "ca_certificate"),

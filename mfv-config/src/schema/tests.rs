@@ -623,7 +623,7 @@ fn auth_errors() {
             "9:11: auth.ldap.bind_dn: \"cn=x,,dc=y\" is not a DN: \"\" is not attribute=value",
             "9:11: auth.ldap.bind_password_file: bind_dn needs bind_password_file",
             "10:15: auth.ldap.user_filter: \"uid={username}\" is not an LDAP filter in parentheses",
-            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\" or \"group_roles\"",
+            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\", \"group_roles\" or \"disabled_filter\"",
         ],
     );
     let ldap = |url: &str, filter: &str| {
@@ -989,5 +989,31 @@ fn auth_min_password_length_defaults_to_eight_and_is_range_checked() {
     assert_eq!(
         errors,
         ["auth.min_password_length: 7 is out of range (8 to 4096)"]
+    );
+}
+
+#[test]
+fn auth_ldap_disabled_filter_is_optional_and_checked() {
+    let ldap = |rest: &str| {
+        format!(
+            "{HEAD}[auth.ldap]\nurl = \"ldap://ldap.example.org\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
+        )
+    };
+    let config = parse_config(&ldap("")).unwrap();
+    assert_eq!(config.auth.ldap.unwrap().disabled_filter, None);
+    let config = parse_config(&ldap("disabled_filter = \"(nsAccountLock=TRUE)\"\n")).unwrap();
+    assert_eq!(
+        config.auth.ldap.unwrap().disabled_filter.as_deref(),
+        Some("(nsAccountLock=TRUE)")
+    );
+    check(
+        &ldap("disabled_filter = \"nsAccountLock=TRUE\"\n"),
+        &[
+            "7:19: auth.ldap.disabled_filter: \"nsAccountLock=TRUE\" is not an LDAP filter in parentheses",
+        ],
+    );
+    check(
+        &ldap("disabled_filter = \"(|(a=1)\"\n"),
+        &["7:19: auth.ldap.disabled_filter: \"(|(a=1)\" has unbalanced parentheses"],
     );
 }

@@ -338,6 +338,11 @@ pub struct LdapAuthConfig {
     /// Search filter; `{username}` is replaced by the escaped login name.
     #[serde(default = "default_ldap_user_filter")]
     pub user_filter: String,
+    /// The filter an account's entry matches when it is disabled or locked; absent: the
+    /// LDAP backend's default (OpenLDAP's `pwdAccountLockedTime`, Active Directory's
+    /// disabled bit in `userAccountControl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_filter: Option<String>,
     /// Where groups are searched (whole subtree); absent: the parent of `base_dn`
     /// ([`LdapAuthConfig::group_base_dn`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

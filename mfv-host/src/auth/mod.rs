@@ -18,7 +18,8 @@
 //!   `bind_password_file` ([`AuthSetupError::NoBindPassword`]), without one the search is
 //!   anonymous; `group_base` defaults to the parent of the base DN in effect
 //!   ([`AuthSetupError::NoGroupBase`] when it has none); `user_filter` is the section's,
-//!   without a section [`mfv_auth::ldap::DEFAULT_USER_FILTER`]; `starttls` is off and
+//!   without a section [`mfv_auth::ldap::DEFAULT_USER_FILTER`]; `disabled_filter` is the
+//!   section's, else [`mfv_auth::ldap::DEFAULT_DISABLED_FILTER`]; `starttls` is off and
 //!   `ca_certificate` absent (the system's CAs); `group_roles` defaults to
 //!   [`DEFAULT_LDAP_GROUP_ROLES`];
 //! - MySQL: `host` is required unless a socket is given (an override only), `port` defaults
@@ -250,8 +251,8 @@ pub struct ResolvedAuth {
 pub enum BackendSettings {
     /// Users in the auth database.
     Sqlite,
-    /// Users in an LDAP directory.
-    Ldap(LdapConfig),
+    /// Users in an LDAP directory (boxed: the settings are many times the other variants).
+    Ldap(Box<LdapConfig>),
     /// Users in a MySQL/MariaDB database.
     Mysql(MySqlConfig),
 }
@@ -295,7 +296,7 @@ impl AuthSettings {
             .unwrap_or_default();
         let backend = match backend {
             AuthBackend::Sqlite => BackendSettings::Sqlite,
-            AuthBackend::Ldap => BackendSettings::Ldap(self.ldap_config()?),
+            AuthBackend::Ldap => BackendSettings::Ldap(Box::new(self.ldap_config()?)),
             AuthBackend::Mysql => BackendSettings::Mysql(self.mysql_config()?),
         };
         let min_password_chars = auth
@@ -386,6 +387,9 @@ impl AuthSettings {
         }) {
             config.user_filter = filter;
         }
+        if let Some(filter) = section.and_then(|ldap| ldap.disabled_filter.clone()) {
+            config.disabled_filter = filter;
+        }
         config.starttls =
             pick(&given.starttls, section, |ldap| Some(ldap.starttls)).unwrap_or(false);
         config.ca_certificate = pick(&given.ca_certificate, section, |ldap| {
@@ -445,7 +449,7 @@ impl ResolvedAuth {
         // The backend checks its settings first, so a mistake there creates no database.
         let remote: Option<Arc<dyn UserBackend>> = match self.backend {
             BackendSettings::Sqlite => None,
-            BackendSettings::Ldap(config) => Some(Arc::new(LdapBackend::new(config)?)),
+            BackendSettings::Ldap(config) => Some(Arc::new(LdapBackend::new(*config)?)),
             BackendSettings::Mysql(config) => {
                 Some(Arc::new(MySqlBackend::new(config, hasher.clone())?))
             }

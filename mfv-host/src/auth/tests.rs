@@ -41,7 +41,7 @@ impl Volume {
 
 fn ldap(settings: &AuthSettings) -> LdapConfig {
     match settings.resolve().unwrap().backend {
-        BackendSettings::Ldap(config) => config,
+        BackendSettings::Ldap(config) => *config,
         other => panic!("not ldap: {other:?}"),
     }
 }
@@ -598,4 +598,21 @@ async fn the_minimum_password_length_reaches_the_authenticator() {
         error.to_string(),
         "password has 11 characters, at least 12 required"
     );
+}
+
+#[test]
+fn the_ldap_disabled_filter_is_the_sections_or_the_backends_default() {
+    let volume = Volume::new();
+    let section = |rest: &str| {
+        format!(
+            "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"ldap://h\"\nbase_dn = \"ou=p,dc=org\"\n{rest}"
+        )
+    };
+    let config = ldap(&volume.settings(&section("")));
+    assert_eq!(
+        config.disabled_filter,
+        mfv_auth::ldap::DEFAULT_DISABLED_FILTER
+    );
+    let config = ldap(&volume.settings(&section("disabled_filter = \"(nsAccountLock=TRUE)\"\n")));
+    assert_eq!(config.disabled_filter, "(nsAccountLock=TRUE)");
 }
