@@ -419,14 +419,7 @@ impl Authenticator {
         let attempt = match self.reserve_attempt(&user, source).await? {
             Reservation::Granted(attempt) => attempt,
             Reservation::Locked(until) => {
-                self.audit_login(
-                    source,
-                    AuditOutcome::Refused,
-                    Some(user.as_str()),
-                    format!("locked until {until}"),
-                )
-                .await?;
-                return Err(LoginError::LockedOut { until });
+                return Err(self.locked_out(source, &user, "", until).await?);
             }
             Reservation::Busy => {
                 self.audit_login(
@@ -504,14 +497,10 @@ impl Authenticator {
             .finish_successful_attempt(&user, source, attempt)
             .await?
         {
-            self.audit_login(
-                source,
-                AuditOutcome::Refused,
-                Some(user.as_str()),
-                format!("password correct, but locked until {until}"),
-            )
-            .await?;
-            return Err(LoginError::LockedOut { until });
+            let refusal = self
+                .locked_out(source, &user, "password correct, but ", until)
+                .await?;
+            return Err(refusal);
         }
         let session = self
             .open_session(&record, source)
@@ -528,6 +517,24 @@ impl Authenticator {
         )
         .await?;
         Ok(session)
+    }
+
+    /// Audits a login refused because of a lockout until `until` and returns the refusal.
+    async fn locked_out(
+        &self,
+        source: IpAddr,
+        user: &Username,
+        detail_prefix: &str,
+        until: Timestamp,
+    ) -> Result<LoginError, LoginError> {
+        self.audit_login(
+            source,
+            AuditOutcome::Refused,
+            Some(user.as_str()),
+            format!("{detail_prefix}locked until {until}"),
+        )
+        .await?;
+        Ok(LoginError::LockedOut { until })
     }
 
     /// Checks the lockouts of the name and the address and reserves an attempt for them.

@@ -96,6 +96,19 @@ impl Host {
     fn after_recheck(&self) {
         self.clock.advance(AuthPolicy::default().user_recheck);
     }
+
+    /// After the re-check interval, `session` and the API token `token` are refused.
+    async fn assert_refused_at_next_recheck(&self, session: &mfv_auth::Session, token: &str) {
+        self.after_recheck();
+        assert!(matches!(
+            self.auth.check_session(session.token.expose()).await,
+            Err(CheckError::SessionInvalid)
+        ));
+        assert!(matches!(
+            self.auth.check_api_token(token).await,
+            Err(CheckError::TokenInvalid)
+        ));
+    }
 }
 
 fn user(uid: &str) -> Username {
@@ -162,15 +175,7 @@ async fn an_account_locked_in_the_directory_gets_no_login_and_loses_its_session_
     assert!(listed.contains(&("bob".to_owned(), true)), "{listed:?}");
     assert!(listed.contains(&("alice".to_owned(), false)), "{listed:?}");
 
-    host.after_recheck();
-    assert!(matches!(
-        host.auth.check_session(session.token.expose()).await,
-        Err(CheckError::SessionInvalid)
-    ));
-    assert!(matches!(
-        host.auth.check_api_token(&token).await,
-        Err(CheckError::TokenInvalid)
-    ));
+    host.assert_refused_at_next_recheck(&session, &token).await;
     // Others are untouched.
     host.login("alice").await.unwrap();
 }
@@ -190,15 +195,7 @@ async fn a_configured_disabled_filter_is_honoured() {
         host.login("carol").await,
         Err(LoginError::InvalidCredentials)
     ));
-    host.after_recheck();
-    assert!(matches!(
-        host.auth.check_session(session.token.expose()).await,
-        Err(CheckError::SessionInvalid)
-    ));
-    assert!(matches!(
-        host.auth.check_api_token(&token).await,
-        Err(CheckError::TokenInvalid)
-    ));
+    host.assert_refused_at_next_recheck(&session, &token).await;
     set_attribute(&slapd, "carol", "employeeType", "staff").await;
     host.login("carol").await.unwrap();
 }

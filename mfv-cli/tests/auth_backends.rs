@@ -60,6 +60,9 @@ fn ldap_users_are_checked_and_listed_with_roles_from_their_groups() {
         &password_file,
         "--ldap-user-base",
         slapd::PEOPLE_DN,
+        // The default role groups are named cn=mfv-*,GROUP_BASE.
+        "--ldap-group-base",
+        slapd::GROUPS_DN,
     ];
 
     let passed = mfv(&[&["auth", "test", "alice"], &ldap[..]].concat(), "");
