@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::audit::{self, AuditEntry, AuditEvent, AuditOutcome, AuditRecord};
 use crate::backend::{AdminError, BackendError, CheckReport, UserAdmin, UserBackend, UserRecord};
@@ -14,7 +14,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::password::{Password, PasswordError};
 use crate::secret::RandomError;
 use crate::sqlite::{SqliteState, StoreError};
-use crate::throttle::{self, Scope, ThrottleRule};
+use crate::throttle::{self, AttemptId, AttemptKeys, Reservation, Scope, ThrottleRule};
 use crate::{Role, Username, totp};
 
 /// How long things last and how many failures are tolerated.
@@ -38,7 +38,14 @@ pub struct AuthPolicy {
     pub totp_window: u8,
     /// The issuer shown in authenticator apps. Default `Minifed-Virt`.
     pub totp_issuer: String,
+    /// The fewest characters a password set through the authenticator (a new user, a
+    /// changed password) may have. Default [`DEFAULT_MIN_PASSWORD_CHARS`]. Logins are not
+    /// held to it: the backend's stored password decides.
+    pub min_password_chars: usize,
 }
+
+/// The default [`AuthPolicy::min_password_chars`].
+pub const DEFAULT_MIN_PASSWORD_CHARS: usize = 8;
 
 impl Default for AuthPolicy {
     fn default() -> Self {
@@ -60,6 +67,20 @@ impl Default for AuthPolicy {
             },
             totp_window: 1,
             totp_issuer: "Minifed-Virt".to_owned(),
+            min_password_chars: DEFAULT_MIN_PASSWORD_CHARS,
+        }
+    }
+}
+
+impl AuthPolicy {
+    /// What a login attempt for `name` from `address` (an [`throttle::address_key`]) counts
+    /// against.
+    fn attempt_keys<'a>(&self, name: &'a str, address: &'a str) -> AttemptKeys<'a> {
+        AttemptKeys {
+            name,
+            address,
+            name_rule: self.user_throttle,
+            address_rule: self.address_throttle,
         }
     }
 }
@@ -105,6 +126,11 @@ pub enum LoginError {
         /// When the lockout ends.
         until: Timestamp,
     },
+    /// As many attempts for this user name or from this address as the lockout allows are
+    /// being checked right now (or were abandoned during their check, which counts until
+    /// the throttle window passes): this one is refused without looking at the password.
+    #[error("too many login attempts in progress: try again later")]
+    AttemptsInProgress,
     /// The password was right; the user has TOTP enabled and gave no code.
     #[error("a TOTP code (or a recovery code) is required")]
     TotpRequired,
@@ -239,7 +265,11 @@ impl From<StoreError> for AuthError {
 ///    with the lockout's end, **before** the password is looked at. Lockouts are counted per
 ///    name whether or not the user exists, so "locked" says nothing about existence; and
 ///    since the password is not checked while locked, guessing goes on being useless until
-///    the lockout ends.
+///    the lockout ends. In the same SQLite transaction (`BEGIN IMMEDIATE`, so it holds across
+///    processes sharing the file) the attempt is reserved: when the failures in the window
+///    plus the attempts under way reach the limit, the answer is
+///    [`LoginError::AttemptsInProgress`], so logins sent at once never get more password
+///    checks than the limit.
 /// 4. The backend checks the password. Unknown user, wrong password and disabled user are
 ///    one answer, [`LoginError::InvalidCredentials`], in about the same time (the backend
 ///    verifies a dummy hash for unknown users), and count as one failure for the name and
@@ -250,7 +280,9 @@ impl From<StoreError> for AuthError {
 ///    normal second step), with a wrong one [`LoginError::TotpInvalid`] (a failure). A TOTP
 ///    code is accepted once (a replayed code is refused).
 /// 6. Success clears the name's failure count (not the address's, so one valid account does
-///    not reset an address that guesses at others) and opens a session.
+///    not reset an address that guesses at others) and opens a session, unless the name or
+///    the address became locked while the password was checked: then the answer is
+///    [`LoginError::LockedOut`] and the lockout stays. A success never lifts a lockout.
 ///
 /// Every step that ends the attempt writes an audit entry.
 ///
@@ -379,30 +411,37 @@ impl Authenticator {
             }
         };
         let Some(user) = valid_name else {
-            self.count_failure(None, source, "not a valid user name")
+            self.count_failure(None, None, source, "not a valid user name")
                 .await?;
             return Err(LoginError::InvalidCredentials);
         };
 
-        if let Some(until) = self.locked_until(&user, source).await? {
-            self.audit_login(
-                source,
-                AuditOutcome::Refused,
-                Some(user.as_str()),
-                format!("locked until {until}"),
-            )
-            .await?;
-            return Err(LoginError::LockedOut { until });
-        }
+        let attempt = match self.reserve_attempt(&user, source).await? {
+            Reservation::Granted(attempt) => attempt,
+            Reservation::Locked(until) => {
+                return Err(self.locked_out(source, &user, "", until).await?);
+            }
+            Reservation::Busy => {
+                self.audit_login(
+                    source,
+                    AuditOutcome::Refused,
+                    Some(user.as_str()),
+                    "too many attempts in progress".into(),
+                )
+                .await?;
+                return Err(LoginError::AttemptsInProgress);
+            }
+        };
 
         let record = match self.backend.verify_password(&user, &password).await {
             Ok(Some(record)) => record,
             Ok(None) => {
-                self.count_failure(Some(&user), source, "invalid credentials")
+                self.count_failure(Some(&user), Some(attempt), source, "invalid credentials")
                     .await?;
                 return Err(LoginError::InvalidCredentials);
             }
             Err(error) => {
+                self.release_attempt(attempt).await?;
                 self.audit_login(
                     source,
                     AuditOutcome::Error,
@@ -416,6 +455,7 @@ impl Authenticator {
 
         if self.totp_enabled(&user).await.map_err(LoginError::State)? {
             let Some(code) = totp else {
+                self.release_attempt(attempt).await?;
                 self.audit_login(
                     source,
                     AuditOutcome::Refused,
@@ -440,14 +480,28 @@ impl Authenticator {
                     .map_err(LoginError::State)?;
                 }
                 Ok(None) => {
-                    self.count_failure(Some(&user), source, "invalid TOTP or recovery code")
-                        .await?;
+                    self.count_failure(
+                        Some(&user),
+                        Some(attempt),
+                        source,
+                        "invalid TOTP or recovery code",
+                    )
+                    .await?;
                     return Err(LoginError::TotpInvalid);
                 }
                 Err(error) => return Err(LoginError::State(error)),
             }
         }
 
+        if let Some(until) = self
+            .finish_successful_attempt(&user, source, attempt)
+            .await?
+        {
+            let refusal = self
+                .locked_out(source, &user, "password correct, but ", until)
+                .await?;
+            return Err(refusal);
+        }
         let session = self
             .open_session(&record, source)
             .await
@@ -455,11 +509,6 @@ impl Authenticator {
                 crate::session::OpenError::Random(error) => LoginError::Random(error),
                 crate::session::OpenError::State(error) => LoginError::State(error),
             })?;
-        let name = user.as_str().to_owned();
-        self.state
-            .run(move |connection| throttle::clear(connection, Scope::User, &name))
-            .await
-            .map_err(LoginError::State)?;
         self.audit_login(
             source,
             AuditOutcome::Ok,
@@ -470,20 +519,65 @@ impl Authenticator {
         Ok(session)
     }
 
-    /// The later of the name's and the address's lockout ends, if either is locked.
-    async fn locked_until(
+    /// Audits a login refused because of a lockout until `until` and returns the refusal.
+    async fn locked_out(
+        &self,
+        source: IpAddr,
+        user: &Username,
+        detail_prefix: &str,
+        until: Timestamp,
+    ) -> Result<LoginError, LoginError> {
+        self.audit_login(
+            source,
+            AuditOutcome::Refused,
+            Some(user.as_str()),
+            format!("{detail_prefix}locked until {until}"),
+        )
+        .await?;
+        Ok(LoginError::LockedOut { until })
+    }
+
+    /// Checks the lockouts of the name and the address and reserves an attempt for them.
+    async fn reserve_attempt(
         &self,
         user: &Username,
         source: IpAddr,
+    ) -> Result<Reservation, LoginError> {
+        let now = self.clock.now();
+        let name = user.as_str().to_owned();
+        let address = throttle::address_key(source);
+        let policy = Arc::clone(&self.policy);
+        self.state
+            .run(move |connection| {
+                throttle::reserve(connection, policy.attempt_keys(&name, &address), now)
+            })
+            .await
+            .map_err(LoginError::State)
+    }
+
+    /// Ends an attempt that counts neither as a failure nor as a success.
+    async fn release_attempt(&self, attempt: AttemptId) -> Result<(), LoginError> {
+        self.state
+            .run(move |connection| throttle::release(connection, attempt))
+            .await
+            .map_err(LoginError::State)
+    }
+
+    /// Ends a successful attempt; the lockout's end if one began while it was checked.
+    async fn finish_successful_attempt(
+        &self,
+        user: &Username,
+        source: IpAddr,
+        attempt: AttemptId,
     ) -> Result<Option<Timestamp>, LoginError> {
         let now = self.clock.now();
         let name = user.as_str().to_owned();
         let address = throttle::address_key(source);
+        let policy = Arc::clone(&self.policy);
         self.state
             .run(move |connection| {
-                let by_user = throttle::locked_until(connection, Scope::User, &name, now)?;
-                let by_address = throttle::locked_until(connection, Scope::Address, &address, now)?;
-                Ok(by_user.max(by_address))
+                let keys = policy.attempt_keys(&name, &address);
+                throttle::finish_success(connection, attempt, keys, now)
             })
             .await
             .map_err(LoginError::State)
@@ -494,6 +588,7 @@ impl Authenticator {
     async fn count_failure(
         &self,
         user: Option<&Username>,
+        attempt: Option<AttemptId>,
         source: IpAddr,
         reason: &'static str,
     ) -> Result<(), LoginError> {
@@ -504,7 +599,11 @@ impl Authenticator {
         let source_text = source.to_string();
         self.state
             .run(move |connection| {
-                let transaction = connection.transaction()?;
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if let Some(attempt) = attempt {
+                    throttle::release(&transaction, attempt)?;
+                }
                 let entry = |event, outcome, detail: String| AuditRecord {
                     event,
                     outcome,
@@ -650,6 +749,17 @@ impl Authenticator {
         })
     }
 
+    /// The admin interface, when `password` is long enough to be set.
+    fn admin_for_password(&self, password: &Password) -> Result<&dyn UserAdmin, AdminError> {
+        let admin = self.admin()?;
+        let chars = password.expose().chars().count();
+        let min = self.policy.min_password_chars;
+        if chars < min {
+            return Err(AdminError::PasswordTooShort { chars, min });
+        }
+        Ok(admin)
+    }
+
     /// Runs an admin change and audits it (refused or ok), naming the actor.
     async fn audited_change<T>(
         &self,
@@ -681,13 +791,14 @@ impl Authenticator {
     }
 
     /// Adds a user (SQLite and MySQL backends).
+    /// The password needs at least [`AuthPolicy::min_password_chars`] characters.
     pub async fn add_user(
         &self,
         actor: &Actor,
         user: &UserRecord,
         password: &Password,
     ) -> Result<(), AuthError> {
-        let result = match self.admin() {
+        let result = match self.admin_for_password(password) {
             Ok(admin) => admin.add_user(user, password).await,
             Err(error) => Err(error),
         };
@@ -729,13 +840,14 @@ impl Authenticator {
     }
 
     /// Sets a user's password and ends all their sessions.
+    /// The password needs at least [`AuthPolicy::min_password_chars`] characters.
     pub async fn set_password(
         &self,
         actor: &Actor,
         user: &Username,
         password: &Password,
     ) -> Result<(), AuthError> {
-        let result = match self.admin() {
+        let result = match self.admin_for_password(password) {
             Ok(admin) => admin.set_password(user, password).await,
             Err(error) => Err(error),
         };

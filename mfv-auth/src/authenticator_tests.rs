@@ -17,18 +17,18 @@ use crate::{
     Username,
 };
 
-const START: Timestamp = Timestamp(1_795_668_780);
-const MINUTE: Duration = Duration::from_secs(60);
+pub(crate) const START: Timestamp = Timestamp(1_795_668_780);
+pub(crate) const MINUTE: Duration = Duration::from_secs(60);
 
-fn name(text: &str) -> Username {
+pub(crate) fn name(text: &str) -> Username {
     text.parse().unwrap()
 }
 
-fn ip(text: &str) -> IpAddr {
+pub(crate) fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-fn pw(text: &str) -> Password {
+pub(crate) fn pw(text: &str) -> Password {
     Password::new(text).unwrap()
 }
 
@@ -83,13 +83,13 @@ impl UserBackend for SwitchableBackend {
     }
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    hasher: PasswordHasher,
-    users: SqliteUserBackend,
-    state: SqliteState,
-    auth: Authenticator,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) users: SqliteUserBackend,
+    pub(crate) state: SqliteState,
+    pub(crate) auth: Authenticator,
 }
 
 /// Small argon2 parameters: these tests are about behaviour; the cost is benchmarked.
@@ -102,7 +102,7 @@ fn test_hasher() -> PasswordHasher {
     .unwrap()
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = SqliteState::open(dir.path().join("auth.db")).await.unwrap();
     let clock = Arc::new(ManualClock::new(START));
@@ -131,7 +131,7 @@ async fn fixture() -> Fixture {
             .unwrap();
     }
     Fixture {
-        _dir: dir,
+        dir,
         clock,
         hasher,
         users,
@@ -141,13 +141,13 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn login(&self, user: &str) -> Result<crate::Session, LoginError> {
+    pub(crate) async fn login(&self, user: &str) -> Result<crate::Session, LoginError> {
         self.auth
             .login(user, &format!("{user}-password"), None, ip("192.0.2.1"))
             .await
     }
 
-    async fn events(&self) -> Vec<String> {
+    pub(crate) async fn events(&self) -> Vec<String> {
         let mut entries = self.auth.audit_log(1000, None).await.unwrap();
         entries.reverse();
         entries
@@ -163,7 +163,7 @@ impl Fixture {
             .collect()
     }
 
-    fn advance(&self, duration: Duration) {
+    pub(crate) fn advance(&self, duration: Duration) {
         self.clock.advance(duration);
     }
 }
@@ -271,6 +271,77 @@ async fn password_form_is_checked_before_anything_else() {
         .await
         .unwrap();
     f.auth.login("alice", &max, None, source).await.unwrap();
+}
+
+#[tokio::test]
+async fn passwords_shorter_than_the_minimum_are_refused_with_the_reason() {
+    let f = fixture().await;
+    assert_eq!(f.auth.policy().min_password_chars, 8);
+    let record = UserRecord {
+        username: name("zoe"),
+        display_name: String::new(),
+        role: Role::Viewer,
+        disabled: false,
+    };
+    let error = f
+        .auth
+        .add_user(&Actor::Local, &record, &pw("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 1 character, at least 8 required"
+    );
+    assert_eq!(f.auth.find_user(&name("zoe")).await.unwrap(), None);
+    // Characters are counted, not bytes: seven two-byte characters are still too short.
+    let error = f
+        .auth
+        .set_password(&Actor::Local, &name("vic"), &pw("ééééééé"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            AuthError::Admin(AdminError::PasswordTooShort { chars: 7, min: 8 })
+        ),
+        "{error:?}"
+    );
+    f.login("vic").await.unwrap();
+    let events = f.events().await;
+    assert!(
+        events.contains(&"user_added refused zoe".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"password_changed refused vic".to_owned()),
+        "{events:?}"
+    );
+    f.auth
+        .set_password(&Actor::Local, &name("vic"), &pw("éééééééé"))
+        .await
+        .unwrap();
+
+    // The minimum is the policy's; logins are not held to it (the backend decides).
+    let auth = Authenticator::new(
+        Arc::new(f.users.clone()),
+        f.state.clone(),
+        f.clock.clone(),
+        AuthPolicy {
+            min_password_chars: 12,
+            ..AuthPolicy::default()
+        },
+    );
+    let error = auth
+        .set_password(&Actor::Local, &name("vic"), &pw("eleven-char"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 11 characters, at least 12 required"
+    );
+    auth.login("vic", "éééééééé", None, ip("192.0.2.1"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -960,7 +1031,7 @@ async fn admin_operations_and_their_audit() {
     );
     let record = users[3].clone();
     assert!(matches!(
-        f.auth.add_user(&admin, &record, &pw("x")).await,
+        f.auth.add_user(&admin, &record, &pw("x-password")).await,
         Err(AuthError::Admin(AdminError::UserExists { .. }))
     ));
     for missing in [
@@ -968,7 +1039,7 @@ async fn admin_operations_and_their_audit() {
         f.auth.set_role(&admin, &name("nobody1"), Role::Admin).await,
         f.auth.set_disabled(&admin, &name("nobody1"), true).await,
         f.auth
-            .set_password(&admin, &name("nobody1"), &pw("x"))
+            .set_password(&admin, &name("nobody1"), &pw("x-password"))
             .await,
         f.auth.set_display_name(&admin, &name("nobody1"), "x").await,
     ] {
@@ -1133,4 +1204,87 @@ async fn enrolling_again_before_confirming_replaces_the_secret() {
         f.auth.enrol_totp(&Actor::Local, &name("mallory")).await,
         Err(AuthError::NoSuchUser { .. })
     ));
+}
+
+#[tokio::test]
+async fn tokens_of_a_user_deleted_elsewhere_are_deleted_and_not_inherited() {
+    use crate::backend::UserAdmin;
+    let f = fixture().await;
+    let token = |owner: &'static str| {
+        let auth = f.auth.clone();
+        async move {
+            auth.create_api_token(&Actor::Local, &name(owner), "ci", Role::Viewer, 60 * MINUTE)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (vic_token, olivia_token) = (token("vic").await, token("olivia").await);
+    token("alice").await;
+    // Deleted by another program on the same user table: the tokens stay behind.
+    for user in ["vic", "olivia"] {
+        f.users.delete_user(&name(user)).await.unwrap();
+    }
+    f.advance(MINUTE);
+    assert!(matches!(
+        f.auth.check_api_token(vic_token.expose()).await,
+        Err(CheckError::TokenInvalid)
+    ));
+    assert_eq!(f.auth.remove_orphaned_tokens().await.unwrap(), 1);
+    let owners: Vec<String> = f
+        .auth
+        .list_api_tokens(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| info.owner.to_string())
+        .collect();
+    assert_eq!(owners, ["alice"]);
+    assert_eq!(f.auth.remove_orphaned_tokens().await.unwrap(), 0);
+    let events = f.events().await;
+    assert!(
+        events.contains(&"token_revoked ok vic".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"token_revoked ok olivia".to_owned()),
+        "{events:?}"
+    );
+
+    // The names are given to new people: the old tokens stay dead.
+    for user in ["vic", "olivia"] {
+        let record = UserRecord {
+            username: name(user),
+            display_name: String::new(),
+            role: Role::Admin,
+            disabled: false,
+        };
+        f.auth
+            .add_user(&Actor::Local, &record, &pw("new-person-password"))
+            .await
+            .unwrap();
+    }
+    for secret in [&vic_token, &olivia_token] {
+        assert!(matches!(
+            f.auth.check_api_token(secret.expose()).await,
+            Err(CheckError::TokenInvalid)
+        ));
+    }
+
+    // A backend that cannot answer removes nothing.
+    let backend = Arc::new(SwitchableBackend {
+        inner: f.users.clone(),
+        down: AtomicBool::new(true),
+    });
+    let auth = Authenticator::new(
+        backend,
+        f.state.clone(),
+        f.clock.clone(),
+        AuthPolicy::default(),
+    );
+    assert!(matches!(
+        auth.remove_orphaned_tokens().await,
+        Err(AuthError::Backend(BackendError::Unavailable { .. }))
+    ));
+    assert_eq!(f.auth.list_api_tokens(None).await.unwrap().len(), 1);
 }

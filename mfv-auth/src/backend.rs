@@ -212,6 +212,18 @@ pub enum AdminError {
     /// Hashing the password failed.
     #[error(transparent)]
     Hash(#[from] crate::password::HashError),
+    /// The new password is shorter than the policy's minimum
+    /// ([`AuthPolicy::min_password_chars`](crate::AuthPolicy::min_password_chars)).
+    #[error(
+        "password has {chars} character{}, at least {min} required",
+        if *.chars == 1 { "" } else { "s" }
+    )]
+    PasswordTooShort {
+        /// Its length in characters.
+        chars: usize,
+        /// The minimum.
+        min: usize,
+    },
 }
 
 /// The result of one step of a backend check.

@@ -3,10 +3,16 @@
 //!
 //! A login runs: connect (plain, StartTLS or LDAPS) → bind as the service account → search
 //! the user's entry with the configured filter (the user name escaped per RFC 4515) → search
-//! the groups that list the user as a member → bind as the user with the password. The user
-//! gets the highest role of the groups mapped in [`LdapConfig::group_roles`]; a user in no
-//! mapped group has no access and is answered like a wrong password (`Ok(None)`);
-//! [`UserBackend::check`] names that case (`group` step) for the operator.
+//! the groups that list the user as a member → check the entry against the disabled filter →
+//! bind as the user with the password. The user gets the highest role of the groups mapped in
+//! [`LdapConfig::group_roles`], each matched by its whole DN, so a group of the same name
+//! created elsewhere in the directory grants nothing; a user in no mapped group has no access
+//! and is answered like a wrong password (`Ok(None)`); [`UserBackend::check`] names that case
+//! (`group` step) for the operator. A user whose entry matches
+//! [`LdapConfig::disabled_filter`] (by default OpenLDAP's `pwdAccountLockedTime` or Active
+//! Directory's disabled bit in `userAccountControl`) is answered the same way, and
+//! [`UserBackend::find_user`] reports them `disabled`, so their sessions and API tokens stop
+//! at the next re-check: the directory's own bind may still accept a locked account.
 //!
 //! An unknown user costs the same round trips as a known one (the group search and the
 //! bind run against the DN the user would have), so the two are not told apart by timing.
@@ -16,7 +22,7 @@
 //! and this avoids a pool holding connections bound as some user.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +47,14 @@ pub const DEFAULT_USER_FILTER: &str = "(&(objectClass=inetOrgPerson)(uid={userna
 /// The default group filter: `groupOfNames` entries (members listed by DN in `member`).
 pub const DEFAULT_GROUP_FILTER: &str = "(objectClass=groupOfNames)";
 
+/// The default disabled filter: an account locked by OpenLDAP's password policy
+/// (`pwdAccountLockedTime` present) or disabled in Active Directory (`userAccountControl`
+/// with the ACCOUNTDISABLE bit, 2, tested with the bitwise-AND matching rule). A directory
+/// that does not know one of the attributes evaluates that part as undefined, which matches
+/// nothing, so the default serves both.
+pub const DEFAULT_DISABLED_FILTER: &str =
+    "(|(pwdAccountLockedTime=*)(userAccountControl:1.2.840.113556.1.4.803:=2))";
+
 /// How long one step (connect, bind, search) may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,9 +78,10 @@ pub enum MemberValue {
 /// A group that grants a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRole {
-    /// The group's full DN (`cn=mfv-admins,ou=groups,dc=example,dc=com`; compared without
-    /// regard to case or spaces around `,` and `=`), or, without any `=`, its `cn`
-    /// (compared without regard to case).
+    /// The group's full DN (`cn=mfv-admins,ou=groups,dc=example,dc=com`), or, without any
+    /// `=`, its `cn` standing for `cn=NAME,` followed by [`LdapConfig::group_base_dn`]. Groups
+    /// are always matched by their whole DN (without regard to case or spaces around `,` and
+    /// `=`), so a group of the same name elsewhere in the directory grants nothing.
     pub group: String,
     /// The role its members get.
     pub role: Role,
@@ -93,6 +108,10 @@ pub struct LdapConfig {
     pub user_base_dn: String,
     /// The filter that finds one user; [`USERNAME_PLACEHOLDER`] stands for the escaped name.
     pub user_filter: String,
+    /// The filter a user's entry matches when the account is disabled or locked
+    /// ([`DEFAULT_DISABLED_FILTER`]): such a user cannot log in, and their sessions and API
+    /// tokens stop working at the next re-check.
+    pub disabled_filter: String,
     /// The attribute holding the user name, read when listing users (`uid`).
     pub username_attribute: String,
     /// The attribute holding the display name (`cn`; `displayName` also common).
@@ -131,6 +150,7 @@ impl LdapConfig {
             bind_password: bind_password.into(),
             user_base_dn: user_base_dn.into(),
             user_filter: DEFAULT_USER_FILTER.to_owned(),
+            disabled_filter: DEFAULT_DISABLED_FILTER.to_owned(),
             username_attribute: "uid".to_owned(),
             display_name_attribute: "cn".to_owned(),
             group_base_dn: group_base_dn.into(),
@@ -198,6 +218,7 @@ impl LdapConfig {
         }
         for (what, filter) in [
             ("user_filter", &self.user_filter),
+            ("disabled_filter", &self.disabled_filter),
             ("group_filter", &self.group_filter),
         ] {
             if !is_parenthesized_filter(filter) {
@@ -240,6 +261,7 @@ impl fmt::Debug for LdapConfig {
             .field("bind_password", &"<hidden>")
             .field("user_base_dn", &self.user_base_dn)
             .field("user_filter", &self.user_filter)
+            .field("disabled_filter", &self.disabled_filter)
             .field("username_attribute", &self.username_attribute)
             .field("display_name_attribute", &self.display_name_attribute)
             .field("group_base_dn", &self.group_base_dn)
@@ -343,7 +365,7 @@ impl LdapBackend {
         }
     }
 
-    /// Searches under `base` and returns the entries.
+    /// Searches the subtree under `base` and returns the entries.
     async fn search(
         &self,
         ldap: &mut Ldap,
@@ -364,6 +386,23 @@ impl LdapBackend {
                 "{what}: the base DN {base} does not exist"
             ))),
             rc => Err(result_error(what, rc, &status.text)),
+        }
+    }
+
+    /// Whether the entry `dn` matches [`LdapConfig::disabled_filter`]. An entry that does
+    /// not exist (an unknown user's placeholder DN) does not match.
+    async fn is_disabled(&self, ldap: &mut Ldap, dn: &str) -> Result<bool, BackendError> {
+        const WHAT: &str = "checking whether the user is disabled";
+        let result = ldap
+            .with_timeout(self.config.timeout)
+            .search(dn, Scope::Base, &self.config.disabled_filter, vec!["1.1"])
+            .await
+            .map_err(|error| transport_error(WHAT, &error))?;
+        let ldap3::SearchResult(entries, status) = result;
+        match status.rc {
+            0 => Ok(!entries.is_empty()),
+            RC_NO_SUCH_OBJECT => Ok(false),
+            rc => Err(result_error(WHAT, rc, &status.text)),
         }
     }
 
@@ -420,7 +459,7 @@ impl LdapBackend {
                 "searching the user's groups",
                 &self.config.group_base_dn,
                 &filter,
-                &["cn"],
+                &["1.1"],
             )
             .await?;
         let role = groups
@@ -430,21 +469,24 @@ impl LdapBackend {
         Ok((groups.into_iter().map(|group| group.dn).collect(), role))
     }
 
-    /// The role `group` grants, if it is mapped.
+    /// The role `group` grants, if it is mapped: by its whole DN, a bare name standing for
+    /// `cn=NAME` directly under the group base.
     fn role_of_group(&self, group: &SearchEntry) -> Option<Role> {
         let dn = normalize_dn(&group.dn);
-        let names = group.attrs.get("cn").map(Vec::as_slice).unwrap_or_default();
         self.config
             .group_roles
             .iter()
             .filter(|mapping| {
-                if mapping.group.contains('=') {
-                    normalize_dn(&mapping.group) == dn
+                let mapped = if mapping.group.contains('=') {
+                    normalize_dn(&mapping.group)
                 } else {
-                    names
-                        .iter()
-                        .any(|name| name.eq_ignore_ascii_case(&mapping.group))
-                }
+                    normalize_dn(&format!(
+                        "cn={},{}",
+                        ldap3::dn_escape(mapping.group.as_str()),
+                        self.config.group_base_dn
+                    ))
+                };
+                mapped == dn
             })
             .map(|mapping| mapping.role)
             .max()
@@ -493,10 +535,11 @@ impl LdapBackend {
             None => self.placeholder_dn(user),
         };
         let (_, role) = self.role_of(&mut ldap, user, &dn).await?;
+        let disabled = self.is_disabled(&mut ldap, &dn).await?;
         let accepted = self.bind_user(&mut ldap, &dn, password).await?;
         let _ = ldap.unbind().await;
-        match (entry, role, accepted) {
-            (Some(entry), Some(role), true) => Ok(Some(UserRecord {
+        match (entry, role, disabled, accepted) {
+            (Some(entry), Some(role), false, true) => Ok(Some(UserRecord {
                 username: user.clone(),
                 display_name: entry.display_name,
                 role,
@@ -512,12 +555,13 @@ impl LdapBackend {
             return Ok(None);
         };
         let (_, role) = self.role_of(&mut ldap, user, &entry.dn).await?;
+        let disabled = self.is_disabled(&mut ldap, &entry.dn).await?;
         let _ = ldap.unbind().await;
         Ok(role.map(|role| UserRecord {
             username: user.clone(),
             display_name: entry.display_name,
             role,
-            disabled: false,
+            disabled,
         }))
     }
 
@@ -530,7 +574,7 @@ impl LdapBackend {
                 "searching the groups",
                 &self.config.group_base_dn,
                 &self.config.group_filter,
-                &["cn", member_attribute],
+                &[member_attribute],
             )
             .await?;
         // Member (normalized DN or user name) → the highest role its groups grant.
@@ -545,18 +589,31 @@ impl LdapBackend {
                 *entry = (*entry).max(role);
             }
         }
+        let every_user = self.config.user_filter.replace(USERNAME_PLACEHOLDER, "*");
         let users = self
             .search(
                 &mut ldap,
                 "listing the users",
                 &self.config.user_base_dn,
-                &self.config.user_filter.replace(USERNAME_PLACEHOLDER, "*"),
+                &every_user,
                 &[
                     self.config.username_attribute.as_str(),
                     self.config.display_name_attribute.as_str(),
                 ],
             )
             .await?;
+        let disabled: BTreeSet<String> = self
+            .search(
+                &mut ldap,
+                "listing the disabled users",
+                &self.config.user_base_dn,
+                &format!("(&{every_user}{})", self.config.disabled_filter),
+                &["1.1"],
+            )
+            .await?
+            .into_iter()
+            .map(|entry| normalize_dn(&entry.dn))
+            .collect();
         let _ = ldap.unbind().await;
         let mut records: Vec<UserRecord> = users
             .into_iter()
@@ -575,7 +632,7 @@ impl LdapBackend {
                         .unwrap_or_default(),
                     username,
                     role,
-                    disabled: false,
+                    disabled: disabled.contains(&normalize_dn(&entry.dn)),
                 })
             })
             .collect();

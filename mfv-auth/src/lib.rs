@@ -44,6 +44,8 @@ mod backend;
 mod clock;
 mod console;
 pub mod ldap;
+#[cfg(test)]
+mod lockout_tests;
 pub mod mysql;
 mod password;
 mod role;
@@ -59,7 +61,9 @@ mod totp;
 mod username;
 
 pub use audit::{AuditEntry, AuditEvent, AuditOutcome};
-pub use authenticator::{Actor, AuthError, AuthPolicy, Authenticator, CheckError, LoginError};
+pub use authenticator::{
+    Actor, AuthError, AuthPolicy, Authenticator, CheckError, DEFAULT_MIN_PASSWORD_CHARS, LoginError,
+};
 pub use backend::{
     AdminError, BackendError, BoxFuture, CheckReport, CheckStep, DisplayNameError,
     MAX_DISPLAY_NAME_CHARS, StepOutcome, UserAdmin, UserBackend, UserRecord, check_display_name,

@@ -104,6 +104,17 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX audit_by_time ON audit (at);
     ",
+    // Version 2: login attempts whose password check is under way (see `throttle`).
+    "
+    CREATE TABLE login_attempts (
+        id         INTEGER PRIMARY KEY,
+        username   TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        started_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX login_attempts_by_user ON login_attempts (username);
+    CREATE INDEX login_attempts_by_address ON login_attempts (address);
+    ",
 ];
 
 /// The schema version this program writes.
@@ -342,6 +353,7 @@ mod tests {
             [
                 "api_tokens",
                 "audit",
+                "login_attempts",
                 "recovery_codes",
                 "sessions",
                 "throttle",

@@ -1,6 +1,14 @@
 //! Login throttling: failures are counted per user name and per source address in a fixed
 //! window; reaching the limit locks the name or address for a while.
 //!
+//! An attempt is reserved before its password is checked ([`reserve`]): one `BEGIN
+//! IMMEDIATE` transaction checks both lockouts and counts the failures in the window plus the
+//! attempts under way, so logins running at once, in this process or in another one sharing
+//! the database file, never get more password checks than the limit allows. The attempt ends
+//! as a failure ([`release`] and [`record_failure`] in one transaction), a success ([`finish_success`], which answers with the
+//! lockout if one began meanwhile and then clears nothing) or neither ([`release`]). An
+//! attempt whose end never comes (a process killed mid-check) counts until its window passes.
+//!
 //! Names are counted whether or not such a user exists, so a lockout says nothing about
 //! existence. IPv6 sources are counted per /64, the block one client usually holds;
 //! IPv4-mapped IPv6 addresses count as their IPv4 address.
@@ -8,7 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::clock::Timestamp;
 
@@ -101,11 +109,147 @@ pub(crate) fn record_failure(
 }
 
 /// Forgets the failures of `key` (after a successful login).
-pub(crate) fn clear(connection: &Connection, scope: Scope, key: &str) -> rusqlite::Result<()> {
+fn clear(connection: &Connection, scope: Scope, key: &str) -> rusqlite::Result<()> {
     connection
         .prepare_cached("DELETE FROM throttle WHERE scope = ?1 AND key = ?2")?
         .execute(params![scope.as_str(), key])?;
     Ok(())
+}
+
+/// What a login attempt counts against: a user name and a source address key
+/// ([`address_key`]), each with its rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttemptKeys<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) address: &'a str,
+    pub(crate) name_rule: ThrottleRule,
+    pub(crate) address_rule: ThrottleRule,
+}
+
+impl AttemptKeys<'_> {
+    fn scopes(&self) -> [(Scope, &str, ThrottleRule); 2] {
+        [
+            (Scope::User, self.name, self.name_rule),
+            (Scope::Address, self.address, self.address_rule),
+        ]
+    }
+
+    /// The later of the name's and the address's lockout ends, if either is locked.
+    fn locked_until(
+        &self,
+        connection: &Connection,
+        now: Timestamp,
+    ) -> rusqlite::Result<Option<Timestamp>> {
+        let by_name = locked_until(connection, Scope::User, self.name, now)?;
+        let by_address = locked_until(connection, Scope::Address, self.address, now)?;
+        Ok(by_name.max(by_address))
+    }
+}
+
+/// A login attempt under way: its row in `login_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AttemptId(i64);
+
+/// What [`reserve`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reservation {
+    /// The password may be checked; the attempt must then be finished.
+    Granted(AttemptId),
+    /// The name or the address is locked until then.
+    Locked(Timestamp),
+    /// The failures in the window and the attempts under way reach the limit already.
+    Busy,
+}
+
+/// Checks the lockouts and reserves an attempt, atomically across connections.
+pub(crate) fn reserve(
+    connection: &mut Connection,
+    keys: AttemptKeys<'_>,
+    now: Timestamp,
+) -> rusqlite::Result<Reservation> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(until) = keys.locked_until(&transaction, now)? {
+        return Ok(Reservation::Locked(until));
+    }
+    let longest_window = keys.name_rule.window.max(keys.address_rule.window);
+    transaction
+        .prepare_cached("DELETE FROM login_attempts WHERE started_at <= ?1")?
+        .execute([now.minus(longest_window).0])?;
+    for (scope, key, rule) in keys.scopes() {
+        if counted(&transaction, scope, key, rule, now)? >= rule.max_failures {
+            return Ok(Reservation::Busy);
+        }
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO login_attempts (username, address, started_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![keys.name, keys.address, now.0])?;
+    let attempt = AttemptId(transaction.last_insert_rowid());
+    transaction.commit()?;
+    Ok(Reservation::Granted(attempt))
+}
+
+/// The failures of `key` in the current window plus its attempts under way that started in
+/// it.
+fn counted(
+    connection: &Connection,
+    scope: Scope,
+    key: &str,
+    rule: ThrottleRule,
+    now: Timestamp,
+) -> rusqlite::Result<u32> {
+    let window_open_since = now.minus(rule.window).0;
+    let failures: Option<u32> = connection
+        .prepare_cached(
+            "SELECT failures FROM throttle WHERE scope = ?1 AND key = ?2 AND window_start > ?3",
+        )?
+        .query_row(params![scope.as_str(), key, window_open_since], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let under_way = match scope {
+        Scope::User => {
+            "SELECT count(*) FROM login_attempts WHERE username = ?1 AND started_at > ?2"
+        }
+        Scope::Address => {
+            "SELECT count(*) FROM login_attempts WHERE address = ?1 AND started_at > ?2"
+        }
+    };
+    let under_way: u32 = connection
+        .prepare_cached(under_way)?
+        .query_row(params![key, window_open_since], |row| row.get(0))?;
+    Ok(failures.unwrap_or(0) + under_way)
+}
+
+/// Ends `attempt`: it is no longer under way. A failed one is then counted by
+/// [`record_failure`] in the same transaction; one the backend could not answer, or whose
+/// password was right but the second factor missing, is not counted at all.
+pub(crate) fn release(connection: &Connection, attempt: AttemptId) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached("DELETE FROM login_attempts WHERE id = ?1")?
+        .execute([attempt.0])?;
+    Ok(())
+}
+
+/// Ends `attempt` as a success. When the name or the address became locked while the password
+/// was checked, returns the lockout's end and clears nothing: a success never lifts a
+/// lockout. Otherwise forgets the name's failures (not the address's, so one valid account
+/// does not reset an address that guesses at others).
+pub(crate) fn finish_success(
+    connection: &mut Connection,
+    attempt: AttemptId,
+    keys: AttemptKeys<'_>,
+    now: Timestamp,
+) -> rusqlite::Result<Option<Timestamp>> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    release(&transaction, attempt)?;
+    let locked = keys.locked_until(&transaction, now)?;
+    if locked.is_none() {
+        clear(&transaction, Scope::User, keys.name)?;
+    }
+    transaction.commit()?;
+    Ok(locked)
 }
 
 #[cfg(test)]

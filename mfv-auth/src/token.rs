@@ -12,6 +12,7 @@ use crate::authenticator::{Actor, AuthError, Authenticator, CheckError};
 use crate::clock::Timestamp;
 use crate::secret::{self, Secret};
 use crate::session::LAST_USE_GRANULARITY;
+use crate::sqlite::StoreError;
 use crate::{Role, Username};
 
 /// Every API token starts with this, so it is recognisable in a leaked log or a secret
@@ -257,7 +258,13 @@ impl Authenticator {
                     row.user_checked_at = now.0;
                     changed = true;
                 }
-                Ok(_) => return Err(CheckError::TokenInvalid),
+                Ok(Some(_)) => return Err(CheckError::TokenInvalid),
+                Ok(None) => {
+                    self.delete_tokens_of(owner.as_str().to_owned(), "owner no longer exists")
+                        .await
+                        .map_err(CheckError::State)?;
+                    return Err(CheckError::TokenInvalid);
+                }
             }
         }
         if changed {
@@ -295,6 +302,63 @@ impl Authenticator {
             })
             .await?;
         Ok(rows.iter().filter_map(token_info).collect())
+    }
+
+    /// Deletes the API tokens of every owner the backend no longer knows (removed, or in no
+    /// mapped group any more), so that whoever is given the name later cannot use them.
+    /// Tokens of disabled owners stay (refused until the owner is enabled again). Returns how
+    /// many tokens went; a backend that cannot answer deletes nothing more and is an error.
+    pub async fn remove_orphaned_tokens(&self) -> Result<usize, AuthError> {
+        let owners: Vec<String> = self
+            .state
+            .run(|connection| {
+                let mut statement =
+                    connection.prepare_cached("SELECT DISTINCT username FROM api_tokens")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        let mut removed = 0;
+        for owner in owners {
+            // A name that is not a valid user name can never log in again: its tokens go.
+            let exists = match Username::new(owner.clone()) {
+                Ok(user) => self.backend.find_user(&user).await?.is_some(),
+                Err(_) => false,
+            };
+            if !exists {
+                removed += self
+                    .delete_tokens_of(owner, "owner no longer exists")
+                    .await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every API token of `owner` and audits it with `reason`.
+    async fn delete_tokens_of(
+        &self,
+        owner: String,
+        reason: &'static str,
+    ) -> Result<usize, StoreError> {
+        let name = owner.clone();
+        let deleted = self
+            .state
+            .run(move |connection| {
+                connection.execute("DELETE FROM api_tokens WHERE username = ?1", [name])
+            })
+            .await?;
+        if deleted > 0 {
+            self.audit(
+                AuditEvent::TokenRevoked,
+                AuditOutcome::Ok,
+                Some(&owner),
+                None,
+                None,
+                format!("{deleted} token(s): {reason}"),
+            )
+            .await?;
+        }
+        Ok(deleted)
     }
 
     /// Revokes (deletes) an API token.

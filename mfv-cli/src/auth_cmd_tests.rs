@@ -411,7 +411,7 @@ async fn empty_and_too_long_passwords_are_refused() {
 #[tokio::test]
 async fn a_token_cannot_outrank_its_owner() {
     let mut host = Host::new();
-    host.add("bob", "viewer", "bob-pw").await;
+    host.add("bob", "viewer", "bob-password").await;
     assert_eq!(
         host.run(&["token", "create", "bob", "ci", "--role", "admin"])
             .await
@@ -469,7 +469,7 @@ async fn a_missing_database_is_created_only_by_commands_that_add() {
     );
     assert!(!host.db().exists());
     let nested = host.dir.path().join("var/lib/mfv/auth.sqlite");
-    host.passwords.queue.push_back("pw".into());
+    host.passwords.queue.push_back("alice-password".into());
     let db = nested.display().to_string();
     let command = Cli::try_parse_from(["mfv", "user", "add", "alice", "--db", &db])
         .unwrap()

@@ -60,6 +60,9 @@ fn ldap_users_are_checked_and_listed_with_roles_from_their_groups() {
         &password_file,
         "--ldap-user-base",
         slapd::PEOPLE_DN,
+        // The default role groups are named cn=mfv-*,GROUP_BASE.
+        "--ldap-group-base",
+        slapd::GROUPS_DN,
     ];
 
     let passed = mfv(&[&["auth", "test", "alice"], &ldap[..]].concat(), "");
@@ -214,7 +217,7 @@ fn mysql_users_are_managed_through_the_config_file() {
 
     let duplicate = mfv(
         &with_config(&["user", "add", "bob", "--password-stdin"]),
-        "x\n",
+        "other-password\n",
     );
     assert_eq!(duplicate.status.code(), Some(1));
     assert_eq!(text(&duplicate.stderr), "mfv: user bob already exists\n");

@@ -283,7 +283,7 @@ impl ShellGate for LocalAdminGate {
                     | LoginError::Password(_)
                     | LoginError::TotpInvalid => ConsoleLoginError::Incorrect,
                     LoginError::TotpRequired => ConsoleLoginError::TotpRequired,
-                    error @ LoginError::LockedOut { .. } => {
+                    error @ (LoginError::LockedOut { .. } | LoginError::AttemptsInProgress) => {
                         ConsoleLoginError::LockedOut(error.to_string())
                     }
                     error => unavailable(&error),

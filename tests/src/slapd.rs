@@ -221,12 +221,13 @@ impl Slapd {
     }
 }
 
-/// slapd.conf: the standard schemas, an mdb database, and access rules like a production
-/// directory's: passwords are only usable for binding, people and groups readable by
-/// authenticated users only (so the backend must bind as its service account to search).
-/// `allow bind_anon_dn` makes it as lax as the directories that accept a bind with a DN and
-/// an empty password as an anonymous ("unauthenticated") bind: the backend must never send
-/// one.
+/// slapd.conf: the standard schemas, an mdb database with the password policy overlay (for
+/// `pwdAccountLockedTime`, which marks an account locked; with no default policy slapd itself
+/// still lets such an account bind), and access rules like a production directory's:
+/// passwords are only usable for binding, people and groups readable by authenticated users
+/// only (so the backend must bind as its service account to search). `allow bind_anon_dn`
+/// makes it as lax as the directories that accept a bind with a DN and an empty password as
+/// an anonymous ("unauthenticated") bind: the backend must never send one.
 fn slapd_conf(dir: &Path) -> String {
     let dir = dir.display();
     format!(
@@ -240,12 +241,14 @@ TLSCertificateFile {dir}/server.pem
 TLSCertificateKeyFile {dir}/server.key
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload ppolicy
 database mdb
 maxsize 16777216
 suffix \"{SUFFIX}\"
 rootdn \"{ROOT_DN}\"
 rootpw {ROOT_PASSWORD}
 directory {dir}/db
+overlay ppolicy
 access to attrs=userPassword
   by self write
   by anonymous auth

@@ -370,7 +370,10 @@ impl Reader {
     }
 
     fn auth(&mut self, table: &Table<'_, '_>) -> AuthConfig {
-        self.unknown_fields(table, &["backend", "sqlite", "ldap", "mysql"]);
+        self.unknown_fields(
+            table,
+            &["backend", "sqlite", "ldap", "mysql", "min_password_length"],
+        );
         let backends = [AuthBackend::Sqlite, AuthBackend::Ldap, AuthBackend::Mysql];
         let backend = self
             .optional_choice(table, "backend", &backends, |backend| backend.as_str())
@@ -397,6 +400,7 @@ impl Reader {
                     "ca_certificate",
                     "insecure",
                     "group_roles",
+                    "disabled_filter",
                 ],
             );
             LdapAuthConfig {
@@ -407,6 +411,7 @@ impl Reader {
                 user_filter: self
                     .optional_string(&ldap, "user_filter")
                     .unwrap_or_else(default_ldap_user_filter),
+                disabled_filter: self.optional_string(&ldap, "disabled_filter"),
                 group_base: self.optional_string(&ldap, "group_base"),
                 starttls: self.optional_bool(&ldap, "starttls").unwrap_or(false),
                 ca_certificate: self.optional_string(&ldap, "ca_certificate"),
@@ -445,11 +450,16 @@ impl Reader {
                 insecure: self.optional_bool(&mysql, "insecure").unwrap_or(false),
             }
         });
+        let min_password_length = self
+            .optional_integer(table, "min_password_length", MIN_PASSWORD_LENGTH_RANGE)
+            .and_then(|length| u32::try_from(length).ok())
+            .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH);
         AuthConfig {
             backend,
             sqlite,
             ldap,
             mysql,
+            min_password_length,
         }
     }
 

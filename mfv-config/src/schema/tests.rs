@@ -623,7 +623,7 @@ fn auth_errors() {
             "9:11: auth.ldap.bind_dn: \"cn=x,,dc=y\" is not a DN: \"\" is not attribute=value",
             "9:11: auth.ldap.bind_password_file: bind_dn needs bind_password_file",
             "10:15: auth.ldap.user_filter: \"uid={username}\" is not an LDAP filter in parentheses",
-            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\", \"insecure\" or \"group_roles\"",
+            "11:1: auth.ldap.password: unknown field \"password\"; expected one of \"url\", \"base_dn\", \"bind_dn\", \"bind_password_file\", \"user_filter\", \"group_base\", \"starttls\", \"ca_certificate\", \"insecure\", \"group_roles\" or \"disabled_filter\"",
         ],
     );
     let ldap = |url: &str, filter: &str| {
@@ -1084,5 +1084,57 @@ fn keys_and_values_from_the_file_are_shown_escaped_on_one_line() {
             "4:12: host.hostname: \"a\\u{9b}2J\" contains '\\u{9b}'; host names use letters, \
              digits, '-' and '.' only",
         ],
+    );
+}
+
+#[test]
+fn auth_min_password_length_defaults_to_eight_and_is_range_checked() {
+    let config = parse_config(&format!("{HEAD}[auth]\n")).unwrap();
+    assert_eq!(config.auth.min_password_length, 8);
+    assert_eq!(AuthConfig::default().min_password_length, 8);
+    let config = parse_config(&format!("{HEAD}[auth]\nmin_password_length = 12\n")).unwrap();
+    assert_eq!(config.auth.min_password_length, 12);
+    check_with_head(
+        "[auth]\nmin_password_length = 4\n",
+        &["5:23: auth.min_password_length: 4 is out of range (8 to 4096)"],
+    );
+    check_with_head(
+        "[auth]\nmin_password_length = \"8\"\n",
+        &["5:23: auth.min_password_length: expected an integer, found a string"],
+    );
+    // A configuration built in code is held to the same range.
+    let mut built = parse_config(HEAD).unwrap();
+    built.auth.min_password_length = 7;
+    let errors = built.validate().unwrap_err();
+    let errors: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["auth.min_password_length: 7 is out of range (8 to 4096)"]
+    );
+}
+
+#[test]
+fn auth_ldap_disabled_filter_is_optional_and_checked() {
+    let ldap = |rest: &str| {
+        format!(
+            "{HEAD}[auth.ldap]\nurl = \"ldaps://ldap.example.org\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n{rest}"
+        )
+    };
+    let config = parse_config(&ldap("")).unwrap();
+    assert_eq!(config.auth.ldap.unwrap().disabled_filter, None);
+    let config = parse_config(&ldap("disabled_filter = \"(nsAccountLock=TRUE)\"\n")).unwrap();
+    assert_eq!(
+        config.auth.ldap.unwrap().disabled_filter.as_deref(),
+        Some("(nsAccountLock=TRUE)")
+    );
+    check(
+        &ldap("disabled_filter = \"nsAccountLock=TRUE\"\n"),
+        &[
+            "7:19: auth.ldap.disabled_filter: \"nsAccountLock=TRUE\" is not an LDAP filter in parentheses",
+        ],
+    );
+    check(
+        &ldap("disabled_filter = \"(|(a=1)\"\n"),
+        &["7:19: auth.ldap.disabled_filter: \"(|(a=1)\" has unbalanced parentheses"],
     );
 }

@@ -229,7 +229,7 @@ impl PoolKind {
 }
 
 /// `[auth]`: where users, passwords and roles come from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// The backend in use (default `sqlite`).
@@ -244,6 +244,34 @@ pub struct AuthConfig {
     /// `[auth.mysql]`: required when `backend = "mysql"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mysql: Option<MysqlAuthConfig>,
+    /// The fewest characters a password set on this host may have
+    /// ([`MIN_PASSWORD_LENGTH_RANGE`], default [`DEFAULT_MIN_PASSWORD_LENGTH`]).
+    #[serde(default = "default_min_password_length")]
+    pub min_password_length: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            backend: AuthBackend::default(),
+            sqlite: None,
+            ldap: None,
+            mysql: None,
+            min_password_length: DEFAULT_MIN_PASSWORD_LENGTH,
+        }
+    }
+}
+
+/// The default `[auth] min_password_length`.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: u32 = 8;
+
+/// The values `[auth] min_password_length` may take: never below the default, at most the
+/// longest password (4096 bytes).
+pub const MIN_PASSWORD_LENGTH_RANGE: (i64, i64) = (8, 4096);
+
+/// [`DEFAULT_MIN_PASSWORD_LENGTH`], for serde.
+pub fn default_min_password_length() -> u32 {
+    DEFAULT_MIN_PASSWORD_LENGTH
 }
 
 /// The authentication backend.
@@ -310,6 +338,11 @@ pub struct LdapAuthConfig {
     /// Search filter; `{username}` is replaced by the escaped login name.
     #[serde(default = "default_ldap_user_filter")]
     pub user_filter: String,
+    /// The filter an account's entry matches when it is disabled or locked; absent: the
+    /// LDAP backend's default (OpenLDAP's `pwdAccountLockedTime`, Active Directory's
+    /// disabled bit in `userAccountControl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_filter: Option<String>,
     /// Where groups are searched (whole subtree); absent: the parent of `base_dn`
     /// ([`LdapAuthConfig::group_base_dn`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -647,6 +647,16 @@ fn check_auth(auth: &AuthConfig, issues: &mut Issues) {
             format!("backend = {section:?} needs an [auth.{section}] section"),
         );
     }
+    let (shortest, longest) = MIN_PASSWORD_LENGTH_RANGE;
+    if !(shortest..=longest).contains(&i64::from(auth.min_password_length)) {
+        issues.add(
+            "auth.min_password_length",
+            out_of_range(
+                &auth.min_password_length.to_string(),
+                MIN_PASSWORD_LENGTH_RANGE,
+            ),
+        );
+    }
     if let Some(sqlite) = &auth.sqlite
         && let Err(message) = check_file_path(&sqlite.path)
     {
@@ -752,6 +762,11 @@ fn check_ldap(ldap: &LdapAuthConfig, issues: &mut Issues) {
     }
     if let Err(message) = check_ldap_filter(&ldap.user_filter) {
         issues.add("auth.ldap.user_filter", message);
+    }
+    if let Some(filter) = &ldap.disabled_filter
+        && let Err(message) = check_filter_parentheses(filter)
+    {
+        issues.add("auth.ldap.disabled_filter", message);
     }
     check_ldap_groups(ldap, issues);
     check_ldap_tls(ldap, issues);
@@ -903,7 +918,19 @@ fn check_dn(dn: &str) -> Result<(), String> {
 }
 
 /// An LDAP search filter in parentheses, balanced, using `{username}`.
+/// A user filter: one filter in parentheses that uses `{username}`.
 fn check_ldap_filter(filter: &str) -> Result<(), String> {
+    check_filter_parentheses(filter)?;
+    if !filter.contains("{username}") {
+        return Err(format!(
+            "{filter:?} does not use {{username}}, so it cannot find the user logging in"
+        ));
+    }
+    Ok(())
+}
+
+/// An LDAP filter in parentheses, balanced.
+fn check_filter_parentheses(filter: &str) -> Result<(), String> {
     if !filter.starts_with('(') || !filter.ends_with(')') {
         return Err(format!("{filter:?} is not an LDAP filter in parentheses"));
     }
@@ -920,11 +947,6 @@ fn check_ldap_filter(filter: &str) -> Result<(), String> {
     }
     if depth != 0 {
         return Err(format!("{filter:?} has unbalanced parentheses"));
-    }
-    if !filter.contains("{username}") {
-        return Err(format!(
-            "{filter:?} does not use {{username}}, so it cannot find the user logging in"
-        ));
     }
     Ok(())
 }

@@ -12,11 +12,14 @@
 //!   the users of the sqlite backend): `[auth.sqlite] path` on the volume, `users.sqlite` by
 //!   default; without a configuration [`DEFAULT_AUTH_DB`];
 //! - the backend: `[auth] backend`, sqlite by default;
+//! - the minimum password length: `[auth] min_password_length`, without a configuration
+//!   [`mfv_auth::DEFAULT_MIN_PASSWORD_CHARS`];
 //! - LDAP: `url` and `base_dn` are required ([`AuthSetupError::Missing`]); a `bind_dn` needs a
 //!   `bind_password_file` ([`AuthSetupError::NoBindPassword`]), without one the search is
 //!   anonymous; `group_base` defaults to the parent of the base DN in effect
 //!   ([`AuthSetupError::NoGroupBase`] when it has none); `user_filter` is the section's,
-//!   without a section [`mfv_auth::ldap::DEFAULT_USER_FILTER`]; `starttls` is off and
+//!   without a section [`mfv_auth::ldap::DEFAULT_USER_FILTER`]; `disabled_filter` is the
+//!   section's, else [`mfv_auth::ldap::DEFAULT_DISABLED_FILTER`]; `starttls` is off and
 //!   `ca_certificate` absent (the system's CAs); `insecure` is the section's, off without
 //!   one; `group_roles` defaults to [`DEFAULT_LDAP_GROUP_ROLES`];
 //! - MySQL: `host` is required unless a socket is given (an override only), `port` defaults
@@ -49,9 +52,9 @@ use std::sync::Arc;
 
 use mfv_auth::ldap::GroupRole;
 use mfv_auth::{
-    Argon2Params, AuthPolicy, Authenticator, BackendError, HashError, LdapBackend, LdapConfig,
-    MySqlBackend, MySqlConfig, PasswordHasher, Role, SqliteState, SqliteUserBackend, StoreError,
-    SystemClock, UserBackend,
+    Argon2Params, AuthPolicy, Authenticator, BackendError, DEFAULT_MIN_PASSWORD_CHARS, HashError,
+    LdapBackend, LdapConfig, MySqlBackend, MySqlConfig, PasswordHasher, Role, SqliteState,
+    SqliteUserBackend, StoreError, SystemClock, UserBackend,
 };
 use mfv_config::schema::{
     AuthBackend, AuthConfig, AuthRole, LdapAuthConfig, LoadError, MysqlAuthConfig,
@@ -247,6 +250,9 @@ pub struct ResolvedAuth {
     pub database: PathBuf,
     /// The user backend and its settings.
     pub backend: BackendSettings,
+    /// The fewest characters a password set here may have: `[auth] min_password_length`,
+    /// else [`mfv_auth::DEFAULT_MIN_PASSWORD_CHARS`].
+    pub min_password_chars: usize,
 }
 
 /// A user backend with its resolved settings.
@@ -254,8 +260,8 @@ pub struct ResolvedAuth {
 pub enum BackendSettings {
     /// Users in the auth database.
     Sqlite,
-    /// Users in an LDAP directory.
-    Ldap(LdapConfig),
+    /// Users in an LDAP directory (boxed: the settings are many times the other variants).
+    Ldap(Box<LdapConfig>),
     /// Users in a MySQL/MariaDB database.
     Mysql(MySqlConfig),
 }
@@ -299,12 +305,16 @@ impl AuthSettings {
             .unwrap_or_default();
         let backend = match backend {
             AuthBackend::Sqlite => BackendSettings::Sqlite,
-            AuthBackend::Ldap => BackendSettings::Ldap(self.ldap_config()?),
+            AuthBackend::Ldap => BackendSettings::Ldap(Box::new(self.ldap_config()?)),
             AuthBackend::Mysql => BackendSettings::Mysql(self.mysql_config()?),
         };
+        let min_password_chars = auth
+            .and_then(|auth| usize::try_from(auth.min_password_length).ok())
+            .unwrap_or(DEFAULT_MIN_PASSWORD_CHARS);
         Ok(ResolvedAuth {
             database: self.database(),
             backend,
+            min_password_chars,
         })
     }
 
@@ -386,6 +396,9 @@ impl AuthSettings {
         }) {
             config.user_filter = filter;
         }
+        if let Some(filter) = section.and_then(|ldap| ldap.disabled_filter.clone()) {
+            config.disabled_filter = filter;
+        }
         config.starttls =
             pick(&given.starttls, section, |ldap| Some(ldap.starttls)).unwrap_or(false);
         config.ca_certificate = pick(&given.ca_certificate, section, |ldap| {
@@ -445,13 +458,14 @@ fn pick<S, T: Clone>(
 impl ResolvedAuth {
     /// Sets up the user backend (without contacting its server), then opens the auth
     /// database, creating it with its directory when it is missing and `missing` allows it,
-    /// and joins them in an [`Authenticator`] on the system clock with the default policy.
+    /// and joins them in an [`Authenticator`] on the system clock with the default policy and
+    /// the minimum password length in effect.
     pub async fn open(self, missing: MissingDatabase) -> Result<Authenticator, AuthSetupError> {
         let hasher = PasswordHasher::new(Argon2Params::default())?;
         // The backend checks its settings first, so a mistake there creates no database.
         let remote: Option<Arc<dyn UserBackend>> = match self.backend {
             BackendSettings::Sqlite => None,
-            BackendSettings::Ldap(config) => Some(Arc::new(LdapBackend::new(config)?)),
+            BackendSettings::Ldap(config) => Some(Arc::new(LdapBackend::new(*config)?)),
             BackendSettings::Mysql(config) => {
                 Some(Arc::new(MySqlBackend::new(config, hasher.clone())?))
             }
@@ -461,11 +475,15 @@ impl ResolvedAuth {
             Some(backend) => backend,
             None => Arc::new(SqliteUserBackend::new(state.clone(), hasher)),
         };
+        let policy = AuthPolicy {
+            min_password_chars: self.min_password_chars,
+            ..AuthPolicy::default()
+        };
         Ok(Authenticator::new(
             backend,
             state,
             Arc::new(SystemClock),
-            AuthPolicy::default(),
+            policy,
         ))
     }
 }

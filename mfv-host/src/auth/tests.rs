@@ -41,7 +41,7 @@ impl Volume {
 
 fn ldap(settings: &AuthSettings) -> LdapConfig {
     match settings.resolve().unwrap().backend {
-        BackendSettings::Ldap(config) => config,
+        BackendSettings::Ldap(config) => *config,
         other => panic!("not ldap: {other:?}"),
     }
 }
@@ -662,4 +662,53 @@ async fn cleartext_given_as_overrides_is_refused_before_a_database_is_created() 
         );
         assert!(!database.exists());
     }
+}
+
+#[tokio::test]
+async fn the_minimum_password_length_reaches_the_authenticator() {
+    let volume = Volume::new();
+    assert_eq!(
+        AuthSettings::new().resolve().unwrap().min_password_chars,
+        mfv_auth::DEFAULT_MIN_PASSWORD_CHARS
+    );
+    let settings = volume.settings("[auth]\nmin_password_length = 12\n");
+    let resolved = settings.resolve().unwrap();
+    assert_eq!(resolved.min_password_chars, 12);
+    let authenticator = resolved.open(MissingDatabase::Create).await.unwrap();
+    assert_eq!(authenticator.policy().min_password_chars, 12);
+    let record = mfv_auth::UserRecord {
+        username: "alice".parse().unwrap(),
+        display_name: String::new(),
+        role: Role::Admin,
+        disabled: false,
+    };
+    let error = authenticator
+        .add_user(
+            &mfv_auth::Actor::Local,
+            &record,
+            &mfv_auth::Password::new("eleven-char").unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "password has 11 characters, at least 12 required"
+    );
+}
+
+#[test]
+fn the_ldap_disabled_filter_is_the_sections_or_the_backends_default() {
+    let volume = Volume::new();
+    let section = |rest: &str| {
+        format!(
+            "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"ldaps://h\"\nbase_dn = \"ou=p,dc=org\"\n{rest}"
+        )
+    };
+    let config = ldap(&volume.settings(&section("")));
+    assert_eq!(
+        config.disabled_filter,
+        mfv_auth::ldap::DEFAULT_DISABLED_FILTER
+    );
+    let config = ldap(&volume.settings(&section("disabled_filter = \"(nsAccountLock=TRUE)\"\n")));
+    assert_eq!(config.disabled_filter, "(nsAccountLock=TRUE)");
 }
