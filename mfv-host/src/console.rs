@@ -60,6 +60,11 @@ impl fmt::Display for HostStatus {
             writeln!(f, "  {line}")?;
         }
         match &self.config_report {
+            // A configuration in use needs its headline only; otherwise every candidate and
+            // error says what to fix.
+            Some(report) if report.starts_with("config: using ") => {
+                writeln!(f, "  {}", report.lines().next().unwrap_or_default())?;
+            }
             Some(report) => {
                 for line in report.lines() {
                     writeln!(f, "  {line}")?;
@@ -514,8 +519,7 @@ mod tests {
             terminal.output,
             format!(
                 "\nMinifed-Virt {} on vmhost1\n  eth0 up 10.0.2.15/24\n  \
-                 config: using mfv.toml from /dev/vdb1 (ext4, LABEL=mfv-config)\n    \
-                 LABEL=mfv-config /dev/vdb1 (ext4): taken\n\n\
+                 config: using mfv.toml from /dev/vdb1 (ext4, LABEL=mfv-config)\n\n\
                  Press Enter to log in for a shell (administrators only).\n",
                 env!("CARGO_PKG_VERSION")
             )
@@ -570,7 +574,11 @@ mod tests {
         let hostile = async || HostStatus {
             hostname: "h".into(),
             interfaces: Vec::new(),
-            config_report: Some("config: LABEL=\x1b[2Jevil".into()),
+            config_report: Some(
+                "config: mfv.toml on /dev/vdb1 (ext4, LABEL=\x1b[2Jevil) is invalid (1 error)\n  \
+                 LABEL=\x1b[2Jevil /dev/vdb1 (ext4): invalid (1 error)"
+                    .into(),
+            ),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -583,7 +591,7 @@ mod tests {
                 &mut RecordingShell::default(),
             ))
             .unwrap();
-        assert!(terminal.output.contains("LABEL=\\u001b[2Jevil"));
+        assert_eq!(terminal.output.matches("LABEL=\\u001b[2Jevil").count(), 2);
         assert!(
             terminal
                 .output
