@@ -10,8 +10,9 @@
 //!   ([`format`](mod@format)).
 //! - The configuration **schema**, its **validation** (every error with its position) and the
 //!   **migration** of older versions.
-//! - **Reading** a file from a volume nobody vouches for ([`regular_file`]): regular files only,
-//!   no symbolic links, no waiting, size capped; discovery and the store both read through it.
+//! - **Reading** a file from a volume nobody vouches for (mfv-linux's
+//!   [`regular_file`](mfv_linux::regular_file)): regular files only, no symbolic links, no
+//!   waiting, size capped; discovery and the store both read through it.
 //! - The **atomic store** the configuration is saved to, which keeps the previous generation
 //!   as last-known-good ([`store`]: a directory on the config volume, or SQLite).
 //!
@@ -25,6 +26,5 @@ pub mod cmdline;
 pub mod discovery;
 pub mod format;
 pub mod mount;
-pub mod regular_file;
 pub mod schema;
 pub mod store;

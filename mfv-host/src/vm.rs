@@ -151,7 +151,9 @@ pub fn restore_definitions(
     store_dir: &Path,
 ) -> Result<RestoreReport, VmWorkflowError> {
     let dir = store_dir.join(DEFINITIONS_DIR);
-    if !dir.join(mfv_vm::INDEX_FILE).exists() {
+    // Whatever is at the index's name (a link included, which the reader then refuses)
+    // means there is something to restore.
+    if dir.join(mfv_vm::INDEX_FILE).symlink_metadata().is_err() {
         return Ok(RestoreReport::default());
     }
     Ok(hypervisor.restore_definitions(&dir)?)

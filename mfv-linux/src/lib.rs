@@ -10,6 +10,8 @@
 //! - [`block`]: the device node of a block device sysfs names;
 //! - [`loopback`]: whether a host name or address never leaves this machine;
 //! - [`error_chain`]: an error with its causes on one line;
+//! - [`regular_file`]: a file from a volume nobody vouches for, read only if it is a regular
+//!   file, without following a link, without waiting, up to a size limit;
 //! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
 //!   escaped, so printing it cannot drive the terminal;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
@@ -28,6 +30,7 @@ pub mod interface_name;
 pub mod loopback;
 pub mod mountinfo;
 mod oper_state;
+pub mod regular_file;
 pub mod terminal_text;
 
 pub use error_chain::error_chain;

@@ -153,6 +153,10 @@ pub enum VirtError {
         #[source]
         source: io::Error,
     },
+    /// A file of an export is missing, is not a regular file, or is too large (named by the
+    /// error).
+    #[error(transparent)]
+    ExportFile(mfv_linux::regular_file::ReadError),
     /// An exported definition directory holds something this version does not understand.
     #[error("{path}: {problem}")]
     BadExport {

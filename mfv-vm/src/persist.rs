@@ -10,6 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use mfv_linux::atomic_file::replace_file;
+use mfv_linux::regular_file::read_limited;
 use serde::{Deserialize, Serialize};
 use virt::sys;
 
@@ -124,8 +125,7 @@ impl Hypervisor {
                     problem: format!("{:?} is not a definition file name", entry.file),
                 });
             }
-            let xml =
-                fs::read_to_string(&path).map_err(|source| io_error("read", &path, source))?;
+            let xml = read_export_file(dir, &entry.file)?;
             let existing = match self.domain(&entry.name) {
                 Ok(domain) => Some(self.inactive_xml(&domain, &entry.name)?),
                 Err(VirtError::NotFound { .. }) => None,
@@ -179,9 +179,23 @@ impl Hypervisor {
     }
 }
 
+/// The largest export file restore reads; libvirt's XML of a VM and the index are far smaller.
+const MAX_EXPORT_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads `dir/name` of an export: it lies on the config volume, which anyone may have written,
+/// so only a regular file of at most [`MAX_EXPORT_FILE_BYTES`] is read, never through a link
+/// and never waiting on a FIFO.
+fn read_export_file(dir: &Path, name: &str) -> Result<String, VirtError> {
+    let bytes = read_limited(dir, name, MAX_EXPORT_FILE_BYTES).map_err(VirtError::ExportFile)?;
+    String::from_utf8(bytes).map_err(|_| VirtError::BadExport {
+        path: dir.join(name),
+        problem: "not UTF-8 text".into(),
+    })
+}
+
 fn read_index(dir: &Path) -> Result<Index, VirtError> {
     let path = dir.join(INDEX_FILE);
-    let text = fs::read_to_string(&path).map_err(|source| io_error("read", &path, source))?;
+    let text = read_export_file(dir, INDEX_FILE)?;
     let index: Index = serde_json::from_str(&text).map_err(|error| VirtError::BadExport {
         path: path.clone(),
         problem: error.to_string(),
@@ -224,7 +238,7 @@ mod tests {
     fn missing_index_names_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let error = read_index(dir.path()).unwrap_err();
-        assert!(matches!(error, VirtError::Io { .. }), "{error:?}");
+        assert!(matches!(error, VirtError::ExportFile(_)), "{error:?}");
         assert!(error.to_string().contains("index.json"), "{error}");
     }
 

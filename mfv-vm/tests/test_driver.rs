@@ -316,3 +316,39 @@ fn volumes_on_the_test_driver() {
         })
     ));
 }
+
+/// Restore reads only regular files of a sane size: a link to /dev/zero, a FIFO or a huge
+/// file in an export is named and refused, promptly.
+#[test]
+fn restore_refuses_export_files_that_are_not_regular_files() {
+    let index = |file: &str| {
+        format!(
+            r#"{{"format": "mfv-vm-definitions", "version": 1,
+                "vms": [{{"name": "x", "uuid": "u", "autostart": false, "file": "{file}"}}]}}"#
+        )
+    };
+    let link = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", link.path().join(INDEX_FILE)).unwrap();
+    let fifo = tempfile::tempdir().unwrap();
+    fs::write(fifo.path().join(INDEX_FILE), index("x.xml")).unwrap();
+    nix::unistd::mkfifo(
+        &fifo.path().join("x.xml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let huge = tempfile::tempdir().unwrap();
+    fs::write(huge.path().join(INDEX_FILE), index("x.xml")).unwrap();
+    fs::File::create(huge.path().join("x.xml"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    for (dir, expected) in [
+        (&link, "index.json is a symbolic link, not a regular file"),
+        (&fifo, "x.xml is a FIFO, not a regular file"),
+        (&huge, "x.xml is too large (67108864 bytes, limit 1048576)"),
+    ] {
+        let error = connect().restore_definitions(dir.path()).unwrap_err();
+        assert!(matches!(error, VirtError::ExportFile(_)), "{error:?}");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}

@@ -110,10 +110,10 @@ use serde::Serialize;
 
 use crate::cmdline::{BootOptions, ConfigLocator};
 use crate::mount::{Journal, Mounter, ReadOnlyMount};
-use crate::regular_file::{FileKind, ReadError, read_limited};
 use crate::schema::{Config, ConfigErrors, parse_config_bytes};
 use crate::store::header;
 use crate::store::{CURRENT_FILE_NAME, PREVIOUS_FILE_NAME, Selected, select_generation};
+use mfv_linux::regular_file::{FileKind, ReadError, read_limited};
 
 pub use scan::{
     ScanIssue, Signature, SignatureError, Volume, VolumeScan, device_node, label_matches,

@@ -66,7 +66,7 @@ use super::{
     SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, fits_in_a_generation_file,
     schema_validator, sha256_hex, with_writable_volume,
 };
-use crate::regular_file::{ReadError, read_limited};
+use mfv_linux::regular_file::{ReadError, read_limited};
 
 /// The current generation's file name.
 pub const CURRENT_FILE_NAME: &str = "mfv.toml";

@@ -49,7 +49,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-pub use crate::regular_file::FileKind;
+pub use mfv_linux::regular_file::FileKind;
 
 pub use directory::{
     CURRENT_FILE_NAME, DirectoryStore, PREVIOUS_FILE_NAME, Selected, select_generation,

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use mfv_config::regular_file::FileKind;
+use mfv_config::store::FileKind;
 use nix::mount::{MntFlags, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::sys::statvfs::{FsFlags, statvfs};
