@@ -526,9 +526,10 @@ fn probe_table(samples: &[ProbeSample]) -> Result<String> {
 
 /// The BENCHMARKS.md section for the probe benchmark.
 fn probe_section(runs: u32, machine: &str, date: &str, table: &str) -> String {
+    let args = PROBE_KERNEL_ARGS.join(" ");
     format!(
         "{PROBE_HEADING}\n\n\
-         Each round boots the same machine twice (release image, kernel argument `quiet`, \
+         Each round boots the same machine twice (release image, kernel arguments `{args}`, \
          `-cpu {PROBE_CPU}`; NICs \
          e1000, virtio-net, rtl8139; disks virtio-blk, two AHCI SATA, USB storage on qemu-xhci): \
          once with mfv-init's `coldplug` phase (mfv-probe: modalias resolution in-process, \
