@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Duration;
 
 use mfv_auth::{AuditOutcome, Authenticator, LoginError, Role, Username};
 use mfv_config::discovery::DiscoveryParams;
@@ -104,10 +105,27 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
     }
 }
 
+/// How often the screen looks at the status again while it waits for Enter: an address a
+/// DHCP server hands out after the screen was drawn shows within this time.
+pub const STATUS_REFRESH: Duration = Duration::from_secs(5);
+
+/// What came while the screen waited for input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// A line (its text is not used).
+    Line,
+    /// Nothing, within the time.
+    Nothing,
+    /// The end of input.
+    End,
+}
+
 /// The console, a line at a time.
 pub trait Terminal {
     /// Writes `text` as it is (the screen's own text; what it quotes is escaped already).
     fn write(&mut self, text: &str) -> io::Result<()>;
+    /// Waits at most `timeout` for a line and consumes it.
+    fn wait_for_line(&mut self, timeout: Duration) -> io::Result<Waited>;
     /// Reads a line without its newline, echoed or not (a password); `None` at end of input.
     fn read_line(&mut self, echo: bool) -> io::Result<Option<String>>;
 }
@@ -339,7 +357,8 @@ pub trait ShellRunner {
 }
 
 /// The screen's loop: the status, then a login on Enter; returns at the end of input (PID 1
-/// starts the screen again). `status` is read afresh before each showing.
+/// starts the screen again). `status` is read afresh before each showing, and every
+/// [`STATUS_REFRESH`] while the screen waits: it is drawn again when it changed.
 pub async fn serve_console(
     terminal: &mut impl Terminal,
     mut status: impl AsyncFnMut() -> HostStatus,
@@ -347,11 +366,20 @@ pub async fn serve_console(
     shell: &mut impl ShellRunner,
 ) -> io::Result<()> {
     loop {
-        let screen = status().await.to_string();
-        terminal.write(&escape_lines(&screen))?;
-        terminal.write("\nPress Enter to log in for a shell (administrators only).\n")?;
-        if terminal.read_line(true)?.is_none() {
-            return Ok(());
+        let mut shown = status().await;
+        draw(terminal, &shown)?;
+        loop {
+            match terminal.wait_for_line(STATUS_REFRESH)? {
+                Waited::Line => break,
+                Waited::End => return Ok(()),
+                Waited::Nothing => {
+                    let now = status().await;
+                    if now != shown {
+                        draw(terminal, &now)?;
+                        shown = now;
+                    }
+                }
+            }
         }
         let Some(grant) = login(terminal, gate).await? else {
             continue;
@@ -369,6 +397,12 @@ pub async fn serve_console(
             terminal.write(&format!("audit: {error}\n"))?;
         }
     }
+}
+
+/// The status and the invitation to log in.
+fn draw(terminal: &mut impl Terminal, status: &HostStatus) -> io::Result<()> {
+    terminal.write(&escape_lines(&status.to_string()))?;
+    terminal.write("\nPress Enter to log in for a shell (administrators only).\n")
 }
 
 /// One login dialogue: name, password, and a TOTP code when the gate asks for one.
@@ -410,6 +444,9 @@ mod tests {
 
     use super::*;
 
+    /// In a script: the wait for Enter times out.
+    const NOTHING: &str = "<nothing>";
+
     /// A terminal that answers from a script and keeps what was written, marking unechoed
     /// input as `<hidden>`.
     #[derive(Default)]
@@ -422,6 +459,18 @@ mod tests {
         fn write(&mut self, text: &str) -> io::Result<()> {
             self.output.push_str(text);
             Ok(())
+        }
+
+        fn wait_for_line(&mut self, _: Duration) -> io::Result<Waited> {
+            Ok(match self.input.pop_front() {
+                Some(NOTHING) => Waited::Nothing,
+                Some(line) => {
+                    self.output.push_str(line);
+                    self.output.push('\n');
+                    Waited::Line
+                }
+                None => Waited::End,
+            })
         }
 
         fn read_line(&mut self, echo: bool) -> io::Result<Option<String>> {
@@ -555,6 +604,35 @@ mod tests {
         ));
         assert!(shell.runs.is_empty());
         assert_eq!(gate.audit, ["open alice: false", "open bob: false"]);
+    }
+
+    #[test]
+    fn the_screen_is_drawn_again_only_when_the_status_changed() {
+        let mut terminal = ScriptedTerminal {
+            input: [NOTHING, NOTHING, NOTHING].into_iter().collect(),
+            ..ScriptedTerminal::default()
+        };
+        let mut reads = 0;
+        let changing = async || {
+            reads += 1;
+            let mut status = status();
+            if reads >= 3 {
+                status.interfaces = vec!["eth0 up 10.0.2.15/24 10.0.2.16/24".into()];
+            }
+            status
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(serve_console(
+                &mut terminal,
+                changing,
+                &mut RecordingGate::default(),
+                &mut RecordingShell::default(),
+            ))
+            .unwrap();
+        assert_eq!(terminal.output.matches("Press Enter").count(), 2);
+        assert_eq!(terminal.output.matches("10.0.2.16/24").count(), 1);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use anyhow::Context;
 use mfv_config::cmdline::KernelCmdline;
 use mfv_config::discovery::DiscoveryParams;
 use mfv_host::console::{
-    LocalAdminGate, ShellGrant, ShellRunner, Terminal, read_status, serve_console,
+    LocalAdminGate, ShellGrant, ShellRunner, Terminal, Waited, read_status, serve_console,
 };
 use mfv_net::Netlink;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 
@@ -55,6 +56,20 @@ impl Terminal for Console {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()
+    }
+
+    fn wait_for_line(&mut self, timeout: std::time::Duration) -> std::io::Result<Waited> {
+        let stdin = std::io::stdin();
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(Waited::Nothing),
+            Ok(_) => Ok(match self.read_line(true)? {
+                Some(_) => Waited::Line,
+                None => Waited::End,
+            }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn read_line(&mut self, echo: bool) -> std::io::Result<Option<String>> {

@@ -11,7 +11,8 @@ use anyhow::{Context, ensure};
 use mfv_auth::{Actor, Password, Role, UserRecord, Username};
 use mfv_host::auth::{AuthSettings, MissingDatabase};
 use mfv_tests::{
-    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, VolumeFilesystem, VolumeImage,
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
+    VolumeImage,
 };
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
@@ -159,8 +160,12 @@ fn the_console_shows_the_status_and_opens_a_shell_only_for_an_administrator() ->
 fn without_an_administrator_the_console_says_how_to_go_on() -> anyhow::Result<()> {
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .nic(NicModel::VirtioNet)
         .boot()?;
     guest.wait_for_line("config: no configuration found", LINE_TIMEOUT)?;
+    // Drawn with the address, at once or once the lease came.
+    guest.wait_for_line("  eth0 up 10.0.2.15/24", LINE_TIMEOUT)?;
     log_in(
         &mut guest,
         "root",
