@@ -333,3 +333,48 @@ async fn tokens_of_a_user_removed_from_the_directory_are_deleted_and_not_inherit
         ));
     }
 }
+
+#[tokio::test]
+async fn an_entry_deleted_and_added_again_with_the_same_uid_inherits_no_token_or_session() {
+    let slapd = Slapd::start().unwrap();
+    let host = Host::new(config(&slapd)).await;
+    let session = host.login("carol").await.unwrap();
+    let token = host.token("carol", "ci").await;
+
+    // Replaced before any re-check: the group still lists the DN, so the new entry is
+    // carol, a viewer, with a new entryUUID.
+    let dn = format!("uid=carol,{PEOPLE_DN}");
+    let mut root = as_root(&slapd).await;
+    root.delete(&dn).await.unwrap().success().unwrap();
+    root.add(
+        &dn,
+        vec![
+            ("objectClass", ["inetOrgPerson"].into_iter().collect()),
+            ("uid", ["carol"].into_iter().collect()),
+            ("cn", ["Carol Newcomer"].into_iter().collect()),
+            ("sn", ["carol"].into_iter().collect()),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let carol = host.auth.find_user(&user("carol")).await.unwrap().unwrap();
+    assert_eq!((carol.role, carol.disabled), (Role::Viewer, false));
+
+    host.assert_refused_at_next_recheck(&session, &token).await;
+    assert!(
+        host.auth
+            .list_api_tokens(Some(&user("carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        host.auth
+            .list_sessions(Some(&user("carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
