@@ -1295,6 +1295,31 @@ async fn tokens_of_a_user_deleted_elsewhere_are_deleted_and_not_inherited() {
     assert_eq!(f.auth.list_api_tokens(None).await.unwrap().len(), 1);
 }
 
+impl Fixture {
+    /// A viewer API token of vic (an hour) and a session of vic.
+    async fn vic_token_and_session(&self) -> (crate::Secret, crate::Secret) {
+        let token = self
+            .auth
+            .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
+            .await
+            .unwrap()
+            .secret;
+        (token, self.login("vic").await.unwrap().token)
+    }
+
+    /// The API token `token` and the session `session` are refused.
+    async fn assert_refused(&self, token: &crate::Secret, session: &crate::Secret) {
+        assert!(matches!(
+            self.auth.check_api_token(token.expose()).await,
+            Err(CheckError::TokenInvalid)
+        ));
+        assert!(matches!(
+            self.auth.check_session(session.expose()).await,
+            Err(CheckError::SessionInvalid)
+        ));
+    }
+}
+
 /// Deletes `user` from the users table and inserts a row of the same name, as another
 /// program sharing the file would: no cleanup of the state store runs.
 async fn recreate_user_row(state: &SqliteState, user: &str) {
@@ -1325,24 +1350,11 @@ async fn recreate_user_row(state: &SqliteState, user: &str) {
 #[tokio::test]
 async fn a_user_re_created_under_the_same_name_inherits_no_token_or_session() {
     let f = fixture().await;
-    let token = f
-        .auth
-        .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
-        .await
-        .unwrap()
-        .secret;
-    let session = f.login("vic").await.unwrap().token;
+    let (token, session) = f.vic_token_and_session().await;
 
     recreate_user_row(&f.state, "vic").await;
     f.advance(MINUTE);
-    assert!(matches!(
-        f.auth.check_api_token(token.expose()).await,
-        Err(CheckError::TokenInvalid)
-    ));
-    assert!(matches!(
-        f.auth.check_session(session.expose()).await,
-        Err(CheckError::SessionInvalid)
-    ));
+    f.assert_refused(&token, &session).await;
     assert!(
         f.auth
             .list_api_tokens(Some(&name("vic")))
@@ -1363,13 +1375,7 @@ async fn a_user_re_created_under_the_same_name_inherits_no_token_or_session() {
     }
 
     // The new vic's own token and session work.
-    let token = f
-        .auth
-        .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
-        .await
-        .unwrap()
-        .secret;
-    let session = f.login("vic").await.unwrap().token;
+    let (token, session) = f.vic_token_and_session().await;
     f.advance(MINUTE);
     f.auth.check_api_token(token.expose()).await.unwrap();
     f.auth.check_session(session.expose()).await.unwrap();
@@ -1378,13 +1384,7 @@ async fn a_user_re_created_under_the_same_name_inherits_no_token_or_session() {
 #[tokio::test]
 async fn a_user_deleted_and_added_again_by_the_authenticator_inherits_nothing() {
     let f = fixture().await;
-    let token = f
-        .auth
-        .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
-        .await
-        .unwrap()
-        .secret;
-    let session = f.login("vic").await.unwrap().token;
+    let (token, session) = f.vic_token_and_session().await;
     f.auth
         .delete_user(&Actor::Local, &name("vic"))
         .await
@@ -1400,26 +1400,13 @@ async fn a_user_deleted_and_added_again_by_the_authenticator_inherits_nothing() 
         .add_user(&Actor::Local, &record, &pw("vic-password"))
         .await
         .unwrap();
-    assert!(matches!(
-        f.auth.check_api_token(token.expose()).await,
-        Err(CheckError::TokenInvalid)
-    ));
-    assert!(matches!(
-        f.auth.check_session(session.expose()).await,
-        Err(CheckError::SessionInvalid)
-    ));
+    f.assert_refused(&token, &session).await;
 }
 
 #[tokio::test]
 async fn a_token_or_session_from_before_account_ids_is_bound_at_its_next_recheck() {
     let f = fixture().await;
-    let token = f
-        .auth
-        .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
-        .await
-        .unwrap()
-        .secret;
-    let session = f.login("vic").await.unwrap().token;
+    let (token, session) = f.vic_token_and_session().await;
     // As schema version 2 left them: no owner identity.
     f.state
         .run(|connection| {
@@ -1434,14 +1421,7 @@ async fn a_token_or_session_from_before_account_ids_is_bound_at_its_next_recheck
 
     recreate_user_row(&f.state, "vic").await;
     f.advance(MINUTE);
-    assert!(matches!(
-        f.auth.check_api_token(token.expose()).await,
-        Err(CheckError::TokenInvalid)
-    ));
-    assert!(matches!(
-        f.auth.check_session(session.expose()).await,
-        Err(CheckError::SessionInvalid)
-    ));
+    f.assert_refused(&token, &session).await;
 }
 
 #[tokio::test]
