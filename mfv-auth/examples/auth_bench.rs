@@ -192,6 +192,7 @@ impl BackendBench {
             display_name: String::new(),
             role: Role::Operator,
             disabled: false,
+            account_id: None,
         };
         self.auth.add_user(&Actor::Local, &record, password).await?;
         Ok(())

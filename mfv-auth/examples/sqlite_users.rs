@@ -50,6 +50,7 @@ async fn run() -> anyhow::Result<()> {
         display_name: String::new(),
         role: Role::Admin,
         disabled: false,
+        account_id: None,
     };
     match auth.add_user(&Actor::Local, &record, &password).await {
         Ok(()) => println!("added user {username} (role admin)"),

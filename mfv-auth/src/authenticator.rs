@@ -151,10 +151,12 @@ pub enum LoginError {
 /// Why a session token or API token was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// Unknown, expired or revoked session, or its user was removed or disabled.
+    /// Unknown, expired or revoked session, or its user was removed, disabled or replaced by
+    /// another account of the same name.
     #[error("session expired or invalid: log in again")]
     SessionInvalid,
-    /// Unknown, expired or revoked API token, or its owner was removed or disabled.
+    /// Unknown, expired or revoked API token, or its owner was removed, disabled or replaced
+    /// by another account of the same name.
     #[error("API token invalid, expired or revoked")]
     TokenInvalid,
     /// The user could not be re-checked: refused (fail closed).
@@ -291,7 +293,13 @@ impl From<StoreError> for AuthError {
 /// Sessions and API tokens remember the user's role; every
 /// [`AuthPolicy::user_recheck`] the user is looked up again, so a user removed, disabled or
 /// demoted in LDAP loses access within that time (and immediately when changed through this
-/// authenticator). If the backend cannot answer the re-check, the request is refused.
+/// authenticator). They also remember the account's identity
+/// ([`UserRecord::account_id`]): when the name stands for another account at the re-check (the
+/// user was deleted and created again, in the directory, the MySQL table or by another
+/// program on the SQLite file), they are deleted, every one of the earlier account, and
+/// audited. Sessions and tokens made before identities were kept (auth schema version 3)
+/// hold none; they are taken as the current account's and bound to it at their next
+/// re-check. If the backend cannot answer the re-check, the request is refused.
 #[derive(Clone)]
 pub struct Authenticator {
     pub(crate) backend: Arc<dyn UserBackend>,

@@ -125,6 +125,7 @@ pub(crate) async fn fixture() -> Fixture {
             display_name: format!("{user} display"),
             role,
             disabled,
+            account_id: None,
         };
         auth.add_user(&Actor::Local, &record, &pw(&format!("{user}-password")))
             .await
@@ -282,6 +283,7 @@ async fn passwords_shorter_than_the_minimum_are_refused_with_the_reason() {
         display_name: String::new(),
         role: Role::Viewer,
         disabled: false,
+        account_id: None,
     };
     let error = f
         .auth
@@ -405,6 +407,7 @@ async fn unicode_names_are_refused_and_display_names_accepted() {
         display_name: "Jörg Müller 山田".into(),
         role: Role::Viewer,
         disabled: false,
+        account_id: None,
     };
     let password = "пароль🔑 café";
     f.auth
@@ -1111,7 +1114,9 @@ async fn corrupt_user_rows_are_invalid_data_and_refuse_login() {
                 [],
             )?;
             connection.execute(
-                "INSERT INTO users VALUES ('Bad Name', '', 'viewer', 0, 'x', 0, 0)",
+                "INSERT INTO users
+                     (username, display_name, role, disabled, password_hash, created_at, updated_at)
+                 VALUES ('Bad Name', '', 'viewer', 0, 'x', 0, 0)",
                 [],
             )
         })
@@ -1258,6 +1263,7 @@ async fn tokens_of_a_user_deleted_elsewhere_are_deleted_and_not_inherited() {
             display_name: String::new(),
             role: Role::Admin,
             disabled: false,
+            account_id: None,
         };
         f.auth
             .add_user(&Actor::Local, &record, &pw("new-person-password"))
@@ -1287,4 +1293,175 @@ async fn tokens_of_a_user_deleted_elsewhere_are_deleted_and_not_inherited() {
         Err(AuthError::Backend(BackendError::Unavailable { .. }))
     ));
     assert_eq!(f.auth.list_api_tokens(None).await.unwrap().len(), 1);
+}
+
+impl Fixture {
+    /// A viewer API token of vic (an hour) and a session of vic.
+    async fn vic_token_and_session(&self) -> (crate::Secret, crate::Secret) {
+        let token = self
+            .auth
+            .create_api_token(&Actor::Local, &name("vic"), "ci", Role::Viewer, 60 * MINUTE)
+            .await
+            .unwrap()
+            .secret;
+        (token, self.login("vic").await.unwrap().token)
+    }
+
+    /// The API token `token` and the session `session` are refused.
+    async fn assert_refused(&self, token: &crate::Secret, session: &crate::Secret) {
+        assert!(matches!(
+            self.auth.check_api_token(token.expose()).await,
+            Err(CheckError::TokenInvalid)
+        ));
+        assert!(matches!(
+            self.auth.check_session(session.expose()).await,
+            Err(CheckError::SessionInvalid)
+        ));
+    }
+}
+
+/// Deletes `user` from the users table and inserts a row of the same name, as another
+/// program sharing the file would: no cleanup of the state store runs.
+async fn recreate_user_row(state: &SqliteState, user: &str) {
+    let user = user.to_owned();
+    state
+        .run(move |connection| {
+            let transaction = connection.transaction()?;
+            transaction.execute(
+                "CREATE TEMP TABLE old_user AS SELECT * FROM users WHERE username = ?1",
+                [&user],
+            )?;
+            transaction.execute("DELETE FROM users WHERE username = ?1", [&user])?;
+            transaction.execute(
+                "INSERT INTO users (username, display_name, role, disabled, password_hash,
+                                    created_at, updated_at)
+                 SELECT username, 'someone else', role, disabled, password_hash,
+                        created_at, updated_at
+                 FROM old_user",
+                [],
+            )?;
+            transaction.execute("DROP TABLE old_user", [])?;
+            transaction.commit()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_user_re_created_under_the_same_name_inherits_no_token_or_session() {
+    let f = fixture().await;
+    let (token, session) = f.vic_token_and_session().await;
+
+    recreate_user_row(&f.state, "vic").await;
+    f.advance(MINUTE);
+    f.assert_refused(&token, &session).await;
+    assert!(
+        f.auth
+            .list_api_tokens(Some(&name("vic")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        f.auth
+            .list_sessions(Some(&name("vic")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let events = f.events().await;
+    for event in ["token_revoked ok vic", "session_revoked ok vic"] {
+        assert!(events.contains(&event.to_owned()), "{events:?}");
+    }
+
+    // The new vic's own token and session work.
+    let (token, session) = f.vic_token_and_session().await;
+    f.advance(MINUTE);
+    f.auth.check_api_token(token.expose()).await.unwrap();
+    f.auth.check_session(session.expose()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_deleted_and_added_again_by_the_authenticator_inherits_nothing() {
+    let f = fixture().await;
+    let (token, session) = f.vic_token_and_session().await;
+    f.auth
+        .delete_user(&Actor::Local, &name("vic"))
+        .await
+        .unwrap();
+    let record = UserRecord {
+        username: name("vic"),
+        display_name: "someone else".into(),
+        role: Role::Admin,
+        disabled: false,
+        account_id: None,
+    };
+    f.auth
+        .add_user(&Actor::Local, &record, &pw("vic-password"))
+        .await
+        .unwrap();
+    f.assert_refused(&token, &session).await;
+}
+
+#[tokio::test]
+async fn a_token_or_session_from_before_account_ids_is_bound_at_its_next_recheck() {
+    let f = fixture().await;
+    let (token, session) = f.vic_token_and_session().await;
+    // As schema version 2 left them: no owner identity.
+    f.state
+        .run(|connection| {
+            connection.execute("UPDATE api_tokens SET owner_account_id = NULL", [])?;
+            connection.execute("UPDATE sessions SET owner_account_id = NULL", [])
+        })
+        .await
+        .unwrap();
+    f.advance(MINUTE);
+    f.auth.check_api_token(token.expose()).await.unwrap();
+    f.auth.check_session(session.expose()).await.unwrap();
+
+    recreate_user_row(&f.state, "vic").await;
+    f.advance(MINUTE);
+    f.assert_refused(&token, &session).await;
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_tokens_of_an_earlier_account_of_the_name() {
+    let f = fixture().await;
+    for owner in ["vic", "olivia"] {
+        f.auth
+            .create_api_token(&Actor::Local, &name(owner), "ci", Role::Viewer, 60 * MINUTE)
+            .await
+            .unwrap();
+    }
+    recreate_user_row(&f.state, "vic").await;
+    let new_token = f
+        .auth
+        .create_api_token(
+            &Actor::Local,
+            &name("vic"),
+            "new",
+            Role::Viewer,
+            60 * MINUTE,
+        )
+        .await
+        .unwrap()
+        .secret;
+    assert_eq!(f.auth.remove_orphaned_tokens().await.unwrap(), 1);
+    let left: Vec<(String, String)> = f
+        .auth
+        .list_api_tokens(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| (info.owner.to_string(), info.name))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("olivia".to_owned(), "ci".to_owned()),
+            ("vic".to_owned(), "new".to_owned())
+        ]
+    );
+    f.advance(MINUTE);
+    f.auth.check_api_token(new_token.expose()).await.unwrap();
 }

@@ -29,6 +29,26 @@ pub struct UserRecord {
     pub role: Role,
     /// A disabled user cannot log in and their sessions and tokens stop working.
     pub disabled: bool,
+    /// The backend's own identity of the account, which a user deleted and created again
+    /// under the same name does not keep: the entry's `entryUUID` (OpenLDAP, 389 DS) or
+    /// `objectGUID` (Active Directory, as hex) in LDAP, the `id` column of `mfv_users` in
+    /// MySQL, the random `account_id` of the `users` table in SQLite. Sessions and API tokens
+    /// store it and end when the name comes to stand for another account. `None` when the
+    /// backend reports none (a directory without either attribute); ignored by
+    /// [`UserAdmin::add_user`], which lets the backend assign it. Not serialized: it binds
+    /// this host's state to the account and is no part of what a user is shown as.
+    #[serde(skip)]
+    pub account_id: Option<String>,
+}
+
+impl UserRecord {
+    /// Whether this is the account a session or API token was made for, given the
+    /// [`account_id`](UserRecord::account_id) stored with it. A stored `None` (made before
+    /// accounts had identities, or by a backend that reports none) is taken as this account;
+    /// a stored identity this record does not carry is another account.
+    pub(crate) fn is_account(&self, stored: Option<&str>) -> bool {
+        stored.is_none_or(|stored| self.account_id.as_deref() == Some(stored))
+    }
 }
 
 /// Why a display name is refused.

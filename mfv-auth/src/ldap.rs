@@ -14,6 +14,10 @@
 //! [`UserBackend::find_user`] reports them `disabled`, so their sessions and API tokens stop
 //! at the next re-check: the directory's own bind may still accept a locked account.
 //!
+//! The entry's `entryUUID` (OpenLDAP, 389 DS) or `objectGUID` (Active Directory) is the
+//! user's [`UserRecord::account_id`]: an entry deleted and added again with the same `uid` is
+//! another account, and the sessions and API tokens of the earlier one end.
+//!
 //! An unknown user costs the same round trips as a known one (the group search and the
 //! bind run against the DN the user would have), so the two are not told apart by timing.
 //! Any failure to reach or use the directory is a [`BackendError`]: no login.
@@ -37,6 +41,12 @@ use crate::{BackendError, Password, Role, Username};
 
 /// The backend's name in messages and reports.
 const BACKEND: &str = "ldap";
+
+/// The operational attribute that identifies an entry in OpenLDAP and 389 DS (RFC 4530).
+const ENTRY_UUID: &str = "entryUUID";
+
+/// The attribute that identifies an entry in Active Directory.
+const OBJECT_GUID: &str = "objectGUID";
 
 /// The placeholder in [`LdapConfig::user_filter`] replaced by the escaped user name.
 pub const USERNAME_PLACEHOLDER: &str = "{username}";
@@ -292,6 +302,7 @@ pub struct LdapBackend {
 struct UserEntry {
     dn: String,
     display_name: String,
+    account_id: Option<String>,
 }
 
 impl LdapBackend {
@@ -419,7 +430,11 @@ impl LdapBackend {
                 "searching the user",
                 &self.config.user_base_dn,
                 &filter,
-                &[self.config.display_name_attribute.as_str()],
+                &[
+                    self.config.display_name_attribute.as_str(),
+                    ENTRY_UUID,
+                    OBJECT_GUID,
+                ],
             )
             .await?;
         if entries.len() > 1 {
@@ -432,6 +447,7 @@ impl LdapBackend {
         Ok(entries.pop().map(|entry| UserEntry {
             display_name: first_value(&entry, &self.config.display_name_attribute)
                 .unwrap_or_default(),
+            account_id: account_id(&entry),
             dn: entry.dn,
         }))
     }
@@ -544,6 +560,7 @@ impl LdapBackend {
                 display_name: entry.display_name,
                 role,
                 disabled: false,
+                account_id: entry.account_id,
             })),
             _ => Ok(None),
         }
@@ -562,6 +579,7 @@ impl LdapBackend {
             display_name: entry.display_name,
             role,
             disabled,
+            account_id: entry.account_id,
         }))
     }
 
@@ -599,6 +617,8 @@ impl LdapBackend {
                 &[
                     self.config.username_attribute.as_str(),
                     self.config.display_name_attribute.as_str(),
+                    ENTRY_UUID,
+                    OBJECT_GUID,
                 ],
             )
             .await?;
@@ -633,6 +653,7 @@ impl LdapBackend {
                     username,
                     role,
                     disabled: disabled.contains(&normalize_dn(&entry.dn)),
+                    account_id: account_id(&entry),
                 })
             })
             .collect();
@@ -793,6 +814,25 @@ fn first_value(entry: &SearchEntry, attribute: &str) -> Option<String> {
         .and_then(|(_, values)| values.first().cloned())
 }
 
+/// The entry's identity ([`UserRecord::account_id`]): its `entryUUID` (RFC 4530: OpenLDAP,
+/// 389 DS) as text, else its `objectGUID` (Active Directory, 16 bytes) as hex. Both are set
+/// by the server when the entry is created and never reused.
+fn account_id(entry: &SearchEntry) -> Option<String> {
+    if let Some(uuid) = first_value(entry, ENTRY_UUID) {
+        return Some(uuid.to_ascii_lowercase());
+    }
+    // ldap3 keeps a value that happens to be valid UTF-8 as text, any other as bytes.
+    let text = first_value(entry, OBJECT_GUID).map(String::into_bytes);
+    let bytes = text.or_else(|| {
+        entry
+            .bin_attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(OBJECT_GUID))
+            .and_then(|(_, values)| values.first().cloned())
+    })?;
+    Some(crate::secret::hex(&bytes))
+}
+
 /// A DN in a form for comparison: lowercase, no spaces around `,`, `=` and `+`.
 fn normalize_dn(dn: &str) -> String {
     dn.split(',')
@@ -886,7 +926,40 @@ fn result_error(what: &str, rc: u32, text: &str) -> BackendError {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    #[test]
+    fn account_ids_come_from_entry_uuid_or_object_guid() {
+        let entry = |attrs: &[(&str, &str)], bin_attrs: &[(&str, &[u8])]| SearchEntry {
+            dn: "uid=carol,ou=people,dc=example,dc=test".into(),
+            attrs: attrs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), vec![(*value).to_owned()]))
+                .collect(),
+            bin_attrs: bin_attrs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), vec![value.to_vec()]))
+                .collect::<HashMap<_, _>>(),
+        };
+        let uuid = "5C3F2E1A-0B4D-4E6F-8A9B-0C1D2E3F4A5B";
+        assert_eq!(
+            account_id(&entry(&[("entryuuid", uuid)], &[])).as_deref(),
+            Some("5c3f2e1a-0b4d-4e6f-8a9b-0c1d2e3f4a5b")
+        );
+        let guid: &[u8] = &[0xff, 0x01, 0x80, 0x7f, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        assert_eq!(
+            account_id(&entry(&[], &[("objectGUID", guid)])).as_deref(),
+            Some("ff01807f000102030405060708090a0b")
+        );
+        // Sixteen bytes that happen to be UTF-8 arrive as text, and read the same way.
+        assert_eq!(
+            account_id(&entry(&[("objectGUID", "0123456789abcdef")], &[])).as_deref(),
+            Some("30313233343536373839616263646566")
+        );
+        assert_eq!(account_id(&entry(&[("cn", "Carol")], &[])), None);
+    }
 
     fn config() -> LdapConfig {
         let mut config = LdapConfig::new(

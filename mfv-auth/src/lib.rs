@@ -12,6 +12,9 @@
 //! - [`Password`] and [`PasswordHasher`] (argon2id, m=19456 KiB, t=2, p=1 by default);
 //! - [`SqliteState`], the SQLite database that always holds sessions, API tokens, TOTP
 //!   secrets, recovery codes, throttle counters and the audit log, whatever the user backend;
+//!   each session and token keeps its owner's [`UserRecord::account_id`], so a user deleted
+//!   in the backend and created again under the same name, before anything here noticed,
+//!   does not inherit them: they end at their next re-check of the owner;
 //! - [`Authenticator`], which composes the two: login with throttling and TOTP, sessions,
 //!   API tokens, audited user administration. Time comes from a [`Clock`].
 //!

@@ -3,7 +3,10 @@
 //!
 //! The backend owns two tables, prefixed so they can share a database with other software:
 //! `mfv_schema_version` (one row: the schema version) and `mfv_users` (user name, display
-//! name, role, disabled flag, argon2id hash). It creates and upgrades them itself on first
+//! name, role, disabled flag, argon2id hash, and `id`, numbered by the server's
+//! `AUTO_INCREMENT` for every row inserted, the [`UserRecord::account_id`]; servers older than
+//! MySQL 8.0 and MariaDB 10.2.4 forget the counter on restart and may number a row again
+//! after the highest was deleted). It creates and upgrades them itself on first
 //! use ([`MIGRATIONS`]), under a named server lock (`GET_LOCK`) so hosts starting together
 //! do not race; a database newer than this build is refused, never downgraded.
 //!
@@ -48,14 +51,21 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 
 /// The schema migrations, in order: migration `n` (1-based) brings the schema to version
 /// `n`. Never edit one that was released; append a new one.
-pub const MIGRATIONS: &[&[&str]] = &[&["CREATE TABLE IF NOT EXISTS mfv_users (
+pub const MIGRATIONS: &[&[&str]] = &[
+    &["CREATE TABLE IF NOT EXISTS mfv_users (
         username VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
         display_name VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
         role VARCHAR(16) CHARACTER SET ascii NOT NULL
             CHECK (role IN ('viewer', 'operator', 'admin')),
         disabled BOOLEAN NOT NULL DEFAULT FALSE,
         password_hash VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL
-    ) ENGINE=InnoDB"]];
+    ) ENGINE=InnoDB"],
+    // Version 2: the account's identity (`UserRecord::account_id`), numbered by the server
+    // for every row, whoever inserts it, so a row deleted and inserted again under the same
+    // name is another account. Existing rows are numbered as the column is added.
+    &["ALTER TABLE mfv_users
+        ADD COLUMN id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT UNIQUE"],
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -300,7 +310,7 @@ impl fmt::Debug for MySqlBackend {
 }
 
 /// A row of `mfv_users` without the hash.
-type UserColumns = (String, String, String, bool);
+type UserColumns = (String, String, String, bool, u64);
 
 impl MySqlBackend {
     /// Checks `config` and prepares the pool; connects (and creates or upgrades the tables)
@@ -479,7 +489,7 @@ impl MySqlBackend {
         let row: Option<Row> = self
             .deadline("reading the user", async {
                 conn.exec_first(
-                    "SELECT username, display_name, role, disabled, \
+                    "SELECT username, display_name, role, disabled, id, \
                      IF(?, password_hash, '') FROM mfv_users WHERE username = ?",
                     (with_hash, user.as_str()),
                 )
@@ -488,10 +498,10 @@ impl MySqlBackend {
             })
             .await?;
         row.map(|row| {
-            let (username, display_name, role, disabled, hash) =
-                mysql_async::from_row_opt::<(String, String, String, bool, String)>(row)
+            let (username, display_name, role, disabled, id, hash) =
+                mysql_async::from_row_opt::<(String, String, String, bool, u64, String)>(row)
                     .map_err(|error| invalid_data(format!("user {user}: {error}")))?;
-            Ok((record((username, display_name, role, disabled))?, hash))
+            Ok((record((username, display_name, role, disabled, id))?, hash))
         })
         .transpose()
     }
@@ -530,7 +540,7 @@ impl MySqlBackend {
         let rows: Vec<Row> = self
             .deadline("listing the users", async {
                 conn.exec(
-                    "SELECT username, display_name, role, disabled FROM mfv_users \
+                    "SELECT username, display_name, role, disabled, id FROM mfv_users \
                      ORDER BY username",
                     (),
                 )
@@ -791,7 +801,7 @@ impl UserAdmin for MySqlBackend {
 
 /// A user record from its columns, refusing names and roles this crate does not accept.
 fn record(
-    (username, display_name, role, disabled): UserColumns,
+    (username, display_name, role, disabled, id): UserColumns,
 ) -> Result<UserRecord, BackendError> {
     let parsed = Username::new(username.clone())
         .map_err(|error| invalid_data(format!("mfv_users row {username:?}: {error}")))?;
@@ -802,6 +812,7 @@ fn record(
         display_name,
         role,
         disabled,
+        account_id: Some(id.to_string()),
     })
 }
 
@@ -900,13 +911,14 @@ mod tests {
 
     #[test]
     fn records_refuse_invalid_names_and_roles() {
-        let good = record(("alice".into(), "Alice".into(), "admin".into(), false)).unwrap();
+        let good = record(("alice".into(), "Alice".into(), "admin".into(), false, 7)).unwrap();
         assert_eq!(good.role, Role::Admin);
+        assert_eq!(good.account_id.as_deref(), Some("7"));
         for (name, role, expected) in [
             ("Alice", "admin", "'A' is not allowed"),
             ("alice", "root", "is not a role"),
         ] {
-            let error = record((name.into(), String::new(), role.into(), false)).unwrap_err();
+            let error = record((name.into(), String::new(), role.into(), false, 1)).unwrap_err();
             assert!(matches!(error, BackendError::InvalidData { .. }));
             assert!(error.to_string().contains(expected), "{error}");
         }

@@ -63,9 +63,12 @@ struct SessionRow {
     last_seen_at: i64,
     expires_at: i64,
     user_checked_at: i64,
+    /// The [`UserRecord::account_id`] of the user at login; NULL for sessions opened before
+    /// accounts had identities (schema version 3), which are taken as the user's.
+    owner_account_id: Option<String>,
 }
 
-const SELECT_SESSION: &str = "SELECT id, username, role, source, created_at, last_seen_at, expires_at, user_checked_at FROM sessions";
+const SELECT_SESSION: &str = "SELECT id, username, role, source, created_at, last_seen_at, expires_at, user_checked_at, owner_account_id FROM sessions";
 
 fn row_to_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -77,6 +80,7 @@ fn row_to_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         last_seen_at: row.get(5)?,
         expires_at: row.get(6)?,
         user_checked_at: row.get(7)?,
+        owner_account_id: row.get(8)?,
     })
 }
 
@@ -113,6 +117,7 @@ impl Authenticator {
         let expires_at = now.plus(self.policy.session_absolute);
         let name = user.username.as_str().to_owned();
         let role = user.role;
+        let account_id = user.account_id.clone();
         let source_text = source.to_string();
         let stored_source = source_text.clone();
         let id = self
@@ -120,9 +125,9 @@ impl Authenticator {
             .run(move |connection| {
                 connection.execute(
                     "INSERT INTO sessions
-                         (token_hash, username, role, source, created_at, last_seen_at, expires_at, user_checked_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?5)",
-                    params![digest, name, role.as_str(), stored_source, now.0, expires_at.0],
+                         (token_hash, username, role, source, created_at, last_seen_at, expires_at, user_checked_at, owner_account_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?5, ?7)",
+                    params![digest, name, role.as_str(), stored_source, now.0, expires_at.0, account_id],
                 )?;
                 Ok(connection.last_insert_rowid())
             })
@@ -145,8 +150,10 @@ impl Authenticator {
 
     /// Checks a session token and records its use (which moves the idle expiry). Every
     /// [`AuthPolicy::user_recheck`](crate::AuthPolicy::user_recheck) the user is looked up
-    /// again: gone or disabled ends the session, a new role is taken over, a backend that
-    /// cannot answer refuses the request.
+    /// again: gone or disabled ends the session, and so does a name that now stands for
+    /// another account than at login (deleted and created again: every session of the earlier
+    /// account ends); a new role is taken over; a backend that cannot answer refuses the
+    /// request.
     pub async fn check_session(&self, token: &str) -> Result<SessionInfo, CheckError> {
         let now = self.clock.now();
         let digest = secret::digest(token);
@@ -175,42 +182,68 @@ impl Authenticator {
             let Some(username) = info.as_ref().map(|info| info.username.clone()) else {
                 return Err(CheckError::SessionInvalid);
             };
-            match self.backend.find_user(&username).await {
+            let ended = match self.backend.find_user(&username).await {
                 Err(error) => return Err(CheckError::BackendUnavailable(error)),
+                Ok(Some(user)) if !user.is_account(row.owner_account_id.as_deref()) => {
+                    let ended = self
+                        .delete_sessions_of_other_accounts(&username, user.account_id)
+                        .await
+                        .map_err(CheckError::State)?;
+                    Some(format!(
+                        "{ended} session(s): user name now stands for another account"
+                    ))
+                }
                 Ok(Some(user)) if !user.disabled => {
                     row.role = user.role.as_str().to_owned();
                     row.user_checked_at = now.0;
+                    // A session from before accounts had identities is bound from now on.
+                    row.owner_account_id = row.owner_account_id.or(user.account_id);
                     rechecked = true;
+                    None
                 }
-                Ok(_) => {
+                Ok(found) => {
                     self.delete_session(row.id)
                         .await
                         .map_err(CheckError::State)?;
-                    self.audit(
-                        AuditEvent::SessionRevoked,
-                        AuditOutcome::Ok,
-                        Some(username.as_str()),
-                        None,
-                        None,
-                        format!("session {}: user removed or disabled", row.id),
-                    )
-                    .await
-                    .map_err(CheckError::State)?;
-                    return Err(CheckError::SessionInvalid);
+                    let reason = if found.is_some() {
+                        "user disabled"
+                    } else {
+                        "user removed"
+                    };
+                    Some(format!("session {}: {reason}", row.id))
                 }
+            };
+            if let Some(detail) = ended {
+                self.audit(
+                    AuditEvent::SessionRevoked,
+                    AuditOutcome::Ok,
+                    Some(username.as_str()),
+                    None,
+                    None,
+                    detail,
+                )
+                .await
+                .map_err(CheckError::State)?;
+                return Err(CheckError::SessionInvalid);
             }
         }
         if rechecked || now.0 - row.last_seen_at >= LAST_USE_GRANULARITY {
             row.last_seen_at = now.0;
-            let (id, role, checked) = (row.id, row.role.clone(), row.user_checked_at);
+            let (id, role, checked, account_id) = (
+                row.id,
+                row.role.clone(),
+                row.user_checked_at,
+                row.owner_account_id.clone(),
+            );
             self.state
                 .run(move |connection| {
                     connection
                         .prepare_cached(
-                            "UPDATE sessions SET last_seen_at = ?2, role = ?3, user_checked_at = ?4
+                            "UPDATE sessions
+                             SET last_seen_at = ?2, role = ?3, user_checked_at = ?4, owner_account_id = ?5
                              WHERE id = ?1",
                         )?
-                        .execute(params![id, now.0, role, checked])
+                        .execute(params![id, now.0, role, checked, account_id])
                 })
                 .await
                 .map_err(CheckError::State)?;
@@ -229,6 +262,25 @@ impl Authenticator {
         self.state
             .run(move |connection| {
                 connection.execute("DELETE FROM sessions WHERE username = ?1", [name])
+            })
+            .await
+    }
+
+    /// Deletes the sessions of `user` opened for another account than the one the name
+    /// stands for now (`account_id`); sessions without a stored identity stay.
+    async fn delete_sessions_of_other_accounts(
+        &self,
+        user: &Username,
+        account_id: Option<String>,
+    ) -> Result<usize, StoreError> {
+        let name = user.as_str().to_owned();
+        self.state
+            .run(move |connection| {
+                connection.execute(
+                    "DELETE FROM sessions WHERE username = ?1
+                     AND owner_account_id IS NOT NULL AND owner_account_id IS NOT ?2",
+                    params![name, account_id],
+                )
             })
             .await
     }

@@ -115,6 +115,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX login_attempts_by_user ON login_attempts (username);
     CREATE INDEX login_attempts_by_address ON login_attempts (address);
     ",
+    // Version 3: accounts get an identity that a user deleted and created again under the
+    // same name does not keep, and sessions and API tokens remember the identity of the
+    // account they were created for (see `UserRecord::account_id`). The rowid of `users`
+    // would not do: SQLite hands a deleted row's rowid out again. Every row, whoever
+    // inserts it, gets 128 random bits from the column's default (`ALTER TABLE` cannot add a
+    // column with such a default, hence the copy). Sessions and tokens created before this
+    // version hold NULL: their owner is taken as unchanged.
+    "
+    CREATE TABLE users_v3 (
+        username      TEXT PRIMARY KEY NOT NULL,
+        display_name  TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+        disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        account_id    TEXT NOT NULL UNIQUE DEFAULT (lower(hex(randomblob(16))))
+    ) STRICT;
+    INSERT INTO users_v3
+        (username, display_name, role, disabled, password_hash, created_at, updated_at)
+        SELECT username, display_name, role, disabled, password_hash, created_at, updated_at
+        FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_v3 RENAME TO users;
+
+    ALTER TABLE sessions ADD COLUMN owner_account_id TEXT;
+    ALTER TABLE api_tokens ADD COLUMN owner_account_id TEXT;
+    ",
 ];
 
 /// The schema version this program writes.
@@ -393,6 +421,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(settings, ("wal".to_owned(), 1));
+    }
+
+    #[tokio::test]
+    async fn version_3_gives_existing_users_random_ids_and_leaves_old_tokens_unbound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.db");
+        let connection = Connection::open(&path).unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection.execute_batch(MIGRATIONS[1]).unwrap();
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO users VALUES ('alice', '', 'admin', 0, 'h', 1, 1);
+                 INSERT INTO users VALUES ('bob', '', 'viewer', 1, 'h', 1, 1);
+                 INSERT INTO api_tokens (token_hash, username, name, role, owner_role,
+                                         created_at, expires_at, user_checked_at)
+                     VALUES (x'00', 'alice', 'ci', 'viewer', 'admin', 1, 2, 1);",
+            )
+            .unwrap();
+        drop(connection);
+
+        let state = SqliteState::open(&path).await.unwrap();
+        let (users, ids, token_owner): (i64, Vec<String>, Option<String>) = state
+            .run(|connection| {
+                let mut statement = connection.prepare("SELECT account_id FROM users")?;
+                let ids = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok((
+                    connection.query_row("SELECT count(*) FROM users", [], |row| row.get(0))?,
+                    ids,
+                    connection.query_row("SELECT owner_account_id FROM api_tokens", [], |row| {
+                        row.get(0)
+                    })?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(users, 2);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.bytes().all(|byte| byte.is_ascii_hexdigit())),
+            "{ids:?}"
+        );
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(token_owner, None);
     }
 
     #[tokio::test]

@@ -1,5 +1,9 @@
 //! The SQLite user backend: accounts in the `users` table of the auth database, passwords as
 //! argon2id PHC strings. The embedded default; users are managed with [`UserAdmin`].
+//!
+//! Each row's `account_id` (128 random bits, the column's default, so also for rows another
+//! program inserts) is the [`UserRecord::account_id`]: the rowid would not do, as SQLite
+//! hands a deleted row's rowid out again.
 
 use std::fmt;
 
@@ -72,7 +76,7 @@ fn read_user(
 ) -> rusqlite::Result<Option<Result<UserRow, String>>> {
     connection
         .prepare_cached(
-            "SELECT username, display_name, role, disabled, password_hash FROM users
+            "SELECT username, display_name, role, disabled, password_hash, account_id FROM users
              WHERE username = ?1",
         )?
         .query_row([user], row_to_user)
@@ -85,8 +89,9 @@ fn row_to_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<UserRow, Stri
     let role: String = row.get(2)?;
     let disabled: bool = row.get(3)?;
     let password_hash: String = row.get(4)?;
+    let account_id: String = row.get(5)?;
     Ok(
-        parse_user(username, display_name, &role, disabled).map(|record| UserRow {
+        parse_user(username, display_name, &role, disabled, account_id).map(|record| UserRow {
             record,
             password_hash,
         }),
@@ -98,6 +103,7 @@ fn parse_user(
     display_name: String,
     role: &str,
     disabled: bool,
+    account_id: String,
 ) -> Result<UserRecord, String> {
     let username = Username::new(username.clone())
         .map_err(|error| format!("users row {username:?}: {error}"))?;
@@ -109,6 +115,7 @@ fn parse_user(
         display_name,
         role,
         disabled,
+        account_id: Some(account_id),
     })
 }
 
@@ -211,7 +218,7 @@ impl UserBackend for SqliteUserBackend {
                 .state
                 .run(|connection| {
                     let mut statement = connection.prepare_cached(
-                        "SELECT username, display_name, role, disabled, password_hash FROM users
+                        "SELECT username, display_name, role, disabled, password_hash, account_id FROM users
                          ORDER BY username",
                     )?;
                     let rows = statement.query_map([], row_to_user)?;

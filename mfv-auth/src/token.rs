@@ -62,9 +62,13 @@ struct TokenRow {
     expires_at: i64,
     last_used_at: Option<i64>,
     user_checked_at: i64,
+    /// The owner's [`UserRecord::account_id`](crate::UserRecord::account_id) at creation;
+    /// NULL for tokens created before accounts had identities (schema version 3), which are
+    /// taken as the owner's.
+    owner_account_id: Option<String>,
 }
 
-const SELECT_TOKEN: &str = "SELECT id, username, name, role, owner_role, created_at, expires_at, last_used_at, user_checked_at FROM api_tokens";
+const SELECT_TOKEN: &str = "SELECT id, username, name, role, owner_role, created_at, expires_at, last_used_at, user_checked_at, owner_account_id FROM api_tokens";
 
 fn row_to_token(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
@@ -77,6 +81,7 @@ fn row_to_token(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         expires_at: row.get(6)?,
         last_used_at: row.get(7)?,
         user_checked_at: row.get(8)?,
+        owner_account_id: row.get(9)?,
     })
 }
 
@@ -93,6 +98,25 @@ fn token_info(row: &TokenRow) -> Option<ApiTokenInfo> {
         expires_at: Timestamp(row.expires_at),
         last_used_at: row.last_used_at.map(Timestamp),
     })
+}
+
+/// Which API tokens of an owner can no longer be used by anyone.
+enum StaleTokens {
+    /// The owner no longer exists: all of them.
+    OwnerGone,
+    /// The owner's name now stands for the account `account_id`: those made for another
+    /// (those without a stored identity stay: they are taken as the current account's).
+    OwnerReplaced { account_id: Option<String> },
+}
+
+impl StaleTokens {
+    /// Why they went, for the audit log.
+    fn reason(&self) -> &'static str {
+        match self {
+            StaleTokens::OwnerGone => "owner no longer exists",
+            StaleTokens::OwnerReplaced { .. } => "owner's name now stands for another account",
+        }
+    }
 }
 
 impl Authenticator {
@@ -170,15 +194,19 @@ impl Authenticator {
         let digest = secret::digest(&token);
         let now = self.clock.now();
         let expires_at = now.plus(lifetime);
-        let (owner_text, name_text, owner_role) =
-            (owner.as_str().to_owned(), name.to_owned(), user.role);
+        let (owner_text, name_text, owner_role, account_id) = (
+            owner.as_str().to_owned(),
+            name.to_owned(),
+            user.role,
+            user.account_id,
+        );
         let id = self
             .state
             .run(move |connection| {
                 match connection.execute(
                     "INSERT INTO api_tokens
-                         (token_hash, username, name, role, owner_role, created_at, expires_at, user_checked_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+                         (token_hash, username, name, role, owner_role, created_at, expires_at, user_checked_at, owner_account_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8)",
                     params![
                         digest,
                         owner_text,
@@ -186,7 +214,8 @@ impl Authenticator {
                         role.as_str(),
                         owner_role.as_str(),
                         now.0,
-                        expires_at.0
+                        expires_at.0,
+                        account_id
                     ],
                 ) {
                     Ok(_) => Ok(Some(connection.last_insert_rowid())),
@@ -221,9 +250,11 @@ impl Authenticator {
     }
 
     /// Checks an API token. The owner is re-checked every
-    /// [`AuthPolicy::user_recheck`](crate::AuthPolicy::user_recheck): a removed or disabled
-    /// owner makes the token invalid; a demoted owner lowers its effective role; a backend
-    /// that cannot answer refuses the request.
+    /// [`AuthPolicy::user_recheck`](crate::AuthPolicy::user_recheck): a disabled owner makes
+    /// the token invalid; a removed owner, or a name that now stands for another account than
+    /// at creation (deleted and created again), deletes it with the owner's other tokens of
+    /// that earlier account; a demoted owner lowers its effective role; a backend that cannot
+    /// answer refuses the request.
     pub async fn check_api_token(&self, token: &str) -> Result<ApiTokenInfo, CheckError> {
         if !token.starts_with(API_TOKEN_PREFIX) {
             return Err(CheckError::TokenInvalid);
@@ -253,14 +284,25 @@ impl Authenticator {
         if now >= Timestamp(row.user_checked_at).plus(self.policy.user_recheck) {
             match self.backend.find_user(&owner).await {
                 Err(error) => return Err(CheckError::BackendUnavailable(error)),
+                Ok(Some(user)) if !user.is_account(row.owner_account_id.as_deref()) => {
+                    let stale = StaleTokens::OwnerReplaced {
+                        account_id: user.account_id,
+                    };
+                    self.delete_tokens_of(owner.as_str().to_owned(), stale)
+                        .await
+                        .map_err(CheckError::State)?;
+                    return Err(CheckError::TokenInvalid);
+                }
                 Ok(Some(user)) if !user.disabled => {
                     row.owner_role = user.role.as_str().to_owned();
                     row.user_checked_at = now.0;
+                    // A token from before accounts had identities is bound from now on.
+                    row.owner_account_id = row.owner_account_id.or(user.account_id);
                     changed = true;
                 }
                 Ok(Some(_)) => return Err(CheckError::TokenInvalid),
                 Ok(None) => {
-                    self.delete_tokens_of(owner.as_str().to_owned(), "owner no longer exists")
+                    self.delete_tokens_of(owner.as_str().to_owned(), StaleTokens::OwnerGone)
                         .await
                         .map_err(CheckError::State)?;
                     return Err(CheckError::TokenInvalid);
@@ -269,15 +311,21 @@ impl Authenticator {
         }
         if changed {
             row.last_used_at = Some(now.0);
-            let (id, owner_role, checked) = (row.id, row.owner_role.clone(), row.user_checked_at);
+            let (id, owner_role, checked, account_id) = (
+                row.id,
+                row.owner_role.clone(),
+                row.user_checked_at,
+                row.owner_account_id.clone(),
+            );
             self.state
                 .run(move |connection| {
                     connection
                         .prepare_cached(
-                            "UPDATE api_tokens SET last_used_at = ?2, owner_role = ?3, user_checked_at = ?4
+                            "UPDATE api_tokens
+                             SET last_used_at = ?2, owner_role = ?3, user_checked_at = ?4, owner_account_id = ?5
                              WHERE id = ?1",
                         )?
-                        .execute(params![id, now.0, owner_role, checked])
+                        .execute(params![id, now.0, owner_role, checked, account_id])
                 })
                 .await
                 .map_err(CheckError::State)?;
@@ -305,9 +353,11 @@ impl Authenticator {
     }
 
     /// Deletes the API tokens of every owner the backend no longer knows (removed, or in no
-    /// mapped group any more), so that whoever is given the name later cannot use them.
-    /// Tokens of disabled owners stay (refused until the owner is enabled again). Returns how
-    /// many tokens went; a backend that cannot answer deletes nothing more and is an error.
+    /// mapped group any more), and those made for an earlier account of a name that now
+    /// stands for another (deleted and created again), so that whoever is given the name
+    /// cannot use them. Tokens of disabled owners stay (refused until the owner is enabled
+    /// again). Returns how many tokens went; a backend that cannot answer deletes nothing
+    /// more and is an error.
     pub async fn remove_orphaned_tokens(&self) -> Result<usize, AuthError> {
         let owners: Vec<String> = self
             .state
@@ -321,30 +371,40 @@ impl Authenticator {
         let mut removed = 0;
         for owner in owners {
             // A name that is not a valid user name can never log in again: its tokens go.
-            let exists = match Username::new(owner.clone()) {
-                Ok(user) => self.backend.find_user(&user).await?.is_some(),
-                Err(_) => false,
+            let found = match Username::new(owner.clone()) {
+                Ok(user) => self.backend.find_user(&user).await?,
+                Err(_) => None,
             };
-            if !exists {
-                removed += self
-                    .delete_tokens_of(owner, "owner no longer exists")
-                    .await?;
-            }
+            let stale = match found {
+                Some(user) => StaleTokens::OwnerReplaced {
+                    account_id: user.account_id,
+                },
+                None => StaleTokens::OwnerGone,
+            };
+            removed += self.delete_tokens_of(owner, stale).await?;
         }
         Ok(removed)
     }
 
-    /// Deletes every API token of `owner` and audits it with `reason`.
+    /// Deletes the `stale` API tokens of `owner` and audits it.
     async fn delete_tokens_of(
         &self,
         owner: String,
-        reason: &'static str,
+        stale: StaleTokens,
     ) -> Result<usize, StoreError> {
         let name = owner.clone();
+        let reason = stale.reason();
         let deleted = self
             .state
-            .run(move |connection| {
-                connection.execute("DELETE FROM api_tokens WHERE username = ?1", [name])
+            .run(move |connection| match stale {
+                StaleTokens::OwnerGone => {
+                    connection.execute("DELETE FROM api_tokens WHERE username = ?1", [name])
+                }
+                StaleTokens::OwnerReplaced { account_id } => connection.execute(
+                    "DELETE FROM api_tokens WHERE username = ?1
+                     AND owner_account_id IS NOT NULL AND owner_account_id IS NOT ?2",
+                    params![name, account_id],
+                ),
             })
             .await?;
         if deleted > 0 {

@@ -150,6 +150,24 @@ async fn set_attribute(slapd: &Slapd, uid: &str, attribute: &str, value: &str) {
         .unwrap();
 }
 
+/// Adds a new person with the uid carol (and no password), as a directory administrator
+/// gives a name that was freed to someone else.
+async fn add_new_carol(root: &mut Ldap) {
+    root.add(
+        &format!("uid=carol,{PEOPLE_DN}"),
+        vec![
+            ("objectClass", ["inetOrgPerson"].into_iter().collect()),
+            ("uid", ["carol"].into_iter().collect()),
+            ("cn", ["Carol Newcomer"].into_iter().collect()),
+            ("sn", ["carol"].into_iter().collect()),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+}
+
 #[tokio::test]
 async fn an_account_locked_in_the_directory_gets_no_login_and_loses_its_session_and_token() {
     let slapd = Slapd::start().unwrap();
@@ -299,19 +317,7 @@ async fn tokens_of_a_user_removed_from_the_directory_are_deleted_and_not_inherit
     assert_eq!(owners, ["alice"]);
 
     // Someone else gets the name carol: the old token does not work for them.
-    root.add(
-        &format!("uid=carol,{PEOPLE_DN}"),
-        vec![
-            ("objectClass", ["inetOrgPerson"].into_iter().collect()),
-            ("uid", ["carol"].into_iter().collect()),
-            ("cn", ["Carol Newcomer"].into_iter().collect()),
-            ("sn", ["carol"].into_iter().collect()),
-        ],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    add_new_carol(&mut root).await;
     root.modify(
         &format!("cn=mfv-viewers,{GROUPS_DN}"),
         vec![Mod::Add(
@@ -332,4 +338,40 @@ async fn tokens_of_a_user_removed_from_the_directory_are_deleted_and_not_inherit
             Err(CheckError::TokenInvalid)
         ));
     }
+}
+
+#[tokio::test]
+async fn an_entry_deleted_and_added_again_with_the_same_uid_inherits_no_token_or_session() {
+    let slapd = Slapd::start().unwrap();
+    let host = Host::new(config(&slapd)).await;
+    let session = host.login("carol").await.unwrap();
+    let token = host.token("carol", "ci").await;
+
+    // Replaced before any re-check: the group still lists the DN, so the new entry is
+    // carol, a viewer, with a new entryUUID.
+    let mut root = as_root(&slapd).await;
+    root.delete(&format!("uid=carol,{PEOPLE_DN}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    add_new_carol(&mut root).await;
+    let carol = host.auth.find_user(&user("carol")).await.unwrap().unwrap();
+    assert_eq!((carol.role, carol.disabled), (Role::Viewer, false));
+
+    host.assert_refused_at_next_recheck(&session, &token).await;
+    assert!(
+        host.auth
+            .list_api_tokens(Some(&user("carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        host.auth
+            .list_sessions(Some(&user("carol")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

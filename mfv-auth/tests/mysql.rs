@@ -9,9 +9,13 @@
 )]
 
 use mfv_auth::mysql::SCHEMA_VERSION;
+use std::sync::Arc;
+use std::time::Duration;
+
 use mfv_auth::{
-    AdminError, Argon2Params, BackendError, MySqlBackend, MySqlConfig, Password, PasswordHasher,
-    Role, StepOutcome, UserBackend, UserRecord, Username,
+    Actor, AdminError, Argon2Params, AuthPolicy, Authenticator, BackendError, CheckError,
+    ManualClock, MySqlBackend, MySqlConfig, Password, PasswordHasher, Role, SqliteState,
+    StepOutcome, Timestamp, UserBackend, UserRecord, Username,
 };
 use mfv_tests::mariadb::{self, MariaDb};
 
@@ -57,6 +61,7 @@ fn user(username: &str, display_name: &str, role: Role) -> UserRecord {
         display_name: display_name.into(),
         role,
         disabled: false,
+        account_id: None,
     }
 }
 
@@ -79,12 +84,25 @@ async fn users_are_added_changed_verified_and_deleted() {
         Err(AdminError::UserExists { .. })
     ));
 
+    let verified = backend
+        .verify_password(&name("alice"), &password("alice-pw-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        verified.account_id.is_some(),
+        "the server numbers every row"
+    );
     assert_eq!(
-        backend
-            .verify_password(&name("alice"), &password("alice-pw-1"))
-            .await
-            .unwrap(),
-        Some(alice.clone())
+        verified,
+        UserRecord {
+            account_id: verified.account_id.clone(),
+            ..alice.clone()
+        }
+    );
+    assert_eq!(
+        backend.find_user(&name("alice")).await.unwrap().unwrap(),
+        verified
     );
     for (who, attempt) in [
         ("alice", "alice-pw-2"),
@@ -276,7 +294,8 @@ async fn injection_attempts_are_inert() {
     // never a login or a silently shortened list.
     MariaDb::shared()
         .root_sql(&format!(
-            "INSERT INTO `{database}`.mfv_users VALUES ('Robert''); --', 'x', 'admin', 0, 'x')"
+            "INSERT INTO `{database}`.mfv_users (username, display_name, role, disabled, \
+             password_hash) VALUES ('Robert''); --', 'x', 'admin', 0, 'x')"
         ))
         .unwrap();
     let error = backend.list_users().await.unwrap_err();
@@ -429,4 +448,68 @@ async fn a_server_that_stops_mid_run_fails_closed() {
         matches!(report.steps[0].outcome, StepOutcome::Failed(_)),
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn a_row_deleted_and_inserted_again_inherits_no_token_or_session() {
+    let (backend, database) = backend("recreated");
+    let backend = Arc::new(backend);
+    backend
+        .admin()
+        .unwrap()
+        .add_user(
+            &user("carol", "Carol", Role::Viewer),
+            &password("carol-pw-1"),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = SqliteState::open(dir.path().join("auth.db")).await.unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_795_668_780)));
+    let auth = Authenticator::new(backend.clone(), state, clock.clone(), AuthPolicy::default());
+    let source = "192.0.2.1".parse().unwrap();
+    let session = auth
+        .login("carol", "carol-pw-1", None, source)
+        .await
+        .unwrap();
+    let token = auth
+        .create_api_token(
+            &Actor::Local,
+            &name("carol"),
+            "ci",
+            Role::Viewer,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap()
+        .secret;
+
+    // Another program replaces the row; the new one is carol again, with the same password.
+    MariaDb::shared()
+        .root_sql(&format!(
+            "USE `{database}`;
+             CREATE TABLE old_carol AS SELECT * FROM mfv_users WHERE username = 'carol';
+             DELETE FROM mfv_users WHERE username = 'carol';
+             INSERT INTO mfv_users (username, display_name, role, disabled, password_hash)
+                 SELECT username, 'Someone Else', role, disabled, password_hash FROM old_carol;
+             DROP TABLE old_carol;"
+        ))
+        .unwrap();
+    clock.advance(AuthPolicy::default().user_recheck);
+    assert!(matches!(
+        auth.check_session(session.token.expose()).await,
+        Err(CheckError::SessionInvalid)
+    ));
+    assert!(matches!(
+        auth.check_api_token(token.expose()).await,
+        Err(CheckError::TokenInvalid)
+    ));
+    assert!(auth.list_api_tokens(None).await.unwrap().is_empty());
+    assert!(auth.list_sessions(None).await.unwrap().is_empty());
+    // The new carol logs in on her own.
+    auth.login("carol", "carol-pw-1", None, source)
+        .await
+        .unwrap();
+    drop(auth);
+    Arc::into_inner(backend).unwrap().close().await.unwrap();
 }

@@ -85,6 +85,7 @@ async fn logins_over_tls_verify_the_server_against_the_ca() -> Result<()> {
                 display_name: "Alice".into(),
                 role: Role::Admin,
                 disabled: false,
+                account_id: None,
             },
             &password,
         )

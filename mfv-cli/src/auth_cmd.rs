@@ -560,6 +560,7 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
                 display_name,
                 role,
                 disabled: false,
+                account_id: None,
             };
             auth.add_user(&Actor::Local, &record, &password).await?;
             writeln!(

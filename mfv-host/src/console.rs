@@ -701,6 +701,7 @@ mod tests {
                 display_name: String::new(),
                 role: *role,
                 disabled: false,
+                account_id: None,
             };
             let password = mfv_auth::Password::new(PASSWORD).unwrap();
             authenticator

@@ -40,6 +40,7 @@ fn users_database(dir: &Path, users: &[(&str, Role)]) -> anyhow::Result<Vec<u8>>
                 display_name: String::new(),
                 role: *role,
                 disabled: false,
+                account_id: None,
             };
             authenticator
                 .add_user(&Actor::Local, &record, &Password::new(PASSWORD)?)

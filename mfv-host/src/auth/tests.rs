@@ -493,6 +493,7 @@ async fn a_missing_database_is_created_only_when_asked() {
         display_name: String::new(),
         role: Role::Admin,
         disabled: false,
+        account_id: None,
     };
     let password = mfv_auth::Password::new("alice-password").unwrap();
     authenticator
@@ -681,6 +682,7 @@ async fn the_minimum_password_length_reaches_the_authenticator() {
         display_name: String::new(),
         role: Role::Admin,
         disabled: false,
+        account_id: None,
     };
     let error = authenticator
         .add_user(
