@@ -540,25 +540,25 @@ mod tests {
         }
     }
 
+    /// Serves the screen on a terminal scripted with `input`, showing [`status`].
     fn serve(input: &[&'static str]) -> (ScriptedTerminal, RecordingGate, RecordingShell) {
         let mut terminal = ScriptedTerminal {
             input: input.iter().copied().collect(),
             ..ScriptedTerminal::default()
         };
+        let (gate, shell) = serve_on(&mut terminal, async || status());
+        (terminal, gate, shell)
+    }
+
+    /// Serves the screen on `terminal` with `status` until its script ends.
+    fn serve_on(
+        terminal: &mut ScriptedTerminal,
+        status: impl AsyncFnMut() -> HostStatus,
+    ) -> (RecordingGate, RecordingShell) {
         let mut gate = RecordingGate::default();
         let mut shell = RecordingShell::default();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(serve_console(
-                &mut terminal,
-                async || status(),
-                &mut gate,
-                &mut shell,
-            ))
-            .unwrap();
-        (terminal, gate, shell)
+        block_on(serve_console(terminal, status, &mut gate, &mut shell)).unwrap();
+        (gate, shell)
     }
 
     #[test]
@@ -621,16 +621,7 @@ mod tests {
             }
             status
         };
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(serve_console(
-                &mut terminal,
-                changing,
-                &mut RecordingGate::default(),
-                &mut RecordingShell::default(),
-            ))
-            .unwrap();
+        serve_on(&mut terminal, changing);
         assert_eq!(terminal.output.matches("Press Enter").count(), 2);
         assert_eq!(terminal.output.matches("10.0.2.16/24").count(), 1);
     }
@@ -658,17 +649,7 @@ mod tests {
                     .into(),
             ),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(serve_console(
-                &mut terminal,
-                hostile,
-                &mut RecordingGate::default(),
-                &mut RecordingShell::default(),
-            ))
-            .unwrap();
+        serve_on(&mut terminal, hostile);
         assert_eq!(terminal.output.matches("LABEL=\\u001b[2Jevil").count(), 2);
         assert!(
             terminal

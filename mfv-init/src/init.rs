@@ -1654,20 +1654,8 @@ mod tests {
     #[test]
     fn an_invalid_configuration_shows_every_error_and_the_boot_goes_on() {
         let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
-        let errors = mfv_config::schema::parse_config(
-            "version = 1\n[host]\nhostname = \"-bad-\"\n[netwrk]\n",
-        )
-        .unwrap_err();
-        let system = FakeSystem {
-            discovery: Some(report(
-                Discovery::Invalid {
-                    source: vdb1_source(),
-                    errors: errors.clone(),
-                },
-                Verdict::Invalid { errors },
-            )),
-            ..FakeSystem::default()
-        };
+        let system =
+            system_with_invalid_config("version = 1\n[host]\nhostname = \"-bad-\"\n[netwrk]\n");
         let outcome = run(&fixture, system, &[]);
         let messages = config_and_hostname_messages(&outcome);
         assert_eq!(messages[0], "hotplug: listening for kernel uevents");
@@ -1699,20 +1687,9 @@ mod tests {
     #[test]
     fn a_hostile_key_on_the_volume_reaches_the_console_escaped() {
         let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
-        let errors = mfv_config::schema::parse_config(
+        let system = system_with_invalid_config(
             "version = 1\n\"x\\u001b]0;owned\\u0007\\u000aforged line\" = 1\n",
-        )
-        .unwrap_err();
-        let system = FakeSystem {
-            discovery: Some(report(
-                Discovery::Invalid {
-                    source: vdb1_source(),
-                    errors: errors.clone(),
-                },
-                Verdict::Invalid { errors },
-            )),
-            ..FakeSystem::default()
-        };
+        );
         let outcome = run(&fixture, system, &[]);
         assert!(
             !outcome.output.contains(['\u{1b}', '\u{7}']),
@@ -1805,6 +1782,21 @@ mod tests {
     }
 
     /// A system whose discovery finds the configuration `text` on /dev/vdb1.
+    /// A system whose discovery found `text`, which must be invalid, on /dev/vdb1.
+    fn system_with_invalid_config(text: &str) -> FakeSystem {
+        let errors = mfv_config::schema::parse_config(text).unwrap_err();
+        FakeSystem {
+            discovery: Some(report(
+                Discovery::Invalid {
+                    source: vdb1_source(),
+                    errors: errors.clone(),
+                },
+                Verdict::Invalid { errors },
+            )),
+            ..FakeSystem::default()
+        }
+    }
+
     fn system_with_config(text: &str) -> FakeSystem {
         let config = mfv_config::schema::parse_config(text).unwrap();
         FakeSystem {
