@@ -5,9 +5,10 @@
 //! IMMEDIATE` transaction checks both lockouts and counts the failures in the window plus the
 //! attempts under way, so logins running at once, in this process or in another one sharing
 //! the database file, never get more password checks than the limit allows. The attempt ends
-//! as a failure ([`release`] and [`record_failure`] in one transaction), a success ([`finish_success`], which answers with the
-//! lockout if one began meanwhile and then clears nothing) or neither ([`release`]). An
-//! attempt whose end never comes (a process killed mid-check) counts until its window passes.
+//! as a failure ([`release`] and [`record_failure`] in one transaction), a success
+//! ([`finish_success`], which answers with the lockout if one began meanwhile and then clears
+//! nothing) or neither ([`release`]). An attempt whose end never comes (a process killed
+//! mid-check) counts until its window passes.
 //!
 //! Names are counted whether or not such a user exists, so a lockout says nothing about
 //! existence. IPv6 sources are counted per /64, the block one client usually holds;
