@@ -449,11 +449,11 @@ impl Authenticator {
                 return Err(LoginError::InvalidCredentials);
             }
             Err(error) => {
-                self.release_attempt(attempt).await?;
-                self.audit_login(
+                self.release_attempt(
+                    attempt,
                     source,
+                    &user,
                     AuditOutcome::Error,
-                    Some(user.as_str()),
                     error.to_string(),
                 )
                 .await?;
@@ -463,11 +463,11 @@ impl Authenticator {
 
         if self.totp_enabled(&user).await.map_err(LoginError::State)? {
             let Some(code) = totp else {
-                self.release_attempt(attempt).await?;
-                self.audit_login(
+                self.release_attempt(
+                    attempt,
                     source,
+                    &user,
                     AuditOutcome::Refused,
-                    Some(user.as_str()),
                     "password correct, TOTP code required".into(),
                 )
                 .await?;
@@ -563,12 +563,21 @@ impl Authenticator {
             .map_err(LoginError::State)
     }
 
-    /// Ends an attempt that counts neither as a failure nor as a success.
-    async fn release_attempt(&self, attempt: AttemptId) -> Result<(), LoginError> {
+    /// Ends an attempt that counts neither as a failure nor as a success, and audits why.
+    async fn release_attempt(
+        &self,
+        attempt: AttemptId,
+        source: IpAddr,
+        user: &Username,
+        outcome: AuditOutcome,
+        detail: String,
+    ) -> Result<(), LoginError> {
         self.state
             .run(move |connection| throttle::release(connection, attempt))
             .await
-            .map_err(LoginError::State)
+            .map_err(LoginError::State)?;
+        self.audit_login(source, outcome, Some(user.as_str()), detail)
+            .await
     }
 
     /// Ends a successful attempt; the lockout's end if one began while it was checked.
