@@ -110,7 +110,7 @@ fn static_address_and_default_route() -> Result<()> {
             .add_address("veth0", cidr("2001:db8::10/64"))
             .await?;
         netlink
-            .replace_default_route("192.0.2.1".parse().unwrap(), "veth0")
+            .add_route(&Route::default_via("192.0.2.1".parse().unwrap(), "veth0"))
             .await?;
         netlink
             .add_route(&Route {
@@ -144,7 +144,7 @@ fn static_address_and_default_route() -> Result<()> {
     let left = namespace.run(|| async {
         let netlink = Netlink::connect()?;
         netlink
-            .remove_default_route("192.0.2.1".parse().unwrap(), "veth0")
+            .remove_route(&Route::default_via("192.0.2.1".parse().unwrap(), "veth0"))
             .await?;
         netlink
             .remove_address("veth0", cidr("192.0.2.10/24"))
@@ -171,7 +171,7 @@ fn a_nonexistent_interface_is_named() -> Result<()> {
                 .unwrap_err(),
             netlink.link_by_name("nosuch0").await.unwrap_err(),
             netlink
-                .replace_default_route("192.0.2.1".parse().unwrap(), "nosuch0")
+                .add_route(&Route::default_via("192.0.2.1".parse().unwrap(), "nosuch0"))
                 .await
                 .unwrap_err(),
         ])
@@ -226,7 +226,7 @@ fn missing_and_duplicate_routes_and_addresses_are_named() -> Result<()> {
                 .unwrap_err()
                 .to_string(),
             netlink
-                .remove_default_route("192.0.2.2".parse().unwrap(), "veth0")
+                .remove_route(&Route::default_via("192.0.2.2".parse().unwrap(), "veth0"))
                 .await
                 .unwrap_err()
                 .to_string(),
@@ -253,14 +253,14 @@ fn a_route_through_an_unreachable_gateway_is_a_kernel_error() -> Result<()> {
         .run(|| async {
             let netlink = Netlink::connect()?;
             netlink
-                .replace_default_route("203.0.113.1".parse().unwrap(), "veth0")
+                .add_route(&Route::default_via("203.0.113.1".parse().unwrap(), "veth0"))
                 .await
         })?
         .unwrap_err();
     assert!(error.errno().is_some(), "{error:?}");
     assert_eq!(
         error.to_string(),
-        "set the route default via 203.0.113.1 dev veth0 failed"
+        "add the route default via 203.0.113.1 dev veth0 failed"
     );
     Ok(())
 }
@@ -312,7 +312,7 @@ fn a_route_added_by_another_tool_is_removed() -> Result<()> {
     namespace.run(|| async {
         let netlink = Netlink::connect()?;
         netlink
-            .remove_default_route("192.0.2.1".parse().unwrap(), "veth0")
+            .remove_route(&Route::default_via("192.0.2.1".parse().unwrap(), "veth0"))
             .await?;
         netlink
             .remove_route(&Route {

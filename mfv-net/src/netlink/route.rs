@@ -188,35 +188,6 @@ impl Netlink {
         }
     }
 
-    /// Makes the default route of `gateway`'s family go through `gateway` on `interface`,
-    /// replacing the one there was (of the same metric), if any.
-    pub async fn replace_default_route(
-        &self,
-        gateway: IpAddr,
-        interface: &str,
-    ) -> Result<(), NetError> {
-        let route = Route::default_via(gateway, interface);
-        let message = self.route_message(&route, Purpose::Add).await?;
-        self.handle()
-            .route()
-            .add(message)
-            .replace()
-            .execute()
-            .await
-            .map_err(|error| request_failed(format!("set the route {route}"), error))
-    }
-
-    /// Removes the default route through `gateway` on `interface`;
-    /// [`NetError::RouteNotPresent`] if there is none.
-    pub async fn remove_default_route(
-        &self,
-        gateway: IpAddr,
-        interface: &str,
-    ) -> Result<(), NetError> {
-        self.remove_route(&Route::default_via(gateway, interface))
-            .await
-    }
-
     async fn route_message(
         &self,
         route: &Route,
