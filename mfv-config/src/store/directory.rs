@@ -58,6 +58,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use mfv_linux::atomic_file::{WriteFailure, WriteStep, write_new_synced};
+use mfv_linux::regular_file::{ReadError, read_limited};
 use nix::fcntl::{Flock, FlockArg, OFlag};
 
 use super::header::{self, Header};
@@ -66,7 +67,6 @@ use super::{
     SavedGeneration, StoreError, StoreWarning, Validator, VolumeAccess, fits_in_a_generation_file,
     schema_validator, sha256_hex, with_writable_volume,
 };
-use mfv_linux::regular_file::{ReadError, read_limited};
 
 /// The current generation's file name.
 pub const CURRENT_FILE_NAME: &str = "mfv.toml";
