@@ -167,6 +167,25 @@ impl LoopVolume {
         }
         Ok(())
     }
+
+    /// Detaches and waits until the kernel has let go of the image. While another process
+    /// holds the node open (a discovery scanning every block device, in a test running at
+    /// the same time), `losetup --detach` only marks the device to be cleared on last close.
+    fn detach_and_wait(&mut self) -> Result<()> {
+        self.detach()?;
+        let name = self.node.file_name().context("loop node without a name")?;
+        let backing_file = Path::new("/sys/block").join(name).join("loop/backing_file");
+        for _ in 0..200 {
+            if !backing_file.exists() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} still attached 10 s after detaching",
+            self.node.display()
+        )
+    }
 }
 
 impl Drop for LoopVolume {
@@ -378,7 +397,7 @@ impl Mounter for DetachingMounter<'_> {
         journal: Journal,
         target: &Path,
     ) -> Result<(), MountError> {
-        if let Err(error) = self.volume.borrow_mut().detach() {
+        if let Err(error) = self.volume.borrow_mut().detach_and_wait() {
             panic!("detach: {error:#}");
         }
         SysMounter.mount_read_only(device, fs_type, journal, target)
