@@ -173,12 +173,16 @@ impl ServiceStatus {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServiceState {
+    /// Not started yet: a service it needs is not ready.
+    Waiting,
     /// Started and not yet ready.
     Starting,
     /// Ready and running.
     Running,
     /// Not running, on purpose.
     Stopped,
+    /// It exited and is started again after a delay.
+    Restarting,
     /// It keeps exiting; restarts are delayed.
     CrashLooping,
 }

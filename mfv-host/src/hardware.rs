@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use mfv_config::cmdline::KernelCmdline;
-use mfv_probe::modules::{KernelModuleLoader, ModuleError, ModuleIndex, ModuleOptions};
+use mfv_probe::modules::{
+    KernelModuleLoader, LoadOutcome, ModuleError, ModuleIndex, ModuleName, ModuleOptions,
+    load_with_dependencies,
+};
 use mfv_probe::{ModuleDriverLoader, SystemRoots};
 
 /// Why drivers cannot be loaded.
@@ -106,6 +109,17 @@ impl Drivers {
             &self.index,
             &self.options,
             KernelModuleLoader::new(&self.sysfs_root),
+        )
+    }
+
+    /// Loads the module `module` (not a device's modalias) and its dependencies, as modprobe
+    /// does, with the command line's options and blacklist.
+    pub fn load_module(&self, module: &ModuleName) -> LoadOutcome {
+        load_with_dependencies(
+            &self.index,
+            module,
+            &self.options,
+            &mut KernelModuleLoader::new(&self.sysfs_root),
         )
     }
 }

@@ -15,7 +15,11 @@
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
+//! - [`services`]: the supervised services' status and output logs, as PID 1 publishes
+//!   them for the host daemon.
 //! - [`settings`]: what a configuration asks for that the host does not apply yet.
+//! - [`virtualization`]: the KVM and VM network modules loaded before libvirtd starts,
+//!   /dev/kvm opened to QEMU's group, and whether VMs get KVM or TCG.
 //! - [`vm`]: creating a VM with its volumes rolled back on failure, and VM definitions
 //!   exported to and restored from the config store.
 //!
@@ -31,6 +35,8 @@ pub mod console;
 pub mod discovery;
 pub mod hardware;
 pub mod network;
+pub mod services;
 pub mod settings;
 mod task;
+pub mod virtualization;
 pub mod vm;

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,11 +12,13 @@ use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_host::clock::{RecordingTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::{Network, RecordingNetwork};
+use mfv_host::virtualization::Preparation;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::clock::Clock;
 use crate::mounts::MountSpec;
+use crate::services::ServiceSpec;
 use crate::signals::SignalSource;
 use crate::system::{ConsoleProgram, ExitStatus, Reaped, ShutdownAction, System};
 
@@ -51,6 +53,12 @@ pub struct FakeSystem {
     /// The network work, recorded on its own.
     pub network: RecordingNetwork,
     pub time_sync: RecordingTimeSync,
+    /// What preparing for VMs reports.
+    pub virtualization: Preparation,
+    /// Programs this image lacks.
+    pub missing_programs: Vec<PathBuf>,
+    /// Sockets that accept connections.
+    pub answering_sockets: Vec<PathBuf>,
 }
 
 impl Default for FakeSystem {
@@ -76,6 +84,12 @@ impl Default for FakeSystem {
             discovery: None,
             network: RecordingNetwork::default(),
             time_sync: RecordingTimeSync::default(),
+            virtualization: Preparation {
+                acceleration: mfv_api::Virtualization::Tcg,
+                lines: vec!["virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V".to_owned()],
+            },
+            missing_programs: Vec::new(),
+            answering_sockets: Vec::new(),
         }
     }
 }
@@ -251,6 +265,45 @@ impl System for FakeSystem {
 
     fn time_sync(&mut self) -> &mut dyn TimeSync {
         &mut self.time_sync
+    }
+
+    fn prepare_virtualization(&mut self, probe: &ProbeSettings) -> Preparation {
+        self.calls
+            .push(format!("prepare-virtualization {}", describe(probe)));
+        self.virtualization.clone()
+    }
+
+    fn program_exists(&mut self, path: &Path) -> bool {
+        !self.missing_programs.iter().any(|missing| missing == path)
+    }
+
+    fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid> {
+        let mut call = format!("spawn service {}: {}", spec.name, spec.program.display());
+        for arg in &spec.args {
+            call.push(' ');
+            call.push_str(arg);
+        }
+        call.push_str(&format!(" (logs in {})", run_dir.display()));
+        self.calls.push(call);
+        if self.spawn_failures > 0 {
+            self.spawn_failures -= 1;
+            bail!(
+                "start {}: ENOEXEC: Exec format error",
+                spec.program.display()
+            );
+        }
+        let pid = Pid::from_raw(self.next_pid);
+        self.next_pid += 1;
+        Ok(pid)
+    }
+
+    fn accepts_connections(&mut self, path: &Path) -> bool {
+        self.answering_sockets.iter().any(|socket| socket == path)
+    }
+
+    fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()> {
+        self.calls.push(format!("kill {pid} {}", signal.as_str()));
+        Ok(())
     }
 }
 

@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
+use crate::services::{ServiceSpec, Supervisor, host_services};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
 
@@ -72,6 +73,8 @@ pub struct Settings {
     pub stop_grace: Duration,
     /// The shortest time between two starts of the console screen or shell.
     pub respawn_interval: Duration,
+    /// The services PID 1 keeps running after the boot, in start order.
+    pub services: Vec<ServiceSpec>,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             is_pid1,
             stop_grace: Duration::from_secs(2),
             respawn_interval: Duration::from_secs(1),
+            services: host_services(),
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct Init<S: System, C: Clock, W: Write> {
     config: Option<DiscoveryReport>,
     /// `mfv.rescue` was on the kernel command line.
     rescue: bool,
+    /// The services and their processes.
+    supervisor: Supervisor,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -161,6 +167,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             cmdline: KernelCmdline::default(),
             config: None,
             rescue: false,
+            supervisor: Supervisor::default(),
         }
     }
 
@@ -236,7 +243,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// The boot phases, in order.
-    const PHASES: [Phase<S, C, W>; 8] = [
+    const PHASES: [Phase<S, C, W>; 9] = [
         Phase {
             name: "mounts",
             fatal: true,
@@ -282,6 +289,12 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             fatal: false,
             step: Self::report_unapplied_settings,
         },
+        // Before the services: libvirtd reads what it can use when it starts.
+        Phase {
+            name: "virtualization",
+            fatal: false,
+            step: Self::prepare_virtualization,
+        },
     ];
 
     /// The configuration found, if any.
@@ -316,6 +329,15 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         let lines = self.found_config().map(not_applied).unwrap_or_default();
         for line in lines {
             self.log(format_args!("settings: {line}"));
+        }
+        Ok(())
+    }
+
+    /// The KVM and VM network modules, /dev/kvm for QEMU's group, and KVM or TCG.
+    fn prepare_virtualization(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let probe = self.probe_settings()?;
+        for line in self.system.prepare_virtualization(&probe).lines {
+            self.log(line);
         }
         Ok(())
     }
@@ -563,6 +585,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// The main loop after the boot: keeps the console screen (or with `mfv.rescue` a shell)
     /// on the console, reaps zombies, and returns the first shutdown a signal asks for.
     fn supervise(&mut self, signals: &mut impl SignalSource) -> anyhow::Result<ShutdownRequest> {
+        self.supervisor = Supervisor::new(self.settings.services.clone(), &self.settings.run_dir)
+            .context("the host's services")?;
         let mut shell = self.console_child();
         if shell.program.path.exists() {
             self.start_console_shell(&mut shell);
@@ -574,10 +598,16 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             );
             self.log(message);
         }
+        self.step_services();
         loop {
-            let timeout = shell
-                .restart_at
-                .map(|at| at.saturating_sub(self.clock.uptime()));
+            let now = self.clock.uptime();
+            let timeout = [
+                shell.restart_at.map(|at| at.saturating_sub(now)),
+                self.supervisor.next_wakeup(now),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if let Some(signal) = signals.next(timeout)? {
                 if let Some(request) = crate::signals::request_for_signal(signal) {
                     return Ok(request);
@@ -589,6 +619,26 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
                 self.start_console_shell(&mut shell);
             }
+            self.step_services();
+        }
+    }
+
+    /// Starts the services whose turn it is; logs and publishes what changed.
+    fn step_services(&mut self) {
+        let now = self.clock.uptime();
+        let lines = self.supervisor.step(now, &mut self.system);
+        if !lines.is_empty() {
+            self.log_services(lines);
+        }
+    }
+
+    /// Logs the supervisor's lines and publishes the services' status.
+    fn log_services(&mut self, lines: Vec<String>) {
+        for line in lines {
+            self.log(line);
+        }
+        if let Err(error) = self.supervisor.publish(&mut self.system) {
+            self.log(format_args!("services: status not published: {error:#}"));
         }
     }
 
@@ -643,6 +693,11 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// Reaps every zombie; schedules a restart when the console program is among them.
     fn reap(&mut self, shell: &mut ConsoleChild) {
         for exit in self.system.reap_children().exited {
+            let now = self.clock.uptime();
+            if let Some(lines) = self.supervisor.exited(&exit, now) {
+                self.log_services(lines);
+                continue;
+            }
             if shell.pid != Some(exit.pid) {
                 continue;
             }
@@ -677,6 +732,10 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             "shutdown: {action} requested by {}",
             request.requested_by
         ));
+        if !self.supervisor.is_empty() {
+            let lines = self.supervisor.stop(&mut self.system, &self.clock);
+            self.log_services(lines);
+        }
         self.stop_processes();
         self.system.sync();
         self.unmount_all();
@@ -834,6 +893,7 @@ mod tests {
             is_pid1,
             stop_grace: Duration::from_secs(2),
             respawn_interval: Duration::from_secs(1),
+            services: Vec::new(),
         };
         Fixture {
             _dir: dir,
@@ -972,11 +1032,14 @@ mod tests {
                  firmware set it (UTC)\n\
                  [    1.503000] mfv-init: phase clock: ok (0.2 ms)\n\
                  [    1.503300] mfv-init: phase settings: ok (0.1 ms)\n\
-                 [    1.503500] mfv-init: boot sequence complete in 0.003 s\n\
-                 [    1.503600] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.503900] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.503500] mfv-init: virtualization: TCG (software emulation, many times \
+                 slower): the processor shows neither VT-x nor AMD-V\n\
+                 [    1.503700] mfv-init: phase virtualization: ok (0.2 ms)\n\
+                 [    1.503900] mfv-init: boot sequence complete in 0.003 s\n\
+                 [    1.504000] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.504300] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.504000] mfv-init: shutdown: poweroff now\n"
+                 [    1.504400] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -996,6 +1059,7 @@ mod tests {
                 "discover-config locator=- wait=- sysfs=/sys dev=/dev run=/run/mfv",
                 "write /run/mfv/config-report (30 bytes)",
                 "sethostname minifed",
+                "prepare-virtualization /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
                 "kill -1 SIGCONT",
@@ -1079,9 +1143,11 @@ mod tests {
             "clock: no configuration: the clock stays as the firmware set it (UTC)".to_string(),
             "phase clock: ok (0.2 ms)".to_string(),
             "phase settings: ok (0.1 ms)".to_string(),
+            "virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V".to_string(),
+            "phase virtualization: ok (0.2 ms)".to_string(),
         ];
-        assert_eq!(outcome.messages[..12], expected_start);
-        assert!(outcome.messages[12].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..14], expected_start);
+        assert!(outcome.messages[14].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -1328,6 +1394,79 @@ mod tests {
             assert!(outcome.has(&format!("shutdown: {action} requested by {by}")));
             assert_eq!(outcome.end, RunEnd::ShutDown(action));
         }
+    }
+
+    #[test]
+    fn services_start_after_the_boot_come_back_after_a_crash_and_stop_first_at_shutdown() {
+        let mut fixture = fixture(Some(""), None, true, true);
+        fixture.settings.services = vec![crate::services::ServiceSpec {
+            name: "libvirtd".to_string(),
+            program: PathBuf::from("/usr/sbin/libvirtd"),
+            args: Vec::new(),
+            user: None,
+            socket: None,
+            after: Vec::new(),
+            stop_grace: Duration::from_secs(5),
+        }];
+        // The console screen is pid 100, libvirtd 101; libvirtd crashes once (pid 102 next),
+        // then stops at the first SIGTERM.
+        let system = FakeSystem {
+            reaps: [
+                Reaped {
+                    exited: vec![ChildExit {
+                        pid: Pid::from_raw(FIRST_PID + 1),
+                        status: ExitStatus::Killed(Signal::SIGSEGV),
+                    }],
+                    children_left: true,
+                },
+                Reaped {
+                    exited: vec![ChildExit {
+                        pid: Pid::from_raw(FIRST_PID + 2),
+                        status: ExitStatus::Exited(0),
+                    }],
+                    children_left: true,
+                },
+            ]
+            .into(),
+            ..FakeSystem::default()
+        };
+        let outcome = run(
+            &fixture,
+            system,
+            &[Some(Signal::SIGCHLD), None, Some(Signal::SIGTERM)],
+        );
+        let services: Vec<&String> = outcome
+            .messages
+            .iter()
+            .filter(|line| line.starts_with("service "))
+            .collect();
+        assert_eq!(services.len(), 4, "{services:?}");
+        assert_eq!(
+            services[0],
+            &format!("service libvirtd: started (pid {})", FIRST_PID + 1)
+        );
+        assert!(
+            services[1].starts_with("service libvirtd: exited (killed by SIGSEGV) after ")
+                && services[1].ends_with("; restarting in 1.000 s"),
+            "{}",
+            services[1]
+        );
+        assert_eq!(
+            services[2],
+            &format!("service libvirtd: restarted (pid {})", FIRST_PID + 2)
+        );
+        assert_eq!(services[3], "service libvirtd: stopped (exit status 0)");
+        // The services stop before everything else gets SIGTERM.
+        let position = |call: &str| outcome.calls.iter().position(|c| c == call).unwrap();
+        assert!(position(&format!("kill {} SIGTERM", FIRST_PID + 2)) < position("kill -1 SIGTERM"));
+        assert!(
+            outcome
+                .calls
+                .iter()
+                .any(|call| call.starts_with("write /run/mfv/services.json")),
+            "{:?}",
+            outcome.calls
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod console_screen;
 mod hardware;
 mod init;
 mod mounts;
+mod services;
 mod signals;
 mod system;
 

@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
+use std::io::BufRead;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -22,11 +23,14 @@ use mfv_config::mount::SysMounter;
 use mfv_host::clock::{SntpTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::{LineSink, NetlinkNetwork, Network};
+use mfv_host::services::ServiceLog;
+use mfv_host::virtualization::Preparation;
 
 use crate::clock::{BootClock, Clock};
 use crate::console::Console;
 use crate::hardware;
 use crate::mounts::MountSpec;
+use crate::services::ServiceSpec;
 
 /// How the machine is shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +139,18 @@ pub trait System {
     fn network(&mut self) -> &mut dyn Network;
     /// The clock kept with SNTP.
     fn time_sync(&mut self) -> &mut dyn TimeSync;
+    /// Loads the KVM and VM network modules, opens /dev/kvm to QEMU's group, and tells
+    /// whether VMs get KVM or TCG.
+    fn prepare_virtualization(&mut self, probe: &ProbeSettings) -> Preparation;
+    /// Whether `path` is a program this image has.
+    fn program_exists(&mut self, path: &Path) -> bool;
+    /// Starts a service in a session of its own, as its user, with its output going to its
+    /// log in `run_dir`.
+    fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid>;
+    /// Whether the Unix socket `path` accepts a connection.
+    fn accepts_connections(&mut self, path: &Path) -> bool;
+    /// Sends `signal` to the process `pid`.
+    fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()>;
 }
 
 /// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
@@ -351,6 +367,81 @@ impl System for NixSystem {
         &mut self.time_sync
     }
 
+    fn prepare_virtualization(&mut self, probe: &ProbeSettings) -> Preparation {
+        let kvm_group = nix::unistd::Group::from_name(KVM_GROUP)
+            .ok()
+            .flatten()
+            .map(|group| group.gid.as_raw());
+        mfv_host::virtualization::prepare(probe, kvm_group)
+    }
+
+    fn program_exists(&mut self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid> {
+        let identity = spec.user.as_deref().map(Identity::of).transpose()?;
+        let mut log = ServiceLog::open(run_dir, &spec.name)?;
+        // Close-on-exec: no other child inherits the pipe and keeps it open.
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("pipe for the service's output")?;
+        let reader = std::fs::File::from(reader);
+        let writer = std::fs::File::from(writer);
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .env_clear()
+            .envs(SERVICE_ENV)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(
+                writer
+                    .try_clone()
+                    .context("pipe for the service's output")?,
+            )
+            .stderr(writer);
+        // SAFETY: the closure runs in the forked child before exec and calls only setsid(2),
+        // setgroups(2), setgid(2) and setuid(2), which are async-signal-safe; the group list
+        // was allocated before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setsid()?;
+                if let Some(identity) = &identity {
+                    identity.assume()?;
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("start {}", spec.program.display()))?;
+        // The pipe's write ends go with the command: the reader sees the end of the output
+        // when the service's last process closes its copy.
+        drop(command);
+        let pid = i32::try_from(child.id()).context("child pid out of range")?;
+        std::thread::Builder::new()
+            .name(format!("log {}", spec.name))
+            .spawn(move || {
+                for line in std::io::BufReader::new(reader).split(b'\n') {
+                    let Ok(line) = line else { break };
+                    let stamp = u64::try_from(BootClock.uptime().as_micros()).unwrap_or(u64::MAX);
+                    // A full /run loses log lines, never the service.
+                    let _ = log.append(stamp, &String::from_utf8_lossy(&line));
+                }
+            })
+            .context("start the service's log thread")?;
+        Ok(Pid::from_raw(pid))
+    }
+
+    fn accepts_connections(&mut self, path: &Path) -> bool {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    }
+
+    fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()> {
+        nix::sys::signal::kill(pid, signal)
+            .with_context(|| format!("kill({pid}, {})", signal.as_str()))
+    }
+
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {
         loop {
             match waitpid(pid, None) {
@@ -363,6 +454,46 @@ impl System for NixSystem {
                 Err(error) => return Err(error).with_context(|| format!("waitpid({pid})")),
             }
         }
+    }
+}
+
+/// The group /dev/kvm is opened to: QEMU's group in the image's /etc/group.
+const KVM_GROUP: &str = "kvm";
+
+/// The environment of the services.
+const SERVICE_ENV: [(&str, &str); 2] = [("PATH", "/usr/sbin:/usr/bin"), ("HOME", "/")];
+
+/// The user, group and supplementary groups a service runs as, looked up before the fork.
+#[derive(Debug)]
+struct Identity {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+    groups: Vec<nix::unistd::Gid>,
+}
+
+impl Identity {
+    /// The identity of the user `name` in /etc/passwd and /etc/group.
+    fn of(name: &str) -> anyhow::Result<Identity> {
+        let user = nix::unistd::User::from_name(name)
+            .with_context(|| format!("look up user {name}"))?
+            .with_context(|| format!("user {name} is not in /etc/passwd"))?;
+        let c_name = std::ffi::CString::new(name).context("a user name with a NUL byte")?;
+        let groups = nix::unistd::getgrouplist(&c_name, user.gid)
+            .with_context(|| format!("look up the groups of {name}"))?;
+        Ok(Identity {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+        })
+    }
+
+    /// In the child before exec: groups first, the user last (after setuid the others are
+    /// no longer allowed).
+    fn assume(&self) -> std::io::Result<()> {
+        nix::unistd::setgroups(&self.groups)?;
+        nix::unistd::setgid(self.gid)?;
+        nix::unistd::setuid(self.uid)?;
+        Ok(())
     }
 }
 
@@ -471,6 +602,95 @@ mod tests {
     }
 
     /// Starts real children and reaps whatever child the test process has: see [`FORKING`].
+    fn service(name: &str, script: &str, user: Option<&str>) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_string(),
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".to_string(), script.to_string()],
+            user: user.map(str::to_string),
+            socket: None,
+            after: Vec::new(),
+            stop_grace: std::time::Duration::from_secs(1),
+        }
+    }
+
+    /// The log lines of `name` in `run_dir` once the service's output has ended.
+    fn log_texts(run_dir: &Path, name: &str, count: usize) -> Vec<String> {
+        let source = mfv_api::LogSource::Service {
+            name: name.to_string(),
+        };
+        for _ in 0..500 {
+            let lines = mfv_host::services::recent_lines(run_dir, &source, 100).unwrap();
+            if lines.len() >= count {
+                return lines.into_iter().map(|line| line.text).collect();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{name} did not log {count} lines");
+    }
+
+    #[test]
+    fn a_service_runs_in_its_own_session_with_its_output_in_its_log() {
+        let _forking = FORKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let mut system = NixSystem::default();
+        let script = "echo \"out $PATH $(pwd)\"; echo err >&2; \
+                      [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = \"$$\" ] && echo session; \
+                      read line || echo no-input; exit 3";
+        let pid = system
+            .spawn_service(&service("demo", script, None), dir.path())
+            .unwrap();
+        assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(3));
+        assert_eq!(
+            log_texts(dir.path(), "demo", 4),
+            ["out /usr/sbin:/usr/bin /", "err", "session", "no-input"]
+        );
+    }
+
+    #[test]
+    fn a_service_runs_as_its_user_with_that_users_groups() {
+        let _forking = FORKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let mut system = NixSystem::default();
+        let pid = system
+            .spawn_service(&service("who", "id -u; id -G", Some("nobody")), dir.path())
+            .unwrap();
+        assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(0));
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        let lines = log_texts(dir.path(), "who", 2);
+        assert_eq!(lines[0], nobody.uid.to_string());
+        assert!(!lines[1].split(' ').any(|gid| gid == "0"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_service_user_that_does_not_exist_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = NixSystem::default()
+            .spawn_service(&service("ghost", "true", Some("no-such-user-x")), dir.path())
+            .unwrap_err();
+        assert_eq!(
+            format!("{error:#}"),
+            "user no-such-user-x is not in /etc/passwd"
+        );
+    }
+
+    #[test]
+    fn a_socket_accepts_connections_only_while_someone_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let mut system = NixSystem::default();
+        assert!(!system.accepts_connections(&path));
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(system.accepts_connections(&path));
+        drop(listener);
+        // The file stays; nobody listens on it any more.
+        assert!(!system.accepts_connections(&path));
+    }
+
     #[test]
     fn spawned_shell_gets_console_stdio_and_environment_then_is_reaped() {
         use std::os::unix::fs::PermissionsExt;

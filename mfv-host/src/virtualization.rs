@@ -1,0 +1,211 @@
+//! Getting the host ready to run VMs before libvirtd starts, and saying how they will run.
+//!
+//! Coldplug loads drivers for devices; what VMs need is not a device: the KVM module for the
+//! processor's vendor, and tun, bridge and vhost_net for their network. Without udev, the
+//! kernel creates /dev/kvm for root alone, while QEMU runs as its own user in the `kvm` group:
+//! the node is opened to that group here. Then the operator is told whether VMs get KVM or
+//! QEMU's software emulation (TCG), and why, because a TCG host is many times slower and the
+//! cause (virtualization off in the firmware, or a VM without nested virtualization) is
+//! something they can fix.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use mfv_api::Virtualization as VmAcceleration;
+use mfv_probe::modules::ModuleName;
+use mfv_probe::{Virtualization, read_cpu_at};
+
+use crate::hardware::{Drivers, ProbeSettings};
+
+/// The modules VM networking needs: tap devices, the VM bridge, in-kernel virtio-net.
+pub const VM_NETWORK_MODULES: [&str; 3] = ["tun", "bridge", "vhost_net"];
+
+/// The mode /dev/kvm gets: read-write for root and the `kvm` group.
+const KVM_NODE_MODE: u32 = 0o660;
+
+/// What [`prepare`] did and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preparation {
+    /// How VMs will run.
+    pub acceleration: VmAcceleration,
+    /// Console lines: each module load that did not go through, what was done to /dev/kvm,
+    /// and last the verdict (`virtualization: KVM ...` or `virtualization: TCG ...`).
+    pub lines: Vec<String>,
+}
+
+/// Loads the KVM module for the processor (when it shows VT-x or AMD-V) and the VM network
+/// modules, unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
+/// to `kvm_group` (read-write for the group); then reads whether /dev/kvm can be used.
+pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
+    let mut lines = Vec::new();
+    let cpu = read_cpu_at(&probe.roots.proc, &probe.roots.dev);
+    let kvm_module = cpu.virtualization.map(|extension| match extension {
+        Virtualization::Vmx => "kvm_intel",
+        Virtualization::Svm => "kvm_amd",
+    });
+    if probe.enabled {
+        match Drivers::open(probe) {
+            Ok(drivers) => {
+                for module in kvm_module.into_iter().chain(VM_NETWORK_MODULES) {
+                    let outcome = drivers.load_module(&ModuleName::new(module));
+                    if !outcome.is_available() {
+                        lines.push(format!("virtualization: {outcome}"));
+                    }
+                }
+            }
+            Err(error) => lines.push(format!(
+                "virtualization: no module loaded: {}",
+                mfv_linux::error_chain(&error)
+            )),
+        }
+    } else {
+        lines.push("virtualization: mfv.coldplug=off: no module loaded".to_owned());
+    }
+    let node = probe.roots.dev.join("kvm");
+    if let Some(gid) = kvm_group {
+        if let Err(error) = open_to_group(&node, gid) {
+            lines.push(format!("virtualization: {error}"));
+        }
+    }
+    let kvm = read_cpu_at(&probe.roots.proc, &probe.roots.dev).kvm;
+    let (acceleration, verdict) = match (kvm.usable, cpu.virtualization) {
+        (true, Some(extension)) => (
+            VmAcceleration::Kvm,
+            format!(
+                "virtualization: KVM ({}) through {}",
+                extension_name(extension),
+                node.display()
+            ),
+        ),
+        (true, None) => (
+            VmAcceleration::Kvm,
+            format!("virtualization: KVM through {}", node.display()),
+        ),
+        (false, None) => (
+            VmAcceleration::Tcg,
+            "virtualization: TCG (software emulation, many times slower): the processor shows \
+             neither VT-x nor AMD-V; turn virtualization on in the firmware, or give this \
+             machine nested virtualization if it is a VM"
+                .to_owned(),
+        ),
+        (false, Some(extension)) => (
+            VmAcceleration::Tcg,
+            format!(
+                "virtualization: TCG (software emulation, many times slower): the processor \
+                 has {} but {}",
+                extension_name(extension),
+                kvm.reason.as_deref().unwrap_or("/dev/kvm cannot be used")
+            ),
+        ),
+    };
+    lines.push(verdict);
+    Preparation {
+        acceleration,
+        lines,
+    }
+}
+
+fn extension_name(extension: Virtualization) -> &'static str {
+    match extension {
+        Virtualization::Vmx => "Intel VT-x",
+        Virtualization::Svm => "AMD-V",
+    }
+}
+
+/// Gives the device node `node` to group `gid`, read-write for it; nothing when it is absent.
+fn open_to_group(node: &Path, gid: u32) -> Result<(), String> {
+    if !node.exists() {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(node, None, Some(gid))
+        .and_then(|()| {
+            std::fs::set_permissions(node, std::fs::Permissions::from_mode(KVM_NODE_MODE))
+        })
+        .map_err(|error| format!("cannot give {} to group {gid}: {error}", node.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfv_config::cmdline::KernelCmdline;
+    use mfv_probe::SystemRoots;
+    use std::fs;
+
+    fn tree(flags: &str) -> (tempfile::TempDir, ProbeSettings) {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = SystemRoots {
+            sysfs: dir.path().join("sys"),
+            proc: dir.path().join("proc"),
+            dev: dir.path().join("dev"),
+        };
+        fs::create_dir_all(&roots.proc).unwrap();
+        fs::create_dir_all(&roots.dev).unwrap();
+        fs::write(
+            roots.proc.join("cpuinfo"),
+            format!("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu {flags}\n\n"),
+        )
+        .unwrap();
+        let probe = ProbeSettings::from_cmdline(
+            &KernelCmdline::parse("mfv.coldplug=off"),
+            roots,
+            &dir.path().join("modules"),
+        );
+        (dir, probe)
+    }
+
+    #[test]
+    fn a_processor_without_extensions_runs_tcg_and_says_what_to_do() {
+        let (_dir, probe) = tree("sse2");
+        let preparation = prepare(&probe, None);
+        assert_eq!(preparation.acceleration, VmAcceleration::Tcg);
+        assert_eq!(
+            preparation.lines[0],
+            "virtualization: mfv.coldplug=off: no module loaded"
+        );
+        let verdict = preparation.lines.last().unwrap();
+        assert!(
+            verdict.starts_with("virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V; turn virtualization on in the firmware"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn vt_x_without_a_kvm_node_names_the_node() {
+        let (_dir, probe) = tree("vmx sse2");
+        let verdict = prepare(&probe, None).lines.pop().unwrap();
+        assert!(
+            verdict.contains("the processor has Intel VT-x but ")
+                && verdict.contains("kvm does not exist"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn a_usable_kvm_node_gives_kvm_and_is_opened_to_the_group() {
+        let (_dir, probe) = tree("svm");
+        // A regular file stands in for the device node: the check opens it read-write.
+        let node = probe.roots.dev.join("kvm");
+        fs::write(&node, "").unwrap();
+        let gid = nix_gid();
+        let preparation = prepare(&probe, Some(gid));
+        let mode = fs::metadata(&node).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let verdict = preparation.lines.last().unwrap();
+        if preparation.acceleration == VmAcceleration::Kvm {
+            assert!(
+                verdict.starts_with("virtualization: KVM (AMD-V) through "),
+                "{verdict}"
+            );
+        } else {
+            // The probe insists on a character device: a regular file is named as such.
+            assert!(verdict.contains("AMD-V but"), "{verdict}");
+        }
+    }
+
+    /// The group of this process, which it may always chown its own files to.
+    fn nix_gid() -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::metadata(dir.path()).unwrap().gid()
+    }
+}
