@@ -6,6 +6,7 @@
 
 mod auth_cmd;
 mod config_cmd;
+mod host_cmd;
 mod net_cmd;
 mod output;
 mod vm_cmd;
@@ -75,6 +76,8 @@ enum Command {
     Net(net_cmd::NetArgs),
     /// Create, start, stop, delete and list VMs; consoles and snapshots.
     Vm(vm_cmd::VmArgs),
+    /// The host's status, services and logs; restart a service; reboot or power off.
+    Host(host_cmd::HostArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<Output> {
         Command::Audit(args) => auth_cmd::run_audit(args),
         Command::Net(args) => net_cmd::run(args),
         Command::Vm(args) => vm_cmd::run(args),
+        Command::Host(args) => host_cmd::run(args),
         Command::Config { command } => config_cmd::run(command),
         Command::Cmdline { file } => {
             let cmdline = KernelCmdline::read_from(&file)

@@ -11,6 +11,8 @@
 //!   shell only for an administrator, audited.
 //! - [`config`]: reading and changing the stored configuration one key at a time, on a store
 //!   directory or the config volume discovery finds.
+//! - [`daemon`]: the host daemon's answers to the protocol's requests, and who may ask
+//!   what.
 //! - [`discovery`]: config discovery that waits while USB storage is still becoming disks.
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod daemon;
 pub mod discovery;
 pub mod hardware;
 pub mod network;

@@ -103,14 +103,18 @@ pub fn read_status(run_dir: &Path) -> Result<Vec<ServiceStatus>, ServicesError> 
     serde_json::from_slice(&text).map_err(|source| ServicesError::Status { path, source })
 }
 
-/// A service name is a file name in [`LOG_DIR`]: nothing that could leave it.
-fn check_name(name: &str) -> Result<(), ServicesError> {
-    let valid = !name.is_empty()
+/// Whether `name` can be a service's name: letters, digits, `-` and `_`, at most 64 bytes, so
+/// it is a file name in [`LOG_DIR`] and nothing that could leave it.
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-    if valid {
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+fn check_name(name: &str) -> Result<(), ServicesError> {
+    if is_service_name(name) {
         Ok(())
     } else {
         Err(ServicesError::Name {

@@ -59,6 +59,8 @@ pub struct FakeSystem {
     pub missing_programs: Vec<PathBuf>,
     /// Sockets that accept connections.
     pub answering_sockets: Vec<PathBuf>,
+    /// The services the host daemon asked to restart.
+    pub restart_requests: Vec<String>,
 }
 
 impl Default for FakeSystem {
@@ -90,6 +92,7 @@ impl Default for FakeSystem {
             },
             missing_programs: Vec::new(),
             answering_sockets: Vec::new(),
+            restart_requests: Vec::new(),
         }
     }
 }
@@ -304,6 +307,12 @@ impl System for FakeSystem {
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()> {
         self.calls.push(format!("kill {pid} {}", signal.as_str()));
         Ok(())
+    }
+
+    fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
+        self.calls
+            .push(format!("take-restart-requests {}", run_dir.display()));
+        std::mem::take(&mut self.restart_requests)
     }
 }
 

@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use mfv_api::{BootPhase, BootReport, ConfigProvenance, Virtualization};
 use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_config::schema::Config;
 use mfv_host::clock::time_zone_line;
 use mfv_host::console::CONFIG_REPORT_FILE;
+use mfv_host::daemon::{HOST_STATE_FILE, HostState, host_state_json, provenance};
 use mfv_host::discovery::with_usb_storage_settling;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::network::{NetworkPlan, configure};
@@ -32,6 +34,9 @@ use crate::mounts::{self, EARLY_MOUNTS};
 use crate::services::{ServiceSpec, Supervisor, host_services};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
+
+/// Where mfv-init keeps its runtime files and publishes the host's state.
+pub const RUN_DIR: &str = "/run/mfv";
 
 /// The argument that makes this binary the console screen instead of an init.
 pub const CONSOLE_SCREEN_ARG: &str = "--console";
@@ -80,16 +85,17 @@ pub struct Settings {
 impl Settings {
     /// The settings of the real system.
     pub fn system(is_pid1: bool) -> Settings {
+        // Where this binary is: /init, or wherever another init started it from.
+        let init = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/init"));
         Settings {
             proc_dir: PathBuf::from("/proc"),
             sysfs_root: PathBuf::from("/sys"),
             dev_dir: PathBuf::from("/dev"),
-            run_dir: PathBuf::from("/run/mfv"),
+            run_dir: PathBuf::from(RUN_DIR),
             modules_root: PathBuf::from("/lib/modules"),
             shell: PathBuf::from("/bin/sh"),
             console_screen: ConsoleProgram {
-                // Where this binary is: /init, or wherever another init started it from.
-                path: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/init")),
+                path: init.clone(),
                 args: vec![CONSOLE_SCREEN_ARG.to_string()],
             },
             console: PathBuf::from("/dev/console"),
@@ -97,7 +103,7 @@ impl Settings {
             is_pid1,
             stop_grace: Duration::from_secs(2),
             respawn_interval: Duration::from_secs(1),
-            services: host_services(),
+            services: host_services(&init),
         }
     }
 }
@@ -152,6 +158,10 @@ pub struct Init<S: System, C: Clock, W: Write> {
     rescue: bool,
     /// The services and their processes.
     supervisor: Supervisor,
+    /// The boot phases that ran, for the boot report.
+    phases: Vec<BootPhase>,
+    /// How VMs run, once the `virtualization` phase said.
+    acceleration: Option<Virtualization>,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -168,6 +178,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             config: None,
             rescue: false,
             supervisor: Supervisor::default(),
+            phases: Vec::new(),
+            acceleration: None,
         }
     }
 
@@ -191,6 +203,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 requested_by: "mfv.halt",
             });
         }
+        self.publish_host_state();
         let mut signals = match signals.context("signal set-up") {
             Ok(signals) => signals,
             Err(error) => return self.fatal(&error),
@@ -216,8 +229,13 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             let phase_start = self.clock.uptime();
             let result = catch_unwind(AssertUnwindSafe(|| (phase.step)(self, &mut options)));
             let elapsed = self.clock.uptime().saturating_sub(phase_start);
+            let mut report = BootPhase::new(
+                phase.name,
+                u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            );
             let (error, fatal) = match result {
                 Ok(Ok(())) => {
+                    self.phases.push(report);
                     self.log(format_args!(
                         "phase {}: ok ({} ms)",
                         phase.name,
@@ -230,6 +248,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 Err(panic) => (anyhow!("panic: {}", panic_message(&*panic)), true),
             };
             self.log(format_args!("phase {}: FAILED: {error:#}", phase.name));
+            report.error = Some(format!("{error:#}"));
+            self.phases.push(report);
             if fatal {
                 return Err(error.context(format!("phase {} failed", phase.name)));
             }
@@ -336,9 +356,11 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// The KVM and VM network modules, /dev/kvm for QEMU's group, and KVM or TCG.
     fn prepare_virtualization(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
         let probe = self.probe_settings()?;
-        for line in self.system.prepare_virtualization(&probe).lines {
+        let preparation = self.system.prepare_virtualization(&probe);
+        for line in preparation.lines {
             self.log(line);
         }
+        self.acceleration = Some(preparation.acceleration);
         Ok(())
     }
 
@@ -615,11 +637,46 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 if signal == nix::sys::signal::Signal::SIGCHLD {
                     self.reap(&mut shell);
                 }
+                if signal == nix::sys::signal::Signal::SIGHUP {
+                    self.restart_requested_services();
+                }
             }
             if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
                 self.start_console_shell(&mut shell);
             }
             self.step_services();
+        }
+    }
+
+    /// Publishes the boot report and how VMs run, for the host daemon's status.
+    fn publish_host_state(&mut self) {
+        let mut boot = BootReport::new(
+            self.config
+                .as_ref()
+                .map_or(ConfigProvenance::NotFound, provenance),
+        );
+        boot.phases = self.phases.clone();
+        let state = HostState {
+            boot,
+            // Without the phase's verdict, nothing says KVM works.
+            virtualization: self.acceleration.unwrap_or(Virtualization::Tcg),
+        };
+        let path = self.settings.run_dir.join(HOST_STATE_FILE);
+        let written = host_state_json(&state)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| self.system.write_run_file(&path, &json));
+        if let Err(error) = written {
+            self.log(format_args!("boot report: not published: {error:#}"));
+        }
+    }
+
+    /// Restarts the services the host daemon asked for.
+    fn restart_requested_services(&mut self) {
+        let run_dir = self.settings.run_dir.clone();
+        for name in self.system.take_restart_requests(&run_dir) {
+            let now = self.clock.uptime();
+            let lines = self.supervisor.restart(&name, now, &mut self.system);
+            self.log_services(lines);
         }
     }
 
@@ -1464,6 +1521,42 @@ mod tests {
                 .calls
                 .iter()
                 .any(|call| call.starts_with("write /run/mfv/services.json")),
+            "{:?}",
+            outcome.calls
+        );
+    }
+
+    #[test]
+    fn sighup_restarts_the_services_the_daemon_asked_for_and_the_boot_report_is_published() {
+        let mut fixture = fixture(Some(""), None, true, true);
+        fixture.settings.services = vec![crate::services::ServiceSpec {
+            name: "mfv-web".to_string(),
+            program: PathBuf::from("/usr/bin/mfv-web"),
+            args: Vec::new(),
+            user: Some("mfv-web".to_string()),
+            socket: None,
+            after: Vec::new(),
+            stop_grace: Duration::from_secs(5),
+        }];
+        let system = FakeSystem {
+            restart_requests: vec!["mfv-web".to_string()],
+            ..FakeSystem::default()
+        };
+        let outcome = run(
+            &fixture,
+            system,
+            &[Some(Signal::SIGHUP), Some(Signal::SIGTERM)],
+        );
+        assert!(outcome.has("service mfv-web: restarting as asked"));
+        let position = |call: &str| outcome.calls.iter().position(|c| c == call);
+        let requests = position("take-restart-requests /run/mfv").unwrap();
+        let sigterm = position(&format!("kill {} SIGTERM", FIRST_PID + 1)).unwrap();
+        assert!(requests < sigterm);
+        assert!(
+            outcome
+                .calls
+                .iter()
+                .any(|call| call.starts_with("write /run/mfv/host.json")),
             "{:?}",
             outcome.calls
         );

@@ -1,6 +1,7 @@
 //! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init), or with `--stage2` the
 //! boot sequence after another init, or with `--console` (started by PID 1, never PID 1
-//! itself) the console screen.
+//! itself) the console screen, or with `--host-daemon` (a service PID 1 supervises) the host
+//! daemon.
 //!
 //! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
@@ -10,6 +11,7 @@ mod clock;
 mod console;
 mod console_screen;
 mod hardware;
+mod host_daemon;
 mod init;
 mod mounts;
 mod services;
@@ -21,11 +23,13 @@ mod fake;
 
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::clock::BootClock;
 use crate::console::kernel_stamp;
+use crate::host_daemon::HOST_DAEMON_ARG;
 use crate::init::{CONSOLE_SCREEN_ARG, Init, RunEnd, Settings, panic_message};
 use crate::signals::SignalFdSource;
 use crate::system::{NixSystem, ShutdownAction, System};
@@ -46,6 +50,23 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 let _ = writeln!(std::io::stderr(), "mfv-init: console screen: {error:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
+    if !is_pid1
+        && std::env::args_os()
+            .skip(1)
+            .any(|arg| arg == HOST_DAEMON_ARG)
+    {
+        let run = host_daemon::run(
+            Path::new(mfv_api::DEFAULT_SOCKET_PATH),
+            Path::new(init::RUN_DIR),
+        );
+        return match run {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "mfv-init: host daemon: {error:#}");
                 ExitCode::from(EXIT_FAILED)
             }
         };

@@ -75,6 +75,10 @@ struct Service {
     /// It exited [`CRASH_LOOP_EXITS`] times within [`CRASH_LOOP_WINDOW`] and no process of
     /// it has run for [`STABLE_RUN`] since.
     crash_looping: bool,
+    /// A restart was asked for and its process got SIGTERM: its exit is not a crash.
+    restart_asked: bool,
+    /// When that process gets SIGKILL if it is still running.
+    restart_kill_at: Option<Duration>,
 }
 
 /// The services and their processes.
@@ -119,6 +123,8 @@ impl Supervisor {
                 exits: VecDeque::new(),
                 absent: false,
                 crash_looping: false,
+                restart_asked: false,
+                restart_kill_at: None,
             });
         }
         Ok(Supervisor {
@@ -174,6 +180,20 @@ impl Supervisor {
                         service.spec.name,
                         STABLE_RUN.as_secs()
                     ));
+                }
+                _ if service.restart_kill_at.is_some_and(|at| now >= at) => {
+                    let service = &mut self.services[index];
+                    service.restart_kill_at = None;
+                    if let Some(pid) = service.pid {
+                        lines.push(format!(
+                            "service {}: still running {} s after SIGTERM, sending SIGKILL",
+                            service.spec.name,
+                            seconds_3(service.spec.stop_grace)
+                        ));
+                        if let Err(error) = system.kill(pid, Signal::SIGKILL) {
+                            lines.push(format!("service {}: {error:#}", service.spec.name));
+                        }
+                    }
                 }
                 ServiceState::Starting => {
                     let service = &mut self.services[index];
@@ -259,6 +279,15 @@ impl Supervisor {
             )]);
         }
         let ran = now.saturating_sub(service.started_at);
+        service.restart_kill_at = None;
+        if std::mem::take(&mut service.restart_asked) {
+            service.restart_at = Some(now);
+            service.state = ServiceState::Restarting;
+            return Some(vec![format!(
+                "service {}: stopped for a restart ({})",
+                service.spec.name, exit.status
+            )]);
+        }
         if ran >= STABLE_RUN {
             service.backoff = FIRST_BACKOFF;
         }
@@ -300,6 +329,43 @@ impl Supervisor {
         Some(lines)
     }
 
+    /// Restarts the service `name` as asked (by the host daemon): SIGTERM to its process, which
+    /// is started again as soon as it ended (SIGKILL after its grace period), or a start now
+    /// when it is waiting for its next try. Returns the console lines.
+    pub fn restart(&mut self, name: &str, now: Duration, system: &mut impl System) -> Vec<String> {
+        let Some(service) = self
+            .services
+            .iter_mut()
+            .find(|service| service.spec.name == name)
+        else {
+            return vec![format!(
+                "service {name}: restart asked for, but there is no such service"
+            )];
+        };
+        if self.stopping || service.absent {
+            return vec![format!(
+                "service {name}: restart asked for, but it is not running on this host"
+            )];
+        }
+        match service.pid {
+            Some(pid) => {
+                service.restart_asked = true;
+                service.restart_kill_at = Some(now + service.spec.stop_grace);
+                match system.kill(pid, Signal::SIGTERM) {
+                    Ok(()) => vec![format!("service {name}: restarting as asked")],
+                    Err(error) => vec![format!("service {name}: {error:#}")],
+                }
+            }
+            None if service.state == ServiceState::Restarting => {
+                service.restart_at = Some(now);
+                vec![format!("service {name}: starting now, as asked")]
+            }
+            None => vec![format!(
+                "service {name}: restart asked for while it waits for the services it comes after"
+            )],
+        }
+    }
+
     /// How long until [`Supervisor::step`] has something to do; `None` when only an exit can
     /// change anything.
     pub fn next_wakeup(&self, now: Duration) -> Option<Duration> {
@@ -309,6 +375,9 @@ impl Supervisor {
         self.services
             .iter()
             .filter_map(|service| match service.state {
+                _ if service.restart_kill_at.is_some() => service
+                    .restart_kill_at
+                    .map(|at| at.saturating_sub(now).min(READY_POLL)),
                 ServiceState::Starting => Some(READY_POLL),
                 ServiceState::Restarting => service.restart_at.map(|at| at.saturating_sub(now)),
                 ServiceState::Running if service.crash_looping => {
@@ -401,10 +470,19 @@ impl Supervisor {
     }
 }
 
-/// The services of a Minifed-Virt host: virtlogd, then libvirtd, which hands QEMU's output to
-/// virtlogd.
-pub fn host_services() -> Vec<ServiceSpec> {
+/// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
+/// virtlogd, then libvirtd, which hands QEMU's output to virtlogd.
+pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
     vec![
+        ServiceSpec {
+            name: "host-daemon".to_owned(),
+            program: init.to_owned(),
+            args: vec![crate::host_daemon::HOST_DAEMON_ARG.to_owned()],
+            user: None,
+            socket: Some(PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)),
+            after: Vec::new(),
+            stop_grace: Duration::from_secs(5),
+        },
         ServiceSpec {
             name: "virtlogd".to_owned(),
             program: PathBuf::from("/usr/sbin/virtlogd"),
@@ -720,6 +798,62 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(supervisor.next_wakeup(Duration::from_secs(100)), None);
+    }
+
+    #[test]
+    fn an_asked_restart_is_not_a_crash_and_a_hung_process_gets_sigkill() {
+        let mut system = FakeSystem::default();
+        let mut supervisor = supervisor_of(vec![spec("mfv-web", false, &[])]).unwrap();
+        supervisor.step(Duration::ZERO, &mut system);
+        let now = Duration::from_secs(5);
+        assert_eq!(
+            supervisor.restart("mfv-web", now, &mut system),
+            ["service mfv-web: restarting as asked"]
+        );
+        // It ignores SIGTERM: SIGKILL once its grace (2 s) has passed.
+        assert!(supervisor.next_wakeup(now).unwrap() <= READY_POLL);
+        assert!(
+            supervisor
+                .step(now + Duration::from_secs(1), &mut system)
+                .is_empty()
+        );
+        assert_eq!(
+            supervisor.step(now + Duration::from_secs(2), &mut system),
+            ["service mfv-web: still running 2.000 s after SIGTERM, sending SIGKILL"]
+        );
+        let exit = killed(FIRST_PID, Signal::SIGKILL);
+        assert_eq!(
+            supervisor.exited(&exit, now + Duration::from_secs(2)),
+            Some(vec![
+                "service mfv-web: stopped for a restart (killed by SIGKILL)".to_owned()
+            ])
+        );
+        // Started again at once, and counted as a restart, not a crash.
+        assert_eq!(
+            supervisor.step(now + Duration::from_secs(2), &mut system),
+            [format!(
+                "service mfv-web: restarted (pid {})",
+                FIRST_PID + 1
+            )]
+        );
+        let status = &supervisor.statuses()[0];
+        assert_eq!((status.state, status.restarts), (ServiceState::Running, 1));
+        let kills: Vec<_> = system
+            .calls
+            .iter()
+            .filter(|call| call.starts_with("kill "))
+            .collect();
+        assert_eq!(
+            kills,
+            [
+                &format!("kill {FIRST_PID} SIGTERM"),
+                &format!("kill {FIRST_PID} SIGKILL")
+            ]
+        );
+        assert_eq!(
+            supervisor.restart("nope", now, &mut system),
+            ["service nope: restart asked for, but there is no such service"]
+        );
     }
 
     #[test]

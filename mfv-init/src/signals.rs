@@ -12,8 +12,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::system::ShutdownAction;
 
 /// The signals mfv-init handles; they are blocked from the start of main so none is lost.
-pub const HANDLED_SIGNALS: [Signal; 5] = [
+pub const HANDLED_SIGNALS: [Signal; 6] = [
     Signal::SIGCHLD,
+    // From the host daemon: service restart requests wait in the runtime directory.
+    Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGUSR1,

@@ -151,6 +151,8 @@ pub trait System {
     fn accepts_connections(&mut self, path: &Path) -> bool;
     /// Sends `signal` to the process `pid`.
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()>;
+    /// The services the host daemon asked to restart, taking the requests from `run_dir`.
+    fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String>;
 }
 
 /// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
@@ -442,6 +444,10 @@ impl System for NixSystem {
             .with_context(|| format!("kill({pid}, {})", signal.as_str()))
     }
 
+    fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
+        mfv_host::daemon::take_restart_requests(run_dir)
+    }
+
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {
         loop {
             match waitpid(pid, None) {
@@ -670,7 +676,10 @@ mod tests {
     fn a_service_user_that_does_not_exist_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let error = NixSystem::default()
-            .spawn_service(&service("ghost", "true", Some("no-such-user-x")), dir.path())
+            .spawn_service(
+                &service("ghost", "true", Some("no-such-user-x")),
+                dir.path(),
+            )
             .unwrap_err();
         assert_eq!(
             format!("{error:#}"),

@@ -1,0 +1,214 @@
+//! `mfv host`: the host's status, services and logs, service restarts, reboot and power off,
+//! asked of the host daemon over its socket.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mfv_api::{Client, ConfigProvenance, HostStatus, LogSource, MAX_LOG_LINES, ServiceStatus};
+
+use crate::output::Output;
+
+/// `mfv host ...`.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The host daemon's socket.
+    #[arg(long, default_value = mfv_api::DEFAULT_SOCKET_PATH, global = true)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: HostCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Uptime, KVM or TCG, where the configuration came from, the boot phases and the
+    /// services.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The recent output of a service, or the boot's lines without a name.
+    Logs {
+        /// The service, e.g. libvirtd.
+        service: Option<String>,
+        /// How many lines.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+    },
+    /// Restart a service (libvirtd, virtlogd, host-daemon, mfv-web).
+    Restart {
+        /// The service.
+        service: String,
+    },
+    /// Reboot the host: VMs are shut down, services stopped, file systems unmounted.
+    Reboot,
+    /// Power the host off, the same way.
+    Poweroff,
+}
+
+/// Runs `mfv host ...`.
+pub fn run(args: HostArgs) -> anyhow::Result<Output> {
+    let mut client = Client::connect(&args.socket).with_context(|| {
+        format!(
+            "the host daemon does not answer on {} (is this a Minifed-Virt host, and are you root?)",
+            args.socket.display()
+        )
+    })?;
+    match args.command {
+        HostCommand::Status { json } => {
+            let status = client.host_status()?;
+            Output::data(&status, json, render_status)
+        }
+        HostCommand::Logs { service, lines } => {
+            if !(1..=MAX_LOG_LINES).contains(&lines) {
+                anyhow::bail!("--lines {lines}: give 1 to {MAX_LOG_LINES}");
+            }
+            let source = match service {
+                Some(name) => LogSource::Service { name },
+                None => LogSource::Boot,
+            };
+            let mut text = String::new();
+            for line in client.logs(source, lines)? {
+                let _ = writeln!(
+                    text,
+                    "[{:>12.6}] {}",
+                    line.timestamp_us as f64 / 1e6,
+                    line.text
+                );
+            }
+            Ok(Output::ok(text))
+        }
+        HostCommand::Restart { service } => {
+            let status = client.service_restart(&service)?;
+            Ok(Output::ok(format!(
+                "{} restarted: {}\n",
+                status.name,
+                service_line(&status)
+            )))
+        }
+        HostCommand::Reboot => {
+            client.reboot()?;
+            Ok(Output::ok("the host is rebooting\n"))
+        }
+        HostCommand::Poweroff => {
+            client.power_off()?;
+            Ok(Output::ok("the host is powering off\n"))
+        }
+    }
+}
+
+/// The status as text: a summary, then one line per boot phase and per service.
+fn render_status(status: &HostStatus) -> String {
+    let mut text = String::new();
+    let uptime = status.uptime_ms / 1000;
+    let _ = writeln!(
+        text,
+        "uptime          {}d {:02}:{:02}:{:02}",
+        uptime / 86_400,
+        uptime / 3600 % 24,
+        uptime / 60 % 60,
+        uptime % 60
+    );
+    let _ = writeln!(
+        text,
+        "virtualization  {}",
+        match status.virtualization {
+            mfv_api::Virtualization::Kvm => "KVM",
+            _ => "TCG (software emulation)",
+        }
+    );
+    let config = match &status.boot.config {
+        ConfigProvenance::Found { device, .. } => format!("from {device}"),
+        ConfigProvenance::Invalid { device, errors } => {
+            format!("invalid on {device} ({} errors): not used", errors.len())
+        }
+        _ => "none found: setup is needed".to_owned(),
+    };
+    let _ = writeln!(text, "configuration   {config}");
+    let _ = writeln!(text, "\nboot phases");
+    for phase in &status.boot.phases {
+        let outcome = phase.error.as_deref().unwrap_or("ok");
+        let _ = writeln!(
+            text,
+            "  {:<16} {:>9.1} ms  {outcome}",
+            phase.name,
+            phase.duration_us as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(text, "\nservices");
+    for service in &status.services {
+        let _ = writeln!(text, "  {:<16} {}", service.name, service_line(service));
+    }
+    text
+}
+
+/// `running (pid 310), 2 restarts, last exit: killed by signal 9`.
+fn service_line(service: &ServiceStatus) -> String {
+    let state = serde_json::to_value(service.state)
+        .ok()
+        .and_then(|value| value.as_str().map(|state| state.replace('_', " ")))
+        .unwrap_or_default();
+    let mut line = state;
+    if let Some(pid) = service.pid {
+        let _ = write!(line, " (pid {pid})");
+    }
+    if service.restarts > 0 {
+        let _ = write!(line, ", {} restarts", service.restarts);
+    }
+    match service.last_exit {
+        Some(mfv_api::ExitStatus::Exited { code }) => {
+            let _ = write!(line, ", last exit: status {code}");
+        }
+        Some(mfv_api::ExitStatus::Killed { signal }) => {
+            let _ = write!(line, ", last exit: killed by signal {signal}");
+        }
+        _ => {}
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfv_api::{BootPhase, BootReport, ServiceState, Virtualization};
+
+    #[test]
+    fn the_status_reads_as_a_summary_then_phases_then_services() {
+        let mut boot = BootReport::new(ConfigProvenance::NotFound);
+        boot.phases.push(BootPhase::new("coldplug", 41_200));
+        let mut status = HostStatus::new(90_061_000, boot, Virtualization::Tcg);
+        let mut libvirtd = ServiceStatus::new("libvirtd", ServiceState::CrashLooping);
+        libvirtd.restarts = 5;
+        libvirtd.last_exit = Some(mfv_api::ExitStatus::Killed { signal: 11 });
+        status.services = vec![libvirtd];
+        assert_eq!(
+            render_status(&status),
+            "uptime          1d 01:01:01\n\
+             virtualization  TCG (software emulation)\n\
+             configuration   none found: setup is needed\n\
+             \n\
+             boot phases\n  \
+               coldplug              41.2 ms  ok\n\
+             \n\
+             services\n  \
+               libvirtd         crash looping, 5 restarts, last exit: killed by signal 11\n"
+        );
+    }
+
+    #[test]
+    fn without_a_daemon_the_error_says_what_to_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = HostArgs {
+            socket: dir.path().join("host.sock"),
+            command: HostCommand::Reboot,
+        };
+        let error = format!("{:#}", run(args).unwrap_err());
+        assert!(
+            error.contains("the host daemon does not answer on ")
+                && error.contains("are you root?"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The host daemon's answers: who may ask what, and the handler that carries out requests of
+//! the protocol ([`mfv_api`]) on this host.
+//!
+//! The daemon is its own process, started and restarted by PID 1, so a bug here never takes
+//! PID 1 down. What it reports comes from what PID 1 publishes in the runtime directory (the
+//! boot report, the services, their logs: [`crate::services`], [`write_host_state`]); what it
+//! asks of PID 1 (a reboot, a service restart) goes through the narrow [`InitControl`]. The
+//! socket, the peer's credentials and the threads are the binary's; everything a request
+//! does is here, so that tests run it without a socket.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mfv_api::{
+    ApiError, BootReport, ConfigIssue, ConfigOrigin, ConfigProvenance, ErrorKind, HostStatus,
+    Request, Response, ServiceStatus, StoreKind, Virtualization,
+};
+use mfv_config::discovery::{Discovery, DiscoveryReport};
+use mfv_config::schema::{ConfigErrors, parse_config};
+use mfv_linux::regular_file::{ReadError, read_limited};
+use serde::{Deserialize, Serialize};
+
+use crate::services::{self, ServicesError};
+
+/// The file with the boot report and how VMs run, below the runtime directory.
+pub const HOST_STATE_FILE: &str = "host.json";
+/// The directory of service restart requests, below the runtime directory: one empty file per
+/// service to restart, named after it.
+pub const RESTART_REQUESTS_DIR: &str = "restart";
+/// How long a restart request waits for PID 1 to start the service again.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
+/// How often the status is read while waiting for a restart.
+const RESTART_POLL: Duration = Duration::from_millis(50);
+/// The largest host state file read.
+const MAX_HOST_STATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What PID 1 publishes about the boot once it is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// The boot's phases and where the configuration came from.
+    pub boot: BootReport,
+    /// How VMs run.
+    pub virtualization: Virtualization,
+}
+
+/// The host state file's content for `state`.
+pub fn host_state_json(state: &HostState) -> Result<String, ServicesError> {
+    serde_json::to_string_pretty(state).map_err(ServicesError::Encode)
+}
+
+/// Replaces the host state file in `run_dir`.
+pub fn write_host_state(run_dir: &Path, state: &HostState) -> Result<(), ServicesError> {
+    let path = run_dir.join(HOST_STATE_FILE);
+    let text = host_state_json(state)?;
+    std::fs::create_dir_all(run_dir)
+        .and_then(|()| {
+            mfv_linux::atomic_file::replace_file(&path, text.as_bytes(), 0o644)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|source| ServicesError::Write { path, source })
+}
+
+/// The host state PID 1 published in `run_dir`; `None` before it did.
+pub fn read_host_state(run_dir: &Path) -> Result<Option<HostState>, ServicesError> {
+    let text = match read_limited(run_dir, HOST_STATE_FILE, MAX_HOST_STATE_BYTES) {
+        Ok(text) => text,
+        Err(ReadError::Missing { .. }) => return Ok(None),
+        Err(error) => return Err(ServicesError::StatusFile(error)),
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|source| ServicesError::Status {
+            path: run_dir.join(HOST_STATE_FILE),
+            source,
+        })
+}
+
+/// Where the configuration came from, in the protocol's words.
+pub fn provenance(report: &DiscoveryReport) -> ConfigProvenance {
+    match &report.outcome {
+        Discovery::Found { source, .. } => ConfigProvenance::Found {
+            device: source.device.display().to_string(),
+            store: StoreKind::Directory,
+            generation: None,
+            origin: ConfigOrigin::Current,
+        },
+        Discovery::Invalid { source, errors } => ConfigProvenance::Invalid {
+            device: source.device.display().to_string(),
+            errors: config_issues(errors),
+        },
+        Discovery::NotFound => ConfigProvenance::NotFound,
+    }
+}
+
+/// Configuration errors in the protocol's words.
+pub fn config_issues(errors: &ConfigErrors) -> Vec<ConfigIssue> {
+    errors
+        .errors()
+        .iter()
+        .map(|error| {
+            let mut issue = ConfigIssue::new(error.path.clone(), error.message.clone());
+            issue.line = error
+                .position
+                .and_then(|position| u32::try_from(position.line).ok());
+            issue.column = error
+                .position
+                .and_then(|position| u32::try_from(position.column).ok());
+            issue
+        })
+        .collect()
+}
+
+/// Who is asking, from the peer's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// uid 0: the `mfv` command as root, or an administrator's shell.
+    Root,
+    /// The web server's user: it authenticates people and checks their roles itself, and
+    /// asks the daemon for what its pages and API offer.
+    Web,
+}
+
+impl Peer {
+    /// The peer for `uid`, given the web server's uid; `None` for everyone else.
+    pub fn for_uid(uid: u32, web_uid: Option<u32>) -> Option<Peer> {
+        if uid == 0 {
+            Some(Peer::Root)
+        } else if web_uid == Some(uid) {
+            Some(Peer::Web)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this peer may make `request`. The web server's list is explicit, so a request
+    /// type added later is root's alone until someone decides otherwise.
+    pub fn allows(self, request: &Request) -> bool {
+        match self {
+            Peer::Root => true,
+            Peer::Web => matches!(
+                request,
+                Request::HostStatus
+                    | Request::Inventory
+                    | Request::NetworkApply { .. }
+                    | Request::NetworkConfirm { .. }
+                    | Request::ConfigGet
+                    | Request::ConfigValidate { .. }
+                    | Request::ConfigSave { .. }
+                    | Request::FormatConfigVolume { .. }
+                    | Request::ServiceStatus { .. }
+                    | Request::ServiceRestart { .. }
+                    | Request::Logs { .. }
+                    | Request::Reboot
+                    | Request::PowerOff
+            ),
+        }
+    }
+}
+
+/// What the daemon asks of PID 1.
+pub trait InitControl {
+    /// Asks PID 1 to shut down: reboot when `reboot`, else power off.
+    fn shut_down(&mut self, reboot: bool) -> std::io::Result<()>;
+    /// Tells PID 1 that restart requests wait in its runtime directory.
+    fn restart_requested(&mut self) -> std::io::Result<()>;
+}
+
+/// The daemon: where PID 1 publishes, the hardware roots, and how to reach PID 1.
+#[derive(Debug)]
+pub struct HostDaemon<C: InitControl> {
+    /// The runtime directory (`/run/mfv`).
+    pub run_dir: PathBuf,
+    /// The sysfs, proc and dev roots, for the inventory and the uptime.
+    pub roots: mfv_probe::SystemRoots,
+    /// PID 1.
+    pub init: C,
+}
+
+impl<C: InitControl> HostDaemon<C> {
+    /// Carries out `request` for `peer` (already validated by the protocol's server loop).
+    pub fn handle(&mut self, peer: Peer, request: Request) -> Result<Response, ApiError> {
+        if !peer.allows(&request) {
+            return Err(ApiError::new(
+                ErrorKind::NotPermitted,
+                format!("{} is not allowed for this client", request.name()),
+            ));
+        }
+        match request {
+            Request::HostStatus => self.host_status().map(Response::HostStatus),
+            Request::Inventory => Ok(Response::Inventory {
+                inventory: serde_json::to_value(mfv_probe::inventory_at(&self.roots))
+                    .map_err(|error| internal("cannot encode the inventory", &error))?,
+            }),
+            Request::ConfigValidate { text } => Ok(Response::ConfigValidation {
+                errors: match parse_config(&text) {
+                    Ok(_) => Vec::new(),
+                    Err(errors) => config_issues(&errors),
+                },
+            }),
+            Request::ServiceStatus { name } => {
+                let mut services = self.services()?;
+                if let Some(name) = name {
+                    services.retain(|service| service.name == name);
+                    if services.is_empty() {
+                        return Err(no_service(&name));
+                    }
+                }
+                Ok(Response::Services { services })
+            }
+            Request::ServiceRestart { name } => self
+                .restart(&name)
+                .map(|service| Response::ServiceRestarted { service }),
+            Request::Logs { source, limit } => {
+                let lines = services::recent_lines(&self.run_dir, &source, limit as usize)
+                    .map_err(|error| internal("cannot read the log", &error))?;
+                Ok(Response::Logs { lines })
+            }
+            Request::Reboot | Request::PowerOff => {
+                let reboot = matches!(request, Request::Reboot);
+                self.init
+                    .shut_down(reboot)
+                    .map_err(|error| internal("cannot signal PID 1", &error))?;
+                Ok(Response::Accepted)
+            }
+            other => Err(ApiError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} is not served by this host daemon yet (issue 13)",
+                    other.name()
+                ),
+            )),
+        }
+    }
+
+    fn services(&self) -> Result<Vec<ServiceStatus>, ApiError> {
+        services::read_status(&self.run_dir)
+            .map_err(|error| internal("cannot read the services' status", &error))
+    }
+
+    fn host_status(&self) -> Result<HostStatus, ApiError> {
+        let state = read_host_state(&self.run_dir)
+            .map_err(|error| internal("cannot read the boot report", &error))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "the boot has not finished: PID 1 has not published its report yet",
+                )
+            })?;
+        let uptime = std::fs::read_to_string(self.roots.proc.join("uptime"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or_default();
+        let mut status =
+            HostStatus::new((uptime * 1000.0) as u64, state.boot, state.virtualization);
+        status.services = self.services()?;
+        Ok(status)
+    }
+
+    /// Leaves a request for PID 1, wakes it, and waits until the service has a new process.
+    fn restart(&mut self, name: &str) -> Result<ServiceStatus, ApiError> {
+        let before = self
+            .services()?
+            .into_iter()
+            .find(|service| service.name == name)
+            .ok_or_else(|| no_service(name))?;
+        let dir = self.run_dir.join(RESTART_REQUESTS_DIR);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join(name), b""))
+            .map_err(|error| internal("cannot leave the restart request", &error))?;
+        self.init
+            .restart_requested()
+            .map_err(|error| internal("cannot signal PID 1", &error))?;
+        let deadline = Instant::now() + RESTART_WAIT;
+        loop {
+            let now = self
+                .services()?
+                .into_iter()
+                .find(|service| service.name == name)
+                .ok_or_else(|| no_service(name))?;
+            let restarted = now.restarts > before.restarts && now.pid.is_some();
+            if restarted {
+                return Ok(now);
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    ErrorKind::Busy,
+                    format!(
+                        "service {name} was asked to restart but has no new process after {} s",
+                        RESTART_WAIT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(RESTART_POLL);
+        }
+    }
+}
+
+fn no_service(name: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("no service named {name:?}"))
+}
+
+fn internal(what: &str, error: &dyn std::error::Error) -> ApiError {
+    ApiError::new(
+        ErrorKind::Internal,
+        format!("{what}: {}", mfv_linux::error_chain(error)),
+    )
+}
+
+/// The names of the services with a restart request waiting in `run_dir`, each request taken
+/// away as it is read; names that are not service names are removed and left out.
+pub fn take_restart_requests(run_dir: &Path) -> Vec<String> {
+    let dir = run_dir.join(RESTART_REQUESTS_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if std::fs::remove_file(entry.path()).is_ok() && services::is_service_name(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfv_api::{LogSource, ServiceState};
+
+    #[derive(Debug, Default)]
+    struct RecordingInit {
+        calls: Vec<String>,
+        /// When set, a restart request makes the service's status show a new process.
+        restart_dir: Option<PathBuf>,
+    }
+
+    impl InitControl for RecordingInit {
+        fn shut_down(&mut self, reboot: bool) -> std::io::Result<()> {
+            self.calls
+                .push(if reboot { "reboot" } else { "poweroff" }.to_owned());
+            Ok(())
+        }
+
+        fn restart_requested(&mut self) -> std::io::Result<()> {
+            self.calls.push("restart".to_owned());
+            if let Some(dir) = &self.restart_dir {
+                let names = take_restart_requests(dir);
+                let mut statuses = services::read_status(dir).unwrap();
+                for status in &mut statuses {
+                    if names.contains(&status.name) {
+                        status.restarts += 1;
+                        status.pid = Some(999);
+                    }
+                }
+                services::write_status(dir, &statuses).unwrap();
+            }
+            Ok(())
+        }
+    }
+
+    fn daemon(dir: &Path) -> HostDaemon<RecordingInit> {
+        let roots = mfv_probe::SystemRoots {
+            sysfs: dir.join("sys"),
+            proc: dir.join("proc"),
+            dev: dir.join("dev"),
+        };
+        std::fs::create_dir_all(&roots.proc).unwrap();
+        std::fs::write(roots.proc.join("uptime"), "12.34 20.00\n").unwrap();
+        HostDaemon {
+            run_dir: dir.join("run"),
+            roots,
+            init: RecordingInit::default(),
+        }
+    }
+
+    fn running(name: &str, pid: u32) -> ServiceStatus {
+        let mut status = ServiceStatus::new(name, ServiceState::Running);
+        status.pid = Some(pid);
+        status
+    }
+
+    #[test]
+    fn only_root_and_the_web_user_are_peers_and_the_web_gets_its_list() {
+        assert_eq!(Peer::for_uid(0, Some(900)), Some(Peer::Root));
+        assert_eq!(Peer::for_uid(900, Some(900)), Some(Peer::Web));
+        assert_eq!(Peer::for_uid(1000, Some(900)), None);
+        assert_eq!(Peer::for_uid(900, None), None);
+        assert!(Peer::Web.allows(&Request::HostStatus));
+        assert!(Peer::Web.allows(&Request::PowerOff));
+    }
+
+    #[test]
+    fn host_status_joins_the_boot_report_the_services_and_the_uptime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let error = daemon.handle(Peer::Root, Request::HostStatus).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        let state = HostState {
+            boot: BootReport::new(ConfigProvenance::NotFound),
+            virtualization: Virtualization::Tcg,
+        };
+        write_host_state(&daemon.run_dir, &state).unwrap();
+        services::write_status(&daemon.run_dir, &[running("libvirtd", 300)]).unwrap();
+        let Response::HostStatus(status) = daemon.handle(Peer::Web, Request::HostStatus).unwrap()
+        else {
+            panic!("not a host status");
+        };
+        assert_eq!(status.uptime_ms, 12_340);
+        assert_eq!(status.virtualization, Virtualization::Tcg);
+        assert_eq!(status.boot.config, ConfigProvenance::NotFound);
+        assert_eq!(status.services, [running("libvirtd", 300)]);
+    }
+
+    #[test]
+    fn service_status_names_an_unknown_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        services::write_status(&daemon.run_dir, &[running("virtlogd", 10)]).unwrap();
+        let error = daemon
+            .handle(
+                Peer::Root,
+                Request::ServiceStatus {
+                    name: Some("nope".to_owned()),
+                },
+            )
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert_eq!(error.message, "no service named \"nope\"");
+    }
+
+    #[test]
+    fn a_restart_is_left_for_pid1_and_answered_with_the_new_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        daemon.init.restart_dir = Some(daemon.run_dir.clone());
+        services::write_status(&daemon.run_dir, &[running("libvirtd", 300)]).unwrap();
+        let response = daemon
+            .handle(
+                Peer::Root,
+                Request::ServiceRestart {
+                    name: "libvirtd".to_owned(),
+                },
+            )
+            .unwrap();
+        let Response::ServiceRestarted { service } = response else {
+            panic!("not a restart");
+        };
+        assert_eq!((service.pid, service.restarts), (Some(999), 1));
+        assert_eq!(daemon.init.calls, ["restart"]);
+        // The request was taken.
+        assert!(take_restart_requests(&daemon.run_dir).is_empty());
+    }
+
+    #[test]
+    fn reboot_and_power_off_go_to_pid1_and_logs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        assert_eq!(
+            daemon.handle(Peer::Root, Request::Reboot).unwrap(),
+            Response::Accepted
+        );
+        assert_eq!(
+            daemon.handle(Peer::Web, Request::PowerOff).unwrap(),
+            Response::Accepted
+        );
+        assert_eq!(daemon.init.calls, ["reboot", "poweroff"]);
+        let mut log = services::ServiceLog::open(&daemon.run_dir, "libvirtd").unwrap();
+        log.append(5, "hello").unwrap();
+        let Response::Logs { lines } = daemon
+            .handle(
+                Peer::Root,
+                Request::Logs {
+                    source: LogSource::Service {
+                        name: "libvirtd".to_owned(),
+                    },
+                    limit: 10,
+                },
+            )
+            .unwrap()
+        else {
+            panic!("not logs");
+        };
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, "hello");
+    }
+
+    #[test]
+    fn a_config_text_is_validated_with_every_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let Response::ConfigValidation { errors } = daemon
+            .handle(
+                Peer::Root,
+                Request::ConfigValidate {
+                    text: "version = 1\n[host]\nhostname = \"-bad-\"\nfrobnicate = 1\n".to_owned(),
+                },
+            )
+            .unwrap()
+        else {
+            panic!("not a validation");
+        };
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].line, Some(3));
+        assert_eq!(errors[0].field, "host.hostname");
+    }
+
+    #[test]
+    fn restart_requests_with_odd_names_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let requests = dir.path().join(RESTART_REQUESTS_DIR);
+        std::fs::create_dir_all(&requests).unwrap();
+        std::fs::write(requests.join("mfv-web"), "").unwrap();
+        std::fs::write(requests.join("bad name"), "").unwrap();
+        assert_eq!(take_restart_requests(dir.path()), ["mfv-web"]);
+        assert_eq!(std::fs::read_dir(&requests).unwrap().count(), 0);
+    }
+}
