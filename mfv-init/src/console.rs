@@ -37,8 +37,10 @@ impl<W: Write> Console<W> {
         self.write_line(&line);
     }
 
-    /// One log line stamped with `uptime`.
+    /// One log line stamped with `uptime`, also kept in the boot log.
     pub fn line(&mut self, uptime: Duration, message: impl Display) {
+        let message = message.to_string();
+        crate::boot_log::record(uptime, &message);
         let line = format!("{} mfv-init: {message}", kernel_stamp(uptime));
         self.write_line(&line);
     }

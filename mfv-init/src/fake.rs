@@ -309,6 +309,12 @@ impl System for FakeSystem {
         Ok(())
     }
 
+    fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
+        self.calls
+            .push(format!("open-boot-log {}", run_dir.display()));
+        Ok(())
+    }
+
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
         self.calls
             .push(format!("take-restart-requests {}", run_dir.display()));

@@ -648,8 +648,12 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// Publishes the boot report and how VMs run, for the host daemon's status.
+    /// Publishes the boot log, the boot report and how VMs run, for the host daemon.
     fn publish_host_state(&mut self) {
+        let run_dir = self.settings.run_dir.clone();
+        if let Err(error) = self.system.open_boot_log(&run_dir) {
+            self.log(format_args!("boot log: not kept: {error:#}"));
+        }
         let mut boot = BootReport::new(
             self.config
                 .as_ref()

@@ -7,6 +7,7 @@
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
 //! signals and `mfv.halt=` still shut the machine down; a fatal error only exits.
 
+mod boot_log;
 mod clock;
 mod console;
 mod console_screen;

@@ -156,6 +156,22 @@ impl Supervisor {
             if service.absent {
                 continue;
             }
+            let missing = service.spec.after.iter().find(|name| {
+                self.services
+                    .iter()
+                    .any(|other| &other.spec.name == *name && other.absent)
+            });
+            if let Some(missing) = missing {
+                let line = format!(
+                    "service {}: not started: it needs {missing}, which is not in this image",
+                    service.spec.name
+                );
+                let service = &mut self.services[index];
+                service.absent = true;
+                service.state = ServiceState::Stopped;
+                lines.push(line);
+                continue;
+            }
             match service.state {
                 ServiceState::Waiting
                     if service
@@ -709,6 +725,19 @@ mod tests {
             [
                 format!("service virtlogd: started (pid {FIRST_PID})"),
                 "service libvirtd: /usr/sbin/libvirtd is not in this image; not started".to_owned()
+            ]
+        );
+        let mut supervisor = supervisor_of(vec![
+            spec("libvirtd", false, &[]),
+            spec("mfv-web", false, &["libvirtd"]),
+        ])
+        .unwrap();
+        system.spawn_failures = 0;
+        assert_eq!(
+            supervisor.step(Duration::ZERO, &mut system),
+            [
+                "service libvirtd: /usr/sbin/libvirtd is not in this image; not started",
+                "service mfv-web: not started: it needs libvirtd, which is not in this image"
             ]
         );
         assert!(

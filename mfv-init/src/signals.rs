@@ -66,8 +66,9 @@ pub struct SignalFdSource {
 }
 
 impl SignalFdSource {
-    /// Blocks [`HANDLED_SIGNALS`] in this thread (children started with std's `Command` get
-    /// an empty mask again) and opens a signalfd for them. Call it first in main.
+    /// Blocks [`HANDLED_SIGNALS`] in this thread and opens a signalfd for them. Call it first
+    /// in main. The mask is inherited by every child: each is started with an empty one
+    /// again (see `system.rs`).
     pub fn block_and_open() -> anyhow::Result<SignalFdSource> {
         let mut mask = SigSet::empty();
         for signal in HANDLED_SIGNALS {

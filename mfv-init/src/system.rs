@@ -153,6 +153,8 @@ pub trait System {
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()>;
     /// The services the host daemon asked to restart, taking the requests from `run_dir`.
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String>;
+    /// Sends the console lines so far and from now on to the boot log in `run_dir`.
+    fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()>;
 }
 
 /// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
@@ -307,7 +309,8 @@ impl System for NixSystem {
             .stdout(stdio(&terminal)?)
             .stderr(terminal);
         // SAFETY: `become_session_leader` runs in the forked child before exec and calls only
-        // setsid(2) and ioctl(2), which are async-signal-safe; it allocates nothing.
+        // sigprocmask(2), setsid(2) and ioctl(2), which are async-signal-safe; it allocates
+        // nothing.
         unsafe {
             command.pre_exec(become_session_leader);
         }
@@ -402,11 +405,12 @@ impl System for NixSystem {
                     .context("pipe for the service's output")?,
             )
             .stderr(writer);
-        // SAFETY: the closure runs in the forked child before exec and calls only setsid(2),
-        // setgroups(2), setgid(2) and setuid(2), which are async-signal-safe; the group list
-        // was allocated before the fork.
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // sigprocmask(2), setsid(2), setgroups(2), setgid(2) and setuid(2), which are
+        // async-signal-safe; the group list was allocated before the fork.
         unsafe {
             command.pre_exec(move || {
+                unblock_signals()?;
                 nix::unistd::setsid()?;
                 if let Some(identity) = &identity {
                     identity.assume()?;
@@ -446,6 +450,10 @@ impl System for NixSystem {
 
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
         mfv_host::daemon::take_restart_requests(run_dir)
+    }
+
+    fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
+        crate::boot_log::open(run_dir).context("the boot log")
     }
 
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {
@@ -503,8 +511,18 @@ impl Identity {
     }
 }
 
-/// In the child before exec: a new session with stdin (the console) as controlling terminal.
+/// In the child before exec: no signal blocked. PID 1 blocks the signals it reads from its
+/// signalfd, and the mask survives fork and exec: a service would never see SIGTERM, nor
+/// libvirtd SIGCHLD.
+fn unblock_signals() -> std::io::Result<()> {
+    nix::sys::signal::SigSet::empty().thread_set_mask()?;
+    Ok(())
+}
+
+/// In the child before exec: no signal blocked, and a new session with stdin (the console)
+/// as controlling terminal.
 fn become_session_leader() -> std::io::Result<()> {
+    unblock_signals()?;
     nix::unistd::setsid()?;
     // SAFETY: fd 0 is the console opened by the parent; TIOCSCTTY takes an int argument
     // (0: do not steal the terminal from another session).
@@ -644,14 +662,24 @@ mod tests {
         let mut system = NixSystem::default();
         let script = "echo \"out $PATH $(pwd)\"; echo err >&2; \
                       [ \"$(cut -d' ' -f6 /proc/$$/stat)\" = \"$$\" ] && echo session; \
-                      read line || echo no-input; exit 3";
-        let pid = system
-            .spawn_service(&service("demo", script, None), dir.path())
-            .unwrap();
-        assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(3));
+                      read line || echo no-input; exec grep SigBlk /proc/self/status";
+        // Blocked here as PID 1 blocks it; the service must not inherit that.
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(Signal::SIGTERM);
+        blocked.thread_block().unwrap();
+        let spawned = system.spawn_service(&service("demo", script, None), dir.path());
+        blocked.thread_unblock().unwrap();
+        let pid = spawned.unwrap();
+        assert_eq!(system.wait_child(pid).unwrap(), ExitStatus::Exited(0));
         assert_eq!(
-            log_texts(dir.path(), "demo", 4),
-            ["out /usr/sbin:/usr/bin /", "err", "session", "no-input"]
+            log_texts(dir.path(), "demo", 5),
+            [
+                "out /usr/sbin:/usr/bin /",
+                "err",
+                "session",
+                "no-input",
+                "SigBlk:\t0000000000000000"
+            ]
         );
     }
 
