@@ -24,6 +24,9 @@
 //!   /dev/kvm opened to QEMU's group, and whether VMs get KVM or TCG.
 //! - [`vm`]: creating a VM with its volumes rolled back on failure, and VM definitions
 //!   exported to and restored from the config store.
+//! - [`vm_keeper`]: VMs kept across reboots: definitions restored at boot and saved as
+//!   generations on every change, pools defined, autostart, and the VMs shut down at
+//!   shutdown.
 //!
 //! The leaf libraries never depend on each other; converting between their types is this
 //! crate's job. Binaries parse input, call into here and print.
@@ -43,3 +46,4 @@ pub mod settings;
 mod task;
 pub mod virtualization;
 pub mod vm;
+pub mod vm_keeper;

@@ -150,13 +150,20 @@ pub fn restore_definitions(
     hypervisor: &Hypervisor,
     store_dir: &Path,
 ) -> Result<RestoreReport, VmWorkflowError> {
-    let dir = store_dir.join(DEFINITIONS_DIR);
+    Ok(restore_definitions_from(hypervisor, &store_dir.join(DEFINITIONS_DIR))?.unwrap_or_default())
+}
+
+/// Defines the VMs exported in `dir`; `None` when `dir` holds no export.
+pub fn restore_definitions_from(
+    hypervisor: &Hypervisor,
+    dir: &Path,
+) -> Result<Option<RestoreReport>, VmWorkflowError> {
     // Whatever is at the index's name (a link included, which the reader then refuses)
     // means there is something to restore.
     if dir.join(mfv_vm::INDEX_FILE).symlink_metadata().is_err() {
-        return Ok(RestoreReport::default());
+        return Ok(None);
     }
-    Ok(hypervisor.restore_definitions(&dir)?)
+    Ok(Some(hypervisor.restore_definitions(dir)?))
 }
 
 #[cfg(test)]

@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use mfv_api::{ApiError, ErrorKind, Reply, serve_requests, server_handshake, write_message};
+use mfv_api::{
+    ApiError, ErrorKind, FrameError, Reply, ServeError, serve_requests, server_handshake,
+    write_message,
+};
 use mfv_host::daemon::{HostDaemon, InitControl, Peer};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
@@ -170,9 +173,14 @@ fn connection<C: InitControl>(
         eprintln!("host daemon: cannot set timeouts: {error}");
         return;
     }
-    if let Err(error) = server_handshake(&mut stream, SERVER_NAME) {
-        eprintln!("host daemon: uid {uid}: {}", mfv_linux::error_chain(&error));
-        return;
+    match server_handshake(&mut stream, SERVER_NAME) {
+        Ok(_) => {}
+        // A client that connects and goes away (PID 1 checking that the daemon is ready).
+        Err(ServeError::Frame(FrameError::Closed)) => return,
+        Err(error) => {
+            eprintln!("host daemon: uid {uid}: {}", mfv_linux::error_chain(&error));
+            return;
+        }
     }
     let mut handler = |request| daemon.handle(peer, request);
     if let Err(error) = serve_requests(&mut stream, &mut handler) {

@@ -1,7 +1,7 @@
 //! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init), or with `--stage2` the
 //! boot sequence after another init, or with `--console` (started by PID 1, never PID 1
-//! itself) the console screen, or with `--host-daemon` (a service PID 1 supervises) the host
-//! daemon.
+//! itself) the console screen, or with `--host-daemon` or `--vm-keeper` (services PID 1
+//! supervises) the host daemon or the VM keeper.
 //!
 //! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
@@ -18,6 +18,7 @@ mod mounts;
 mod services;
 mod signals;
 mod system;
+mod vm_keeper;
 
 #[cfg(test)]
 mod fake;
@@ -34,6 +35,7 @@ use crate::host_daemon::HOST_DAEMON_ARG;
 use crate::init::{CONSOLE_SCREEN_ARG, Init, RunEnd, Settings, panic_message};
 use crate::signals::SignalFdSource;
 use crate::system::{NixSystem, ShutdownAction, System};
+use crate::vm_keeper::VM_KEEPER_ARG;
 
 /// Exit code when a fatal error ends a process that is not PID 1, or shutdown failed.
 const EXIT_FAILED: u8 = 1;
@@ -42,35 +44,23 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let is_pid1 = nix::unistd::getpid().as_raw() == 1;
-    if !is_pid1
-        && std::env::args_os()
-            .skip(1)
-            .any(|arg| arg == CONSOLE_SCREEN_ARG)
-    {
-        return match console_screen::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                let _ = writeln!(std::io::stderr(), "mfv-init: console screen: {error:#}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        };
-    }
-    if !is_pid1
-        && std::env::args_os()
-            .skip(1)
-            .any(|arg| arg == HOST_DAEMON_ARG)
-    {
-        let run = host_daemon::run(
-            Path::new(mfv_api::DEFAULT_SOCKET_PATH),
-            Path::new(init::RUN_DIR),
-        );
-        return match run {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                let _ = writeln!(std::io::stderr(), "mfv-init: host daemon: {error:#}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        };
+    if !is_pid1 {
+        // The modes PID 1 starts this binary in.
+        if has_arg(CONSOLE_SCREEN_ARG) {
+            return mode_exit("console screen", console_screen::run());
+        }
+        if has_arg(HOST_DAEMON_ARG) {
+            return mode_exit(
+                "host daemon",
+                host_daemon::run(
+                    Path::new(mfv_api::DEFAULT_SOCKET_PATH),
+                    Path::new(init::RUN_DIR),
+                ),
+            );
+        }
+        if has_arg(VM_KEEPER_ARG) {
+            return mode_exit("vm keeper", vm_keeper::run(Path::new(init::RUN_DIR)));
+        }
     }
     // Before anything else PID 1 does, so that no signal arrives before the main loop can
     // read it.
@@ -117,6 +107,22 @@ fn main() -> ExitCode {
         wait_forever();
     }
     code
+}
+
+/// Whether `arg` is among the arguments.
+fn has_arg(arg: &str) -> bool {
+    std::env::args_os().skip(1).any(|given| given == arg)
+}
+
+/// The exit code of a mode that ended with `result`, its error printed as `mfv-init: WHAT: ...`.
+fn mode_exit(what: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "mfv-init: {what}: {error:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 /// Logs where a panic happened, in the console format; the panic itself is caught and

@@ -487,7 +487,9 @@ impl Supervisor {
 }
 
 /// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
-/// virtlogd, then libvirtd, which hands QEMU's output to virtlogd.
+/// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
+/// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
+/// them down.
 pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
     vec![
         ServiceSpec {
@@ -516,6 +518,16 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             socket: Some(PathBuf::from("/run/libvirt/libvirt-sock")),
             after: vec!["virtlogd".to_owned()],
             stop_grace: Duration::from_secs(10),
+        },
+        ServiceSpec {
+            name: "vm-keeper".to_owned(),
+            program: init.to_owned(),
+            args: vec![crate::vm_keeper::VM_KEEPER_ARG.to_owned()],
+            user: None,
+            socket: None,
+            after: vec!["libvirtd".to_owned()],
+            // The VMs' deadline, then the time to force them off and save.
+            stop_grace: crate::vm_keeper::VM_SHUTDOWN_DEADLINE + Duration::from_secs(15),
         },
     ]
 }

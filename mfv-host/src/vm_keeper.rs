@@ -1,0 +1,537 @@
+//! Keeping VMs across reboots on a host that runs from RAM, where libvirt's own files die
+//! with every reboot: at boot the definitions saved on the config volume are defined again,
+//! the configured storage pools are defined and the autostart VMs started; while the host
+//! runs, every change to the definitions (define, undefine, autostart) is saved; at shutdown
+//! the running VMs are shut down, all at once, with a deadline.
+//!
+//! Changes are found by exporting the definitions into a scratch directory in RAM and
+//! comparing with what was saved last, rather than by libvirt's events: libvirt sends no
+//! event when autostart changes, and a change made with virsh on the host's shell must be
+//! kept as well as one made through our API.
+//!
+//! Each save is a generation: the new export is written beside the current one
+//! ([`NEW_DEFINITIONS_DIR`]) and switched in by renames, the current one becoming
+//! [`PREVIOUS_DEFINITIONS_DIR`]. A power cut leaves the old or the new set, never a mix; a
+//! current set that cannot be read at boot falls back to the previous one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mfv_config::schema::{PoolConfig, PoolKind};
+use mfv_config::store::DirectoryStore;
+use mfv_vm::{Hypervisor, ShutdownOutcome, VmState};
+
+use crate::vm::{DEFINITIONS_DIR, VmWorkflowError};
+
+/// The previous generation of the definitions, beside the configuration.
+pub const PREVIOUS_DEFINITIONS_DIR: &str = "vms.prev";
+/// Where a new generation is written before it is switched in.
+pub const NEW_DEFINITIONS_DIR: &str = "vms.new";
+
+/// The content of an export directory: file name to bytes.
+type Export = BTreeMap<String, Vec<u8>>;
+
+/// Saves the definitions of `hypervisor` into `store` whenever they change.
+#[derive(Debug)]
+pub struct DefinitionKeeper<'a> {
+    hypervisor: &'a Hypervisor,
+    store: &'a DirectoryStore,
+    /// Where exports are made to be compared (in RAM).
+    scratch: PathBuf,
+    /// What the store holds, as far as this keeper knows.
+    saved: Option<Export>,
+}
+
+impl<'a> DefinitionKeeper<'a> {
+    /// A keeper for `hypervisor` and `store`, comparing in `scratch` (created when missing).
+    pub fn new(hypervisor: &'a Hypervisor, store: &'a DirectoryStore, scratch: &Path) -> Self {
+        DefinitionKeeper {
+            hypervisor,
+            store,
+            scratch: scratch.to_owned(),
+            saved: None,
+        }
+    }
+
+    /// Defines the VMs saved in the store: the current generation, or the previous one when
+    /// the current one cannot be read. Returns the console lines.
+    pub fn restore(&mut self) -> Vec<String> {
+        let dir = self.store.dir();
+        let mut lines = Vec::new();
+        for (generation, name) in [
+            ("current", DEFINITIONS_DIR),
+            ("previous", PREVIOUS_DEFINITIONS_DIR),
+        ] {
+            match crate::vm::restore_definitions_from(self.hypervisor, &dir.join(name)) {
+                Ok(None) => continue,
+                Ok(Some(report)) => {
+                    lines.push(format!(
+                        "vms: definitions restored from the config volume ({generation} set): \
+                         {} defined, {} updated, {} unchanged",
+                        report.defined.len(),
+                        report.updated.len(),
+                        report.unchanged.len()
+                    ));
+                    self.saved = read_export(&dir.join(name)).ok();
+                    return lines;
+                }
+                Err(error) => lines.push(format!(
+                    "vms: the {generation} set of definitions cannot be restored: {}",
+                    mfv_linux::error_chain(&error)
+                )),
+            }
+        }
+        if lines.is_empty() {
+            lines.push("vms: no VM definitions saved on the config volume yet".to_owned());
+        }
+        lines
+    }
+
+    /// Exports the definitions and, when they differ from what was saved, saves them as a
+    /// new generation. Returns the names saved, or `None` when nothing changed.
+    pub fn save_if_changed(&mut self) -> Result<Option<Vec<String>>, VmWorkflowError> {
+        let _ = fs::remove_dir_all(&self.scratch);
+        let names = self.hypervisor.export_definitions(&self.scratch)?;
+        let export = read_export(&self.scratch).map_err(|source| {
+            VmWorkflowError::Store(mfv_config::store::StoreError::Read {
+                path: self.scratch.clone(),
+                source,
+            })
+        })?;
+        if self.saved.as_ref() == Some(&export) {
+            return Ok(None);
+        }
+        self.store.write_beside(DEFINITIONS_DIR, |current| {
+            switch_in(current, &self.scratch)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })?;
+        self.saved = Some(export);
+        Ok(Some(names))
+    }
+}
+
+/// Writes `export` as the new current set beside `current`, keeping the old current set as
+/// the previous one.
+fn switch_in(current: &Path, export: &Path) -> std::io::Result<()> {
+    let dir = current.parent().unwrap_or(Path::new("/"));
+    let new = dir.join(NEW_DEFINITIONS_DIR);
+    let previous = dir.join(PREVIOUS_DEFINITIONS_DIR);
+    remove_tree(&new)?;
+    fs::create_dir(&new)?;
+    for entry in fs::read_dir(export)? {
+        let entry = entry?;
+        let bytes = fs::read(entry.path())?;
+        mfv_linux::atomic_file::replace_file(&new.join(entry.file_name()), &bytes, 0o600)
+            .map_err(std::io::Error::other)?;
+    }
+    sync_dir(&new)?;
+    if current.symlink_metadata().is_ok() {
+        remove_tree(&previous)?;
+        fs::rename(current, &previous)?;
+    }
+    fs::rename(&new, current)?;
+    sync_dir(dir)
+}
+
+/// Removes the directory `path` and what it holds; nothing when it is missing. Anything but a
+/// directory there is an error: the store never follows a link off the volume.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            path.display()
+        ))),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Every regular file directly in `dir`, by name.
+fn read_export(dir: &Path) -> std::io::Result<Export> {
+    let mut export = Export::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            export.insert(name, fs::read(entry.path())?);
+        }
+    }
+    Ok(export)
+}
+
+/// Defines the configured storage pools that libvirt can make here (directory pools);
+/// returns the console lines.
+pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for pool in pools {
+        match (pool.kind, pool.path.as_deref()) {
+            (PoolKind::Dir, Some(path)) => {
+                let line = match hypervisor.ensure_dir_pool(&pool.name, Path::new(path)) {
+                    Ok(()) => format!("vms: storage pool {} ready at {path}", pool.name),
+                    Err(error) => format!(
+                        "vms: storage pool {}: {}",
+                        pool.name,
+                        mfv_linux::error_chain(&error)
+                    ),
+                };
+                lines.push(line);
+            }
+            (kind, _) => lines.push(format!(
+                "vms: storage pool {}: {} pools are not set up on this host yet (issue 13)",
+                pool.name,
+                kind.as_str()
+            )),
+        }
+    }
+    lines
+}
+
+/// Asks every running VM to shut down (ACPI) at once, waits up to `deadline` for them all,
+/// and forces off those still running. Each VM gets its own connection to `uri`, so one
+/// slow guest does not hold up the others. Returns the console lines.
+pub fn shut_down_running(uri: &str, deadline: Duration) -> Vec<String> {
+    let running = match Hypervisor::connect(uri).and_then(|hypervisor| hypervisor.list()) {
+        Ok(vms) => vms
+            .into_iter()
+            .filter(|vm| !matches!(vm.state, VmState::ShutOff))
+            .map(|vm| vm.name)
+            .collect::<Vec<_>>(),
+        Err(error) => {
+            return vec![format!(
+                "vms: cannot list the VMs to shut them down: {}",
+                mfv_linux::error_chain(&error)
+            )];
+        }
+    };
+    if running.is_empty() {
+        return vec!["vms: no VM running".to_owned()];
+    }
+    let mut lines = vec![format!(
+        "vms: shutting down {} (ACPI, forced off after {} s)",
+        running.join(", "),
+        deadline.as_secs()
+    )];
+    let threads: Vec<_> = running
+        .into_iter()
+        .map(|name| {
+            let uri = uri.to_owned();
+            std::thread::spawn(move || {
+                let outcome = Hypervisor::connect(&uri)
+                    .and_then(|hypervisor| hypervisor.shutdown(&name, deadline));
+                match outcome {
+                    Ok(ShutdownOutcome::Graceful) => format!("vms: {name} shut down"),
+                    Ok(ShutdownOutcome::ForcedOff) => {
+                        format!("vms: {name} forced off after {} s", deadline.as_secs())
+                    }
+                    Ok(ShutdownOutcome::AlreadyOff) => format!("vms: {name} was already off"),
+                    Err(error) => format!("vms: {name}: {}", mfv_linux::error_chain(&error)),
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        lines.push(
+            thread
+                .join()
+                .unwrap_or_else(|_| "vms: a shutdown thread panicked".to_owned()),
+        );
+    }
+    lines
+}
+
+/// What [`keep`] needs.
+#[derive(Debug, Clone)]
+pub struct KeeperSettings {
+    /// libvirt's URI (`qemu:///system`).
+    pub uri: String,
+    /// PID 1's runtime directory, with the boot report naming the config volume.
+    pub run_dir: PathBuf,
+    /// How often the definitions are compared with what was saved.
+    pub save_interval: Duration,
+    /// How long running VMs get to shut down at the host's shutdown.
+    pub shutdown_deadline: Duration,
+    /// How long libvirtd gets to answer at start.
+    pub connect_timeout: Duration,
+}
+
+/// The VM keeper, from the host's start to its shutdown: restores the definitions saved on
+/// the config volume the boot used, defines the configured pools, starts the autostart VMs,
+/// then saves every change until `stop_requested` (waiting up to the given time) says the
+/// host shuts down, and then shuts the running VMs down. Every step is told to `say`.
+pub fn keep(
+    settings: &KeeperSettings,
+    mut stop_requested: impl FnMut(Duration) -> bool,
+    mut say: impl FnMut(&str),
+) {
+    let device = match crate::daemon::read_host_state(&settings.run_dir) {
+        Ok(Some(state)) => match state.boot.config {
+            mfv_api::ConfigProvenance::Found { device, .. } => Some(device),
+            _ => None,
+        },
+        Ok(None) => None,
+        Err(error) => {
+            say(&format!(
+                "vms: cannot read the boot report: {}",
+                mfv_linux::error_chain(&error)
+            ));
+            None
+        }
+    };
+    let volume = device.and_then(|device| {
+        let mut params = mfv_config::discovery::DiscoveryParams::new(
+            Some(mfv_config::cmdline::ConfigLocator::Device(PathBuf::from(
+                &device,
+            ))),
+            None,
+        );
+        params.run_dir = settings.run_dir.clone();
+        match crate::config::StoreVolume::discovered(&params) {
+            Ok(volume) => Some(volume),
+            Err(error) => {
+                say(&format!(
+                    "vms: cannot open the config volume {device}: {}",
+                    mfv_linux::error_chain(&error)
+                ));
+                None
+            }
+        }
+    });
+    if volume.is_none() {
+        say("vms: no config volume: VM definitions live in RAM only and are lost at reboot");
+    }
+    let pools = volume
+        .as_ref()
+        .and_then(|volume| crate::config::load(volume.store(), volume.dir()).ok())
+        .map(|stored| stored.config.storage.pools)
+        .unwrap_or_default();
+    let Some(hypervisor) = connect(settings, &mut say) else {
+        return;
+    };
+    let scratch = settings.run_dir.join("vm-export");
+    let mut keeper = volume
+        .as_ref()
+        .map(|volume| DefinitionKeeper::new(&hypervisor, volume.store(), &scratch));
+    if let Some(keeper) = keeper.as_mut() {
+        keeper.restore().iter().for_each(|line| say(line));
+    }
+    define_pools(&hypervisor, &pools)
+        .iter()
+        .for_each(|line| say(line));
+    match hypervisor.start_autostart(&[]) {
+        Ok(report) => {
+            for name in &report.started {
+                say(&format!("vms: {name} started (autostart)"));
+            }
+            for (name, error) in &report.failed {
+                say(&format!(
+                    "vms: {name} (autostart) did not start: {}",
+                    mfv_linux::error_chain(error)
+                ));
+            }
+        }
+        Err(error) => say(&format!(
+            "vms: cannot list the autostart VMs: {}",
+            mfv_linux::error_chain(&error)
+        )),
+    }
+    while !stop_requested(settings.save_interval) {
+        save_changes(keeper.as_mut(), &mut say);
+    }
+    save_changes(keeper.as_mut(), &mut say);
+    drop(keeper);
+    shut_down_running(&settings.uri, settings.shutdown_deadline)
+        .iter()
+        .for_each(|line| say(line));
+    if let Some(volume) = volume {
+        if let Err(error) = volume.close() {
+            say(&format!(
+                "vms: the config volume stays mounted: {}",
+                mfv_linux::error_chain(&error)
+            ));
+        }
+    }
+}
+
+/// Saves the definitions when they changed and says so.
+fn save_changes(keeper: Option<&mut DefinitionKeeper<'_>>, say: &mut impl FnMut(&str)) {
+    let Some(keeper) = keeper else {
+        return;
+    };
+    match keeper.save_if_changed() {
+        Ok(Some(names)) => say(&format!(
+            "vms: definitions saved on the config volume ({})",
+            if names.is_empty() {
+                "none left".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )),
+        Ok(None) => {}
+        Err(error) => say(&format!(
+            "vms: definitions not saved: {}",
+            mfv_linux::error_chain(&error)
+        )),
+    }
+}
+
+/// libvirt, once it answers; `None` (said why) when it does not within the timeout.
+fn connect(settings: &KeeperSettings, say: &mut impl FnMut(&str)) -> Option<Hypervisor> {
+    let deadline = std::time::Instant::now() + settings.connect_timeout;
+    loop {
+        match Hypervisor::connect(&settings.uri) {
+            Ok(hypervisor) => return Some(hypervisor),
+            Err(error) if std::time::Instant::now() >= deadline => {
+                say(&format!(
+                    "vms: libvirt does not answer on {}: {}",
+                    settings.uri,
+                    mfv_linux::error_chain(&error)
+                ));
+                return None;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_generation_replaces_the_current_and_keeps_it_as_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let current = dir.path().join(DEFINITIONS_DIR);
+        let export = dir.path().join("export");
+        fs::create_dir_all(&export).unwrap();
+        fs::write(export.join("index.json"), "one").unwrap();
+        switch_in(&current, &export).unwrap();
+        assert_eq!(
+            fs::read_to_string(current.join("index.json")).unwrap(),
+            "one"
+        );
+        fs::write(export.join("index.json"), "two").unwrap();
+        fs::write(export.join("web.xml"), "<domain/>").unwrap();
+        switch_in(&current, &export).unwrap();
+        assert_eq!(
+            fs::read_to_string(current.join("index.json")).unwrap(),
+            "two"
+        );
+        let previous = dir.path().join(PREVIOUS_DEFINITIONS_DIR);
+        assert_eq!(
+            fs::read_to_string(previous.join("index.json")).unwrap(),
+            "one"
+        );
+        assert!(!dir.path().join(NEW_DEFINITIONS_DIR).exists());
+        assert_eq!(read_export(&current).unwrap().len(), 2);
+    }
+
+    /// A node of libvirt's in-process test driver in `dir`, with `vms` defined (or none).
+    fn node(dir: &Path, vms: &[&str]) -> Hypervisor {
+        let mut node = String::from("<node>\n");
+        for (index, name) in vms.iter().enumerate() {
+            node.push_str(&format!(
+                "<domain type='test'><name>{name}</name>\
+                 <uuid>6695eb01-f6a4-8304-79aa-97f2502e19{index:02}</uuid><memory>65536</memory>\
+                 <os><type>hvm</type></os></domain>\n"
+            ));
+        }
+        node.push_str("</node>\n");
+        let file = dir.join(format!("node-{}.xml", vms.len()));
+        fs::write(&file, node).unwrap();
+        Hypervisor::connect(&format!("test://{}", file.display())).unwrap()
+    }
+
+    #[test]
+    fn changes_are_saved_once_and_restored_on_an_empty_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        fs::create_dir_all(&volume).unwrap();
+        let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
+        let hypervisor = node(dir.path(), &["web", "db"]);
+        let scratch = dir.path().join("scratch");
+        let mut keeper = DefinitionKeeper::new(&hypervisor, &store, &scratch);
+        assert_eq!(
+            keeper.restore(),
+            ["vms: no VM definitions saved on the config volume yet"]
+        );
+        assert_eq!(
+            keeper.save_if_changed().unwrap(),
+            Some(vec!["db".to_owned(), "web".to_owned()])
+        );
+        assert_eq!(keeper.save_if_changed().unwrap(), None);
+        hypervisor.set_autostart("web", true).unwrap();
+        assert!(keeper.save_if_changed().unwrap().is_some());
+        assert!(
+            volume
+                .join(PREVIOUS_DEFINITIONS_DIR)
+                .join("index.json")
+                .exists()
+        );
+
+        // A rebooted host: libvirt knows no VM; the keeper defines them again.
+        let empty = node(dir.path(), &[]);
+        let mut keeper = DefinitionKeeper::new(&empty, &store, &scratch);
+        assert_eq!(
+            keeper.restore(),
+            [
+                "vms: definitions restored from the config volume (current set): 2 defined, 0 updated, 0 unchanged"
+            ]
+        );
+        let web = empty
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|vm| vm.name == "web")
+            .unwrap();
+        assert!(web.autostart);
+        // What was restored is what is saved: nothing to write.
+        assert_eq!(keeper.save_if_changed().unwrap(), None);
+    }
+
+    #[test]
+    fn an_unreadable_current_set_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        fs::create_dir_all(&volume).unwrap();
+        let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
+        let hypervisor = node(dir.path(), &["web"]);
+        let scratch = dir.path().join("scratch");
+        let mut keeper = DefinitionKeeper::new(&hypervisor, &store, &scratch);
+        keeper.save_if_changed().unwrap();
+        hypervisor.set_autostart("web", true).unwrap();
+        keeper.save_if_changed().unwrap();
+        fs::write(volume.join(DEFINITIONS_DIR).join("index.json"), "{broken").unwrap();
+        let empty = node(dir.path(), &[]);
+        let lines = DefinitionKeeper::new(&empty, &store, &scratch).restore();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("vms: the current set of definitions cannot be restored: "),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "vms: definitions restored from the config volume (previous set): 1 defined, 0 updated, 0 unchanged"
+        );
+    }
+
+    #[test]
+    fn a_link_where_a_generation_goes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join(NEW_DEFINITIONS_DIR)).unwrap();
+        let export = dir.path().join("export");
+        fs::create_dir_all(&export).unwrap();
+        let error = switch_in(&dir.path().join(DEFINITIONS_DIR), &export).unwrap_err();
+        assert!(
+            error.to_string().ends_with("vms.new is not a directory"),
+            "{error}"
+        );
+    }
+}
