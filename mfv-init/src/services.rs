@@ -489,7 +489,7 @@ impl Supervisor {
 /// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
 /// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
 /// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
-/// them down.
+/// them down; mfv-web runs as its own unprivileged user once the daemon and libvirtd answer.
 pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
     vec![
         ServiceSpec {
@@ -517,6 +517,15 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             user: None,
             socket: Some(PathBuf::from("/run/libvirt/libvirt-sock")),
             after: vec!["virtlogd".to_owned()],
+            stop_grace: Duration::from_secs(10),
+        },
+        ServiceSpec {
+            name: "mfv-web".to_owned(),
+            program: PathBuf::from("/usr/bin/mfv-web"),
+            args: Vec::new(),
+            user: Some("mfv-web".to_owned()),
+            socket: None,
+            after: vec!["host-daemon".to_owned(), "libvirtd".to_owned()],
             stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {

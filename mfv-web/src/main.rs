@@ -1,37 +1,58 @@
 //! `mfv-web`: the appliance's HTTPS web UI and REST API.
 //!
-//! This release ships the binary in the image so the image layout is final, but it serves
-//! nothing yet: it answers `--version` and otherwise refuses to start with a clear message and
-//! exit code 2, so a supervisor never mistakes it for a running server.
+//! This build has no web server yet (issue 14 brings it). PID 1 already runs it as the
+//! unprivileged `mfv-web` user, supervised like the other services, so the place the server
+//! takes is real: started without arguments it checks that it reaches the host daemon and
+//! libvirt's socket, says so, and waits until it is stopped. `--version` prints the version.
 
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
-/// Exit code for every invocation other than `--version`.
-const EXIT_NOT_SERVING: u8 = 2;
+/// libvirt's read-write socket, which the `libvirt` group may use.
+const LIBVIRT_SOCKET: &str = "/run/libvirt/libvirt-sock";
+/// Exit code for arguments this build does not know.
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (message, code) = respond(&args);
-    if code == ExitCode::SUCCESS {
-        println!("{message}");
-    } else {
-        eprintln!("{message}");
+    match args.as_slice() {
+        [flag] if flag == "--version" || flag == "-V" => {
+            println!("mfv-web {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        [] => {
+            for line in reachability(mfv_api::DEFAULT_SOCKET_PATH, LIBVIRT_SOCKET) {
+                println!("{line}");
+            }
+            println!("mfv-web: this build has no web server yet (issue 14); waiting");
+            loop {
+                std::thread::park();
+            }
+        }
+        _ => {
+            eprintln!("mfv-web: unknown arguments; this build knows only --version");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
-    code
 }
 
-/// What to print for these arguments, and the exit code.
-fn respond(args: &[String]) -> (String, ExitCode) {
-    match args {
-        [flag] if flag == "--version" || flag == "-V" => (
-            format!("mfv-web {}", env!("CARGO_PKG_VERSION")),
-            ExitCode::SUCCESS,
+/// One line each on whether the host daemon answers at `host_socket` and libvirt's socket
+/// `libvirt_socket` accepts a connection.
+fn reachability(host_socket: &str, libvirt_socket: &str) -> Vec<String> {
+    let daemon = match mfv_api::Client::connect_as(host_socket, "mfv-web")
+        .and_then(|mut client| client.services())
+    {
+        Ok(services) => format!(
+            "mfv-web: the host daemon answers on {host_socket} ({} services)",
+            services.len()
         ),
-        _ => (
-            "mfv-web: this build has no web server yet; only --version is supported".to_owned(),
-            ExitCode::from(EXIT_NOT_SERVING),
-        ),
-    }
+        Err(error) => format!("mfv-web: the host daemon on {host_socket}: {error}"),
+    };
+    let libvirt = match UnixStream::connect(libvirt_socket) {
+        Ok(_) => format!("mfv-web: libvirt accepts connections on {libvirt_socket}"),
+        Err(error) => format!("mfv-web: libvirt on {libvirt_socket}: {error}"),
+    };
+    vec![daemon, libvirt]
 }
 
 #[cfg(test)]
@@ -39,16 +60,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_is_printed() {
-        let (message, code) = respond(&["--version".to_owned()]);
-        assert_eq!(message, format!("mfv-web {}", env!("CARGO_PKG_VERSION")));
-        assert_eq!(code, ExitCode::SUCCESS);
-    }
-
-    #[test]
-    fn anything_else_refuses_to_start() {
-        let (message, code) = respond(&[]);
-        assert!(message.contains("no web server yet"), "{message}");
-        assert_eq!(code, ExitCode::from(EXIT_NOT_SERVING));
+    fn unreachable_sockets_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host.sock");
+        let libvirt = dir.path().join("libvirt-sock");
+        let lines = reachability(host.to_str().unwrap(), libvirt.to_str().unwrap());
+        assert!(
+            lines[0].starts_with(&format!("mfv-web: the host daemon on {}: ", host.display())),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with(&format!("mfv-web: libvirt on {}: ", libvirt.display())),
+            "{lines:?}"
+        );
+        let _listener = std::os::unix::net::UnixListener::bind(&libvirt).unwrap();
+        let lines = reachability(host.to_str().unwrap(), libvirt.to_str().unwrap());
+        assert_eq!(
+            lines[1],
+            format!(
+                "mfv-web: libvirt accepts connections on {}",
+                libvirt.display()
+            )
+        );
     }
 }
