@@ -26,7 +26,7 @@ const ZSTD_LEVEL: i32 = 9;
 const ZSTD_THREADS: u32 = 2;
 /// The busybox from Debian's busybox-static.
 const BUSYBOX: &str = "/bin/busybox";
-/// Files we write ourselves (/etc/passwd and /etc/group, libvirt's configuration),
+/// Files we write ourselves (/etc/passwd and /etc/group, /etc/hosts, libvirt's configuration),
 /// relative to the workspace root: the tree below it is copied into the image as it is, with
 /// the modes git keeps (0644, or 0755 for executables) whatever the checkout's umask. The
 /// directories libvirt keeps its state in (/run/libvirt, /var/lib/libvirt, /var/cache/libvirt,
