@@ -93,6 +93,12 @@ pub const SELECTION: &[PackageFiles] = &[
               against; libvirt's libraries come through ELF resolution",
     },
     PackageFiles {
+        package: "dmidecode",
+        patterns: &["/usr/sbin/dmidecode"],
+        why: "libvirtd reads the host's SMBIOS tables with it when it starts (an error on \
+              every start otherwise) and for `virsh sysinfo` and guests given the host's SMBIOS",
+    },
+    PackageFiles {
         package: "libvirt-clients",
         patterns: &["/usr/bin/virsh"],
         why: "virsh, for operators on the host shell",
