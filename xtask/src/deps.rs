@@ -82,6 +82,14 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "qemu-utils",
         "qemu-img checks backing files in the mfv-vm tests",
     ),
+    (
+        "dmidecode",
+        "libvirtd reads the host's SMBIOS tables with it (the image carries it)",
+    ),
+    (
+        "ovmf",
+        "UEFI firmware for VMs: the image carries its 4M code and vars files and descriptors",
+    ),
 ];
 
 /// What to do about missing packages.

@@ -1,8 +1,10 @@
 //! The appliance image: builds our binaries, assembles the initrd tree (merged /usr, busybox,
-//! shared libraries, kernel modules), writes it as a zstd-compressed cpio archive, and writes
-//! target/appliance/{vmlinuz,initrd.img,manifest.txt}.
+//! the files we write ourselves in [`ROOTFS`], libvirt and QEMU from Debian's packages (see
+//! [`packages`]), shared libraries, kernel modules), writes it as a zstd-compressed cpio archive,
+//! and writes target/appliance/{vmlinuz,initrd.img,manifest.txt}. The manifest lists every entry
+//! and sums files and bytes per component, so the size of each part can be followed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -14,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::cpio::CpioWriter;
+use crate::packages::{self, Content, PackageEntry};
 use crate::{Workspace, cmd, elf, kernel, modules};
 
 /// zstd level and worker threads. Measured on the 70 MiB archive with two cores: level 9 takes
@@ -23,6 +26,12 @@ const ZSTD_LEVEL: i32 = 9;
 const ZSTD_THREADS: u32 = 2;
 /// The busybox from Debian's busybox-static.
 const BUSYBOX: &str = "/bin/busybox";
+/// Files we write ourselves (/etc/passwd and /etc/group, /etc/hosts, libvirt's configuration),
+/// relative to the workspace root: the tree below it is copied into the image as it is, with
+/// the modes git keeps (0644, or 0755 for executables) whatever the checkout's umask. The
+/// directories libvirt keeps its state in (/run/libvirt, /var/lib/libvirt, /var/cache/libvirt,
+/// /var/log/libvirt, /etc/libvirt/qemu) are not there: libvirtd and virtlogd create them.
+const ROOTFS: &str = "xtask/rootfs";
 
 /// Which cargo profile our binaries come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +90,7 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
     let staged = modules::stage(&kernel, &out.join("modules-staging"))?;
     let bin = workspace.target.join(profile.dir_name());
     let applets = cmd::stdout(Command::new(BUSYBOX).arg("--list-full"))?;
+    let package_files = packages::collect(packages::SELECTION, packages::dpkg_listing)?;
     let tree = assemble(&Inputs {
         init: bin.join("mfv-init"),
         binaries: vec![
@@ -89,6 +99,8 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         ],
         busybox: PathBuf::from(BUSYBOX),
         busybox_applets: &applets,
+        rootfs: &workspace.root.join(ROOTFS),
+        packages: &package_files,
         modules_dir: &staged.dir,
         release: &kernel.release,
         library_dirs: elf::SYSTEM_LIBRARY_DIRS,
@@ -133,6 +145,7 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
     let manifest = out.join("manifest.txt");
     fs::write(&manifest, tree.manifest(&report))
         .with_context(|| format!("cannot write {}", manifest.display()))?;
+    print!("{}", tree.component_summary());
     println!(
         "initrd: {} files, {} modules, {} uncompressed, {} compressed\nwrote {}, {} and {}",
         report.files,
@@ -184,6 +197,10 @@ struct Inputs<'a> {
     busybox: PathBuf,
     /// `busybox --list-full` output.
     busybox_applets: &'a str,
+    /// The files we write ourselves ([`ROOTFS`]).
+    rootfs: &'a Path,
+    /// The files taken from Debian's packages.
+    packages: &'a [PackageEntry],
     /// Staged `lib/modules/<release>` with depmod's indices.
     modules_dir: &'a Path,
     release: &'a str,
@@ -193,6 +210,7 @@ struct Inputs<'a> {
 /// The initrd's file tree.
 fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
     let mut tree = Tree::default();
+    let skeleton = Component::Skeleton;
     for (path, permissions) in [
         ("proc", 0o555),
         ("sys", 0o555),
@@ -210,7 +228,7 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
         ("var/cache", 0o755),
         ("var/tmp", 0o1777),
     ] {
-        tree.insert(path, Node::Directory { permissions })?;
+        tree.insert(skeleton, path, Node::Directory { permissions })?;
     }
     for (path, target) in [
         ("bin", "usr/bin"),
@@ -220,6 +238,7 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
         ("var/run", "../run"),
     ] {
         tree.insert(
+            skeleton,
             path,
             Node::Symlink {
                 target: target.to_owned(),
@@ -228,6 +247,7 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
     }
     // The kernel opens /dev/console for /init before devtmpfs is mounted.
     tree.insert(
+        skeleton,
         "dev/console",
         Node::CharDevice {
             permissions: 0o600,
@@ -236,6 +256,7 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
         },
     )?;
     tree.insert(
+        skeleton,
         "dev/null",
         Node::CharDevice {
             permissions: 0o666,
@@ -244,42 +265,105 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
         },
     )?;
 
-    tree.insert_host_file("init", &inputs.init)?;
+    tree.insert_host_file(Component::Ours, "init", &inputs.init)?;
     for (path, source) in &inputs.binaries {
-        tree.insert_host_file(path, source)?;
+        tree.insert_host_file(Component::Ours, path, source)?;
     }
-    tree.insert_host_file("usr/bin/busybox", &inputs.busybox)?;
-    for (path, target) in busybox_links(inputs.busybox_applets)? {
-        if !tree.contains(&path) {
-            tree.insert(&path, Node::Symlink { target })?;
-        }
-    }
+    tree.insert_host_file(Component::Busybox, "usr/bin/busybox", &inputs.busybox)?;
+    tree.insert_host_dir(Component::Rootfs, "", inputs.rootfs, Modes::Git)?;
 
     let mut executables = vec![inputs.init.clone(), inputs.busybox.clone()];
     executables.extend(inputs.binaries.iter().map(|(_, source)| source.clone()));
     // A file needed under two names (ld.so as PT_INTERP in /usr/lib64 and as libc's DT_NEEDED
     // in /usr/lib/x86_64-linux-gnu) is stored once; the other name is a symlink, as on Debian.
     let mut image_path_of_file: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for entry in inputs.packages {
+        let component = Component::Package(entry.package);
+        match &entry.content {
+            Content::File { elf } => {
+                tree.insert_host_file(component, &entry.image_path, &entry.host_path)?;
+                image_path_of_file.insert(canonical(&entry.host_path)?, entry.image_path.clone());
+                // Executables and the modules libvirt and QEMU dlopen bring their libraries.
+                if *elf {
+                    executables.push(entry.host_path.clone());
+                }
+            }
+            Content::Symlink { target } => tree.insert(
+                component,
+                &entry.image_path,
+                Node::Symlink {
+                    target: target.clone(),
+                },
+            )?,
+        }
+    }
+    // After the packages: an applet gives way to a program of the same name.
+    for (path, target) in busybox_links(inputs.busybox_applets)? {
+        if !tree.contains(&path) {
+            tree.insert(Component::Busybox, &path, Node::Symlink { target })?;
+        }
+    }
+
     for library in elf::resolve(&executables, inputs.library_dirs)? {
-        let file = fs::canonicalize(&library.host_path)
-            .with_context(|| format!("cannot resolve {}", library.host_path.display()))?;
+        // A library a package pattern took too stays as the package has it.
+        if matches!(
+            tree.component(&library.image_path),
+            Some(Component::Package(_))
+        ) {
+            continue;
+        }
+        let file = canonical(&library.host_path)?;
         match image_path_of_file.get(&file) {
             Some(first) => tree.insert(
+                Component::Libraries,
                 &library.image_path,
                 Node::Symlink {
                     target: relative_link(&library.image_path, first),
                 },
             )?,
             None => {
-                tree.insert_host_file(&library.image_path, &library.host_path)?;
+                tree.insert_host_file(
+                    Component::Libraries,
+                    &library.image_path,
+                    &library.host_path,
+                )?;
                 image_path_of_file.insert(file, library.image_path);
             }
         }
     }
 
     let modules_root = format!("usr/lib/modules/{}", inputs.release);
-    tree.insert_host_dir(&modules_root, inputs.modules_dir)?;
+    tree.insert_host_dir(
+        Component::KernelModules,
+        &modules_root,
+        inputs.modules_dir,
+        Modes::Host,
+    )?;
+    check_package_links(&tree, inputs.packages)?;
     Ok(tree)
+}
+
+/// The host file `path` names, with every symlink resolved.
+fn canonical(path: &Path) -> Result<PathBuf> {
+    fs::canonicalize(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// Fails naming the first symbolic link taken from a package whose target is not in the image
+/// (a file the selection leaves out, or one a package upgrade moved).
+fn check_package_links(tree: &Tree, packages: &[PackageEntry]) -> Result<()> {
+    for entry in packages {
+        if let Content::Symlink { target } = &entry.content
+            && !tree.resolves(&entry.image_path)
+        {
+            bail!(
+                "/{} from package {} points to {target}, which is not in the image; add the \
+                 target to the package selection (xtask/src/packages.rs)",
+                entry.image_path,
+                entry.package
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The relative symlink target at image path `link` that points to image path `target`.
@@ -342,15 +426,72 @@ enum Node {
     },
 }
 
-/// The initrd's entries by path (no leading `/`), sorted, so parents come before children.
+/// Where an entry of the image comes from, for the manifest's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Component {
+    /// The directories, links and device nodes every image has.
+    Skeleton,
+    /// Our binaries.
+    Ours,
+    /// busybox and its applet links.
+    Busybox,
+    /// The files of [`ROOTFS`].
+    Rootfs,
+    /// The files taken from this Debian package.
+    Package(&'static str),
+    /// Shared libraries found by ELF resolution.
+    Libraries,
+    /// Kernel modules and their indices.
+    KernelModules,
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Skeleton => f.write_str("skeleton"),
+            Self::Ours => f.write_str("ours"),
+            Self::Busybox => f.write_str("busybox"),
+            Self::Rootfs => write!(f, "rootfs ({ROOTFS})"),
+            Self::Package(name) => write!(f, "package {name}"),
+            Self::Libraries => f.write_str("libraries"),
+            Self::KernelModules => f.write_str("kernel modules"),
+        }
+    }
+}
+
+/// Which permissions files copied from the host get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Modes {
+    /// Those the host file has.
+    Host,
+    /// What git records: 0755 when the host file is executable, else 0644.
+    Git,
+}
+
+impl Modes {
+    fn of(self, host_mode: u32) -> u32 {
+        match self {
+            Self::Host => host_mode & 0o7777,
+            Self::Git if host_mode & 0o111 != 0 => 0o755,
+            Self::Git => 0o644,
+        }
+    }
+}
+
+/// How many symbolic links a path may go through, as in the kernel.
+const MAX_LINKS: usize = 40;
+
+/// The initrd's entries by path (no leading `/`), sorted, so parents come before children, each
+/// with the component it came from.
 #[derive(Debug, Default)]
 struct Tree {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<String, (Node, Component)>,
 }
 
 impl Tree {
-    /// Adds `node` at `path`, creating missing parent directories.
-    fn insert(&mut self, path: &str, node: Node) -> Result<()> {
+    /// Adds `node` at `path`, creating missing parent directories. An entry added twice alike
+    /// keeps its first component.
+    fn insert(&mut self, component: Component, path: &str, node: Node) -> Result<()> {
         let path = path.trim_matches('/');
         if path.is_empty() {
             bail!("an image entry needs a path");
@@ -361,42 +502,64 @@ impl Tree {
             match self.nodes.get(&parent) {
                 None => {
                     self.nodes
-                        .insert(parent, Node::Directory { permissions: 0o755 });
+                        .insert(parent, (Node::Directory { permissions: 0o755 }, component));
                 }
-                Some(Node::Directory { .. }) => {}
+                Some((Node::Directory { .. }, _)) => {}
                 Some(_) => bail!("cannot put /{path} in the image: /{parent} is not a directory"),
             }
         }
         match self.nodes.get(path) {
             None => {
-                self.nodes.insert(path.to_owned(), node);
+                self.nodes.insert(path.to_owned(), (node, component));
                 Ok(())
             }
-            Some(existing) if *existing == node => Ok(()),
-            Some(existing) => bail!("/{path} is in the image twice: {existing:?} and {node:?}"),
+            Some((existing, _)) if *existing == node => Ok(()),
+            Some((existing, _)) => {
+                bail!("/{path} is in the image twice: {existing:?} and {node:?}")
+            }
         }
     }
 
-    /// Adds a copy of the host file `source` (following symlinks) at `path`.
-    fn insert_host_file(&mut self, path: &str, source: &Path) -> Result<()> {
+    /// Adds a copy of the host file `source` (following symlinks) at `path`, with its
+    /// permissions.
+    fn insert_host_file(&mut self, component: Component, path: &str, source: &Path) -> Result<()> {
+        self.insert_copy(component, path, source, Modes::Host)
+    }
+
+    fn insert_copy(
+        &mut self,
+        component: Component,
+        path: &str,
+        source: &Path,
+        modes: Modes,
+    ) -> Result<()> {
         let metadata =
             fs::metadata(source).with_context(|| format!("cannot stat {}", source.display()))?;
         if !metadata.is_file() {
             bail!("{} is not a regular file", source.display());
         }
         self.insert(
+            component,
             path,
             Node::File {
                 source: source.to_path_buf(),
-                permissions: metadata.permissions().mode() & 0o7777,
+                permissions: modes.of(metadata.permissions().mode()),
                 size: metadata.len(),
             },
         )
     }
 
-    /// Adds every file below the host directory `source` at `path`.
-    fn insert_host_dir(&mut self, path: &str, source: &Path) -> Result<()> {
-        self.insert(path, Node::Directory { permissions: 0o755 })?;
+    /// Adds every file below the host directory `source` at `path` (`""`: the image's root).
+    fn insert_host_dir(
+        &mut self,
+        component: Component,
+        path: &str,
+        source: &Path,
+        modes: Modes,
+    ) -> Result<()> {
+        if !path.is_empty() {
+            self.insert(component, path, Node::Directory { permissions: 0o755 })?;
+        }
         let entries =
             fs::read_dir(source).with_context(|| format!("cannot read {}", source.display()))?;
         for entry in entries {
@@ -407,9 +570,9 @@ impl Tree {
                 .file_type()
                 .with_context(|| format!("cannot stat {}", entry.path().display()))?;
             if file_type.is_dir() {
-                self.insert_host_dir(&child, &entry.path())?;
+                self.insert_host_dir(component, &child, &entry.path(), modes)?;
             } else {
-                self.insert_host_file(&child, &entry.path())?;
+                self.insert_copy(component, &child, &entry.path(), modes)?;
             }
         }
         Ok(())
@@ -419,14 +582,61 @@ impl Tree {
         self.nodes.contains_key(path.trim_matches('/'))
     }
 
+    fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path).map(|(node, _)| node)
+    }
+
+    fn component(&self, path: &str) -> Option<Component> {
+        self.nodes.get(path).map(|(_, component)| *component)
+    }
+
     fn count(&self, predicate: impl Fn(&Node) -> bool) -> usize {
-        self.nodes.values().filter(|node| predicate(node)).count()
+        self.nodes
+            .values()
+            .filter(|(node, _)| predicate(node))
+            .count()
+    }
+
+    /// Whether `path` leads to an entry that is not a symbolic link, following the image's own
+    /// links (relative or absolute, at most [`MAX_LINKS`]).
+    fn resolves(&self, path: &str) -> bool {
+        let mut pending: VecDeque<String> = path.split('/').map(str::to_owned).collect();
+        let mut resolved: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = pending.pop_front() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => resolved.push(part),
+            }
+            match self.node(&resolved.join("/")) {
+                None => return false,
+                Some(Node::Symlink { target }) => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return false;
+                    }
+                    resolved.pop();
+                    if target.starts_with('/') {
+                        resolved.clear();
+                    }
+                    for part in target.split('/').rev() {
+                        pending.push_front(part.to_owned());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        true
     }
 
     /// Writes the tree as a cpio archive; returns the archive's length.
     fn write_cpio<W: Write>(&self, out: W, mtime: u32) -> Result<(W, u64)> {
         let mut writer = CpioWriter::new(out, mtime);
-        for (path, node) in &self.nodes {
+        for (path, (node, _)) in &self.nodes {
             let written = match node {
                 Node::Directory { permissions } => writer.directory(path, *permissions),
                 Node::File {
@@ -484,7 +694,7 @@ impl Tree {
             "# Every entry of initrd.img: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n",
         );
         let mut file_bytes = 0;
-        for (path, node) in &self.nodes {
+        for (path, (node, _)) in &self.nodes {
             // Writing to a String cannot fail.
             let _ = match node {
                 Node::Directory { permissions } => {
@@ -512,6 +722,8 @@ impl Tree {
                 }
             };
         }
+        text.push('\n');
+        text.push_str(&self.component_summary());
         let _ = write!(
             text,
             "\n# Totals\nentries: {}\nfiles: {}\nfile bytes: {file_bytes}\nuncompressed bytes: {}\ncompressed bytes: {}\nmodules: {}\n",
@@ -521,6 +733,45 @@ impl Tree {
             report.compressed_bytes,
             report.modules,
         );
+        text
+    }
+
+    /// Per component: regular files, their bytes (and in MiB), symbolic links; one line each.
+    fn component_summary(&self) -> String {
+        #[derive(Default)]
+        struct Sum {
+            files: usize,
+            bytes: u64,
+            links: usize,
+        }
+        let mut sums: BTreeMap<Component, Sum> = BTreeMap::new();
+        for (node, component) in self.nodes.values() {
+            let sum = sums.entry(*component).or_default();
+            match node {
+                Node::File { size, .. } => {
+                    sum.files += 1;
+                    sum.bytes += size;
+                }
+                Node::Symlink { .. } => sum.links += 1,
+                Node::Directory { .. } | Node::CharDevice { .. } => {}
+            }
+        }
+        let mut text = format!(
+            "# Components: {:<36} {:>6} {:>11} {:>10} {:>6}\n",
+            "name", "files", "bytes", "MiB", "links"
+        );
+        for (component, sum) in sums {
+            // Writing to a String cannot fail.
+            let _ = writeln!(
+                text,
+                "{:<50} {:>6} {:>11} {:>10.1} {:>6}",
+                component.to_string(),
+                sum.files,
+                sum.bytes,
+                sum.bytes as f64 / (1024.0 * 1024.0),
+                sum.links
+            );
+        }
         text
     }
 }
@@ -536,29 +787,78 @@ mod tests {
         path
     }
 
-    /// A tree with real busybox and ls standing in for our binaries, and fixture modules.
-    fn fixture_tree(dir: &Path) -> Tree {
+    /// A tree with real busybox standing in for mfv-init, `binaries` for our other binaries,
+    /// fixture modules, a fixture rootfs and `packages`.
+    fn assemble_fixture(
+        dir: &Path,
+        binaries: Vec<(String, PathBuf)>,
+        packages: &[PackageEntry],
+    ) -> Result<Tree> {
         let modules = dir.join("modules");
         fs::create_dir_all(modules.join("kernel/fs")).unwrap();
         host_file(&modules, "modules.dep", b"kernel/fs/isofs.ko:\n", 0o644);
         host_file(&modules.join("kernel/fs"), "isofs.ko", b"\x7fELF", 0o644);
+        let rootfs = dir.join("rootfs");
+        fs::create_dir_all(rootfs.join("etc/libvirt")).unwrap();
+        host_file(
+            &rootfs.join("etc"),
+            "passwd",
+            b"root:x:0:0::/root:/bin/sh\n",
+            0o600,
+        );
+        host_file(&rootfs.join("etc/libvirt"), "hook", b"#!/bin/sh\n", 0o700);
         assemble(&Inputs {
             init: PathBuf::from(BUSYBOX),
-            binaries: vec![("usr/bin/mfv".to_owned(), PathBuf::from("/bin/ls"))],
+            binaries,
             busybox: PathBuf::from(BUSYBOX),
             busybox_applets: "bin/sh\nsbin/modprobe\nusr/bin/mfv\nusr/bin/env\n",
+            rootfs: &rootfs,
+            packages,
             modules_dir: &modules,
             release: "6.1.0-56-amd64",
             library_dirs: elf::SYSTEM_LIBRARY_DIRS,
         })
-        .unwrap()
+    }
+
+    /// The fixture with ls standing in for mfv and no package.
+    fn fixture_tree(dir: &Path) -> Tree {
+        let binaries = vec![("usr/bin/mfv".to_owned(), PathBuf::from("/bin/ls"))];
+        assemble_fixture(dir, binaries, &[]).unwrap()
+    }
+
+    fn package_file(package: &'static str, host_path: &str, image_path: &str) -> PackageEntry {
+        PackageEntry {
+            package,
+            host_path: PathBuf::from(host_path),
+            image_path: image_path.to_owned(),
+            content: Content::File {
+                elf: fs::read(host_path).unwrap().starts_with(b"\x7fELF"),
+            },
+        }
+    }
+
+    fn package_link(package: &'static str, image_path: &str, target: &str) -> PackageEntry {
+        PackageEntry {
+            package,
+            host_path: PathBuf::from("/").join(image_path),
+            image_path: image_path.to_owned(),
+            content: Content::Symlink {
+                target: target.to_owned(),
+            },
+        }
+    }
+
+    fn symlink(target: &str) -> Node {
+        Node::Symlink {
+            target: target.to_owned(),
+        }
     }
 
     #[test]
     fn the_tree_has_the_merged_usr_skeleton_devices_and_applets() {
         let dir = tempfile::tempdir().unwrap();
         let tree = fixture_tree(dir.path());
-        let node = |path: &str| tree.nodes.get(path).cloned();
+        let node = |path: &str| tree.node(path).cloned();
         let link = |target: &str| {
             Some(Node::Symlink {
                 target: target.to_owned(),
@@ -641,19 +941,16 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_lists_every_entry_then_totals() {
+    fn the_manifest_lists_every_entry_then_components_and_totals() {
         let dir = tempfile::tempdir().unwrap();
         let mut tree = Tree::default();
-        tree.insert_host_file("init", &host_file(dir.path(), "init", b"12345", 0o755))
+        let init = host_file(dir.path(), "init", b"12345", 0o755);
+        tree.insert_host_file(Component::Ours, "init", &init)
+            .unwrap();
+        tree.insert(Component::Skeleton, "bin", symlink("usr/bin"))
             .unwrap();
         tree.insert(
-            "bin",
-            Node::Symlink {
-                target: "usr/bin".to_owned(),
-            },
-        )
-        .unwrap();
-        tree.insert(
+            Component::Skeleton,
             "dev/null",
             Node::CharDevice {
                 permissions: 0o666,
@@ -676,6 +973,10 @@ mod tests {
              c 0666          0 /dev/null (1:3)\n\
              f 0755          5 /init\n\
              \n\
+             # Components: name                                  files       bytes        MiB  links\n\
+             skeleton                                                0           0        0.0      1\n\
+             ours                                                    1           5        0.0      0\n\
+             \n\
              # Totals\n\
              entries: 4\n\
              files: 1\n\
@@ -689,47 +990,29 @@ mod tests {
     #[test]
     fn conflicting_entries_are_errors() {
         let mut tree = Tree::default();
-        tree.insert(
-            "bin",
-            Node::Symlink {
-                target: "usr/bin".to_owned(),
-            },
-        )
-        .unwrap();
+        let skeleton = Component::Skeleton;
+        tree.insert(skeleton, "bin", symlink("usr/bin")).unwrap();
         let error = tree
-            .insert(
-                "bin/sh",
-                Node::Symlink {
-                    target: "busybox".to_owned(),
-                },
-            )
+            .insert(Component::Busybox, "bin/sh", symlink("busybox"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("/bin is not a directory"), "{error}");
         let error = tree
-            .insert(
-                "bin",
-                Node::Symlink {
-                    target: "elsewhere".to_owned(),
-                },
-            )
+            .insert(skeleton, "bin", symlink("elsewhere"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("/bin is in the image twice"), "{error}");
-        tree.insert(
-            "bin",
-            Node::Symlink {
-                target: "usr/bin".to_owned(),
-            },
-        )
-        .unwrap();
+        // The same entry again is no conflict, and keeps its first component.
+        tree.insert(Component::Libraries, "bin", symlink("usr/bin"))
+            .unwrap();
+        assert_eq!(tree.component("bin"), Some(skeleton));
     }
 
     #[test]
     fn a_missing_binary_is_an_error_naming_it() {
         let mut tree = Tree::default();
         let error = tree
-            .insert_host_file("init", Path::new("/nonexistent/mfv-init"))
+            .insert_host_file(Component::Ours, "init", Path::new("/nonexistent/mfv-init"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("/nonexistent/mfv-init"), "{error}");
@@ -767,16 +1050,157 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tree = fixture_tree(dir.path());
         assert!(matches!(
-            tree.nodes
-                .get("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            tree.node("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
             Some(Node::File { .. })
         ));
         assert_eq!(
-            tree.nodes.get("usr/lib64/ld-linux-x86-64.so.2"),
+            tree.node("usr/lib64/ld-linux-x86-64.so.2"),
             Some(&Node::Symlink {
                 target: "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".to_owned()
             })
         );
+    }
+
+    #[test]
+    fn rootfs_files_go_in_with_the_modes_git_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = fixture_tree(dir.path());
+        assert!(matches!(
+            tree.node("etc/passwd"),
+            Some(Node::File {
+                permissions: 0o644,
+                size: 26,
+                ..
+            })
+        ));
+        assert!(matches!(
+            tree.node("etc/libvirt/hook"),
+            Some(Node::File {
+                permissions: 0o755,
+                ..
+            })
+        ));
+        assert_eq!(tree.component("etc/passwd"), Some(Component::Rootfs));
+        // The skeleton's /etc is the same directory, not a conflict.
+        assert_eq!(tree.component("etc"), Some(Component::Skeleton));
+    }
+
+    #[test]
+    fn package_files_bring_their_libraries_and_may_be_libraries_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6";
+        let packages = [
+            package_file("coreutils", "/bin/ls", "usr/bin/ls"),
+            package_file("coreutils", "/usr/bin/env", "usr/bin/env"),
+            package_link("coreutils", "usr/bin/list", "ls"),
+            // ELF resolution reaches this one too, at the same path.
+            package_file("libc6", libc, "usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ];
+        let tree = assemble_fixture(dir.path(), Vec::new(), &packages).unwrap();
+        // ls is not one of our binaries here: its libraries come because a package brought it.
+        assert!(matches!(
+            tree.node("usr/lib/x86_64-linux-gnu/libselinux.so.1"),
+            Some(Node::File { .. })
+        ));
+        assert_eq!(
+            tree.component("usr/lib/x86_64-linux-gnu/libselinux.so.1"),
+            Some(Component::Libraries)
+        );
+        assert_eq!(
+            tree.component("usr/lib/x86_64-linux-gnu/libc.so.6"),
+            Some(Component::Package("libc6"))
+        );
+        assert_eq!(tree.node("usr/bin/list"), Some(&symlink("ls")));
+        // The package's env wins over busybox's applet.
+        assert!(matches!(tree.node("usr/bin/env"), Some(Node::File { .. })));
+        assert_eq!(
+            tree.component("usr/bin/env"),
+            Some(Component::Package("coreutils"))
+        );
+    }
+
+    #[test]
+    fn a_package_file_reached_under_another_name_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let loader = "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+        let packages = [package_file("libc6", loader, "usr/lib/ld.so")];
+        let binaries = vec![("usr/bin/mfv".to_owned(), PathBuf::from("/bin/ls"))];
+        let tree = assemble_fixture(dir.path(), binaries, &packages).unwrap();
+        assert!(matches!(
+            tree.node("usr/lib/ld.so"),
+            Some(Node::File { .. })
+        ));
+        assert_eq!(
+            tree.node("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            Some(&symlink("../ld.so"))
+        );
+        assert_eq!(
+            tree.node("usr/lib64/ld-linux-x86-64.so.2"),
+            Some(&symlink("../lib/ld.so"))
+        );
+    }
+
+    #[test]
+    fn a_dangling_package_link_names_the_link_and_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let packages = [package_link(
+            "qemu-system-data",
+            "usr/share/qemu/bios-microvm.bin",
+            "qboot.rom",
+        )];
+        let error = assemble_fixture(dir.path(), Vec::new(), &packages)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "/usr/share/qemu/bios-microvm.bin from package qemu-system-data points to \
+                 qboot.rom, which is not in the image"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn links_resolve_through_the_images_own_links() {
+        let mut tree = Tree::default();
+        let skeleton = Component::Skeleton;
+        let file = Node::File {
+            source: PathBuf::from("/dev/null"),
+            permissions: 0o644,
+            size: 0,
+        };
+        tree.insert(skeleton, "usr/lib/x86_64-linux-gnu/libx.so.1", file)
+            .unwrap();
+        for (path, target) in [
+            ("lib", "usr/lib"),
+            ("usr/share/relative", "../../lib/x86_64-linux-gnu/libx.so.1"),
+            ("usr/share/absolute", "/lib/x86_64-linux-gnu/libx.so.1"),
+            ("usr/share/chained", "relative"),
+            ("usr/share/directory", "../lib/./x86_64-linux-gnu"),
+            ("usr/share/missing", "libx.so.1"),
+            ("usr/share/through-a-file", "absolute/libx.so.1"),
+            ("usr/share/loop-a", "loop-b"),
+            ("usr/share/loop-b", "loop-a"),
+        ] {
+            tree.insert(skeleton, path, symlink(target)).unwrap();
+        }
+        for path in [
+            "usr/share/relative",
+            "usr/share/absolute",
+            "usr/share/chained",
+            "usr/share/directory",
+            "lib/x86_64-linux-gnu/libx.so.1",
+        ] {
+            assert!(tree.resolves(path), "{path}");
+        }
+        for path in [
+            "usr/share/missing",
+            "usr/share/through-a-file",
+            "usr/share/loop-a",
+            "usr/share/nothing",
+        ] {
+            assert!(!tree.resolves(path), "{path}");
+        }
     }
 
     #[test]

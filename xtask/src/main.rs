@@ -14,6 +14,7 @@ mod fuzz;
 mod image;
 mod kernel;
 mod modules;
+mod packages;
 mod suite;
 
 use std::path::{Path, PathBuf};
