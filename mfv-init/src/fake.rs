@@ -57,7 +57,7 @@ pub struct FakeSystem {
     pub virtualization: Preparation,
     /// Programs this image lacks.
     pub missing_programs: Vec<PathBuf>,
-    /// Sockets that accept connections.
+    /// Sockets that services have bound.
     pub answering_sockets: Vec<PathBuf>,
     /// The services the host daemon asked to restart.
     pub restart_requests: Vec<String>,
@@ -300,8 +300,14 @@ impl System for FakeSystem {
         Ok(pid)
     }
 
-    fn accepts_connections(&mut self, path: &Path) -> bool {
+    fn socket_exists(&mut self, path: &Path) -> bool {
         self.answering_sockets.iter().any(|socket| socket == path)
+    }
+
+    fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()> {
+        self.calls
+            .push(format!("remove-stale-socket {}", path.display()));
+        Ok(())
     }
 
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()> {

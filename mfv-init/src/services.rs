@@ -6,8 +6,9 @@
 //! doubles with each quick exit ([`FIRST_BACKOFF`] up to [`MAX_BACKOFF`]) and falls back once a
 //! process ran for [`STABLE_RUN`]; [`CRASH_LOOP_EXITS`] exits within [`CRASH_LOOP_WINDOW`] make
 //! it crash-looping, which the console and the status say, while it is still retried at the
-//! longest delay. A service with a socket is ready when the socket accepts a connection, one
-//! without a socket as soon as it runs; a service starts only when those it comes after are
+//! longest delay. A service with a socket is ready when its new process has bound the socket
+//! (a stale one is removed before the start: connecting to find out would leave an error in
+//! libvirtd's log at every boot), one without a socket as soon as it runs; a service starts only when those it comes after are
 //! ready. Every change of state is published for the host daemon
 //! ([`mfv_host::services`]); each service's output goes to its own log there.
 
@@ -217,7 +218,7 @@ impl Supervisor {
                         .spec
                         .socket
                         .as_deref()
-                        .is_none_or(|socket| system.accepts_connections(socket));
+                        .is_none_or(|socket| system.socket_exists(socket));
                     if answers {
                         service.state = ServiceState::Running;
                         lines.push(format!(
@@ -245,7 +246,12 @@ impl Supervisor {
             )];
         }
         let restart = service.last_exit.is_some();
-        match system.spawn_service(&service.spec, &self.run_dir) {
+        // Its socket appears only when the new process has bound it.
+        let stale = match &service.spec.socket {
+            Some(socket) => system.remove_stale_socket(socket),
+            None => Ok(()),
+        };
+        match stale.and_then(|()| system.spawn_service(&service.spec, &self.run_dir)) {
             Ok(pid) => {
                 service.pid = Some(pid);
                 service.started_at = now;

@@ -147,8 +147,10 @@ pub trait System {
     /// Starts a service in a session of its own, as its user, with its output going to its
     /// log in `run_dir`.
     fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid>;
-    /// Whether the Unix socket `path` accepts a connection.
-    fn accepts_connections(&mut self, path: &Path) -> bool;
+    /// Whether a Unix socket is at `path`.
+    fn socket_exists(&mut self, path: &Path) -> bool;
+    /// Removes the socket a previous process of a service left at `path`, if any.
+    fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()>;
     /// Sends `signal` to the process `pid`.
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()>;
     /// The services the host daemon asked to restart, taking the requests from `run_dir`.
@@ -439,8 +441,20 @@ impl System for NixSystem {
         Ok(Pid::from_raw(pid))
     }
 
-    fn accepts_connections(&mut self, path: &Path) -> bool {
-        std::os::unix::net::UnixStream::connect(path).is_ok()
+    fn socket_exists(&mut self, path: &Path) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        path.symlink_metadata()
+            .is_ok_and(|metadata| metadata.file_type().is_socket())
+    }
+
+    fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::FileTypeExt;
+        match path.symlink_metadata() {
+            Ok(metadata) if metadata.file_type().is_socket() => std::fs::remove_file(path)
+                .with_context(|| format!("remove the stale socket {}", path.display())),
+            Ok(_) => anyhow::bail!("{} is there and is not a socket", path.display()),
+            Err(_) => Ok(()),
+        }
     }
 
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()> {
@@ -716,16 +730,24 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_accepts_connections_only_while_someone_listens() {
+    fn a_socket_is_ready_once_bound_and_a_stale_one_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sock");
         let mut system = NixSystem::default();
-        assert!(!system.accepts_connections(&path));
+        assert!(!system.socket_exists(&path));
+        system.remove_stale_socket(&path).unwrap();
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        assert!(system.accepts_connections(&path));
+        assert!(system.socket_exists(&path));
         drop(listener);
-        // The file stays; nobody listens on it any more.
-        assert!(!system.accepts_connections(&path));
+        system.remove_stale_socket(&path).unwrap();
+        assert!(!path.exists());
+        std::fs::write(&path, "").unwrap();
+        assert!(!system.socket_exists(&path));
+        let error = system.remove_stale_socket(&path).unwrap_err().to_string();
+        assert!(
+            error.ends_with("sock is there and is not a socket"),
+            "{error}"
+        );
     }
 
     #[test]
