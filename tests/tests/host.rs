@@ -1,0 +1,209 @@
+//! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host
+//! daemon, virtlogd, libvirtd, mfv-web and the VM keeper in order and brings back what is
+//! killed; libvirt and QEMU from the image run a guest; a VM defined on the host survives a
+//! reboot from the same config volume and its autostart starts it again. They boot the real
+//! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
+//! command is never what a test waits for: each awaited line is one only the output holds.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use mfv_tests::{
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, VolumeFilesystem, VolumeImage,
+};
+
+/// Deadline for each awaited console line; TCG on a loaded machine is slow.
+const LINE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for what QEMU inside the appliance does: it runs under TCG inside TCG.
+const NESTED_TIMEOUT: Duration = Duration::from_secs(240);
+/// Deadline for QEMU to exit once the host powers off.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A guest with no disk that QEMU inside the appliance runs (SeaBIOS finds nothing to boot).
+const TINY_DOMAIN: &str = "<domain type='qemu'><name>tiny</name>\
+    <memory unit='MiB'>64</memory><os><type>hvm</type></os>\
+    <devices><serial type='pty'/></devices></domain>";
+/// The configuration on the volume.
+const CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost\"\n";
+
+/// The appliance with a root shell on its serial console and, when given, a config volume.
+fn boot(volume: Option<&Path>) -> anyhow::Result<Guest> {
+    let mut spec = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue");
+    if let Some(volume) = volume {
+        spec = spec.disk(DiskSpec::file(DiskInterface::Virtio, volume));
+    }
+    let mut guest = spec.boot()?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    Ok(guest)
+}
+
+/// Types `line` and a newline in the shell.
+fn type_line(guest: &mut Guest, line: &str) -> anyhow::Result<()> {
+    guest.write_serial(&format!("{line}\n"))
+}
+
+/// Types `mfv host logs NAME` every two seconds until the log holds `needle`.
+fn wait_for_log(guest: &mut Guest, service: &str, needle: &str) -> anyhow::Result<String> {
+    type_line(
+        guest,
+        &format!(
+            "until mfv host logs {service} -n 200 | grep -F '{needle}'; do sleep 2; done; \
+             echo found-in-log"
+        ),
+    )?;
+    let line = guest.wait_for_line(needle, NESTED_TIMEOUT)?;
+    guest.wait_for_line("found-in-log", LINE_TIMEOUT)?;
+    Ok(line)
+}
+
+/// Waits until the serial log holds every one of `needles`, in any order.
+fn wait_for_all(guest: &Guest, needles: &[&str]) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    loop {
+        let log = guest.serial_log();
+        let missing: Vec<&&str> = needles.iter().filter(|n| !log.contains(**n)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no serial line with {missing:?} within {LINE_TIMEOUT:?}; the log ends:\n{}",
+            log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
+    let mut guest = boot(None)?;
+    ensure!(
+        guest.serial_log().contains("mfv-init: virtualization: "),
+        "the boot did not say how VMs run"
+    );
+    for line in [
+        "mfv-init: service host-daemon: ready after ",
+        "mfv-init: service virtlogd: ready after ",
+        "mfv-init: service libvirtd: started",
+        "mfv-init: service libvirtd: ready after ",
+        "mfv-init: service mfv-web: started",
+        "mfv-init: service vm-keeper: started",
+    ] {
+        guest.wait_for_line(line, LINE_TIMEOUT)?;
+    }
+    // mfv-web runs as its own user and reaches both sockets it needs.
+    wait_for_log(
+        &mut guest,
+        "mfv-web",
+        "mfv-web: the host daemon answers on /run/mfv/host.sock (5 services)",
+    )?;
+    type_line(&mut guest, "ps -o user,comm | grep -F mfv-web")?;
+    guest.wait_for_line("mfv-web  mfv-web", LINE_TIMEOUT)?;
+    // Without a config volume the keeper says where definitions live.
+    wait_for_log(
+        &mut guest,
+        "vm-keeper",
+        "vms: no config volume: VM definitions live in RAM only",
+    )?;
+
+    type_line(&mut guest, "kill -9 $(pidof libvirtd) $(pidof mfv-web)")?;
+    // The two come back in whichever order their exits were reaped.
+    wait_for_all(
+        &guest,
+        &[
+            "mfv-init: service libvirtd: exited (killed by SIGKILL)",
+            "mfv-init: service libvirtd: restarted",
+            "mfv-init: service mfv-web: exited (killed by SIGKILL)",
+            "mfv-init: service mfv-web: restarted",
+        ],
+    )?;
+    type_line(&mut guest, "mfv host status")?;
+    guest.wait_for_line("configuration   none found", LINE_TIMEOUT)?;
+    let libvirtd = guest.wait_for_line("  libvirtd         running (pid", LINE_TIMEOUT)?;
+    let web = guest.wait_for_line("  mfv-web          running (pid", LINE_TIMEOUT)?;
+    for line in [&libvirtd, &web] {
+        ensure!(
+            line.contains("1 restarts, last exit: killed by signal 9"),
+            "the status does not show the restart: {line}"
+        );
+    }
+    // libvirtd is back for real: it answers.
+    type_line(
+        &mut guest,
+        "echo \"libvirt: $(virsh -c qemu:///system version | grep -c QEMU)\"",
+    )?;
+    guest.wait_for_line("libvirt: 2", NESTED_TIMEOUT)?;
+    Ok(())
+}
+
+#[test]
+fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", CONFIG)
+        .build(&volume)?;
+
+    let mut guest = boot(Some(&volume))?;
+    guest.wait_for_line("mfv-init: service vm-keeper: started", LINE_TIMEOUT)?;
+    wait_for_log(
+        &mut guest,
+        "vm-keeper",
+        "vms: no VM definitions saved on the config volume yet",
+    )?;
+    type_line(
+        &mut guest,
+        &format!(
+            "echo \"{TINY_DOMAIN}\" > /tmp/tiny.xml && virsh define /tmp/tiny.xml && \
+             virsh autostart tiny && virsh start tiny && echo \"tiny: $(virsh domstate tiny)\""
+        ),
+    )?;
+    guest.wait_for_line("tiny: running", NESTED_TIMEOUT)?;
+    wait_for_log(
+        &mut guest,
+        "vm-keeper",
+        "vms: definitions saved on the config volume (tiny)",
+    )?;
+    // Off before the host goes down: this guest has no OS to answer the ACPI request.
+    type_line(&mut guest, "virsh destroy tiny && mfv host poweroff")?;
+    guest.wait_for_line(
+        "mfv-init: shutdown: poweroff requested by SIGTERM",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: service libvirtd: stopped", LINE_TIMEOUT)?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    drop(guest);
+    fsck_clean(&volume)?;
+
+    let mut guest = boot(Some(&volume))?;
+    wait_for_log(
+        &mut guest,
+        "vm-keeper",
+        "vms: definitions restored from the config volume (current set): 1 defined",
+    )?;
+    wait_for_log(&mut guest, "vm-keeper", "vms: tiny started (autostart)")?;
+    type_line(&mut guest, "echo \"tiny: $(virsh domstate tiny)\"")?;
+    guest.wait_for_line("tiny: running", NESTED_TIMEOUT)?;
+    Ok(())
+}
+
+/// `e2fsck -fn` finds nothing to fix on the volume: it was unmounted cleanly.
+fn fsck_clean(volume: &Path) -> anyhow::Result<()> {
+    let output = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(volume)
+        .output()
+        .context("run e2fsck")?;
+    ensure!(
+        output.status.success(),
+        "e2fsck -fn {} found problems: {}{}",
+        volume.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
