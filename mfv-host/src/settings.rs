@@ -2,7 +2,7 @@
 //! the console instead of passing over it in silence. docs/config.md keeps the same list.
 //! Each entry goes when the work that applies it lands.
 
-use mfv_config::schema::{AuthConfig, Config, WebConfig};
+use mfv_config::schema::{AuthConfig, Config, PoolKind, WebConfig};
 
 /// One line per configured setting the boot does not apply yet, naming the key.
 pub fn not_applied(config: &Config) -> Vec<String> {
@@ -18,16 +18,17 @@ pub fn not_applied(config: &Config) -> Vec<String> {
                 .to_owned(),
         );
     }
-    if !config.storage.pools.is_empty() {
-        let names: Vec<&str> = config
-            .storage
-            .pools
-            .iter()
-            .map(|pool| pool.name.as_str())
-            .collect();
+    let unsupported: Vec<&str> = config
+        .storage
+        .pools
+        .iter()
+        .filter(|pool| pool.kind != PoolKind::Dir)
+        .map(|pool| pool.name.as_str())
+        .collect();
+    if !unsupported.is_empty() {
         lines.push(format!(
-            "storage.pools ({}) are not created yet: libvirt does not run on the host yet",
-            names.join(", ")
+            "storage.pools ({}) are not set up yet: the VM keeper defines dir pools only",
+            unsupported.join(", ")
         ));
     }
     if config.auth != AuthConfig::default() {
@@ -64,6 +65,7 @@ mod tests {
              [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\
              [network.bridge]\nports = [\"eth0\"]\nstp = true\n\
              [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n\
+             [[storage.pools]]\nname = \"lvm\"\nkind = \"logical\"\ndevice = \"/dev/sdb\"\n\
              [web]\nport = 8443\n",
         )
         .unwrap();
@@ -73,7 +75,7 @@ mod tests {
             lines[0].starts_with("network.bridge.stp = true"),
             "{lines:?}"
         );
-        assert!(lines[1].starts_with("storage.pools (vms)"), "{lines:?}");
+        assert!(lines[1].starts_with("storage.pools (lvm)"), "{lines:?}");
         assert!(lines[2].starts_with("web (port 8443)"), "{lines:?}");
     }
 }

@@ -255,7 +255,8 @@ pub struct KeeperSettings {
     pub run_dir: PathBuf,
     /// How often the definitions are compared with what was saved.
     pub save_interval: Duration,
-    /// How long running VMs get to shut down at the host's shutdown.
+    /// How long running VMs get to shut down at the host's shutdown, unless the
+    /// configuration says (`host.vm_shutdown_timeout`).
     pub shutdown_deadline: Duration,
     /// How long libvirtd gets to answer at start.
     pub connect_timeout: Duration,
@@ -306,11 +307,19 @@ pub fn keep(
     if volume.is_none() {
         say("vms: no config volume: VM definitions live in RAM only and are lost at reboot");
     }
-    let pools = volume
+    let config = volume
         .as_ref()
         .and_then(|volume| crate::config::load(volume.store(), volume.dir()).ok())
-        .map(|stored| stored.config.storage.pools)
+        .map(|stored| stored.config);
+    let pools = config
+        .as_ref()
+        .map(|config| config.storage.pools.clone())
         .unwrap_or_default();
+    let shutdown_deadline = config
+        .as_ref()
+        .map_or(settings.shutdown_deadline, |config| {
+            Duration::from_secs(u64::from(config.host.vm_shutdown_timeout))
+        });
     let Some(hypervisor) = connect(settings, &mut say) else {
         return;
     };
@@ -346,7 +355,7 @@ pub fn keep(
     }
     save_changes(keeper.as_mut(), &mut say);
     drop(keeper);
-    shut_down_running(&settings.uri, settings.shutdown_deadline)
+    shut_down_running(&settings.uri, shutdown_deadline)
         .iter()
         .for_each(|line| say(line));
     if let Some(volume) = volume {

@@ -315,6 +315,12 @@ impl System for FakeSystem {
         Ok(())
     }
 
+    fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String> {
+        self.calls
+            .push(format!("watch-power-button {}", describe(probe)));
+        Ok("power button: watching /dev/input/event0; a press shuts the host down".to_string())
+    }
+
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
         self.calls
             .push(format!("open-boot-log {}", run_dir.display()));

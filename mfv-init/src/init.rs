@@ -31,7 +31,9 @@ use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
-use crate::services::{ServiceSpec, Supervisor, host_services};
+use crate::services::{
+    ServiceSpec, Supervisor, VM_KEEPER_SERVICE, host_services, vm_keeper_stop_grace,
+};
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
 
@@ -607,8 +609,19 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// The main loop after the boot: keeps the console screen (or with `mfv.rescue` a shell)
     /// on the console, reaps zombies, and returns the first shutdown a signal asks for.
     fn supervise(&mut self, signals: &mut impl SignalSource) -> anyhow::Result<ShutdownRequest> {
-        self.supervisor = Supervisor::new(self.settings.services.clone(), &self.settings.run_dir)
-            .context("the host's services")?;
+        let mut services = self.settings.services.clone();
+        if let Some(config) = self.found_config() {
+            let deadline = Duration::from_secs(u64::from(config.host.vm_shutdown_timeout));
+            for service in services
+                .iter_mut()
+                .filter(|service| service.name == VM_KEEPER_SERVICE)
+            {
+                service.stop_grace = vm_keeper_stop_grace(deadline);
+            }
+        }
+        self.supervisor =
+            Supervisor::new(services, &self.settings.run_dir).context("the host's services")?;
+        self.watch_power_button();
         let mut shell = self.console_child();
         if shell.program.path.exists() {
             self.start_console_shell(&mut shell);
@@ -645,6 +658,17 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 self.start_console_shell(&mut shell);
             }
             self.step_services();
+        }
+    }
+
+    /// Starts reading the power buttons; a failure is logged and the host runs on.
+    fn watch_power_button(&mut self) {
+        let watched = self
+            .probe_settings()
+            .and_then(|probe| self.system.watch_power_button(&probe));
+        match watched {
+            Ok(line) => self.log(line),
+            Err(error) => self.log(format_args!("power button: not watched: {error:#}")),
         }
     }
 
@@ -2096,7 +2120,7 @@ mod tests {
         let system = system_with_config(
             "version = 1\n[host]\nhostname = \"vmhost1\"\ntime_zone = \"Europe/Berlin\"\n\
              ntp_servers = [\"192.0.2.123\", \"ntp.example.org\"]\n\
-             [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n",
+             [[storage.pools]]\nname = \"vms\"\nkind = \"logical\"\ndevice = \"/dev/sdb\"\n",
         );
         let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
         let outcome = run(&fixture, system, &[]);
@@ -2112,8 +2136,8 @@ mod tests {
                  data, so times are UTC",
                 "clock: keeping time with SNTP from 192.0.2.123, ntp.example.org",
                 "phase clock: ok (0.3 ms)",
-                "settings: storage.pools (vms) are not created yet: libvirt does not run on the \
-                 host yet",
+                "settings: storage.pools (vms) are not set up yet: the VM keeper defines dir \
+                 pools only",
                 "phase settings: ok (0.2 ms)",
             ]
         );

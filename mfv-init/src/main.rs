@@ -15,6 +15,7 @@ mod hardware;
 mod host_daemon;
 mod init;
 mod mounts;
+mod power_button;
 mod services;
 mod signals;
 mod system;

@@ -492,6 +492,15 @@ impl Supervisor {
     }
 }
 
+/// The VM keeper's name among the services.
+pub const VM_KEEPER_SERVICE: &str = "vm-keeper";
+
+/// How long the VM keeper gets to stop when VMs get `deadline` to shut down: the deadline,
+/// then the time to force the last ones off and save.
+pub fn vm_keeper_stop_grace(deadline: Duration) -> Duration {
+    deadline + Duration::from_secs(15)
+}
+
 /// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
 /// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
 /// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
@@ -535,14 +544,13 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {
-            name: "vm-keeper".to_owned(),
+            name: VM_KEEPER_SERVICE.to_owned(),
             program: init.to_owned(),
             args: vec![crate::vm_keeper::VM_KEEPER_ARG.to_owned()],
             user: None,
             socket: None,
             after: vec!["libvirtd".to_owned()],
-            // The VMs' deadline, then the time to force them off and save.
-            stop_grace: crate::vm_keeper::VM_SHUTDOWN_DEADLINE + Duration::from_secs(15),
+            stop_grace: vm_keeper_stop_grace(crate::vm_keeper::VM_SHUTDOWN_DEADLINE),
         },
     ]
 }

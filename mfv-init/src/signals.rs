@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::system::ShutdownAction;
 
 /// The signals mfv-init handles; they are blocked from the start of main so none is lost.
-pub const HANDLED_SIGNALS: [Signal; 6] = [
+pub const HANDLED_SIGNALS: [Signal; 7] = [
     Signal::SIGCHLD,
     // From the host daemon: service restart requests wait in the runtime directory.
     Signal::SIGHUP,
@@ -20,6 +20,8 @@ pub const HANDLED_SIGNALS: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    // From PID 1's own power button thread.
+    Signal::SIGPWR,
 ];
 
 /// A shutdown: the action and what asked for it (shown in the log).
@@ -38,6 +40,7 @@ pub fn request_for_signal(signal: Signal) -> Option<ShutdownRequest> {
         Signal::SIGTERM => (ShutdownAction::Poweroff, "SIGTERM"),
         Signal::SIGUSR1 => (ShutdownAction::Halt, "SIGUSR1"),
         Signal::SIGUSR2 => (ShutdownAction::Poweroff, "SIGUSR2"),
+        Signal::SIGPWR => (ShutdownAction::Poweroff, "the power button (SIGPWR)"),
         _ => return None,
     };
     Some(ShutdownRequest {
@@ -119,6 +122,10 @@ mod tests {
             (Signal::SIGTERM, Some((ShutdownAction::Poweroff, "SIGTERM"))),
             (Signal::SIGUSR1, Some((ShutdownAction::Halt, "SIGUSR1"))),
             (Signal::SIGUSR2, Some((ShutdownAction::Poweroff, "SIGUSR2"))),
+            (
+                Signal::SIGPWR,
+                Some((ShutdownAction::Poweroff, "the power button (SIGPWR)")),
+            ),
             (Signal::SIGCHLD, None),
             (Signal::SIGHUP, None),
         ];

@@ -157,6 +157,9 @@ pub trait System {
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String>;
     /// Sends the console lines so far and from now on to the boot log in `run_dir`.
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()>;
+    /// Watches the power buttons: a press sends SIGPWR to this process. Returns the console
+    /// line saying what is watched.
+    fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String>;
 }
 
 /// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
@@ -468,6 +471,13 @@ impl System for NixSystem {
 
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
         crate::boot_log::open(run_dir).context("the boot log")
+    }
+
+    fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String> {
+        crate::power_button::watch(probe, || {
+            // Nothing to tell if it fails: this process is PID 1 and cannot be gone.
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGPWR);
+        })
     }
 
     fn wait_child(&mut self, pid: Pid) -> anyhow::Result<ExitStatus> {

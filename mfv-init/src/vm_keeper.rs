@@ -9,6 +9,8 @@ use std::time::Duration;
 use mfv_host::vm_keeper::{KeeperSettings, keep};
 use nix::sys::signal::Signal;
 
+use crate::clock::{BootClock, Clock};
+use crate::console::Console;
 use crate::signals::{SignalFdSource, SignalSource};
 
 /// The argument that makes this binary the VM keeper.
@@ -17,6 +19,8 @@ pub const VM_KEEPER_ARG: &str = "--vm-keeper";
 pub const LIBVIRT_URI: &str = "qemu:///system";
 /// How long running VMs get to shut down when the host shuts down.
 pub const VM_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
+/// Where the operator watches.
+const CONSOLE: &str = "/dev/console";
 /// How often the definitions are compared with what was saved.
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -39,6 +43,18 @@ pub fn run(run_dir: &Path) -> anyhow::Result<()> {
             true
         }
     };
-    keep(&settings, stop_requested, |line| println!("{line}"));
+    // Its log gets every line; the console too, where the operator watches VMs come up at
+    // boot and shut down at shutdown.
+    let mut console = std::fs::OpenOptions::new()
+        .write(true)
+        .open(CONSOLE)
+        .ok()
+        .map(Console::new);
+    keep(&settings, stop_requested, |line| {
+        println!("{line}");
+        if let Some(console) = console.as_mut() {
+            console.line(BootClock.uptime(), line);
+        }
+    });
     Ok(())
 }

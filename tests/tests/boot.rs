@@ -138,7 +138,7 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
                   time_zone = \"Europe/Berlin\"\nntp_servers = [\"192.0.2.123\"]\n\n\
                   [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
                   [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n\
-                  [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n";
+                  [[storage.pools]]\nname = \"vms\"\nkind = \"logical\"\ndevice = \"/dev/sdb\"\n";
     VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
         .file("mfv.toml", config)
         .build(&volume)?;
@@ -162,7 +162,7 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
     for expected in [
         "settings: network.bridge.stp = true is not applied yet: the bridge runs without \
          spanning tree",
-        "settings: storage.pools (vms) are not created yet: libvirt does not run on the host yet",
+        "settings: storage.pools (vms) are not set up yet: the VM keeper defines dir pools only",
     ] {
         ensure!(
             settings.iter().any(|line| line == expected),

@@ -191,6 +191,52 @@ fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result
     Ok(())
 }
 
+#[test]
+fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", format!("{CONFIG}vm_shutdown_timeout = 5\n"))
+        .build(&volume)?;
+    let mut guest = boot(Some(&volume))?;
+    guest.wait_for_line(
+        "mfv-init: power button: watching /dev/input/event",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line(
+        "vms: no VM definitions saved on the config volume yet",
+        NESTED_TIMEOUT,
+    )?;
+    type_line(
+        &mut guest,
+        &format!(
+            "echo \"{TINY_DOMAIN}\" > /tmp/tiny.xml && virsh define /tmp/tiny.xml && \
+             virsh start tiny && echo \"tiny: $(virsh domstate tiny)\""
+        ),
+    )?;
+    guest.wait_for_line("tiny: running", NESTED_TIMEOUT)?;
+    guest.wait_for_line(
+        "vms: definitions saved on the config volume (tiny)",
+        NESTED_TIMEOUT,
+    )?;
+    guest.qmp("system_powerdown", serde_json::Value::Null)?;
+    for line in [
+        "mfv-init: shutdown: poweroff requested by the power button (SIGPWR)",
+        // This guest has no OS to answer the ACPI request: it is forced off at the deadline.
+        "vms: shutting down tiny (ACPI, forced off after 5 s)",
+        "vms: tiny forced off after 5 s",
+        "mfv-init: service vm-keeper: stopped (exit status 0)",
+        "mfv-init: service libvirtd: stopped",
+        "mfv-init: shutdown: poweroff now",
+    ] {
+        guest.wait_for_line(line, LINE_TIMEOUT)?;
+    }
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    drop(guest);
+    fsck_clean(&volume)
+}
+
 /// `e2fsck -fn` finds nothing to fix on the volume: it was unmounted cleanly.
 fn fsck_clean(volume: &Path) -> anyhow::Result<()> {
     let output = Command::new("e2fsck")

@@ -84,6 +84,14 @@ pub const SELECTION: &[(&str, &str)] = &[
         "entropy in guests (first-boot TLS key)",
     ),
     ("kernel/arch/x86/kvm/", "KVM (Intel and AMD)"),
+    (
+        "kernel/drivers/acpi/button.ko",
+        "the power button: a press shuts the host down",
+    ),
+    (
+        "kernel/drivers/input/evdev.ko",
+        "input event nodes: PID 1 reads the power button",
+    ),
     // File systems.
     ("kernel/fs/ext4/", "ext4"),
     ("kernel/fs/fat/", "FAT/vfat (USB sticks, floppies)"),

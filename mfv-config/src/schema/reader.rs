@@ -150,6 +150,7 @@ impl Reader {
                 hostname: String::new(),
                 time_zone: default_time_zone(),
                 ntp_servers: Vec::new(),
+                vm_shutdown_timeout: DEFAULT_VM_SHUTDOWN_TIMEOUT,
             },
         };
         let network = self
@@ -179,13 +180,25 @@ impl Reader {
     }
 
     fn host(&mut self, table: &Table<'_, '_>) -> HostConfig {
-        self.unknown_fields(table, &["hostname", "time_zone", "ntp_servers"]);
+        self.unknown_fields(
+            table,
+            &[
+                "hostname",
+                "time_zone",
+                "ntp_servers",
+                "vm_shutdown_timeout",
+            ],
+        );
         HostConfig {
             hostname: self.required_string(table, "hostname"),
             time_zone: self
                 .optional_string(table, "time_zone")
                 .unwrap_or_else(default_time_zone),
             ntp_servers: self.string_list(table, "ntp_servers"),
+            vm_shutdown_timeout: self
+                .optional_integer(table, "vm_shutdown_timeout", VM_SHUTDOWN_TIMEOUT_RANGE)
+                .and_then(|seconds| u32::try_from(seconds).ok())
+                .unwrap_or(DEFAULT_VM_SHUTDOWN_TIMEOUT),
         }
     }
 

@@ -39,6 +39,7 @@ fn minimal_config_gets_defaults() {
                 hostname: "vmhost1".to_owned(),
                 time_zone: "UTC".to_owned(),
                 ntp_servers: Vec::new(),
+                vm_shutdown_timeout: DEFAULT_VM_SHUTDOWN_TIMEOUT,
             },
             network: NetworkConfig::default(),
             storage: StorageConfig::default(),
@@ -1084,6 +1085,26 @@ fn keys_and_values_from_the_file_are_shown_escaped_on_one_line() {
             "4:12: host.hostname: \"a\\u{9b}2J\" contains '\\u{9b}'; host names use letters, \
              digits, '-' and '.' only",
         ],
+    );
+}
+
+#[test]
+fn host_vm_shutdown_timeout_defaults_to_a_minute_and_is_range_checked() {
+    let config = parse_config(HEAD).unwrap();
+    assert_eq!(config.host.vm_shutdown_timeout, 60);
+    let config = parse_config(&format!("{HEAD}vm_shutdown_timeout = 5\n")).unwrap();
+    assert_eq!(config.host.vm_shutdown_timeout, 5);
+    check_with_head(
+        "vm_shutdown_timeout = 0\n",
+        &["4:23: host.vm_shutdown_timeout: 0 is out of range (1 to 3600)"],
+    );
+    let mut built = parse_config(HEAD).unwrap();
+    built.host.vm_shutdown_timeout = 7200;
+    let errors = built.validate().unwrap_err();
+    let errors: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["host.vm_shutdown_timeout: 7200 is out of range (1 to 3600)"]
     );
 }
 

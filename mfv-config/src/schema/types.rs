@@ -41,6 +41,20 @@ pub struct HostConfig {
     /// NTP servers (host names or IP addresses); empty means no time synchronisation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ntp_servers: Vec<String>,
+    /// Seconds running VMs get to shut down (ACPI) when the host shuts down, before they are
+    /// forced off ([`VM_SHUTDOWN_TIMEOUT_RANGE`], default [`DEFAULT_VM_SHUTDOWN_TIMEOUT`]).
+    #[serde(default = "default_vm_shutdown_timeout")]
+    pub vm_shutdown_timeout: u32,
+}
+
+/// The default of `host.vm_shutdown_timeout`, in seconds.
+pub const DEFAULT_VM_SHUTDOWN_TIMEOUT: u32 = 60;
+/// The values `host.vm_shutdown_timeout` may take, in seconds.
+pub const VM_SHUTDOWN_TIMEOUT_RANGE: (i64, i64) = (1, 3600);
+
+/// [`DEFAULT_VM_SHUTDOWN_TIMEOUT`], for serde.
+pub fn default_vm_shutdown_timeout() -> u32 {
+    DEFAULT_VM_SHUTDOWN_TIMEOUT
 }
 
 /// The default time zone, `UTC`.

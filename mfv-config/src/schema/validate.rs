@@ -82,6 +82,16 @@ fn check_host(host: &HostConfig, issues: &mut Issues) {
             issues.add(element("host.ntp_servers", index), message);
         }
     }
+    let (shortest, longest) = VM_SHUTDOWN_TIMEOUT_RANGE;
+    if !(shortest..=longest).contains(&i64::from(host.vm_shutdown_timeout)) {
+        issues.add(
+            "host.vm_shutdown_timeout",
+            out_of_range(
+                &host.vm_shutdown_timeout.to_string(),
+                VM_SHUTDOWN_TIMEOUT_RANGE,
+            ),
+        );
+    }
 }
 
 /// An RFC 1123 host name: one label or a fully qualified name without the trailing dot.
