@@ -103,6 +103,12 @@ impl<'a> DefinitionKeeper<'a> {
         if self.saved.as_ref() == Some(&export) {
             return Ok(None);
         }
+        // Nothing known on the volume and no VM here: an empty set would only replace a set
+        // that could not be restored (it stays for the operator to look at).
+        if self.saved.is_none() && names.is_empty() {
+            self.saved = Some(export);
+            return Ok(None);
+        }
         self.store.write_beside(DEFINITIONS_DIR, |current| {
             switch_in(current, &self.scratch)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)

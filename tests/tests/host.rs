@@ -61,7 +61,7 @@ fn wait_for_log(guest: &mut Guest, service: &str, needle: &str) -> anyhow::Resul
 
 /// Waits until the serial log holds every one of `needles`, in any order.
 fn wait_for_all(guest: &Guest, needles: &[&str]) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    let deadline = std::time::Instant::now() + NESTED_TIMEOUT;
     loop {
         let log = guest.serial_log();
         let missing: Vec<&&str> = needles.iter().filter(|n| !log.contains(**n)).collect();
@@ -70,7 +70,7 @@ fn wait_for_all(guest: &Guest, needles: &[&str]) -> anyhow::Result<()> {
         }
         ensure!(
             std::time::Instant::now() < deadline,
-            "no serial line with {missing:?} within {LINE_TIMEOUT:?}; the log ends:\n{}",
+            "no serial line with {missing:?} within {NESTED_TIMEOUT:?}; the log ends:\n{}",
             log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -120,6 +120,7 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
             "mfv-init: service mfv-web: restarted",
         ],
     )?;
+    guest.wait_for_line("mfv-init: service libvirtd: ready after", LINE_TIMEOUT)?;
     type_line(&mut guest, "mfv host status")?;
     guest.wait_for_line("configuration   none found", LINE_TIMEOUT)?;
     let libvirtd = guest.wait_for_line("  libvirtd         running (pid", LINE_TIMEOUT)?;
@@ -199,10 +200,12 @@ fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result
         .file("mfv.toml", format!("{CONFIG}vm_shutdown_timeout = 5\n"))
         .build(&volume)?;
     let mut guest = boot(Some(&volume))?;
-    guest.wait_for_line(
-        "mfv-init: power button: watching /dev/input/event",
-        LINE_TIMEOUT,
-    )?;
+    ensure!(
+        guest
+            .serial_log()
+            .contains("mfv-init: power button: watching /dev/input/event"),
+        "the power button is not watched"
+    );
     guest.wait_for_line(
         "vms: no VM definitions saved on the config volume yet",
         NESTED_TIMEOUT,
@@ -214,10 +217,13 @@ fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result
              virsh start tiny && echo \"tiny: $(virsh domstate tiny)\""
         ),
     )?;
-    guest.wait_for_line("tiny: running", NESTED_TIMEOUT)?;
-    guest.wait_for_line(
-        "vms: definitions saved on the config volume (tiny)",
-        NESTED_TIMEOUT,
+    // The keeper may save before or after the shell prints the state.
+    wait_for_all(
+        &guest,
+        &[
+            "tiny: running",
+            "vms: definitions saved on the config volume (tiny)",
+        ],
     )?;
     guest.qmp("system_powerdown", serde_json::Value::Null)?;
     for line in [
