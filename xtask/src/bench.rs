@@ -1,7 +1,8 @@
 //! Benchmarks that boot the appliance under QEMU TCG and record their figures in
 //! BENCHMARKS.md, each in its own section:
 //! - `cargo xtask bench boot`: boots repeatedly with `mfv.halt=poweroff` and reads the boot
-//!   timings from the serial console.
+//!   timings from the serial console, and as many times again to a running host, timing QEMU
+//!   start to libvirtd ready and reading the RAM in use then.
 //! - `cargo xtask bench probe`: driver coldplug by mfv-init against the shell way (busybox
 //!   `modprobe` over every modalias, repeated until settled), on the same machine
 //!   ([`mfv_tests::with_probe_hardware`]) in the same run; see [`probe`].
@@ -31,13 +32,27 @@ const BENCHMARKS_FILE: &str = "BENCHMARKS.md";
 const SECTION_HEADING: &str = "## Boot (`cargo xtask bench boot`)";
 const PROBE_HEADING: &str = "## Driver coldplug (`cargo xtask bench probe`)";
 
-/// One boot's timings in seconds.
+/// One round: a boot to `mfv.halt=poweroff` (seconds), and a boot to a running host.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     kernel_to_init: f64,
     init_to_complete: f64,
     qemu_start_to_exit: f64,
+    /// QEMU start to mfv-init's `service libvirtd: ready`, in seconds.
+    qemu_start_to_libvirtd: f64,
+    /// MemTotal minus MemAvailable once libvirtd runs, in MiB.
+    ram_in_use_mib: f64,
 }
+
+/// mfv-init's line once libvirtd's socket is bound.
+const LIBVIRTD_READY: &str = "mfv-init: service libvirtd: ready after ";
+/// What the shell prints: `MEMINFO <MemTotal kB> <MemAvailable kB>`; the marker is split with
+/// quotes so that the echo of the typed command does not contain it.
+const MEMINFO_LINE: &str = "MEMINFO ";
+const READ_MEMINFO: &str = "echo \"MEM\"\"INFO $(sed -n 's/^MemTotal: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo) \
+    $(sed -n 's/^MemAvailable: *\\([0-9]*\\) kB/\\1/p' /proc/meminfo)\"\n";
+/// How long the services may take to come up under TCG.
+const SERVICES_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Median, minimum and maximum of a series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,8 +86,13 @@ pub fn boot(workspace: &Workspace, runs: u32) -> Result<()> {
     for run in 1..=runs {
         let sample = boot_once(&image).with_context(|| format!("boot {run} of {runs}"))?;
         println!(
-            "boot {run}/{runs}: kernel start to /init {:.3} s, /init to boot complete {:.3} s, QEMU start to exit {:.3} s",
-            sample.kernel_to_init, sample.init_to_complete, sample.qemu_start_to_exit
+            "boot {run}/{runs}: kernel start to /init {:.3} s, /init to boot complete {:.3} s, QEMU start to exit {:.3} s, \
+             QEMU start to libvirtd ready {:.3} s, RAM in use then {:.1} MiB",
+            sample.kernel_to_init,
+            sample.init_to_complete,
+            sample.qemu_start_to_exit,
+            sample.qemu_start_to_libvirtd,
+            sample.ram_in_use_mib
         );
         samples.push(sample);
     }
@@ -116,11 +136,52 @@ fn boot_once(image: &ApplianceImage) -> Result<Sample> {
     if !status.success() {
         bail!("QEMU exited with {status} instead of powering off cleanly");
     }
+    drop(guest);
+    let (qemu_start_to_libvirtd, ram_in_use_mib) = host_once(image)?;
     Ok(Sample {
         kernel_to_init: number_after(&banner, KERNEL_UPTIME)?,
         init_to_complete: number_after(&complete, BOOT_COMPLETE)?,
         qemu_start_to_exit,
+        qemu_start_to_libvirtd,
+        ram_in_use_mib,
     })
+}
+
+/// Boots to a running host (`mfv.rescue` for a shell to read /proc/meminfo in): QEMU start
+/// to libvirtd ready in seconds, and the RAM in use then in MiB.
+fn host_once(image: &ApplianceImage) -> Result<(f64, f64)> {
+    let mut guest = GuestSpec::new(image)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
+        .boot()?;
+    guest.wait_for_line(LIBVIRTD_READY, SERVICES_TIMEOUT)?;
+    let ready = guest.elapsed().as_secs_f64();
+    guest.wait_for_line("mfv-init: console shell started", SERVICES_TIMEOUT)?;
+    guest.write_serial(READ_MEMINFO)?;
+    let line = guest.wait_for_line(MEMINFO_LINE, SERVICES_TIMEOUT)?;
+    let ram_in_use_mib = ram_in_use(&line)?;
+    guest.write_serial("mfv host poweroff\n")?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    if !status.success() {
+        bail!("QEMU exited with {status} instead of powering off cleanly");
+    }
+    Ok((ready, ram_in_use_mib))
+}
+
+/// MemTotal minus MemAvailable in MiB, from `MEMINFO <total kB> <available kB>`.
+fn ram_in_use(line: &str) -> Result<f64> {
+    let (_, rest) = line
+        .split_once(MEMINFO_LINE)
+        .with_context(|| format!("no {MEMINFO_LINE:?} in {line:?}"))?;
+    let numbers: Vec<f64> = rest
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("not two numbers of kB in {line:?}"))?;
+    match numbers.as_slice() {
+        [total, available] => Ok((total - available) / 1024.0),
+        _ => bail!("not two numbers of kB in {line:?}"),
+    }
 }
 
 /// The number of seconds right after `marker` in `line` (as in `... in 0.066 s`).
@@ -155,6 +216,10 @@ fn figures_table(samples: &[Sample], report: &ImageReport) -> Result<String> {
             "QEMU start to QEMU exit (`mfv.halt=poweroff`)",
             series(|s| s.qemu_start_to_exit)?,
         ),
+        (
+            "QEMU start to libvirtd ready (`service libvirtd: ready`)",
+            series(|s| s.qemu_start_to_libvirtd)?,
+        ),
     ];
     let mut table = String::from("| Measure | Median | Min | Max |\n|---|---:|---:|---:|\n");
     for (name, stats) in rows {
@@ -165,6 +230,12 @@ fn figures_table(samples: &[Sample], report: &ImageReport) -> Result<String> {
             stats.median, stats.min, stats.max
         );
     }
+    let ram = series(|s| s.ram_in_use_mib)?;
+    let _ = writeln!(
+        table,
+        "| RAM in use once libvirtd runs (MemTotal - MemAvailable, `-m 1024`) | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
+        ram.median, ram.min, ram.max
+    );
     let _ = write!(
         table,
         "\n| Initrd | Size |\n|---|---:|\n\
@@ -267,7 +338,10 @@ fn section(runs: u32, machine: &str, date: &str, table: &str) -> String {
         "{SECTION_HEADING}\n\n\
          Boots the appliance (release build) under QEMU with `mfv.halt=poweroff` and reads the timings from the \
          serial console: the banner's `kernel uptime` (kernel start to /init), mfv-init's \
-         `boot sequence complete in` (/init to end of boot sequence), and QEMU's wall time from start to exit.\n\n\
+         `boot sequence complete in` (/init to end of boot sequence), and QEMU's wall time from start to exit. \
+         Each round then boots a running host (`mfv.rescue`): QEMU's wall time from start to mfv-init's \
+         `service libvirtd: ready`, and MemTotal minus MemAvailable read from /proc/meminfo in the shell right \
+         after.\n\n\
          - Command: `cargo xtask bench boot --runs {runs}`\n\
          - Machine: {machine}\n\
          - Date: {date}\n\
@@ -711,22 +785,39 @@ mod tests {
     }
 
     #[test]
+    fn ram_in_use_is_total_minus_available() {
+        assert_eq!(
+            ram_in_use("MEMINFO 1007356 700156").unwrap(),
+            (1_007_356.0 - 700_156.0) / 1024.0
+        );
+        assert!(ram_in_use("MEMINFO 1007356").is_err());
+        assert!(ram_in_use("MEMINFO x y").is_err());
+        assert!(ram_in_use("nothing").is_err());
+    }
+
+    #[test]
     fn the_table_has_figures_and_sizes() {
         let samples = [
             Sample {
                 kernel_to_init: 1.6,
                 init_to_complete: 0.07,
                 qemu_start_to_exit: 4.0,
+                qemu_start_to_libvirtd: 9.0,
+                ram_in_use_mib: 300.0,
             },
             Sample {
                 kernel_to_init: 1.7,
                 init_to_complete: 0.06,
                 qemu_start_to_exit: 4.2,
+                qemu_start_to_libvirtd: 9.5,
+                ram_in_use_mib: 310.0,
             },
             Sample {
                 kernel_to_init: 1.5,
                 init_to_complete: 0.08,
                 qemu_start_to_exit: 4.1,
+                qemu_start_to_libvirtd: 8.5,
+                ram_in_use_mib: 305.5,
             },
         ];
         let report = ImageReport {
@@ -743,6 +834,14 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| 0.070 s | 0.060 s | 0.080 s |"), "{table}");
+        assert!(
+            table.contains("| QEMU start to libvirtd ready (`service libvirtd: ready`) | 9.000 s | 8.500 s | 9.500 s |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 305.5 MiB | 300.0 MiB | 310.0 MiB |"),
+            "{table}"
+        );
         assert!(
             table.contains("| compressed (zstd, `initrd.img`) | 1.0 MiB (1048576 bytes) |"),
             "{table}"
