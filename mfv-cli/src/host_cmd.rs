@@ -81,7 +81,16 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
             Ok(Output::ok(text))
         }
         HostCommand::Restart { service } => {
-            let status = client.service_restart(&service)?;
+            let status = match client.service_restart(&service) {
+                Ok(status) => status,
+                // The daemon that answers is the one restarted: it goes away mid-answer. Its
+                // successor tells how the restart went.
+                Err(_) if service == DAEMON_SERVICE => {
+                    drop(client);
+                    restarted_daemon(&args.socket)?
+                }
+                Err(error) => return Err(error.into()),
+            };
             Ok(Output::ok(format!(
                 "{} restarted: {}\n",
                 status.name,
@@ -95,6 +104,31 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
         HostCommand::Poweroff => {
             client.power_off()?;
             Ok(Output::ok("the host is powering off\n"))
+        }
+    }
+}
+
+/// The host daemon's name among the services.
+const DAEMON_SERVICE: &str = "host-daemon";
+/// How long a restarted daemon gets to answer again.
+const DAEMON_RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The new host daemon's own status, once it answers on `socket`.
+fn restarted_daemon(socket: &std::path::Path) -> anyhow::Result<ServiceStatus> {
+    let deadline = std::time::Instant::now() + DAEMON_RESTART_WAIT;
+    loop {
+        match Client::connect(socket).and_then(|mut client| client.service(DAEMON_SERVICE)) {
+            Ok(status) if status.pid.is_some() && status.restarts > 0 => return Ok(status),
+            Ok(_) | Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Ok(status) => return Ok(status),
+            Err(error) => {
+                return Err(error).context(format!(
+                    "the host daemon did not answer again within {} s of its restart",
+                    DAEMON_RESTART_WAIT.as_secs()
+                ));
+            }
         }
     }
 }

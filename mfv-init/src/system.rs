@@ -107,7 +107,7 @@ pub trait System {
     fn unmount(&mut self, target: &Path) -> anyhow::Result<()>;
     /// Remounts `target` read-only.
     fn remount_read_only(&mut self, target: &Path) -> anyhow::Result<()>;
-    /// Sets the host name.
+    /// Sets the host name, and names it in /etc/hosts so that it resolves without DNS.
     fn set_hostname(&mut self, name: &str) -> anyhow::Result<()>;
     /// Makes ctrl-alt-del send SIGINT to PID 1 instead of rebooting at once.
     fn disable_ctrl_alt_del(&mut self) -> anyhow::Result<()>;
@@ -199,6 +199,22 @@ pub const SHELL_ENV: [(&str, &str); 3] = [
     ("TERM", "linux"),
 ];
 
+/// Where names resolve without DNS.
+const HOSTS_FILE: &str = "/etc/hosts";
+
+/// /etc/hosts for the host `name`: localhost, and the host's own name (and its first label,
+/// for a fully qualified name) on 127.0.1.1 as Debian does, so that libvirtd and QEMU resolve
+/// it before any DNS server is known.
+fn hosts_file(name: &str) -> String {
+    let short = name.split('.').next().unwrap_or(name);
+    let names = if short == name {
+        name.to_owned()
+    } else {
+        format!("{name} {short}")
+    };
+    format!("127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t{names}\n")
+}
+
 /// Where the resolver settings of the host go.
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -259,7 +275,14 @@ impl System for NixSystem {
     }
 
     fn set_hostname(&mut self, name: &str) -> anyhow::Result<()> {
-        nix::unistd::sethostname(name).with_context(|| format!("sethostname {name}"))
+        nix::unistd::sethostname(name).with_context(|| format!("sethostname {name}"))?;
+        mfv_linux::atomic_file::replace_file(
+            Path::new(HOSTS_FILE),
+            hosts_file(name).as_bytes(),
+            0o644,
+        )
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("write {HOSTS_FILE}"))
     }
 
     fn disable_ctrl_alt_del(&mut self) -> anyhow::Result<()> {
@@ -587,6 +610,17 @@ mod tests {
             assert_eq!(ShutdownAction::from(halt), action);
             assert_eq!(action.to_string(), word);
         }
+    }
+
+    #[test]
+    fn the_host_name_resolves_from_etc_hosts() {
+        assert_eq!(
+            hosts_file("vmhost1"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\tvmhost1\n"
+        );
+        assert!(
+            hosts_file("vmhost1.example.org").ends_with("127.0.1.1\tvmhost1.example.org vmhost1\n")
+        );
     }
 
     #[test]

@@ -131,6 +131,15 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
             "the status does not show the restart: {line}"
         );
     }
+    // A restart asked through the daemon, the daemon's own included.
+    type_line(&mut guest, "mfv host restart mfv-web")?;
+    guest.wait_for_line("mfv-web restarted: ", LINE_TIMEOUT)?;
+    type_line(&mut guest, "mfv host restart host-daemon")?;
+    let daemon = guest.wait_for_line("host-daemon restarted: ", LINE_TIMEOUT)?;
+    ensure!(
+        daemon.contains("(pid") && daemon.contains("1 restarts"),
+        "the daemon's restart is not reported: {daemon}"
+    );
     // libvirtd is back for real: it answers.
     type_line(
         &mut guest,
