@@ -162,9 +162,17 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<Output> {
             value,
             store,
             discovery,
-        } => with_store(store.as_deref(), &discovery, |store| {
-            set(store, &key, &value)
-        }),
+        } => {
+            // On a running host the daemon saves: it holds the volume the boot used.
+            if store.is_none() {
+                if let Ok(client) = mfv_api::Client::connect(mfv_api::DEFAULT_SOCKET_PATH) {
+                    return set_through_daemon(client, &key, &value);
+                }
+            }
+            with_store(store.as_deref(), &discovery, |store| {
+                set(store, &key, &value)
+            })
+        }
         ConfigCommand::Edit { store, discovery } => with_store(store.as_deref(), &discovery, edit),
         ConfigCommand::Save {
             store,
@@ -295,20 +303,49 @@ fn set(store: &DirectoryStore, key: &str, value: &str) -> anyhow::Result<Output>
             value.map_or_else(|| "(unset)".to_owned(), |value| value.to_string())
         ))
         .with_warnings(warnings)),
-        SetOutcome::Refused { key, errors } => {
-            let mut stderr = warnings;
-            let _ = writeln!(
-                stderr,
-                "mfv: config set {key}: refused, nothing was saved ({} error(s)):",
-                errors.len()
-            );
-            for error in errors.errors() {
-                // Positions would point into generated text: only the field and the message.
-                let _ = writeln!(stderr, "  {}: {}", error.path, error.message);
-            }
-            Ok(Output::failed(stderr))
-        }
+        SetOutcome::Refused { key, errors } => Ok(refused(&key, &errors, warnings)),
     }
+}
+
+/// `mfv config set` through the host daemon: read, change and validate here, save there,
+/// refused if someone saved in between.
+fn set_through_daemon(
+    mut client: mfv_api::Client,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<Output> {
+    let document = client.config_get()?;
+    let config = mfv_config::schema::parse_config(&document.text).map_err(|errors| {
+        anyhow::anyhow!(
+            "the stored configuration is invalid:\n{}",
+            indented(&errors)
+        )
+    })?;
+    match config::plan_set(&config, key, value)? {
+        config::PlannedSet::Valid { key, value, text } => {
+            let generation = client.config_save(&text, document.generation)?;
+            Ok(Output::ok(format!(
+                "{key} = {}\nsaved as generation {generation} (through the host daemon)\n",
+                value.map_or_else(|| "(unset)".to_owned(), |value| value.to_string())
+            )))
+        }
+        config::PlannedSet::Refused { key, errors } => Ok(refused(&key, &errors, String::new())),
+    }
+}
+
+/// The output of a refused `mfv config set`: every error, by field and message.
+fn refused(key: &str, errors: &ConfigErrors, warnings: String) -> Output {
+    let mut stderr = warnings;
+    let _ = writeln!(
+        stderr,
+        "mfv: config set {key}: refused, nothing was saved ({} error(s)):",
+        errors.len()
+    );
+    for error in errors.errors() {
+        // Positions would point into generated text: only the field and the message.
+        let _ = writeln!(stderr, "  {}: {}", error.path, error.message);
+    }
+    Output::failed(stderr)
 }
 
 /// The first line of each note `mfv config edit` puts above the text; removed again before

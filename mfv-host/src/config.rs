@@ -150,13 +150,31 @@ pub enum SetOutcome {
     },
 }
 
-/// Sets `key` to `value` in `config` and saves the result in `store` if it validates.
-pub fn set(
-    store: &dyn ConfigStore,
-    config: &Config,
-    key: &str,
-    value: &str,
-) -> Result<SetOutcome, ConfigKeyError> {
+/// What setting a key would make of a configuration (see [`plan_set`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannedSet {
+    /// The changed configuration, valid.
+    Valid {
+        /// The key, in the spelling of validation errors.
+        key: String,
+        /// The value it would hold (`None`: the schema drops it, e.g. a default).
+        value: Option<Value>,
+        /// The whole changed configuration as TOML.
+        text: String,
+    },
+    /// No reading of the value gives a valid configuration.
+    Refused {
+        /// The key, in the spelling of validation errors.
+        key: String,
+        /// The errors of the most fitting reading.
+        errors: ConfigErrors,
+    },
+}
+
+/// The configuration with `key` set to `value` (each reading of the value tried: a number, a
+/// boolean, a list, a string), validated; nothing is saved. For a store reached only through
+/// the host daemon, which saves the text.
+pub fn plan_set(config: &Config, key: &str, value: &str) -> Result<PlannedSet, ConfigKeyError> {
     let path = KeyPath::parse(key)?;
     let table = config_table(config);
     let current = path.lookup(&table)?.cloned();
@@ -166,11 +184,10 @@ pub fn set(
         path.store(&mut changed, candidate)?;
         match parse_config(&table_text(&changed)) {
             Ok(config) => {
-                let saved = store.save(&config.to_toml())?;
-                return Ok(SetOutcome::Saved {
+                return Ok(PlannedSet::Valid {
                     key: path.to_string(),
                     value: path.lookup(&config_table(&config))?.cloned(),
-                    generation: saved.generation,
+                    text: config.to_toml(),
                 });
             }
             Err(errors) => {
@@ -188,7 +205,7 @@ pub fn set(
         }
     }
     match first_refusal {
-        Some(errors) => Ok(SetOutcome::Refused {
+        Some(errors) => Ok(PlannedSet::Refused {
             key: path.to_string(),
             errors,
         }),
@@ -197,6 +214,26 @@ pub fn set(
             key: path.to_string(),
             problem: "no reading of the value was tried".to_owned(),
         }),
+    }
+}
+
+/// Sets `key` to `value` in `config` and saves the result in `store` if it validates.
+pub fn set(
+    store: &dyn ConfigStore,
+    config: &Config,
+    key: &str,
+    value: &str,
+) -> Result<SetOutcome, ConfigKeyError> {
+    match plan_set(config, key, value)? {
+        PlannedSet::Valid { key, value, text } => {
+            let saved = store.save(&text)?;
+            Ok(SetOutcome::Saved {
+                key,
+                value,
+                generation: saved.generation,
+            })
+        }
+        PlannedSet::Refused { key, errors } => Ok(SetOutcome::Refused { key, errors }),
     }
 }
 

@@ -17,6 +17,7 @@ use mfv_api::{
 };
 use mfv_config::discovery::{Discovery, DiscoveryReport};
 use mfv_config::schema::{ConfigErrors, parse_config};
+use mfv_config::store::ConfigStore;
 use mfv_linux::regular_file::{ReadError, read_limited};
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +198,11 @@ impl<C: InitControl> HostDaemon<C> {
                     Err(errors) => config_issues(&errors),
                 },
             }),
+            Request::ConfigGet => self.with_store(|store| config_document(store)),
+            Request::ConfigSave {
+                text,
+                base_generation,
+            } => self.with_store(|store| save_config(store, &text, base_generation)),
             Request::ServiceStatus { name } => {
                 let mut services = self.services()?;
                 if let Some(name) = name {
@@ -230,6 +236,52 @@ impl<C: InitControl> HostDaemon<C> {
                 ),
             )),
         }
+    }
+
+    /// Runs `work` on the config store of the volume the boot used, mounted for it alone,
+    /// one at a time in this daemon.
+    fn with_store(
+        &self,
+        work: impl FnOnce(&dyn ConfigStore) -> Result<Response, ApiError>,
+    ) -> Result<Response, ApiError> {
+        let _one_at_a_time = STORE_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = read_host_state(&self.run_dir)
+            .map_err(|error| internal("cannot read the boot report", &error))?;
+        let device = match state.map(|state| state.boot.config) {
+            Some(
+                ConfigProvenance::Found { device, .. } | ConfigProvenance::Invalid { device, .. },
+            ) => device,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "this host booted without a config volume: there is no configuration to \
+                     read or change (set one up first)",
+                ));
+            }
+        };
+        let mut params = mfv_config::discovery::DiscoveryParams::new(
+            Some(mfv_config::cmdline::ConfigLocator::Device(PathBuf::from(
+                &device,
+            ))),
+            None,
+        );
+        params.run_dir = self.run_dir.clone();
+        let volume = crate::config::StoreVolume::discovered(&params).map_err(|error| {
+            ApiError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot open the config volume {device}: {}",
+                    mfv_linux::error_chain(&error)
+                ),
+            )
+        })?;
+        let answer = work(volume.store());
+        if let Err(error) = volume.close() {
+            return Err(internal("the config volume stays mounted", &error));
+        }
+        answer
     }
 
     fn services(&self) -> Result<Vec<ServiceStatus>, ApiError> {
@@ -293,6 +345,81 @@ impl<C: InitControl> HostDaemon<C> {
             std::thread::sleep(RESTART_POLL);
         }
     }
+}
+
+/// Config saves and reads in this daemon, one at a time.
+static STORE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The configuration `store` holds, as the protocol gives it.
+fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
+    let loaded = store
+        .load()
+        .map_err(|error| internal("cannot read the configuration", &error))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                "no configuration was ever saved on this volume",
+            )
+        })?;
+    let origin = match loaded.origin {
+        mfv_config::store::Origin::Current => ConfigOrigin::Current,
+        mfv_config::store::Origin::LastKnownGood => ConfigOrigin::LastKnownGood,
+    };
+    Ok(Response::Config(mfv_api::ConfigDocument::new(
+        loaded.text,
+        loaded.generation,
+        origin,
+        loaded.location.to_string(),
+    )))
+}
+
+/// Validates `text` and saves it as the new generation, unless the store moved past
+/// `base_generation` meanwhile (someone else saved: the caller must look again).
+fn save_config(
+    store: &dyn ConfigStore,
+    text: &str,
+    base_generation: Option<u64>,
+) -> Result<Response, ApiError> {
+    if let Err(errors) = parse_config(text) {
+        let issues = config_issues(&errors);
+        let mut error = ApiError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "the configuration has {} problem(s); the first: {}",
+                issues.len(),
+                errors
+                    .errors()
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        );
+        if let Some(first) = issues.first() {
+            error = error.with_field(first.field.clone());
+        }
+        return Err(error);
+    }
+    let current = store
+        .load()
+        .map_err(|error| internal("cannot read the configuration", &error))?
+        .and_then(|loaded| loaded.generation);
+    if current != base_generation {
+        return Err(ApiError::new(
+            ErrorKind::StaleGeneration,
+            format!(
+                "the configuration changed meanwhile: the save is based on generation {} but \
+                 the current one is {}; read it again and redo the change",
+                base_generation.map_or("none".to_owned(), |g| g.to_string()),
+                current.map_or("none".to_owned(), |g| g.to_string())
+            ),
+        ));
+    }
+    let saved = store
+        .save(text)
+        .map_err(|error| internal("cannot save the configuration", &error))?;
+    Ok(Response::ConfigSaved {
+        generation: saved.generation,
+    })
 }
 
 fn no_service(name: &str) -> ApiError {
@@ -504,6 +631,67 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].line, Some(3));
         assert_eq!(errors[0].field, "host.hostname");
+    }
+
+    #[test]
+    fn a_save_needs_a_valid_text_and_the_current_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            mfv_config::store::DirectoryStore::new(dir.path(), mfv_config::store::PlainDirectory);
+        let error = config_document(&store).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        let text = "version = 1\n[host]\nhostname = \"first\"\n";
+        let Response::ConfigSaved { generation } = save_config(&store, text, None).unwrap() else {
+            panic!("not saved");
+        };
+        let Response::Config(document) = config_document(&store).unwrap() else {
+            panic!("not a document");
+        };
+        assert_eq!(
+            (document.text.as_str(), document.generation),
+            (text, Some(generation))
+        );
+        // Based on no generation while one exists: stale.
+        let error = save_config(&store, text, None).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::StaleGeneration);
+        // Invalid text: refused with the field, nothing stored.
+        let error = save_config(
+            &store,
+            "version = 1\n[host]\nhostname = \"-x-\"\n",
+            Some(generation),
+        )
+        .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidConfig);
+        assert_eq!(error.field.as_deref(), Some("host.hostname"));
+        let Response::ConfigSaved { generation: next } = save_config(
+            &store,
+            "version = 1\n[host]\nhostname = \"second\"\n",
+            Some(generation),
+        )
+        .unwrap() else {
+            panic!("not saved");
+        };
+        assert_eq!(next, generation + 1);
+    }
+
+    #[test]
+    fn without_a_config_volume_config_requests_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let state = HostState {
+            boot: BootReport::new(ConfigProvenance::NotFound),
+            virtualization: Virtualization::Tcg,
+        };
+        write_host_state(&daemon.run_dir, &state).unwrap();
+        let error = daemon.handle(Peer::Root, Request::ConfigGet).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert!(
+            error
+                .message
+                .starts_with("this host booted without a config volume"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -198,6 +198,14 @@ fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result
     wait_for_log(&mut guest, "vm-keeper", "vms: tiny started (autostart)")?;
     type_line(&mut guest, "echo \"tiny: $(virsh domstate tiny)\"")?;
     guest.wait_for_line("tiny: running", NESTED_TIMEOUT)?;
+    // On a running host `mfv config set` saves through the host daemon.
+    type_line(&mut guest, "mfv config set host.vm_shutdown_timeout 30")?;
+    guest.wait_for_line("(through the host daemon)", LINE_TIMEOUT)?;
+    type_line(&mut guest, "mfv config set host.vm_shutdown_timeout 0")?;
+    guest.wait_for_line(
+        "host.vm_shutdown_timeout: 0 is out of range (1 to 3600)",
+        LINE_TIMEOUT,
+    )?;
     Ok(())
 }
 
