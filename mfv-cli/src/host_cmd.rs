@@ -42,10 +42,31 @@ enum HostCommand {
         /// The service.
         service: String,
     },
+    /// Make a partition or disk a config volume, erasing it (ext4 labelled mfv-config, or FAT
+    /// labelled MFV-CONFIG). The device must be named twice.
+    Format {
+        /// The device, e.g. /dev/sdb1.
+        device: String,
+        /// The file system.
+        #[arg(long, value_enum, default_value = "ext4")]
+        fs: FsArg,
+        /// The device path again, exactly: nothing is erased without it.
+        #[arg(long)]
+        confirm: String,
+    },
     /// Reboot the host: VMs are shut down, services stopped, file systems unmounted.
     Reboot,
     /// Power the host off, the same way.
     Poweroff,
+}
+
+/// The file system of `mfv host format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FsArg {
+    /// ext4, labelled mfv-config.
+    Ext4,
+    /// FAT, labelled MFV-CONFIG.
+    Vfat,
 }
 
 /// Runs `mfv host ...`.
@@ -95,6 +116,27 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
                 "{} restarted: {}\n",
                 status.name,
                 service_line(&status)
+            )))
+        }
+        HostCommand::Format {
+            device,
+            fs,
+            confirm,
+        } => {
+            let fs = match fs {
+                FsArg::Ext4 => mfv_api::VolumeFs::Ext4,
+                FsArg::Vfat => mfv_api::VolumeFs::Vfat,
+            };
+            let volume = client.format_config_volume(&device, fs, &confirm)?;
+            Ok(Output::ok(format!(
+                "formatted {}: {} labelled {}{}\n",
+                volume.device,
+                volume.fs_type,
+                volume.label,
+                volume
+                    .uuid
+                    .map(|uuid| format!(", UUID {uuid} (pin it with mfv.config=UUID={uuid})"))
+                    .unwrap_or_default()
             )))
         }
         HostCommand::Reboot => {

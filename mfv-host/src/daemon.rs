@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mfv_api::{
-    ApiError, BootReport, ConfigIssue, ConfigOrigin, ConfigProvenance, ErrorKind, HostStatus,
-    Request, Response, ServiceStatus, StoreKind, Virtualization,
+    ApiError, BootReport, ConfigIssue, ConfigOrigin, ConfigProvenance, ErrorKind, FormattedVolume,
+    HostStatus, Request, Response, ServiceStatus, StoreKind, Virtualization, VolumeFs,
 };
 use mfv_config::discovery::{Discovery, DiscoveryReport};
+use mfv_config::format::{FormatError, FsKind, format_config_volume};
 use mfv_config::schema::{ConfigErrors, parse_config};
 use mfv_config::store::ConfigStore;
 use mfv_linux::regular_file::{ReadError, read_limited};
@@ -203,6 +204,11 @@ impl<C: InitControl> HostDaemon<C> {
                 text,
                 base_generation,
             } => self.with_store(|store| save_config(store, &text, base_generation)),
+            Request::FormatConfigVolume {
+                device,
+                fs,
+                confirm,
+            } => format_volume(&device, fs, &confirm).map(Response::VolumeFormatted),
             Request::ServiceStatus { name } => {
                 let mut services = self.services()?;
                 if let Some(name) = name {
@@ -345,6 +351,47 @@ impl<C: InitControl> HostDaemon<C> {
             std::thread::sleep(RESTART_POLL);
         }
     }
+}
+
+/// Makes `device` a config volume; the request's confirmation was checked by the protocol and
+/// is checked again by the formatter, which also refuses a mounted device (the volume the
+/// host uses among them).
+fn format_volume(device: &str, fs: VolumeFs, confirm: &str) -> Result<FormattedVolume, ApiError> {
+    let kind = match fs {
+        VolumeFs::Ext4 => FsKind::Ext4,
+        VolumeFs::Vfat => FsKind::Vfat,
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!("this host cannot make a {other:?} config volume"),
+            )
+            .with_field("fs"));
+        }
+    };
+    let _one_at_a_time = STORE_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let made = format_config_volume(Path::new(device), kind, confirm).map_err(|error| {
+        let message = mfv_linux::error_chain(&error);
+        match error {
+            FormatError::NotConfirmed { .. } => {
+                ApiError::new(ErrorKind::InvalidRequest, message).with_field("confirm")
+            }
+            FormatError::Missing { .. } | FormatError::NotABlockDevice { .. } => {
+                ApiError::new(ErrorKind::NotFound, message).with_field("device")
+            }
+            FormatError::Mounted { .. } => {
+                ApiError::new(ErrorKind::Conflict, message).with_field("device")
+            }
+            _ => ApiError::new(ErrorKind::Internal, message),
+        }
+    })?;
+    Ok(FormattedVolume::new(
+        made.device.display().to_string(),
+        made.fs_type,
+        made.label,
+        made.uuid,
+    ))
 }
 
 /// Config saves and reads in this daemon, one at a time.
@@ -692,6 +739,25 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn a_format_names_what_is_wrong_with_the_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-disk");
+        std::fs::write(&file, "").unwrap();
+        let path = file.display().to_string();
+        let error = format_volume(&path, VolumeFs::Ext4, &path).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert_eq!(error.field.as_deref(), Some("device"));
+        assert!(
+            error.message.ends_with("is not a block device"),
+            "{}",
+            error.message
+        );
+        let error = format_volume(&path, VolumeFs::Vfat, "/dev/other").unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidRequest);
+        assert_eq!(error.field.as_deref(), Some("confirm"));
     }
 
     #[test]

@@ -29,11 +29,19 @@ const CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost\"\n";
 
 /// The appliance with a root shell on its serial console and, when given, a config volume.
 fn boot(volume: Option<&Path>) -> anyhow::Result<Guest> {
+    boot_with(match volume {
+        Some(volume) => vec![DiskSpec::file(DiskInterface::Virtio, volume)],
+        None => Vec::new(),
+    })
+}
+
+/// The appliance with a root shell on its serial console and `disks`.
+fn boot_with(disks: Vec<DiskSpec>) -> anyhow::Result<Guest> {
     let mut spec = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
         .kernel_arg("mfv.rescue");
-    if let Some(volume) = volume {
-        spec = spec.disk(DiskSpec::file(DiskInterface::Virtio, volume));
+    for disk in disks {
+        spec = spec.disk(disk);
     }
     let mut guest = spec.boot()?;
     guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
@@ -79,7 +87,8 @@ fn wait_for_all(guest: &Guest, needles: &[&str]) -> anyhow::Result<()> {
 
 #[test]
 fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
-    let mut guest = boot(None)?;
+    // A blank disk for the daemon to format.
+    let mut guest = boot_with(vec![DiskSpec::blank(DiskInterface::Virtio, 32 << 20)])?;
     ensure!(
         guest.serial_log().contains("mfv-init: virtualization: "),
         "the boot did not say how VMs run"
@@ -140,6 +149,14 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
         daemon.contains("(pid") && daemon.contains("1 restarts"),
         "the daemon's restart is not reported: {daemon}"
     );
+    // The daemon formats a config volume only when the device is named twice.
+    type_line(&mut guest, "mfv host format /dev/vda --confirm /dev/vdb")?;
+    guest.wait_for_line(
+        "the confirmation must repeat the device path exactly",
+        LINE_TIMEOUT,
+    )?;
+    type_line(&mut guest, "mfv host format /dev/vda --confirm /dev/vda")?;
+    guest.wait_for_line("formatted /dev/vda: ext4 labelled mfv-config", LINE_TIMEOUT)?;
     // libvirtd is back for real: it answers.
     type_line(
         &mut guest,

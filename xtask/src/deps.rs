@@ -50,11 +50,11 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
     (
         "e2fsprogs",
-        "mkfs.ext4 makes labelled test disks (mfv-tests Filesystem::Ext4)",
+        "mkfs.ext4 makes labelled test disks (mfv-tests Filesystem::Ext4); the image carries it to format config volumes",
     ),
     (
         "dosfstools",
-        "mkfs.vfat makes labelled test disks (mfv-tests Filesystem::Vfat)",
+        "mkfs.vfat makes labelled test disks (mfv-tests Filesystem::Vfat); the image carries it to format config volumes",
     ),
     (
         "iproute2",

@@ -176,6 +176,16 @@ pub const SELECTION: &[PackageFiles] = &[
         patterns: &["/usr/bin/qemu-img"],
         why: "qemu-img, which libvirt runs to create and convert volumes",
     },
+    PackageFiles {
+        package: "e2fsprogs",
+        patterns: &["/sbin/mke2fs", "/sbin/mkfs.ext4", "/etc/mke2fs.conf"],
+        why: "the host daemon formats an ext4 config volume (busybox's mke2fs makes no ext4)",
+    },
+    PackageFiles {
+        package: "dosfstools",
+        patterns: &["/sbin/mkfs.fat", "/sbin/mkfs.vfat"],
+        why: "the host daemon formats a FAT config volume, readable by any other system",
+    },
 ];
 
 /// What is taken of a path: a file or a link, never a directory.
@@ -202,7 +212,8 @@ pub struct PackageEntry {
     pub package: &'static str,
     /// The file on this machine.
     pub host_path: PathBuf,
-    /// Its path in the image: the package's path without the leading `/`.
+    /// Its path in the image: the package's path without the leading `/`, with /bin, /sbin,
+    /// /lib and /lib64 moved below /usr (the image's /usr is merged: those are links).
     pub image_path: String,
     pub content: Content,
 }
@@ -239,7 +250,7 @@ pub fn collect(
                 );
             }
             for (path, content) in matched {
-                let image_path = path.trim_start_matches('/').to_owned();
+                let image_path = image_path_of(path);
                 entries.entry(image_path.clone()).or_insert(PackageEntry {
                     package: row.package,
                     host_path: PathBuf::from(path),
@@ -250,6 +261,17 @@ pub fn collect(
         }
     }
     Ok(entries.into_values().collect())
+}
+
+/// Where the package path `path` goes in the image (see [`PackageEntry::image_path`]).
+fn image_path_of(path: &str) -> String {
+    let relative = path.trim_start_matches('/');
+    for top in ["bin/", "sbin/", "lib/", "lib64/"] {
+        if relative.starts_with(top) {
+            return format!("usr/{relative}");
+        }
+    }
+    relative.to_owned()
 }
 
 /// The files of `package` on this machine, from `dpkg-query -L`, each looked at with lstat.
@@ -397,6 +419,19 @@ mod tests {
         "/usr/share/seabios/old/bios.bin",
         "/usr/share/seabios-extra/bios.bin",
     ];
+
+    #[test]
+    fn unmerged_paths_go_below_usr() {
+        assert_eq!(image_path_of("/sbin/mke2fs"), "usr/sbin/mke2fs");
+        assert_eq!(image_path_of("/bin/true"), "usr/bin/true");
+        assert_eq!(
+            image_path_of("/lib64/ld-linux-x86-64.so.2"),
+            "usr/lib64/ld-linux-x86-64.so.2"
+        );
+        assert_eq!(image_path_of("/usr/sbin/libvirtd"), "usr/sbin/libvirtd");
+        assert_eq!(image_path_of("/etc/mke2fs.conf"), "etc/mke2fs.conf");
+        assert_eq!(image_path_of("/libexec/x"), "libexec/x");
+    }
 
     #[test]
     fn an_exact_pattern_matches_that_path_only() {
