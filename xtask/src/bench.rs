@@ -154,9 +154,11 @@ fn host_once(image: &ApplianceImage) -> Result<(f64, f64)> {
         .kernel_arg("quiet")
         .kernel_arg("mfv.rescue")
         .boot()?;
+    // The shell starts before the services: wait in that order (the console is read from a
+    // cursor that moves past each line found).
+    guest.wait_for_line("mfv-init: console shell started", SERVICES_TIMEOUT)?;
     guest.wait_for_line(LIBVIRTD_READY, SERVICES_TIMEOUT)?;
     let ready = guest.elapsed().as_secs_f64();
-    guest.wait_for_line("mfv-init: console shell started", SERVICES_TIMEOUT)?;
     guest.write_serial(READ_MEMINFO)?;
     let line = guest.wait_for_line(MEMINFO_LINE, SERVICES_TIMEOUT)?;
     let ram_in_use_mib = ram_in_use(&line)?;
