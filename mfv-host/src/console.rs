@@ -43,6 +43,11 @@ pub struct HostStatus {
     pub interfaces: Vec<String>,
     /// The config discovery report PID 1 published, if it did.
     pub config_report: Option<String>,
+    /// How VMs run (`KVM`, or `TCG ...`), once PID 1 published its boot report.
+    pub virtualization: Option<String>,
+    /// The supervised services in a few words (`all 5 running`, or those that are not, with
+    /// their state), once PID 1 published them.
+    pub services: Option<String>,
 }
 
 impl fmt::Display for HostStatus {
@@ -73,6 +78,12 @@ impl fmt::Display for HostStatus {
             }
             None => writeln!(f, "  config: no report from the boot")?,
         }
+        if let Some(virtualization) = &self.virtualization {
+            writeln!(f, "  virtualization: {virtualization}")?;
+        }
+        if let Some(services) = &self.services {
+            writeln!(f, "  services: {services}")?;
+        }
         Ok(())
     }
 }
@@ -98,11 +109,55 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
             .collect(),
         Err(error) => vec![format!("network: cannot read: {}", error_chain(&error))],
     };
+    let virtualization = crate::daemon::read_host_state(run_dir)
+        .ok()
+        .flatten()
+        .map(|state| match state.virtualization {
+            mfv_api::Virtualization::Kvm => "KVM".to_owned(),
+            _ => "TCG (software emulation, many times slower)".to_owned(),
+        });
+    let services = services_summary(&crate::services::read_status(run_dir).unwrap_or_default());
     HostStatus {
         hostname,
         interfaces,
         config_report: std::fs::read_to_string(run_dir.join(CONFIG_REPORT_FILE)).ok(),
+        virtualization,
+        services,
     }
+}
+
+/// The services in a few words: `all 5 running`, or how many run and each that does not,
+/// with its state and restarts; `None` when PID 1 published none.
+fn services_summary(services: &[mfv_api::ServiceStatus]) -> Option<String> {
+    if services.is_empty() {
+        return None;
+    }
+    let running = services
+        .iter()
+        .filter(|service| service.state == mfv_api::ServiceState::Running)
+        .count();
+    if running == services.len() {
+        return Some(format!("all {running} running"));
+    }
+    let others: Vec<String> = services
+        .iter()
+        .filter(|service| service.state != mfv_api::ServiceState::Running)
+        .map(|service| {
+            let state = serde_json::to_value(service.state)
+                .ok()
+                .and_then(|value| value.as_str().map(|state| state.replace('_', " ")))
+                .unwrap_or_default();
+            match service.restarts {
+                0 => format!("{} {state}", service.name),
+                restarts => format!("{} {state} ({restarts} restarts)", service.name),
+            }
+        })
+        .collect();
+    Some(format!(
+        "{running} of {} running; {}",
+        services.len(),
+        others.join(", ")
+    ))
 }
 
 /// How often the screen looks at the status again while it waits for Enter: an address a
@@ -537,6 +592,8 @@ mod tests {
                  LABEL=mfv-config /dev/vdb1 (ext4): taken"
                     .into(),
             ),
+            virtualization: Some("KVM".into()),
+            services: Some("4 of 5 running; mfv-web crash looping (5 restarts)".into()),
         }
     }
 
@@ -568,7 +625,9 @@ mod tests {
             terminal.output,
             format!(
                 "\nMinifed-Virt {} on vmhost1\n  eth0 up 10.0.2.15/24\n  \
-                 config: using mfv.toml from /dev/vdb1 (ext4, LABEL=mfv-config)\n\n\
+                 config: using mfv.toml from /dev/vdb1 (ext4, LABEL=mfv-config)\n  \
+                 virtualization: KVM\n  \
+                 services: 4 of 5 running; mfv-web crash looping (5 restarts)\n\n\
                  Press Enter to log in for a shell (administrators only).\n",
                 env!("CARGO_PKG_VERSION")
             )
@@ -638,6 +697,27 @@ mod tests {
     }
 
     #[test]
+    fn the_services_read_as_a_count_and_those_not_running() {
+        use mfv_api::{ServiceState, ServiceStatus};
+        assert_eq!(services_summary(&[]), None);
+        let mut services = vec![
+            ServiceStatus::new("libvirtd", ServiceState::Running),
+            ServiceStatus::new("mfv-web", ServiceState::Running),
+        ];
+        assert_eq!(
+            services_summary(&services).as_deref(),
+            Some("all 2 running")
+        );
+        services[1].state = ServiceState::CrashLooping;
+        services[1].restarts = 6;
+        services.push(ServiceStatus::new("vm-keeper", ServiceState::Waiting));
+        assert_eq!(
+            services_summary(&services).as_deref(),
+            Some("1 of 3 running; mfv-web crash looping (6 restarts), vm-keeper waiting")
+        );
+    }
+
+    #[test]
     fn what_the_status_quotes_is_escaped() {
         let mut terminal = ScriptedTerminal::default();
         let hostile = async || HostStatus {
@@ -648,6 +728,8 @@ mod tests {
                  LABEL=\x1b[2Jevil /dev/vdb1 (ext4): invalid (1 error)"
                     .into(),
             ),
+            virtualization: None,
+            services: None,
         };
         serve_on(&mut terminal, hostile);
         assert_eq!(terminal.output.matches("LABEL=\\u001b[2Jevil").count(), 2);

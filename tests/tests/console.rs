@@ -100,6 +100,9 @@ fn the_console_shows_the_status_and_opens_a_shell_only_for_an_administrator() ->
     guest.wait_for_line("mfv-init: console screen started", LINE_TIMEOUT)?;
     guest.wait_for_line("Minifed-Virt 0.1.0 on consolehost", LINE_TIMEOUT)?;
     guest.wait_for_line("config: using mfv.toml from /dev/vda", LINE_TIMEOUT)?;
+    // Redrawn as the services come up: the screen shows them and how VMs run.
+    guest.wait_for_line("  virtualization: ", LINE_TIMEOUT)?;
+    guest.wait_for_line("  services: all 5 running", LINE_TIMEOUT)?;
 
     log_in(&mut guest, "alice", "wrong password", "login incorrect")?;
     log_in(
