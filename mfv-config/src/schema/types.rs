@@ -43,7 +43,10 @@ pub struct HostConfig {
     pub ntp_servers: Vec<String>,
     /// Seconds running VMs get to shut down (ACPI) when the host shuts down, before they are
     /// forced off ([`VM_SHUTDOWN_TIMEOUT_RANGE`], default [`DEFAULT_VM_SHUTDOWN_TIMEOUT`]).
-    #[serde(default = "default_vm_shutdown_timeout")]
+    #[serde(
+        default = "default_vm_shutdown_timeout",
+        skip_serializing_if = "is_default_vm_shutdown_timeout"
+    )]
     pub vm_shutdown_timeout: u32,
 }
 
@@ -55,6 +58,11 @@ pub const VM_SHUTDOWN_TIMEOUT_RANGE: (i64, i64) = (1, 3600);
 /// [`DEFAULT_VM_SHUTDOWN_TIMEOUT`], for serde.
 pub fn default_vm_shutdown_timeout() -> u32 {
     DEFAULT_VM_SHUTDOWN_TIMEOUT
+}
+
+/// Whether `seconds` is [`DEFAULT_VM_SHUTDOWN_TIMEOUT`]: the default is not written out.
+fn is_default_vm_shutdown_timeout(seconds: &u32) -> bool {
+    *seconds == DEFAULT_VM_SHUTDOWN_TIMEOUT
 }
 
 /// The default time zone, `UTC`.
