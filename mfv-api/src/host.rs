@@ -187,6 +187,20 @@ pub enum ServiceState {
     CrashLooping,
 }
 
+impl std::fmt::Display for ServiceState {
+    /// The state in words, for people: `running`, `crash looping`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceState::Waiting => "waiting",
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Restarting => "restarting",
+            ServiceState::CrashLooping => "crash looping",
+        })
+    }
+}
+
 /// How a process ended. Serializes as `{"how": "exited", "code": 1}` or
 /// `{"how": "killed", "signal": 9}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -222,11 +222,7 @@ fn render_status(status: &HostStatus) -> String {
 
 /// `running (pid 310), 2 restarts, last exit: killed by signal 9`.
 fn service_line(service: &ServiceStatus) -> String {
-    let state = serde_json::to_value(service.state)
-        .ok()
-        .and_then(|value| value.as_str().map(|state| state.replace('_', " ")))
-        .unwrap_or_default();
-    let mut line = state;
+    let mut line = service.state.to_string();
     if let Some(pid) = service.pid {
         let _ = write!(line, " (pid {pid})");
     }

@@ -143,10 +143,7 @@ fn services_summary(services: &[mfv_api::ServiceStatus]) -> Option<String> {
         .iter()
         .filter(|service| service.state != mfv_api::ServiceState::Running)
         .map(|service| {
-            let state = serde_json::to_value(service.state)
-                .ok()
-                .and_then(|value| value.as_str().map(|state| state.replace('_', " ")))
-                .unwrap_or_default();
+            let state = service.state;
             match service.restarts {
                 0 => format!("{} {state}", service.name),
                 restarts => format!("{} {state} ({restarts} restarts)", service.name),
