@@ -406,6 +406,19 @@ impl StoreVolume {
         })
     }
 
+    /// The store on the volume at `device` (the one the boot used), mounted like
+    /// [`StoreVolume::discovered`] on a private directory of `run_dir`.
+    pub fn on_device(device: &Path, run_dir: &Path) -> Result<StoreVolume, ConfigKeyError> {
+        let mut params = DiscoveryParams::new(
+            Some(mfv_config::cmdline::ConfigLocator::Device(
+                device.to_owned(),
+            )),
+            None,
+        );
+        params.run_dir = run_dir.to_owned();
+        StoreVolume::discovered(&params)
+    }
+
     /// The store.
     pub fn store(&self) -> &DirectoryStore {
         &self.store

@@ -267,22 +267,16 @@ impl<C: InitControl> HostDaemon<C> {
                 ));
             }
         };
-        let mut params = mfv_config::discovery::DiscoveryParams::new(
-            Some(mfv_config::cmdline::ConfigLocator::Device(PathBuf::from(
-                &device,
-            ))),
-            None,
-        );
-        params.run_dir = self.run_dir.clone();
-        let volume = crate::config::StoreVolume::discovered(&params).map_err(|error| {
-            ApiError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "cannot open the config volume {device}: {}",
-                    mfv_linux::error_chain(&error)
-                ),
-            )
-        })?;
+        let volume = crate::config::StoreVolume::on_device(Path::new(&device), &self.run_dir)
+            .map_err(|error| {
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "cannot open the config volume {device}: {}",
+                        mfv_linux::error_chain(&error)
+                    ),
+                )
+            })?;
         let answer = work(volume.store());
         if let Err(error) = volume.close() {
             return Err(internal("the config volume stays mounted", &error));

@@ -292,14 +292,7 @@ pub fn keep(
         }
     };
     let volume = device.and_then(|device| {
-        let mut params = mfv_config::discovery::DiscoveryParams::new(
-            Some(mfv_config::cmdline::ConfigLocator::Device(PathBuf::from(
-                &device,
-            ))),
-            None,
-        );
-        params.run_dir = settings.run_dir.clone();
-        match crate::config::StoreVolume::discovered(&params) {
+        match crate::config::StoreVolume::on_device(Path::new(&device), &settings.run_dir) {
             Ok(volume) => Some(volume),
             Err(error) => {
                 say(&format!(
