@@ -11,7 +11,9 @@
 //! operator, or the config volume discovery finds, mounted read-only on a private directory
 //! and made writable only while a generation is written.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use mfv_config::discovery::{ConfigSource, Discovery, DiscoveryParams, DiscoveryReport, discover};
 use mfv_config::mount::{Journal, MountError, ReadOnlyMount, SysMounter};
@@ -89,6 +91,28 @@ pub enum ConfigKeyError {
         /// The cause.
         #[source]
         source: MountError,
+    },
+    /// The host-wide lock of the config volume could not be opened or taken.
+    #[error("cannot lock the config volume with {}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process of the host kept the config volume for longer than a writer may.
+    #[error(
+        "the config volume is busy: another process of this host has held {} for {} s \
+         (the host daemon or the VM keeper; try again)",
+        path.display(),
+        waited.as_secs()
+    )]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this opener waited.
+        waited: Duration,
     },
 }
 
@@ -362,6 +386,66 @@ fn table_text(table: &Table) -> String {
 pub struct StoreVolume {
     store: DirectoryStore,
     mount: Option<(ReadOnlyMount<'static, SysMounter>, Box<ConfigSource>)>,
+    _one_opener: Option<VolumeLock>,
+}
+
+/// The lock file below the runtime directory that every opener of a config volume on this host
+/// holds from discovery to [`StoreVolume::close`].
+pub const VOLUME_LOCK_FILE: &str = "config-volume.lock";
+
+/// How long an opener waits for the volume before it gives up with [`ConfigKeyError::Busy`]:
+/// a writer holds it for the time of one save, well under a second.
+pub const VOLUME_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting opener tries the lock again.
+const VOLUME_LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// An exclusive `flock` on [`VOLUME_LOCK_FILE`], released when dropped.
+///
+/// The host daemon (config saves) and the VM keeper (VM definitions) are separate processes
+/// that each mount the same config volume on a private directory and remount it read-write
+/// while they write. Those mounts share one superblock, so one opener's read-only remount
+/// would fail or cut under the other's write; discovery's probing mounts collide the same
+/// way. One opener at a time keeps each save whole. The lock is per open file description, so
+/// threads of one process exclude each other too.
+#[derive(Debug)]
+pub struct VolumeLock {
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl VolumeLock {
+    /// Takes the lock in `run_dir`, waiting up to `wait`.
+    pub fn take(run_dir: &Path, wait: Duration) -> Result<VolumeLock, ConfigKeyError> {
+        let path = run_dir.join(VOLUME_LOCK_FILE);
+        let lock_error = |source| ConfigKeyError::Lock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(run_dir).map_err(lock_error)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .map_err(lock_error)?;
+        let started = Instant::now();
+        loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(held) => return Ok(VolumeLock { _held: held }),
+                Err((returned, nix::errno::Errno::EWOULDBLOCK)) => file = returned,
+                Err((_, errno)) => return Err(lock_error(errno.into())),
+            }
+            if started.elapsed() >= wait {
+                return Err(ConfigKeyError::Busy {
+                    path,
+                    waited: started.elapsed(),
+                });
+            }
+            std::thread::sleep(VOLUME_LOCK_POLL);
+        }
+    }
 }
 
 impl StoreVolume {
@@ -370,14 +454,17 @@ impl StoreVolume {
         StoreVolume {
             store: DirectoryStore::new(dir, PlainDirectory),
             mount: None,
+            _one_opener: None,
         }
     }
 
     /// The store on the config volume discovery finds with `params` (a volume holding an
     /// invalid configuration is opened too, so it can be repaired), mounted read-only with
     /// its journal loaded on a private directory of `params.run_dir`, and remounted
-    /// read-write only while a generation is written.
+    /// read-write only while a generation is written. Every opener on the host takes turns
+    /// (see [`VOLUME_LOCK_FILE`]), waiting up to [`VOLUME_LOCK_WAIT`].
     pub fn discovered(params: &DiscoveryParams) -> Result<StoreVolume, ConfigKeyError> {
+        let one_opener = VolumeLock::take(&params.run_dir, VOLUME_LOCK_WAIT)?;
         let report = discover(params, &SysMounter);
         let source = match report.outcome {
             Discovery::Found { source, .. } | Discovery::Invalid { source, .. } => source,
@@ -403,6 +490,7 @@ impl StoreVolume {
         Ok(StoreVolume {
             store,
             mount: Some((mount, source)),
+            _one_opener: Some(one_opener),
         })
     }
 
@@ -824,5 +912,50 @@ mod tests {
             load(volume.store(), volume.dir()).unwrap_err().to_string(),
             format!("no configuration saved in {}", dir.path().display())
         );
+    }
+
+    #[test]
+    fn openers_of_the_volume_take_turns() {
+        let run_dir = tempfile::tempdir().unwrap();
+        let first = VolumeLock::take(run_dir.path(), Duration::ZERO).unwrap();
+        let error = VolumeLock::take(run_dir.path(), Duration::from_millis(120)).unwrap_err();
+        let lock_path = run_dir.path().join(VOLUME_LOCK_FILE);
+        assert!(
+            matches!(&error, ConfigKeyError::Busy { path, waited }
+                if *path == lock_path && *waited >= Duration::from_millis(120)),
+            "{error:?}"
+        );
+        assert!(error.to_string().starts_with(&format!(
+            "the config volume is busy: another process of this host has held {}",
+            lock_path.display()
+        )));
+        let waiting = std::thread::spawn({
+            let run_dir = run_dir.path().to_owned();
+            move || VolumeLock::take(&run_dir, Duration::from_secs(30)).map(drop)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+        waiting.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_that_cannot_be_made_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, "").unwrap();
+        let error = VolumeLock::take(&not_a_dir, Duration::ZERO).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot lock the config volume with {}",
+                not_a_dir.join(VOLUME_LOCK_FILE).display()
+            )
+        );
+        let symlinked = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/null", symlinked.path().join(VOLUME_LOCK_FILE)).unwrap();
+        assert!(matches!(
+            VolumeLock::take(symlinked.path(), Duration::ZERO),
+            Err(ConfigKeyError::Lock { .. })
+        ));
     }
 }

@@ -22,6 +22,7 @@ use mfv_config::store::ConfigStore;
 use mfv_linux::regular_file::{ReadError, read_limited};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
 use crate::services::{self, ServicesError};
 
 /// The file with the boot report and how VMs run, below the runtime directory.
@@ -208,7 +209,7 @@ impl<C: InitControl> HostDaemon<C> {
                 device,
                 fs,
                 confirm,
-            } => format_volume(&device, fs, &confirm).map(Response::VolumeFormatted),
+            } => format_volume(&self.run_dir, &device, fs, &confirm).map(Response::VolumeFormatted),
             Request::ServiceStatus { name } => {
                 let mut services = self.services()?;
                 if let Some(name) = name {
@@ -250,9 +251,6 @@ impl<C: InitControl> HostDaemon<C> {
         &self,
         work: impl FnOnce(&dyn ConfigStore) -> Result<Response, ApiError>,
     ) -> Result<Response, ApiError> {
-        let _one_at_a_time = STORE_LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let state = read_host_state(&self.run_dir)
             .map_err(|error| internal("cannot read the boot report", &error))?;
         let device = match state.map(|state| state.boot.config) {
@@ -267,16 +265,18 @@ impl<C: InitControl> HostDaemon<C> {
                 ));
             }
         };
-        let volume = crate::config::StoreVolume::on_device(Path::new(&device), &self.run_dir)
-            .map_err(|error| {
-                ApiError::new(
+        let volume = StoreVolume::on_device(Path::new(&device), &self.run_dir).map_err(
+            |error| match error {
+                ConfigKeyError::Busy { .. } => volume_busy(error),
+                _ => ApiError::new(
                     ErrorKind::Unavailable,
                     format!(
                         "cannot open the config volume {device}: {}",
                         mfv_linux::error_chain(&error)
                     ),
-                )
-            })?;
+                ),
+            },
+        )?;
         let answer = work(volume.store());
         if let Err(error) = volume.close() {
             return Err(internal("the config volume stays mounted", &error));
@@ -350,7 +350,12 @@ impl<C: InitControl> HostDaemon<C> {
 /// Makes `device` a config volume; the request's confirmation was checked by the protocol and
 /// is checked again by the formatter, which also refuses a mounted device (the volume the
 /// host uses among them).
-fn format_volume(device: &str, fs: VolumeFs, confirm: &str) -> Result<FormattedVolume, ApiError> {
+fn format_volume(
+    run_dir: &Path,
+    device: &str,
+    fs: VolumeFs,
+    confirm: &str,
+) -> Result<FormattedVolume, ApiError> {
     let kind = match fs {
         VolumeFs::Ext4 => FsKind::Ext4,
         VolumeFs::Vfat => FsKind::Vfat,
@@ -362,9 +367,7 @@ fn format_volume(device: &str, fs: VolumeFs, confirm: &str) -> Result<FormattedV
             .with_field("fs"));
         }
     };
-    let _one_at_a_time = STORE_LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = VolumeLock::take(run_dir, VOLUME_LOCK_WAIT).map_err(volume_busy)?;
     let made = format_config_volume(Path::new(device), kind, confirm).map_err(|error| {
         let message = mfv_linux::error_chain(&error);
         match error {
@@ -388,8 +391,14 @@ fn format_volume(device: &str, fs: VolumeFs, confirm: &str) -> Result<FormattedV
     ))
 }
 
-/// Config saves and reads in this daemon, one at a time.
-static STORE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The host-wide config volume lock could not be taken: busy, or a broken runtime directory.
+fn volume_busy(error: ConfigKeyError) -> ApiError {
+    let kind = match error {
+        ConfigKeyError::Busy { .. } => ErrorKind::Conflict,
+        _ => ErrorKind::Internal,
+    };
+    ApiError::new(kind, mfv_linux::error_chain(&error))
+}
 
 /// The configuration `store` holds, as the protocol gives it.
 fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
@@ -741,7 +750,7 @@ mod tests {
         let file = dir.path().join("not-a-disk");
         std::fs::write(&file, "").unwrap();
         let path = file.display().to_string();
-        let error = format_volume(&path, VolumeFs::Ext4, &path).unwrap_err();
+        let error = format_volume(dir.path(), &path, VolumeFs::Ext4, &path).unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotFound);
         assert_eq!(error.field.as_deref(), Some("device"));
         assert!(
@@ -749,7 +758,7 @@ mod tests {
             "{}",
             error.message
         );
-        let error = format_volume(&path, VolumeFs::Vfat, "/dev/other").unwrap_err();
+        let error = format_volume(dir.path(), &path, VolumeFs::Vfat, "/dev/other").unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidRequest);
         assert_eq!(error.field.as_deref(), Some("confirm"));
     }
