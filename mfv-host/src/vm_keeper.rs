@@ -1,8 +1,8 @@
 //! Keeping VMs across reboots on a host that runs from RAM, where libvirt's own files die
 //! with every reboot: at boot the definitions saved on the config volume are defined again,
 //! the configured storage pools are defined and the autostart VMs started; while the host
-//! runs, every change to the definitions (define, undefine, autostart) is saved; at shutdown
-//! the running VMs are shut down, all at once, with a deadline.
+//! runs, every change to the definitions (define, undefine, autostart, snapshots) is saved; at
+//! shutdown the running VMs are shut down, all at once, with a deadline.
 //!
 //! Changes are found by exporting the definitions into a scratch directory in RAM and
 //! comparing with what was saved last, rather than by libvirt's events: libvirt sends no
@@ -69,10 +69,15 @@ impl<'a> DefinitionKeeper<'a> {
                 Ok(Some(report)) => {
                     lines.push(format!(
                         "vms: definitions restored from the config volume ({generation} set): \
-                         {} defined, {} updated, {} unchanged",
+                         {} defined, {} updated, {} unchanged{}",
                         report.defined.len(),
                         report.updated.len(),
-                        report.unchanged.len()
+                        report.unchanged.len(),
+                        match report.snapshots.len() {
+                            0 => String::new(),
+                            1 => "; 1 snapshot redefined".to_owned(),
+                            count => format!("; {count} snapshots redefined"),
+                        }
                     ));
                     self.saved = read_export(&dir.join(name)).ok();
                     return lines;
@@ -476,6 +481,8 @@ mod tests {
         assert_eq!(keeper.save_if_changed().unwrap(), None);
         hypervisor.set_autostart("web", true).unwrap();
         assert!(keeper.save_if_changed().unwrap().is_some());
+        hypervisor.create_snapshot("web", "before", "").unwrap();
+        assert!(keeper.save_if_changed().unwrap().is_some());
         assert!(
             volume
                 .join(PREVIOUS_DEFINITIONS_DIR)
@@ -489,9 +496,10 @@ mod tests {
         assert_eq!(
             keeper.restore(),
             [
-                "vms: definitions restored from the config volume (current set): 2 defined, 0 updated, 0 unchanged"
+                "vms: definitions restored from the config volume (current set): 2 defined, 0 updated, 0 unchanged; 1 snapshot redefined"
             ]
         );
+        assert_eq!(empty.list_snapshots("web").unwrap()[0].name, "before");
         let web = empty
             .list()
             .unwrap()

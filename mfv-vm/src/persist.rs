@@ -2,8 +2,12 @@
 //! definition is exported to a directory in the config store and restored into an empty
 //! libvirt at boot, after which the autostart VMs are started in a chosen order.
 //!
-//! The directory holds one `NAME.xml` per VM (libvirt's inactive XML, passwords included)
-//! and `index.json`, written last, naming them with their UUID and autostart flag.
+//! The directory holds one `NAME.xml` per VM (libvirt's inactive XML, passwords included),
+//! one `NAME.K.snapshot` per snapshot of the VM (libvirt's snapshot XML; K is the snapshot's
+//! place, parents before children) and `index.json`, written last, naming them with the VM's
+//! UUID and autostart flag and which snapshot is current. A snapshot's data lives in the VM's
+//! qcow2 disks, on storage that outlives a reboot; what dies with libvirt's RAM is its
+//! metadata, which restore redefines so the snapshots can be listed and reverted to again.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -12,6 +16,7 @@ use std::path::Path;
 use mfv_linux::atomic_file::replace_file;
 use mfv_linux::regular_file::read_limited;
 use serde::{Deserialize, Serialize};
+use virt::domain::Domain;
 use virt::sys;
 
 use crate::connection::Hypervisor;
@@ -38,7 +43,22 @@ struct IndexEntry {
     uuid: String,
     autostart: bool,
     file: String,
+    /// Parents before children.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    snapshots: Vec<SnapshotEntry>,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotEntry {
+    name: String,
+    file: String,
+    current: bool,
+}
+
+/// The file extension of an exported snapshot: never `.xml`, so a snapshot file's name cannot
+/// be a VM's.
+const SNAPSHOT_EXTENSION: &str = ".snapshot";
 
 /// What [`Hypervisor::restore_definitions`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -49,6 +69,8 @@ pub struct RestoreReport {
     pub updated: Vec<String>,
     /// VMs already defined exactly as exported.
     pub unchanged: Vec<String>,
+    /// Snapshots whose metadata was defined again, as `VM/SNAPSHOT`.
+    pub snapshots: Vec<String>,
 }
 
 /// What [`Hypervisor::start_autostart`] did, in start order.
@@ -63,8 +85,9 @@ pub struct AutostartReport {
 }
 
 impl Hypervisor {
-    /// Writes every persistent VM's definition into `dir` (created if missing) and removes
-    /// definitions of VMs that no longer exist. Returns the exported names.
+    /// Writes every persistent VM's definition and snapshot metadata into `dir` (created if
+    /// missing) and removes the files of VMs and snapshots that no longer exist. Returns the
+    /// exported VM names.
     pub fn export_definitions(&self, dir: &Path) -> Result<Vec<String>, VirtError> {
         fs::create_dir_all(dir).map_err(|source| io_error("create", dir, source))?;
         let domains = self
@@ -77,15 +100,16 @@ impl Hypervisor {
                 .name()
                 .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))?;
             let read = |error| operation_error("read", ObjectKind::Vm, &name, error);
-            let entry = IndexEntry {
+            let xml = self.inactive_xml(domain, &name)?;
+            let file = format!("{name}.xml");
+            write_atomically(&dir.join(&file), xml.as_bytes())?;
+            entries.push(IndexEntry {
                 uuid: domain.uuid_string().map_err(read)?,
                 autostart: domain.autostart().map_err(read)?,
-                file: format!("{name}.xml"),
+                snapshots: export_snapshots(domain, &name, dir)?,
+                file,
                 name: name.clone(),
-            };
-            let xml = self.inactive_xml(domain, &name)?;
-            write_atomically(&dir.join(&entry.file), xml.as_bytes())?;
-            entries.push(entry);
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let index = Index {
@@ -99,12 +123,24 @@ impl Hypervisor {
             problem: error.to_string(),
         })?;
         write_atomically(&index_path, &json)?;
-        let kept: BTreeSet<&str> = index.vms.iter().map(|entry| entry.file.as_str()).collect();
+        let kept: BTreeSet<&str> = index
+            .vms
+            .iter()
+            .flat_map(|entry| {
+                std::iter::once(entry.file.as_str()).chain(
+                    entry
+                        .snapshots
+                        .iter()
+                        .map(|snapshot| snapshot.file.as_str()),
+                )
+            })
+            .collect();
         let listing = fs::read_dir(dir).map_err(|source| io_error("list", dir, source))?;
         for entry in listing {
             let entry = entry.map_err(|source| io_error("list", dir, source))?;
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            if file_name.ends_with(".xml") && !kept.contains(file_name.as_str()) {
+            let exported = file_name.ends_with(".xml") || file_name.ends_with(SNAPSHOT_EXTENSION);
+            if exported && !kept.contains(file_name.as_str()) {
                 let path = entry.path();
                 fs::remove_file(&path).map_err(|source| io_error("remove", &path, source))?;
             }
@@ -112,7 +148,8 @@ impl Hypervisor {
         Ok(index.vms.into_iter().map(|entry| entry.name).collect())
     }
 
-    /// Defines every VM exported in `dir` and sets its autostart flag. Definitions that
+    /// Defines every VM exported in `dir`, sets its autostart flag and defines its snapshots'
+    /// metadata again (parents first, the current one marked current). Definitions that
     /// already match are left alone, so restoring twice changes nothing.
     pub fn restore_definitions(&self, dir: &Path) -> Result<RestoreReport, VirtError> {
         let index = read_index(dir)?;
@@ -146,6 +183,13 @@ impl Hypervisor {
             if domain.autostart().unwrap_or(!entry.autostart) != entry.autostart {
                 self.set_autostart(&entry.name, entry.autostart)?;
             }
+            for snapshot in &entry.snapshots {
+                if redefine_snapshot(&domain, &entry.name, dir, snapshot)? {
+                    report
+                        .snapshots
+                        .push(format!("{}/{}", entry.name, snapshot.name));
+                }
+            }
         }
         Ok(report)
     }
@@ -177,6 +221,74 @@ impl Hypervisor {
         }
         Ok(report)
     }
+}
+
+/// Writes the metadata of every snapshot of `domain` (the VM `name`) into `dir`, parents
+/// before children, and returns their index entries.
+fn export_snapshots(
+    domain: &Domain,
+    name: &str,
+    dir: &Path,
+) -> Result<Vec<SnapshotEntry>, VirtError> {
+    let snapshots = domain
+        .list_all_snapshots(sys::VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
+        .map_err(|error| operation_error("list snapshots of", ObjectKind::Vm, name, error))?;
+    let mut entries = Vec::with_capacity(snapshots.len());
+    for (place, snapshot) in snapshots.iter().enumerate() {
+        let snapshot_name = snapshot
+            .name()
+            .map_err(|error| operation_error("read", ObjectKind::Snapshot, name, error))?;
+        let read = |error| operation_error("read", ObjectKind::Snapshot, &snapshot_name, error);
+        let xml = snapshot
+            .xml_desc(sys::VIR_DOMAIN_SNAPSHOT_XML_SECURE)
+            .map_err(read)?;
+        let file = format!("{name}.{place}{SNAPSHOT_EXTENSION}");
+        write_atomically(&dir.join(&file), xml.as_bytes())?;
+        entries.push(SnapshotEntry {
+            current: snapshot.is_current(0).map_err(read)?,
+            name: snapshot_name,
+            file,
+        });
+    }
+    Ok(entries)
+}
+
+/// Defines the metadata of `snapshot` of the VM `vm` from `dir` again, unless libvirt
+/// already has it exactly so. Returns whether it was defined.
+fn redefine_snapshot(
+    domain: &Domain,
+    vm: &str,
+    dir: &Path,
+    snapshot: &SnapshotEntry,
+) -> Result<bool, VirtError> {
+    if snapshot.file.contains('/') || !snapshot.file.ends_with(SNAPSHOT_EXTENSION) {
+        return Err(VirtError::BadExport {
+            path: dir.join(&snapshot.file),
+            problem: format!("{:?} is not a snapshot file name", snapshot.file),
+        });
+    }
+    let xml = read_export_file(dir, &snapshot.file)?;
+    if let Ok(existing) = Domain::lookup_snapshot_by_name(domain, &snapshot.name, 0) {
+        let same = existing
+            .xml_desc(sys::VIR_DOMAIN_SNAPSHOT_XML_SECURE)
+            .is_ok_and(|current| current == xml);
+        if same && existing.is_current(0).unwrap_or(!snapshot.current) == snapshot.current {
+            return Ok(false);
+        }
+    }
+    let mut flags = sys::VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE;
+    if snapshot.current {
+        flags |= sys::VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT;
+    }
+    domain.create_snapshot_xml(&xml, flags).map_err(|error| {
+        operation_error(
+            "redefine",
+            ObjectKind::Snapshot,
+            &format!("{vm}/{}", snapshot.name),
+            error,
+        )
+    })?;
+    Ok(true)
 }
 
 /// The largest export file restore reads; libvirt's XML of a VM and the index are far smaller.

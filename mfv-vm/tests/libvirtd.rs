@@ -390,19 +390,29 @@ fn export_then_restore_into_an_empty_daemon() -> Result<()> {
     let shared = shared();
     let export = tempfile::tempdir()?;
     let names = [unique("keep-a"), unique("keep-b")];
+    // keep-a has a qcow2 disk with a snapshot: the data is in the image, the metadata in the
+    // export.
+    let disk = export.path().join("keep-a.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&disk)
+        .arg("32M")
+        .status()?;
+    assert!(made.success(), "qemu-img create failed");
     {
         let first = PrivateLibvirtd::start()?;
         let hypervisor = Hypervisor::connect(first.uri())?;
-        for name in &names {
+        for (name, disk) in names.iter().zip([disk.to_str(), None]) {
             hypervisor.define(&guest_xml(
                 name,
                 &shared.guest.kernel,
                 &shared.guest.initrd,
-                None,
+                disk,
                 96,
             )?)?;
         }
         hypervisor.set_autostart(&names[1], true)?;
+        hypervisor.create_snapshot(&names[0], "clean", "before first boot")?;
         assert_eq!(hypervisor.export_definitions(export.path())?, names);
     }
     // A new daemon has empty state, as after the appliance reboots.
@@ -412,8 +422,15 @@ fn export_then_restore_into_an_empty_daemon() -> Result<()> {
     let report = hypervisor.restore_definitions(export.path())?;
     assert_eq!(report.defined, names);
     assert!(report.updated.is_empty() && report.unchanged.is_empty());
+    assert_eq!(report.snapshots, [format!("{}/clean", names[0])]);
+    let snapshots = hypervisor.list_snapshots(&names[0])?;
+    assert_eq!(snapshots.len(), 1);
+    assert!(snapshots[0].current);
+    assert_eq!(snapshots[0].description, "before first boot");
+    hypervisor.revert_snapshot(&names[0], "clean")?;
     let again = hypervisor.restore_definitions(export.path())?;
     assert_eq!(again.unchanged, names, "restoring twice changed something");
+    assert!(again.snapshots.is_empty(), "{again:?}");
     let listed = hypervisor.list()?;
     assert_eq!(listed.len(), 2);
     assert!(!listed[0].autostart && listed[1].autostart);

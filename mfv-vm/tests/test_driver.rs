@@ -265,6 +265,78 @@ fn export_and_restore_on_the_test_driver() {
 }
 
 #[test]
+fn snapshot_metadata_is_exported_and_defined_again() {
+    let hypervisor = connect();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("t-snapkeep");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    hypervisor.create_snapshot(&name, "base", "first").unwrap();
+    hypervisor.create_snapshot(&name, "child", "").unwrap();
+    hypervisor.revert_snapshot(&name, "base").unwrap();
+    hypervisor.export_definitions(dir.path()).unwrap();
+    for place in 0..2 {
+        assert!(
+            dir.path()
+                .join(format!("{name}.{place}.snapshot"))
+                .is_file()
+        );
+    }
+
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+    let report = hypervisor.restore_definitions(dir.path()).unwrap();
+    assert_eq!(
+        report.snapshots,
+        [format!("{name}/base"), format!("{name}/child")]
+    );
+    let snapshots = hypervisor.list_snapshots(&name).unwrap();
+    let current: Vec<_> = snapshots
+        .iter()
+        .map(|snapshot| (snapshot.name.as_str(), snapshot.current))
+        .collect();
+    assert_eq!(current, [("base", true), ("child", false)]);
+    assert_eq!(snapshots[0].description, "first");
+    let again = hypervisor.restore_definitions(dir.path()).unwrap();
+    assert!(again.snapshots.is_empty(), "{again:?}");
+
+    // A snapshot deleted since is gone from the next export, file and all.
+    hypervisor.delete_snapshot(&name, "child").unwrap();
+    hypervisor.export_definitions(dir.path()).unwrap();
+    assert!(!dir.path().join(format!("{name}.1.snapshot")).exists());
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+    hypervisor.export_definitions(dir.path()).unwrap();
+    assert!(!dir.path().join(format!("{name}.0.snapshot")).exists());
+}
+
+#[test]
+fn restore_refuses_a_snapshot_file_that_is_not_one() {
+    let hypervisor = connect();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("t-badsnap");
+    hypervisor.define(&xml(&name, "", "qcow2")).unwrap();
+    hypervisor.export_definitions(dir.path()).unwrap();
+    fs::write(dir.path().join("bad.snapshot"), "<domainsnapshot>").unwrap();
+    for (file, problem) in [
+        ("../x.snapshot", "is not a snapshot file name".to_owned()),
+        ("x.xml", "is not a snapshot file name".to_owned()),
+        ("missing.snapshot", "missing.snapshot".to_owned()),
+        ("bad.snapshot", format!("{name}/s")),
+    ] {
+        fs::write(
+            dir.path().join(INDEX_FILE),
+            format!(
+                r#"{{"format": "mfv-vm-definitions", "version": 1, "vms": [{{"name": "{name}",
+                "uuid": "", "autostart": false, "file": "{name}.xml",
+                "snapshots": [{{"name": "s", "file": "{file}", "current": false}}]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let error = hypervisor.restore_definitions(dir.path()).unwrap_err();
+        assert!(error.to_string().contains(&problem), "{file}: {error}");
+    }
+    hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
+}
+
+#[test]
 fn restore_rejects_a_path_in_the_index() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(
