@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
 
 use crate::call::{
-    Call, ClientError, DEFAULT_CLIENT_NAME, answered, checked, for_each_call, welcomed,
+    Call, ClientError, DEFAULT_CLIENT_NAME, answered, checked, closed_by_server, for_each_call,
+    welcomed,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -81,9 +82,14 @@ async fn exchange<T: DeserializeOwned>(
     message: &(impl Serialize + Sync),
 ) -> Result<Reply<T>, ClientError> {
     let frame_error = |error| ClientError::frame(path, error);
-    write_message_async(stream, message)
-        .await
-        .map_err(frame_error)?;
+    if let Err(error) = write_message_async(stream, message).await {
+        if closed_by_server(&error) {
+            if let Ok(reply) = read_message_async(stream).await {
+                return Ok(reply);
+            }
+        }
+        return Err(frame_error(error));
+    }
     read_message_async(stream).await.map_err(frame_error)
 }
 

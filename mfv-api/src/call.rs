@@ -100,6 +100,18 @@ impl ClientError {
     }
 }
 
+/// Whether a failed write means the server had already closed the connection. A server that
+/// refuses a peer by its credentials answers and closes before reading anything, so the
+/// client's write fails while the refusal waits to be read: the client reads it and reports
+/// it instead of a broken pipe.
+pub(crate) fn closed_by_server(error: &FrameError) -> bool {
+    matches!(
+        error,
+        FrameError::Io(source)
+            if matches!(source.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset)
+    )
+}
+
 /// Checks the server's answer to the hello.
 pub(crate) fn welcomed(reply: Reply<Welcome>, path: &Path) -> Result<Welcome, ClientError> {
     let welcome = Result::from(reply).map_err(ClientError::Api)?;

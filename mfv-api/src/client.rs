@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::call::{
-    Call, ClientError, DEFAULT_CLIENT_NAME, answered, checked, for_each_call, welcomed,
+    Call, ClientError, DEFAULT_CLIENT_NAME, answered, checked, closed_by_server, for_each_call,
+    welcomed,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -88,7 +89,14 @@ fn exchange<T: DeserializeOwned>(
     message: &impl Serialize,
 ) -> Result<Reply<T>, ClientError> {
     let frame_error = |error| ClientError::frame(path, error);
-    write_message(stream, message).map_err(frame_error)?;
+    if let Err(error) = write_message(stream, message) {
+        if closed_by_server(&error) {
+            if let Ok(reply) = read_message(stream) {
+                return Ok(reply);
+            }
+        }
+        return Err(frame_error(error));
+    }
     read_message(stream).map_err(frame_error)
 }
 

@@ -166,6 +166,111 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The probe's line for `case` run as `who` (`/mnt/probe/probe as UID GID`, empty for root).
+fn probe_line(guest: &mut Guest, who: &str, case: &str) -> anyhow::Result<String> {
+    type_line(guest, &format!("{who} /mnt/probe/probe /run/mfv/host.sock"))?;
+    guest.wait_for_line(&format!("probe {case}: "), LINE_TIMEOUT)
+}
+
+#[test]
+fn the_daemon_refuses_strangers_and_bad_frames_and_keeps_serving() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let probe_disk = dir.path().join("probe.img");
+    VolumeImage::new(VolumeFilesystem::Vfat, "PROBE")
+        .file(
+            "probe",
+            std::fs::read(env!("CARGO_BIN_EXE_host-socket-probe"))?,
+        )
+        .build(&probe_disk)?;
+    let mut guest = boot_with(vec![DiskSpec::file(DiskInterface::Virtio, &probe_disk)])?;
+    guest.wait_for_line("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;
+    type_line(
+        &mut guest,
+        "mkdir -p /mnt/probe && modprobe vfat && mount -t vfat -o ro /dev/vda /mnt/probe \
+         && echo probe-mounted",
+    )?;
+    guest.wait_for_line("probe-mounted", LINE_TIMEOUT)?;
+
+    // Root, with every frame a client should not send: each is answered or ends only its own
+    // connection, and the last, valid one is served.
+    type_line(&mut guest, "/mnt/probe/probe /run/mfv/host.sock")?;
+    let expected = [
+        (
+            "wrong-protocol",
+            vec!["unsupported_protocol", "protocol 999"],
+        ),
+        (
+            "malformed-hello",
+            vec!["invalid_request", "not a valid hello"],
+        ),
+        (
+            "malformed-request",
+            vec!["\"server\"", "not a valid request"],
+        ),
+        (
+            "unknown-request",
+            vec!["not a valid request", "format_everything"],
+        ),
+        ("valid", vec!["\"services\"", "host-daemon"]),
+    ];
+    let mut answers = Vec::new();
+    for case in [
+        "wrong-protocol",
+        "malformed-hello",
+        "malformed-request",
+        "unknown-request",
+        "truncated",
+        "oversized",
+        "valid",
+    ] {
+        answers.push((
+            case,
+            guest.wait_for_line(&format!("probe {case}: "), LINE_TIMEOUT)?,
+        ));
+    }
+    for (case, needles) in &expected {
+        let (_, line) = answers
+            .iter()
+            .find(|(name, _)| name == case)
+            .unwrap_or_else(|| unreachable!());
+        for needle in needles {
+            ensure!(line.contains(needle), "{case}: no {needle:?} in {line}");
+        }
+    }
+    // A truncated or oversized frame gets the welcome, then the connection ends unanswered.
+    for (case, line) in answers
+        .iter()
+        .filter(|(name, _)| ["truncated", "oversized"].contains(name))
+    {
+        ensure!(
+            line.contains("\"server\"") && !line.contains(" | "),
+            "{case}: more than the welcome: {line}"
+        );
+    }
+
+    // A uid outside the socket's group cannot connect; one in the group but not on the
+    // allow-list is refused by its credentials, before anything it sent is read.
+    let outsider = probe_line(&mut guest, "/mnt/probe/probe as 1000 1000", "valid")?;
+    ensure!(outsider.contains("Permission denied"), "{outsider}");
+    let stranger = probe_line(&mut guest, "/mnt/probe/probe as 1000 900", "valid")?;
+    ensure!(
+        stranger.contains("not_permitted")
+            && stranger.contains("uid 1000 may not use the host daemon (root and mfv-web only)"),
+        "{stranger}"
+    );
+    type_line(&mut guest, "/mnt/probe/probe as 1000 900 mfv host status")?;
+    guest.wait_for_line("uid 1000 may not use the host daemon", LINE_TIMEOUT)?;
+    // The web server's user is served.
+    let web = probe_line(&mut guest, "/mnt/probe/probe as 900 900", "valid")?;
+    ensure!(web.contains("\"services\""), "{web}");
+
+    // The daemon still serves, and said why it refused.
+    type_line(&mut guest, "mfv host status")?;
+    guest.wait_for_line("  host-daemon      running (pid", LINE_TIMEOUT)?;
+    wait_for_log(&mut guest, "host-daemon", "refused pid")?;
+    Ok(())
+}
+
 #[test]
 fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -185,6 +185,48 @@ fn a_refusing_server_is_an_api_error_for_the_client() {
     );
 }
 
+/// The refusal a daemon sends a peer its credentials rule out, before reading anything.
+fn not_permitted() -> ApiError {
+    ApiError::new(
+        ErrorKind::NotPermitted,
+        "uid 1000 may not use the host daemon (root and mfv-web only)",
+    )
+}
+
+#[test]
+fn a_refusal_sent_before_the_hello_is_read_reaches_the_client() {
+    let (client, mut server) = UnixStream::pair().unwrap();
+    write_message(&mut server, &Reply::<Welcome>::Error(not_permitted())).unwrap();
+    drop(server);
+    let error = Client::handshake(client, Path::new("pair"), "test").unwrap_err();
+    assert_eq!(error.api_error(), Some(&not_permitted()), "{error:?}");
+}
+
+#[cfg(feature = "async")]
+#[tokio::test]
+async fn a_refusal_sent_before_the_hello_is_read_reaches_the_async_client() {
+    let (client, mut server) = UnixStream::pair().unwrap();
+    write_message(&mut server, &Reply::<Welcome>::Error(not_permitted())).unwrap();
+    drop(server);
+    client.set_nonblocking(true).unwrap();
+    let client = tokio::net::UnixStream::from_std(client).unwrap();
+    let error = AsyncClient::handshake(client, Path::new("pair"), "test")
+        .await
+        .unwrap_err();
+    assert_eq!(error.api_error(), Some(&not_permitted()), "{error:?}");
+}
+
+#[test]
+fn a_server_that_closes_without_a_word_is_an_io_error() {
+    let (client, server) = UnixStream::pair().unwrap();
+    drop(server);
+    let error = Client::handshake(client, Path::new("pair"), "test").unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn an_invalid_frame_gets_an_error_reply_and_the_connection_goes_on() {
     let (mut client, mut server) = UnixStream::pair().unwrap();
