@@ -14,6 +14,7 @@
 //!   file, without following a link, without waiting, up to a size limit;
 //! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
 //!   escaped, so printing it cannot drive the terminal;
+//! - [`utc`]: seconds since the epoch as a UTC date and time of day;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
 //!
@@ -32,6 +33,7 @@ pub mod mountinfo;
 mod oper_state;
 pub mod regular_file;
 pub mod terminal_text;
+pub mod utc;
 
 pub use error_chain::error_chain;
 pub use interface_name::{InterfaceNameError, MAX_INTERFACE_NAME_LEN, check_interface_name};

@@ -305,33 +305,13 @@ pub(crate) fn today() -> String {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}")
+    date_of(i64::try_from(seconds).unwrap_or(0))
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction: day 1..=31, month 1..=12.
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+/// The UTC date `seconds` after the epoch as YYYY-MM-DD.
+fn date_of(seconds: i64) -> String {
+    let time = mfv_linux::utc::UtcTime::from_unix_seconds(seconds);
+    format!("{:04}-{:02}-{:02}", time.year, time.month, time.day)
 }
 
 /// The BENCHMARKS.md section for this benchmark.
@@ -772,11 +752,11 @@ mod tests {
     }
 
     #[test]
-    fn dates_from_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+    fn dates_from_seconds() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(19_723 * 86_400), "2024-01-01");
+        assert_eq!(date_of(19_782 * 86_400 + 86_399), "2024-02-29");
+        assert_eq!(date_of(20_782 * 86_400), "2026-11-25");
     }
 
     #[test]
