@@ -142,7 +142,9 @@ impl Reader {
         };
         self.unknown_fields(
             &root,
-            &["version", "host", "network", "storage", "auth", "web"],
+            &[
+                "version", "host", "network", "storage", "auth", "web", "log",
+            ],
         );
         let host = match self.required_table(&root, "host") {
             Some(table) => self.host(&table),
@@ -169,6 +171,10 @@ impl Reader {
             .optional_table(&root, "web")
             .map(|table| self.web(&table))
             .unwrap_or_default();
+        let log = self
+            .optional_table(&root, "log")
+            .map(|table| self.log(&table))
+            .unwrap_or_default();
         Config {
             version,
             host,
@@ -176,6 +182,7 @@ impl Reader {
             storage,
             auth,
             web,
+            log,
         }
     }
 
@@ -507,6 +514,16 @@ impl Reader {
                 .unwrap_or_else(default_web_port),
             tls_cert: self.optional_string(table, "tls_cert"),
             tls_key: self.optional_string(table, "tls_key"),
+        }
+    }
+
+    fn log(&mut self, table: &Table<'_, '_>) -> LogConfig {
+        self.unknown_fields(table, &["remote"]);
+        LogConfig {
+            remote: self.optional_parsed(table, "remote", |text| {
+                text.parse::<RemoteLogServer>()
+                    .map_err(|error| error.to_string())
+            }),
         }
     }
 

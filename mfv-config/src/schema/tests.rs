@@ -49,9 +49,11 @@ fn minimal_config_gets_defaults() {
                 tls_cert: None,
                 tls_key: None,
             },
+            log: LogConfig::default(),
         }
     );
     assert_eq!(config.auth.backend, AuthBackend::Sqlite);
+    assert!(!config.to_toml().contains("[log]"));
 }
 
 #[test]
@@ -78,6 +80,11 @@ fn full_config_reads_every_section() {
     let ldap = config.auth.ldap.as_ref().unwrap();
     assert_eq!(ldap.group_base_dn(), Some("ou=groups,dc=example,dc=org"));
     assert_eq!(ldap.ca_certificate.as_deref(), Some("tls/ldap-ca.pem"));
+    let remote = config.log.remote.as_ref().unwrap();
+    assert_eq!(
+        (remote.transport(), remote.host(), remote.port()),
+        (LogTransport::Tcp, "loghost.example.org", 601)
+    );
     assert_eq!(ldap.group_roles["virt-operators"], AuthRole::Operator);
     assert_eq!(ldap.group_roles.len(), 3);
     assert_eq!(config.web.port, 8443);
@@ -263,7 +270,7 @@ fn structure_errors() {
     check(
         "version = 1\ncolour = \"blue\"\n[host]\nhostname = \"vmhost1\"\n",
         &[
-            "2:1: colour: unknown field \"colour\"; expected one of \"version\", \"host\", \"network\", \"storage\", \"auth\" or \"web\"",
+            "2:1: colour: unknown field \"colour\"; expected one of \"version\", \"host\", \"network\", \"storage\", \"auth\", \"web\" or \"log\"",
         ],
     );
     check(
@@ -637,7 +644,7 @@ fn auth_errors() {
         &["7:22: auth.ldap.bind_password_file: bind_password_file is only used with bind_dn"],
     );
     for (url, message) in [
-        ("ldap://", "\"ldap://\" has no host"),
+        ("ldap://", "\"ldap://\": no host"),
         (
             "ldaps://ldap:0",
             "\"ldaps://ldap:0\": \"0\" is not a port (1 to 65535)",
@@ -648,7 +655,7 @@ fn auth_errors() {
         ),
         (
             "ldap://[2001:db8::1",
-            "\"ldap://[2001:db8::1\" has an unclosed '[' around an IPv6 address",
+            "\"ldap://[2001:db8::1\": an unclosed '[' around an IPv6 address",
         ),
         (
             "ldap://[ldap]",
@@ -1081,7 +1088,7 @@ fn keys_and_values_from_the_file_are_shown_escaped_on_one_line() {
         &[
             "1:1: x\\u001b]0;owned\\u0007\\u000aforged: unknown field \
              \"x\\u{1b}]0;owned\\u{7}\\nforged\"; expected one of \"version\", \"host\", \
-             \"network\", \"storage\", \"auth\" or \"web\"",
+             \"network\", \"storage\", \"auth\", \"web\" or \"log\"",
             "4:12: host.hostname: \"a\\u{9b}2J\" contains '\\u{9b}'; host names use letters, \
              digits, '-' and '.' only",
         ],
@@ -1157,5 +1164,107 @@ fn auth_ldap_disabled_filter_is_optional_and_checked() {
     check(
         &ldap("disabled_filter = \"(|(a=1)\"\n"),
         &["7:19: auth.ldap.disabled_filter: \"(|(a=1)\" has unbalanced parentheses"],
+    );
+}
+
+#[test]
+fn log_remote_takes_udp_or_tcp_with_a_default_port_per_transport() {
+    for (url, transport, host, port) in [
+        ("udp://192.0.2.10", LogTransport::Udp, "192.0.2.10", 514),
+        ("udp://loghost:5514", LogTransport::Udp, "loghost", 5514),
+        (
+            "tcp://loghost.example.org",
+            LogTransport::Tcp,
+            "loghost.example.org",
+            601,
+        ),
+        (
+            "tcp://[2001:db8::1]:6514",
+            LogTransport::Tcp,
+            "2001:db8::1",
+            6514,
+        ),
+        ("tcp://[2001:db8::1]", LogTransport::Tcp, "2001:db8::1", 601),
+    ] {
+        let config = parse_config(&format!("{HEAD}[log]\nremote = \"{url}\"\n")).unwrap();
+        let remote = config.log.remote.clone().unwrap();
+        assert_eq!(
+            (remote.transport(), remote.host(), remote.port()),
+            (transport, host, port),
+            "{url}"
+        );
+        // Written back as it was given: no port is added.
+        assert_eq!(remote.to_string(), url);
+        assert!(
+            config
+                .to_toml()
+                .contains(&format!("[log]\nremote = \"{url}\"\n"))
+        );
+    }
+    // An empty section is the default and is not written.
+    let config = parse_config(&format!("{HEAD}[log]\n")).unwrap();
+    assert_eq!(config.log, LogConfig::default());
+    assert!(!config.to_toml().contains("[log]"));
+}
+
+#[test]
+fn log_remote_errors_name_the_field_and_the_url() {
+    for (url, message) in [
+        (
+            "192.0.2.10:514",
+            "\"192.0.2.10:514\" does not start with udp:// or tcp:// (for example udp://192.0.2.10 or tcp://loghost.example:601)",
+        ),
+        (
+            "tls://loghost:6514",
+            "\"tls://loghost:6514\" does not start with udp:// or tcp:// (syslog over TLS is not supported)",
+        ),
+        (
+            "http://loghost",
+            "\"http://loghost\" does not start with udp:// or tcp://",
+        ),
+        ("udp://", "\"udp://\": no host"),
+        ("udp://:514", "\"udp://:514\": no host"),
+        (
+            "tcp://loghost:0",
+            "\"tcp://loghost:0\": \"0\" is not a port (1 to 65535)",
+        ),
+        (
+            "tcp://loghost:70000",
+            "\"tcp://loghost:70000\": \"70000\" is not a port (1 to 65535)",
+        ),
+        (
+            "tcp://loghost:601/path",
+            "\"tcp://loghost:601/path\": \"601/path\" is not a port (1 to 65535)",
+        ),
+        (
+            "udp://log_host",
+            "\"udp://log_host\": the host is not an IP address, and \"log_host\" contains '_'; host names use letters, digits, '-' and '.' only",
+        ),
+        (
+            "udp://[loghost]",
+            "\"udp://[loghost]\": \"loghost\" is not an IPv6 address",
+        ),
+    ] {
+        check_with_head(
+            &format!("[log]\nremote = \"{url}\"\n"),
+            &[&format!("5:10: log.remote: {message}")],
+        );
+        // serde's reading refuses it with the same words.
+        let error = toml::from_str::<Config>(&format!("{HEAD}[log]\nremote = \"{url}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(message), "{error}");
+    }
+    check_with_head(
+        "[log]\nremote = 514\n",
+        &["5:10: log.remote: expected a string, found an integer"],
+    );
+    check_with_head(
+        "[log]\nserver = \"udp://loghost\"\n",
+        &["5:1: log.server: unknown field \"server\"; expected one of \"remote\""],
+    );
+    check(
+        "version = 1\nlog = \"udp://loghost\"\n[host]\nhostname = \"vmhost1\"\n",
+        &["2:7: log: expected a table, found a string"],
     );
 }

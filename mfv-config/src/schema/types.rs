@@ -27,6 +27,9 @@ pub struct Config {
     /// The web interface and REST API.
     #[serde(default)]
     pub web: WebConfig,
+    /// Where the host's log lines also go.
+    #[serde(default, skip_serializing_if = "LogConfig::is_default")]
+    pub log: LogConfig,
 }
 
 /// `[host]`: the host's name and clock.
@@ -541,6 +544,164 @@ impl Default for WebConfig {
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+/// `[log]`: where the host's log lines go besides its own memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The syslog server every boot and service line is forwarded to; absent: the lines stay
+    /// on the host (in RAM) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteLogServer>,
+}
+
+impl LogConfig {
+    /// Whether nothing is set: the section is then not written out.
+    pub fn is_default(&self) -> bool {
+        *self == LogConfig::default()
+    }
+}
+
+/// How log lines travel to a remote syslog server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogTransport {
+    /// One datagram per line (RFC 5426); nothing tells whether it arrived.
+    Udp,
+    /// A connection carrying octet-counted messages (RFC 6587).
+    Tcp,
+}
+
+impl LogTransport {
+    /// The URL scheme: `udp` or `tcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogTransport::Udp => "udp",
+            LogTransport::Tcp => "tcp",
+        }
+    }
+
+    /// The port used when the URL names none: 514 for UDP (RFC 5426), 601 for TCP (the
+    /// port IANA lists for syslog over a connection).
+    pub fn default_port(self) -> u16 {
+        match self {
+            LogTransport::Udp => 514,
+            LogTransport::Tcp => 601,
+        }
+    }
+}
+
+/// A remote syslog server, written `udp://HOST[:PORT]` or `tcp://HOST[:PORT]`; HOST is a host
+/// name or an IP address (an IPv6 address in brackets).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RemoteLogServer {
+    transport: LogTransport,
+    host: String,
+    port: Option<u16>,
+}
+
+impl RemoteLogServer {
+    /// How lines travel.
+    pub fn transport(&self) -> LogTransport {
+        self.transport
+    }
+
+    /// The host name or IP address (an IPv6 address without its brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port: the one written, else the transport's default.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.transport.default_port())
+    }
+}
+
+/// As written in the file: the port only when one was given.
+impl fmt::Display for RemoteLogServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.transport.as_str())?;
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why text is not a remote syslog server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteLogServerError {
+    /// Neither `udp://` nor `tcp://`.
+    #[error("{url:?} does not start with udp:// or tcp://{hint}")]
+    Scheme {
+        /// The text given.
+        url: String,
+        /// What to write instead, when the scheme is a known one we do not speak.
+        hint: &'static str,
+    },
+    /// The host or the port is not usable.
+    #[error("{url:?}: {reason}")]
+    Address {
+        /// The text given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl FromStr for RemoteLogServer {
+    type Err = RemoteLogServerError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let (transport, authority) = if let Some(rest) = url.strip_prefix("udp://") {
+            (LogTransport::Udp, rest)
+        } else if let Some(rest) = url.strip_prefix("tcp://") {
+            (LogTransport::Tcp, rest)
+        } else {
+            let hint = if url.starts_with("tls://") || url.starts_with("syslog-tls://") {
+                " (syslog over TLS is not supported)"
+            } else if !url.contains("://") {
+                " (for example udp://192.0.2.10 or tcp://loghost.example:601)"
+            } else {
+                ""
+            };
+            return Err(RemoteLogServerError::Scheme {
+                url: url.to_owned(),
+                hint,
+            });
+        };
+        let (host, port) = super::validate::split_authority(authority).map_err(|reason| {
+            RemoteLogServerError::Address {
+                url: url.to_owned(),
+                reason,
+            }
+        })?;
+        Ok(RemoteLogServer {
+            transport,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for RemoteLogServer {
+    type Error = RemoteLogServerError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<RemoteLogServer> for String {
+    fn from(server: RemoteLogServer) -> Self {
+        server.to_string()
     }
 }
 

@@ -870,21 +870,27 @@ fn check_ldap_url(url: &str) -> Result<&str, String> {
         return Err(format!("{url:?} does not start with ldap:// or ldaps://"));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
+    split_authority(authority)
+        .map(|(host, _)| host)
+        .map_err(|reason| format!("{url:?}: {reason}"))
+}
+
+/// `host[:port]` or `[v6]:port` from a URL: the host (an IPv6 address without its
+/// brackets, else an IP address or a host name) and the port if one is written.
+pub(super) fn split_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let Some((address, after)) = bracketed.split_once(']') else {
-            return Err(format!(
-                "{url:?} has an unclosed '[' around an IPv6 address"
-            ));
+            return Err("an unclosed '[' around an IPv6 address".to_owned());
         };
         if address.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{url:?}: {address:?} is not an IPv6 address"));
+            return Err(format!("{address:?} is not an IPv6 address"));
         }
         let port = match after {
             "" => None,
             _ => Some(
                 after
                     .strip_prefix(':')
-                    .ok_or_else(|| format!("{url:?}: unexpected {after:?} after the address"))?,
+                    .ok_or_else(|| format!("unexpected {after:?} after the address"))?,
             ),
         };
         (address, port)
@@ -894,19 +900,23 @@ fn check_ldap_url(url: &str) -> Result<&str, String> {
             None => (authority, None),
         };
         if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
+            return Err("no host".to_owned());
         }
-        check_server(host).map_err(|message| format!("{url:?}: the host is {message}"))?;
+        check_server(host).map_err(|message| format!("the host is {message}"))?;
         (host, port)
     };
-    if let Some(port) = port {
-        let valid = port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u16>().is_ok_and(|number| number != 0);
-        if !valid {
-            return Err(format!("{url:?}: {port:?} is not a port (1 to 65535)"));
-        }
-    }
-    Ok(host)
+    let port = match port {
+        None => None,
+        Some(port) => Some(
+            port.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| port.parse::<u16>().ok())
+                .flatten()
+                .filter(|number| *number != 0)
+                .ok_or_else(|| format!("{port:?} is not a port (1 to 65535)"))?,
+        ),
+    };
+    Ok((host, port))
 }
 
 /// A distinguished name: comma-separated `attribute=value` parts.
