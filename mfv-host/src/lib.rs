@@ -17,6 +17,8 @@
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
 //!
+//! - [`remote_log`]: a copy of every log line for the syslog server of `[log] remote`
+//!   (RFC 5424 over UDP or TCP), never making the logger wait.
 //! - [`services`]: the supervised services' status and output logs, as PID 1 publishes
 //!   them for the host daemon.
 //! - [`settings`]: what a configuration asks for that the host does not apply yet.
@@ -41,6 +43,7 @@ pub mod daemon;
 pub mod discovery;
 pub mod hardware;
 pub mod network;
+pub mod remote_log;
 pub mod services;
 pub mod settings;
 mod task;
