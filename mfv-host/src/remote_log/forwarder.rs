@@ -144,6 +144,29 @@ impl Shared {
         // every change to it is a single push, pop or counter update.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits on `condvar` until `done` holds or `deadline` passes; the queue, and whether
+    /// `done` held.
+    fn wait_until<'q>(
+        &self,
+        condvar: &Condvar,
+        mut queue: MutexGuard<'q, Queue>,
+        deadline: Instant,
+        done: impl Fn(&Queue) -> bool,
+    ) -> (MutexGuard<'q, Queue>, bool) {
+        loop {
+            if done(&queue) {
+                return (queue, true);
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return (queue, false);
+            };
+            queue = condvar
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
 }
 
 impl RemoteLog {
@@ -213,20 +236,13 @@ impl RemoteLog {
     /// Waits at most `timeout` for every queued line to be handed to the network; whether
     /// they were. For the end of a run, where the last lines are worth a short wait.
     pub fn flush(&self, timeout: Duration) -> bool {
+        let shared = &self.shared;
         let deadline = Instant::now() + timeout;
-        let mut queue = self.shared.lock();
-        while !queue.lines.is_empty() || queue.in_flight > 0 {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            queue = self
-                .shared
-                .drained
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
+        shared
+            .wait_until(&shared.drained, shared.lock(), deadline, |queue| {
+                queue.lines.is_empty() && queue.in_flight == 0
+            })
+            .1
     }
 }
 
@@ -319,19 +335,10 @@ impl Sender {
     fn pause(&self, retry: &mut Duration) -> bool {
         let deadline = Instant::now() + *retry;
         *retry = (*retry * 2).min(self.settings.last_retry);
-        let mut queue = self.shared.lock();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            if queue.stopped {
-                return false;
-            }
-            queue = self
-                .shared
-                .wake
-                .wait_timeout(queue, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        !queue.stopped
+        let shared = &self.shared;
+        !shared
+            .wait_until(&shared.wake, shared.lock(), deadline, |queue| queue.stopped)
+            .1
     }
 
     /// Takes the oldest lines for one send, up to [`BATCH_BYTES`] (at least one line).
