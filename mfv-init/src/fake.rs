@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
+use mfv_config::schema::RemoteLogServer;
 use mfv_host::clock::{RecordingTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::{Network, RecordingNetwork};
@@ -61,6 +62,8 @@ pub struct FakeSystem {
     pub answering_sockets: Vec<PathBuf>,
     /// The services the host daemon asked to restart.
     pub restart_requests: Vec<String>,
+    /// Whether starting the log forwarding fails.
+    pub forward_logs_fails: bool,
 }
 
 impl Default for FakeSystem {
@@ -93,6 +96,7 @@ impl Default for FakeSystem {
             missing_programs: Vec::new(),
             answering_sockets: Vec::new(),
             restart_requests: Vec::new(),
+            forward_logs_fails: false,
         }
     }
 }
@@ -324,6 +328,14 @@ impl System for FakeSystem {
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
         self.calls
             .push(format!("open-boot-log {}", run_dir.display()));
+        Ok(())
+    }
+
+    fn forward_logs(&mut self, server: &RemoteLogServer, hostname: &str) -> anyhow::Result<()> {
+        self.calls.push(format!("forward-logs {server} {hostname}"));
+        if self.forward_logs_fails {
+            bail!("cannot start the thread that sends to {server}");
+        }
         Ok(())
     }
 

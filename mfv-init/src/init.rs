@@ -265,7 +265,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// The boot phases, in order.
-    const PHASES: [Phase<S, C, W>; 9] = [
+    const PHASES: [Phase<S, C, W>; 10] = [
         Phase {
             name: "mounts",
             fatal: true,
@@ -299,6 +299,14 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             name: "network",
             fatal: false,
             step: Self::configure_network,
+        },
+        // After `network`, through which the syslog server is reached, and `hostname`, whose
+        // name the messages carry; before the boot log is opened, so every line of the boot
+        // is still in memory to be sent first.
+        Phase {
+            name: "log",
+            fatal: false,
+            step: Self::forward_logs,
         },
         // After `network`: the servers are reached (and their names resolved) through it.
         Phase {
@@ -398,6 +406,22 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         // discovery waits (`mfv.config_wait=`) becomes a disk it can read.
         self.start_hotplug();
         self.discover_config(options);
+        Ok(())
+    }
+
+    /// Starts copying the log lines, those of the boot so far first, to the configuration's
+    /// syslog server, if it names one; lines wait in memory while the server cannot be
+    /// reached.
+    fn forward_logs(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
+        let Some(config) = self.found_config() else {
+            return Ok(());
+        };
+        let Some(server) = config.log.remote.clone() else {
+            return Ok(());
+        };
+        let hostname = config.host.hostname.clone();
+        self.system.forward_logs(&server, &hostname)?;
+        self.log(format_args!("log: forwarding to {server}"));
         Ok(())
     }
 
@@ -1113,18 +1137,19 @@ mod tests {
                  [    1.502400] mfv-init: net: not configured (no mfv.net= and no configuration): \
                  loopback only\n\
                  [    1.502600] mfv-init: phase network: ok (0.3 ms)\n\
-                 [    1.502800] mfv-init: clock: no configuration: the clock stays as the \
+                 [    1.502900] mfv-init: phase log: ok (0.1 ms)\n\
+                 [    1.503100] mfv-init: clock: no configuration: the clock stays as the \
                  firmware set it (UTC)\n\
-                 [    1.503000] mfv-init: phase clock: ok (0.2 ms)\n\
-                 [    1.503300] mfv-init: phase settings: ok (0.1 ms)\n\
-                 [    1.503500] mfv-init: virtualization: TCG (software emulation, many times \
+                 [    1.503300] mfv-init: phase clock: ok (0.2 ms)\n\
+                 [    1.503600] mfv-init: phase settings: ok (0.1 ms)\n\
+                 [    1.503800] mfv-init: virtualization: TCG (software emulation, many times \
                  slower): the processor shows neither VT-x nor AMD-V\n\
-                 [    1.503700] mfv-init: phase virtualization: ok (0.2 ms)\n\
-                 [    1.503900] mfv-init: boot sequence complete in 0.003 s\n\
-                 [    1.504000] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.504300] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.504000] mfv-init: phase virtualization: ok (0.2 ms)\n\
+                 [    1.504200] mfv-init: boot sequence complete in 0.004 s\n\
+                 [    1.504300] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.504600] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.504400] mfv-init: shutdown: poweroff now\n"
+                 [    1.504700] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -1225,14 +1250,15 @@ mod tests {
             "phase hostname: FAILED: sethostname minifed: EPERM: Operation not permitted"
                 .to_string(),
             "phase network: FAILED: cannot set lo up: no interface named \"lo\"".to_string(),
+            "phase log: ok (0.1 ms)".to_string(),
             "clock: no configuration: the clock stays as the firmware set it (UTC)".to_string(),
             "phase clock: ok (0.2 ms)".to_string(),
             "phase settings: ok (0.1 ms)".to_string(),
             "virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V".to_string(),
             "phase virtualization: ok (0.2 ms)".to_string(),
         ];
-        assert_eq!(outcome.messages[..14], expected_start);
-        assert!(outcome.messages[14].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..15], expected_start);
+        assert!(outcome.messages[15].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -1863,22 +1889,29 @@ mod tests {
         }
     }
 
-    /// The messages from the end of `coldplug` to the end of `hostname`.
-    fn config_and_hostname_messages(outcome: &Outcome) -> Vec<&str> {
-        let start = outcome
-            .messages
-            .iter()
-            .position(|m| m.starts_with("phase coldplug: "))
-            .unwrap();
-        let end = outcome
-            .messages
-            .iter()
-            .position(|m| m.starts_with("phase hostname: "))
-            .unwrap();
-        outcome.messages[start + 1..=end]
+    /// The messages after the line of phase `after` up to the line of phase `through`.
+    fn messages_between_phases<'o>(
+        outcome: &'o Outcome,
+        after: &str,
+        through: &str,
+    ) -> Vec<&'o str> {
+        let position = |phase: &str| {
+            let line = format!("phase {phase}: ");
+            outcome
+                .messages
+                .iter()
+                .position(|m| m.starts_with(&line))
+                .unwrap()
+        };
+        outcome.messages[position(after) + 1..=position(through)]
             .iter()
             .map(String::as_str)
             .collect()
+    }
+
+    /// The messages from the end of `coldplug` to the end of `hostname`.
+    fn config_and_hostname_messages(outcome: &Outcome) -> Vec<&str> {
+        messages_between_phases(outcome, "coldplug", "hostname")
     }
 
     #[test]
@@ -1909,6 +1942,49 @@ mod tests {
         );
         assert_eq!(outcome.calls_like("sethostname"), ["sethostname vmhost1"]);
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    /// The messages from the end of `network` to the end of `log`.
+    fn log_phase_messages(outcome: &Outcome) -> Vec<&str> {
+        messages_between_phases(outcome, "network", "log")
+    }
+
+    #[test]
+    fn a_configured_log_server_gets_the_lines_once_the_network_is_up() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
+        let config = "version = 1\n[host]\nhostname = \"vmhost1\"\n\
+                      [log]\nremote = \"tcp://192.0.2.20\"\n";
+        let outcome = run(&fixture, system_with_config(config), &[]);
+        assert_eq!(
+            log_phase_messages(&outcome),
+            [
+                "log: forwarding to tcp://192.0.2.20",
+                "phase log: ok (0.2 ms)"
+            ]
+        );
+        assert_eq!(
+            outcome.calls_like("forward-logs"),
+            ["forward-logs tcp://192.0.2.20 vmhost1"]
+        );
+
+        let mut system = system_with_config(config);
+        system.forward_logs_fails = true;
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(
+            log_phase_messages(&outcome),
+            ["phase log: FAILED: cannot start the thread that sends to tcp://192.0.2.20"]
+        );
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
+    }
+
+    #[test]
+    fn without_a_log_server_nothing_is_forwarded() {
+        let fixture = fixture(Some("mfv.halt=poweroff"), None, false, true);
+        let system = system_with_config("version = 1\n[host]\nhostname = \"vmhost1\"\n");
+        let outcome = run(&fixture, system, &[]);
+        assert!(outcome.calls_like("forward-logs").is_empty());
+        let outcome = run(&fixture, FakeSystem::default(), &[]);
+        assert!(outcome.calls_like("forward-logs").is_empty());
     }
 
     #[test]
@@ -2016,20 +2092,7 @@ mod tests {
 
     /// The messages from the end of `hostname` to the end of `network`.
     fn network_messages(outcome: &Outcome) -> Vec<&str> {
-        let start = outcome
-            .messages
-            .iter()
-            .position(|m| m.starts_with("phase hostname: "))
-            .unwrap();
-        let end = outcome
-            .messages
-            .iter()
-            .position(|m| m.starts_with("phase network: "))
-            .unwrap();
-        outcome.messages[start + 1..=end]
-            .iter()
-            .map(String::as_str)
-            .collect()
+        messages_between_phases(outcome, "hostname", "network")
     }
 
     /// A system whose discovery finds a configuration naming the host vmhost1, with DHCP on
@@ -2127,7 +2190,7 @@ mod tests {
         let start = outcome
             .messages
             .iter()
-            .position(|m| m.starts_with("phase network: "))
+            .position(|m| m.starts_with("phase log: "))
             .unwrap();
         assert_eq!(
             outcome.messages[start + 1..start + 6],

@@ -14,6 +14,7 @@ mod console_screen;
 mod hardware;
 mod host_daemon;
 mod init;
+mod log_forwarding;
 mod mounts;
 mod power_button;
 mod services;

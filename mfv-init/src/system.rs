@@ -20,9 +20,11 @@ use nix::unistd::Pid;
 
 use mfv_config::discovery::{DiscoveryParams, DiscoveryReport};
 use mfv_config::mount::SysMounter;
+use mfv_config::schema::RemoteLogServer;
 use mfv_host::clock::{SntpTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::{LineSink, NetlinkNetwork, Network};
+use mfv_host::remote_log::HostLogForwarding;
 use mfv_host::services::ServiceLog;
 use mfv_host::virtualization::Preparation;
 
@@ -157,6 +159,9 @@ pub trait System {
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String>;
     /// Sends the console lines so far and from now on to the boot log in `run_dir`.
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()>;
+    /// Copies the console lines so far and from now on, and every service's output, to the
+    /// syslog server `server` as the host `hostname`, without waiting for it.
+    fn forward_logs(&mut self, server: &RemoteLogServer, hostname: &str) -> anyhow::Result<()>;
     /// Watches the power buttons: a press sends SIGPWR to this process. Returns the console
     /// line saying what is watched.
     fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String>;
@@ -306,6 +311,8 @@ impl System for NixSystem {
             ShutdownAction::Reboot => RebootMode::RB_AUTOBOOT,
             ShutdownAction::Halt => RebootMode::RB_HALT_SYSTEM,
         };
+        // The last lines (this shutdown's) are worth a moment on their way to a log server.
+        crate::log_forwarding::flush_at_shutdown();
         match nix::sys::reboot::reboot(mode) {
             Ok(never) => match never {},
             Err(error) => Err(error).with_context(|| format!("reboot({mode:?})")),
@@ -453,14 +460,17 @@ impl System for NixSystem {
         // when the service's last process closes its copy.
         drop(command);
         let pid = i32::try_from(child.id()).context("child pid out of range")?;
+        let (name, id) = (spec.name.clone(), child.id());
         std::thread::Builder::new()
             .name(format!("log {}", spec.name))
             .spawn(move || {
                 for line in std::io::BufReader::new(reader).split(b'\n') {
                     let Ok(line) = line else { break };
                     let stamp = u64::try_from(BootClock.uptime().as_micros()).unwrap_or(u64::MAX);
+                    let text = String::from_utf8_lossy(&line);
                     // A full /run loses log lines, never the service.
-                    let _ = log.append(stamp, &String::from_utf8_lossy(&line));
+                    let _ = log.append(stamp, &text);
+                    crate::log_forwarding::service_line(&name, id, &text);
                 }
             })
             .context("start the service's log thread")?;
@@ -494,6 +504,11 @@ impl System for NixSystem {
 
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
         crate::boot_log::open(run_dir).context("the boot log")
+    }
+
+    fn forward_logs(&mut self, server: &RemoteLogServer, hostname: &str) -> anyhow::Result<()> {
+        let forwarding = HostLogForwarding::start(server.clone(), hostname, console_lines())?;
+        crate::log_forwarding::start(forwarding)
     }
 
     fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String> {

@@ -1,6 +1,7 @@
 //! The forwarder against real UDP and TCP servers on 127.0.0.1: what arrives, byte for byte;
 //! a server that is down, then up, then restarted; a name that does not resolve yet; a server
-//! that stops reading. Whatever the server does, `send` returns at once.
+//! that stops reading; the host's lines under their programs. Whatever the server does, `send`
+//! returns at once.
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -363,4 +364,35 @@ fn a_server_that_stops_reading_never_holds_up_the_sender() {
     reports.wait_for(&format!(
         "log: cannot reach tcp://127.0.0.1:{port}: send: Resource temporarily unavailable"
     ));
+}
+
+#[test]
+fn the_hosts_console_lines_are_mfv_init_at_their_time_and_service_lines_the_service() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reports = Reports::default();
+    let remote = start(&format!("tcp://127.0.0.1:{port}"), fast(), &reports);
+    let forwarding = HostLogForwarding::over(remote);
+    // A line that waited 3 years: its stamp is at least two years ago.
+    forwarding.console_line(Duration::from_secs(3 * 366 * 86_400), "phase mounts: ok");
+    forwarding.service_line("libvirtd", 310, "libvirt version: 9.0.0");
+    let mut stream = accept(&listener);
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let console = String::from_utf8(read_frame(&mut stream).unwrap()).unwrap();
+    let service = String::from_utf8(read_frame(&mut stream).unwrap()).unwrap();
+    let pid = std::process::id();
+    assert!(
+        console.ends_with(&format!(" vmhost mfv-init {pid} - - phase mounts: ok")),
+        "{console}"
+    );
+    let year = |message: &str| -> u64 { message["<30>1 ".len()..][..4].parse().unwrap() };
+    assert!(
+        year(&console) + 2 <= year(&service),
+        "{console} / {service}"
+    );
+    assert!(
+        service.ends_with(" vmhost libvirtd 310 - - libvirt version: 9.0.0"),
+        "{service}"
+    );
+    assert!(forwarding.flush(WAIT));
 }
