@@ -17,8 +17,10 @@
 //!   <e1000|virtio-net-pci|rtl8139>,netdev=nK,mac=52:54:00:12:34:<56+k>`. `restrict=on` keeps
 //!   the guest off every outside network; QEMU's user network still answers DHCP. Port forwards
 //!   (`hostfwd=tcp:127.0.0.1:H-:G`) go on the first NIC unless [`GuestSpec::forward_port_on`]
-//!   names another; asking for one on a NIC the guest does not have is an error. QMP's
-//!   `set_link` takes the netdev id `nK` to pull NIC `k`'s cable.
+//!   names another; asking for one on a NIC the guest does not have is an error. Connections
+//!   the guest opens to an address of its user network go to a host port with
+//!   [`GuestSpec::forward_guest_connections`] (`guestfwd=tcp:A:P-tcp:127.0.0.1:H`, first NIC).
+//!   QMP's `set_link` takes the netdev id `nK` to pull NIC `k`'s cable.
 //! - Disk `k`: `-drive file=..,if=none,id=dK,format=raw` plus, by interface: virtio
 //!   `-device virtio-blk-pci,drive=dK`; SATA `-device ahci,id=ahci0` once and
 //!   `-device ide-hd,drive=dK,bus=ahci0.<port>` (6 ports); USB `-device qemu-xhci,id=xhci`
@@ -37,6 +39,7 @@
 //! doubled, as QEMU expects.
 
 use std::fs::OpenOptions;
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -234,6 +237,8 @@ pub struct GuestSpec {
     kernel_args: Vec<String>,
     nics: Vec<NicModel>,
     forwards: Vec<PortForward>,
+    /// Guest addresses whose TCP connections go to a port on 127.0.0.1 (first NIC).
+    guest_forwards: Vec<(SocketAddrV4, u16)>,
     disks: Vec<DiskSpec>,
     empty_floppy_drives: usize,
     usb_controller: bool,
@@ -272,6 +277,7 @@ impl GuestSpec {
             kernel_args: Vec::new(),
             nics: Vec::new(),
             forwards: Vec::new(),
+            guest_forwards: Vec::new(),
             disks: Vec::new(),
             empty_floppy_drives: 0,
             usb_controller: false,
@@ -358,6 +364,19 @@ impl GuestSpec {
             guest: guest_port,
             nic: 0,
         });
+        self
+    }
+
+    /// TCP connections the guest opens to `guest_address` (an address of the first NIC's
+    /// user network, 10.0.2.0/24) reach `host_port` on 127.0.0.1. QEMU connects there once,
+    /// when it starts, and carries what the guest sends over that one connection: something
+    /// must listen on the port before the guest boots.
+    pub fn forward_guest_connections(
+        mut self,
+        guest_address: SocketAddrV4,
+        host_port: u16,
+    ) -> Self {
+        self.guest_forwards.push((guest_address, host_port));
         self
     }
 
@@ -512,7 +531,8 @@ impl GuestSpec {
         push(&["-append", &append]);
 
         ensure!(
-            resolved.forwards.is_empty() || !self.nics.is_empty(),
+            (resolved.forwards.is_empty() && self.guest_forwards.is_empty())
+                || !self.nics.is_empty(),
             "port forwards need a NIC: add one with GuestSpec::nic"
         );
         for forward in &self.forwards {
@@ -529,6 +549,11 @@ impl GuestSpec {
             for (forward, (host, guest)) in self.forwards.iter().zip(&resolved.forwards) {
                 if forward.nic == index {
                     netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+                }
+            }
+            if index == 0 {
+                for (guest, host) in &self.guest_forwards {
+                    netdev.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{host}"));
                 }
             }
             let mac = format!("52:54:00:12:34:{:02x}", 0x56 + index);
@@ -819,16 +844,18 @@ mod tests {
     }
 
     #[test]
-    fn port_forwards_go_on_the_first_nic() {
+    fn port_forwards_and_guest_connections_go_on_the_first_nic() {
         let spec = GuestSpec::new(&image())
             .nic(NicModel::VirtioNet)
             .nic(NicModel::E1000)
             .forward_port_to(8443, 443)
-            .forward_port_to(2222, 22);
+            .forward_port_to(2222, 22)
+            .forward_guest_connections("10.0.2.100:601".parse().unwrap(), 6601);
         check_devices(
             spec,
             &[],
-            "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:2222-:22 \
+            "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8443-:443,hostfwd=tcp:127.0.0.1:2222-:22,\
+             guestfwd=tcp:10.0.2.100:601-tcp:127.0.0.1:6601 \
              -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
              -netdev user,id=n1,restrict=on -device e1000,netdev=n1,mac=52:54:00:12:34:57",
         );
@@ -873,6 +900,9 @@ mod tests {
     #[test]
     fn port_forward_without_nic_is_an_error() {
         let spec = GuestSpec::new(&image()).forward_port_to(8443, 443);
+        assert!(args_error(&spec, &[]).contains("port forwards need a NIC"));
+        let guest_address = "10.0.2.100:601".parse().unwrap();
+        let spec = GuestSpec::new(&image()).forward_guest_connections(guest_address, 6601);
         assert!(args_error(&spec, &[]).contains("port forwards need a NIC"));
     }
 

@@ -1,17 +1,22 @@
 //! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host
 //! daemon, virtlogd, libvirtd, mfv-web and the VM keeper in order and brings back what is
 //! killed; libvirt and QEMU from the image run a guest; a VM defined on the host survives a
-//! reboot from the same config volume and its autostart starts it again. They boot the real
+//! reboot from the same config volume and its autostart starts it again; with `[log] remote`
+//! the boot's lines and the services' output reach a syslog server. They boot the real
 //! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
 //! command is never what a test waits for: each awaited line is one only the output holds.
 
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use mfv_tests::{
-    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, VolumeFilesystem, VolumeImage,
+    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
+    VolumeImage,
 };
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
@@ -380,6 +385,163 @@ fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result
     ensure!(status.success(), "QEMU exited with {status}");
     drop(guest);
     fsck_clean(&volume)
+}
+
+#[test]
+fn boot_and_service_lines_reach_the_syslog_server_of_the_configuration() -> anyhow::Result<()> {
+    // The guest's connections to 10.0.2.100:601 (the default TCP syslog port) come here.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let port = listener.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let volume = dir.path().join("config.img");
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file(
+            "mfv.toml",
+            format!(
+                "{CONFIG}[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n\
+                 [log]\nremote = \"tcp://10.0.2.100\"\n"
+            ),
+        )
+        .build(&volume)?;
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .nic(NicModel::E1000)
+        .forward_guest_connections(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 100), 601), port)
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    let messages = SyslogMessages::read(accept(&listener)?);
+    guest.wait_for_line(
+        "mfv-init: log: forwarding to tcp://10.0.2.100",
+        LINE_TIMEOUT,
+    )?;
+
+    // The first line of the boot, logged before the network was up, as PID 1's.
+    let first = messages.wait_for(&[" vmhost mfv-init 1 - - phase mounts: ok"], &guest)?;
+    ensure!(
+        first.starts_with("<30>1 20") && first.split(' ').nth(1).is_some_and(|t| t.ends_with('Z')),
+        "not an RFC 5424 message with a UTC time: {first}"
+    );
+    messages.wait_for(&[" vmhost mfv-init 1 - - phase log: ok"], &guest)?;
+    // A service's output line, as the service's own.
+    messages.wait_for(
+        &[
+            " vmhost mfv-web ",
+            " - - mfv-web: the host daemon answers on /run/mfv/host.sock",
+        ],
+        &guest,
+    )?;
+    // The shutdown's last line leaves before the power goes.
+    guest.qmp("system_powerdown", serde_json::Value::Null)?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    messages.wait_for(&[" vmhost mfv-init 1 - - shutdown: poweroff now"], &guest)?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
+}
+
+/// The connection QEMU opens to `listener` when it starts, for the guest's connections.
+fn accept(listener: &TcpListener) -> anyhow::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                ensure!(
+                    Instant::now() < deadline,
+                    "QEMU did not connect to the syslog port"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => return Err(error).context("accept QEMU's connection"),
+        }
+    }
+}
+
+/// The messages a syslog server receives over TCP with octet counting (RFC 6587), read by a
+/// thread of their own.
+#[derive(Clone)]
+struct SyslogMessages(Arc<Mutex<Vec<String>>>);
+
+impl SyslogMessages {
+    /// Reads `LENGTH SP MESSAGE` frames from `stream` until it closes.
+    fn read(mut stream: TcpStream) -> SyslogMessages {
+        let messages = SyslogMessages(Arc::default());
+        let received = Arc::clone(&messages.0);
+        std::thread::spawn(move || {
+            let mut pending = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(length @ 1..) = stream.read(&mut buffer) {
+                pending.extend_from_slice(&buffer[..length]);
+                while let Some(space) = pending.iter().position(|byte| *byte == b' ') {
+                    let Some(size) = std::str::from_utf8(&pending[..space])
+                        .ok()
+                        .and_then(|digits| digits.parse::<usize>().ok())
+                    else {
+                        // Not octet counting: keep what came as one message and stop.
+                        let text = String::from_utf8_lossy(&pending);
+                        push(&received, format!("NOT A FRAME: {text}"));
+                        return;
+                    };
+                    if pending.len() < space + 1 + size {
+                        break;
+                    }
+                    let message = pending[space + 1..space + 1 + size].to_vec();
+                    pending.drain(..space + 1 + size);
+                    push(&received, String::from_utf8_lossy(&message).into_owned());
+                }
+            }
+        });
+        messages
+    }
+
+    /// Waits for a message containing every one of `needles`, and returns it.
+    fn wait_for(&self, needles: &[&str], guest: &Guest) -> anyhow::Result<String> {
+        let deadline = Instant::now() + NESTED_TIMEOUT;
+        loop {
+            let messages = self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let wanted = |message: &&String| needles.iter().all(|needle| message.contains(needle));
+            if let Some(found) = messages.iter().find(wanted) {
+                return Ok(found.clone());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no syslog message with {needles:?} within {NESTED_TIMEOUT:?}; {} received, \
+                 the last:\n{}\nthe serial log ends:\n{}",
+                messages.len(),
+                messages
+                    .iter()
+                    .rev()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                guest
+                    .serial_log()
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Adds `message` to what was received.
+fn push(received: &Mutex<Vec<String>>, message: String) {
+    received
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(message);
 }
 
 /// `e2fsck -fn` finds nothing to fix on the volume: it was unmounted cleanly.
