@@ -49,6 +49,10 @@ pub struct ForwarderSettings {
     pub connect_timeout: Duration,
     /// How long one TCP write may block before the connection counts as broken.
     pub write_timeout: Duration,
+    /// How long after the start a server that cannot be reached is not reported: at boot the
+    /// first lines are queued before a DHCP lease gives the host a route, and an outage the
+    /// lease ends is no news. An outage that lasts longer is reported once it is over this.
+    pub quiet_start: Duration,
     /// How the server's name is resolved.
     pub resolver: Resolver,
 }
@@ -61,13 +65,14 @@ impl std::fmt::Debug for ForwarderSettings {
             .field("last_retry", &self.last_retry)
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
+            .field("quiet_start", &self.quiet_start)
             .finish_non_exhaustive()
     }
 }
 
 impl Default for ForwarderSettings {
     /// 1 MiB of lines; retries after 1 s, doubling up to 30 s; 5 s to connect, 10 s to write;
-    /// the system's resolver.
+    /// quiet for the first 30 s; the system's resolver.
     fn default() -> ForwarderSettings {
         ForwarderSettings {
             queue_bytes: 1024 * 1024,
@@ -75,6 +80,7 @@ impl Default for ForwarderSettings {
             last_retry: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            quiet_start: Duration::from_secs(30),
             resolver: Arc::new(|host, port| (host, port).to_socket_addrs().map(Iterator::collect)),
         }
     }
@@ -271,6 +277,7 @@ impl Sender {
         let mut retry = self.settings.first_retry;
         // Whether the server could not be reached, and that was said.
         let mut outage = false;
+        let quiet_until = Instant::now() + self.settings.quiet_start;
         loop {
             if !self.wait_for_lines() {
                 return;
@@ -287,7 +294,7 @@ impl Sender {
                         current
                     }
                     Err(reason) => {
-                        self.unreachable(&mut outage, reason);
+                        self.unreachable(&mut outage, reason, quiet_until);
                         if !self.pause(&mut retry) {
                             return;
                         }
@@ -303,7 +310,7 @@ impl Sender {
                 }
                 Err(failure) => {
                     self.sent(failure.sent, &batch[failure.sent..]);
-                    self.unreachable(&mut outage, failure.reason);
+                    self.unreachable(&mut outage, failure.reason, quiet_until);
                     if !self.pause(&mut retry) {
                         return;
                     }
@@ -388,9 +395,10 @@ impl Sender {
         }
     }
 
-    /// Says once per outage why the server cannot be reached.
-    fn unreachable(&self, outage: &mut bool, reason: String) {
-        if !*outage {
+    /// Says once per outage why the server cannot be reached, unless it is still
+    /// `quiet_until` (see [`ForwarderSettings::quiet_start`]).
+    fn unreachable(&self, outage: &mut bool, reason: String, quiet_until: Instant) {
+        if !*outage && Instant::now() >= quiet_until {
             let server = &self.shared.server;
             self.say(format!(
                 "log: cannot reach {server}: {reason}; lines wait in memory and are sent once it answers"

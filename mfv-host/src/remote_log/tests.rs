@@ -35,6 +35,7 @@ fn fast() -> ForwarderSettings {
         last_retry: Duration::from_millis(100),
         connect_timeout: Duration::from_secs(2),
         write_timeout: Duration::from_secs(2),
+        quiet_start: Duration::ZERO,
         ..ForwarderSettings::default()
     }
 }
@@ -289,6 +290,47 @@ fn a_tcp_server_down_then_up_gets_the_newest_lines_and_the_loss_is_said_once() {
     ));
     assert_eq!(reports.count("answers now"), 2, "{:?}", reports.lines());
     assert_eq!(reports.count("were lost"), 1, "{:?}", reports.lines());
+}
+
+#[test]
+fn a_server_that_answers_within_the_quiet_start_is_no_news() {
+    let port = free_port();
+    let settings = ForwarderSettings {
+        quiet_start: Duration::from_secs(60),
+        ..fast()
+    };
+    let reports = Reports::default();
+    let log = start(&format!("tcp://127.0.0.1:{port}"), settings, &reports);
+    send_at_once(&log, "before the lease");
+    // Several attempts fail while the boot's network is not up yet.
+    std::thread::sleep(Duration::from_millis(300));
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let mut stream = accept(&listener);
+    assert_eq!(read_texts(&mut stream, 1), ["before the lease"]);
+    assert!(log.flush(WAIT));
+    assert!(reports.lines().is_empty(), "{:?}", reports.lines());
+}
+
+#[test]
+fn a_server_unreachable_past_the_quiet_start_is_reported() {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let settings = ForwarderSettings {
+        quiet_start: Duration::from_millis(200),
+        ..fast()
+    };
+    let reports = Reports::default();
+    let started = Instant::now();
+    let log = start(&url, settings, &reports);
+    send_at_once(&log, "nobody listens");
+    let said = reports.wait_for("cannot reach");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(
+        said.starts_with(&format!(
+            "log: cannot reach {url}: 127.0.0.1:{port}: Connection refused"
+        )),
+        "{said}"
+    );
 }
 
 #[test]
