@@ -1,7 +1,9 @@
 //! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host
 //! daemon, virtlogd, libvirtd, mfv-web and the VM keeper in order and brings back what is
-//! killed; libvirt and QEMU from the image run a guest; a VM defined on the host survives a
-//! reboot from the same config volume and its autostart starts it again; with `[log] remote`
+//! killed; libvirt and QEMU from the image run a guest, whose kernel prints its line on its
+//! serial port and shuts down on the host's power button; a VM defined on the host survives a
+//! reboot from the same config volume and its autostart starts it again; the host daemon
+//! refuses strangers and bad frames and goes on serving; with `[log] remote`
 //! the boot's lines and the services' output reach a syslog server. They boot the real
 //! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
 //! command is never what a test waits for: each awaited line is one only the output holds.
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use mfv_tests::libvirtd::{GUEST_READY, GuestFiles};
 use mfv_tests::{
     ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
     VolumeImage,
@@ -336,14 +339,51 @@ fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result
     Ok(())
 }
 
+/// A kernel-booted guest for QEMU inside the appliance: the tiny test guest, with its serial
+/// port written to `serial` and the kernel and initrd read from `files` (a mounted disk).
+fn kernel_domain(name: &str, files: &str, serial: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>\
+         <os><type>hvm</type><kernel>{files}/vmlinuz</kernel><initrd>{files}/initrd</initrd>\
+         <cmdline>console=ttyS0 quiet</cmdline></os><features><acpi/></features>\
+         <devices><serial type='file'><source path='{serial}'/></serial></devices></domain>"
+    )
+}
+
+/// Types a loop that waits until the file `serial` holds `needle`, then waits for the line
+/// it prints (`{done}-2`, which the echo of the command does not hold).
+fn wait_for_serial_file(
+    guest: &mut Guest,
+    serial: &str,
+    needle: &str,
+    done: &str,
+) -> anyhow::Result<String> {
+    type_line(
+        guest,
+        &format!(
+            "until grep -q {needle} {serial} 2>/dev/null; do sleep 2; done; echo {done}-$((1+1))"
+        ),
+    )?;
+    guest.wait_for_line(&format!("{done}-2"), NESTED_TIMEOUT)
+}
+
 #[test]
 fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let volume = dir.path().join("config.img");
     VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
-        .file("mfv.toml", format!("{CONFIG}vm_shutdown_timeout = 5\n"))
+        .file("mfv.toml", format!("{CONFIG}vm_shutdown_timeout = 120\n"))
         .build(&volume)?;
-    let mut guest = boot(Some(&volume))?;
+    let guest_files = GuestFiles::write_to(dir.path())?;
+    let guest_disk = dir.path().join("guest.img");
+    VolumeImage::new(VolumeFilesystem::Ext4, "GUEST")
+        .file("vmlinuz", std::fs::read(&guest_files.kernel)?)
+        .file("initrd", std::fs::read(&guest_files.acpi_initrd)?)
+        .build(&guest_disk)?;
+    let mut guest = boot_with(vec![
+        DiskSpec::file(DiskInterface::Virtio, &volume),
+        DiskSpec::file(DiskInterface::Virtio, &guest_disk),
+    ])?;
     ensure!(
         guest
             .serial_log()
@@ -354,10 +394,13 @@ fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result
         "vms: no VM definitions saved on the config volume yet",
         NESTED_TIMEOUT,
     )?;
+    let serial = "/tmp/tiny-serial.log";
+    let domain = kernel_domain("tiny", "/mnt/guest", serial);
     type_line(
         &mut guest,
         &format!(
-            "echo \"{TINY_DOMAIN}\" > /tmp/tiny.xml && virsh define /tmp/tiny.xml && \
+            "mkdir -p /mnt/guest && mount -o ro /dev/vdb /mnt/guest && \
+             echo \"{domain}\" > /tmp/tiny.xml && virsh define /tmp/tiny.xml && \
              virsh start tiny && echo \"tiny: $(virsh domstate tiny)\""
         ),
     )?;
@@ -369,17 +412,23 @@ fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result
             "vms: definitions saved on the config volume (tiny)",
         ],
     )?;
+    // The guest's kernel boots under TCG inside TCG and its init says so on its serial port.
+    let started = std::time::Instant::now();
+    wait_for_serial_file(&mut guest, serial, GUEST_READY, "tiny-said-ready")?;
+    eprintln!(
+        "the nested guest's serial line came {:.1} s after it started",
+        started.elapsed().as_secs_f64()
+    );
     guest.qmp("system_powerdown", serde_json::Value::Null)?;
     for line in [
         "mfv-init: shutdown: poweroff requested by the power button (SIGPWR)",
-        // This guest has no OS to answer the ACPI request: it is forced off at the deadline.
-        "vms: shutting down tiny (ACPI, forced off after 5 s)",
-        "vms: tiny forced off after 5 s",
+        "vms: shutting down tiny (ACPI, forced off after 120 s)",
+        "vms: tiny shut down",
         "mfv-init: service vm-keeper: stopped (exit status 0)",
         "mfv-init: service libvirtd: stopped",
         "mfv-init: shutdown: poweroff now",
     ] {
-        guest.wait_for_line(line, LINE_TIMEOUT)?;
+        guest.wait_for_line(line, NESTED_TIMEOUT)?;
     }
     let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
     ensure!(status.success(), "QEMU exited with {status}");

@@ -2,7 +2,7 @@
 //! configuration's `[log] remote`, because a host that runs from RAM loses its own logs at
 //! every reboot, and the lines that explain a crash are the ones it would lose.
 //!
-//! [`format`] writes a line as an RFC 5424 message and frames it for TCP (RFC 6587 octet
+//! [`mod@format`] writes a line as an RFC 5424 message and frames it for TCP (RFC 6587 octet
 //! counting); [`RemoteLog`] queues messages without ever making the caller wait and sends them
 //! from a thread of its own over UDP (RFC 5426, one datagram each) or TCP, resolving the name
 //! and reconnecting with a doubling wait, dropping the oldest lines when too many wait and
