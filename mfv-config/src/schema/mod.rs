@@ -230,7 +230,26 @@ fn binary_message() -> String {
 }
 
 /// The whole reading pipeline: size, binary data, TOML syntax, version, fields, values.
-fn read_document(text: &str) -> Result<Config, ConfigErrors> {
+/// Reads a `[network]` section on its own, as a client sends it to change the running host's
+/// network (header included, nothing else beside it: no `version`, no other section), with
+/// the same reading and value checks as the section of a whole configuration. Positions are
+/// in `text`.
+pub fn parse_network_section(text: &str) -> Result<NetworkConfig, ConfigErrors> {
+    let root = read_toml(
+        text,
+        "the text is empty; a network section starts with `[network]`",
+    )?;
+    let mut reader = Reader::default();
+    let network = reader.network_section(&root);
+    match finish(text, reader, validate::check_network_section(&network)) {
+        Some(errors) => Err(errors),
+        None => Ok(network),
+    }
+}
+
+/// The TOML tree of `text`, or the one error that makes it unreadable (too large, binary,
+/// empty: `empty_message`, or every syntax error).
+fn read_toml<'i>(text: &'i str, empty_message: &str) -> Result<DeTable<'i>, ConfigErrors> {
     if let Some(error) = check_size(text.len()) {
         return Err(single(error));
     }
@@ -245,9 +264,7 @@ fn read_document(text: &str) -> Result<Config, ConfigErrors> {
         return Err(single(ConfigError {
             position: Some(Position { line: 1, column: 1 }),
             path: String::new(),
-            message: format!(
-                "the file is empty; a configuration starts with `version = {CURRENT_VERSION}`"
-            ),
+            message: empty_message.to_owned(),
         }));
     }
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
@@ -266,7 +283,14 @@ fn read_document(text: &str) -> Result<Config, ConfigErrors> {
         // The tree after a syntax error is a guess: report the syntax alone.
         return Err(errors);
     }
-    let root = root.into_inner();
+    Ok(root.into_inner())
+}
+
+fn read_document(text: &str) -> Result<Config, ConfigErrors> {
+    let root = read_toml(
+        text,
+        &format!("the file is empty; a configuration starts with `version = {CURRENT_VERSION}`"),
+    )?;
     let mut reader = Reader::default();
     let version_error = |message: String| ConfigError {
         position: Some(Position::at_offset(

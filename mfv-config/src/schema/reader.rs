@@ -186,6 +186,19 @@ impl Reader {
         }
     }
 
+    /// Reads a document that holds a `[network]` section and nothing else.
+    pub(super) fn network_section(&mut self, root: &DeTable<'_>) -> NetworkConfig {
+        let root = Table {
+            entries: root,
+            span: 0..0,
+            path: String::new(),
+        };
+        self.unknown_fields(&root, &["network"]);
+        self.required_table(&root, "network")
+            .map(|table| self.network(&table))
+            .unwrap_or_default()
+    }
+
     fn host(&mut self, table: &Table<'_, '_>) -> HostConfig {
         self.unknown_fields(
             table,

@@ -1268,3 +1268,61 @@ fn log_remote_errors_name_the_field_and_the_url() {
         &["2:7: log: expected a table, found a string"],
     );
 }
+
+/// Parses `text` as a network section alone and compares the errors, as [`check`] does.
+#[track_caller]
+fn check_section(text: &str, expected: &[&str]) {
+    let actual: Vec<String> = match parse_network_section(text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.errors().iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(actual, expected, "errors for:\n{text}");
+}
+
+#[test]
+fn a_network_section_is_read_alone_with_the_same_checks() {
+    let network = parse_network_section(
+        "[network]\n[[network.interfaces]]\nname = \"eth0\"\nmode = \"static\"\n\
+         addresses = [\"192.0.2.10/24\"]\ngateway = \"192.0.2.1\"\n",
+    )
+    .unwrap();
+    assert_eq!(network.interfaces[0].name, "eth0");
+    assert_eq!(network.interfaces[0].mode, InterfaceMode::Static);
+    // Only the table header of an interface list is enough.
+    let network = parse_network_section("[[network.interfaces]]\nname = \"eth0\"\n").unwrap();
+    assert_eq!(network.interfaces[0].mode, InterfaceMode::Dhcp);
+    check_section(
+        "[[network.interfaces]]\nname = \"eth0\"\nmode = \"static\"\ngateway = \"192.0.2.1\"\n",
+        &[
+            "1:1: network.interfaces[0].addresses: mode = \"static\" needs at least one address",
+            "4:11: network.interfaces[0].gateway: gateway 192.0.2.1 is IPv4 but the interface \
+             has no IPv4 address",
+        ],
+    );
+}
+
+#[test]
+fn a_network_section_holds_nothing_else() {
+    check_section(
+        "version = 1\n[network]\n[host]\nhostname = \"x\"\n",
+        &[
+            "1:1: version: unknown field \"version\"; expected one of \"network\"",
+            "3:2: host: unknown field \"host\"; expected one of \"network\"",
+        ],
+    );
+    check_section(
+        "[netwrk]\n",
+        &[
+            "1:1: network: missing required section [network]",
+            "1:2: netwrk: unknown field \"netwrk\"; did you mean \"network\"?",
+        ],
+    );
+    check_section(
+        " \n",
+        &["1:1: the text is empty; a network section starts with `[network]`"],
+    );
+    check_section(
+        "[network\n",
+        &["1:9: TOML syntax: unclosed table, expected `]`"],
+    );
+}

@@ -70,6 +70,13 @@ pub(super) fn check(config: &Config) -> Vec<Issue> {
     issues.0
 }
 
+/// Every problem in a `[network]` section read on its own.
+pub(super) fn check_network_section(network: &NetworkConfig) -> Vec<Issue> {
+    let mut issues = Issues::default();
+    check_network(network, &mut issues);
+    issues.0
+}
+
 fn check_host(host: &HostConfig, issues: &mut Issues) {
     if let Err(message) = check_hostname(&host.hostname) {
         issues.add("host.hostname", message);
