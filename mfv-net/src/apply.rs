@@ -528,12 +528,20 @@ pub enum ProvisionalOutcome {
 }
 
 /// A network state applied provisionally: it is restored by itself unless
-/// [`ProvisionalApply::confirm`] is called before the deadline.
+/// [`ProvisionalApply::confirm`] is called before the deadline, or at once with
+/// [`ProvisionalApply::roll_back`].
 #[derive(Debug)]
 pub struct ProvisionalApply {
     report: ApplyReport,
-    confirm: oneshot::Sender<()>,
+    decide: oneshot::Sender<Decision>,
     outcome: JoinHandle<ProvisionalOutcome>,
+}
+
+/// What the owner of a provisional apply decided before the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Keep,
+    RollBack,
 }
 
 impl ProvisionalApply {
@@ -546,17 +554,26 @@ impl ProvisionalApply {
     /// [`ProvisionalOutcome::RolledBack`].
     pub async fn confirm(self) -> ProvisionalOutcome {
         // A failed send means the rollback has started: the outcome says so.
-        let _ = self.confirm.send(());
+        let _ = self.decide.send(Decision::Keep);
+        join_outcome(self.outcome).await
+    }
+
+    /// Restores the previous state now instead of at the deadline (an owner that must stop
+    /// what it started on the new state first, such as DHCP clients, decides the moment).
+    /// The outcome is always [`ProvisionalOutcome::RolledBack`].
+    pub async fn roll_back(self) -> ProvisionalOutcome {
+        // A failed send means the rollback has started at the deadline already.
+        let _ = self.decide.send(Decision::RollBack);
         join_outcome(self.outcome).await
     }
 
     /// Waits, without confirming, until the deadline has passed and the rollback is done.
     pub async fn outcome(self) -> ProvisionalOutcome {
         let ProvisionalApply {
-            confirm, outcome, ..
+            decide, outcome, ..
         } = self;
         let outcome = join_outcome(outcome).await;
-        drop(confirm);
+        drop(decide);
         outcome
     }
 }
@@ -582,23 +599,26 @@ pub async fn apply_provisional(
     confirm_within: Duration,
 ) -> Result<ProvisionalApply, ApplyError> {
     let (report, snapshot) = apply_keeping_snapshot(netlink, desired, options).await?;
-    let (confirm, confirmed) = oneshot::channel::<()>();
+    let (decide, decided) = oneshot::channel::<Decision>();
     let netlink = netlink.clone();
     let outcome = tokio::spawn(async move {
-        let wait_for_confirmation = async {
-            if confirmed.await.is_err() {
+        let wait_for_decision = async {
+            match decided.await {
+                Ok(decision) => decision,
                 // The handle was dropped: only the deadline can end the wait.
-                std::future::pending::<()>().await;
+                Err(_) => std::future::pending().await,
             }
         };
-        match tokio::time::timeout(confirm_within, wait_for_confirmation).await {
-            Ok(()) => ProvisionalOutcome::Confirmed,
-            Err(_) => ProvisionalOutcome::RolledBack(restore(&netlink, &snapshot).await),
+        match tokio::time::timeout(confirm_within, wait_for_decision).await {
+            Ok(Decision::Keep) => ProvisionalOutcome::Confirmed,
+            Ok(Decision::RollBack) | Err(_) => {
+                ProvisionalOutcome::RolledBack(restore(&netlink, &snapshot).await)
+            }
         }
     });
     Ok(ProvisionalApply {
         report,
-        confirm,
+        decide,
         outcome,
     })
 }

@@ -435,6 +435,36 @@ fn a_confirmed_provisional_apply_stays() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn a_provisional_apply_rolls_back_at_once_when_asked() -> Result<()> {
+    if !can_run_as_root("a_provisional_apply_rolls_back_at_once_when_asked") {
+        return Ok(());
+    }
+    let namespace = configured_namespace()?;
+    let desired = veth0_static("198.51.100.5/24", "198.51.100.1");
+    let (outcome, waited) = namespace.run(move || async move {
+        let netlink = Netlink::connect().unwrap();
+        let provisional = apply_provisional(
+            &netlink,
+            &desired,
+            &ApplyOptions::default(),
+            Duration::from_secs(60),
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        let outcome = provisional.roll_back().await;
+        Ok::<_, ApplyError>((outcome, started.elapsed()))
+    })??;
+    assert_eq!(outcome, ProvisionalOutcome::RolledBack(Default::default()));
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(ipv4_of(&namespace, "veth0")?, "192.0.2.10/24");
+    assert_eq!(
+        default_route(&namespace)?,
+        "default via 192.0.2.1 dev veth0"
+    );
+    Ok(())
+}
+
 fn current_state_of(namespace: &TestNamespace, interfaces: &[&str]) -> Result<NetworkState> {
     let interfaces = names(interfaces);
     Ok(namespace.run(move || async move {
