@@ -11,7 +11,9 @@ use crate::call::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Hello, Reply, Request, Response, Welcome, read_message, write_message};
+use crate::{
+    Hello, NetworkOutcome, Reply, Request, Response, Welcome, read_message, write_message,
+};
 
 /// How long a blocking client waits for a read or a write unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -80,6 +82,58 @@ impl Client {
         let response = self.request(&call.request)?;
         call.value(response, &self.path)
     }
+}
+
+/// A network change applied provisionally, as [`apply_network`] shows it to whoever decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionalChange {
+    /// What the confirmation names.
+    pub apply_id: u64,
+    /// Seconds the host waits for the confirmation.
+    pub confirm_within_secs: u32,
+    /// What was changed, one line each.
+    pub changes: Vec<String>,
+}
+
+/// Applies `network_toml` (a `[network]` section) provisionally through the host daemon at
+/// `path`, shows the change to `keep`, and confirms it when `keep` says so, over a **new**
+/// connection: the confirmation is sent only once the host could be reached again after the
+/// change, so a change that cuts this client off is never confirmed and rolls back by itself.
+///
+/// Returns the apply's outcome when it was not applied (rolled back at once) or `keep` said
+/// no (the host rolls it back at the deadline), else the confirmation's: `Confirmed`, or
+/// `RolledBack` when the deadline passed first. A failed new connection is an error: the
+/// change then rolls back at the deadline.
+pub fn apply_network(
+    path: &Path,
+    client: &str,
+    network_toml: &str,
+    confirm_within_secs: u32,
+    keep: impl FnOnce(&ProvisionalChange) -> bool,
+) -> Result<NetworkOutcome, ClientError> {
+    let applied =
+        Client::connect_as(path, client)?.network_apply(network_toml, confirm_within_secs)?;
+    let NetworkOutcome::Applied {
+        apply_id,
+        confirm_within_secs,
+        changes,
+    } = applied
+    else {
+        return Ok(applied);
+    };
+    let change = ProvisionalChange {
+        apply_id,
+        confirm_within_secs,
+        changes,
+    };
+    if !keep(&change) {
+        return Ok(NetworkOutcome::Applied {
+            apply_id: change.apply_id,
+            confirm_within_secs: change.confirm_within_secs,
+            changes: change.changes,
+        });
+    }
+    Client::connect_as(path, client)?.network_confirm(apply_id)
 }
 
 /// Sends `message` on `stream`, the socket at `path`, and reads the reply.

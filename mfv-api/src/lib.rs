@@ -81,7 +81,7 @@ mod tests;
 #[cfg(feature = "async")]
 pub use async_client::AsyncClient;
 pub use call::{ClientError, DEFAULT_CLIENT_NAME};
-pub use client::{Client, DEFAULT_TIMEOUT};
+pub use client::{Client, DEFAULT_TIMEOUT, ProvisionalChange, apply_network};
 pub use config::{
     ConfigDocument, ConfigIssue, FormattedVolume, VolumeFs, check_format_confirmation,
 };

@@ -20,6 +20,10 @@ pub enum NetworkOutcome {
         apply_id: u64,
         /// Seconds left to confirm.
         confirm_within_secs: u32,
+        /// What was changed, one line each (`add 192.0.2.10/24 to eth0`, `eth0: DHCP client
+        /// started`); absent from the JSON when nothing was.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
     },
     /// Confirmed: the change stays.
     Confirmed,

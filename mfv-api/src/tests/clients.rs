@@ -282,3 +282,90 @@ fn a_server_that_stops_answering_times_the_client_out() {
     drop(client);
     thread.join().unwrap();
 }
+
+/// A server for [`apply_network`]: serves `connections` connections one after the other and
+/// returns, per connection, the requests it got; an apply is answered `applied` (id 3), a
+/// confirm of 3 `confirmed`.
+fn network_server(
+    connections: usize,
+) -> (tempfile::TempDir, PathBuf, JoinHandle<Vec<Vec<String>>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let thread = thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().unwrap();
+            server_handshake(&mut stream, "test-server").unwrap();
+            let mut requests = Vec::new();
+            serve_requests(&mut stream, &mut |request: Request| {
+                requests.push(request.name().to_owned());
+                match request {
+                    Request::NetworkApply { .. } => {
+                        Ok(Response::Network(NetworkOutcome::Applied {
+                            apply_id: 3,
+                            confirm_within_secs: 5,
+                            changes: vec!["add 192.0.2.10/24 to eth0".into()],
+                        }))
+                    }
+                    Request::NetworkConfirm { apply_id: 3 } => {
+                        Ok(Response::Network(NetworkOutcome::Confirmed))
+                    }
+                    other => Err(ApiError::new(ErrorKind::NotFound, other.name())),
+                }
+            })
+            .unwrap();
+            seen.push(requests);
+        }
+        seen
+    });
+    (dir, path, thread)
+}
+
+#[test]
+fn a_network_change_is_confirmed_over_a_new_connection() {
+    let (_dir, path, server) = network_server(2);
+    let mut shown = None;
+    let outcome = apply_network(&path, "test", "[network]\n", 5, |change| {
+        shown = Some(change.clone());
+        true
+    })
+    .unwrap();
+    assert_eq!(outcome, NetworkOutcome::Confirmed);
+    assert_eq!(
+        shown,
+        Some(ProvisionalChange {
+            apply_id: 3,
+            confirm_within_secs: 5,
+            changes: vec!["add 192.0.2.10/24 to eth0".into()],
+        })
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        [vec!["network_apply"], vec!["network_confirm"]]
+    );
+}
+
+#[test]
+fn a_network_change_not_kept_is_left_to_roll_back() {
+    let (_dir, path, server) = network_server(1);
+    let outcome = apply_network(&path, "test", "[network]\n", 5, |_| false).unwrap();
+    assert!(
+        matches!(outcome, NetworkOutcome::Applied { apply_id: 3, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(server.join().unwrap(), [vec!["network_apply"]]);
+}
+
+#[test]
+fn a_network_change_whose_host_is_gone_is_not_confirmed() {
+    let (_dir, path, server) = network_server(1);
+    let error = apply_network(&path, "test", "[network]\n", 5, |_| {
+        // The host cannot be reached any more.
+        std::fs::remove_file(&path).unwrap();
+        true
+    })
+    .unwrap_err();
+    assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+    assert_eq!(server.join().unwrap(), [vec!["network_apply"]]);
+}

@@ -72,8 +72,20 @@ fn replies_have_a_stable_shape() {
         &Reply::Ok(Response::Network(NetworkOutcome::Applied {
             apply_id: 7,
             confirm_within_secs: 60,
+            changes: Vec::new(),
         })),
         r#"{"ok":{"type":"network","outcome":"applied","apply_id":7,"confirm_within_secs":60}}"#,
+    );
+    check(
+        &Reply::Ok(Response::Network(NetworkOutcome::Applied {
+            apply_id: 8,
+            confirm_within_secs: 5,
+            changes: vec!["add 192.0.2.10/24 to eth0".into()],
+        })),
+        concat!(
+            r#"{"ok":{"type":"network","outcome":"applied","apply_id":8,"confirm_within_secs":5,"#,
+            r#""changes":["add 192.0.2.10/24 to eth0"]}}"#
+        ),
     );
     check(
         &Reply::Ok(Response::Network(NetworkOutcome::RolledBack {
