@@ -28,12 +28,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mfv_linux::atomic_file::WriteFailure;
 use mfv_linux::error_chain;
 use mfv_net::dhcp::LEASE_ROUTE_METRIC;
-use mfv_net::{ApplyOptions, Link, Netlink, NetworkState};
+use mfv_net::{
+    ApplyOptions, Link, Netlink, NetworkState, ProvisionalApply, ProvisionalOutcome, RollbackReport,
+};
 
 use super::dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line};
-use super::plan::{NetworkPlan, boot_option_steps, config_steps, dhcp_hostname, named_interface};
+use super::plan::{
+    NetworkPlan, NetworkSteps, boot_option_steps, config_steps, dhcp_hostname, named_interface,
+};
 use super::{NetworkError, nic_candidates};
 
 /// How long the phase waits for a network card with carrier when it has to pick one.
@@ -56,6 +61,21 @@ pub trait Network {
     fn start_dhcp(&mut self, interface: &str, client: &BootDhcp) -> Result<(), NetworkError>;
     /// Stops the DHCP client of `interface`, leaving its lease configured.
     fn stop_dhcp(&mut self, interface: &str) -> Result<(), NetworkError>;
+    /// Applies `state` like [`Network::apply`], provisionally: the previous state of the
+    /// interfaces it touches, and of `resolv.conf`, is kept until
+    /// [`Network::keep_provisional`] or [`Network::roll_back_provisional`]. Should neither
+    /// come within `backstop`, mfv-net restores it by itself.
+    fn apply_provisionally(
+        &mut self,
+        state: &NetworkState,
+        backstop: Duration,
+    ) -> Result<Vec<String>, NetworkError>;
+    /// Keeps the provisionally applied state; fails when the backstop restored the previous
+    /// one already.
+    fn keep_provisional(&mut self) -> Result<(), NetworkError>;
+    /// Restores the state from before the provisional apply now; the report says how it
+    /// went.
+    fn roll_back_provisional(&mut self) -> Result<RollbackReport, NetworkError>;
 }
 
 /// How a DHCP client the boot starts uses its leases.
@@ -71,13 +91,14 @@ pub struct BootDhcp {
 }
 
 /// Runs the phase: loopback, then `plan`; each line goes to `log`. `hostname` is sent by the
-/// DHCP clients (its first label).
+/// DHCP clients (its first label). Returns the steps taken, with the interface picked: the
+/// network in effect, which a later change replaces.
 pub fn configure(
     network: &mut dyn Network,
     plan: &NetworkPlan,
     hostname: &str,
     log: &mut dyn FnMut(String),
-) -> Result<(), NetworkError> {
+) -> Result<NetworkSteps, NetworkError> {
     network
         .loopback_up()
         .map_err(|error| NetworkError::LoopbackUp(Box::new(error)))?;
@@ -85,7 +106,7 @@ pub fn configure(
     let steps = match plan {
         NetworkPlan::LoopbackOnly => {
             log("net: not configured (no mfv.net= and no configuration): loopback only".into());
-            return Ok(());
+            return Ok(NetworkSteps::default());
         }
         NetworkPlan::BootOption(provisioning) => {
             log(format!("net: from mfv.net={provisioning}"));
@@ -114,23 +135,44 @@ pub fn configure(
             log(format!("net: {change}"));
         }
     }
-    let hostname = dhcp_hostname(hostname);
-    let lease_dns = steps.state.dns.is_none();
-    for (metric, interface) in (LEASE_ROUTE_METRIC..).zip(&steps.dhcp) {
-        let client = BootDhcp {
-            hostname: hostname.clone(),
-            lease_dns,
-            route_metric: metric,
-        };
-        network
-            .start_dhcp(interface, &client)
-            .map_err(|error| NetworkError::StartDhcp {
-                interface: interface.clone(),
-                source: Box::new(error),
-            })?;
+    for (interface, client) in dhcp_clients(&steps, hostname) {
+        start_dhcp(network, &interface, &client)?;
         log(format!("net: {interface}: DHCP client started"));
     }
-    Ok(())
+    Ok(steps)
+}
+
+/// The DHCP clients `steps` runs on a host named `hostname`, each with how it uses its
+/// leases: the first interface's router wins, and leases write `resolv.conf` only when the
+/// steps set no DNS servers.
+pub fn dhcp_clients(steps: &NetworkSteps, hostname: &str) -> Vec<(String, BootDhcp)> {
+    let hostname = dhcp_hostname(hostname);
+    let lease_dns = steps.state.dns.is_none();
+    (LEASE_ROUTE_METRIC..)
+        .zip(&steps.dhcp)
+        .map(|(metric, interface)| {
+            let client = BootDhcp {
+                hostname: hostname.clone(),
+                lease_dns,
+                route_metric: metric,
+            };
+            (interface.clone(), client)
+        })
+        .collect()
+}
+
+/// Starts `client` on `interface`, the error naming the interface.
+pub fn start_dhcp(
+    network: &mut dyn Network,
+    interface: &str,
+    client: &BootDhcp,
+) -> Result<(), NetworkError> {
+    network
+        .start_dhcp(interface, client)
+        .map_err(|error| NetworkError::StartDhcp {
+            interface: interface.to_owned(),
+            source: Box::new(error),
+        })
 }
 
 /// Sets the candidate cards up and returns the first one (in kernel order) with carrier within
@@ -184,6 +226,9 @@ pub struct NetlinkNetwork {
     lines: LineSink,
     connected: Option<(tokio::runtime::Runtime, Netlink)>,
     dhcp: BTreeMap<String, DhcpSession>,
+    /// The provisional apply waiting for a decision, with `resolv.conf` as it was before
+    /// (`None`: there was none), since DHCP clients may write it too.
+    provisional: Option<(ProvisionalApply, Option<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for NetlinkNetwork {
@@ -192,6 +237,7 @@ impl std::fmt::Debug for NetlinkNetwork {
             .field("resolv_conf", &self.resolv_conf)
             .field("connected", &self.connected.is_some())
             .field("dhcp", &self.dhcp.keys().collect::<Vec<_>>())
+            .field("provisional", &self.provisional.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +251,7 @@ impl NetlinkNetwork {
             lines,
             connected: None,
             dhcp: BTreeMap::new(),
+            provisional: None,
         }
     }
 
@@ -299,6 +346,85 @@ impl Network for NetlinkNetwork {
         let (runtime, _) = self.connection()?;
         runtime.block_on(session.stop())
     }
+
+    fn apply_provisionally(
+        &mut self,
+        state: &NetworkState,
+        backstop: Duration,
+    ) -> Result<Vec<String>, NetworkError> {
+        if self.provisional.is_some() {
+            return Err(NetworkError::ProvisionalPending);
+        }
+        let resolv_conf_before = match std::fs::read(&self.resolv_conf) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(NetworkError::ResolvConf {
+                    path: self.resolv_conf.clone(),
+                    source,
+                });
+            }
+        };
+        let options = ApplyOptions {
+            resolv_conf: Some(self.resolv_conf.clone()),
+        };
+        let (runtime, netlink) = self.connection()?;
+        let provisional = runtime
+            .block_on(mfv_net::apply_provisional(
+                netlink, state, &options, backstop,
+            ))
+            .map_err(|source| NetworkError::Apply {
+                action: "apply the network state".to_owned(),
+                source,
+            })?;
+        let changes = provisional.report().changes.clone();
+        self.provisional = Some((provisional, resolv_conf_before));
+        Ok(changes)
+    }
+
+    fn keep_provisional(&mut self) -> Result<(), NetworkError> {
+        let (provisional, _) = self
+            .provisional
+            .take()
+            .ok_or(NetworkError::NoProvisionalChange)?;
+        let (runtime, _) = self.connection()?;
+        match runtime.block_on(provisional.confirm()) {
+            ProvisionalOutcome::Confirmed => Ok(()),
+            ProvisionalOutcome::RolledBack(rollback) => {
+                Err(NetworkError::RolledBackAlready { rollback })
+            }
+        }
+    }
+
+    fn roll_back_provisional(&mut self) -> Result<RollbackReport, NetworkError> {
+        let (provisional, resolv_conf_before) = self
+            .provisional
+            .take()
+            .ok_or(NetworkError::NoProvisionalChange)?;
+        let path = self.resolv_conf.clone();
+        let (runtime, _) = self.connection()?;
+        let mut report = match runtime.block_on(provisional.roll_back()) {
+            ProvisionalOutcome::RolledBack(report) => report,
+            // roll_back never keeps a change.
+            ProvisionalOutcome::Confirmed => RollbackReport::default(),
+        };
+        let restored = match resolv_conf_before {
+            Some(bytes) => mfv_linux::atomic_file::replace_file(&path, &bytes, 0o644)
+                .map_err(|WriteFailure { step, source }| format!("{step}: {source}")),
+            None => match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(error.to_string())
+                }
+                _ => Ok(()),
+            },
+        };
+        if let Err(error) = restored {
+            report
+                .failures
+                .push(format!("restore {}: {error}", path.display()));
+        }
+        Ok(report)
+    }
 }
 
 /// A [`Network`] that records its calls and fails where told, for the tests of callers.
@@ -322,6 +448,14 @@ pub struct RecordingNetwork {
     pub dhcp_running: Vec<String>,
     /// Every DHCP client started, with how it uses its leases, in order.
     pub dhcp_clients: Vec<(String, BootDhcp)>,
+    /// Whether a provisional apply waits for a decision.
+    pub provisional: bool,
+    /// Whether a provisional apply fails.
+    pub provisional_fails: bool,
+    /// What rolling back a provisional apply reports as failed.
+    pub rollback_failures: Vec<String>,
+    /// Whether keeping a provisional apply finds it rolled back by the backstop.
+    pub backstop_passed: bool,
 }
 
 impl RecordingNetwork {
@@ -396,6 +530,61 @@ impl Network for RecordingNetwork {
             });
         }
         Ok(())
+    }
+
+    fn apply_provisionally(
+        &mut self,
+        state: &NetworkState,
+        backstop: Duration,
+    ) -> Result<Vec<String>, NetworkError> {
+        let names: Vec<&str> = state
+            .interfaces
+            .iter()
+            .map(|config| config.name.as_str())
+            .collect();
+        self.calls.push(format!(
+            "apply provisionally {} (backstop {backstop:?})",
+            names.join(" ")
+        ));
+        self.applied.push(state.clone());
+        if self.provisional {
+            return Err(NetworkError::ProvisionalPending);
+        }
+        if self.provisional_fails {
+            return Err(NetworkError::Apply {
+                action: "apply the network state".to_owned(),
+                source: mfv_net::ApplyError::Invalid {
+                    problem: "recorded failure".to_owned(),
+                },
+            });
+        }
+        self.provisional = true;
+        Ok(self.apply_changes.clone())
+    }
+
+    fn keep_provisional(&mut self) -> Result<(), NetworkError> {
+        self.calls.push("keep provisional".to_owned());
+        if !std::mem::take(&mut self.provisional) {
+            return Err(NetworkError::NoProvisionalChange);
+        }
+        if self.backstop_passed {
+            return Err(NetworkError::RolledBackAlready {
+                rollback: RollbackReport {
+                    failures: self.rollback_failures.clone(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn roll_back_provisional(&mut self) -> Result<RollbackReport, NetworkError> {
+        self.calls.push("roll back provisional".to_owned());
+        if !std::mem::take(&mut self.provisional) {
+            return Err(NetworkError::NoProvisionalChange);
+        }
+        Ok(RollbackReport {
+            failures: self.rollback_failures.clone(),
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! What can go wrong while the network is set up or changed.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mfv_linux::InterfaceNameError;
 use mfv_net::dhcp::DhcpError;
-use mfv_net::{ApplyError, DnsError, IpCidr, NetError};
+use mfv_net::{ApplyError, DnsError, IpCidr, NetError, RollbackReport};
 
 /// A network workflow failed; the message names the interface or setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,27 @@ pub enum NetworkError {
     NoDhcpClient {
         /// The interface.
         interface: String,
+    },
+    /// A provisional apply was asked for while another waits for its decision.
+    #[error("a provisional network change is waiting for its confirmation already")]
+    ProvisionalPending,
+    /// A provisional apply was to be kept or rolled back and there is none.
+    #[error("no provisional network change is waiting")]
+    NoProvisionalChange,
+    /// A provisional apply was to be kept, but its backstop had restored the previous state.
+    #[error("the change was rolled back before it was kept: {rollback}")]
+    RolledBackAlready {
+        /// How restoring the previous state went.
+        rollback: RollbackReport,
+    },
+    /// `resolv.conf` could not be read to be restored later.
+    #[error("cannot read {}", path.display())]
+    ResolvConf {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// Setting the loopback interface up failed.
     #[error("cannot set lo up")]

@@ -6,11 +6,14 @@ pub mod boot;
 pub mod change;
 pub mod dhcp;
 mod error;
+pub mod live;
 pub mod plan;
 
 pub use boot::{
     BootDhcp, CARRIER_WAIT, LineSink, NetlinkNetwork, Network, RecordingNetwork, configure,
+    dhcp_clients,
 };
 pub use dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line, obtain_lease};
 pub use error::NetworkError;
+pub use live::{ChangeError, LiveNetwork, PendingChange};
 pub use plan::{NetworkPlan, NetworkSteps, nic_candidates};

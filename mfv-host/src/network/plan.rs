@@ -199,6 +199,35 @@ pub fn config_steps(network: &NetworkConfig) -> NetworkSteps {
     }
 }
 
+/// The state that replaces the network `previous` by `next` on a running host: `next`'s
+/// state, plus every interface `previous` configured that `next` does not name, left up
+/// without addresses (so its routes go too). Such an interface is not deleted, even one the
+/// previous network created (a bridge, a bond, a VLAN): VMs or ports may still use it.
+pub fn replacing_state(previous: &NetworkSteps, next: &NetworkSteps) -> NetworkState {
+    let mut state = next.state.clone();
+    let named = |name: &str| {
+        state
+            .interfaces
+            .iter()
+            .any(|config| config.name == name || config.kind.ports().iter().any(|p| p == name))
+    };
+    let released: Vec<InterfaceConfig> = previous
+        .state
+        .interfaces
+        .iter()
+        .filter(|config| !named(&config.name))
+        .map(|config| InterfaceConfig {
+            name: config.name.clone(),
+            kind: InterfaceKind::Existing,
+            addresses: Vec::new(),
+            mtu: None,
+            up: true,
+        })
+        .collect();
+    state.interfaces.splice(0..0, released);
+    state
+}
+
 /// The host name a DHCP client sends: the first label of `hostname`, when it is a valid one.
 pub fn dhcp_hostname(hostname: &str) -> Option<String> {
     let label = hostname.split('.').next()?;
@@ -412,6 +441,48 @@ pub(crate) mod tests {
             .iter()
             .map(|config| config.name.as_str())
             .collect()
+    }
+
+    #[test]
+    fn a_replacing_state_releases_the_interfaces_only_the_previous_network_named() {
+        let previous = config_steps(&config_network());
+        let mut next_network = NetworkConfig::default();
+        next_network
+            .interfaces
+            .push(mfv_config::schema::InterfaceConfig {
+                addresses: vec!["198.51.100.10/24".parse().unwrap()],
+                ..entry("eth0.7", InterfaceMode::Static)
+            });
+        let next = config_steps(&next_network);
+        let state = replacing_state(&previous, &next);
+        let names: Vec<&str> = state.interfaces.iter().map(|c| c.name.as_str()).collect();
+        // eth0.7 is named again; eth0 and br0 are released first.
+        assert_eq!(names, ["eth0", "br0", "eth0.7"]);
+        for released in &state.interfaces[..2] {
+            assert_eq!(released.kind, InterfaceKind::Existing);
+            assert!(released.addresses.is_empty() && released.up && released.mtu.is_none());
+        }
+        assert_eq!(state.interfaces[2].addresses, [cidr("198.51.100.10/24")]);
+        assert!(state.routes.is_empty() && state.dns.is_none());
+        // A port of a new bridge is the bridge's, not released.
+        let bridged = NetworkSteps {
+            state: NetworkState {
+                interfaces: vec![InterfaceConfig {
+                    name: "br1".into(),
+                    kind: InterfaceKind::Bridge {
+                        ports: vec!["eth0".into()],
+                    },
+                    addresses: Vec::new(),
+                    mtu: None,
+                    up: true,
+                }],
+                ..NetworkState::default()
+            },
+            dhcp: Vec::new(),
+        };
+        let state = replacing_state(&previous, &bridged);
+        let names: Vec<&str> = state.interfaces.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["eth0.7", "br0", "br1"]);
     }
 
     #[test]
