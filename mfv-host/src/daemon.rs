@@ -9,6 +9,7 @@
 //! does is here, so that tests run it without a socket.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mfv_api::{
@@ -17,12 +18,17 @@ use mfv_api::{
 };
 use mfv_config::discovery::{Discovery, DiscoveryReport};
 use mfv_config::format::{FormatError, FsKind, format_config_volume};
-use mfv_config::schema::{ConfigErrors, parse_config};
+use mfv_config::schema::{ConfigErrors, parse_config, parse_network_section};
 use mfv_config::store::ConfigStore;
 use mfv_linux::regular_file::{ReadError, read_limited};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
+use crate::network::handover::{
+    ANSWER_WAIT, HandoverError, NetworkAction, NetworkRequest, change_refused, leave_request,
+    read_pending, wait_for_answer,
+};
+use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
 
 /// The file with the boot report and how VMs run, below the runtime directory.
@@ -166,6 +172,9 @@ pub trait InitControl {
     fn shut_down(&mut self, reboot: bool) -> std::io::Result<()>;
     /// Tells PID 1 that restart requests wait in its runtime directory.
     fn restart_requested(&mut self) -> std::io::Result<()>;
+    /// Tells PID 1 that a network request waits in its runtime directory
+    /// ([`crate::network::handover`]).
+    fn network_requested(&mut self) -> std::io::Result<()>;
 }
 
 /// The daemon: where PID 1 publishes, the hardware roots, and how to reach PID 1.
@@ -227,6 +236,25 @@ impl<C: InitControl> HostDaemon<C> {
                 let lines = services::recent_lines(&self.run_dir, &source, limit as usize)
                     .map_err(|error| internal("cannot read the log", &error))?;
                 Ok(Response::Logs { lines })
+            }
+            Request::NetworkApply {
+                network_toml,
+                confirm_within_secs,
+            } => {
+                parse_network_section(&network_toml)
+                    .map_err(|errors| invalid_config("the network section", &errors))?;
+                let pending = read_pending(&self.run_dir)
+                    .map_err(|error| internal("cannot read the pending network change", &error))?;
+                if let Some(pending) = pending {
+                    return Err(change_refused(ChangeError::Pending(pending)));
+                }
+                self.ask_pid1(NetworkAction::Apply {
+                    network_toml,
+                    confirm_within_secs,
+                })
+            }
+            Request::NetworkConfirm { apply_id } => {
+                self.ask_pid1(NetworkAction::Confirm { apply_id })
             }
             Request::Reboot | Request::PowerOff => {
                 let reboot = matches!(request, Request::Reboot);
@@ -306,6 +334,37 @@ impl<C: InitControl> HostDaemon<C> {
             HostStatus::new((uptime * 1000.0) as u64, state.boot, state.virtualization);
         status.services = self.services()?;
         Ok(status)
+    }
+
+    /// Hands a network request to PID 1, which owns the network, and waits for its answer;
+    /// one at a time in this daemon.
+    fn ask_pid1(&mut self, action: NetworkAction) -> Result<Response, ApiError> {
+        let _one_at_a_time = NETWORK_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let late = match action {
+            NetworkAction::Apply { .. } => {
+                "; a change it makes all the same rolls back at its deadline unless confirmed"
+            }
+            NetworkAction::Confirm { .. } => "; confirming again tells how the change ended",
+        };
+        let request = NetworkRequest::new(action, NETWORK_REQUESTS.fetch_add(1, Ordering::SeqCst));
+        leave_request(&self.run_dir, &request)
+            .map_err(|error| internal("cannot leave the network request", &error))?;
+        self.init
+            .network_requested()
+            .map_err(|error| internal("cannot signal PID 1", &error))?;
+        let reply =
+            wait_for_answer(&self.run_dir, &request.request_id, ANSWER_WAIT).map_err(|error| {
+                match error {
+                    HandoverError::NoAnswer { .. } => ApiError::new(
+                        ErrorKind::Busy,
+                        format!("{}{late}", mfv_linux::error_chain(&error)),
+                    ),
+                    error => internal("cannot read PID 1's answer", &error),
+                }
+            })?;
+        Result::from(reply).map(Response::Network)
     }
 
     /// Leaves a request for PID 1, wakes it, and waits until the service has a new process.
@@ -400,6 +459,29 @@ fn volume_busy(error: ConfigKeyError) -> ApiError {
     ApiError::new(kind, mfv_linux::error_chain(&error))
 }
 
+/// Network requests to PID 1, one at a time.
+static NETWORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Network requests made by this daemon, for their ids.
+static NETWORK_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// An [`ErrorKind::InvalidConfig`] error for `what` (`the configuration`), with every problem
+/// and the first one's field.
+pub(crate) fn invalid_config(what: &str, errors: &ConfigErrors) -> ApiError {
+    let issues = config_issues(errors);
+    let first = errors.errors().first();
+    let message = format!(
+        "{what} has {} problem(s); the first: {}",
+        issues.len(),
+        first.map(ToString::to_string).unwrap_or_default()
+    );
+    let field = first.map(|error| error.path.clone());
+    let error = ApiError::invalid_config(message, issues);
+    match field {
+        Some(field) if !field.is_empty() => error.with_field(field),
+        _ => error,
+    }
+}
+
 /// The configuration `store` holds, as the protocol gives it.
 fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
     let loaded = store
@@ -431,23 +513,7 @@ fn save_config(
     base_generation: Option<u64>,
 ) -> Result<Response, ApiError> {
     if let Err(errors) = parse_config(text) {
-        let issues = config_issues(&errors);
-        let mut error = ApiError::new(
-            ErrorKind::InvalidConfig,
-            format!(
-                "the configuration has {} problem(s); the first: {}",
-                issues.len(),
-                errors
-                    .errors()
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-        );
-        if let Some(first) = issues.first() {
-            error = error.with_field(first.field.clone());
-        }
-        return Err(error);
+        return Err(invalid_config("the configuration", &errors));
     }
     let current = store
         .load()
@@ -504,13 +570,76 @@ pub fn take_restart_requests(run_dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfv_api::{LogSource, ServiceState};
+    use crate::network::handover::{HandoverFile, NetworkOwner, take_request};
+    use crate::network::plan::config_steps;
+    use crate::network::{LiveNetwork, RecordingNetwork};
+    use mfv_api::{LogSource, NetworkOutcome, ServiceState};
+
+    const STATIC_ETH0: &str = "[network]\n[[network.interfaces]]\nname = \"eth0\"\n\
+                               mode = \"static\"\naddresses = [\"192.0.2.10/24\"]\n";
+
+    /// A daemon whose PID 1 serves network requests.
+    fn network_daemon(dir: &Path) -> HostDaemon<RecordingInit> {
+        let mut daemon = daemon(dir);
+        daemon.init.network = Some(Pid1Network::new(&daemon.run_dir));
+        daemon
+    }
+
+    fn apply(network_toml: &str, confirm_within_secs: u32) -> Request {
+        Request::NetworkApply {
+            network_toml: network_toml.to_owned(),
+            confirm_within_secs,
+        }
+    }
 
     #[derive(Debug, Default)]
     struct RecordingInit {
         calls: Vec<String>,
         /// When set, a restart request makes the service's status show a new process.
         restart_dir: Option<PathBuf>,
+        /// When set, PID 1 serves network requests in this directory.
+        network: Option<Pid1Network>,
+    }
+
+    /// PID 1's network: eth0 by DHCP at the boot, on a recording network, at `now`.
+    #[derive(Debug)]
+    struct Pid1Network {
+        run_dir: PathBuf,
+        owner: NetworkOwner,
+        network: RecordingNetwork,
+        now: Duration,
+    }
+
+    impl Pid1Network {
+        fn new(run_dir: &Path) -> Pid1Network {
+            let mut boot = mfv_config::schema::NetworkConfig::default();
+            boot.interfaces.push(crate::network::plan::tests::entry(
+                "eth0",
+                mfv_config::schema::InterfaceMode::Dhcp,
+            ));
+            Pid1Network {
+                run_dir: run_dir.to_owned(),
+                owner: NetworkOwner::new(LiveNetwork::new(config_steps(&boot), "vmhost1")),
+                network: RecordingNetwork {
+                    dhcp_running: vec!["eth0".into()],
+                    apply_changes: vec!["add 192.0.2.10/24 to eth0".into()],
+                    ..RecordingNetwork::default()
+                },
+                now: Duration::from_secs(100),
+            }
+        }
+
+        /// What PID 1's main loop does with the deadline.
+        fn expire(&mut self) {
+            let file = self
+                .owner
+                .expire(&self.run_dir, &mut self.network, self.now, &mut |_| {});
+            file.iter().for_each(write_file);
+        }
+    }
+
+    fn write_file(file: &HandoverFile) {
+        mfv_linux::atomic_file::replace_file(&file.path, file.contents.as_bytes(), 0o644).unwrap();
     }
 
     impl InitControl for RecordingInit {
@@ -532,6 +661,23 @@ mod tests {
                     }
                 }
                 services::write_status(dir, &statuses).unwrap();
+            }
+            Ok(())
+        }
+
+        fn network_requested(&mut self) -> std::io::Result<()> {
+            self.calls.push("network".to_owned());
+            if let Some(pid1) = &mut self.network {
+                if let Some(taken) = take_request(&pid1.run_dir) {
+                    let files = pid1.owner.serve(
+                        &pid1.run_dir,
+                        taken,
+                        &mut pid1.network,
+                        pid1.now,
+                        &mut |_| {},
+                    );
+                    files.iter().for_each(write_file);
+                }
             }
             Ok(())
         }
@@ -566,6 +712,127 @@ mod tests {
         assert_eq!(Peer::for_uid(900, None), None);
         assert!(Peer::Web.allows(&Request::HostStatus));
         assert!(Peer::Web.allows(&Request::PowerOff));
+        // The web's config mode changes the network through the daemon.
+        assert!(Peer::Web.allows(&apply(STATIC_ETH0, 60)));
+        assert!(Peer::Web.allows(&Request::NetworkConfirm { apply_id: 1 }));
+    }
+
+    #[test]
+    fn a_network_change_goes_to_pid1_and_is_kept_when_confirmed_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = network_daemon(dir.path());
+        let applied = daemon.handle(Peer::Web, apply(STATIC_ETH0, 60)).unwrap();
+        assert_eq!(
+            applied,
+            Response::Network(NetworkOutcome::Applied {
+                apply_id: 1,
+                confirm_within_secs: 60,
+                changes: vec![
+                    "eth0: DHCP client stopped".into(),
+                    "add 192.0.2.10/24 to eth0".into()
+                ],
+            })
+        );
+        // A second change is refused while the first waits, without asking PID 1.
+        let error = daemon
+            .handle(Peer::Root, apply(STATIC_ETH0, 60))
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Conflict);
+        assert!(
+            error.message.starts_with("network change 1 is waiting"),
+            "{}",
+            error.message
+        );
+        assert_eq!(daemon.init.calls, ["network"]);
+        let confirmed = daemon
+            .handle(Peer::Web, Request::NetworkConfirm { apply_id: 1 })
+            .unwrap();
+        assert_eq!(confirmed, Response::Network(NetworkOutcome::Confirmed));
+        let pid1 = daemon.init.network.as_mut().unwrap();
+        assert!(pid1.network.calls.contains(&"keep provisional".to_owned()));
+        // The deadline passes: nothing is rolled back.
+        pid1.now += Duration::from_secs(3600);
+        pid1.expire();
+        assert!(
+            !pid1
+                .network
+                .calls
+                .contains(&"roll back provisional".to_owned())
+        );
+        // And the next change may come.
+        let next = daemon.handle(Peer::Root, apply(STATIC_ETH0, 60)).unwrap();
+        assert!(matches!(
+            next,
+            Response::Network(NetworkOutcome::Applied { apply_id: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_network_change_not_confirmed_is_rolled_back_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = network_daemon(dir.path());
+        daemon.handle(Peer::Root, apply(STATIC_ETH0, 5)).unwrap();
+        let pid1 = daemon.init.network.as_mut().unwrap();
+        pid1.now += Duration::from_secs(5);
+        pid1.expire();
+        assert!(
+            pid1.network
+                .calls
+                .contains(&"roll back provisional".to_owned())
+        );
+        let late = daemon
+            .handle(Peer::Root, Request::NetworkConfirm { apply_id: 1 })
+            .unwrap();
+        assert_eq!(
+            late,
+            Response::Network(NetworkOutcome::RolledBack {
+                reason: "change 1 was rolled back: not confirmed within 5 s".into()
+            })
+        );
+        // The rollback freed the way for the next change.
+        let next = daemon.handle(Peer::Root, apply(STATIC_ETH0, 5)).unwrap();
+        assert!(matches!(
+            next,
+            Response::Network(NetworkOutcome::Applied { apply_id: 2, .. })
+        ));
+        let unknown = daemon
+            .handle(Peer::Root, Request::NetworkConfirm { apply_id: 9 })
+            .unwrap_err();
+        assert_eq!(
+            (unknown.kind, unknown.field.as_deref()),
+            (ErrorKind::NotFound, Some("apply_id"))
+        );
+    }
+
+    #[test]
+    fn a_bad_network_section_is_refused_naming_the_field_before_pid1_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = network_daemon(dir.path());
+        let error = daemon
+            .handle(
+                Peer::Root,
+                apply(
+                    "[[network.interfaces]]\nname = \"eth0\"\nmode = \"static\"\n",
+                    60,
+                ),
+            )
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidConfig);
+        assert_eq!(
+            error.field.as_deref(),
+            Some("network.interfaces[0].addresses")
+        );
+        assert_eq!(
+            error.message,
+            "the network section has 1 problem(s); the first: 1:1: \
+             network.interfaces[0].addresses: mode = \"static\" needs at least one address"
+        );
+        assert_eq!(error.config_errors[0].line, Some(1));
+        let error = daemon
+            .handle(Peer::Root, apply("[host]\nhostname = \"x\"\n", 60))
+            .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("network"));
+        assert!(daemon.init.calls.is_empty(), "{:?}", daemon.init.calls);
     }
 
     #[test]

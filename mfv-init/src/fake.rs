@@ -12,6 +12,7 @@ use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_config::schema::RemoteLogServer;
 use mfv_host::clock::{RecordingTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
+use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{Network, RecordingNetwork};
 use mfv_host::virtualization::Preparation;
 use nix::sys::signal::Signal;
@@ -64,6 +65,8 @@ pub struct FakeSystem {
     pub restart_requests: Vec<String>,
     /// Whether starting the log forwarding fails.
     pub forward_logs_fails: bool,
+    /// The network requests the host daemon left, taken one per call.
+    pub network_requests: VecDeque<NetworkRequest>,
 }
 
 impl Default for FakeSystem {
@@ -97,6 +100,7 @@ impl Default for FakeSystem {
             answering_sockets: Vec::new(),
             restart_requests: Vec::new(),
             forward_logs_fails: false,
+            network_requests: VecDeque::new(),
         }
     }
 }
@@ -343,6 +347,15 @@ impl System for FakeSystem {
         self.calls
             .push(format!("take-restart-requests {}", run_dir.display()));
         std::mem::take(&mut self.restart_requests)
+    }
+
+    fn take_network_request(
+        &mut self,
+        run_dir: &Path,
+    ) -> Option<Result<NetworkRequest, HandoverError>> {
+        self.calls
+            .push(format!("take-network-request {}", run_dir.display()));
+        self.network_requests.pop_front().map(Ok)
     }
 }
 

@@ -35,7 +35,7 @@ pub const MAX_CONNECTIONS: usize = 32;
 const SERVER_NAME: &str = concat!("mfv-init ", env!("CARGO_PKG_VERSION"), " host daemon");
 
 /// PID 1, reached with signals: SIGINT reboots, SIGTERM powers off, SIGHUP reads the restart
-/// requests (see `signals.rs`).
+/// and network requests (see `signals.rs`).
 #[derive(Debug)]
 struct Pid1;
 
@@ -50,6 +50,10 @@ impl InitControl for Pid1 {
     }
 
     fn restart_requested(&mut self) -> std::io::Result<()> {
+        kill(Pid::from_raw(1), Signal::SIGHUP).map_err(std::io::Error::from)
+    }
+
+    fn network_requested(&mut self) -> std::io::Result<()> {
         kill(Pid::from_raw(1), Signal::SIGHUP).map_err(std::io::Error::from)
     }
 }
@@ -208,6 +212,10 @@ mod tests {
         }
 
         fn restart_requested(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn network_requested(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }

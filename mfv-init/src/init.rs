@@ -24,7 +24,8 @@ use mfv_host::console::CONFIG_REPORT_FILE;
 use mfv_host::daemon::{HOST_STATE_FILE, HostState, host_state_json, provenance};
 use mfv_host::discovery::with_usb_storage_settling;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
-use mfv_host::network::{NetworkPlan, configure};
+use mfv_host::network::handover::{HandoverFile, NetworkOwner};
+use mfv_host::network::{LiveNetwork, Network, NetworkPlan, configure};
 use mfv_host::settings::not_applied;
 
 use crate::clock::Clock;
@@ -164,6 +165,8 @@ pub struct Init<S: System, C: Clock, W: Write> {
     phases: Vec<BootPhase>,
     /// How VMs run, once the `virtualization` phase said.
     acceleration: Option<Virtualization>,
+    /// The network after the `network` phase, changed through the host daemon.
+    network: Option<NetworkOwner>,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -182,6 +185,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             supervisor: Supervisor::default(),
             phases: Vec::new(),
             acceleration: None,
+            network: None,
         }
     }
 
@@ -471,14 +475,14 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             console,
             ..
         } = self;
-        Ok(configure(
-            system.network(),
-            &plan,
-            &hostname,
-            &mut |line| {
-                console.line(clock.uptime(), line);
-            },
-        )?)
+        let configured = configure(system.network(), &plan, &hostname, &mut |line| {
+            console.line(clock.uptime(), line);
+        });
+        // A network that failed to come up can still be changed through the host daemon:
+        // nothing of it counts as in effect then.
+        let in_effect = configured.as_ref().cloned().unwrap_or_default();
+        self.network = Some(NetworkOwner::new(LiveNetwork::new(in_effect, &hostname)));
+        configured.map(|_| ()).map_err(anyhow::Error::from)
     }
 
     /// Runs config discovery with the boot options, prints its provenance report line by line
@@ -663,6 +667,10 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             let timeout = [
                 shell.restart_at.map(|at| at.saturating_sub(now)),
                 self.supervisor.next_wakeup(now),
+                self.network
+                    .as_ref()
+                    .and_then(NetworkOwner::deadline)
+                    .map(|at| at.saturating_sub(now)),
             ]
             .into_iter()
             .flatten()
@@ -676,8 +684,10 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 }
                 if signal == nix::sys::signal::Signal::SIGHUP {
                     self.restart_requested_services();
+                    self.serve_network_request();
                 }
             }
+            self.expire_network_change();
             if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
                 self.start_console_shell(&mut shell);
             }
@@ -729,6 +739,59 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             let now = self.clock.uptime();
             let lines = self.supervisor.restart(&name, now, &mut self.system);
             self.log_services(lines);
+        }
+    }
+
+    /// Carries out the network request the host daemon left, if any, and writes the answer.
+    fn serve_network_request(&mut self) {
+        let run_dir = self.settings.run_dir.clone();
+        if let Some(taken) = self.system.take_network_request(&run_dir) {
+            self.network_step(|owner, network, now, log| {
+                owner.serve(&run_dir, taken, network, now, log)
+            });
+        }
+    }
+
+    /// Rolls the pending network change back once its deadline has passed.
+    fn expire_network_change(&mut self) {
+        let run_dir = self.settings.run_dir.clone();
+        self.network_step(|owner, network, now, log| {
+            owner
+                .expire(&run_dir, network, now, log)
+                .into_iter()
+                .collect()
+        });
+    }
+
+    /// Runs `step` on the network the `network` phase left (nothing before it), with the
+    /// time and the console, then writes the files it returns for the host daemon.
+    fn network_step(
+        &mut self,
+        step: impl FnOnce(
+            &mut NetworkOwner,
+            &mut dyn Network,
+            Duration,
+            &mut dyn FnMut(String),
+        ) -> Vec<HandoverFile>,
+    ) {
+        let Init {
+            system,
+            clock,
+            console,
+            network,
+            ..
+        } = self;
+        let Some(owner) = network.as_mut() else {
+            return;
+        };
+        let now = clock.uptime();
+        let files = step(owner, system.network(), now, &mut |line| {
+            console.line(clock.uptime(), line);
+        });
+        for file in files {
+            if let Err(error) = self.system.write_run_file(&file.path, &file.contents) {
+                self.log(format_args!("net: cannot tell the host daemon: {error:#}"));
+            }
         }
     }
 
@@ -1613,6 +1676,65 @@ mod tests {
                 .any(|call| call.starts_with("write /run/mfv/host.json")),
             "{:?}",
             outcome.calls
+        );
+    }
+
+    #[test]
+    fn sighup_applies_the_network_change_the_daemon_left_and_the_deadline_rolls_it_back() {
+        use mfv_host::network::handover::{HANDOVER_VERSION, NetworkAction, NetworkRequest};
+        let fixture = fixture(Some("mfv.net=eth0:dhcp"), None, true, true);
+        let mut system = FakeSystem::default();
+        system.network_requests.push_back(NetworkRequest {
+            version: HANDOVER_VERSION,
+            request_id: "7-1".to_owned(),
+            action: NetworkAction::Apply {
+                network_toml: "[[network.interfaces]]\nname = \"eth0\"\nmode = \"static\"\n\
+                               addresses = [\"192.0.2.10/24\"]\n"
+                    .to_owned(),
+                confirm_within_secs: 5,
+            },
+        });
+        // The request, then nothing until the deadline, then SIGTERM.
+        let outcome = run(
+            &fixture,
+            system,
+            &[Some(Signal::SIGHUP), None, Some(Signal::SIGTERM)],
+        );
+        let net: Vec<&String> = outcome
+            .messages
+            .iter()
+            .filter(|line| line.starts_with("net: change 1"))
+            .collect();
+        assert_eq!(
+            net.last().map(|line| line.as_str()),
+            Some("net: change 1 rolled back: not confirmed within 5 s"),
+            "{net:?}"
+        );
+        assert!(outcome.has("net: change 1 applied: confirm within 5 s"));
+        // The main loop woke up at the deadline.
+        assert!(
+            outcome.timeouts.iter().flatten().any(|timeout| {
+                *timeout > Duration::from_millis(4_900) && *timeout <= Duration::from_secs(5)
+            }),
+            "{:?}",
+            outcome.timeouts
+        );
+        let writes: Vec<&String> = outcome
+            .calls
+            .iter()
+            .filter(|call| call.starts_with("write /run/mfv/network/"))
+            .collect();
+        assert_eq!(writes.len(), 3, "{writes:?}");
+        assert!(writes[0].starts_with("write /run/mfv/network/pending.json"));
+        assert!(writes[1].starts_with("write /run/mfv/network/answer.json"));
+        assert!(writes[2].starts_with("write /run/mfv/network/pending.json"));
+        assert!(
+            outcome
+                .network_calls
+                .iter()
+                .any(|call| call == "roll back provisional"),
+            "{:?}",
+            outcome.network_calls
         );
     }
 

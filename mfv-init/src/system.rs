@@ -23,6 +23,7 @@ use mfv_config::mount::SysMounter;
 use mfv_config::schema::RemoteLogServer;
 use mfv_host::clock::{SntpTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
+use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{LineSink, NetlinkNetwork, Network};
 use mfv_host::remote_log::HostLogForwarding;
 use mfv_host::services::ServiceLog;
@@ -157,6 +158,12 @@ pub trait System {
     fn kill(&mut self, pid: Pid, signal: Signal) -> anyhow::Result<()>;
     /// The services the host daemon asked to restart, taking the requests from `run_dir`.
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String>;
+    /// The network request the host daemon left in `run_dir`, taken away; `None` when there
+    /// is none.
+    fn take_network_request(
+        &mut self,
+        run_dir: &Path,
+    ) -> Option<Result<NetworkRequest, HandoverError>>;
     /// Sends the console lines so far and from now on to the boot log in `run_dir`.
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()>;
     /// Copies the console lines so far and from now on, and every service's output, to the
@@ -500,6 +507,13 @@ impl System for NixSystem {
 
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
         mfv_host::daemon::take_restart_requests(run_dir)
+    }
+
+    fn take_network_request(
+        &mut self,
+        run_dir: &Path,
+    ) -> Option<Result<NetworkRequest, HandoverError>> {
+        mfv_host::network::handover::take_request(run_dir)
     }
 
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {

@@ -1,11 +1,14 @@
 //! The host's network, from settings to the kernel: [`plan`] computes the desired state from
 //! the configuration or `mfv.net=` (pure), [`boot`] is the boot's network phase, [`dhcp`]
-//! runs DHCP clients as stoppable sessions, [`change`] makes the changes `mfv net` asks for.
+//! runs DHCP clients as stoppable sessions, [`change`] makes the changes `mfv net` asks for,
+//! [`live`] is PID 1's network after the boot, changed provisionally through the host daemon
+//! ([`handover`]: the files between the two).
 
 pub mod boot;
 pub mod change;
 pub mod dhcp;
 mod error;
+pub mod handover;
 pub mod live;
 pub mod plan;
 
