@@ -1,6 +1,7 @@
 //! `mfv net`: shows the network of this host and changes it (static address, DHCP, bridge,
 //! VLAN, active-backup bond) through mfv-host's network workflows, in the network namespace
-//! the command runs in.
+//! the command runs in; `mfv net apply` and `mfv net confirm` change the running host's
+//! network through the host daemon instead, which hands the change to PID 1.
 //!
 //! Every change goes through `mfv_net::apply`: the kernel's state is re-read and compared
 //! afterwards, and the previous state is restored when anything fails. `mfv net bridge
@@ -10,11 +11,15 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use mfv_api::{
+    Client, ClientError, ConfigIssue, DEFAULT_CLIENT_NAME, ErrorKind, MAX_CONFIRM_SECS,
+    NetworkOutcome, ProvisionalChange, apply_network,
+};
 use mfv_host::network::change::{
     InterfaceView, NetworkView, make_bond, make_bridge, make_bridge_provisionally, make_vlan,
     read_view, set_static,
@@ -38,6 +43,38 @@ pub struct NetArgs {
 
 #[derive(Debug, Subcommand)]
 enum NetCommand {
+    #[command(flatten)]
+    Local(LocalCommand),
+    /// Apply a [network] section (a TOML file, as in mfv.toml) to the running host through
+    /// the host daemon, provisionally: the host rolls it back unless it is confirmed in time,
+    /// over a new connection (Enter here, --yes, or `mfv net confirm ID`). The configuration
+    /// on the config volume is not changed.
+    Apply {
+        /// The file with the [network] section.
+        file: PathBuf,
+        /// Seconds the host waits for the confirmation.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONFIRM_SECS)))]
+        confirm_within: u32,
+        /// Confirm at once, as soon as the host answers on a new connection.
+        #[arg(long)]
+        yes: bool,
+        /// The host daemon's socket.
+        #[arg(long, default_value = mfv_api::DEFAULT_SOCKET_PATH)]
+        socket: PathBuf,
+    },
+    /// Keep a change `mfv net apply` made, before its deadline.
+    Confirm {
+        /// The change's id, as `mfv net apply` printed it.
+        apply_id: u64,
+        /// The host daemon's socket.
+        #[arg(long, default_value = mfv_api::DEFAULT_SOCKET_PATH)]
+        socket: PathBuf,
+    },
+}
+
+/// What `mfv net` does itself, over netlink.
+#[derive(Debug, Subcommand)]
+enum LocalCommand {
     /// Show the interfaces with their addresses, and the routes.
     Show {
         /// Print JSON instead of tables.
@@ -111,23 +148,37 @@ enum NetCommand {
     },
 }
 
-/// Runs `mfv net ...` on a tokio runtime of its own.
+/// Runs `mfv net ...`: the local commands on a tokio runtime of their own.
 pub fn run(args: NetArgs) -> Result<Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a tokio runtime")?;
-    runtime.block_on(execute(args.command))
+    match args.command {
+        NetCommand::Local(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a tokio runtime")?;
+            runtime.block_on(execute(command))
+        }
+        NetCommand::Apply {
+            file,
+            confirm_within,
+            yes,
+            socket,
+        } => apply_on_host(&socket, &file, confirm_within, yes),
+        NetCommand::Confirm { apply_id, socket } => {
+            let outcome = connect(&socket)?.network_confirm(apply_id)?;
+            Ok(render_host_outcome(&outcome, Decision::Keep))
+        }
+    }
 }
 
-async fn execute(command: NetCommand) -> Result<Output> {
+async fn execute(command: LocalCommand) -> Result<Output> {
     let netlink = Netlink::connect()?;
     match command {
-        NetCommand::Show { json } => {
+        LocalCommand::Show { json } => {
             let view = read_view(&netlink).await?;
             Output::data(&view, json, render_table)
         }
-        NetCommand::Dhcp {
+        LocalCommand::Dhcp {
             interface,
             timeout,
             resolv_conf,
@@ -136,7 +187,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
             let lease = obtain_lease(&netlink, &interface, timeout, resolv_conf).await?;
             Ok(Output::ok(render_lease(&interface, &lease)))
         }
-        NetCommand::Static {
+        LocalCommand::Static {
             interface,
             address,
             gw,
@@ -146,7 +197,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
             let report = set_static(&netlink, &interface, address, gw, &dns, resolv_conf).await?;
             Ok(Output::ok(render_changes(&report)))
         }
-        NetCommand::Bridge {
+        LocalCommand::Bridge {
             bridge,
             port,
             confirm_within: None,
@@ -154,7 +205,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
             let report = make_bridge(&netlink, &port, &bridge).await?;
             Ok(Output::ok(render_changes(&report)))
         }
-        NetCommand::Bridge {
+        LocalCommand::Bridge {
             bridge,
             port,
             confirm_within: Some(seconds),
@@ -176,7 +227,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
                 Output::failed(format!("mfv: {text}\n"))
             })
         }
-        NetCommand::Bond {
+        LocalCommand::Bond {
             bond,
             ports,
             primary,
@@ -184,7 +235,7 @@ async fn execute(command: NetCommand) -> Result<Output> {
             let report = make_bond(&netlink, &bond, &ports, primary.as_deref()).await?;
             Ok(Output::ok(render_changes(&report)))
         }
-        NetCommand::Vlan {
+        LocalCommand::Vlan {
             interface,
             id,
             name,
@@ -193,6 +244,165 @@ async fn execute(command: NetCommand) -> Result<Output> {
             Ok(Output::ok(render_changes(&report)))
         }
     }
+}
+
+/// How the operator decided about a change applied on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Keep it: confirmed over a new connection.
+    Keep,
+    /// Nothing more comes from standard input: it waits for `mfv net confirm`.
+    Later,
+    /// Nothing came in time: the host rolls it back.
+    TimedOut,
+}
+
+/// A client of the host daemon on `socket`, or why there is none.
+fn connect(socket: &Path) -> Result<Client> {
+    Client::connect(socket).with_context(|| no_daemon(socket))
+}
+
+fn no_daemon(socket: &Path) -> String {
+    format!(
+        "the host daemon does not answer on {} (is this a Minifed-Virt host, and are you root?)",
+        socket.display()
+    )
+}
+
+/// `mfv net apply`: sends `file` to the host daemon, shows what changed and the deadline,
+/// and confirms over a new connection when told to.
+fn apply_on_host(socket: &Path, file: &Path, confirm_within: u32, yes: bool) -> Result<Output> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut decision = Decision::Keep;
+    let applied = apply_network(
+        socket,
+        DEFAULT_CLIENT_NAME,
+        &text,
+        confirm_within,
+        |change| {
+            let deadline =
+                SystemTime::now() + Duration::from_secs(change.confirm_within_secs.into());
+            print!("{}", escape_lines(&render_applied(change, deadline, yes)));
+            flush_stdout();
+            if !yes {
+                decision = line_within(Duration::from_secs(change.confirm_within_secs.into()));
+            }
+            decision == Decision::Keep
+        },
+    );
+    match applied {
+        Ok(outcome) => Ok(render_host_outcome(&outcome, decision)),
+        Err(error) => match error.api_error() {
+            Some(api) if api.kind == ErrorKind::InvalidConfig => {
+                Ok(Output::failed(render_issues(file, &api.config_errors)))
+            }
+            _ if matches!(error, ClientError::Connect { .. }) => {
+                Err(anyhow::Error::new(error).context(no_daemon(socket)))
+            }
+            _ => {
+                Err(anyhow::Error::new(error).context(format!("mfv net apply {}", file.display())))
+            }
+        },
+    }
+}
+
+/// Whether a line arrives on standard input within `within`.
+fn line_within(within: Duration) -> Decision {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    // A blocking read on a thread of its own: when nothing comes, the thread stays blocked
+    // until the process exits, right after.
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let got_line = matches!(std::io::stdin().read_line(&mut line), Ok(length) if length > 0);
+        let _ = sender.send(got_line);
+    });
+    match receiver.recv_timeout(within) {
+        Ok(true) => Decision::Keep,
+        Ok(false) => Decision::Later,
+        Err(_) => Decision::TimedOut,
+    }
+}
+
+/// What was changed, the id and the deadline, and what to do.
+fn render_applied(change: &ProvisionalChange, deadline: SystemTime, yes: bool) -> String {
+    let mut text = String::new();
+    for line in &change.changes {
+        let _ = writeln!(text, "{line}");
+    }
+    if change.changes.is_empty() {
+        text.push_str("nothing to change: the network is as asked\n");
+    }
+    let _ = writeln!(
+        text,
+        "change {} applied provisionally: the host rolls it back at {} unless confirmed \
+         within {} s",
+        change.apply_id,
+        utc_clock(deadline),
+        change.confirm_within_secs
+    );
+    if !yes {
+        let _ = writeln!(
+            text,
+            "press Enter to keep it (or run `mfv net confirm {}` from a new session)",
+            change.apply_id
+        );
+    }
+    text
+}
+
+/// How a change on the host ended, after `decision`.
+fn render_host_outcome(outcome: &NetworkOutcome, decision: Decision) -> Output {
+    match (outcome, decision) {
+        (NetworkOutcome::Confirmed, _) => Output::ok(
+            "confirmed: the host keeps the change (until it reboots, unless the configuration \
+             says the same)\n",
+        ),
+        (NetworkOutcome::RolledBack { reason }, _) => {
+            Output::failed(format!("mfv: the previous network is back: {reason}\n"))
+        }
+        (NetworkOutcome::Applied { apply_id, .. }, Decision::TimedOut) => Output::failed(format!(
+            "mfv: change {apply_id} was not confirmed in time: the host rolls it back\n"
+        )),
+        (NetworkOutcome::Applied { apply_id, .. }, _) => Output::ok(format!(
+            "change {apply_id} waits for `mfv net confirm {apply_id}`\n"
+        )),
+        (other, _) => Output::failed(format!("mfv: the host answered {other:?}\n")),
+    }
+}
+
+/// Every problem of the section in `file`, as `FILE:LINE:COL: FIELD: MESSAGE` lines.
+fn render_issues(file: &Path, issues: &[ConfigIssue]) -> String {
+    let mut text = format!(
+        "mfv: {} is not a network section the host accepts:\n",
+        file.display()
+    );
+    for issue in issues {
+        let _ = write!(text, "{}:", file.display());
+        if let (Some(line), Some(column)) = (issue.line, issue.column) {
+            let _ = write!(text, "{line}:{column}:");
+        }
+        if !issue.field.is_empty() {
+            let _ = write!(text, " {}:", issue.field);
+        }
+        let _ = writeln!(text, " {}", issue.message);
+    }
+    text
+}
+
+/// `HH:MM:SS UTC` of `time`.
+fn utc_clock(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 fn flush_stdout() {
@@ -312,7 +522,14 @@ fn render_table(network: &NetworkView) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use clap::Parser;
+    use mfv_api::{ApiError, Request, Response, serve_requests, server_handshake};
+
+    use crate::output::Status;
     use mfv_net::{Link, OperState, RollbackReport, Route};
 
     use super::*;
@@ -323,8 +540,16 @@ mod tests {
         command: NetCommand,
     }
 
-    fn parse(args: &[&str]) -> Result<NetCommand, clap::Error> {
+    fn parse_any(args: &[&str]) -> Result<NetCommand, clap::Error> {
         TestCli::try_parse_from([&["net"], args].concat()).map(|cli| cli.command)
+    }
+
+    /// A command `mfv net` carries out itself.
+    fn parse(args: &[&str]) -> Result<LocalCommand, clap::Error> {
+        parse_any(args).map(|command| match command {
+            NetCommand::Local(command) => command,
+            other => panic!("not a local command: {other:?}"),
+        })
     }
 
     fn cidr(text: &str) -> IpCidr {
@@ -349,7 +574,7 @@ mod tests {
             "192.0.2.54",
         ])
         .unwrap();
-        let NetCommand::Static {
+        let LocalCommand::Static {
             interface,
             address,
             gw,
@@ -389,7 +614,7 @@ mod tests {
         let command = parse(&["vlan", "eth0", "7"]).unwrap();
         assert!(matches!(
             command,
-            NetCommand::Vlan {
+            LocalCommand::Vlan {
                 id: 7,
                 name: None,
                 ..
@@ -400,7 +625,7 @@ mod tests {
     #[test]
     fn dhcp_timeout_defaults_to_30_and_rejects_zero() {
         let command = parse(&["dhcp", "eth0"]).unwrap();
-        assert!(matches!(command, NetCommand::Dhcp { timeout: 30, .. }));
+        assert!(matches!(command, LocalCommand::Dhcp { timeout: 30, .. }));
         assert!(parse(&["dhcp", "eth0", "--timeout", "0"]).is_err());
     }
 
@@ -409,7 +634,7 @@ mod tests {
         assert!(parse(&["bridge", "br0"]).is_err());
         let command =
             parse(&["bridge", "br0", "--port", "eth0", "--confirm-within", "30"]).unwrap();
-        let NetCommand::Bridge {
+        let LocalCommand::Bridge {
             bridge,
             port,
             confirm_within,
@@ -436,7 +661,7 @@ mod tests {
             "eth1",
         ])
         .unwrap();
-        let NetCommand::Bond {
+        let LocalCommand::Bond {
             bond,
             ports,
             primary,
@@ -447,6 +672,197 @@ mod tests {
         assert_eq!(bond, "bond0");
         assert_eq!(ports, ["eth0", "eth1"]);
         assert_eq!(primary.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn apply_takes_a_file_a_deadline_from_1_to_600_and_yes() {
+        let NetCommand::Apply {
+            file,
+            confirm_within,
+            yes,
+            socket,
+        } = parse_any(&["apply", "net.toml"]).unwrap()
+        else {
+            panic!("not apply");
+        };
+        assert_eq!(
+            (file, confirm_within, yes, socket),
+            (
+                PathBuf::from("net.toml"),
+                60,
+                false,
+                PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)
+            )
+        );
+        let command = parse_any(&["apply", "n.toml", "--confirm-within", "600", "--yes"]).unwrap();
+        assert!(matches!(
+            command,
+            NetCommand::Apply {
+                confirm_within: 600,
+                yes: true,
+                ..
+            }
+        ));
+        for bad in ["0", "601"] {
+            let error = parse_any(&["apply", "n.toml", "--confirm-within", bad]).unwrap_err();
+            assert!(error.to_string().contains("--confirm-within"), "{error}");
+        }
+        let error = parse_any(&["confirm", "first"]).unwrap_err();
+        assert!(error.to_string().contains("'first'"), "{error}");
+        assert!(matches!(
+            parse_any(&["confirm", "7"]).unwrap(),
+            NetCommand::Confirm { apply_id: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn an_applied_change_shows_what_changed_and_the_deadline() {
+        let change = ProvisionalChange {
+            apply_id: 3,
+            confirm_within_secs: 30,
+            changes: vec![
+                "eth0: DHCP client stopped".into(),
+                "add 192.0.2.10/24 to eth0".into(),
+            ],
+        };
+        let deadline = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 2 + 3_723);
+        assert_eq!(
+            render_applied(&change, deadline, false),
+            "eth0: DHCP client stopped\nadd 192.0.2.10/24 to eth0\n\
+             change 3 applied provisionally: the host rolls it back at 01:02:03 UTC unless \
+             confirmed within 30 s\n\
+             press Enter to keep it (or run `mfv net confirm 3` from a new session)\n"
+        );
+        assert!(!render_applied(&change, deadline, true).contains("press Enter"));
+    }
+
+    #[test]
+    fn outcomes_on_the_host_render_with_their_status() {
+        let applied = NetworkOutcome::Applied {
+            apply_id: 4,
+            confirm_within_secs: 30,
+            changes: Vec::new(),
+        };
+        let later = render_host_outcome(&applied, Decision::Later);
+        assert_eq!(
+            (later.stdout.as_str(), later.status),
+            ("change 4 waits for `mfv net confirm 4`\n", Status::Success)
+        );
+        let late = render_host_outcome(&applied, Decision::TimedOut);
+        assert_eq!(late.status, Status::Failure);
+        assert!(late.stderr.contains("change 4 was not confirmed in time"));
+        let kept = render_host_outcome(&NetworkOutcome::Confirmed, Decision::Keep);
+        assert!(
+            kept.stdout
+                .starts_with("confirmed: the host keeps the change")
+        );
+        let back = render_host_outcome(
+            &NetworkOutcome::RolledBack {
+                reason: "not confirmed within 30 s".into(),
+            },
+            Decision::Keep,
+        );
+        assert_eq!(
+            (back.stderr.as_str(), back.status),
+            (
+                "mfv: the previous network is back: not confirmed within 30 s\n",
+                Status::Failure
+            )
+        );
+    }
+
+    /// A host daemon answering every connection in a thread of its own with `answer`; the
+    /// connections it served are counted.
+    fn daemon(
+        answer: fn(Request) -> Result<Response, ApiError>,
+    ) -> (tempfile::TempDir, PathBuf, Arc<AtomicUsize>) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("host.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    server_handshake(&mut stream, "test daemon").unwrap();
+                    let _ = serve_requests(&mut stream, &mut |request| answer(request));
+                });
+            }
+        });
+        (dir, socket, connections)
+    }
+
+    fn host(request: Request) -> Result<Response, ApiError> {
+        match request {
+            Request::NetworkApply {
+                network_toml,
+                confirm_within_secs,
+            } if network_toml.contains("eth0") => Ok(Response::Network(NetworkOutcome::Applied {
+                apply_id: 1,
+                confirm_within_secs,
+                changes: vec!["add 192.0.2.10/24 to eth0".into()],
+            })),
+            Request::NetworkApply { .. } => {
+                let mut issue = ConfigIssue::new(
+                    "network.interfaces[0].name",
+                    "\"\" is not an interface name",
+                );
+                issue.line = Some(2);
+                issue.column = Some(8);
+                Err(ApiError::invalid_config(
+                    "the network section has 1 problem(s)",
+                    vec![issue],
+                ))
+            }
+            Request::NetworkConfirm { apply_id: 1 } => {
+                Ok(Response::Network(NetworkOutcome::Confirmed))
+            }
+            other => Err(ApiError::new(ErrorKind::NotFound, other.name())),
+        }
+    }
+
+    #[test]
+    fn apply_with_yes_confirms_over_a_new_connection() {
+        let (dir, socket, connections) = daemon(host);
+        let file = dir.path().join("net.toml");
+        std::fs::write(&file, "[[network.interfaces]]\nname = \"eth0\"\n").unwrap();
+        let output = apply_on_host(&socket, &file, 30, true).unwrap();
+        assert_eq!(output.status, Status::Success, "{output:?}");
+        assert!(output.stdout.starts_with("confirmed: "), "{output:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn apply_names_the_file_and_its_problems_or_why_it_was_not_read() {
+        let (dir, socket, connections) = daemon(host);
+        let file = dir.path().join("net.toml");
+        std::fs::write(&file, "[[network.interfaces]]\nname = \"\"\n").unwrap();
+        let output = apply_on_host(&socket, &file, 30, true).unwrap();
+        assert_eq!(output.status, Status::Failure);
+        let name = file.display();
+        assert_eq!(
+            output.stderr,
+            format!(
+                "mfv: {name} is not a network section the host accepts:\n\
+                 {name}:2:8: network.interfaces[0].name: \"\" is not an interface name\n"
+            )
+        );
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+        let missing = dir.path().join("missing.toml");
+        let error = apply_on_host(&socket, &missing, 30, true).unwrap_err();
+        assert_eq!(
+            format!("{error:#}").split(':').next().unwrap(),
+            format!("cannot read {}", missing.display())
+        );
+        let error = apply_on_host(&dir.path().join("none.sock"), &file, 30, true).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("the host daemon does not answer on "),
+            "{error:#}"
+        );
     }
 
     #[test]
