@@ -3,8 +3,9 @@
 //! killed; libvirt and QEMU from the image run a guest, whose kernel prints its line on its
 //! serial port and shuts down on the host's power button; a VM defined on the host survives a
 //! reboot from the same config volume and its autostart starts it again; the host daemon
-//! refuses strangers and bad frames and goes on serving; with `[log] remote`
-//! the boot's lines and the services' output reach a syslog server. They boot the real
+//! refuses strangers and bad frames and goes on serving; with `[log] remote` the boot's lines
+//! and the services' output reach a syslog server; a network change made through the host
+//! daemon rolls back unless confirmed. They boot the real
 //! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
 //! command is never what a test waits for: each awaited line is one only the output holds.
 
@@ -606,6 +607,85 @@ fn fsck_clean(volume: &Path) -> anyhow::Result<()> {
         volume.display(),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// A static address for eth0, as `mfv net apply` takes it, for `printf '...'`.
+const STATIC_SECTION: &str =
+    r#"[[network.interfaces]]\nname = "eth0"\nmode = "static"\naddresses = ["10.0.2.20/24"]\n"#;
+
+/// A command printing `LABEL=N`, N being how many times eth0 has the static address.
+fn count_static(label: &str) -> String {
+    format!("echo \"{label}=$(ip -4 addr show dev eth0 | grep -c 10.0.2.20/24)\"")
+}
+
+#[test]
+fn a_network_change_through_the_daemon_rolls_back_unless_confirmed() -> anyhow::Result<()> {
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .nic(NicModel::VirtioNet)
+        .boot()?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    guest.wait_for_line("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;
+    type_line(
+        &mut guest,
+        &format!("printf '{STATIC_SECTION}' > /tmp/net.toml"),
+    )?;
+
+    // Applied, and waiting: no answer comes from standard input.
+    type_line(
+        &mut guest,
+        "mfv net apply /tmp/net.toml --confirm-within 20 < /dev/null",
+    )?;
+    guest.wait_for_line(
+        "mfv-init: net: change 1: eth0: DHCP client stopped",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line(
+        "mfv-init: net: change 1 applied: confirm within 20 s",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line(
+        "change 1 applied provisionally: the host rolls it back at ",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("change 1 waits for `mfv net confirm 1`", LINE_TIMEOUT)?;
+    type_line(&mut guest, &count_static("addr20"))?;
+    guest.wait_for_line("addr20=1", LINE_TIMEOUT)?;
+
+    // Not confirmed: PID 1 rolls it back at the deadline and DHCP runs again.
+    guest.wait_for_line("mfv-init: net: eth0: DHCP client started", LINE_TIMEOUT)?;
+    guest.wait_for_line(
+        "mfv-init: net: change 1 rolled back: not confirmed within 20 s",
+        LINE_TIMEOUT,
+    )?;
+    type_line(&mut guest, &count_static("addr20"))?;
+    guest.wait_for_line("addr20=0", LINE_TIMEOUT)?;
+    type_line(&mut guest, "mfv net confirm 1")?;
+    guest.wait_for_line(
+        "mfv: the previous network is back: change 1 was rolled back: not confirmed within 20 s",
+        LINE_TIMEOUT,
+    )?;
+
+    // Applied again and confirmed at once: it outlives its deadline.
+    type_line(
+        &mut guest,
+        "mfv net apply /tmp/net.toml --confirm-within 20 --yes",
+    )?;
+    guest.wait_for_line(
+        "mfv-init: net: change 2 applied: confirm within 20 s",
+        LINE_TIMEOUT,
+    )?;
+    guest.wait_for_line("mfv-init: net: change 2 confirmed", LINE_TIMEOUT)?;
+    guest.wait_for_line("confirmed: the host keeps the change", LINE_TIMEOUT)?;
+    type_line(&mut guest, &format!("sleep 25; {}", count_static("kept20")))?;
+    guest.wait_for_line("kept20=1", LINE_TIMEOUT)?;
+    ensure!(
+        !guest.serial_log().contains("net: change 2 rolled back"),
+        "the confirmed change was rolled back"
     );
     Ok(())
 }
