@@ -26,6 +26,7 @@ use mfv_host::network::change::{
 };
 use mfv_host::network::obtain_lease;
 use mfv_linux::terminal_text::escape_lines;
+use mfv_linux::utc::UtcTime;
 use mfv_net::dhcp::Lease;
 use mfv_net::{ApplyReport, IpCidr, Netlink, ProvisionalOutcome};
 
@@ -394,15 +395,11 @@ fn render_issues(file: &Path, issues: &[ConfigIssue]) -> String {
 fn utc_clock(time: SystemTime) -> String {
     let seconds = time
         .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-        % 86_400;
-    format!(
-        "{:02}:{:02}:{:02} UTC",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        });
+    let time = UtcTime::from_unix_seconds(seconds);
+    format!("{:02}:{:02}:{:02} UTC", time.hour, time.minute, time.second)
 }
 
 fn flush_stdout() {
