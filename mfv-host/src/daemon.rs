@@ -59,14 +59,7 @@ pub fn host_state_json(state: &HostState) -> Result<String, ServicesError> {
 
 /// Replaces the host state file in `run_dir`.
 pub fn write_host_state(run_dir: &Path, state: &HostState) -> Result<(), ServicesError> {
-    let path = run_dir.join(HOST_STATE_FILE);
-    let text = host_state_json(state)?;
-    std::fs::create_dir_all(run_dir)
-        .and_then(|()| {
-            mfv_linux::atomic_file::replace_file(&path, text.as_bytes(), 0o644)
-                .map_err(std::io::Error::other)
-        })
-        .map_err(|source| ServicesError::Write { path, source })
+    crate::services::publish(run_dir, HOST_STATE_FILE, &host_state_json(state)?)
 }
 
 /// The host state PID 1 published in `run_dir`; `None` before it did.

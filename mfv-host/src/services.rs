@@ -81,8 +81,13 @@ pub fn status_json(services: &[ServiceStatus]) -> Result<String, ServicesError> 
 
 /// Replaces the status file in `run_dir` with `services`.
 pub fn write_status(run_dir: &Path, services: &[ServiceStatus]) -> Result<(), ServicesError> {
-    let path = run_dir.join(STATUS_FILE);
-    let text = status_json(services)?;
+    publish(run_dir, STATUS_FILE, &status_json(services)?)
+}
+
+/// Replaces `file` in `run_dir` with `text` at once (readers see the old or the new file,
+/// never a part), world-readable: how PID 1 publishes what the host daemon reads.
+pub(crate) fn publish(run_dir: &Path, file: &str, text: &str) -> Result<(), ServicesError> {
+    let path = run_dir.join(file);
     fs::create_dir_all(run_dir)
         .and_then(|()| {
             mfv_linux::atomic_file::replace_file(&path, text.as_bytes(), 0o644)
