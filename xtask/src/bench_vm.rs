@@ -100,6 +100,14 @@ pub fn vm(workspace: &Workspace, options: VmBenchOptions) -> Result<()> {
     let define_all = defined_milliseconds(&output)?;
     println!("private libvirtd: listing {domains} VMs");
     let daemon_listing = listing(&programs, daemon.uri(), options)?;
+    println!("private libvirtd: exporting {domains} definitions");
+    let export_dir = scratch.path().join("export");
+    let output = cmd::stdout(
+        Command::new(&programs.vm_bench)
+            .args(["export", daemon.uri(), &options.runs.to_string(), &domains])
+            .arg(&export_dir),
+    )?;
+    let export_all = Samples::parse(&output).get("export")?.to_vec();
     drop(daemon);
     let load_after = load_average()?;
 
@@ -108,6 +116,7 @@ pub fn vm(workspace: &Workspace, options: VmBenchOptions) -> Result<()> {
         daemon: daemon_listing,
         cycle: CycleFigures::from_samples(&cycle)?,
         define_all,
+        export_all,
         load: (load_before, load_after),
     };
     let section = section(options, &machine_description(), &today(), &figures)?;
@@ -436,6 +445,8 @@ struct Figures {
     cycle: CycleFigures,
     /// Defining all the listed VMs on the daemon, one connection, in milliseconds.
     define_all: f64,
+    /// Exporting all their definitions, one sample per run, in milliseconds.
+    export_all: Vec<f64>,
     /// The 1-minute load average before and after the benchmark.
     load: (f64, f64),
 }
@@ -562,10 +573,13 @@ fn section(
     writeln!(
         text,
         "\nDefining the {domains} VMs on the private libvirtd (one connection, one define each): \
-         {:.2} s.\n\n\
+         {:.2} s. Exporting their {domains} definitions into an empty directory \
+         (`Hypervisor::export_definitions`, what the VM keeper does every 2 s to see whether a \
+         definition changed): {}.\n\n\
          | Guest cycle step | Median | Min | Max |\n\
          |---|---:|---:|---:|",
-        figures.define_all / 1000.0
+        figures.define_all / 1000.0,
+        Spread::of(&figures.export_all)?.cell()
     )?;
     for (label, spread) in &figures.cycle.steps {
         writeln!(
@@ -711,6 +725,7 @@ mod tests {
             daemon: listing(100.0, 300.0),
             cycle: CycleFigures::from_samples(&samples).unwrap(),
             define_all: 1234.0,
+            export_all: vec![410.0, 400.0, 420.0],
             load: (0.5, 1.25),
         }
     }
@@ -751,7 +766,13 @@ mod tests {
         assert!(text.contains(
             "\n| library: `Hypervisor::list()` on an open connection | 5.0 ms (4.5..5.5) | 5.0 ms (4.5..5.5) |\n"
         ));
-        assert!(text.contains("(one connection, one define each): 1.23 s.\n"));
+        assert!(text.contains(
+            "(one connection, one define each): 1.23 s. Exporting their 1000 definitions"
+        ));
+        assert!(
+            text.contains("definition changed): 410.0 ms (400.0..420.0).\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "\n| start (`Hypervisor::start`, QEMU launched) | 700.0 ms | 700.0 ms | 700.0 ms |\n"
         ));
