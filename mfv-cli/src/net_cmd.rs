@@ -46,12 +46,12 @@ pub struct NetArgs {
 enum NetCommand {
     #[command(flatten)]
     Local(LocalCommand),
-    /// Apply a [network] section (a TOML file, as in mfv.toml) to the running host through
+    /// Apply a `[network]` section (a TOML file, as in mfv.toml) to the running host through
     /// the host daemon, provisionally: the host rolls it back unless it is confirmed in time,
     /// over a new connection (Enter here, --yes, or `mfv net confirm ID`). The configuration
     /// on the config volume is not changed.
     Apply {
-        /// The file with the [network] section.
+        /// The file with the `[network]` section.
         file: PathBuf,
         /// Seconds the host waits for the confirmation.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONFIRM_SECS)))]
