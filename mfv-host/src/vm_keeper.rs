@@ -4,8 +4,9 @@
 //! runs, every change to the definitions (define, undefine, autostart, snapshots) is saved; at
 //! shutdown the running VMs are shut down, all at once, with a deadline.
 //!
-//! Changes are found by exporting the definitions into a scratch directory in RAM and
-//! comparing with what was saved last, rather than by libvirt's events: libvirt sends no
+//! Changes are found by reading the definitions from libvirt into memory and comparing them
+//! with what was saved last, so nothing is written while nothing changed, rather than by
+//! libvirt's events: libvirt sends no
 //! event when autostart changes, and a change made with virsh on the host's shell must be
 //! kept as well as one made through our API.
 //!
@@ -38,19 +39,16 @@ type Export = BTreeMap<String, Vec<u8>>;
 pub struct DefinitionKeeper<'a> {
     hypervisor: &'a Hypervisor,
     store: &'a DirectoryStore,
-    /// Where exports are made to be compared (in RAM).
-    scratch: PathBuf,
     /// What the store holds, as far as this keeper knows.
     saved: Option<Export>,
 }
 
 impl<'a> DefinitionKeeper<'a> {
-    /// A keeper for `hypervisor` and `store`, comparing in `scratch` (created when missing).
-    pub fn new(hypervisor: &'a Hypervisor, store: &'a DirectoryStore, scratch: &Path) -> Self {
+    /// A keeper for `hypervisor` and `store`.
+    pub fn new(hypervisor: &'a Hypervisor, store: &'a DirectoryStore) -> Self {
         DefinitionKeeper {
             hypervisor,
             store,
-            scratch: scratch.to_owned(),
             saved: None,
         }
     }
@@ -97,44 +95,35 @@ impl<'a> DefinitionKeeper<'a> {
     /// Exports the definitions and, when they differ from what was saved, saves them as a
     /// new generation. Returns the names saved, or `None` when nothing changed.
     pub fn save_if_changed(&mut self) -> Result<Option<Vec<String>>, VmWorkflowError> {
-        let _ = fs::remove_dir_all(&self.scratch);
-        let names = self.hypervisor.export_definitions(&self.scratch)?;
-        let export = read_export(&self.scratch).map_err(|source| {
-            VmWorkflowError::Store(mfv_config::store::StoreError::Read {
-                path: self.scratch.clone(),
-                source,
-            })
-        })?;
-        if self.saved.as_ref() == Some(&export) {
+        let definitions = self.hypervisor.definitions()?;
+        if self.saved.as_ref() == Some(&definitions.files) {
             return Ok(None);
         }
         // Nothing known on the volume and no VM here: an empty set would only replace a set
         // that could not be restored (it stays for the operator to look at).
-        if self.saved.is_none() && names.is_empty() {
-            self.saved = Some(export);
+        if self.saved.is_none() && definitions.vms.is_empty() {
+            self.saved = Some(definitions.files);
             return Ok(None);
         }
         self.store.write_beside(DEFINITIONS_DIR, |current| {
-            switch_in(current, &self.scratch)
+            switch_in(current, &definitions.files)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })?;
-        self.saved = Some(export);
-        Ok(Some(names))
+        self.saved = Some(definitions.files);
+        Ok(Some(definitions.vms))
     }
 }
 
 /// Writes `export` as the new current set beside `current`, keeping the old current set as
 /// the previous one.
-fn switch_in(current: &Path, export: &Path) -> std::io::Result<()> {
+fn switch_in(current: &Path, export: &Export) -> std::io::Result<()> {
     let dir = current.parent().unwrap_or(Path::new("/"));
     let new = dir.join(NEW_DEFINITIONS_DIR);
     let previous = dir.join(PREVIOUS_DEFINITIONS_DIR);
     remove_tree(&new)?;
     fs::create_dir(&new)?;
-    for entry in fs::read_dir(export)? {
-        let entry = entry?;
-        let bytes = fs::read(entry.path())?;
-        mfv_linux::atomic_file::replace_file(&new.join(entry.file_name()), &bytes, 0o600)
+    for (file, bytes) in export {
+        mfv_linux::atomic_file::replace_file(&new.join(file), bytes, 0o600)
             .map_err(std::io::Error::other)?;
     }
     sync_dir(&new)?;
@@ -327,10 +316,9 @@ pub fn keep(
     let Some(hypervisor) = connect(settings, &mut say) else {
         return;
     };
-    let scratch = settings.run_dir.join("vm-export");
     let mut keeper = volume
         .as_ref()
-        .map(|volume| DefinitionKeeper::new(&hypervisor, volume.store(), &scratch));
+        .map(|volume| DefinitionKeeper::new(&hypervisor, volume.store()));
     if let Some(keeper) = keeper.as_mut() {
         keeper.restore().iter().for_each(|line| say(line));
     }
@@ -421,16 +409,14 @@ mod tests {
     fn a_new_generation_replaces_the_current_and_keeps_it_as_previous() {
         let dir = tempfile::tempdir().unwrap();
         let current = dir.path().join(DEFINITIONS_DIR);
-        let export = dir.path().join("export");
-        fs::create_dir_all(&export).unwrap();
-        fs::write(export.join("index.json"), "one").unwrap();
+        let mut export = Export::from([("index.json".to_owned(), b"one".to_vec())]);
         switch_in(&current, &export).unwrap();
         assert_eq!(
             fs::read_to_string(current.join("index.json")).unwrap(),
             "one"
         );
-        fs::write(export.join("index.json"), "two").unwrap();
-        fs::write(export.join("web.xml"), "<domain/>").unwrap();
+        export.insert("index.json".to_owned(), b"two".to_vec());
+        export.insert("web.xml".to_owned(), b"<domain/>".to_vec());
         switch_in(&current, &export).unwrap();
         assert_eq!(
             fs::read_to_string(current.join("index.json")).unwrap(),
@@ -468,8 +454,7 @@ mod tests {
         fs::create_dir_all(&volume).unwrap();
         let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
         let hypervisor = node(dir.path(), &["web", "db"]);
-        let scratch = dir.path().join("scratch");
-        let mut keeper = DefinitionKeeper::new(&hypervisor, &store, &scratch);
+        let mut keeper = DefinitionKeeper::new(&hypervisor, &store);
         assert_eq!(
             keeper.restore(),
             ["vms: no VM definitions saved on the config volume yet"]
@@ -492,7 +477,7 @@ mod tests {
 
         // A rebooted host: libvirt knows no VM; the keeper defines them again.
         let empty = node(dir.path(), &[]);
-        let mut keeper = DefinitionKeeper::new(&empty, &store, &scratch);
+        let mut keeper = DefinitionKeeper::new(&empty, &store);
         assert_eq!(
             keeper.restore(),
             [
@@ -518,14 +503,13 @@ mod tests {
         fs::create_dir_all(&volume).unwrap();
         let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
         let hypervisor = node(dir.path(), &["web"]);
-        let scratch = dir.path().join("scratch");
-        let mut keeper = DefinitionKeeper::new(&hypervisor, &store, &scratch);
+        let mut keeper = DefinitionKeeper::new(&hypervisor, &store);
         keeper.save_if_changed().unwrap();
         hypervisor.set_autostart("web", true).unwrap();
         keeper.save_if_changed().unwrap();
         fs::write(volume.join(DEFINITIONS_DIR).join("index.json"), "{broken").unwrap();
         let empty = node(dir.path(), &[]);
-        let lines = DefinitionKeeper::new(&empty, &store, &scratch).restore();
+        let lines = DefinitionKeeper::new(&empty, &store).restore();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
             lines[0].starts_with("vms: the current set of definitions cannot be restored: "),
@@ -542,9 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join(NEW_DEFINITIONS_DIR)).unwrap();
-        let export = dir.path().join("export");
-        fs::create_dir_all(&export).unwrap();
-        let error = switch_in(&dir.path().join(DEFINITIONS_DIR), &export).unwrap_err();
+        let error = switch_in(&dir.path().join(DEFINITIONS_DIR), &Export::new()).unwrap_err();
         assert!(
             error.to_string().ends_with("vms.new is not a directory"),
             "{error}"

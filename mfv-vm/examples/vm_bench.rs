@@ -12,10 +12,10 @@
 //!                                          and connect + list() (`sample connect_list`),
 //!                                          after one untimed warm-up; fails unless list()
 //!                                          returns EXPECTED VMs
-//! vm_bench export URI RUNS EXPECTED DIR    time export_definitions() into DIR, emptied
-//!                                          before each run as the VM keeper does
-//!                                          (`sample export`), after one untimed warm-up;
-//!                                          fails unless it exports EXPECTED VMs
+//! vm_bench definitions URI RUNS EXPECTED   time definitions(), what the VM keeper reads to
+//!                                          see a change (`sample definitions`), after one
+//!                                          untimed warm-up; fails unless it holds EXPECTED
+//!                                          VMs
 //! vm_bench cycle URI KERNEL INITRD RUNS    define, start, force off, undefine a guest that
 //!                                          boots KERNEL and INITRD, RUNS times after one
 //!                                          untimed warm-up (`sample define`, `sample start`,
@@ -33,7 +33,7 @@ use anyhow::{Context, Result, bail};
 use mfv_vm::{HostCapabilities, Hypervisor, VmSpec, VolumePolicy};
 
 const USAGE: &str = "usage: vm_bench node-xml COUNT FILE | define URI COUNT | \
-                     list URI RUNS EXPECTED | export URI RUNS EXPECTED DIR | \
+                     list URI RUNS EXPECTED | definitions URI RUNS EXPECTED | \
                      cycle URI KERNEL INITRD RUNS";
 
 /// Memory of every benchmark VM; the cycle guest (kernel and busybox initrd) boots in it.
@@ -48,9 +48,9 @@ fn main() -> ExitCode {
         ["list", uri, runs, expected] => count_arg(runs)
             .and_then(|runs| Ok((runs, count_arg(expected)?)))
             .and_then(|(runs, expected)| list(uri, runs, expected)),
-        ["export", uri, runs, expected, dir] => count_arg(runs)
+        ["definitions", uri, runs, expected] => count_arg(runs)
             .and_then(|runs| Ok((runs, count_arg(expected)?)))
-            .and_then(|(runs, expected)| export(uri, runs, expected, Path::new(dir))),
+            .and_then(|(runs, expected)| definitions(uri, runs, expected)),
         ["cycle", uri, kernel, initrd, runs] => {
             count_arg(runs).and_then(|runs| cycle(uri, Path::new(kernel), Path::new(initrd), runs))
         }
@@ -143,20 +143,15 @@ fn list(uri: &str, runs: usize, expected: usize) -> Result<()> {
 }
 
 /// What the VM keeper does every few seconds to see whether a definition changed: every
-/// definition written into an empty directory.
-fn export(uri: &str, runs: usize, expected: usize, dir: &Path) -> Result<()> {
+/// definition and its snapshots read into memory.
+fn definitions(uri: &str, runs: usize, expected: usize) -> Result<()> {
     let hypervisor = Hypervisor::connect(uri)?;
-    for run in 0..=runs {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .with_context(|| format!("cannot empty {}", dir.display()))?;
-        }
+    check_count(hypervisor.definitions()?.vms.len(), expected)?;
+    for _ in 0..runs {
         let started = Instant::now();
-        let exported = hypervisor.export_definitions(dir)?.len();
-        if run > 0 {
-            println!("sample export {:.3}", milliseconds(started));
-        }
-        check_count(exported, expected)?;
+        let read = hypervisor.definitions()?.vms.len();
+        println!("sample definitions {:.3}", milliseconds(started));
+        check_count(read, expected)?;
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ pub use lifecycle::{
     VmInfo, VmState, VmSummary, VncEndpoint, VolumePolicy,
 };
 pub use mac::{InvalidMacAddress, MacAddress};
-pub use persist::{AutostartReport, INDEX_FILE, RestoreReport};
+pub use persist::{AutostartReport, Definitions, INDEX_FILE, RestoreReport};
 pub use snapshot::SnapshotInfo;
 pub use spec::{
     BootDevice, DiskBus, DiskSource, DiskSpec, ExtraXml, Firmware, ImageFormat, KernelBoot,

@@ -9,7 +9,7 @@
 //! qcow2 disks, on storage that outlives a reboot; what dies with libvirt's RAM is its
 //! metadata, which restore redefines so the snapshots can be listed and reverted to again.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -60,6 +60,18 @@ struct SnapshotEntry {
 /// be a VM's.
 const SNAPSHOT_EXTENSION: &str = ".snapshot";
 
+/// Every persistent VM's definition and snapshot metadata as the files of an export
+/// directory, held in memory: what [`Hypervisor::export_definitions`] writes. An owner that
+/// keeps the last export compares two of these to see whether anything changed without
+/// writing a byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Definitions {
+    /// The exported VMs, by name.
+    pub vms: Vec<String>,
+    /// Each file's name in the directory and its content, [`INDEX_FILE`] included.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
 /// What [`Hypervisor::restore_definitions`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RestoreReport {
@@ -85,28 +97,26 @@ pub struct AutostartReport {
 }
 
 impl Hypervisor {
-    /// Writes every persistent VM's definition and snapshot metadata into `dir` (created if
-    /// missing) and removes the files of VMs and snapshots that no longer exist. Returns the
-    /// exported VM names.
-    pub fn export_definitions(&self, dir: &Path) -> Result<Vec<String>, VirtError> {
-        fs::create_dir_all(dir).map_err(|source| io_error("create", dir, source))?;
+    /// Every persistent VM's definition and snapshot metadata, as the files an export
+    /// directory holds.
+    pub fn definitions(&self) -> Result<Definitions, VirtError> {
         let domains = self
             .connection
             .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
             .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))?;
+        let mut files = BTreeMap::new();
         let mut entries = Vec::with_capacity(domains.len());
         for domain in &domains {
             let name = domain
                 .name()
                 .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))?;
             let read = |error| operation_error("read", ObjectKind::Vm, &name, error);
-            let xml = self.inactive_xml(domain, &name)?;
             let file = format!("{name}.xml");
-            write_atomically(&dir.join(&file), xml.as_bytes())?;
+            files.insert(file.clone(), self.inactive_xml(domain, &name)?.into_bytes());
             entries.push(IndexEntry {
                 uuid: domain.uuid_string().map_err(read)?,
                 autostart: domain.autostart().map_err(read)?,
-                snapshots: export_snapshots(domain, &name, dir)?,
+                snapshots: snapshot_definitions(domain, &name, &mut files)?,
                 file,
                 name: name.clone(),
             });
@@ -117,35 +127,24 @@ impl Hypervisor {
             version: VERSION,
             vms: entries,
         };
-        let index_path = dir.join(INDEX_FILE);
         let json = serde_json::to_vec_pretty(&index).map_err(|error| VirtError::BadExport {
-            path: index_path.clone(),
+            path: INDEX_FILE.into(),
             problem: error.to_string(),
         })?;
-        write_atomically(&index_path, &json)?;
-        let kept: BTreeSet<&str> = index
-            .vms
-            .iter()
-            .flat_map(|entry| {
-                std::iter::once(entry.file.as_str()).chain(
-                    entry
-                        .snapshots
-                        .iter()
-                        .map(|snapshot| snapshot.file.as_str()),
-                )
-            })
-            .collect();
-        let listing = fs::read_dir(dir).map_err(|source| io_error("list", dir, source))?;
-        for entry in listing {
-            let entry = entry.map_err(|source| io_error("list", dir, source))?;
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            let exported = file_name.ends_with(".xml") || file_name.ends_with(SNAPSHOT_EXTENSION);
-            if exported && !kept.contains(file_name.as_str()) {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(|source| io_error("remove", &path, source))?;
-            }
-        }
-        Ok(index.vms.into_iter().map(|entry| entry.name).collect())
+        files.insert(INDEX_FILE.to_owned(), json);
+        Ok(Definitions {
+            vms: index.vms.into_iter().map(|entry| entry.name).collect(),
+            files,
+        })
+    }
+
+    /// Writes every persistent VM's definition and snapshot metadata into `dir` (created if
+    /// missing), the index last, and removes the files of VMs and snapshots that no longer
+    /// exist. Returns the exported VM names.
+    pub fn export_definitions(&self, dir: &Path) -> Result<Vec<String>, VirtError> {
+        let definitions = self.definitions()?;
+        write_definitions(&definitions, dir)?;
+        Ok(definitions.vms)
     }
 
     /// Defines every VM exported in `dir`, sets its autostart flag and defines its snapshots'
@@ -225,10 +224,39 @@ impl Hypervisor {
 
 /// Writes the metadata of every snapshot of `domain` (the VM `name`) into `dir`, parents
 /// before children, and returns their index entries.
-fn export_snapshots(
+/// Writes `definitions` into `dir` (created if missing), the index last, and removes the
+/// exported files it does not name.
+fn write_definitions(definitions: &Definitions, dir: &Path) -> Result<(), VirtError> {
+    fs::create_dir_all(dir).map_err(|source| io_error("create", dir, source))?;
+    for (file, content) in definitions
+        .files
+        .iter()
+        .filter(|(file, _)| *file != INDEX_FILE)
+    {
+        write_atomically(&dir.join(file), content)?;
+    }
+    if let Some(index) = definitions.files.get(INDEX_FILE) {
+        write_atomically(&dir.join(INDEX_FILE), index)?;
+    }
+    let listing = fs::read_dir(dir).map_err(|source| io_error("list", dir, source))?;
+    for entry in listing {
+        let entry = entry.map_err(|source| io_error("list", dir, source))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let exported = file_name.ends_with(".xml") || file_name.ends_with(SNAPSHOT_EXTENSION);
+        if exported && !definitions.files.contains_key(&file_name) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|source| io_error("remove", &path, source))?;
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot metadata of the VM `name`, parents first, added to `files`; returns their
+/// index entries.
+fn snapshot_definitions(
     domain: &Domain,
     name: &str,
-    dir: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<SnapshotEntry>, VirtError> {
     let snapshots = domain
         .list_all_snapshots(sys::VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
@@ -243,7 +271,7 @@ fn export_snapshots(
             .xml_desc(sys::VIR_DOMAIN_SNAPSHOT_XML_SECURE)
             .map_err(read)?;
         let file = format!("{name}.{place}{SNAPSHOT_EXTENSION}");
-        write_atomically(&dir.join(&file), xml.as_bytes())?;
+        files.insert(file.clone(), xml.into_bytes());
         entries.push(SnapshotEntry {
             current: snapshot.is_current(0).map_err(read)?,
             name: snapshot_name,

@@ -247,6 +247,16 @@ fn export_and_restore_on_the_test_driver() {
         "stale definition left behind"
     );
     assert!(dir.path().join(INDEX_FILE).exists());
+    // What is exported is what the keeper compares in memory (other tests define VMs on the
+    // same driver meanwhile, so only this one is compared).
+    let definitions = hypervisor.definitions().unwrap();
+    assert!(definitions.vms.contains(&name), "{:?}", definitions.vms);
+    let file = format!("{name}.xml");
+    assert_eq!(
+        definitions.files.get(&file),
+        Some(&fs::read(dir.path().join(&file)).unwrap())
+    );
+    assert!(definitions.files.contains_key(INDEX_FILE));
 
     hypervisor.undefine(&name, VolumePolicy::Keep).unwrap();
     let report = hypervisor.restore_definitions(dir.path()).unwrap();
