@@ -166,6 +166,43 @@ fn read_export(dir: &Path) -> std::io::Result<Export> {
     Ok(export)
 }
 
+/// Starts the autostart VMs, those of `order` (`host.autostart_order`) first in that order,
+/// the others by name; returns the console lines, which name the VMs of `order` that are
+/// not autostart VMs here.
+pub fn start_autostart_vms(hypervisor: &Hypervisor, order: &[String]) -> Vec<String> {
+    let report = match hypervisor.start_autostart(order) {
+        Ok(report) => report,
+        Err(error) => {
+            return vec![format!(
+                "vms: cannot list the autostart VMs: {}",
+                mfv_linux::error_chain(&error)
+            )];
+        }
+    };
+    let mut lines: Vec<String> = report
+        .started
+        .iter()
+        .map(|name| format!("vms: {name} started (autostart)"))
+        .collect();
+    for (name, error) in &report.failed {
+        lines.push(format!(
+            "vms: {name} (autostart) did not start: {}",
+            mfv_linux::error_chain(error)
+        ));
+    }
+    let known = |name: &String| {
+        report.started.contains(name)
+            || report.already_running.contains(name)
+            || report.failed.iter().any(|(failed, _)| failed == name)
+    };
+    for name in order.iter().filter(|name| !known(name)) {
+        lines.push(format!(
+            "vms: host.autostart_order names {name}, which is not an autostart VM on this host"
+        ));
+    }
+    lines
+}
+
 /// Defines the configured storage pools that libvirt can make here (directory pools);
 /// returns the console lines.
 pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String> {
@@ -325,23 +362,13 @@ pub fn keep(
     define_pools(&hypervisor, &pools)
         .iter()
         .for_each(|line| say(line));
-    match hypervisor.start_autostart(&[]) {
-        Ok(report) => {
-            for name in &report.started {
-                say(&format!("vms: {name} started (autostart)"));
-            }
-            for (name, error) in &report.failed {
-                say(&format!(
-                    "vms: {name} (autostart) did not start: {}",
-                    mfv_linux::error_chain(error)
-                ));
-            }
-        }
-        Err(error) => say(&format!(
-            "vms: cannot list the autostart VMs: {}",
-            mfv_linux::error_chain(&error)
-        )),
-    }
+    let order = config
+        .as_ref()
+        .map(|config| config.host.autostart_order.clone())
+        .unwrap_or_default();
+    start_autostart_vms(&hypervisor, &order)
+        .iter()
+        .for_each(|line| say(line));
     while !stop_requested(settings.save_interval) {
         save_changes(keeper.as_mut(), &mut say);
     }
@@ -518,6 +545,33 @@ mod tests {
         assert_eq!(
             lines[1],
             "vms: definitions restored from the config volume (previous set): 1 defined, 0 updated, 0 unchanged"
+        );
+    }
+
+    #[test]
+    fn autostart_vms_start_in_the_configured_order_and_strangers_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let hypervisor = node(dir.path(), &["alpha", "db", "web", "manual"]);
+        for name in ["alpha", "db", "web", "manual"] {
+            hypervisor.force_off(name).unwrap();
+        }
+        for name in ["alpha", "db", "web"] {
+            hypervisor.set_autostart(name, true).unwrap();
+        }
+        let order = ["web", "ghost", "manual", "db"].map(String::from);
+        assert_eq!(
+            start_autostart_vms(&hypervisor, &order),
+            [
+                "vms: web started (autostart)",
+                "vms: db started (autostart)",
+                "vms: alpha started (autostart)",
+                "vms: host.autostart_order names ghost, which is not an autostart VM on this host",
+                "vms: host.autostart_order names manual, which is not an autostart VM on this host",
+            ]
+        );
+        assert_eq!(
+            hypervisor.info("manual").unwrap().summary.state,
+            VmState::ShutOff
         );
     }
 

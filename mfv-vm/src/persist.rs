@@ -222,8 +222,6 @@ impl Hypervisor {
     }
 }
 
-/// Writes the metadata of every snapshot of `domain` (the VM `name`) into `dir`, parents
-/// before children, and returns their index entries.
 /// Writes `definitions` into `dir` (created if missing), the index last, and removes the
 /// exported files it does not name.
 fn write_definitions(definitions: &Definitions, dir: &Path) -> Result<(), VirtError> {

@@ -153,6 +153,7 @@ impl Reader {
                 time_zone: default_time_zone(),
                 ntp_servers: Vec::new(),
                 vm_shutdown_timeout: DEFAULT_VM_SHUTDOWN_TIMEOUT,
+                autostart_order: Vec::new(),
             },
         };
         let network = self
@@ -207,6 +208,7 @@ impl Reader {
                 "time_zone",
                 "ntp_servers",
                 "vm_shutdown_timeout",
+                "autostart_order",
             ],
         );
         HostConfig {
@@ -219,6 +221,7 @@ impl Reader {
                 .optional_integer(table, "vm_shutdown_timeout", VM_SHUTDOWN_TIMEOUT_RANGE)
                 .and_then(|seconds| u32::try_from(seconds).ok())
                 .unwrap_or(DEFAULT_VM_SHUTDOWN_TIMEOUT),
+            autostart_order: self.string_list(table, "autostart_order"),
         }
     }
 

@@ -40,6 +40,7 @@ fn minimal_config_gets_defaults() {
                 time_zone: "UTC".to_owned(),
                 ntp_servers: Vec::new(),
                 vm_shutdown_timeout: DEFAULT_VM_SHUTDOWN_TIMEOUT,
+                autostart_order: Vec::new(),
             },
             network: NetworkConfig::default(),
             storage: StorageConfig::default(),
@@ -1112,6 +1113,27 @@ fn host_vm_shutdown_timeout_defaults_to_a_minute_and_is_range_checked() {
     assert_eq!(
         errors,
         ["host.vm_shutdown_timeout: 7200 is out of range (1 to 3600)"]
+    );
+}
+
+#[test]
+fn host_autostart_order_names_vms_once_each() {
+    assert!(parse_config(HEAD).unwrap().host.autostart_order.is_empty());
+    let config = parse_config(&format!("{HEAD}autostart_order = [\"db\", \"web-1\"]\n")).unwrap();
+    assert_eq!(config.host.autostart_order, ["db", "web-1"]);
+    check_with_head(
+        "autostart_order = [\"db\", \"\", \"-x\", \"db\"]\n",
+        &[
+            "4:26: host.autostart_order[1]: the VM name is empty",
+            "4:30: host.autostart_order[2]: \"-x\" is not a VM name (letters, digits, '.', '_' \
+             and '-', starting with a letter or digit, at most 64 bytes)",
+            "4:36: host.autostart_order[3]: \"db\" is named twice (already \
+             host.autostart_order[0])",
+        ],
+    );
+    check_with_head(
+        "autostart_order = \"db\"\n",
+        &["4:19: host.autostart_order: expected an array, found a string"],
     );
 }
 

@@ -51,6 +51,10 @@ pub struct HostConfig {
         skip_serializing_if = "is_default_vm_shutdown_timeout"
     )]
     pub vm_shutdown_timeout: u32,
+    /// Autostart VMs started first at boot, in this order (VM names); the other autostart
+    /// VMs follow by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub autostart_order: Vec<String>,
 }
 
 /// The default of `host.vm_shutdown_timeout`, in seconds.

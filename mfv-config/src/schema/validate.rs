@@ -99,6 +99,39 @@ fn check_host(host: &HostConfig, issues: &mut Issues) {
             ),
         );
     }
+    let mut first_by_name: HashMap<&str, usize> = HashMap::new();
+    for (index, name) in host.autostart_order.iter().enumerate() {
+        let path = element("host.autostart_order", index);
+        if let Err(message) = check_vm_name(name) {
+            issues.add(path, message);
+        } else if let Some(first) = first_by_name.get(name.as_str()) {
+            issues.add(
+                path,
+                format!("{name:?} is named twice (already host.autostart_order[{first}])"),
+            );
+        } else {
+            first_by_name.insert(name, index);
+        }
+    }
+}
+
+/// A VM name as Minifed-Virt makes them: letters, digits, '.', '_' and '-', starting with a
+/// letter or digit, at most 64 bytes.
+fn check_vm_name(name: &str) -> Result<(), String> {
+    let starts_well = name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    let allowed = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() {
+        return Err("the VM name is empty".to_owned());
+    }
+    if !starts_well || !allowed || name.len() > 64 {
+        return Err(format!(
+            "{name:?} is not a VM name (letters, digits, '.', '_' and '-', starting with a \
+             letter or digit, at most 64 bytes)"
+        ));
+    }
+    Ok(())
 }
 
 /// An RFC 1123 host name: one label or a fully qualified name without the trailing dot.
