@@ -42,6 +42,9 @@ pub enum VmWorkflowError {
     /// The definitions could not be written to or read from the config store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The config volume could not be opened or closed around a save.
+    #[error(transparent)]
+    Volume(#[from] Box<crate::config::ConfigKeyError>),
 }
 
 /// A VM [`create`] defined.

@@ -24,6 +24,7 @@ use mfv_config::schema::{PoolConfig, PoolKind};
 use mfv_config::store::DirectoryStore;
 use mfv_vm::{Hypervisor, ShutdownOutcome, VmState};
 
+use crate::config::{ConfigKeyError, StoreVolume};
 use crate::vm::{DEFINITIONS_DIR, VmWorkflowError};
 
 /// The previous generation of the definitions, beside the configuration.
@@ -34,29 +35,30 @@ pub const NEW_DEFINITIONS_DIR: &str = "vms.new";
 /// The content of an export directory: file name to bytes.
 type Export = BTreeMap<String, Vec<u8>>;
 
-/// Saves the definitions of `hypervisor` into `store` whenever they change.
+/// Saves the definitions of `hypervisor` into the config store whenever they change. It
+/// keeps no store open between saves: the config volume has one opener at a time on the host
+/// (see [`crate::config::VolumeLock`]), and the host daemon must be able to save the
+/// configuration while the keeper runs.
 #[derive(Debug)]
 pub struct DefinitionKeeper<'a> {
     hypervisor: &'a Hypervisor,
-    store: &'a DirectoryStore,
     /// What the store holds, as far as this keeper knows.
     saved: Option<Export>,
 }
 
 impl<'a> DefinitionKeeper<'a> {
-    /// A keeper for `hypervisor` and `store`.
-    pub fn new(hypervisor: &'a Hypervisor, store: &'a DirectoryStore) -> Self {
+    /// A keeper for `hypervisor`.
+    pub fn new(hypervisor: &'a Hypervisor) -> Self {
         DefinitionKeeper {
             hypervisor,
-            store,
             saved: None,
         }
     }
 
-    /// Defines the VMs saved in the store: the current generation, or the previous one when
+    /// Defines the VMs saved in `store`: the current generation, or the previous one when
     /// the current one cannot be read. Returns the console lines.
-    pub fn restore(&mut self) -> Vec<String> {
-        let dir = self.store.dir();
+    pub fn restore(&mut self, store: &DirectoryStore) -> Vec<String> {
+        let dir = store.dir();
         let mut lines = Vec::new();
         for (generation, name) in [
             ("current", DEFINITIONS_DIR),
@@ -92,9 +94,13 @@ impl<'a> DefinitionKeeper<'a> {
         lines
     }
 
-    /// Exports the definitions and, when they differ from what was saved, saves them as a
-    /// new generation. Returns the names saved, or `None` when nothing changed.
-    pub fn save_if_changed(&mut self) -> Result<Option<Vec<String>>, VmWorkflowError> {
+    /// Reads the definitions and, when they differ from what was saved, opens the store with
+    /// `open`, saves them as a new generation and closes it. Returns the names saved, or
+    /// `None` when nothing changed.
+    pub fn save_if_changed(
+        &mut self,
+        open: impl FnOnce() -> Result<StoreVolume, ConfigKeyError>,
+    ) -> Result<Option<Vec<String>>, VmWorkflowError> {
         let definitions = self.hypervisor.definitions()?;
         if self.saved.as_ref() == Some(&definitions.files) {
             return Ok(None);
@@ -105,10 +111,14 @@ impl<'a> DefinitionKeeper<'a> {
             self.saved = Some(definitions.files);
             return Ok(None);
         }
-        self.store.write_beside(DEFINITIONS_DIR, |current| {
+        let volume = open().map_err(Box::new)?;
+        let written = volume.store().write_beside(DEFINITIONS_DIR, |current| {
             switch_in(current, &definitions.files)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
-        })?;
+        });
+        let closed = volume.close();
+        written?;
+        closed.map_err(Box::new)?;
         self.saved = Some(definitions.files);
         Ok(Some(definitions.vms))
     }
@@ -322,16 +332,17 @@ pub fn keep(
             None
         }
     };
-    let volume = device.and_then(|device| {
-        match crate::config::StoreVolume::on_device(Path::new(&device), &settings.run_dir) {
-            Ok(volume) => Some(volume),
-            Err(error) => {
-                say(&format!(
-                    "vms: cannot open the config volume {device}: {}",
-                    mfv_linux::error_chain(&error)
-                ));
-                None
-            }
+    let open_volume = |device: &str| StoreVolume::on_device(Path::new(device), &settings.run_dir);
+    // The volume is opened to read the configuration and the saved definitions, closed in
+    // between, and opened again for each save.
+    let volume = device.and_then(|device| match open_volume(&device) {
+        Ok(volume) => Some((device, volume)),
+        Err(error) => {
+            say(&format!(
+                "vms: cannot open the config volume {device}: {}",
+                mfv_linux::error_chain(&error)
+            ));
+            None
         }
     });
     if volume.is_none() {
@@ -339,11 +350,15 @@ pub fn keep(
     }
     let config = volume
         .as_ref()
-        .and_then(|volume| crate::config::load(volume.store(), volume.dir()).ok())
+        .and_then(|(_, volume)| crate::config::load(volume.store(), volume.dir()).ok())
         .map(|stored| stored.config);
     let pools = config
         .as_ref()
         .map(|config| config.storage.pools.clone())
+        .unwrap_or_default();
+    let order = config
+        .as_ref()
+        .map(|config| config.host.autostart_order.clone())
         .unwrap_or_default();
     let shutdown_deadline = config
         .as_ref()
@@ -351,48 +366,57 @@ pub fn keep(
             Duration::from_secs(u64::from(config.host.vm_shutdown_timeout))
         });
     let Some(hypervisor) = connect(settings, &mut say) else {
+        if let Some((_, volume)) = volume {
+            close_volume(volume, &mut say);
+        }
         return;
     };
-    let mut keeper = volume
-        .as_ref()
-        .map(|volume| DefinitionKeeper::new(&hypervisor, volume.store()));
-    if let Some(keeper) = keeper.as_mut() {
-        keeper.restore().iter().for_each(|line| say(line));
-    }
+    let mut keeper = DefinitionKeeper::new(&hypervisor);
+    let device = volume.map(|(device, volume)| {
+        keeper
+            .restore(volume.store())
+            .iter()
+            .for_each(|line| say(line));
+        close_volume(volume, &mut say);
+        device
+    });
     define_pools(&hypervisor, &pools)
         .iter()
         .for_each(|line| say(line));
-    let order = config
-        .as_ref()
-        .map(|config| config.host.autostart_order.clone())
-        .unwrap_or_default();
     start_autostart_vms(&hypervisor, &order)
         .iter()
         .for_each(|line| say(line));
-    while !stop_requested(settings.save_interval) {
-        save_changes(keeper.as_mut(), &mut say);
+    if let Some(device) = device {
+        let mut save = || save_changes(&mut keeper, || open_volume(&device), &mut say);
+        while !stop_requested(settings.save_interval) {
+            save();
+        }
+        save();
+    } else {
+        while !stop_requested(settings.save_interval) {}
     }
-    save_changes(keeper.as_mut(), &mut say);
-    drop(keeper);
     shut_down_running(&settings.uri, shutdown_deadline)
         .iter()
         .for_each(|line| say(line));
-    if let Some(volume) = volume {
-        if let Err(error) = volume.close() {
-            say(&format!(
-                "vms: the config volume stays mounted: {}",
-                mfv_linux::error_chain(&error)
-            ));
-        }
+}
+
+/// Unmounts the config volume, or says why it stays mounted.
+fn close_volume(volume: StoreVolume, say: &mut impl FnMut(&str)) {
+    if let Err(error) = volume.close() {
+        say(&format!(
+            "vms: the config volume stays mounted: {}",
+            mfv_linux::error_chain(&error)
+        ));
     }
 }
 
-/// Saves the definitions when they changed and says so.
-fn save_changes(keeper: Option<&mut DefinitionKeeper<'_>>, say: &mut impl FnMut(&str)) {
-    let Some(keeper) = keeper else {
-        return;
-    };
-    match keeper.save_if_changed() {
+/// Saves the definitions when they changed, on the store `open` opens, and says so.
+fn save_changes(
+    keeper: &mut DefinitionKeeper<'_>,
+    open: impl FnOnce() -> Result<StoreVolume, ConfigKeyError>,
+    say: &mut impl FnMut(&str),
+) {
+    match keeper.save_if_changed(open) {
         Ok(Some(names)) => say(&format!(
             "vms: definitions saved on the config volume ({})",
             if names.is_empty() {
@@ -481,20 +505,21 @@ mod tests {
         fs::create_dir_all(&volume).unwrap();
         let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
         let hypervisor = node(dir.path(), &["web", "db"]);
-        let mut keeper = DefinitionKeeper::new(&hypervisor, &store);
+        let open = || Ok(StoreVolume::directory(&volume));
+        let mut keeper = DefinitionKeeper::new(&hypervisor);
         assert_eq!(
-            keeper.restore(),
+            keeper.restore(&store),
             ["vms: no VM definitions saved on the config volume yet"]
         );
         assert_eq!(
-            keeper.save_if_changed().unwrap(),
+            keeper.save_if_changed(open).unwrap(),
             Some(vec!["db".to_owned(), "web".to_owned()])
         );
-        assert_eq!(keeper.save_if_changed().unwrap(), None);
+        assert_eq!(keeper.save_if_changed(open).unwrap(), None);
         hypervisor.set_autostart("web", true).unwrap();
-        assert!(keeper.save_if_changed().unwrap().is_some());
+        assert!(keeper.save_if_changed(open).unwrap().is_some());
         hypervisor.create_snapshot("web", "before", "").unwrap();
-        assert!(keeper.save_if_changed().unwrap().is_some());
+        assert!(keeper.save_if_changed(open).unwrap().is_some());
         assert!(
             volume
                 .join(PREVIOUS_DEFINITIONS_DIR)
@@ -504,9 +529,9 @@ mod tests {
 
         // A rebooted host: libvirt knows no VM; the keeper defines them again.
         let empty = node(dir.path(), &[]);
-        let mut keeper = DefinitionKeeper::new(&empty, &store);
+        let mut keeper = DefinitionKeeper::new(&empty);
         assert_eq!(
-            keeper.restore(),
+            keeper.restore(&store),
             [
                 "vms: definitions restored from the config volume (current set): 2 defined, 0 updated, 0 unchanged; 1 snapshot redefined"
             ]
@@ -520,7 +545,7 @@ mod tests {
             .unwrap();
         assert!(web.autostart);
         // What was restored is what is saved: nothing to write.
-        assert_eq!(keeper.save_if_changed().unwrap(), None);
+        assert_eq!(keeper.save_if_changed(open).unwrap(), None);
     }
 
     #[test]
@@ -530,13 +555,14 @@ mod tests {
         fs::create_dir_all(&volume).unwrap();
         let store = DirectoryStore::new(&volume, mfv_config::store::PlainDirectory);
         let hypervisor = node(dir.path(), &["web"]);
-        let mut keeper = DefinitionKeeper::new(&hypervisor, &store);
-        keeper.save_if_changed().unwrap();
+        let open = || Ok(StoreVolume::directory(&volume));
+        let mut keeper = DefinitionKeeper::new(&hypervisor);
+        keeper.save_if_changed(open).unwrap();
         hypervisor.set_autostart("web", true).unwrap();
-        keeper.save_if_changed().unwrap();
+        keeper.save_if_changed(open).unwrap();
         fs::write(volume.join(DEFINITIONS_DIR).join("index.json"), "{broken").unwrap();
         let empty = node(dir.path(), &[]);
-        let lines = DefinitionKeeper::new(&empty, &store).restore();
+        let lines = DefinitionKeeper::new(&empty).restore(&store);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
             lines[0].starts_with("vms: the current set of definitions cannot be restored: "),
@@ -546,6 +572,33 @@ mod tests {
             lines[1],
             "vms: definitions restored from the config volume (previous set): 1 defined, 0 updated, 0 unchanged"
         );
+    }
+
+    #[test]
+    fn a_volume_that_cannot_be_opened_is_an_error_and_the_save_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        fs::create_dir_all(&volume).unwrap();
+        let hypervisor = node(dir.path(), &["web"]);
+        let mut keeper = DefinitionKeeper::new(&hypervisor);
+        let busy = || {
+            Err(ConfigKeyError::Busy {
+                path: PathBuf::from("/run/mfv/config-volume.lock"),
+                waited: Duration::from_secs(30),
+            })
+        };
+        let error = keeper.save_if_changed(busy).unwrap_err();
+        assert!(
+            matches!(&error, VmWorkflowError::Volume(inner) if matches!(**inner, ConfigKeyError::Busy { .. })),
+            "{error:?}"
+        );
+        assert!(!volume.join(DEFINITIONS_DIR).exists());
+        let open = || Ok(StoreVolume::directory(&volume));
+        assert_eq!(
+            keeper.save_if_changed(open).unwrap(),
+            Some(vec!["web".to_owned()])
+        );
+        assert!(volume.join(DEFINITIONS_DIR).join("index.json").exists());
     }
 
     #[test]
