@@ -165,6 +165,38 @@ pub enum VirtError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A storage pool of that name is already defined, differently.
+    #[error(
+        "storage pool {name:?} is already defined as {existing}, not as {wanted}: undefine it or choose another name"
+    )]
+    PoolConflict {
+        /// The pool.
+        name: String,
+        /// What libvirt has under that name.
+        existing: String,
+        /// What was asked for.
+        wanted: String,
+    },
+    /// The device a logical pool was asked to use is missing or holds something else; nothing
+    /// on it was touched.
+    #[error("storage pool {pool:?} cannot use {device}: {problem}")]
+    PoolDevice {
+        /// The pool.
+        pool: String,
+        /// The device.
+        device: PathBuf,
+        /// What is wrong with it, or what it holds.
+        problem: String,
+    },
+    /// What is on a device could not be read.
+    #[error("cannot read what is on the device of storage pool {pool:?}")]
+    DeviceProbe {
+        /// The pool.
+        pool: String,
+        /// libblkid's error, naming the device.
+        #[source]
+        source: mfv_linux::blkid::SignatureError,
+    },
     /// XML that libvirt returned could not be parsed.
     #[error("cannot parse the XML libvirt returned for {name:?}")]
     Xml {
@@ -315,7 +347,8 @@ pub(crate) struct DomainFacts {
     pub pflash_firmware: bool,
 }
 
-fn attribute(element: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+/// The unescaped value of attribute `key` of `element`, if it has one.
+pub(crate) fn attribute(element: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
     element
         .try_get_attribute(key)
         .ok()

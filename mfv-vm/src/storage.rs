@@ -1,8 +1,11 @@
 //! Storage through libvirt: directory pools and the qcow2 volumes in them (create, delete,
-//! resize, clone on a backing file, upload an ISO with progress).
+//! resize, clone on a backing file, upload an ISO with progress), and logical pools: an LVM
+//! volume group on a block device, built only on a device that holds nothing.
 
+use std::fmt;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use quick_xml::events::BytesText;
@@ -12,7 +15,10 @@ use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
 
 use crate::connection::Hypervisor;
-use crate::libvirt::{ObjectKind, VirtError, build_xml, code, operation_error};
+use crate::libvirt::{ObjectKind, VirtError, attribute, build_xml, code, operation_error};
+
+/// The volume group format of logical pools, as libvirt names it.
+const LVM2: &str = "lvm2";
 
 /// A volume in a storage pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,9 +85,147 @@ impl Hypervisor {
             pool.create(0)
                 .map_err(|error| operation_error("start", ObjectKind::Pool, name, error))?;
         }
-        pool.set_autostart(true)
-            .map(drop)
-            .map_err(|error| operation_error("set autostart of", ObjectKind::Pool, name, error))
+        set_autostart(&pool, name)
+    }
+
+    /// Makes sure a logical pool `name` exists, is active and autostarted: the LVM volume
+    /// group `name` on the block device `device`. Calling it again with the same pool changes
+    /// nothing; a pool of that name defined otherwise is a [`VirtError::PoolConflict`].
+    ///
+    /// When the volume group is not on `device` yet, it is built there only if the device
+    /// holds no signature at all (no partition table, file system, or physical volume of
+    /// another volume group); otherwise the call fails with [`VirtError::PoolDevice`], which
+    /// names what the device holds, and nothing on the device is touched. The device is read
+    /// on this machine, so the libvirt daemon must run here too.
+    pub fn ensure_logical_pool(&self, name: &str, device: &Path) -> Result<(), VirtError> {
+        let wanted = PoolLayout::logical(name, device);
+        let existing = match self.connection.lookup_storage_pool_by_name(name) {
+            Ok(pool) => Some(pool),
+            Err(error) if code(&error) == Some(virt::error::ErrorNumber::NoStoragePool) => None,
+            Err(error) => return Err(operation_error("look up", ObjectKind::Pool, name, error)),
+        };
+        if let Some(pool) = &existing {
+            let xml = pool
+                .xml_desc(0)
+                .map_err(|error| operation_error("read", ObjectKind::Pool, name, error))?;
+            let layout = PoolLayout::parse(name, &xml)?;
+            if !layout.same_place(&wanted) {
+                return Err(VirtError::PoolConflict {
+                    name: name.to_owned(),
+                    existing: layout.to_string(),
+                    wanted: wanted.to_string(),
+                });
+            }
+            if pool.is_active().unwrap_or(false) {
+                return set_autostart(pool, name);
+            }
+        }
+        let device_error = |problem: String| VirtError::PoolDevice {
+            pool: name.to_owned(),
+            device: device.to_owned(),
+            problem,
+        };
+        match std::fs::metadata(device) {
+            Ok(metadata) if metadata.file_type().is_block_device() => {}
+            Ok(_) => return Err(device_error("it is not a block device".to_owned())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(device_error("there is no such device".to_owned()));
+            }
+            Err(source) => {
+                return Err(VirtError::Io {
+                    operation: "stat",
+                    path: device.to_owned(),
+                    source,
+                });
+            }
+        }
+        let groups = self.volume_groups(name)?;
+        let on_device = groups
+            .iter()
+            .find(|group| group.devices.iter().any(|path| same_device(path, device)));
+        let build = match on_device {
+            Some(group) if group.name.as_deref() == Some(name) => false,
+            Some(group) => {
+                return Err(device_error(format!(
+                    "it is a physical volume of the LVM volume group {:?}",
+                    group.name.as_deref().unwrap_or_default()
+                )));
+            }
+            None => {
+                if let Some(group) = groups
+                    .iter()
+                    .find(|group| group.name.as_deref() == Some(name))
+                {
+                    return Err(device_error(format!(
+                        "the LVM volume group {name:?} already exists on {}",
+                        group.devices.join(", ")
+                    )));
+                }
+                let signature = match mfv_linux::blkid::probe_signature(device) {
+                    Ok(signature) => signature,
+                    Err(mfv_linux::blkid::SignatureError::Ambiguous { .. }) => {
+                        return Err(device_error(format!(
+                            "it holds more than one signature; {NOT_BUILT}"
+                        )));
+                    }
+                    Err(source) => {
+                        return Err(VirtError::DeviceProbe {
+                            pool: name.to_owned(),
+                            source,
+                        });
+                    }
+                };
+                if let Some(held) = describe_signature(&signature) {
+                    return Err(device_error(format!("it holds {held}; {NOT_BUILT}")));
+                }
+                true
+            }
+        };
+        let (pool, defined_here) = match existing {
+            Some(pool) => (pool, false),
+            None => {
+                let xml = wanted.to_xml(name)?;
+                let pool = self
+                    .connection
+                    .define_storage_pool_xml(&xml, 0)
+                    .map_err(|error| operation_error("define", ObjectKind::Pool, name, error))?;
+                (pool, true)
+            }
+        };
+        let started = (|| {
+            if build {
+                // libvirt checks again that the device holds no signature before pvcreate.
+                pool.build(virt::sys::VIR_STORAGE_POOL_BUILD_NO_OVERWRITE)
+                    .map_err(|error| operation_error("build", ObjectKind::Pool, name, error))?;
+            }
+            pool.create(0)
+                .map_err(|error| operation_error("start", ObjectKind::Pool, name, error))
+        })();
+        if let Err(error) = started {
+            if defined_here {
+                // A pool that never started is not left behind; the start error is what
+                // matters.
+                let _ = pool.undefine();
+            }
+            return Err(error);
+        }
+        set_autostart(&pool, name)
+    }
+
+    /// The LVM volume groups libvirt finds on this host, with their physical volumes.
+    fn volume_groups(&self, pool_name: &str) -> Result<Vec<PoolLayout>, VirtError> {
+        let xml = self
+            .connection
+            .find_storage_pool_sources("logical", None, 0)
+            .map_err(|error| {
+                operation_error(
+                    "list the LVM volume groups for",
+                    ObjectKind::Pool,
+                    pool_name,
+                    error,
+                )
+            })?;
+        parse_sources(pool_name, &xml)
     }
 
     /// The volumes of a pool, sorted by name.
@@ -242,6 +386,217 @@ impl Hypervisor {
     }
 }
 
+/// Why a device holding something is refused, after what it holds.
+const NOT_BUILT: &str = "a volume group is built only on a device without any signature: wipe it \
+                         (wipefs -a) if nothing on it is needed, or name another device";
+
+fn set_autostart(pool: &StoragePool, name: &str) -> Result<(), VirtError> {
+    pool.set_autostart(true)
+        .map(drop)
+        .map_err(|error| operation_error("set autostart of", ObjectKind::Pool, name, error))
+}
+
+/// Whether two device paths name the same device (the same path, or the same node once
+/// symbolic links are resolved).
+fn same_device(a: &str, b: &Path) -> bool {
+    Path::new(a) == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// What libblkid found, in words, or `None` when the device holds nothing.
+fn describe_signature(signature: &mfv_linux::blkid::Signature) -> Option<String> {
+    if let Some(table) = &signature.partition_table {
+        return Some(format!("a partition table ({table})"));
+    }
+    let kind = signature.fs_type.as_deref()?;
+    let mut held = match kind {
+        "LVM2_member" => "an LVM physical volume outside any volume group".to_owned(),
+        "swap" => "swap space".to_owned(),
+        _ => format!("a signature of type {kind}"),
+    };
+    if let Some(label) = &signature.label {
+        held.push_str(&format!(" labelled {label:?}"));
+    }
+    Some(held)
+}
+
+/// Where a pool keeps its volumes, as read from its XML or from a `<source>` of
+/// `virConnectFindStoragePoolSources`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PoolLayout {
+    /// The pool type (`dir`, `logical`, ...); empty for a found source.
+    kind: String,
+    /// `<source><device path=...>`, in document order.
+    devices: Vec<String>,
+    /// `<source><name>`: the volume group of a logical pool.
+    name: Option<String>,
+    /// `<target><path>`.
+    target: Option<String>,
+}
+
+impl PoolLayout {
+    fn logical(name: &str, device: &Path) -> Self {
+        PoolLayout {
+            kind: "logical".to_owned(),
+            devices: vec![device.to_string_lossy().into_owned()],
+            name: Some(name.to_owned()),
+            target: None,
+        }
+    }
+
+    /// Whether `self` keeps its volumes where `wanted` (a logical pool) would.
+    fn same_place(&self, wanted: &PoolLayout) -> bool {
+        self.kind == wanted.kind
+            && self.name == wanted.name
+            && self.devices.len() == wanted.devices.len()
+            && self
+                .devices
+                .iter()
+                .zip(&wanted.devices)
+                .all(|(have, want)| same_device(have, Path::new(want)))
+    }
+
+    fn to_xml(&self, pool_name: &str) -> Result<String, VirtError> {
+        let group = self.name.as_deref().unwrap_or(pool_name);
+        let target = format!("/dev/{group}");
+        build_xml(pool_name, |writer| {
+            writer
+                .create_element("pool")
+                .with_attribute(("type", self.kind.as_str()))
+                .write_inner_content(|writer| {
+                    writer
+                        .create_element("name")
+                        .write_text_content(BytesText::new(pool_name))?;
+                    writer
+                        .create_element("source")
+                        .write_inner_content(|writer| {
+                            for device in &self.devices {
+                                writer
+                                    .create_element("device")
+                                    .with_attribute(("path", device.as_str()))
+                                    .write_empty()?;
+                            }
+                            writer
+                                .create_element("name")
+                                .write_text_content(BytesText::new(group))?;
+                            writer
+                                .create_element("format")
+                                .with_attribute(("type", LVM2))
+                                .write_empty()?;
+                            Ok(())
+                        })?;
+                    writer
+                        .create_element("target")
+                        .write_inner_content(|writer| {
+                            writer
+                                .create_element("path")
+                                .write_text_content(BytesText::new(&target))?;
+                            Ok(())
+                        })?;
+                    Ok(())
+                })?;
+            Ok(())
+        })
+    }
+
+    /// Reads a pool's XML.
+    fn parse(pool_name: &str, xml: &str) -> Result<Self, VirtError> {
+        let mut layouts = parse_layouts(pool_name, xml, "pool")?;
+        Ok(layouts.pop().unwrap_or_default())
+    }
+}
+
+impl fmt::Display for PoolLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} pool", self.kind)?;
+        if !self.devices.is_empty() {
+            write!(f, " on {}", self.devices.join(", "))?;
+        }
+        if self.kind == "logical" {
+            if let Some(name) = &self.name {
+                write!(f, " (LVM volume group {name})")?;
+            }
+        } else if let Some(target) = &self.target {
+            write!(f, " at {target}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `<source>`s of `virConnectFindStoragePoolSources`' answer: one per volume group.
+fn parse_sources(pool_name: &str, xml: &str) -> Result<Vec<PoolLayout>, VirtError> {
+    parse_layouts(pool_name, xml, "source")
+}
+
+/// One [`PoolLayout`] per `element` (`pool` for a pool's XML, `source` for each found source):
+/// its type attribute, and the devices, name and target path below it.
+fn parse_layouts(pool_name: &str, xml: &str, element: &str) -> Result<Vec<PoolLayout>, VirtError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut layouts = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut current: Option<PoolLayout> = None;
+    loop {
+        let event = reader.read_event().map_err(|source| VirtError::Xml {
+            name: pool_name.to_owned(),
+            source,
+        })?;
+        let (start, empty) = match &event {
+            Event::Start(start) => (start, false),
+            Event::Empty(start) => (start, true),
+            Event::Text(text) => {
+                let Some(layout) = current.as_mut() else {
+                    continue;
+                };
+                let text = text
+                    .unescape()
+                    .map_err(|source| VirtError::Xml {
+                        name: pool_name.to_owned(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned();
+                let tail: Vec<&str> = path.iter().rev().take(2).map(String::as_str).collect();
+                match tail.as_slice() {
+                    ["name", "source"] => layout.name = Some(text),
+                    ["path", "target"] => layout.target = Some(text),
+                    _ => {}
+                }
+                continue;
+            }
+            Event::End(_) => {
+                if path.pop().as_deref() == Some(element) && path.len() <= 1 {
+                    layouts.extend(current.take());
+                }
+                continue;
+            }
+            Event::Eof => return Ok(layouts),
+            _ => continue,
+        };
+        let tag = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+        if tag == element && path.len() <= 1 {
+            current = Some(PoolLayout {
+                kind: attribute(start, "type").unwrap_or_default(),
+                ..PoolLayout::default()
+            });
+        } else if let Some(layout) = current.as_mut() {
+            if tag == "device" && path.last().is_some_and(|parent| parent == "source") {
+                layout.devices.extend(attribute(start, "path"));
+            }
+        }
+        if empty {
+            if tag == element && path.len() <= 1 {
+                layouts.extend(current.take());
+            }
+        } else {
+            path.push(tag);
+        }
+    }
+}
+
 fn volume_info(volume: &StorageVol, name: &str) -> Result<VolumeInfo, VirtError> {
     let read = |error| operation_error("read", ObjectKind::Volume, name, error);
     let info = volume.info().map_err(read)?;
@@ -343,6 +698,94 @@ fn volume_xml(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logical_pool_xml_names_device_and_volume_group() {
+        let layout = PoolLayout::logical("lvm", Path::new("/dev/vdb"));
+        assert_eq!(
+            layout.to_xml("lvm").unwrap(),
+            "<pool type=\"logical\">\n  <name>lvm</name>\n  <source>\n    \
+             <device path=\"/dev/vdb\"/>\n    <name>lvm</name>\n    <format type=\"lvm2\"/>\n  \
+             </source>\n  <target>\n    <path>/dev/lvm</path>\n  </target>\n</pool>"
+        );
+        assert_eq!(
+            layout.to_string(),
+            "a logical pool on /dev/vdb (LVM volume group lvm)"
+        );
+    }
+
+    #[test]
+    fn a_pool_read_back_from_libvirt() {
+        let xml = "<pool type='logical'>\n  <name>lvm</name>\n  <uuid>u</uuid>\n  \
+                   <capacity unit='bytes'>0</capacity>\n  <source>\n    \
+                   <device path='/dev/vdb'/>\n    <name>lvm</name>\n    <format type='lvm2'/>\n  \
+                   </source>\n  <target>\n    <path>/dev/lvm</path>\n  </target>\n</pool>";
+        let layout = PoolLayout::parse("lvm", xml).unwrap();
+        assert!(layout.same_place(&PoolLayout::logical("lvm", Path::new("/dev/vdb"))));
+        assert!(!layout.same_place(&PoolLayout::logical("lvm", Path::new("/dev/vdc"))));
+        assert!(!layout.same_place(&PoolLayout::logical("other", Path::new("/dev/vdb"))));
+        let dir = PoolLayout::parse(
+            "vms",
+            "<pool type='dir'><name>vms</name><source/><target><path>/srv/vms</path></target></pool>",
+        )
+        .unwrap();
+        assert_eq!(dir.to_string(), "a dir pool at /srv/vms");
+        assert!(!dir.same_place(&PoolLayout::logical("vms", Path::new("/dev/vdb"))));
+    }
+
+    #[test]
+    fn found_sources_are_one_per_volume_group() {
+        let xml = "<sources>\n  <source>\n    <device path='/dev/sdb'/>\n    \
+                   <device path='/dev/sdc'/>\n    <name>data</name>\n    \
+                   <format type='lvm2'/>\n  </source>\n  <source>\n    \
+                   <device path='/dev/loop3'/>\n    <name>vg&amp;1</name>\n    \
+                   <format type='lvm2'/>\n  </source>\n</sources>\n";
+        let sources = parse_sources("p", xml).unwrap();
+        assert_eq!(
+            sources
+                .iter()
+                .map(|source| (source.devices.clone(), source.name.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    vec!["/dev/sdb".into(), "/dev/sdc".into()],
+                    Some("data".into())
+                ),
+                (vec!["/dev/loop3".into()], Some("vg&1".into())),
+            ]
+        );
+        assert!(
+            parse_sources("p", "<sources>\n</sources>\n")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(parse_sources("p", "<sources><source></sources>").is_err());
+    }
+
+    #[test]
+    fn what_a_device_holds_in_words() {
+        use mfv_linux::blkid::Signature;
+        let signature =
+            |fs_type: Option<&str>, label: Option<&str>, table: Option<&str>| Signature {
+                fs_type: fs_type.map(str::to_owned),
+                label: label.map(str::to_owned),
+                uuid: None,
+                partition_table: table.map(str::to_owned),
+            };
+        assert_eq!(describe_signature(&signature(None, None, None)), None);
+        assert_eq!(
+            describe_signature(&signature(Some("ext4"), Some("data"), None)).as_deref(),
+            Some("a signature of type ext4 labelled \"data\"")
+        );
+        assert_eq!(
+            describe_signature(&signature(None, None, Some("gpt"))).as_deref(),
+            Some("a partition table (gpt)")
+        );
+        assert_eq!(
+            describe_signature(&signature(Some("LVM2_member"), None, None)).as_deref(),
+            Some("an LVM physical volume outside any volume group")
+        );
+    }
 
     #[test]
     fn qcow2_volume_xml() {
