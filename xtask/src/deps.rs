@@ -87,6 +87,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "libvirtd reads the host's SMBIOS tables with it (the image carries it)",
     ),
     (
+        "lvm2",
+        "libvirt's logical pools in the mfv-vm tests (pvcreate, vgcreate, pvs); the image carries LVM's tools",
+    ),
+    (
         "ovmf",
         "UEFI firmware for VMs: the image carries its 4M code and vars files and descriptors",
     ),

@@ -73,7 +73,7 @@ pub const SELECTION: &[PackageFiles] = &[
             "/usr/lib/x86_64-linux-gnu/libvirt/storage-file/libvirt_storage_file_fs.so",
         ],
         why: "storage pools in directories and file systems, on partitioned disks and in LVM \
-              volume groups (30 KB, no library of its own; the LVM tools are not in the image), \
+              volume groups (30 KB, no library of its own; the LVM tools are the lvm2 row's), \
               and volume files on local file systems; iSCSI, SCSI and multipath are left out",
     },
     PackageFiles {
@@ -91,6 +91,28 @@ pub const SELECTION: &[PackageFiles] = &[
         why: "the x86 CPU models and features libvirt compares guest CPUs with (index.xml \
               loads only the host's architecture) and the RelaxNG schemas it validates XML \
               against; libvirt's libraries come through ELF resolution",
+    },
+    PackageFiles {
+        package: "lvm2",
+        patterns: &[
+            "/sbin/lvm",
+            "/sbin/pvcreate",
+            "/sbin/pvremove",
+            "/sbin/pvs",
+            "/sbin/vgcreate",
+            "/sbin/vgremove",
+            "/sbin/vgchange",
+            "/sbin/vgscan",
+            "/sbin/vgs",
+            "/sbin/lvcreate",
+            "/sbin/lvremove",
+            "/sbin/lvchange",
+            "/sbin/lvs",
+        ],
+        why: "logical storage pools: LVM and the links to it that libvirt's logical backend \
+              runs (exactly the /sbin paths it was built with); /etc/lvm/lvm.conf is our own \
+              (xtask/rootfs: no udev, lvmpolld or dmeventd here), the other LVM commands \
+              are left out (`lvm pvmove ...` still runs them)",
     },
     PackageFiles {
         package: "dmidecode",
