@@ -22,12 +22,12 @@ pub fn not_applied(config: &Config) -> Vec<String> {
         .storage
         .pools
         .iter()
-        .filter(|pool| pool.kind != PoolKind::Dir)
+        .filter(|pool| pool.kind == PoolKind::Nfs)
         .map(|pool| pool.name.as_str())
         .collect();
     if !unsupported.is_empty() {
         lines.push(format!(
-            "storage.pools ({}) are not set up yet: the VM keeper defines dir pools only",
+            "storage.pools ({}) are not set up yet: the VM keeper does not set up nfs pools",
             unsupported.join(", ")
         ));
     }
@@ -66,6 +66,8 @@ mod tests {
              [network.bridge]\nports = [\"eth0\"]\nstp = true\n\
              [[storage.pools]]\nname = \"vms\"\nkind = \"dir\"\npath = \"/srv/vms\"\n\
              [[storage.pools]]\nname = \"lvm\"\nkind = \"logical\"\ndevice = \"/dev/sdb\"\n\
+             [[storage.pools]]\nname = \"shared\"\nkind = \"nfs\"\nserver = \"nas\"\n\
+             export = \"/vms\"\n\
              [web]\nport = 8443\n",
         )
         .unwrap();
@@ -75,7 +77,10 @@ mod tests {
             lines[0].starts_with("network.bridge.stp = true"),
             "{lines:?}"
         );
-        assert!(lines[1].starts_with("storage.pools (lvm)"), "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "storage.pools (shared) are not set up yet: the VM keeper does not set up nfs pools"
+        );
         assert!(lines[2].starts_with("web (port 8443)"), "{lines:?}");
     }
 }

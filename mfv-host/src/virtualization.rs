@@ -1,12 +1,12 @@
 //! Getting the host ready to run VMs before libvirtd starts, and saying how they will run.
 //!
 //! Coldplug loads drivers for devices; what VMs need is not a device: the KVM module for the
-//! processor's vendor, and tun, bridge and vhost_net for their network. Without udev, the
-//! kernel creates /dev/kvm for root alone, while QEMU runs as its own user in the `kvm` group:
-//! the node is opened to that group here. Then the operator is told whether VMs get KVM or
-//! QEMU's software emulation (TCG), and why, because a TCG host is many times slower and the
-//! cause (virtualization off in the firmware, or a VM without nested virtualization) is
-//! something they can fix.
+//! processor's vendor, tun, bridge and vhost_net for their network, and the device mapper for
+//! the logical volumes of LVM storage pools. Without udev, the kernel creates /dev/kvm for
+//! root alone, while QEMU runs as its own user in the `kvm` group: the node is opened to that
+//! group here. Then the operator is told whether VMs get KVM or QEMU's software emulation
+//! (TCG), and why, because a TCG host is many times slower and the cause (virtualization off
+//! in the firmware, or a VM without nested virtualization) is something they can fix.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -19,6 +19,10 @@ use crate::hardware::{Drivers, ProbeSettings};
 
 /// The modules VM networking needs: tap devices, the VM bridge, in-kernel virtio-net.
 pub const VM_NETWORK_MODULES: [&str; 3] = ["tun", "bridge", "vhost_net"];
+
+/// The modules VM storage needs: the device mapper, which LVM's logical volumes (the volumes of
+/// logical storage pools) are made of.
+pub const VM_STORAGE_MODULES: [&str; 1] = ["dm_mod"];
 
 /// The mode /dev/kvm gets: read-write for root and the `kvm` group.
 const KVM_NODE_MODE: u32 = 0o660;
@@ -33,8 +37,8 @@ pub struct Preparation {
     pub lines: Vec<String>,
 }
 
-/// Loads the KVM module for the processor (when it shows VT-x or AMD-V) and the VM network
-/// modules, unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
+/// Loads the KVM module for the processor (when it shows VT-x or AMD-V), the VM network and
+/// the VM storage modules, unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
 /// to `kvm_group` (read-write for the group); then reads whether /dev/kvm can be used.
 pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
     let mut lines = Vec::new();
@@ -46,7 +50,11 @@ pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
     if probe.enabled {
         match Drivers::open(probe) {
             Ok(drivers) => {
-                for module in kvm_module.into_iter().chain(VM_NETWORK_MODULES) {
+                for module in kvm_module
+                    .into_iter()
+                    .chain(VM_NETWORK_MODULES)
+                    .chain(VM_STORAGE_MODULES)
+                {
                     let outcome = drivers.load_module(&ModuleName::new(module));
                     if !outcome.is_available() {
                         lines.push(format!("virtualization: {outcome}"));

@@ -213,8 +213,8 @@ pub fn start_autostart_vms(hypervisor: &Hypervisor, order: &[String]) -> Vec<Str
     lines
 }
 
-/// Defines the configured storage pools that libvirt can make here (directory pools);
-/// returns the console lines.
+/// Defines the configured storage pools that libvirt can make here (directory pools, and
+/// logical pools: an LVM volume group on a block device); returns the console lines.
 pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String> {
     let mut lines = Vec::new();
     for pool in pools {
@@ -227,6 +227,25 @@ pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String
                         pool.name,
                         mfv_linux::error_chain(&error)
                     ),
+                };
+                lines.push(line);
+            }
+            (PoolKind::Logical, _) => {
+                let line = match pool.device.as_deref() {
+                    Some(device) => {
+                        match hypervisor.ensure_logical_pool(&pool.name, Path::new(device)) {
+                            Ok(()) => format!(
+                                "vms: storage pool {name} ready on {device} (LVM volume group {name})",
+                                name = pool.name
+                            ),
+                            Err(error) => format!(
+                                "vms: storage pool {}: {}",
+                                pool.name,
+                                mfv_linux::error_chain(&error)
+                            ),
+                        }
+                    }
+                    None => format!("vms: storage pool {}: no device configured", pool.name),
                 };
                 lines.push(line);
             }

@@ -5,13 +5,14 @@
 //! reboot from the same config volume and its autostart starts it again; the host daemon
 //! refuses strangers and bad frames and goes on serving; with `[log] remote` the boot's lines
 //! and the services' output reach a syslog server; a network change made through the host
-//! daemon rolls back unless confirmed. They boot the real
+//! daemon rolls back unless confirmed; a logical pool of the configuration is built on a
+//! blank disk, holds a volume, and comes back with it after a reboot. They boot the real
 //! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
 //! command is never what a test waits for: each awaited line is one only the output holds.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,6 +36,15 @@ const TINY_DOMAIN: &str = "<domain type='qemu'><name>tiny</name>\
     <devices><serial type='pty'/></devices></domain>";
 /// The configuration on the volume.
 const CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost\"\n";
+
+/// An ext4 config volume `config.img` in `dir` whose mfv.toml is `config`.
+fn config_volume(dir: &Path, config: &str) -> anyhow::Result<PathBuf> {
+    let volume = dir.join("config.img");
+    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
+        .file("mfv.toml", config)
+        .build(&volume)?;
+    Ok(volume)
+}
 
 /// The appliance with a root shell on its serial console and, when given, a config volume.
 fn boot(volume: Option<&Path>) -> anyhow::Result<Guest> {
@@ -283,10 +293,7 @@ fn the_daemon_refuses_strangers_and_bad_frames_and_keeps_serving() -> anyhow::Re
 #[test]
 fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let volume = dir.path().join("config.img");
-    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
-        .file("mfv.toml", CONFIG)
-        .build(&volume)?;
+    let volume = config_volume(dir.path(), CONFIG)?;
 
     let mut guest = boot(Some(&volume))?;
     guest.wait_for_line("mfv-init: service vm-keeper: started", LINE_TIMEOUT)?;
@@ -340,6 +347,50 @@ fn a_vm_defined_on_the_host_survives_a_reboot_and_autostarts() -> anyhow::Result
     Ok(())
 }
 
+#[test]
+fn a_logical_pool_on_a_blank_disk_holds_volumes_across_a_reboot() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let volume = config_volume(
+        dir.path(),
+        &format!(
+            "{CONFIG}[[storage.pools]]\nname = \"lvm\"\nkind = \"logical\"\n\
+             device = \"/dev/vdb\"\n"
+        ),
+    )?;
+    // The blank second disk, kept across both boots: /dev/vdb.
+    let blank = dir.path().join("pv.img");
+    std::fs::File::create(&blank)?.set_len(128 << 20)?;
+    let disks = vec![
+        DiskSpec::file(DiskInterface::Virtio, &volume),
+        DiskSpec::file(DiskInterface::Virtio, &blank),
+    ];
+    const READY: &str = "vms: storage pool lvm ready on /dev/vdb (LVM volume group lvm)";
+    const LIST: &str = "echo \"volumes: $(virsh -q vol-list lvm | awk '{print $1 \"=\" $2}')\"; \
+                        echo \"block device v1=$(test -b /dev/lvm/v1 && echo yes)\"";
+
+    let mut guest = boot_with(disks.clone())?;
+    wait_for_log(&mut guest, "vm-keeper", READY)?;
+    type_line(
+        &mut guest,
+        &format!("virsh vol-create-as lvm v1 16M && {LIST}"),
+    )?;
+    guest.wait_for_line("volumes: v1=/dev/lvm/v1", NESTED_TIMEOUT)?;
+    guest.wait_for_line("block device v1=yes", LINE_TIMEOUT)?;
+    type_line(&mut guest, "mfv host poweroff")?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    drop(guest);
+
+    // libvirt's definitions were in RAM: the keeper defines the pool again from the
+    // configuration and finds the volume group, with its volume, on the disk.
+    let mut guest = boot_with(disks)?;
+    wait_for_log(&mut guest, "vm-keeper", READY)?;
+    type_line(&mut guest, LIST)?;
+    guest.wait_for_line("volumes: v1=/dev/lvm/v1", NESTED_TIMEOUT)?;
+    guest.wait_for_line("block device v1=yes", LINE_TIMEOUT)?;
+    Ok(())
+}
+
 /// A kernel-booted guest for QEMU inside the appliance: the tiny test guest, with its serial
 /// port written to `serial` and the kernel and initrd read from `files` (a mounted disk).
 fn kernel_domain(name: &str, files: &str, serial: &str) -> String {
@@ -371,10 +422,7 @@ fn wait_for_serial_file(
 #[test]
 fn the_power_button_shuts_the_vms_down_then_the_host_cleanly() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let volume = dir.path().join("config.img");
-    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
-        .file("mfv.toml", format!("{CONFIG}vm_shutdown_timeout = 120\n"))
-        .build(&volume)?;
+    let volume = config_volume(dir.path(), &format!("{CONFIG}vm_shutdown_timeout = 120\n"))?;
     let guest_files = GuestFiles::write_to(dir.path())?;
     let guest_disk = dir.path().join("guest.img");
     VolumeImage::new(VolumeFilesystem::Ext4, "GUEST")
@@ -443,16 +491,13 @@ fn boot_and_service_lines_reach_the_syslog_server_of_the_configuration() -> anyh
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let port = listener.local_addr()?.port();
     let dir = tempfile::tempdir()?;
-    let volume = dir.path().join("config.img");
-    VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
-        .file(
-            "mfv.toml",
-            format!(
-                "{CONFIG}[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n\
-                 [log]\nremote = \"tcp://10.0.2.100\"\n"
-            ),
-        )
-        .build(&volume)?;
+    let volume = config_volume(
+        dir.path(),
+        &format!(
+            "{CONFIG}[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n\
+             [log]\nremote = \"tcp://10.0.2.100\"\n"
+        ),
+    )?;
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
         .nic(NicModel::E1000)
