@@ -132,6 +132,20 @@ pub enum VirtError {
         #[source]
         source: LibvirtError,
     },
+    /// An NFS pool is defined but its export could not be mounted (the server does not
+    /// answer, or refuses the export).
+    #[error(
+        "storage pool {name:?} could not mount {share}; the pool stays defined and is mounted when started again (virsh pool-start {name})"
+    )]
+    NfsMount {
+        /// The pool.
+        name: String,
+        /// The NFS server and the exported directory, as mount writes them: `SERVER:EXPORT`.
+        share: String,
+        /// libvirt's error, with mount's message.
+        #[source]
+        source: LibvirtError,
+    },
     /// The VM did not reach the expected state in time.
     #[error("VM {name:?} did not {operation} within {seconds} s")]
     Timeout {
@@ -345,6 +359,17 @@ pub(crate) struct DomainFacts {
     pub vnc: Option<(String, Option<u16>)>,
     /// The firmware is loaded from pflash (UEFI with OVMF).
     pub pflash_firmware: bool,
+}
+
+/// The next event of an XML document libvirt returned for `name`.
+pub(crate) fn next_event<'a>(
+    reader: &mut quick_xml::Reader<&'a [u8]>,
+    name: &str,
+) -> Result<Event<'a>, VirtError> {
+    reader.read_event().map_err(|source| VirtError::Xml {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// The unescaped value of attribute `key` of `element`, if it has one.

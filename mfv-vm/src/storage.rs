@@ -1,6 +1,7 @@
 //! Storage through libvirt: directory pools and the qcow2 volumes in them (create, delete,
-//! resize, clone on a backing file, upload an ISO with progress), and logical pools: an LVM
-//! volume group on a block device, built only on a device that holds nothing.
+//! resize, clone on a backing file, upload an ISO with progress), logical pools: an LVM
+//! volume group on a block device, built only on a device that holds nothing, and NFS pools:
+//! libvirt's `netfs` pools, mounted over NFSv4.
 
 use std::fmt;
 use std::fs::File;
@@ -15,7 +16,9 @@ use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
 
 use crate::connection::Hypervisor;
-use crate::libvirt::{ObjectKind, VirtError, attribute, build_xml, code, operation_error};
+use crate::libvirt::{
+    ObjectKind, VirtError, attribute, build_xml, code, next_event, operation_error,
+};
 
 /// The volume group format of logical pools, as libvirt names it.
 const LVM2: &str = "lvm2";
@@ -48,9 +51,9 @@ impl Hypervisor {
     /// Makes sure a directory pool `name` on `path` exists, is built, active and
     /// autostarted. Calling it again with the same pool changes nothing.
     pub fn ensure_dir_pool(&self, name: &str, path: &Path) -> Result<(), VirtError> {
-        let pool = match self.connection.lookup_storage_pool_by_name(name) {
-            Ok(pool) => pool,
-            Err(error) if code(&error) == Some(virt::error::ErrorNumber::NoStoragePool) => {
+        let pool = match self.find_pool(name)? {
+            Some(pool) => pool,
+            None => {
                 let xml = build_xml(name, |writer| {
                     writer
                         .create_element("pool")
@@ -71,15 +74,8 @@ impl Hypervisor {
                         })?;
                     Ok(())
                 })?;
-                let pool = self
-                    .connection
-                    .define_storage_pool_xml(&xml, 0)
-                    .map_err(|error| operation_error("define", ObjectKind::Pool, name, error))?;
-                pool.build(0)
-                    .map_err(|error| operation_error("build", ObjectKind::Pool, name, error))?;
-                pool
+                self.define_and_build_pool(name, &xml)?
             }
-            Err(error) => return Err(operation_error("look up", ObjectKind::Pool, name, error)),
         };
         if !pool.is_active().unwrap_or(false) {
             pool.create(0)
@@ -99,23 +95,9 @@ impl Hypervisor {
     /// on this machine, so the libvirt daemon must run here too.
     pub fn ensure_logical_pool(&self, name: &str, device: &Path) -> Result<(), VirtError> {
         let wanted = PoolLayout::logical(name, device);
-        let existing = match self.connection.lookup_storage_pool_by_name(name) {
-            Ok(pool) => Some(pool),
-            Err(error) if code(&error) == Some(virt::error::ErrorNumber::NoStoragePool) => None,
-            Err(error) => return Err(operation_error("look up", ObjectKind::Pool, name, error)),
-        };
+        let existing = self.find_pool(name)?;
         if let Some(pool) = &existing {
-            let xml = pool
-                .xml_desc(0)
-                .map_err(|error| operation_error("read", ObjectKind::Pool, name, error))?;
-            let layout = PoolLayout::parse(name, &xml)?;
-            if !layout.same_place(&wanted) {
-                return Err(VirtError::PoolConflict {
-                    name: name.to_owned(),
-                    existing: layout.to_string(),
-                    wanted: wanted.to_string(),
-                });
-            }
+            check_same_place(pool, name, &wanted)?;
             if pool.is_active().unwrap_or(false) {
                 return set_autostart(pool, name);
             }
@@ -226,6 +208,45 @@ impl Hypervisor {
                 )
             })?;
         parse_sources(pool_name, &xml)
+    }
+
+    /// Makes sure an NFS pool `name` exists that mounts `server:export` at `mount_point`
+    /// over NFSv4 (which needs only TCP port 2049 on the server: no rpcbind, no statd), and
+    /// that it is built (the mount point made), autostarted and active. Calling it again with
+    /// the same pool changes nothing; a pool of that name defined otherwise is an error that
+    /// names both definitions.
+    ///
+    /// The mount is tried once (`retry=0`), so a server that refuses the connection fails at
+    /// once instead of after mount.nfs's two minutes. When the mount fails the pool stays
+    /// defined and autostarted: [`VirtError::NfsMount`] names the server and the export, and
+    /// starting the pool later (`virsh pool-start`, or libvirtd's autostart when the daemon
+    /// starts) mounts it once the server answers.
+    pub fn ensure_nfs_pool(
+        &self,
+        name: &str,
+        server: &str,
+        export: &str,
+        mount_point: &Path,
+    ) -> Result<(), VirtError> {
+        let wanted = PoolLayout::nfs(server, export, mount_point);
+        let pool = match self.find_pool(name)? {
+            Some(pool) => {
+                check_same_place(&pool, name, &wanted)?;
+                pool
+            }
+            None => self.define_and_build_pool(name, &wanted.to_xml(name)?)?,
+        };
+        // Before the start, so that a pool whose server is away is still started by libvirtd
+        // when the daemon starts again.
+        set_autostart(&pool, name)?;
+        if !pool.is_active().unwrap_or(false) {
+            pool.create(0).map_err(|source| VirtError::NfsMount {
+                name: name.to_owned(),
+                share: format!("{server}:{export}"),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The volumes of a pool, sorted by name.
@@ -373,6 +394,26 @@ impl Hypervisor {
         volume_info(&volume, name)
     }
 
+    /// The pool `name`, or `None` when libvirt has no pool of that name.
+    fn find_pool(&self, name: &str) -> Result<Option<StoragePool>, VirtError> {
+        match self.connection.lookup_storage_pool_by_name(name) {
+            Ok(pool) => Ok(Some(pool)),
+            Err(error) if code(&error) == Some(virt::error::ErrorNumber::NoStoragePool) => Ok(None),
+            Err(error) => Err(operation_error("look up", ObjectKind::Pool, name, error)),
+        }
+    }
+
+    /// Defines a pool from its XML and builds it (makes its directory).
+    fn define_and_build_pool(&self, name: &str, xml: &str) -> Result<StoragePool, VirtError> {
+        let pool = self
+            .connection
+            .define_storage_pool_xml(xml, 0)
+            .map_err(|error| operation_error("define", ObjectKind::Pool, name, error))?;
+        pool.build(0)
+            .map_err(|error| operation_error("build", ObjectKind::Pool, name, error))?;
+        Ok(pool)
+    }
+
     pub(crate) fn pool(&self, name: &str) -> Result<StoragePool, VirtError> {
         self.connection
             .lookup_storage_pool_by_name(name)
@@ -389,6 +430,23 @@ impl Hypervisor {
 /// Why a device holding something is refused, after what it holds.
 const NOT_BUILT: &str = "a volume group is built only on a device without any signature: wipe it \
                          (wipefs -a) if nothing on it is needed, or name another device";
+
+/// Fails with [`VirtError::PoolConflict`], naming both, unless the defined pool `name` keeps
+/// its volumes where `wanted` would.
+fn check_same_place(pool: &StoragePool, name: &str, wanted: &PoolLayout) -> Result<(), VirtError> {
+    let xml = pool
+        .xml_desc(0)
+        .map_err(|error| operation_error("read", ObjectKind::Pool, name, error))?;
+    let existing = PoolLayout::parse(name, &xml)?;
+    if existing.same_place(wanted) {
+        return Ok(());
+    }
+    Err(VirtError::PoolConflict {
+        name: name.to_owned(),
+        existing: existing.to_string(),
+        wanted: wanted.to_string(),
+    })
+}
 
 fn set_autostart(pool: &StoragePool, name: &str) -> Result<(), VirtError> {
     pool.set_autostart(true)
@@ -423,6 +481,13 @@ fn describe_signature(signature: &mfv_linux::blkid::Signature) -> Option<String>
     Some(held)
 }
 
+/// The NFS options libvirt adds to its own (`nodev,nosuid,noexec,nfsvers=4`): one mount
+/// attempt, not mount.nfs's two minutes of retries.
+const NFS_MOUNT_OPTIONS: &[&str] = &["retry=0"];
+
+/// libvirt's namespace for the mount options of `fs` and `netfs` pools.
+const POOL_FS_NAMESPACE: &str = "http://libvirt.org/schemas/storagepool/fs/1.0";
+
 /// Where a pool keeps its volumes, as read from its XML or from a `<source>` of
 /// `virConnectFindStoragePoolSources`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -433,7 +498,15 @@ struct PoolLayout {
     devices: Vec<String>,
     /// `<source><name>`: the volume group of a logical pool.
     name: Option<String>,
-    /// `<target><path>`.
+    /// `<source><host name=...>`: the server of a netfs pool.
+    host: Option<String>,
+    /// `<source><dir path=...>`: the export of a netfs pool.
+    dir: Option<String>,
+    /// `<source><format type=...>` of a netfs pool (`nfs`).
+    format: Option<String>,
+    /// `<source><protocol ver=...>` of a netfs pool.
+    protocol: Option<String>,
+    /// `<target><path>`, without a trailing `/`.
     target: Option<String>,
 }
 
@@ -443,12 +516,28 @@ impl PoolLayout {
             kind: "logical".to_owned(),
             devices: vec![device.to_string_lossy().into_owned()],
             name: Some(name.to_owned()),
-            target: None,
+            format: Some(LVM2.to_owned()),
+            ..PoolLayout::default()
         }
     }
 
-    /// Whether `self` keeps its volumes where `wanted` (a logical pool) would.
+    fn nfs(server: &str, export: &str, mount_point: &Path) -> Self {
+        PoolLayout {
+            kind: "netfs".to_owned(),
+            host: Some(server.to_owned()),
+            dir: Some(export.to_owned()),
+            format: Some("nfs".to_owned()),
+            protocol: Some("4".to_owned()),
+            target: Some(trim_path(&mount_point.to_string_lossy())),
+            ..PoolLayout::default()
+        }
+    }
+
+    /// Whether `self` keeps its volumes where `wanted` (a logical or a netfs pool) would.
     fn same_place(&self, wanted: &PoolLayout) -> bool {
+        if wanted.kind == "netfs" {
+            return self == wanted;
+        }
         self.kind == wanted.kind
             && self.name == wanted.name
             && self.devices.len() == wanted.devices.len()
@@ -459,45 +548,88 @@ impl PoolLayout {
                 .all(|(have, want)| same_device(have, Path::new(want)))
     }
 
+    /// The pool's definition: a logical pool's volume group and its `/dev` directory, or a
+    /// netfs pool's export, mount point and mount options.
     fn to_xml(&self, pool_name: &str) -> Result<String, VirtError> {
+        let logical = self.kind == "logical";
         let group = self.name.as_deref().unwrap_or(pool_name);
-        let target = format!("/dev/{group}");
+        let target = if logical {
+            format!("/dev/{group}")
+        } else {
+            self.target.clone().unwrap_or_default()
+        };
+        let netfs = self.kind == "netfs";
         build_xml(pool_name, |writer| {
-            writer
+            let mut pool = writer
                 .create_element("pool")
-                .with_attribute(("type", self.kind.as_str()))
-                .write_inner_content(|writer| {
-                    writer
-                        .create_element("name")
-                        .write_text_content(BytesText::new(pool_name))?;
-                    writer
-                        .create_element("source")
-                        .write_inner_content(|writer| {
-                            for device in &self.devices {
+                .with_attribute(("type", self.kind.as_str()));
+            if netfs {
+                pool = pool.with_attribute(("xmlns:fs", POOL_FS_NAMESPACE));
+            }
+            pool.write_inner_content(|writer| {
+                writer
+                    .create_element("name")
+                    .write_text_content(BytesText::new(pool_name))?;
+                writer
+                    .create_element("source")
+                    .write_inner_content(|writer| {
+                        for device in &self.devices {
+                            writer
+                                .create_element("device")
+                                .with_attribute(("path", device.as_str()))
+                                .write_empty()?;
+                        }
+                        for (element, key, value) in
+                            [("host", "name", &self.host), ("dir", "path", &self.dir)]
+                        {
+                            if let Some(value) = value {
                                 writer
-                                    .create_element("device")
-                                    .with_attribute(("path", device.as_str()))
+                                    .create_element(element)
+                                    .with_attribute((key, value.as_str()))
                                     .write_empty()?;
                             }
+                        }
+                        if logical {
                             writer
                                 .create_element("name")
                                 .write_text_content(BytesText::new(group))?;
-                            writer
-                                .create_element("format")
-                                .with_attribute(("type", LVM2))
-                                .write_empty()?;
-                            Ok(())
-                        })?;
+                        }
+                        for (element, key, value) in [
+                            ("format", "type", &self.format),
+                            ("protocol", "ver", &self.protocol),
+                        ] {
+                            if let Some(value) = value {
+                                writer
+                                    .create_element(element)
+                                    .with_attribute((key, value.as_str()))
+                                    .write_empty()?;
+                            }
+                        }
+                        Ok(())
+                    })?;
+                writer
+                    .create_element("target")
+                    .write_inner_content(|writer| {
+                        writer
+                            .create_element("path")
+                            .write_text_content(BytesText::new(&target))?;
+                        Ok(())
+                    })?;
+                if netfs {
                     writer
-                        .create_element("target")
+                        .create_element("fs:mount_opts")
                         .write_inner_content(|writer| {
-                            writer
-                                .create_element("path")
-                                .write_text_content(BytesText::new(&target))?;
+                            for option in NFS_MOUNT_OPTIONS {
+                                writer
+                                    .create_element("fs:option")
+                                    .with_attribute(("name", *option))
+                                    .write_empty()?;
+                            }
                             Ok(())
                         })?;
-                    Ok(())
-                })?;
+                }
+                Ok(())
+            })?;
             Ok(())
         })
     }
@@ -511,6 +643,20 @@ impl PoolLayout {
 
 impl fmt::Display for PoolLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == "netfs" {
+            let unset = "(none)";
+            write!(
+                f,
+                "{} {}:{}",
+                self.format.as_deref().unwrap_or("netfs"),
+                self.host.as_deref().unwrap_or(unset),
+                self.dir.as_deref().unwrap_or(unset),
+            )?;
+            if let Some(version) = &self.protocol {
+                write!(f, " (version {version})")?;
+            }
+            return write!(f, " at {}", self.target.as_deref().unwrap_or(unset));
+        }
         write!(f, "a {} pool", self.kind)?;
         if !self.devices.is_empty() {
             write!(f, " on {}", self.devices.join(", "))?;
@@ -540,10 +686,7 @@ fn parse_layouts(pool_name: &str, xml: &str, element: &str) -> Result<Vec<PoolLa
     let mut path: Vec<String> = Vec::new();
     let mut current: Option<PoolLayout> = None;
     loop {
-        let event = reader.read_event().map_err(|source| VirtError::Xml {
-            name: pool_name.to_owned(),
-            source,
-        })?;
+        let event = next_event(&mut reader, pool_name)?;
         let (start, empty) = match &event {
             Event::Start(start) => (start, false),
             Event::Empty(start) => (start, true),
@@ -562,7 +705,7 @@ fn parse_layouts(pool_name: &str, xml: &str, element: &str) -> Result<Vec<PoolLa
                 let tail: Vec<&str> = path.iter().rev().take(2).map(String::as_str).collect();
                 match tail.as_slice() {
                     ["name", "source"] => layout.name = Some(text),
-                    ["path", "target"] => layout.target = Some(text),
+                    ["path", "target"] => layout.target = Some(trim_path(&text)),
                     _ => {}
                 }
                 continue;
@@ -583,8 +726,15 @@ fn parse_layouts(pool_name: &str, xml: &str, element: &str) -> Result<Vec<PoolLa
                 ..PoolLayout::default()
             });
         } else if let Some(layout) = current.as_mut() {
-            if tag == "device" && path.last().is_some_and(|parent| parent == "source") {
-                layout.devices.extend(attribute(start, "path"));
+            if path.last().is_some_and(|parent| parent == "source") {
+                match tag.as_str() {
+                    "device" => layout.devices.extend(attribute(start, "path")),
+                    "host" => layout.host = attribute(start, "name"),
+                    "dir" => layout.dir = attribute(start, "path"),
+                    "format" => layout.format = attribute(start, "type"),
+                    "protocol" => layout.protocol = attribute(start, "ver"),
+                    _ => {}
+                }
             }
         }
         if empty {
@@ -594,6 +744,16 @@ fn parse_layouts(pool_name: &str, xml: &str, element: &str) -> Result<Vec<PoolLa
         } else {
             path.push(tag);
         }
+    }
+}
+
+/// A path without trailing slashes (libvirt drops them), `/` itself kept.
+fn trim_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() && path.starts_with('/') {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
     }
 }
 
@@ -619,10 +779,7 @@ fn volume_format(pool: &StoragePool, name: &str) -> Result<String, VirtError> {
     let mut reader = quick_xml::Reader::from_str(&xml);
     let mut path: Vec<Vec<u8>> = Vec::new();
     loop {
-        let event = reader.read_event().map_err(|source| VirtError::Xml {
-            name: name.to_owned(),
-            source,
-        })?;
+        let event = next_event(&mut reader, name)?;
         match event {
             quick_xml::events::Event::Start(element) => path.push(element.name().as_ref().to_vec()),
             quick_xml::events::Event::Empty(element)
@@ -793,6 +950,56 @@ mod tests {
             volume_xml("d.qcow2", 1 << 30, "qcow2", None).unwrap(),
             "<volume>\n  <name>d.qcow2</name>\n  <capacity unit=\"bytes\">1073741824</capacity>\n  \
              <allocation>0</allocation>\n  <target>\n    <format type=\"qcow2\"/>\n  </target>\n</volume>"
+        );
+    }
+
+    #[test]
+    fn nfs_pool_xml_mounts_nfsv4_once() {
+        assert_eq!(
+            PoolLayout::nfs(
+                "192.0.2.7",
+                "/export/vms",
+                Path::new("/var/lib/mfv/pools/shared")
+            )
+            .to_xml("shared")
+            .unwrap(),
+            "<pool type=\"netfs\" xmlns:fs=\"http://libvirt.org/schemas/storagepool/fs/1.0\">\n  \
+             <name>shared</name>\n  <source>\n    <host name=\"192.0.2.7\"/>\n    \
+             <dir path=\"/export/vms\"/>\n    <format type=\"nfs\"/>\n    <protocol ver=\"4\"/>\n  \
+             </source>\n  <target>\n    <path>/var/lib/mfv/pools/shared</path>\n  </target>\n  \
+             <fs:mount_opts>\n    <fs:option name=\"retry=0\"/>\n  </fs:mount_opts>\n</pool>"
+        );
+    }
+
+    #[test]
+    fn a_pool_definition_is_read_as_libvirt_returns_it_and_named_in_both_forms() {
+        let mount_point = Path::new("/var/lib/mfv/pools/shared/");
+        let ours = PoolLayout::nfs("nfs.example.org", "/export", mount_point)
+            .to_xml("shared")
+            .unwrap();
+        let wanted = PoolLayout::nfs("nfs.example.org", "/export", mount_point);
+        assert_eq!(PoolLayout::parse("shared", &ours).unwrap(), wanted);
+        assert_eq!(
+            wanted.to_string(),
+            "nfs nfs.example.org:/export (version 4) at /var/lib/mfv/pools/shared"
+        );
+        // As libvirt returns it: with a uuid, sizes, permissions and the source's order.
+        let returned = "<pool type='netfs'>\n  <name>shared</name>\n  <uuid>0d5e</uuid>\n  \
+            <capacity unit='bytes'>0</capacity>\n  <source>\n    <host name='nfs.example.org'/>\n    \
+            <dir path='/other'/>\n    <format type='nfs'/>\n    <protocol ver='4'/>\n  </source>\n  \
+            <target>\n    <path>/var/lib/mfv/pools/shared</path>\n    <permissions>\n      \
+            <mode>0755</mode>\n    </permissions>\n  </target>\n</pool>";
+        let existing = PoolLayout::parse("shared", returned).unwrap();
+        assert_ne!(existing, wanted);
+        assert_eq!(
+            existing.to_string(),
+            "nfs nfs.example.org:/other (version 4) at /var/lib/mfv/pools/shared"
+        );
+        let dir = "<pool type='dir'><name>shared</name><source/><target><path>/srv/vms</path>\
+            </target></pool>";
+        assert_eq!(
+            PoolLayout::parse("shared", dir).unwrap().to_string(),
+            "a dir pool at /srv/vms"
         );
     }
 

@@ -386,6 +386,66 @@ fn volumes_upload_clone_resize() -> Result<()> {
 }
 
 #[test]
+fn an_nfs_pool_whose_mount_fails_stays_defined_and_a_different_one_is_refused() -> Result<()> {
+    let hypervisor = connect();
+    let name = unique("nfs-pool");
+    let mount_point = shared().daemon.dir().join(&name);
+    // Nothing serves NFS on this host (and its kernel may have no NFS client): the mount
+    // fails, and the error names the server and the export.
+    let failed = |result: Result<(), VirtError>| match result {
+        Err(VirtError::NfsMount {
+            name: pool, share, ..
+        }) => {
+            assert_eq!(
+                (pool.as_str(), share.as_str()),
+                (name.as_str(), "127.0.0.1:/export/vms")
+            );
+        }
+        other => panic!("expected a mount failure, got {other:?}"),
+    };
+    failed(hypervisor.ensure_nfs_pool(&name, "127.0.0.1", "/export/vms", &mount_point));
+    assert!(mount_point.is_dir(), "the mount point was not made");
+    // Defined, so the same call finds it and only tries the mount again.
+    failed(hypervisor.ensure_nfs_pool(&name, "127.0.0.1", "/export/vms", &mount_point));
+    let error = hypervisor
+        .ensure_nfs_pool(&name, "127.0.0.1", "/export/other", &mount_point)
+        .unwrap_err();
+    assert!(matches!(error, VirtError::PoolConflict { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "storage pool {name:?} is already defined as nfs 127.0.0.1:/export/vms (version 4) \
+             at {0}, not as nfs 127.0.0.1:/export/other (version 4) at {0}: undefine it or \
+             choose another name",
+            mount_point.display()
+        )
+    );
+    // A dir pool of the same name is another definition too.
+    let error = hypervisor
+        .ensure_nfs_pool(
+            &unique_dir_pool(&hypervisor),
+            "127.0.0.1",
+            "/export/vms",
+            &mount_point,
+        )
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("is already defined as a dir pool at "),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// The name of a new dir pool.
+fn unique_dir_pool(hypervisor: &Hypervisor) -> String {
+    let name = unique("dir-pool");
+    pool(hypervisor, &name);
+    name
+}
+
+#[test]
 fn export_then_restore_into_an_empty_daemon() -> Result<()> {
     let shared = shared();
     let export = tempfile::tempdir()?;
