@@ -94,6 +94,18 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "ovmf",
         "UEFI firmware for VMs: the image carries its 4M code and vars files and descriptors",
     ),
+    (
+        "nfs-common",
+        "mount.nfs, which the image carries to mount the exports of nfs storage pools",
+    ),
+    (
+        "nfs-ganesha",
+        "the private NFSv4 server of the nfs storage pool appliance test (userspace, loopback)",
+    ),
+    (
+        "nfs-ganesha-vfs",
+        "the ganesha back end that exports a local directory",
+    ),
 ];
 
 /// What to do about missing packages.

@@ -236,6 +236,9 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
         ("lib", "usr/lib"),
         ("lib64", "usr/lib64"),
         ("var/run", "../run"),
+        // The mount table where libc's setmntent(_PATH_MOUNTED) looks: libvirt reads it to
+        // know whether an nfs pool's export is mounted.
+        ("etc/mtab", "../proc/self/mounts"),
     ] {
         tree.insert(
             skeleton,
@@ -462,7 +465,9 @@ impl std::fmt::Display for Component {
 /// Which permissions files copied from the host get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Modes {
-    /// Those the host file has.
+    /// Those the host file has, less set-user-ID and set-group-ID: nothing in the image runs
+    /// with more rights than its caller (Debian's mount.nfs is set-user-ID root; here only
+    /// root mounts).
     Host,
     /// What git records: 0755 when the host file is executable, else 0644.
     Git,
@@ -471,7 +476,7 @@ enum Modes {
 impl Modes {
     fn of(self, host_mode: u32) -> u32 {
         match self {
-            Self::Host => host_mode & 0o7777,
+            Self::Host => host_mode & 0o1777,
             Self::Git if host_mode & 0o111 != 0 => 0o755,
             Self::Git => 0o644,
         }
@@ -855,6 +860,15 @@ mod tests {
     }
 
     #[test]
+    fn files_from_the_host_keep_their_modes_but_not_set_id() {
+        assert_eq!(Modes::Host.of(0o104755), 0o755);
+        assert_eq!(Modes::Host.of(0o102755), 0o755);
+        assert_eq!(Modes::Host.of(0o101777), 0o1777);
+        assert_eq!(Modes::Host.of(0o100640), 0o640);
+        assert_eq!(Modes::Git.of(0o104755), 0o755);
+    }
+
+    #[test]
     fn the_tree_has_the_merged_usr_skeleton_devices_and_applets() {
         let dir = tempfile::tempdir().unwrap();
         let tree = fixture_tree(dir.path());
@@ -866,6 +880,7 @@ mod tests {
         };
         assert_eq!(node("bin"), link("usr/bin"));
         assert_eq!(node("lib64"), link("usr/lib64"));
+        assert_eq!(node("etc/mtab"), link("../proc/self/mounts"));
         assert_eq!(node("usr/bin/sh"), link("busybox"));
         assert_eq!(node("usr/sbin/modprobe"), link("../bin/busybox"));
         // Our own mfv wins over the applet of the same name.

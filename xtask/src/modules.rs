@@ -104,6 +104,11 @@ pub const SELECTION: &[(&str, &str)] = &[
     ),
     ("kernel/fs/isofs/", "ISO 9660 (install media)"),
     ("kernel/fs/xfs/", "XFS storage pools"),
+    ("kernel/fs/nfs/nfs.ko", "NFS client (nfs storage pools)"),
+    (
+        "kernel/fs/nfs/nfsv4.ko",
+        "NFSv4, the version nfs storage pools mount",
+    ),
 ];
 
 /// The parsed dependency indices of a kernel's modules.

@@ -208,6 +208,13 @@ pub const SELECTION: &[PackageFiles] = &[
         patterns: &["/sbin/mkfs.fat", "/sbin/mkfs.vfat"],
         why: "the host daemon formats a FAT config volume, readable by any other system",
     },
+    PackageFiles {
+        package: "nfs-common",
+        patterns: &["/sbin/mount.nfs", "/sbin/mount.nfs4"],
+        why: "libvirt mounts the export of an nfs storage pool with /bin/mount (busybox), which \
+              hands NFS to mount.nfs; NFSv4 needs none of the package's daemons (rpcbind, \
+              rpc.statd, rpc.idmapd are left out)",
+    },
 ];
 
 /// What is taken of a path: a file or a link, never a directory.
