@@ -2,7 +2,7 @@
 //! the console instead of passing over it in silence. docs/config.md keeps the same list.
 //! Each entry goes when the work that applies it lands.
 
-use mfv_config::schema::{AuthConfig, Config, PoolKind, WebConfig};
+use mfv_config::schema::{AuthConfig, Config, WebConfig};
 
 /// One line per configured setting the boot does not apply yet, naming the key.
 pub fn not_applied(config: &Config) -> Vec<String> {
@@ -17,19 +17,6 @@ pub fn not_applied(config: &Config) -> Vec<String> {
             "network.bridge.stp = true is not applied yet: the bridge runs without spanning tree"
                 .to_owned(),
         );
-    }
-    let unsupported: Vec<&str> = config
-        .storage
-        .pools
-        .iter()
-        .filter(|pool| pool.kind == PoolKind::Nfs)
-        .map(|pool| pool.name.as_str())
-        .collect();
-    if !unsupported.is_empty() {
-        lines.push(format!(
-            "storage.pools ({}) are not set up yet: the VM keeper does not set up nfs pools",
-            unsupported.join(", ")
-        ));
     }
     if config.auth != AuthConfig::default() {
         lines.push(
@@ -72,15 +59,12 @@ mod tests {
         )
         .unwrap();
         let lines = not_applied(&config);
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        // Every kind of storage pool is set up by the VM keeper: none is named.
+        assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
             lines[0].starts_with("network.bridge.stp = true"),
             "{lines:?}"
         );
-        assert_eq!(
-            lines[1],
-            "storage.pools (shared) are not set up yet: the VM keeper does not set up nfs pools"
-        );
-        assert!(lines[2].starts_with("web (port 8443)"), "{lines:?}");
+        assert!(lines[1].starts_with("web (port 8443)"), "{lines:?}");
     }
 }

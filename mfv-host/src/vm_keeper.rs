@@ -213,8 +213,12 @@ pub fn start_autostart_vms(hypervisor: &Hypervisor, order: &[String]) -> Vec<Str
     lines
 }
 
-/// Defines the configured storage pools that libvirt can make here (directory pools, and
-/// logical pools: an LVM volume group on a block device); returns the console lines.
+/// Where an nfs pool without a `path` mounts its export: this directory, then the pool's name.
+pub const NFS_MOUNT_ROOT: &str = "/var/lib/mfv/pools";
+
+/// Defines the configured storage pools that libvirt can make here (directory pools, logical
+/// pools: an LVM volume group on a block device, and NFS pools: an export mounted over
+/// NFSv4); returns the console lines.
 pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String> {
     let mut lines = Vec::new();
     for pool in pools {
@@ -249,6 +253,7 @@ pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String
                 };
                 lines.push(line);
             }
+            (PoolKind::Nfs, path) => lines.push(define_nfs_pool(hypervisor, pool, path)),
             (kind, _) => lines.push(format!(
                 "vms: storage pool {}: {} pools are not set up on this host yet (issue 13)",
                 pool.name,
@@ -257,6 +262,31 @@ pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String
         }
     }
     lines
+}
+
+/// Defines and mounts an nfs pool; returns its console line.
+fn define_nfs_pool(hypervisor: &Hypervisor, pool: &PoolConfig, path: Option<&str>) -> String {
+    let (Some(server), Some(export)) = (pool.server.as_deref(), pool.export.as_deref()) else {
+        // The schema requires both; a configuration without them is never loaded.
+        return format!(
+            "vms: storage pool {}: an nfs pool needs server and export",
+            pool.name
+        );
+    };
+    let mount_point =
+        path.map_or_else(|| Path::new(NFS_MOUNT_ROOT).join(&pool.name), PathBuf::from);
+    match hypervisor.ensure_nfs_pool(&pool.name, server, export, &mount_point) {
+        Ok(()) => format!(
+            "vms: storage pool {} ready at {} (nfs {server}:{export})",
+            pool.name,
+            mount_point.display()
+        ),
+        Err(error) => format!(
+            "vms: storage pool {}: {}",
+            pool.name,
+            mfv_linux::error_chain(&error)
+        ),
+    }
 }
 
 /// Asks every running VM to shut down (ACPI) at once, waits up to `deadline` for them all,

@@ -2305,8 +2305,7 @@ mod tests {
         let system = system_with_config(
             "version = 1\n[host]\nhostname = \"vmhost1\"\ntime_zone = \"Europe/Berlin\"\n\
              ntp_servers = [\"192.0.2.123\", \"ntp.example.org\"]\n\
-             [[storage.pools]]\nname = \"vms\"\nkind = \"nfs\"\nserver = \"192.0.2.10\"\n\
-             export = \"/vms\"\n",
+             [web]\nport = 8443\n",
         );
         let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
         let outcome = run(&fixture, system, &[]);
@@ -2322,8 +2321,8 @@ mod tests {
                  data, so times are UTC",
                 "clock: keeping time with SNTP from 192.0.2.123, ntp.example.org",
                 "phase clock: ok (0.3 ms)",
-                "settings: storage.pools (vms) are not set up yet: the VM keeper does not set \
-                 up nfs pools",
+                "settings: web (port 8443) is not served yet: the web server is not part of the \
+                 image yet",
                 "phase settings: ok (0.2 ms)",
             ]
         );

@@ -21,7 +21,8 @@
 //!   lives once: [`libvirtd`] (mfv-vm, `mfv vm`, `cargo xtask bench vm`), [`slapd`] and
 //!   [`mariadb`] (the LDAP and MySQL user backends, `mfv auth`, the `[auth]` configuration),
 //!   the latter two under the watchdog of [`server`], which stops them when the test process
-//!   ends; both serve TLS with certificates from [`certificates`].
+//!   ends; both serve TLS with certificates from [`certificates`]. [`nfs`] is an NFSv4
+//!   server (NFS-Ganesha) under the same watchdog, for the appliance's nfs storage pools.
 //!
 //! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
 //!
@@ -56,6 +57,7 @@ mod hardware;
 mod image;
 pub mod libvirtd;
 pub mod mariadb;
+pub mod nfs;
 mod ports;
 mod qmp;
 mod serial;

@@ -1,4 +1,4 @@
-//! A private server process for tests (slapd, mariadbd): its own temp dir, a free loopback
+//! A private server process for tests (slapd, mariadbd, ganesha.nfsd): its own temp dir, a free loopback
 //! port ([`crate::free_local_port`]), and a watchdog that kills the server and removes the dir when the test process ends.
 //!
 //! The server is not a direct child of the test process. A small `sh` watchdog is started
@@ -98,7 +98,7 @@ impl ServerProcess {
         command: impl FnOnce(&Path) -> (PathBuf, Vec<String>),
     ) -> Result<Self> {
         let temp_dir = tempfile::Builder::new()
-            .prefix(&format!("mfv-auth-{name}-"))
+            .prefix(&format!("mfv-test-{name}-"))
             .tempdir()
             .context("creating a temp dir")?;
         let (program, args) = command(temp_dir.path());

@@ -138,9 +138,7 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
     let config = "version = 1\n\n[host]\nhostname = \"clockhost\"\n\
                   time_zone = \"Europe/Berlin\"\nntp_servers = [\"192.0.2.123\"]\n\n\
                   [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
-                  [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n\
-                  [[storage.pools]]\nname = \"vms\"\nkind = \"nfs\"\nserver = \"192.0.2.10\"\n\
-                  export = \"/vms\"\n";
+                  [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n[web]\nport = 8443\n";
     VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
         .file("mfv.toml", config)
         .build(&volume)?;
@@ -164,7 +162,7 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
     for expected in [
         "settings: network.bridge.stp = true is not applied yet: the bridge runs without \
          spanning tree",
-        "settings: storage.pools (vms) are not set up yet: the VM keeper does not set up nfs pools",
+        "settings: web (port 8443) is not served yet: the web server is not part of the image yet",
     ] {
         ensure!(
             settings.iter().any(|line| line == expected),

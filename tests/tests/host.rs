@@ -6,8 +6,10 @@
 //! refuses strangers and bad frames and goes on serving; with `[log] remote` the boot's lines
 //! and the services' output reach a syslog server; a network change made through the host
 //! daemon rolls back unless confirmed; a logical pool of the configuration is built on a
-//! blank disk, holds a volume, and comes back with it after a reboot. They boot the real
-//! image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
+//! blank disk, holds a volume, and comes back with it after a reboot; an nfs pool of the
+//! configuration is mounted from an NFS server on this host and holds the volumes created in
+//! it, while one whose server refuses stays defined with the refusal on the console. They boot
+//! the real image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
 //! command is never what a test waits for: each awaited line is one only the output holds.
 
 use std::io::Read;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use mfv_tests::libvirtd::{GUEST_READY, GuestFiles};
+use mfv_tests::nfs::NfsServer;
 use mfv_tests::{
     ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
     VolumeImage,
@@ -36,7 +39,6 @@ const TINY_DOMAIN: &str = "<domain type='qemu'><name>tiny</name>\
     <devices><serial type='pty'/></devices></domain>";
 /// The configuration on the volume.
 const CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost\"\n";
-
 /// An ext4 config volume `config.img` in `dir` whose mfv.toml is `config`.
 fn config_volume(dir: &Path, config: &str) -> anyhow::Result<PathBuf> {
     let volume = dir.join("config.img");
@@ -733,4 +735,102 @@ fn a_network_change_through_the_daemon_rolls_back_unless_confirmed() -> anyhow::
         "the confirmed change was rolled back"
     );
     Ok(())
+}
+
+#[test]
+fn nfs_pools_of_the_configuration_are_mounted_or_stay_defined_when_the_server_refuses()
+-> anyhow::Result<()> {
+    let nfs = NfsServer::start()?;
+    // A file already on the export is a volume of the pool once it is mounted.
+    std::fs::write(nfs.export_dir().join("from-host.img"), vec![0u8; 1 << 20])?;
+    let dir = tempfile::tempdir()?;
+    // `shared` on the server; `away` on QEMU's address for the host, where the user network
+    // (restrict=on) refuses every connection, as a host with no NFS server does.
+    let volume = config_volume(
+        dir.path(),
+        &format!(
+            "{CONFIG}[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n\
+             [[storage.pools]]\nname = \"shared\"\nkind = \"nfs\"\nserver = \"10.0.2.100\"\n\
+             export = \"{export}\"\n\
+             [[storage.pools]]\nname = \"away\"\nkind = \"nfs\"\nserver = \"10.0.2.2\"\n\
+             export = \"{export}\"\npath = \"/var/lib/away\"\n",
+            export = mfv_tests::nfs::EXPORT
+        ),
+    )?;
+    // The guest's NFS connection to 10.0.2.100:2049 reaches ganesha on the host's loopback.
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.rescue")
+        .nic(NicModel::E1000)
+        .forward_guest_connections(
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 100), 2049),
+            nfs.port(),
+        )
+        .disk(DiskSpec::file(DiskInterface::Virtio, &volume))
+        .boot()?;
+    guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
+    let line = keeper_pool_line(&mut guest, "shared")?;
+    ensure!(
+        line.ends_with(
+            "vms: storage pool shared ready at /var/lib/mfv/pools/shared (nfs 10.0.2.100:/export)"
+        ),
+        "the pool is not ready: {line}\nganesha's log:\n{}",
+        nfs.log()
+    );
+    type_line(
+        &mut guest,
+        "virsh vol-create-as shared v1 16M --format qcow2 && \
+         echo \"v1 at $(virsh vol-path --pool shared v1)\" && \
+         echo \"listed: $(virsh vol-list shared | grep -o from-host.img)\"",
+    )?;
+    guest.wait_for_line("v1 at /var/lib/mfv/pools/shared/v1", NESTED_TIMEOUT)?;
+    guest.wait_for_line("listed: from-host.img", LINE_TIMEOUT)?;
+    // The volume is a qcow2 file in the exported directory on this host.
+    let created = nfs.export_dir().join("v1");
+    let mut magic = [0u8; 4];
+    std::fs::File::open(&created)
+        .with_context(|| format!("{} is not on the server", created.display()))?
+        .read_exact(&mut magic)?;
+    ensure!(
+        &magic == b"QFI\xfb",
+        "{} is not qcow2: {magic:?}",
+        created.display()
+    );
+
+    // The refused mount names the server and the export; the pool stays defined, autostarted.
+    let line = keeper_pool_line(&mut guest, "away")?;
+    ensure!(
+        line.contains(
+            "vms: storage pool away: storage pool \"away\" could not mount 10.0.2.2:/export; \
+             the pool stays defined and is mounted when started again (virsh pool-start away)"
+        ) && line.contains("Connection refused"),
+        "{line}"
+    );
+    type_line(
+        &mut guest,
+        "virsh pool-info away | grep -E '^(State|Autostart)' | tr -s ' ' | tr '\\n' ' '; echo",
+    )?;
+    guest.wait_for_line("State: inactive Autostart: yes", LINE_TIMEOUT)?;
+
+    type_line(&mut guest, "mfv host poweroff")?;
+    guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    Ok(())
+}
+
+/// The VM keeper's console line for storage pool `name` (ready or failed), once it is logged.
+fn keeper_pool_line(guest: &mut Guest, name: &str) -> anyhow::Result<String> {
+    // `[x]` in the pattern keeps the typed command's echo from holding the awaited text.
+    let (first, rest) = name.split_at(1);
+    type_line(
+        guest,
+        &format!(
+            "until mfv host logs vm-keeper -n 200 | grep 'vms: storage pool [{first}]{rest}'; \
+             do sleep 2; done; echo pool-line-\"found\""
+        ),
+    )?;
+    let line = guest.wait_for_line(&format!("vms: storage pool {name}"), NESTED_TIMEOUT)?;
+    guest.wait_for_line("pool-line-found", LINE_TIMEOUT)?;
+    Ok(line)
 }
