@@ -254,11 +254,12 @@ pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String
                 lines.push(line);
             }
             (PoolKind::Nfs, path) => lines.push(define_nfs_pool(hypervisor, pool, path)),
-            (kind, _) => lines.push(format!(
-                "vms: storage pool {}: {} pools are not set up on this host yet (issue 13)",
-                pool.name,
-                kind.as_str()
-            )),
+            (PoolKind::Dir, None) => {
+                lines.push(format!(
+                    "vms: storage pool {}: no path configured",
+                    pool.name
+                ));
+            }
         }
     }
     lines
