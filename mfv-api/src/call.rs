@@ -243,6 +243,11 @@ macro_rules! for_each_call {
             reboot() -> () = $crate::Request::Reboot, $crate::Response::Accepted => Some(());
             /// Powers the host off; returns once the host accepted.
             power_off() -> () = $crate::Request::PowerOff, $crate::Response::Accepted => Some(());
+            /// Exchanges the console's one-time setup `token` for the right to set the host
+            /// up; only the first claim of the token succeeds.
+            setup_claim(token: &str) -> () =
+                $crate::Request::SetupClaim { token: token.to_owned() },
+                $crate::Response::Accepted => Some(());
         }
     };
 }

@@ -92,6 +92,15 @@ pub enum Request {
     Reboot,
     /// Power the host off. Answered by [`Response::Accepted`] before the shutdown starts.
     PowerOff,
+    /// Exchange the one-time setup token the console shows for the right to set the host up
+    /// (the web server's config mode). Answered by [`Response::Accepted`] once, for the first
+    /// client that presents the token; a wrong or used token is an
+    /// [`ErrorKind::NotPermitted`] error, a host that is set up already an
+    /// [`ErrorKind::Unavailable`] one.
+    SetupClaim {
+        /// The token as the person typed it (case, spaces and dashes do not matter).
+        token: String,
+    },
 }
 
 impl Request {
@@ -111,6 +120,7 @@ impl Request {
             Request::Logs { .. } => "logs",
             Request::Reboot => "reboot",
             Request::PowerOff => "power_off",
+            Request::SetupClaim { .. } => "setup_claim",
         }
     }
 
@@ -139,10 +149,28 @@ impl Request {
                 }
                 check_range("limit", *limit, MAX_LOG_LINES)
             }
+            Request::SetupClaim { token } => {
+                check_name("token", token)?;
+                if token.len() > MAX_SETUP_TOKEN_LEN {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "is {} bytes long; a setup token is at most {MAX_SETUP_TOKEN_LEN}",
+                            token.len()
+                        ),
+                    )
+                    .with_field("token"));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 }
+
+/// The longest setup token a request may carry: the token with generous room for the
+/// spaces and dashes a person types.
+pub const MAX_SETUP_TOKEN_LEN: usize = 128;
 
 /// Refuses `value` outside 1..=`max`.
 fn check_range(field: &str, value: u32, max: u32) -> Result<(), ApiError> {

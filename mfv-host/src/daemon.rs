@@ -30,6 +30,7 @@ use crate::network::handover::{
 };
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
+use crate::setup_token::{self, ClaimRefusal};
 
 /// The file with the boot report and how VMs run, below the runtime directory.
 pub const HOST_STATE_FILE: &str = "host.json";
@@ -154,6 +155,7 @@ impl Peer {
                     | Request::Logs { .. }
                     | Request::Reboot
                     | Request::PowerOff
+                    | Request::SetupClaim { .. }
             ),
         }
     }
@@ -256,10 +258,14 @@ impl<C: InitControl> HostDaemon<C> {
                     .map_err(|error| internal("cannot signal PID 1", &error))?;
                 Ok(Response::Accepted)
             }
+            Request::SetupClaim { token } => {
+                setup_token::claim(&self.run_dir, &token).map_err(setup_refused)?;
+                Ok(Response::Accepted)
+            }
             other => Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "{} is not served by this host daemon yet (issue 13)",
+                    "{} is not served by this host daemon (it is older than its client)",
                     other.name()
                 ),
             )),
@@ -535,6 +541,16 @@ fn no_service(name: &str) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("no service named {name:?}"))
 }
 
+/// A setup claim's refusal, as the web server passes it on.
+fn setup_refused(refusal: ClaimRefusal) -> ApiError {
+    let kind = match refusal {
+        ClaimRefusal::Wrong | ClaimRefusal::Spent => ErrorKind::NotPermitted,
+        ClaimRefusal::NoneIssued => ErrorKind::Unavailable,
+        ClaimRefusal::Failed(error) => return internal("cannot check the setup token", &error),
+    };
+    ApiError::new(kind, refusal.to_string()).with_field("token")
+}
+
 fn internal(what: &str, error: &dyn std::error::Error) -> ApiError {
     ApiError::new(
         ErrorKind::Internal,
@@ -708,6 +724,32 @@ mod tests {
         // The web's config mode changes the network through the daemon.
         assert!(Peer::Web.allows(&apply(STATIC_ETH0, 60)));
         assert!(Peer::Web.allows(&Request::NetworkConfirm { apply_id: 1 }));
+    }
+
+    #[test]
+    fn the_setup_token_is_claimed_once_and_a_wrong_one_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let claim = |token: &str| Request::SetupClaim {
+            token: token.to_owned(),
+        };
+        let error = daemon.handle(Peer::Web, claim("abcde")).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::Unavailable, Some("token"))
+        );
+        std::fs::create_dir_all(&daemon.run_dir).unwrap();
+        let token = setup_token::issue(&daemon.run_dir).unwrap().unwrap();
+        let error = daemon.handle(Peer::Web, claim("abcde")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotPermitted);
+        assert!(error.message.contains("wrong"), "{error}");
+        assert_eq!(
+            daemon.handle(Peer::Web, claim(token.as_str())).unwrap(),
+            Response::Accepted
+        );
+        let error = daemon.handle(Peer::Web, claim(token.as_str())).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotPermitted);
+        assert!(error.message.contains("used already"), "{error}");
     }
 
     #[test]

@@ -16,12 +16,13 @@
 //! - [`discovery`]: config discovery that waits while USB storage is still becoming disks.
 //! - [`hardware`]: where the modules are and which kernel parameters are module options, and
 //!   driver loading with them.
-//!
 //! - [`remote_log`]: a copy of every log line for the syslog server of `[log] remote`
 //!   (RFC 5424 over UDP or TCP), never making the logger wait.
 //! - [`services`]: the supervised services' status and output logs, as PID 1 publishes
 //!   them for the host daemon.
 //! - [`settings`]: what a configuration asks for that the host does not apply yet.
+//! - [`setup_token`]: the one-time token the console shows, which a browser exchanges once
+//!   for the right to set up a host that has no configuration.
 //! - [`virtualization`]: the KVM and VM network modules loaded before libvirtd starts,
 //!   /dev/kvm opened to QEMU's group, and whether VMs get KVM or TCG.
 //! - [`vm`]: creating a VM with its volumes rolled back on failure, and VM definitions
@@ -29,6 +30,8 @@
 //! - [`vm_keeper`]: VMs kept across reboots: definitions restored at boot and saved as
 //!   generations on every change, pools defined, autostart, and the VMs shut down at
 //!   shutdown.
+//! - [`web_identity`]: the web server's key and self-signed certificate, made once and kept
+//!   in the config store, with the fingerprint the console shows.
 //!
 //! The leaf libraries never depend on each other; converting between their types is this
 //! crate's job. Binaries parse input, call into here and print.
@@ -46,7 +49,9 @@ pub mod network;
 pub mod remote_log;
 pub mod services;
 pub mod settings;
+pub mod setup_token;
 mod task;
 pub mod virtualization;
 pub mod vm;
 pub mod vm_keeper;
+pub mod web_identity;

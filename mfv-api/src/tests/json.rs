@@ -212,6 +212,18 @@ fn validation_names_the_field() {
             "name",
         ),
         (
+            Request::SetupClaim {
+                token: String::new(),
+            },
+            "token",
+        ),
+        (
+            Request::SetupClaim {
+                token: "a".repeat(crate::MAX_SETUP_TOKEN_LEN + 1),
+            },
+            "token",
+        ),
+        (
             Request::Logs {
                 source: LogSource::Boot,
                 limit: MAX_LOG_LINES + 1,

@@ -37,6 +37,9 @@ pub(super) fn requests() -> Vec<Request> {
         },
         Request::Reboot,
         Request::PowerOff,
+        Request::SetupClaim {
+            token: "abcde-fghjk-mnpqr-stuvw".into(),
+        },
     ]
 }
 
