@@ -149,20 +149,7 @@ impl Request {
                 }
                 check_range("limit", *limit, MAX_LOG_LINES)
             }
-            Request::SetupClaim { token } => {
-                check_name("token", token)?;
-                if token.len() > MAX_SETUP_TOKEN_LEN {
-                    return Err(ApiError::new(
-                        ErrorKind::InvalidRequest,
-                        format!(
-                            "is {} bytes long; a setup token is at most {MAX_SETUP_TOKEN_LEN}",
-                            token.len()
-                        ),
-                    )
-                    .with_field("token"));
-                }
-                Ok(())
-            }
+            Request::SetupClaim { token } => check_setup_token(token),
             _ => Ok(()),
         }
     }
@@ -171,6 +158,23 @@ impl Request {
 /// The longest setup token a request may carry: the token with generous room for the
 /// spaces and dashes a person types.
 pub const MAX_SETUP_TOKEN_LEN: usize = 128;
+
+/// Refuses a setup token that is empty or longer than [`MAX_SETUP_TOKEN_LEN`], as
+/// [`Request::validate`] does for [`Request::SetupClaim`].
+pub fn check_setup_token(token: &str) -> Result<(), ApiError> {
+    check_name("token", token)?;
+    if token.len() > MAX_SETUP_TOKEN_LEN {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "is {} bytes long; a setup token is at most {MAX_SETUP_TOKEN_LEN}",
+                token.len()
+            ),
+        )
+        .with_field("token"));
+    }
+    Ok(())
+}
 
 /// Refuses `value` outside 1..=`max`.
 fn check_range(field: &str, value: u32, max: u32) -> Result<(), ApiError> {

@@ -1,87 +1,245 @@
-//! `mfv-web`: the appliance's HTTPS web UI and REST API.
+//! `mfv-web`: the appliance's HTTPS server (see the library's documentation).
 //!
-//! This build has no web server yet (issue 14 brings it). PID 1 already runs it as the
-//! unprivileged `mfv-web` user, supervised like the other services, so the place the server
-//! takes is real: started without arguments it checks that it reaches the host daemon and
-//! libvirt's socket, says so, and waits until it is stopped. `--version` prints the version.
+//! It takes its listening sockets from PID 1 as open file descriptors (`--https-fd`,
+//! `--http-fd`), since it runs unprivileged and may not bind ports below 1024, or binds
+//! addresses itself (`--https`, `--http`) where it may; reads the key and certificate the
+//! host daemon published; asks the daemon whether the host is set up; and serves until
+//! SIGTERM, then shuts down gracefully.
 
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// libvirt's read-write socket, which the `libvirt` group may use.
-const LIBVIRT_SOCKET: &str = "/run/libvirt/libvirt-sock";
-/// Exit code for arguments this build does not know.
+use anyhow::{Context, bail};
+use mfv_web::config_mode::{self, ConfigMode, DaemonAuthority};
+use mfv_web::reply::{ErrorBody, error_response};
+use mfv_web::server::{self, Limits, Listeners};
+use warp::Filter;
+use warp::http::StatusCode;
+
+/// Exit code for arguments this program does not know.
 const EXIT_USAGE: u8 = 2;
+
+const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
+                     [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH]";
+
+/// Where a listening socket comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListenOn {
+    /// A socket PID 1 bound and handed over as this descriptor.
+    Fd(RawFd),
+    /// An address this process binds.
+    Address(SocketAddr),
+}
+
+/// The command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Args {
+    https: ListenOn,
+    http: Option<ListenOn>,
+    identity: PathBuf,
+    socket: PathBuf,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [flag] if flag == "--version" || flag == "-V" => {
-            println!("mfv-web {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    if matches!(args.as_slice(), [flag] if flag == "--version" || flag == "-V") {
+        println!("mfv-web {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(&args) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("mfv-web: {error:#}\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
         }
-        [] => {
-            for line in reachability(mfv_api::DEFAULT_SOCKET_PATH, LIBVIRT_SOCKET) {
-                println!("{line}");
-            }
-            println!("mfv-web: this build has no web server yet (issue 14); waiting");
-            loop {
-                std::thread::park();
-            }
-        }
-        _ => {
-            eprintln!("mfv-web: unknown arguments; this build knows only --version");
-            ExitCode::from(EXIT_USAGE)
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mfv-web: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// One line each on whether the host daemon answers at `host_socket` and libvirt's socket
-/// `libvirt_socket` accepts a connection.
-fn reachability(host_socket: &str, libvirt_socket: &str) -> Vec<String> {
-    let daemon = match mfv_api::Client::connect_as(host_socket, "mfv-web")
-        .and_then(|mut client| client.services())
-    {
-        Ok(services) => format!(
-            "mfv-web: the host daemon answers on {host_socket} ({} services)",
-            services.len()
-        ),
-        Err(error) => format!("mfv-web: the host daemon on {host_socket}: {error}"),
+fn parse_args(args: &[String]) -> anyhow::Result<Args> {
+    let mut https = None;
+    let mut http = None;
+    let mut identity = PathBuf::from("/run/mfv/web");
+    let mut socket = PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--https-fd" => https = Some(ListenOn::Fd(parse_fd(flag, value()?)?)),
+            "--https" => https = Some(ListenOn::Address(parse_address(flag, value()?)?)),
+            "--http-fd" => http = Some(ListenOn::Fd(parse_fd(flag, value()?)?)),
+            "--http" => http = Some(ListenOn::Address(parse_address(flag, value()?)?)),
+            "--identity" => identity = PathBuf::from(value()?),
+            "--socket" => socket = PathBuf::from(value()?),
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(Args {
+        https: https.context("--https-fd or --https is required")?,
+        http,
+        identity,
+        socket,
+    })
+}
+
+fn parse_fd(flag: &str, value: &str) -> anyhow::Result<RawFd> {
+    value
+        .parse::<RawFd>()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .with_context(|| format!("{flag} {value:?}: not a descriptor number above 2"))
+}
+
+fn parse_address(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("{flag} {value:?}: not ADDRESS:PORT (e.g. 127.0.0.1:8443)"))
+}
+
+/// A listener from PID 1's descriptor or bound here.
+fn listener(on: &ListenOn) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = match on {
+        ListenOn::Fd(fd) => {
+            // SAFETY: PID 1 hands this descriptor over for this process alone, and nothing
+            // else here owns it.
+            let owned = unsafe { OwnedFd::from_raw_fd(*fd) };
+            std::net::TcpListener::from(owned)
+        }
+        ListenOn::Address(address) => {
+            std::net::TcpListener::bind(address).with_context(|| format!("bind {address}"))?
+        }
     };
-    // Connecting without speaking libvirt's protocol would leave an error in its log: the
-    // right to connect is the right to write the socket.
-    let libvirt = match nix::unistd::access(libvirt_socket, nix::unistd::AccessFlags::W_OK) {
-        Ok(()) => format!("mfv-web: libvirt's socket {libvirt_socket} is open to this user"),
-        Err(error) => format!("mfv-web: libvirt on {libvirt_socket}: {error}"),
-    };
-    vec![daemon, libvirt]
+    listener
+        .set_nonblocking(true)
+        .context("make the listener non-blocking")?;
+    tokio::net::TcpListener::from_std(listener).context("take the listener")
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let tls = mfv_web::tls::server_config(&args.identity)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the runtime")?;
+    runtime.block_on(async {
+        let listeners = Listeners {
+            https: listener(&args.https)?,
+            http: args.http.as_ref().map(listener).transpose()?,
+        };
+        let address = listeners.https.local_addr().context("the HTTPS address")?;
+        let configured = host_is_configured(&args.socket).await?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("catch SIGTERM")?;
+        let shutdown = async move {
+            terminate.recv().await;
+            println!("mfv-web: stopping");
+        };
+        if configured {
+            println!("mfv-web: serving HTTPS on {address} (this host is set up)");
+            let routes = warp::any().map(|| {
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ErrorBody::new(
+                        "unavailable",
+                        "this host is set up; this build serves only the setup of hosts \
+                         without a configuration",
+                    ),
+                )
+            });
+            server::serve(
+                listeners,
+                tls,
+                warp::service(routes),
+                Limits::default(),
+                shutdown,
+            )
+            .await;
+        } else {
+            println!("mfv-web: serving HTTPS on {address} in config mode");
+            let state = ConfigMode::new(DaemonAuthority {
+                socket: args.socket.clone(),
+            });
+            let routes = config_mode::routes(state);
+            server::serve(
+                listeners,
+                tls,
+                warp::service(routes),
+                Limits::default(),
+                shutdown,
+            )
+            .await;
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Whether the host daemon says the host booted with a configuration.
+async fn host_is_configured(socket: &std::path::Path) -> anyhow::Result<bool> {
+    let mut client = mfv_api::AsyncClient::connect_as(socket, "mfv-web")
+        .await
+        .context("ask the host daemon whether this host is set up")?;
+    let status = client
+        .host_status()
+        .await
+        .context("ask the host daemon whether this host is set up")?;
+    Ok(matches!(
+        status.boot.config,
+        mfv_api::ConfigProvenance::Found { .. }
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn args(text: &str) -> anyhow::Result<Args> {
+        parse_args(
+            &text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    }
+
     #[test]
-    fn unreachable_sockets_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let host = dir.path().join("host.sock");
-        let libvirt = dir.path().join("libvirt-sock");
-        let lines = reachability(host.to_str().unwrap(), libvirt.to_str().unwrap());
-        assert!(
-            lines[0].starts_with(&format!("mfv-web: the host daemon on {}: ", host.display())),
-            "{lines:?}"
-        );
-        assert!(
-            lines[1].starts_with(&format!("mfv-web: libvirt on {}: ", libvirt.display())),
-            "{lines:?}"
-        );
-        let _listener = std::os::unix::net::UnixListener::bind(&libvirt).unwrap();
-        let lines = reachability(host.to_str().unwrap(), libvirt.to_str().unwrap());
+    fn sockets_come_from_descriptors_or_addresses() {
+        let parsed = args("--https-fd 3 --http-fd 4").unwrap();
+        assert_eq!(parsed.https, ListenOn::Fd(3));
+        assert_eq!(parsed.http, Some(ListenOn::Fd(4)));
+        assert_eq!(parsed.identity, PathBuf::from("/run/mfv/web"));
+        let parsed = args("--https 127.0.0.1:8443 --identity /tmp/id --socket /tmp/s").unwrap();
         assert_eq!(
-            lines[1],
-            format!(
-                "mfv-web: libvirt's socket {} is open to this user",
-                libvirt.display()
-            )
+            parsed.https,
+            ListenOn::Address("127.0.0.1:8443".parse().unwrap())
         );
+        assert_eq!(parsed.http, None);
+        assert_eq!(parsed.socket, PathBuf::from("/tmp/s"));
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        for (text, expected) in [
+            ("", "--https-fd or --https is required"),
+            (
+                "--https-fd 1",
+                "--https-fd \"1\": not a descriptor number above 2",
+            ),
+            ("--https 8443", "--https \"8443\": not ADDRESS:PORT"),
+            ("--https-fd", "--https-fd needs a value"),
+            ("--https-fd 3 --colour", "unknown argument \"--colour\""),
+        ] {
+            let error = format!("{:#}", args(text).unwrap_err());
+            assert!(error.starts_with(expected), "{text:?}: {error}");
+        }
     }
 }

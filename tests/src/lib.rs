@@ -23,6 +23,8 @@
 //!   the latter two under the watchdog of [`server`], which stops them when the test process
 //!   ends; both serve TLS with certificates from [`certificates`]. [`nfs`] is an NFSv4
 //!   server (NFS-Ganesha) under the same watchdog, for the appliance's nfs storage pools.
+//! - [`https`]: an HTTPS client for the web server's tests that records the fingerprint of
+//!   the certificate it was shown and can send malformed requests.
 //!
 //! Acceptance tests live in `tests/` (one file per subsystem) and need the real image:
 //!
@@ -54,6 +56,7 @@ pub mod certificates;
 mod filesystem;
 mod guest;
 mod hardware;
+pub mod https;
 mod image;
 pub mod libvirtd;
 pub mod mariadb;

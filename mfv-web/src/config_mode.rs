@@ -1,0 +1,445 @@
+//! Config mode: what the web server answers on a host that has no configuration yet.
+//!
+//! Whoever reaches the host first over the network must not be the one who sets it up, so
+//! config mode answers only a browser that proved it can read the console: it presents the
+//! one-time setup token the console shows ([`mfv_host::setup_token`]) and gets a session for
+//! it. The host daemon checks and spends the token (this server, unprivileged, never reads
+//! it), so exactly one client ever gets the session, even across a restart of this server.
+//!
+//! The session is a cookie (`__Host-mfv-setup`: Secure, HttpOnly, SameSite=Strict, the
+//! whole site, no domain), and a change sent with it must come from this site's own pages
+//! (`Origin` checked), so another site cannot act with the operator's session.
+//!
+//! Wrong tokens are slowed down: after a few, each further try must wait, so guessing is
+//! hopeless even without the token's 99 bits.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use warp::Filter;
+use warp::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use crate::pages;
+use crate::reply::{ErrorBody, error_response, json_response};
+use crate::server::ClientAddr;
+
+/// The session cookie's name; `__Host-` makes browsers insist on Secure, `Path=/` and no
+/// `Domain`.
+pub const SESSION_COOKIE: &str = "__Host-mfv-setup";
+/// The largest request body config mode reads.
+pub const MAX_BODY: u64 = 16 * 1024;
+/// Wrong tokens allowed before tries are spaced out.
+const FREE_WRONG_TOKENS: u32 = 5;
+/// The spacing between tries after that.
+const WRONG_TOKEN_SPACING: Duration = Duration::from_secs(2);
+/// How long the host daemon may take to answer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a token was not exchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The host refused it (wrong, used, or the host is not waiting to be set up).
+    #[error("{}", .0.message)]
+    Refused(mfv_api::ApiError),
+    /// The host daemon could not be asked.
+    #[error("the host daemon could not be asked: {0}")]
+    Unreachable(String),
+}
+
+/// Who checks and spends setup tokens.
+pub trait SetupAuthority: Send + Sync + 'static {
+    /// Spends `token` if it is the host's; `Ok` for the first client only.
+    fn claim(&self, token: String) -> impl Future<Output = Result<(), ClaimError>> + Send;
+}
+
+/// The host daemon, on its socket.
+#[derive(Debug, Clone)]
+pub struct DaemonAuthority {
+    /// The daemon's socket.
+    pub socket: PathBuf,
+}
+
+impl SetupAuthority for DaemonAuthority {
+    async fn claim(&self, token: String) -> Result<(), ClaimError> {
+        let ask = async {
+            let mut client = mfv_api::AsyncClient::connect_as(&self.socket, "mfv-web").await?;
+            client.setup_claim(&token).await
+        };
+        match tokio::time::timeout(DAEMON_TIMEOUT, ask).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(mfv_api::ClientError::Api(error))) => Err(ClaimError::Refused(error)),
+            Ok(Err(error)) => Err(ClaimError::Unreachable(mfv_linux::error_chain(&error))),
+            Err(_) => Err(ClaimError::Unreachable(format!(
+                "no answer within {} s",
+                DAEMON_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+/// The session the token was exchanged for.
+#[derive(Debug, Clone)]
+struct Session {
+    id: String,
+    client: SocketAddr,
+}
+
+/// Wrong tokens so far, and when the last try was.
+#[derive(Debug, Default)]
+struct WrongTokens {
+    count: u32,
+    last: Option<Instant>,
+}
+
+/// A refused request: its status and error.
+type Refusal = (StatusCode, ErrorBody);
+
+/// Config mode's state: who checks tokens, the one session, the wrong tries.
+#[derive(Debug)]
+pub struct ConfigMode<A> {
+    authority: A,
+    session: Mutex<Option<Session>>,
+    wrong: Mutex<WrongTokens>,
+}
+
+impl<A: SetupAuthority> ConfigMode<A> {
+    /// Config mode with no session yet.
+    pub fn new(authority: A) -> Arc<ConfigMode<A>> {
+        Arc::new(ConfigMode {
+            authority,
+            session: Mutex::new(None),
+            wrong: Mutex::new(WrongTokens::default()),
+        })
+    }
+
+    /// Whether `headers` carry the session's cookie.
+    fn has_session(&self, headers: &HeaderMap) -> bool {
+        let Some(presented) = session_cookie(headers) else {
+            return false;
+        };
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        session
+            .as_ref()
+            .is_some_and(|session| same_secret(session.id.as_bytes(), presented.as_bytes()))
+    }
+
+    /// How long `now` must still wait before another try, if it must.
+    fn wait_before_try(&self, now: Instant) -> Option<Duration> {
+        let wrong = self
+            .wrong
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if wrong.count < FREE_WRONG_TOKENS {
+            return None;
+        }
+        let next = wrong.last? + WRONG_TOKEN_SPACING;
+        next.checked_duration_since(now)
+            .filter(|wait| !wait.is_zero())
+    }
+
+    fn count_wrong(&self, now: Instant) {
+        let mut wrong = self
+            .wrong
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        wrong.count = wrong.count.saturating_add(1);
+        wrong.last = Some(now);
+    }
+
+    /// Exchanges `token` from `client` for the session: its id, or the refusal.
+    async fn claim(&self, token: String, client: SocketAddr) -> Result<String, Refusal> {
+        let now = Instant::now();
+        if let Some(wait) = self.wait_before_try(now) {
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody::new(
+                    "throttled",
+                    format!(
+                        "too many wrong setup tokens: wait {} s before the next try",
+                        wait.as_secs().max(1)
+                    ),
+                ),
+            ));
+        }
+        if let Err(error) = mfv_api::check_setup_token(&token) {
+            return Err((StatusCode::BAD_REQUEST, ErrorBody::from(&error)));
+        }
+        match self.authority.claim(token).await {
+            Ok(()) => {
+                let id = new_session_id().map_err(|message| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorBody::new("internal", message),
+                    )
+                })?;
+                println!("mfv-web: config mode: the setup token was claimed from {client}");
+                *self
+                    .session
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Session {
+                    id: id.clone(),
+                    client,
+                });
+                Ok(id)
+            }
+            Err(ClaimError::Refused(error)) => {
+                println!(
+                    "mfv-web: config mode: a setup token from {client} was refused: {}",
+                    error.message
+                );
+                let status = match error.kind {
+                    mfv_api::ErrorKind::NotPermitted => {
+                        self.count_wrong(now);
+                        StatusCode::FORBIDDEN
+                    }
+                    mfv_api::ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::CONFLICT,
+                };
+                Err((status, ErrorBody::from(&error)))
+            }
+            Err(error @ ClaimError::Unreachable(_)) => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new(
+                    "unavailable",
+                    format!("{error}; look at the host's console, then try again"),
+                ),
+            )),
+        }
+    }
+
+    /// The client the session was given to.
+    fn session_client(&self) -> Option<SocketAddr> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|session| session.client)
+    }
+}
+
+/// A token as the API receives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenClaim {
+    token: String,
+}
+
+/// What `GET /api/v1/setup` answers.
+#[derive(Debug, Serialize)]
+struct SetupState {
+    mode: &'static str,
+    claimed_from: Option<String>,
+}
+
+/// Config mode's routes, every refusal answered as JSON or as a page.
+pub fn routes<A: SetupAuthority>(
+    state: Arc<ConfigMode<A>>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let state = warp::any().map(move || Arc::clone(&state));
+    let client = warp::ext::optional::<ClientAddr>().map(|client: Option<ClientAddr>| {
+        client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |client| client.0)
+    });
+
+    let api_claim =
+        warp::path!("api" / "v1" / "setup" / "claim")
+            .and(warp::post())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::content_length_limit(MAX_BODY))
+            .and(warp::body::bytes())
+            .and(state.clone())
+            .and(client)
+            .then(
+                |headers: HeaderMap,
+                 body: hyper::body::Bytes,
+                 state: Arc<ConfigMode<A>>,
+                 client| async move {
+                    if let Err((status, error)) = check_origin(&headers) {
+                        return error_response(status, &error);
+                    }
+                    let claim: TokenClaim = match serde_json::from_slice(&body) {
+                        Ok(claim) => claim,
+                        Err(error) => {
+                            return error_response(
+                            StatusCode::BAD_REQUEST,
+                            &ErrorBody::new(
+                                "invalid_request",
+                                format!(
+                                    "the body must be a JSON object {{\"token\": \"...\"}}: {error}"
+                                ),
+                            )
+                            .with_field("token"),
+                        );
+                        }
+                    };
+                    match state.claim(claim.token, client).await {
+                        Ok(id) => with_session_cookie(
+                            json_response(
+                                StatusCode::OK,
+                                &SetupState {
+                                    mode: "config",
+                                    claimed_from: Some(client.to_string()),
+                                },
+                            ),
+                            &id,
+                        ),
+                        Err((status, error)) => error_response(status, &error),
+                    }
+                },
+            );
+
+    let api_state = warp::path!("api" / "v1" / "setup")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(state.clone())
+        .map(|headers: HeaderMap, state: Arc<ConfigMode<A>>| {
+            if !state.has_session(&headers) {
+                return unauthorized();
+            }
+            json_response(
+                StatusCode::OK,
+                &SetupState {
+                    mode: "config",
+                    claimed_from: state.session_client().map(|client| client.to_string()),
+                },
+            )
+        });
+
+    let page_claim =
+        warp::path!("setup" / "claim")
+            .and(warp::post())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::content_length_limit(MAX_BODY))
+            .and(warp::body::form::<Vec<(String, String)>>())
+            .and(state.clone())
+            .and(client)
+            .then(
+                |headers: HeaderMap,
+                 form: Vec<(String, String)>,
+                 state: Arc<ConfigMode<A>>,
+                 client| async move {
+                    if check_origin(&headers).is_err() {
+                        return pages::token_page(Some(
+                            "This form must be sent from the host's own page.",
+                        ));
+                    }
+                    let token = form
+                        .into_iter()
+                        .find_map(|(name, value)| (name == "token").then_some(value))
+                        .unwrap_or_default();
+                    match state.claim(token, client).await {
+                        Ok(id) => with_session_cookie(pages::see_other("/"), &id),
+                        Err((_, error)) => pages::token_page(Some(&error.message)),
+                    }
+                },
+            );
+
+    let page_home = warp::path::end()
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(state.clone())
+        .map(|headers: HeaderMap, state: Arc<ConfigMode<A>>| {
+            if state.has_session(&headers) {
+                pages::setup_page()
+            } else {
+                pages::token_page(None)
+            }
+        });
+
+    let stylesheet = warp::path!("assets" / "mfv.css")
+        .and(warp::get())
+        .map(pages::stylesheet);
+
+    api_claim
+        .or(api_state)
+        .unify()
+        .or(page_claim)
+        .unify()
+        .or(page_home)
+        .unify()
+        .or(stylesheet)
+        .unify()
+        .recover(crate::rejection::answer)
+        .unify()
+}
+
+/// The answer to a request without the session.
+fn unauthorized() -> Response {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        &ErrorBody::new(
+            "setup_token_required",
+            "this host is not set up yet: present the setup token the console shows \
+             (POST /api/v1/setup/claim) first",
+        ),
+    )
+}
+
+/// Refuses a request whose `Origin` is not this site. A request without `Origin` (not
+/// from a browser's page) passes: it carries no cookie by another site's hand.
+fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+    let same = match (origin.to_str(), host) {
+        (Ok(origin), Some(host)) => origin
+            .strip_prefix("https://")
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host)),
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err((
+        StatusCode::FORBIDDEN,
+        ErrorBody::new(
+            "cross_origin",
+            "this request came from another site's page; use the host's own pages",
+        ),
+    ))
+}
+
+/// `response` with the session cookie set to `id`.
+fn with_session_cookie(mut response: Response, id: &str) -> Response {
+    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    response
+}
+
+/// The session cookie's value in `headers`, if any.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_owned())
+        })
+}
+
+/// 32 random bytes, hex.
+fn new_session_id() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| format!("the system's random source failed: {error}"))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}

@@ -1,0 +1,22 @@
+//! The Minifed-Virt web server: HTTPS only, run as its own unprivileged user.
+//!
+//! - [`server`]: the connections: TLS, plain HTTP answered with a redirect, and the limits
+//!   on handshakes, request heads, answers and open connections; graceful shutdown.
+//! - [`config_mode`]: what a host without a configuration answers: only the browser that
+//!   presents the console's one-time setup token gets a session.
+//! - [`reply`]: the API's error shape and the security headers on every answer.
+//! - [`tls`]: the host's key and certificate, as PID 1's host daemon publishes them, made
+//!   into rustls' server configuration.
+//!
+//! Privileged work (the configuration, the network, formatting a volume) goes to the host
+//! daemon over its socket ([`mfv_api`]); this server holds no privilege of its own, not even
+//! its listening sockets, which PID 1 binds and hands over.
+
+#![warn(missing_docs)]
+
+pub mod config_mode;
+mod pages;
+mod rejection;
+pub mod reply;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,117 @@
+//! What every answer carries: errors in one JSON shape, and the security headers.
+//!
+//! An error is `{"kind": ..., "message": ..., "field": ...}`: `kind` is a stable word a
+//! program acts on, `message` says what went wrong and what to do, `field` names the part of
+//! the request at fault when there is one. The host daemon's errors keep their kinds.
+//!
+//! The headers make a browser refuse what the pages never need: other origins' scripts,
+//! framing (clickjacking), content sniffing, plain HTTP once it has seen HTTPS, and the
+//! referrer leaving the host. Nothing served is to be cached.
+
+use serde::Serialize;
+use warp::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderName, HeaderValue, REFERRER_POLICY,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use warp::http::{StatusCode, header::CONTENT_TYPE};
+
+/// The policy every page is served with: its own scripts, styles and images only, never in
+/// a frame, forms posted only to itself.
+pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// The security headers and their values.
+const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
+    (CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_VALUE),
+    (STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+    (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (X_FRAME_OPTIONS, "DENY"),
+    (REFERRER_POLICY, "no-referrer"),
+    (CACHE_CONTROL, "no-store"),
+];
+
+/// An error as the API answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    /// A stable word a program acts on, e.g. `invalid_token`.
+    pub kind: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+    /// The request field at fault, if one is.
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error of `kind` with `message`, about no field in particular.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            kind: kind.into(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The same error, about `field`.
+    pub fn with_field(mut self, field: impl Into<String>) -> ErrorBody {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl From<&mfv_api::ApiError> for ErrorBody {
+    fn from(error: &mfv_api::ApiError) -> ErrorBody {
+        ErrorBody {
+            kind: error.kind.as_str().to_owned(),
+            message: error.message.clone(),
+            field: error.field.clone(),
+        }
+    }
+}
+
+/// A JSON response of `status` carrying `body`.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> warp::reply::Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = warp::reply::Response::new(text.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// An error response of `status`.
+pub fn error_response(status: StatusCode, error: &ErrorBody) -> warp::reply::Response {
+    json_response(status, error)
+}
+
+/// `response` with the security headers set (replacing any of the same name).
+pub fn with_security_headers(mut response: warp::reply::Response) -> warp::reply::Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_shape_and_every_answer_gets_the_headers() {
+        let response = with_security_headers(error_response(
+            StatusCode::FORBIDDEN,
+            &ErrorBody::new("invalid_token", "wrong").with_field("token"),
+        ));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        for (name, value) in SECURITY_HEADERS {
+            assert_eq!(response.headers()[&name], value);
+        }
+        assert_eq!(
+            response.headers()[CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! The connections: TLS on the HTTPS listener, a redirect on the plain HTTP one, and the
+//! limits that keep a slow or hostile client from tying the server up.
+//!
+//! warp writes the routes; the accept loop is ours rather than warp's, because the limits an
+//! appliance on an open network needs sit below the routes: a TLS handshake and a request
+//! head must arrive within a deadline, a request must be answered within one, and only so
+//! many connections are served at once (others are closed at once). Every response, the
+//! routes' own and the refusals, leaves with the security headers of [`crate::reply`].
+//!
+//! Shutdown is graceful: the listeners close, each open connection finishes the request it
+//! is serving and closes, and after the grace period whatever is left is dropped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tower_service::Service;
+use warp::http::{Request, StatusCode};
+
+use crate::reply::{ErrorBody, error_response, with_security_headers};
+
+/// How long each step may take and how many connections are served at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From the TCP connection to the end of the TLS handshake.
+    pub handshake: Duration,
+    /// For a request's head (request line and headers) to arrive once the server waits for
+    /// one, also between requests on a kept-alive connection.
+    pub request_head: Duration,
+    /// From a request's head to its response's head.
+    pub response: Duration,
+    /// Connections served at once, HTTPS and HTTP together.
+    pub connections: usize,
+    /// After shutdown began, how long open connections may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake: Duration::from_secs(10),
+            request_head: Duration::from_secs(10),
+            response: Duration::from_secs(60),
+            connections: 256,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The address of the client a request came from, in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The listening sockets.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTPS.
+    pub https: TcpListener,
+    /// Plain HTTP, answered with a redirect to HTTPS; none when the host serves only HTTPS.
+    pub http: Option<TcpListener>,
+}
+
+/// What serves a request: warp's routes as a service ([`warp::service`]).
+pub trait Routes:
+    Service<
+        Request<Incoming>,
+        Response = warp::reply::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// Serves `routes` over TLS (`tls`) on `listeners.https`, and redirects plain HTTP on
+/// `listeners.http` to it, until `shutdown` completes; then shuts down gracefully. Returns
+/// when every connection is closed or the grace period is over.
+pub async fn serve(
+    listeners: Listeners,
+    tls: Arc<rustls::ServerConfig>,
+    routes: impl Routes,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let https_port = listeners
+        .https
+        .local_addr()
+        .map(|address| address.port())
+        .unwrap_or(443);
+    let slots = Arc::new(Semaphore::new(limits.connections));
+    let graceful = GracefulShutdown::new();
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_head)
+        .max_buf_size(64 * 1024);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client, secure) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listeners.https.accept() => match accepted {
+                Ok((stream, client)) => (stream, client, true),
+                Err(_) => continue,
+            },
+            accepted = accept_plain(listeners.http.as_ref()) => match accepted {
+                Ok((stream, client)) => (stream, client, false),
+                Err(_) => continue,
+            },
+        };
+        // Over the limit the connection is closed at once: a queue would only keep more
+        // sockets open for whoever is flooding.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let http1 = http1.clone();
+        if secure {
+            let acceptor = acceptor.clone();
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let Ok(Ok(stream)) =
+                    tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
+                else {
+                    return;
+                };
+                let service = service_fn(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(client));
+                    let answer = routes.clone().call(request);
+                    async move {
+                        let response = match tokio::time::timeout(limits.response, answer).await {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => error_response(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                &ErrorBody::new(
+                                    "timeout",
+                                    format!(
+                                        "the host did not answer within {} s; try again",
+                                        limits.response.as_secs()
+                                    ),
+                                ),
+                            ),
+                        };
+                        Ok::<_, Infallible>(with_security_headers(response))
+                    }
+                });
+                let connection = http1.serve_connection(TokioIo::new(stream), service);
+                let _ = watcher.watch(connection).await;
+            });
+        } else {
+            tokio::spawn(async move {
+                let _slot = slot;
+                let service = service_fn(move |request: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(redirect_to_https(&request, https_port))
+                });
+                let connection = http1.serve_connection(TokioIo::new(stream), service);
+                let _ = watcher.watch(connection).await;
+            });
+        }
+    }
+    drop(listeners);
+    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+}
+
+/// The next connection on the plain HTTP listener; never, without one.
+async fn accept_plain(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A permanent redirect of `request` to the same host and path over HTTPS on `https_port`.
+/// The host comes from the request's `Host` header when it is a plain host name or address;
+/// otherwise the client is told to use HTTPS without a link.
+fn redirect_to_https(request: &Request<Incoming>, https_port: u16) -> warp::reply::Response {
+    let host = request
+        .headers()
+        .get(warp::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .and_then(host_without_port);
+    let Some(host) = host else {
+        return with_security_headers(error_response(
+            StatusCode::BAD_REQUEST,
+            &ErrorBody::new(
+                "https_required",
+                "this server answers over HTTPS only: use an https:// address",
+            ),
+        ));
+    };
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let location = format!("https://{host}{port}{path}");
+    let mut response = warp::reply::Response::default();
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(value) = warp::http::HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(warp::http::header::LOCATION, value);
+    }
+    with_security_headers(response)
+}
+
+/// The host of a `Host` header without its port, if it is a host name, an IPv4 address or a
+/// bracketed IPv6 address, and nothing else.
+fn host_without_port(header: &str) -> Option<&str> {
+    let host = if let Some(rest) = header.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let inside = &rest[..end];
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        &header[..end + 2]
+    } else {
+        header.split(':').next()?
+    };
+    let plain = host.starts_with('[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-')));
+    plain.then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hosts_are_taken_from_the_host_header() {
+        for (header, host) in [
+            ("vmhost", Some("vmhost")),
+            ("vmhost.example:80", Some("vmhost.example")),
+            ("192.0.2.7:8080", Some("192.0.2.7")),
+            ("[2001:db8::1]:80", Some("[2001:db8::1]")),
+            ("[2001:db8::1]", Some("[2001:db8::1]")),
+            ("[nonsense]", None),
+            ("evil.example/path", None),
+            ("a b", None),
+            ("", None),
+            ("x\u{e9}", None),
+        ] {
+            assert_eq!(host_without_port(header), host, "{header:?}");
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! Config mode over real HTTPS on loopback: the server with the host's identity, the host
+//! daemon's handler spending a real token file, and a client that writes its requests by
+//! hand and records the certificate it was shown.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mfv_api::{Request, Response};
+use mfv_host::daemon::{HostDaemon, InitControl, Peer};
+use mfv_host::setup_token;
+use mfv_host::web_identity::WebIdentity;
+use mfv_tests::https::{HttpResponse, HttpsClient};
+use mfv_web::config_mode::{ClaimError, ConfigMode, SESSION_COOKIE, SetupAuthority};
+use mfv_web::server::{Limits, Listeners, serve};
+use serde_json::json;
+
+/// PID 1 is not asked anything in these tests.
+#[derive(Debug)]
+struct NoInit;
+
+impl InitControl for NoInit {
+    fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn restart_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn network_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The host daemon's own handler, asked as the web user.
+#[derive(Debug, Clone)]
+struct Daemon(Arc<Mutex<HostDaemon<NoInit>>>);
+
+impl SetupAuthority for Daemon {
+    async fn claim(&self, token: String) -> Result<(), ClaimError> {
+        let mut daemon = self.0.lock().unwrap();
+        match daemon.handle(Peer::Web, Request::SetupClaim { token }) {
+            Ok(Response::Accepted) => Ok(()),
+            Ok(other) => panic!("unexpected answer {other:?}"),
+            Err(error) => Err(ClaimError::Refused(error)),
+        }
+    }
+}
+
+/// A config-mode server on loopback, stopped when dropped.
+struct Server {
+    https: SocketAddr,
+    http: SocketAddr,
+    token: String,
+    identity: WebIdentity,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(limits: Limits) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        let token = setup_token::issue(&run_dir).unwrap().unwrap();
+        let identity = WebIdentity::generate("vmhost").unwrap();
+        let tls = mfv_web::tls::server_config_for(&identity).unwrap();
+        let daemon = Daemon(Arc::new(Mutex::new(HostDaemon {
+            run_dir,
+            roots: roots(dir.path()),
+            init: NoInit,
+        })));
+        let https = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addresses = (https.local_addr().unwrap(), http.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                https.set_nonblocking(true).unwrap();
+                http.set_nonblocking(true).unwrap();
+                let listeners = Listeners {
+                    https: tokio::net::TcpListener::from_std(https).unwrap(),
+                    http: Some(tokio::net::TcpListener::from_std(http).unwrap()),
+                };
+                let routes = mfv_web::config_mode::routes(ConfigMode::new(daemon));
+                serve(listeners, tls, warp::service(routes), limits, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        Server {
+            https: addresses.0,
+            http: addresses.1,
+            token: token.as_str().to_owned(),
+            identity,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> HttpsClient {
+        HttpsClient::new(self.https, "vmhost").unwrap()
+    }
+
+    /// Stops the server and waits until it is gone.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn roots(dir: &Path) -> mfv_probe::SystemRoots {
+    mfv_probe::SystemRoots {
+        sysfs: dir.join("sys"),
+        proc: dir.join("proc"),
+        dev: dir.join("dev"),
+    }
+}
+
+fn claim(client: &HttpsClient, token: &str) -> HttpResponse {
+    client
+        .post_json("/api/v1/setup/claim", &[], &json!({ "token": token }))
+        .unwrap()
+}
+
+fn kind(response: &HttpResponse) -> String {
+    response.json().unwrap()["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The session cookie's `name=value` from a `Set-Cookie` answer.
+fn session_of(response: &HttpResponse) -> String {
+    let cookie = response.header("set-cookie").unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn the_token_is_exchanged_once_for_a_session_over_the_hosts_certificate() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+
+    let refused = client.get("/api/v1/setup", &[]).unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(kind(&refused), "setup_token_required");
+    assert_eq!(
+        client.served_fingerprint().unwrap(),
+        server.identity.fingerprint().to_string()
+    );
+    for (header, value) in [
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(refused.header(header), Some(value), "{header}");
+    }
+    assert!(
+        refused
+            .header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+
+    let wrong = claim(&client, "abcde-fghjk-mnpqr-stuvw");
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    let body = wrong.json().unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["field"].as_str()),
+        (Some("not_permitted"), Some("token"))
+    );
+    assert!(wrong.header("set-cookie").is_none());
+
+    // Typed loosely, as a person would.
+    let typed = server.token.to_uppercase().replace('-', " ");
+    let claimed = claim(&client, &typed);
+    assert_eq!(claimed.status, 200, "{}", claimed.text());
+    let set_cookie = claimed.header("set-cookie").unwrap();
+    assert!(set_cookie.starts_with(&format!("{SESSION_COOKIE}=")));
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let session = session_of(&claimed);
+
+    let state = client
+        .get("/api/v1/setup", &[("cookie", &session)])
+        .unwrap();
+    assert_eq!(state.status, 200, "{}", state.text());
+    assert_eq!(state.json().unwrap()["mode"], "config");
+
+    // The token is spent: the same token from anyone is refused, and no second session.
+    let again = claim(&client, &server.token);
+    assert_eq!(again.status, 403);
+    assert!(again.text().contains("used already"), "{}", again.text());
+    let forged = client
+        .get(
+            "/api/v1/setup",
+            &[("cookie", &format!("{SESSION_COOKIE}={}", "0".repeat(64)))],
+        )
+        .unwrap();
+    assert_eq!(forged.status, 401);
+}
+
+#[test]
+fn a_person_claims_the_host_through_the_pages() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+    let page = client.get("/", &[]).unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.text().contains("action=\"/setup/claim\""),
+        "{}",
+        page.text()
+    );
+    let css = client.get("/assets/mfv.css", &[]).unwrap();
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+
+    let form = |token: &str| {
+        let body = format!("token={token}");
+        client
+            .send(
+                "POST",
+                "/setup/claim",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("origin", "https://vmhost"),
+                ],
+                Some(body.as_bytes()),
+            )
+            .unwrap()
+    };
+    let wrong = form("%3Cscript%3E");
+    assert_eq!(wrong.status, 200);
+    assert!(
+        wrong.text().contains("the setup token is wrong"),
+        "{}",
+        wrong.text()
+    );
+    let accepted = form(&server.token);
+    assert_eq!(accepted.status, 303, "{}", accepted.text());
+    assert_eq!(accepted.header("location"), Some("/"));
+    let session = session_of(&accepted);
+    let page = client.get("/", &[("cookie", &session)]).unwrap();
+    assert!(
+        page.text().contains("The setup token was accepted"),
+        "{}",
+        page.text()
+    );
+}
+
+#[test]
+fn malformed_oversized_and_foreign_requests_are_refused_with_their_reason() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+    let json_claim = |body: &[u8], headers: &[(&str, &str)]| {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
+        client
+            .send("POST", "/api/v1/setup/claim", &headers, Some(body))
+            .unwrap()
+    };
+
+    let oversized = json_claim(&vec![b' '; 20 * 1024], &[]);
+    assert_eq!(
+        (oversized.status, kind(&oversized)),
+        (413, "too_large".to_owned())
+    );
+
+    let malformed = json_claim(b"{\"token\": ", &[]);
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json().unwrap()["field"], "token");
+
+    let unknown_field = json_claim(b"{\"token\": \"x\", \"admin\": true}", &[]);
+    assert_eq!(unknown_field.status, 400, "{}", unknown_field.text());
+
+    let too_long_token = json_claim(
+        json!({ "token": "a".repeat(500) }).to_string().as_bytes(),
+        &[],
+    );
+    assert_eq!(too_long_token.status, 400, "{}", too_long_token.text());
+
+    let foreign = json_claim(
+        json!({ "token": server.token }).to_string().as_bytes(),
+        &[("origin", "https://evil.example")],
+    );
+    assert_eq!(
+        (foreign.status, kind(&foreign)),
+        (403, "cross_origin".to_owned())
+    );
+
+    let chunked = client
+        .send_raw(
+            b"POST /api/v1/setup/claim HTTP/1.1\r\nhost: vmhost\r\nconnection: close\r\n\
+              content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+              5\r\n{\"to\"\r\n0\r\n\r\n",
+        )
+        .unwrap();
+    assert_eq!(chunked.status, 411, "{}", chunked.text());
+
+    let wrong_method = client.get("/api/v1/setup/claim", &[]).unwrap();
+    assert_eq!(wrong_method.status, 405, "{}", wrong_method.text());
+    let unknown = client.get("/etc/passwd", &[]).unwrap();
+    assert_eq!(
+        (unknown.status, kind(&unknown)),
+        (404, "not_found".to_owned())
+    );
+
+    let garbage = client.send_raw(b"\x01\x02 nonsense\r\n\r\n").unwrap();
+    assert_eq!(garbage.status, 400);
+
+    // None of this spent the token.
+    assert_eq!(claim(&client, &server.token).status, 200);
+}
+
+#[test]
+fn wrong_tokens_are_spaced_out_after_a_few() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+    for _ in 0..5 {
+        assert_eq!(claim(&client, "wrong").status, 403);
+    }
+    let throttled = claim(&client, "wrong");
+    assert_eq!(throttled.status, 429, "{}", throttled.text());
+    assert_eq!(kind(&throttled), "throttled");
+    // The right token waits its turn too, then works.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(claim(&client, &server.token).status, 200);
+}
+
+#[test]
+fn plain_http_is_sent_to_https_on_the_same_host() {
+    let server = Server::start(Limits::default());
+    let answer = raw_http(
+        server.http,
+        b"GET /api/v1/setup?x=1 HTTP/1.1\r\nhost: vmhost:80\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "location: https://vmhost:{}/api/v1/setup?x=1\r\n",
+            server.https.port()
+        )),
+        "{answer}"
+    );
+    let hostile = raw_http(
+        server.http,
+        b"GET / HTTP/1.1\r\nhost: evil.example/x\r\nconnection: close\r\n\r\n",
+    );
+    assert!(hostile.starts_with("HTTP/1.1 400"), "{hostile}");
+    assert!(!hostile.contains("location:"), "{hostile}");
+}
+
+#[test]
+fn clients_that_stall_are_cut_off() {
+    let limits = Limits {
+        handshake: Duration::from_millis(500),
+        request_head: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let server = Server::start(limits);
+    // No TLS handshake at all.
+    let mut silent = TcpStream::connect(server.https).unwrap();
+    assert_closed_within(&mut silent, Duration::from_secs(10));
+    // A handshake, then no request.
+    let client = server.client();
+    let mut idle = client.connect().unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = idle.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0) | Err(_)) && started.elapsed() < Duration::from_secs(10),
+        "{read:?} after {:?}",
+        started.elapsed()
+    );
+    // Half a request head.
+    let mut slow = client.connect().unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: vmhost\r\n")
+        .unwrap();
+    let read = slow.read(&mut byte);
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The server still answers others.
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let server = Server::start(Limits {
+        connections: 2,
+        ..Limits::default()
+    });
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.https).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(server.https).unwrap();
+    assert_closed_within(&mut third, Duration::from_secs(5));
+    held.clear();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.client().get("/", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn shutdown_lets_the_request_in_progress_finish_and_closes_the_listeners() {
+    let mut server = Server::start(Limits::default());
+    let client = server.client();
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    server.stop();
+    assert!(
+        TcpStream::connect(server.https).is_err(),
+        "the HTTPS port still accepts connections"
+    );
+    assert!(TcpStream::connect(server.http).is_err());
+}
+
+fn raw_http(address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn assert_closed_within(stream: &mut TcpStream, limit: Duration) {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = stream.read(&mut buffer);
+    assert!(
+        matches!(read, Ok(0))
+            || matches!(&read, Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?} after {:?}",
+        started.elapsed()
+    );
+}

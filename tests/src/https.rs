@@ -1,0 +1,266 @@
+//! A small HTTPS client for tests of the web server: it writes each request by hand (so a
+//! test can also send a malformed or oversized one), reads the whole answer, and records the
+//! SHA-256 fingerprint of the certificate the server presented, so a test compares it with
+//! the one the console printed, as an operator does.
+//!
+//! The certificate is not checked against any authority (the host's is self-signed): the
+//! recorded fingerprint is the check. The server's signatures in the handshake are verified.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// How long one request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(have, _)| have.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "the body is not JSON: {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client of one HTTPS server.
+#[derive(Debug, Clone)]
+pub struct HttpsClient {
+    address: SocketAddr,
+    host: String,
+    config: Arc<rustls::ClientConfig>,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl HttpsClient {
+    /// A client of the server at `address`, which it calls `host` (SNI and `Host`).
+    pub fn new(address: SocketAddr, host: &str) -> anyhow::Result<HttpsClient> {
+        let seen = Arc::new(Mutex::new(None));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(RecordingVerifier {
+            provider: Arc::clone(&provider),
+            seen: Arc::clone(&seen),
+        });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(HttpsClient {
+            address,
+            host: host.to_owned(),
+            config: Arc::new(config),
+            seen,
+        })
+    }
+
+    /// The SHA-256 fingerprint of the certificate the server presented last, as browsers
+    /// show it (`AB:CD:...`).
+    pub fn served_fingerprint(&self) -> Option<String> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `GET path` with `headers`.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<HttpResponse> {
+        self.send("GET", path, headers, None)
+    }
+
+    /// `POST path` with `headers` and a JSON `body`.
+    pub fn post_json(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> anyhow::Result<HttpResponse> {
+        let body = body.to_string();
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
+        self.send("POST", path, &headers, Some(body.as_bytes()))
+    }
+
+    /// A request with `Host`, `Connection: close` and, with a body, `Content-Length` added.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> anyhow::Result<HttpResponse> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
+            self.host
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(body.unwrap_or_default());
+        self.send_raw(&raw)
+    }
+
+    /// Sends `raw` bytes after the handshake and reads the answer to the end.
+    pub fn send_raw(&self, raw: &[u8]) -> anyhow::Result<HttpResponse> {
+        let mut stream = self.connect()?;
+        stream.write_all(raw).context("send the request")?;
+        stream.flush().context("send the request")?;
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => {}
+            // A server that closes without close_notify has still answered in full.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            Err(error) => return Err(error).context("read the answer"),
+        }
+        parse_response(&answer)
+    }
+
+    /// A TLS connection, handshake done.
+    pub fn connect(
+        &self,
+    ) -> anyhow::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect_timeout(&self.address, REQUEST_TIMEOUT)
+            .with_context(|| format!("connect to {}", self.address))?;
+        tcp.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        tcp.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+        let name = ServerName::try_from(self.host.clone())
+            .with_context(|| format!("{:?} is no server name", self.host))?;
+        let connection =
+            rustls::ClientConnection::new(Arc::clone(&self.config), name).context("start TLS")?;
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .with_context(|| format!("TLS handshake with {}", self.address))?;
+        }
+        Ok(stream)
+    }
+}
+
+/// Parses a whole HTTP/1.1 answer (a `Content-Length` body or one read to the end).
+fn parse_response(answer: &[u8]) -> anyhow::Result<HttpResponse> {
+    let Some(end) = answer.windows(4).position(|window| window == b"\r\n\r\n") else {
+        bail!(
+            "no complete answer head: {:?}",
+            String::from_utf8_lossy(answer)
+        );
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("bad status line {status_line:?}"))?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: answer[end + 4..].to_vec(),
+    })
+}
+
+/// Takes any certificate, records its fingerprint, and verifies the handshake's signatures.
+#[derive(Debug)]
+struct RecordingVerifier {
+    provider: Arc<CryptoProvider>,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = Sha256::digest(end_entity.as_ref());
+        let hex: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hex.join(":"));
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
