@@ -2,6 +2,8 @@
 //! daemon's handler spending a real token file, and a client that writes its requests by
 //! hand and records the certificate it was shown.
 
+#![allow(clippy::unwrap_used, reason = "test code")]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
