@@ -48,7 +48,32 @@ pub struct HostStatus {
     /// The supervised services in a few words (`all 5 running`, or those that are not, with
     /// their state), once PID 1 published them.
     pub services: Option<String>,
+    /// How to reach the web server, once its certificate is published.
+    pub web: Option<WebAccess>,
 }
+
+/// How to reach the web server: what the operator types and checks in a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAccess {
+    /// `https://ADDRESS[:PORT]/` for each address of the host a browser can reach.
+    pub urls: Vec<String>,
+    /// The certificate's SHA-256 fingerprint, as browsers show it.
+    pub fingerprint: String,
+    /// The setup token while a host without a configuration waits for it.
+    pub setup_token: Option<SetupTokenState>,
+}
+
+/// The setup token, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupTokenState {
+    /// It waits to be typed in a browser.
+    Waiting(String),
+    /// A browser presented it; config mode is that browser's.
+    Used,
+}
+
+/// The file in PID 1's runtime directory that holds the web server's HTTPS port.
+pub const WEB_PORT_FILE: &str = "web-port";
 
 impl fmt::Display for HostStatus {
     /// The status screen's text, ending with a newline.
@@ -84,7 +109,41 @@ impl fmt::Display for HostStatus {
         if let Some(services) = &self.services {
             writeln!(f, "  services: {services}")?;
         }
+        if let Some(web) = &self.web {
+            write!(f, "{web}")?;
+        }
         Ok(())
+    }
+}
+
+impl fmt::Display for WebAccess {
+    /// The URLs, the fingerprint in two lines of 16 bytes (it fits 80 columns), and the
+    /// token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.urls.as_slice() {
+            [] => writeln!(f, "  web: no address yet (waiting for the network)")?,
+            urls => writeln!(f, "  web: {}", urls.join("  "))?,
+        }
+        writeln!(
+            f,
+            "  certificate SHA-256 fingerprint (compare it with the browser's):"
+        )?;
+        let bytes: Vec<&str> = self.fingerprint.split(':').collect();
+        for half in bytes.chunks(16) {
+            writeln!(f, "    {}", half.join(":"))?;
+        }
+        match &self.setup_token {
+            Some(SetupTokenState::Waiting(token)) => writeln!(
+                f,
+                "  setup token: {token}\n    type it in the browser to set up this host; it \
+                 works once"
+            ),
+            Some(SetupTokenState::Used) => writeln!(
+                f,
+                "  setup token: used; setup goes on in the browser that presented it"
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -94,6 +153,7 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
     let hostname = std::fs::read_to_string(proc_dir.join("sys/kernel/hostname"))
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|error| format!("(host name unreadable: {error})"));
+    let mut reachable = Vec::new();
     let interfaces = match read_view(netlink).await {
         Ok(view) => view
             .interfaces
@@ -103,6 +163,7 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
                 let mut line = format!("{} {}", interface.link.name, interface.link.state);
                 for address in &interface.addresses {
                     line.push_str(&format!(" {address}"));
+                    reachable.push(address.address());
                 }
                 line
             })
@@ -123,6 +184,50 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
         config_report: std::fs::read_to_string(run_dir.join(CONFIG_REPORT_FILE)).ok(),
         virtualization,
         services,
+        web: read_web_access(run_dir, &reachable),
+    }
+}
+
+/// How to reach the web server at `addresses`, from what the host daemon and PID 1
+/// published in `run_dir`; `None` until the certificate is published.
+pub fn read_web_access(run_dir: &Path, addresses: &[IpAddr]) -> Option<WebAccess> {
+    let identity =
+        crate::web_identity::WebIdentity::read(&run_dir.join(crate::web_identity::RUN_SUBDIR))
+            .ok()?;
+    let port = std::fs::read_to_string(run_dir.join(WEB_PORT_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .unwrap_or(443);
+    let urls = addresses
+        .iter()
+        .filter(|address| match address {
+            // Link-local IPv6 needs a zone a URL cannot carry portably.
+            IpAddr::V6(v6) => !v6.is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80,
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+        })
+        .map(|address| web_url(*address, port))
+        .collect();
+    let setup_token = match crate::setup_token::current(run_dir) {
+        Ok(Some(token)) => Some(SetupTokenState::Waiting(token.as_str().to_owned())),
+        _ if run_dir.join(crate::setup_token::CLAIMED_FILE).exists() => Some(SetupTokenState::Used),
+        _ => None,
+    };
+    Some(WebAccess {
+        urls,
+        fingerprint: identity.fingerprint().to_string(),
+        setup_token,
+    })
+}
+
+/// `https://ADDRESS[:PORT]/`, the port left out when it is 443.
+pub fn web_url(address: IpAddr, port: u16) -> String {
+    let host = match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    match port {
+        443 => format!("https://{host}/"),
+        port => format!("https://{host}:{port}/"),
     }
 }
 
@@ -591,6 +696,7 @@ mod tests {
             ),
             virtualization: Some("KVM".into()),
             services: Some("4 of 5 running; mfv-web crash looping (5 restarts)".into()),
+            web: None,
         }
     }
 
@@ -715,6 +821,63 @@ mod tests {
     }
 
     #[test]
+    fn the_web_address_fingerprint_and_token_are_shown_to_fit_80_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        let addresses: Vec<IpAddr> = ["10.0.2.15", "fe80::1", "2001:db8::7", "169.254.1.1"]
+            .iter()
+            .map(|address| address.parse().unwrap())
+            .collect();
+        assert_eq!(read_web_access(run, &addresses), None);
+        let identity = crate::web_identity::WebIdentity::generate("h").unwrap();
+        identity
+            .write(&run.join(crate::web_identity::RUN_SUBDIR), None)
+            .unwrap();
+        std::fs::write(run.join(WEB_PORT_FILE), "8443\n").unwrap();
+        let token = crate::setup_token::issue(run).unwrap().unwrap();
+        let web = read_web_access(run, &addresses).unwrap();
+        assert_eq!(
+            web.urls,
+            ["https://10.0.2.15:8443/", "https://[2001:db8::7]:8443/"]
+        );
+        assert_eq!(
+            web.setup_token,
+            Some(SetupTokenState::Waiting(token.as_str().to_owned()))
+        );
+        let text = web.to_string();
+        let fingerprint = identity.fingerprint().to_string();
+        assert!(
+            text.contains(&format!(
+                "    {}\n    {}\n",
+                &fingerprint[..47],
+                &fingerprint[48..]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .all(|line| line.len() <= 80 || line.contains(token.as_str())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("  setup token: {}", token.as_str())),
+            "{text}"
+        );
+
+        crate::setup_token::claim(run, token.as_str()).unwrap();
+        std::fs::remove_file(run.join(WEB_PORT_FILE)).unwrap();
+        let web = read_web_access(run, &addresses[..1]).unwrap();
+        assert_eq!(web.urls, ["https://10.0.2.15/"]);
+        assert_eq!(web.setup_token, Some(SetupTokenState::Used));
+        assert!(web.to_string().contains("setup token: used"));
+        let offline = WebAccess {
+            urls: Vec::new(),
+            ..web
+        };
+        assert!(offline.to_string().starts_with("  web: no address yet"));
+    }
+
+    #[test]
     fn what_the_status_quotes_is_escaped() {
         let mut terminal = ScriptedTerminal::default();
         let hostile = async || HostStatus {
@@ -727,6 +890,7 @@ mod tests {
             ),
             virtualization: None,
             services: None,
+            web: None,
         };
         serve_on(&mut terminal, hostile);
         assert_eq!(terminal.output.matches("LABEL=\\u001b[2Jevil").count(), 2);

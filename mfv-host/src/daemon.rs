@@ -31,6 +31,7 @@ use crate::network::handover::{
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
 use crate::setup_token::{self, ClaimRefusal};
+use crate::web_identity;
 
 /// The file with the boot report and how VMs run, below the runtime directory.
 pub const HOST_STATE_FILE: &str = "host.json";
@@ -270,6 +271,84 @@ impl<C: InitControl> HostDaemon<C> {
                 ),
             )),
         }
+    }
+
+    /// Readies what the web server needs from root before it starts: its key and
+    /// certificate published in `<run_dir>/web` for `web_group` ([`web_identity::establish`],
+    /// kept in the config store of the volume the boot used, if any) and, on a host that
+    /// booted without a configuration, the setup token. Returns what it did, line by line;
+    /// a failure is said and the rest still done.
+    pub fn prepare_web(&self, web_group: Option<nix::unistd::Gid>) -> Vec<String> {
+        let mut lines = Vec::new();
+        let provenance = match read_host_state(&self.run_dir) {
+            Ok(state) => state.map(|state| state.boot.config),
+            Err(error) => {
+                lines.push(format!(
+                    "cannot read the boot report: {}",
+                    mfv_linux::error_chain(&error)
+                ));
+                None
+            }
+        };
+        let hostname = std::fs::read_to_string(self.roots.proc.join("sys/kernel/hostname"))
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        let published = self.run_dir.join(web_identity::RUN_SUBDIR);
+        let volume = match &provenance {
+            Some(ConfigProvenance::Found { device, .. }) => {
+                match StoreVolume::on_device(Path::new(device), &self.run_dir) {
+                    Ok(volume) => Some(volume),
+                    Err(error) => {
+                        lines.push(format!(
+                            "the config volume {device} cannot be opened, so the web \
+                             server's key is not kept there: {}",
+                            mfv_linux::error_chain(&error)
+                        ));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let established = web_identity::establish(
+            volume.as_ref().map(StoreVolume::store),
+            &published,
+            web_group,
+            &hostname,
+        );
+        if let Some(volume) = volume {
+            if let Err(error) = volume.close() {
+                lines.push(format!(
+                    "the config volume stays mounted: {}",
+                    mfv_linux::error_chain(&error)
+                ));
+            }
+        }
+        match established {
+            Ok((identity, origin)) => lines.push(format!(
+                "web certificate SHA-256 {} ({origin})",
+                identity.fingerprint()
+            )),
+            Err(error) => lines.push(format!(
+                "the web server has no key and certificate: {}",
+                mfv_linux::error_chain(&error)
+            )),
+        }
+        if !matches!(provenance, Some(ConfigProvenance::Found { .. })) {
+            lines.push(match setup_token::issue(&self.run_dir) {
+                Ok(Some(_)) => "a setup token waits for the web's config mode; the console \
+                                shows it"
+                    .to_owned(),
+                Ok(None) => "the setup token was used: config mode belongs to the browser \
+                             that presented it"
+                    .to_owned(),
+                Err(error) => format!(
+                    "no setup token, so config mode lets nobody in: {}",
+                    mfv_linux::error_chain(&error)
+                ),
+            });
+        }
+        lines
     }
 
     /// Runs `work` on the config store of the volume the boot used, mounted for it alone,
@@ -724,6 +803,33 @@ mod tests {
         // The web's config mode changes the network through the daemon.
         assert!(Peer::Web.allows(&apply(STATIC_ETH0, 60)));
         assert!(Peer::Web.allows(&Request::NetworkConfirm { apply_id: 1 }));
+    }
+
+    #[test]
+    fn without_a_configuration_the_web_gets_a_certificate_of_this_boot_and_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = daemon(dir.path());
+        std::fs::create_dir_all(daemon.roots.proc.join("sys/kernel")).unwrap();
+        std::fs::write(daemon.roots.proc.join("sys/kernel/hostname"), "fresh\n").unwrap();
+        let lines = daemon.prepare_web(None);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("web certificate SHA-256 ") && lines[0].ends_with("(made now; no config store keeps it, so it is new at every boot until the host is set up)"),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("a setup token waits"), "{lines:?}");
+        let web = daemon.run_dir.join(web_identity::RUN_SUBDIR);
+        let identity = web_identity::WebIdentity::read(&web).unwrap();
+        assert!(lines[0].contains(&identity.fingerprint().to_string()));
+        assert!(setup_token::current(&daemon.run_dir).unwrap().is_some());
+        // A restart of the daemon keeps both.
+        let token = setup_token::current(&daemon.run_dir).unwrap();
+        let again = daemon.prepare_web(None);
+        assert!(
+            again[0].ends_with("(the one of this boot; no config store keeps it)"),
+            "{again:?}"
+        );
+        assert_eq!(setup_token::current(&daemon.run_dir).unwrap(), token);
     }
 
     #[test]

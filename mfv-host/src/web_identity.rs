@@ -123,9 +123,30 @@ pub enum IdentityOrigin {
     Store,
     /// Made now and kept in the config store.
     MadeAndKept,
+    /// The one published earlier in this boot, now kept in the config store.
+    PublishedAndKept,
+    /// The one published earlier in this boot; there is no config store to keep it in.
+    Published,
     /// Made now; there is no config store to keep it in, so it lasts until the next boot
     /// unless a store is set up first.
     MadeForThisBoot,
+}
+
+impl fmt::Display for IdentityOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdentityOrigin::Store => "from the config store",
+            IdentityOrigin::MadeAndKept => "made now and kept in the config store",
+            IdentityOrigin::PublishedAndKept => {
+                "the one of this boot, now kept in the config store"
+            }
+            IdentityOrigin::Published => "the one of this boot; no config store keeps it",
+            IdentityOrigin::MadeForThisBoot => {
+                "made now; no config store keeps it, so it is new at every boot until the \
+                 host is set up"
+            }
+        })
+    }
 }
 
 /// A private key (PKCS#8 PEM) and the self-signed certificate (PEM) made for it.
@@ -331,6 +352,31 @@ pub fn load_or_make(
     Ok((identity, IdentityOrigin::MadeAndKept))
 }
 
+/// The identity the web server uses from now on, published in `published` (the runtime
+/// directory it reads, the key for `group`): the store's, or the one already published in
+/// this boot (kept in the store when there is one now, so the fingerprint an operator
+/// trusted during setup stays), or a new one. A published identity that cannot be read is
+/// replaced; one in the store is never (see [`load_or_make`]).
+pub fn establish(
+    store: Option<&DirectoryStore>,
+    published: &Path,
+    group: Option<nix::unistd::Gid>,
+    hostname: &str,
+) -> Result<(WebIdentity, IdentityOrigin), WebIdentityError> {
+    let earlier = WebIdentity::read(published).ok();
+    let (identity, origin) = match (store, earlier) {
+        (Some(store), Some(earlier)) if !store.dir().join(STORE_DIR).exists() => {
+            keep(store, &earlier)?;
+            (earlier, IdentityOrigin::PublishedAndKept)
+        }
+        (Some(store), _) => load_or_make(Some(store), hostname)?,
+        (None, Some(earlier)) => (earlier, IdentityOrigin::Published),
+        (None, None) => load_or_make(None, hostname)?,
+    };
+    identity.write(published, group)?;
+    Ok((identity, origin))
+}
+
 /// Writes `identity` into `store`'s `tls/` directory (the volume writable only meanwhile).
 pub fn keep(store: &DirectoryStore, identity: &WebIdentity) -> Result<(), WebIdentityError> {
     store
@@ -484,6 +530,46 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn the_identity_of_this_boot_is_kept_when_a_store_appears_and_the_stores_wins_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("run/web");
+        let group = Some(nix::unistd::getgid());
+        let (first, origin) = establish(None, &published, group, "a").unwrap();
+        assert_eq!(origin, IdentityOrigin::MadeForThisBoot);
+        // A restart of the daemon in the same boot keeps it.
+        let (again, origin) = establish(None, &published, group, "a").unwrap();
+        assert_eq!(
+            (again.clone(), origin),
+            (first.clone(), IdentityOrigin::Published)
+        );
+        // Set up: the store keeps the identity the operator already trusts.
+        let volume = dir.path().join("volume");
+        fs::create_dir(&volume).unwrap();
+        let store = store(&volume);
+        let (kept, origin) = establish(Some(&store), &published, group, "a").unwrap();
+        assert_eq!(
+            (kept, origin),
+            (first.clone(), IdentityOrigin::PublishedAndKept)
+        );
+        // The next boot reads it from the store.
+        fs::remove_dir_all(&published).unwrap();
+        let (next_boot, origin) = establish(Some(&store), &published, group, "a").unwrap();
+        assert_eq!((next_boot, origin), (first, IdentityOrigin::Store));
+        assert!(WebIdentity::read(&published).is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_published_identity_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("web");
+        fs::create_dir(&published).unwrap();
+        fs::write(published.join(CERTIFICATE_FILE), "junk").unwrap();
+        let (identity, origin) = establish(None, &published, None, "a").unwrap();
+        assert_eq!(origin, IdentityOrigin::MadeForThisBoot);
+        assert_eq!(WebIdentity::read(&published).unwrap(), identity);
     }
 
     #[test]

@@ -68,6 +68,15 @@ pub fn run(socket: &Path, run_dir: &Path) -> anyhow::Result<()> {
         .ok()
         .flatten()
         .map(|group| group.gid);
+    // Before the socket is bound: the web server starts once it is, and needs these.
+    let daemon = HostDaemon {
+        run_dir: run_dir.to_path_buf(),
+        roots: mfv_probe::SystemRoots::default(),
+        init: Pid1,
+    };
+    for line in daemon.prepare_web(web_gid) {
+        println!("host daemon: {line}");
+    }
     let listener = listen(socket, web_gid)?;
     serve(
         listener,

@@ -20,7 +20,7 @@ use mfv_config::cmdline::{BootOptions, KernelCmdline};
 use mfv_config::discovery::{Discovery, DiscoveryParams, DiscoveryReport};
 use mfv_config::schema::Config;
 use mfv_host::clock::time_zone_line;
-use mfv_host::console::CONFIG_REPORT_FILE;
+use mfv_host::console::{CONFIG_REPORT_FILE, WEB_PORT_FILE};
 use mfv_host::daemon::{HOST_STATE_FILE, HostState, host_state_json, provenance};
 use mfv_host::discovery::with_usb_storage_settling;
 use mfv_host::hardware::{ProbeSettings, modules_dir};
@@ -33,7 +33,8 @@ use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
 use crate::services::{
-    ServiceSpec, Supervisor, VM_KEEPER_SERVICE, host_services, vm_keeper_stop_grace,
+    ServiceSpec, Supervisor, VM_KEEPER_SERVICE, WEB_SERVICE, host_services, vm_keeper_stop_grace,
+    web_listen,
 };
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
@@ -640,11 +641,26 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         let mut services = self.settings.services.clone();
         if let Some(config) = self.found_config() {
             let deadline = Duration::from_secs(u64::from(config.host.vm_shutdown_timeout));
-            for service in services
-                .iter_mut()
-                .filter(|service| service.name == VM_KEEPER_SERVICE)
-            {
-                service.stop_grace = vm_keeper_stop_grace(deadline);
+            for service in services.iter_mut() {
+                if service.name == VM_KEEPER_SERVICE {
+                    service.stop_grace = vm_keeper_stop_grace(deadline);
+                }
+                if service.name == WEB_SERVICE && !service.listen.is_empty() {
+                    service.listen = web_listen(config.web.port);
+                }
+            }
+        }
+        let https_port = services
+            .iter()
+            .find(|service| service.name == WEB_SERVICE)
+            .and_then(|web| web.listen.first())
+            .map(std::net::SocketAddr::port);
+        if let Some(port) = https_port {
+            let path = self.settings.run_dir.join(WEB_PORT_FILE);
+            if let Err(error) = self.system.write_run_file(&path, &format!("{port}\n")) {
+                self.log(format_args!(
+                    "web: the console will not show the web server's port: {error:#}"
+                ));
             }
         }
         self.supervisor =
@@ -1579,6 +1595,7 @@ mod tests {
             args: Vec::new(),
             user: None,
             socket: None,
+            listen: Vec::new(),
             after: Vec::new(),
             stop_grace: Duration::from_secs(5),
         }];
@@ -1652,6 +1669,7 @@ mod tests {
             args: Vec::new(),
             user: Some("mfv-web".to_string()),
             socket: None,
+            listen: Vec::new(),
             after: Vec::new(),
             stop_grace: Duration::from_secs(5),
         }];
@@ -2305,7 +2323,7 @@ mod tests {
         let system = system_with_config(
             "version = 1\n[host]\nhostname = \"vmhost1\"\ntime_zone = \"Europe/Berlin\"\n\
              ntp_servers = [\"192.0.2.123\", \"ntp.example.org\"]\n\
-             [web]\nport = 8443\n",
+             [auth]\nmin_password_length = 12\n",
         );
         let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
         let outcome = run(&fixture, system, &[]);
@@ -2321,8 +2339,8 @@ mod tests {
                  data, so times are UTC",
                 "clock: keeping time with SNTP from 192.0.2.123, ntp.example.org",
                 "phase clock: ok (0.3 ms)",
-                "settings: web (port 8443) is not served yet: the web server is not part of the \
-                 image yet",
+                "settings: auth is used by mfv user, mfv token and mfv auth; no login service \
+                 runs yet",
                 "phase settings: ok (0.2 ms)",
             ]
         );

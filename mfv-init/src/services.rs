@@ -13,6 +13,7 @@
 //! ([`mfv_host::services`]); each service's output goes to its own log there.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub struct ServiceSpec {
     pub user: Option<String>,
     /// The socket that accepts connections once the service is ready.
     pub socket: Option<PathBuf>,
+    /// TCP addresses PID 1 binds and hands over as listening descriptors 3, 4, ... in
+    /// this order, for a service whose user may not bind them (ports below 1024).
+    pub listen: Vec<SocketAddr>,
     /// The services that must be ready before it starts (named earlier in the list).
     pub after: Vec<String>,
     /// How long it gets between SIGTERM and SIGKILL at shutdown.
@@ -501,6 +505,21 @@ pub fn vm_keeper_stop_grace(deadline: Duration) -> Duration {
     deadline + Duration::from_secs(15)
 }
 
+/// The web server's service name.
+pub const WEB_SERVICE: &str = "mfv-web";
+/// The HTTPS port without a configuration (`[web] port` sets another).
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
+/// The plain HTTP port, answered with a redirect to HTTPS.
+pub const HTTP_PORT: u16 = 80;
+
+/// The addresses the web server listens on, HTTPS on `https_port` then plain HTTP: every
+/// address of the host, IPv6 and IPv4.
+pub fn web_listen(https_port: u16) -> Vec<SocketAddr> {
+    [https_port, HTTP_PORT]
+        .map(|port| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))
+        .to_vec()
+}
+
 /// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
 /// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
 /// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
@@ -513,6 +532,7 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             args: vec![crate::host_daemon::HOST_DAEMON_ARG.to_owned()],
             user: None,
             socket: Some(PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)),
+            listen: Vec::new(),
             after: Vec::new(),
             stop_grace: Duration::from_secs(5),
         },
@@ -522,6 +542,7 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             args: Vec::new(),
             user: None,
             socket: Some(PathBuf::from("/run/libvirt/virtlogd-sock")),
+            listen: Vec::new(),
             after: Vec::new(),
             stop_grace: Duration::from_secs(5),
         },
@@ -531,15 +552,19 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             args: Vec::new(),
             user: None,
             socket: Some(PathBuf::from("/run/libvirt/libvirt-sock")),
+            listen: Vec::new(),
             after: vec!["virtlogd".to_owned()],
             stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {
-            name: "mfv-web".to_owned(),
+            name: WEB_SERVICE.to_owned(),
             program: PathBuf::from("/usr/bin/mfv-web"),
-            args: Vec::new(),
+            args: ["--https-fd", "3", "--http-fd", "4"]
+                .map(str::to_owned)
+                .to_vec(),
             user: Some("mfv-web".to_owned()),
             socket: None,
+            listen: web_listen(DEFAULT_HTTPS_PORT),
             after: vec!["host-daemon".to_owned(), "libvirtd".to_owned()],
             stop_grace: Duration::from_secs(10),
         },
@@ -549,6 +574,7 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             args: vec![crate::vm_keeper::VM_KEEPER_ARG.to_owned()],
             user: None,
             socket: None,
+            listen: Vec::new(),
             after: vec!["libvirtd".to_owned()],
             stop_grace: vm_keeper_stop_grace(crate::vm_keeper::VM_SHUTDOWN_DEADLINE),
         },
@@ -568,6 +594,7 @@ mod tests {
             args: vec!["--verbose".to_owned()],
             user: None,
             socket: socket.then(|| PathBuf::from(format!("/run/{name}.sock"))),
+            listen: Vec::new(),
             after: after.iter().map(|name| (*name).to_owned()).collect(),
             stop_grace: Duration::from_secs(2),
         }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::BufRead;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -428,6 +430,11 @@ impl System for NixSystem {
 
     fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid> {
         let identity = spec.user.as_deref().map(Identity::of).transpose()?;
+        let listeners = spec
+            .listen
+            .iter()
+            .map(|address| bind_listener(*address))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut log = ServiceLog::open(run_dir, &spec.name)?;
         // Close-on-exec: no other child inherits the pipe and keeps it open.
         let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -447,13 +454,16 @@ impl System for NixSystem {
                     .context("pipe for the service's output")?,
             )
             .stderr(writer);
+        let handed_over: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
         // SAFETY: the closure runs in the forked child before exec and calls only
-        // sigprocmask(2), setsid(2), setgroups(2), setgid(2) and setuid(2), which are
-        // async-signal-safe; the group list was allocated before the fork.
+        // sigprocmask(2), setsid(2), dup2(2), setgroups(2), setgid(2) and setuid(2), which
+        // are async-signal-safe; the group list and the descriptor list were allocated
+        // before the fork.
         unsafe {
             command.pre_exec(move || {
                 unblock_signals()?;
                 nix::unistd::setsid()?;
+                hand_over_listeners(&handed_over)?;
                 if let Some(identity) = &identity {
                     identity.assume()?;
                 }
@@ -464,8 +474,10 @@ impl System for NixSystem {
             .spawn()
             .with_context(|| format!("start {}", spec.program.display()))?;
         // The pipe's write ends go with the command: the reader sees the end of the output
-        // when the service's last process closes its copy.
+        // when the service's last process closes its copy. The listeners are the service's
+        // now.
         drop(command);
+        drop(listeners);
         let pid = i32::try_from(child.id()).context("child pid out of range")?;
         let (name, id) = (spec.name.clone(), child.id());
         std::thread::Builder::new()
@@ -624,6 +636,41 @@ fn child_exit(status: WaitStatus) -> Option<ChildExit> {
     }
 }
 
+/// First descriptor a service gets its listeners on (after stdin, stdout and stderr).
+const FIRST_LISTENER_FD: RawFd = 3;
+
+/// A TCP listener on `address`, above the descriptors a service's listeners are handed over
+/// on, so that handing one over never overwrites another. An IPv6 wildcard falls back to
+/// the IPv4 one on a kernel without IPv6.
+fn bind_listener(address: SocketAddr) -> anyhow::Result<OwnedFd> {
+    let bound = std::net::TcpListener::bind(address).or_else(|error| match address {
+        SocketAddr::V6(v6)
+            if v6.ip().is_unspecified()
+                && error.raw_os_error() == Some(nix::libc::EAFNOSUPPORT) =>
+        {
+            std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, v6.port()))
+        }
+        _ => Err(error),
+    });
+    let listener = bound.with_context(|| format!("listen on {address}"))?;
+    let high = nix::fcntl::fcntl(&listener, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .with_context(|| format!("move the listener on {address}"))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
+/// In a service's child: `listeners` become descriptors 3, 4, ... (without close-on-exec).
+fn hand_over_listeners(listeners: &[RawFd]) -> std::io::Result<()> {
+    for (target, source) in (FIRST_LISTENER_FD..).zip(listeners) {
+        // SAFETY: dup2 on descriptors this process holds; the sources are all above the
+        // targets (bind_listener), so none is overwritten before it is handed over.
+        if unsafe { nix::libc::dup2(*source, target) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,6 +767,7 @@ mod tests {
             args: vec!["-c".to_string(), script.to_string()],
             user: user.map(str::to_string),
             socket: None,
+            listen: Vec::new(),
             after: Vec::new(),
             stop_grace: std::time::Duration::from_secs(1),
         }

@@ -138,7 +138,8 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
     let config = "version = 1\n\n[host]\nhostname = \"clockhost\"\n\
                   time_zone = \"Europe/Berlin\"\nntp_servers = [\"192.0.2.123\"]\n\n\
                   [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
-                  [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n[web]\nport = 8443\n";
+                  [network.bridge]\nports = [\"eth0\"]\nstp = true\n\n\
+                  [auth]\nmin_password_length = 12\n";
     VolumeImage::new(VolumeFilesystem::Ext4, "mfv-config")
         .file("mfv.toml", config)
         .build(&volume)?;
@@ -162,7 +163,7 @@ fn the_clock_and_the_unapplied_settings_of_a_configuration_are_named_at_boot() -
     for expected in [
         "settings: network.bridge.stp = true is not applied yet: the bridge runs without \
          spanning tree",
-        "settings: web (port 8443) is not served yet: the web server is not part of the image yet",
+        "settings: auth is used by mfv user, mfv token and mfv auth; no login service runs yet",
     ] {
         ensure!(
             settings.iter().any(|line| line == expected),
