@@ -2,7 +2,8 @@
 //! BENCHMARKS.md, each in its own section:
 //! - `cargo xtask bench boot`: boots repeatedly with `mfv.halt=poweroff` and reads the boot
 //!   timings from the serial console, and as many times again to a running host, timing QEMU
-//!   start to libvirtd ready and reading the RAM in use then.
+//!   start to libvirtd ready and reading the RAM in use then, and as many times again without
+//!   a configuration, timing QEMU start to the first HTTPS answer of config mode.
 //! - `cargo xtask bench probe`: driver coldplug by mfv-init against the shell way (busybox
 //!   `modprobe` over every modalias, repeated until settled), on the same machine
 //!   ([`mfv_tests::with_probe_hardware`]) in the same run; see [`probe`].
@@ -10,11 +11,13 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use mfv_tests::{ApplianceImage, Guest, GuestSpec, with_probe_hardware};
+use mfv_tests::https::HttpsClient;
+use mfv_tests::{ApplianceImage, Guest, GuestSpec, NicModel, with_probe_hardware};
 
 use crate::image::{self, ImageReport, Profile};
 use crate::{Workspace, cmd};
@@ -42,7 +45,12 @@ struct Sample {
     qemu_start_to_libvirtd: f64,
     /// MemTotal minus MemAvailable once libvirtd runs, in MiB.
     ram_in_use_mib: f64,
+    /// QEMU start to the first HTTPS answer of config mode, in seconds.
+    qemu_start_to_https: f64,
 }
+
+/// How often the benchmark knocks at the web server while it waits for the first answer.
+const HTTPS_POLL: Duration = Duration::from_millis(100);
 
 /// mfv-init's line once libvirtd's socket is bound.
 const LIBVIRTD_READY: &str = "mfv-init: service libvirtd: ready after ";
@@ -87,12 +95,14 @@ pub fn boot(workspace: &Workspace, runs: u32) -> Result<()> {
         let sample = boot_once(&image).with_context(|| format!("boot {run} of {runs}"))?;
         println!(
             "boot {run}/{runs}: kernel start to /init {:.3} s, /init to boot complete {:.3} s, QEMU start to exit {:.3} s, \
-             QEMU start to libvirtd ready {:.3} s, RAM in use then {:.1} MiB",
+             QEMU start to libvirtd ready {:.3} s, RAM in use then {:.1} MiB, \
+             QEMU start to the first HTTPS answer {:.3} s",
             sample.kernel_to_init,
             sample.init_to_complete,
             sample.qemu_start_to_exit,
             sample.qemu_start_to_libvirtd,
-            sample.ram_in_use_mib
+            sample.ram_in_use_mib,
+            sample.qemu_start_to_https
         );
         samples.push(sample);
     }
@@ -138,13 +148,43 @@ fn boot_once(image: &ApplianceImage) -> Result<Sample> {
     }
     drop(guest);
     let (qemu_start_to_libvirtd, ram_in_use_mib) = host_once(image)?;
+    let qemu_start_to_https = web_once(image)?;
     Ok(Sample {
         kernel_to_init: number_after(&banner, KERNEL_UPTIME)?,
         init_to_complete: number_after(&complete, BOOT_COMPLETE)?,
         qemu_start_to_exit,
         qemu_start_to_libvirtd,
         ram_in_use_mib,
+        qemu_start_to_https,
     })
+}
+
+/// Boots a host without a configuration (`mfv.net=eth0:dhcp`, as the seed's DHCP boot) and
+/// asks for config mode's page over the forwarded HTTPS port until it answers: QEMU start to
+/// that answer, in seconds.
+fn web_once(image: &ApplianceImage) -> Result<f64> {
+    let guest = GuestSpec::new(image)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .nic(NicModel::VirtioNet)
+        .forward_port(443)
+        .boot()?;
+    let port = guest.host_port(443).context("no forward for 443")?;
+    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), "10.0.2.15")?;
+    loop {
+        // Until the server listens, QEMU's forward takes the connection and drops it.
+        if client.get("/", &[]).is_ok_and(|page| page.status == 200) {
+            return Ok(guest.elapsed().as_secs_f64());
+        }
+        if guest.elapsed() > SERVICES_TIMEOUT {
+            bail!(
+                "config mode did not answer within {} s; serial log: {}",
+                SERVICES_TIMEOUT.as_secs(),
+                guest.serial_log_path().display()
+            );
+        }
+        std::thread::sleep(HTTPS_POLL);
+    }
 }
 
 /// Boots to a running host (`mfv.rescue` for a shell to read /proc/meminfo in): QEMU start
@@ -221,6 +261,10 @@ fn figures_table(samples: &[Sample], report: &ImageReport) -> Result<String> {
         (
             "QEMU start to libvirtd ready (`service libvirtd: ready`)",
             series(|s| s.qemu_start_to_libvirtd)?,
+        ),
+        (
+            "QEMU start to the first HTTPS answer of config mode (no configuration, DHCP)",
+            series(|s| s.qemu_start_to_https)?,
         ),
     ];
     let mut table = String::from("| Measure | Median | Min | Max |\n|---|---:|---:|---:|\n");
@@ -323,7 +367,10 @@ fn section(runs: u32, machine: &str, date: &str, table: &str) -> String {
          `boot sequence complete in` (/init to end of boot sequence), and QEMU's wall time from start to exit. \
          Each round then boots a running host (`mfv.rescue`): QEMU's wall time from start to mfv-init's \
          `service libvirtd: ready`, and MemTotal minus MemAvailable read from /proc/meminfo in the shell right \
-         after.\n\n\
+         after. A third boot per round has no configuration and `mfv.net=eth0:dhcp`: QEMU's wall time from \
+         start to the first answer of config mode's page over the forwarded HTTPS port (asked every 100 ms). \
+         The seed's own stack (busybox init, modprobe, udhcpc, lighttpd + php-cgi) was measured with its web \
+         server ready at 4.7 s guest uptime and 7.1 s wall on an idle machine of this kind.\n\n\
          - Command: `cargo xtask bench boot --runs {runs}`\n\
          - Machine: {machine}\n\
          - Date: {date}\n\
@@ -786,6 +833,7 @@ mod tests {
                 qemu_start_to_exit: 4.0,
                 qemu_start_to_libvirtd: 9.0,
                 ram_in_use_mib: 300.0,
+                qemu_start_to_https: 7.0,
             },
             Sample {
                 kernel_to_init: 1.7,
@@ -793,6 +841,7 @@ mod tests {
                 qemu_start_to_exit: 4.2,
                 qemu_start_to_libvirtd: 9.5,
                 ram_in_use_mib: 310.0,
+                qemu_start_to_https: 7.5,
             },
             Sample {
                 kernel_to_init: 1.5,
@@ -800,6 +849,7 @@ mod tests {
                 qemu_start_to_exit: 4.1,
                 qemu_start_to_libvirtd: 8.5,
                 ram_in_use_mib: 305.5,
+                qemu_start_to_https: 6.5,
             },
         ];
         let report = ImageReport {
@@ -822,6 +872,10 @@ mod tests {
         );
         assert!(
             table.contains("| 305.5 MiB | 300.0 MiB | 310.0 MiB |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| QEMU start to the first HTTPS answer of config mode (no configuration, DHCP) | 7.000 s | 6.500 s | 7.500 s |"),
             "{table}"
         );
         assert!(
