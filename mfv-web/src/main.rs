@@ -144,41 +144,35 @@ fn run(args: &Args) -> anyhow::Result<()> {
             terminate.recv().await;
             println!("mfv-web: stopping");
         };
-        if configured {
+        let routes = if configured {
             println!("mfv-web: serving HTTPS on {address} (this host is set up)");
-            let routes = warp::any().map(|| {
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &ErrorBody::new(
-                        "unavailable",
-                        "this host is set up; this build serves only the setup of hosts \
-                         without a configuration",
-                    ),
-                )
-            });
-            server::serve(
-                listeners,
-                tls,
-                warp::service(routes),
-                Limits::default(),
-                shutdown,
-            )
-            .await;
+            warp::any()
+                .map(|| {
+                    error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &ErrorBody::new(
+                            "unavailable",
+                            "this host is set up; this build serves only the setup of hosts \
+                             without a configuration",
+                        ),
+                    )
+                })
+                .boxed()
         } else {
             println!("mfv-web: serving HTTPS on {address} in config mode");
-            let state = ConfigMode::new(DaemonAuthority {
+            config_mode::routes(ConfigMode::new(DaemonAuthority {
                 socket: args.socket.clone(),
-            });
-            let routes = config_mode::routes(state);
-            server::serve(
-                listeners,
-                tls,
-                warp::service(routes),
-                Limits::default(),
-                shutdown,
-            )
-            .await;
-        }
+            }))
+            .boxed()
+        };
+        server::serve(
+            listeners,
+            tls,
+            warp::service(routes),
+            Limits::default(),
+            shutdown,
+        )
+        .await;
         anyhow::Ok(())
     })
 }
