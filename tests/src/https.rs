@@ -98,6 +98,26 @@ impl HttpsClient {
             .clone()
     }
 
+    /// Asks for `/` until the server answers it, at most for `timeout`: a server that is
+    /// starting refuses or resets connections (QEMU's port forward takes them and drops them)
+    /// until it listens.
+    pub fn wait_until_serving(&self, timeout: Duration) -> anyhow::Result<HttpResponse> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.get("/", &[]) {
+                Ok(answer) => return Ok(answer),
+                Err(error) if std::time::Instant::now() >= deadline => {
+                    return Err(error.context(format!(
+                        "{} did not answer within {} s",
+                        self.address,
+                        timeout.as_secs()
+                    )));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
     /// `GET path` with `headers`.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<HttpResponse> {
         self.send("GET", path, headers, None)

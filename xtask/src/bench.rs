@@ -49,9 +49,6 @@ struct Sample {
     qemu_start_to_https: f64,
 }
 
-/// How often the benchmark knocks at the web server while it waits for the first answer.
-const HTTPS_POLL: Duration = Duration::from_millis(100);
-
 /// mfv-init's line once libvirtd's socket is bound.
 const LIBVIRTD_READY: &str = "mfv-init: service libvirtd: ready after ";
 /// What the shell prints: `MEMINFO <MemTotal kB> <MemAvailable kB>`; the marker is split with
@@ -171,20 +168,13 @@ fn web_once(image: &ApplianceImage) -> Result<f64> {
         .boot()?;
     let port = guest.host_port(443).context("no forward for 443")?;
     let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), "10.0.2.15")?;
-    loop {
-        // Until the server listens, QEMU's forward takes the connection and drops it.
-        if client.get("/", &[]).is_ok_and(|page| page.status == 200) {
-            return Ok(guest.elapsed().as_secs_f64());
-        }
-        if guest.elapsed() > SERVICES_TIMEOUT {
-            bail!(
-                "config mode did not answer within {} s; serial log: {}",
-                SERVICES_TIMEOUT.as_secs(),
-                guest.serial_log_path().display()
-            );
-        }
-        std::thread::sleep(HTTPS_POLL);
+    let page = client
+        .wait_until_serving(SERVICES_TIMEOUT)
+        .with_context(|| format!("serial log: {}", guest.serial_log_path().display()))?;
+    if page.status != 200 {
+        bail!("config mode answered {}: {}", page.status, page.text());
     }
+    Ok(guest.elapsed().as_secs_f64())
 }
 
 /// Boots to a running host (`mfv.rescue` for a shell to read /proc/meminfo in): QEMU start
