@@ -248,6 +248,26 @@ macro_rules! for_each_call {
             setup_claim(token: &str) -> () =
                 $crate::Request::SetupClaim { token: token.to_owned() },
                 $crate::Response::Accepted => Some(());
+            /// First-boot setup's save: `config_text` with `admin` and `password` as the first
+            /// administrator, on `volume`; the device, the generation and whether the volume
+            /// was made.
+            setup_save(
+                config_text: &str,
+                volume: $crate::SetupVolume,
+                admin: &str,
+                password: &str
+            ) -> (String, u64, bool) =
+                $crate::Request::SetupSave {
+                    config_text: config_text.to_owned(),
+                    volume,
+                    admin: admin.to_owned(),
+                    password: $crate::Secret::new(password),
+                },
+                $crate::Response::SetupSaved {
+                    device,
+                    generation,
+                    formatted,
+                } => Some((device, generation, formatted));
         }
     };
 }

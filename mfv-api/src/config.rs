@@ -1,6 +1,8 @@
 //! The configuration requests' data: the stored text with its generation, validation
 //! problems with their positions, and formatting a config volume with a confirmation.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{ApiError, ConfigOrigin, ErrorKind};
@@ -80,6 +82,52 @@ pub enum VolumeFs {
     Ext4,
     /// FAT, labelled `MFV-CONFIG`, readable by any other operating system.
     Vfat,
+}
+
+/// Where first-boot setup puts the configuration. Serializes with `kind` `existing` or
+/// `format` beside the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SetupVolume {
+    /// A volume that has a file system already.
+    Existing {
+        /// Its device node, e.g. `/dev/sdb1`.
+        device: String,
+    },
+    /// A partition or disk to erase and make a config volume.
+    Format {
+        /// Its device node.
+        device: String,
+        /// The file system to make.
+        fs: VolumeFs,
+        /// The device path again, exactly ([`check_format_confirmation`]).
+        confirm: String,
+    },
+}
+
+/// A secret in a request (a password): serialized as the plain string it is, never shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `secret`.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
 }
 
 /// The file system a format made, as read back from the device.

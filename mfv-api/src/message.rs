@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiError, ConfigDocument, ConfigIssue, ErrorKind, FormattedVolume, HostStatus, LogLine,
-    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, ServiceStatus, VolumeFs,
-    check_format_confirmation,
+    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, Secret, ServiceStatus, SetupVolume,
+    VolumeFs, check_format_confirmation,
 };
 
 /// A request. Serializes as an object whose `type` is the variant's snake_case name, with
@@ -101,6 +101,20 @@ pub enum Request {
         /// The token as the person typed it (case, spaces and dashes do not matter).
         token: String,
     },
+    /// First-boot setup's save on a host without a configuration whose setup token was
+    /// claimed: the configuration, the first administrator (among the local users) and the
+    /// web server's key and certificate, written to the chosen volume, made first when asked.
+    /// Answered by [`Response::SetupSaved`].
+    SetupSave {
+        /// The whole `mfv.toml`.
+        config_text: String,
+        /// Where it goes.
+        volume: SetupVolume,
+        /// The first administrator's user name.
+        admin: String,
+        /// Their password.
+        password: Secret,
+    },
 }
 
 impl Request {
@@ -121,6 +135,7 @@ impl Request {
             Request::Reboot => "reboot",
             Request::PowerOff => "power_off",
             Request::SetupClaim { .. } => "setup_claim",
+            Request::SetupSave { .. } => "setup_save",
         }
     }
 
@@ -150,6 +165,21 @@ impl Request {
                 check_range("limit", *limit, MAX_LOG_LINES)
             }
             Request::SetupClaim { token } => check_setup_token(token),
+            Request::SetupSave {
+                volume,
+                admin,
+                password,
+                ..
+            } => {
+                if let SetupVolume::Format {
+                    device, confirm, ..
+                } = volume
+                {
+                    check_format_confirmation(device, confirm)?;
+                }
+                check_name("admin", admin)?;
+                check_name("password", password.expose())
+            }
             _ => Ok(()),
         }
     }
@@ -252,6 +282,15 @@ pub enum Response {
     },
     /// The request was accepted and is being carried out (reboot, power off).
     Accepted,
+    /// First-boot setup's save is on the volume.
+    SetupSaved {
+        /// The config volume's device node.
+        device: String,
+        /// The configuration's generation on it.
+        generation: u64,
+        /// Whether the volume was made now.
+        formatted: bool,
+    },
 }
 
 impl Response {
@@ -269,6 +308,7 @@ impl Response {
             Response::ServiceRestarted { .. } => "service_restarted",
             Response::Logs { .. } => "logs",
             Response::Accepted => "accepted",
+            Response::SetupSaved { .. } => "setup_saved",
         }
     }
 }

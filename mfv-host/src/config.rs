@@ -15,7 +15,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mfv_config::discovery::{ConfigSource, Discovery, DiscoveryParams, DiscoveryReport, discover};
+use mfv_config::discovery::{
+    ConfigSource, Discovery, DiscoveryParams, DiscoveryReport, Verdict, discover,
+};
 use mfv_config::mount::{Journal, MountError, ReadOnlyMount, SysMounter};
 use mfv_config::schema::{Config, ConfigErrors, parse_config};
 use mfv_config::store::{
@@ -464,13 +466,38 @@ impl StoreVolume {
     /// read-write only while a generation is written. Every opener on the host takes turns
     /// (see [`VOLUME_LOCK_FILE`]), waiting up to [`VOLUME_LOCK_WAIT`].
     pub fn discovered(params: &DiscoveryParams) -> Result<StoreVolume, ConfigKeyError> {
+        StoreVolume::open(params, false)
+    }
+
+    /// Like [`StoreVolume::discovered`], and with `without_config`, a volume that has a file
+    /// system but no configuration yet is opened too (for first-boot setup's save).
+    fn open(params: &DiscoveryParams, without_config: bool) -> Result<StoreVolume, ConfigKeyError> {
         let one_opener = VolumeLock::take(&params.run_dir, VOLUME_LOCK_WAIT)?;
         let report = discover(params, &SysMounter);
-        let source = match report.outcome {
-            Discovery::Found { source, .. } | Discovery::Invalid { source, .. } => source,
-            Discovery::NotFound => {
+        let blank = without_config
+            .then(|| {
+                report.candidates.iter().find_map(|candidate| {
+                    match (&candidate.device, &candidate.fs_type, &candidate.verdict) {
+                        (Some(device), Some(fs_type), Verdict::NoConfigFile) => {
+                            Some(ConfigSource {
+                                device: device.clone(),
+                                fs_type: fs_type.clone(),
+                                label: None,
+                                uuid: None,
+                                locator: candidate.locator.clone(),
+                            })
+                        }
+                        _ => None,
+                    }
+                })
+            })
+            .flatten();
+        let source = match (report.outcome, blank) {
+            (Discovery::Found { source, .. } | Discovery::Invalid { source, .. }, _) => source,
+            (Discovery::NotFound, Some(source)) => source,
+            (outcome @ Discovery::NotFound, None) => {
                 return Err(ConfigKeyError::NoVolume {
-                    report: Box::new(report),
+                    report: Box::new(DiscoveryReport { outcome, ..report }),
                 });
             }
         };
@@ -497,14 +524,14 @@ impl StoreVolume {
     /// The store on the volume at `device` (the one the boot used), mounted like
     /// [`StoreVolume::discovered`] on a private directory of `run_dir`.
     pub fn on_device(device: &Path, run_dir: &Path) -> Result<StoreVolume, ConfigKeyError> {
-        let mut params = DiscoveryParams::new(
-            Some(mfv_config::cmdline::ConfigLocator::Device(
-                device.to_owned(),
-            )),
-            None,
-        );
-        params.run_dir = run_dir.to_owned();
-        StoreVolume::discovered(&params)
+        StoreVolume::discovered(&device_params(device, run_dir))
+    }
+
+    /// The store on the volume at `device`, which may hold no configuration yet (a volume
+    /// made for first-boot setup, or one the operator brought), mounted like
+    /// [`StoreVolume::on_device`].
+    pub fn for_setup(device: &Path, run_dir: &Path) -> Result<StoreVolume, ConfigKeyError> {
+        StoreVolume::open(&device_params(device, run_dir), true)
     }
 
     /// The store.
@@ -536,6 +563,18 @@ impl StoreVolume {
             None => Ok(()),
         }
     }
+}
+
+/// Discovery of the volume at `device` alone, mounting below `run_dir`.
+fn device_params(device: &Path, run_dir: &Path) -> DiscoveryParams {
+    let mut params = DiscoveryParams::new(
+        Some(mfv_config::cmdline::ConfigLocator::Device(
+            device.to_owned(),
+        )),
+        None,
+    );
+    params.run_dir = run_dir.to_owned();
+    params
 }
 
 /// One step of a key: a field name or a list index.

@@ -30,6 +30,7 @@ use crate::network::handover::{
 };
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
+use crate::setup::{self, SetupError};
 use crate::setup_token::{self, ClaimRefusal};
 use crate::web_identity;
 
@@ -157,6 +158,7 @@ impl Peer {
                     | Request::Reboot
                     | Request::PowerOff
                     | Request::SetupClaim { .. }
+                    | Request::SetupSave { .. }
             ),
         }
     }
@@ -263,6 +265,12 @@ impl<C: InitControl> HostDaemon<C> {
                 setup_token::claim(&self.run_dir, &token).map_err(setup_refused)?;
                 Ok(Response::Accepted)
             }
+            Request::SetupSave {
+                config_text,
+                volume,
+                admin,
+                password,
+            } => self.save_setup(config_text, volume, admin, &password),
             other => Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -349,6 +357,71 @@ impl<C: InitControl> HostDaemon<C> {
             });
         }
         lines
+    }
+
+    /// First-boot setup's save ([`setup::save`]), only on a host that booted without a
+    /// configuration and whose setup token was claimed.
+    fn save_setup(
+        &self,
+        config_text: String,
+        volume: mfv_api::SetupVolume,
+        admin: String,
+        password: &mfv_api::Secret,
+    ) -> Result<Response, ApiError> {
+        let state = read_host_state(&self.run_dir)
+            .map_err(|error| internal("cannot read the boot report", &error))?;
+        if let Some(ConfigProvenance::Found { device, .. }) = state.map(|state| state.boot.config) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "this host is set up already, with the configuration on {device}; change it \
+                     with config_save"
+                ),
+            ));
+        }
+        if !self.run_dir.join(setup_token::CLAIMED_FILE).exists() {
+            return Err(ApiError::new(
+                ErrorKind::NotPermitted,
+                "setup is saved only after the setup token was claimed",
+            ));
+        }
+        let volume = match volume {
+            mfv_api::SetupVolume::Existing { device } => setup::SetupVolume::Existing {
+                device: device.into(),
+            },
+            mfv_api::SetupVolume::Format {
+                device,
+                fs,
+                confirm,
+            } => setup::SetupVolume::Format {
+                device: device.into(),
+                fs: fs_kind(fs)?,
+                confirm,
+            },
+            other => {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("this host daemon does not know the volume choice {other:?}"),
+                )
+                .with_field("volume"));
+            }
+        };
+        let password = mfv_auth::Password::new(password.expose()).map_err(|error| {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("password")
+        })?;
+        let save = setup::SetupSave {
+            config_text,
+            volume,
+            admin,
+            password,
+        };
+        let published = self.run_dir.join(web_identity::RUN_SUBDIR);
+        let saved = setup::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
+        Ok(Response::SetupSaved {
+            device: saved.device.display().to_string(),
+            generation: saved.generation,
+            formatted: saved.formatted,
+        })
     }
 
     /// Runs `work` on the config store of the volume the boot used, mounted for it alone,
@@ -493,39 +566,64 @@ fn format_volume(
     fs: VolumeFs,
     confirm: &str,
 ) -> Result<FormattedVolume, ApiError> {
-    let kind = match fs {
-        VolumeFs::Ext4 => FsKind::Ext4,
-        VolumeFs::Vfat => FsKind::Vfat,
-        other => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!("this host cannot make a {other:?} config volume"),
-            )
-            .with_field("fs"));
-        }
-    };
+    let kind = fs_kind(fs)?;
     let _one_at_a_time = VolumeLock::take(run_dir, VOLUME_LOCK_WAIT).map_err(volume_busy)?;
-    let made = format_config_volume(Path::new(device), kind, confirm).map_err(|error| {
-        let message = mfv_linux::error_chain(&error);
-        match error {
-            FormatError::NotConfirmed { .. } => {
-                ApiError::new(ErrorKind::InvalidRequest, message).with_field("confirm")
-            }
-            FormatError::Missing { .. } | FormatError::NotABlockDevice { .. } => {
-                ApiError::new(ErrorKind::NotFound, message).with_field("device")
-            }
-            FormatError::Mounted { .. } => {
-                ApiError::new(ErrorKind::Conflict, message).with_field("device")
-            }
-            _ => ApiError::new(ErrorKind::Internal, message),
-        }
-    })?;
+    let made = format_config_volume(Path::new(device), kind, confirm).map_err(format_refused)?;
     Ok(FormattedVolume::new(
         made.device.display().to_string(),
         made.fs_type,
         made.label,
         made.uuid,
     ))
+}
+
+/// The file system of a config volume to make.
+fn fs_kind(fs: VolumeFs) -> Result<FsKind, ApiError> {
+    match fs {
+        VolumeFs::Ext4 => Ok(FsKind::Ext4),
+        VolumeFs::Vfat => Ok(FsKind::Vfat),
+        other => Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!("this host cannot make a {other:?} config volume"),
+        )
+        .with_field("fs")),
+    }
+}
+
+/// A format's failure, naming the field at fault.
+fn format_refused(error: FormatError) -> ApiError {
+    let message = mfv_linux::error_chain(&error);
+    match error {
+        FormatError::NotConfirmed { .. } => {
+            ApiError::new(ErrorKind::InvalidRequest, message).with_field("confirm")
+        }
+        FormatError::Missing { .. } | FormatError::NotABlockDevice { .. } => {
+            ApiError::new(ErrorKind::NotFound, message).with_field("device")
+        }
+        FormatError::Mounted { .. } => {
+            ApiError::new(ErrorKind::Conflict, message).with_field("device")
+        }
+        _ => ApiError::new(ErrorKind::Internal, message),
+    }
+}
+
+/// First-boot setup's failure, naming the field at fault.
+fn setup_failed(error: SetupError) -> ApiError {
+    match error {
+        SetupError::InvalidConfig(errors) => invalid_config("the configuration", &errors),
+        SetupError::AdminName { .. } => {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("admin")
+        }
+        SetupError::PasswordTooShort { .. } => {
+            ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("password")
+        }
+        SetupError::Format(error) => format_refused(error),
+        SetupError::Volume { .. } => {
+            ApiError::new(ErrorKind::Unavailable, mfv_linux::error_chain(&error))
+                .with_field("device")
+        }
+        error => internal("the setup was not saved", &error),
+    }
 }
 
 /// The host-wide config volume lock could not be taken: busy, or a broken runtime directory.
@@ -1150,6 +1248,64 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn setup_is_saved_only_on_a_host_in_setup_after_the_claim_and_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let save = |config: &str, admin: &str| Request::SetupSave {
+            config_text: config.to_owned(),
+            volume: mfv_api::SetupVolume::Existing {
+                device: "/dev/mfv-no-such-disk".to_owned(),
+            },
+            admin: admin.to_owned(),
+            password: mfv_api::Secret::new("a long enough password"),
+        };
+        let valid = "version = 1\n[host]\nhostname = \"h\"\n";
+        let mut state = HostState {
+            boot: BootReport::new(ConfigProvenance::Found {
+                device: "/dev/vdb".to_owned(),
+                store: StoreKind::Directory,
+                generation: None,
+                origin: ConfigOrigin::Current,
+            }),
+            virtualization: Virtualization::Tcg,
+        };
+        write_host_state(&daemon.run_dir, &state).unwrap();
+        let error = daemon.handle(Peer::Web, save(valid, "alice")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Conflict, "{error}");
+
+        state.boot = BootReport::new(ConfigProvenance::NotFound);
+        write_host_state(&daemon.run_dir, &state).unwrap();
+        let error = daemon.handle(Peer::Web, save(valid, "alice")).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotPermitted, "{error}");
+
+        let token = setup_token::issue(&daemon.run_dir).unwrap().unwrap();
+        setup_token::claim(&daemon.run_dir, token.as_str()).unwrap();
+        let error = daemon
+            .handle(
+                Peer::Web,
+                save("version = 1\n[host]\nhostnme = \"h\"\n", "alice"),
+            )
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidConfig, "{error}");
+        let error = daemon
+            .handle(Peer::Web, save(valid, "Alice Smith"))
+            .unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::InvalidRequest, Some("admin")),
+            "{error}"
+        );
+        // Everything checked, then the volume: it does not exist.
+        let error = daemon.handle(Peer::Web, save(valid, "alice")).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::Unavailable, Some("device")),
+            "{error}"
+        );
+        assert!(error.message.contains("/dev/mfv-no-such-disk"), "{error}");
     }
 
     #[test]

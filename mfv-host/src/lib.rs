@@ -21,6 +21,8 @@
 //! - [`services`]: the supervised services' status and output logs, as PID 1 publishes
 //!   them for the host daemon.
 //! - [`settings`]: what a configuration asks for that the host does not apply yet.
+//! - [`setup`]: first-boot setup's save: the configuration, the first administrator and the
+//!   web identity written to the config volume the operator chose, made first if asked.
 //! - [`setup_token`]: the one-time token the console shows, which a browser exchanges once
 //!   for the right to set up a host that has no configuration.
 //! - [`virtualization`]: the KVM and VM network modules loaded before libvirtd starts,
@@ -49,6 +51,7 @@ pub mod network;
 pub mod remote_log;
 pub mod services;
 pub mod settings;
+pub mod setup;
 pub mod setup_token;
 mod task;
 pub mod virtualization;

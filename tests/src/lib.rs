@@ -23,6 +23,7 @@
 //!   the latter two under the watchdog of [`server`], which stops them when the test process
 //!   ends; both serve TLS with certificates from [`certificates`]. [`nfs`] is an NFSv4
 //!   server (NFS-Ganesha) under the same watchdog, for the appliance's nfs storage pools.
+//! - [`loop_device`]: loop devices over sparse files, for tests on real block devices.
 //! - [`https`]: an HTTPS client for the web server's tests that records the fingerprint of
 //!   the certificate it was shown and can send malformed requests.
 //!
@@ -59,6 +60,7 @@ mod hardware;
 pub mod https;
 mod image;
 pub mod libvirtd;
+pub mod loop_device;
 pub mod mariadb;
 pub mod nfs;
 mod ports;

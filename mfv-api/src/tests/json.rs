@@ -167,6 +167,23 @@ fn every_sample_request_is_valid() {
 }
 
 #[test]
+fn a_setup_save_shows_no_password_in_debug_and_sends_it_plain() {
+    let request = Request::SetupSave {
+        config_text: String::new(),
+        volume: SetupVolume::Existing {
+            device: "/dev/sdb1".into(),
+        },
+        admin: "alice".into(),
+        password: Secret::new("hunter2 hunter2"),
+    };
+    assert!(!format!("{request:?}").contains("hunter2"));
+    check(
+        &request,
+        r#"{"type":"setup_save","config_text":"","volume":{"kind":"existing","device":"/dev/sdb1"},"admin":"alice","password":"hunter2 hunter2"}"#,
+    );
+}
+
+#[test]
 fn validation_names_the_field() {
     let cases = [
         (
@@ -216,6 +233,30 @@ fn validation_names_the_field() {
                 token: String::new(),
             },
             "token",
+        ),
+        (
+            Request::SetupSave {
+                config_text: String::new(),
+                volume: SetupVolume::Format {
+                    device: "/dev/sdb1".into(),
+                    fs: VolumeFs::Ext4,
+                    confirm: "sdb1".into(),
+                },
+                admin: "alice".into(),
+                password: Secret::new("x"),
+            },
+            "confirm",
+        ),
+        (
+            Request::SetupSave {
+                config_text: String::new(),
+                volume: SetupVolume::Existing {
+                    device: "/dev/sdb1".into(),
+                },
+                admin: String::new(),
+                password: Secret::new("x"),
+            },
+            "admin",
         ),
         (
             Request::SetupClaim {

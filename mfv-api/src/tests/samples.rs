@@ -40,6 +40,24 @@ pub(super) fn requests() -> Vec<Request> {
         Request::SetupClaim {
             token: "abcde-fghjk-mnpqr-stuvw".into(),
         },
+        Request::SetupSave {
+            config_text: "version = 1\n".into(),
+            volume: SetupVolume::Format {
+                device: "/dev/sdb1".into(),
+                fs: VolumeFs::Ext4,
+                confirm: "/dev/sdb1".into(),
+            },
+            admin: "alice".into(),
+            password: Secret::new("a password"),
+        },
+        Request::SetupSave {
+            config_text: "version = 1\n".into(),
+            volume: SetupVolume::Existing {
+                device: "/dev/sdb1".into(),
+            },
+            admin: "alice".into(),
+            password: Secret::new("a password"),
+        },
     ]
 }
 
@@ -105,5 +123,10 @@ pub(super) fn responses() -> Vec<Response> {
             lines: vec![LogLine::new(1_634_210, LogSource::Boot, "phase mounts: ok")],
         },
         Response::Accepted,
+        Response::SetupSaved {
+            device: "/dev/sdb1".into(),
+            generation: 1,
+            formatted: true,
+        },
     ]
 }

@@ -1,0 +1,215 @@
+//! First-boot setup's save on real block devices (loop devices; needs root): a blank device
+//! made a config volume holding the configuration, the first administrator and the web
+//! identity; what is refused leaves the device as it was; a save sent again after a failure
+//! works.
+
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use mfv_auth::Password;
+use mfv_config::format::FsKind;
+use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
+use mfv_host::config::{StoreVolume, load};
+use mfv_host::setup::{SetupError, SetupSave, SetupVolume, save};
+use mfv_host::web_identity::{self, WebIdentity};
+use mfv_tests::loop_device::LoopDevice;
+
+const CONFIG: &str = "version = 1\n[host]\nhostname = \"setuphost\"\n";
+const PASSWORD: &str = "first admin password";
+
+/// A runtime directory with a published web identity.
+fn run_dir() -> (tempfile::TempDir, WebIdentity) {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = WebIdentity::generate("setuphost").unwrap();
+    identity
+        .write(&dir.path().join(web_identity::RUN_SUBDIR), None)
+        .unwrap();
+    (dir, identity)
+}
+
+fn request(device: &Path, volume: impl FnOnce(&Path) -> SetupVolume, config: &str) -> SetupSave {
+    SetupSave {
+        config_text: config.to_owned(),
+        volume: volume(device),
+        admin: "alice".to_owned(),
+        password: Password::new(PASSWORD).unwrap(),
+    }
+}
+
+fn format(device: &Path) -> SetupVolume {
+    SetupVolume::Format {
+        device: device.to_owned(),
+        fs: FsKind::Ext4,
+        confirm: device.display().to_string(),
+    }
+}
+
+/// Whether `device` holds a file system, by blkid.
+fn has_filesystem(device: &Path) -> bool {
+    std::process::Command::new("blkid")
+        .arg(device)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Logs `user` in with `password` on the local users of the volume in `run`.
+fn logs_in(device: &Path, run: &Path, user: &str, password: &str) -> bool {
+    let volume = StoreVolume::on_device(device, run).unwrap();
+    let config = load(volume.store(), volume.dir()).unwrap().config;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A login writes its attempt to the auth database, as the console's check does.
+    let access = volume.access();
+    access.make_writable().unwrap();
+    let logged_in = runtime.block_on(async {
+        let authenticator = AuthSettings::from_config(config.auth, volume.dir())
+            .with_overrides(AuthOverrides::default())
+            .open(MissingDatabase::Refuse)
+            .await
+            .unwrap();
+        authenticator
+            .login(user, password, None, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .await
+            .is_ok()
+    });
+    access.make_read_only().unwrap();
+    volume.close().unwrap();
+    logged_in
+}
+
+#[test]
+fn a_blank_device_becomes_the_config_volume_with_the_admin_and_the_identity() {
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, identity) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    let saved = save(
+        run.path(),
+        &published,
+        &request(device.path(), format, CONFIG),
+    )
+    .unwrap();
+    assert!(saved.formatted);
+    assert_eq!(saved.device, device.path());
+
+    let volume = StoreVolume::on_device(device.path(), run.path()).unwrap();
+    let stored = load(volume.store(), volume.dir()).unwrap();
+    assert_eq!(stored.text, CONFIG);
+    assert_eq!(stored.config.host.hostname, "setuphost");
+    let kept = WebIdentity::read(&volume.dir().join(web_identity::STORE_DIR)).unwrap();
+    assert_eq!(kept, identity);
+    volume.close().unwrap();
+    assert!(logs_in(device.path(), run.path(), "alice", PASSWORD));
+    assert!(!logs_in(
+        device.path(),
+        run.path(),
+        "alice",
+        "wrong password!"
+    ));
+}
+
+#[test]
+fn what_is_refused_before_the_volume_leaves_the_device_blank() {
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, _) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+
+    let invalid = save(
+        run.path(),
+        &published,
+        &request(
+            device.path(),
+            format,
+            "version = 1\n[host]\nhostnme = \"x\"\n",
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(invalid, SetupError::InvalidConfig(_)),
+        "{invalid:?}"
+    );
+
+    let mut short = request(device.path(), format, CONFIG);
+    short.password = Password::new("short").unwrap();
+    let error = save(run.path(), &published, &short).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the administrator's password has 5 characters; this configuration asks for at least \
+         8 ([auth] min_password_length); nothing was written"
+    );
+
+    let mut bad_name = request(device.path(), format, CONFIG);
+    bad_name.admin = "Alice Smith".to_owned();
+    let error = save(run.path(), &published, &bad_name).unwrap_err();
+    assert!(matches!(error, SetupError::AdminName { .. }), "{error:?}");
+
+    let unconfirmed = request(
+        device.path(),
+        |device| SetupVolume::Format {
+            device: device.to_owned(),
+            fs: FsKind::Ext4,
+            confirm: "loop0".to_owned(),
+        },
+        CONFIG,
+    );
+    let error = save(run.path(), &published, &unconfirmed).unwrap_err();
+    assert!(matches!(error, SetupError::Format(_)), "{error:?}");
+
+    assert!(!has_filesystem(device.path()), "the device was written");
+}
+
+#[test]
+fn a_save_sent_again_on_the_volume_it_made_keeps_one_admin_with_the_new_password() {
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, _) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    save(
+        run.path(),
+        &published,
+        &request(device.path(), format, CONFIG),
+    )
+    .unwrap();
+    let existing = |device: &Path| SetupVolume::Existing {
+        device: device.to_owned(),
+    };
+    let mut again = request(device.path(), existing, CONFIG);
+    again.password = Password::new("the second password").unwrap();
+    let saved = save(run.path(), &published, &again).unwrap();
+    assert!(!saved.formatted);
+    assert_eq!(saved.generation, 2);
+    assert!(logs_in(
+        device.path(),
+        run.path(),
+        "alice",
+        "the second password"
+    ));
+    assert!(!logs_in(device.path(), run.path(), "alice", PASSWORD));
+}
+
+#[test]
+fn a_device_that_is_not_a_volume_is_named() {
+    let (run, _) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    let missing = Path::new("/dev/mfv-no-such-disk");
+    let error = save(
+        run.path(),
+        &published,
+        &request(
+            missing,
+            |device| SetupVolume::Existing {
+                device: device.to_owned(),
+            },
+            CONFIG,
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("/dev/mfv-no-such-disk"),
+        "{error}"
+    );
+}
