@@ -248,6 +248,9 @@ macro_rules! for_each_call {
             setup_claim(token: &str) -> () =
                 $crate::Request::SetupClaim { token: token.to_owned() },
                 $crate::Response::Accepted => Some(());
+            /// The disks and partitions first-boot setup can put the configuration on.
+            setup_volumes() -> Vec<$crate::VolumeChoice> = $crate::Request::SetupVolumes,
+                $crate::Response::SetupVolumes { volumes } => Some(volumes);
             /// First-boot setup's save: `config_text` with `admin` and `password` as the first
             /// administrator, on `volume`; the device, the generation and whether the volume
             /// was made.

@@ -106,6 +106,58 @@ pub enum SetupVolume {
     },
 }
 
+/// A disk or partition first-boot setup can put the configuration on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VolumeChoice {
+    /// The device node, e.g. `/dev/sdb1`.
+    pub device: String,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// The disk's model, where the hardware names one.
+    pub model: Option<String>,
+    /// Whether the disk is removable (a USB stick, a card).
+    pub removable: bool,
+    /// What it holds now.
+    pub holds: VolumeContents,
+    /// Its file system type, if it has one.
+    pub fs_type: Option<String>,
+    /// Its file system label, if it has one.
+    pub label: Option<String>,
+}
+
+impl VolumeChoice {
+    /// A choice of `device`, `size_bytes` long, holding `holds`.
+    pub fn new(device: impl Into<String>, size_bytes: u64, holds: VolumeContents) -> Self {
+        VolumeChoice {
+            device: device.into(),
+            size_bytes,
+            model: None,
+            removable: false,
+            holds,
+            fs_type: None,
+            label: None,
+        }
+    }
+}
+
+/// What a disk or partition holds, for first-boot setup's choice. Serializes as its
+/// snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VolumeContents {
+    /// A config volume (labelled `mfv-config`): it can be used as it is.
+    ConfigVolume,
+    /// Another file system: it can be used as it is, or erased.
+    FileSystem,
+    /// A partition table: its partitions are choices of their own; erasing the disk erases
+    /// them all.
+    Partitions,
+    /// Nothing libblkid recognises: it can be made a config volume.
+    Nothing,
+}
+
 /// A secret in a request (a password): serialized as the plain string it is, never shown by
 /// `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

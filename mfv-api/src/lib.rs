@@ -83,8 +83,8 @@ pub use async_client::AsyncClient;
 pub use call::{ClientError, DEFAULT_CLIENT_NAME};
 pub use client::{Client, DEFAULT_TIMEOUT, ProvisionalChange, apply_network};
 pub use config::{
-    ConfigDocument, ConfigIssue, FormattedVolume, Secret, SetupVolume, VolumeFs,
-    check_format_confirmation,
+    ConfigDocument, ConfigIssue, FormattedVolume, Secret, SetupVolume, VolumeChoice,
+    VolumeContents, VolumeFs, check_format_confirmation,
 };
 pub use error::{ApiError, ErrorKind};
 pub use frame::{

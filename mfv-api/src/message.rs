@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     ApiError, ConfigDocument, ConfigIssue, ErrorKind, FormattedVolume, HostStatus, LogLine,
     LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, Secret, ServiceStatus, SetupVolume,
-    VolumeFs, check_format_confirmation,
+    VolumeChoice, VolumeFs, check_format_confirmation,
 };
 
 /// A request. Serializes as an object whose `type` is the variant's snake_case name, with
@@ -101,6 +101,9 @@ pub enum Request {
         /// The token as the person typed it (case, spaces and dashes do not matter).
         token: String,
     },
+    /// The disks and partitions first-boot setup can put the configuration on. Answered by
+    /// [`Response::SetupVolumes`].
+    SetupVolumes,
     /// First-boot setup's save on a host without a configuration whose setup token was
     /// claimed: the configuration, the first administrator (among the local users) and the
     /// web server's key and certificate, written to the chosen volume, made first when asked.
@@ -135,6 +138,7 @@ impl Request {
             Request::Reboot => "reboot",
             Request::PowerOff => "power_off",
             Request::SetupClaim { .. } => "setup_claim",
+            Request::SetupVolumes => "setup_volumes",
             Request::SetupSave { .. } => "setup_save",
         }
     }
@@ -282,6 +286,12 @@ pub enum Response {
     },
     /// The request was accepted and is being carried out (reboot, power off).
     Accepted,
+    /// The disks and partitions setup can use, in the kernel's order, each disk before its
+    /// partitions.
+    SetupVolumes {
+        /// The choices.
+        volumes: Vec<VolumeChoice>,
+    },
     /// First-boot setup's save is on the volume.
     SetupSaved {
         /// The config volume's device node.
@@ -308,6 +318,7 @@ impl Response {
             Response::ServiceRestarted { .. } => "service_restarted",
             Response::Logs { .. } => "logs",
             Response::Accepted => "accepted",
+            Response::SetupVolumes { .. } => "setup_volumes",
             Response::SetupSaved { .. } => "setup_saved",
         }
     }

@@ -158,6 +158,7 @@ impl Peer {
                     | Request::Reboot
                     | Request::PowerOff
                     | Request::SetupClaim { .. }
+                    | Request::SetupVolumes
                     | Request::SetupSave { .. }
             ),
         }
@@ -265,6 +266,9 @@ impl<C: InitControl> HostDaemon<C> {
                 setup_token::claim(&self.run_dir, &token).map_err(setup_refused)?;
                 Ok(Response::Accepted)
             }
+            Request::SetupVolumes => Ok(Response::SetupVolumes {
+                volumes: setup::volume_choices(&mfv_probe::inventory_at(&self.roots).block_devices),
+            }),
             Request::SetupSave {
                 config_text,
                 volume,

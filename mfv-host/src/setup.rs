@@ -17,6 +17,10 @@ use mfv_config::format::{FormatError, FsKind, format_config_volume};
 use mfv_config::schema::{AuthBackend, ConfigErrors, parse_config};
 use mfv_config::store::{ConfigStore, StoreError};
 
+use mfv_api::{VolumeChoice, VolumeContents};
+use mfv_config::discovery::CONFIG_VOLUME_LABEL;
+use mfv_probe::{BlockDevice, BlockKind};
+
 use crate::auth::{AuthOverrides, AuthSettings, AuthSetupError, MissingDatabase};
 use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
 use crate::web_identity::{self, WebIdentityError};
@@ -138,6 +142,57 @@ pub enum AdminWriteError {
     /// The database could not be read.
     #[error(transparent)]
     Read(#[from] mfv_auth::BackendError),
+}
+
+/// The disks and partitions among `devices` (the inventory's) setup can put the
+/// configuration on: every disk that is not read-only (no CD, floppy, loop or RAM disk),
+/// each followed by its partitions.
+pub fn volume_choices(devices: &[BlockDevice]) -> Vec<VolumeChoice> {
+    let mut choices = Vec::new();
+    for disk in devices
+        .iter()
+        .filter(|device| device.kind == BlockKind::Disk && !device.read_only)
+    {
+        let holds = if !disk.partitions.is_empty() || disk.partition_table.is_some() {
+            VolumeContents::Partitions
+        } else {
+            contents(disk.fs_type.as_deref(), disk.label.as_deref())
+        };
+        let mut choice = VolumeChoice::new(format!("/dev/{}", disk.name), disk.size_bytes, holds);
+        choice.model = disk.model.clone();
+        choice.removable = disk.removable;
+        choice.fs_type = disk.fs_type.clone();
+        choice.label = disk.label.clone();
+        choices.push(choice);
+        for partition in disk
+            .partitions
+            .iter()
+            .filter(|partition| !partition.read_only)
+        {
+            let mut choice = VolumeChoice::new(
+                format!("/dev/{}", partition.name),
+                partition.size_bytes,
+                contents(partition.fs_type.as_deref(), partition.label.as_deref()),
+            );
+            choice.model = disk.model.clone();
+            choice.removable = disk.removable;
+            choice.fs_type = partition.fs_type.clone();
+            choice.label = partition.label.clone();
+            choices.push(choice);
+        }
+    }
+    choices
+}
+
+/// What a file system of `fs_type` labelled `label` is to setup.
+fn contents(fs_type: Option<&str>, label: Option<&str>) -> VolumeContents {
+    match (fs_type, label) {
+        (None, _) => VolumeContents::Nothing,
+        (Some(_), Some(label)) if label.eq_ignore_ascii_case(CONFIG_VOLUME_LABEL) => {
+            VolumeContents::ConfigVolume
+        }
+        (Some(_), _) => VolumeContents::FileSystem,
+    }
 }
 
 /// Checks `save`, makes its volume when asked, and writes the administrator, the web
@@ -281,4 +336,85 @@ async fn write_admin(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mfv_probe::Partition;
+
+    use super::*;
+
+    fn disk(name: &str, kind: BlockKind) -> BlockDevice {
+        BlockDevice {
+            name: name.to_owned(),
+            kind,
+            size_bytes: 1 << 30,
+            vendor: None,
+            model: Some("QEMU HARDDISK".to_owned()),
+            serial: None,
+            removable: false,
+            rotational: false,
+            read_only: false,
+            is_virtual: false,
+            backing_file: None,
+            partition_table: None,
+            fs_type: None,
+            label: None,
+            uuid: None,
+            partitions: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
+    fn partition(name: &str, fs_type: Option<&str>, label: Option<&str>) -> Partition {
+        Partition {
+            name: name.to_owned(),
+            number: None,
+            start_bytes: None,
+            size_bytes: 1 << 20,
+            read_only: false,
+            fs_type: fs_type.map(str::to_owned),
+            label: label.map(str::to_owned),
+            uuid: None,
+        }
+    }
+
+    #[test]
+    fn disks_and_their_partitions_are_choices_and_say_what_they_hold() {
+        let blank = disk("vdb", BlockKind::Disk);
+        let mut stick = disk("sdb", BlockKind::Disk);
+        stick.removable = true;
+        stick.partition_table = Some("dos".to_owned());
+        stick.partitions = vec![
+            partition("sdb1", Some("vfat"), Some("MFV-CONFIG")),
+            partition("sdb2", Some("ext4"), Some("data")),
+            partition("sdb3", None, None),
+        ];
+        let mut read_only = disk("vdc", BlockKind::Disk);
+        read_only.read_only = true;
+        let devices = [
+            blank,
+            stick,
+            read_only,
+            disk("sr0", BlockKind::Optical),
+            disk("loop0", BlockKind::Loop),
+        ];
+        let choices = volume_choices(&devices);
+        let summary: Vec<(&str, VolumeContents, bool)> = choices
+            .iter()
+            .map(|choice| (choice.device.as_str(), choice.holds, choice.removable))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("/dev/vdb", VolumeContents::Nothing, false),
+                ("/dev/sdb", VolumeContents::Partitions, true),
+                ("/dev/sdb1", VolumeContents::ConfigVolume, true),
+                ("/dev/sdb2", VolumeContents::FileSystem, true),
+                ("/dev/sdb3", VolumeContents::Nothing, true),
+            ]
+        );
+        assert_eq!(choices[2].label.as_deref(), Some("MFV-CONFIG"));
+        assert_eq!(choices[0].model.as_deref(), Some("QEMU HARDDISK"));
+    }
 }

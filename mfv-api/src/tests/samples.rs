@@ -40,6 +40,7 @@ pub(super) fn requests() -> Vec<Request> {
         Request::SetupClaim {
             token: "abcde-fghjk-mnpqr-stuvw".into(),
         },
+        Request::SetupVolumes,
         Request::SetupSave {
             config_text: "version = 1\n".into(),
             volume: SetupVolume::Format {
@@ -123,6 +124,13 @@ pub(super) fn responses() -> Vec<Response> {
             lines: vec![LogLine::new(1_634_210, LogSource::Boot, "phase mounts: ok")],
         },
         Response::Accepted,
+        Response::SetupVolumes {
+            volumes: vec![VolumeChoice::new(
+                "/dev/vdb",
+                32 << 20,
+                VolumeContents::Nothing,
+            )],
+        },
         Response::SetupSaved {
             device: "/dev/sdb1".into(),
             generation: 1,
