@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mfv_api::{ErrorKind, Request as DaemonRequest, Response as DaemonResponse};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
 use warp::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
@@ -33,52 +34,62 @@ use crate::server::ClientAddr;
 /// The session cookie's name; `__Host-` makes browsers insist on Secure, `Path=/` and no
 /// `Domain`.
 pub const SESSION_COOKIE: &str = "__Host-mfv-setup";
-/// The largest request body config mode reads.
-pub const MAX_BODY: u64 = 16 * 1024;
+/// The largest request body config mode reads (a whole configuration fits many times).
+pub const MAX_BODY: u64 = 64 * 1024;
 /// Wrong tokens allowed before tries are spaced out.
 const FREE_WRONG_TOKENS: u32 = 5;
 /// The spacing between tries after that.
 const WRONG_TOKEN_SPACING: Duration = Duration::from_secs(2);
 /// How long the host daemon may take to answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the save may take: making a file system on a large partition takes a while.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(50);
 
-/// Why a token was not exchanged.
+/// Why the host daemon gave no answer to use.
 #[derive(Debug, thiserror::Error)]
-pub enum ClaimError {
-    /// The host refused it (wrong, used, or the host is not waiting to be set up).
+pub enum DaemonError {
+    /// The daemon refused the request.
     #[error("{}", .0.message)]
     Refused(mfv_api::ApiError),
-    /// The host daemon could not be asked.
+    /// The daemon could not be asked.
     #[error("the host daemon could not be asked: {0}")]
     Unreachable(String),
 }
 
-/// Who checks and spends setup tokens.
-pub trait SetupAuthority: Send + Sync + 'static {
-    /// Spends `token` if it is the host's; `Ok` for the first client only.
-    fn claim(&self, token: String) -> impl Future<Output = Result<(), ClaimError>> + Send;
+/// How config mode reaches the host daemon, which does the privileged work.
+pub trait DaemonLink: Send + Sync + 'static {
+    /// Sends `request` and waits at most `within` for its answer.
+    fn ask(
+        &self,
+        request: DaemonRequest,
+        within: Duration,
+    ) -> impl Future<Output = Result<DaemonResponse, DaemonError>> + Send;
 }
 
-/// The host daemon, on its socket.
+/// The host daemon on its socket: one connection per request.
 #[derive(Debug, Clone)]
-pub struct DaemonAuthority {
+pub struct DaemonSocket {
     /// The daemon's socket.
     pub socket: PathBuf,
 }
 
-impl SetupAuthority for DaemonAuthority {
-    async fn claim(&self, token: String) -> Result<(), ClaimError> {
+impl DaemonLink for DaemonSocket {
+    async fn ask(
+        &self,
+        request: DaemonRequest,
+        within: Duration,
+    ) -> Result<DaemonResponse, DaemonError> {
         let ask = async {
             let mut client = mfv_api::AsyncClient::connect_as(&self.socket, "mfv-web").await?;
-            client.setup_claim(&token).await
+            client.request(&request).await
         };
-        match tokio::time::timeout(DAEMON_TIMEOUT, ask).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(mfv_api::ClientError::Api(error))) => Err(ClaimError::Refused(error)),
-            Ok(Err(error)) => Err(ClaimError::Unreachable(mfv_linux::error_chain(&error))),
-            Err(_) => Err(ClaimError::Unreachable(format!(
+        match tokio::time::timeout(within, ask).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(mfv_api::ClientError::Api(error))) => Err(DaemonError::Refused(error)),
+            Ok(Err(error)) => Err(DaemonError::Unreachable(mfv_linux::error_chain(&error))),
+            Err(_) => Err(DaemonError::Unreachable(format!(
                 "no answer within {} s",
-                DAEMON_TIMEOUT.as_secs()
+                within.as_secs()
             ))),
         }
     }
@@ -104,16 +115,16 @@ type Refusal = (StatusCode, ErrorBody);
 /// Config mode's state: who checks tokens, the one session, the wrong tries.
 #[derive(Debug)]
 pub struct ConfigMode<A> {
-    authority: A,
+    daemon: A,
     session: Mutex<Option<Session>>,
     wrong: Mutex<WrongTokens>,
 }
 
-impl<A: SetupAuthority> ConfigMode<A> {
-    /// Config mode with no session yet.
-    pub fn new(authority: A) -> Arc<ConfigMode<A>> {
+impl<A: DaemonLink> ConfigMode<A> {
+    /// Config mode with no session yet, reaching the host daemon through `daemon`.
+    pub fn new(daemon: A) -> Arc<ConfigMode<A>> {
         Arc::new(ConfigMode {
-            authority,
+            daemon,
             session: Mutex::new(None),
             wrong: Mutex::new(WrongTokens::default()),
         })
@@ -131,6 +142,29 @@ impl<A: SetupAuthority> ConfigMode<A> {
         session
             .as_ref()
             .is_some_and(|session| same_secret(session.id.as_bytes(), presented.as_bytes()))
+    }
+
+    /// Lets in a request that carries the session and comes from this site's pages.
+    fn admit(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        if !self.has_session(headers) {
+            return Err(unauthorized());
+        }
+        check_origin(headers)
+    }
+
+    /// Asks the daemon, with the session's rights, and takes the answer `pick` wants.
+    async fn ask<T>(
+        &self,
+        request: DaemonRequest,
+        within: Duration,
+        pick: impl FnOnce(DaemonResponse) -> Result<T, DaemonResponse>,
+    ) -> Result<T, Refusal> {
+        let response = self
+            .daemon
+            .ask(request, within)
+            .await
+            .map_err(daemon_refusal)?;
+        pick(response).map_err(|other| unexpected(&other))
     }
 
     /// How long `now` must still wait before another try, if it must.
@@ -174,8 +208,12 @@ impl<A: SetupAuthority> ConfigMode<A> {
         if let Err(error) = mfv_api::check_setup_token(&token) {
             return Err((StatusCode::BAD_REQUEST, ErrorBody::from(&error)));
         }
-        match self.authority.claim(token).await {
-            Ok(()) => {
+        match self
+            .daemon
+            .ask(DaemonRequest::SetupClaim { token }, DAEMON_TIMEOUT)
+            .await
+        {
+            Ok(DaemonResponse::Accepted) => {
                 let id = new_session_id().map_err(|message| {
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -192,7 +230,8 @@ impl<A: SetupAuthority> ConfigMode<A> {
                 });
                 Ok(id)
             }
-            Err(ClaimError::Refused(error)) => {
+            Ok(other) => Err(unexpected(&other)),
+            Err(DaemonError::Refused(error)) => {
                 println!(
                     "mfv-web: config mode: a setup token from {client} was refused: {}",
                     error.message
@@ -207,7 +246,7 @@ impl<A: SetupAuthority> ConfigMode<A> {
                 };
                 Err((status, ErrorBody::from(&error)))
             }
-            Err(error @ ClaimError::Unreachable(_)) => Err((
+            Err(error @ DaemonError::Unreachable(_)) => Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::new(
                     "unavailable",
@@ -234,6 +273,45 @@ struct TokenClaim {
     token: String,
 }
 
+/// A configuration's text, as `POST /api/v1/setup/validate` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigText {
+    config_text: String,
+}
+
+/// What `POST /api/v1/setup/save` takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveRequest {
+    config_text: String,
+    volume: mfv_api::SetupVolume,
+    admin: String,
+    password: String,
+}
+
+/// What `POST /api/v1/setup/save` answers.
+#[derive(Debug, Serialize)]
+struct Saved {
+    device: String,
+    generation: u64,
+    formatted: bool,
+    next: &'static str,
+}
+
+/// A JSON body of type `T`, or the refusal naming what is wrong with it.
+fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|error| {
+        (
+            StatusCode::BAD_REQUEST,
+            ErrorBody::new(
+                "invalid_request",
+                format!("the body is not the JSON this path takes: {error}"),
+            ),
+        )
+    })
+}
+
 /// What `GET /api/v1/setup` answers.
 #[derive(Debug, Serialize)]
 struct SetupState {
@@ -242,7 +320,7 @@ struct SetupState {
 }
 
 /// Config mode's routes, every refusal answered as JSON or as a page.
-pub fn routes<A: SetupAuthority>(
+pub fn routes<A: DaemonLink>(
     state: Arc<ConfigMode<A>>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let state = warp::any().map(move || Arc::clone(&state));
@@ -303,7 +381,8 @@ pub fn routes<A: SetupAuthority>(
         .and(state.clone())
         .map(|headers: HeaderMap, state: Arc<ConfigMode<A>>| {
             if !state.has_session(&headers) {
-                return unauthorized();
+                let (status, error) = unauthorized();
+                return error_response(status, &error);
             }
             json_response(
                 StatusCode::OK,
@@ -313,6 +392,117 @@ pub fn routes<A: SetupAuthority>(
                 },
             )
         });
+
+    let api_volumes = warp::path!("api" / "v1" / "setup" / "volumes")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(state.clone())
+        .then(|headers: HeaderMap, state: Arc<ConfigMode<A>>| async move {
+            let answer = async {
+                state.admit(&headers)?;
+                state
+                    .ask(
+                        DaemonRequest::SetupVolumes,
+                        DAEMON_TIMEOUT,
+                        |response| match response {
+                            DaemonResponse::SetupVolumes { volumes } => Ok(volumes),
+                            other => Err(other),
+                        },
+                    )
+                    .await
+            };
+            match answer.await {
+                Ok(volumes) => {
+                    json_response(StatusCode::OK, &serde_json::json!({ "volumes": volumes }))
+                }
+                Err((status, error)) => error_response(status, &error),
+            }
+        });
+
+    let api_validate = warp::path!("api" / "v1" / "setup" / "validate")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(
+            |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
+                let answer = async {
+                    state.admit(&headers)?;
+                    let ConfigText { config_text } = read_json(&body)?;
+                    state
+                        .ask(
+                            DaemonRequest::ConfigValidate { text: config_text },
+                            DAEMON_TIMEOUT,
+                            |response| match response {
+                                DaemonResponse::ConfigValidation { errors } => Ok(errors),
+                                other => Err(other),
+                            },
+                        )
+                        .await
+                };
+                match answer.await {
+                    Ok(errors) => {
+                        json_response(StatusCode::OK, &serde_json::json!({ "errors": errors }))
+                    }
+                    Err((status, error)) => error_response(status, &error),
+                }
+            },
+        );
+
+    let api_save =
+        warp::path!("api" / "v1" / "setup" / "save")
+            .and(warp::post())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::content_length_limit(MAX_BODY))
+            .and(warp::body::bytes())
+            .and(state.clone())
+            .and(client)
+            .then(
+                |headers: HeaderMap,
+                 body: hyper::body::Bytes,
+                 state: Arc<ConfigMode<A>>,
+                 client| async move {
+                    let answer = async {
+                        state.admit(&headers)?;
+                        let save: SaveRequest = read_json(&body)?;
+                        let request = DaemonRequest::SetupSave {
+                            config_text: save.config_text,
+                            volume: save.volume,
+                            admin: save.admin,
+                            password: mfv_api::Secret::new(save.password),
+                        };
+                        request
+                            .validate()
+                            .map_err(|error| (StatusCode::BAD_REQUEST, ErrorBody::from(&error)))?;
+                        state
+                            .ask(request, SAVE_TIMEOUT, |response| match response {
+                                DaemonResponse::SetupSaved {
+                                    device,
+                                    generation,
+                                    formatted,
+                                } => Ok(Saved {
+                                    device,
+                                    generation,
+                                    formatted,
+                                    next: "reboot the host: it boots with the saved configuration",
+                                }),
+                                other => Err(other),
+                            })
+                            .await
+                    };
+                    match answer.await {
+                        Ok(saved) => {
+                            println!(
+                                "mfv-web: config mode: the setup was saved on {} by {client}",
+                                saved.device
+                            );
+                            json_response(StatusCode::OK, &saved)
+                        }
+                        Err((status, error)) => error_response(status, &error),
+                    }
+                },
+            );
 
     let page_claim =
         warp::path!("setup" / "claim")
@@ -362,6 +552,12 @@ pub fn routes<A: SetupAuthority>(
     api_claim
         .or(api_state)
         .unify()
+        .or(api_volumes)
+        .unify()
+        .or(api_validate)
+        .unify()
+        .or(api_save)
+        .unify()
         .or(page_claim)
         .unify()
         .or(page_home)
@@ -372,16 +568,55 @@ pub fn routes<A: SetupAuthority>(
         .unify()
 }
 
-/// The answer to a request without the session.
-fn unauthorized() -> Response {
-    error_response(
+/// The refusal of a request without the session.
+fn unauthorized() -> Refusal {
+    (
         StatusCode::UNAUTHORIZED,
-        &ErrorBody::new(
+        ErrorBody::new(
             "setup_token_required",
             "this host is not set up yet: present the setup token the console shows \
              (POST /api/v1/setup/claim) first",
         ),
     )
+}
+
+/// An answer of the daemon that does not answer the request.
+fn unexpected(response: &DaemonResponse) -> Refusal {
+    (
+        StatusCode::BAD_GATEWAY,
+        ErrorBody::new(
+            "internal",
+            format!(
+                "the host daemon answered with {}, which does not answer the request",
+                response.name()
+            ),
+        ),
+    )
+}
+
+/// The daemon's refusal as this server passes it on: its kind, message, field and, for an
+/// invalid configuration, every problem.
+fn daemon_refusal(error: DaemonError) -> Refusal {
+    match error {
+        DaemonError::Refused(error) => {
+            let status = match error.kind {
+                ErrorKind::InvalidRequest | ErrorKind::InvalidConfig => StatusCode::BAD_REQUEST,
+                ErrorKind::NotPermitted => StatusCode::FORBIDDEN,
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::Conflict | ErrorKind::StaleGeneration => StatusCode::CONFLICT,
+                ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, ErrorBody::from(&error))
+        }
+        DaemonError::Unreachable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorBody::new(
+                "unavailable",
+                format!("{error}; look at the host's console, then try again"),
+            ),
+        ),
+    }
 }
 
 /// Refuses a request whose `Origin` is not this site. A request without `Origin` (not

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use mfv_web::config_mode::{self, ConfigMode, DaemonAuthority};
+use mfv_web::config_mode::{self, ConfigMode, DaemonSocket};
 use mfv_web::reply::{ErrorBody, error_response};
 use mfv_web::server::{self, Limits, Listeners};
 use warp::Filter;
@@ -160,7 +160,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 .boxed()
         } else {
             println!("mfv-web: serving HTTPS on {address} in config mode");
-            config_mode::routes(ConfigMode::new(DaemonAuthority {
+            config_mode::routes(ConfigMode::new(DaemonSocket {
                 socket: args.socket.clone(),
             }))
             .boxed()

@@ -15,7 +15,7 @@ use mfv_host::daemon::{HostDaemon, InitControl, Peer};
 use mfv_host::setup_token;
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::config_mode::{ClaimError, ConfigMode, SESSION_COOKIE, SetupAuthority};
+use mfv_web::config_mode::{ConfigMode, DaemonError, DaemonLink, SESSION_COOKIE};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
 
@@ -39,14 +39,14 @@ impl InitControl for NoInit {
 #[derive(Debug, Clone)]
 struct Daemon(Arc<Mutex<HostDaemon<NoInit>>>);
 
-impl SetupAuthority for Daemon {
-    async fn claim(&self, token: String) -> Result<(), ClaimError> {
+impl DaemonLink for Daemon {
+    async fn ask(&self, request: Request, _: Duration) -> Result<Response, DaemonError> {
         let mut daemon = self.0.lock().unwrap();
-        match daemon.handle(Peer::Web, Request::SetupClaim { token }) {
-            Ok(Response::Accepted) => Ok(()),
-            Ok(other) => panic!("unexpected answer {other:?}"),
-            Err(error) => Err(ClaimError::Refused(error)),
-        }
+        // The protocol's server loop validates before the handler, as here.
+        request.validate().map_err(DaemonError::Refused)?;
+        daemon
+            .handle(Peer::Web, request)
+            .map_err(DaemonError::Refused)
     }
 }
 
@@ -223,6 +223,118 @@ fn the_token_is_exchanged_once_for_a_session_over_the_hosts_certificate() {
     assert_eq!(forged.status, 401);
 }
 
+/// A claimed session's cookie.
+fn claimed_session(server: &Server, client: &HttpsClient) -> String {
+    session_of(&claim(client, &server.token))
+}
+
+#[test]
+fn the_setup_api_needs_the_session_and_passes_on_what_the_host_says() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+    let body = json!({ "config_text": "version = 1\n[host]\nhostnme = \"x\"\n" });
+    for (method, path) in [
+        ("GET", "/api/v1/setup/volumes"),
+        ("POST", "/api/v1/setup/validate"),
+        ("POST", "/api/v1/setup/save"),
+    ] {
+        let bytes = body.to_string();
+        let answer = client
+            .send(
+                method,
+                path,
+                &[("content-type", "application/json")],
+                (method == "POST").then_some(bytes.as_bytes()),
+            )
+            .unwrap();
+        assert_eq!(
+            (answer.status, kind(&answer)),
+            (401, "setup_token_required".to_owned()),
+            "{path}"
+        );
+    }
+    let session = claimed_session(&server, &client);
+    let cookie = [("cookie", session.as_str())];
+
+    // The test host has no disks.
+    let volumes = client.get("/api/v1/setup/volumes", &cookie).unwrap();
+    assert_eq!(volumes.status, 200, "{}", volumes.text());
+    assert_eq!(volumes.json().unwrap()["volumes"], json!([]));
+
+    let validated = client
+        .post_json("/api/v1/setup/validate", &cookie, &body)
+        .unwrap();
+    assert_eq!(validated.status, 200, "{}", validated.text());
+    let errors = &validated.json().unwrap()["errors"];
+    let fields: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|error| error["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["host.hostname", "host.hostnme"], "{errors}");
+
+    let save = |config: &str, admin: &str, headers: &[(&str, &str)]| {
+        client
+            .post_json(
+                "/api/v1/setup/save",
+                headers,
+                &json!({
+                    "config_text": config,
+                    "volume": {"kind": "format", "device": "/dev/mfv-no-such-disk", "fs": "ext4",
+                               "confirm": "/dev/mfv-no-such-disk"},
+                    "admin": admin,
+                    "password": "a long enough password",
+                }),
+            )
+            .unwrap()
+    };
+    let valid = "version = 1\n[host]\nhostname = \"h\"\n";
+    let invalid = save("version = 1\n[host]\nhostnme = \"h\"\n", "alice", &cookie);
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+    assert_eq!(kind(&invalid), "invalid_config");
+    let bad_admin = save(valid, "Alice Smith", &cookie);
+    assert_eq!(
+        bad_admin.json().unwrap()["field"],
+        "admin",
+        "{}",
+        bad_admin.text()
+    );
+    let missing = save(valid, "alice", &cookie);
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(missing.json().unwrap()["field"], "device");
+    let foreign = save(
+        valid,
+        "alice",
+        &[
+            ("cookie", session.as_str()),
+            ("origin", "https://evil.example"),
+        ],
+    );
+    assert_eq!(
+        (foreign.status, kind(&foreign)),
+        (403, "cross_origin".to_owned())
+    );
+    let unconfirmed = client
+        .post_json(
+            "/api/v1/setup/save",
+            &cookie,
+            &json!({
+                "config_text": valid,
+                "volume": {"kind": "format", "device": "/dev/sdb", "fs": "ext4", "confirm": "sdb"},
+                "admin": "alice",
+                "password": "a long enough password",
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        unconfirmed.json().unwrap()["field"],
+        "confirm",
+        "{}",
+        unconfirmed.text()
+    );
+}
+
 #[test]
 fn a_person_claims_the_host_through_the_pages() {
     let server = Server::start(Limits::default());
@@ -286,7 +398,7 @@ fn malformed_oversized_and_foreign_requests_are_refused_with_their_reason() {
             .unwrap()
     };
 
-    let oversized = json_claim(&vec![b' '; 20 * 1024], &[]);
+    let oversized = json_claim(&vec![b' '; 70 * 1024], &[]);
     assert_eq!(
         (oversized.status, kind(&oversized)),
         (413, "too_large".to_owned())

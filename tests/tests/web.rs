@@ -88,7 +88,7 @@ fn config_mode_lets_in_only_the_console_token_over_the_certificate_it_shows() ->
         "POST",
         "/api/v1/setup/claim",
         &[("content-type", "application/json")],
-        Some(&vec![b' '; 64 * 1024]),
+        Some(&vec![b' '; 70 * 1024]),
     )?;
     ensure!(oversized.status == 413, "{}", oversized.text());
 
