@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use mfv_tests::https::HttpsClient;
-use mfv_tests::{ApplianceImage, Guest, GuestSpec, NicModel};
+use mfv_tests::{ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel};
 use serde_json::json;
 
 /// Boot, DHCP and the services, under TCG on a loaded machine.
 const LINE_TIMEOUT: Duration = Duration::from_secs(180);
+/// For QEMU to exit once the host powers off.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The console's invitation to log in.
+const PRESS_ENTER: &str = "Press Enter to log in for a shell (administrators only).";
 
 /// The fingerprint the console's status screen shows last (two lines of 16 bytes under
 /// its heading).
@@ -123,5 +127,104 @@ fn config_mode_lets_in_only_the_console_token_over_the_certificate_it_shows() ->
         answer.starts_with("HTTP/1.1 308") && answer.contains("location: https://10.0.2.15/x\r\n"),
         "{answer}"
     );
+    Ok(())
+}
+
+/// Boots a host without a configuration with `disk` as its only disk (`/dev/vda`) and a
+/// forwarded HTTPS port; returns it with a client of config mode holding the session.
+fn claimed_host(disk: &std::path::Path) -> anyhow::Result<(Guest, HttpsClient, String)> {
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .nic(NicModel::VirtioNet)
+        .forward_port(443)
+        .disk(DiskSpec::file(DiskInterface::Virtio, disk))
+        .boot()?;
+    guest.wait_for_line("  setup token: ", LINE_TIMEOUT)?;
+    let token = console_token(&guest)?;
+    let https = guest.host_port(443).context("no forward for 443")?;
+    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?;
+    client.wait_until_serving(LINE_TIMEOUT)?;
+    let claimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": token }))?;
+    ensure!(claimed.status == 200, "{}", claimed.text());
+    let cookie = claimed
+        .header("set-cookie")
+        .and_then(|cookie| cookie.split(';').next())
+        .context("no session cookie")?
+        .to_owned();
+    Ok((guest, client, cookie))
+}
+
+#[test]
+fn the_whole_setup_through_the_api_makes_a_config_volume_the_next_boot_uses() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)?.set_len(64 << 20)?;
+    let (mut guest, client, cookie) = claimed_host(&disk)?;
+    let cookie = [("cookie", cookie.as_str())];
+    let fingerprint = console_fingerprint(&guest)?;
+
+    let volumes = client.get("/api/v1/setup/volumes", &cookie)?;
+    ensure!(volumes.status == 200, "{}", volumes.text());
+    let volumes = volumes.json()?;
+    ensure!(
+        volumes["volumes"][0]["device"] == "/dev/vda"
+            && volumes["volumes"][0]["holds"] == "nothing",
+        "{volumes}"
+    );
+    let config = "version = 1\n[host]\nhostname = \"wizardhost\"\n\
+                  [[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n";
+    let validated = client.post_json(
+        "/api/v1/setup/validate",
+        &cookie,
+        &json!({ "config_text": config }),
+    )?;
+    ensure!(
+        validated.status == 200 && validated.json()?["errors"] == json!([]),
+        "{}",
+        validated.text()
+    );
+    let saved = client.post_json(
+        "/api/v1/setup/save",
+        &cookie,
+        &json!({
+            "config_text": config,
+            "volume": {"kind": "format", "device": "/dev/vda", "fs": "ext4", "confirm": "/dev/vda"},
+            "admin": "alice",
+            "password": "the first admin's password",
+        }),
+    )?;
+    ensure!(saved.status == 200, "{}", saved.text());
+    let saved = saved.json()?;
+    ensure!(
+        saved["device"] == "/dev/vda" && saved["formatted"] == true && saved["generation"] == 1,
+        "{saved}"
+    );
+
+    guest.qmp("system_powerdown", serde_json::Value::Null)?;
+    let status = guest.wait_for_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "QEMU exited with {status}");
+    drop(guest);
+
+    // The next boot finds the volume, uses its configuration, and lets the admin in.
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .nic(NicModel::VirtioNet)
+        .disk(DiskSpec::file(DiskInterface::Virtio, &disk))
+        .boot()?;
+    guest.wait_for_line("config: using mfv.toml from /dev/vda", LINE_TIMEOUT)?;
+    guest.wait_for_line("hostname: wizardhost", LINE_TIMEOUT)?;
+    // The certificate made for the setup is the one the host keeps.
+    guest.wait_for_line("certificate SHA-256 fingerprint", LINE_TIMEOUT)?;
+    guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
+    ensure!(
+        console_fingerprint(&guest)? == fingerprint,
+        "the fingerprint changed across the reboot"
+    );
+    guest.write_serial("\n")?;
+    guest.write_serial("alice\n")?;
+    guest.write_serial("the first admin's password\n")?;
+    guest.wait_for_line("shell for alice", LINE_TIMEOUT)?;
     Ok(())
 }
