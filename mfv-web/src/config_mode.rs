@@ -299,6 +299,14 @@ struct Saved {
     next: &'static str,
 }
 
+/// `200` with `answer` as JSON, or the refusal.
+fn answer_json(answer: Result<impl Serialize, Refusal>) -> Response {
+    match answer {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err((status, error)) => error_response(status, &error),
+    }
+}
+
 /// A JSON body of type `T`, or the refusal naming what is wrong with it.
 fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|error| {
@@ -411,12 +419,11 @@ pub fn routes<A: DaemonLink>(
                     )
                     .await
             };
-            match answer.await {
-                Ok(volumes) => {
-                    json_response(StatusCode::OK, &serde_json::json!({ "volumes": volumes }))
-                }
-                Err((status, error)) => error_response(status, &error),
-            }
+            answer_json(
+                answer
+                    .await
+                    .map(|volumes| serde_json::json!({ "volumes": volumes })),
+            )
         });
 
     let api_validate = warp::path!("api" / "v1" / "setup" / "validate")
@@ -441,12 +448,11 @@ pub fn routes<A: DaemonLink>(
                         )
                         .await
                 };
-                match answer.await {
-                    Ok(errors) => {
-                        json_response(StatusCode::OK, &serde_json::json!({ "errors": errors }))
-                    }
-                    Err((status, error)) => error_response(status, &error),
-                }
+                answer_json(
+                    answer
+                        .await
+                        .map(|errors| serde_json::json!({ "errors": errors })),
+                )
             },
         );
 
@@ -491,16 +497,14 @@ pub fn routes<A: DaemonLink>(
                             })
                             .await
                     };
-                    match answer.await {
-                        Ok(saved) => {
-                            println!(
-                                "mfv-web: config mode: the setup was saved on {} by {client}",
-                                saved.device
-                            );
-                            json_response(StatusCode::OK, &saved)
-                        }
-                        Err((status, error)) => error_response(status, &error),
+                    let answer = answer.await;
+                    if let Ok(saved) = &answer {
+                        println!(
+                            "mfv-web: config mode: the setup was saved on {} by {client}",
+                            saved.device
+                        );
                     }
+                    answer_json(answer)
                 },
             );
 

@@ -32,6 +32,15 @@ fn console_fingerprint(guest: &Guest) -> anyhow::Result<String> {
     Ok(halves.join(":"))
 }
 
+/// The session cookie (`name=value`) a claim answered with.
+fn session_cookie(claimed: &mfv_tests::https::HttpResponse) -> anyhow::Result<String> {
+    Ok(claimed
+        .header("set-cookie")
+        .and_then(|cookie| cookie.split(';').next())
+        .context("no session cookie")?
+        .to_owned())
+}
+
 /// The setup token the console shows last.
 fn console_token(guest: &Guest) -> anyhow::Result<String> {
     let log = guest.serial_log();
@@ -98,11 +107,7 @@ fn config_mode_lets_in_only_the_console_token_over_the_certificate_it_shows() ->
 
     let claimed = claim(&token)?;
     ensure!(claimed.status == 200, "{}", claimed.text());
-    let cookie = claimed
-        .header("set-cookie")
-        .and_then(|cookie| cookie.split(';').next())
-        .context("no session cookie")?
-        .to_owned();
+    let cookie = session_cookie(&claimed)?;
     let state = client.get("/api/v1/setup", &[("cookie", &cookie)])?;
     ensure!(
         state.status == 200 && state.json()?["mode"] == "config",
@@ -147,12 +152,7 @@ fn claimed_host(disk: &std::path::Path) -> anyhow::Result<(Guest, HttpsClient, S
     client.wait_until_serving(LINE_TIMEOUT)?;
     let claimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": token }))?;
     ensure!(claimed.status == 200, "{}", claimed.text());
-    let cookie = claimed
-        .header("set-cookie")
-        .and_then(|cookie| cookie.split(';').next())
-        .context("no session cookie")?
-        .to_owned();
-    Ok((guest, client, cookie))
+    Ok((guest, client, session_cookie(&claimed)?))
 }
 
 #[test]
