@@ -46,6 +46,7 @@ pub mod network;
 pub mod remote_log;
 pub mod services;
 pub mod settings;
+pub mod setup;
 mod task;
 pub mod virtualization;
 pub mod vm;
