@@ -31,6 +31,7 @@ use crate::config::{ConfigKeyError, StoreVolume, load};
 use crate::network::change::read_view;
 
 pub mod setup;
+pub mod setup_host;
 
 /// The file in PID 1's runtime directory that holds the config discovery report, for the
 /// console screen to show.

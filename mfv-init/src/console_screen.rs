@@ -10,25 +10,53 @@ use std::process::Command;
 use anyhow::Context;
 use mfv_config::cmdline::KernelCmdline;
 use mfv_config::discovery::DiscoveryParams;
+use mfv_host::console::setup::{ScreenMode, SetupEnd, serve_setup};
+use mfv_host::console::setup_host::SystemSetupHost;
 use mfv_host::console::{
     LocalAdminGate, ShellGrant, ShellRunner, Terminal, Waited, read_status, serve_console,
 };
+use mfv_host::setup::{SetupState, read_setup_state};
 use mfv_net::Netlink;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 
+use crate::init::RUN_DIR;
 use crate::system::SHELL_ENV;
 
 /// The signals the terminal sends from the keyboard: the screen ignores them, so ctrl-C at
 /// the login prompt does not end it; the shell gets them back.
 const KEYBOARD_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP];
 
-/// Serves the console on stdin and stdout until the end of input.
+/// Serves the console on stdin and stdout until the end of input: the setup screen while the
+/// host waits for its network, then the status screen.
 pub fn run() -> anyhow::Result<()> {
     for keyboard in KEYBOARD_SIGNALS {
         // SAFETY: SIG_IGN installs no handler code.
         unsafe { signal(keyboard, SigHandler::SigIgn) }.context("ignore keyboard signals")?;
+    }
+    let run_dir = Path::new(RUN_DIR);
+    // A state that cannot be read is shown on the setup screen, which says so.
+    let setup_needed = !matches!(
+        read_setup_state(run_dir),
+        Ok(None | Some(SetupState::NetworkChosen))
+    );
+    if setup_needed {
+        let console = console_name();
+        let mode = ScreenMode::for_console(&console, std::env::var("TERM").ok().as_deref());
+        let mut host = SystemSetupHost::new(
+            run_dir,
+            Path::new("/sys"),
+            Path::new(mfv_api::DEFAULT_SOCKET_PATH),
+            &console,
+        )
+        .context("the setup screen")?;
+        for problem in host.raise_cards() {
+            Console.write(&format!("setup: {problem}\n"))?;
+        }
+        if serve_setup(&mut Console, &mut host, mode).context("setup screen")? == SetupEnd::End {
+            return Ok(());
+        }
     }
     let options = KernelCmdline::read_from(Path::new("/proc/cmdline"))
         .map(|cmdline| cmdline.boot_options())
@@ -46,6 +74,19 @@ pub fn run() -> anyhow::Result<()> {
             .await
             .context("console")
     })
+}
+
+/// The name of the console on stdin (`ttyS0`, `tty1`), for the setup lock and the screen's
+/// mode; `console` when it cannot be told.
+fn console_name() -> String {
+    std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .and_then(|path| {
+            path.strip_prefix("/dev")
+                .ok()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "console".to_owned())
 }
 
 /// The console on stdin and stdout.

@@ -67,6 +67,10 @@ pub struct FakeSystem {
     pub forward_logs_fails: bool,
     /// The network requests the host daemon left, taken one per call.
     pub network_requests: VecDeque<NetworkRequest>,
+    /// Who holds the console setup, one answer per call (the last one stays); none: nobody.
+    pub setup_holders: VecDeque<Option<String>>,
+    /// The consoles the kernel writes to; empty: it cannot say.
+    pub consoles: Vec<PathBuf>,
 }
 
 impl Default for FakeSystem {
@@ -101,6 +105,8 @@ impl Default for FakeSystem {
             restart_requests: Vec::new(),
             forward_logs_fails: false,
             network_requests: VecDeque::new(),
+            setup_holders: VecDeque::new(),
+            consoles: Vec::new(),
         }
     }
 }
@@ -356,6 +362,20 @@ impl System for FakeSystem {
         self.calls
             .push(format!("take-network-request {}", run_dir.display()));
         self.network_requests.pop_front().map(Ok)
+    }
+
+    fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>> {
+        self.calls
+            .push(format!("setup-lock-holder {}", run_dir.display()));
+        Ok(if self.setup_holders.len() > 1 {
+            self.setup_holders.pop_front().flatten()
+        } else {
+            self.setup_holders.front().cloned().flatten()
+        })
+    }
+
+    fn active_consoles(&mut self, _: &Path, _: &Path) -> Vec<PathBuf> {
+        self.consoles.clone()
     }
 }
 
