@@ -44,18 +44,28 @@ pub fn run() -> anyhow::Result<()> {
     if setup_needed {
         let console = console_name();
         let mode = ScreenMode::for_console(&console, std::env::var("TERM").ok().as_deref());
-        let mut host = SystemSetupHost::new(
+        let host = SystemSetupHost::new(
             run_dir,
             Path::new("/sys"),
             Path::new(mfv_api::DEFAULT_SOCKET_PATH),
             &console,
-        )
-        .context("the setup screen")?;
-        for problem in host.raise_cards() {
-            Console.write(&format!("setup: {problem}\n"))?;
-        }
-        if serve_setup(&mut Console, &mut host, mode).context("setup screen")? == SetupEnd::End {
-            return Ok(());
+        );
+        match host {
+            Ok(mut host) => {
+                for problem in host.raise_cards() {
+                    Console.write(&format!("setup: {problem}\n"))?;
+                }
+                let end = serve_setup(&mut Console, &mut host, mode).context("setup screen")?;
+                if end == SetupEnd::End {
+                    return Ok(());
+                }
+            }
+            // Without netlink there is no setup to offer; the status screen still shows the
+            // host and a login.
+            Err(error) => Console.write(&format!(
+                "setup screen: {}: the status screen follows\n",
+                mfv_linux::error_chain(&error)
+            ))?,
         }
     }
     let options = KernelCmdline::read_from(Path::new("/proc/cmdline"))
