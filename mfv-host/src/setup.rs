@@ -330,17 +330,22 @@ impl SetupFallback {
 /// The `[network]` section of DHCP on `interface`.
 pub fn dhcp_section(interface: &str) -> NetworkConfig {
     NetworkConfig {
-        interfaces: vec![InterfaceConfig {
-            name: interface.to_owned(),
-            mode: InterfaceMode::Dhcp,
-            addresses: Vec::new(),
-            gateway: None,
-            gateway6: None,
-            mtu: None,
-            vlan: None,
-            bond: None,
-        }],
+        interfaces: vec![interface_entry(interface, InterfaceMode::Dhcp)],
         ..NetworkConfig::default()
+    }
+}
+
+/// A `[[network.interfaces]]` entry for `name` in `mode`, nothing else set.
+pub(crate) fn interface_entry(name: &str, mode: InterfaceMode) -> InterfaceConfig {
+    InterfaceConfig {
+        name: name.to_owned(),
+        mode,
+        addresses: Vec::new(),
+        gateway: None,
+        gateway6: None,
+        mtu: None,
+        vlan: None,
+        bond: None,
     }
 }
 

@@ -4,9 +4,9 @@
 //! answering makes PID 1 take DHCP on the first card with link after `mfv.setup_timeout`; an
 //! invalid configuration's every error is on the screen before the setup.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mfv_tests::{
     ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
     VolumeImage,
@@ -31,28 +31,6 @@ fn spec(args: &[&str]) -> anyhow::Result<GuestSpec> {
     Ok(spec)
 }
 
-/// Waits until the serial log holds a line containing `needle`, wherever it is (the screen
-/// and PID 1's lines interleave at their own pace).
-fn wait_in_log(guest: &Guest, needle: &str, timeout: Duration) -> anyhow::Result<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(line) = guest
-            .serial_log()
-            .lines()
-            .find(|line| line.contains(needle))
-        {
-            return Ok(line.to_owned());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "no console line with {needle:?} within {timeout:?}; serial log:\n{}",
-                guest.serial_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Types `line` and a newline on the serial console.
 fn type_line(guest: &mut Guest, line: &str) -> anyhow::Result<()> {
     guest.write_serial(&format!("{line}\n"))
@@ -61,12 +39,8 @@ fn type_line(guest: &mut Guest, line: &str) -> anyhow::Result<()> {
 /// Once the setup screen and the host daemon are there: Enter, the first card, DHCP, no
 /// VLAN, yes; then the status screen shows the lease.
 fn set_up_dhcp(guest: &mut Guest) -> anyhow::Result<()> {
-    wait_in_log(
-        guest,
-        "mfv-init: service host-daemon: ready after ",
-        LINE_TIMEOUT,
-    )?;
-    wait_in_log(guest, PRESS_ENTER, LINE_TIMEOUT)?;
+    guest.wait_for_line_anywhere("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;
+    guest.wait_for_line_anywhere(PRESS_ENTER, LINE_TIMEOUT)?;
     type_line(guest, "")?;
     guest.wait_for_line("Network card (1 or eth0; d loads a driver): ", LINE_TIMEOUT)?;
     for answer in ["1", "", ""] {
@@ -81,21 +55,10 @@ fn set_up_dhcp(guest: &mut Guest) -> anyhow::Result<()> {
     )?;
     // The status screen, redrawn once the lease is there.
     guest.wait_for_line("Press Enter to log in for a shell", LINE_TIMEOUT)?;
-    let deadline = Instant::now() + LINE_TIMEOUT;
     // The status line lists the IPv6 link-local address too, in the kernel's order.
-    while !guest
-        .serial_log()
-        .lines()
-        .any(|line| line.starts_with("  eth0 up ") && line.contains(LEASE))
-    {
-        if Instant::now() >= deadline {
-            bail!(
-                "the status screen shows no eth0 with {LEASE}; serial log:\n{}",
-                guest.serial_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    guest.wait_for_matching_line(&format!("  eth0 up ... {LEASE}"), LINE_TIMEOUT, |line| {
+        line.starts_with("  eth0 up ") && line.contains(LEASE)
+    })?;
     Ok(())
 }
 
@@ -136,11 +99,10 @@ fn nobody_at_the_console_means_dhcp_on_the_first_card_with_link_after_the_timeou
          card with link), until a lease arrives",
         LINE_TIMEOUT,
     )?;
-    let bound = wait_in_log(&guest, "mfv-init: net: eth0 bound ", LINE_TIMEOUT)?;
+    let bound = guest.wait_for_line_anywhere("mfv-init: net: eth0 bound ", LINE_TIMEOUT)?;
     anyhow::ensure!(bound.contains(LEASE), "unexpected lease: {bound:?}");
     // The screen stays the setup screen and says where the fallback stands.
-    wait_in_log(
-        &guest,
+    guest.wait_for_line_anywhere(
         &format!("Nobody chose a network within 5 s: DHCP on eth0 has {LEASE}."),
         LINE_TIMEOUT,
     )?;

@@ -27,14 +27,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mfv_config::schema::{
-    DnsConfig, InterfaceConfig, InterfaceMode, IpCidr, NetworkConfig, VlanConfig,
-    parse_network_section,
+    DnsConfig, InterfaceMode, IpCidr, NetworkConfig, VlanConfig, parse_network_section,
 };
 use mfv_linux::terminal_text::{escape_line, escape_lines};
 use serde::Serialize;
 
 use super::{Terminal, Waited};
-use crate::setup::{SetupError, SetupState};
+use crate::setup::{SetupError, SetupState, interface_entry};
 
 /// How often the screen looks at the setup again while it waits for Enter.
 pub const SETUP_REFRESH: Duration = Duration::from_secs(2);
@@ -234,9 +233,9 @@ impl NetworkChoice {
         let link = self.link();
         let mut interfaces = Vec::new();
         if self.vlan.is_some() {
-            interfaces.push(interface(&self.nic, InterfaceMode::Manual));
+            interfaces.push(interface_entry(&self.nic, InterfaceMode::Manual));
         }
-        let mut configured = interface(&link, InterfaceMode::Dhcp);
+        let mut configured = interface_entry(&link, InterfaceMode::Dhcp);
         configured.vlan = self.vlan.map(|id| VlanConfig {
             parent: self.nic.clone(),
             id,
@@ -284,19 +283,6 @@ impl NetworkChoice {
                 text
             }
         }
-    }
-}
-
-fn interface(name: &str, mode: InterfaceMode) -> InterfaceConfig {
-    InterfaceConfig {
-        name: name.to_owned(),
-        mode,
-        addresses: Vec::new(),
-        gateway: None,
-        gateway6: None,
-        mtu: None,
-        vlan: None,
-        bond: None,
     }
 }
 
