@@ -41,11 +41,15 @@ fn type_line(guest: &mut Guest, line: &str) -> anyhow::Result<()> {
 fn set_up_dhcp(guest: &mut Guest) -> anyhow::Result<()> {
     guest.wait_for_line_anywhere("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;
     guest.wait_for_line_anywhere(PRESS_ENTER, LINE_TIMEOUT)?;
-    type_line(guest, "")?;
-    guest.wait_for_line("Network card (1 or eth0; d loads a driver): ", LINE_TIMEOUT)?;
-    for answer in ["1", "", ""] {
+    // Typed ahead: the terminal keeps the lines until the dialogue reads them (a prompt
+    // ends no line, so there is none to wait for).
+    for answer in ["", "1", "", ""] {
         type_line(guest, answer)?;
     }
+    guest.wait_for_line(
+        "Network card (1 or eth0; d loads a driver): 1",
+        LINE_TIMEOUT,
+    )?;
     guest.wait_for_line("  eth0: DHCP", LINE_TIMEOUT)?;
     type_line(guest, "yes")?;
     guest.wait_for_line("The network is set up", LINE_TIMEOUT)?;
