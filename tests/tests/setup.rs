@@ -50,7 +50,8 @@ fn set_up_dhcp(guest: &mut Guest) -> anyhow::Result<()> {
     guest.wait_for_line("  eth0: DHCP", LINE_TIMEOUT)?;
     type_line(guest, "yes")?;
     guest.wait_for_line("The network is set up", LINE_TIMEOUT)?;
-    guest.wait_for_line(
+    // PID 1's line comes before or after the screen's, as the two processes go.
+    guest.wait_for_line_anywhere(
         "mfv-init: setup: the network was chosen: no DHCP fallback",
         LINE_TIMEOUT,
     )?;
