@@ -80,7 +80,10 @@ pub fn run() -> anyhow::Result<()> {
         let netlink = Netlink::connect().context("netlink")?;
         let status =
             async || read_status(Path::new("/proc"), Path::new("/run/mfv"), &netlink).await;
-        serve_console(&mut Console, status, &mut gate, &mut Shell)
+        let mut shell = Shell {
+            terminal: std::fs::read_link("/proc/self/fd/0").ok(),
+        };
+        serve_console(&mut Console, status, &mut gate, &mut shell)
             .await
             .context("console")
     })
@@ -147,7 +150,10 @@ impl Terminal for Console {
 
 /// `/bin/sh` on the console, in a session of its own that takes the console as its
 /// controlling terminal (job control, ctrl-C).
-struct Shell;
+struct Shell {
+    /// The terminal the screen runs on, opened again after each shell.
+    terminal: Option<std::path::PathBuf>,
+}
 
 impl ShellRunner for Shell {
     fn run(&mut self, grant: &ShellGrant) -> std::io::Result<String> {
@@ -163,8 +169,28 @@ impl ShellRunner for Shell {
             std::os::unix::process::CommandExt::pre_exec(&mut command, take_the_console);
         }
         let status = command.status()?;
+        if let Some(terminal) = &self.terminal {
+            reopen_terminal(terminal)?;
+        }
         Ok(status.to_string())
     }
+}
+
+/// When the shell's session ends, the kernel hangs up the terminal that was its controlling
+/// one (a serial line or a virtual terminal; `/dev/console` is spared), and the screen's
+/// descriptors of it read and write nothing more: they are replaced by a new open.
+fn reopen_terminal(terminal: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(terminal)?;
+    nix::unistd::dup2_stdin(&opened)?;
+    nix::unistd::dup2_stdout(&opened)?;
+    nix::unistd::dup2_stderr(&opened)?;
+    Ok(())
 }
 
 /// In the shell's child: the keyboard's signals back to their defaults, a new session, and
