@@ -71,6 +71,10 @@ pub struct FakeSystem {
     pub setup_holders: VecDeque<Option<String>>,
     /// The consoles the kernel writes to; empty: it cannot say.
     pub consoles: Vec<PathBuf>,
+    /// Whether asking who holds the console setup fails.
+    pub setup_lock_fails: bool,
+    /// Runtime files whose writing fails.
+    pub failing_run_files: Vec<PathBuf>,
 }
 
 impl Default for FakeSystem {
@@ -107,6 +111,8 @@ impl Default for FakeSystem {
             network_requests: VecDeque::new(),
             setup_holders: VecDeque::new(),
             consoles: Vec::new(),
+            setup_lock_fails: false,
+            failing_run_files: Vec::new(),
         }
     }
 }
@@ -222,6 +228,9 @@ impl System for FakeSystem {
             path.display(),
             contents.len()
         ));
+        if self.failing_run_files.iter().any(|failing| failing == path) {
+            bail!("write {}: No space left on device", path.display());
+        }
         Ok(())
     }
 
@@ -367,6 +376,9 @@ impl System for FakeSystem {
     fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>> {
         self.calls
             .push(format!("setup-lock-holder {}", run_dir.display()));
+        if self.setup_lock_fails {
+            bail!("open {}/setup.lock: Permission denied", run_dir.display());
+        }
         Ok(if self.setup_holders.len() > 1 {
             self.setup_holders.pop_front().flatten()
         } else {

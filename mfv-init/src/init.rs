@@ -1927,6 +1927,37 @@ mod tests {
     }
 
     #[test]
+    fn a_setup_lock_or_state_file_that_fails_is_said_and_the_fallback_goes_on() {
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let system = FakeSystem {
+            setup_lock_fails: true,
+            failing_run_files: vec![PathBuf::from("/run/mfv/setup.json")],
+            network: RecordingNetwork {
+                nic_with_carrier: Some("eth0".into()),
+                ..RecordingNetwork::default()
+            },
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[None, Some(Signal::SIGTERM)]);
+        assert!(outcome.has(
+            "setup: the console will not show the setup's state: write /run/mfv/setup.json: No \
+             space left on device"
+        ));
+        assert!(outcome.has(
+            "setup: cannot tell whether a console sets up: open /run/mfv/setup.lock: Permission \
+             denied"
+        ));
+        assert!(
+            setup_lines(&outcome)
+                .iter()
+                .any(|line| line
+                    .starts_with("setup: nobody chose a network within 5 s: DHCP on eth0")),
+            "{:?}",
+            outcome.messages
+        );
+    }
+
+    #[test]
     fn the_dhcp_fallback_waits_for_an_operator_answering_at_a_console() {
         let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
         let system = FakeSystem {

@@ -19,6 +19,7 @@ use mfv_probe::modules::{KernelModuleLoader, load_module_file};
 
 use super::CONFIG_REPORT_FILE;
 use super::setup::{DriverFile, LinkState, SetupActionError, SetupHost, SetupNic, SetupView};
+use crate::config::{VOLUME_LOCK_WAIT, VolumeLock};
 use crate::network::change::read_view;
 use crate::network::nic_candidates;
 use crate::setup::{SetupError, SetupLock, read_setup_state};
@@ -56,6 +57,9 @@ pub struct SystemSetupHost {
     netlink: Netlink,
     lock: Option<SetupLock>,
     mounted: Vec<PathBuf>,
+    /// Held while volumes are mounted to look for drivers: the config volume may be among
+    /// them, and its openers take turns.
+    volume_lock: Option<VolumeLock>,
 }
 
 impl SystemSetupHost {
@@ -83,6 +87,7 @@ impl SystemSetupHost {
             netlink,
             lock: None,
             mounted: Vec::new(),
+            volume_lock: None,
         })
     }
 
@@ -196,6 +201,7 @@ impl SystemSetupHost {
             let _ = SysMounter.unmount(&target);
             let _ = std::fs::remove_dir(&target);
         }
+        self.volume_lock = None;
     }
 }
 
@@ -269,6 +275,9 @@ impl SetupHost for SystemSetupHost {
             |error: &dyn std::error::Error| SetupActionError::DriverSearch(error_chain(error));
         let base = self.run_dir.join(DRIVER_MOUNTS);
         std::fs::create_dir_all(&base).map_err(|error| search(&error))?;
+        self.volume_lock = Some(
+            VolumeLock::take(&self.run_dir, VOLUME_LOCK_WAIT).map_err(|error| search(&error))?,
+        );
         let roots = mfv_probe::SystemRoots {
             sysfs: self.sysfs_root.clone(),
             proc: PathBuf::from("/proc"),
