@@ -2,7 +2,8 @@
 //! screen on the serial line (plain mode), driven by typing on it, gives the host its network
 //! (DHCP from QEMU's user network) and the status screen then shows the address; nobody
 //! answering makes PID 1 take DHCP on the first card with link after `mfv.setup_timeout`; an
-//! invalid configuration's every error is on the screen before the setup.
+//! invalid configuration's every error is on the screen before the setup; a driver module the
+//! image lacks is loaded from a volume.
 
 use std::time::Duration;
 
@@ -141,4 +142,49 @@ fn an_invalid_configuration_shows_every_error_on_the_setup_screen_then_the_setup
         guest.wait_for_line(error, LINE_TIMEOUT)?;
     }
     set_up_dhcp(&mut guest)
+}
+
+#[test]
+fn a_driver_module_the_image_lacks_is_loaded_from_a_volume() -> anyhow::Result<()> {
+    // dummy.ko is a module of the kernel package that the image does not carry.
+    let kernel = mfv_tests::libvirtd::guest_kernel()?;
+    let version = kernel
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("vmlinuz-"))
+        .context("the kernel is not named vmlinuz-<version>")?;
+    let package = kernel
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the kernel is not in <package>/boot")?;
+    let module = package
+        .join("lib/modules")
+        .join(version)
+        .join("kernel/drivers/net/dummy.ko");
+    let dir = tempfile::tempdir()?;
+    let stick = dir.path().join("drivers.img");
+    VolumeImage::new(VolumeFilesystem::Vfat, "DRIVERS")
+        .file(
+            "dummy.ko",
+            std::fs::read(&module).with_context(|| module.display().to_string())?,
+        )
+        .file("README.txt", "not a module")
+        .build(&stick)
+        .context("the driver volume")?;
+    let mut guest = spec(&["mfv.setup_timeout=600"])?
+        .disk(DiskSpec::file(DiskInterface::Virtio, &stick))
+        .boot()?;
+    guest.wait_for_line_anywhere(PRESS_ENTER, LINE_TIMEOUT)?;
+    for answer in ["", "d"] {
+        type_line(&mut guest, answer)?;
+    }
+    guest.wait_for_line(
+        "  1) dummy.ko on /dev/vda (vfat, LABEL=DRIVERS)",
+        LINE_TIMEOUT,
+    )?;
+    type_line(&mut guest, "1")?;
+    guest.wait_for_line("dummy loaded: its cards show on the screen", LINE_TIMEOUT)?;
+    // The screen again, for the card the driver brought (dummy brings none of hardware).
+    guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
+    Ok(())
 }
