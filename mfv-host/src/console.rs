@@ -30,6 +30,9 @@ use crate::auth::{AuthOverrides, AuthSettings, AuthSetupError, MissingDatabase};
 use crate::config::{ConfigKeyError, StoreVolume, load};
 use crate::network::change::read_view;
 
+pub mod setup;
+pub mod setup_host;
+
 /// The file in PID 1's runtime directory that holds the config discovery report, for the
 /// console screen to show.
 pub const CONFIG_REPORT_FILE: &str = "config-report";
@@ -602,14 +605,14 @@ mod tests {
     use super::*;
 
     /// In a script: the wait for Enter times out.
-    const NOTHING: &str = "<nothing>";
+    pub(super) const NOTHING: &str = "<nothing>";
 
     /// A terminal that answers from a script and keeps what was written, marking unechoed
     /// input as `<hidden>`.
     #[derive(Default)]
-    struct ScriptedTerminal {
-        input: VecDeque<&'static str>,
-        output: String,
+    pub(super) struct ScriptedTerminal {
+        pub(super) input: VecDeque<&'static str>,
+        pub(super) output: String,
     }
 
     impl Terminal for ScriptedTerminal {

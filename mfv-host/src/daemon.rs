@@ -30,7 +30,7 @@ use crate::network::handover::{
 };
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
-use crate::setup::{self, SetupError};
+use crate::setup_save::{self, SetupSaveError};
 use crate::setup_token::{self, ClaimRefusal};
 use crate::web_identity;
 
@@ -267,7 +267,7 @@ impl<C: InitControl> HostDaemon<C> {
                 Ok(Response::Accepted)
             }
             Request::SetupVolumes => Ok(Response::SetupVolumes {
-                volumes: setup::volume_choices(&mfv_probe::inventory_at(&self.roots).block_devices),
+                volumes: setup_save::volume_choices(&mfv_probe::inventory_at(&self.roots).block_devices),
             }),
             Request::SetupSave {
                 config_text,
@@ -363,7 +363,7 @@ impl<C: InitControl> HostDaemon<C> {
         lines
     }
 
-    /// First-boot setup's save ([`setup::save`]), only on a host that booted without a
+    /// First-boot setup's save ([`setup_save::save`]), only on a host that booted without a
     /// configuration and whose setup token was claimed.
     fn save_setup(
         &self,
@@ -390,14 +390,14 @@ impl<C: InitControl> HostDaemon<C> {
             ));
         }
         let volume = match volume {
-            mfv_api::SetupVolume::Existing { device } => setup::SetupVolume::Existing {
+            mfv_api::SetupVolume::Existing { device } => setup_save::SetupVolume::Existing {
                 device: device.into(),
             },
             mfv_api::SetupVolume::Format {
                 device,
                 fs,
                 confirm,
-            } => setup::SetupVolume::Format {
+            } => setup_save::SetupVolume::Format {
                 device: device.into(),
                 fs: fs_kind(fs)?,
                 confirm,
@@ -413,14 +413,14 @@ impl<C: InitControl> HostDaemon<C> {
         let password = mfv_auth::Password::new(password.expose()).map_err(|error| {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("password")
         })?;
-        let save = setup::SetupSave {
+        let save = setup_save::SetupSave {
             config_text,
             volume,
             admin,
             password,
         };
         let published = self.run_dir.join(web_identity::RUN_SUBDIR);
-        let saved = setup::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
+        let saved = setup_save::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
         Ok(Response::SetupSaved {
             device: saved.device.display().to_string(),
             generation: saved.generation,
@@ -612,17 +612,17 @@ fn format_refused(error: FormatError) -> ApiError {
 }
 
 /// First-boot setup's failure, naming the field at fault.
-fn setup_failed(error: SetupError) -> ApiError {
+fn setup_failed(error: SetupSaveError) -> ApiError {
     match error {
-        SetupError::InvalidConfig(errors) => invalid_config("the configuration", &errors),
-        SetupError::AdminName { .. } => {
+        SetupSaveError::InvalidConfig(errors) => invalid_config("the configuration", &errors),
+        SetupSaveError::AdminName { .. } => {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("admin")
         }
-        SetupError::PasswordTooShort { .. } => {
+        SetupSaveError::PasswordTooShort { .. } => {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("password")
         }
-        SetupError::Format(error) => format_refused(error),
-        SetupError::Volume { .. } => {
+        SetupSaveError::Format(error) => format_refused(error),
+        SetupSaveError::Volume { .. } => {
             ApiError::new(ErrorKind::Unavailable, mfv_linux::error_chain(&error))
                 .with_field("device")
         }

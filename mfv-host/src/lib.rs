@@ -21,8 +21,10 @@
 //! - [`services`]: the supervised services' status and output logs, as PID 1 publishes
 //!   them for the host daemon.
 //! - [`settings`]: what a configuration asks for that the host does not apply yet.
-//! - [`setup`]: first-boot setup's save: the configuration, the first administrator and the
-//!   web identity written to the config volume the operator chose, made first if asked.
+//! - [`setup`]: PID 1's side of first-boot setup: the setup state it publishes for the
+//!   console, the lock that lets one console configure at a time, and the headless fallback.
+//! - [`setup_save`]: first-boot setup's save: the configuration, the first administrator and
+//!   the web identity written to the config volume the operator chose, made first if asked.
 //! - [`setup_token`]: the one-time token the console shows, which a browser exchanges once
 //!   for the right to set up a host that has no configuration.
 //! - [`virtualization`]: the KVM and VM network modules loaded before libvirtd starts,
@@ -52,6 +54,7 @@ pub mod remote_log;
 pub mod services;
 pub mod settings;
 pub mod setup;
+pub mod setup_save;
 pub mod setup_token;
 mod task;
 pub mod virtualization;

@@ -12,7 +12,7 @@ use mfv_auth::Password;
 use mfv_config::format::FsKind;
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::config::{StoreVolume, load};
-use mfv_host::setup::{SetupError, SetupSave, SetupVolume, save};
+use mfv_host::setup_save::{SetupSave, SetupSaveError, SetupVolume, save};
 use mfv_host::web_identity::{self, WebIdentity};
 use mfv_tests::loop_device::LoopDevice;
 
@@ -130,7 +130,7 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
     )
     .unwrap_err();
     assert!(
-        matches!(invalid, SetupError::InvalidConfig(_)),
+        matches!(invalid, SetupSaveError::InvalidConfig(_)),
         "{invalid:?}"
     );
 
@@ -146,7 +146,7 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
     let mut bad_name = request(device.path(), format, CONFIG);
     bad_name.admin = "Alice Smith".to_owned();
     let error = save(run.path(), &published, &bad_name).unwrap_err();
-    assert!(matches!(error, SetupError::AdminName { .. }), "{error:?}");
+    assert!(matches!(error, SetupSaveError::AdminName { .. }), "{error:?}");
 
     let unconfirmed = request(
         device.path(),
@@ -158,7 +158,7 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
         CONFIG,
     );
     let error = save(run.path(), &published, &unconfirmed).unwrap_err();
-    assert!(matches!(error, SetupError::Format(_)), "{error:?}");
+    assert!(matches!(error, SetupSaveError::Format(_)), "{error:?}");
 
     assert!(!has_filesystem(device.path()), "the device was written");
 }

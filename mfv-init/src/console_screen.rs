@@ -10,25 +10,63 @@ use std::process::Command;
 use anyhow::Context;
 use mfv_config::cmdline::KernelCmdline;
 use mfv_config::discovery::DiscoveryParams;
+use mfv_host::console::setup::{ScreenMode, SetupEnd, serve_setup};
+use mfv_host::console::setup_host::SystemSetupHost;
 use mfv_host::console::{
     LocalAdminGate, ShellGrant, ShellRunner, Terminal, Waited, read_status, serve_console,
 };
+use mfv_host::setup::{SetupState, read_setup_state};
 use mfv_net::Netlink;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 
+use crate::init::RUN_DIR;
 use crate::system::SHELL_ENV;
 
 /// The signals the terminal sends from the keyboard: the screen ignores them, so ctrl-C at
 /// the login prompt does not end it; the shell gets them back.
 const KEYBOARD_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP];
 
-/// Serves the console on stdin and stdout until the end of input.
+/// Serves the console on stdin and stdout until the end of input: the setup screen while the
+/// host waits for its network, then the status screen.
 pub fn run() -> anyhow::Result<()> {
     for keyboard in KEYBOARD_SIGNALS {
         // SAFETY: SIG_IGN installs no handler code.
         unsafe { signal(keyboard, SigHandler::SigIgn) }.context("ignore keyboard signals")?;
+    }
+    let run_dir = Path::new(RUN_DIR);
+    // A state that cannot be read is shown on the setup screen, which says so.
+    let setup_needed = !matches!(
+        read_setup_state(run_dir),
+        Ok(None | Some(SetupState::NetworkChosen))
+    );
+    if setup_needed {
+        let console = console_name();
+        let mode = ScreenMode::for_console(&console, std::env::var("TERM").ok().as_deref());
+        let host = SystemSetupHost::new(
+            run_dir,
+            Path::new("/sys"),
+            Path::new(mfv_api::DEFAULT_SOCKET_PATH),
+            &console,
+        );
+        match host {
+            Ok(mut host) => {
+                for problem in host.raise_cards() {
+                    Console.write(&format!("setup: {problem}\n"))?;
+                }
+                let end = serve_setup(&mut Console, &mut host, mode).context("setup screen")?;
+                if end == SetupEnd::End {
+                    return Ok(());
+                }
+            }
+            // Without netlink there is no setup to offer; the status screen still shows the
+            // host and a login.
+            Err(error) => Console.write(&format!(
+                "setup screen: {}: the status screen follows\n",
+                mfv_linux::error_chain(&error)
+            ))?,
+        }
     }
     let options = KernelCmdline::read_from(Path::new("/proc/cmdline"))
         .map(|cmdline| cmdline.boot_options())
@@ -42,10 +80,26 @@ pub fn run() -> anyhow::Result<()> {
         let netlink = Netlink::connect().context("netlink")?;
         let status =
             async || read_status(Path::new("/proc"), Path::new("/run/mfv"), &netlink).await;
-        serve_console(&mut Console, status, &mut gate, &mut Shell)
+        let mut shell = Shell {
+            terminal: std::fs::read_link("/proc/self/fd/0").ok(),
+        };
+        serve_console(&mut Console, status, &mut gate, &mut shell)
             .await
             .context("console")
     })
+}
+
+/// The name of the console on stdin (`ttyS0`, `tty1`), for the setup lock and the screen's
+/// mode; `console` when it cannot be told.
+fn console_name() -> String {
+    std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .and_then(|path| {
+            path.strip_prefix("/dev")
+                .ok()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "console".to_owned())
 }
 
 /// The console on stdin and stdout.
@@ -96,7 +150,10 @@ impl Terminal for Console {
 
 /// `/bin/sh` on the console, in a session of its own that takes the console as its
 /// controlling terminal (job control, ctrl-C).
-struct Shell;
+struct Shell {
+    /// The terminal the screen runs on, opened again after each shell.
+    terminal: Option<std::path::PathBuf>,
+}
 
 impl ShellRunner for Shell {
     fn run(&mut self, grant: &ShellGrant) -> std::io::Result<String> {
@@ -112,8 +169,28 @@ impl ShellRunner for Shell {
             std::os::unix::process::CommandExt::pre_exec(&mut command, take_the_console);
         }
         let status = command.status()?;
+        if let Some(terminal) = &self.terminal {
+            reopen_terminal(terminal)?;
+        }
         Ok(status.to_string())
     }
+}
+
+/// When the shell's session ends, the kernel hangs up the terminal that was its controlling
+/// one (a serial line or a virtual terminal; `/dev/console` is spared), and the screen's
+/// descriptors of it read and write nothing more: they are replaced by a new open.
+fn reopen_terminal(terminal: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(terminal)?;
+    nix::unistd::dup2_stdin(&opened)?;
+    nix::unistd::dup2_stdout(&opened)?;
+    nix::unistd::dup2_stderr(&opened)?;
+    Ok(())
 }
 
 /// In the shell's child: the keyboard's signals back to their defaults, a new session, and

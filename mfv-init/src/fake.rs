@@ -67,6 +67,14 @@ pub struct FakeSystem {
     pub forward_logs_fails: bool,
     /// The network requests the host daemon left, taken one per call.
     pub network_requests: VecDeque<NetworkRequest>,
+    /// Who holds the console setup, one answer per call (the last one stays); none: nobody.
+    pub setup_holders: VecDeque<Option<String>>,
+    /// The consoles the kernel writes to; empty: it cannot say.
+    pub consoles: Vec<PathBuf>,
+    /// Whether asking who holds the console setup fails.
+    pub setup_lock_fails: bool,
+    /// Runtime files whose writing fails.
+    pub failing_run_files: Vec<PathBuf>,
 }
 
 impl Default for FakeSystem {
@@ -101,6 +109,10 @@ impl Default for FakeSystem {
             restart_requests: Vec::new(),
             forward_logs_fails: false,
             network_requests: VecDeque::new(),
+            setup_holders: VecDeque::new(),
+            consoles: Vec::new(),
+            setup_lock_fails: false,
+            failing_run_files: Vec::new(),
         }
     }
 }
@@ -216,6 +228,9 @@ impl System for FakeSystem {
             path.display(),
             contents.len()
         ));
+        if self.failing_run_files.iter().any(|failing| failing == path) {
+            bail!("write {}: No space left on device", path.display());
+        }
         Ok(())
     }
 
@@ -356,6 +371,23 @@ impl System for FakeSystem {
         self.calls
             .push(format!("take-network-request {}", run_dir.display()));
         self.network_requests.pop_front().map(Ok)
+    }
+
+    fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>> {
+        self.calls
+            .push(format!("setup-lock-holder {}", run_dir.display()));
+        if self.setup_lock_fails {
+            bail!("open {}/setup.lock: Permission denied", run_dir.display());
+        }
+        Ok(if self.setup_holders.len() > 1 {
+            self.setup_holders.pop_front().flatten()
+        } else {
+            self.setup_holders.front().cloned().flatten()
+        })
+    }
+
+    fn active_consoles(&mut self, _: &Path, _: &Path) -> Vec<PathBuf> {
+        self.consoles.clone()
     }
 }
 

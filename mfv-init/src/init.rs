@@ -27,6 +27,7 @@ use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::network::handover::{HandoverFile, NetworkOwner};
 use mfv_host::network::{LiveNetwork, Network, NetworkPlan, configure};
 use mfv_host::settings::not_applied;
+use mfv_host::setup::{DEFAULT_SETUP_TIMEOUT, SETUP_STATE_FILE, SetupFallback};
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
@@ -49,8 +50,7 @@ pub const CONSOLE_SCREEN_ARG: &str = "--console";
 pub const DEFAULT_HOSTNAME: &str = "minifed";
 
 /// What the `config` phase logs when no valid configuration was found.
-pub const SETUP_NEEDED: &str =
-    "config: no usable configuration; setup is needed (the console setup is not available yet)";
+pub const SETUP_NEEDED: &str = "config: no usable configuration; setup is needed";
 
 /// Where things are and how long to wait; paths are parameters so tests use fixture trees.
 #[derive(Debug, Clone)]
@@ -139,6 +139,8 @@ struct ConsoleChild {
     /// `console screen` or `console shell`, as the console lines name it.
     what: &'static str,
     program: ConsoleProgram,
+    /// The console it runs on.
+    device: PathBuf,
     pid: Option<nix::unistd::Pid>,
     started_at: Option<Duration>,
     restart_at: Option<Duration>,
@@ -168,6 +170,11 @@ pub struct Init<S: System, C: Clock, W: Write> {
     acceleration: Option<Virtualization>,
     /// The network after the `network` phase, changed through the host daemon.
     network: Option<NetworkOwner>,
+    /// How long the console setup waits for an operator, when the boot found no usable
+    /// configuration and no `mfv.net=`.
+    setup_timeout: Option<Duration>,
+    /// The wait for an operator and the DHCP fallback, once the services run.
+    setup: Option<SetupFallback>,
 }
 
 impl<S: System, C: Clock, W: Write> Init<S, C, W> {
@@ -187,6 +194,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             phases: Vec::new(),
             acceleration: None,
             network: None,
+            setup_timeout: None,
+            setup: None,
         }
     }
 
@@ -462,6 +471,12 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             }
             _ => None,
         };
+
+        // The setup is the console screen's: with `mfv.rescue` a root shell takes the console,
+        // and its user sets the network up by hand.
+        if found.is_none() && options.net.is_none() && !options.rescue {
+            self.setup_timeout = Some(options.setup_timeout.unwrap_or(DEFAULT_SETUP_TIMEOUT));
+        }
         let hostname = found.as_ref().map_or_else(
             || self.settings.hostname.clone(),
             |(config, _)| config.host.hostname.clone(),
@@ -666,37 +681,52 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         self.supervisor =
             Supervisor::new(services, &self.settings.run_dir).context("the host's services")?;
         self.watch_power_button();
-        let mut shell = self.console_child();
-        if shell.program.path.exists() {
-            self.start_console_shell(&mut shell);
-        } else {
-            let message = format!(
-                "{}: {} not found, none started",
-                shell.what,
-                shell.program.path.display()
-            );
-            self.log(message);
+        if let Some(timeout) = self.setup_timeout {
+            let Init { clock, console, .. } = self;
+            let fallback = SetupFallback::start(clock.uptime(), timeout, &mut |line| {
+                console.line(clock.uptime(), line);
+            });
+            self.setup = Some(fallback);
+            self.publish_setup_state();
+        }
+        let mut consoles = self.console_children();
+        for shell in &mut consoles {
+            if shell.program.path.exists() {
+                self.start_console_shell(shell);
+            } else {
+                let message = format!(
+                    "{}: {} not found, none started",
+                    shell.what,
+                    shell.program.path.display()
+                );
+                self.log(message);
+            }
         }
         self.step_services();
         loop {
             let now = self.clock.uptime();
-            let timeout = [
-                shell.restart_at.map(|at| at.saturating_sub(now)),
-                self.supervisor.next_wakeup(now),
-                self.network
-                    .as_ref()
-                    .and_then(NetworkOwner::deadline)
-                    .map(|at| at.saturating_sub(now)),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let timeout = consoles
+                .iter()
+                .map(|shell| shell.restart_at.map(|at| at.saturating_sub(now)))
+                .chain([
+                    self.supervisor.next_wakeup(now),
+                    self.network
+                        .as_ref()
+                        .and_then(NetworkOwner::deadline)
+                        .map(|at| at.saturating_sub(now)),
+                    self.setup
+                        .as_ref()
+                        .and_then(SetupFallback::wakeup)
+                        .map(|at| at.saturating_sub(now)),
+                ])
+                .flatten()
+                .min();
             if let Some(signal) = signals.next(timeout)? {
                 if let Some(request) = crate::signals::request_for_signal(signal) {
                     return Ok(request);
                 }
                 if signal == nix::sys::signal::Signal::SIGCHLD {
-                    self.reap(&mut shell);
+                    self.reap(&mut consoles);
                 }
                 if signal == nix::sys::signal::Signal::SIGHUP {
                     self.restart_requested_services();
@@ -704,10 +734,78 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 }
             }
             self.expire_network_change();
-            if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
-                self.start_console_shell(&mut shell);
+            self.step_setup();
+            for shell in &mut consoles {
+                if shell.restart_at.is_some_and(|at| self.clock.uptime() >= at) {
+                    self.start_console_shell(shell);
+                }
             }
             self.step_services();
+        }
+    }
+
+    /// Takes DHCP on the first card with link once nobody chose a network in time.
+    fn step_setup(&mut self) {
+        let now = self.clock.uptime();
+        if self
+            .setup
+            .as_ref()
+            .and_then(SetupFallback::wakeup)
+            .is_none_or(|at| now < at)
+        {
+            return;
+        }
+        let run_dir = self.settings.run_dir.clone();
+        let holder = match self.system.setup_lock_holder(&run_dir) {
+            Ok(holder) => holder,
+            Err(error) => {
+                self.log(format_args!(
+                    "setup: cannot tell whether a console sets up: {error:#}"
+                ));
+                None
+            }
+        };
+        let Init {
+            system,
+            clock,
+            console,
+            network,
+            setup,
+            ..
+        } = self;
+        let (Some(owner), Some(fallback)) = (network.as_mut(), setup.as_mut()) else {
+            return;
+        };
+        let (files, changed) = fallback.step(
+            now,
+            holder,
+            owner,
+            &run_dir,
+            system.network(),
+            &mut |line| {
+                console.line(clock.uptime(), line);
+            },
+        );
+        for file in files {
+            if let Err(error) = self.system.write_run_file(&file.path, &file.contents) {
+                self.log(format_args!("net: cannot tell the host daemon: {error:#}"));
+            }
+        }
+        if changed {
+            self.publish_setup_state();
+        }
+    }
+
+    /// Publishes where the setup stands, for the console screen.
+    fn publish_setup_state(&mut self) {
+        let Some(state) = self.setup.as_ref().map(|setup| setup.state().to_json()) else {
+            return;
+        };
+        let path = self.settings.run_dir.join(SETUP_STATE_FILE);
+        if let Err(error) = self.system.write_run_file(&path, &state) {
+            self.log(format_args!(
+                "setup: the console will not show the setup's state: {error:#}"
+            ));
         }
     }
 
@@ -762,9 +860,30 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     fn serve_network_request(&mut self) {
         let run_dir = self.settings.run_dir.clone();
         if let Some(taken) = self.system.take_network_request(&run_dir) {
+            let kept_before = self.network.as_ref().map(NetworkOwner::kept_changes);
             self.network_step(|owner, network, now, log| {
                 owner.serve(&run_dir, taken, network, now, log)
             });
+            let kept_now = self.network.as_ref().map(NetworkOwner::kept_changes);
+            if kept_now > kept_before {
+                self.network_chosen();
+            }
+        }
+    }
+
+    /// A network change was kept: the setup, if there is one, has its network.
+    fn network_chosen(&mut self) {
+        let Init {
+            clock,
+            console,
+            setup,
+            ..
+        } = self;
+        let Some(fallback) = setup.as_mut() else {
+            return;
+        };
+        if fallback.network_chosen(&mut |line| console.line(clock.uptime(), line)) {
+            self.publish_setup_state();
         }
     }
 
@@ -830,29 +949,46 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// The console screen or, with `mfv.rescue`, the shell (which the console is told about).
-    fn console_child(&mut self) -> ConsoleChild {
-        let (what, program) = if self.rescue {
-            self.log(
-                "console: mfv.rescue: a root shell without login, as the kernel command line asks",
-            );
-            ("console shell", ConsoleProgram::bare(&self.settings.shell))
-        } else {
-            ("console screen", self.settings.console_screen.clone())
-        };
-        ConsoleChild {
+    /// The console screen on every console the kernel writes to (or on the console, when it
+    /// cannot say) or, with `mfv.rescue`, the shell on the console (which it is told about).
+    fn console_children(&mut self) -> Vec<ConsoleChild> {
+        let child = |what, program, device| ConsoleChild {
             what,
             program,
+            device,
             pid: None,
             started_at: None,
             restart_at: None,
             announced: false,
+        };
+        if self.rescue {
+            self.log(
+                "console: mfv.rescue: a root shell without login, as the kernel command line asks",
+            );
+            let shell = ConsoleProgram::bare(&self.settings.shell);
+            return vec![child("console shell", shell, self.settings.console.clone())];
         }
+        let mut devices = self
+            .system
+            .active_consoles(&self.settings.sysfs_root, &self.settings.dev_dir);
+        if devices.is_empty() {
+            devices.push(self.settings.console.clone());
+        }
+        devices
+            .into_iter()
+            .map(|device| {
+                child(
+                    "console screen",
+                    self.settings.console_screen.clone(),
+                    device,
+                )
+            })
+            .collect()
     }
 
     fn start_console_shell(&mut self, shell: &mut ConsoleChild) {
         let now = self.clock.uptime();
-        let console = self.settings.console.clone();
+        let console = shell.device.clone();
         match self.system.spawn_on_console(&shell.program, &console) {
             Ok(pid) => {
                 shell.pid = Some(pid);
@@ -878,17 +1014,20 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// Reaps every zombie; schedules a restart when the console program is among them.
-    fn reap(&mut self, shell: &mut ConsoleChild) {
+    /// Reaps every zombie; schedules a restart when a console program is among them.
+    fn reap(&mut self, consoles: &mut [ConsoleChild]) {
         for exit in self.system.reap_children().exited {
             let now = self.clock.uptime();
             if let Some(lines) = self.supervisor.exited(&exit, now) {
                 self.log_services(lines);
                 continue;
             }
-            if shell.pid != Some(exit.pid) {
+            let Some(shell) = consoles
+                .iter_mut()
+                .find(|shell| shell.pid == Some(exit.pid))
+            else {
                 continue;
-            }
+            };
             shell.pid = None;
             let now = self.clock.uptime();
             let earliest = shell
@@ -1208,8 +1347,7 @@ mod tests {
                  [    1.501200] mfv-init: phase coldplug: ok (0.4 ms)\n\
                  [    1.501400] mfv-init: hotplug: listening for kernel uevents\n\
                  [    1.501500] mfv-init: config: no configuration found\n\
-                 [    1.501600] mfv-init: config: no usable configuration; setup is needed \
-                 (the console setup is not available yet)\n\
+                 [    1.501600] mfv-init: config: no usable configuration; setup is needed\n\
                  [    1.501800] mfv-init: phase config: ok (0.4 ms)\n\
                  [    1.502100] mfv-init: phase hostname: ok (0.1 ms)\n\
                  [    1.502300] mfv-init: net: lo up\n\
@@ -1756,6 +1894,191 @@ mod tests {
         );
     }
 
+    /// The setup lines PID 1 logged.
+    fn setup_lines(outcome: &Outcome) -> Vec<&str> {
+        outcome
+            .messages
+            .iter()
+            .filter(|line| line.starts_with("setup: "))
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn without_a_configuration_nobody_at_the_console_means_dhcp_after_the_setup_timeout() {
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let system = FakeSystem {
+            network: RecordingNetwork {
+                nic_with_carrier: Some("eth0".into()),
+                ..RecordingNetwork::default()
+            },
+            ..FakeSystem::default()
+        };
+        // Nothing until the fallback is due, then SIGTERM.
+        let outcome = run(&fixture, system, &[None, Some(Signal::SIGTERM)]);
+        assert_eq!(
+            setup_lines(&outcome),
+            [
+                "setup: waiting for an operator at the console; without one, DHCP on the \
+                 first network card with link in 5 s",
+                "setup: nobody chose a network within 5 s: DHCP on eth0 (the first network \
+                 card with link), until a lease arrives",
+            ]
+        );
+        let first_wait = outcome.timeouts[0].unwrap();
+        assert!(first_wait > Duration::from_millis(4_900) && first_wait <= Duration::from_secs(5));
+        assert!(
+            outcome
+                .network_calls
+                .iter()
+                .any(|call| call.starts_with("dhcp eth0")),
+            "{:?}",
+            outcome.network_calls
+        );
+        let states: Vec<&str> = outcome.calls_like("write /run/mfv/setup.json");
+        assert_eq!(states.len(), 2, "{:?}", outcome.calls);
+        assert!(
+            outcome
+                .calls
+                .contains(&"setup-lock-holder /run/mfv".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_setup_lock_or_state_file_that_fails_is_said_and_the_fallback_goes_on() {
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let system = FakeSystem {
+            setup_lock_fails: true,
+            failing_run_files: vec![PathBuf::from("/run/mfv/setup.json")],
+            network: RecordingNetwork {
+                nic_with_carrier: Some("eth0".into()),
+                ..RecordingNetwork::default()
+            },
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[None, Some(Signal::SIGTERM)]);
+        assert!(outcome.has(
+            "setup: the console will not show the setup's state: write /run/mfv/setup.json: No \
+             space left on device"
+        ));
+        assert!(outcome.has(
+            "setup: cannot tell whether a console sets up: open /run/mfv/setup.lock: Permission \
+             denied"
+        ));
+        assert!(
+            setup_lines(&outcome)
+                .iter()
+                .any(|line| line
+                    .starts_with("setup: nobody chose a network within 5 s: DHCP on eth0")),
+            "{:?}",
+            outcome.messages
+        );
+    }
+
+    #[test]
+    fn the_dhcp_fallback_waits_for_an_operator_answering_at_a_console() {
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let system = FakeSystem {
+            setup_holders: VecDeque::from([Some("ttyS0".to_owned()), None]),
+            network: RecordingNetwork {
+                nic_with_carrier: Some("eth0".into()),
+                ..RecordingNetwork::default()
+            },
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[None, None, Some(Signal::SIGTERM)]);
+        assert_eq!(
+            setup_lines(&outcome)[1..],
+            [
+                "setup: the setup on ttyS0 is in use: the DHCP fallback waits",
+                "setup: nobody chose a network within 5 s: DHCP on eth0 (the first network \
+                 card with link), until a lease arrives",
+            ]
+        );
+        let retry = outcome.timeouts[1].unwrap();
+        assert!(retry > Duration::from_millis(4_900) && retry <= mfv_host::setup::FALLBACK_RETRY);
+    }
+
+    #[test]
+    fn a_network_kept_through_the_host_daemon_ends_the_setup_without_a_fallback() {
+        use mfv_host::network::handover::{HANDOVER_VERSION, NetworkAction, NetworkRequest};
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let mut system = FakeSystem::default();
+        system.network_requests.push_back(NetworkRequest {
+            version: HANDOVER_VERSION,
+            request_id: "7-1".to_owned(),
+            action: NetworkAction::Apply {
+                network_toml: "[[network.interfaces]]\nname = \"eth0\"\n".to_owned(),
+                confirm_within_secs: 60,
+            },
+        });
+        system.network_requests.push_back(NetworkRequest {
+            version: HANDOVER_VERSION,
+            request_id: "7-2".to_owned(),
+            action: NetworkAction::Confirm { apply_id: 1 },
+        });
+        let outcome = run(
+            &fixture,
+            system,
+            &[
+                Some(Signal::SIGHUP),
+                Some(Signal::SIGHUP),
+                Some(Signal::SIGTERM),
+            ],
+        );
+        assert_eq!(
+            setup_lines(&outcome)[1..],
+            ["setup: the network was chosen: no DHCP fallback"]
+        );
+        assert!(outcome.has("net: change 1 confirmed"));
+        assert_eq!(outcome.calls_like("write /run/mfv/setup.json").len(), 2);
+        assert!(outcome.calls_like("setup-lock-holder").is_empty());
+        // Nothing left to wait for.
+        assert_eq!(outcome.timeouts[2], None);
+    }
+
+    #[test]
+    fn mfv_net_mfv_rescue_or_a_configuration_skips_the_setup() {
+        for cmdline in [
+            "mfv.net=eth0:dhcp",
+            "mfv.net=eth0:dhcp mfv.setup_timeout=5",
+            "mfv.rescue mfv.setup_timeout=5",
+        ] {
+            let fixture = fixture(Some(cmdline), None, true, true);
+            let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+            assert!(setup_lines(&outcome).is_empty(), "{:?}", outcome.messages);
+            assert!(outcome.calls_like("write /run/mfv/setup.json").is_empty());
+            assert_eq!(outcome.timeouts, [None]);
+        }
+        let fixture = fixture(Some("mfv.setup_timeout=5"), None, true, true);
+        let outcome = run(
+            &fixture,
+            system_with_network_config(),
+            &[Some(Signal::SIGTERM)],
+        );
+        assert!(setup_lines(&outcome).is_empty(), "{:?}", outcome.messages);
+        assert!(outcome.calls_like("write /run/mfv/setup.json").is_empty());
+    }
+
+    #[test]
+    fn the_screen_runs_on_every_console_the_kernel_names() {
+        let fixture = fixture(Some(""), None, true, true);
+        let system = FakeSystem {
+            consoles: vec![PathBuf::from("/dev/tty1"), PathBuf::from("/dev/ttyS0")],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[Some(Signal::SIGTERM)]);
+        let screen = fixture.settings.console_screen.path.display();
+        assert_eq!(
+            outcome.calls_like("spawn"),
+            [
+                format!("spawn {screen} --console on /dev/tty1"),
+                format!("spawn {screen} --console on /dev/ttyS0")
+            ]
+        );
+        assert!(outcome.has("console screen started on /dev/ttyS0"));
+    }
+
     #[test]
     fn console_shell_is_started_once_and_restarted_at_most_once_a_second() {
         let fixture = fixture(Some("mfv.rescue"), None, true, true);
@@ -1806,7 +2129,8 @@ mod tests {
             started[1]
         );
         assert!(started[2].starts_with("console shell exited (exit status 3), restarting in 0.99"));
-        // The loop waits forever until a restart is pending, then at most the rest of 1 s.
+        // The loop waits forever until a restart is pending, then at most the rest of 1 s
+        // (with mfv.rescue there is no setup to wait for).
         assert_eq!(outcome.timeouts[..3], [None, None, None]);
         let pending = outcome.timeouts[3].unwrap();
         assert!(pending > Duration::from_millis(990) && pending <= Duration::from_secs(1));

@@ -166,6 +166,11 @@ pub trait System {
         &mut self,
         run_dir: &Path,
     ) -> Option<Result<NetworkRequest, HandoverError>>;
+    /// Who holds the console setup in `run_dir` (a console's name), if anyone.
+    fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>>;
+    /// The device of every console the kernel writes to (`/dev/tty1`, `/dev/ttyS0`), from
+    /// `<sysfs>/class/tty/console/active`; empty when it cannot say.
+    fn active_consoles(&mut self, sysfs_root: &Path, dev_dir: &Path) -> Vec<PathBuf>;
     /// Sends the console lines so far and from now on to the boot log in `run_dir`.
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()>;
     /// Copies the console lines so far and from now on, and every service's output, to the
@@ -528,6 +533,16 @@ impl System for NixSystem {
         mfv_host::network::handover::take_request(run_dir)
     }
 
+    fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>> {
+        Ok(mfv_host::setup::SetupLock::holder(run_dir)?)
+    }
+
+    fn active_consoles(&mut self, sysfs_root: &Path, dev_dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_to_string(sysfs_root.join("class/tty/console/active"))
+            .map(|active| console_devices(&active, dev_dir))
+            .unwrap_or_default()
+    }
+
     fn open_boot_log(&mut self, run_dir: &Path) -> anyhow::Result<()> {
         crate::boot_log::open(run_dir).context("the boot log")
     }
@@ -669,6 +684,25 @@ fn hand_over_listeners(listeners: &[RawFd]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The devices of the consoles `<sysfs>/class/tty/console/active` lists (`tty0 ttyS0`), below
+/// `dev_dir`. `tty0` is the virtual terminal in front, which is no terminal of its own to
+/// run a program on: the screen takes `tty1`, the one shown at boot.
+pub fn console_devices(active: &str, dev_dir: &Path) -> Vec<PathBuf> {
+    let mut devices: Vec<PathBuf> = Vec::new();
+    for name in active.split_whitespace() {
+        let name = if name == "tty0" { "tty1" } else { name };
+        // Only names the kernel gives terminals: nothing that walks out of `dev_dir`.
+        if name.contains('/') || name.starts_with('.') {
+            continue;
+        }
+        let device = dev_dir.join(name);
+        if !devices.contains(&device) {
+            devices.push(device);
+        }
+    }
+    devices
 }
 
 #[cfg(test)]
@@ -927,5 +961,23 @@ mod tests {
         assert_eq!(system.reap_children(), Reaped::default());
         let error = system.wait_child(pid).unwrap_err();
         assert_eq!(error.to_string(), format!("waitpid({pid})"));
+    }
+
+    #[test]
+    fn the_screen_runs_on_every_console_the_kernel_writes_to() {
+        let dev = Path::new("/dev");
+        assert_eq!(
+            console_devices("tty0 ttyS0\n", dev),
+            [PathBuf::from("/dev/tty1"), PathBuf::from("/dev/ttyS0")]
+        );
+        assert_eq!(
+            console_devices("ttyS0 ttyS0", dev),
+            [PathBuf::from("/dev/ttyS0")]
+        );
+        assert_eq!(
+            console_devices("../sda .. ttyS1", dev),
+            [PathBuf::from("/dev/ttyS1")]
+        );
+        assert!(console_devices("\n", dev).is_empty());
     }
 }

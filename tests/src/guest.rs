@@ -44,6 +44,8 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 const QMP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often QEMU's state is polled while waiting for a socket or for it to exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the whole serial log is searched again for a line anywhere in it.
+const LOG_SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// What every mfv-init console line has after its time stamp (`[    1.634210] mfv-init: ...`).
 pub const INIT_PREFIX: &str = "] mfv-init: ";
 
@@ -190,6 +192,41 @@ impl Guest {
                 );
             }
             std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until any serial line so far, wherever it is (no cursor: lines that interleave at
+    /// their own pace, such as a DHCP client's), contains `needle`, and returns it. On deadline
+    /// the error names the needle and the timeout and shows the serial log.
+    pub fn wait_for_line_anywhere(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        self.wait_for_matching_line(needle, timeout, |line| line.contains(needle))
+    }
+
+    /// Waits until any serial line so far matches `matches` (`what` says what it looks for,
+    /// in the error) and returns it; see [`Guest::wait_for_line_anywhere`].
+    pub fn wait_for_matching_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.serial_log();
+            if let Some(line) = log.lines().find(|line| matches(line)) {
+                return Ok(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                self.failed = true;
+                anyhow::bail!(
+                    "no serial line with {what:?} within {timeout:?}; serial log:\n{log}"
+                );
+            }
+            std::thread::sleep(LOG_SCAN_INTERVAL);
         }
     }
 

@@ -27,8 +27,7 @@ use tempfile::TempDir;
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 /// What mfv-init says when no usable configuration was found.
-const SETUP_NEEDED: &str =
-    "config: no usable configuration; setup is needed (the console setup is not available yet)";
+const SETUP_NEEDED: &str = "config: no usable configuration; setup is needed";
 
 /// A valid configuration naming the host `hostname`.
 fn valid_config(hostname: &str) -> String {

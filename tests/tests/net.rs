@@ -42,28 +42,6 @@ fn show_row(guest: &Guest, name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("mfv net show has no {name} row"))
 }
 
-/// Waits until the serial log holds a line containing `needle`, wherever it is (the DHCP
-/// client logs at its own pace, before or after the console shell starts).
-fn wait_in_log(guest: &Guest, needle: &str, timeout: Duration) -> anyhow::Result<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(line) = guest
-            .serial_log()
-            .lines()
-            .find(|line| line.contains(needle))
-        {
-            return Ok(line.to_owned());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "no console line with {needle:?} within {timeout:?}; serial log:\n{}",
-                guest.serial_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Connects to 127.0.0.1:`port` until the guest's server answers with the greeting.
 fn read_greeting(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
@@ -96,7 +74,7 @@ fn dhcp_from_the_command_line_brings_the_guest_up_and_a_forwarded_port_reaches_i
     guest.wait_for_line("mfv-init: net: eth0: DHCP client started", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: phase network: ok", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
-    let bound = wait_in_log(&guest, "mfv-init: net: eth0 bound ", LINE_TIMEOUT)?;
+    let bound = guest.wait_for_line_anywhere("mfv-init: net: eth0 bound ", LINE_TIMEOUT)?;
     // With `restrict=on` QEMU's DHCP server sends neither a router nor DNS servers.
     ensure!(
         bound.ends_with("] mfv-init: net: eth0 bound 10.0.2.15/24 (lease 86400 s)"),
@@ -357,12 +335,8 @@ fn a_bond_declared_in_the_configuration_gets_its_lease_at_boot() -> anyhow::Resu
     guest.wait_for_line("mfv-init: net: create bond bond0", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: net: bond0: DHCP client started", LINE_TIMEOUT)?;
     // The lease and the console shell race: either may come first.
-    wait_in_log(
-        &guest,
-        "mfv-init: net: bond0 bound 10.0.2.15/24",
-        LINE_TIMEOUT,
-    )?;
-    wait_in_log(&guest, "mfv-init: console shell started", LINE_TIMEOUT)?;
+    guest.wait_for_line_anywhere("mfv-init: net: bond0 bound 10.0.2.15/24", LINE_TIMEOUT)?;
+    guest.wait_for_line_anywhere("mfv-init: console shell started", LINE_TIMEOUT)?;
     guest.write_serial("cat /proc/net/bonding/bond0\n")?;
     guest.wait_for_line(
         "Bonding Mode: fault-tolerance (active-backup)",

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mfv_api::{ApiError, ErrorKind, MAX_CONFIRM_SECS, NetworkOutcome, Reply};
-use mfv_config::schema::{MAX_CONFIG_SIZE, parse_network_section};
+use mfv_config::schema::{MAX_CONFIG_SIZE, NetworkConfig, parse_network_section};
 use mfv_linux::regular_file::{ReadError, read_limited};
 use serde::{Deserialize, Serialize};
 
@@ -352,6 +352,41 @@ impl NetworkOwner {
                 contents: answer_json(&answer),
             },
         ]
+    }
+
+    /// How many changes were kept (confirmed) since the boot: PID 1 learns from it that a
+    /// request it served gave the host its network.
+    pub fn kept_changes(&self) -> u64 {
+        self.live.kept_changes()
+    }
+
+    /// Applies `section` at `now` and keeps it at once, for a change PID 1 decides itself
+    /// (the setup's DHCP fallback): nobody else is there to confirm it. Returns the pending
+    /// file to write, and `Err` with the reason when the change was refused or rolled back.
+    pub fn keep(
+        &mut self,
+        run_dir: &Path,
+        section: &NetworkConfig,
+        network: &mut dyn Network,
+        now: Duration,
+        log: &mut dyn FnMut(String),
+    ) -> (Vec<HandoverFile>, Result<(), String>) {
+        let outcome = self
+            .live
+            .apply(network, section, MAX_CONFIRM_SECS, now, log)
+            .and_then(|outcome| match outcome {
+                NetworkOutcome::Applied { apply_id, .. } => {
+                    self.live.confirm(network, apply_id, now, log)
+                }
+                other => Ok(other),
+            });
+        let kept = match outcome {
+            Ok(NetworkOutcome::Confirmed) => Ok(()),
+            Ok(NetworkOutcome::RolledBack { reason }) => Err(reason),
+            Ok(other) => Err(format!("the change was not kept: {other:?}")),
+            Err(error) => Err(error.to_string()),
+        };
+        (vec![self.pending_file(run_dir)], kept)
     }
 
     /// Rolls the pending change back when its deadline has passed at `now`; returns the

@@ -98,6 +98,7 @@ pub struct LiveNetwork {
     pending: Option<Pending>,
     last_id: u64,
     finished: VecDeque<(u64, Finished)>,
+    kept: u64,
 }
 
 impl LiveNetwork {
@@ -110,7 +111,13 @@ impl LiveNetwork {
             pending: None,
             last_id: 0,
             finished: VecDeque::new(),
+            kept: 0,
         }
+    }
+
+    /// How many changes were confirmed since the boot.
+    pub fn kept_changes(&self) -> u64 {
+        self.kept
     }
 
     /// The change waiting for its confirmation, if any.
@@ -207,6 +214,7 @@ impl LiveNetwork {
                     Ok(()) => {
                         log(format!("net: change {apply_id} confirmed"));
                         self.in_effect = pending.steps;
+                        self.kept += 1;
                         self.remember(apply_id, Finished::Confirmed);
                         Ok(NetworkOutcome::Confirmed)
                     }

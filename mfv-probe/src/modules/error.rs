@@ -98,6 +98,12 @@ pub enum ModuleError {
         #[source]
         source: io::Error,
     },
+    /// A file to load is not named as a module file is.
+    #[error("{} is not a kernel module file (.ko, .ko.xz, .ko.zst or .ko.gz)", path.display())]
+    NotAModuleFile {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 pub use mfv_linux::error_chain;

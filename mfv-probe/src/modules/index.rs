@@ -33,7 +33,7 @@ pub enum Compression {
 
 impl Compression {
     /// The compression of a module file named `file_name`; `None` when it is no module file.
-    fn of_file_name(file_name: &str) -> Option<Self> {
+    pub(crate) fn of_file_name(file_name: &str) -> Option<Self> {
         MODULE_FILE_SUFFIXES
             .into_iter()
             .find(|(suffix, _)| file_name.ends_with(suffix))

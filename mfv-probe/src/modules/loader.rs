@@ -191,6 +191,27 @@ pub(crate) enum Inserted {
     AlreadyLoaded,
 }
 
+/// Loads the module file at `path` (`.ko`, `.ko.xz`, `.ko.zst` or `.ko.gz`) through `loader`,
+/// without parameters and without dependencies: a driver brought on a volume for hardware the
+/// installed modules lack, which no modules.dep lists. Returns the module's name and whether
+/// the kernel took it now (`false`: it was loaded already).
+pub fn load_module_file(
+    loader: &mut dyn ModuleLoader,
+    path: &Path,
+) -> Result<(ModuleName, bool), ModuleError> {
+    let not_a_module = || ModuleError::NotAModuleFile {
+        path: path.to_owned(),
+    };
+    let module = ModuleName::from_path(path).ok_or_else(not_a_module)?;
+    let compression = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(Compression::of_file_name)
+        .ok_or_else(not_a_module)?;
+    let inserted = insert_module_file(loader, &module, path, compression, "")?;
+    Ok((module, inserted == Inserted::Loaded))
+}
+
 /// Opens (and decompresses) the module file at `path` and hands it to `loader`.
 pub(crate) fn insert_module_file(
     loader: &mut dyn ModuleLoader,
@@ -272,5 +293,46 @@ mod tests {
     fn images_debug_print_without_their_bytes() {
         let image = ModuleImage::Decompressed(vec![0; 4096]);
         assert_eq!(format!("{image:?}"), "Decompressed(4096 bytes)");
+    }
+
+    #[test]
+    fn a_module_file_from_a_volume_is_loaded_by_its_name_and_a_file_of_another_kind_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("igb-extra.ko");
+        std::fs::write(&path, b"\x7fELF module").unwrap();
+        let mut loader = RecordingModuleLoader::new();
+        let (module, now) = load_module_file(&mut loader, &path).unwrap();
+        assert_eq!((module.as_str(), now), ("igb_extra", true));
+        assert_eq!(loader.inserted_modules(), ["igb_extra"]);
+        assert_eq!(loader.inserts()[0].image, b"\x7fELF module");
+
+        loader.fail("igb_extra", Errno::EEXIST);
+        assert!(!load_module_file(&mut loader, &path).unwrap().1);
+        loader.fail("igb_extra", Errno::ENOEXEC);
+        let error = load_module_file(&mut loader, &path).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot load module igb_extra from "),
+            "{error}"
+        );
+
+        let readme = dir.path().join("README.txt");
+        std::fs::write(&readme, "").unwrap();
+        let error = load_module_file(&mut loader, &readme).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} is not a kernel module file (.ko, .ko.xz, .ko.zst or .ko.gz)",
+                readme.display()
+            )
+        );
+        let missing = load_module_file(&mut loader, &dir.path().join("gone.ko")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot read module gone from "),
+            "{missing}"
+        );
     }
 }

@@ -31,6 +31,7 @@ pub use index::{Compression, IndexIssue, ModuleIndex};
 pub use load::{LoadOutcome, LoadStep, StepStatus, load_with_dependencies};
 pub use loader::{
     KernelModuleLoader, ModuleImage, ModuleLoader, RecordedInsert, RecordingModuleLoader,
+    load_module_file,
 };
 pub use name::ModuleName;
 pub use options::ModuleOptions;
