@@ -267,7 +267,9 @@ impl<C: InitControl> HostDaemon<C> {
                 Ok(Response::Accepted)
             }
             Request::SetupVolumes => Ok(Response::SetupVolumes {
-                volumes: setup_save::volume_choices(&mfv_probe::inventory_at(&self.roots).block_devices),
+                volumes: setup_save::volume_choices(
+                    &mfv_probe::inventory_at(&self.roots).block_devices,
+                ),
             }),
             Request::SetupSave {
                 config_text,

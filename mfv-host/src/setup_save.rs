@@ -231,10 +231,11 @@ pub fn save(
             (device.clone(), true)
         }
     };
-    let volume = StoreVolume::for_setup(&device, run_dir).map_err(|error| SetupSaveError::Volume {
-        device: device.clone(),
-        source: Box::new(error),
-    })?;
+    let volume =
+        StoreVolume::for_setup(&device, run_dir).map_err(|error| SetupSaveError::Volume {
+            device: device.clone(),
+            source: Box::new(error),
+        })?;
     let written = write_to_volume(&volume, &config.auth, &admin, save, published_web_dir);
     let closed = volume.close();
     let generation = written?;

@@ -146,7 +146,10 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
     let mut bad_name = request(device.path(), format, CONFIG);
     bad_name.admin = "Alice Smith".to_owned();
     let error = save(run.path(), &published, &bad_name).unwrap_err();
-    assert!(matches!(error, SetupSaveError::AdminName { .. }), "{error:?}");
+    assert!(
+        matches!(error, SetupSaveError::AdminName { .. }),
+        "{error:?}"
+    );
 
     let unconfirmed = request(
         device.path(),
