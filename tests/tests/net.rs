@@ -23,6 +23,8 @@ use mfv_tests::{
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 /// What the server in the guest answers on the forwarded port.
 const GREETING: &str = "hello-from-the-guest";
+/// The port the guest greets on: not one the host serves itself (its web server has 443 and 80).
+const GREETING_PORT: u16 = 8080;
 
 /// A guest with one virtio NIC, `quiet` (no kernel messages inside the lines read back).
 fn spec() -> anyhow::Result<GuestSpec> {
@@ -66,7 +68,7 @@ fn read_greeting(port: u16, timeout: Duration) -> anyhow::Result<()> {
 fn dhcp_from_the_command_line_brings_the_guest_up_and_a_forwarded_port_reaches_it()
 -> anyhow::Result<()> {
     let mut guest = spec()?
-        .forward_port(443)
+        .forward_port(GREETING_PORT)
         .kernel_arg("mfv.net=eth0:dhcp")
         .boot()?;
     guest.wait_for_line("mfv-init: net: lo up", LINE_TIMEOUT)?;
@@ -91,9 +93,11 @@ fn dhcp_from_the_command_line_brings_the_guest_up_and_a_forwarded_port_reaches_i
     ensure!(row.contains(" up "), "eth0 is not up: {row:?}");
 
     let port = guest
-        .host_port(443)
-        .context("the harness did not forward port 443")?;
-    guest.write_serial(&format!("busybox nc -ll -p 443 -e echo {GREETING}\n"))?;
+        .host_port(GREETING_PORT)
+        .context("the harness did not forward the greeting's port")?;
+    guest.write_serial(&format!(
+        "busybox nc -ll -p {GREETING_PORT} -e echo {GREETING}\n"
+    ))?;
     read_greeting(port, LINE_TIMEOUT)
 }
 
@@ -254,8 +258,8 @@ fn an_active_backup_bond_fails_over_to_the_second_nic() -> anyhow::Result<()> {
         .kernel_arg("mfv.rescue")
         .nic(NicModel::E1000)
         .nic(NicModel::E1000)
-        .forward_port_on(0, 443)
-        .forward_port_on(1, 443)
+        .forward_port_on(0, GREETING_PORT)
+        .forward_port_on(1, GREETING_PORT)
         .boot()?;
     guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
 
@@ -294,13 +298,15 @@ fn an_active_backup_bond_fails_over_to_the_second_nic() -> anyhow::Result<()> {
         );
     }
 
-    guest.write_serial(&format!("busybox nc -ll -p 443 -e echo {GREETING} &\n"))?;
+    guest.write_serial(&format!(
+        "busybox nc -ll -p {GREETING_PORT} -e echo {GREETING} &\n"
+    ))?;
     let through_eth0 = guest
-        .host_port_on(0, 443)
-        .context("the harness did not forward port 443 on the first NIC")?;
+        .host_port_on(0, GREETING_PORT)
+        .context("the harness did not forward the greeting's port on the first NIC")?;
     let through_eth1 = guest
-        .host_port_on(1, 443)
-        .context("the harness did not forward port 443 on the second NIC")?;
+        .host_port_on(1, GREETING_PORT)
+        .context("the harness did not forward the greeting's port on the second NIC")?;
     read_greeting(through_eth0, LINE_TIMEOUT)?;
 
     guest.set_link(0, false)?;
