@@ -85,5 +85,5 @@ pub use sqlite::{SCHEMA_VERSION, SqliteState, StoreError};
 pub use sqlite_users::SqliteUserBackend;
 pub use throttle::ThrottleRule;
 pub use token::{API_TOKEN_PREFIX, ApiTokenInfo, MAX_TOKEN_NAME_CHARS, NewApiToken};
-pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS};
+pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS, constant_time_eq};
 pub use username::{RESERVED_USERNAMES, Username, UsernameError};

@@ -88,7 +88,9 @@ pub(crate) fn matching_step(secret: &[u8], code: &str, now: Timestamp, window: u
     found
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` are equal, in a time that depends on their lengths only: for
+/// comparing a presented secret (a code, a token, a session id) with the real one.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

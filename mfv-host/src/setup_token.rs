@@ -166,7 +166,7 @@ pub fn claim(run_dir: &Path, presented: &str) -> Result<(), ClaimRefusal> {
             ClaimRefusal::NoneIssued
         });
     };
-    if !same_token(&normalized(token.as_str()), &normalized(presented)) {
+    if !mfv_auth::constant_time_eq(&normalized(token.as_str()), &normalized(presented)) {
         return Err(ClaimRefusal::Wrong);
     }
     let from = run_dir.join(TOKEN_FILE);
@@ -203,11 +203,6 @@ fn normalized(token: &str) -> Vec<u8> {
         .filter(|byte| !matches!(byte, b'-' | b' ' | b'\t'))
         .map(|byte| byte.to_ascii_lowercase())
         .collect()
-}
-
-/// Whether `a` and `b` are equal, in a time that depends on their lengths only.
-fn same_token(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -139,9 +139,9 @@ impl<A: DaemonLink> ConfigMode<A> {
             .session
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        session
-            .as_ref()
-            .is_some_and(|session| same_secret(session.id.as_bytes(), presented.as_bytes()))
+        session.as_ref().is_some_and(|session| {
+            mfv_auth::constant_time_eq(session.id.as_bytes(), presented.as_bytes())
+        })
     }
 
     /// Lets in a request that carries the session and comes from this site's pages.
@@ -676,9 +676,4 @@ fn new_session_id() -> Result<String, String> {
     getrandom::fill(&mut bytes)
         .map_err(|error| format!("the system's random source failed: {error}"))?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
-/// Whether `a` and `b` are equal, in a time that depends on their lengths only.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
