@@ -252,14 +252,14 @@ macro_rules! for_each_call {
             setup_volumes() -> Vec<$crate::VolumeChoice> = $crate::Request::SetupVolumes,
                 $crate::Response::SetupVolumes { volumes } => Some(volumes);
             /// First-boot setup's save: `config_text` with `admin` and `password` as the first
-            /// administrator, on `volume`; the device, the generation and whether the volume
-            /// was made.
+            /// administrator, on `volume`; the device, the generation, whether the volume
+            /// was made and when the host runs with it.
             setup_save(
                 config_text: &str,
                 volume: $crate::SetupVolume,
                 admin: &str,
                 password: &str
-            ) -> (String, u64, bool) =
+            ) -> (String, u64, bool, $crate::SetupInUse) =
                 $crate::Request::SetupSave {
                     config_text: config_text.to_owned(),
                     volume,
@@ -270,7 +270,8 @@ macro_rules! for_each_call {
                     device,
                     generation,
                     formatted,
-                } => Some((device, generation, formatted));
+                    in_use,
+                } => Some((device, generation, formatted, in_use));
         }
     };
 }

@@ -106,6 +106,21 @@ pub enum SetupVolume {
     },
 }
 
+/// When the host runs with the configuration first-boot setup saved. Serializes with `when`
+/// `now` or `next_boot` beside the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "when", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SetupInUse {
+    /// Now: the host left setup and runs in normal mode with it.
+    Now,
+    /// From the next boot; the host stays in setup until then.
+    NextBoot {
+        /// Why not now.
+        reason: String,
+    },
+}
+
 /// A disk or partition first-boot setup can put the configuration on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -83,7 +83,7 @@ pub use async_client::AsyncClient;
 pub use call::{ClientError, DEFAULT_CLIENT_NAME};
 pub use client::{Client, DEFAULT_TIMEOUT, ProvisionalChange, apply_network};
 pub use config::{
-    ConfigDocument, ConfigIssue, FormattedVolume, Secret, SetupVolume, VolumeChoice,
+    ConfigDocument, ConfigIssue, FormattedVolume, Secret, SetupInUse, SetupVolume, VolumeChoice,
     VolumeContents, VolumeFs, check_format_confirmation,
 };
 pub use error::{ApiError, ErrorKind};

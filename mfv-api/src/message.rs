@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiError, ConfigDocument, ConfigIssue, ErrorKind, FormattedVolume, HostStatus, LogLine,
-    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, Secret, ServiceStatus, SetupVolume,
-    VolumeChoice, VolumeFs, check_format_confirmation,
+    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, Secret, ServiceStatus, SetupInUse,
+    SetupVolume, VolumeChoice, VolumeFs, check_format_confirmation,
 };
 
 /// A request. Serializes as an object whose `type` is the variant's snake_case name, with
@@ -300,6 +300,8 @@ pub enum Response {
         generation: u64,
         /// Whether the volume was made now.
         formatted: bool,
+        /// When the host runs with it.
+        in_use: SetupInUse,
     },
 }
 

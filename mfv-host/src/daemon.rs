@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mfv_api::{
     ApiError, BootReport, ConfigIssue, ConfigOrigin, ConfigProvenance, ErrorKind, FormattedVolume,
-    HostStatus, Request, Response, ServiceStatus, StoreKind, Virtualization, VolumeFs,
+    HostStatus, Request, Response, ServiceStatus, SetupInUse, StoreKind, Virtualization, VolumeFs,
 };
 use mfv_config::discovery::{Discovery, DiscoveryReport};
 use mfv_config::format::{FormatError, FsKind, format_config_volume};
@@ -30,6 +30,7 @@ use crate::network::handover::{
 };
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
+use crate::setup_adoption;
 use crate::setup_save::{self, SetupSaveError};
 use crate::setup_token::{self, ClaimRefusal};
 use crate::web_identity;
@@ -41,6 +42,8 @@ pub const HOST_STATE_FILE: &str = "host.json";
 pub const RESTART_REQUESTS_DIR: &str = "restart";
 /// How long a restart request waits for PID 1 to start the service again.
 const RESTART_WAIT: Duration = Duration::from_secs(10);
+/// How long the save waits for PID 1 to run the host with the saved configuration.
+const ADOPTION_WAIT: Duration = Duration::from_secs(20);
 /// How often the status is read while waiting for a restart.
 const RESTART_POLL: Duration = Duration::from_millis(50);
 /// The largest host state file read.
@@ -174,6 +177,9 @@ pub trait InitControl {
     /// Tells PID 1 that a network request waits in its runtime directory
     /// ([`crate::network::handover`]).
     fn network_requested(&mut self) -> std::io::Result<()>;
+    /// Tells PID 1 that first-boot setup saved a configuration for it to use
+    /// ([`crate::setup_adoption`]).
+    fn setup_saved(&mut self) -> std::io::Result<()>;
 }
 
 /// The daemon: where PID 1 publishes, the hardware roots, and how to reach PID 1.
@@ -263,6 +269,9 @@ impl<C: InitControl> HostDaemon<C> {
                 Ok(Response::Accepted)
             }
             Request::SetupClaim { token } => {
+                if let Some(device) = self.configured_from()? {
+                    return Err(setup_refused(ClaimRefusal::SetUp { device }));
+                }
                 setup_token::claim(&self.run_dir, &token).map_err(setup_refused)?;
                 Ok(Response::Accepted)
             }
@@ -365,18 +374,27 @@ impl<C: InitControl> HostDaemon<C> {
         lines
     }
 
+    /// The volume of the configuration the host runs with, as PID 1 published it; `None` on
+    /// a host that is not set up.
+    fn configured_from(&self) -> Result<Option<String>, ApiError> {
+        let state = read_host_state(&self.run_dir)
+            .map_err(|error| internal("cannot read the boot report", &error))?;
+        Ok(match state.map(|state| state.boot.config) {
+            Some(ConfigProvenance::Found { device, .. }) => Some(device),
+            _ => None,
+        })
+    }
+
     /// First-boot setup's save ([`setup_save::save`]), only on a host that booted without a
     /// configuration and whose setup token was claimed.
     fn save_setup(
-        &self,
+        &mut self,
         config_text: String,
         volume: mfv_api::SetupVolume,
         admin: String,
         password: &mfv_api::Secret,
     ) -> Result<Response, ApiError> {
-        let state = read_host_state(&self.run_dir)
-            .map_err(|error| internal("cannot read the boot report", &error))?;
-        if let Some(ConfigProvenance::Found { device, .. }) = state.map(|state| state.boot.config) {
+        if let Some(device) = self.configured_from()? {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
                 format!(
@@ -423,11 +441,41 @@ impl<C: InitControl> HostDaemon<C> {
         };
         let published = self.run_dir.join(web_identity::RUN_SUBDIR);
         let saved = setup_save::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
+        let in_use = self.put_in_use(&saved.device, ADOPTION_WAIT);
         Ok(Response::SetupSaved {
             device: saved.device.display().to_string(),
             generation: saved.generation,
             formatted: saved.formatted,
+            in_use,
         })
+    }
+
+    /// Asks PID 1 to run the host with the configuration setup saved on `device`, and waits
+    /// for it ([`setup_adoption`]); once it does, the setup token is retired. When it does
+    /// not, the saved configuration is used from the next boot, and the answer says why.
+    fn put_in_use(&mut self, device: &Path, wait: Duration) -> SetupInUse {
+        let asked = setup_adoption::leave(&self.run_dir, device)
+            .map_err(|error| mfv_linux::error_chain(&error))
+            .and_then(|()| {
+                self.init
+                    .setup_saved()
+                    .map_err(|error| format!("cannot signal PID 1: {error}"))
+            });
+        if let Err(reason) = asked {
+            return SetupInUse::NextBoot { reason };
+        }
+        if !setup_adoption::wait_until_in_use(&self.run_dir, device, wait) {
+            return SetupInUse::NextBoot {
+                reason: format!(
+                    "PID 1 did not take it into use within {} s; the console says why",
+                    wait.as_secs()
+                ),
+            };
+        }
+        // A token file left behind only shows on the console: the claim is refused on a host
+        // that is set up whatever it holds.
+        let _ = setup_token::retire(&self.run_dir);
+        SetupInUse::Now
     }
 
     /// Runs `work` on the config store of the volume the boot used, mounted for it alone,
@@ -728,7 +776,7 @@ fn no_service(name: &str) -> ApiError {
 fn setup_refused(refusal: ClaimRefusal) -> ApiError {
     let kind = match refusal {
         ClaimRefusal::Wrong | ClaimRefusal::Spent => ErrorKind::NotPermitted,
-        ClaimRefusal::NoneIssued => ErrorKind::Unavailable,
+        ClaimRefusal::NoneIssued | ClaimRefusal::SetUp { .. } => ErrorKind::Unavailable,
         ClaimRefusal::Failed(error) => return internal("cannot check the setup token", &error),
     };
     ApiError::new(kind, refusal.to_string()).with_field("token")
@@ -789,6 +837,8 @@ mod tests {
         calls: Vec<String>,
         /// When set, a restart request makes the service's status show a new process.
         restart_dir: Option<PathBuf>,
+        /// When set, PID 1 takes a saved setup into use in this directory.
+        adopt_dir: Option<PathBuf>,
         /// When set, PID 1 serves network requests in this directory.
         network: Option<Pid1Network>,
     }
@@ -853,6 +903,22 @@ mod tests {
                     }
                 }
                 services::write_status(dir, &statuses).unwrap();
+            }
+            Ok(())
+        }
+
+        fn setup_saved(&mut self) -> std::io::Result<()> {
+            self.calls.push("setup_saved".to_owned());
+            if let Some(dir) = &self.adopt_dir {
+                let device = setup_adoption::take(dir).unwrap().unwrap();
+                let mut state = read_host_state(dir).unwrap().unwrap();
+                state.boot.config = ConfigProvenance::Found {
+                    device: device.display().to_string(),
+                    store: StoreKind::Directory,
+                    generation: None,
+                    origin: ConfigOrigin::Current,
+                };
+                write_host_state(dir, &state).unwrap();
             }
             Ok(())
         }
@@ -1312,6 +1378,62 @@ mod tests {
             "{error}"
         );
         assert!(error.message.contains("/dev/mfv-no-such-disk"), "{error}");
+    }
+
+    #[test]
+    fn a_saved_setup_is_in_use_once_pid1_publishes_it_and_then_nothing_is_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let state = HostState {
+            boot: BootReport::new(ConfigProvenance::NotFound),
+            virtualization: Virtualization::Tcg,
+        };
+        write_host_state(&daemon.run_dir, &state).unwrap();
+        let token = setup_token::issue(&daemon.run_dir).unwrap().unwrap();
+        setup_token::claim(&daemon.run_dir, token.as_str()).unwrap();
+
+        // PID 1 does not answer: the configuration waits for the next boot, and the request
+        // is taken back.
+        let in_use = daemon.put_in_use(Path::new("/dev/vdb"), Duration::from_millis(100));
+        let SetupInUse::NextBoot { reason } = in_use else {
+            panic!("in use without PID 1: {in_use:?}");
+        };
+        assert!(
+            reason.contains("PID 1 did not take it into use"),
+            "{reason}"
+        );
+        assert!(setup_adoption::take(&daemon.run_dir).is_none());
+        assert!(daemon.run_dir.join(setup_token::CLAIMED_FILE).exists());
+
+        daemon.init.adopt_dir = Some(daemon.run_dir.clone());
+        let in_use = daemon.put_in_use(Path::new("/dev/vdb"), Duration::from_secs(5));
+        assert_eq!(in_use, SetupInUse::Now);
+        assert_eq!(daemon.init.calls, ["setup_saved", "setup_saved"]);
+        assert!(!daemon.run_dir.join(setup_token::CLAIMED_FILE).exists());
+        let error = daemon
+            .handle(
+                Peer::Web,
+                Request::SetupClaim {
+                    token: token.as_str().to_owned(),
+                },
+            )
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unavailable, "{error}");
+        assert!(error.message.contains("is set up"), "{error}");
+    }
+
+    #[test]
+    fn a_saved_setup_pid1_cannot_be_told_of_waits_for_the_next_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        // The runtime directory is a file: the request cannot be left.
+        std::fs::write(&daemon.run_dir, "").unwrap();
+        let in_use = daemon.put_in_use(Path::new("/dev/vdb"), Duration::from_secs(5));
+        let SetupInUse::NextBoot { reason } = in_use else {
+            panic!("in use: {in_use:?}");
+        };
+        assert!(reason.contains("setup-saved.json"), "{reason}");
+        assert!(daemon.init.calls.is_empty());
     }
 
     #[test]

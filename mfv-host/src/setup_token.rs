@@ -74,6 +74,12 @@ pub enum ClaimRefusal {
     /// There is no token to claim (none was issued: the host is set up, or not waiting).
     #[error("this host issued no setup token: it is not waiting to be set up")]
     NoneIssued,
+    /// The host is set up, with the configuration on `device`: there is nothing to claim.
+    #[error("this host is set up (its configuration is on {device}): sign in instead")]
+    SetUp {
+        /// The config volume.
+        device: String,
+    },
     /// The token could not be checked.
     #[error(transparent)]
     Failed(#[from] SetupTokenError),
@@ -180,6 +186,25 @@ pub fn claim(run_dir: &Path, presented: &str) -> Result<(), ClaimRefusal> {
         }
         .into()),
     }
+}
+
+/// Removes the token and its spent copy from `run_dir`, once the host is set up: the console
+/// shows no token any more and every claim is told that none was issued.
+pub fn retire(run_dir: &Path) -> Result<(), SetupTokenError> {
+    for name in [TOKEN_FILE, CLAIMED_FILE] {
+        let path = run_dir.join(name);
+        match fs::remove_file(&path) {
+            Err(source) if source.kind() != io::ErrorKind::NotFound => {
+                return Err(SetupTokenError::Io {
+                    action: "retire",
+                    path,
+                    source,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The token file `name` in `run_dir`, if it exists.

@@ -14,6 +14,7 @@ use mfv_host::clock::{RecordingTimeSync, TimeSync};
 use mfv_host::hardware::ProbeSettings;
 use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{Network, RecordingNetwork};
+use mfv_host::setup_adoption::AdoptionError;
 use mfv_host::virtualization::Preparation;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -67,6 +68,12 @@ pub struct FakeSystem {
     pub forward_logs_fails: bool,
     /// The network requests the host daemon left, taken one per call.
     pub network_requests: VecDeque<NetworkRequest>,
+    /// The last contents written to each runtime file.
+    pub run_files: std::collections::BTreeMap<PathBuf, String>,
+    /// What the host daemon left from first-boot setup's saves, taken one per signal.
+    pub setups_saved: VecDeque<Result<PathBuf, AdoptionError>>,
+    /// What config discovery returns before [`FakeSystem::discovery`], one per discovery.
+    pub next_discoveries: VecDeque<DiscoveryReport>,
     /// Who holds the console setup, one answer per call (the last one stays); none: nobody.
     pub setup_holders: VecDeque<Option<String>>,
     /// The consoles the kernel writes to; empty: it cannot say.
@@ -109,6 +116,9 @@ impl Default for FakeSystem {
             restart_requests: Vec::new(),
             forward_logs_fails: false,
             network_requests: VecDeque::new(),
+            run_files: std::collections::BTreeMap::new(),
+            setups_saved: VecDeque::new(),
+            next_discoveries: VecDeque::new(),
             setup_holders: VecDeque::new(),
             consoles: Vec::new(),
             setup_lock_fails: false,
@@ -231,6 +241,7 @@ impl System for FakeSystem {
         if self.failing_run_files.iter().any(|failing| failing == path) {
             bail!("write {}: No space left on device", path.display());
         }
+        self.run_files.insert(path.to_owned(), contents.to_owned());
         Ok(())
     }
 
@@ -274,6 +285,9 @@ impl System for FakeSystem {
             params.dev_root.display(),
             params.run_dir.display()
         ));
+        if let Some(report) = self.next_discoveries.pop_front() {
+            return report;
+        }
         self.discovery.clone().unwrap_or(DiscoveryReport {
             outcome: Discovery::NotFound,
             requested: params.locator.clone(),
@@ -308,6 +322,9 @@ impl System for FakeSystem {
         for arg in &spec.args {
             call.push(' ');
             call.push_str(arg);
+        }
+        for address in &spec.listen {
+            call.push_str(&format!(" [listening on {address}]"));
         }
         call.push_str(&format!(" (logs in {})", run_dir.display()));
         self.calls.push(call);
@@ -362,6 +379,12 @@ impl System for FakeSystem {
         self.calls
             .push(format!("take-restart-requests {}", run_dir.display()));
         std::mem::take(&mut self.restart_requests)
+    }
+
+    fn take_setup_saved(&mut self, run_dir: &Path) -> Option<Result<PathBuf, AdoptionError>> {
+        self.calls
+            .push(format!("take-setup-saved {}", run_dir.display()));
+        self.setups_saved.pop_front()
     }
 
     fn take_network_request(

@@ -56,6 +56,10 @@ impl InitControl for Pid1 {
     fn network_requested(&mut self) -> std::io::Result<()> {
         kill(Pid::from_raw(1), Signal::SIGHUP).map_err(std::io::Error::from)
     }
+
+    fn setup_saved(&mut self) -> std::io::Result<()> {
+        kill(Pid::from_raw(1), Signal::SIGHUP).map_err(std::io::Error::from)
+    }
 }
 
 /// Runs the daemon on `socket` until the process is killed.
@@ -225,6 +229,10 @@ mod tests {
         }
 
         fn network_requested(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn setup_saved(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }

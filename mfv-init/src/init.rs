@@ -40,6 +40,20 @@ use crate::services::{
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
 
+mod adoption;
+
+/// How `service` starts on a host with `config`: the VM keeper's stop grace follows the VMs'
+/// shutdown deadline, the web server listens on `[web] port`.
+fn configure_service(service: &mut ServiceSpec, config: &Config) {
+    if service.name == VM_KEEPER_SERVICE {
+        let deadline = Duration::from_secs(u64::from(config.host.vm_shutdown_timeout));
+        service.stop_grace = vm_keeper_stop_grace(deadline);
+    }
+    if service.name == WEB_SERVICE && !service.listen.is_empty() {
+        service.listen = web_listen(config.web.port);
+    }
+}
+
 /// Where mfv-init keeps its runtime files and publishes the host's state.
 pub const RUN_DIR: &str = "/run/mfv";
 
@@ -517,6 +531,15 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             &self.settings.sysfs_root,
         );
         let report = self.system.discover_config(&params);
+        self.show_config_report(&report);
+        if !matches!(report.outcome, Discovery::Found { .. }) {
+            self.log(SETUP_NEEDED);
+        }
+        self.config = Some(report);
+    }
+
+    /// Logs discovery's provenance report line by line and publishes it for the console.
+    fn show_config_report(&mut self, report: &DiscoveryReport) {
         let text = report.to_string();
         for line in text.lines() {
             self.log(line);
@@ -527,10 +550,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 "config: the console screen will not show this report: {error:#}"
             ));
         }
-        if !matches!(report.outcome, Discovery::Found { .. }) {
-            self.log(SETUP_NEEDED);
-        }
-        self.config = Some(report);
     }
 
     /// What driver loading needs: paths, and the command line's module options.
@@ -655,29 +674,11 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     fn supervise(&mut self, signals: &mut impl SignalSource) -> anyhow::Result<ShutdownRequest> {
         let mut services = self.settings.services.clone();
         if let Some(config) = self.found_config() {
-            let deadline = Duration::from_secs(u64::from(config.host.vm_shutdown_timeout));
-            for service in services.iter_mut() {
-                if service.name == VM_KEEPER_SERVICE {
-                    service.stop_grace = vm_keeper_stop_grace(deadline);
-                }
-                if service.name == WEB_SERVICE && !service.listen.is_empty() {
-                    service.listen = web_listen(config.web.port);
-                }
-            }
+            services
+                .iter_mut()
+                .for_each(|service| configure_service(service, config));
         }
-        let https_port = services
-            .iter()
-            .find(|service| service.name == WEB_SERVICE)
-            .and_then(|web| web.listen.first())
-            .map(std::net::SocketAddr::port);
-        if let Some(port) = https_port {
-            let path = self.settings.run_dir.join(WEB_PORT_FILE);
-            if let Err(error) = self.system.write_run_file(&path, &format!("{port}\n")) {
-                self.log(format_args!(
-                    "web: the console will not show the web server's port: {error:#}"
-                ));
-            }
-        }
+        self.publish_web_port(&services);
         self.supervisor =
             Supervisor::new(services, &self.settings.run_dir).context("the host's services")?;
         self.watch_power_button();
@@ -731,6 +732,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 if signal == nix::sys::signal::Signal::SIGHUP {
                     self.restart_requested_services();
                     self.serve_network_request();
+                    self.adopt_saved_setup();
                 }
             }
             self.expire_network_change();
@@ -741,6 +743,23 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 }
             }
             self.step_services();
+        }
+    }
+
+    /// Publishes the web server's HTTPS port among `services`, for the console.
+    fn publish_web_port(&mut self, services: &[ServiceSpec]) {
+        let https_port = services
+            .iter()
+            .find(|service| service.name == WEB_SERVICE)
+            .and_then(|web| web.listen.first())
+            .map(std::net::SocketAddr::port);
+        if let Some(port) = https_port {
+            let path = self.settings.run_dir.join(WEB_PORT_FILE);
+            if let Err(error) = self.system.write_run_file(&path, &format!("{port}\n")) {
+                self.log(format_args!(
+                    "web: the console will not show the web server's port: {error:#}"
+                ));
+            }
         }
     }
 
@@ -820,12 +839,17 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
     }
 
-    /// Publishes the boot log, the boot report and how VMs run, for the host daemon.
+    /// Opens the boot log and publishes the boot report and how VMs run, for the host daemon.
     fn publish_host_state(&mut self) {
         let run_dir = self.settings.run_dir.clone();
         if let Err(error) = self.system.open_boot_log(&run_dir) {
             self.log(format_args!("boot log: not kept: {error:#}"));
         }
+        self.write_host_state();
+    }
+
+    /// Publishes the boot report (with the configuration in use) and how VMs run.
+    fn write_host_state(&mut self) {
         let mut boot = BootReport::new(
             self.config
                 .as_ref()
@@ -1239,6 +1263,8 @@ mod tests {
         /// The servers of each SNTP start.
         time_sync_starts: Vec<Vec<String>>,
         timeouts: Vec<Option<Duration>>,
+        /// The last contents of each runtime file written.
+        run_files: std::collections::BTreeMap<PathBuf, String>,
     }
 
     impl Outcome {
@@ -1299,6 +1325,7 @@ mod tests {
             output,
             messages,
             calls: init.system.calls,
+            run_files: init.system.run_files,
             network_calls: init.system.network.calls,
             time_sync_starts: init.system.time_sync.started,
             timeouts,
@@ -1892,6 +1919,191 @@ mod tests {
             "{:?}",
             outcome.network_calls
         );
+    }
+
+    /// A host without a configuration whose setup saved `text` on /dev/vdb1, with the web
+    /// server and the VM keeper among its services.
+    fn saved_setup(text: &str) -> (Fixture, FakeSystem) {
+        let mut fixture = fixture(Some(""), None, true, true);
+        fixture.settings.services = vec![
+            crate::services::ServiceSpec {
+                name: WEB_SERVICE.to_string(),
+                program: PathBuf::from("/usr/bin/mfv-web"),
+                args: Vec::new(),
+                user: Some("mfv-web".to_string()),
+                socket: None,
+                listen: web_listen(443),
+                after: Vec::new(),
+                stop_grace: Duration::from_secs(5),
+            },
+            crate::services::ServiceSpec {
+                name: VM_KEEPER_SERVICE.to_string(),
+                program: PathBuf::from("/init"),
+                args: Vec::new(),
+                user: None,
+                socket: None,
+                listen: Vec::new(),
+                after: Vec::new(),
+                stop_grace: Duration::from_secs(75),
+            },
+        ];
+        let found = system_with_config(text).discovery.unwrap();
+        let not_found = report(Discovery::NotFound, Verdict::NoConfigFile);
+        let system = FakeSystem {
+            next_discoveries: [not_found, found].into(),
+            setups_saved: [Ok(PathBuf::from("/dev/vdb1"))].into(),
+            ..FakeSystem::default()
+        };
+        (fixture, system)
+    }
+
+    #[test]
+    fn a_saved_setup_is_taken_into_use_and_the_host_state_says_so_before_the_restarts() {
+        let (fixture, mut system) = saved_setup(
+            "version = 1\n[host]\nhostname = \"vmhost1\"\nvm_shutdown_timeout = 30\n\
+             [web]\nport = 8443\n[[network.interfaces]]\nname = \"eth1\"\nmode = \"dhcp\"\n",
+        );
+        // The console screen is pid 100, mfv-web 101: it stops when asked.
+        system.reaps = [Reaped {
+            exited: vec![ChildExit {
+                pid: Pid::from_raw(FIRST_PID + 1),
+                status: ExitStatus::Killed(Signal::SIGTERM),
+            }],
+            children_left: true,
+        }]
+        .into();
+        let outcome = run(
+            &fixture,
+            system,
+            &[
+                Some(Signal::SIGHUP),
+                Some(Signal::SIGCHLD),
+                None,
+                Some(Signal::SIGTERM),
+            ],
+        );
+        assert!(
+            outcome.has("setup: taking the configuration saved on /dev/vdb1 into use"),
+            "{:?}",
+            outcome.messages
+        );
+        assert!(outcome.has("hostname: vmhost1 (from the configuration on /dev/vdb1)"));
+        assert!(
+            outcome.has("clock: no ntp_servers configured: the clock stays as the firmware set it")
+        );
+        assert!(outcome.has(
+            "net: the saved network differs from the one in effect, which stays until the next \
+             boot (mfv net apply changes it now)"
+        ));
+        assert!(outcome.has("setup: done: the host runs with its configuration"));
+        assert_eq!(
+            outcome.calls_like("discover-config"),
+            [
+                "discover-config locator=- wait=- sysfs=/sys dev=/dev run=/run/mfv",
+                "discover-config locator=/dev/vdb1 wait=0ns sysfs=/sys dev=/dev run=/run/mfv",
+            ]
+        );
+        assert_eq!(
+            outcome.calls_like("sethostname"),
+            ["sethostname minifed", "sethostname vmhost1"]
+        );
+        let host_state = &outcome.run_files[Path::new("/run/mfv/host.json")];
+        assert!(host_state.contains("/dev/vdb1"), "{host_state}");
+        assert_eq!(outcome.run_files[Path::new("/run/mfv/web-port")], "8443\n");
+        assert!(
+            outcome.run_files[Path::new("/run/mfv/setup.json")].contains("network_chosen"),
+            "the console leaves the setup screen"
+        );
+        // The host state is written before the services are asked to restart, so the web
+        // server that starts next finds the host set up.
+        let last_state = outcome
+            .calls
+            .iter()
+            .rposition(|call| call.starts_with("write /run/mfv/host.json"))
+            .unwrap();
+        let web_stop = outcome
+            .calls
+            .iter()
+            .position(|call| call.starts_with("kill ") && call.ends_with(" SIGTERM"))
+            .unwrap();
+        assert!(last_state < web_stop, "{:?}", outcome.calls);
+        assert!(outcome.has("service mfv-web: restarting as asked"));
+        assert!(outcome.has("service vm-keeper: restarting as asked"));
+        let spawns = outcome.calls_like("spawn service mfv-web");
+        assert!(
+            spawns
+                .first()
+                .is_some_and(|spawn| spawn.contains("[listening on [::]:443]")),
+            "{spawns:?}"
+        );
+        assert!(
+            spawns
+                .last()
+                .is_some_and(|spawn| spawn.contains("[listening on [::]:8443]")),
+            "{spawns:?}"
+        );
+    }
+
+    #[test]
+    fn a_saved_setup_that_cannot_be_read_or_used_leaves_the_host_in_setup() {
+        let (fixture, mut system) = saved_setup("version = 1\n[host]\nhostname = \"h\"\n");
+        system.next_discoveries = [
+            report(Discovery::NotFound, Verdict::NoConfigFile),
+            report(Discovery::NotFound, Verdict::NoConfigFile),
+        ]
+        .into();
+        system.setups_saved = [
+            Err(mfv_host::setup_adoption::AdoptionError::Invalid {
+                path: PathBuf::from("/run/mfv/setup-saved.json"),
+                problem: "expected value at line 1 column 1".to_owned(),
+            }),
+            Ok(PathBuf::from("/dev/vdb1")),
+        ]
+        .into();
+        let outcome = run(
+            &fixture,
+            system,
+            &[
+                Some(Signal::SIGHUP),
+                Some(Signal::SIGHUP),
+                Some(Signal::SIGTERM),
+            ],
+        );
+        assert!(
+            outcome.has(
+                "setup: the saved setup cannot be taken into use: /run/mfv/setup-saved.json is \
+                 not a saved setup to use: expected value at line 1 column 1"
+            ),
+            "{:?}",
+            outcome.messages
+        );
+        assert!(outcome.has(
+            "setup: the configuration saved on /dev/vdb1 cannot be used (above): the host \
+             stays in setup"
+        ));
+        assert!(!outcome.has("setup: done: the host runs with its configuration"));
+        assert!(!outcome.run_files[Path::new("/run/mfv/host.json")].contains("/dev/vdb1"));
+        assert!(!outcome.has("service mfv-web: restarting as asked"));
+    }
+
+    #[test]
+    fn a_saved_setup_on_a_host_with_a_configuration_is_not_taken_into_use() {
+        let mut system = system_with_config("version = 1\n[host]\nhostname = \"vmhost1\"\n");
+        system.setups_saved = [Ok(PathBuf::from("/dev/vdc1"))].into();
+        let outcome = run(
+            &fixture(Some(""), None, true, true),
+            system,
+            &[Some(Signal::SIGHUP), Some(Signal::SIGTERM)],
+        );
+        assert!(
+            outcome.has(
+                "setup: the setup saved on /dev/vdc1 is not taken into use: the host runs with \
+                 the configuration on /dev/vdb1"
+            ),
+            "{:?}",
+            outcome.messages
+        );
+        assert_eq!(outcome.calls_like("discover-config").len(), 1);
     }
 
     /// The setup lines PID 1 logged.

@@ -392,6 +392,14 @@ impl Supervisor {
         }
     }
 
+    /// Lets `change` set how every service starts from its next start on (a configuration
+    /// taken into use changes the web server's port and the VM keeper's stop grace).
+    pub fn change_specs(&mut self, mut change: impl FnMut(&mut ServiceSpec)) {
+        for service in &mut self.services {
+            change(&mut service.spec);
+        }
+    }
+
     /// How long until [`Supervisor::step`] has something to do; `None` when only an exit can
     /// change anything.
     pub fn next_wakeup(&self, now: Duration) -> Option<Duration> {

@@ -29,6 +29,7 @@ use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{LineSink, NetlinkNetwork, Network};
 use mfv_host::remote_log::HostLogForwarding;
 use mfv_host::services::ServiceLog;
+use mfv_host::setup_adoption::AdoptionError;
 use mfv_host::virtualization::Preparation;
 
 use crate::clock::{BootClock, Clock};
@@ -166,6 +167,9 @@ pub trait System {
         &mut self,
         run_dir: &Path,
     ) -> Option<Result<NetworkRequest, HandoverError>>;
+    /// The volume first-boot setup saved to, as the host daemon left it in `run_dir`, taken
+    /// away; `None` when there is none.
+    fn take_setup_saved(&mut self, run_dir: &Path) -> Option<Result<PathBuf, AdoptionError>>;
     /// Who holds the console setup in `run_dir` (a console's name), if anyone.
     fn setup_lock_holder(&mut self, run_dir: &Path) -> anyhow::Result<Option<String>>;
     /// The device of every console the kernel writes to (`/dev/tty1`, `/dev/ttyS0`), from
@@ -524,6 +528,10 @@ impl System for NixSystem {
 
     fn take_restart_requests(&mut self, run_dir: &Path) -> Vec<String> {
         mfv_host::daemon::take_restart_requests(run_dir)
+    }
+
+    fn take_setup_saved(&mut self, run_dir: &Path) -> Option<Result<PathBuf, AdoptionError>> {
+        mfv_host::setup_adoption::take(run_dir)
     }
 
     fn take_network_request(

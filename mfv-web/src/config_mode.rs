@@ -296,7 +296,49 @@ struct Saved {
     device: String,
     generation: u64,
     formatted: bool,
-    next: &'static str,
+    /// `normal` when the host runs with the configuration now (this server restarts into
+    /// normal mode), `config` when it uses it from the next boot.
+    mode: &'static str,
+    /// What the operator does next, in a sentence.
+    next: String,
+}
+
+impl Saved {
+    /// The answer for the daemon's `SetupSaved`, with `admin` the first administrator.
+    fn new(
+        device: String,
+        generation: u64,
+        formatted: bool,
+        in_use: &mfv_api::SetupInUse,
+        admin: &str,
+    ) -> Saved {
+        let (mode, next) = match in_use {
+            mfv_api::SetupInUse::Now => (
+                "normal",
+                format!(
+                    "the host is set up and runs with this configuration; this page's session \
+                     has ended: sign in as {admin}"
+                ),
+            ),
+            mfv_api::SetupInUse::NextBoot { reason } => (
+                "config",
+                format!(
+                    "reboot the host: it uses the saved configuration from its next boot ({reason})"
+                ),
+            ),
+            _ => (
+                "config",
+                "reboot the host: it uses the saved configuration from its next boot".to_owned(),
+            ),
+        };
+        Saved {
+            device,
+            generation,
+            formatted,
+            mode,
+            next,
+        }
+    }
 }
 
 /// `200` with `answer` as JSON, or the refusal.
@@ -472,6 +514,7 @@ pub fn routes<A: DaemonLink>(
                     let answer = async {
                         state.admit(&headers)?;
                         let save: SaveRequest = read_json(&body)?;
+                        let admin = save.admin.clone();
                         let request = DaemonRequest::SetupSave {
                             config_text: save.config_text,
                             volume: save.volume,
@@ -487,12 +530,8 @@ pub fn routes<A: DaemonLink>(
                                     device,
                                     generation,
                                     formatted,
-                                } => Ok(Saved {
-                                    device,
-                                    generation,
-                                    formatted,
-                                    next: "reboot the host: it boots with the saved configuration",
-                                }),
+                                    in_use,
+                                } => Ok(Saved::new(device, generation, formatted, &in_use, &admin)),
                                 other => Err(other),
                             })
                             .await

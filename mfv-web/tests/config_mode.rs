@@ -33,6 +33,9 @@ impl InitControl for NoInit {
     fn network_requested(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+    fn setup_saved(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The host daemon's own handler, asked as the web user.

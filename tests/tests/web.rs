@@ -156,8 +156,8 @@ fn claimed_host(disk: &std::path::Path) -> anyhow::Result<(Guest, HttpsClient, S
 }
 
 #[test]
-fn the_whole_setup_through_the_api_makes_a_config_volume_the_next_boot_uses() -> anyhow::Result<()>
-{
+fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boot_uses_it()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let disk = dir.path().join("disk.img");
     std::fs::File::create(&disk)?.set_len(64 << 20)?;
@@ -198,9 +198,40 @@ fn the_whole_setup_through_the_api_makes_a_config_volume_the_next_boot_uses() ->
     ensure!(saved.status == 200, "{}", saved.text());
     let saved = saved.json()?;
     ensure!(
-        saved["device"] == "/dev/vda" && saved["formatted"] == true && saved["generation"] == 1,
+        saved["device"] == "/dev/vda"
+            && saved["formatted"] == true
+            && saved["generation"] == 1
+            && saved["mode"] == "normal",
         "{saved}"
     );
+
+    // Without a reboot: the host runs with the saved configuration, the token works no
+    // more, the web server restarted out of config mode, and the admin gets in.
+    guest.wait_for_line(
+        "setup: done: the host runs with its configuration",
+        LINE_TIMEOUT,
+    )?;
+    ensure!(
+        guest
+            .serial_log()
+            .contains("hostname: wizardhost (from the configuration on /dev/vda)"),
+        "the host name was not set:\n{}",
+        guest.serial_log()
+    );
+    client.wait_until_serving(LINE_TIMEOUT)?;
+    let reclaimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": "x" }))?;
+    ensure!(
+        reclaimed.status == 503 && reclaimed.text().contains("this host is set up"),
+        "{} {}",
+        reclaimed.status,
+        reclaimed.text()
+    );
+    guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
+    guest.write_serial("\n")?;
+    guest.write_serial("alice\n")?;
+    guest.write_serial("the first admin's password\n")?;
+    guest.wait_for_line("shell for alice", LINE_TIMEOUT)?;
+    guest.write_serial("exit\n")?;
 
     guest.qmp("system_powerdown", serde_json::Value::Null)?;
     let status = guest.wait_for_exit(EXIT_TIMEOUT)?;

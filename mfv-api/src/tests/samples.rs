@@ -135,6 +135,7 @@ pub(super) fn responses() -> Vec<Response> {
             device: "/dev/sdb1".into(),
             generation: 1,
             formatted: true,
+            in_use: SetupInUse::Now,
         },
     ]
 }

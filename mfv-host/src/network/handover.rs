@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Network;
 use super::live::{ChangeError, LiveNetwork, PendingChange};
+use super::plan::NetworkSteps;
 use crate::daemon::invalid_config;
 
 /// The directory of the network hand-over, below the runtime directory.
@@ -323,6 +324,11 @@ impl NetworkOwner {
     /// The change waiting for its confirmation, if any.
     pub fn pending(&self) -> Option<&PendingChange> {
         self.live.pending()
+    }
+
+    /// The network in effect: the boot's, or the last change confirmed.
+    pub fn in_effect(&self) -> &NetworkSteps {
+        self.live.in_effect()
     }
 
     /// Carries out the request taken from `run_dir` at `now` (or answers why it could not

@@ -115,6 +115,11 @@ impl LiveNetwork {
         }
     }
 
+    /// The network in effect: the boot's, or the last change confirmed.
+    pub fn in_effect(&self) -> &NetworkSteps {
+        &self.in_effect
+    }
+
     /// How many changes were confirmed since the boot.
     pub fn kept_changes(&self) -> u64 {
         self.kept
