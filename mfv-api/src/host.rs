@@ -21,6 +21,11 @@ pub struct HostStatus {
     pub services: Vec<ServiceStatus>,
     /// How virtual machines run.
     pub virtualization: Virtualization,
+    /// The `[network]` section of the network in effect (TOML text, header included), when
+    /// it came from one: the configuration's, or the last change confirmed. `None` when it
+    /// came from `mfv.net=` or there is no network.
+    #[serde(default)]
+    pub network_in_effect: Option<String>,
 }
 
 impl HostStatus {
@@ -31,6 +36,7 @@ impl HostStatus {
             boot,
             services: Vec::new(),
             virtualization,
+            network_in_effect: None,
         }
     }
 }

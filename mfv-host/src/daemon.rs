@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
 use crate::network::handover::{
     ANSWER_WAIT, HandoverError, NetworkAction, NetworkRequest, change_refused, leave_request,
-    read_pending, wait_for_answer,
+    read_in_effect, read_pending, wait_for_answer,
 };
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
@@ -538,6 +538,8 @@ impl<C: InitControl> HostDaemon<C> {
         let mut status =
             HostStatus::new((uptime * 1000.0) as u64, state.boot, state.virtualization);
         status.services = self.services()?;
+        status.network_in_effect = read_in_effect(&self.run_dir)
+            .map_err(|error| internal("cannot read the network in effect", &error))?;
         Ok(status)
     }
 
@@ -1032,6 +1034,23 @@ mod tests {
     fn a_network_change_goes_to_pid1_and_is_kept_when_confirmed_in_time() {
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = network_daemon(dir.path());
+        write_host_state(
+            &daemon.run_dir,
+            &HostState {
+                boot: BootReport::new(ConfigProvenance::NotFound),
+                virtualization: Virtualization::Tcg,
+            },
+        )
+        .unwrap();
+        let in_effect = |daemon: &mut HostDaemon<RecordingInit>| {
+            let Response::HostStatus(status) =
+                daemon.handle(Peer::Web, Request::HostStatus).unwrap()
+            else {
+                panic!("not a host status");
+            };
+            status.network_in_effect
+        };
+        assert_eq!(in_effect(&mut daemon), None);
         let applied = daemon.handle(Peer::Web, apply(STATIC_ETH0, 60)).unwrap();
         assert_eq!(
             applied,
@@ -1059,6 +1078,12 @@ mod tests {
             .handle(Peer::Web, Request::NetworkConfirm { apply_id: 1 })
             .unwrap();
         assert_eq!(confirmed, Response::Network(NetworkOutcome::Confirmed));
+        // The section confirmed is the network in effect, as the configuration would say it.
+        let section = in_effect(&mut daemon).unwrap();
+        assert_eq!(
+            parse_network_section(&section).unwrap(),
+            parse_network_section(STATIC_ETH0).unwrap()
+        );
         let pid1 = daemon.init.network.as_mut().unwrap();
         assert!(pid1.network.calls.contains(&"keep provisional".to_owned()));
         // The deadline passes: nothing is rolled back.

@@ -511,7 +511,14 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         // A network that failed to come up can still be changed through the host daemon:
         // nothing of it counts as in effect then.
         let in_effect = configured.as_ref().cloned().unwrap_or_default();
-        self.network = Some(NetworkOwner::new(LiveNetwork::new(in_effect, &hostname)));
+        let mut live = LiveNetwork::new(in_effect, &hostname);
+        if let (NetworkPlan::Config { network, .. }, Ok(_)) = (&plan, &configured) {
+            live = live.described_by(network.clone());
+        }
+        let owner = NetworkOwner::new(live);
+        let files = owner.state_files(&self.settings.run_dir);
+        self.network = Some(owner);
+        self.write_network_files(files);
         configured.map(|_| ()).map_err(anyhow::Error::from)
     }
 
@@ -805,11 +812,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 console.line(clock.uptime(), line);
             },
         );
-        for file in files {
-            if let Err(error) = self.system.write_run_file(&file.path, &file.contents) {
-                self.log(format_args!("net: cannot tell the host daemon: {error:#}"));
-            }
-        }
+        self.write_network_files(files);
         if changed {
             self.publish_setup_state();
         }
@@ -947,6 +950,11 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         let files = step(owner, system.network(), now, &mut |line| {
             console.line(clock.uptime(), line);
         });
+        self.write_network_files(files);
+    }
+
+    /// Writes the network hand-over files for the host daemon.
+    fn write_network_files(&mut self, files: Vec<HandoverFile>) {
         for file in files {
             if let Err(error) = self.system.write_run_file(&file.path, &file.contents) {
                 self.log(format_args!("net: cannot tell the host daemon: {error:#}"));
@@ -1413,6 +1421,8 @@ mod tests {
                 "discover-config locator=- wait=- sysfs=/sys dev=/dev run=/run/mfv",
                 "write /run/mfv/config-report (30 bytes)",
                 "sethostname minifed",
+                "write /run/mfv/network/pending.json (28 bytes)",
+                "write /run/mfv/network/in-effect.toml (0 bytes)",
                 "prepare-virtualization /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
@@ -1907,10 +1917,22 @@ mod tests {
             .iter()
             .filter(|call| call.starts_with("write /run/mfv/network/"))
             .collect();
-        assert_eq!(writes.len(), 3, "{writes:?}");
-        assert!(writes[0].starts_with("write /run/mfv/network/pending.json"));
-        assert!(writes[1].starts_with("write /run/mfv/network/answer.json"));
-        assert!(writes[2].starts_with("write /run/mfv/network/pending.json"));
+        // The boot's state, then the change's (and the answer), then the rollback's.
+        let writes: Vec<&str> = writes
+            .iter()
+            .map(|write| write.split(" (").next().unwrap())
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                "write /run/mfv/network/pending.json",
+                "write /run/mfv/network/in-effect.toml",
+                "write /run/mfv/network/pending.json",
+                "write /run/mfv/network/in-effect.toml",
+                "write /run/mfv/network/answer.json",
+                "write /run/mfv/network/pending.json",
+            ]
+        );
         assert!(
             outcome
                 .network_calls

@@ -152,19 +152,21 @@ impl<A: DaemonLink> ConfigMode<A> {
         check_origin(headers)
     }
 
-    /// Asks the daemon, with the session's rights, and takes the answer `pick` wants.
+    /// Asks the daemon, with the session's rights, and takes the answer `pick` wants (`None`
+    /// for an answer of another kind).
     async fn ask<T>(
         &self,
         request: DaemonRequest,
         within: Duration,
-        pick: impl FnOnce(DaemonResponse) -> Result<T, DaemonResponse>,
+        pick: impl FnOnce(DaemonResponse) -> Option<T>,
     ) -> Result<T, Refusal> {
         let response = self
             .daemon
             .ask(request, within)
             .await
             .map_err(daemon_refusal)?;
-        pick(response).map_err(|other| unexpected(&other))
+        let name = response.name();
+        pick(response).ok_or_else(|| unexpected(name))
     }
 
     /// How long `now` must still wait before another try, if it must.
@@ -230,7 +232,7 @@ impl<A: DaemonLink> ConfigMode<A> {
                 });
                 Ok(id)
             }
-            Ok(other) => Err(unexpected(&other)),
+            Ok(other) => Err(unexpected(other.name())),
             Err(DaemonError::Refused(error)) => {
                 println!(
                     "mfv-web: config mode: a setup token from {client} was refused: {}",
@@ -455,8 +457,8 @@ pub fn routes<A: DaemonLink>(
                         DaemonRequest::SetupVolumes,
                         DAEMON_TIMEOUT,
                         |response| match response {
-                            DaemonResponse::SetupVolumes { volumes } => Ok(volumes),
-                            other => Err(other),
+                            DaemonResponse::SetupVolumes { volumes } => Some(volumes),
+                            _ => None,
                         },
                     )
                     .await
@@ -484,8 +486,8 @@ pub fn routes<A: DaemonLink>(
                             DaemonRequest::ConfigValidate { text: config_text },
                             DAEMON_TIMEOUT,
                             |response| match response {
-                                DaemonResponse::ConfigValidation { errors } => Ok(errors),
-                                other => Err(other),
+                                DaemonResponse::ConfigValidation { errors } => Some(errors),
+                                _ => None,
                             },
                         )
                         .await
@@ -531,8 +533,10 @@ pub fn routes<A: DaemonLink>(
                                     generation,
                                     formatted,
                                     in_use,
-                                } => Ok(Saved::new(device, generation, formatted, &in_use, &admin)),
-                                other => Err(other),
+                                } => {
+                                    Some(Saved::new(device, generation, formatted, &in_use, &admin))
+                                }
+                                _ => None,
                             })
                             .await
                     };
@@ -623,16 +627,13 @@ fn unauthorized() -> Refusal {
     )
 }
 
-/// An answer of the daemon that does not answer the request.
-fn unexpected(response: &DaemonResponse) -> Refusal {
+/// An answer of the daemon, named `response`, that does not answer the request.
+fn unexpected(response: &str) -> Refusal {
     (
         StatusCode::BAD_GATEWAY,
         ErrorBody::new(
             "internal",
-            format!(
-                "the host daemon answered with {}, which does not answer the request",
-                response.name()
-            ),
+            format!("the host daemon answered with {response}, which does not answer the request"),
         ),
     )
 }

@@ -104,7 +104,8 @@ fn replies_have_a_stable_shape() {
             r#""duration_us":1200,"error":null}],"config":{"result":"found","device":"/dev/sda1","#,
             r#""store":"directory","generation":3,"origin":"current"}},"services":[{"name":"mfv-web","#,
             r#""state":"running","pid":812,"restarts":1,"last_exit":{"how":"killed","signal":9}}],"#,
-            r#""virtualization":"kvm"}}"#
+            r#""virtualization":"kvm","network_in_effect":"[[network.interfaces]]\nname = "#,
+            r#"\"eth0\"\nmode = \"dhcp\"\n"}}"#
         ),
     );
     check(

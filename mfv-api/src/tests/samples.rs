@@ -77,6 +77,9 @@ pub(super) fn host_status() -> HostStatus {
         },
         services: vec![web_service()],
         virtualization: Virtualization::Kvm,
+        network_in_effect: Some(
+            "[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n".into(),
+        ),
     }
 }
 

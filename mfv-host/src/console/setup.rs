@@ -30,9 +30,9 @@ use mfv_config::schema::{
     DnsConfig, InterfaceMode, IpCidr, NetworkConfig, VlanConfig, parse_network_section,
 };
 use mfv_linux::terminal_text::{escape_line, escape_lines};
-use serde::Serialize;
 
 use super::{Terminal, Waited};
+use crate::network::section_toml;
 use crate::setup::{SetupError, SetupState, interface_entry};
 
 /// How often the screen looks at the setup again while it waits for Enter.
@@ -283,19 +283,6 @@ impl NetworkChoice {
                 text
             }
         }
-    }
-}
-
-/// `section` as the text of a `[network]` section.
-pub fn section_toml(section: &NetworkConfig) -> String {
-    #[derive(Serialize)]
-    struct Section<'a> {
-        network: &'a NetworkConfig,
-    }
-    match toml::to_string(&Section { network: section }) {
-        Ok(text) => text,
-        // Strings, integers, lists and tables of those always serialize to TOML.
-        Err(error) => unreachable!("a network section always serializes to TOML: {error}"),
     }
 }
 

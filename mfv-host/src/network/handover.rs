@@ -10,7 +10,9 @@
 //! cap, version, ranges) because a daemon with a bug must not be able to make PID 1 do
 //! anything else, carries it out ([`NetworkOwner::serve`]) and writes the answer. It also keeps
 //! `pending.json` up to date with the change waiting for its confirmation, so that the
-//! daemon refuses a second change without asking. Files rather than a socket: PID 1 serves no
+//! daemon refuses a second change without asking, and `in-effect.toml` with the `[network]`
+//! section of the network in effect, which first-boot setup writes into the configuration it
+//! saves (empty when the network came from `mfv.net=`). Files rather than a socket: PID 1 serves no
 //! connection and never blocks on the daemon, which may crash and be restarted at any time;
 //! a request left behind by a dead daemon is answered into a file nobody reads, and replaced.
 
@@ -37,6 +39,7 @@ pub const HANDOVER_VERSION: u32 = 1;
 const REQUEST_FILE: &str = "request.json";
 const ANSWER_FILE: &str = "answer.json";
 const PENDING_FILE: &str = "pending.json";
+const IN_EFFECT_FILE: &str = "in-effect.toml";
 /// The largest file read: a network section (at most a configuration's size) and its
 /// envelope, escaped.
 const MAX_FILE_BYTES: u64 = 3 * MAX_CONFIG_SIZE as u64;
@@ -185,6 +188,28 @@ pub fn answer_path(run_dir: &Path) -> PathBuf {
     dir(run_dir).join(ANSWER_FILE)
 }
 
+/// Where PID 1 publishes the `[network]` section in effect.
+pub fn in_effect_path(run_dir: &Path) -> PathBuf {
+    dir(run_dir).join(IN_EFFECT_FILE)
+}
+
+/// The `[network]` section of the network in effect, as PID 1 published it in `run_dir`;
+/// `None` when the network did not come from one, or before PID 1 published it.
+pub fn read_in_effect(run_dir: &Path) -> Result<Option<String>, HandoverError> {
+    let dir = dir(run_dir);
+    match read_limited(&dir, IN_EFFECT_FILE, MAX_FILE_BYTES) {
+        Ok(bytes) if bytes.is_empty() => Ok(None),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|error| HandoverError::Invalid {
+                path: dir.join(IN_EFFECT_FILE),
+                problem: error.to_string(),
+            }),
+        Err(ReadError::Missing { .. }) => Ok(None),
+        Err(error) => Err(HandoverError::Read(error)),
+    }
+}
+
 /// Where PID 1 publishes the pending change.
 pub fn pending_path(run_dir: &Path) -> PathBuf {
     dir(run_dir).join(PENDING_FILE)
@@ -331,6 +356,12 @@ impl NetworkOwner {
         self.live.in_effect()
     }
 
+    /// The files that say where the network stands, for PID 1 to write after the boot set
+    /// it up: the pending change (none) and the network in effect.
+    pub fn state_files(&self, run_dir: &Path) -> Vec<HandoverFile> {
+        vec![self.pending_file(run_dir), self.in_effect_file(run_dir)]
+    }
+
     /// Carries out the request taken from `run_dir` at `now` (or answers why it could not
     /// be read) and returns the files to write: the pending change, then the answer.
     pub fn serve(
@@ -353,6 +384,7 @@ impl NetworkOwner {
         };
         vec![
             self.pending_file(run_dir),
+            self.in_effect_file(run_dir),
             HandoverFile {
                 path: answer_path(run_dir),
                 contents: answer_json(&answer),
@@ -392,7 +424,7 @@ impl NetworkOwner {
             Ok(other) => Err(format!("the change was not kept: {other:?}")),
             Err(error) => Err(error.to_string()),
         };
-        (vec![self.pending_file(run_dir)], kept)
+        (self.state_files(run_dir), kept)
     }
 
     /// Rolls the pending change back when its deadline has passed at `now`; returns the
@@ -413,6 +445,19 @@ impl NetworkOwner {
         HandoverFile {
             path: pending_path(run_dir),
             contents: pending_json(self.live.pending()),
+        }
+    }
+
+    /// The `[network]` section in effect, or an empty file when the network did not come
+    /// from one (`mfv.net=`, or no network).
+    fn in_effect_file(&self, run_dir: &Path) -> HandoverFile {
+        HandoverFile {
+            path: in_effect_path(run_dir),
+            contents: self
+                .live
+                .in_effect_section()
+                .map(super::section_toml)
+                .unwrap_or_default(),
         }
     }
 }
@@ -741,5 +786,37 @@ mod tests {
         );
         assert!(network.calls.contains(&"keep provisional".to_owned()));
         assert!(!network.calls.contains(&"roll back provisional".to_owned()));
+    }
+
+    #[test]
+    fn the_section_in_effect_is_published_once_confirmed_and_a_bad_file_is_named() {
+        let run = tempfile::tempdir().unwrap();
+        let (mut owner, mut network) = owner();
+        for file in owner.state_files(run.path()) {
+            write(&file);
+        }
+        assert_eq!(read_in_effect(run.path()).unwrap(), None);
+        leave_request(run.path(), &apply(5)).unwrap();
+        pid1_serves(run.path(), &mut owner, &mut network, 10 * SECOND);
+        assert_eq!(
+            read_in_effect(run.path()).unwrap(),
+            None,
+            "not before the confirmation"
+        );
+        let confirm = NetworkRequest::new(NetworkAction::Confirm { apply_id: 1 }, 2);
+        leave_request(run.path(), &confirm).unwrap();
+        pid1_serves(run.path(), &mut owner, &mut network, 11 * SECOND);
+        let section = read_in_effect(run.path()).unwrap().unwrap();
+        assert_eq!(
+            parse_network_section(&section).unwrap(),
+            parse_network_section(STATIC_ETH0).unwrap()
+        );
+
+        std::fs::write(in_effect_path(run.path()), [0xff, 0xfe]).unwrap();
+        let error = read_in_effect(run.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("in-effect.toml is not a valid network hand-over file"),
+            "{error}"
+        );
     }
 }

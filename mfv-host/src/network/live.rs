@@ -86,6 +86,7 @@ enum Finished {
 struct Pending {
     change: PendingChange,
     steps: NetworkSteps,
+    section: NetworkConfig,
     /// On PID 1's clock.
     deadline: Duration,
 }
@@ -94,6 +95,8 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub struct LiveNetwork {
     in_effect: NetworkSteps,
+    /// The `[network]` section the network in effect came from, when it came from one.
+    in_effect_section: Option<NetworkConfig>,
     hostname: String,
     pending: Option<Pending>,
     last_id: u64,
@@ -107,6 +110,7 @@ impl LiveNetwork {
     pub fn new(in_effect: NetworkSteps, hostname: &str) -> LiveNetwork {
         LiveNetwork {
             in_effect,
+            in_effect_section: None,
             hostname: hostname.to_owned(),
             pending: None,
             last_id: 0,
@@ -118,6 +122,19 @@ impl LiveNetwork {
     /// The network in effect: the boot's, or the last change confirmed.
     pub fn in_effect(&self) -> &NetworkSteps {
         &self.in_effect
+    }
+
+    /// Says that the network in effect is the one `section` describes (the boot's came from
+    /// the configuration's `[network]`).
+    pub fn described_by(mut self, section: NetworkConfig) -> LiveNetwork {
+        self.in_effect_section = Some(section);
+        self
+    }
+
+    /// The `[network]` section of the network in effect: the one the boot's came from, or
+    /// the last change confirmed; `None` when the network came from `mfv.net=` or none.
+    pub fn in_effect_section(&self) -> Option<&NetworkConfig> {
+        self.in_effect_section.as_ref()
     }
 
     /// How many changes were confirmed since the boot.
@@ -173,6 +190,7 @@ impl LiveNetwork {
                 confirm_within_secs,
             },
             steps: next,
+            section: section.clone(),
             deadline: now + within,
         };
         let mut started = Vec::new();
@@ -219,6 +237,7 @@ impl LiveNetwork {
                     Ok(()) => {
                         log(format!("net: change {apply_id} confirmed"));
                         self.in_effect = pending.steps;
+                        self.in_effect_section = Some(pending.section);
                         self.kept += 1;
                         self.remember(apply_id, Finished::Confirmed);
                         Ok(NetworkOutcome::Confirmed)

@@ -12,6 +12,8 @@ pub mod handover;
 pub mod live;
 pub mod plan;
 
+use mfv_config::schema::NetworkConfig;
+
 pub use boot::{
     BootDhcp, CARRIER_WAIT, LineSink, NetlinkNetwork, Network, RecordingNetwork, configure,
     dhcp_clients,
@@ -20,3 +22,16 @@ pub use dhcp::{DhcpSession, DhcpSettings, SessionEvent, dhcp_event_line, obtain_
 pub use error::NetworkError;
 pub use live::{ChangeError, LiveNetwork, PendingChange};
 pub use plan::{NetworkPlan, NetworkSteps, nic_candidates};
+
+/// `section` as the text of a `[network]` section.
+pub fn section_toml(section: &NetworkConfig) -> String {
+    #[derive(serde::Serialize)]
+    struct Section<'a> {
+        network: &'a NetworkConfig,
+    }
+    match toml::to_string(&Section { network: section }) {
+        Ok(text) => text,
+        // Strings, integers, lists and tables of those always serialize to TOML.
+        Err(error) => unreachable!("a network section always serializes to TOML: {error}"),
+    }
+}
