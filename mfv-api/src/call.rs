@@ -202,6 +202,11 @@ macro_rules! for_each_call {
             config_validate(text: &str) -> Vec<$crate::ConfigIssue> =
                 $crate::Request::ConfigValidate { text: text.to_owned() },
                 $crate::Response::ConfigValidation { errors } => Some(errors);
+            /// Checks that the user backend of the configuration `config_text` can be reached
+            /// and used, saving nothing; the backend's name and what was checked.
+            auth_test(config_text: &str) -> (String, String) =
+                $crate::Request::AuthTest { config_text: config_text.to_owned() },
+                $crate::Response::AuthTested { backend, message } => Some((backend, message));
             /// Saves `text` as the new current generation and returns its number.
             /// `base_generation` is the generation the text was based on; if another save
             /// came in between the error kind is

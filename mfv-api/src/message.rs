@@ -49,6 +49,15 @@ pub enum Request {
         /// The whole `mfv.toml` text.
         text: String,
     },
+    /// Check that the user backend of a configuration text's `[auth]` section can be reached
+    /// and used (connect, log in, read the users), without saving anything. Answered by
+    /// [`Response::AuthTested`]; an invalid text is an [`ErrorKind::InvalidConfig`] error,
+    /// a backend that cannot be used an error whose field names the setting to look at
+    /// (`auth.ldap.url`).
+    AuthTest {
+        /// The whole `mfv.toml` text.
+        config_text: String,
+    },
     /// Validate and save a configuration as the new current generation. Answered by
     /// [`Response::ConfigSaved`]; an invalid text is an [`ErrorKind::InvalidConfig`] error, and
     /// a save based on an older generation than the current one an
@@ -130,6 +139,7 @@ impl Request {
             Request::NetworkConfirm { .. } => "network_confirm",
             Request::ConfigGet => "config_get",
             Request::ConfigValidate { .. } => "config_validate",
+            Request::AuthTest { .. } => "auth_test",
             Request::ConfigSave { .. } => "config_save",
             Request::FormatConfigVolume { .. } => "format_config_volume",
             Request::ServiceStatus { .. } => "service_status",
@@ -262,6 +272,14 @@ pub enum Response {
         /// Every problem, in file order; empty when the text is valid.
         errors: Vec<ConfigIssue>,
     },
+    /// The user backend of a configuration can be reached and used.
+    AuthTested {
+        /// `sqlite`, `ldap` or `mysql`.
+        backend: String,
+        /// What was checked, in one sentence: the server, the transport, the account and how
+        /// many users it found, or where the local users are kept.
+        message: String,
+    },
     /// The configuration was saved.
     ConfigSaved {
         /// The new current generation.
@@ -314,6 +332,7 @@ impl Response {
             Response::Network(_) => "network",
             Response::Config(_) => "config",
             Response::ConfigValidation { .. } => "config_validation",
+            Response::AuthTested { .. } => "auth_tested",
             Response::ConfigSaved { .. } => "config_saved",
             Response::VolumeFormatted(_) => "volume_formatted",
             Response::Services { .. } => "services",

@@ -125,6 +125,59 @@ pub enum BackendError {
     },
 }
 
+/// The step of a read-only check of a user backend's server where it stopped
+/// ([`LdapBackend::count_users`](crate::LdapBackend::count_users),
+/// [`MySqlBackend::count_users`](crate::MySqlBackend::count_users)), so that a caller can
+/// tell the operator which setting to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStep {
+    /// Reaching the server: no answer, connection refused, name not resolved.
+    Connect,
+    /// TLS: the server offers none, or its certificate does not verify.
+    Tls,
+    /// Logging in: the LDAP service account's bind, the MySQL account and its grants.
+    Login,
+    /// Reading the users: the LDAP user base, the MySQL database and its `mfv_users` table.
+    Users,
+}
+
+impl fmt::Display for ServerStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connecting",
+            Self::Tls => "TLS",
+            Self::Login => "logging in",
+            Self::Users => "reading the users",
+        })
+    }
+}
+
+/// A read-only check of a user backend's server failed at `step`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{step} failed")]
+pub struct ServerCheckError {
+    /// Where it stopped.
+    pub step: ServerStep,
+    /// What the backend said.
+    #[source]
+    pub error: BackendError,
+}
+
+impl ServerCheckError {
+    pub(crate) fn new(step: ServerStep, error: BackendError) -> Self {
+        ServerCheckError { step, error }
+    }
+}
+
+/// How many users a read-only check of a user backend's server found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCount {
+    /// The users counted.
+    pub users: u64,
+    /// Whether the server stopped the listing at its size limit, so there are more.
+    pub limited: bool,
+}
+
 /// Where accounts live. Object safe: the authenticator holds an `Arc<dyn UserBackend>`.
 pub trait UserBackend: Send + Sync {
     /// `sqlite`, `ldap` or `mysql`.

@@ -35,7 +35,10 @@ use std::time::Duration;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use rustls::ClientConfig;
 
-use crate::backend::{BoxFuture, CheckReport, StepOutcome, UserBackend, UserRecord};
+use crate::backend::{
+    BoxFuture, CheckReport, ServerCheckError, ServerStep, StepOutcome, UserBackend, UserCount,
+    UserRecord,
+};
 use crate::tls::{refuse_cleartext, trusted_certificates};
 use crate::{BackendError, Password, Role, Username};
 
@@ -72,6 +75,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const RC_INVALID_CREDENTIALS: u32 = 49;
 /// LDAP result code: the search base does not exist.
 const RC_NO_SUCH_OBJECT: u32 = 32;
+/// LDAP result code: the search found more entries than the server's size limit lets it send.
+const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
 /// LDAP result codes meaning the server cannot serve now: busy, unavailable.
 const RC_SERVER_BUSY: [u32; 2] = [51, 52];
 
@@ -327,29 +332,91 @@ impl LdapBackend {
 
     /// Opens a connection (TCP, then TLS for LDAPS or StartTLS).
     async fn connect(&self) -> Result<Ldap, BackendError> {
+        self.open()
+            .await
+            .map_err(|error| self.connect_error(&error))
+    }
+
+    /// Opens a connection, keeping the client's error.
+    async fn open(&self) -> Result<Ldap, LdapError> {
         let settings = LdapConnSettings::new()
             .set_conn_timeout(self.config.timeout)
             .set_starttls(self.config.starttls)
             .set_config(Arc::clone(&self.tls));
-        let (connection, ldap) = LdapConnAsync::with_settings(settings, &self.config.url)
-            .await
-            .map_err(|error| {
-                let tls_hint = if self.config.url.starts_with("ldaps://") || self.config.starttls
-                {
-                    " (TLS: is the port an LDAPS port, and is the server's certificate signed by the configured CA?)"
-                } else {
-                    ""
-                };
-                unavailable(format!(
-                    "cannot connect to {}: {error}{tls_hint}",
-                    self.config.url
-                ))
-            })?;
+        let (connection, ldap) = LdapConnAsync::with_settings(settings, &self.config.url).await?;
         tokio::spawn(async move {
             // The connection's errors reach the caller through the next operation on `ldap`.
             let _ = connection.drive().await;
         });
         Ok(ldap)
+    }
+
+    /// A connection's failure, with a hint when TLS was asked for.
+    fn connect_error(&self, error: &LdapError) -> BackendError {
+        let tls_hint = if self.uses_tls() {
+            " (TLS: is the port an LDAPS port, and is the server's certificate signed by the configured CA?)"
+        } else {
+            ""
+        };
+        unavailable(format!(
+            "cannot connect to {}: {error}{tls_hint}",
+            self.config.url
+        ))
+    }
+
+    /// Whether the connection is TLS: LDAPS or StartTLS.
+    fn uses_tls(&self) -> bool {
+        self.config.url.starts_with("ldaps://") || self.config.starttls
+    }
+
+    /// Connects, binds as the service account and counts the entries the user filter finds
+    /// under the user base, changing nothing: whether this configuration can reach and use
+    /// the directory, for an operator about to rely on it. The count includes entries no
+    /// group grants a role to. A directory's size limit ends the count early
+    /// ([`UserCount::limited`]).
+    pub async fn count_users(&self) -> Result<UserCount, ServerCheckError> {
+        let mut ldap = self.open().await.map_err(|error| {
+            let step = if self.uses_tls() && is_tls_failure(&error) {
+                ServerStep::Tls
+            } else {
+                ServerStep::Connect
+            };
+            ServerCheckError::new(step, self.connect_error(&error))
+        })?;
+        self.bind_service(&mut ldap)
+            .await
+            .map_err(|error| ServerCheckError::new(ServerStep::Login, error))?;
+        const WHAT: &str = "counting the users";
+        let base = &self.config.user_base_dn;
+        let every_user = self.config.user_filter.replace(USERNAME_PLACEHOLDER, "*");
+        let result = ldap
+            .with_timeout(self.config.timeout)
+            .search(base, Scope::Subtree, &every_user, vec!["1.1"])
+            .await
+            .map_err(|error| {
+                ServerCheckError::new(ServerStep::Users, transport_error(WHAT, &error))
+            })?;
+        let _ = ldap.unbind().await;
+        let ldap3::SearchResult(entries, status) = result;
+        let users = u64::try_from(entries.len()).unwrap_or(u64::MAX);
+        match status.rc {
+            0 => Ok(UserCount {
+                users,
+                limited: false,
+            }),
+            RC_SIZE_LIMIT_EXCEEDED => Ok(UserCount {
+                users,
+                limited: true,
+            }),
+            RC_NO_SUCH_OBJECT => Err(ServerCheckError::new(
+                ServerStep::Users,
+                misconfigured(format!("{WHAT}: the base DN {base} does not exist")),
+            )),
+            rc => Err(ServerCheckError::new(
+                ServerStep::Users,
+                result_error(WHAT, rc, &status.text),
+            )),
+        }
     }
 
     /// Binds as the service account (nothing to do for anonymous search).
@@ -893,6 +960,18 @@ fn unavailable(reason: String) -> BackendError {
     BackendError::Unavailable {
         backend: BACKEND,
         reason,
+    }
+}
+
+/// Whether a connection failed in TLS: the handshake (a certificate that does not verify, a
+/// server that does not speak TLS on the port) or the server refusing StartTLS.
+fn is_tls_failure(error: &LdapError) -> bool {
+    match error {
+        LdapError::Rustls { .. } | LdapError::DNSName { .. } | LdapError::LdapResult { .. } => true,
+        LdapError::Io { source } => source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
     }
 }
 

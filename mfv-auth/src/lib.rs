@@ -69,7 +69,8 @@ pub use authenticator::{
 };
 pub use backend::{
     AdminError, BackendError, BoxFuture, CheckReport, CheckStep, DisplayNameError,
-    MAX_DISPLAY_NAME_CHARS, StepOutcome, UserAdmin, UserBackend, UserRecord, check_display_name,
+    MAX_DISPLAY_NAME_CHARS, ServerCheckError, ServerStep, StepOutcome, UserAdmin, UserBackend,
+    UserCount, UserRecord, check_display_name,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use ldap::{LdapBackend, LdapConfig};

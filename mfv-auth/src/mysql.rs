@@ -34,8 +34,8 @@ use mysql_async::{
 use tokio::sync::OnceCell;
 
 use crate::backend::{
-    AdminError, BoxFuture, CheckReport, StepOutcome, UserAdmin, UserBackend, UserRecord,
-    check_display_name,
+    AdminError, BoxFuture, CheckReport, ServerCheckError, ServerStep, StepOutcome, UserAdmin,
+    UserBackend, UserCount, UserRecord, check_display_name,
 };
 use crate::tls::{refuse_cleartext, trusted_certificates};
 use crate::{BackendError, Password, PasswordHasher, Role, Username};
@@ -77,6 +77,7 @@ const MIGRATION_LOCK: &str = "mfv_auth_schema";
 const ER_DUP_ENTRY: u16 = 1062;
 const ER_ACCESS_DENIED: [u16; 3] = [1044, 1045, 1142];
 const ER_BAD_DB: u16 = 1049;
+const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_TOO_MANY_CONNECTIONS: u16 = 1040;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
 
@@ -426,13 +427,7 @@ impl MySqlBackend {
     ) -> Result<T, BackendError> {
         tokio::time::timeout(self.config.timeout, operation)
             .await
-            .map_err(|_| {
-                unavailable(format!(
-                    "{what}: no answer from {} within {:?}",
-                    self.config.describe_address(),
-                    self.config.timeout
-                ))
-            })?
+            .map_err(|_| self.no_answer(what))?
     }
 
     /// Maps a driver error while doing `what`.
@@ -477,6 +472,75 @@ impl MySqlBackend {
                 None => unavailable(format!("{what}: {place}: {error}")),
             },
         }
+    }
+
+    /// Connects and counts the rows of `mfv_users`, changing nothing (the schema is neither
+    /// created nor upgraded): whether this configuration can reach and use the database,
+    /// for an operator about to rely on it.
+    pub async fn count_users(&self) -> Result<UserCount, ServerCheckError> {
+        let connected = tokio::time::timeout(self.config.timeout, self.pool.get_conn()).await;
+        let mut conn = match connected {
+            Err(_) => {
+                return Err(ServerCheckError::new(
+                    ServerStep::Connect,
+                    self.no_answer("connecting"),
+                ));
+            }
+            Ok(Err(error)) => {
+                let step = match &error {
+                    mysql_async::Error::Server(server) if server.code == ER_BAD_DB => {
+                        ServerStep::Users
+                    }
+                    mysql_async::Error::Server(server)
+                        if ER_ACCESS_DENIED.contains(&server.code) =>
+                    {
+                        ServerStep::Login
+                    }
+                    mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) => {
+                        ServerStep::Tls
+                    }
+                    _ if tls_failure(&error).is_some() => ServerStep::Tls,
+                    _ => ServerStep::Connect,
+                };
+                return Err(ServerCheckError::new(step, self.error("connecting", error)));
+            }
+            Ok(Ok(conn)) => conn,
+        };
+        const WHAT: &str = "counting the users";
+        let counted = tokio::time::timeout(
+            self.config.timeout,
+            conn.query_first::<u64, _>("SELECT COUNT(*) FROM mfv_users"),
+        )
+        .await;
+        drop(conn);
+        let users_failed = |error| ServerCheckError::new(ServerStep::Users, error);
+        match counted {
+            Err(_) => Err(users_failed(self.no_answer(WHAT))),
+            Ok(Ok(users)) => Ok(UserCount {
+                users: users.unwrap_or_default(),
+                limited: false,
+            }),
+            Ok(Err(mysql_async::Error::Server(server))) if server.code == ER_NO_SUCH_TABLE => {
+                Err(users_failed(misconfigured(format!(
+                    "{WHAT}: database {} on {} has no table mfv_users: the host creates it at \
+                     its first start only if user {} may CREATE tables there (grant it, or \
+                     create the tables from mfv-auth's MIGRATIONS)",
+                    self.config.database,
+                    self.config.describe_address(),
+                    self.config.user
+                ))))
+            }
+            Ok(Err(error)) => Err(users_failed(self.error(WHAT, error))),
+        }
+    }
+
+    /// The deadline of `what` passed.
+    fn no_answer(&self, what: &str) -> BackendError {
+        unavailable(format!(
+            "{what}: no answer from {} within {:?}",
+            self.config.describe_address(),
+            self.config.timeout
+        ))
     }
 
     /// Runs a query for one user's columns (and hash, if `with_hash`).

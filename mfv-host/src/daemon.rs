@@ -23,6 +23,7 @@ use mfv_config::store::ConfigStore;
 use mfv_linux::regular_file::{ReadError, read_limited};
 use serde::{Deserialize, Serialize};
 
+use crate::auth;
 use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
 use crate::network::handover::{
     ANSWER_WAIT, HandoverError, NetworkAction, NetworkRequest, change_refused, leave_request,
@@ -153,6 +154,7 @@ impl Peer {
                     | Request::NetworkConfirm { .. }
                     | Request::ConfigGet
                     | Request::ConfigValidate { .. }
+                    | Request::AuthTest { .. }
                     | Request::ConfigSave { .. }
                     | Request::FormatConfigVolume { .. }
                     | Request::ServiceStatus { .. }
@@ -214,6 +216,7 @@ impl<C: InitControl> HostDaemon<C> {
                     Err(errors) => config_issues(&errors),
                 },
             }),
+            Request::AuthTest { config_text } => self.test_auth(&config_text),
             Request::ConfigGet => self.with_store(|store| config_document(store)),
             Request::ConfigSave {
                 text,
@@ -478,38 +481,88 @@ impl<C: InitControl> HostDaemon<C> {
         SetupInUse::Now
     }
 
+    /// Setup's "test connection": whether the `[auth]` backend of `config_text` can be
+    /// reached and used ([`auth::check_backend`]), its relative paths on the config volume
+    /// the boot used (mounted for the check), none on a host that has none yet.
+    fn test_auth(&self, config_text: &str) -> Result<Response, ApiError> {
+        let config = parse_config(config_text)
+            .map_err(|errors| invalid_config("the configuration", &errors))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| internal("cannot start the runtime for the check", &error))?;
+        let check = |volume: Option<&Path>| {
+            runtime.block_on(auth::check_backend(
+                &config.auth,
+                volume,
+                auth::CHECK_DEADLINE,
+            ))
+        };
+        let checked = match self.boot_volume()? {
+            Some(device) => {
+                let volume = self.open_volume(&device)?;
+                let checked = check(Some(volume.dir()));
+                if let Err(error) = volume.close() {
+                    return Err(internal("the config volume stays mounted", &error));
+                }
+                checked
+            }
+            None => check(None),
+        };
+        let checked = checked.map_err(|error| {
+            let api_error = ApiError::new(auth_check_kind(&error), mfv_linux::error_chain(&error));
+            match error.key() {
+                Some(key) => api_error.with_field(key),
+                None => api_error,
+            }
+        })?;
+        Ok(Response::AuthTested {
+            backend: checked.backend.as_str().to_owned(),
+            message: checked.message,
+        })
+    }
+
+    /// The device of the config volume the boot used (with a configuration, valid or not);
+    /// `None` when it found none.
+    fn boot_volume(&self) -> Result<Option<String>, ApiError> {
+        let state = read_host_state(&self.run_dir)
+            .map_err(|error| internal("cannot read the boot report", &error))?;
+        Ok(match state.map(|state| state.boot.config) {
+            Some(
+                ConfigProvenance::Found { device, .. } | ConfigProvenance::Invalid { device, .. },
+            ) => Some(device),
+            _ => None,
+        })
+    }
+
+    /// The store on `device`, mounted for this daemon alone.
+    fn open_volume(&self, device: &str) -> Result<StoreVolume, ApiError> {
+        StoreVolume::on_device(Path::new(device), &self.run_dir).map_err(|error| match error {
+            ConfigKeyError::Busy { .. } => volume_busy(error),
+            _ => ApiError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot open the config volume {device}: {}",
+                    mfv_linux::error_chain(&error)
+                ),
+            ),
+        })
+    }
+
     /// Runs `work` on the config store of the volume the boot used, mounted for it alone,
     /// one at a time in this daemon.
     fn with_store(
         &self,
         work: impl FnOnce(&dyn ConfigStore) -> Result<Response, ApiError>,
     ) -> Result<Response, ApiError> {
-        let state = read_host_state(&self.run_dir)
-            .map_err(|error| internal("cannot read the boot report", &error))?;
-        let device = match state.map(|state| state.boot.config) {
-            Some(
-                ConfigProvenance::Found { device, .. } | ConfigProvenance::Invalid { device, .. },
-            ) => device,
-            _ => {
-                return Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "this host booted without a config volume: there is no configuration to \
-                     read or change (set one up first)",
-                ));
-            }
+        let Some(device) = self.boot_volume()? else {
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "this host booted without a config volume: there is no configuration to read \
+                 or change (set one up first)",
+            ));
         };
-        let volume = StoreVolume::on_device(Path::new(&device), &self.run_dir).map_err(
-            |error| match error {
-                ConfigKeyError::Busy { .. } => volume_busy(error),
-                _ => ApiError::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "cannot open the config volume {device}: {}",
-                        mfv_linux::error_chain(&error)
-                    ),
-                ),
-            },
-        )?;
+        let volume = self.open_volume(&device)?;
         let answer = work(volume.store());
         if let Err(error) = volume.close() {
             return Err(internal("the config volume stays mounted", &error));
@@ -679,6 +732,17 @@ fn setup_failed(error: SetupSaveError) -> ApiError {
                 .with_field("device")
         }
         error => internal("the setup was not saved", &error),
+    }
+}
+
+/// The error kind of an auth backend check's failure: the settings are the operator's to
+/// fix, a server that cannot be reached or does not answer is unavailable.
+fn auth_check_kind(error: &auth::AuthCheckError) -> ErrorKind {
+    match error {
+        auth::AuthCheckError::Unreachable { .. } | auth::AuthCheckError::Timeout { .. } => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::InvalidRequest,
     }
 }
 
@@ -1284,6 +1348,106 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].line, Some(3));
         assert_eq!(errors[0].field, "host.hostname");
+    }
+
+    /// A configuration whose `[auth]` section is `auth`.
+    fn auth_test(auth: &str) -> Request {
+        Request::AuthTest {
+            config_text: format!("version = 1\n[host]\nhostname = \"h\"\n{auth}"),
+        }
+    }
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn an_auth_test_of_an_invalid_text_names_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let error = daemon
+            .handle(
+                Peer::Web,
+                auth_test("[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"http://x\"\n"),
+            )
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidConfig, "{error}");
+        assert!(error.config_errors.len() >= 2, "{:?}", error.config_errors);
+        assert!(
+            error.field.as_deref().unwrap().starts_with("auth.ldap"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_auth_test_of_local_users_says_where_setup_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let answer = daemon.handle(Peer::Web, auth_test("")).unwrap();
+        assert_eq!(
+            answer,
+            Response::AuthTested {
+                backend: "sqlite".to_owned(),
+                message: "users are the local ones, kept in users.sqlite on the config volume, \
+                          which setup's save creates with the first administrator"
+                    .to_owned(),
+            }
+        );
+    }
+
+    #[test]
+    fn an_auth_test_of_an_unreachable_directory_names_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let url = format!("ldap://127.0.0.1:{}", closed_port());
+        let error = daemon
+            .handle(
+                Peer::Web,
+                auth_test(&format!(
+                    "[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"{url}\"\n\
+                     base_dn = \"ou=people,dc=example,dc=org\"\n"
+                )),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::Unavailable, Some("auth.ldap.url")),
+            "{error}"
+        );
+        assert!(
+            error.message.starts_with(&format!("cannot reach {url}: ")),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn an_auth_test_before_setup_cannot_read_files_on_the_volume_to_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        let error = daemon
+            .handle(
+                Peer::Root,
+                auth_test(
+                    "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"127.0.0.1\"\n\
+                     database = \"mfv\"\nuser = \"mfv\"\npassword_file = \"secrets/db\"\n",
+                ),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::InvalidRequest, Some("auth.mysql.password_file")),
+            "{error}"
+        );
+        assert!(
+            error.message.starts_with(
+                "auth.mysql.password_file = \"secrets/db\" is a file on the config volume"
+            ),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ const WRONG_TOKEN_SPACING: Duration = Duration::from_secs(2);
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the save may take: making a file system on a large partition takes a while.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(50);
+/// How long the host daemon may take to test an auth backend: its own deadline for the
+/// servers (`mfv_host::auth::CHECK_DEADLINE`, 10 s), with time to mount the config volume
+/// and to answer.
+const AUTH_TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why the host daemon gave no answer to use.
 #[derive(Debug, thiserror::Error)]
@@ -275,11 +279,19 @@ struct TokenClaim {
     token: String,
 }
 
-/// A configuration's text, as `POST /api/v1/setup/validate` takes it.
+/// A configuration's text, as `POST /api/v1/setup/validate` and
+/// `POST /api/v1/setup/auth/test` take it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigText {
     config_text: String,
+}
+
+/// What `POST /api/v1/setup/auth/test` answers.
+#[derive(Debug, Serialize)]
+struct AuthTested {
+    backend: String,
+    message: String,
 }
 
 /// What `POST /api/v1/setup/save` takes.
@@ -500,6 +512,34 @@ pub fn routes<A: DaemonLink>(
             },
         );
 
+    let api_auth_test = warp::path!("api" / "v1" / "setup" / "auth" / "test")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(
+            |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
+                let answer = async {
+                    state.admit(&headers)?;
+                    let ConfigText { config_text } = read_json(&body)?;
+                    state
+                        .ask(
+                            DaemonRequest::AuthTest { config_text },
+                            AUTH_TEST_TIMEOUT,
+                            |response| match response {
+                                DaemonResponse::AuthTested { backend, message } => {
+                                    Some(AuthTested { backend, message })
+                                }
+                                _ => None,
+                            },
+                        )
+                        .await
+                };
+                answer_json(answer.await)
+            },
+        );
+
     let api_save =
         warp::path!("api" / "v1" / "setup" / "save")
             .and(warp::post())
@@ -602,6 +642,8 @@ pub fn routes<A: DaemonLink>(
         .or(api_volumes)
         .unify()
         .or(api_validate)
+        .unify()
+        .or(api_auth_test)
         .unify()
         .or(api_save)
         .unify()

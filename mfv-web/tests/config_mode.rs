@@ -44,12 +44,16 @@ struct Daemon(Arc<Mutex<HostDaemon<NoInit>>>);
 
 impl DaemonLink for Daemon {
     async fn ask(&self, request: Request, _: Duration) -> Result<Response, DaemonError> {
-        let mut daemon = self.0.lock().unwrap();
-        // The protocol's server loop validates before the handler, as here.
-        request.validate().map_err(DaemonError::Refused)?;
-        daemon
-            .handle(Peer::Web, request)
-            .map_err(DaemonError::Refused)
+        // The handler blocks (and starts a runtime of its own for an auth test), as it may on
+        // the daemon's own threads: this worker leaves the server's runtime while it runs.
+        tokio::task::block_in_place(|| {
+            let mut daemon = self.0.lock().unwrap();
+            // The protocol's server loop validates before the handler, as here.
+            request.validate().map_err(DaemonError::Refused)?;
+            daemon
+                .handle(Peer::Web, request)
+                .map_err(DaemonError::Refused)
+        })
     }
 }
 
@@ -239,6 +243,7 @@ fn the_setup_api_needs_the_session_and_passes_on_what_the_host_says() {
     for (method, path) in [
         ("GET", "/api/v1/setup/volumes"),
         ("POST", "/api/v1/setup/validate"),
+        ("POST", "/api/v1/setup/auth/test"),
         ("POST", "/api/v1/setup/save"),
     ] {
         let bytes = body.to_string();
@@ -335,6 +340,83 @@ fn the_setup_api_needs_the_session_and_passes_on_what_the_host_says() {
         "confirm",
         "{}",
         unconfirmed.text()
+    );
+}
+
+#[test]
+fn the_auth_backend_is_tested_with_the_session_and_a_failure_names_the_field() {
+    let server = Server::start(Limits::default());
+    let client = server.client();
+    let test = |config: &str, headers: &[(&str, &str)]| {
+        client
+            .post_json(
+                "/api/v1/setup/auth/test",
+                headers,
+                &json!({ "config_text": config }),
+            )
+            .unwrap()
+    };
+    let local = "version = 1\n[host]\nhostname = \"h\"\n";
+    let refused = test(local, &[]);
+    assert_eq!(
+        (refused.status, kind(&refused)),
+        (401, "setup_token_required".to_owned()),
+        "{}",
+        refused.text()
+    );
+    let session = claimed_session(&server, &client);
+    let cookie = [("cookie", session.as_str())];
+
+    let tested = test(local, &cookie);
+    assert_eq!(tested.status, 200, "{}", tested.text());
+    assert_eq!(
+        tested.json().unwrap(),
+        json!({
+            "backend": "sqlite",
+            "message": "users are the local ones, kept in users.sqlite on the config volume, \
+                        which setup's save creates with the first administrator",
+        })
+    );
+
+    // Nothing listens on the port the listener had.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ldap://127.0.0.1:{port}");
+    let unreachable = test(
+        &format!(
+            "{local}[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"{url}\"\n\
+             base_dn = \"ou=people,dc=example,dc=org\"\n"
+        ),
+        &cookie,
+    );
+    assert_eq!(unreachable.status, 503, "{}", unreachable.text());
+    let body = unreachable.json().unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["field"].as_str()),
+        (Some("unavailable"), Some("auth.ldap.url")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("cannot reach {url}: ")),
+        "{body}"
+    );
+
+    let invalid = test("version = 1\n[auth]\nbackend = \"nis\"\n", &cookie);
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+    assert_eq!(kind(&invalid), "invalid_config");
+
+    let mut foreign = cookie.to_vec();
+    foreign.push(("origin", "https://evil.example"));
+    let foreign = test(local, &foreign);
+    assert_eq!(
+        (foreign.status, kind(&foreign)),
+        (403, "cross_origin".to_owned())
     );
 }
 

@@ -60,6 +60,12 @@ fn requests_have_a_stable_shape() {
         &Request::ServiceStatus { name: None },
         r#"{"type":"service_status","name":null}"#,
     );
+    check(
+        &Request::AuthTest {
+            config_text: "version = 1\n".into(),
+        },
+        r#"{"type":"auth_test","config_text":"version = 1\n"}"#,
+    );
 }
 
 #[test]
@@ -113,6 +119,13 @@ fn replies_have_a_stable_shape() {
             errors: vec![ConfigIssue::new("network.mtu", "must be at least 68").at(4, 7)],
         }),
         r#"{"ok":{"type":"config_validation","errors":[{"line":4,"column":7,"field":"network.mtu","message":"must be at least 68"}]}}"#,
+    );
+    check(
+        &Reply::Ok(Response::AuthTested {
+            backend: "sqlite".into(),
+            message: "local users".into(),
+        }),
+        r#"{"ok":{"type":"auth_tested","backend":"sqlite","message":"local users"}}"#,
     );
     check(
         &Reply::<Response>::Error(

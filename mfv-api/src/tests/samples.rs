@@ -18,6 +18,9 @@ pub(super) fn requests() -> Vec<Request> {
         Request::ConfigValidate {
             text: "version = 1\n".into(),
         },
+        Request::AuthTest {
+            config_text: "version = 1\n".into(),
+        },
         Request::ConfigSave {
             text: "version = 1\n".into(),
             base_generation: Some(3),
@@ -109,6 +112,10 @@ pub(super) fn responses() -> Vec<Response> {
         )),
         Response::ConfigValidation {
             errors: vec![ConfigIssue::new("network.mtu", "must be at least 68").at(4, 7)],
+        },
+        Response::AuthTested {
+            backend: "ldap".into(),
+            message: "connected to ldaps://127.0.0.1:6360 over TLS".into(),
         },
         Response::ConfigSaved { generation: 4 },
         Response::VolumeFormatted(FormattedVolume::new(

@@ -2,7 +2,8 @@
 //! volume its relative paths are on, and optional overrides (the `mfv` command's flags) become
 //! one user backend and the auth database ([`AuthSettings::resolve`]), then an
 //! [`Authenticator`] over them ([`ResolvedAuth::open`]). PID 1, the host daemon, the web server
-//! and `mfv user`/`mfv auth` all build theirs here.
+//! and `mfv user`/`mfv auth` all build theirs here; setup's "test connection" checks the
+//! backend built the same way ([`check_backend`]).
 //!
 //! Every setting is the override when there is one, else the section's value, else its
 //! default. Relative paths from the section are on the config volume; paths given as overrides
@@ -61,7 +62,10 @@ use mfv_config::schema::{
     default_ldap_group_roles, default_mysql_port, default_sqlite_path, load_config_file, parent_dn,
 };
 
+pub use check::{AuthCheckError, BackendCheck, CHECK_DEADLINE, check_backend};
 pub use mfv_config::schema::DEFAULT_LDAP_GROUP_ROLES;
+
+mod check;
 
 /// The auth database when there is neither a configuration nor an override. The root file
 /// system is RAM, so it only survives a reboot where /var/lib/mfv is persistent storage (a
