@@ -205,7 +205,10 @@ macro_rules! for_each_call {
             /// Checks that the user backend of the configuration `config_text` can be reached
             /// and used, saving nothing; the backend's name and what was checked.
             auth_test(config_text: &str) -> (String, String) =
-                $crate::Request::AuthTest { config_text: config_text.to_owned() },
+                $crate::Request::AuthTest {
+                    config_text: config_text.to_owned(),
+                    files: std::collections::BTreeMap::new(),
+                },
                 $crate::Response::AuthTested { backend, message } => Some((backend, message));
             /// Saves `text` as the new current generation and returns its number.
             /// `base_generation` is the generation the text was based on; if another save
@@ -270,6 +273,7 @@ macro_rules! for_each_call {
                     volume,
                     admin: admin.to_owned(),
                     password: $crate::Secret::new(password),
+                    files: std::collections::BTreeMap::new(),
                 },
                 $crate::Response::SetupSaved {
                     device,

@@ -99,7 +99,10 @@ pub use host::{
     ServiceStatus, StoreKind, Virtualization,
 };
 pub use logs::{LogLine, LogSource, MAX_LOG_LINES};
-pub use message::{MAX_SETUP_TOKEN_LEN, Reply, Request, Response, check_setup_token};
+pub use message::{
+    MAX_SETUP_FILE_LEN, MAX_SETUP_TOKEN_LEN, Reply, Request, Response, SETUP_FILE_KEYS,
+    check_setup_files, check_setup_token,
+};
 pub use network::{MAX_CONFIRM_SECS, NetworkOutcome};
 pub use server::{Handler, ServeError, serve_requests, server_handshake};
 

@@ -8,6 +8,8 @@
 //! The hardware inventory travels as JSON rather than as types of this crate; why is said at
 //! [`Response::Inventory`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -57,6 +59,10 @@ pub enum Request {
     AuthTest {
         /// The whole `mfv.toml` text.
         config_text: String,
+        /// On a host without a config volume yet (setup): the contents of the files
+        /// `[auth]` names ([`SETUP_FILE_KEYS`]), by key, used for the test in their place.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        files: BTreeMap<String, Secret>,
     },
     /// Validate and save a configuration as the new current generation. Answered by
     /// [`Response::ConfigSaved`]; an invalid text is an [`ErrorKind::InvalidConfig`] error, and
@@ -126,7 +132,53 @@ pub enum Request {
         admin: String,
         /// Their password.
         password: Secret,
+        /// The contents of the files `[auth]` names ([`SETUP_FILE_KEYS`]: a bind password,
+        /// a CA certificate), by key, written to the volume where the configuration says.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        files: BTreeMap<String, Secret>,
     },
+}
+
+/// The configuration keys whose files first-boot setup writes to the config volume (and an
+/// auth test uses before there is one): the secrets and certificates `[auth]` names by path.
+pub const SETUP_FILE_KEYS: [&str; 4] = [
+    "auth.ldap.bind_password_file",
+    "auth.ldap.ca_certificate",
+    "auth.mysql.password_file",
+    "auth.mysql.ca_certificate",
+];
+
+/// The largest file setup writes (a PEM bundle of several CA certificates fits).
+pub const MAX_SETUP_FILE_LEN: usize = 64 * 1024;
+
+/// Refuses files keyed by anything but [`SETUP_FILE_KEYS`], or larger than
+/// [`MAX_SETUP_FILE_LEN`], as [`Request::validate`] does for [`Request::SetupSave`] and
+/// [`Request::AuthTest`].
+pub fn check_setup_files(files: &BTreeMap<String, Secret>) -> Result<(), ApiError> {
+    for (key, content) in files {
+        let field = format!("files.{key}");
+        if !SETUP_FILE_KEYS.contains(&key.as_str()) {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "setup writes only the files of {}, not {key:?}",
+                    SETUP_FILE_KEYS.join(", ")
+                ),
+            )
+            .with_field(field));
+        }
+        if content.expose().len() > MAX_SETUP_FILE_LEN {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "is {} bytes long; a file setup writes is at most {MAX_SETUP_FILE_LEN}",
+                    content.expose().len()
+                ),
+            )
+            .with_field(field));
+        }
+    }
+    Ok(())
 }
 
 impl Request {
@@ -183,6 +235,7 @@ impl Request {
                 volume,
                 admin,
                 password,
+                files,
                 ..
             } => {
                 if let SetupVolume::Format {
@@ -192,8 +245,10 @@ impl Request {
                     check_format_confirmation(device, confirm)?;
                 }
                 check_name("admin", admin)?;
-                check_name("password", password.expose())
+                check_name("password", password.expose())?;
+                check_setup_files(files)
             }
+            Request::AuthTest { files, .. } => check_setup_files(files),
             _ => Ok(()),
         }
     }

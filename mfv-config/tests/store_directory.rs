@@ -925,3 +925,39 @@ fn a_text_too_large_for_a_generation_file_is_refused_whatever_the_validator() ->
     assert_eq!(snapshot(dir.path())?, before);
     Ok(())
 }
+
+#[test]
+fn a_read_only_remount_waits_for_a_file_being_closed_and_names_one_kept_open() -> Result<()> {
+    use mfv_config::store::VolumeAccess;
+    let volume_dir = Mounted::image("ext4", "ro", |_| Ok(()))?;
+    let volume = RemountVolume::new(volume_dir.path());
+    volume.make_writable()?;
+    // Closed by another thread a moment after the remount starts: the remount waits.
+    let file = fs::File::create(volume_dir.path().join("open-for-writing"))?;
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(file);
+    });
+    volume.make_read_only()?;
+    closer.join().expect("the closing thread");
+    assert!(is_read_only(volume_dir.path())?);
+
+    // Kept open: the remount gives up after its tries and says why.
+    volume.make_writable()?;
+    let kept = fs::File::create(volume_dir.path().join("kept-open"))?;
+    let error = volume.make_read_only().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mfv_config::store::VolumeError::Remount {
+                read_only: true,
+                source: nix::errno::Errno::EBUSY,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    drop(kept);
+    volume.make_read_only()?;
+    Ok(())
+}

@@ -8,6 +8,8 @@
 //! socket, the peer's credentials and the threads are the binary's; everything a request
 //! does is here, so that tests run it without a socket.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ use crate::network::handover::{
 use crate::network::live::ChangeError;
 use crate::services::{self, ServicesError};
 use crate::setup_adoption;
+use crate::setup_files;
 use crate::setup_save::{self, SetupSaveError};
 use crate::setup_token::{self, ClaimRefusal};
 use crate::web_identity;
@@ -216,7 +219,7 @@ impl<C: InitControl> HostDaemon<C> {
                     Err(errors) => config_issues(&errors),
                 },
             }),
-            Request::AuthTest { config_text } => self.test_auth(&config_text),
+            Request::AuthTest { config_text, files } => self.test_auth(&config_text, &files),
             Request::ConfigGet => self.with_store(|store| config_document(store)),
             Request::ConfigSave {
                 text,
@@ -288,7 +291,8 @@ impl<C: InitControl> HostDaemon<C> {
                 volume,
                 admin,
                 password,
-            } => self.save_setup(config_text, volume, admin, &password),
+                files,
+            } => self.save_setup(config_text, volume, admin, &password, files),
             other => Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -396,6 +400,7 @@ impl<C: InitControl> HostDaemon<C> {
         volume: mfv_api::SetupVolume,
         admin: String,
         password: &mfv_api::Secret,
+        files: BTreeMap<String, mfv_api::Secret>,
     ) -> Result<Response, ApiError> {
         if let Some(device) = self.configured_from()? {
             return Err(ApiError::new(
@@ -441,6 +446,7 @@ impl<C: InitControl> HostDaemon<C> {
             volume,
             admin,
             password,
+            files,
         };
         let published = self.run_dir.join(web_identity::RUN_SUBDIR);
         let saved = setup_save::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
@@ -483,43 +489,43 @@ impl<C: InitControl> HostDaemon<C> {
 
     /// Setup's "test connection": whether the `[auth]` backend of `config_text` can be
     /// reached and used ([`auth::check_backend`]), its relative paths on the config volume
-    /// the boot used (mounted for the check), none on a host that has none yet.
-    fn test_auth(&self, config_text: &str) -> Result<Response, ApiError> {
+    /// the boot used (mounted for the check), none on a host that has none yet; with
+    /// `files`, in a private directory holding them instead ([`setup_files`]).
+    fn test_auth(
+        &self,
+        config_text: &str,
+        files: &BTreeMap<String, mfv_api::Secret>,
+    ) -> Result<Response, ApiError> {
         let config = parse_config(config_text)
             .map_err(|errors| invalid_config("the configuration", &errors))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| internal("cannot start the runtime for the check", &error))?;
-        let check = |volume: Option<&Path>| {
-            runtime.block_on(auth::check_backend(
-                &config.auth,
-                volume,
-                auth::CHECK_DEADLINE,
-            ))
-        };
-        let checked = match self.boot_volume()? {
+        if !files.is_empty() {
+            let files = setup_files::resolve(&config.auth, files).map_err(setup_file_refused)?;
+            let dir = self.run_dir.join(format!(
+                "auth-test-{}-{}",
+                std::process::id(),
+                AUTH_TESTS.fetch_add(1, Ordering::Relaxed)
+            ));
+            let written = std::fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(&dir)
+                .map_err(|error| internal("cannot make the auth test's directory", &error))
+                .and_then(|()| setup_files::write(&dir, &files).map_err(setup_file_refused));
+            let checked = written.and_then(|()| check_auth(&config.auth, Some(&dir)));
+            let _ = std::fs::remove_dir_all(&dir);
+            return checked;
+        }
+        match self.boot_volume()? {
             Some(device) => {
                 let volume = self.open_volume(&device)?;
-                let checked = check(Some(volume.dir()));
+                let checked = check_auth(&config.auth, Some(volume.dir()));
                 if let Err(error) = volume.close() {
                     return Err(internal("the config volume stays mounted", &error));
                 }
                 checked
             }
-            None => check(None),
-        };
-        let checked = checked.map_err(|error| {
-            let api_error = ApiError::new(auth_check_kind(&error), mfv_linux::error_chain(&error));
-            match error.key() {
-                Some(key) => api_error.with_field(key),
-                None => api_error,
-            }
-        })?;
-        Ok(Response::AuthTested {
-            backend: checked.backend.as_str().to_owned(),
-            message: checked.message,
-        })
+            None => check_auth(&config.auth, None),
+        }
     }
 
     /// The device of the config volume the boot used (with a configuration, valid or not);
@@ -716,6 +722,40 @@ fn format_refused(error: FormatError) -> ApiError {
     }
 }
 
+/// [`auth::check_backend`] on its own runtime, with relative paths below `dir`, as the
+/// protocol answers it.
+fn check_auth(
+    auth: &mfv_config::schema::AuthConfig,
+    dir: Option<&Path>,
+) -> Result<Response, ApiError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| internal("cannot start the runtime for the check", &error))?;
+    let checked = runtime
+        .block_on(auth::check_backend(auth, dir, auth::CHECK_DEADLINE))
+        .map_err(|error| {
+            let api_error = ApiError::new(auth_check_kind(&error), mfv_linux::error_chain(&error));
+            match error.key() {
+                Some(key) => api_error.with_field(key),
+                None => api_error,
+            }
+        })?;
+    Ok(Response::AuthTested {
+        backend: checked.backend.as_str().to_owned(),
+        message: checked.message,
+    })
+}
+
+/// A setup file that cannot be written, naming the field at fault.
+fn setup_file_refused(error: setup_files::SetupFileError) -> ApiError {
+    let kind = match error {
+        setup_files::SetupFileError::Write { .. } => ErrorKind::Internal,
+        _ => ErrorKind::InvalidRequest,
+    };
+    ApiError::new(kind, mfv_linux::error_chain(&error)).with_field(error.field())
+}
+
 /// First-boot setup's failure, naming the field at fault.
 fn setup_failed(error: SetupSaveError) -> ApiError {
     match error {
@@ -727,6 +767,7 @@ fn setup_failed(error: SetupSaveError) -> ApiError {
             ApiError::new(ErrorKind::InvalidRequest, error.to_string()).with_field("password")
         }
         SetupSaveError::Format(error) => format_refused(error),
+        SetupSaveError::File(error) => setup_file_refused(error),
         SetupSaveError::Volume { .. } => {
             ApiError::new(ErrorKind::Unavailable, mfv_linux::error_chain(&error))
                 .with_field("device")
@@ -759,6 +800,8 @@ fn volume_busy(error: ConfigKeyError) -> ApiError {
 static NETWORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Network requests made by this daemon, for their ids.
 static NETWORK_REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Auth tests with files in this process, for their directories' names.
+static AUTH_TESTS: AtomicU64 = AtomicU64::new(0);
 
 /// An [`ErrorKind::InvalidConfig`] error for `what` (`the configuration`), with every problem
 /// and the first one's field.
@@ -1354,6 +1397,7 @@ mod tests {
     fn auth_test(auth: &str) -> Request {
         Request::AuthTest {
             config_text: format!("version = 1\n[host]\nhostname = \"h\"\n{auth}"),
+            files: BTreeMap::new(),
         }
     }
 
@@ -1451,6 +1495,55 @@ mod tests {
     }
 
     #[test]
+    fn an_auth_test_before_setup_uses_the_files_given_and_leaves_none_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path());
+        std::fs::create_dir_all(&daemon.run_dir).unwrap();
+        let mysql = format!(
+            "[auth]\nbackend = \"mysql\"\n[auth.mysql]\nhost = \"127.0.0.1\"\nport = {}\n\
+             database = \"mfv\"\nuser = \"mfv\"\npassword_file = \"secrets/db\"\n",
+            closed_port()
+        );
+        let mut request = auth_test(&mysql);
+        let Request::AuthTest { files, .. } = &mut request else {
+            unreachable!()
+        };
+        files.insert(
+            "auth.mysql.password_file".to_owned(),
+            mfv_api::Secret::new("the database password"),
+        );
+        // The password file is there: the test goes on to the server, which is not.
+        let error = daemon.handle(Peer::Web, request).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::Unavailable, Some("auth.mysql.host")),
+            "{error}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&daemon.run_dir)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // A file the configuration puts off the volume is refused before anything is written.
+        let mut request = auth_test(&mysql.replace("secrets/db", "/etc/db-password"));
+        let Request::AuthTest { files, .. } = &mut request else {
+            unreachable!()
+        };
+        files.insert(
+            "auth.mysql.password_file".to_owned(),
+            mfv_api::Secret::new("x"),
+        );
+        let error = daemon.handle(Peer::Web, request).unwrap_err();
+        assert_eq!(
+            (error.kind, error.field.as_deref()),
+            (ErrorKind::InvalidRequest, Some("auth.mysql.password_file")),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_save_needs_a_valid_text_and_the_current_generation() {
         let dir = tempfile::tempdir().unwrap();
         let store =
@@ -1522,6 +1615,7 @@ mod tests {
             },
             admin: admin.to_owned(),
             password: mfv_api::Secret::new("a long enough password"),
+            files: BTreeMap::new(),
         };
         let valid = "version = 1\n[host]\nhostname = \"h\"\n";
         let mut state = HostState {

@@ -25,6 +25,8 @@
 //!   console, the lock that lets one console configure at a time, and the headless fallback.
 //! - [`setup_adoption`]: the saved setup goes into use without a reboot: the host daemon
 //!   hands the volume to PID 1, which applies it and says so in the host state.
+//! - [`setup_files`]: the files `[auth]` names (a bind password, a CA certificate), which
+//!   setup writes to the volume where the configuration says.
 //! - [`setup_save`]: first-boot setup's save: the configuration, the first administrator and
 //!   the web identity written to the config volume the operator chose, made first if asked.
 //! - [`setup_token`]: the one-time token the console shows, which a browser exchanges once
@@ -57,6 +59,7 @@ pub mod services;
 pub mod settings;
 pub mod setup;
 pub mod setup_adoption;
+pub mod setup_files;
 pub mod setup_save;
 pub mod setup_token;
 mod task;

@@ -1,6 +1,7 @@
 //! First-boot setup's save: what config mode asks the host daemon to do as root once the
 //! operator reviewed the configuration. It writes the configuration, the first administrator
-//! and the web server's key and certificate to the config volume the operator chose (made
+//! and the web server's key and certificate (and the files `[auth]` names,
+//! [`crate::setup_files`]) to the config volume the operator chose (made
 //! there first when the operator asked for a new one).
 //!
 //! Nothing is written before everything that can be checked without the volume was checked
@@ -10,6 +11,7 @@
 //! still sets up, and the same save can be sent again (an administrator already in the
 //! database gets the new password and the admin role instead of a second account).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mfv_auth::{Actor, AuthError, Password, Role, UserRecord, Username};
@@ -23,6 +25,7 @@ use mfv_probe::{BlockDevice, BlockKind};
 
 use crate::auth::{AuthOverrides, AuthSettings, AuthSetupError, MissingDatabase};
 use crate::config::{ConfigKeyError, StoreVolume, VOLUME_LOCK_WAIT, VolumeLock};
+use crate::setup_files::{self, SetupFile, SetupFileError};
 use crate::web_identity::{self, WebIdentityError};
 
 /// Where the configuration goes.
@@ -56,6 +59,8 @@ pub struct SetupSave {
     pub admin: String,
     /// Their password.
     pub password: Password,
+    /// The contents of the files `[auth]` names, by key ([`crate::setup_files`]).
+    pub files: BTreeMap<String, mfv_api::Secret>,
 }
 
 /// What the save did.
@@ -95,6 +100,10 @@ pub enum SetupSaveError {
         /// The minimum.
         min: u32,
     },
+    /// A file `[auth]` names cannot go where the configuration says (nothing was written),
+    /// or could not be written.
+    #[error(transparent)]
+    File(SetupFileError),
     /// The volume could not be made.
     #[error("cannot make the config volume")]
     Format(#[source] FormatError),
@@ -213,6 +222,7 @@ pub fn save(
     if chars < usize::try_from(min).unwrap_or(usize::MAX) {
         return Err(SetupSaveError::PasswordTooShort { chars, min });
     }
+    let files = setup_files::resolve(&config.auth, &save.files).map_err(SetupSaveError::File)?;
     let (device, formatted) = match &save.volume {
         SetupVolume::Existing { device } => (device.clone(), false),
         SetupVolume::Format {
@@ -236,7 +246,14 @@ pub fn save(
             device: device.clone(),
             source: Box::new(error),
         })?;
-    let written = write_to_volume(&volume, &config.auth, &admin, save, published_web_dir);
+    let written = write_to_volume(
+        &volume,
+        &config.auth,
+        &admin,
+        &files,
+        save,
+        published_web_dir,
+    );
     let closed = volume.close();
     let generation = written?;
     if let Err(error) = closed {
@@ -252,11 +269,13 @@ pub fn save(
     })
 }
 
-/// The administrator, the identity, then the configuration; its generation.
+/// The files `[auth]` names and the administrator, the identity, then the configuration;
+/// its generation.
 fn write_to_volume(
     volume: &StoreVolume,
     auth: &mfv_config::schema::AuthConfig,
     admin: &Username,
+    files: &[SetupFile],
     save: &SetupSave,
     published_web_dir: &Path,
 ) -> Result<u64, SetupSaveError> {
@@ -275,6 +294,11 @@ fn write_to_volume(
     access
         .make_writable()
         .map_err(|error| admin_error(AdminWriteError::Volume(error)))?;
+    if let Err(error) = setup_files::write(volume.dir(), files) {
+        // Back to read-only whatever happens; the file's failure is the one to tell.
+        let _ = access.make_read_only();
+        return Err(SetupSaveError::File(error));
+    }
     // The authenticator, and its database file, is closed before the volume goes back to
     // read-only.
     let written = runtime.block_on(write_admin(volume.dir(), auth, admin, &save.password));

@@ -35,6 +35,7 @@ fn request(device: &Path, volume: impl FnOnce(&Path) -> SetupVolume, config: &st
         volume: volume(device),
         admin: "alice".to_owned(),
         password: Password::new(PASSWORD).unwrap(),
+        files: std::collections::BTreeMap::new(),
     }
 }
 
@@ -151,6 +152,19 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
         "{error:?}"
     );
 
+    let ldap = "version = 1\n[host]\nhostname = \"setuphost\"\n[auth]\nbackend = \"ldap\"\n\
+                [auth.ldap]\nurl = \"ldaps://ldap.example.org\"\n\
+                base_dn = \"ou=people,dc=example,dc=org\"\n\
+                bind_dn = \"cn=reader,dc=example,dc=org\"\nbind_password_file = \"/etc/bind\"\n";
+    let mut off_volume = request(device.path(), format, ldap);
+    off_volume.files = [(
+        "auth.ldap.bind_password_file".to_owned(),
+        mfv_api::Secret::new("bind password"),
+    )]
+    .into();
+    let error = save(run.path(), &published, &off_volume).unwrap_err();
+    assert!(matches!(error, SetupSaveError::File(_)), "{error:?}");
+
     let unconfirmed = request(
         device.path(),
         |device| SetupVolume::Format {
@@ -164,6 +178,44 @@ fn what_is_refused_before_the_volume_leaves_the_device_blank() {
     assert!(matches!(error, SetupSaveError::Format(_)), "{error:?}");
 
     assert!(!has_filesystem(device.path()), "the device was written");
+}
+
+#[test]
+fn the_files_auth_names_are_written_where_the_configuration_says() {
+    use std::os::unix::fs::PermissionsExt;
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, _) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    let ldap = "version = 1\n[host]\nhostname = \"setuphost\"\n[auth]\nbackend = \"ldap\"\n\
+                [auth.ldap]\nurl = \"ldaps://ldap.example.org\"\n\
+                base_dn = \"ou=people,dc=example,dc=org\"\n\
+                bind_dn = \"cn=reader,dc=example,dc=org\"\n\
+                bind_password_file = \"secrets/ldap-bind\"\nca_certificate = \"ldap-ca.pem\"\n";
+    let mut with_files = request(device.path(), format, ldap);
+    with_files.files = [
+        (
+            "auth.ldap.bind_password_file".to_owned(),
+            mfv_api::Secret::new("bind password"),
+        ),
+        (
+            "auth.ldap.ca_certificate".to_owned(),
+            mfv_api::Secret::new("-----BEGIN CERTIFICATE-----\n"),
+        ),
+    ]
+    .into();
+    save(run.path(), &published, &with_files).unwrap();
+    let volume = StoreVolume::on_device(device.path(), run.path()).unwrap();
+    let bind = volume.dir().join("secrets/ldap-bind");
+    assert_eq!(std::fs::read_to_string(&bind).unwrap(), "bind password");
+    assert_eq!(
+        std::fs::metadata(&bind).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume.dir().join("ldap-ca.pem")).unwrap(),
+        "-----BEGIN CERTIFICATE-----\n"
+    );
+    volume.close().unwrap();
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! Wrong tokens are slowed down: after a few, each further try must wait, so guessing is
 //! hopeless even without the token's 99 bits.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -294,6 +295,16 @@ struct AuthTested {
     message: String,
 }
 
+/// What `POST /api/v1/setup/auth/test` takes: the configuration, and the contents of the
+/// files its `[auth]` names (a bind password), which have no volume to be read from yet.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthTestRequest {
+    config_text: String,
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+}
+
 /// What `POST /api/v1/setup/save` takes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,6 +313,17 @@ struct SaveRequest {
     volume: mfv_api::SetupVolume,
     admin: String,
     password: String,
+    /// The contents of the files the configuration's `[auth]` names, by setting.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+}
+
+/// `files` as the daemon takes them.
+fn secrets(files: BTreeMap<String, String>) -> BTreeMap<String, mfv_api::Secret> {
+    files
+        .into_iter()
+        .map(|(key, content)| (key, mfv_api::Secret::new(content)))
+        .collect()
 }
 
 /// What `POST /api/v1/setup/save` answers.
@@ -522,18 +544,21 @@ pub fn routes<A: DaemonLink>(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
                 let answer = async {
                     state.admit(&headers)?;
-                    let ConfigText { config_text } = read_json(&body)?;
+                    let AuthTestRequest { config_text, files } = read_json(&body)?;
+                    let request = DaemonRequest::AuthTest {
+                        config_text,
+                        files: secrets(files),
+                    };
+                    request
+                        .validate()
+                        .map_err(|error| (StatusCode::BAD_REQUEST, ErrorBody::from(&error)))?;
                     state
-                        .ask(
-                            DaemonRequest::AuthTest { config_text },
-                            AUTH_TEST_TIMEOUT,
-                            |response| match response {
-                                DaemonResponse::AuthTested { backend, message } => {
-                                    Some(AuthTested { backend, message })
-                                }
-                                _ => None,
-                            },
-                        )
+                        .ask(request, AUTH_TEST_TIMEOUT, |response| match response {
+                            DaemonResponse::AuthTested { backend, message } => {
+                                Some(AuthTested { backend, message })
+                            }
+                            _ => None,
+                        })
                         .await
                 };
                 answer_json(answer.await)
@@ -562,6 +587,7 @@ pub fn routes<A: DaemonLink>(
                             volume: save.volume,
                             admin: save.admin,
                             password: mfv_api::Secret::new(save.password),
+                            files: secrets(save.files),
                         };
                         request
                             .validate()

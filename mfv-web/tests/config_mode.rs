@@ -411,6 +411,42 @@ fn the_auth_backend_is_tested_with_the_session_and_a_failure_names_the_field() {
     assert_eq!(invalid.status, 400, "{}", invalid.text());
     assert_eq!(kind(&invalid), "invalid_config");
 
+    // The files [auth] names come with the test before there is a volume; only those.
+    let with_files = |files: serde_json::Value| {
+        client
+            .post_json(
+                "/api/v1/setup/auth/test",
+                &cookie,
+                &json!({
+                    "config_text": format!(
+                        "{local}[auth]\nbackend = \"ldap\"\n[auth.ldap]\nurl = \"{url}\"\n\
+                         base_dn = \"ou=people,dc=example,dc=org\"\n\
+                         bind_dn = \"cn=reader,dc=example,dc=org\"\n\
+                         bind_password_file = \"secrets/ldap-bind\"\n"
+                    ),
+                    "files": files,
+                }),
+            )
+            .unwrap()
+    };
+    let used = with_files(json!({ "auth.ldap.bind_password_file": "the bind password" }));
+    assert_eq!(
+        (used.status, used.json().unwrap()["field"].as_str()),
+        (503, Some("auth.ldap.url")),
+        "the file was there, the server is not: {}",
+        used.text()
+    );
+    let foreign_key = with_files(json!({ "auth.sqlite.path": "x" }));
+    assert_eq!(
+        (
+            foreign_key.status,
+            foreign_key.json().unwrap()["field"].as_str()
+        ),
+        (400, Some("files.auth.sqlite.path")),
+        "{}",
+        foreign_key.text()
+    );
+
     let mut foreign = cookie.to_vec();
     foreign.push(("origin", "https://evil.example"));
     let foreign = test(local, &foreign);

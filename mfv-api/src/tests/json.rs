@@ -63,8 +63,16 @@ fn requests_have_a_stable_shape() {
     check(
         &Request::AuthTest {
             config_text: "version = 1\n".into(),
+            files: std::collections::BTreeMap::new(),
         },
         r#"{"type":"auth_test","config_text":"version = 1\n"}"#,
+    );
+    check(
+        &Request::AuthTest {
+            config_text: "version = 1\n".into(),
+            files: [("auth.mysql.password_file".to_owned(), Secret::new("s3cret"))].into(),
+        },
+        r#"{"type":"auth_test","config_text":"version = 1\n","files":{"auth.mysql.password_file":"s3cret"}}"#,
     );
 }
 
@@ -189,11 +197,16 @@ fn a_setup_save_shows_no_password_in_debug_and_sends_it_plain() {
         },
         admin: "alice".into(),
         password: Secret::new("hunter2 hunter2"),
+        files: [(
+            "auth.ldap.bind_password_file".to_owned(),
+            Secret::new("bind hunter2"),
+        )]
+        .into(),
     };
     assert!(!format!("{request:?}").contains("hunter2"));
     check(
         &request,
-        r#"{"type":"setup_save","config_text":"","volume":{"kind":"existing","device":"/dev/sdb1"},"admin":"alice","password":"hunter2 hunter2"}"#,
+        r#"{"type":"setup_save","config_text":"","volume":{"kind":"existing","device":"/dev/sdb1"},"admin":"alice","password":"hunter2 hunter2","files":{"auth.ldap.bind_password_file":"bind hunter2"}}"#,
     );
 }
 
@@ -258,6 +271,7 @@ fn validation_names_the_field() {
                 },
                 admin: "alice".into(),
                 password: Secret::new("x"),
+                files: std::collections::BTreeMap::new(),
             },
             "confirm",
         ),
@@ -269,8 +283,32 @@ fn validation_names_the_field() {
                 },
                 admin: String::new(),
                 password: Secret::new("x"),
+                files: std::collections::BTreeMap::new(),
             },
             "admin",
+        ),
+        (
+            Request::SetupSave {
+                config_text: String::new(),
+                volume: SetupVolume::Existing {
+                    device: "/dev/sdb1".into(),
+                },
+                admin: "alice".into(),
+                password: Secret::new("x"),
+                files: [("auth.sqlite.path".to_owned(), Secret::new("x"))].into(),
+            },
+            "files.auth.sqlite.path",
+        ),
+        (
+            Request::AuthTest {
+                config_text: String::new(),
+                files: [(
+                    "auth.ldap.ca_certificate".to_owned(),
+                    Secret::new("x".repeat(crate::MAX_SETUP_FILE_LEN + 1)),
+                )]
+                .into(),
+            },
+            "files.auth.ldap.ca_certificate",
         ),
         (
             Request::SetupClaim {

@@ -1,5 +1,7 @@
 //! Messages the other tests share: one of each request and of each response.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use crate::*;
@@ -20,6 +22,7 @@ pub(super) fn requests() -> Vec<Request> {
         },
         Request::AuthTest {
             config_text: "version = 1\n".into(),
+            files: BTreeMap::new(),
         },
         Request::ConfigSave {
             text: "version = 1\n".into(),
@@ -53,6 +56,7 @@ pub(super) fn requests() -> Vec<Request> {
             },
             admin: "alice".into(),
             password: Secret::new("a password"),
+            files: BTreeMap::new(),
         },
         Request::SetupSave {
             config_text: "version = 1\n".into(),
@@ -61,6 +65,11 @@ pub(super) fn requests() -> Vec<Request> {
             },
             admin: "alice".into(),
             password: Secret::new("a password"),
+            files: [(
+                "auth.ldap.bind_password_file".to_owned(),
+                Secret::new("bind secret"),
+            )]
+            .into(),
         },
     ]
 }

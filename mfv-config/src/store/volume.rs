@@ -121,9 +121,29 @@ impl VolumeAccess for RemountVolume {
     }
 
     fn make_read_only(&self) -> Result<(), VolumeError> {
-        self.remount(true)
+        // A file closed just before (a database a thread pool closes, a file written by
+        // another thread) may still be being released when the remount comes: the kernel
+        // says EBUSY until then, so the remount is tried again for a moment.
+        let mut tries = 0;
+        loop {
+            match self.remount(true) {
+                Err(VolumeError::Remount {
+                    source: Errno::EBUSY,
+                    ..
+                }) if tries < READ_ONLY_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(READ_ONLY_RETRY_PAUSE);
+                }
+                other => return other,
+            }
+        }
     }
 }
+
+/// How often a read-only remount refused with EBUSY is tried again.
+const READ_ONLY_RETRIES: u32 = 20;
+/// The pause between those tries (a second in all).
+const READ_ONLY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One call a [`RecordingVolume`] received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
