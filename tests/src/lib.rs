@@ -67,6 +67,7 @@ mod ports;
 mod qmp;
 mod serial;
 pub mod server;
+pub mod setup_screen;
 pub mod slapd;
 mod spec;
 mod volume;

@@ -8,17 +8,17 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use mfv_tests::setup_screen::{
+    SETUP_PRESS_ENTER, USER_NETWORK_LEASE, choose_dhcp_on_the_first_card, type_line,
+};
 use mfv_tests::{
-    ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel, VolumeFilesystem,
-    VolumeImage,
+    ApplianceImage, DiskInterface, DiskSpec, GuestSpec, NicModel, VolumeFilesystem, VolumeImage,
 };
 
 /// Deadline for each awaited console line; TCG on a loaded machine is slow.
 const LINE_TIMEOUT: Duration = Duration::from_secs(120);
-/// The line the setup screen ends with before it waits for Enter.
-const PRESS_ENTER: &str = "Press Enter to set up the network.";
 /// The address QEMU's user network hands out first.
-const LEASE: &str = "10.0.2.15/24";
+const LEASE: &str = USER_NETWORK_LEASE;
 
 /// A guest with one virtio NIC, `quiet` (no kernel messages inside the lines read back) and
 /// `args`.
@@ -30,39 +30,6 @@ fn spec(args: &[&str]) -> anyhow::Result<GuestSpec> {
         spec = spec.kernel_arg(*arg);
     }
     Ok(spec)
-}
-
-/// Types `line` and a newline on the serial console.
-fn type_line(guest: &mut Guest, line: &str) -> anyhow::Result<()> {
-    guest.write_serial(&format!("{line}\n"))
-}
-
-/// Once the setup screen and the host daemon are there: Enter, the first card, DHCP, no
-/// VLAN, yes; then the status screen shows the lease.
-fn set_up_dhcp(guest: &mut Guest) -> anyhow::Result<()> {
-    guest.wait_for_line_anywhere("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;
-    guest.wait_for_line_anywhere(PRESS_ENTER, LINE_TIMEOUT)?;
-    // Typed ahead: the terminal keeps the lines until the dialogue reads them (a prompt
-    // ends no line, so there is none to wait for).
-    for answer in ["", "1", "", ""] {
-        type_line(guest, answer)?;
-    }
-    guest.wait_for_line("Network card (1 or eth0; d loads a driver): ", LINE_TIMEOUT)?;
-    guest.wait_for_line("  eth0: DHCP", LINE_TIMEOUT)?;
-    type_line(guest, "yes")?;
-    guest.wait_for_line("The network is set up", LINE_TIMEOUT)?;
-    // PID 1's line comes before or after the screen's, as the two processes go.
-    guest.wait_for_line_anywhere(
-        "mfv-init: setup: the network was chosen: no DHCP fallback",
-        LINE_TIMEOUT,
-    )?;
-    // The status screen, redrawn once the lease is there.
-    guest.wait_for_line("Press Enter to log in for a shell", LINE_TIMEOUT)?;
-    // The status line lists the IPv6 link-local address too, in the kernel's order.
-    guest.wait_for_matching_line(&format!("  eth0 up ... {LEASE}"), LINE_TIMEOUT, |line| {
-        line.starts_with("  eth0 up ") && line.contains(LEASE)
-    })?;
-    Ok(())
 }
 
 #[test]
@@ -84,7 +51,7 @@ fn without_a_configuration_the_operator_picks_a_card_and_dhcp_on_the_serial_cons
         "the card's line lacks its driver, link or MAC: {card:?}"
     );
     guest.wait_for_line("DHCP starts on the first card with link in ", LINE_TIMEOUT)?;
-    set_up_dhcp(&mut guest)?;
+    choose_dhcp_on_the_first_card(&mut guest, LINE_TIMEOUT)?;
     let log = guest.serial_log();
     anyhow::ensure!(
         !log.contains("\u{1b}["),
@@ -141,7 +108,7 @@ fn an_invalid_configuration_shows_every_error_on_the_setup_screen_then_the_setup
     ] {
         guest.wait_for_line(error, LINE_TIMEOUT)?;
     }
-    set_up_dhcp(&mut guest)
+    choose_dhcp_on_the_first_card(&mut guest, LINE_TIMEOUT)
 }
 
 #[test]
@@ -174,7 +141,7 @@ fn a_driver_module_the_image_lacks_is_loaded_from_a_volume() -> anyhow::Result<(
     let mut guest = spec(&["mfv.setup_timeout=600"])?
         .disk(DiskSpec::file(DiskInterface::Virtio, &stick))
         .boot()?;
-    guest.wait_for_line_anywhere(PRESS_ENTER, LINE_TIMEOUT)?;
+    guest.wait_for_line_anywhere(SETUP_PRESS_ENTER, LINE_TIMEOUT)?;
     for answer in ["", "d"] {
         type_line(&mut guest, answer)?;
     }
@@ -185,6 +152,6 @@ fn a_driver_module_the_image_lacks_is_loaded_from_a_volume() -> anyhow::Result<(
     type_line(&mut guest, "1")?;
     guest.wait_for_line("dummy loaded: its cards show on the screen", LINE_TIMEOUT)?;
     // The screen again, for the card the driver brought (dummy brings none of hardware).
-    guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
+    guest.wait_for_line(SETUP_PRESS_ENTER, LINE_TIMEOUT)?;
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! Appliance tests of the web server: a host without a configuration serves config mode over
-//! HTTPS on the forwarded port, with the certificate whose fingerprint the console shows, and
-//! lets in only the client that presents the console's setup token, once. They boot the real
+//! Appliance tests of the web server: a host without a configuration, given its network on the
+//! console's setup screen, serves config mode over HTTPS on the forwarded port, with the
+//! certificate whose fingerprint the console shows, and lets in only the client that presents
+//! the console's setup token, once; the whole setup through the API puts the host in normal
+//! mode without a reboot, and the next boot uses the volume it made. They boot the real
 //! image under QEMU TCG, read the console's status screen on the serial line and talk to
 //! the forwarded ports as a browser would.
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use mfv_tests::https::HttpsClient;
+use mfv_tests::setup_screen::choose_dhcp_on_the_first_card;
 use mfv_tests::{ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel};
 use serde_json::json;
 
@@ -55,14 +58,16 @@ fn console_token(guest: &Guest) -> anyhow::Result<String> {
 #[test]
 fn config_mode_lets_in_only_the_console_token_over_the_certificate_it_shows() -> anyhow::Result<()>
 {
+    // The operator at the console gives the host its network on the setup screen.
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
-        .kernel_arg("mfv.net=eth0:dhcp")
+        .kernel_arg("mfv.setup_timeout=600")
         .nic(NicModel::VirtioNet)
         .forward_port(443)
         .forward_port(80)
         .boot()?;
     guest.wait_for_line("config: no configuration found", LINE_TIMEOUT)?;
+    choose_dhcp_on_the_first_card(&mut guest, LINE_TIMEOUT)?;
     guest.wait_for_line("  web: https://10.0.2.15/", LINE_TIMEOUT)?;
     guest.wait_for_line("  setup token: ", LINE_TIMEOUT)?;
     let fingerprint = console_fingerprint(&guest)?;
