@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 /// How long one request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one try of [`HttpsClient::wait_until_serving`] waits for each step.
+const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An answer.
 #[derive(Debug, Clone)]
@@ -100,11 +102,17 @@ impl HttpsClient {
 
     /// Asks for `/` until the server answers it, at most for `timeout`: a server that is
     /// starting refuses or resets connections (QEMU's port forward takes them and drops them)
-    /// until it listens.
+    /// until it listens, and before the guest has its address the forward holds a connection
+    /// without an answer, so each try gives up after [`POLL_TIMEOUT`].
     pub fn wait_until_serving(&self, timeout: Duration) -> anyhow::Result<HttpResponse> {
         let deadline = std::time::Instant::now() + timeout;
+        let poll = format!(
+            "GET / HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.host
+        )
+        .into_bytes();
         loop {
-            match self.get("/", &[]) {
+            match self.send_raw_within(&poll, POLL_TIMEOUT) {
                 Ok(answer) => return Ok(answer),
                 Err(error) if std::time::Instant::now() >= deadline => {
                     return Err(error.context(format!(
@@ -162,7 +170,13 @@ impl HttpsClient {
 
     /// Sends `raw` bytes after the handshake and reads the answer to the end.
     pub fn send_raw(&self, raw: &[u8]) -> anyhow::Result<HttpResponse> {
-        let mut stream = self.connect()?;
+        self.send_raw_within(raw, REQUEST_TIMEOUT)
+    }
+
+    /// [`HttpsClient::send_raw`], each step (connect, handshake, read) given at most
+    /// `timeout`.
+    fn send_raw_within(&self, raw: &[u8], timeout: Duration) -> anyhow::Result<HttpResponse> {
+        let mut stream = self.connect_within(timeout)?;
         stream.write_all(raw).context("send the request")?;
         stream.flush().context("send the request")?;
         let mut answer = Vec::new();
@@ -179,10 +193,18 @@ impl HttpsClient {
     pub fn connect(
         &self,
     ) -> anyhow::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-        let tcp = TcpStream::connect_timeout(&self.address, REQUEST_TIMEOUT)
+        self.connect_within(REQUEST_TIMEOUT)
+    }
+
+    /// [`HttpsClient::connect`], each step given at most `timeout`.
+    fn connect_within(
+        &self,
+        timeout: Duration,
+    ) -> anyhow::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect_timeout(&self.address, timeout)
             .with_context(|| format!("connect to {}", self.address))?;
-        tcp.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-        tcp.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.set_write_timeout(Some(timeout))?;
         let name = ServerName::try_from(self.host.clone())
             .with_context(|| format!("{:?} is no server name", self.host))?;
         let connection =

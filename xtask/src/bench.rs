@@ -358,7 +358,7 @@ fn section(runs: u32, machine: &str, date: &str, table: &str) -> String {
          Each round then boots a running host (`mfv.rescue`): QEMU's wall time from start to mfv-init's \
          `service libvirtd: ready`, and MemTotal minus MemAvailable read from /proc/meminfo in the shell right \
          after. A third boot per round has no configuration and `mfv.net=eth0:dhcp`: QEMU's wall time from \
-         start to the first answer of config mode's page over the forwarded HTTPS port (asked every 100 ms). \
+         start to the first answer of config mode's page over the forwarded HTTPS port (asked every 100 ms; a try the forward holds unanswered, before the guest has its address, is given up after 2 s). \
          The seed's own stack (busybox init, modprobe, udhcpc, lighttpd + php-cgi) was measured with its web \
          server ready at 4.7 s guest uptime and 7.1 s wall on an idle machine of this kind.\n\n\
          - Command: `cargo xtask bench boot --runs {runs}`\n\
