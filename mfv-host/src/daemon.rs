@@ -340,12 +340,22 @@ impl<C: InitControl> HostDaemon<C> {
             }
             _ => None,
         };
-        let established = web_identity::establish(
+        let mut established = web_identity::establish(
             volume.as_ref().map(StoreVolume::store),
             &published,
             web_group,
             &hostname,
         );
+        if let (Some(volume), Ok(_)) = (&volume, &established) {
+            if let Some((identity, certificate)) = configured_identity(volume, &mut lines) {
+                established = identity.write(&published, web_group).map(|()| {
+                    (
+                        identity,
+                        web_identity::IdentityOrigin::Configured(certificate),
+                    )
+                });
+            }
+        }
         if let Some(volume) = volume {
             if let Err(error) = volume.close() {
                 lines.push(format!(
@@ -719,6 +729,32 @@ fn format_refused(error: FormatError) -> ApiError {
             ApiError::new(ErrorKind::Conflict, message).with_field("device")
         }
         _ => ApiError::new(ErrorKind::Internal, message),
+    }
+}
+
+/// The identity `[web] tls_cert` and `tls_key` name in the configuration on `volume`, with
+/// the certificate's setting; `None` when they name none, or (said in `lines`) when it cannot
+/// be used and the host's own certificate stays.
+fn configured_identity(
+    volume: &StoreVolume,
+    lines: &mut Vec<String>,
+) -> Option<(web_identity::WebIdentity, String)> {
+    let config = crate::config::load(volume.store(), volume.dir())
+        .ok()?
+        .config;
+    let (Some(certificate), Some(key)) = (config.web.tls_cert, config.web.tls_key) else {
+        return None;
+    };
+    match web_identity::WebIdentity::configured(volume.dir(), &certificate, &key) {
+        Ok(identity) => Some((identity, certificate)),
+        Err(error) => {
+            lines.push(format!(
+                "web.tls_cert and web.tls_key cannot be used, so the web server presents the \
+                 host's own certificate: {}",
+                mfv_linux::error_chain(&error)
+            ));
+            None
+        }
     }
 }
 

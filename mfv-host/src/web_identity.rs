@@ -117,7 +117,7 @@ impl fmt::Display for Fingerprint {
 }
 
 /// Where the identity in use came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityOrigin {
     /// Read from the config store.
     Store,
@@ -130,6 +130,8 @@ pub enum IdentityOrigin {
     /// Made now; there is no config store to keep it in, so it lasts until the next boot
     /// unless a store is set up first.
     MadeForThisBoot,
+    /// The operator's, named by `[web] tls_cert` (this path) and `tls_key`.
+    Configured(String),
 }
 
 impl fmt::Display for IdentityOrigin {
@@ -144,6 +146,9 @@ impl fmt::Display for IdentityOrigin {
             IdentityOrigin::MadeForThisBoot => {
                 "made now; no config store keeps it, so it is new at every boot until the \
                  host is set up"
+            }
+            IdentityOrigin::Configured(certificate) => {
+                return write!(f, "web.tls_cert {certificate} and its web.tls_key");
             }
         })
     }
@@ -255,23 +260,54 @@ impl WebIdentity {
     /// Reads and checks the identity in `dir` (`cert.pem`, `key.pem`): regular files only,
     /// never through a link, at most 64 KiB each.
     pub fn read(dir: &Path) -> Result<WebIdentity, WebIdentityError> {
-        let text = |name, what| {
-            let bytes = read_limited(dir, name, MAX_PEM_BYTES)
+        WebIdentity::read_pair(&dir.join(CERTIFICATE_FILE), &dir.join(KEY_FILE))
+    }
+
+    /// The identity an operator gave in `[web] tls_cert` and `tls_key` (`certificate` and
+    /// `key`, relative paths on the config volume at `volume_dir`), read and checked as
+    /// [`WebIdentity::read`] does.
+    pub fn configured(
+        volume_dir: &Path,
+        certificate: &str,
+        key: &str,
+    ) -> Result<WebIdentity, WebIdentityError> {
+        let certificate = volume_dir.join(certificate);
+        let key = volume_dir.join(key);
+        WebIdentity::read_pair(&certificate, &key).map_err(|error| match error {
+            // The operator's pair is not made again: say which files disagree.
+            WebIdentityError::Mismatch { certificate, key } => WebIdentityError::Invalid {
+                what: "key",
+                path: key,
+                reason: format!(
+                    "it is not the key of the certificate {}",
+                    certificate.display()
+                ),
+            },
+            other => other,
+        })
+    }
+
+    /// Reads and checks the certificate at `certificate_path` and the key at `key_path`.
+    fn read_pair(
+        certificate_path: &Path,
+        key_path: &Path,
+    ) -> Result<WebIdentity, WebIdentityError> {
+        let text = |path: &Path, what| {
+            let (dir, name) = match (path.parent(), path.file_name()) {
+                (Some(dir), Some(name)) => (dir, name.to_string_lossy()),
+                _ => (Path::new("/"), path.to_string_lossy()),
+            };
+            let bytes = read_limited(dir, &name, MAX_PEM_BYTES)
                 .map_err(|source| WebIdentityError::Read { what, source })?;
             String::from_utf8(bytes).map_err(|_| WebIdentityError::Invalid {
                 what,
-                path: dir.join(name),
+                path: path.to_owned(),
                 reason: "not text".to_owned(),
             })
         };
-        let certificate = text(CERTIFICATE_FILE, "certificate")?;
-        let key = text(KEY_FILE, "key")?;
-        WebIdentity::from_pem(
-            certificate,
-            key,
-            &dir.join(CERTIFICATE_FILE),
-            &dir.join(KEY_FILE),
-        )
+        let certificate = text(certificate_path, "certificate")?;
+        let key = text(key_path, "key")?;
+        WebIdentity::from_pem(certificate, key, certificate_path, key_path)
     }
 
     /// Writes the identity into `dir` (made if missing, mode 0750): the certificate 0644,
@@ -441,6 +477,41 @@ mod tests {
         let digest: [u8; 32] = Sha256::digest(&der).into();
         let hex: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
         assert_eq!(identity.fingerprint().to_string(), hex.join(":"));
+    }
+
+    #[test]
+    fn the_operators_pair_is_read_from_the_volume_and_a_wrong_one_is_named() {
+        let volume = tempfile::tempdir().unwrap();
+        let mine = WebIdentity::generate("vmhost.example.org").unwrap();
+        let other = WebIdentity::generate("other").unwrap();
+        fs::create_dir(volume.path().join("certs")).unwrap();
+        fs::write(volume.path().join("certs/host.pem"), mine.certificate_pem()).unwrap();
+        fs::write(volume.path().join("certs/host.key"), mine.key_pem()).unwrap();
+        fs::write(volume.path().join("certs/other.key"), other.key_pem()).unwrap();
+        let read =
+            WebIdentity::configured(volume.path(), "certs/host.pem", "certs/host.key").unwrap();
+        assert_eq!(read, mine);
+
+        let error = WebIdentity::configured(volume.path(), "certs/host.pem", "certs/other.key")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("certs/other.key is not usable: it is not the key of the certificate")
+                && !error.contains("remove both"),
+            "{error}"
+        );
+        let error = WebIdentity::configured(volume.path(), "certs/missing.pem", "certs/host.key")
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                WebIdentityError::Read {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 
     #[test]

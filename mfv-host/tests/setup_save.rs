@@ -1,7 +1,8 @@
 //! First-boot setup's save on real block devices (loop devices; needs root): a blank device
 //! made a config volume holding the configuration, the first administrator and the web
 //! identity; what is refused leaves the device as it was; a save sent again after a failure
-//! works.
+//! works; the files `[auth]` names land where it says; the web server presents the pair
+//! `[web] tls_cert` names, or the host's own when it cannot.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -267,4 +268,98 @@ fn a_device_that_is_not_a_volume_is_named() {
         error.to_string().contains("/dev/mfv-no-such-disk"),
         "{error}"
     );
+}
+
+/// PID 1 is not asked anything here.
+struct NoInit;
+
+impl mfv_host::daemon::InitControl for NoInit {
+    fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn restart_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn network_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn setup_saved(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_web_server_presents_the_pair_web_tls_cert_names_or_says_why_not() {
+    use mfv_api::{BootReport, ConfigOrigin, ConfigProvenance, StoreKind, Virtualization};
+    use mfv_host::daemon::{HostDaemon, HostState, write_host_state};
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, own) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    let config = "version = 1\n[host]\nhostname = \"setuphost\"\n\
+                  [web]\ntls_cert = \"certs/host.pem\"\ntls_key = \"certs/host.key\"\n";
+    save(
+        run.path(),
+        &published,
+        &request(device.path(), format, config),
+    )
+    .unwrap();
+    let mine = WebIdentity::generate("setuphost.example.org").unwrap();
+    let other = WebIdentity::generate("other").unwrap();
+    let put = |key: &WebIdentity| {
+        let volume = StoreVolume::on_device(device.path(), run.path()).unwrap();
+        volume.access().make_writable().unwrap();
+        std::fs::create_dir_all(volume.dir().join("certs")).unwrap();
+        std::fs::write(volume.dir().join("certs/host.pem"), mine.certificate_pem()).unwrap();
+        std::fs::write(volume.dir().join("certs/host.key"), key.key_pem()).unwrap();
+        volume.access().make_read_only().unwrap();
+        volume.close().unwrap();
+    };
+    write_host_state(
+        run.path(),
+        &HostState {
+            boot: BootReport::new(ConfigProvenance::Found {
+                device: device.path().display().to_string(),
+                store: StoreKind::Directory,
+                generation: None,
+                origin: ConfigOrigin::Current,
+            }),
+            virtualization: Virtualization::Tcg,
+        },
+    )
+    .unwrap();
+    let proc = run.path().join("proc");
+    std::fs::create_dir_all(proc.join("sys/kernel")).unwrap();
+    std::fs::write(proc.join("sys/kernel/hostname"), "setuphost\n").unwrap();
+    let daemon = HostDaemon {
+        run_dir: run.path().to_owned(),
+        roots: mfv_probe::SystemRoots {
+            sysfs: run.path().join("sys"),
+            proc,
+            dev: run.path().join("dev"),
+        },
+        init: NoInit,
+    };
+
+    // The key is another certificate's: the host's own stays, and the console says why.
+    put(&other);
+    let lines = daemon.prepare_web(None);
+    assert!(
+        lines.iter().any(|line| line.starts_with(
+            "web.tls_cert and web.tls_key cannot be used, so the web server presents the \
+             host's own certificate: "
+        ) && line.contains("it is not the key of the certificate")),
+        "{lines:?}"
+    );
+    assert_eq!(WebIdentity::read(&published).unwrap(), own);
+
+    put(&mine);
+    let lines = daemon.prepare_web(None);
+    assert!(
+        lines.iter().any(|line| line.ends_with(&format!(
+            "SHA-256 {} (web.tls_cert certs/host.pem and its web.tls_key)",
+            mine.fingerprint()
+        ))),
+        "{lines:?}"
+    );
+    assert_eq!(WebIdentity::read(&published).unwrap(), mine);
 }
