@@ -531,7 +531,7 @@ pub fn web_listen(https_port: u16) -> Vec<SocketAddr> {
 /// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
 /// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
 /// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
-/// them down; mfv-web runs as its own unprivileged user once the daemon and libvirtd answer.
+/// them down; mfv-web runs as its own unprivileged user once the daemon answers.
 pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
     vec![
         ServiceSpec {
@@ -573,7 +573,9 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             user: Some("mfv-web".to_owned()),
             socket: None,
             listen: web_listen(DEFAULT_HTTPS_PORT),
-            after: vec!["host-daemon".to_owned(), "libvirtd".to_owned()],
+            // Config mode and the status need only the daemon: the web answers without
+            // waiting for libvirtd.
+            after: vec!["host-daemon".to_owned()],
             stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {
