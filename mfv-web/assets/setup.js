@@ -926,6 +926,7 @@
       ? `Formatting ${volume.device} and saving the configuration… this can take a minute.`
       : `Saving the configuration on ${volume.device}…`;
     progress.hidden = false;
+    progress.scrollIntoView({ block: "nearest" });
     state.saving = true;
     byId("save").disabled = true;
     byId("back").disabled = true;
@@ -957,13 +958,17 @@
     byId("save-result-text").textContent =
       `The configuration was saved on ${saved.device} (generation ${saved.generation}` +
       `${saved.formatted ? ", formatted first" : ""}).`;
-    byId("save-next").textContent = saved.next ? `Next: ${saved.next}.` : "";
+    byId("save-next").textContent = saved.next ? sentence(saved.next) : "";
     byId("save-link-box").hidden = saved.mode !== "normal";
     byId("save-result").hidden = false;
     byId("review-errors").hidden = true;
+    byId("review-valid").hidden = true;
     byId("save").hidden = true;
     byId("back").hidden = true;
-    byId("steps").classList.add("finished");
+    byId("save-result").scrollIntoView({ block: "nearest" });
+    const last = byId("steps").lastElementChild;
+    last.classList.remove("current");
+    last.classList.add("done");
   }
 
   // --- Start -------------------------------------------------------------------------------
@@ -977,6 +982,8 @@
     byId("network-apply").addEventListener("click", applyNetwork);
     byId("network-keep-button").addEventListener("click", keepNetwork);
     byId("auth-test").addEventListener("click", testAuth);
+    // The administrator's fields are a form for password managers; it is never sent.
+    byId("admin-form").addEventListener("submit", (event) => event.preventDefault());
     wizard.addEventListener("change", (event) => {
       const name = event.target.name;
       if (name === "volume" || name === "volume-kind") {
