@@ -12,6 +12,14 @@
 //!
 //! Wrong tokens are slowed down: after a few, each further try must wait, so guessing is
 //! hopeless even without the token's 99 bits.
+//!
+//! The setup wizard (`/assets/setup.js` on the page a session holder gets at `/`) uses the
+//! JSON API below. Its draft (every answer but the password) is kept here in memory for the
+//! session, because a network change can move the browser to another address, where the
+//! browser keeps nothing of the old one (the `network` module says how the session follows
+//! it).
+
+mod network;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -43,6 +51,9 @@ const FREE_WRONG_TOKENS: u32 = 5;
 const WRONG_TOKEN_SPACING: Duration = Duration::from_secs(2);
 /// How long the host daemon may take to answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where a confirmed network change sends the browser: the wizard at its network step, told
+/// that the change was kept.
+const WIZARD_AFTER_CONFIRM: &str = "/?network=confirmed#network";
 /// How long the save may take: making a file system on a large partition takes a while.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(50);
 /// How long the host daemon may take to test an auth backend: its own deadline for the
@@ -117,12 +128,15 @@ struct WrongTokens {
 /// A refused request: its status and error.
 type Refusal = (StatusCode, ErrorBody);
 
-/// Config mode's state: who checks tokens, the one session, the wrong tries.
+/// Config mode's state: who checks tokens, the one session, the wrong tries, the wizard's
+/// draft and the network change waiting for its confirmation.
 #[derive(Debug)]
 pub struct ConfigMode<A> {
     daemon: A,
     session: Mutex<Option<Session>>,
     wrong: Mutex<WrongTokens>,
+    draft: Mutex<Option<serde_json::Value>>,
+    pending: Mutex<Option<network::PendingChange>>,
 }
 
 impl<A: DaemonLink> ConfigMode<A> {
@@ -132,6 +146,8 @@ impl<A: DaemonLink> ConfigMode<A> {
             daemon,
             session: Mutex::new(None),
             wrong: Mutex::new(WrongTokens::default()),
+            draft: Mutex::new(None),
+            pending: Mutex::new(None),
         })
     }
 
@@ -221,20 +237,14 @@ impl<A: DaemonLink> ConfigMode<A> {
             .await
         {
             Ok(DaemonResponse::Accepted) => {
-                let id = new_session_id().map_err(|message| {
+                let id = new_random_hex().map_err(|message| {
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         ErrorBody::new("internal", message),
                     )
                 })?;
                 println!("mfv-web: config mode: the setup token was claimed from {client}");
-                *self
-                    .session
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Session {
-                    id: id.clone(),
-                    client,
-                });
+                self.start_session(id.clone(), client);
                 Ok(id)
             }
             Ok(other) => Err(unexpected(other.name())),
@@ -261,6 +271,39 @@ impl<A: DaemonLink> ConfigMode<A> {
                 ),
             )),
         }
+    }
+
+    /// Gives the session to `client` as `id`; whoever held it before holds it no more.
+    fn start_session(&self, id: String, client: SocketAddr) {
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Session { id, client });
+    }
+
+    /// The wizard's draft, `null` before the first.
+    fn draft(&self) -> serde_json::Value {
+        self.draft
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Keeps `draft`, which must be a JSON object, as the wizard's draft.
+    fn keep_draft(&self, draft: serde_json::Value) -> Result<(), Refusal> {
+        if !draft.is_object() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new("invalid_request", "the draft must be a JSON object")
+                    .with_field("draft"),
+            ));
+        }
+        *self
+            .draft
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(draft);
+        Ok(())
     }
 
     /// The client the session was given to.
@@ -617,6 +660,136 @@ pub fn routes<A: DaemonLink>(
                 },
             );
 
+    let api_draft_get = warp::path!("api" / "v1" / "setup" / "draft")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(state.clone())
+        .map(|headers: HeaderMap, state: Arc<ConfigMode<A>>| {
+            answer_json(
+                state
+                    .admit(&headers)
+                    .map(|()| serde_json::json!({ "draft": state.draft() })),
+            )
+        });
+
+    let api_draft_put = warp::path!("api" / "v1" / "setup" / "draft")
+        .and(warp::put())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .map(
+            |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| {
+                let answer = state
+                    .admit(&headers)
+                    .and_then(|()| read_json::<serde_json::Value>(&body))
+                    .and_then(|draft| state.keep_draft(draft));
+                answer_json(answer.map(|()| serde_json::json!({ "kept": true })))
+            },
+        );
+
+    let api_network = warp::path!("api" / "v1" / "setup" / "network")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(state.clone())
+        .then(|headers: HeaderMap, state: Arc<ConfigMode<A>>| async move {
+            let answer = async {
+                state.admit(&headers)?;
+                let inventory = state
+                    .ask(
+                        DaemonRequest::Inventory,
+                        DAEMON_TIMEOUT,
+                        |response| match response {
+                            DaemonResponse::Inventory { inventory } => Some(inventory),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                let interfaces = network::interfaces(inventory)?;
+                let in_effect = state
+                    .ask(
+                        DaemonRequest::HostStatus,
+                        DAEMON_TIMEOUT,
+                        |response| match response {
+                            DaemonResponse::HostStatus(status) => Some(status.network_in_effect),
+                            _ => None,
+                        },
+                    )
+                    .await?;
+                Ok(serde_json::json!({
+                    "interfaces": interfaces,
+                    "in_effect": in_effect,
+                    "pending": state.pending_network(),
+                }))
+            };
+            answer_json(answer.await)
+        });
+
+    let api_network_apply = warp::path!("api" / "v1" / "setup" / "network" / "apply")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(
+            |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
+                let answer = async {
+                    state.admit(&headers)?;
+                    let request: network::ApplyRequest = read_json(&body)?;
+                    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
+                    state.apply_network(request, host).await
+                };
+                answer_json(answer.await)
+            },
+        );
+
+    let api_network_confirm = warp::path!("api" / "v1" / "setup" / "network" / "confirm")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(
+            |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
+                let answer = async {
+                    state.admit(&headers)?;
+                    let network::ConfirmRequest { apply_id } = read_json(&body)?;
+                    state.confirm_network(apply_id).await
+                };
+                answer_json(
+                    answer
+                        .await
+                        .map(|()| serde_json::json!({ "outcome": "confirmed" })),
+                )
+            },
+        );
+
+    let page_confirm = warp::path!("setup" / "confirm")
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(state.clone())
+        .and(client)
+        .then(
+            |query: Vec<(String, String)>, state: Arc<ConfigMode<A>>, client| async move {
+                let value = |name: &str| {
+                    query
+                        .iter()
+                        .find_map(|(key, value)| (key == name).then_some(value.as_str()))
+                };
+                let apply_id = value("apply").and_then(|id| id.parse::<u64>().ok());
+                let (Some(apply_id), Some(key)) = (apply_id, value("key")) else {
+                    return pages::confirm_failed_page(
+                        StatusCode::BAD_REQUEST,
+                        "This link is incomplete: it must carry the change's number and its key.",
+                    );
+                };
+                match state.confirm_network_with_key(apply_id, key, client).await {
+                    Ok(id) => with_session_cookie(pages::see_other(WIZARD_AFTER_CONFIRM), &id),
+                    Err((status, error)) => pages::confirm_failed_page(status, &error.message),
+                }
+            },
+        );
+
     let page_claim =
         warp::path!("setup" / "claim")
             .and(warp::post())
@@ -652,7 +825,7 @@ pub fn routes<A: DaemonLink>(
         .and(state.clone())
         .map(|headers: HeaderMap, state: Arc<ConfigMode<A>>| {
             if state.has_session(&headers) {
-                pages::setup_page()
+                pages::wizard_page()
             } else {
                 pages::token_page(None)
             }
@@ -661,6 +834,10 @@ pub fn routes<A: DaemonLink>(
     let stylesheet = warp::path!("assets" / "mfv.css")
         .and(warp::get())
         .map(pages::stylesheet);
+
+    let script = warp::path!("assets" / "setup.js")
+        .and(warp::get())
+        .map(pages::setup_script);
 
     api_claim
         .or(api_state)
@@ -673,11 +850,25 @@ pub fn routes<A: DaemonLink>(
         .unify()
         .or(api_save)
         .unify()
+        .or(api_draft_get)
+        .unify()
+        .or(api_draft_put)
+        .unify()
+        .or(api_network)
+        .unify()
+        .or(api_network_apply)
+        .unify()
+        .or(api_network_confirm)
+        .unify()
+        .or(page_confirm)
+        .unify()
         .or(page_claim)
         .unify()
         .or(page_home)
         .unify()
         .or(stylesheet)
+        .unify()
+        .or(script)
         .unify()
         .recover(crate::rejection::answer)
         .unify()
@@ -778,8 +969,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// 32 random bytes, hex.
-fn new_session_id() -> Result<String, String> {
+/// 32 random bytes, hex: a session id or a one-time key.
+fn new_random_hex() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|error| format!("the system's random source failed: {error}"))?;

@@ -2,11 +2,17 @@
 //!
 //! An error is `{"kind": ..., "message": ..., "field": ...}`: `kind` is a stable word a
 //! program acts on, `message` says what went wrong and what to do, `field` names the part of
-//! the request at fault when there is one. The host daemon's errors keep their kinds.
+//! the request at fault when there is one. The host daemon's errors keep their kinds, and an
+//! invalid configuration's error lists every problem in `errors` (line, column, field,
+//! message), so a page can show each beside its field.
 //!
 //! The headers make a browser refuse what the pages never need: other origins' scripts,
 //! framing (clickjacking), content sniffing, plain HTTP once it has seen HTTPS, and the
 //! referrer leaving the host. Nothing served is to be cached.
+//!
+//! The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+//! `Origin: null` with a form post or a script's POST to the same site, and config mode's
+//! `Origin` check (the guard against other sites' pages) would refuse the host's own pages.
 
 use serde::Serialize;
 use warp::http::header::{
@@ -27,7 +33,7 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
     (STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     (X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (X_FRAME_OPTIONS, "DENY"),
-    (REFERRER_POLICY, "no-referrer"),
+    (REFERRER_POLICY, "same-origin"),
     (CACHE_CONTROL, "no-store"),
 ];
 
@@ -40,6 +46,9 @@ pub struct ErrorBody {
     pub message: String,
     /// The request field at fault, if one is.
     pub field: Option<String>,
+    /// With kind `invalid_config`: every problem of the configuration; absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<mfv_api::ConfigIssue>,
 }
 
 impl ErrorBody {
@@ -49,6 +58,7 @@ impl ErrorBody {
             kind: kind.into(),
             message: message.into(),
             field: None,
+            errors: Vec::new(),
         }
     }
 
@@ -65,6 +75,7 @@ impl From<&mfv_api::ApiError> for ErrorBody {
             kind: error.kind.as_str().to_owned(),
             message: error.message.clone(),
             field: error.field.clone(),
+            errors: error.config_errors.clone(),
         }
     }
 }
