@@ -103,7 +103,7 @@ impl HttpsClient {
     /// Asks for `/` until the server answers it, at most for `timeout`: a server that is
     /// starting refuses or resets connections (QEMU's port forward takes them and drops them)
     /// until it listens, and before the guest has its address the forward holds a connection
-    /// without an answer, so each try gives up after [`POLL_TIMEOUT`].
+    /// without an answer, so each try gives up after two seconds.
     pub fn wait_until_serving(&self, timeout: Duration) -> anyhow::Result<HttpResponse> {
         let deadline = std::time::Instant::now() + timeout;
         let poll = format!(
