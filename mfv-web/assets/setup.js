@@ -257,7 +257,8 @@
 
   function networkSection() {
     if (checked("network-kind") !== "card") {
-      return null;
+      // The network the console set up, as the host reports it (none after mfv.net=).
+      return state.networkInEffect || null;
     }
     const card = checked("interface");
     const mode = checked("network-mode") || "dhcp";
@@ -615,6 +616,11 @@
       return;
     }
     state.interfaces = answer.interfaces;
+    state.networkInEffect = answer.in_effect || null;
+    byId("network-keep-hint").textContent = state.networkInEffect
+      ? "The configuration gets the network in effect now, so the next boot sets it up again."
+      : "The host reports no network section for it (it came from mfv.net=): after a reboot " +
+        "the host sets up no card unless its kernel command line has mfv.net= again.";
     for (const card of state.interfaces) {
       const row = document.createElement("tr");
       const link = cell(card.link === "up"
