@@ -302,9 +302,31 @@
       } else if (input.value.trim() !== "") {
         const text = input.value.trim();
         lines.push(`${key} = ${type === "number" ? tomlNumberOr(text) : toml(text)}`);
+      } else if (key === SECRETS[backend]?.fileKey && byId(SECRETS[backend].input).value !== "") {
+        lines.push(`${key} = ${toml(SECRETS[backend].defaultFile)}`);
       }
     }
     return lines;
+  }
+
+  // The password a backend reads from a file on the config volume: typed here, sent with the
+  // connection test and the save, which writes it where the configuration says.
+  const SECRETS = {
+    ldap: { input: "ldap-bind_password", fileKey: "bind_password_file",
+      defaultFile: "secrets/ldap-bind" },
+    mysql: { input: "mysql-password", fileKey: "password_file",
+      defaultFile: "secrets/db-password" },
+  };
+
+  // The contents of the files the composed [auth] names, by setting.
+  function authFiles() {
+    const backend = checked("backend") || "sqlite";
+    const secret = SECRETS[backend];
+    const files = {};
+    if (secret && byId(secret.input).value !== "") {
+      files[`auth.${backend}.${secret.fileKey}`] = byId(secret.input).value;
+    }
+    return files;
   }
 
   function composeConfig() {
@@ -810,7 +832,10 @@
     byId("auth-test-busy").hidden = false;
     byId("auth-test").disabled = true;
     try {
-      const answer = await api("POST", "/api/v1/setup/auth/test", { config_text: composeConfig() });
+      const answer = await api("POST", "/api/v1/setup/auth/test", {
+        config_text: composeConfig(),
+        files: authFiles(),
+      });
       const ok = byId("auth-test-ok");
       ok.textContent = `${answer.backend}: ${answer.message}`;
       ok.hidden = false;
@@ -942,6 +967,7 @@
         volume,
         admin: value("admin"),
         password: byId("password").value,
+        files: authFiles(),
       });
       showSaved(saved);
     } catch (refusal) {

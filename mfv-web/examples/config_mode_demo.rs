@@ -98,7 +98,9 @@ impl DaemonLink for DemoHost {
                     in_use: mfv_api::SetupInUse::Now,
                 })
             }
-            request => {
+            // The handler blocks (and runs a runtime of its own for the connection test), as
+            // on the daemon's threads: this worker leaves the server's runtime meanwhile.
+            request => tokio::task::block_in_place(|| {
                 let mut daemon = self
                     .daemon
                     .lock()
@@ -106,7 +108,7 @@ impl DaemonLink for DemoHost {
                 daemon
                     .handle(Peer::Web, request)
                     .map_err(DaemonError::Refused)
-            }
+            }),
         }
     }
 }

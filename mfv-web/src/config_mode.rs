@@ -839,39 +839,29 @@ pub fn routes<A: DaemonLink>(
         .and(warp::get())
         .map(pages::setup_script);
 
-    api_claim
-        .or(api_state)
-        .unify()
-        .or(api_volumes)
-        .unify()
-        .or(api_validate)
-        .unify()
-        .or(api_auth_test)
-        .unify()
-        .or(api_save)
-        .unify()
-        .or(api_draft_get)
-        .unify()
-        .or(api_draft_put)
-        .unify()
-        .or(api_network)
-        .unify()
-        .or(api_network_apply)
-        .unify()
-        .or(api_network_confirm)
-        .unify()
-        .or(page_confirm)
-        .unify()
-        .or(page_claim)
-        .unify()
-        .or(page_home)
-        .unify()
-        .or(stylesheet)
-        .unify()
-        .or(script)
-        .unify()
-        .recover(crate::rejection::answer)
-        .unify()
+    // Each route boxed, and the alternatives joined one at a time into a boxed filter: warp's
+    // nested `Or` types otherwise grow with every route until the compiler takes minutes.
+    let mut all = api_claim.boxed();
+    for route in [
+        api_state.boxed(),
+        api_volumes.boxed(),
+        api_validate.boxed(),
+        api_auth_test.boxed(),
+        api_save.boxed(),
+        api_draft_get.boxed(),
+        api_draft_put.boxed(),
+        api_network.boxed(),
+        api_network_apply.boxed(),
+        api_network_confirm.boxed(),
+        page_confirm.boxed(),
+        page_claim.boxed(),
+        page_home.boxed(),
+        stylesheet.boxed(),
+        script.boxed(),
+    ] {
+        all = all.or(route).unify().boxed();
+    }
+    all.recover(crate::rejection::answer).unify()
 }
 
 /// The refusal of a request without the session.
