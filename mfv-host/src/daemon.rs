@@ -187,6 +187,29 @@ pub trait InitControl {
     fn setup_saved(&mut self) -> std::io::Result<()>;
 }
 
+/// A daemon with no PID 1 behind it, as in tests and demos of the daemon's
+/// clients: every request to PID 1 succeeds and reaches nobody.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DetachedInit;
+
+impl InitControl for DetachedInit {
+    fn shut_down(&mut self, _reboot: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn restart_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn network_requested(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn setup_saved(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The daemon: where PID 1 publishes, the hardware roots, and how to reach PID 1.
 #[derive(Debug)]
 pub struct HostDaemon<C: InitControl> {
@@ -1086,6 +1109,15 @@ mod tests {
         }
     }
 
+    /// Publishes what PID 1 does for a host that booted without a configuration.
+    fn publish_host_without_config(run_dir: &Path) {
+        let state = HostState {
+            boot: BootReport::new(ConfigProvenance::NotFound),
+            virtualization: Virtualization::Tcg,
+        };
+        write_host_state(run_dir, &state).unwrap();
+    }
+
     fn daemon(dir: &Path) -> HostDaemon<RecordingInit> {
         let roots = mfv_probe::SystemRoots {
             sysfs: dir.join("sys"),
@@ -1177,14 +1209,7 @@ mod tests {
     fn a_network_change_goes_to_pid1_and_is_kept_when_confirmed_in_time() {
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = network_daemon(dir.path());
-        write_host_state(
-            &daemon.run_dir,
-            &HostState {
-                boot: BootReport::new(ConfigProvenance::NotFound),
-                virtualization: Virtualization::Tcg,
-            },
-        )
-        .unwrap();
+        publish_host_without_config(&daemon.run_dir);
         let in_effect = |daemon: &mut HostDaemon<RecordingInit>| {
             let Response::HostStatus(status) =
                 daemon.handle(Peer::Web, Request::HostStatus).unwrap()
@@ -1320,11 +1345,7 @@ mod tests {
         let mut daemon = daemon(dir.path());
         let error = daemon.handle(Peer::Root, Request::HostStatus).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Unavailable);
-        let state = HostState {
-            boot: BootReport::new(ConfigProvenance::NotFound),
-            virtualization: Virtualization::Tcg,
-        };
-        write_host_state(&daemon.run_dir, &state).unwrap();
+        publish_host_without_config(&daemon.run_dir);
         services::write_status(&daemon.run_dir, &[running("libvirtd", 300)]).unwrap();
         let Response::HostStatus(status) = daemon.handle(Peer::Web, Request::HostStatus).unwrap()
         else {
@@ -1624,11 +1645,7 @@ mod tests {
     fn without_a_config_volume_config_requests_say_so() {
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = daemon(dir.path());
-        let state = HostState {
-            boot: BootReport::new(ConfigProvenance::NotFound),
-            virtualization: Virtualization::Tcg,
-        };
-        write_host_state(&daemon.run_dir, &state).unwrap();
+        publish_host_without_config(&daemon.run_dir);
         let error = daemon.handle(Peer::Root, Request::ConfigGet).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Unavailable);
         assert!(
@@ -1703,11 +1720,7 @@ mod tests {
     fn a_saved_setup_is_in_use_once_pid1_publishes_it_and_then_nothing_is_claimed() {
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = daemon(dir.path());
-        let state = HostState {
-            boot: BootReport::new(ConfigProvenance::NotFound),
-            virtualization: Virtualization::Tcg,
-        };
-        write_host_state(&daemon.run_dir, &state).unwrap();
+        publish_host_without_config(&daemon.run_dir);
         let token = setup_token::issue(&daemon.run_dir).unwrap().unwrap();
         setup_token::claim(&daemon.run_dir, token.as_str()).unwrap();
 

@@ -270,28 +270,10 @@ fn a_device_that_is_not_a_volume_is_named() {
     );
 }
 
-/// PID 1 is not asked anything here.
-struct NoInit;
-
-impl mfv_host::daemon::InitControl for NoInit {
-    fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn restart_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn network_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn setup_saved(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn the_web_server_presents_the_pair_web_tls_cert_names_or_says_why_not() {
     use mfv_api::{BootReport, ConfigOrigin, ConfigProvenance, StoreKind, Virtualization};
-    use mfv_host::daemon::{HostDaemon, HostState, write_host_state};
+    use mfv_host::daemon::{DetachedInit, HostDaemon, HostState, write_host_state};
     let device = LoopDevice::blank(32 << 20).unwrap();
     let (run, own) = run_dir();
     let published = run.path().join(web_identity::RUN_SUBDIR);
@@ -337,7 +319,7 @@ fn the_web_server_presents_the_pair_web_tls_cert_names_or_says_why_not() {
             proc,
             dev: run.path().join("dev"),
         },
-        init: NoInit,
+        init: DetachedInit,
     };
 
     // The key is another certificate's: the host's own stays, and the console says why.

@@ -215,27 +215,7 @@ fn refuse(stream: &mut UnixStream, kind: ErrorKind, message: String) {
 mod tests {
     use super::*;
     use mfv_api::{Client, LogSource, Request, ServiceState, ServiceStatus};
-
-    #[derive(Debug, Default)]
-    struct NoInit;
-
-    impl InitControl for NoInit {
-        fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
-            Ok(())
-        }
-
-        fn restart_requested(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-
-        fn network_requested(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-
-        fn setup_saved(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use mfv_host::daemon::DetachedInit;
 
     /// A daemon on a socket in a temp dir, serving in a thread the peers `peer_of` admits.
     fn start(peer_of: fn(u32) -> Option<Peer>) -> (tempfile::TempDir, PathBuf) {
@@ -248,7 +228,7 @@ mod tests {
         )
         .unwrap();
         let listener = listen(&socket, None).unwrap();
-        std::thread::spawn(move || serve(listener, run_dir, peer_of, || NoInit));
+        std::thread::spawn(move || serve(listener, run_dir, peer_of, || DetachedInit));
         (dir, socket)
     }
 

@@ -16,33 +16,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mfv_api::{NetworkOutcome, Request, Response, SetupVolume, VolumeChoice, VolumeContents};
-use mfv_host::daemon::{HostDaemon, InitControl, Peer};
+use mfv_host::daemon::{DetachedInit, HostDaemon, Peer};
 use mfv_web::config_mode::{ConfigMode, DaemonError, DaemonLink};
 use mfv_web::server::{Limits, Listeners, serve};
-
-/// PID 1 is asked nothing: the network requests are played here.
-#[derive(Debug)]
-struct NoInit;
-
-impl InitControl for NoInit {
-    fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn restart_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn network_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn setup_saved(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The daemon's handler for tokens and validation, and a played host for the rest.
 #[derive(Debug, Clone)]
 struct DemoHost {
-    daemon: Arc<Mutex<HostDaemon<NoInit>>>,
+    daemon: Arc<Mutex<HostDaemon<DetachedInit>>>,
     applies: Arc<AtomicU64>,
 }
 
@@ -151,7 +132,7 @@ fn main() -> anyhow::Result<()> {
                 proc: dir.path().join("proc"),
                 dev: dir.path().join("dev"),
             },
-            init: NoInit,
+            init: DetachedInit,
         })),
         applies: Arc::new(AtomicU64::new(0)),
     };

@@ -173,6 +173,16 @@ impl<A: DaemonLink> ConfigMode<A> {
         check_origin(headers)
     }
 
+    /// Lets in a request as [`Self::admit`] does, and reads its JSON body as a `T`.
+    fn admit_json<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<T, Refusal> {
+        self.admit(headers)?;
+        read_json(body)
+    }
+
     /// Asks the daemon, with the session's rights, and takes the answer `pick` wants (`None`
     /// for an answer of another kind).
     async fn ask<T>(
@@ -428,6 +438,14 @@ fn answer_json(answer: Result<impl Serialize, Refusal>) -> Response {
     }
 }
 
+/// `request` once the protocol's own checks pass, or the refusal naming the field at fault.
+fn validated(request: DaemonRequest) -> Result<DaemonRequest, Refusal> {
+    request
+        .validate()
+        .map_err(|error| (StatusCode::BAD_REQUEST, ErrorBody::from(&error)))?;
+    Ok(request)
+}
+
 /// A JSON body of type `T`, or the refusal naming what is wrong with it.
 fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|error| {
@@ -457,13 +475,16 @@ pub fn routes<A: DaemonLink>(
         client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |client| client.0)
     });
 
+    // What a route with a JSON body takes: the headers, the body within its limit, the state.
+    let with_body = warp::header::headers_cloned()
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(state.clone());
+
     let api_claim =
         warp::path!("api" / "v1" / "setup" / "claim")
             .and(warp::post())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::content_length_limit(MAX_BODY))
-            .and(warp::body::bytes())
-            .and(state.clone())
+            .and(with_body.clone())
             .and(client)
             .then(
                 |headers: HeaderMap,
@@ -549,15 +570,11 @@ pub fn routes<A: DaemonLink>(
 
     let api_validate = warp::path!("api" / "v1" / "setup" / "validate")
         .and(warp::post())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and(state.clone())
+        .and(with_body.clone())
         .then(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
                 let answer = async {
-                    state.admit(&headers)?;
-                    let ConfigText { config_text } = read_json(&body)?;
+                    let ConfigText { config_text } = state.admit_json(&headers, &body)?;
                     state
                         .ask(
                             DaemonRequest::ConfigValidate { text: config_text },
@@ -579,22 +596,16 @@ pub fn routes<A: DaemonLink>(
 
     let api_auth_test = warp::path!("api" / "v1" / "setup" / "auth" / "test")
         .and(warp::post())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and(state.clone())
+        .and(with_body.clone())
         .then(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
                 let answer = async {
-                    state.admit(&headers)?;
-                    let AuthTestRequest { config_text, files } = read_json(&body)?;
-                    let request = DaemonRequest::AuthTest {
+                    let AuthTestRequest { config_text, files } =
+                        state.admit_json(&headers, &body)?;
+                    let request = validated(DaemonRequest::AuthTest {
                         config_text,
                         files: secrets(files),
-                    };
-                    request
-                        .validate()
-                        .map_err(|error| (StatusCode::BAD_REQUEST, ErrorBody::from(&error)))?;
+                    })?;
                     state
                         .ask(request, AUTH_TEST_TIMEOUT, |response| match response {
                             DaemonResponse::AuthTested { backend, message } => {
@@ -611,10 +622,7 @@ pub fn routes<A: DaemonLink>(
     let api_save =
         warp::path!("api" / "v1" / "setup" / "save")
             .and(warp::post())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::content_length_limit(MAX_BODY))
-            .and(warp::body::bytes())
-            .and(state.clone())
+            .and(with_body.clone())
             .and(client)
             .then(
                 |headers: HeaderMap,
@@ -622,19 +630,15 @@ pub fn routes<A: DaemonLink>(
                  state: Arc<ConfigMode<A>>,
                  client| async move {
                     let answer = async {
-                        state.admit(&headers)?;
-                        let save: SaveRequest = read_json(&body)?;
+                        let save: SaveRequest = state.admit_json(&headers, &body)?;
                         let admin = save.admin.clone();
-                        let request = DaemonRequest::SetupSave {
+                        let request = validated(DaemonRequest::SetupSave {
                             config_text: save.config_text,
                             volume: save.volume,
                             admin: save.admin,
                             password: mfv_api::Secret::new(save.password),
                             files: secrets(save.files),
-                        };
-                        request
-                            .validate()
-                            .map_err(|error| (StatusCode::BAD_REQUEST, ErrorBody::from(&error)))?;
+                        })?;
                         state
                             .ask(request, SAVE_TIMEOUT, |response| match response {
                                 DaemonResponse::SetupSaved {
@@ -674,15 +678,11 @@ pub fn routes<A: DaemonLink>(
 
     let api_draft_put = warp::path!("api" / "v1" / "setup" / "draft")
         .and(warp::put())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and(state.clone())
+        .and(with_body.clone())
         .map(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| {
                 let answer = state
-                    .admit(&headers)
-                    .and_then(|()| read_json::<serde_json::Value>(&body))
+                    .admit_json(&headers, &body)
                     .and_then(|draft| state.keep_draft(draft));
                 answer_json(answer.map(|()| serde_json::json!({ "kept": true })))
             },
@@ -727,15 +727,11 @@ pub fn routes<A: DaemonLink>(
 
     let api_network_apply = warp::path!("api" / "v1" / "setup" / "network" / "apply")
         .and(warp::post())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and(state.clone())
+        .and(with_body.clone())
         .then(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
                 let answer = async {
-                    state.admit(&headers)?;
-                    let request: network::ApplyRequest = read_json(&body)?;
+                    let request: network::ApplyRequest = state.admit_json(&headers, &body)?;
                     let host = headers.get(HOST).and_then(|host| host.to_str().ok());
                     state.apply_network(request, host).await
                 };
@@ -745,15 +741,11 @@ pub fn routes<A: DaemonLink>(
 
     let api_network_confirm = warp::path!("api" / "v1" / "setup" / "network" / "confirm")
         .and(warp::post())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .and(state.clone())
+        .and(with_body.clone())
         .then(
             |headers: HeaderMap, body: hyper::body::Bytes, state: Arc<ConfigMode<A>>| async move {
                 let answer = async {
-                    state.admit(&headers)?;
-                    let network::ConfirmRequest { apply_id } = read_json(&body)?;
+                    let network::ConfirmRequest { apply_id } = state.admit_json(&headers, &body)?;
                     state.confirm_network(apply_id).await
                 };
                 answer_json(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mfv_api::{ApiError, ErrorKind, NetworkOutcome, Request, Response};
-use mfv_host::daemon::{HostDaemon, InitControl, Peer};
+use mfv_host::daemon::{DetachedInit, HostDaemon, Peer};
 use mfv_host::setup_token;
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
@@ -22,25 +22,6 @@ use serde_json::json;
 
 /// The `[network]` section in effect on the test host: the console chose DHCP on eth0.
 const CONSOLE_NETWORK: &str = "[[network.interfaces]]\nname = \"eth0\"\nmode = \"dhcp\"\n";
-
-/// PID 1 is not asked anything in these tests.
-#[derive(Debug)]
-struct NoInit;
-
-impl InitControl for NoInit {
-    fn shut_down(&mut self, _: bool) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn restart_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn network_requested(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn setup_saved(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What PID 1 would do with network requests, and what it was asked.
 #[derive(Debug, Default)]
@@ -58,7 +39,7 @@ struct NetworkDouble {
 /// The host daemon's own handler, asked as the web user, with the network double.
 #[derive(Debug, Clone)]
 struct Daemon {
-    handler: Arc<Mutex<HostDaemon<NoInit>>>,
+    handler: Arc<Mutex<HostDaemon<DetachedInit>>>,
     network: Arc<Mutex<NetworkDouble>>,
 }
 
@@ -165,7 +146,7 @@ impl Server {
             handler: Arc::new(Mutex::new(HostDaemon {
                 run_dir,
                 roots: roots(dir.path()),
-                init: NoInit,
+                init: DetachedInit,
             })),
             network: Arc::clone(&network),
         };

@@ -284,47 +284,28 @@ async fn check_ldap(config: LdapConfig) -> Result<String, AuthCheckError> {
         format!("bound as {}", config.bind_dn)
     };
     let head = format!("connected to {} {transport}, {account}", config.url);
-    let (server, bind_dn, base_dn) = (
-        config.url.clone(),
-        config.bind_dn.clone(),
-        config.user_base_dn.clone(),
-    );
-    let tls_key = if config.ca_certificate.is_some() {
-        "auth.ldap.ca_certificate"
-    } else {
-        "auth.ldap.url"
+    let base_dn = config.user_base_dn.clone();
+    let settings = CheckedServer {
+        server: config.url.clone(),
+        account: config.bind_dn.clone(),
+        place: base_dn.clone(),
+        connect_key: "auth.ldap.url",
+        tls_key: if config.ca_certificate.is_some() {
+            "auth.ldap.ca_certificate"
+        } else {
+            "auth.ldap.url"
+        },
+        login_key: "auth.ldap.bind_password_file",
+        users_key: "auth.ldap.base_dn",
     };
     let backend = LdapBackend::new(config).map_err(|error| AuthCheckError::Settings {
         backend: AuthBackend::Ldap,
         source: AuthSetupError::Backend(error),
     })?;
-    let count = backend.count_users().await.map_err(|failure| {
-        let ServerCheckError { step, error } = failure;
-        match step {
-            ServerStep::Connect => AuthCheckError::Unreachable {
-                key: "auth.ldap.url",
-                server,
-                source: error,
-            },
-            ServerStep::Tls => AuthCheckError::Tls {
-                key: tls_key,
-                server,
-                source: error,
-            },
-            ServerStep::Login => AuthCheckError::LoginRefused {
-                key: "auth.ldap.bind_password_file",
-                server,
-                account: bind_dn,
-                source: error,
-            },
-            ServerStep::Users => AuthCheckError::Users {
-                key: "auth.ldap.base_dn",
-                server,
-                place: base_dn.clone(),
-                source: error,
-            },
-        }
-    })?;
+    let count = backend
+        .count_users()
+        .await
+        .map_err(|failure| settings.error(failure))?;
     Ok(format!("{head}, {} under {base_dn}", users(count)))
 }
 
@@ -340,11 +321,18 @@ async fn check_mysql(config: MySqlConfig) -> Result<String, AuthCheckError> {
         "connected to {server} {transport} as {}, database {}",
         config.user, config.database
     );
-    let (user, database) = (config.user.clone(), config.database.clone());
-    let tls_key = if config.ca_certificate.is_some() {
-        "auth.mysql.ca_certificate"
-    } else {
-        "auth.mysql.tls"
+    let settings = CheckedServer {
+        place: format!("database {}", config.database),
+        server,
+        account: config.user.clone(),
+        connect_key: "auth.mysql.host",
+        tls_key: if config.ca_certificate.is_some() {
+            "auth.mysql.ca_certificate"
+        } else {
+            "auth.mysql.tls"
+        },
+        login_key: "auth.mysql.password_file",
+        users_key: "auth.mysql.database",
     };
     let settings_error = |source| AuthCheckError::Settings {
         backend: AuthBackend::Mysql,
@@ -357,34 +345,55 @@ async fn check_mysql(config: MySqlConfig) -> Result<String, AuthCheckError> {
     let counted = backend.count_users().await;
     // The connection did its work; a failure to close it changes nothing the check found.
     let _ = backend.close().await;
-    let count = counted.map_err(|failure| {
+    let count = counted.map_err(|failure| settings.error(failure))?;
+    Ok(format!("{head}: {} in mfv_users", users(count)))
+}
+
+/// The server a check talks to, and the settings each of its steps depends on, so that a
+/// failure names the setting to look at.
+struct CheckedServer {
+    /// The server, as messages name it.
+    server: String,
+    /// The account the check logs in as.
+    account: String,
+    /// Where the users are counted.
+    place: String,
+    connect_key: &'static str,
+    tls_key: &'static str,
+    login_key: &'static str,
+    users_key: &'static str,
+}
+
+impl CheckedServer {
+    /// The error for the step that failed, naming its setting.
+    fn error(self, failure: ServerCheckError) -> AuthCheckError {
         let ServerCheckError { step, error } = failure;
+        let server = self.server;
         match step {
             ServerStep::Connect => AuthCheckError::Unreachable {
-                key: "auth.mysql.host",
+                key: self.connect_key,
                 server,
                 source: error,
             },
             ServerStep::Tls => AuthCheckError::Tls {
-                key: tls_key,
+                key: self.tls_key,
                 server,
                 source: error,
             },
             ServerStep::Login => AuthCheckError::LoginRefused {
-                key: "auth.mysql.password_file",
+                key: self.login_key,
                 server,
-                account: user,
+                account: self.account,
                 source: error,
             },
             ServerStep::Users => AuthCheckError::Users {
-                key: "auth.mysql.database",
+                key: self.users_key,
                 server,
-                place: format!("database {database}"),
+                place: self.place,
                 source: error,
             },
         }
-    })?;
-    Ok(format!("{head}: {} in mfv_users", users(count)))
+    }
 }
 
 /// Where a MySQL server is, for messages.
