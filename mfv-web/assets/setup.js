@@ -991,7 +991,6 @@
       `The configuration was saved on ${saved.device} (generation ${saved.generation}` +
       `${saved.formatted ? ", formatted first" : ""}).`;
     byId("save-next").textContent = saved.next ? sentence(saved.next) : "";
-    byId("save-link-box").hidden = saved.mode !== "normal";
     byId("save-result").hidden = false;
     byId("review-errors").hidden = true;
     byId("review-valid").hidden = true;

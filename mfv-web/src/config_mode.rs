@@ -406,7 +406,8 @@ impl Saved {
                 "normal",
                 format!(
                     "the host is set up and runs with this configuration; this page's session \
-                     has ended: sign in as {admin}"
+                     has ended: sign in as {admin} at the host's console, where mfv manages \
+                     the host"
                 ),
             ),
             mfv_api::SetupInUse::NextBoot { reason } => (

@@ -4,6 +4,8 @@
 //!   on handshakes, request heads, answers and open connections; graceful shutdown.
 //! - [`config_mode`]: what a host without a configuration answers: only the browser that
 //!   presents the console's one-time setup token gets a session.
+//! - [`set_up`]: what a host that is set up answers: a page that says where it is managed
+//!   from, and `503` on the API.
 //! - [`reply`]: the API's error shape and the security headers on every answer.
 //! - [`tls`]: the host's key and certificate, as PID 1's host daemon publishes them, made
 //!   into rustls' server configuration.
@@ -19,4 +21,5 @@ mod pages;
 mod rejection;
 pub mod reply;
 pub mod server;
+pub mod set_up;
 pub mod tls;

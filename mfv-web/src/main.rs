@@ -13,10 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use mfv_web::config_mode::{self, ConfigMode, DaemonSocket};
-use mfv_web::reply::{ErrorBody, error_response};
 use mfv_web::server::{self, Limits, Listeners};
 use warp::Filter;
-use warp::http::StatusCode;
 
 /// Exit code for arguments this program does not know.
 const EXIT_USAGE: u8 = 2;
@@ -136,7 +134,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             http: args.http.as_ref().map(listener).transpose()?,
         };
         let address = listeners.https.local_addr().context("the HTTPS address")?;
-        let configured = host_is_configured(&args.socket).await?;
+        let configured_on = configuration_device(&args.socket).await?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("catch SIGTERM")?;
@@ -144,20 +142,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             terminate.recv().await;
             println!("mfv-web: stopping");
         };
-        let routes = if configured {
+        let routes = if let Some(device) = configured_on {
             println!("mfv-web: serving HTTPS on {address} (this host is set up)");
-            warp::any()
-                .map(|| {
-                    error_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &ErrorBody::new(
-                            "unavailable",
-                            "this host is set up; this build serves only the setup of hosts \
-                             without a configuration",
-                        ),
-                    )
-                })
-                .boxed()
+            mfv_web::set_up::routes(device).boxed()
         } else {
             println!("mfv-web: serving HTTPS on {address} in config mode");
             config_mode::routes(ConfigMode::new(DaemonSocket {
@@ -178,7 +165,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Whether the host daemon says the host booted with a configuration.
-async fn host_is_configured(socket: &std::path::Path) -> anyhow::Result<bool> {
+async fn configuration_device(socket: &std::path::Path) -> anyhow::Result<Option<String>> {
     let mut client = mfv_api::AsyncClient::connect_as(socket, "mfv-web")
         .await
         .context("ask the host daemon whether this host is set up")?;
@@ -186,10 +173,10 @@ async fn host_is_configured(socket: &std::path::Path) -> anyhow::Result<bool> {
         .host_status()
         .await
         .context("ask the host daemon whether this host is set up")?;
-    Ok(matches!(
-        status.boot.config,
-        mfv_api::ConfigProvenance::Found { .. }
-    ))
+    Ok(match status.boot.config {
+        mfv_api::ConfigProvenance::Found { device, .. } => Some(device),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

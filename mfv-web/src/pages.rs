@@ -84,6 +84,27 @@ pub fn confirm_failed_page(status: StatusCode, message: &str) -> Response {
     response
 }
 
+/// What a browser sees on a host that is set up: where the host's configuration is, and
+/// where the host is managed from.
+pub fn set_up_page(device: &str) -> Response {
+    page_in_mode(
+        "set up",
+        "This host is set up",
+        &format!(
+            "<h2>This host is set up</h2>\n\
+             <p>It runs with its configuration on <code>{}</code>, and its first-boot setup is \
+             over: the setup token works no more.</p>\n\
+             <p>Sign in at the host's console, on its screen or its serial line, with an \
+             administrator's name and password. The <code>mfv</code> command there shows the \
+             host, its services and its configuration, and runs its virtual machines.</p>\n\
+             <p class=\"hint\">This web server serves the setup of hosts without a \
+             configuration only; its API answers <code>503 unavailable</code> here.</p>\n",
+            escape(device)
+        ),
+        None,
+    )
+}
+
 /// A 303 redirect to `location`, after a form was handled.
 pub fn see_other(location: &'static str) -> Response {
     let mut response = Response::default();
@@ -115,6 +136,11 @@ fn asset(text: &'static str, content_type: &'static str) -> Response {
 
 /// A whole page titled `title` around `body`, running the host's `script` if one is named.
 fn page(title: &str, body: &str, script: Option<&'static str>) -> Response {
+    page_in_mode("config mode", title, body, script)
+}
+
+/// A whole page as [`page`] makes it, with `mode` beside the product's name in the header.
+fn page_in_mode(mode: &str, title: &str, body: &str, script: Option<&'static str>) -> Response {
     let script = script
         .map(|src| format!("<script src=\"{src}\" defer></script>\n"))
         .unwrap_or_default();
@@ -123,9 +149,10 @@ fn page(title: &str, body: &str, script: Option<&'static str>) -> Response {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - Minifed-Virt</title>\n\
          <link rel=\"stylesheet\" href=\"/assets/mfv.css\">\n{script}</head>\n<body>\n\
-         <header><h1>Minifed-Virt</h1><span>config mode</span></header>\n\
+         <header><h1>Minifed-Virt</h1><span>{mode}</span></header>\n\
          <main>\n{body}</main>\n</body>\n</html>\n",
-        title = escape(title)
+        title = escape(title),
+        mode = escape(mode)
     );
     let mut response = Response::new(html.into());
     response.headers_mut().insert(

@@ -24,6 +24,7 @@
 //!   ends; both serve TLS with certificates from [`certificates`]. [`nfs`] is an NFSv4
 //!   server (NFS-Ganesha) under the same watchdog, for the appliance's nfs storage pools.
 //! - [`loop_device`]: loop devices over sparse files, for tests on real block devices.
+//! - [`browser`]: headless Chromium through chromedriver, for the web pages.
 //! - [`https`]: an HTTPS client for the web server's tests that records the fingerprint of
 //!   the certificate it was shown and can send malformed requests.
 //!
@@ -53,6 +54,7 @@
 //! QEMU is an error naming it, never a skipped test.
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod certificates;
 mod filesystem;
 mod guest;

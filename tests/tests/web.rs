@@ -4,13 +4,15 @@
 //! the console's setup token, once; the whole setup through the API puts the host in normal
 //! mode without a reboot, and the next boot uses the volume it made. They boot the real
 //! image under QEMU TCG, read the console's status screen on the serial line and talk to
-//! the forwarded ports as a browser would.
+//! the forwarded ports as a browser would; one test is a person in a real browser (headless
+//! Chromium) going through the setup wizard from the token page to the saved configuration.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use mfv_tests::browser::Browser;
 use mfv_tests::https::HttpsClient;
 use mfv_tests::setup_screen::choose_dhcp_on_the_first_card;
 use mfv_tests::{ApplianceImage, DiskInterface, DiskSpec, Guest, GuestSpec, NicModel};
@@ -53,6 +55,22 @@ fn console_token(guest: &Guest) -> anyhow::Result<String> {
         .find_map(|line| line.trim().strip_prefix("setup token: "))
         .with_context(|| format!("the console shows no setup token:\n{log}"))?;
     Ok(line.trim().to_owned())
+}
+
+/// Waits until PID 1 took the saved configuration into use, and checks it set the host name
+/// from the volume on `/dev/vda`.
+fn wait_until_set_up(guest: &mut Guest, hostname: &str) -> anyhow::Result<()> {
+    guest.wait_for_line(
+        "setup: done: the host runs with its configuration",
+        LINE_TIMEOUT,
+    )?;
+    let set = format!("hostname: {hostname} (from the configuration on /dev/vda)");
+    ensure!(
+        guest.serial_log().contains(&set),
+        "the host name was not set:\n{}",
+        guest.serial_log()
+    );
+    Ok(())
 }
 
 #[test]
@@ -212,17 +230,7 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
 
     // Without a reboot: the host runs with the saved configuration, the token works no
     // more, the web server restarted out of config mode, and the admin gets in.
-    guest.wait_for_line(
-        "setup: done: the host runs with its configuration",
-        LINE_TIMEOUT,
-    )?;
-    ensure!(
-        guest
-            .serial_log()
-            .contains("hostname: wizardhost (from the configuration on /dev/vda)"),
-        "the host name was not set:\n{}",
-        guest.serial_log()
-    );
+    wait_until_set_up(&mut guest, "wizardhost")?;
     client.wait_until_serving(LINE_TIMEOUT)?;
     let reclaimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": "x" }))?;
     ensure!(
@@ -230,6 +238,15 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         "{} {}",
         reclaimed.status,
         reclaimed.text()
+    );
+    let page = client.get("/", &[])?;
+    ensure!(
+        page.status == 200
+            && page.text().contains("This host is set up")
+            && page.text().contains("/dev/vda"),
+        "{} {}",
+        page.status,
+        page.text()
     );
     guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
     guest.write_serial("\n")?;
@@ -262,5 +279,89 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     guest.write_serial("alice\n")?;
     guest.write_serial("the first admin's password\n")?;
     guest.wait_for_line("shell for alice", LINE_TIMEOUT)?;
+    Ok(())
+}
+
+/// How long a page may take to answer a step under TCG.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk)?.set_len(64 << 20)?;
+    let mut guest = GuestSpec::new(ApplianceImage::shared()?)
+        .kernel_arg("quiet")
+        .kernel_arg("mfv.net=eth0:dhcp")
+        .nic(NicModel::VirtioNet)
+        .forward_port(443)
+        .disk(DiskSpec::file(DiskInterface::Virtio, &disk))
+        .boot()?;
+    guest.wait_for_line("  setup token: ", LINE_TIMEOUT)?;
+    let token = console_token(&guest)?;
+    let https = guest.host_port(443).context("no forward for 443")?;
+    HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?
+        .wait_until_serving(LINE_TIMEOUT)?;
+    let browser = Browser::start()?;
+    let screens = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wizard");
+    let site = format!("https://127.0.0.1:{https}");
+
+    let through_the_wizard = || -> anyhow::Result<String> {
+        browser.open(&format!("{site}/"))?;
+        browser.wait_for_text("h2", "Set up this host", PAGE_TIMEOUT)?;
+        browser.type_into("#token", &token, PAGE_TIMEOUT)?;
+        browser.click("form button", PAGE_TIMEOUT)?;
+
+        browser.type_into("#admin", "alice", PAGE_TIMEOUT)?;
+        browser.type_into("#password", "the first admin's password", PAGE_TIMEOUT)?;
+        browser.type_into("#password2", "the first admin's password", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+
+        // The blank disk is the only volume: erasing it is offered, once its name is typed.
+        browser.click("#volumes-body tr:first-child td:nth-child(2)", PAGE_TIMEOUT)?;
+        browser.wait_for_text("#volume-chosen", "/dev/vda", PAGE_TIMEOUT)?;
+        browser.type_into("#confirm", "/dev/vdb", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+        browser.wait_for_text("#confirm-error", "/dev/vda", PAGE_TIMEOUT)?;
+        browser.type_into("#confirm", "/dev/vda", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+
+        browser.type_into("#hostname", "browserhost", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+
+        browser.click("#network-keep", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+
+        browser.click("#backend-sqlite", PAGE_TIMEOUT)?;
+        browser.click("#next", PAGE_TIMEOUT)?;
+
+        browser.wait_for_text("#review-valid", "valid", PAGE_TIMEOUT)?;
+        let config = browser.text("#review-config", PAGE_TIMEOUT)?;
+        ensure!(
+            config.contains("hostname = \"browserhost\"") && config.contains("eth0"),
+            "the review shows:\n{config}"
+        );
+        browser.screenshot(&screens.join("review.png"))?;
+        browser.click("#save", PAGE_TIMEOUT)?;
+        browser.wait_for_text("#save-result", "Saved", LINE_TIMEOUT)?;
+        let next = browser.text("#save-next", PAGE_TIMEOUT)?;
+        browser.screenshot(&screens.join("saved.png"))?;
+        Ok(next)
+    };
+    let next = through_the_wizard()
+        .map_err(|failure| browser.failed_at(failure, screens.join("failure.png")))?;
+    ensure!(
+        next.contains("runs with this configuration") && next.contains("alice"),
+        "after the save the page says: {next}"
+    );
+
+    wait_until_set_up(&mut guest, "browserhost")?;
+    // The same tab, reloaded once the server restarted: the host says where it is managed.
+    HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?
+        .wait_until_serving(LINE_TIMEOUT)?;
+    browser.open(&format!("{site}/"))?;
+    browser
+        .wait_for_text("h2", "This host is set up", PAGE_TIMEOUT)
+        .map_err(|failure| browser.failed_at(failure, screens.join("set-up.png")))?;
     Ok(())
 }

@@ -79,6 +79,14 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("libvirt-daemon-driver-qemu", "libvirt's QEMU driver"),
     ("libvirt-clients", "virsh, the reference of the VM listing"),
     (
+        "chromium",
+        "the headless browser the tests of the web pages drive (mfv-tests Browser)",
+    ),
+    (
+        "chromium-driver",
+        "chromedriver, WebDriver for that browser",
+    ),
+    (
         "qemu-utils",
         "qemu-img checks backing files in the mfv-vm tests",
     ),

@@ -1,0 +1,224 @@
+//! A real browser for the tests of the web pages: headless Chromium, driven over WebDriver
+//! by chromedriver, which runs on a free loopback port under the watchdog of
+//! [`crate::server`] (so it never outlives the test process) with the browser's profile in
+//! its temp dir.
+//!
+//! The tests are synchronous, as the rest of the harness is; [`Browser`] wraps the
+//! asynchronous WebDriver client (fantoccini) in a runtime of its own and offers what a test
+//! does on a page: open it, type into a field, click, read text, wait for text, and take a
+//! screenshot a person can look at when a step fails.
+//!
+//! The host's certificate is self-signed, so the session accepts it without a chain; the tests
+//! that check it is the one the console shows do so with [`crate::https::HttpsClient`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use fantoccini::Locator;
+
+use crate::free_local_port;
+use crate::server::{ServerProcess, require_binary};
+
+/// How long chromedriver may take to listen.
+const DRIVER_START: Duration = Duration::from_secs(30);
+/// How often a wait looks at the page again.
+const POLL: Duration = Duration::from_millis(100);
+/// The window a person's laptop would have.
+const WINDOW: (u32, u32) = (1280, 900);
+
+/// Headless Chromium with its chromedriver; both stop when it is dropped (or the test
+/// process ends).
+#[derive(Debug)]
+pub struct Browser {
+    runtime: tokio::runtime::Runtime,
+    client: Option<fantoccini::Client>,
+    /// Kept for its watchdog: chromedriver and the browser it started die with it.
+    _driver: ServerProcess,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session; fails naming the Debian package
+    /// when either is missing.
+    pub fn start() -> Result<Browser> {
+        let chromium = require_binary("chromium", "chromium")?;
+        let chromedriver = require_binary("chromedriver", "chromium-driver")?;
+        let port = free_local_port()?;
+        let mut driver = ServerProcess::new("chromedriver", |_| {
+            (
+                chromedriver,
+                vec![
+                    format!("--port={port}"),
+                    "--allowed-ips=127.0.0.1".to_owned(),
+                ],
+            )
+        })?;
+        driver.start()?;
+        driver.wait_for_port(port, DRIVER_START)?;
+        let profile = driver.dir().join("profile");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the browser's runtime")?;
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--no-first-run",
+                    format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            bail!("the capabilities are not a JSON object");
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = runtime
+            .block_on(
+                fantoccini::ClientBuilder::new(connector)
+                    .capabilities(capabilities)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .with_context(|| {
+                format!(
+                    "starting a Chromium session through chromedriver; its log:\n{}",
+                    driver.log()
+                )
+            })?;
+        Ok(Browser {
+            runtime,
+            client: Some(client),
+            _driver: driver,
+        })
+    }
+
+    fn client(&self) -> Result<&fantoccini::Client> {
+        self.client
+            .as_ref()
+            .context("the browser session is closed")
+    }
+
+    /// Opens `url` and waits until the page loaded.
+    pub fn open(&self, url: &str) -> Result<()> {
+        let client = self.client()?;
+        self.runtime
+            .block_on(client.goto(url))
+            .with_context(|| format!("opening {url}"))
+    }
+
+    /// The address of the page shown.
+    pub fn url(&self) -> Result<String> {
+        let client = self.client()?;
+        let url = self
+            .runtime
+            .block_on(client.current_url())
+            .context("reading the page's address")?;
+        Ok(url.to_string())
+    }
+
+    /// The element `css` selects, waiting up to `within` for it to be there and visible.
+    fn visible(&self, css: &str, within: Duration) -> Result<fantoccini::elements::Element> {
+        let client = self.client()?;
+        let start = Instant::now();
+        loop {
+            let found = self.runtime.block_on(client.find(Locator::Css(css))).ok();
+            if let Some(element) = found {
+                if self
+                    .runtime
+                    .block_on(element.is_displayed())
+                    .unwrap_or(false)
+                {
+                    return Ok(element);
+                }
+            }
+            if start.elapsed() > within {
+                bail!("no visible element {css} on the page after {within:?}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Clears the field `css` selects and types `text` into it, as a person would.
+    pub fn type_into(&self, css: &str, text: &str, within: Duration) -> Result<()> {
+        let element = self.visible(css, within)?;
+        self.runtime
+            .block_on(async {
+                element.clear().await?;
+                element.send_keys(text).await
+            })
+            .with_context(|| format!("typing into {css}"))
+    }
+
+    /// Clicks what `css` selects, once it is visible.
+    pub fn click(&self, css: &str, within: Duration) -> Result<()> {
+        let element = self.visible(css, within)?;
+        self.runtime
+            .block_on(element.click())
+            .with_context(|| format!("clicking {css}"))
+    }
+
+    /// The text of what `css` selects, once it is visible.
+    pub fn text(&self, css: &str, within: Duration) -> Result<String> {
+        let element = self.visible(css, within)?;
+        self.runtime
+            .block_on(element.text())
+            .with_context(|| format!("reading the text of {css}"))
+    }
+
+    /// Waits until the visible text of what `css` selects contains `needle`, and returns it.
+    pub fn wait_for_text(&self, css: &str, needle: &str, within: Duration) -> Result<String> {
+        let start = Instant::now();
+        loop {
+            let remaining = within.saturating_sub(start.elapsed());
+            let text = self.text(css, remaining).unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if start.elapsed() > within {
+                bail!(
+                    "{css} did not show {needle:?} within {within:?}; it shows {text:?}, the page:\n{}",
+                    self.text("body", Duration::ZERO).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Saves a PNG of the window to `path`, making its directory.
+    pub fn screenshot(&self, path: &Path) -> Result<()> {
+        let client = self.client()?;
+        let png = self
+            .runtime
+            .block_on(client.screenshot())
+            .context("taking a screenshot")?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Saves a screenshot to `path` after a step failed, and returns `failure` naming it.
+    pub fn failed_at(&self, failure: anyhow::Error, path: PathBuf) -> anyhow::Error {
+        match self.screenshot(&path) {
+            Ok(()) => failure.context(format!("the page at that moment: {}", path.display())),
+            Err(error) => failure.context(format!("no screenshot: {error:#}")),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // The watchdog stops chromedriver and its browser whatever this answers.
+            let _ = self.runtime.block_on(client.close());
+        }
+    }
+}
