@@ -290,13 +290,16 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
     let dir = tempfile::tempdir()?;
     let disk = dir.path().join("disk.img");
     std::fs::File::create(&disk)?.set_len(64 << 20)?;
+    // The operator gives the host its network on the console, then goes to the browser.
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
-        .kernel_arg("mfv.net=eth0:dhcp")
+        .kernel_arg("mfv.setup_timeout=600")
         .nic(NicModel::VirtioNet)
         .forward_port(443)
         .disk(DiskSpec::file(DiskInterface::Virtio, &disk))
         .boot()?;
+    guest.wait_for_line("config: no configuration found", LINE_TIMEOUT)?;
+    choose_dhcp_on_the_first_card(&mut guest, LINE_TIMEOUT)?;
     guest.wait_for_line("  setup token: ", LINE_TIMEOUT)?;
     let token = console_token(&guest)?;
     let https = guest.host_port(443).context("no forward for 443")?;
@@ -337,8 +340,11 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
 
         browser.wait_for_text("#review-valid", "valid", PAGE_TIMEOUT)?;
         let config = browser.text("#review-config", PAGE_TIMEOUT)?;
+        // Keeping the console's network writes it into the configuration.
         ensure!(
-            config.contains("hostname = \"browserhost\"") && config.contains("eth0"),
+            config.contains("hostname = \"browserhost\"")
+                && config.contains("[[network.interfaces]]")
+                && config.contains("name = \"eth0\""),
             "the review shows:\n{config}"
         );
         browser.screenshot(&screens.join("review.png"))?;
@@ -362,6 +368,7 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
     browser.open(&format!("{site}/"))?;
     browser
         .wait_for_text("h2", "This host is set up", PAGE_TIMEOUT)
-        .map_err(|failure| browser.failed_at(failure, screens.join("set-up.png")))?;
+        .map_err(|failure| browser.failed_at(failure, screens.join("failure.png")))?;
+    browser.screenshot(&screens.join("set-up.png"))?;
     Ok(())
 }
