@@ -76,6 +76,10 @@ fn nobody_at_the_console_means_dhcp_on_the_first_card_with_link_after_the_timeou
         &format!("Nobody chose a network within 5 s: DHCP on eth0 has {LEASE}."),
         LINE_TIMEOUT,
     )?;
+    // Below it, how to reach config mode: the URL on the lease, the fingerprint, the token.
+    guest.wait_for_line("  web: https://10.0.2.15/", LINE_TIMEOUT)?;
+    guest.wait_for_line("  certificate SHA-256 fingerprint", LINE_TIMEOUT)?;
+    guest.wait_for_line("  setup token: ", LINE_TIMEOUT)?;
     Ok(())
 }
 

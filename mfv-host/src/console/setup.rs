@@ -31,7 +31,7 @@ use mfv_config::schema::{
 };
 use mfv_linux::terminal_text::{escape_line, escape_lines};
 
-use super::{Terminal, Waited};
+use super::{Terminal, Waited, WebAccess};
 use crate::network::section_toml;
 use crate::setup::{SetupError, SetupState, interface_entry};
 
@@ -121,6 +121,10 @@ pub struct SetupView {
     pub state: Result<Option<SetupState>, String>,
     /// The uptime when the view was read, for the fallback's countdown (not a change).
     pub uptime: Duration,
+    /// How to reach config mode once a card has an address (the fallback's lease, or one
+    /// the card had already): URLs, fingerprint and setup token, as the status screen shows
+    /// them.
+    pub web: Option<WebAccess>,
 }
 
 impl SetupView {
@@ -130,6 +134,7 @@ impl SetupView {
             && self.nics == other.nics
             && self.driverless == other.driverless
             && self.state == other.state
+            && self.web == other.web
     }
 
     fn network_chosen(&self) -> bool {
@@ -401,6 +406,9 @@ fn screen_text(view: &SetupView) -> String {
     }
     text.push('\n');
     let _ = writeln!(text, "{}", state_line(view));
+    if let Some(web) = view.web.as_ref().filter(|web| !web.urls.is_empty()) {
+        let _ = write!(text, "{web}");
+    }
     text.push_str("Press Enter to set up the network.\n");
     text
 }
@@ -746,6 +754,7 @@ mod tests {
 
     use super::super::tests::{NOTHING, ScriptedTerminal};
     use super::*;
+    use crate::console::SetupTokenState;
 
     /// A host whose views come from a list (the last one stays), with a lock another
     /// console may hold, driver files, and the sections it was asked to apply.
@@ -856,6 +865,7 @@ mod tests {
                 fallback_at_ms: 60_000,
             })),
             uptime: Duration::from_secs(18),
+            web: None,
         }
     }
 
@@ -1114,6 +1124,51 @@ mod tests {
         assert!(
             output.contains("Nobody chose a network within 60 s: DHCP on eth0 has 10.0.2.15/24.\n")
         );
+    }
+
+    #[test]
+    fn once_a_card_has_an_address_the_screen_shows_how_to_reach_config_mode() {
+        let mut lease = view();
+        lease.state = Ok(Some(SetupState::FallbackDhcp {
+            timeout_secs: 60,
+            interface: "eth0".into(),
+        }));
+        lease.nics[0].addresses = vec!["10.0.2.15/24".into()];
+        let web = WebAccess {
+            urls: vec!["https://10.0.2.15/".into()],
+            fingerprint: ["AB"; 32].join(":"),
+            setup_token: Some(SetupTokenState::Waiting("abcde-fghjk-mnpqr-stuvw".into())),
+        };
+        lease.web = Some(web.clone());
+        let mut used = lease.clone();
+        used.web = Some(WebAccess {
+            setup_token: Some(SetupTokenState::Used),
+            ..web
+        });
+        let mut host = RecordingHost::new(vec![lease, used]);
+        let (output, _) = serve(&mut host, &[NOTHING, NOTHING]);
+        let waiting = output
+            .find("DHCP on eth0 has 10.0.2.15/24.\n  web: https://10.0.2.15/\n")
+            .unwrap_or_else(|| panic!("{output}"));
+        assert!(
+            output[waiting..].contains("  setup token: abcde-fghjk-mnpqr-stuvw\n"),
+            "{output}"
+        );
+        // A browser took the token: the screen is written again and says so.
+        assert!(output.contains("  setup token: used"), "{output}");
+        assert_eq!(output.matches("Press Enter").count(), 2, "{output}");
+    }
+
+    #[test]
+    fn the_address_lines_wait_for_an_address() {
+        let mut waiting = view();
+        waiting.web = Some(WebAccess {
+            urls: Vec::new(),
+            fingerprint: ["AB"; 32].join(":"),
+            setup_token: Some(SetupTokenState::Waiting("abcde-fghjk-mnpqr-stuvw".into())),
+        });
+        let (output, _) = serve(&mut RecordingHost::new(vec![waiting]), &[]);
+        assert!(!output.contains("setup token"), "{output}");
     }
 
     #[test]

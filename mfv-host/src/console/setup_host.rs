@@ -8,6 +8,7 @@
 //! the console makes itself is to set the cards up (without addresses), so that their link
 //! shows before anything is configured.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use mfv_linux::error_chain;
 use mfv_net::Netlink;
 use mfv_probe::modules::{KernelModuleLoader, load_module_file};
 
-use super::CONFIG_REPORT_FILE;
 use super::setup::{DriverFile, LinkState, SetupActionError, SetupHost, SetupNic, SetupView};
+use super::{CONFIG_REPORT_FILE, read_web_access};
 use crate::config::{VOLUME_LOCK_WAIT, VolumeLock};
 use crate::network::change::read_view;
 use crate::network::nic_candidates;
@@ -250,12 +251,19 @@ impl SetupHost for SystemSetupHost {
         let uptime = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
             .map(Duration::from)
             .unwrap_or_default();
+        let nics = self.cards();
+        let addresses: Vec<IpAddr> = nics
+            .iter()
+            .flat_map(|nic| &nic.addresses)
+            .filter_map(|address| address.split('/').next()?.parse().ok())
+            .collect();
         SetupView {
             reason: std::fs::read_to_string(self.run_dir.join(CONFIG_REPORT_FILE)).ok(),
-            nics: self.cards(),
             driverless: self.driverless(),
             state: read_setup_state(&self.run_dir).map_err(|error| error_chain(&error)),
             uptime,
+            web: read_web_access(&self.run_dir, &addresses),
+            nics,
         }
     }
 
