@@ -29,11 +29,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mfv_api::{ErrorKind, Request as DaemonRequest, Response as DaemonResponse};
+use mfv_api::{Request as DaemonRequest, Response as DaemonResponse};
 use serde::{Deserialize, Serialize};
 use warp::Filter;
-use warp::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
-use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::http::header::HOST;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
 use crate::pages;
@@ -884,17 +884,10 @@ fn unexpected(response: &str) -> Refusal {
 /// invalid configuration, every problem.
 fn daemon_refusal(error: DaemonError) -> Refusal {
     match error {
-        DaemonError::Refused(error) => {
-            let status = match error.kind {
-                ErrorKind::InvalidRequest | ErrorKind::InvalidConfig => StatusCode::BAD_REQUEST,
-                ErrorKind::NotPermitted => StatusCode::FORBIDDEN,
-                ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                ErrorKind::Conflict | ErrorKind::StaleGeneration => StatusCode::CONFLICT,
-                ErrorKind::Busy | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, ErrorBody::from(&error))
-        }
+        DaemonError::Refused(error) => (
+            crate::request::status_of(error.kind),
+            ErrorBody::from(&error),
+        ),
         DaemonError::Unreachable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorBody::new(
@@ -905,20 +898,9 @@ fn daemon_refusal(error: DaemonError) -> Refusal {
     }
 }
 
-/// Refuses a request whose `Origin` is not this site. A request without `Origin` (not
-/// from a browser's page) passes: it carries no cookie by another site's hand.
+/// Refuses a request whose `Origin` is not this site ([`crate::request::same_origin`]).
 fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return Ok(());
-    };
-    let host = headers.get(HOST).and_then(|host| host.to_str().ok());
-    let same = match (origin.to_str(), host) {
-        (Ok(origin), Some(host)) => origin
-            .strip_prefix("https://")
-            .is_some_and(|rest| rest.eq_ignore_ascii_case(host)),
-        _ => false,
-    };
-    if same {
+    if crate::request::same_origin(headers) {
         return Ok(());
     }
     Err((
@@ -931,25 +913,13 @@ fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 /// `response` with the session cookie set to `id`.
-fn with_session_cookie(mut response: Response, id: &str) -> Response {
-    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict");
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(SET_COOKIE, value);
-    }
-    response
+fn with_session_cookie(response: Response, id: &str) -> Response {
+    crate::request::with_cookie(response, SESSION_COOKIE, id)
 }
 
 /// The session cookie's value in `headers`, if any.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then(|| value.to_owned())
-        })
+    crate::request::cookie(headers, SESSION_COOKIE)
 }
 
 /// 32 random bytes, hex: a session id or a one-time key.

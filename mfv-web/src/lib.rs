@@ -2,6 +2,9 @@
 //!
 //! - [`server`]: the connections: TLS, plain HTTP answered with a redirect, and the limits
 //!   on handshakes, request heads, answers and open connections; graceful shutdown.
+//! - [`api`]: normal mode's REST API under `/api/v1`, every route a line of one table that
+//!   drives dispatch, the role check and the OpenAPI document.
+//! - [`dev`]: `mfv-web --dev`, the API on an ordinary machine with a SQLite auth database.
 //! - [`config_mode`]: what a host without a configuration answers: only the browser that
 //!   presents the console's one-time setup token gets a session.
 //! - [`set_up`]: what a host that is set up answers: a page that says where it is managed
@@ -16,10 +19,13 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config_mode;
+pub mod dev;
 mod pages;
 mod rejection;
 pub mod reply;
+mod request;
 pub mod server;
 pub mod set_up;
 pub mod tls;

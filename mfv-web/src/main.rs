@@ -20,7 +20,11 @@ use warp::Filter;
 const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
-                     [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH]";
+                     [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH]\n       \
+                     mfv-web --dev --auth-db PATH [--https ADDR:PORT]";
+
+/// Where `--dev` listens unless `--https` says otherwise.
+const DEV_ADDRESS: &str = "127.0.0.1:8443";
 
 /// Where a listening socket comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,8 @@ struct Args {
     http: Option<ListenOn>,
     identity: PathBuf,
     socket: PathBuf,
+    /// `--dev`: the API on an ordinary machine, with this SQLite auth database.
+    dev: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut http = None;
     let mut identity = PathBuf::from("/run/mfv/web");
     let mut socket = PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH);
+    let mut dev = false;
+    let mut auth_db = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().with_context(|| format!("{flag} needs a value"));
@@ -77,14 +85,29 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--http" => http = Some(ListenOn::Address(parse_address(flag, value()?)?)),
             "--identity" => identity = PathBuf::from(value()?),
             "--socket" => socket = PathBuf::from(value()?),
+            "--dev" => dev = true,
+            "--auth-db" => auth_db = Some(PathBuf::from(value()?)),
             other => bail!("unknown argument {other:?}"),
         }
+    }
+    let dev = match (dev, auth_db) {
+        (true, Some(path)) => Some(path),
+        (true, None) => bail!(
+            "--dev needs --auth-db PATH, a SQLite auth database \
+             (mfv user add NAME --role admin --db PATH makes one)"
+        ),
+        (false, Some(_)) => bail!("--auth-db is for --dev only"),
+        (false, None) => None,
+    };
+    if dev.is_some() && https.is_none() {
+        https = Some(ListenOn::Address(parse_address("--https", DEV_ADDRESS)?));
     }
     Ok(Args {
         https: https.context("--https-fd or --https is required")?,
         http,
         identity,
         socket,
+        dev,
     })
 }
 
@@ -122,7 +145,6 @@ fn listener(on: &ListenOn) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let tls = mfv_web::tls::server_config(&args.identity)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -134,23 +156,36 @@ fn run(args: &Args) -> anyhow::Result<()> {
             http: args.http.as_ref().map(listener).transpose()?,
         };
         let address = listeners.https.local_addr().context("the HTTPS address")?;
-        let configured_on = configuration_device(&args.socket).await?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("catch SIGTERM")?;
         let shutdown = async move {
-            terminate.recv().await;
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
             println!("mfv-web: stopping");
         };
-        let routes = if let Some(device) = configured_on {
-            println!("mfv-web: serving HTTPS on {address} (this host is set up)");
-            mfv_web::set_up::routes(device).boxed()
-        } else {
-            println!("mfv-web: serving HTTPS on {address} in config mode");
-            config_mode::routes(ConfigMode::new(DaemonSocket {
-                socket: args.socket.clone(),
-            }))
-            .boxed()
+        let (tls, routes) = match &args.dev {
+            Some(auth_db) => {
+                let dev = mfv_web::dev::DevServer::open(auth_db).await?;
+                println!("{}", dev.banner(address));
+                (dev.tls, dev.routes)
+            }
+            None => {
+                let tls = mfv_web::tls::server_config(&args.identity)?;
+                let routes = if let Some(device) = configuration_device(&args.socket).await? {
+                    println!("mfv-web: serving HTTPS on {address} (this host is set up)");
+                    mfv_web::set_up::routes(device).boxed()
+                } else {
+                    println!("mfv-web: serving HTTPS on {address} in config mode");
+                    config_mode::routes(ConfigMode::new(DaemonSocket {
+                        socket: args.socket.clone(),
+                    }))
+                    .boxed()
+                };
+                (tls, routes)
+            }
         };
         server::serve(
             listeners,
@@ -205,6 +240,13 @@ mod tests {
         );
         assert_eq!(parsed.http, None);
         assert_eq!(parsed.socket, PathBuf::from("/tmp/s"));
+        assert_eq!(parsed.dev, None);
+        let parsed = args("--dev --auth-db /tmp/users.sqlite").unwrap();
+        assert_eq!(parsed.dev, Some(PathBuf::from("/tmp/users.sqlite")));
+        assert_eq!(
+            parsed.https,
+            ListenOn::Address(DEV_ADDRESS.parse().unwrap())
+        );
     }
 
     #[test]
@@ -218,6 +260,11 @@ mod tests {
             ("--https 8443", "--https \"8443\": not ADDRESS:PORT"),
             ("--https-fd", "--https-fd needs a value"),
             ("--https-fd 3 --colour", "unknown argument \"--colour\""),
+            ("--dev", "--dev needs --auth-db PATH"),
+            (
+                "--https-fd 3 --auth-db /tmp/a",
+                "--auth-db is for --dev only",
+            ),
         ] {
             let error = format!("{:#}", args(text).unwrap_err());
             assert!(error.starts_with(expected), "{text:?}: {error}");

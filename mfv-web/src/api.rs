@@ -1,0 +1,39 @@
+//! Normal mode's REST API under `/api/v1`: JSON in and out, every route a line of one table.
+//!
+//! Why one table ([`table::routes`]): each line names a route's method, path template, who
+//! may call it, how large its body may be, its summary and its handler. The dispatcher
+//! ([`Api::dispatch`]) is then the one place that matches paths, authenticates the caller
+//! (the session cookie, or an API token as bearer), asks [`mfv_auth::Role::allows`] before
+//! any handler runs, checks CSRF on changes made with the cookie and limits bodies; and the
+//! OpenAPI document ([`openapi::document`]) is generated from the same lines. So no route is
+//! served without its permission check, and none is served undocumented or documented and
+//! absent.
+//!
+//! Who the callers are is the [`Authority`]'s business: on the appliance the host daemon's
+//! (the auth database lives on the config volume, which only root writes), in `--dev` mode
+//! and in tests an [`mfv_auth::Authenticator`] in this process ([`LocalAuthority`]). A
+//! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
+//! authority one check; logging out ends it at once, a disabled user within that time.
+
+mod authority;
+mod dispatch;
+mod error;
+pub mod openapi;
+mod path;
+mod session;
+pub mod table;
+
+pub use authority::{
+    Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,
+};
+pub use dispatch::{Api, SESSION_COOKIE, SESSION_RECHECK};
+pub use error::ApiError;
+
+/// The API's routes, with `404` in the API's error shape for every path it does not serve.
+pub fn routes(
+    api: std::sync::Arc<Api>,
+) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone
+{
+    use warp::Filter;
+    Api::filter(api).recover(crate::rejection::answer).unify()
+}

@@ -1,0 +1,403 @@
+//! The dispatcher: from a request to its route's handler, through every check the table
+//! promises, in this order: the route (404, or 405 naming the methods the path takes), the
+//! caller (401), the role (403), CSRF on changes made with the session cookie (403), the
+//! body's size (413) and type (415).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use hyper::body::{Buf, Bytes};
+use sha2::{Digest, Sha256};
+use warp::Filter;
+use warp::http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+
+use super::path::match_template;
+use super::table::{Access, Call, Route};
+use super::{ApiError, Authority, Caller};
+use crate::server::ClientAddr;
+
+/// The session cookie. `__Host-` makes browsers keep it to this host, over HTTPS, for the
+/// whole site.
+pub const SESSION_COOKIE: &str = "__Host-mfv-session";
+
+/// How long a session's check is trusted before the authority is asked again.
+pub const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// The header a change made with the session cookie carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The most sessions whose checks are kept; past it the oldest go first.
+const MAX_CACHED_SESSIONS: usize = 10_000;
+
+/// What the handlers share.
+pub struct ApiState {
+    /// Who the callers are.
+    pub authority: Arc<dyn Authority>,
+    /// Recent session checks, by the digest of the session token.
+    checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Forgets the check of the session `token` (it was ended).
+    pub(crate) fn forget_session(&self, token: &str) {
+        self.lock_checked().remove(&digest(token));
+    }
+
+    fn lock_checked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, Instant)>> {
+        self.checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who holds the session `token`: a check younger than [`SESSION_RECHECK`], or the
+    /// authority's answer.
+    async fn session_caller(&self, token: &str) -> Result<Caller, ApiError> {
+        let key = digest(token);
+        let now = Instant::now();
+        if let Some((caller, at)) = self.lock_checked().get(&key) {
+            if now.duration_since(*at) < SESSION_RECHECK {
+                return Ok(caller.clone());
+            }
+        }
+        match self.authority.check_session(token).await {
+            Ok(caller) => {
+                let mut checked = self.lock_checked();
+                if checked.len() >= MAX_CACHED_SESSIONS {
+                    checked.retain(|_, (_, at)| now.duration_since(*at) < SESSION_RECHECK);
+                }
+                if checked.len() >= MAX_CACHED_SESSIONS {
+                    checked.clear();
+                }
+                checked.insert(key, (caller.clone(), now));
+                Ok(caller)
+            }
+            Err(error) => {
+                self.lock_checked().remove(&key);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The API: its state and its routes.
+#[derive(Debug)]
+pub struct Api {
+    state: Arc<ApiState>,
+    routes: Vec<Route>,
+}
+
+/// The CSRF token of the session `token`: a digest only the holder of the session can
+/// compute, which a page of this site reads from the login's answer and sends with changes.
+pub(crate) fn csrf_token(session: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"mfv-csrf\0")
+        .chain_update(session.as_bytes())
+        .finalize();
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Credentials as the request presents them.
+enum Presented {
+    Nothing,
+    Session(String),
+    Token(String),
+}
+
+fn presented(headers: &HeaderMap) -> Presented {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        return Presented::Token(token.trim().to_owned());
+    }
+    match crate::request::cookie(headers, SESSION_COOKIE) {
+        Some(session) => Presented::Session(session),
+        None => Presented::Nothing,
+    }
+}
+
+impl Api {
+    /// The API with `authority` and every route of the table.
+    pub fn new(authority: Arc<dyn Authority>) -> Arc<Api> {
+        Arc::new(Api {
+            state: Arc::new(ApiState {
+                authority,
+                checked: Mutex::new(HashMap::new()),
+            }),
+            routes: super::table::routes(),
+        })
+    }
+
+    /// The routes served.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The API as a warp filter: every request whose path starts with `/api/`; others are
+    /// left to the filters after it.
+    pub fn filter(
+        api: Arc<Api>,
+    ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+        warp::path("api")
+            .and(warp::method())
+            .and(warp::path::full())
+            .and(warp::header::headers_cloned())
+            .and(warp::ext::optional::<ClientAddr>())
+            .and(warp::body::stream())
+            .then(
+                move |method: Method,
+                      path: warp::path::FullPath,
+                      headers: HeaderMap,
+                      client: Option<ClientAddr>,
+                      body| {
+                    let api = Arc::clone(&api);
+                    async move {
+                        let client =
+                            client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+                        api.dispatch(method, path.as_str(), headers, body, client)
+                            .await
+                    }
+                },
+            )
+    }
+
+    /// Answers one request.
+    pub async fn dispatch<B: Buf>(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
+        client: SocketAddr,
+    ) -> Response {
+        let (route, params) = match self.route(&method, path) {
+            Ok(found) => found,
+            Err(allowed) => return no_route(&method, path, &allowed),
+        };
+        let call = async {
+            let (caller, session) = self.caller(&headers).await?;
+            check_access(route, caller.as_ref())?;
+            if !matches!(method, Method::GET | Method::HEAD) {
+                check_csrf(&headers, session.as_deref())?;
+            }
+            let body = read_body(route, &headers, body).await?;
+            (route.handler)(Call {
+                state: Arc::clone(&self.state),
+                caller,
+                session,
+                params,
+                headers,
+                body,
+                client,
+            })
+            .await
+        };
+        call.await.unwrap_or_else(ApiError::into_response)
+    }
+
+    /// The route for `method` at `path`, with the path's parameters; otherwise the methods
+    /// the path takes (none: nothing is served there).
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Result<(&Route, super::path::PathParams), Vec<&str>> {
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            if let Some(params) = match_template(route.path, path) {
+                if route.method == *method {
+                    return Ok((route, params));
+                }
+                allowed.push(route.method.as_str());
+            }
+        }
+        Err(allowed)
+    }
+
+    /// Who the request's credentials stand for, and its session token when it used the
+    /// cookie. Credentials that do not pass are refused even on routes open to anyone, so a
+    /// client learns at once that its token or session ended.
+    async fn caller(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Option<Caller>, Option<String>), ApiError> {
+        match presented(headers) {
+            Presented::Nothing => Ok((None, None)),
+            Presented::Token(token) => {
+                let caller = self.state.authority.check_token(&token).await?;
+                Ok((Some(caller), None))
+            }
+            Presented::Session(session) => {
+                let caller = self.state.session_caller(&session).await?;
+                Ok((Some(caller), Some(session)))
+            }
+        }
+    }
+}
+
+/// Refuses a caller the route's access does not admit.
+fn check_access(route: &Route, caller: Option<&Caller>) -> Result<(), ApiError> {
+    let needs = match route.access {
+        Access::Anyone => return Ok(()),
+        Access::SignedIn => None,
+        Access::Allowed(permission) => Some(permission),
+    };
+    let Some(caller) = caller else {
+        return Err(ApiError::unauthenticated(
+            "sign in first (POST /api/v1/session) or send an API token as \
+             \"Authorization: Bearer ...\"",
+        ));
+    };
+    match needs {
+        Some(permission) if !caller.role.allows(permission) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the {} role does not allow {}: ask an administrator",
+                caller.role.as_str(),
+                permission.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a change made with the session cookie that does not carry the session's CSRF
+/// token or comes from another site's page. Token callers send no cookie a page could
+/// borrow, and a request without credentials has nothing to borrow.
+fn check_csrf(headers: &HeaderMap, session: Option<&str>) -> Result<(), ApiError> {
+    if !crate::request::same_origin(headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "this request came from another site's page; use the host's own pages",
+        ));
+    }
+    let Some(session) = session else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if mfv_auth::constant_time_eq(presented.as_bytes(), csrf_token(session).as_bytes()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        format!(
+            "a change made with the session cookie needs the session's CSRF token in the \
+             {CSRF_HEADER} header (the login's answer and GET /api/v1/session give it)"
+        ),
+    ))
+}
+
+/// The body, refused when it is larger than the route takes or is not JSON.
+async fn read_body<B: Buf>(
+    route: &Route,
+    headers: &HeaderMap,
+    mut body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            if route.max_body == 0 {
+                format!("{} {} takes no body", route.method, route.path)
+            } else {
+                format!(
+                    "{} {} takes a body of {} KiB at most",
+                    route.method,
+                    route.path,
+                    route.max_body / 1024
+                )
+            },
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > route.max_body) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the body could not be read: {error}"),
+            )
+        })?;
+        if bytes.len() + chunk.remaining() > route.max_body {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let taken = part.len();
+            chunk.advance(taken);
+        }
+    }
+    if !bytes.is_empty() {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with \"Content-Type: application/json\"",
+            ));
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// The answer when no route takes `method` at `path`: `404`, or `405` naming the methods
+/// the path takes in the message and the `Allow` header.
+fn no_route(method: &Method, path: &str, allowed: &[&str]) -> Response {
+    if allowed.is_empty() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("nothing is served at {path}; GET /api/v1/openapi.json lists the API"),
+        )
+        .into_response();
+    }
+    let refusal = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{path} takes {}, not {method}", allowed.join(", ")),
+    );
+    with_allow(refusal.into_response(), allowed)
+}
+
+/// `response` with an `Allow` header naming `methods`.
+fn with_allow(mut response: Response, methods: &[&str]) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
+}

@@ -1,0 +1,61 @@
+//! An API error: the HTTP status and the body every error has (`kind`, `message`, `field`).
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::reply::{ErrorBody, error_response};
+
+/// A refused or failed request, as the API answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error of `status` and `kind`, saying `message`.
+    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody::new(kind, message),
+        }
+    }
+
+    /// The same error, about `field` of the request.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.body = self.body.with_field(field);
+        self
+    }
+
+    /// `400 invalid_request` about `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_field(field)
+    }
+
+    /// `401 unauthenticated`: the route needs a signed-in caller.
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    /// `503 unavailable`: something the request needs does not answer.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// The response.
+    pub fn into_response(self) -> Response {
+        error_response(self.status, &self.body)
+    }
+}
+
+impl From<&mfv_api::ApiError> for ApiError {
+    /// The host daemon's error, with the status its kind stands for.
+    fn from(error: &mfv_api::ApiError) -> ApiError {
+        ApiError {
+            status: crate::request::status_of(error.kind),
+            body: ErrorBody::from(error),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Logging in and out: `POST /api/v1/session` exchanges a user name, password and (where
+//! enrolled) TOTP code for the session cookie; `GET` says who the caller is; `DELETE` ends
+//! the session.
+//!
+//! The login's answer carries the session's CSRF token, which a page sends back in the
+//! `X-CSRF-Token` header with every change; the cookie itself is out of scripts' reach.
+
+use serde::{Deserialize, Serialize};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use super::dispatch::{SESSION_COOKIE, csrf_token};
+use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
+use super::{ApiError, Caller, Credential, LoginAttempt};
+use crate::reply::json_response;
+use crate::request::with_cookie;
+
+/// The routes.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            method: Method::POST,
+            path: "/api/v1/session",
+            access: Access::Anyone,
+            max_body: SMALL_BODY,
+            operation: "login",
+            summary: "Log in with a user name, password and TOTP code where enrolled; sets the \
+                      session cookie and answers the CSRF token",
+            handler: login,
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/session",
+            access: Access::SignedIn,
+            max_body: 0,
+            operation: "whoami",
+            summary: "Who the caller is: user name, role, how it signed in",
+            handler: whoami,
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/api/v1/session",
+            access: Access::SignedIn,
+            max_body: 0,
+            operation: "logout",
+            summary: "End the caller's session and remove the cookie",
+            handler: logout,
+        },
+    ]
+}
+
+/// The login's body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+/// Who the caller is, as `whoami` and the login answer.
+#[derive(Debug, Serialize)]
+struct SessionAnswer {
+    username: String,
+    role: &'static str,
+    credential: Credential,
+    /// The token to send in `X-CSRF-Token` with changes, for a session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+    /// When the session ends however much it is used (Unix seconds), after a login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+impl SessionAnswer {
+    fn new(caller: &Caller, session: Option<&str>, expires_at: Option<i64>) -> SessionAnswer {
+        SessionAnswer {
+            username: caller.username.clone(),
+            role: caller.role.as_str(),
+            credential: caller.credential.clone(),
+            csrf_token: session.map(csrf_token),
+            expires_at,
+        }
+    }
+}
+
+fn login(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let login: Login = call.json()?;
+        let signed_in = call
+            .state
+            .authority
+            .login(LoginAttempt {
+                username: login.username,
+                password: mfv_api::Secret::new(login.password),
+                totp: login.totp.filter(|code| !code.is_empty()),
+                client: call.client.ip(),
+            })
+            .await?;
+        let session = signed_in.session.expose();
+        let answer =
+            SessionAnswer::new(&signed_in.caller, Some(session), Some(signed_in.expires_at));
+        Ok(with_cookie(
+            json_response(StatusCode::OK, &answer),
+            SESSION_COOKIE,
+            session,
+        ))
+    })
+}
+
+fn whoami(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let caller = signed_in(&call)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &SessionAnswer::new(caller, call.session.as_deref(), None),
+        ))
+    })
+}
+
+fn logout(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let Some(session) = call.session.as_deref() else {
+            return Err(ApiError::invalid(
+                "authorization",
+                "an API token has no session to end: revoke the token instead",
+            ));
+        };
+        call.state
+            .authority
+            .logout(session, call.client.ip())
+            .await?;
+        call.state.forget_session(session);
+        let response: Response = json_response(StatusCode::OK, &serde_json::json!({}));
+        Ok(with_cookie(response, SESSION_COOKIE, ""))
+    })
+}
+
+/// The caller of a route open to signed-in callers only (the dispatcher made sure of one).
+fn signed_in(call: &Call) -> Result<&Caller, ApiError> {
+    call.caller
+        .as_ref()
+        .ok_or_else(|| ApiError::unauthenticated("sign in first (POST /api/v1/session)"))
+}

@@ -1,0 +1,162 @@
+//! The route table: every route of the API, one line each.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper::body::Bytes;
+use mfv_auth::Permission;
+use warp::http::{HeaderMap, Method};
+use warp::reply::Response;
+
+use super::dispatch::ApiState;
+use super::path::PathParams;
+use super::{ApiError, Caller};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (logging in, the OpenAPI document).
+    Anyone,
+    /// Any signed-in caller, whatever the role (their own session).
+    SignedIn,
+    /// A caller whose role allows this.
+    Allowed(Permission),
+}
+
+/// What a handler gets.
+#[derive(Debug)]
+pub struct Call {
+    /// The server's state.
+    pub state: Arc<ApiState>,
+    /// Who called, when the route needs a caller (always set then).
+    pub caller: Option<Caller>,
+    /// The session token the caller presented, when it signed in with the cookie.
+    pub session: Option<String>,
+    /// The path's parameters, by name.
+    pub params: PathParams,
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// The body, within the route's limit.
+    pub body: Bytes,
+    /// Where the request came from.
+    pub client: SocketAddr,
+}
+
+impl Call {
+    /// The path parameter `name` (the table guarantees the route has it).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find_map(|(key, value)| (*key == name).then_some(value.as_str()))
+            .unwrap_or_default()
+    }
+
+    /// The body as JSON of type `T`, or an error naming what is wrong with it (unknown
+    /// fields are refused by the types themselves).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        read_json(&self.body)
+    }
+}
+
+/// `body` as JSON of type `T`, or an error naming what is wrong with it and, where serde
+/// says, the field.
+fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        let refusal = ApiError::new(
+            warp::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the body is not the JSON this route takes: {error}"),
+        );
+        match error_field(&error) {
+            Some(field) => refusal.with_field(field),
+            None => refusal,
+        }
+    })
+}
+
+/// The field serde named in `error` (`missing field `password``, `unknown field `x``).
+fn error_field(error: &serde_json::Error) -> Option<String> {
+    let text = error.to_string();
+    let start = text.find("field `")? + "field `".len();
+    let end = start + text[start..].find('`')?;
+    Some(text[start..end].to_owned())
+}
+
+/// What a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+
+/// A route's handler.
+pub type Handler = fn(Call) -> HandlerFuture;
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The method.
+    pub method: Method,
+    /// The path template (`/api/v1/vms/{name}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The largest body it takes, in bytes; 0 takes none.
+    pub max_body: usize,
+    /// The OpenAPI operation id.
+    pub operation: &'static str,
+    /// What it does, in a line.
+    pub summary: &'static str,
+    /// The handler.
+    pub handler: Handler,
+}
+
+/// A small JSON body's limit: logins, settings, specs.
+pub const SMALL_BODY: usize = 64 * 1024;
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    let mut routes = super::session::routes();
+    routes.extend(super::openapi::routes());
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_under_api_v1_once_with_a_unique_operation() {
+        let routes = routes();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut operations = std::collections::BTreeSet::new();
+        for route in &routes {
+            assert!(route.path.starts_with("/api/v1/"), "{}", route.path);
+            assert!(
+                seen.insert((route.method.to_string(), route.path)),
+                "{} {} twice",
+                route.method,
+                route.path
+            );
+            assert!(operations.insert(route.operation), "{}", route.operation);
+            assert!(!route.summary.is_empty(), "{}", route.path);
+            if matches!(route.method, Method::GET | Method::DELETE) {
+                assert_eq!(route.max_body, 0, "{} {}", route.method, route.path);
+            }
+        }
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only parsed")]
+        struct Login {
+            username: String,
+        }
+        let missing = read_json::<Login>(b"{}").unwrap_err();
+        assert_eq!(missing.body.field.as_deref(), Some("username"));
+        let unknown = read_json::<Login>(br#"{"username":"a","role":"admin"}"#).unwrap_err();
+        assert_eq!(unknown.body.field.as_deref(), Some("role"));
+        let malformed = read_json::<Login>(b"{").unwrap_err();
+        assert_eq!(malformed.body.kind, "invalid_request");
+    }
+}

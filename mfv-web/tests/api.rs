@@ -1,0 +1,428 @@
+//! Normal mode's API over real HTTPS on loopback, with users, sessions and API tokens in a
+//! real SQLite auth database (the `--dev` authority): every route with every role and
+//! without credentials, the login and its cookie, CSRF, and requests that must be refused.
+
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
+use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
+use mfv_host::web_identity::WebIdentity;
+use mfv_tests::https::{HttpResponse, HttpsClient};
+use mfv_web::api::table::Access;
+use mfv_web::api::{Api, LocalAuthority, SESSION_COOKIE};
+use mfv_web::server::{Limits, Listeners, serve};
+use serde_json::json;
+
+const PASSWORD: &str = "a password long enough";
+
+/// The server on a free port, with an admin, an operator and a viewer, and a token of each.
+struct Server {
+    client: HttpsClient,
+    /// `(role, bearer header value)`.
+    tokens: Vec<(Role, String)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn authenticator(dir: &std::path::Path) -> Authenticator {
+    AuthSettings::new()
+        .with_overrides(AuthOverrides {
+            database: Some(dir.join("users.sqlite")),
+            ..AuthOverrides::default()
+        })
+        .open(MissingDatabase::Create)
+        .await
+        .unwrap()
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = runtime();
+        let tokens = setup.block_on(async {
+            let auth = authenticator(dir.path()).await;
+            let mut tokens = Vec::new();
+            for (name, role) in [
+                ("ada", Role::Admin),
+                ("otto", Role::Operator),
+                ("vera", Role::Viewer),
+            ] {
+                let username = Username::new(name).unwrap();
+                let record = UserRecord {
+                    username: username.clone(),
+                    display_name: String::new(),
+                    role,
+                    disabled: false,
+                    account_id: None,
+                };
+                auth.add_user(&Actor::Local, &record, &Password::new(PASSWORD).unwrap())
+                    .await
+                    .unwrap();
+                let token = auth
+                    .create_api_token(
+                        &Actor::Local,
+                        &username,
+                        "tests",
+                        role,
+                        Duration::from_secs(3600),
+                    )
+                    .await
+                    .unwrap();
+                tokens.push((role, format!("Bearer {}", token.secret.expose())));
+            }
+            tokens
+        });
+        drop(setup);
+        let identity = WebIdentity::generate("vmhost").unwrap();
+        let tls = mfv_web::tls::server_config_for(&identity).unwrap();
+        let https = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = https.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let database = dir.path().to_owned();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let api = Api::new(Arc::new(LocalAuthority::new(
+                    authenticator(&database).await,
+                )));
+                https.set_nonblocking(true).unwrap();
+                let listeners = Listeners {
+                    https: tokio::net::TcpListener::from_std(https).unwrap(),
+                    http: None,
+                };
+                let routes = mfv_web::api::routes(api);
+                serve(
+                    listeners,
+                    tls,
+                    warp::service(routes),
+                    Limits::default(),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+            });
+        });
+        Server {
+            client: HttpsClient::new(address, "vmhost").unwrap(),
+            tokens,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, role: Role) -> &str {
+        &self
+            .tokens
+            .iter()
+            .find(|(have, _)| *have == role)
+            .unwrap()
+            .1
+    }
+
+    /// Logs `username` in; the answer and the cookie (`name=value`).
+    fn login(&self, username: &str, password: &str) -> (HttpResponse, Option<String>) {
+        let answer = self
+            .client
+            .post_json(
+                "/api/v1/session",
+                &[],
+                &json!({"username": username, "password": password}),
+            )
+            .unwrap();
+        let cookie = answer
+            .header("set-cookie")
+            .and_then(|cookie| cookie.split(';').next())
+            .map(str::to_owned);
+        (answer, cookie)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+fn kind(response: &HttpResponse) -> String {
+    response.json().unwrap()["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn every_route_answers_each_role_as_its_permission_says() {
+    let server = Server::start();
+    let api = Api::new(Arc::new(LocalAuthority::new(
+        runtime().block_on(authenticator(server._dir.path())),
+    )));
+    for route in api.routes() {
+        let path = route
+            .path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = route.method.as_str();
+        let body = (route.max_body > 0).then_some(b"{}".as_slice());
+        let json = [("content-type", "application/json")];
+        let anonymous = server.client.send(method, &path, &json, body).unwrap();
+        let closed = !matches!(route.access, Access::Anyone);
+        assert_eq!(
+            anonymous.status == 401,
+            closed,
+            "{method} {path} without credentials: {} {}",
+            anonymous.status,
+            anonymous.text()
+        );
+        for role in Role::ALL {
+            let headers = [
+                ("content-type", "application/json"),
+                ("authorization", server.token(role)),
+            ];
+            let answer = server.client.send(method, &path, &headers, body).unwrap();
+            let allowed = match route.access {
+                Access::Anyone | Access::SignedIn => true,
+                Access::Allowed(permission) => role.allows(permission),
+            };
+            assert_ne!(answer.status, 401, "{method} {path} as {role:?}");
+            assert_eq!(
+                answer.status == 403 && kind(&answer) == "forbidden",
+                !allowed,
+                "{method} {path} as {role:?}: {} {}",
+                answer.status,
+                answer.text()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_login_sets_a_strict_cookie_and_changes_need_the_sessions_csrf_token() {
+    let server = Server::start();
+    let (answer, cookie) = server.login("ada", PASSWORD);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let set_cookie = answer.header("set-cookie").unwrap();
+    assert!(set_cookie.starts_with(&format!("{SESSION_COOKIE}=")));
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let body = answer.json().unwrap();
+    assert_eq!(body["username"], "ada");
+    assert_eq!(body["role"], "admin");
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = cookie.unwrap();
+
+    let whoami = server
+        .client
+        .get("/api/v1/session", &[("cookie", &cookie)])
+        .unwrap();
+    assert_eq!(whoami.status, 200);
+    assert_eq!(whoami.json().unwrap()["csrf_token"], csrf.as_str());
+
+    let no_csrf = server
+        .client
+        .send("DELETE", "/api/v1/session", &[("cookie", &cookie)], None)
+        .unwrap();
+    assert_eq!((no_csrf.status, kind(&no_csrf)), (403, "csrf".to_owned()));
+    let wrong_csrf = server
+        .client
+        .send(
+            "DELETE",
+            "/api/v1/session",
+            &[("cookie", &cookie), ("x-csrf-token", "0000")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(wrong_csrf.status, 403);
+    let other_site = server
+        .client
+        .send(
+            "DELETE",
+            "/api/v1/session",
+            &[
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("origin", "https://evil.example"),
+            ],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (other_site.status, kind(&other_site)),
+        (403, "cross_origin".to_owned())
+    );
+
+    let logout = server
+        .client
+        .send(
+            "DELETE",
+            "/api/v1/session",
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(logout.status, 200, "{}", logout.text());
+    assert!(logout.header("set-cookie").unwrap().contains("Max-Age=0"));
+    // Ended at once, though its last check is recent.
+    let after = server
+        .client
+        .get("/api/v1/session", &[("cookie", &cookie)])
+        .unwrap();
+    assert_eq!(
+        (after.status, kind(&after)),
+        (401, "session_invalid".to_owned())
+    );
+}
+
+#[test]
+fn wrong_passwords_and_unknown_users_get_one_answer_until_the_login_is_throttled() {
+    let server = Server::start();
+    let (wrong, cookie) = server.login("ada", "not the password at all");
+    assert_eq!(
+        (wrong.status, kind(&wrong)),
+        (401, "invalid_credentials".to_owned())
+    );
+    assert_eq!(cookie, None);
+    let (unknown, _) = server.login("nobody", PASSWORD);
+    assert_eq!(
+        (unknown.status, kind(&unknown)),
+        (401, "invalid_credentials".to_owned())
+    );
+    let throttled = (0..30)
+        .map(|_| server.login("ada", "not the password at all").0)
+        .find(|answer| answer.status == 429)
+        .expect("never throttled");
+    assert_eq!(kind(&throttled), "throttled");
+    assert!(
+        throttled.text().contains("try again"),
+        "{}",
+        throttled.text()
+    );
+}
+
+#[test]
+fn requests_the_api_does_not_take_are_refused_with_their_reason() {
+    let server = Server::start();
+    let client = &server.client;
+    let admin = server.token(Role::Admin);
+
+    let missing = client.get("/api/v1/no-such-thing", &[]).unwrap();
+    assert_eq!(
+        (missing.status, kind(&missing)),
+        (404, "not_found".to_owned())
+    );
+    let method = client.send("PUT", "/api/v1/session", &[], None).unwrap();
+    assert_eq!(method.status, 405);
+    assert_eq!(method.header("allow"), Some("POST, GET, DELETE"));
+
+    let login = |body: &[u8], content_type: &str| {
+        client
+            .send(
+                "POST",
+                "/api/v1/session",
+                &[("content-type", content_type)],
+                Some(body),
+            )
+            .unwrap()
+    };
+    let malformed = login(b"{\"username\": ", "application/json");
+    assert_eq!(
+        (malformed.status, kind(&malformed)),
+        (400, "invalid_request".to_owned())
+    );
+    let unknown_field = login(
+        br#"{"username":"ada","password":"x","role":"admin"}"#,
+        "application/json",
+    );
+    assert_eq!(unknown_field.status, 400);
+    assert_eq!(unknown_field.json().unwrap()["field"], "role");
+    let wrong_type = login(br#"{"username":7,"password":"x"}"#, "application/json");
+    assert_eq!(wrong_type.status, 400, "{}", wrong_type.text());
+    let missing_field = login(br#"{"username":"ada"}"#, "application/json");
+    assert_eq!(missing_field.json().unwrap()["field"], "password");
+    let form = login(
+        b"username=ada&password=x",
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(form.status, 415);
+
+    // Ten megabytes announced: refused before a byte of it is read.
+    let huge = client
+        .send_raw(
+            b"POST /api/v1/session HTTP/1.1\r\nhost: vmhost\r\ncontent-type: application/json\r\n\
+              content-length: 10485760\r\nconnection: close\r\n\r\n{",
+        )
+        .unwrap();
+    assert_eq!((huge.status, kind(&huge)), (413, "too_large".to_owned()));
+    let body_on_get = client
+        .send(
+            "GET",
+            "/api/v1/session",
+            &[
+                ("authorization", admin),
+                ("content-type", "application/json"),
+            ],
+            Some(b"{}"),
+        )
+        .unwrap();
+    assert_eq!(body_on_get.status, 413);
+
+    let forged = client
+        .get(
+            "/api/v1/session",
+            &[("authorization", "Bearer mfv_0000000000000000")],
+        )
+        .unwrap();
+    assert_eq!(
+        (forged.status, kind(&forged)),
+        (401, "token_invalid".to_owned())
+    );
+    let token_logout = client
+        .send(
+            "DELETE",
+            "/api/v1/session",
+            &[("authorization", admin)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(token_logout.status, 400);
+}
+
+#[test]
+fn the_openapi_document_lists_every_route_with_its_permission() {
+    let server = Server::start();
+    let document = server.client.get("/api/v1/openapi.json", &[]).unwrap();
+    assert_eq!(document.status, 200);
+    let document = document.json().unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let login = &document["paths"]["/api/v1/session"]["post"];
+    assert_eq!(login["operationId"], "login");
+    assert_eq!(login["security"], json!([]));
+    let whoami = &document["paths"]["/api/v1/session"]["get"];
+    assert_eq!(whoami["security"], json!([{"session": []}, {"token": []}]));
+}
