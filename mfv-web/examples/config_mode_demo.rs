@@ -17,7 +17,8 @@ use std::time::Duration;
 use anyhow::Context;
 use mfv_api::{NetworkOutcome, Request, Response, SetupVolume, VolumeChoice, VolumeContents};
 use mfv_host::daemon::{DetachedInit, HostDaemon, Peer};
-use mfv_web::config_mode::{ConfigMode, DaemonError, DaemonLink};
+use mfv_web::config_mode::ConfigMode;
+use mfv_web::daemon::{DaemonError, DaemonLink};
 use mfv_web::server::{Limits, Listeners, serve};
 
 /// The daemon's handler for tokens and validation, and a played host for the rest.

@@ -18,6 +18,7 @@
 mod authority;
 mod dispatch;
 mod error;
+pub mod links;
 pub mod openapi;
 mod path;
 mod session;
@@ -26,7 +27,7 @@ pub mod table;
 pub use authority::{
     Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,
 };
-pub use dispatch::{Api, SESSION_COOKIE, SESSION_RECHECK};
+pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE, SESSION_RECHECK};
 pub use error::ApiError;
 
 /// The API's routes, with `404` in the API's error shape for every path it does not serve.

@@ -23,9 +23,7 @@ mod network;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +34,7 @@ use warp::http::header::HOST;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
+use crate::daemon::{DaemonError, DaemonLink};
 use crate::pages;
 use crate::reply::{ErrorBody, error_response, json_response};
 use crate::server::ClientAddr;
@@ -60,56 +59,6 @@ const SAVE_TIMEOUT: Duration = Duration::from_secs(50);
 /// servers (`mfv_host::auth::CHECK_DEADLINE`, 10 s), with time to mount the config volume
 /// and to answer.
 const AUTH_TEST_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Why the host daemon gave no answer to use.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// The daemon refused the request.
-    #[error("{}", .0.message)]
-    Refused(mfv_api::ApiError),
-    /// The daemon could not be asked.
-    #[error("the host daemon could not be asked: {0}")]
-    Unreachable(String),
-}
-
-/// How config mode reaches the host daemon, which does the privileged work.
-pub trait DaemonLink: Send + Sync + 'static {
-    /// Sends `request` and waits at most `within` for its answer.
-    fn ask(
-        &self,
-        request: DaemonRequest,
-        within: Duration,
-    ) -> impl Future<Output = Result<DaemonResponse, DaemonError>> + Send;
-}
-
-/// The host daemon on its socket: one connection per request.
-#[derive(Debug, Clone)]
-pub struct DaemonSocket {
-    /// The daemon's socket.
-    pub socket: PathBuf,
-}
-
-impl DaemonLink for DaemonSocket {
-    async fn ask(
-        &self,
-        request: DaemonRequest,
-        within: Duration,
-    ) -> Result<DaemonResponse, DaemonError> {
-        let ask = async {
-            let mut client = mfv_api::AsyncClient::connect_as(&self.socket, "mfv-web").await?;
-            client.request(&request).await
-        };
-        match tokio::time::timeout(within, ask).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(mfv_api::ClientError::Api(error))) => Err(DaemonError::Refused(error)),
-            Ok(Err(error)) => Err(DaemonError::Unreachable(mfv_linux::error_chain(&error))),
-            Err(_) => Err(DaemonError::Unreachable(format!(
-                "no answer within {} s",
-                within.as_secs()
-            ))),
-        }
-    }
-}
 
 /// The session the token was exchanged for.
 #[derive(Debug, Clone)]

@@ -14,7 +14,8 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::api::{Api, LocalAuthority};
+use crate::api::links::{LibvirtUri, NoHostDaemon};
+use crate::api::{Api, ApiParts, LocalAuthority};
 
 /// What `--dev` serves, and with which certificate.
 pub struct DevServer {
@@ -36,8 +37,8 @@ impl std::fmt::Debug for DevServer {
 
 impl DevServer {
     /// Opens the SQLite auth database `auth_db` (it must exist: `mfv user add NAME --role
-    /// admin --db PATH` makes it) and makes a certificate.
-    pub async fn open(auth_db: &Path) -> anyhow::Result<DevServer> {
+    /// admin --db PATH` makes it) and makes a certificate; VMs live on `libvirt` if given.
+    pub async fn open(auth_db: &Path, libvirt: Option<String>) -> anyhow::Result<DevServer> {
         let authenticator = AuthSettings::new()
             .with_overrides(AuthOverrides {
                 database: Some(auth_db.to_owned()),
@@ -56,7 +57,11 @@ impl DevServer {
         let backend = authenticator.backend().name();
         let identity = WebIdentity::generate("localhost").context("make a certificate")?;
         let tls = crate::tls::server_config_for(&identity)?;
-        let api = Api::new(Arc::new(LocalAuthority::new(authenticator)));
+        let api = Api::new(ApiParts {
+            authority: Arc::new(LocalAuthority::new(authenticator)),
+            host: Arc::new(NoHostDaemon),
+            libvirt: libvirt.map(LibvirtUri),
+        });
         Ok(DevServer {
             tls,
             routes: crate::api::routes(api).boxed(),

@@ -4,6 +4,7 @@
 //!   on handshakes, request heads, answers and open connections; graceful shutdown.
 //! - [`api`]: normal mode's REST API under `/api/v1`, every route a line of one table that
 //!   drives dispatch, the role check and the OpenAPI document.
+//! - [`daemon`]: the host daemon's socket, as config mode and the API ask it.
 //! - [`dev`]: `mfv-web --dev`, the API on an ordinary machine with a SQLite auth database.
 //! - [`config_mode`]: what a host without a configuration answers: only the browser that
 //!   presents the console's one-time setup token gets a session.
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod config_mode;
+pub mod daemon;
 pub mod dev;
 mod pages;
 mod rejection;

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use mfv_web::config_mode::{self, ConfigMode, DaemonSocket};
+use mfv_web::config_mode::{self, ConfigMode};
+use mfv_web::daemon::DaemonSocket;
 use mfv_web::server::{self, Limits, Listeners};
 use warp::Filter;
 
@@ -21,7 +22,7 @@ const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
                      [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH]\n       \
-                     mfv-web --dev --auth-db PATH [--https ADDR:PORT]";
+                     mfv-web --dev --auth-db PATH [--libvirt URI] [--https ADDR:PORT]";
 
 /// Where `--dev` listens unless `--https` says otherwise.
 const DEV_ADDRESS: &str = "127.0.0.1:8443";
@@ -44,6 +45,8 @@ struct Args {
     socket: PathBuf,
     /// `--dev`: the API on an ordinary machine, with this SQLite auth database.
     dev: Option<PathBuf>,
+    /// `--libvirt`: where `--dev` finds VMs.
+    libvirt: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut socket = PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH);
     let mut dev = false;
     let mut auth_db = None;
+    let mut libvirt = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().with_context(|| format!("{flag} needs a value"));
@@ -87,6 +91,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--socket" => socket = PathBuf::from(value()?),
             "--dev" => dev = true,
             "--auth-db" => auth_db = Some(PathBuf::from(value()?)),
+            "--libvirt" => libvirt = Some(value()?.clone()),
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -99,6 +104,9 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         (false, Some(_)) => bail!("--auth-db is for --dev only"),
         (false, None) => None,
     };
+    if libvirt.is_some() && dev.is_none() {
+        bail!("--libvirt is for --dev only (the appliance uses qemu:///system)");
+    }
     if dev.is_some() && https.is_none() {
         https = Some(ListenOn::Address(parse_address("--https", DEV_ADDRESS)?));
     }
@@ -108,6 +116,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         identity,
         socket,
         dev,
+        libvirt,
     })
 }
 
@@ -168,7 +177,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         };
         let (tls, routes) = match &args.dev {
             Some(auth_db) => {
-                let dev = mfv_web::dev::DevServer::open(auth_db).await?;
+                let dev = mfv_web::dev::DevServer::open(auth_db, args.libvirt.clone()).await?;
                 println!("{}", dev.banner(address));
                 (dev.tls, dev.routes)
             }

@@ -11,8 +11,9 @@ use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
+use mfv_web::api::links::NoHostDaemon;
 use mfv_web::api::table::Access;
-use mfv_web::api::{Api, LocalAuthority, SESSION_COOKIE};
+use mfv_web::api::{Api, ApiParts, LocalAuthority, SESSION_COOKIE};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
 
@@ -45,6 +46,15 @@ async fn authenticator(dir: &std::path::Path) -> Authenticator {
         .open(MissingDatabase::Create)
         .await
         .unwrap()
+}
+
+/// The API with `authenticator`, no host daemon and no libvirt.
+fn api(authenticator: Authenticator) -> Arc<Api> {
+    Api::new(ApiParts {
+        authority: Arc::new(LocalAuthority::new(authenticator)),
+        host: Arc::new(NoHostDaemon),
+        libvirt: None,
+    })
 }
 
 impl Server {
@@ -93,9 +103,7 @@ impl Server {
         let database = dir.path().to_owned();
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
-                let api = Api::new(Arc::new(LocalAuthority::new(
-                    authenticator(&database).await,
-                )));
+                let api = api(authenticator(&database).await);
                 https.set_nonblocking(true).unwrap();
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),
@@ -171,9 +179,7 @@ fn kind(response: &HttpResponse) -> String {
 #[test]
 fn every_route_answers_each_role_as_its_permission_says() {
     let server = Server::start();
-    let api = Api::new(Arc::new(LocalAuthority::new(
-        runtime().block_on(authenticator(server._dir.path())),
-    )));
+    let api = api(runtime().block_on(authenticator(server._dir.path())));
     for route in api.routes() {
         let path = route
             .path

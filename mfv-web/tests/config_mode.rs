@@ -16,7 +16,8 @@ use mfv_host::daemon::{DetachedInit, HostDaemon, Peer};
 use mfv_host::setup_token;
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::config_mode::{ConfigMode, DaemonError, DaemonLink, SESSION_COOKIE};
+use mfv_web::config_mode::{ConfigMode, SESSION_COOKIE};
+use mfv_web::daemon::{DaemonError, DaemonLink};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
 

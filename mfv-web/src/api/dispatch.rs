@@ -16,6 +16,7 @@ use warp::http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, Hea
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
+use super::links::{HostLink, LibvirtUri};
 use super::path::match_template;
 use super::table::{Access, Call, Route};
 use super::{ApiError, Authority, Caller};
@@ -34,10 +35,32 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The most sessions whose checks are kept; past it the oldest go first.
 const MAX_CACHED_SESSIONS: usize = 10_000;
 
+/// What the API is made of: who checks the callers, and what it reaches.
+pub struct ApiParts {
+    /// Who the callers are.
+    pub authority: Arc<dyn Authority>,
+    /// The host daemon.
+    pub host: Arc<dyn HostLink>,
+    /// libvirt, when this server manages VMs (`None`: the VM routes say it does not).
+    pub libvirt: Option<LibvirtUri>,
+}
+
+impl std::fmt::Debug for ApiParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiParts")
+            .field("libvirt", &self.libvirt)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the handlers share.
 pub struct ApiState {
     /// Who the callers are.
     pub authority: Arc<dyn Authority>,
+    /// The host daemon.
+    pub host: Arc<dyn HostLink>,
+    /// libvirt, when this server manages VMs.
+    pub libvirt: Option<LibvirtUri>,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -134,11 +157,13 @@ fn presented(headers: &HeaderMap) -> Presented {
 }
 
 impl Api {
-    /// The API with `authority` and every route of the table.
-    pub fn new(authority: Arc<dyn Authority>) -> Arc<Api> {
+    /// The API of `parts`, with every route of the table.
+    pub fn new(parts: ApiParts) -> Arc<Api> {
         Arc::new(Api {
             state: Arc::new(ApiState {
-                authority,
+                authority: parts.authority,
+                host: parts.host,
+                libvirt: parts.libvirt,
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
