@@ -19,6 +19,7 @@ mod authority;
 mod dispatch;
 mod error;
 pub mod links;
+pub mod metrics;
 pub mod openapi;
 mod path;
 mod session;

@@ -61,6 +61,7 @@ impl DevServer {
             authority: Arc::new(LocalAuthority::new(authenticator)),
             host: Arc::new(NoHostDaemon),
             libvirt: libvirt.map(LibvirtUri),
+            proc_root: std::path::PathBuf::from("/proc"),
         });
         Ok(DevServer {
             tls,

@@ -54,6 +54,7 @@ fn api(authenticator: Authenticator) -> Arc<Api> {
         authority: Arc::new(LocalAuthority::new(authenticator)),
         host: Arc::new(NoHostDaemon),
         libvirt: None,
+        proc_root: std::path::PathBuf::from("/proc"),
     })
 }
 
@@ -431,4 +432,41 @@ fn the_openapi_document_lists_every_route_with_its_permission() {
     assert_eq!(login["security"], json!([]));
     let whoami = &document["paths"]["/api/v1/session"]["get"];
     assert_eq!(whoami["security"], json!([{"session": []}, {"token": []}]));
+}
+
+#[test]
+fn metrics_need_a_caller_and_count_the_requests_answered() {
+    let server = Server::start();
+    let refused = server.client.get("/metrics", &[]).unwrap();
+    assert_eq!(refused.status, 401);
+    let _ = server.login("ada", PASSWORD);
+    let _ = server.login("ada", "not the password at all");
+    let metrics = server
+        .client
+        .get("/metrics", &[("authorization", server.token(Role::Viewer))])
+        .unwrap();
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    for line in [
+        "mfv_http_requests_total{operation=\"login\",status=\"200\"} 1\n",
+        "mfv_http_requests_total{operation=\"login\",status=\"401\"} 1\n",
+        "mfv_http_requests_total{operation=\"metrics\",status=\"401\"} 1\n",
+        "mfv_http_request_duration_seconds_count{operation=\"login\"} 2\n",
+        "mfv_libvirt_up 0\n",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    // This machine's own /proc.
+    assert!(
+        text.contains("mfv_host_memory_bytes{kind=\"total\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("mfv_host_cpu_seconds_total{mode=\"idle\"} "),
+        "{text}"
+    );
 }

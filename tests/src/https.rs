@@ -177,13 +177,20 @@ impl HttpsClient {
     /// `timeout`.
     fn send_raw_within(&self, raw: &[u8], timeout: Duration) -> anyhow::Result<HttpResponse> {
         let mut stream = self.connect_within(timeout)?;
-        stream.write_all(raw).context("send the request")?;
-        stream.flush().context("send the request")?;
+        // A server may answer before it read the whole body (413) and close: the write then
+        // fails, and the answer is still there to read.
+        let sent = stream.write_all(raw).and_then(|()| stream.flush());
         let mut answer = Vec::new();
-        match stream.read_to_end(&mut answer) {
+        let read = stream.read_to_end(&mut answer);
+        let write_failed = sent.is_err();
+        if answer.is_empty() {
+            sent.context("send the request")?;
+        }
+        match read {
             Ok(_) => {}
             // A server that closes without close_notify has still answered in full.
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            Err(_) if write_failed => {}
             Err(error) => return Err(error).context("read the answer"),
         }
         parse_response(&answer)

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::links::{HostLink, LibvirtUri};
+use super::metrics::HttpMetrics;
 use super::path::match_template;
 use super::table::{Access, Call, Route};
 use super::{ApiError, Authority, Caller};
@@ -43,6 +45,8 @@ pub struct ApiParts {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs (`None`: the VM routes say it does not).
     pub libvirt: Option<LibvirtUri>,
+    /// Where the host's counters are read for the metrics: `/proc` but in tests.
+    pub proc_root: PathBuf,
 }
 
 impl std::fmt::Debug for ApiParts {
@@ -61,6 +65,10 @@ pub struct ApiState {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs.
     pub libvirt: Option<LibvirtUri>,
+    /// Where the host's counters are read.
+    pub proc_root: PathBuf,
+    /// The requests answered, for the metrics.
+    pub http_metrics: HttpMetrics,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -164,6 +172,8 @@ impl Api {
                 authority: parts.authority,
                 host: parts.host,
                 libvirt: parts.libvirt,
+                proc_root: parts.proc_root,
+                http_metrics: HttpMetrics::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -175,20 +185,26 @@ impl Api {
         &self.routes
     }
 
-    /// The API as a warp filter: every request whose path starts with `/api/`; others are
-    /// left to the filters after it.
+    /// The API as a warp filter: every request whose path starts with `/api/`, and
+    /// `/metrics`; others are left to the filters after it.
     pub fn filter(
         api: Arc<Api>,
     ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-        warp::path("api")
+        warp::path::full()
+            .and_then(|path: warp::path::FullPath| async move {
+                if path.as_str().starts_with("/api/") || path.as_str() == "/metrics" {
+                    Ok(path)
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            })
             .and(warp::method())
-            .and(warp::path::full())
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<ClientAddr>())
             .and(warp::body::stream())
             .then(
-                move |method: Method,
-                      path: warp::path::FullPath,
+                move |path: warp::path::FullPath,
+                      method: Method,
                       headers: HeaderMap,
                       client: Option<ClientAddr>,
                       body| {
@@ -212,9 +228,16 @@ impl Api {
         body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
         client: SocketAddr,
     ) -> Response {
+        let started = Instant::now();
         let (route, params) = match self.route(&method, path) {
             Ok(found) => found,
-            Err(allowed) => return no_route(&method, path, &allowed),
+            Err(allowed) => {
+                let response = no_route(&method, path, &allowed);
+                self.state
+                    .http_metrics
+                    .record("unrouted", response.status(), started.elapsed());
+                return response;
+            }
         };
         let call = async {
             let (caller, session) = self.caller(&headers).await?;
@@ -234,7 +257,11 @@ impl Api {
             })
             .await
         };
-        call.await.unwrap_or_else(ApiError::into_response)
+        let response = call.await.unwrap_or_else(ApiError::into_response);
+        self.state
+            .http_metrics
+            .record(route.operation, response.status(), started.elapsed());
+        response
     }
 
     /// The route for `method` at `path`, with the path's parameters; otherwise the methods

@@ -87,7 +87,7 @@ fn operation(route: &Route) -> Value {
         "summary": route.summary,
         "parameters": parameters,
         "responses": {
-            "200": {"description": "done", "content": {"application/json": {}}},
+            "200": {"description": "done: JSON, or for /metrics Prometheus' text format"},
             "default": error,
         },
     });

@@ -116,6 +116,7 @@ pub const SMALL_BODY: usize = 64 * 1024;
 pub fn routes() -> Vec<Route> {
     let mut routes = super::session::routes();
     routes.extend(super::openapi::routes());
+    routes.extend(super::metrics::routes());
     routes
 }
 
@@ -124,12 +125,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_is_under_api_v1_once_with_a_unique_operation() {
+    fn every_route_is_under_api_v1_or_metrics_once_with_a_unique_operation() {
         let routes = routes();
         let mut seen = std::collections::BTreeSet::new();
         let mut operations = std::collections::BTreeSet::new();
         for route in &routes {
-            assert!(route.path.starts_with("/api/v1/"), "{}", route.path);
+            assert!(
+                route.path.starts_with("/api/v1/") || route.path == "/metrics",
+                "{}",
+                route.path
+            );
             assert!(
                 seen.insert((route.method.to_string(), route.path)),
                 "{} {} twice",
