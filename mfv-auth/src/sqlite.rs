@@ -288,6 +288,38 @@ impl SqliteState {
         &self.inner.path
     }
 
+    /// Writes a consistent copy of the database at `source` to the new file `target` (which
+    /// must not exist), while other connections may be writing: SQLite's `VACUUM INTO`, so
+    /// the copy holds every committed transaction and no half of one, with its WAL folded in.
+    /// For a database kept in RAM and saved to disk now and then.
+    pub fn copy_blocking(source: &Path, target: &Path) -> Result<(), StoreError> {
+        let connection = Connection::open_with_flags(
+            source,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source_error| StoreError::Open {
+            path: source.to_owned(),
+            source: source_error,
+        })?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|error| StoreError::Open {
+                path: source.to_owned(),
+                source: error,
+            })?;
+        let target_text = target.to_str().ok_or_else(|| StoreError::Create {
+            path: target.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not UTF-8"),
+        })?;
+        connection
+            .execute("VACUUM INTO ?1", [target_text])
+            .map_err(|error| StoreError::Query {
+                path: source.to_owned(),
+                source: error,
+            })?;
+        Ok(())
+    }
+
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         self.run(|connection| connection.pragma_query_value(None, "user_version", |row| row.get(0)))

@@ -60,9 +60,14 @@ impl From<BackendKind> for AuthBackend {
 #[derive(Debug, Clone, Default, Args)]
 pub struct AuthOptions {
     /// The auth database [default: `[auth.sqlite] path` of --backend-config on its volume,
-    /// else /var/lib/mfv/auth.sqlite].
+    /// else on a host with a configuration the one in use under --run-dir, else
+    /// /var/lib/mfv/auth.sqlite].
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// Where the host daemon keeps the auth database in use and its `[auth]` settings, used
+    /// when neither --backend-config nor --db is given.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/run/mfv")]
+    pub run_dir: PathBuf,
     /// Read the `[auth]` section of this config file (mfv.toml); flags override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub backend_config: Option<PathBuf>,
@@ -486,6 +491,14 @@ impl AuthOptions {
         let settings = match &self.backend_config {
             Some(path) => AuthSettings::load(path)
                 .with_context(|| format!("cannot use --backend-config {}", path.display()))?,
+            None if self.db.is_none() => mfv_host::auth::live::settings(&self.run_dir)
+                .with_context(|| {
+                    format!(
+                        "cannot use the auth database in use under {}",
+                        self.run_dir.display()
+                    )
+                })?
+                .unwrap_or_else(AuthSettings::new),
             None => AuthSettings::new(),
         };
         settings

@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use mfv_auth::{AuditOutcome, Authenticator, LoginError, Role, Username};
 use mfv_config::discovery::DiscoveryParams;
-use mfv_config::schema::AuthBackend;
 use mfv_linux::error_chain;
 use mfv_linux::terminal_text::escape_lines;
 use mfv_net::Netlink;
 
-use crate::auth::{AuthOverrides, AuthSettings, AuthSetupError, MissingDatabase};
+use crate::auth::{AuthSettings, AuthSetupError, MissingDatabase};
 use crate::config::{ConfigKeyError, StoreVolume, load};
 use crate::network::change::read_view;
 
@@ -353,6 +352,9 @@ pub const CONSOLE_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 #[derive(Debug, Clone)]
 pub struct LocalAdminGate {
     store: StoreLocation,
+    /// PID 1's runtime directory, where the host daemon keeps the auth database in use
+    /// ([`crate::auth::live`]); when it has one, the gate uses it and leaves the volume be.
+    run_dir: Option<std::path::PathBuf>,
 }
 
 /// Where the gate finds the configuration and the auth database.
@@ -369,6 +371,7 @@ impl LocalAdminGate {
     pub fn discovered(discovery: DiscoveryParams) -> LocalAdminGate {
         LocalAdminGate {
             store: StoreLocation::Discovered(discovery),
+            run_dir: None,
         }
     }
 
@@ -376,7 +379,14 @@ impl LocalAdminGate {
     pub fn directory(dir: impl Into<std::path::PathBuf>) -> LocalAdminGate {
         LocalAdminGate {
             store: StoreLocation::Directory(dir.into()),
+            run_dir: None,
         }
+    }
+
+    /// The same gate, using the auth database in use in `run_dir` when there is one.
+    pub fn with_working_copy(mut self, run_dir: impl Into<std::path::PathBuf>) -> LocalAdminGate {
+        self.run_dir = Some(run_dir.into());
+        self
     }
 
     /// Runs `check` on the local users' authenticator, with the volume writable around it.
@@ -384,6 +394,13 @@ impl LocalAdminGate {
         &self,
         check: impl AsyncFnOnce(&Authenticator) -> Result<T, ConsoleLoginError>,
     ) -> Result<T, ConsoleLoginError> {
+        if let Some(run_dir) = &self.run_dir {
+            let live = crate::auth::live::settings(run_dir).map_err(|error| unavailable(&error))?;
+            if let Some(settings) = live {
+                let authenticator = local_admins(settings).await?;
+                return check(&authenticator).await;
+            }
+        }
         let volume = match &self.store {
             StoreLocation::Discovered(discovery) => {
                 StoreVolume::discovered(discovery).map_err(|error| match error {
@@ -421,12 +438,14 @@ async fn open_local_users(volume: &StoreVolume) -> Result<Authenticator, Console
         Err(ConfigKeyError::NothingSaved { .. }) => return Err(ConsoleLoginError::NoAdministrator),
         Err(error) => return Err(unavailable(&error)),
     };
-    let local = AuthOverrides {
-        backend: Some(AuthBackend::Sqlite),
-        ..AuthOverrides::default()
-    };
-    let authenticator = AuthSettings::from_config(config.auth, volume.dir())
-        .with_overrides(local)
+    local_admins(AuthSettings::from_config(config.auth, volume.dir())).await
+}
+
+/// The authenticator over the local users of `settings`; no administrator when there is no
+/// database or no enabled admin in it.
+async fn local_admins(settings: AuthSettings) -> Result<Authenticator, ConsoleLoginError> {
+    let authenticator = settings
+        .with_local_users()
         .open(MissingDatabase::Refuse)
         .await
         .map_err(|error| match error {
@@ -947,6 +966,31 @@ mod tests {
             .build()
             .unwrap()
             .block_on(future)
+    }
+
+    #[test]
+    fn with_a_working_copy_the_gate_uses_it_and_leaves_the_volume_be() {
+        block_on(async {
+            let volume = store_with_users(&[("alice", Role::Admin)]).await;
+            let run = tempfile::tempdir().unwrap();
+            let config = load(StoreVolume::directory(volume.path()).store(), volume.path())
+                .unwrap()
+                .config;
+            crate::auth::live::publish(volume.path(), &config.auth, run.path()).unwrap();
+            // The gate's store has nobody: only the working copy can let alice in.
+            let empty = store_with_users(&[]).await;
+            let mut gate = LocalAdminGate::directory(empty.path()).with_working_copy(run.path());
+            let grant = gate.open("alice", PASSWORD, None).await.unwrap();
+            assert_eq!(grant.username, "alice");
+            // Without a working copy in the run directory, the store is used.
+            let elsewhere = tempfile::tempdir().unwrap();
+            let mut gate =
+                LocalAdminGate::directory(empty.path()).with_working_copy(elsewhere.path());
+            assert!(matches!(
+                gate.open("alice", PASSWORD, None).await,
+                Err(ConsoleLoginError::NoAdministrator)
+            ));
+        });
     }
 
     #[test]

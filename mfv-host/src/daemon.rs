@@ -369,6 +369,15 @@ impl<C: InitControl> HostDaemon<C> {
             web_group,
             &hostname,
         );
+        if let Err(error) = auth::live::prepare(&self.run_dir, web_group) {
+            lines.push(format!(
+                "the web server gets no auth database: {}",
+                mfv_linux::error_chain(&error)
+            ));
+        }
+        if let Some(volume) = &volume {
+            lines.push(publish_live_auth(volume, &self.run_dir));
+        }
         if let (Some(volume), Ok(_)) = (&volume, &established) {
             if let Some((identity, certificate)) = configured_identity(volume, &mut lines) {
                 established = identity.write(&published, web_group).map(|()| {
@@ -412,6 +421,58 @@ impl<C: InitControl> HostDaemon<C> {
             });
         }
         lines
+    }
+
+    /// Writes the working copy of the auth database back to the config volume when it
+    /// changed since `written` (which it then updates); a line saying what was done, `None`
+    /// when nothing was to do.
+    pub fn write_back_auth(&self, written: &mut Option<auth::live::Fingerprint>) -> Option<String> {
+        let now = auth::live::fingerprint(&self.run_dir);
+        if written.as_ref() == Some(&now) {
+            return None;
+        }
+        let device = match self.boot_volume() {
+            Ok(Some(device)) => device,
+            Ok(None) => return None,
+            Err(error) => return Some(error.message),
+        };
+        let volume = match self.open_volume(&device) {
+            Ok(volume) => volume,
+            Err(error) => {
+                return Some(format!("auth database not written back: {}", error.message));
+            }
+        };
+        let access = volume.access();
+        let outcome = access
+            .make_writable()
+            .map_err(|error| mfv_linux::error_chain(&error))
+            .and_then(|()| {
+                let written_back = auth::live::write_back(&self.run_dir, volume.dir())
+                    .map_err(|error| mfv_linux::error_chain(&error));
+                access
+                    .make_read_only()
+                    .map_err(|error| mfv_linux::error_chain(&error))
+                    .and(written_back)
+            });
+        let closed = volume.close();
+        let line = match outcome {
+            Ok(true) => {
+                *written = Some(now);
+                format!("auth database written back to {device}")
+            }
+            Ok(false) => {
+                *written = Some(now);
+                return None;
+            }
+            Err(reason) => format!("auth database not written back to {device}: {reason}"),
+        };
+        Some(match closed {
+            Ok(()) => line,
+            Err(error) => format!(
+                "{line}; the config volume stays mounted: {}",
+                mfv_linux::error_chain(&error)
+            ),
+        })
     }
 
     /// The volume of the configuration the host runs with, as PID 1 published it; `None` on
@@ -483,6 +544,22 @@ impl<C: InitControl> HostDaemon<C> {
         };
         let published = self.run_dir.join(web_identity::RUN_SUBDIR);
         let saved = setup_save::save(&self.run_dir, &published, &save).map_err(setup_failed)?;
+        // Before PID 1 restarts the web server into normal mode, which opens it.
+        match StoreVolume::on_device(&saved.device, &self.run_dir) {
+            Ok(volume) => {
+                eprintln!("host daemon: {}", publish_live_auth(&volume, &self.run_dir));
+                if let Err(error) = volume.close() {
+                    eprintln!(
+                        "host daemon: the config volume stays mounted: {}",
+                        mfv_linux::error_chain(&error)
+                    );
+                }
+            }
+            Err(error) => eprintln!(
+                "host daemon: no auth database for the web server until the next boot: {}",
+                mfv_linux::error_chain(&error)
+            ),
+        }
         let in_use = self.put_in_use(&saved.device, ADOPTION_WAIT);
         Ok(Response::SetupSaved {
             device: saved.device.display().to_string(),
@@ -758,6 +835,30 @@ fn format_refused(error: FormatError) -> ApiError {
 /// The identity `[web] tls_cert` and `tls_key` name in the configuration on `volume`, with
 /// the certificate's setting; `None` when they name none, or (said in `lines`) when it cannot
 /// be used and the host's own certificate stays.
+/// Makes the working copy of the auth database of the configuration on `volume` for the web
+/// server and the console ([`auth::live`]); a line saying what was done.
+fn publish_live_auth(volume: &StoreVolume, run_dir: &Path) -> String {
+    let config = match crate::config::load(volume.store(), volume.dir()) {
+        Ok(stored) => stored.config,
+        Err(error) => {
+            return format!(
+                "the web server gets no auth database: {}",
+                mfv_linux::error_chain(&error)
+            );
+        }
+    };
+    match auth::live::publish(volume.dir(), &config.auth, run_dir) {
+        Ok(()) => format!(
+            "auth database in use: {} (written back to the config volume when it changes)",
+            auth::live::live_dir(run_dir).display()
+        ),
+        Err(error) => format!(
+            "the web server gets no auth database: {}",
+            mfv_linux::error_chain(&error)
+        ),
+    }
+}
+
 fn configured_identity(
     volume: &StoreVolume,
     lines: &mut Vec<String>,

@@ -71,7 +71,8 @@ pub fn run() -> anyhow::Result<()> {
     let options = KernelCmdline::read_from(Path::new("/proc/cmdline"))
         .map(|cmdline| cmdline.boot_options())
         .unwrap_or_default();
-    let mut gate = LocalAdminGate::discovered(DiscoveryParams::from_boot_options(&options));
+    let mut gate = LocalAdminGate::discovered(DiscoveryParams::from_boot_options(&options))
+        .with_working_copy("/run/mfv");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

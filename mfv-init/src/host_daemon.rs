@@ -9,8 +9,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,7 +19,7 @@ use mfv_api::{
     write_message,
 };
 use mfv_host::daemon::{HostDaemon, InitControl, Peer};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 
@@ -31,6 +31,8 @@ pub const WEB_USER: &str = "mfv-web";
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Connections served at once; more are refused with a `busy` error.
 pub const MAX_CONNECTIONS: usize = 32;
+/// How often the working copy of the auth database is written back when it changed.
+pub const AUTH_WRITE_BACK_INTERVAL: Duration = Duration::from_secs(10);
 /// The name the daemon gives in its handshake.
 const SERVER_NAME: &str = concat!("mfv-init ", env!("CARGO_PKG_VERSION"), " host daemon");
 
@@ -81,6 +83,7 @@ pub fn run(socket: &Path, run_dir: &Path) -> anyhow::Result<()> {
     for line in daemon.prepare_web(web_gid) {
         println!("host daemon: {line}");
     }
+    keep_auth_written_back(daemon)?;
     let listener = listen(socket, web_gid)?;
     serve(
         listener,
@@ -88,6 +91,48 @@ pub fn run(socket: &Path, run_dir: &Path) -> anyhow::Result<()> {
         move |uid| Peer::for_uid(uid, web_uid),
         || Pid1,
     )
+}
+
+/// Writes the working copy of the auth database back to the config volume every
+/// [`AUTH_WRITE_BACK_INTERVAL`] when it changed, and once more when PID 1 stops the daemon
+/// (SIGTERM, at shutdown), then exits. SIGTERM is blocked in every thread of the daemon but
+/// the one that waits for it, so it cannot end the daemon halfway through a write.
+fn keep_auth_written_back(daemon: HostDaemon<Pid1>) -> anyhow::Result<()> {
+    let terminate = SigSet::from(Signal::SIGTERM);
+    terminate
+        .thread_block()
+        .context("block SIGTERM in the daemon's threads")?;
+    let daemon = Arc::new(daemon);
+    let written = Arc::new(Mutex::new(None));
+    let write_back = {
+        let (daemon, written) = (Arc::clone(&daemon), Arc::clone(&written));
+        move || {
+            let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(line) = daemon.write_back_auth(&mut written) {
+                println!("host daemon: {line}");
+            }
+        }
+    };
+    let periodic = write_back.clone();
+    std::thread::Builder::new()
+        .name("auth write-back".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(AUTH_WRITE_BACK_INTERVAL);
+                periodic();
+            }
+        })
+        .context("start the auth write-back thread")?;
+    std::thread::Builder::new()
+        .name("SIGTERM".to_owned())
+        .spawn(move || {
+            if terminate.wait().is_ok() {
+                write_back();
+                std::process::exit(0);
+            }
+        })
+        .context("start the SIGTERM thread")?;
+    Ok(())
 }
 
 /// Binds `socket` (replacing what a previous daemon left), readable and writable by root and

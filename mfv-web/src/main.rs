@@ -21,7 +21,8 @@ use warp::Filter;
 const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
-                     [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH]\n       \
+                     [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH] \
+                     [--run-dir DIR]\n       \
                      mfv-web --dev --auth-db PATH [--libvirt URI] [--https ADDR:PORT]";
 
 /// Where `--dev` listens unless `--https` says otherwise.
@@ -43,6 +44,8 @@ struct Args {
     http: Option<ListenOn>,
     identity: PathBuf,
     socket: PathBuf,
+    /// PID 1's runtime directory, where the host daemon publishes the auth database in use.
+    run_dir: PathBuf,
     /// `--dev`: the API on an ordinary machine, with this SQLite auth database.
     dev: Option<PathBuf>,
     /// `--libvirt`: where `--dev` finds VMs.
@@ -76,6 +79,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut http = None;
     let mut identity = PathBuf::from("/run/mfv/web");
     let mut socket = PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH);
+    let mut run_dir = PathBuf::from("/run/mfv");
     let mut dev = false;
     let mut auth_db = None;
     let mut libvirt = None;
@@ -89,6 +93,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--http" => http = Some(ListenOn::Address(parse_address(flag, value()?)?)),
             "--identity" => identity = PathBuf::from(value()?),
             "--socket" => socket = PathBuf::from(value()?),
+            "--run-dir" => run_dir = PathBuf::from(value()?),
             "--dev" => dev = true,
             "--auth-db" => auth_db = Some(PathBuf::from(value()?)),
             "--libvirt" => libvirt = Some(value()?.clone()),
@@ -115,6 +120,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         http,
         identity,
         socket,
+        run_dir,
         dev,
         libvirt,
     })
@@ -184,8 +190,20 @@ fn run(args: &Args) -> anyhow::Result<()> {
             None => {
                 let tls = mfv_web::tls::server_config(&args.identity)?;
                 let routes = if let Some(device) = configuration_device(&args.socket).await? {
-                    println!("mfv-web: serving HTTPS on {address} (this host is set up)");
-                    mfv_web::set_up::routes(device).boxed()
+                    let api = mfv_web::set_up::open_api(&args.run_dir, &args.socket)
+                        .await
+                        .map_err(|error| mfv_linux::error_chain(&error));
+                    match &api {
+                        Ok(_) => println!(
+                            "mfv-web: serving HTTPS on {address} (this host is set up: the \
+                             API under /api/v1)"
+                        ),
+                        Err(reason) => println!(
+                            "mfv-web: serving HTTPS on {address} (this host is set up; the API \
+                             cannot check callers: {reason})"
+                        ),
+                    }
+                    mfv_web::set_up::routes(device, api)
                 } else {
                     println!("mfv-web: serving HTTPS on {address} in config mode");
                     config_mode::routes(ConfigMode::new(DaemonSocket {

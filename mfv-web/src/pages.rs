@@ -84,9 +84,17 @@ pub fn confirm_failed_page(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// What a browser sees on a host that is set up: where the host's configuration is, and
-/// where the host is managed from.
-pub fn set_up_page(device: &str) -> Response {
+/// What a browser sees on a host that is set up: where the host's configuration is, where
+/// the host is managed from, and whether the REST API answers (`serves_api`).
+pub fn set_up_page(device: &str, serves_api: bool) -> Response {
+    let api = if serves_api {
+        "<p class=\"hint\">Programs manage the host through its REST API under \
+         <code>/api/v1</code>, described at <a href=\"/api/v1/openapi.json\">\
+         /api/v1/openapi.json</a>; this version has no web pages for it.</p>\n"
+    } else {
+        "<p class=\"hint\">The REST API cannot check callers on this host now; the host's \
+         console shows why.</p>\n"
+    };
     page_in_mode(
         "set up",
         "This host is set up",
@@ -96,9 +104,7 @@ pub fn set_up_page(device: &str) -> Response {
              over: the setup token works no more.</p>\n\
              <p>Sign in at the host's console, on its screen or its serial line, with an \
              administrator's name and password. The <code>mfv</code> command there shows the \
-             host, its services and its configuration, and runs its virtual machines.</p>\n\
-             <p class=\"hint\">This web server serves the setup of hosts without a \
-             configuration only; its API answers <code>503 unavailable</code> here.</p>\n",
+             host, its services and its configuration, and runs its virtual machines.</p>\n{api}",
             escape(device)
         ),
         None,

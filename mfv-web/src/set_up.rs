@@ -1,39 +1,101 @@
-//! What the server answers on a host that is set up.
+//! What the server answers on a host that is set up: normal mode's REST API, and a page for
+//! browsers.
 //!
 //! Once a host has its configuration, first-boot setup is over and config mode's routes are
-//! gone with it, token and session included. Such a host is managed from its console and
-//! with `mfv`; a browser that comes here (the wizard's own tab after the save, or a bookmark)
-//! gets a page that says so rather than a bare error, and API clients get `503 unavailable`.
-// TODO(#15): normal mode's API and pages take the place of these routes.
+//! gone with it, token and session included. The API ([`crate::api`]) checks its callers
+//! against the auth database the host daemon keeps in use ([`mfv_host::auth::live`]); a
+//! browser that opens the site (the wizard's own tab after the save, or a bookmark) gets a
+//! page saying where the host is managed from. When the auth database cannot be opened, the
+//! API answers `503 unavailable` with the reason, and the page still shows.
+// TODO(#16): the web UI's pages take the place of the page.
 
-use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
 
+use mfv_host::auth::MissingDatabase;
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::api::links::LibvirtUri;
+use crate::api::{Api, ApiParts, LocalAuthority};
+use crate::daemon::DaemonSocket;
 use crate::pages;
 use crate::reply::{ErrorBody, error_response};
 
-/// The routes of a host whose configuration is on `device`.
-pub fn routes(device: String) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+/// Where libvirt is on the appliance.
+pub const APPLIANCE_LIBVIRT: &str = "qemu:///system";
+
+/// Why the API of a set-up host could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenApiError {
+    /// The host daemon published no auth database.
+    #[error("the host daemon published no auth database in {0} (its log says why)")]
+    NoWorkingCopy(String),
+    /// The working copy's settings could not be read.
+    #[error(transparent)]
+    Live(#[from] mfv_host::auth::live::LiveAuthError),
+    /// The auth database or backend could not be opened.
+    #[error(transparent)]
+    Auth(#[from] mfv_host::auth::AuthSetupError),
+}
+
+/// The API of a set-up host: users from the auth database in use in `run_dir`, the host
+/// daemon on `socket`, libvirt at [`APPLIANCE_LIBVIRT`], the host's `/proc`.
+pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApiError> {
+    let settings = mfv_host::auth::live::settings(run_dir)?.ok_or_else(|| {
+        OpenApiError::NoWorkingCopy(
+            mfv_host::auth::live::live_dir(run_dir)
+                .display()
+                .to_string(),
+        )
+    })?;
+    let authenticator = settings.open(MissingDatabase::Refuse).await?;
+    Ok(Api::new(ApiParts {
+        authority: Arc::new(LocalAuthority::new(authenticator)),
+        host: Arc::new(DaemonSocket {
+            socket: socket.to_owned(),
+        }),
+        libvirt: Some(LibvirtUri(APPLIANCE_LIBVIRT.to_owned())),
+        proc_root: std::path::PathBuf::from("/proc"),
+    }))
+}
+
+/// The routes of a host whose configuration is on `device`: `api`'s, or when it could not be
+/// opened `503` with the reason; the page at `/` either way.
+pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Response,)> {
+    let serves_api = api.is_ok();
     let page = warp::path::end()
         .and(warp::get())
-        .map(move || pages::set_up_page(&device));
+        .map(move || pages::set_up_page(&device, serves_api));
     let stylesheet = warp::path!("assets" / "mfv.css")
         .and(warp::get())
         .map(pages::stylesheet);
-    let everything_else = warp::any().map(|| {
-        error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &ErrorBody::new(
-                "unavailable",
-                "this host is set up; this web server serves only the setup of hosts without \
-                 a configuration: manage this one from its console or with mfv",
-            ),
-        )
-    });
-    page.or(stylesheet).unify().or(everything_else).unify()
+    let pages = page.or(stylesheet).unify();
+    match api {
+        Ok(api) => Api::filter(api)
+            .or(pages)
+            .unify()
+            .recover(crate::rejection::answer)
+            .unify()
+            .boxed(),
+        Err(reason) => {
+            let unavailable = warp::any().map(move || {
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ErrorBody::new(
+                        "unavailable",
+                        format!(
+                            "this host is set up, but its API cannot check callers: {reason}; \
+                             manage it from its console or with mfv"
+                        ),
+                    ),
+                )
+            });
+            pages.or(unavailable).unify().boxed()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -41,8 +103,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_browser_gets_the_page_and_the_api_is_unavailable() {
-        let routes = routes("/dev/vd<b>".to_owned());
+    async fn without_its_api_a_set_up_host_shows_the_page_and_says_why() {
+        let routes = routes("/dev/vd<b>".to_owned(), Err("no auth database".to_owned()));
         let page = warp::test::request().path("/").reply(&routes).await;
         assert_eq!(page.status(), StatusCode::OK);
         let html = String::from_utf8_lossy(page.body());
@@ -63,6 +125,49 @@ mod tests {
             .await;
         assert_eq!(claim.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = String::from_utf8_lossy(claim.body());
-        assert!(body.contains("this host is set up"), "{body}");
+        assert!(body.contains("no auth database"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn with_its_api_a_set_up_host_serves_it_beside_the_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run");
+        let missing = open_api(&run_dir, &dir.path().join("host.sock"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, OpenApiError::NoWorkingCopy(_)),
+            "{missing}"
+        );
+
+        let volume = dir.path().join("volume");
+        std::fs::create_dir(&volume).unwrap();
+        let auth = mfv_config::schema::parse_config("version = 1\n[host]\nhostname = \"h\"\n")
+            .unwrap()
+            .auth;
+        mfv_host::auth::AuthSettings::from_config(auth.clone(), &volume)
+            .open(MissingDatabase::Create)
+            .await
+            .unwrap();
+        mfv_host::auth::live::publish(&volume, &auth, &run_dir).unwrap();
+        let api = open_api(&run_dir, &dir.path().join("host.sock"))
+            .await
+            .unwrap();
+        let routes = routes("/dev/vdb".to_owned(), Ok(api));
+        let page = warp::test::request().path("/").reply(&routes).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(String::from_utf8_lossy(page.body()).contains("/api/v1/openapi.json"));
+        let document = warp::test::request()
+            .path("/api/v1/openapi.json")
+            .reply(&routes)
+            .await;
+        assert_eq!(document.status(), StatusCode::OK);
+        let whoami = warp::test::request()
+            .path("/api/v1/session")
+            .reply(&routes)
+            .await;
+        assert_eq!(whoami.status(), StatusCode::UNAUTHORIZED);
+        let elsewhere = warp::test::request().path("/nothing").reply(&routes).await;
+        assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
     }
 }

@@ -66,6 +66,7 @@ pub use check::{AuthCheckError, BackendCheck, CHECK_DEADLINE, check_backend};
 pub use mfv_config::schema::DEFAULT_LDAP_GROUP_ROLES;
 
 mod check;
+pub mod live;
 
 /// The auth database when there is neither a configuration nor an override. The root file
 /// system is RAM, so it only survives a reboot where /var/lib/mfv is persistent storage (a
@@ -295,6 +296,14 @@ impl AuthSettings {
     /// These settings with `overrides` in force.
     pub fn with_overrides(mut self, overrides: AuthOverrides) -> Self {
         self.overrides = overrides;
+        self
+    }
+
+    /// These settings with the local users (the auth database's own), whatever `[auth]
+    /// backend` says: the console's gate, which a directory server that is down must not
+    /// close.
+    pub fn with_local_users(mut self) -> Self {
+        self.overrides.backend = Some(AuthBackend::Sqlite);
         self
     }
 
