@@ -15,6 +15,8 @@
 //! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
 //! authority one check; logging out ends it at once, a disabled user within that time.
 
+pub mod accounts;
+mod audit;
 mod authority;
 mod dispatch;
 mod error;
@@ -22,8 +24,11 @@ pub mod links;
 pub mod metrics;
 pub mod openapi;
 mod path;
+mod query;
 mod session;
 pub mod table;
+mod tokens;
+mod users;
 
 pub use authority::{
     Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,
