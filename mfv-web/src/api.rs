@@ -13,7 +13,9 @@
 //! (the auth database lives on the config volume, which only root writes), in `--dev` mode
 //! and in tests an [`mfv_auth::Authenticator`] in this process ([`LocalAuthority`]). A
 //! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
-//! authority one check; logging out ends it at once, a disabled user within that time.
+//! authority one check; logging out, and a change to a user or a session made through this
+//! API, end it at once (the dispatcher forgets the checks of that user); a change made
+//! elsewhere (`mfv user` on the host) within that time.
 
 pub mod accounts;
 mod audit;
