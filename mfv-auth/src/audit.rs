@@ -52,6 +52,28 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// Every event, in declaration order.
+    pub const ALL: [AuditEvent; 18] = [
+        AuditEvent::Login,
+        AuditEvent::Lockout,
+        AuditEvent::Logout,
+        AuditEvent::SessionRevoked,
+        AuditEvent::TokenCreated,
+        AuditEvent::TokenRevoked,
+        AuditEvent::UserAdded,
+        AuditEvent::UserDeleted,
+        AuditEvent::PasswordChanged,
+        AuditEvent::RoleChanged,
+        AuditEvent::UserDisabled,
+        AuditEvent::UserEnabled,
+        AuditEvent::DisplayNameChanged,
+        AuditEvent::TotpEnrolled,
+        AuditEvent::TotpConfirmed,
+        AuditEvent::TotpDisabled,
+        AuditEvent::RecoveryCodeUsed,
+        AuditEvent::ConsoleShell,
+    ];
+
     /// The name stored and shown: `login`, `lockout`, `token_created`, ...
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,17 +205,36 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// The newest `limit` entries with an id below `before` (all, if `None`), newest first.
+/// Which audit entries a search returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only entries about this user or done by them (`username` or `actor`).
+    pub user: Option<String>,
+    /// Only entries of this event.
+    pub event: Option<AuditEvent>,
+}
+
+/// The newest `limit` entries with an id below `before` (all, if `None`) that `filter` lets
+/// through, newest first.
 pub(crate) fn list(
     connection: &Connection,
     limit: u32,
     before: Option<i64>,
+    filter: &AuditFilter,
 ) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut statement = connection.prepare_cached(
         "SELECT id, at, event, username, actor, source, outcome, detail FROM audit
-         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+         WHERE id < ?1 AND (?3 IS NULL OR username = ?3 OR actor = ?3)
+           AND (?4 IS NULL OR event = ?4)
+         ORDER BY id DESC LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![before.unwrap_or(i64::MAX), limit], |row| {
+    let query = params![
+        before.unwrap_or(i64::MAX),
+        limit,
+        filter.user,
+        filter.event.map(AuditEvent::as_str)
+    ];
+    let rows = statement.query_map(query, |row| {
         Ok(AuditEntry {
             id: row.get(0)?,
             at: Timestamp(row.get(1)?),

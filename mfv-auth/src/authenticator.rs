@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use crate::audit::{self, AuditEntry, AuditEvent, AuditOutcome, AuditRecord};
+use crate::audit::{self, AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
 use crate::backend::{AdminError, BackendError, CheckReport, UserAdmin, UserBackend, UserRecord};
 use crate::clock::{Clock, Timestamp};
 use crate::password::{Password, PasswordError};
@@ -90,6 +90,14 @@ impl AuthPolicy {
 pub enum Actor {
     /// A user acting through the web UI or API.
     User(Username),
+    /// A user acting through the web UI or API from `address`: the audit entries of the
+    /// change record the address as their source.
+    Remote {
+        /// The user.
+        user: Username,
+        /// The client's address.
+        address: IpAddr,
+    },
     /// The host's own administrator, on the console or the CLI.
     Local,
 }
@@ -99,8 +107,16 @@ impl Actor {
     /// so never confused with one).
     pub fn audit_name(&self) -> &str {
         match self {
-            Actor::User(user) => user.as_str(),
+            Actor::User(user) | Actor::Remote { user, .. } => user.as_str(),
             Actor::Local => "(local)",
+        }
+    }
+
+    /// Where the actor acts from, when known.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self {
+            Actor::Remote { address, .. } => Some(*address),
+            Actor::User(_) | Actor::Local => None,
         }
     }
 }
@@ -245,6 +261,10 @@ pub enum AuthError {
     /// The TOTP code given to confirm enrolment is wrong.
     #[error("invalid TOTP code")]
     TotpInvalid,
+    /// The current password given with a change of one's own password is wrong (or the user
+    /// is disabled or gone).
+    #[error("the current password is wrong")]
+    WrongPassword,
 }
 
 impl From<StoreError> for AuthError {
@@ -364,6 +384,7 @@ impl Authenticator {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let username = username.map(str::to_owned);
+        let source = source.or_else(|| actor.and_then(Actor::address));
         let actor = actor.map(|actor| actor.audit_name().to_owned());
         self.state
             .run(move |connection| {
@@ -755,8 +776,20 @@ impl Authenticator {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.search_audit_log(limit, before, AuditFilter::default())
+            .await
+    }
+
+    /// The newest `limit` audit entries with an id below `before` (all if `None`) that
+    /// `filter` lets through, newest first.
+    pub async fn search_audit_log(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+        filter: AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         self.state
-            .run(move |connection| audit::list(connection, limit, before))
+            .run(move |connection| audit::list(connection, limit, before, &filter))
             .await
     }
 
@@ -878,6 +911,31 @@ impl Authenticator {
         .await?;
         self.end_user_sessions(actor, user, "password changed")
             .await
+    }
+
+    /// A user's own change of password: `current` must be their password now (a wrong one is
+    /// audited as refused and is [`AuthError::WrongPassword`]); then as
+    /// [`Authenticator::set_password`], which ends all their sessions.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        user: &Username,
+        current: &Password,
+        new: &Password,
+    ) -> Result<(), AuthError> {
+        if self.backend.verify_password(user, current).await?.is_none() {
+            self.audit(
+                AuditEvent::PasswordChanged,
+                AuditOutcome::Refused,
+                Some(user.as_str()),
+                Some(actor),
+                None,
+                "the current password given is wrong".to_owned(),
+            )
+            .await?;
+            return Err(AuthError::WrongPassword);
+        }
+        self.set_password(actor, user, new).await
     }
 
     /// Sets a user's role; their sessions and tokens pick it up at their next check.

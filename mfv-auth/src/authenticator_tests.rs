@@ -1087,6 +1087,100 @@ async fn admin_operations_and_their_audit() {
 }
 
 #[tokio::test]
+async fn a_remote_actor_is_audited_with_its_address_and_the_log_is_searched() {
+    let f = fixture().await;
+    let admin = Actor::Remote {
+        user: name("alice"),
+        address: ip("192.0.2.7"),
+    };
+    f.auth
+        .set_role(&admin, &name("vic"), Role::Operator)
+        .await
+        .unwrap();
+    f.auth
+        .set_display_name(&admin, &name("olivia"), "Olivia")
+        .await
+        .unwrap();
+    let by_alice = f
+        .auth
+        .search_audit_log(
+            10,
+            None,
+            crate::AuditFilter {
+                user: Some("alice".into()),
+                event: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_alice
+            .iter()
+            .map(|e| (e.event.as_str(), e.source.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("display_name_changed", Some("192.0.2.7")),
+            ("role_changed", Some("192.0.2.7")),
+            ("user_added", None),
+        ]
+    );
+    let about_vic = f
+        .auth
+        .search_audit_log(
+            10,
+            None,
+            crate::AuditFilter {
+                user: Some("vic".into()),
+                event: Some(crate::AuditEvent::RoleChanged),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(about_vic.len(), 1);
+    assert_eq!(about_vic[0].actor.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn changing_ones_own_password_needs_the_current_one() {
+    let f = fixture().await;
+    let session = f.login("vic").await.unwrap();
+    let vic = Actor::Remote {
+        user: name("vic"),
+        address: ip("192.0.2.8"),
+    };
+    assert!(matches!(
+        f.auth
+            .change_password(
+                &vic,
+                &name("vic"),
+                &pw("wrong-password"),
+                &pw("new-password-1")
+            )
+            .await,
+        Err(AuthError::WrongPassword)
+    ));
+    assert_eq!(
+        f.events().await.last().unwrap(),
+        "password_changed refused vic"
+    );
+    f.auth.check_session(session.token.expose()).await.unwrap();
+    f.auth
+        .change_password(
+            &vic,
+            &name("vic"),
+            &pw("vic-password"),
+            &pw("new-password-1"),
+        )
+        .await
+        .unwrap();
+    assert!(f.auth.check_session(session.token.expose()).await.is_err());
+    f.auth
+        .login("vic", "new-password-1", None, ip("192.0.2.8"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn sqlite_backend_check_report() {
     let f = fixture().await;
     let report = f.auth.check_backend(&name("alice")).await;

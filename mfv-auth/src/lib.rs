@@ -63,7 +63,7 @@ mod token;
 mod totp;
 mod username;
 
-pub use audit::{AuditEntry, AuditEvent, AuditOutcome};
+pub use audit::{AuditEntry, AuditEvent, AuditFilter, AuditOutcome};
 pub use authenticator::{
     Actor, AuthError, AuthPolicy, Authenticator, CheckError, DEFAULT_MIN_PASSWORD_CHARS, LoginError,
 };

@@ -13,8 +13,12 @@
 //! (the auth database lives on the config volume, which only root writes), in `--dev` mode
 //! and in tests an [`mfv_auth::Authenticator`] in this process ([`LocalAuthority`]). A
 //! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
-//! authority one check; logging out ends it at once, a disabled user within that time.
+//! authority one check; logging out, and a change to a user or a session made through this
+//! API, end it at once (the dispatcher forgets the checks of that user); a change made
+//! elsewhere (`mfv user` on the host) within that time.
 
+pub mod accounts;
+mod audit;
 mod authority;
 mod dispatch;
 mod error;
@@ -22,8 +26,11 @@ pub mod links;
 pub mod metrics;
 pub mod openapi;
 mod path;
+mod query;
 mod session;
 pub mod table;
+mod tokens;
+mod users;
 
 pub use authority::{
     Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,

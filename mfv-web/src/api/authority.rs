@@ -9,11 +9,20 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use mfv_auth::{Authenticator, CheckError, LoginError, Role};
+use std::time::Duration;
+
+use mfv_auth::{
+    Actor, AdminError, AuditEntry, AuditFilter, AuthError, Authenticator, CheckError, LoginError,
+    Password, Role, UserRecord, Username, check_display_name,
+};
 use serde::Serialize;
 use warp::http::StatusCode;
 
 use super::ApiError;
+use super::accounts::{
+    AuditQuery, CreatedToken, NewToken, NewUser, SessionView, TokenView, UserChange, UserView,
+    change_refusal, read_failure,
+};
 
 /// What an [`Authority`] returns.
 pub type AuthorityFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
@@ -76,6 +85,69 @@ pub trait Authority: Send + Sync + 'static {
     fn check_token<'a>(&'a self, token: &'a str) -> AuthorityFuture<'a, Caller>;
     /// Ends the session `token`.
     fn logout<'a>(&'a self, token: &'a str, client: IpAddr) -> AuthorityFuture<'a, ()>;
+
+    /// Every user, by name.
+    fn list_users(&self) -> AuthorityFuture<'_, Vec<UserView>>;
+    /// The user `username` (404 when there is none).
+    fn find_user<'a>(&'a self, username: &'a str) -> AuthorityFuture<'a, UserView>;
+    /// Adds a user, as `caller` from `client`.
+    fn add_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        user: NewUser,
+    ) -> AuthorityFuture<'a, UserView>;
+    /// Changes the user `username`, as `caller` from `client`; every part is checked before
+    /// any is made.
+    fn change_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+        change: UserChange,
+    ) -> AuthorityFuture<'a, UserView>;
+    /// Deletes the user `username` with their sessions, tokens and TOTP.
+    fn delete_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+    ) -> AuthorityFuture<'a, ()>;
+    /// Changes the caller's own password, given the current one; ends their sessions.
+    fn change_own_password<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        current: mfv_api::Secret,
+        new: mfv_api::Secret,
+    ) -> AuthorityFuture<'a, ()>;
+    /// Every API token, without secrets.
+    fn list_tokens(&self) -> AuthorityFuture<'_, Vec<TokenView>>;
+    /// Makes an API token, as `caller` from `client`.
+    fn create_token<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        token: NewToken,
+    ) -> AuthorityFuture<'a, CreatedToken>;
+    /// Revokes the API token `id`.
+    fn revoke_token<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        id: i64,
+    ) -> AuthorityFuture<'a, ()>;
+    /// Every unexpired session, without secrets.
+    fn list_sessions(&self) -> AuthorityFuture<'_, Vec<SessionView>>;
+    /// Revokes the session `id`; answers the session it was.
+    fn revoke_session<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        id: i64,
+    ) -> AuthorityFuture<'a, SessionView>;
+    /// The audit entries `query` asks for, newest first.
+    fn audit_log(&self, query: AuditQuery) -> AuthorityFuture<'_, Vec<AuditEntry>>;
 }
 
 /// An [`Authenticator`] in this process.
@@ -168,6 +240,298 @@ impl Authority for LocalAuthority {
                     ))
                 })
         })
+    }
+
+    fn list_users(&self) -> AuthorityFuture<'_, Vec<UserView>> {
+        Box::pin(async move {
+            let users = self
+                .authenticator
+                .list_users()
+                .await
+                .map_err(|error| read_failure(&error))?;
+            Ok(users.into_iter().map(UserView::from).collect())
+        })
+    }
+
+    fn find_user<'a>(&'a self, username: &'a str) -> AuthorityFuture<'a, UserView> {
+        Box::pin(async move { Ok(self.record(username).await?.into()) })
+    }
+
+    fn add_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        user: NewUser,
+    ) -> AuthorityFuture<'a, UserView> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let username = Username::new(user.username.as_str())
+                .map_err(|error| ApiError::invalid("username", error.to_string()))?;
+            check_display_name(&user.display_name)
+                .map_err(|error| ApiError::invalid("display_name", error.to_string()))?;
+            let password = self.new_password(&user.password, "password")?;
+            let record = UserRecord {
+                username,
+                display_name: user.display_name,
+                role: user.role,
+                disabled: false,
+                account_id: None,
+            };
+            self.authenticator
+                .add_user(&actor, &record, &password)
+                .await
+                .map_err(|error| change_refusal(&error))?;
+            Ok(record.into())
+        })
+    }
+
+    fn change_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+        change: UserChange,
+    ) -> AuthorityFuture<'a, UserView> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            if let Some(display_name) = &change.display_name {
+                check_display_name(display_name)
+                    .map_err(|error| ApiError::invalid("display_name", error.to_string()))?;
+            }
+            let password = match &change.password {
+                Some(password) => Some(self.new_password(password, "password")?),
+                None => None,
+            };
+            let user = self.record(username).await?.username;
+            let auth = &self.authenticator;
+            let refused = |error: AuthError| change_refusal(&error);
+            if let Some(display_name) = &change.display_name {
+                auth.set_display_name(&actor, &user, display_name)
+                    .await
+                    .map_err(refused)?;
+            }
+            if let Some(role) = change.role {
+                auth.set_role(&actor, &user, role).await.map_err(refused)?;
+            }
+            if let Some(disabled) = change.disabled {
+                auth.set_disabled(&actor, &user, disabled)
+                    .await
+                    .map_err(refused)?;
+            }
+            if let Some(password) = &password {
+                auth.set_password(&actor, &user, password)
+                    .await
+                    .map_err(refused)?;
+            }
+            Ok(self.record(username).await?.into())
+        })
+    }
+
+    fn delete_user<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+    ) -> AuthorityFuture<'a, ()> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let user = self.record(username).await?.username;
+            self.authenticator
+                .delete_user(&actor, &user)
+                .await
+                .map_err(|error| change_refusal(&error))
+        })
+    }
+
+    fn change_own_password<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        current: mfv_api::Secret,
+        new: mfv_api::Secret,
+    ) -> AuthorityFuture<'a, ()> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let current = Password::new(current.expose())
+                .map_err(|error| ApiError::invalid("current", mfv_linux::error_chain(&error)))?;
+            let new = self.new_password(&new, "new")?;
+            let user = self.record(&caller.username).await?.username;
+            self.authenticator
+                .change_password(&actor, &user, &current, &new)
+                .await
+                .map_err(|error| change_refusal(&error))
+        })
+    }
+
+    fn list_tokens(&self) -> AuthorityFuture<'_, Vec<TokenView>> {
+        Box::pin(async move {
+            let tokens = self
+                .authenticator
+                .list_api_tokens(None)
+                .await
+                .map_err(|error| read_failure(&error))?;
+            Ok(tokens.into_iter().map(TokenView::from).collect())
+        })
+    }
+
+    fn create_token<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        token: NewToken,
+    ) -> AuthorityFuture<'a, CreatedToken> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let owner = Username::new(token.owner.as_str())
+                .map_err(|error| ApiError::invalid("owner", error.to_string()))?;
+            let max_days = self.authenticator.policy().api_token_max_lifetime.as_secs() / 86_400;
+            let lifetime = token
+                .expires_in_days
+                .checked_mul(86_400)
+                .filter(|seconds| (1..=max_days.saturating_mul(86_400)).contains(seconds))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "expires_in_days",
+                        format!("an API token works for 1 to {max_days} days"),
+                    )
+                })?;
+            let created = self
+                .authenticator
+                .create_api_token(
+                    &actor,
+                    &owner,
+                    &token.name,
+                    token.role,
+                    Duration::from_secs(lifetime),
+                )
+                .await
+                .map_err(|error| match error {
+                    AuthError::NoSuchUser { .. } => change_refusal(&error).with_field("owner"),
+                    error => change_refusal(&error),
+                })?;
+            Ok(CreatedToken {
+                secret: mfv_api::Secret::new(created.secret.expose()),
+                token: created.info.into(),
+            })
+        })
+    }
+
+    fn revoke_token<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        id: i64,
+    ) -> AuthorityFuture<'a, ()> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            self.authenticator
+                .revoke_api_token(&actor, id)
+                .await
+                .map_err(|error| change_refusal(&error))
+        })
+    }
+
+    fn list_sessions(&self) -> AuthorityFuture<'_, Vec<SessionView>> {
+        Box::pin(async move {
+            let sessions = self
+                .authenticator
+                .list_sessions(None)
+                .await
+                .map_err(|error| read_failure(&error))?;
+            Ok(sessions.into_iter().map(SessionView::from).collect())
+        })
+    }
+
+    fn revoke_session<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        id: i64,
+    ) -> AuthorityFuture<'a, SessionView> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let session = self
+                .list_sessions()
+                .await?
+                .into_iter()
+                .find(|session| session.id == id)
+                .ok_or_else(|| change_refusal(&AuthError::NoSuchSession { id }))?;
+            self.authenticator
+                .revoke_session(&actor, id)
+                .await
+                .map_err(|error| change_refusal(&error))?;
+            Ok(session)
+        })
+    }
+
+    fn audit_log(&self, query: AuditQuery) -> AuthorityFuture<'_, Vec<AuditEntry>> {
+        Box::pin(async move {
+            self.authenticator
+                .search_audit_log(
+                    query.limit,
+                    query.before,
+                    AuditFilter {
+                        user: query.user,
+                        event: query.event,
+                    },
+                )
+                .await
+                .map_err(|error| {
+                    ApiError::unavailable(format!(
+                        "the audit log could not be read: {}",
+                        mfv_linux::error_chain(&error)
+                    ))
+                })
+        })
+    }
+}
+
+impl LocalAuthority {
+    /// The actor the audit log names for `caller` acting from `client`.
+    fn actor(caller: &Caller, client: IpAddr) -> Result<Actor, ApiError> {
+        let user = Username::new(caller.username.as_str()).map_err(|error| {
+            ApiError::unavailable(format!(
+                "the caller's name is not a user name: {}",
+                mfv_linux::error_chain(&error)
+            ))
+        })?;
+        Ok(Actor::Remote {
+            user,
+            address: client,
+        })
+    }
+
+    /// The user `username` as it is stored, or `404`.
+    async fn record(&self, username: &str) -> Result<UserRecord, ApiError> {
+        let not_found = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no user {username}"),
+            )
+        };
+        let Ok(name) = Username::new(username) else {
+            return Err(not_found());
+        };
+        self.authenticator
+            .find_user(&name)
+            .await
+            .map_err(|error| read_failure(&error))?
+            .ok_or_else(not_found)
+    }
+
+    /// `password` if it may be set as a new password: not empty, not too long, as long as
+    /// the policy asks. Refusals name `field`.
+    fn new_password(&self, password: &mfv_api::Secret, field: &str) -> Result<Password, ApiError> {
+        let password = Password::new(password.expose())
+            .map_err(|error| ApiError::invalid(field, mfv_linux::error_chain(&error)))?;
+        let chars = password.expose().chars().count();
+        let min = self.authenticator.policy().min_password_chars;
+        if chars < min {
+            let error = AdminError::PasswordTooShort { chars, min };
+            return Err(ApiError::invalid(field, error.to_string()));
+        }
+        Ok(password)
     }
 }
 

@@ -85,6 +85,14 @@ impl ApiState {
         self.lock_checked().remove(&digest(token));
     }
 
+    /// Forgets the checks of every session of `username` (the user was changed, disabled or
+    /// deleted, or one of their sessions was revoked by its id), so their next request is
+    /// checked again.
+    pub(crate) fn forget_user(&self, username: &str) {
+        self.lock_checked()
+            .retain(|_, (caller, _)| caller.username != username);
+    }
+
     fn lock_checked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, Instant)>> {
         self.checked
             .lock()
@@ -199,12 +207,14 @@ impl Api {
                 }
             })
             .and(warp::method())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<ClientAddr>())
             .and(warp::body::stream())
             .then(
                 move |path: warp::path::FullPath,
                       method: Method,
+                      query: String,
                       headers: HeaderMap,
                       client: Option<ClientAddr>,
                       body| {
@@ -212,18 +222,19 @@ impl Api {
                     async move {
                         let client =
                             client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-                        api.dispatch(method, path.as_str(), headers, body, client)
+                        api.dispatch(method, path.as_str(), &query, headers, body, client)
                             .await
                     }
                 },
             )
     }
 
-    /// Answers one request.
+    /// Answers one request; `query` is the query string without its `?`.
     pub async fn dispatch<B: Buf>(
         &self,
         method: Method,
         path: &str,
+        query: &str,
         headers: HeaderMap,
         body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
         client: SocketAddr,
@@ -251,6 +262,7 @@ impl Api {
                 caller,
                 session,
                 params,
+                query: query.to_owned(),
                 headers,
                 body,
                 client,

@@ -138,7 +138,7 @@ fn logout(call: Call) -> HandlerFuture {
 }
 
 /// The caller of a route open to signed-in callers only (the dispatcher made sure of one).
-fn signed_in(call: &Call) -> Result<&Caller, ApiError> {
+pub(crate) fn signed_in(call: &Call) -> Result<&Caller, ApiError> {
     call.caller
         .as_ref()
         .ok_or_else(|| ApiError::unauthenticated("sign in first (POST /api/v1/session)"))

@@ -36,6 +36,8 @@ pub struct Call {
     pub session: Option<String>,
     /// The path's parameters, by name.
     pub params: PathParams,
+    /// The query string, raw, without its `?` (empty when there is none).
+    pub query: String,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The body, within the route's limit.
@@ -117,6 +119,9 @@ pub fn routes() -> Vec<Route> {
     let mut routes = super::session::routes();
     routes.extend(super::openapi::routes());
     routes.extend(super::metrics::routes());
+    routes.extend(super::users::routes());
+    routes.extend(super::tokens::routes());
+    routes.extend(super::audit::routes());
     routes
 }
 

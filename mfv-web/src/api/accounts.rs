@@ -1,0 +1,210 @@
+//! What the [`Authority`](super::Authority) answers and takes about accounts: users, API
+//! tokens, sessions and the audit log, as the API shows them, and how mfv-auth's refusals
+//! become API errors.
+//!
+//! Why types of our own rather than mfv-auth's: these are the API's JSON (stable whatever
+//! mfv-auth keeps beside them, such as an account's identity in its backend), and the host
+//! daemon's authority will carry them over its socket.
+
+use mfv_auth::{AdminError, AuditEvent, AuthError, Role};
+use serde::Serialize;
+use warp::http::StatusCode;
+
+use super::ApiError;
+
+/// A user, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    /// The user name.
+    pub username: String,
+    /// The name shown for people (may be empty).
+    pub display_name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Whether the user is disabled (cannot log in; their sessions and tokens are refused).
+    pub disabled: bool,
+}
+
+impl From<mfv_auth::UserRecord> for UserView {
+    fn from(record: mfv_auth::UserRecord) -> UserView {
+        UserView {
+            username: record.username.as_str().to_owned(),
+            display_name: record.display_name,
+            role: record.role,
+            disabled: record.disabled,
+        }
+    }
+}
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The user name, as given (checked by the authority: field `username`).
+    pub username: String,
+    /// The password (field `password`).
+    pub password: mfv_api::Secret,
+    /// The role.
+    pub role: Role,
+    /// The name shown for people (field `display_name`).
+    pub display_name: String,
+}
+
+/// Changes to a user; each `None` leaves that part as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    /// A new role; sessions and tokens get it at their next request.
+    pub role: Option<Role>,
+    /// Disable (ending the user's sessions) or enable.
+    pub disabled: Option<bool>,
+    /// A new display name.
+    pub display_name: Option<String>,
+    /// A new password (ends the user's sessions).
+    pub password: Option<mfv_api::Secret>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    /// The id (for revoking it).
+    pub id: i64,
+    /// Whose token it is.
+    pub owner: String,
+    /// Its name, unique per owner.
+    pub name: String,
+    /// The role it was given.
+    pub role: Role,
+    /// What it may do now: the lower of its role and its owner's.
+    pub effective_role: Role,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// When it stops working (Unix seconds).
+    pub expires_at: i64,
+    /// When it was last used (Unix seconds), if ever.
+    pub last_used_at: Option<i64>,
+}
+
+impl From<mfv_auth::ApiTokenInfo> for TokenView {
+    fn from(info: mfv_auth::ApiTokenInfo) -> TokenView {
+        TokenView {
+            id: info.id,
+            owner: info.owner.as_str().to_owned(),
+            name: info.name,
+            role: info.role,
+            effective_role: info.effective_role,
+            created_at: info.created_at.0,
+            expires_at: info.expires_at.0,
+            last_used_at: info.last_used_at.map(|at| at.0),
+        }
+    }
+}
+
+/// An API token to make.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Whose token it is (field `owner`).
+    pub owner: String,
+    /// Its name (field `name`).
+    pub name: String,
+    /// Its role, at most the owner's (field `role`).
+    pub role: Role,
+    /// How many days it works (field `expires_in_days`).
+    pub expires_in_days: u64,
+}
+
+/// A token just made: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedToken {
+    /// The bearer secret (`mfv_...`); only its digest is kept.
+    pub secret: mfv_api::Secret,
+    /// The token.
+    pub token: TokenView,
+}
+
+/// A session as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The id (for revoking it).
+    pub id: i64,
+    /// Whose session it is.
+    pub username: String,
+    /// The user's role as the session last saw it.
+    pub role: Role,
+    /// The address it was opened from.
+    pub source: String,
+    /// When it was opened (Unix seconds).
+    pub created_at: i64,
+    /// When it was last used (Unix seconds).
+    pub last_seen_at: i64,
+    /// When it ends if unused (Unix seconds).
+    pub idle_expires_at: i64,
+    /// When it ends however much it is used (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl From<mfv_auth::SessionInfo> for SessionView {
+    fn from(info: mfv_auth::SessionInfo) -> SessionView {
+        SessionView {
+            id: info.id,
+            username: info.username.as_str().to_owned(),
+            role: info.role,
+            source: info.source,
+            created_at: info.created_at.0,
+            last_seen_at: info.last_seen_at.0,
+            idle_expires_at: info.idle_expires_at.0,
+            expires_at: info.expires_at.0,
+        }
+    }
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// At most this many, newest first.
+    pub limit: u32,
+    /// Only entries with an id below this one (the next page).
+    pub before: Option<i64>,
+    /// Only entries about this user or done by them.
+    pub user: Option<String>,
+    /// Only entries of this event.
+    pub event: Option<AuditEvent>,
+}
+
+/// mfv-auth's refusal of a change, as the API answers it: a stable kind, and the field of
+/// the request at fault where there is one.
+pub(crate) fn change_refusal(error: &AuthError) -> ApiError {
+    let message = mfv_linux::error_chain(error);
+    let conflict = |message: String| ApiError::new(StatusCode::CONFLICT, "conflict", message);
+    let not_found = |message: String| ApiError::new(StatusCode::NOT_FOUND, "not_found", message);
+    match error {
+        AuthError::Admin(admin) => match admin {
+            AdminError::UserExists { .. } => conflict(message).with_field("username"),
+            AdminError::NoSuchUser { .. } => not_found(message),
+            AdminError::DisplayName(_) => ApiError::invalid("display_name", message),
+            AdminError::PasswordTooShort { .. } => ApiError::invalid("password", message),
+            AdminError::ReadOnly { .. } => conflict(message),
+            _ => ApiError::unavailable(message),
+        },
+        AuthError::NoSuchUser { .. } => not_found(message),
+        AuthError::RoleAboveOwner { .. } => ApiError::invalid("role", message),
+        AuthError::TokenName { .. } => ApiError::invalid("name", message),
+        AuthError::TokenNameTaken { .. } => conflict(message).with_field("name"),
+        AuthError::TokenLifetime { .. } => ApiError::invalid("expires_in_days", message),
+        AuthError::NoSuchToken { .. } | AuthError::NoSuchSession { .. } => not_found(message),
+        AuthError::WrongPassword => {
+            ApiError::new(StatusCode::FORBIDDEN, "wrong_password", message).with_field("current")
+        }
+        AuthError::TotpAlreadyEnabled { .. } | AuthError::TotpNotEnrolled { .. } => {
+            conflict(message)
+        }
+        AuthError::TotpInvalid => ApiError::invalid("code", message),
+        _ => ApiError::unavailable(message),
+    }
+}
+
+/// A refusal of the auth database or the user backend when reading.
+pub(crate) fn read_failure(error: &impl std::error::Error) -> ApiError {
+    ApiError::unavailable(format!(
+        "the users could not be read: {}",
+        mfv_linux::error_chain(error)
+    ))
+}

@@ -1,0 +1,157 @@
+//! The audit log: who did what, from which address, newest first, a page at a time
+//! (`limit`, and `before` the last id seen), filtered by user (about them or by them) and
+//! by event.
+
+use mfv_auth::{AuditEvent, Permission, Username};
+use serde::Serialize;
+use warp::http::{Method, StatusCode};
+
+use super::ApiError;
+use super::accounts::AuditQuery;
+use super::query::{pairs, unknown};
+use super::table::{Access, Call, HandlerFuture, Route};
+use crate::reply::json_response;
+
+/// Entries answered when the query names no `limit`.
+pub const DEFAULT_LIMIT: u32 = 50;
+
+/// The most entries one answer holds.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// The parameters the route takes.
+const PARAMETERS: [&str; 4] = ["limit", "before", "user", "event"];
+
+/// The routes.
+pub fn routes() -> Vec<Route> {
+    vec![Route {
+        method: Method::GET,
+        path: "/api/v1/audit",
+        access: Access::Allowed(Permission::ViewAuditLog),
+        max_body: 0,
+        operation: "auditLog",
+        summary: "The audit log, newest first: ?limit=N (1-1000, default 50), ?before=ID (the \
+                  next page), ?user=NAME (about or by them), ?event=KIND",
+        handler: audit_log,
+    }]
+}
+
+/// The query of `GET /api/v1/audit`, or a refusal naming the parameter at fault.
+fn audit_query(query: &str) -> Result<AuditQuery, ApiError> {
+    let mut audit = AuditQuery {
+        limit: DEFAULT_LIMIT,
+        before: None,
+        user: None,
+        event: None,
+    };
+    for (name, value) in pairs(query)? {
+        match name.as_str() {
+            "limit" => {
+                audit.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "limit",
+                            format!("limit {value:?} is not a number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "before" => {
+                audit.before = Some(value.parse().map_err(|_| {
+                    ApiError::invalid(
+                        "before",
+                        format!("before {value:?} is not an entry id (a whole number)"),
+                    )
+                })?);
+            }
+            "user" => {
+                let user = Username::new(value.as_str())
+                    .map_err(|error| ApiError::invalid("user", error.to_string()))?;
+                audit.user = Some(user.as_str().to_owned());
+            }
+            "event" => {
+                let event = AuditEvent::ALL
+                    .into_iter()
+                    .find(|event| event.as_str() == value)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = AuditEvent::ALL
+                            .into_iter()
+                            .map(AuditEvent::as_str)
+                            .collect();
+                        ApiError::invalid(
+                            "event",
+                            format!(
+                                "{value:?} is not an event; expected one of: {}",
+                                known.join(", ")
+                            ),
+                        )
+                    })?;
+                audit.event = Some(event);
+            }
+            other => return Err(unknown(other, &PARAMETERS)),
+        }
+    }
+    Ok(audit)
+}
+
+/// The answer: the entries, and the `before` of the next page when there may be one.
+#[derive(Debug, Serialize)]
+struct AuditPage {
+    entries: Vec<mfv_auth::AuditEntry>,
+    next_before: Option<i64>,
+}
+
+fn audit_log(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let query = audit_query(&call.query)?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let entries = call.state.authority.audit_log(query).await?;
+        let next_before = (entries.len() == limit)
+            .then(|| entries.last().map(|entry| entry.id))
+            .flatten();
+        Ok(json_response(
+            StatusCode::OK,
+            &AuditPage {
+                entries,
+                next_before,
+            },
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_read_into_its_parameters() {
+        assert_eq!(
+            audit_query("limit=2&before=40&user=ada&event=role_changed").unwrap(),
+            AuditQuery {
+                limit: 2,
+                before: Some(40),
+                user: Some("ada".to_owned()),
+                event: Some(AuditEvent::RoleChanged),
+            }
+        );
+        assert_eq!(audit_query("").unwrap().limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_by_name() {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=ten", "limit"),
+            ("before=x", "before"),
+            ("user=Ada", "user"),
+            ("event=coffee", "event"),
+            ("sort=id", "sort"),
+        ] {
+            let refusal = audit_query(query).unwrap_err();
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(refusal.body.field.as_deref(), Some(field), "{query}");
+        }
+    }
+}
