@@ -16,11 +16,15 @@
 //! authority one check; logging out ends it at once, a disabled user within that time.
 
 mod authority;
+mod config;
 mod dispatch;
 mod error;
+mod host;
 pub mod links;
+mod network;
 pub mod openapi;
 mod path;
+pub mod query;
 mod session;
 pub mod table;
 

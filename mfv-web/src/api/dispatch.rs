@@ -183,12 +183,14 @@ impl Api {
         warp::path("api")
             .and(warp::method())
             .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<ClientAddr>())
             .and(warp::body::stream())
             .then(
                 move |method: Method,
                       path: warp::path::FullPath,
+                      query: String,
                       headers: HeaderMap,
                       client: Option<ClientAddr>,
                       body| {
@@ -196,18 +198,19 @@ impl Api {
                     async move {
                         let client =
                             client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-                        api.dispatch(method, path.as_str(), headers, body, client)
+                        api.dispatch(method, path.as_str(), query, headers, body, client)
                             .await
                     }
                 },
             )
     }
 
-    /// Answers one request.
+    /// Answers one request; `query` is the raw query string, without `?`.
     pub async fn dispatch<B: Buf>(
         &self,
         method: Method,
         path: &str,
+        query: String,
         headers: HeaderMap,
         body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
         client: SocketAddr,
@@ -228,6 +231,7 @@ impl Api {
                 caller,
                 session,
                 params,
+                query,
                 headers,
                 body,
                 client,

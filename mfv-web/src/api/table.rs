@@ -36,6 +36,9 @@ pub struct Call {
     pub session: Option<String>,
     /// The path's parameters, by name.
     pub params: PathParams,
+    /// The raw query string, without `?` (empty when there is none); read it with
+    /// [`super::query::Query`].
+    pub query: String,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The body, within the route's limit.
@@ -116,6 +119,9 @@ pub const SMALL_BODY: usize = 64 * 1024;
 pub fn routes() -> Vec<Route> {
     let mut routes = super::session::routes();
     routes.extend(super::openapi::routes());
+    routes.extend(super::host::routes());
+    routes.extend(super::config::routes());
+    routes.extend(super::network::routes());
     routes
 }
 
