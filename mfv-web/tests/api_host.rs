@@ -625,7 +625,12 @@ fn a_network_change_is_applied_provisionally_and_confirmed() {
         Role::Admin,
         Some(&json!({ "apply_id": apply_id + 7 })),
     );
-    assert!(matches!(wrong.status, 404 | 409), "{}", wrong.text());
+    assert_eq!(
+        refusal(&wrong),
+        refused(404, "not_found", Some("apply_id")),
+        "{}",
+        wrong.text()
+    );
     let confirmed = expect(
         &host.send(
             "POST",
