@@ -981,8 +981,10 @@ pub(crate) fn invalid_config(what: &str, errors: &ConfigErrors) -> ApiError {
     }
 }
 
-/// The configuration `store` holds, as the protocol gives it.
-fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
+/// The configuration `store` holds, as the protocol gives it: what `config_get` answers with
+/// the store of the volume the boot used (public so the web server's tests run it on a
+/// directory store, where the daemon mounts a volume).
+pub fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
     let loaded = store
         .load()
         .map_err(|error| internal("cannot read the configuration", &error))?
@@ -1005,8 +1007,9 @@ fn config_document(store: &dyn ConfigStore) -> Result<Response, ApiError> {
 }
 
 /// Validates `text` and saves it as the new generation, unless the store moved past
-/// `base_generation` meanwhile (someone else saved: the caller must look again).
-fn save_config(
+/// `base_generation` meanwhile (someone else saved: the caller must look again): what
+/// `config_save` does with the store of the volume the boot used.
+pub fn save_config(
     store: &dyn ConfigStore,
     text: &str,
     base_generation: Option<u64>,

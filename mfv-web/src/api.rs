@@ -20,13 +20,16 @@
 pub mod accounts;
 mod audit;
 mod authority;
+mod config;
 mod dispatch;
 mod error;
+mod host;
 pub mod links;
 pub mod metrics;
+mod network;
 pub mod openapi;
 mod path;
-mod query;
+pub mod query;
 mod session;
 pub mod table;
 mod tokens;

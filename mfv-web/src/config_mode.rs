@@ -34,7 +34,7 @@ use warp::http::header::HOST;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
-use crate::daemon::{DaemonError, DaemonLink};
+use crate::daemon::{ANSWER_TIMEOUT, DaemonError, DaemonLink, unexpected_answer};
 use crate::pages;
 use crate::reply::{ErrorBody, error_response, json_response};
 use crate::server::ClientAddr;
@@ -48,8 +48,6 @@ pub const MAX_BODY: u64 = 64 * 1024;
 const FREE_WRONG_TOKENS: u32 = 5;
 /// The spacing between tries after that.
 const WRONG_TOKEN_SPACING: Duration = Duration::from_secs(2);
-/// How long the host daemon may take to answer.
-const DAEMON_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where a confirmed network change sends the browser: the wizard at its network step, told
 /// that the change was kept.
 const WIZARD_AFTER_CONFIRM: &str = "/?network=confirmed#network";
@@ -192,7 +190,7 @@ impl<A: DaemonLink> ConfigMode<A> {
         }
         match self
             .daemon
-            .ask(DaemonRequest::SetupClaim { token }, DAEMON_TIMEOUT)
+            .ask(DaemonRequest::SetupClaim { token }, ANSWER_TIMEOUT)
             .await
         {
             Ok(DaemonResponse::Accepted) => {
@@ -503,7 +501,7 @@ pub fn routes<A: DaemonLink>(
                 state
                     .ask(
                         DaemonRequest::SetupVolumes,
-                        DAEMON_TIMEOUT,
+                        ANSWER_TIMEOUT,
                         |response| match response {
                             DaemonResponse::SetupVolumes { volumes } => Some(volumes),
                             _ => None,
@@ -528,7 +526,7 @@ pub fn routes<A: DaemonLink>(
                     state
                         .ask(
                             DaemonRequest::ConfigValidate { text: config_text },
-                            DAEMON_TIMEOUT,
+                            ANSWER_TIMEOUT,
                             |response| match response {
                                 DaemonResponse::ConfigValidation { errors } => Some(errors),
                                 _ => None,
@@ -648,18 +646,18 @@ pub fn routes<A: DaemonLink>(
                 let inventory = state
                     .ask(
                         DaemonRequest::Inventory,
-                        DAEMON_TIMEOUT,
+                        ANSWER_TIMEOUT,
                         |response| match response {
                             DaemonResponse::Inventory { inventory } => Some(inventory),
                             _ => None,
                         },
                     )
                     .await?;
-                let interfaces = network::interfaces(inventory)?;
+                let interfaces = crate::daemon::network_cards(inventory)?;
                 let in_effect = state
                     .ask(
                         DaemonRequest::HostStatus,
-                        DAEMON_TIMEOUT,
+                        ANSWER_TIMEOUT,
                         |response| match response {
                             DaemonResponse::HostStatus(status) => Some(status.network_in_effect),
                             _ => None,
@@ -820,31 +818,13 @@ fn unauthorized() -> Refusal {
 
 /// An answer of the daemon, named `response`, that does not answer the request.
 fn unexpected(response: &str) -> Refusal {
-    (
-        StatusCode::BAD_GATEWAY,
-        ErrorBody::new(
-            "internal",
-            format!("the host daemon answered with {response}, which does not answer the request"),
-        ),
-    )
+    unexpected_answer(response).into()
 }
 
 /// The daemon's refusal as this server passes it on: its kind, message, field and, for an
 /// invalid configuration, every problem.
 fn daemon_refusal(error: DaemonError) -> Refusal {
-    match error {
-        DaemonError::Refused(error) => (
-            crate::request::status_of(error.kind),
-            ErrorBody::from(&error),
-        ),
-        DaemonError::Unreachable(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorBody::new(
-                "unavailable",
-                format!("{error}; look at the host's console, then try again"),
-            ),
-        ),
-    }
+    crate::api::ApiError::from(error).into()
 }
 
 /// Refuses a request whose `Origin` is not this site ([`crate::request::same_origin`]).

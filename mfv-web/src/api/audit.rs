@@ -8,7 +8,7 @@ use warp::http::{Method, StatusCode};
 
 use super::ApiError;
 use super::accounts::AuditQuery;
-use super::query::{pairs, unknown};
+use super::query::Query;
 use super::table::{Access, Call, HandlerFuture, Route};
 use crate::reply::json_response;
 
@@ -36,63 +36,56 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The query of `GET /api/v1/audit`, or a refusal naming the parameter at fault.
-fn audit_query(query: &str) -> Result<AuditQuery, ApiError> {
-    let mut audit = AuditQuery {
-        limit: DEFAULT_LIMIT,
-        before: None,
-        user: None,
-        event: None,
-    };
-    for (name, value) in pairs(query)? {
-        match name.as_str() {
-            "limit" => {
-                audit.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "limit",
-                            format!("limit {value:?} is not a number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
-            "before" => {
-                audit.before = Some(value.parse().map_err(|_| {
+fn audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
+    let query = Query::parse(raw, &PARAMETERS)?;
+    let before = query
+        .get("before")
+        .map(|value| {
+            value.parse().map_err(|_| {
+                ApiError::invalid(
+                    "before",
+                    format!("before {value:?} is not an entry id (a whole number)"),
+                )
+            })
+        })
+        .transpose()?;
+    let user = query
+        .get("user")
+        .map(|value| {
+            Username::new(value)
+                .map(|user| user.as_str().to_owned())
+                .map_err(|error| ApiError::invalid("user", error.to_string()))
+        })
+        .transpose()?;
+    let event = query
+        .get("event")
+        .map(|value| {
+            AuditEvent::ALL
+                .into_iter()
+                .find(|event| event.as_str() == value)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = AuditEvent::ALL
+                        .into_iter()
+                        .map(AuditEvent::as_str)
+                        .collect();
                     ApiError::invalid(
-                        "before",
-                        format!("before {value:?} is not an entry id (a whole number)"),
+                        "event",
+                        format!(
+                            "{value:?} is not an event; expected one of: {}",
+                            known.join(", ")
+                        ),
                     )
-                })?);
-            }
-            "user" => {
-                let user = Username::new(value.as_str())
-                    .map_err(|error| ApiError::invalid("user", error.to_string()))?;
-                audit.user = Some(user.as_str().to_owned());
-            }
-            "event" => {
-                let event = AuditEvent::ALL
-                    .into_iter()
-                    .find(|event| event.as_str() == value)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = AuditEvent::ALL
-                            .into_iter()
-                            .map(AuditEvent::as_str)
-                            .collect();
-                        ApiError::invalid(
-                            "event",
-                            format!(
-                                "{value:?} is not an event; expected one of: {}",
-                                known.join(", ")
-                            ),
-                        )
-                    })?;
-                audit.event = Some(event);
-            }
-            other => return Err(unknown(other, &PARAMETERS)),
-        }
-    }
-    Ok(audit)
+                })
+        })
+        .transpose()?;
+    Ok(AuditQuery {
+        limit: query
+            .number("limit", 1, MAX_LIMIT)?
+            .unwrap_or(DEFAULT_LIMIT),
+        before,
+        user,
+        event,
+    })
 }
 
 /// The answer: the entries, and the `before` of the next page when there may be one.

@@ -59,3 +59,10 @@ impl From<&mfv_api::ApiError> for ApiError {
         }
     }
 }
+
+impl From<ApiError> for (StatusCode, ErrorBody) {
+    /// The error as config mode's handlers answer it.
+    fn from(error: ApiError) -> (StatusCode, ErrorBody) {
+        (error.status, error.body)
+    }
+}

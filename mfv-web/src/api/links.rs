@@ -8,7 +8,7 @@ use mfv_api::{Request as DaemonRequest, Response as DaemonResponse};
 use warp::http::StatusCode;
 
 use super::{ApiError, AuthorityFuture};
-use crate::daemon::{DaemonError, DaemonLink};
+use crate::daemon::{DaemonLink, unexpected_answer};
 
 /// The host daemon, as the API's handlers ask it: its refusals become the API's errors with
 /// their kind, field and status.
@@ -22,15 +22,24 @@ impl<T: DaemonLink> HostLink for T {
         Box::pin(async move {
             DaemonLink::ask(self, request, within)
                 .await
-                .map_err(|error| match error {
-                    DaemonError::Refused(error) => ApiError::from(&error),
-                    DaemonError::Unreachable(reason) => ApiError::unavailable(format!(
-                        "the host daemon could not be asked: {reason}; look at the host's \
-                         console, then try again"
-                    )),
-                })
+                .map_err(ApiError::from)
         })
     }
+}
+
+/// Checks `request` as the daemon will before anything else (ranges, empty names), asks
+/// `host` and takes the answer `pick` wants (`None`: an answer of another kind, which does
+/// not answer the request).
+pub(crate) async fn ask_host<T>(
+    host: &dyn HostLink,
+    request: DaemonRequest,
+    within: Duration,
+    pick: impl FnOnce(DaemonResponse) -> Option<T>,
+) -> Result<T, ApiError> {
+    request.validate().map_err(|error| ApiError::from(&error))?;
+    let response = host.ask(request, within).await?;
+    let name = response.name();
+    pick(response).ok_or_else(|| unexpected_answer(name))
 }
 
 /// No host daemon: `--dev` on an ordinary machine. Every request is refused, saying so.
@@ -44,8 +53,9 @@ impl HostLink for NoHostDaemon {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 format!(
-                    "{}: this server runs without a host daemon (mfv-web --dev), so the host's \
-                     privileged work is not available",
+                    "this server runs without a host daemon (mfv-web --dev): the host's state, \
+                     services, logs, power, network and configuration are not available here \
+                     ({} was asked)",
                     request.name()
                 ),
             ))

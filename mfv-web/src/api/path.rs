@@ -37,12 +37,22 @@ fn parameter_name(segment: &'static str) -> Option<&'static str> {
 
 /// A percent-decoded path segment that is safe to use as a name, if it is.
 fn decode_segment(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
+    let text = percent_decode(segment)?;
+    let unsafe_name = text.is_empty()
+        || text == "."
+        || text == ".."
+        || text.chars().any(|c| c == '/' || c.is_control());
+    (!unsafe_name).then_some(text)
+}
+
+/// `text` with its `%XX` escapes decoded, if they are complete and the result is UTF-8.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;
     while at < bytes.len() {
         if bytes[at] == b'%' {
-            let hex = segment.get(at + 1..at + 3)?;
+            let hex = text.get(at + 1..at + 3)?;
             decoded.push(u8::from_str_radix(hex, 16).ok()?);
             at += 3;
         } else {
@@ -50,12 +60,7 @@ fn decode_segment(segment: &str) -> Option<String> {
             at += 1;
         }
     }
-    let text = String::from_utf8(decoded).ok()?;
-    let unsafe_name = text.is_empty()
-        || text == "."
-        || text == ".."
-        || text.chars().any(|c| c == '/' || c.is_control());
-    (!unsafe_name).then_some(text)
+    String::from_utf8(decoded).ok()
 }
 
 #[cfg(test)]

@@ -1,70 +1,100 @@
-//! Query strings: `name=value` pairs, percent-decoded (`+` is a space), each name once.
+//! Query strings: `?source=service&service=libvirtd&lines=50` read strictly.
 //!
-//! Routes read the pairs into a typed struct of their own and refuse names they do not take,
-//! so a misspelt parameter is an error naming it rather than a filter silently not applied.
+//! A route names the parameters it takes; anything else, a parameter given twice, an escape
+//! that does not decode or a value out of range is refused with `400 invalid_request` naming
+//! the parameter, so a misspelt `?line=5` is an error instead of a silent default.
 
 use super::ApiError;
+use super::path::percent_decode;
 
-/// The pairs of `query` (without its `?`), in order; a name given twice, or a part that does
-/// not decode to UTF-8, is refused naming the parameter.
-pub(crate) fn pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for part in query.split('&').filter(|part| !part.is_empty()) {
-        let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        let name = decode(name).ok_or_else(|| {
-            ApiError::invalid(
-                "query",
-                format!("the query parameter {name:?} is not UTF-8"),
-            )
-        })?;
-        let value = decode(value).ok_or_else(|| {
-            ApiError::invalid(name.as_str(), format!("the value of {name} is not UTF-8"))
-        })?;
-        if pairs.iter().any(|(seen, _)| *seen == name) {
-            return Err(ApiError::invalid(
-                name.as_str(),
-                format!("the query parameter {name} is given more than once"),
-            ));
-        }
-        pairs.push((name, value));
-    }
-    Ok(pairs)
+/// A query string's parameters, each known to the route and given once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pairs: Vec<(&'static str, String)>,
 }
 
-/// `text` with `+` as a space and `%XX` decoded, if it is UTF-8 then.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'%' => {
-                let hex = text.get(at + 1..at + 3)?;
-                decoded.push(u8::from_str_radix(hex, 16).ok()?);
-                at += 3;
+impl Query {
+    /// The parameters of `raw` (the query string without `?`), which may only be among
+    /// `allowed`.
+    pub fn parse(raw: &str, allowed: &[&'static str]) -> Result<Query, ApiError> {
+        let mut pairs: Vec<(&'static str, String)> = Vec::new();
+        for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode(key).ok_or_else(|| {
+                ApiError::invalid(
+                    "query",
+                    format!("{key:?} is not a well-formed parameter name"),
+                )
+            })?;
+            let Some(name) = allowed.iter().find(|name| **name == key) else {
+                let takes = if allowed.is_empty() {
+                    "no parameters".to_owned()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(ApiError::invalid(
+                    key.clone(),
+                    format!("unknown query parameter {key:?}; this route takes {takes}"),
+                ));
+            };
+            let value = decode(value).ok_or_else(|| {
+                ApiError::invalid(*name, "the value's %-escapes do not decode to UTF-8 text")
+            })?;
+            if pairs.iter().any(|(have, _)| have == name) {
+                return Err(ApiError::invalid(*name, "given more than once"));
             }
-            b'+' => {
-                decoded.push(b' ');
-                at += 1;
-            }
-            byte => {
-                decoded.push(byte);
-                at += 1;
-            }
+            pairs.push((name, value));
+        }
+        Ok(Query { pairs })
+    }
+
+    /// The value of `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find_map(|(key, value)| (*key == name).then_some(value.as_str()))
+    }
+
+    /// The value of `name` as a whole number from `min` to `max`, if given.
+    pub fn number(&self, name: &'static str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        match text.parse::<u32>() {
+            Ok(number) if (min..=max).contains(&number) => Ok(Some(number)),
+            _ => Err(ApiError::invalid(
+                name,
+                format!("must be a whole number from {min} to {max}, got {text:?}"),
+            )),
         }
     }
-    String::from_utf8(decoded).ok()
+
+    /// The value of `name`, which must be one of `choices`, if given.
+    pub fn choice(
+        &self,
+        name: &'static str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>, ApiError> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        choices
+            .iter()
+            .find(|choice| **choice == text)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("must be one of {}, got {text:?}", choices.join(", ")),
+                )
+            })
+    }
 }
 
-/// An unknown parameter `name` of a route that takes `known`.
-pub(crate) fn unknown(name: &str, known: &[&str]) -> ApiError {
-    ApiError::invalid(
-        name,
-        format!(
-            "unknown query parameter {name:?}; this route takes {}",
-            known.join(", ")
-        ),
-    )
+/// A form-encoded query component: `+` is a space, then `%XX` escapes.
+fn decode(component: &str) -> Option<String> {
+    percent_decode(&component.replace('+', " "))
 }
 
 #[cfg(test)]
@@ -72,26 +102,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pairs_are_decoded_in_order() {
-        assert_eq!(
-            pairs("user=ada%20b&event=login&limit=").unwrap(),
-            [
-                ("user".to_owned(), "ada b".to_owned()),
-                ("event".to_owned(), "login".to_owned()),
-                ("limit".to_owned(), String::new()),
-            ]
-        );
-        assert_eq!(pairs("").unwrap(), []);
-        assert_eq!(pairs("a=x+y&&b").unwrap()[0].1, "x y");
+    fn known_parameters_are_decoded_once_each() {
+        let query = Query::parse(
+            "service=lib%76irtd&lines=5&note=a+b",
+            &["service", "lines", "note"],
+        )
+        .unwrap();
+        assert_eq!(query.get("service"), Some("libvirtd"));
+        assert_eq!(query.get("note"), Some("a b"));
+        assert_eq!(query.number("lines", 1, 10).unwrap(), Some(5));
+        assert_eq!(query.get("source"), None);
+        assert_eq!(Query::parse("", &[]).unwrap().get("x"), None);
     }
 
     #[test]
-    fn repeated_and_undecodable_parameters_are_refused_by_name() {
-        let twice = pairs("limit=1&limit=2").unwrap_err();
-        assert_eq!(twice.body.field.as_deref(), Some("limit"));
-        let broken = pairs("user=%ff").unwrap_err();
-        assert_eq!(broken.body.field.as_deref(), Some("user"));
-        let short = pairs("user=%4").unwrap_err();
-        assert_eq!(short.body.field.as_deref(), Some("user"));
+    fn refusals_name_the_parameter() {
+        let field = |raw: &str| {
+            let error = Query::parse(raw, &["lines", "source"])
+                .and_then(|query| {
+                    query.number("lines", 1, 10)?;
+                    query.choice("source", &["boot", "service"])?;
+                    Ok(())
+                })
+                .unwrap_err();
+            assert_eq!(error.body.kind, "invalid_request", "{raw}");
+            error.body.field.unwrap_or_default()
+        };
+        assert_eq!(field("line=5"), "line");
+        assert_eq!(field("lines=5&lines=6"), "lines");
+        assert_eq!(field("lines=0"), "lines");
+        assert_eq!(field("lines=11"), "lines");
+        assert_eq!(field("lines=ten"), "lines");
+        assert_eq!(field("lines=%zz"), "lines");
+        assert_eq!(field("source=kernel"), "source");
     }
 }

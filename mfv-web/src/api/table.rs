@@ -36,7 +36,8 @@ pub struct Call {
     pub session: Option<String>,
     /// The path's parameters, by name.
     pub params: PathParams,
-    /// The query string, raw, without its `?` (empty when there is none).
+    /// The raw query string, without `?` (empty when there is none); read it with
+    /// [`super::query::Query`].
     pub query: String,
     /// The request's headers.
     pub headers: HeaderMap,
@@ -122,6 +123,9 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::users::routes());
     routes.extend(super::tokens::routes());
     routes.extend(super::audit::routes());
+    routes.extend(super::host::routes());
+    routes.extend(super::config::routes());
+    routes.extend(super::network::routes());
     routes
 }
 

@@ -13,75 +13,13 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mfv_api::{NetworkOutcome, Request as DaemonRequest, Response as DaemonResponse};
+use mfv_api::{NetworkOutcome, Request as DaemonRequest};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
 use super::{ConfigMode, DaemonError, DaemonLink, Refusal, daemon_refusal, new_random_hex};
+use crate::daemon::{NETWORK_TIMEOUT, network_outcome, rolled_back, unexpected_outcome};
 use crate::reply::ErrorBody;
-
-/// How long the host daemon may take to answer a network request: it waits up to 30 s for
-/// PID 1, which applies and verifies the change.
-pub(super) const NETWORK_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// A network card as the network step lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(super) struct Interface {
-    /// The kernel's name, e.g. `eth0`.
-    name: String,
-    /// The hardware address, if it has one.
-    mac: Option<String>,
-    /// The driver, e.g. `e1000`.
-    driver: Option<String>,
-    /// `up` when the card has carrier (a cable to a live port), else `down`.
-    link: &'static str,
-    /// The link speed in Mbit/s, where the driver tells it.
-    speed_mbps: Option<u32>,
-}
-
-/// The part of mfv-probe's inventory the network step reads (the daemon sends it as JSON).
-#[derive(Debug, Deserialize)]
-struct InventoryNics {
-    nics: Vec<InventoryNic>,
-}
-
-/// One interface of the inventory.
-#[derive(Debug, Deserialize)]
-struct InventoryNic {
-    name: String,
-    mac: Option<String>,
-    driver: Option<String>,
-    carrier: bool,
-    speed_mbps: Option<u32>,
-    is_virtual: bool,
-}
-
-/// The network cards of `inventory` (software interfaces such as loopback left out), or the
-/// refusal saying the daemon's inventory could not be read.
-pub(super) fn interfaces(inventory: serde_json::Value) -> Result<Vec<Interface>, Refusal> {
-    let InventoryNics { nics } = serde_json::from_value(inventory).map_err(|error| {
-        (
-            StatusCode::BAD_GATEWAY,
-            ErrorBody::new(
-                "internal",
-                format!(
-                    "the host daemon's inventory lists no network cards this server reads: {error}"
-                ),
-            ),
-        )
-    })?;
-    Ok(nics
-        .into_iter()
-        .filter(|nic| !nic.is_virtual)
-        .map(|nic| Interface {
-            name: nic.name,
-            mac: nic.mac,
-            driver: nic.driver,
-            link: if nic.carrier { "up" } else { "down" },
-            speed_mbps: nic.speed_mbps,
-        })
-        .collect())
-}
 
 /// What `POST /api/v1/setup/network/apply` takes.
 #[derive(Debug, Deserialize)]
@@ -179,17 +117,6 @@ pub(super) fn authority(text: &str) -> Option<String> {
     plain.then(|| text.to_ascii_lowercase())
 }
 
-/// The refusal of a change the host undid: the previous network is back.
-fn rolled_back(reason: &str) -> Refusal {
-    (
-        StatusCode::CONFLICT,
-        ErrorBody::new(
-            "rolled_back",
-            format!("the host went back to its previous network: {reason}"),
-        ),
-    )
-}
-
 /// The refusal of a confirmation of a change that is not waiting here.
 fn not_waiting() -> Refusal {
     (
@@ -285,8 +212,8 @@ impl<A: DaemonLink> ConfigMode<A> {
                     changes,
                 })
             }
-            NetworkOutcome::RolledBack { reason } => Err(rolled_back(&reason)),
-            other => Err(unexpected_outcome(&other)),
+            NetworkOutcome::RolledBack { reason } => Err(rolled_back(&reason).into()),
+            other => Err(unexpected_outcome(&other).into()),
         }
     }
 
@@ -362,31 +289,10 @@ impl<A: DaemonLink> ConfigMode<A> {
         }?;
         match answer {
             NetworkOutcome::Confirmed => Ok(()),
-            NetworkOutcome::RolledBack { reason } => Err(rolled_back(&reason)),
-            other => Err(unexpected_outcome(&other)),
+            NetworkOutcome::RolledBack { reason } => Err(rolled_back(&reason).into()),
+            other => Err(unexpected_outcome(&other).into()),
         }
     }
-}
-
-/// The outcome a network answer carries.
-fn network_outcome(response: DaemonResponse) -> Option<NetworkOutcome> {
-    match response {
-        DaemonResponse::Network(outcome) => Some(outcome),
-        _ => None,
-    }
-}
-
-/// The refusal of an outcome that does not answer the request.
-fn unexpected_outcome(outcome: &NetworkOutcome) -> Refusal {
-    (
-        StatusCode::BAD_GATEWAY,
-        ErrorBody::new(
-            "internal",
-            format!(
-                "the host daemon answered with the network outcome {outcome:?}, which does not answer the request"
-            ),
-        ),
-    )
 }
 
 /// The refusal when no random key could be made.
@@ -420,27 +326,5 @@ mod tests {
         ] {
             assert_eq!(authority(typed).as_deref(), expected, "{typed:?}");
         }
-    }
-
-    #[test]
-    fn the_network_step_lists_the_cards_and_leaves_software_interfaces_out() {
-        let inventory = serde_json::json!({
-            "nics": [
-                {"name": "lo", "mac": "00:00:00:00:00:00", "driver": null, "carrier": true,
-                 "speed_mbps": null, "is_virtual": true, "bus": null},
-                {"name": "eth0", "mac": "52:54:00:12:34:56", "driver": "e1000", "carrier": true,
-                 "speed_mbps": 1000, "is_virtual": false, "operstate": "up"},
-                {"name": "eth1", "mac": null, "driver": "virtio_net", "carrier": false,
-                 "speed_mbps": null, "is_virtual": false},
-            ],
-            "block_devices": [],
-        });
-        let cards = interfaces(inventory).unwrap_or_default();
-        let shown: Vec<(&str, &str)> = cards
-            .iter()
-            .map(|card| (card.name.as_str(), card.link))
-            .collect();
-        assert_eq!(shown, [("eth0", "up"), ("eth1", "down")]);
-        assert!(interfaces(serde_json::json!({"disks": []})).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The API's server for the integration tests: real HTTPS on loopback, users in a real
-//! SQLite auth database (the `--dev` authority).
+//! The API's test server: real HTTPS on loopback, users and API tokens in a real SQLite auth
+//! database (the `--dev` authority), and the host daemon link each test file chooses.
 
 #![allow(dead_code, reason = "each test file uses a part of it")]
 #![allow(clippy::unwrap_used, reason = "test code")]
@@ -11,7 +11,7 @@ use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::api::links::NoHostDaemon;
+use mfv_web::api::links::{HostLink, NoHostDaemon};
 use mfv_web::api::{Api, ApiParts, LocalAuthority};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
@@ -47,18 +47,24 @@ pub async fn authenticator(dir: &std::path::Path) -> Authenticator {
         .unwrap()
 }
 
-/// The API with `authenticator`, no host daemon and no libvirt.
-pub fn api(authenticator: Authenticator) -> Arc<Api> {
+/// The API with `authenticator`, the host daemon behind `host`, and no libvirt.
+pub fn api(authenticator: Authenticator, host: Arc<dyn HostLink>) -> Arc<Api> {
     Api::new(ApiParts {
         authority: Arc::new(LocalAuthority::new(authenticator)),
-        host: Arc::new(NoHostDaemon),
+        host,
         libvirt: None,
         proc_root: std::path::PathBuf::from("/proc"),
     })
 }
 
 impl Server {
+    /// The server without a host daemon (as `--dev` runs).
     pub fn start() -> Server {
+        Server::with_host(Arc::new(NoHostDaemon))
+    }
+
+    /// The server reaching the host daemon through `host`.
+    pub fn with_host(host: Arc<dyn HostLink>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
         let tokens = setup.block_on(async {
@@ -103,7 +109,7 @@ impl Server {
         let database = dir.path().to_owned();
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
-                let api = api(authenticator(&database).await);
+                let api = api(authenticator(&database).await, host);
                 https.set_nonblocking(true).unwrap();
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),
