@@ -23,6 +23,8 @@ pub mod openapi;
 mod path;
 mod session;
 pub mod table;
+pub mod tasks;
+mod vms;
 
 pub use authority::{
     Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,

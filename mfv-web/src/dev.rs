@@ -61,6 +61,7 @@ impl DevServer {
             authority: Arc::new(LocalAuthority::new(authenticator)),
             host: Arc::new(NoHostDaemon),
             libvirt: libvirt.map(LibvirtUri),
+            vm_capabilities: mfv_vm::HostCapabilities::probe(),
         });
         Ok(DevServer {
             tls,

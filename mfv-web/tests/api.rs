@@ -4,182 +4,18 @@
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
-use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
-use mfv_host::web_identity::WebIdentity;
-use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::api::links::NoHostDaemon;
+use common::{PASSWORD, Server, api, authenticator, kind, runtime};
+use mfv_auth::Role;
+use mfv_web::api::SESSION_COOKIE;
 use mfv_web::api::table::Access;
-use mfv_web::api::{Api, ApiParts, LocalAuthority, SESSION_COOKIE};
-use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
-
-const PASSWORD: &str = "a password long enough";
-
-/// The server on a free port, with an admin, an operator and a viewer, and a token of each.
-struct Server {
-    client: HttpsClient,
-    /// `(role, bearer header value)`.
-    tokens: Vec<(Role, String)>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn authenticator(dir: &std::path::Path) -> Authenticator {
-    AuthSettings::new()
-        .with_overrides(AuthOverrides {
-            database: Some(dir.join("users.sqlite")),
-            ..AuthOverrides::default()
-        })
-        .open(MissingDatabase::Create)
-        .await
-        .unwrap()
-}
-
-/// The API with `authenticator`, no host daemon and no libvirt.
-fn api(authenticator: Authenticator) -> Arc<Api> {
-    Api::new(ApiParts {
-        authority: Arc::new(LocalAuthority::new(authenticator)),
-        host: Arc::new(NoHostDaemon),
-        libvirt: None,
-    })
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let setup = runtime();
-        let tokens = setup.block_on(async {
-            let auth = authenticator(dir.path()).await;
-            let mut tokens = Vec::new();
-            for (name, role) in [
-                ("ada", Role::Admin),
-                ("otto", Role::Operator),
-                ("vera", Role::Viewer),
-            ] {
-                let username = Username::new(name).unwrap();
-                let record = UserRecord {
-                    username: username.clone(),
-                    display_name: String::new(),
-                    role,
-                    disabled: false,
-                    account_id: None,
-                };
-                auth.add_user(&Actor::Local, &record, &Password::new(PASSWORD).unwrap())
-                    .await
-                    .unwrap();
-                let token = auth
-                    .create_api_token(
-                        &Actor::Local,
-                        &username,
-                        "tests",
-                        role,
-                        Duration::from_secs(3600),
-                    )
-                    .await
-                    .unwrap();
-                tokens.push((role, format!("Bearer {}", token.secret.expose())));
-            }
-            tokens
-        });
-        drop(setup);
-        let identity = WebIdentity::generate("vmhost").unwrap();
-        let tls = mfv_web::tls::server_config_for(&identity).unwrap();
-        let https = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = https.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let database = dir.path().to_owned();
-        let thread = std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let api = api(authenticator(&database).await);
-                https.set_nonblocking(true).unwrap();
-                let listeners = Listeners {
-                    https: tokio::net::TcpListener::from_std(https).unwrap(),
-                    http: None,
-                };
-                let routes = mfv_web::api::routes(api);
-                serve(
-                    listeners,
-                    tls,
-                    warp::service(routes),
-                    Limits::default(),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
-                .await;
-            });
-        });
-        Server {
-            client: HttpsClient::new(address, "vmhost").unwrap(),
-            tokens,
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    fn token(&self, role: Role) -> &str {
-        &self
-            .tokens
-            .iter()
-            .find(|(have, _)| *have == role)
-            .unwrap()
-            .1
-    }
-
-    /// Logs `username` in; the answer and the cookie (`name=value`).
-    fn login(&self, username: &str, password: &str) -> (HttpResponse, Option<String>) {
-        let answer = self
-            .client
-            .post_json(
-                "/api/v1/session",
-                &[],
-                &json!({"username": username, "password": password}),
-            )
-            .unwrap();
-        let cookie = answer
-            .header("set-cookie")
-            .and_then(|cookie| cookie.split(';').next())
-            .map(str::to_owned);
-        (answer, cookie)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-fn kind(response: &HttpResponse) -> String {
-    response.json().unwrap()["kind"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[test]
 fn every_route_answers_each_role_as_its_permission_says() {
     let server = Server::start();
-    let api = api(runtime().block_on(authenticator(server._dir.path())));
+    let api = api(runtime().block_on(authenticator(server.dir.path())), None);
     for route in api.routes() {
         let path = route
             .path

@@ -19,6 +19,7 @@ use warp::reply::Response;
 use super::links::{HostLink, LibvirtUri};
 use super::path::match_template;
 use super::table::{Access, Call, Route};
+use super::tasks::Tasks;
 use super::{ApiError, Authority, Caller};
 use crate::server::ClientAddr;
 
@@ -43,6 +44,8 @@ pub struct ApiParts {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs (`None`: the VM routes say it does not).
     pub libvirt: Option<LibvirtUri>,
+    /// What VMs created here may use (KVM, OVMF): `HostCapabilities::probe()` on a host.
+    pub vm_capabilities: mfv_vm::HostCapabilities,
 }
 
 impl std::fmt::Debug for ApiParts {
@@ -61,6 +64,10 @@ pub struct ApiState {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs.
     pub libvirt: Option<LibvirtUri>,
+    /// What VMs created here may use.
+    pub vm_capabilities: mfv_vm::HostCapabilities,
+    /// The long operations started, and the VMs' locks.
+    pub tasks: Tasks,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -164,6 +171,8 @@ impl Api {
                 authority: parts.authority,
                 host: parts.host,
                 libvirt: parts.libvirt,
+                vm_capabilities: parts.vm_capabilities,
+                tasks: Tasks::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -183,12 +192,14 @@ impl Api {
         warp::path("api")
             .and(warp::method())
             .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<ClientAddr>())
             .and(warp::body::stream())
             .then(
                 move |method: Method,
                       path: warp::path::FullPath,
+                      query: String,
                       headers: HeaderMap,
                       client: Option<ClientAddr>,
                       body| {
@@ -196,18 +207,19 @@ impl Api {
                     async move {
                         let client =
                             client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-                        api.dispatch(method, path.as_str(), headers, body, client)
+                        api.dispatch(method, path.as_str(), query, headers, body, client)
                             .await
                     }
                 },
             )
     }
 
-    /// Answers one request.
+    /// Answers one request to `path` with the query string `query` (without the `?`).
     pub async fn dispatch<B: Buf>(
         &self,
         method: Method,
         path: &str,
+        query: String,
         headers: HeaderMap,
         body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
         client: SocketAddr,
@@ -228,6 +240,7 @@ impl Api {
                 caller,
                 session,
                 params,
+                query,
                 headers,
                 body,
                 client,

@@ -37,6 +37,16 @@ fn parameter_name(segment: &'static str) -> Option<&'static str> {
 
 /// A percent-decoded path segment that is safe to use as a name, if it is.
 fn decode_segment(segment: &str) -> Option<String> {
+    let text = decode_component(segment)?;
+    let unsafe_name = text.is_empty()
+        || text == "."
+        || text == ".."
+        || text.chars().any(|c| c == '/' || c.is_control());
+    (!unsafe_name).then_some(text)
+}
+
+/// `segment` percent-decoded, if it decodes to UTF-8.
+pub(super) fn decode_component(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;
@@ -50,12 +60,7 @@ fn decode_segment(segment: &str) -> Option<String> {
             at += 1;
         }
     }
-    let text = String::from_utf8(decoded).ok()?;
-    let unsafe_name = text.is_empty()
-        || text == "."
-        || text == ".."
-        || text.chars().any(|c| c == '/' || c.is_control());
-    (!unsafe_name).then_some(text)
+    String::from_utf8(decoded).ok()
 }
 
 #[cfg(test)]

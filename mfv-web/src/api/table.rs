@@ -36,6 +36,8 @@ pub struct Call {
     pub session: Option<String>,
     /// The path's parameters, by name.
     pub params: PathParams,
+    /// The query string, without the `?` (empty when there is none).
+    pub query: String,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The body, within the route's limit.
@@ -53,11 +55,58 @@ impl Call {
             .unwrap_or_default()
     }
 
+    /// The query's parameters, each percent-decoded once: a parameter not in `known`, given
+    /// twice, or not decodable is refused naming it.
+    pub fn query_params(&self, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+        parse_query(&self.query, known)
+    }
+
     /// The body as JSON of type `T`, or an error naming what is wrong with it (unknown
     /// fields are refused by the types themselves).
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         read_json(&self.body)
     }
+}
+
+/// The parameters of the query string `query`, each percent-decoded once (`+` is a space):
+/// a parameter not in `known`, given twice, or not decodable is refused naming it.
+fn parse_query(query: &str, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |text: &str| super::path::decode_component(&text.replace('+', " "));
+        let Some(name) = decode(name) else {
+            return Err(ApiError::invalid(
+                "query",
+                format!("the query parameter {name:?} is not percent-encoded text"),
+            ));
+        };
+        if !known.contains(&name.as_str()) {
+            let takes = if known.is_empty() {
+                "no parameters".to_owned()
+            } else {
+                known.join(", ")
+            };
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("unknown query parameter {name:?}: this route takes {takes}"),
+            ));
+        }
+        let Some(value) = decode(value) else {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("the value of {name:?} is not percent-encoded text"),
+            ));
+        };
+        if params.iter().any(|(seen, _)| *seen == name) {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("the query parameter {name:?} is given twice"),
+            ));
+        }
+        params.push((name, value));
+    }
+    Ok(params)
 }
 
 /// `body` as JSON of type `T`, or an error naming what is wrong with it and, where serde
@@ -116,6 +165,8 @@ pub const SMALL_BODY: usize = 64 * 1024;
 pub fn routes() -> Vec<Route> {
     let mut routes = super::session::routes();
     routes.extend(super::openapi::routes());
+    routes.extend(super::tasks::routes());
+    routes.extend(super::vms::routes());
     routes
 }
 
@@ -141,6 +192,24 @@ mod tests {
             if matches!(route.method, Method::GET | Method::DELETE) {
                 assert_eq!(route.max_body, 0, "{} {}", route.method, route.path);
             }
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_unknown_ones_refused_by_name() {
+        let params = parse_query("volumes=de%6cete", &["volumes"]);
+        assert_eq!(
+            params.unwrap(),
+            [("volumes".to_owned(), "delete".to_owned())]
+        );
+        assert!(parse_query("", &[]).unwrap().is_empty());
+        for (query, field) in [
+            ("force=1", "force"),
+            ("volumes=keep&volumes=delete", "volumes"),
+            ("volumes=%zz", "volumes"),
+        ] {
+            let refusal = parse_query(query, &["volumes"]).unwrap_err();
+            assert_eq!(refusal.body.field.as_deref(), Some(field), "{query}");
         }
     }
 
