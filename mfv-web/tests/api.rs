@@ -14,7 +14,7 @@ use serde_json::json;
 
 #[test]
 fn every_route_answers_each_role_as_its_permission_says() {
-    let server = Server::start();
+    let server = Server::start(None);
     let api = api(runtime().block_on(authenticator(server.dir.path())), None);
     for route in api.routes() {
         let path = route
@@ -65,7 +65,7 @@ fn every_route_answers_each_role_as_its_permission_says() {
 
 #[test]
 fn a_login_sets_a_strict_cookie_and_changes_need_the_sessions_csrf_token() {
-    let server = Server::start();
+    let server = Server::start(None);
     let (answer, cookie) = server.login("ada", PASSWORD);
     assert_eq!(answer.status, 200, "{}", answer.text());
     let set_cookie = answer.header("set-cookie").unwrap();
@@ -143,7 +143,7 @@ fn a_login_sets_a_strict_cookie_and_changes_need_the_sessions_csrf_token() {
 
 #[test]
 fn wrong_passwords_and_unknown_users_get_one_answer_until_the_login_is_throttled() {
-    let server = Server::start();
+    let server = Server::start(None);
     let (wrong, cookie) = server.login("ada", "not the password at all");
     assert_eq!(
         (wrong.status, kind(&wrong)),
@@ -169,7 +169,7 @@ fn wrong_passwords_and_unknown_users_get_one_answer_until_the_login_is_throttled
 
 #[test]
 fn requests_the_api_does_not_take_are_refused_with_their_reason() {
-    let server = Server::start();
+    let server = Server::start(None);
     let client = &server.client;
     let admin = server.token(Role::Admin);
 
@@ -257,7 +257,7 @@ fn requests_the_api_does_not_take_are_refused_with_their_reason() {
 
 #[test]
 fn the_openapi_document_lists_every_route_with_its_permission() {
-    let server = Server::start();
+    let server = Server::start(None);
     let document = server.client.get("/api/v1/openapi.json", &[]).unwrap();
     assert_eq!(document.status, 200);
     let document = document.json().unwrap();

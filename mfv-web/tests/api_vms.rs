@@ -124,7 +124,7 @@ fn state_in_list(admin: &As<'_>, name: &str) -> Value {
 #[test]
 fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
     let shared = shared();
-    let server = Server::with_libvirt(shared.daemon.uri());
+    let server = Server::start(Some(shared.daemon.uri()));
     let admin = client(&server, Role::Admin);
     let viewer = client(&server, Role::Viewer);
     let pool = unique("api-pool");
@@ -279,7 +279,7 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
 
 #[test]
 fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
-    let server = Server::with_libvirt(shared().daemon.uri());
+    let server = Server::start(Some(shared().daemon.uri()));
     let admin = client(&server, Role::Admin);
 
     let mut spec = guest_spec(
@@ -376,7 +376,7 @@ fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
 
 #[test]
 fn without_libvirt_the_vm_routes_say_what_is_missing() {
-    let server = Server::start();
+    let server = Server::start(None);
     let admin = client(&server, Role::Admin);
     let answer = admin.get("/api/v1/vms");
     assert_eq!(

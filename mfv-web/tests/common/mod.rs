@@ -61,17 +61,9 @@ pub fn api(authenticator: Authenticator, libvirt: Option<&str>) -> Arc<Api> {
 }
 
 impl Server {
-    /// The server without libvirt.
-    pub fn start() -> Server {
-        Server::start_with(None)
-    }
-
-    /// The server with VMs on the libvirt at `uri`.
-    pub fn with_libvirt(uri: &str) -> Server {
-        Server::start_with(Some(uri.to_owned()))
-    }
-
-    fn start_with(libvirt: Option<String>) -> Server {
+    /// The server, with VMs on the libvirt at `libvirt` if given.
+    pub fn start(libvirt: Option<&str>) -> Server {
+        let libvirt = libvirt.map(str::to_owned);
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
         let tokens = setup.block_on(async {
