@@ -1,6 +1,6 @@
 //! VM workflows that span more than one call into mfv-vm or join it with the config store:
 //! creating a VM (validated among the VMs that exist, its new volumes removed again when the
-//! definition fails), and the persistence rule for VMs: libvirt keeps its definitions in RAM
+//! definition fails), describing one (its live figures with its spec read back), and the persistence rule for VMs: libvirt keeps its definitions in RAM
 //! on the appliance, so they are exported into the config store's directory (`vms/` beside
 //! `mfv.toml`, written with the volume writable only for that moment) and restored from it
 //! at boot.
@@ -10,8 +10,9 @@ use std::path::Path;
 use mfv_config::store::{DirectoryStore, StoreError};
 use mfv_vm::{
     ExistingVm, HostCapabilities, Hypervisor, RestoreReport, SpecErrors, SpecLimits, VirtError,
-    VmSpec, XmlError,
+    VmInfo, VmSpec, XmlError,
 };
+use serde::Serialize;
 
 /// The directory beside `mfv.toml` that holds the exported VM definitions.
 pub const DEFINITIONS_DIR: &str = "vms";
@@ -87,6 +88,47 @@ pub fn create(
     Ok(CreatedVm {
         name,
         kvm: host.kvm_usable,
+    })
+}
+
+/// A VM as the API and `mfv` show it: its live figures and its spec as mfv-vm reads its
+/// definition back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmDescription {
+    /// State, autostart, CPU and memory figures, counters.
+    #[serde(flatten)]
+    pub info: VmInfo,
+    /// The spec read back from the definition; `None` when the definition cannot be read as
+    /// one (`spec_problem` says why).
+    pub spec: Option<VmSpec>,
+    /// Why the definition could not be read as a spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_problem: Option<String>,
+    /// What the definition holds beyond the spec, kept verbatim (`devices/video`).
+    pub preserved: Vec<String>,
+    /// What the spec could not keep of the definition, in words.
+    pub dropped: Vec<String>,
+}
+
+/// The VM `name`'s live figures and its spec read back from its definition.
+pub fn describe(hypervisor: &Hypervisor, name: &str) -> Result<VmDescription, VirtError> {
+    let info = hypervisor.info(name)?;
+    let xml = hypervisor.domain_xml(name)?;
+    Ok(match VmSpec::from_domain_xml(&xml) {
+        Ok(imported) => VmDescription {
+            info,
+            spec: Some(imported.spec),
+            spec_problem: None,
+            preserved: imported.preserved,
+            dropped: imported.dropped,
+        },
+        Err(problem) => VmDescription {
+            info,
+            spec: None,
+            spec_problem: Some(problem.to_string()),
+            preserved: Vec::new(),
+            dropped: Vec::new(),
+        },
     })
 }
 
@@ -248,6 +290,21 @@ mod tests {
         let web1 = listed.iter().find(|vm| vm.name == "web1").unwrap();
         assert!(web1.autostart);
         assert_eq!(volumes(&hypervisor).len(), 1);
+    }
+
+    #[test]
+    fn a_description_has_the_figures_and_the_spec_read_back() {
+        let hypervisor = TestNode::new().connect();
+        create(&hypervisor, &spec("web3", &["default-pool"]), &tcg()).unwrap();
+        let described = describe(&hypervisor, "web3").unwrap();
+        assert_eq!(described.info.summary.name, "web3");
+        let spec = described.spec.unwrap();
+        assert_eq!((spec.name.as_str(), spec.memory_mib), ("web3", 64));
+        assert_eq!(spec.disks.len(), 1);
+        assert!(matches!(
+            describe(&hypervisor, "absent"),
+            Err(VirtError::NotFound { .. })
+        ));
     }
 
     #[test]

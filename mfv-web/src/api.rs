@@ -32,8 +32,10 @@ mod path;
 pub mod query;
 mod session;
 pub mod table;
+pub mod tasks;
 mod tokens;
 mod users;
+mod vms;
 
 pub use authority::{
     Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,

@@ -62,6 +62,7 @@ impl DevServer {
             host: Arc::new(NoHostDaemon),
             libvirt: libvirt.map(LibvirtUri),
             proc_root: std::path::PathBuf::from("/proc"),
+            vm_capabilities: mfv_vm::HostCapabilities::probe(),
         });
         Ok(DevServer {
             tls,

@@ -3,8 +3,8 @@
 //! An error is `{"kind": ..., "message": ..., "field": ...}`: `kind` is a stable word a
 //! program acts on, `message` says what went wrong and what to do, `field` names the part of
 //! the request at fault when there is one. The host daemon's errors keep their kinds, and an
-//! invalid configuration's error lists every problem in `errors` (line, column, field,
-//! message), so a page can show each beside its field.
+//! invalid configuration's or VM spec's error lists every problem in `errors` (line, column,
+//! field, message), so a page can show each beside its field.
 //!
 //! The headers make a browser refuse what the pages never need: other origins' scripts,
 //! framing (clickjacking), content sniffing, plain HTTP once it has seen HTTPS, and the
@@ -46,7 +46,8 @@ pub struct ErrorBody {
     pub message: String,
     /// The request field at fault, if one is.
     pub field: Option<String>,
-    /// With kind `invalid_config`: every problem of the configuration; absent otherwise.
+    /// With kind `invalid_config` or `invalid_spec`: every problem of the configuration or
+    /// VM spec, each naming its field; absent otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<mfv_api::ConfigIssue>,
 }
@@ -80,9 +81,20 @@ impl From<&mfv_api::ApiError> for ErrorBody {
     }
 }
 
+/// `body` as JSON text. `<`, `>` and `&` (which only strings can hold) are written as
+/// `\u003c`, `\u003e` and `\u0026`, so text a user chose (a VM name, an error quoting it)
+/// is never markup, even to a client that sniffs.
+fn json_text(body: &impl Serialize) -> String {
+    serde_json::to_string(body)
+        .unwrap_or_else(|_| "{}".to_owned())
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// A JSON response of `status` carrying `body`.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> warp::reply::Response {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let text = json_text(body);
     let mut response = warp::reply::Response::new(text.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -124,5 +136,14 @@ mod tests {
             response.headers()[CONTENT_TYPE],
             "application/json; charset=utf-8"
         );
+    }
+
+    #[test]
+    fn markup_in_json_strings_is_escaped_and_reads_back_the_same() {
+        let name = "<script>alert('a & b')</script>";
+        let text = json_text(&serde_json::json!({ "name": name }));
+        assert!(!text.contains(['<', '>', '&']), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["name"], name);
     }
 }

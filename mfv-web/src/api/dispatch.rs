@@ -21,6 +21,7 @@ use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
 use super::path::match_template;
 use super::table::{Access, Call, Route};
+use super::tasks::Tasks;
 use super::{ApiError, Authority, Caller};
 use crate::server::ClientAddr;
 
@@ -47,6 +48,8 @@ pub struct ApiParts {
     pub libvirt: Option<LibvirtUri>,
     /// Where the host's counters are read for the metrics: `/proc` but in tests.
     pub proc_root: PathBuf,
+    /// What VMs created here may use (KVM, OVMF): `HostCapabilities::probe()` on a host.
+    pub vm_capabilities: mfv_vm::HostCapabilities,
 }
 
 impl std::fmt::Debug for ApiParts {
@@ -69,6 +72,10 @@ pub struct ApiState {
     pub proc_root: PathBuf,
     /// The requests answered, for the metrics.
     pub http_metrics: HttpMetrics,
+    /// What VMs created here may use.
+    pub vm_capabilities: mfv_vm::HostCapabilities,
+    /// The long operations started, and the VMs' locks.
+    pub tasks: Tasks,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -182,6 +189,8 @@ impl Api {
                 libvirt: parts.libvirt,
                 proc_root: parts.proc_root,
                 http_metrics: HttpMetrics::default(),
+                vm_capabilities: parts.vm_capabilities,
+                tasks: Tasks::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),

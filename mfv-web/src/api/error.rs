@@ -34,6 +34,22 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_field(field)
     }
 
+    /// The same error, listing every problem of the request (an invalid VM spec's).
+    pub fn with_errors(mut self, errors: Vec<mfv_api::ConfigIssue>) -> ApiError {
+        self.body.errors = errors;
+        self
+    }
+
+    /// `404 not_found`: what the request names does not exist.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// `409 conflict`: the request contradicts the current state.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// `401 unauthenticated`: the route needs a signed-in caller.
     pub fn unauthenticated(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)

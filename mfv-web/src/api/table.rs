@@ -126,6 +126,8 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::host::routes());
     routes.extend(super::config::routes());
     routes.extend(super::network::routes());
+    routes.extend(super::tasks::routes());
+    routes.extend(super::vms::routes());
     routes
 }
 

@@ -11,7 +11,7 @@ use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::api::links::{HostLink, NoHostDaemon};
+use mfv_web::api::links::{HostLink, LibvirtUri, NoHostDaemon};
 use mfv_web::api::{Api, ApiParts, LocalAuthority};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
@@ -47,24 +47,41 @@ pub async fn authenticator(dir: &std::path::Path) -> Authenticator {
         .unwrap()
 }
 
-/// The API with `authenticator`, the host daemon behind `host`, and no libvirt.
-pub fn api(authenticator: Authenticator, host: Arc<dyn HostLink>) -> Arc<Api> {
+/// The API with `authenticator`, the host daemon behind `host`, and VMs on `libvirt` if
+/// given (created for TCG).
+pub fn api(
+    authenticator: Authenticator,
+    host: Arc<dyn HostLink>,
+    libvirt: Option<&str>,
+) -> Arc<Api> {
     Api::new(ApiParts {
         authority: Arc::new(LocalAuthority::new(authenticator)),
         host,
-        libvirt: None,
+        libvirt: libvirt.map(|uri| LibvirtUri(uri.to_owned())),
         proc_root: std::path::PathBuf::from("/proc"),
+        vm_capabilities: mfv_vm::HostCapabilities::tcg_only(),
     })
 }
 
 impl Server {
-    /// The server without a host daemon (as `--dev` runs).
+    /// The server without a host daemon or libvirt (as `--dev` runs without `--libvirt`).
     pub fn start() -> Server {
-        Server::with_host(Arc::new(NoHostDaemon))
+        Server::with(Arc::new(NoHostDaemon), None)
     }
 
     /// The server reaching the host daemon through `host`.
     pub fn with_host(host: Arc<dyn HostLink>) -> Server {
+        Server::with(host, None)
+    }
+
+    /// The server with VMs on the libvirt at `uri`.
+    pub fn with_libvirt(uri: &str) -> Server {
+        Server::with(Arc::new(NoHostDaemon), Some(uri))
+    }
+
+    /// The server reaching the host daemon through `host` and libvirt at `libvirt`.
+    pub fn with(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
+        let libvirt = libvirt.map(str::to_owned);
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
         let tokens = setup.block_on(async {
@@ -109,7 +126,7 @@ impl Server {
         let database = dir.path().to_owned();
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
-                let api = api(authenticator(&database).await, host);
+                let api = api(authenticator(&database).await, host, libvirt.as_deref());
                 https.set_nonblocking(true).unwrap();
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),

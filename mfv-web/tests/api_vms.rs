@@ -1,0 +1,387 @@
+//! The VM routes and tasks over real HTTPS, against a private libvirtd running the tiny test
+//! guest under real QEMU (TCG): a VM's life from its creation to its deletion, the roles, the
+//! locks, and the requests that must be refused before libvirt is asked.
+
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, Server, kind};
+use mfv_auth::Role;
+use mfv_tests::https::HttpResponse;
+use mfv_tests::libvirtd::{GUEST_READY, GuestFiles, PrivateLibvirtd, unique};
+use mfv_vm::Hypervisor;
+use serde_json::{Value, json};
+
+struct Shared {
+    daemon: PrivateLibvirtd,
+    guest: GuestFiles,
+}
+
+/// One daemon and one pair of guest initrds for the whole test binary.
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let daemon = PrivateLibvirtd::start().unwrap();
+        let guest = GuestFiles::write_to(daemon.dir()).unwrap();
+        Shared { daemon, guest }
+    })
+}
+
+/// A spec of the test guest (kernel boot, serial console), with `disks`.
+fn guest_spec(name: &str, disks: Value) -> Value {
+    let guest = &shared().guest;
+    json!({
+        "name": name,
+        "vcpus": 1,
+        "memory_mib": 128,
+        "serial_console": true,
+        "kernel_boot": {
+            "kernel": guest.kernel, "initrd": guest.initrd, "cmdline": "console=ttyS0 quiet"
+        },
+        "disks": disks,
+    })
+}
+
+/// A client of `server` acting with `role`'s token.
+struct As<'a> {
+    server: &'a Server,
+    token: &'a str,
+}
+
+impl As<'_> {
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
+        let text = body.map(Value::to_string);
+        self.server
+            .client
+            .send(
+                method,
+                path,
+                &[
+                    ("authorization", self.token),
+                    ("content-type", "application/json"),
+                ],
+                text.as_deref().map(str::as_bytes),
+            )
+            .unwrap()
+    }
+
+    fn get(&self, path: &str) -> HttpResponse {
+        self.send("GET", path, None)
+    }
+
+    fn post(&self, path: &str, body: Option<&Value>) -> HttpResponse {
+        self.send("POST", path, body)
+    }
+
+    /// Follows the task `started` answered (202) until it ends, and returns it.
+    fn finished_task(&self, started: &HttpResponse) -> Value {
+        assert_eq!(started.status, 202, "{}", started.text());
+        let id = started.json().unwrap()["task"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            started.header("location"),
+            Some(format!("/api/v1/tasks/{id}").as_str())
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let task = self.get(&format!("/api/v1/tasks/{id}"));
+            assert_eq!(task.status, 200, "{}", task.text());
+            let task = task.json().unwrap()["task"].clone();
+            if task["state"] != "running" {
+                return task;
+            }
+            assert!(Instant::now() < deadline, "task {id} still runs: {task}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn client<'a>(server: &'a Server, role: Role) -> As<'a> {
+    As {
+        server,
+        token: server.token(role),
+    }
+}
+
+fn state_in_list(admin: &As<'_>, name: &str) -> Value {
+    let list = admin.get("/api/v1/vms");
+    assert_eq!(list.status, 200, "{}", list.text());
+    list.json().unwrap()["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|vm| vm["name"] == name)
+        .map(|vm| vm["state"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
+    let shared = shared();
+    let server = Server::with_libvirt(shared.daemon.uri());
+    let admin = client(&server, Role::Admin);
+    let viewer = client(&server, Role::Viewer);
+    let pool = unique("api-pool");
+    let hypervisor = Hypervisor::connect(shared.daemon.uri()).unwrap();
+    hypervisor
+        .ensure_dir_pool(&pool, &server.dir.path().join("pool"))
+        .unwrap();
+    let name = unique("api-life");
+    let disks = json!([{"target": "vda", "source": {"new_volume": {"pool": pool, "size_gib": 1}}}]);
+
+    let created = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, disks))));
+    assert_eq!(created["state"], "succeeded", "{created}");
+    assert_eq!(created["kind"], "vm_create");
+    assert_eq!(created["result"]["vm"]["name"], name.as_str());
+    assert_eq!(created["progress"], 100);
+    let shown = admin.get(&format!("/api/v1/vms/{name}"));
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    let shown = shown.json().unwrap()["vm"].clone();
+    assert_eq!(shown["state"], "shut_off");
+    assert_eq!(shown["spec"]["memory_mib"], 128);
+    assert_eq!(shown["spec"]["disks"][0]["target"], "vda");
+    assert_eq!(hypervisor.list_volumes(&pool).unwrap().len(), 1);
+
+    // Snapshots of the stopped VM's qcow2 disk.
+    let snapshots = format!("/api/v1/vms/{name}/snapshots");
+    let taken = admin.finished_task(&admin.post(
+        &snapshots,
+        Some(&json!({"name": "before", "description": "clean"})),
+    ));
+    assert_eq!(taken["state"], "succeeded", "{taken}");
+    assert_eq!(taken["result"]["snapshot"]["name"], "before");
+    let listed = viewer.get(&snapshots).json().unwrap();
+    assert_eq!(listed["snapshots"][0]["name"], "before");
+    assert_eq!(listed["snapshots"][0]["description"], "clean");
+    let bad_name = admin.post(&snapshots, Some(&json!({"name": "../x"})));
+    assert_eq!(bad_name.status, 400);
+    assert_eq!(bad_name.json().unwrap()["field"], "name");
+    let reverted = admin.post(&format!("{snapshots}/before/revert"), None);
+    assert_eq!(reverted.status, 200, "{}", reverted.text());
+    let removed = admin.send("DELETE", &format!("{snapshots}/before"), None);
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    let gone = admin.send("DELETE", &format!("{snapshots}/before"), None);
+    assert_eq!((gone.status, kind(&gone)), (404, "not_found".to_owned()));
+    assert_eq!(
+        viewer.get(&snapshots).json().unwrap()["snapshots"],
+        json!([])
+    );
+
+    // Autostart on and off.
+    let autostart = format!("/api/v1/vms/{name}/autostart");
+    let on = admin.send("PUT", &autostart, Some(&json!({"enabled": true})));
+    assert_eq!(on.status, 200, "{}", on.text());
+    assert_eq!(on.json().unwrap()["vm"]["autostart"], true);
+    let off = admin.send("PUT", &autostart, Some(&json!({"enabled": false})));
+    assert_eq!(off.json().unwrap()["vm"]["autostart"], false);
+    let wrong = admin.send("PUT", &autostart, Some(&json!({"enabled": "yes"})));
+    assert_eq!(wrong.status, 400);
+
+    // A viewer sees the VM but may not start it; an operator signed in with the cookie may.
+    assert_eq!(state_in_list(&viewer, &name), "shut_off");
+    let start = format!("/api/v1/vms/{name}/start");
+    let refused = viewer.post(&start, None);
+    assert_eq!(
+        (refused.status, kind(&refused)),
+        (403, "forbidden".to_owned())
+    );
+    let (login, cookie) = server.login("otto", PASSWORD);
+    let csrf = login.json().unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = server
+        .client
+        .send(
+            "POST",
+            &start,
+            &[("cookie", &cookie.unwrap()), ("x-csrf-token", &csrf)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(started.status, 200, "{}", started.text());
+    assert_eq!(started.json().unwrap()["vm"]["state"], "running");
+    assert_eq!(state_in_list(&viewer, &name), "running");
+    let again = admin.post(&start, None);
+    assert_eq!((again.status, kind(&again)), (409, "conflict".to_owned()));
+    let mut console = hypervisor.open_serial_console(&name).unwrap();
+    console
+        .wait_for(GUEST_READY, Duration::from_secs(60))
+        .unwrap();
+
+    // The guest ignores ACPI: the shutdown forces it off at the deadline. Meanwhile every
+    // other change of the VM is refused, naming the task.
+    let shutdown = admin.post(
+        &format!("/api/v1/vms/{name}/shutdown"),
+        Some(&json!({"deadline_secs": 3})),
+    );
+    assert_eq!(shutdown.status, 202, "{}", shutdown.text());
+    let task_id = shutdown.json().unwrap()["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path) in [
+        ("POST", format!("/api/v1/vms/{name}/force-off")),
+        ("POST", format!("/api/v1/vms/{name}/shutdown")),
+        ("DELETE", format!("/api/v1/vms/{name}")),
+    ] {
+        let busy = admin.send(method, &path, None);
+        assert_eq!(
+            (busy.status, kind(&busy)),
+            (409, "conflict".to_owned()),
+            "{method} {path}"
+        );
+        assert!(
+            busy.text().contains(&format!("task {task_id}")),
+            "{}",
+            busy.text()
+        );
+    }
+    let stopped = admin.finished_task(&shutdown);
+    assert_eq!(stopped["state"], "succeeded", "{stopped}");
+    assert_eq!(stopped["result"]["outcome"], "forced_off");
+    assert_eq!(stopped["result"]["deadline_secs"], 3);
+    assert_eq!(state_in_list(&admin, &name), "shut_off");
+    let tasks = viewer.get("/api/v1/tasks").json().unwrap();
+    assert_eq!(tasks["tasks"][0]["id"], task_id.as_str(), "newest first");
+
+    // Started again and forced off at once; a reboot of a stopped VM is a conflict.
+    assert_eq!(admin.post(&start, None).status, 200);
+    let forced = admin.post(&format!("/api/v1/vms/{name}/force-off"), None);
+    assert_eq!(forced.status, 200, "{}", forced.text());
+    assert_eq!(forced.json().unwrap()["vm"]["state"], "shut_off");
+    let reboot = admin.post(&format!("/api/v1/vms/{name}/reboot"), None);
+    assert_eq!((reboot.status, kind(&reboot)), (409, "conflict".to_owned()));
+
+    // Deleted with its volume; the query is checked first.
+    let vm = format!("/api/v1/vms/{name}");
+    let bogus = admin.send("DELETE", &format!("{vm}?volumes=shred"), None);
+    assert_eq!(bogus.status, 400);
+    assert_eq!(bogus.json().unwrap()["field"], "volumes");
+    let unknown = admin.send("DELETE", &format!("{vm}?force=1"), None);
+    assert_eq!(unknown.json().unwrap()["field"], "force");
+    let deleted = admin.send("DELETE", &format!("{vm}?volumes=delete"), None);
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json().unwrap()["volumes"], "deleted");
+    let missing = admin.get(&vm);
+    assert_eq!(
+        (missing.status, kind(&missing)),
+        (404, "not_found".to_owned())
+    );
+    assert!(hypervisor.list_volumes(&pool).unwrap().is_empty());
+}
+
+#[test]
+fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
+    let server = Server::with_libvirt(shared().daemon.uri());
+    let admin = client(&server, Role::Admin);
+
+    let mut spec = guest_spec(
+        "<script>alert(1)</script>",
+        json!([{"target": "sda", "source": {"image": {"path": "relative.img"}}}]),
+    );
+    spec["vcpus"] = json!(0);
+    let invalid = admin.post("/api/v1/vms", Some(&spec));
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+    assert!(
+        invalid
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert!(!invalid.text().contains("<script>"), "{}", invalid.text());
+    let body = invalid.json().unwrap();
+    assert_eq!(body["kind"], "invalid_spec");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|issue| issue["field"].as_str().unwrap())
+        .collect();
+    for field in ["name", "vcpus", "disks[0].target"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<script>")
+    );
+
+    let unknown_field = admin.post(
+        "/api/v1/vms",
+        Some(&json!({"name": "x", "vcpus": 1, "memory_mib": 64, "cpus": 2})),
+    );
+    assert_eq!(
+        (unknown_field.status, kind(&unknown_field)),
+        (400, "invalid_request".to_owned())
+    );
+    assert_eq!(unknown_field.json().unwrap()["field"], "cpus");
+
+    // A name taken by a VM that exists is refused at once, as a field of the spec.
+    let name = unique("api-taken");
+    let made = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, json!([])))));
+    assert_eq!(made["state"], "succeeded", "{made}");
+    let taken = admin.post("/api/v1/vms", Some(&guest_spec(&name, json!([]))));
+    assert_eq!(
+        (taken.status, kind(&taken)),
+        (400, "invalid_spec".to_owned())
+    );
+    assert_eq!(taken.json().unwrap()["errors"][0]["field"], "name");
+
+    for path in [
+        "/api/v1/vms/..",
+        "/api/v1/vms/%2E%2E/start",
+        "/api/v1/vms/%2F",
+        "/api/v1/vms/a%2Fb/start",
+    ] {
+        let refused = admin.post(path, None);
+        assert_eq!(refused.status, 404, "{path}: {}", refused.text());
+        assert!(refused.text().contains("nothing is served"), "{path}");
+    }
+    for (method, path) in [
+        ("GET", "/api/v1/vms/no-such-vm"),
+        ("POST", "/api/v1/vms/no-such-vm/start"),
+        ("POST", "/api/v1/vms/no-such-vm/shutdown"),
+        ("GET", "/api/v1/vms/no-such-vm/snapshots"),
+    ] {
+        let absent = admin.send(method, path, None);
+        assert_eq!(
+            (absent.status, kind(&absent)),
+            (404, "not_found".to_owned()),
+            "{method} {path}"
+        );
+        assert!(absent.text().contains("no-such-vm"), "{}", absent.text());
+    }
+    let long = admin.post(
+        &format!("/api/v1/vms/{name}/shutdown"),
+        Some(&json!({"deadline_secs": 100_000})),
+    );
+    assert_eq!(long.json().unwrap()["field"], "deadline_secs");
+
+    let no_task = admin.get("/api/v1/tasks/999999");
+    assert_eq!(
+        (no_task.status, kind(&no_task)),
+        (404, "not_found".to_owned())
+    );
+    let deleted = admin.send("DELETE", &format!("/api/v1/vms/{name}"), None);
+    assert_eq!(deleted.json().unwrap()["volumes"], "kept");
+}
+
+#[test]
+fn without_libvirt_the_vm_routes_say_what_is_missing() {
+    let server = Server::start();
+    let admin = client(&server, Role::Admin);
+    let answer = admin.get("/api/v1/vms");
+    assert_eq!(
+        (answer.status, kind(&answer)),
+        (503, "unavailable".to_owned())
+    );
+    assert!(answer.text().contains("--libvirt"), "{}", answer.text());
+}
