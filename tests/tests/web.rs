@@ -233,21 +233,33 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     wait_until_set_up(&mut guest, "wizardhost")?;
     client.wait_until_serving(LINE_TIMEOUT)?;
     let reclaimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": "x" }))?;
-    ensure!(
-        reclaimed.status == 503 && reclaimed.text().contains("this host is set up"),
-        "{} {}",
-        reclaimed.status,
-        reclaimed.text()
-    );
+    ensure!(reclaimed.status == 404, "{} {}", reclaimed.status, reclaimed.text());
     let page = client.get("/", &[])?;
     ensure!(
         page.status == 200
             && page.text().contains("This host is set up")
-            && page.text().contains("/dev/vda"),
+            && page.text().contains("/dev/vda")
+            && page.text().contains("/api/v1/openapi.json"),
         "{} {}",
         page.status,
         page.text()
     );
+    // Normal mode's API knows the administrator the save made.
+    let cookie = api_login(&client, "alice", "the first admin's password")?;
+    let host = client.get("/api/v1/host", &[("cookie", &cookie)])?;
+    ensure!(
+        host.status == 200 && host.json()?["hostname"] == "wizardhost",
+        "{} {}",
+        host.status,
+        host.text()
+    );
+    // A refused login is audited; the next boot finds it on the volume.
+    let refused = client.post_json(
+        "/api/v1/session",
+        &[],
+        &json!({ "username": "first-boot-stranger", "password": "not a password at all" }),
+    )?;
+    ensure!(refused.status == 401, "{} {}", refused.status, refused.text());
     guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
     guest.write_serial("\n")?;
     guest.write_serial("alice\n")?;
@@ -264,6 +276,7 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
         .nic(NicModel::VirtioNet)
+        .forward_port(443)
         .disk(DiskSpec::file(DiskInterface::Virtio, &disk))
         .boot()?;
     guest.wait_for_line("config: using mfv.toml from /dev/vda", LINE_TIMEOUT)?;
@@ -279,7 +292,30 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     guest.write_serial("alice\n")?;
     guest.write_serial("the first admin's password\n")?;
     guest.wait_for_line("shell for alice", LINE_TIMEOUT)?;
+    // The auth database the first boot used was written back: its audit log came along.
+    guest.write_serial("mfv audit --limit 200\n")?;
+    guest.wait_for_line("user=first-boot-stranger", LINE_TIMEOUT)?;
+    let https = guest.host_port(443).context("no forward for 443")?;
+    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?;
+    client.wait_until_serving(LINE_TIMEOUT)?;
+    api_login(&client, "alice", "the first admin's password")?;
     Ok(())
+}
+
+/// Logs `username` in through the API; the session cookie (`name=value`).
+fn api_login(client: &HttpsClient, username: &str, password: &str) -> anyhow::Result<String> {
+    let login = client.post_json(
+        "/api/v1/session",
+        &[],
+        &json!({ "username": username, "password": password }),
+    )?;
+    ensure!(
+        login.status == 200 && login.json()?["role"] == "admin",
+        "{} {}",
+        login.status,
+        login.text()
+    );
+    session_cookie(&login)
 }
 
 /// How long a page may take to answer a step under TCG.
