@@ -376,7 +376,12 @@ impl<C: InitControl> HostDaemon<C> {
             ));
         }
         if let Some(volume) = &volume {
-            lines.push(publish_live_auth(volume, &self.run_dir));
+            // A daemon started again (it crashed) keeps the copy in use: it may hold changes
+            // not written back yet, which the next write-back saves.
+            match auth::live::settings(&self.run_dir) {
+                Ok(Some(_)) => lines.push("auth database in use kept from before".to_owned()),
+                _ => lines.push(publish_live_auth(volume, &self.run_dir)),
+            }
         }
         if let (Some(volume), Ok(_)) = (&volume, &established) {
             if let Some((identity, certificate)) = configured_identity(volume, &mut lines) {

@@ -233,7 +233,12 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     wait_until_set_up(&mut guest, "wizardhost")?;
     client.wait_until_serving(LINE_TIMEOUT)?;
     let reclaimed = client.post_json("/api/v1/setup/claim", &[], &json!({ "token": "x" }))?;
-    ensure!(reclaimed.status == 404, "{} {}", reclaimed.status, reclaimed.text());
+    ensure!(
+        reclaimed.status == 404,
+        "{} {}",
+        reclaimed.status,
+        reclaimed.text()
+    );
     let page = client.get("/", &[])?;
     ensure!(
         page.status == 200
@@ -259,7 +264,12 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         &[],
         &json!({ "username": "first-boot-stranger", "password": "not a password at all" }),
     )?;
-    ensure!(refused.status == 401, "{} {}", refused.status, refused.text());
+    ensure!(
+        refused.status == 401,
+        "{} {}",
+        refused.status,
+        refused.text()
+    );
     guest.wait_for_line(PRESS_ENTER, LINE_TIMEOUT)?;
     guest.write_serial("\n")?;
     guest.write_serial("alice\n")?;
