@@ -345,3 +345,65 @@ fn the_web_server_presents_the_pair_web_tls_cert_names_or_says_why_not() {
     );
     assert_eq!(WebIdentity::read(&published).unwrap(), mine);
 }
+
+#[test]
+fn the_auth_database_in_use_comes_from_the_read_only_volume_and_goes_back_to_it() {
+    use mfv_host::auth::live;
+    let device = LoopDevice::blank(32 << 20).unwrap();
+    let (run, _) = run_dir();
+    let published = run.path().join(web_identity::RUN_SUBDIR);
+    save(
+        run.path(),
+        &published,
+        &request(device.path(), format, CONFIG),
+    )
+    .unwrap();
+
+    // The volume is mounted read-only, as the host daemon finds it at start.
+    let volume = StoreVolume::on_device(device.path(), run.path()).unwrap();
+    let config = load(volume.store(), volume.dir()).unwrap().config;
+    live::publish(volume.dir(), &config.auth, run.path()).unwrap();
+    volume.close().unwrap();
+    let settings = live::settings(run.path()).unwrap().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = live::fingerprint(run.path());
+    runtime.block_on(async {
+        let authenticator = settings.open(MissingDatabase::Refuse).await.unwrap();
+        let ok = authenticator
+            .login("alice", PASSWORD, None, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .await;
+        assert!(ok.is_ok());
+        let record = mfv_auth::UserRecord {
+            username: mfv_auth::Username::new("bob").unwrap(),
+            display_name: String::new(),
+            role: mfv_auth::Role::Viewer,
+            disabled: false,
+            account_id: None,
+        };
+        authenticator
+            .add_user(
+                &mfv_auth::Actor::Local,
+                &record,
+                &Password::new("bob's long password").unwrap(),
+            )
+            .await
+            .unwrap();
+    });
+    assert_ne!(live::fingerprint(run.path()), before);
+
+    let volume = StoreVolume::on_device(device.path(), run.path()).unwrap();
+    let access = volume.access();
+    access.make_writable().unwrap();
+    assert!(live::write_back(run.path(), volume.dir()).unwrap());
+    access.make_read_only().unwrap();
+    volume.close().unwrap();
+    assert!(logs_in(
+        device.path(),
+        run.path(),
+        "bob",
+        "bob's long password"
+    ));
+}

@@ -126,9 +126,16 @@ pub fn publish(volume_dir: &Path, auth: &AuthConfig, run_dir: &Path) -> Result<(
         }
     }
     if volume_database.exists() {
-        mfv_auth::SqliteState::copy_blocking(&volume_database, &copy)
-            .map_err(LiveAuthError::Copy)?;
+        // The volume is mounted read-only and nothing writes the database there, so its files
+        // are copied as they are: SQLite could not open a WAL database on a read-only mount to
+        // copy it its own way (it needs to make the shared-memory file beside it).
+        std::fs::copy(&volume_database, &copy).map_err(io("copy", &volume_database))?;
         share(&copy, 0o660, group)?;
+        let volume_wal = wal(&volume_database);
+        if volume_wal.exists() {
+            std::fs::copy(&volume_wal, wal(&copy)).map_err(io("copy", &volume_wal))?;
+            share(&wal(&copy), 0o660, group)?;
+        }
     }
 
     let mut live = auth.clone();
