@@ -20,6 +20,7 @@ use warp::http::header::{HeaderValue, LOCATION};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::events::{EventHub, TASK_EVENT};
 use super::table::{Access, Call, HandlerFuture, Route};
 use crate::reply::{ErrorBody, json_response};
 
@@ -78,6 +79,8 @@ impl TaskProgress {
         if let Some(task) = book.running.get_mut(&self.id) {
             task.progress = percent.map(|percent| percent.min(100));
             task.message = message;
+            // Published under the book's lock, so events leave in the order of the changes.
+            self.tasks.events.publish(TASK_EVENT, task);
         }
     }
 }
@@ -106,6 +109,7 @@ struct Book {
 #[derive(Debug, Clone, Default)]
 pub struct Tasks {
     book: Arc<Mutex<Book>>,
+    events: EventHub,
 }
 
 /// A VM's lock, held while a change runs on it; dropping it releases the VM.
@@ -130,6 +134,14 @@ impl Drop for VmLock {
 }
 
 impl Tasks {
+    /// No tasks yet; each change of one is published on `events` as a `task` event.
+    pub fn with_events(events: EventHub) -> Tasks {
+        Tasks {
+            book: Arc::default(),
+            events,
+        }
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -198,7 +210,11 @@ impl Tasks {
             started_at: now(),
             finished_at: None,
         };
-        self.book().running.insert(id, task.clone());
+        {
+            let mut book = self.book();
+            book.running.insert(id, task.clone());
+            self.events.publish(TASK_EVENT, &task);
+        }
         let progress = TaskProgress {
             tasks: self.clone(),
             id,
@@ -244,6 +260,7 @@ impl Tasks {
                 task.error = Some(ErrorBody::new("internal", task.message.clone()));
             }
         }
+        self.events.publish(TASK_EVENT, &task);
         if book.finished.len() >= KEPT_FINISHED {
             book.finished.pop_front();
         }
