@@ -117,6 +117,15 @@ pub enum VirtError {
         /// The VM.
         name: String,
     },
+    /// The image to put in a CD-ROM drive is missing or libvirt cannot read it.
+    #[error("{path}: no image libvirt can read there: choose an existing ISO image")]
+    MediaUnreadable {
+        /// The image.
+        path: PathBuf,
+        /// libvirt's error.
+        #[source]
+        source: LibvirtError,
+    },
     /// libvirt or the hypervisor cannot do this at all.
     #[error("{operation} of {name:?} is not supported here: {reason}; {what_works}")]
     Unsupported {

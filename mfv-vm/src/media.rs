@@ -56,7 +56,20 @@ impl Hypervisor {
         };
         domain
             .update_device_flags(&device, flags)
-            .map_err(|error| operation_error(operation, ObjectKind::Vm, name, error))
+            .map_err(|error| match iso {
+                Some(iso)
+                    if error
+                        .message()
+                        .to_ascii_lowercase()
+                        .contains("cannot access storage file") =>
+                {
+                    VirtError::MediaUnreadable {
+                        path: iso.to_owned(),
+                        source: error,
+                    }
+                }
+                _ => operation_error(operation, ObjectKind::Vm, name, error),
+            })
     }
 
     /// The path on the host of the volume `volume` of pool `pool`.

@@ -541,6 +541,15 @@ fn media_is_changed_and_ejected_on_a_running_vm_and_kept_by_its_definition() -> 
     assert!(!live.contains(&second.display().to_string()), "{live}");
     assert!(live.contains("device='cdrom'"), "{live}");
 
+    // A running VM's drive takes only an image that is there (a stopped one's definition
+    // is not checked until it starts).
+    let missing = shared.daemon.dir().join("missing.iso");
+    let error = hypervisor.change_media(&name, Some(&missing)).unwrap_err();
+    assert!(
+        matches!(&error, VirtError::MediaUnreadable { path, .. } if *path == missing),
+        "{error:?}"
+    );
+
     // The definition kept the eject: the stopped VM's drive is empty, and takes media.
     hypervisor.force_off(&name)?;
     let stopped = hypervisor.domain_xml(&name)?;

@@ -586,7 +586,12 @@ fn change_cdrom(call: Call) -> HandlerFuture {
             };
             hypervisor
                 .change_media(name, Some(&path))
-                .map_err(virt_error)
+                .map_err(|error| match error {
+                    VirtError::MediaUnreadable { .. } => {
+                        ApiError::invalid("path", mfv_linux::error_chain(&error))
+                    }
+                    other => virt_error(other),
+                })
         })
         .await
     })
