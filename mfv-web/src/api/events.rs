@@ -153,7 +153,7 @@ impl EventHub {
 
     /// A new listener, with the VM watcher of `libvirt` started if it is not running; and
     /// what tells when the watcher has its first listing (`None` without libvirt).
-    fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         libvirt: Option<&str>,
     ) -> (

@@ -428,6 +428,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_change_of_a_task_is_published_in_order() {
+        let events = EventHub::default();
+        let (mut listener, _) = events.subscribe(None);
+        let tasks = Tasks::with_events(events);
+        let started = tasks
+            .spawn("vm_shutdown", "web-1", |progress| {
+                progress.report(Some(40), "waiting for the guest");
+                Ok(serde_json::json!({"outcome": "graceful"}))
+            })
+            .unwrap();
+        finished(&tasks, &started.id).await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let event = listener.recv().await.unwrap();
+            assert_eq!(event.kind, TASK_EVENT);
+            let task: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+            assert_eq!(task["id"], started.id.as_str());
+            seen.push((task["state"].clone(), task["progress"].clone()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (serde_json::json!("running"), serde_json::Value::Null),
+                (serde_json::json!("running"), serde_json::json!(40)),
+                (serde_json::json!("succeeded"), serde_json::json!(100)),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn only_the_last_finished_tasks_are_kept() {
         let tasks = Tasks::default();
         let mut last = String::new();

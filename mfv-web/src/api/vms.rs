@@ -1,5 +1,5 @@
-//! VMs: list, show, create, start, shut down, force off, reboot, delete, autostart and
-//! snapshots, on the libvirt the server was given.
+//! VMs: list, show, create, start, shut down, force off, reboot, delete, autostart, the
+//! CD-ROM's media and snapshots, on the libvirt the server was given.
 //!
 //! The handlers are thin: each opens a connection to libvirt per request on the blocking
 //! pool (libvirt's client blocks) and makes one call into mfv-vm, or one workflow of
@@ -11,6 +11,10 @@
 //! A shutdown asks the guest (ACPI) and forces the VM off when the deadline passes (like
 //! Proxmox's `forceStop`, always on): a shutdown task always ends with the VM off, and its
 //! result says how (`graceful`, `forced_off`, `already_off`).
+//!
+//! Changing the CD-ROM's media needs `manage_vms`, not `control_vms`: it changes the VM's
+//! definition and gives the guest any file libvirt can read on the host, as a spec's disk
+//! paths do.
 
 use std::path::PathBuf;
 use std::time::Duration;
