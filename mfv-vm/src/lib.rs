@@ -27,6 +27,7 @@ mod connection;
 mod libvirt;
 mod lifecycle;
 mod mac;
+mod media;
 mod persist;
 mod snapshot;
 mod spec;

@@ -109,6 +109,23 @@ pub enum VirtError {
         /// The VM's state as libvirt reports it.
         state: String,
     },
+    /// The VM has no CD-ROM drive to put media in or eject it from.
+    #[error(
+        "VM {name:?} has no CD-ROM drive: a drive is created with the VM when its spec has a cdrom"
+    )]
+    NoCdromDrive {
+        /// The VM.
+        name: String,
+    },
+    /// The image to put in a CD-ROM drive is missing or libvirt cannot read it.
+    #[error("{path}: no image libvirt can read there: choose an existing ISO image")]
+    MediaUnreadable {
+        /// The image.
+        path: PathBuf,
+        /// libvirt's error.
+        #[source]
+        source: LibvirtError,
+    },
     /// libvirt or the hypervisor cannot do this at all.
     #[error("{operation} of {name:?} is not supported here: {reason}; {what_works}")]
     Unsupported {
@@ -340,6 +357,8 @@ pub(crate) struct DomainDisk {
     pub device: String,
     /// The guest device name (`vda`).
     pub target: String,
+    /// The bus the guest sees it on (`virtio`, `sata`).
+    pub bus: Option<String>,
     /// The image format from `<driver type=...>` (`qcow2`, `raw`).
     pub format: Option<String>,
     /// `<source file=...>` or `<source dev=...>`.
@@ -415,6 +434,7 @@ impl DomainFacts {
                 (Some("disk"), "target") => {
                     if let Some(disk) = facts.disks.last_mut() {
                         disk.target = attribute(element, "dev").unwrap_or_default();
+                        disk.bus = attribute(element, "bus");
                     }
                 }
                 (Some("disk"), "driver") => {
@@ -508,6 +528,7 @@ mod tests {
                 DomainDisk {
                     device: "disk".into(),
                     target: "vda".into(),
+                    bus: Some("virtio".into()),
                     format: Some("qcow2".into()),
                     path: Some("/p/a.qcow2".into()),
                     pool_volume: None,
@@ -515,6 +536,7 @@ mod tests {
                 DomainDisk {
                     device: "cdrom".into(),
                     target: "sda".into(),
+                    bus: Some("sata".into()),
                     format: None,
                     path: None,
                     pool_volume: Some(("iso".into(), "d.iso".into())),

@@ -505,3 +505,102 @@ fn export_then_restore_into_an_empty_daemon() -> Result<()> {
     hypervisor.force_off(&names[1])?;
     Ok(())
 }
+
+#[test]
+fn media_is_changed_and_ejected_on_a_running_vm_and_kept_by_its_definition() -> Result<()> {
+    let hypervisor = connect();
+    let shared = shared();
+    let first = shared.daemon.dir().join(format!("{}.iso", unique("first")));
+    let second = shared
+        .daemon
+        .dir()
+        .join(format!("{}.iso", unique("second")));
+    fs::write(&first, vec![0u8; 64 * 1024])?;
+    fs::write(&second, vec![1u8; 64 * 1024])?;
+    let name = unique("media");
+    let spec: mfv_vm::VmSpec = serde_json::from_value(serde_json::json!({
+        "name": name,
+        "vcpus": 1,
+        "memory_mib": 128,
+        "serial_console": true,
+        "kernel_boot": {
+            "kernel": shared.guest.kernel, "initrd": shared.guest.initrd,
+            "cmdline": "console=ttyS0 quiet"
+        },
+        "cdrom": first,
+    }))?;
+    hypervisor.define(&spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)?;
+    hypervisor.start(&name)?;
+
+    hypervisor.change_media(&name, Some(&second))?;
+    let live = hypervisor.domain_xml(&name)?;
+    assert!(live.contains(&second.display().to_string()), "{live}");
+    assert!(!live.contains(&first.display().to_string()), "{live}");
+    hypervisor.change_media(&name, None)?;
+    let live = hypervisor.domain_xml(&name)?;
+    assert!(!live.contains(&second.display().to_string()), "{live}");
+    assert!(live.contains("device='cdrom'"), "{live}");
+
+    // A running VM's drive takes only an image that is there (a stopped one's definition
+    // is not checked until it starts).
+    let missing = shared.daemon.dir().join("missing.iso");
+    let error = hypervisor.change_media(&name, Some(&missing)).unwrap_err();
+    assert!(
+        matches!(&error, VirtError::MediaUnreadable { path, .. } if *path == missing),
+        "{error:?}"
+    );
+
+    // The definition kept the eject: the stopped VM's drive is empty, and takes media.
+    hypervisor.force_off(&name)?;
+    let stopped = hypervisor.domain_xml(&name)?;
+    assert!(!stopped.contains(".iso"), "{stopped}");
+    hypervisor.change_media(&name, Some(&first))?;
+    assert!(
+        hypervisor
+            .domain_xml(&name)?
+            .contains(&first.display().to_string())
+    );
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+
+    let driveless = unique("no-drive");
+    hypervisor.define(&guest_xml(
+        &driveless,
+        &shared.guest.kernel,
+        &shared.guest.initrd,
+        None,
+        128,
+    )?)?;
+    let error = hypervisor
+        .change_media(&driveless, Some(&first))
+        .unwrap_err();
+    assert!(matches!(error, VirtError::NoCdromDrive { .. }), "{error:?}");
+    assert!(error.to_string().contains("no CD-ROM drive"), "{error}");
+    hypervisor.undefine(&driveless, VolumePolicy::Keep)?;
+    assert!(matches!(
+        hypervisor.change_media(&driveless, None),
+        Err(VirtError::NotFound { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_volume_is_found_by_pool_and_name() -> Result<()> {
+    let hypervisor = connect();
+    let pool_name = unique("iso-pool");
+    let dir = pool(&hypervisor, &pool_name);
+    let created = hypervisor.create_volume(&pool_name, "disc.qcow2", 1 << 20)?;
+    assert_eq!(
+        hypervisor.volume_path(&pool_name, "disc.qcow2")?,
+        created.path
+    );
+    assert!(created.path.starts_with(&dir.display().to_string()));
+    assert!(matches!(
+        hypervisor.volume_path(&pool_name, "missing.iso"),
+        Err(VirtError::NotFound { .. })
+    ));
+    assert!(matches!(
+        hypervisor.volume_path("no-such-pool", "disc.qcow2"),
+        Err(VirtError::NotFound { .. })
+    ));
+    Ok(())
+}

@@ -23,6 +23,7 @@ mod authority;
 mod config;
 mod dispatch;
 mod error;
+pub mod events;
 mod host;
 pub mod links;
 pub mod metrics;

@@ -249,21 +249,7 @@ fn devices(spec: &VmSpec, extra: Vec<Element>) -> Element {
     }
 
     if let Some(iso) = &spec.cdrom {
-        let mut element = Element::new("disk")
-            .attr("type", "file")
-            .attr("device", "cdrom")
-            .child(
-                Element::new("driver")
-                    .attr("name", "qemu")
-                    .attr("type", "raw"),
-            )
-            .child(Element::new("source").attr("file", path_text(iso)))
-            .child(
-                Element::new("target")
-                    .attr("dev", cdrom_target(spec, &extra))
-                    .attr("bus", "sata"),
-            )
-            .child(Element::new("readonly"));
+        let mut element = cdrom_element(&cdrom_target(spec, &extra), "sata", Some(iso));
         if let Some(boot) = boot_index(&BootDevice::Cdrom) {
             element.push(boot);
         }
@@ -328,6 +314,30 @@ fn devices(spec: &VmSpec, extra: Vec<Element>) -> Element {
         devices.push(element);
     }
     devices
+}
+
+/// A CD-ROM drive at `target` on `bus` holding the image `iso`, or empty.
+fn cdrom_element(target: &str, bus: &str, iso: Option<&Path>) -> Element {
+    let mut element = Element::new("disk")
+        .attr("type", "file")
+        .attr("device", "cdrom")
+        .child(
+            Element::new("driver")
+                .attr("name", "qemu")
+                .attr("type", "raw"),
+        );
+    if let Some(iso) = iso {
+        element.push(Element::new("source").attr("file", path_text(iso)));
+    }
+    element
+        .child(Element::new("target").attr("dev", target).attr("bus", bus))
+        .child(Element::new("readonly"))
+}
+
+/// The `<disk>` XML of a CD-ROM drive at `target` on `bus` holding `iso`, or empty: what
+/// libvirt's device update takes to change or eject the media.
+pub(crate) fn cdrom_device_xml(target: &str, bus: &str, iso: Option<&Path>) -> String {
+    tree::write(&cdrom_element(target, bus, iso), false)
 }
 
 /// The CD-ROM drive sits on the SATA bus at the first name no other disk uses.

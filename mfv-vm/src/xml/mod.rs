@@ -12,6 +12,7 @@ mod tree;
 
 use crate::{SpecErrors, VmSpec};
 
+pub(crate) use generate::cdrom_device_xml;
 pub use host::{HostCapabilities, OvmfFirmware};
 
 /// The XML namespace of this crate's `<metadata>` element.

@@ -17,6 +17,7 @@ use warp::http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, Hea
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
+use super::events::EventHub;
 use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
 use super::path::match_template;
@@ -76,6 +77,8 @@ pub struct ApiState {
     pub vm_capabilities: mfv_vm::HostCapabilities,
     /// The long operations started, and the VMs' locks.
     pub tasks: Tasks,
+    /// What the event streams send: VM state changes and task updates.
+    pub events: EventHub,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -104,6 +107,27 @@ impl ApiState {
         self.checked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who the request's credentials stand for, and its session token when it used the
+    /// cookie. Credentials that do not pass are refused even on routes open to anyone, so a
+    /// client learns at once that its token or session ended. A long answer (an event
+    /// stream) asks again now and then, so it ends with its caller's session or token.
+    pub(crate) async fn caller(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Option<Caller>, Option<String>), ApiError> {
+        match presented(headers) {
+            Presented::Nothing => Ok((None, None)),
+            Presented::Token(token) => {
+                let caller = self.authority.check_token(&token).await?;
+                Ok((Some(caller), None))
+            }
+            Presented::Session(session) => {
+                let caller = self.session_caller(&session).await?;
+                Ok((Some(caller), Some(session)))
+            }
+        }
     }
 
     /// Who holds the session `token`: a check younger than [`SESSION_RECHECK`], or the
@@ -182,6 +206,7 @@ fn presented(headers: &HeaderMap) -> Presented {
 impl Api {
     /// The API of `parts`, with every route of the table.
     pub fn new(parts: ApiParts) -> Arc<Api> {
+        let events = EventHub::default();
         Arc::new(Api {
             state: Arc::new(ApiState {
                 authority: parts.authority,
@@ -190,7 +215,8 @@ impl Api {
                 proc_root: parts.proc_root,
                 http_metrics: HttpMetrics::default(),
                 vm_capabilities: parts.vm_capabilities,
-                tasks: Tasks::default(),
+                tasks: Tasks::with_events(events.clone()),
+                events,
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -260,7 +286,7 @@ impl Api {
             }
         };
         let call = async {
-            let (caller, session) = self.caller(&headers).await?;
+            let (caller, session) = self.state.caller(&headers).await?;
             check_access(route, caller.as_ref())?;
             if !matches!(method, Method::GET | Method::HEAD) {
                 check_csrf(&headers, session.as_deref())?;
@@ -302,26 +328,6 @@ impl Api {
             }
         }
         Err(allowed)
-    }
-
-    /// Who the request's credentials stand for, and its session token when it used the
-    /// cookie. Credentials that do not pass are refused even on routes open to anyone, so a
-    /// client learns at once that its token or session ended.
-    async fn caller(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<(Option<Caller>, Option<String>), ApiError> {
-        match presented(headers) {
-            Presented::Nothing => Ok((None, None)),
-            Presented::Token(token) => {
-                let caller = self.state.authority.check_token(&token).await?;
-                Ok((Some(caller), None))
-            }
-            Presented::Session(session) => {
-                let caller = self.state.session_caller(&session).await?;
-                Ok((Some(caller), Some(session)))
-            }
-        }
     }
 }
 

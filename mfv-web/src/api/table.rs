@@ -127,6 +127,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::config::routes());
     routes.extend(super::network::routes());
     routes.extend(super::tasks::routes());
+    routes.extend(super::events::routes());
     routes.extend(super::vms::routes());
     routes
 }

@@ -20,6 +20,7 @@ use warp::http::header::{HeaderValue, LOCATION};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::events::{EventHub, TASK_EVENT};
 use super::table::{Access, Call, HandlerFuture, Route};
 use crate::reply::{ErrorBody, json_response};
 
@@ -78,6 +79,8 @@ impl TaskProgress {
         if let Some(task) = book.running.get_mut(&self.id) {
             task.progress = percent.map(|percent| percent.min(100));
             task.message = message;
+            // Published under the book's lock, so events leave in the order of the changes.
+            self.tasks.events.publish(TASK_EVENT, task);
         }
     }
 }
@@ -106,6 +109,7 @@ struct Book {
 #[derive(Debug, Clone, Default)]
 pub struct Tasks {
     book: Arc<Mutex<Book>>,
+    events: EventHub,
 }
 
 /// A VM's lock, held while a change runs on it; dropping it releases the VM.
@@ -130,6 +134,14 @@ impl Drop for VmLock {
 }
 
 impl Tasks {
+    /// No tasks yet; each change of one is published on `events` as a `task` event.
+    pub fn with_events(events: EventHub) -> Tasks {
+        Tasks {
+            book: Arc::default(),
+            events,
+        }
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -198,7 +210,11 @@ impl Tasks {
             started_at: now(),
             finished_at: None,
         };
-        self.book().running.insert(id, task.clone());
+        {
+            let mut book = self.book();
+            book.running.insert(id, task.clone());
+            self.events.publish(TASK_EVENT, &task);
+        }
         let progress = TaskProgress {
             tasks: self.clone(),
             id,
@@ -244,6 +260,7 @@ impl Tasks {
                 task.error = Some(ErrorBody::new("internal", task.message.clone()));
             }
         }
+        self.events.publish(TASK_EVENT, &task);
         if book.finished.len() >= KEPT_FINISHED {
             book.finished.pop_front();
         }
@@ -408,6 +425,36 @@ mod tests {
 
         let listed: Vec<String> = tasks.list().into_iter().map(|task| task.id).collect();
         assert_eq!(listed, [failing.id, panicking.id, first.id]);
+    }
+
+    #[tokio::test]
+    async fn every_change_of_a_task_is_published_in_order() {
+        let events = EventHub::default();
+        let (mut listener, _) = events.subscribe(None);
+        let tasks = Tasks::with_events(events);
+        let started = tasks
+            .spawn("vm_shutdown", "web-1", |progress| {
+                progress.report(Some(40), "waiting for the guest");
+                Ok(serde_json::json!({"outcome": "graceful"}))
+            })
+            .unwrap();
+        finished(&tasks, &started.id).await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let event = listener.recv().await.unwrap();
+            assert_eq!(event.kind, TASK_EVENT);
+            let task: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+            assert_eq!(task["id"], started.id.as_str());
+            seen.push((task["state"].clone(), task["progress"].clone()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (serde_json::json!("running"), serde_json::Value::Null),
+                (serde_json::json!("running"), serde_json::json!(40)),
+                (serde_json::json!("succeeded"), serde_json::json!(100)),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! VMs: list, show, create, start, shut down, force off, reboot, delete, autostart and
-//! snapshots, on the libvirt the server was given.
+//! VMs: list, show, create, start, shut down, force off, reboot, delete, autostart, the
+//! CD-ROM's media and snapshots, on the libvirt the server was given.
 //!
 //! The handlers are thin: each opens a connection to libvirt per request on the blocking
 //! pool (libvirt's client blocks) and makes one call into mfv-vm, or one workflow of
@@ -11,7 +11,12 @@
 //! A shutdown asks the guest (ACPI) and forces the VM off when the deadline passes (like
 //! Proxmox's `forceStop`, always on): a shutdown task always ends with the VM off, and its
 //! result says how (`graceful`, `forced_off`, `already_off`).
+//!
+//! Changing the CD-ROM's media needs `manage_vms`, not `control_vms`: it changes the VM's
+//! definition and gives the guest any file libvirt can read on the host, as a spec's disk
+//! paths do.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mfv_auth::Permission;
@@ -131,6 +136,25 @@ pub fn routes() -> Vec<Route> {
             autostart,
         ),
         route(
+            Method::PUT,
+            "/api/v1/vms/{name}/cdrom",
+            ManageVms,
+            SMALL_BODY,
+            "change_vm_cdrom",
+            "Put an ISO image in the VM's CD-ROM drive, {\"path\"} on the host or \
+             {\"pool\", \"volume\"}; a running VM sees it at once",
+            change_cdrom,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/vms/{name}/cdrom",
+            ManageVms,
+            0,
+            "eject_vm_cdrom",
+            "Eject the media of the VM's CD-ROM drive",
+            eject_cdrom,
+        ),
+        route(
             Method::GET,
             "/api/v1/vms/{name}/snapshots",
             ViewInventory,
@@ -218,6 +242,7 @@ fn virt_error(error: VirtError) -> ApiError {
         }
         VirtError::AlreadyExists { .. }
         | VirtError::WrongState { .. }
+        | VirtError::NoCdromDrive { .. }
         | VirtError::Unsupported { .. }
         | VirtError::NotEnoughMemory { .. } => ApiError::conflict(message),
         VirtError::DaemonNotRunning { .. }
@@ -284,11 +309,26 @@ async fn change<F>(
 where
     F: FnOnce(&Hypervisor, &str) -> Result<(), VirtError> + Send + 'static,
 {
+    change_answering(call, kind, move |hypervisor, name| {
+        work(hypervisor, name).map_err(virt_error)
+    })
+    .await
+}
+
+/// [`change`] with work that words its own refusals.
+async fn change_answering<F>(
+    call: Call,
+    kind: &'static str,
+    work: F,
+) -> Result<warp::reply::Response, ApiError>
+where
+    F: FnOnce(&Hypervisor, &str) -> Result<(), ApiError> + Send + 'static,
+{
     let uri = libvirt(&call)?;
     let name = call.param("name").to_owned();
     let lock = call.state.tasks.lock(&name, kind)?;
     let answer = with_hypervisor(uri, move |hypervisor| {
-        work(hypervisor, &name).map_err(virt_error)?;
+        work(hypervisor, &name)?;
         summary_of(hypervisor, &name)
     })
     .await;
@@ -456,6 +496,115 @@ fn autostart(call: Call) -> HandlerFuture {
         })
         .await
     })
+}
+
+/// The CD-ROM change's body: a path on the host, or a volume of a storage pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Media {
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    pool: Option<String>,
+    #[serde(default)]
+    volume: Option<String>,
+}
+
+/// Where the media is: a path on the host, or a volume to look up.
+enum MediaSource {
+    Path(PathBuf),
+    Volume { pool: String, volume: String },
+}
+
+impl Media {
+    fn source(self) -> Result<MediaSource, ApiError> {
+        match (self.path, self.pool, self.volume) {
+            (Some(path), None, None) => {
+                if !path.is_absolute() {
+                    return Err(ApiError::invalid(
+                        "path",
+                        format!("{} must be an absolute path", path.display()),
+                    ));
+                }
+                if path.to_string_lossy().chars().any(char::is_control) {
+                    return Err(ApiError::invalid(
+                        "path",
+                        "the path must not hold control characters",
+                    ));
+                }
+                Ok(MediaSource::Path(path))
+            }
+            (None, Some(pool), Some(volume)) => Ok(MediaSource::Volume { pool, volume }),
+            (None, Some(_), None) => Err(ApiError::invalid(
+                "volume",
+                "a pool needs the volume in it: {\"pool\", \"volume\"}",
+            )),
+            (None, None, Some(_)) => Err(ApiError::invalid(
+                "pool",
+                "a volume needs its pool: {\"pool\", \"volume\"}",
+            )),
+            (None, None, None) => Err(ApiError::invalid(
+                "path",
+                "say which image: {\"path\"} on the host or {\"pool\", \"volume\"} \
+                 (DELETE ejects)",
+            )),
+            (Some(_), _, _) => Err(ApiError::invalid(
+                "path",
+                "give either path or pool and volume, not both",
+            )),
+        }
+    }
+}
+
+/// A volume that is not there, named by its field.
+fn volume_error(error: VirtError) -> ApiError {
+    let field = match &error {
+        VirtError::NotFound {
+            kind: ObjectKind::Pool,
+            ..
+        } => Some("pool"),
+        VirtError::NotFound {
+            kind: ObjectKind::Volume,
+            ..
+        } => Some("volume"),
+        _ => None,
+    };
+    let refusal = virt_error(error);
+    match field {
+        Some(field) => refusal.with_field(field),
+        None => refusal,
+    }
+}
+
+fn change_cdrom(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let source = call.json::<Media>()?.source()?;
+        change_answering(call, "vm_cdrom", move |hypervisor, name| {
+            let path = match source {
+                MediaSource::Path(path) => path,
+                MediaSource::Volume { pool, volume } => PathBuf::from(
+                    hypervisor
+                        .volume_path(&pool, &volume)
+                        .map_err(volume_error)?,
+                ),
+            };
+            hypervisor
+                .change_media(name, Some(&path))
+                .map_err(|error| match error {
+                    VirtError::MediaUnreadable { .. } => {
+                        ApiError::invalid("path", mfv_linux::error_chain(&error))
+                    }
+                    other => virt_error(other),
+                })
+        })
+        .await
+    })
+}
+
+fn eject_cdrom(call: Call) -> HandlerFuture {
+    Box::pin(change(call, "vm_cdrom", |hypervisor, name| {
+        hypervisor.change_media(name, None)
+    }))
 }
 
 fn list_snapshots(call: Call) -> HandlerFuture {

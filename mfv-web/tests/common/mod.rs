@@ -269,3 +269,193 @@ impl Server {
             .unwrap()
     }
 }
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+/// An open `GET /api/v1/events`: the answer's head, then events read one by one from the
+/// chunked body with a deadline.
+pub struct EventStream {
+    pub status: u16,
+    pub head: String,
+    tls: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    /// Body bytes received and not yet taken.
+    pending: Vec<u8>,
+    /// Decoded body text not yet split into events.
+    text: String,
+    /// The body ended (the last chunk came) or the connection closed.
+    pub ended: bool,
+    /// Comments seen (`: keepalive`).
+    pub comments: Vec<String>,
+}
+
+impl Server {
+    /// Opens `path` with the request headers `headers`; the answer's head is read.
+    pub fn open_stream(&self, path: &str, headers: &[(&str, &str)]) -> EventStream {
+        use std::io::{Read, Write};
+        let mut tls = self.client.connect().unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nhost: vmhost\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        tls.write_all(request.as_bytes()).unwrap();
+        tls.flush().unwrap();
+        tls.sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut received = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let end = loop {
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            assert!(std::time::Instant::now() < deadline, "no answer head");
+            let mut buffer = [0u8; 4096];
+            match tls.read(&mut buffer) {
+                Ok(0) => panic!("closed before the answer head"),
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+                Err(error) if is_timeout(&error) => {}
+                Err(error) => panic!("reading the answer head: {error}"),
+            }
+        };
+        let head = String::from_utf8_lossy(&received[..end]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap();
+        EventStream {
+            status,
+            head,
+            tls,
+            pending: received[end + 4..].to_vec(),
+            text: String::new(),
+            ended: false,
+            comments: Vec::new(),
+        }
+    }
+
+    /// The event stream as the holder of `authorization` (a bearer header value).
+    pub fn events(&self, authorization: &str) -> EventStream {
+        let stream = self.open_stream("/api/v1/events", &[("authorization", authorization)]);
+        assert_eq!(stream.status, 200, "{}", stream.head);
+        stream
+    }
+}
+
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+impl EventStream {
+    /// The value of the answer's header `name`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    /// Moves whole chunks of `pending` into `text`; notes the last chunk.
+    fn decode(&mut self) {
+        loop {
+            let Some(line_end) = self.pending.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size_text = String::from_utf8_lossy(&self.pending[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+            if self.pending.len() < line_end + 2 + size + 2 {
+                return;
+            }
+            let start = line_end + 2;
+            self.text
+                .push_str(&String::from_utf8_lossy(&self.pending[start..start + size]));
+            self.pending.drain(..start + size + 2);
+            if size == 0 {
+                self.ended = true;
+                return;
+            }
+        }
+    }
+
+    /// The next event within `timeout`; `None` when none came or the stream ended.
+    pub fn next_within(&mut self, timeout: Duration) -> Option<StreamEvent> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.decode();
+            while let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let mut event = StreamEvent {
+                    id: None,
+                    event: "message".to_owned(),
+                    data: serde_json::Value::Null,
+                };
+                let mut comment_only = true;
+                for line in block.lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        self.comments.push(comment.trim().to_owned());
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        comment_only = false;
+                        let value = value.trim_start();
+                        match field {
+                            "id" => event.id = value.parse().ok(),
+                            "event" => event.event = value.to_owned(),
+                            "data" => event.data = serde_json::from_str(value).unwrap(),
+                            other => panic!("unknown field {other:?} in {block:?}"),
+                        }
+                    }
+                }
+                if !comment_only {
+                    return Some(event);
+                }
+            }
+            if self.ended || std::time::Instant::now() >= deadline {
+                return None;
+            }
+            let mut buffer = [0u8; 4096];
+            match self.tls.read(&mut buffer) {
+                Ok(0) => self.ended = true,
+                Ok(read) => self.pending.extend_from_slice(&buffer[..read]),
+                Err(error) if is_timeout(&error) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.ended = true;
+                }
+                Err(error) => panic!("reading the stream: {error}"),
+            }
+        }
+    }
+
+    /// Reads events until one `matches`, at most `timeout`; panics with what came instead.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&StreamEvent) -> bool,
+    ) -> StreamEvent {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.next_within(left) {
+                Some(event) if matches(&event) => return event,
+                Some(event) => seen.push(event),
+                None => panic!(
+                    "no matching event within {timeout:?} (ended: {}); seen: {seen:#?}",
+                    self.ended
+                ),
+            }
+        }
+    }
+}
