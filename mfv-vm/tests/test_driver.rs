@@ -477,7 +477,7 @@ fn pools_are_listed_with_their_sizes_and_volumes_with_the_vms_using_them() {
     hypervisor.define(&domain).unwrap();
     assert_eq!(
         hypervisor.vms_using_volume(&pool, "r.img").unwrap(),
-        [vm.clone()]
+        std::slice::from_ref(&vm)
     );
     assert!(
         hypervisor
