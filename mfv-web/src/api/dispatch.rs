@@ -20,8 +20,9 @@ use warp::reply::Response;
 use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
 use super::path::match_template;
-use super::table::{Access, Call, Route};
+use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
+use super::uploads::Uploads;
 use super::{ApiError, Authority, Caller};
 use crate::server::ClientAddr;
 
@@ -76,6 +77,8 @@ pub struct ApiState {
     pub vm_capabilities: mfv_vm::HostCapabilities,
     /// The long operations started, and the VMs' locks.
     pub tasks: Tasks,
+    /// The uploads of images into volumes.
+    pub uploads: Uploads,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -191,6 +194,7 @@ impl Api {
                 http_metrics: HttpMetrics::default(),
                 vm_capabilities: parts.vm_capabilities,
                 tasks: Tasks::default(),
+                uploads: Uploads::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -239,13 +243,13 @@ impl Api {
     }
 
     /// Answers one request; `query` is the query string without its `?`.
-    pub async fn dispatch<B: Buf>(
+    pub async fn dispatch<B: Buf + Send + 'static>(
         &self,
         method: Method,
         path: &str,
         query: &str,
         headers: HeaderMap,
-        body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
+        body: impl Stream<Item = Result<B, warp::Error>> + Unpin + Send + 'static,
         client: SocketAddr,
     ) -> Response {
         let started = Instant::now();
@@ -265,7 +269,11 @@ impl Api {
             if !matches!(method, Method::GET | Method::HEAD) {
                 check_csrf(&headers, session.as_deref())?;
             }
-            let body = read_body(route, &headers, body).await?;
+            let (body, stream) = if route.streams() {
+                (Bytes::new(), stream_body(route, &headers, body)?)
+            } else {
+                (read_body(route, &headers, body).await?, BodyStream::empty())
+            };
             (route.handler)(Call {
                 state: Arc::clone(&self.state),
                 caller,
@@ -274,6 +282,7 @@ impl Api {
                 query: query.to_owned(),
                 headers,
                 body,
+                stream,
                 client,
             })
             .await
@@ -383,46 +392,78 @@ fn check_csrf(headers: &HeaderMap, session: Option<&str>) -> Result<(), ApiError
     ))
 }
 
+/// The refusal of a body larger than `route` takes.
+fn too_large(route: &Route) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        if route.max_body == 0 {
+            format!("{} {} takes no body", route.method, route.path)
+        } else {
+            format!(
+                "{} {} takes a body of {} KiB at most",
+                route.method,
+                route.path,
+                route.max_body / 1024
+            )
+        },
+    )
+}
+
+/// Refuses a body whose declared length is more than `route` takes.
+fn check_declared_length(route: &Route, headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > route.max_body) {
+        return Err(too_large(route));
+    }
+    Ok(())
+}
+
+fn unreadable(error: &warp::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("the body could not be read: {error}"),
+    )
+}
+
+/// The body as a stream of its pieces, ending with `413` once it passes the route's limit:
+/// only the piece in hand is held in memory.
+fn stream_body<B: Buf + Send + 'static>(
+    route: &Route,
+    headers: &HeaderMap,
+    body: impl Stream<Item = Result<B, warp::Error>> + Unpin + Send + 'static,
+) -> Result<BodyStream, ApiError> {
+    check_declared_length(route, headers)?;
+    let refusal = too_large(route);
+    let limit = route.max_body;
+    let mut seen = 0usize;
+    let pieces = body.map(move |piece| {
+        let mut piece = piece.map_err(|error| unreadable(&error))?;
+        seen = seen.saturating_add(piece.remaining());
+        if seen > limit {
+            return Err(refusal.clone());
+        }
+        Ok(piece.copy_to_bytes(piece.remaining()))
+    });
+    Ok(BodyStream::new(pieces))
+}
+
 /// The body, refused when it is larger than the route takes or is not JSON.
 async fn read_body<B: Buf>(
     route: &Route,
     headers: &HeaderMap,
     mut body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            if route.max_body == 0 {
-                format!("{} {} takes no body", route.method, route.path)
-            } else {
-                format!(
-                    "{} {} takes a body of {} KiB at most",
-                    route.method,
-                    route.path,
-                    route.max_body / 1024
-                )
-            },
-        )
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > route.max_body) {
-        return Err(too_large());
-    }
+    check_declared_length(route, headers)?;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("the body could not be read: {error}"),
-            )
-        })?;
+        let mut chunk = chunk.map_err(|error| unreadable(&error))?;
         if bytes.len() + chunk.remaining() > route.max_body {
-            return Err(too_large());
+            return Err(too_large(route));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
