@@ -515,3 +515,47 @@ fn with_allow(mut response: Response, methods: &[&str]) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::table::{HandlerFuture, LARGEST_BUFFERED_BODY};
+
+    fn refuse(_: Call) -> HandlerFuture {
+        Box::pin(async { Err(ApiError::not_found("not called")) })
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_passes_piece_by_piece_and_ends_with_413_past_the_limit() {
+        let route = Route {
+            method: Method::PUT,
+            path: "/api/v1/x",
+            access: Access::Anyone,
+            max_body: LARGEST_BUFFERED_BODY + 1,
+            operation: "x",
+            summary: "x",
+            handler: refuse,
+        };
+        assert!(route.streams());
+        let pieces = || {
+            futures_util::stream::iter([
+                Ok::<Bytes, warp::Error>(Bytes::from(vec![1; LARGEST_BUFFERED_BODY])),
+                Ok(Bytes::from_static(b"ab")),
+            ])
+        };
+        let mut stream = stream_body(&route, &HeaderMap::new(), pieces()).unwrap();
+        assert_eq!(
+            stream.next().await.unwrap().unwrap().len(),
+            LARGEST_BUFFERED_BODY
+        );
+        let past = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(past.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let mut declared = HeaderMap::new();
+        declared.insert(CONTENT_LENGTH, HeaderValue::from(LARGEST_BUFFERED_BODY + 2));
+        let refused = stream_body(&route, &declared, pieces())
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}
