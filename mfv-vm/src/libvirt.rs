@@ -173,6 +173,15 @@ pub enum VirtError {
         /// The deadline in seconds.
         seconds: u64,
     },
+    /// The data to write into a volume could not be read, or ended early.
+    #[error("the data for volume {name:?} could not be read")]
+    UploadSource {
+        /// The volume.
+        name: String,
+        /// What went wrong while reading (`UnexpectedEof`: it ended early).
+        #[source]
+        source: io::Error,
+    },
     /// A file could not be read or written.
     #[error("{path}: {operation} failed")]
     Io {

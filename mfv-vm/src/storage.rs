@@ -34,6 +34,48 @@ pub struct VolumeInfo {
     pub capacity_bytes: u64,
     /// Space used on the host, bytes.
     pub allocation_bytes: u64,
+    /// Its format as libvirt knows it (`qcow2`, `raw`, `iso`...).
+    pub format: String,
+}
+
+/// A storage pool as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolInfo {
+    /// The pool's name.
+    pub name: String,
+    /// libvirt's pool type (`dir`, `logical`, `netfs`...).
+    pub kind: String,
+    /// `running`, `inactive`, `building`, `degraded` or `inaccessible`.
+    pub state: &'static str,
+    /// Whether libvirt starts it when the daemon starts.
+    pub autostart: bool,
+    /// Where its volumes are (a directory, `/dev/VG`), when it says.
+    pub path: Option<String>,
+    /// Its size, bytes (0 while it is not running).
+    pub capacity_bytes: u64,
+    /// Space its volumes use, bytes.
+    pub allocation_bytes: u64,
+    /// Space left for volumes, bytes.
+    pub available_bytes: u64,
+}
+
+/// The format of a new empty volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeFormat {
+    /// qcow2: allocated on demand, with snapshots and backing files.
+    Qcow2,
+    /// A raw image: the guest's bytes as they are.
+    Raw,
+}
+
+impl VolumeFormat {
+    /// libvirt's name of the format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeFormat::Qcow2 => "qcow2",
+            VolumeFormat::Raw => "raw",
+        }
+    }
 }
 
 /// Progress of [`Hypervisor::upload_volume`]: bytes sent so far and in all.
@@ -265,6 +307,40 @@ impl Hypervisor {
         Ok(infos)
     }
 
+    /// Every storage pool, sorted by name, with its state and sizes. Running pools are
+    /// refreshed first, so their sizes count volumes made outside libvirt too.
+    pub fn list_pools(&self) -> Result<Vec<PoolInfo>, VirtError> {
+        let pools = self
+            .connection
+            .list_all_storage_pools(0)
+            .map_err(|error| operation_error("list", ObjectKind::Pool, "*", error))?;
+        let mut infos = Vec::with_capacity(pools.len());
+        for pool in pools {
+            let name = pool
+                .name()
+                .map_err(|error| operation_error("read", ObjectKind::Pool, "?", error))?;
+            let read = |error| operation_error("read", ObjectKind::Pool, &name, error);
+            if pool.is_active().unwrap_or(false) {
+                // A refresh that fails (an NFS server gone) leaves libvirt's last figures.
+                let _ = pool.refresh(0);
+            }
+            let info = pool.info().map_err(read)?;
+            let layout = PoolLayout::parse(&name, &pool.xml_desc(0).map_err(read)?)?;
+            infos.push(PoolInfo {
+                kind: layout.kind,
+                state: pool_state(info.state),
+                autostart: pool.autostart().map_err(read)?,
+                path: layout.target,
+                capacity_bytes: info.capacity,
+                allocation_bytes: info.allocation,
+                available_bytes: info.available,
+                name,
+            });
+        }
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(infos)
+    }
+
     /// Creates an empty qcow2 volume of `capacity_bytes` (allocated on demand).
     pub fn create_volume(
         &self,
@@ -272,11 +348,61 @@ impl Hypervisor {
         name: &str,
         capacity_bytes: u64,
     ) -> Result<VolumeInfo, VirtError> {
+        self.create_volume_as(pool_name, name, capacity_bytes, VolumeFormat::Qcow2)
+    }
+
+    /// Creates an empty volume of `capacity_bytes` in `format`: a qcow2 volume is allocated
+    /// on demand, a raw one in a directory pool is a sparse file.
+    pub fn create_volume_as(
+        &self,
+        pool_name: &str,
+        name: &str,
+        capacity_bytes: u64,
+        format: VolumeFormat,
+    ) -> Result<VolumeInfo, VirtError> {
         let pool = self.pool(pool_name)?;
-        let xml = volume_xml(name, capacity_bytes, "qcow2", None)?;
+        let xml = volume_xml(name, capacity_bytes, format.as_str(), None)?;
         let volume = StorageVol::create_xml(&pool, &xml, 0)
             .map_err(|error| operation_error("create", ObjectKind::Volume, name, error))?;
         volume_info(&volume, name)
+    }
+
+    /// The volume `name` of the pool `pool_name`.
+    pub fn volume_info(&self, pool_name: &str, name: &str) -> Result<VolumeInfo, VirtError> {
+        volume_info(&self.volume(pool_name, name)?, name)
+    }
+
+    /// The VMs (sorted by name) with a disk on the volume `name` of the pool `pool_name`,
+    /// by its path or by pool and volume name.
+    pub fn vms_using_volume(&self, pool_name: &str, name: &str) -> Result<Vec<String>, VirtError> {
+        let path = volume_info(&self.volume(pool_name, name)?, name)?.path;
+        let mut users = Vec::new();
+        for domain in self
+            .connection
+            .list_all_domains(0)
+            .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))?
+        {
+            let Ok(vm) = domain.name() else { continue };
+            let xml = match self.inactive_xml(&domain, &vm) {
+                Ok(xml) => xml,
+                // A VM undefined meanwhile uses nothing.
+                Err(VirtError::NotFound { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            let facts = crate::libvirt::DomainFacts::parse(&vm, &xml)?;
+            let uses = facts.disks.iter().any(|disk| {
+                disk.path.as_deref() == Some(path.as_str())
+                    || disk
+                        .pool_volume
+                        .as_ref()
+                        .is_some_and(|(pool, volume)| pool == pool_name && volume == name)
+            });
+            if uses {
+                users.push(vm);
+            }
+        }
+        users.sort();
+        Ok(users)
     }
 
     /// Deletes a volume and its data.
@@ -323,12 +449,11 @@ impl Hypervisor {
     ) -> Result<VolumeInfo, VirtError> {
         let pool = self.pool(pool_name)?;
         let backing = volume_info(&self.volume(pool_name, source)?, source)?;
-        let backing_format = volume_format(&pool, source)?;
         let xml = volume_xml(
             new_name,
             backing.capacity_bytes,
             "qcow2",
-            Some((&backing.path, &backing_format)),
+            Some((&backing.path, &backing.format)),
         )?;
         let volume = StorageVol::create_xml(&pool, &xml, 0)
             .map_err(|error| operation_error("clone", ObjectKind::Volume, new_name, error))?;
@@ -358,40 +483,101 @@ impl Hypervisor {
         let xml = volume_xml(name, total, "raw", None)?;
         let volume = StorageVol::create_xml(&pool, &xml, 0)
             .map_err(|error| operation_error("create", ObjectKind::Volume, name, error))?;
-        let mut upload = || -> Result<(), VirtError> {
-            let failed = |error| operation_error("upload", ObjectKind::Volume, name, error);
-            let stream = Stream::new(&self.connection, 0).map_err(failed)?;
-            volume.upload(&stream, 0, total, 0).map_err(failed)?;
-            let mut buffer = vec![0u8; UPLOAD_CHUNK];
-            let mut sent = 0u64;
-            progress(UploadProgress { sent, total });
-            loop {
-                let read = match input.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(read) => read,
-                    Err(source) => {
-                        // The stream's own error would hide the cause; the read error is
-                        // the one worth reporting.
-                        let _ = stream.abort();
-                        return Err(io_error("read", source));
-                    }
-                };
-                let mut offset = 0;
-                while offset < read {
-                    let written = stream.send(&buffer[offset..read]).map_err(failed)?;
-                    offset += usize::try_from(written).unwrap_or(0).max(1);
-                }
-                sent += read as u64;
-                progress(UploadProgress { sent, total });
-            }
-            stream.finish().map_err(failed)
-        };
-        if let Err(error) = upload() {
+        let sent = self.send_to_volume(&volume, name, 0, total, &mut input, progress);
+        if let Err(error) = sent {
             // Leave no half-written volume behind; the upload error is what matters.
             let _ = volume.delete(0);
-            return Err(error);
+            return Err(match error {
+                VirtError::UploadSource { source, .. } => io_error("read", source),
+                other => other,
+            });
         }
         volume_info(&volume, name)
+    }
+
+    /// Writes exactly `length` bytes read from `input` into the existing volume `name` at
+    /// `offset`, through a libvirt stream (so it works in every pool type, and the caller
+    /// needs no access to the pool's files). When `input` fails or ends early, the stream
+    /// is aborted and the error is [`VirtError::UploadSource`]: the bytes from `offset` on
+    /// may then be partly written, and writing them again from `offset` repairs them.
+    pub fn write_volume_at(
+        &self,
+        pool_name: &str,
+        name: &str,
+        offset: u64,
+        length: u64,
+        input: &mut dyn Read,
+    ) -> Result<(), VirtError> {
+        let volume = self.volume(pool_name, name)?;
+        self.send_to_volume(&volume, name, offset, length, input, &mut |_| {})
+    }
+
+    /// Refreshes the pool `pool_name` and returns its volume `name` as libvirt now sees it
+    /// (its format read from its content, in directory pools).
+    pub fn refreshed_volume(&self, pool_name: &str, name: &str) -> Result<VolumeInfo, VirtError> {
+        self.pool(pool_name)?
+            .refresh(0)
+            .map_err(|error| operation_error("refresh", ObjectKind::Pool, pool_name, error))?;
+        self.volume_info(pool_name, name)
+    }
+
+    /// Sends `length` bytes of `input` into `volume` at `offset`, calling `progress` after
+    /// every chunk.
+    fn send_to_volume(
+        &self,
+        volume: &StorageVol,
+        name: &str,
+        offset: u64,
+        length: u64,
+        input: &mut dyn Read,
+        progress: &mut dyn FnMut(UploadProgress),
+    ) -> Result<(), VirtError> {
+        let failed = |error| operation_error("upload", ObjectKind::Volume, name, error);
+        let source_failed = |source| VirtError::UploadSource {
+            name: name.to_owned(),
+            source,
+        };
+        let stream = Stream::new(&self.connection, 0).map_err(failed)?;
+        volume.upload(&stream, offset, length, 0).map_err(failed)?;
+        let mut buffer = vec![0u8; UPLOAD_CHUNK];
+        let mut sent = 0u64;
+        progress(UploadProgress {
+            sent,
+            total: length,
+        });
+        while sent < length {
+            let want =
+                usize::try_from(length - sent).map_or(UPLOAD_CHUNK, |left| left.min(UPLOAD_CHUNK));
+            let read = match input.read(&mut buffer[..want]) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the data ended after {sent} of {length} bytes"),
+                )),
+                Ok(read) => Ok(read),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => Err(error),
+            };
+            let read = match read {
+                Ok(read) => read,
+                Err(source) => {
+                    // The stream's own error would hide the cause; the read error is the one
+                    // worth reporting.
+                    let _ = stream.abort();
+                    return Err(source_failed(source));
+                }
+            };
+            let mut written_so_far = 0;
+            while written_so_far < read {
+                let written = stream.send(&buffer[written_so_far..read]).map_err(failed)?;
+                written_so_far += usize::try_from(written).unwrap_or(0).max(1);
+            }
+            sent += read as u64;
+            progress(UploadProgress {
+                sent,
+                total: length,
+            });
+        }
+        stream.finish().map_err(failed)
     }
 
     /// The pool `name`, or `None` when libvirt has no pool of that name.
@@ -757,6 +943,17 @@ fn trim_path(path: &str) -> String {
     }
 }
 
+/// libvirt's pool state as listings name it.
+fn pool_state(state: u32) -> &'static str {
+    match state {
+        virt::sys::VIR_STORAGE_POOL_INACTIVE => "inactive",
+        virt::sys::VIR_STORAGE_POOL_BUILDING => "building",
+        virt::sys::VIR_STORAGE_POOL_RUNNING => "running",
+        virt::sys::VIR_STORAGE_POOL_DEGRADED => "degraded",
+        _ => "inaccessible",
+    }
+}
+
 fn volume_info(volume: &StorageVol, name: &str) -> Result<VolumeInfo, VirtError> {
     let read = |error| operation_error("read", ObjectKind::Volume, name, error);
     let info = volume.info().map_err(read)?;
@@ -765,14 +962,12 @@ fn volume_info(volume: &StorageVol, name: &str) -> Result<VolumeInfo, VirtError>
         path: volume.path().map_err(read)?,
         capacity_bytes: info.capacity,
         allocation_bytes: info.allocation,
+        format: volume_format(volume, name)?,
     })
 }
 
 /// The format (`qcow2`, `raw`...) of a volume, read from its XML.
-fn volume_format(pool: &StoragePool, name: &str) -> Result<String, VirtError> {
-    let volume = pool
-        .lookup_storage_vol_by_name(name)
-        .map_err(|error| operation_error("look up", ObjectKind::Volume, name, error))?;
+fn volume_format(volume: &StorageVol, name: &str) -> Result<String, VirtError> {
     let xml = volume
         .xml_desc(0)
         .map_err(|error| operation_error("read", ObjectKind::Volume, name, error))?;

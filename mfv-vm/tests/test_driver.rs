@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use mfv_tests::libvirtd::unique;
 use mfv_vm::{
-    Hypervisor, INDEX_FILE, ObjectKind, ShutdownOutcome, VirtError, VmState, VolumePolicy,
+    Hypervisor, INDEX_FILE, ObjectKind, ShutdownOutcome, VirtError, VmState, VolumeFormat,
+    VolumePolicy,
 };
 
 const URI: &str = "test:///default";
@@ -433,4 +434,63 @@ fn restore_refuses_export_files_that_are_not_regular_files() {
         assert!(matches!(error, VirtError::ExportFile(_)), "{error:?}");
         assert!(error.to_string().contains(expected), "{error}");
     }
+}
+
+#[test]
+fn pools_are_listed_with_their_sizes_and_volumes_with_the_vms_using_them() {
+    let hypervisor = connect();
+    let pool = unique("l-pool");
+    let dir = tempfile::tempdir().unwrap();
+    hypervisor.ensure_dir_pool(&pool, dir.path()).unwrap();
+    let pools = hypervisor.list_pools().unwrap();
+    assert!(
+        pools.windows(2).all(|pair| pair[0].name < pair[1].name),
+        "{pools:?}"
+    );
+    let listed = pools.iter().find(|listed| listed.name == pool).unwrap();
+    assert_eq!(
+        (listed.kind.as_str(), listed.state, listed.autostart),
+        ("dir", "running", true)
+    );
+    assert_eq!(
+        listed.path.as_deref(),
+        Some(dir.path().to_str().unwrap().trim_end_matches('/'))
+    );
+    assert!(listed.capacity_bytes > 0, "{listed:?}");
+
+    let raw = hypervisor
+        .create_volume_as(&pool, "r.img", 1 << 20, VolumeFormat::Raw)
+        .unwrap();
+    assert_eq!(raw.format, "raw");
+    let qcow2 = hypervisor.create_volume(&pool, "q.qcow2", 1 << 20).unwrap();
+    assert_eq!(qcow2.format, "qcow2");
+    assert_eq!(hypervisor.volume_info(&pool, "r.img").unwrap(), raw);
+
+    let vm = unique("user");
+    let domain = format!(
+        "<domain type='test'><name>{vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type>hvm</type></os><devices>\
+         <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/></disk></devices></domain>",
+        raw.path
+    );
+    hypervisor.define(&domain).unwrap();
+    assert_eq!(
+        hypervisor.vms_using_volume(&pool, "r.img").unwrap(),
+        std::slice::from_ref(&vm)
+    );
+    assert!(
+        hypervisor
+            .vms_using_volume(&pool, "q.qcow2")
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        hypervisor.vms_using_volume(&pool, "none.img"),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Volume,
+            ..
+        })
+    ));
+    hypervisor.undefine(&vm, VolumePolicy::Keep).unwrap();
 }

@@ -32,9 +32,11 @@ pub mod openapi;
 mod path;
 pub mod query;
 mod session;
+mod storage;
 pub mod table;
 pub mod tasks;
 mod tokens;
+pub mod uploads;
 mod users;
 mod vms;
 

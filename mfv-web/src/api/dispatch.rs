@@ -21,8 +21,9 @@ use super::events::EventHub;
 use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
 use super::path::match_template;
-use super::table::{Access, Call, Route};
+use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
+use super::uploads::Uploads;
 use super::{ApiError, Authority, Caller};
 use crate::server::ClientAddr;
 
@@ -79,6 +80,8 @@ pub struct ApiState {
     pub tasks: Tasks,
     /// What the event streams send: VM state changes and task updates.
     pub events: EventHub,
+    /// The uploads of images into volumes.
+    pub uploads: Uploads,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -217,6 +220,7 @@ impl Api {
                 vm_capabilities: parts.vm_capabilities,
                 tasks: Tasks::with_events(events.clone()),
                 events,
+                uploads: Uploads::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -265,13 +269,13 @@ impl Api {
     }
 
     /// Answers one request; `query` is the query string without its `?`.
-    pub async fn dispatch<B: Buf>(
+    pub async fn dispatch<B: Buf + Send + 'static>(
         &self,
         method: Method,
         path: &str,
         query: &str,
         headers: HeaderMap,
-        body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
+        body: impl Stream<Item = Result<B, warp::Error>> + Unpin + Send + 'static,
         client: SocketAddr,
     ) -> Response {
         let started = Instant::now();
@@ -291,7 +295,11 @@ impl Api {
             if !matches!(method, Method::GET | Method::HEAD) {
                 check_csrf(&headers, session.as_deref())?;
             }
-            let body = read_body(route, &headers, body).await?;
+            let (body, stream) = if route.streams() {
+                (Bytes::new(), stream_body(route, &headers, body)?)
+            } else {
+                (read_body(route, &headers, body).await?, BodyStream::empty())
+            };
             (route.handler)(Call {
                 state: Arc::clone(&self.state),
                 caller,
@@ -300,6 +308,7 @@ impl Api {
                 query: query.to_owned(),
                 headers,
                 body,
+                stream,
                 client,
             })
             .await
@@ -389,46 +398,78 @@ fn check_csrf(headers: &HeaderMap, session: Option<&str>) -> Result<(), ApiError
     ))
 }
 
+/// The refusal of a body larger than `route` takes.
+fn too_large(route: &Route) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        if route.max_body == 0 {
+            format!("{} {} takes no body", route.method, route.path)
+        } else {
+            format!(
+                "{} {} takes a body of {} KiB at most",
+                route.method,
+                route.path,
+                route.max_body / 1024
+            )
+        },
+    )
+}
+
+/// Refuses a body whose declared length is more than `route` takes.
+fn check_declared_length(route: &Route, headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > route.max_body) {
+        return Err(too_large(route));
+    }
+    Ok(())
+}
+
+fn unreadable(error: &warp::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("the body could not be read: {error}"),
+    )
+}
+
+/// The body as a stream of its pieces, ending with `413` once it passes the route's limit:
+/// only the piece in hand is held in memory.
+fn stream_body<B: Buf + Send + 'static>(
+    route: &Route,
+    headers: &HeaderMap,
+    body: impl Stream<Item = Result<B, warp::Error>> + Unpin + Send + 'static,
+) -> Result<BodyStream, ApiError> {
+    check_declared_length(route, headers)?;
+    let refusal = too_large(route);
+    let limit = route.max_body;
+    let mut seen = 0usize;
+    let pieces = body.map(move |piece| {
+        let mut piece = piece.map_err(|error| unreadable(&error))?;
+        seen = seen.saturating_add(piece.remaining());
+        if seen > limit {
+            return Err(refusal.clone());
+        }
+        Ok(piece.copy_to_bytes(piece.remaining()))
+    });
+    Ok(BodyStream::new(pieces))
+}
+
 /// The body, refused when it is larger than the route takes or is not JSON.
 async fn read_body<B: Buf>(
     route: &Route,
     headers: &HeaderMap,
     mut body: impl Stream<Item = Result<B, warp::Error>> + Unpin,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            if route.max_body == 0 {
-                format!("{} {} takes no body", route.method, route.path)
-            } else {
-                format!(
-                    "{} {} takes a body of {} KiB at most",
-                    route.method,
-                    route.path,
-                    route.max_body / 1024
-                )
-            },
-        )
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > route.max_body) {
-        return Err(too_large());
-    }
+    check_declared_length(route, headers)?;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("the body could not be read: {error}"),
-            )
-        })?;
+        let mut chunk = chunk.map_err(|error| unreadable(&error))?;
         if bytes.len() + chunk.remaining() > route.max_body {
-            return Err(too_large());
+            return Err(too_large(route));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -479,4 +520,48 @@ fn with_allow(mut response: Response, methods: &[&str]) -> Response {
         response.headers_mut().insert(ALLOW, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::table::{HandlerFuture, LARGEST_BUFFERED_BODY};
+
+    fn refuse(_: Call) -> HandlerFuture {
+        Box::pin(async { Err(ApiError::not_found("not called")) })
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_passes_piece_by_piece_and_ends_with_413_past_the_limit() {
+        let route = Route {
+            method: Method::PUT,
+            path: "/api/v1/x",
+            access: Access::Anyone,
+            max_body: LARGEST_BUFFERED_BODY + 1,
+            operation: "x",
+            summary: "x",
+            handler: refuse,
+        };
+        assert!(route.streams());
+        let pieces = || {
+            futures_util::stream::iter([
+                Ok::<Bytes, warp::Error>(Bytes::from(vec![1; LARGEST_BUFFERED_BODY])),
+                Ok(Bytes::from_static(b"ab")),
+            ])
+        };
+        let mut stream = stream_body(&route, &HeaderMap::new(), pieces()).unwrap();
+        assert_eq!(
+            stream.next().await.unwrap().unwrap().len(),
+            LARGEST_BUFFERED_BODY
+        );
+        let past = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(past.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        let mut declared = HeaderMap::new();
+        declared.insert(CONTENT_LENGTH, HeaderValue::from(LARGEST_BUFFERED_BODY + 2));
+        let refused = stream_body(&route, &declared, pieces())
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }

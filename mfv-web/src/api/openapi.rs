@@ -100,9 +100,14 @@ fn operation(route: &Route) -> Value {
         operation["x-mfv-permission"] = json!(permission.as_str());
     }
     if route.max_body > 0 {
+        let media = if route.streams() {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
         operation["requestBody"] = json!({
             "required": true,
-            "content": {"application/json": {}},
+            "content": {media: {}},
             "x-mfv-max-bytes": route.max_body,
         });
     }
@@ -130,5 +135,20 @@ mod tests {
         documented.sort();
         served.sort();
         assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn a_streamed_body_is_documented_as_bytes() {
+        let document = document(&super::super::table::routes());
+        let chunk = &document["paths"]["/api/v1/uploads/{id}"]["put"]["requestBody"];
+        assert!(
+            chunk["content"]["application/octet-stream"].is_object(),
+            "{chunk}"
+        );
+        let volume = &document["paths"]["/api/v1/pools/{pool}/volumes"]["post"]["requestBody"];
+        assert!(
+            volume["content"]["application/json"].is_object(),
+            "{volume}"
+        );
     }
 }

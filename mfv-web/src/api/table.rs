@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::{Stream, StreamExt};
 use hyper::body::Bytes;
 use mfv_auth::Permission;
 use warp::http::{HeaderMap, Method};
@@ -41,8 +42,11 @@ pub struct Call {
     pub query: String,
     /// The request's headers.
     pub headers: HeaderMap,
-    /// The body, within the route's limit.
+    /// The body, within the route's limit (empty on a route that streams its body).
     pub body: Bytes,
+    /// The body as it arrives, on a route that streams it ([`Route::streams`]); empty on
+    /// the others.
+    pub stream: BodyStream,
     /// Where the request came from.
     pub client: SocketAddr,
 }
@@ -87,6 +91,33 @@ fn error_field(error: &serde_json::Error) -> Option<String> {
     Some(text[start..end].to_owned())
 }
 
+/// A request's body as it arrives, in the pieces the connection delivers, refused with
+/// `413` once it passes the route's limit. A dropped connection ends it with an error.
+pub struct BodyStream(Pin<Box<dyn Stream<Item = Result<Bytes, ApiError>> + Send>>);
+
+impl BodyStream {
+    /// `pieces` as a body.
+    pub fn new(pieces: impl Stream<Item = Result<Bytes, ApiError>> + Send + 'static) -> Self {
+        BodyStream(Box::pin(pieces))
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        BodyStream::new(futures_util::stream::empty())
+    }
+
+    /// The next piece, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ApiError>> {
+        self.0.next().await
+    }
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream")
+    }
+}
+
 /// What a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 
@@ -102,7 +133,8 @@ pub struct Route {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
-    /// The largest body it takes, in bytes; 0 takes none.
+    /// The largest body it takes, in bytes; 0 takes none. A limit above
+    /// [`LARGEST_BUFFERED_BODY`] makes the route stream its body ([`Route::streams`]).
     pub max_body: usize,
     /// The OpenAPI operation id.
     pub operation: &'static str,
@@ -112,8 +144,21 @@ pub struct Route {
     pub handler: Handler,
 }
 
+impl Route {
+    /// Whether the handler reads the body as it arrives ([`Call::stream`]) instead of
+    /// getting it whole ([`Call::body`]): bodies that may be larger than
+    /// [`LARGEST_BUFFERED_BODY`] (disk images) are never held in memory.
+    pub fn streams(&self) -> bool {
+        self.max_body > LARGEST_BUFFERED_BODY
+    }
+}
+
 /// A small JSON body's limit: logins, settings, specs.
 pub const SMALL_BODY: usize = 64 * 1024;
+
+/// The largest body the dispatcher reads whole before calling a handler; routes that take
+/// more stream their bodies.
+pub const LARGEST_BUFFERED_BODY: usize = 1024 * 1024;
 
 /// Every route of the API.
 pub fn routes() -> Vec<Route> {
@@ -129,6 +174,8 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::tasks::routes());
     routes.extend(super::events::routes());
     routes.extend(super::vms::routes());
+    routes.extend(super::storage::routes());
+    routes.extend(super::uploads::routes());
     routes
 }
 
@@ -157,6 +204,9 @@ mod tests {
             assert!(!route.summary.is_empty(), "{}", route.path);
             if matches!(route.method, Method::GET | Method::DELETE) {
                 assert_eq!(route.max_body, 0, "{} {}", route.method, route.path);
+            }
+            if route.streams() {
+                assert_eq!(route.method, Method::PUT, "{}", route.path);
             }
         }
     }

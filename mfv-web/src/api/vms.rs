@@ -194,7 +194,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The libvirt URI, or `503` saying the server manages no VMs.
-fn libvirt(call: &Call) -> Result<String, ApiError> {
+pub(super) fn libvirt(call: &Call) -> Result<String, ApiError> {
     call.state
         .libvirt
         .as_ref()
@@ -208,7 +208,7 @@ fn libvirt(call: &Call) -> Result<String, ApiError> {
 }
 
 /// Runs `work` with a connection to `uri` on the blocking pool.
-async fn with_hypervisor<T, F>(uri: String, work: F) -> Result<T, ApiError>
+pub(super) async fn with_hypervisor<T, F>(uri: String, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Hypervisor) -> Result<T, ApiError> + Send + 'static,
@@ -224,12 +224,12 @@ where
         })?
 }
 
-fn connect(uri: &str) -> Result<Hypervisor, ApiError> {
+pub(super) fn connect(uri: &str) -> Result<Hypervisor, ApiError> {
     Hypervisor::connect(uri).map_err(virt_error)
 }
 
 /// libvirt's refusal as the API's error.
-fn virt_error(error: VirtError) -> ApiError {
+pub(super) fn virt_error(error: VirtError) -> ApiError {
     let message = mfv_linux::error_chain(&error);
     match error {
         VirtError::NotFound { kind, .. } => {

@@ -1,0 +1,364 @@
+//! Storage: the pools libvirt has, and the volumes in them (list, create, grow, delete).
+//! Uploads of ISO and disk images into new volumes are in [`super::uploads`].
+//!
+//! Like the VM routes, each handler opens a connection to libvirt on the blocking pool and
+//! makes one or two calls into mfv-vm. Sizes are checked here, before libvirt is asked, so a
+//! wrong size is a `400` naming the field rather than libvirt's words; a volume a VM uses is
+//! not deleted (`409` naming the VMs), nor one an upload is still writing.
+
+use mfv_auth::Permission;
+use mfv_vm::{ObjectKind, VirtError, VolumeFormat};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warp::http::{Method, StatusCode};
+
+use super::ApiError;
+use super::query::Query;
+use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
+use super::vms::{libvirt, virt_error, with_hypervisor};
+use crate::reply::json_response;
+
+/// The largest volume taken: 64 TiB.
+pub(super) const MAX_VOLUME_BYTES: u64 = 64 << 40;
+
+/// The longest volume name taken.
+const MAX_VOLUME_NAME: usize = 128;
+
+/// The routes.
+pub fn routes() -> Vec<Route> {
+    let route = |method, path, permission, max_body, operation, summary, handler| Route {
+        method,
+        path,
+        access: Access::Allowed(permission),
+        max_body,
+        operation,
+        summary,
+        handler,
+    };
+    use Permission::{ManageStorage, ViewInventory};
+    vec![
+        route(
+            Method::GET,
+            "/api/v1/pools",
+            ViewInventory,
+            0,
+            "list_pools",
+            "Every storage pool with its type, state, path and sizes",
+            list_pools as fn(Call) -> HandlerFuture,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/pools/{pool}/volumes",
+            ViewInventory,
+            0,
+            "list_volumes",
+            "The volumes of a pool with their path, format and sizes",
+            list_volumes,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/pools/{pool}/volumes",
+            ManageStorage,
+            SMALL_BODY,
+            "create_volume",
+            "Create an empty volume: name, size_gib or size_bytes, format qcow2 (default) \
+             or raw",
+            create_volume,
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/pools/{pool}/volumes/{volume}/size",
+            ManageStorage,
+            SMALL_BODY,
+            "resize_volume",
+            "Grow a volume to size_bytes; shrinking is refused",
+            resize_volume,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/pools/{pool}/volumes/{volume}",
+            ManageStorage,
+            0,
+            "delete_volume",
+            "Delete a volume and its data, unless a VM uses it or an upload writes it",
+            delete_volume,
+        ),
+    ]
+}
+
+/// libvirt's refusal as the API's error, a missing pool or volume naming its field.
+pub(super) fn storage_error(error: VirtError) -> ApiError {
+    let field = match &error {
+        VirtError::NotFound {
+            kind: ObjectKind::Pool,
+            ..
+        } => Some("pool"),
+        VirtError::NotFound {
+            kind: ObjectKind::Volume,
+            ..
+        } => Some("volume"),
+        _ => None,
+    };
+    let refusal = virt_error(error);
+    match field {
+        Some(field) => refusal.with_field(field),
+        None => refusal,
+    }
+}
+
+/// Refuses a volume name that is empty, too long, or not made of letters, digits, `.`, `_`
+/// and `-` starting with a letter or digit (so never `..`, a path, or a hidden file).
+pub(super) fn check_volume_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::invalid("name", "the volume needs a name"));
+    }
+    if name.len() > MAX_VOLUME_NAME {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "{} characters is too long: {MAX_VOLUME_NAME} at most",
+                name.len()
+            ),
+        ));
+    }
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric());
+    let charset_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !starts_well || !charset_ok {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "{name:?} is not a volume name: use letters, digits, '.', '_' and '-', \
+                 starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `value` (the JSON field `field`) as a whole number from `min` to `max`.
+pub(super) fn whole_number(
+    field: &str,
+    value: &Value,
+    min: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    match value.as_u64() {
+        Some(number) if (min..=max).contains(&number) => Ok(number),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("must be a whole number from {min} to {max}, got {value}"),
+        )),
+    }
+}
+
+/// A new volume's size from exactly one of `size_gib` and `size_bytes`.
+fn volume_size(size_gib: Option<&Value>, size_bytes: Option<&Value>) -> Result<u64, ApiError> {
+    match (size_gib, size_bytes) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "size_bytes",
+            "give size_gib or size_bytes, not both",
+        )),
+        (None, None) => Err(ApiError::invalid(
+            "size_gib",
+            "the volume needs a size: size_gib or size_bytes",
+        )),
+        (Some(gib), None) => Ok(whole_number("size_gib", gib, 1, MAX_VOLUME_BYTES >> 30)? << 30),
+        (None, Some(bytes)) => whole_number("size_bytes", bytes, 1, MAX_VOLUME_BYTES),
+    }
+}
+
+fn ok(body: Value) -> warp::reply::Response {
+    json_response(StatusCode::OK, &body)
+}
+
+fn list_pools(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        Query::parse(&call.query, &[])?;
+        let uri = libvirt(&call)?;
+        let pools = with_hypervisor(uri, |hypervisor| {
+            hypervisor.list_pools().map_err(storage_error)
+        })
+        .await?;
+        Ok(ok(json!({ "pools": pools })))
+    })
+}
+
+fn list_volumes(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        Query::parse(&call.query, &[])?;
+        let uri = libvirt(&call)?;
+        let pool = call.param("pool").to_owned();
+        let volumes = with_hypervisor(uri, move |hypervisor| {
+            hypervisor.list_volumes(&pool).map_err(storage_error)
+        })
+        .await?;
+        Ok(ok(json!({ "volumes": volumes })))
+    })
+}
+
+/// `POST /api/v1/pools/{pool}/volumes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewVolume {
+    name: String,
+    size_gib: Option<Value>,
+    size_bytes: Option<Value>,
+    format: Option<String>,
+}
+
+fn create_volume(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        Query::parse(&call.query, &[])?;
+        let uri = libvirt(&call)?;
+        let pool = call.param("pool").to_owned();
+        let request: NewVolume = call.json()?;
+        check_volume_name(&request.name)?;
+        let size = volume_size(request.size_gib.as_ref(), request.size_bytes.as_ref())?;
+        let format = match request.format.as_deref() {
+            None | Some("qcow2") => VolumeFormat::Qcow2,
+            Some("raw") => VolumeFormat::Raw,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "format",
+                    format!("{other:?} is not a volume format here: qcow2 or raw"),
+                ));
+            }
+        };
+        let volume = with_hypervisor(uri, move |hypervisor| {
+            hypervisor
+                .create_volume_as(&pool, &request.name, size, format)
+                .map_err(storage_error)
+        })
+        .await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({ "volume": volume }),
+        ))
+    })
+}
+
+/// `PUT /api/v1/pools/{pool}/volumes/{volume}/size`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSize {
+    size_bytes: Value,
+}
+
+fn resize_volume(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        Query::parse(&call.query, &[])?;
+        let uri = libvirt(&call)?;
+        let pool = call.param("pool").to_owned();
+        let name = call.param("volume").to_owned();
+        let request: NewSize = call.json()?;
+        let size = whole_number("size_bytes", &request.size_bytes, 1, MAX_VOLUME_BYTES)?;
+        let volume = with_hypervisor(uri, move |hypervisor| {
+            let current = hypervisor
+                .volume_info(&pool, &name)
+                .map_err(storage_error)?;
+            if size < current.capacity_bytes {
+                return Err(ApiError::invalid(
+                    "size_bytes",
+                    format!(
+                        "volume {name:?} has {} bytes: shrinking it to {size} would cut off \
+                         data; volumes only grow",
+                        current.capacity_bytes
+                    ),
+                ));
+            }
+            hypervisor
+                .resize_volume(&pool, &name, size)
+                .map_err(storage_error)
+        })
+        .await?;
+        Ok(ok(json!({ "volume": volume })))
+    })
+}
+
+fn delete_volume(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        Query::parse(&call.query, &[])?;
+        let uri = libvirt(&call)?;
+        let pool = call.param("pool").to_owned();
+        let name = call.param("volume").to_owned();
+        if let Some(upload) = call.state.uploads.open_for(&pool, &name) {
+            return Err(ApiError::conflict(format!(
+                "upload {upload} is writing volume {name:?}: cancel it with \
+                 DELETE /api/v1/uploads/{upload}"
+            )));
+        }
+        with_hypervisor(uri, move |hypervisor| {
+            let users = hypervisor
+                .vms_using_volume(&pool, &name)
+                .map_err(storage_error)?;
+            if !users.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "volume {name:?} is a disk of {}: remove it from the VM or delete the VM \
+                     first",
+                    users
+                        .iter()
+                        .map(|vm| format!("VM {vm:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            hypervisor
+                .delete_volume(&pool, &name)
+                .map_err(storage_error)
+        })
+        .await?;
+        Ok(ok(json!({ "deleted": call.param("volume") })))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_names_are_plain_file_names() {
+        for good in ["disk.qcow2", "debian-12.iso", "a", "9_x-y.img"] {
+            assert!(check_volume_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "a/b",
+            "-x",
+            "a b",
+            "é.iso",
+            &"x".repeat(129),
+        ] {
+            let error = check_volume_name(bad).unwrap_err();
+            assert_eq!(error.body.field.as_deref(), Some("name"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_one_of_two_fields_in_range() {
+        assert_eq!(volume_size(Some(&json!(2)), None).unwrap(), 2 << 30);
+        assert_eq!(volume_size(None, Some(&json!(4096))).unwrap(), 4096);
+        for (gib, bytes, field) in [
+            (None, None, "size_gib"),
+            (Some(json!(1)), Some(json!(1)), "size_bytes"),
+            (Some(json!(0)), None, "size_gib"),
+            (Some(json!("ten")), None, "size_gib"),
+            (None, Some(json!(-1)), "size_bytes"),
+            (None, Some(json!(1.5)), "size_bytes"),
+            (None, Some(json!(MAX_VOLUME_BYTES + 1)), "size_bytes"),
+        ] {
+            let error = volume_size(gib.as_ref(), bytes.as_ref()).unwrap_err();
+            assert_eq!(
+                error.body.field.as_deref(),
+                Some(field),
+                "{gib:?} {bytes:?}"
+            );
+        }
+    }
+}
