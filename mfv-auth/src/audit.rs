@@ -49,11 +49,14 @@ pub enum AuditEvent {
     /// A shell on the host's console: opened for an administrator (ok), refused to a user
     /// who is not one, or closed (the detail says how it ended).
     ConsoleShell,
+    /// A change to the host, its VMs, storage, network or configuration asked for through
+    /// the API: the detail names the operation, its target and how it was answered.
+    HostChange,
 }
 
 impl AuditEvent {
     /// Every event, in declaration order.
-    pub const ALL: [AuditEvent; 18] = [
+    pub const ALL: [AuditEvent; 19] = [
         AuditEvent::Login,
         AuditEvent::Lockout,
         AuditEvent::Logout,
@@ -72,6 +75,7 @@ impl AuditEvent {
         AuditEvent::TotpDisabled,
         AuditEvent::RecoveryCodeUsed,
         AuditEvent::ConsoleShell,
+        AuditEvent::HostChange,
     ];
 
     /// The name stored and shown: `login`, `lockout`, `token_created`, ...
@@ -95,6 +99,7 @@ impl AuditEvent {
             AuditEvent::TotpDisabled => "totp_disabled",
             AuditEvent::RecoveryCodeUsed => "recovery_code_used",
             AuditEvent::ConsoleShell => "console_shell",
+            AuditEvent::HostChange => "host_change",
         }
     }
 }

@@ -404,6 +404,26 @@ impl Authenticator {
             .await
     }
 
+    /// Writes one [`AuditEvent::HostChange`] entry: `user` asked from `source` for the
+    /// change `detail` describes, which ended as `outcome`.
+    pub async fn audit_host_change(
+        &self,
+        user: &Username,
+        source: std::net::IpAddr,
+        outcome: AuditOutcome,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        self.audit(
+            AuditEvent::HostChange,
+            outcome,
+            None,
+            Some(&Actor::User(user.clone())),
+            Some(source),
+            detail,
+        )
+        .await
+    }
+
     /// Audits the end of a login attempt.
     async fn audit_login(
         &self,

@@ -41,7 +41,7 @@ mod users;
 mod vms;
 
 pub use authority::{
-    Authority, AuthorityFuture, Caller, Credential, LocalAuthority, LoginAttempt, SignedIn,
+    Authority, AuthorityFuture, Caller, Change, Credential, LocalAuthority, LoginAttempt, SignedIn,
 };
 pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE, SESSION_RECHECK};
 pub use error::ApiError;

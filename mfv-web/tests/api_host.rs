@@ -368,6 +368,53 @@ fn a_service_is_restarted_by_an_admin_and_an_unknown_one_is_named() {
         let forbidden = host.send("POST", "/api/v1/host/services/libvirtd/restart", role, None);
         assert_eq!(forbidden.status, 403, "{role:?}");
     }
+
+    // Every change asked for is in the audit log: who, what, from where, and how it ended.
+    let audit = expect(
+        &host.get("/api/v1/audit?event=host_change", Role::Admin),
+        200,
+    );
+    let entries: Vec<(String, String, String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+            (
+                text("actor"),
+                text("source"),
+                text("outcome"),
+                text("detail"),
+            )
+        })
+        .collect();
+    let line = |actor: &str, outcome: &str, detail: &str| {
+        (
+            actor.to_owned(),
+            "127.0.0.1".to_owned(),
+            outcome.to_owned(),
+            detail.to_owned(),
+        )
+    };
+    for expected in [
+        line(
+            "ada",
+            "ok",
+            "restart_service /api/v1/host/services/libvirtd/restart: 200",
+        ),
+        line(
+            "ada",
+            "refused",
+            "restart_service /api/v1/host/services/nosuch/restart: 404",
+        ),
+        line(
+            "otto",
+            "refused",
+            "restart_service /api/v1/host/services/libvirtd/restart: 403",
+        ),
+    ] {
+        assert!(entries.contains(&expected), "{expected:?} in {entries:?}");
+    }
 }
 
 #[test]

@@ -75,6 +75,31 @@ pub enum Credential {
     },
 }
 
+/// A change asked for through the API, as the audit log keeps it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    /// The route's operation (`vm_start`).
+    pub operation: &'static str,
+    /// What it was asked of: the request's path.
+    pub target: &'a str,
+    /// How it was answered.
+    pub status: warp::http::StatusCode,
+    /// Where the request came from.
+    pub client: IpAddr,
+}
+
+impl Change<'_> {
+    /// The audit entry's detail: `vm_start /api/v1/vms/web-1/start: 202`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}: {}",
+            self.operation,
+            self.target,
+            self.status.as_u16()
+        )
+    }
+}
+
 /// Checks logins, sessions and API tokens.
 pub trait Authority: Send + Sync + 'static {
     /// Logs a user in.
@@ -85,6 +110,12 @@ pub trait Authority: Send + Sync + 'static {
     fn check_token<'a>(&'a self, token: &'a str) -> AuthorityFuture<'a, Caller>;
     /// Ends the session `token`.
     fn logout<'a>(&'a self, token: &'a str, client: IpAddr) -> AuthorityFuture<'a, ()>;
+    /// Writes `change`, asked for by `caller`, to the audit log.
+    fn record_change<'a>(
+        &'a self,
+        caller: &'a Caller,
+        change: &'a Change<'a>,
+    ) -> AuthorityFuture<'a, ()>;
 
     /// Every user, by name.
     fn list_users(&self) -> AuthorityFuture<'_, Vec<UserView>>;
@@ -239,6 +270,28 @@ impl Authority for LocalAuthority {
                         mfv_linux::error_chain(&error)
                     ))
                 })
+        })
+    }
+
+    fn record_change<'a>(
+        &'a self,
+        caller: &'a Caller,
+        change: &'a Change<'a>,
+    ) -> AuthorityFuture<'a, ()> {
+        Box::pin(async move {
+            let user = mfv_auth::Username::new(&caller.username)
+                .map_err(|error| ApiError::invalid("username", mfv_linux::error_chain(&error)))?;
+            let outcome = if change.status.is_success() {
+                mfv_auth::AuditOutcome::Ok
+            } else if change.status.is_client_error() {
+                mfv_auth::AuditOutcome::Refused
+            } else {
+                mfv_auth::AuditOutcome::Error
+            };
+            self.authenticator
+                .audit_host_change(&user, change.client, outcome, change.describe())
+                .await
+                .map_err(|error| ApiError::unavailable(mfv_linux::error_chain(&error)))
         })
     }
 

@@ -24,7 +24,7 @@ use super::path::match_template;
 use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
 use super::uploads::Uploads;
-use super::{ApiError, Authority, Caller};
+use super::{ApiError, Authority, Caller, Change};
 use crate::server::ClientAddr;
 
 /// The session cookie. `__Host-` makes browsers keep it to this host, over HTTPS, for the
@@ -289,8 +289,14 @@ impl Api {
                 return response;
             }
         };
+        let changes = !matches!(method, Method::GET | Method::HEAD);
+        let mut changed_by = None;
         let call = async {
             let (caller, session) = self.state.caller(&headers).await?;
+            // A change a caller's role does not allow is audited too, as refused.
+            if changes && audited_here(route) {
+                changed_by.clone_from(&caller);
+            }
             check_access(route, caller.as_ref())?;
             if !matches!(method, Method::GET | Method::HEAD) {
                 check_csrf(&headers, session.as_deref())?;
@@ -314,6 +320,20 @@ impl Api {
             .await
         };
         let response = call.await.unwrap_or_else(ApiError::into_response);
+        if let Some(caller) = changed_by {
+            let change = Change {
+                operation: route.operation,
+                target: path,
+                status: response.status(),
+                client: client.ip(),
+            };
+            if let Err(error) = self.state.authority.record_change(&caller, &change).await {
+                eprintln!(
+                    "mfv-web: the audit log did not take {} {path} by {}: {}",
+                    method, caller.username, error.body.message
+                );
+            }
+        }
         self.state
             .http_metrics
             .record(route.operation, response.status(), started.elapsed());
@@ -338,6 +358,19 @@ impl Api {
         }
         Err(allowed)
     }
+}
+
+/// The routes whose changes the authority audits itself (logins, users, tokens, sessions),
+/// by path prefix; the dispatcher audits every other change.
+const AUDITED_BY_THE_AUTHORITY: [&str; 3] = ["/api/v1/session", "/api/v1/users", "/api/v1/tokens"];
+
+/// Whether the dispatcher writes `route`'s changes to the audit log: every change but those
+/// the authority audits itself and the chunks of an upload (its creation is audited).
+fn audited_here(route: &Route) -> bool {
+    !route.streams()
+        && !AUDITED_BY_THE_AUTHORITY
+            .iter()
+            .any(|prefix| route.path.starts_with(prefix))
 }
 
 /// Refuses a caller the route's access does not admit.
