@@ -889,6 +889,32 @@ impl Figures {
         text
     }
 
+    /// What the figures say beyond the targets.
+    fn findings(&self) -> Vec<String> {
+        let mut findings = Vec::new();
+        let bound = self.session_only.wrk.requests_per_second / self.plain.wrk.requests_per_second;
+        if bound >= 2.0 {
+            findings.push(format!(
+                "the VM list is libvirt-bound: the same server answers the session check alone \
+                 {bound:.0}x as fast ({:.0} requests/s, p99 {:.2} ms), so the time goes into \
+                 the libvirt connection opened per request and `Hypervisor::list()`; the fix is \
+                 a short-lived cache of the list fed by libvirt's domain events (not built: \
+                 TODO(#15))",
+                self.session_only.wrk.requests_per_second, self.session_only.wrk.p99_ms
+            ));
+        }
+        if !self.soak.rss_flat() {
+            findings.push(
+                "RSS grows with concurrency in the soak: each request in flight holds a \
+                 blocking-pool thread (`spawn_blocking`) and a libvirt connection, and the pool \
+                 keeps its threads a while after; bounding the blocking work (or the cache \
+                 above) should flatten it (TODO(#15))"
+                    .to_owned(),
+            );
+        }
+        findings
+    }
+
     /// One line per target: met or not, with the figure.
     fn verdicts(&self) -> Vec<String> {
         let judge = |met: bool| if met { "**met**" } else { "**not met**" };
@@ -984,6 +1010,9 @@ fn section(options: WebBenchOptions, machine: &str, date: &str, figures: &Figure
     );
     for verdict in figures.verdicts() {
         let _ = writeln!(text, "- Target: {verdict}");
+    }
+    for finding in figures.findings() {
+        let _ = writeln!(text, "- Finding: {finding}");
     }
     let _ = writeln!(
         text,
@@ -1234,6 +1263,18 @@ Transfer/sec:      6.94MB
             "\n| lighttpd + php-cgi (4 children), plain HTTP, `GET /vms.php` | 4000 | 6.00 ms \
              | 12.00 ms | 0 / 1000 | 40.0 → 60.0 MiB (60.1) |\n"
         ));
+        assert!(
+            text.contains(
+                "\n- Finding: the VM list is libvirt-bound: the same server answers the session \
+                 check alone 12x as fast (20000 requests/s, p99 3.00 ms)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n- Finding: RSS grows with concurrency in the soak"));
+        let mut quiet = figures();
+        quiet.session_only.wrk.requests_per_second = 2000.0;
+        quiet.soak.rss_during_kib = vec![20480, 20480];
+        assert!(quiet.findings().is_empty());
         assert!(text.contains("| Soak: 256 connections, 60 s |"), "{text}");
         assert!(
             text.ends_with("Soak RSS: 20.0 MiB at 1 s, 24.0 MiB at the end.\n"),
