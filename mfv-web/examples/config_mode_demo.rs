@@ -150,7 +150,11 @@ fn main() -> anyhow::Result<()> {
             "open https://{address}/ and type the setup token {}",
             token.as_str()
         );
-        let listeners = Listeners { https, http: None };
+        let listeners = Listeners {
+            https,
+            http: None,
+            bench_http: None,
+        };
         let routes = mfv_web::config_mode::routes(ConfigMode::new(host));
         serve(
             listeners,

@@ -5,6 +5,11 @@
 //! addresses itself (`--https`, `--http`) where it may; reads the key and certificate the
 //! host daemon published; asks the daemon whether the host is set up; and serves until
 //! SIGTERM, then shuts down gracefully.
+//!
+//! `--dev --bench-http ADDR:PORT` also serves the API over plain HTTP on that address, for
+//! `cargo xtask bench web` alone: it compares this server with a plain-HTTP reference on the
+//! same protocol. It is refused without `--dev`, so an appliance never serves the API without
+//! TLS.
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -23,7 +28,8 @@ const EXIT_USAGE: u8 = 2;
 const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
                      [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH] \
                      [--run-dir DIR]\n       \
-                     mfv-web --dev --auth-db PATH [--libvirt URI] [--https ADDR:PORT]";
+                     mfv-web --dev --auth-db PATH [--libvirt URI] [--https ADDR:PORT] \
+                     [--bench-http ADDR:PORT]";
 
 /// Where `--dev` listens unless `--https` says otherwise.
 const DEV_ADDRESS: &str = "127.0.0.1:8443";
@@ -50,6 +56,8 @@ struct Args {
     dev: Option<PathBuf>,
     /// `--libvirt`: where `--dev` finds VMs.
     libvirt: Option<String>,
+    /// `--bench-http`: `--dev` also serves the API over plain HTTP here (benchmark only).
+    bench_http: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut dev = false;
     let mut auth_db = None;
     let mut libvirt = None;
+    let mut bench_http = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let mut value = || rest.next().with_context(|| format!("{flag} needs a value"));
@@ -97,6 +106,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--dev" => dev = true,
             "--auth-db" => auth_db = Some(PathBuf::from(value()?)),
             "--libvirt" => libvirt = Some(value()?.clone()),
+            "--bench-http" => bench_http = Some(parse_address(flag, value()?)?),
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -112,6 +122,9 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     if libvirt.is_some() && dev.is_none() {
         bail!("--libvirt is for --dev only (the appliance uses qemu:///system)");
     }
+    if bench_http.is_some() && dev.is_none() {
+        bail!("--bench-http is for --dev only (the appliance serves the API over HTTPS alone)");
+    }
     if dev.is_some() && https.is_none() {
         https = Some(ListenOn::Address(parse_address("--https", DEV_ADDRESS)?));
     }
@@ -123,6 +136,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         run_dir,
         dev,
         libvirt,
+        bench_http,
     })
 }
 
@@ -169,6 +183,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let listeners = Listeners {
             https: listener(&args.https)?,
             http: args.http.as_ref().map(listener).transpose()?,
+            bench_http: args
+                .bench_http
+                .map(|address| listener(&ListenOn::Address(address)))
+                .transpose()?,
         };
         let address = listeners.https.local_addr().context("the HTTPS address")?;
         let mut terminate =
@@ -185,6 +203,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
             Some(auth_db) => {
                 let dev = mfv_web::dev::DevServer::open(auth_db, args.libvirt.clone()).await?;
                 println!("{}", dev.banner(address));
+                if let Some(plain) = &listeners.bench_http {
+                    let plain = plain.local_addr().context("the --bench-http address")?;
+                    println!("  benchmark only: the API over plain HTTP on http://{plain}/api/v1/");
+                }
                 (dev.tls, dev.routes)
             }
             None => {
@@ -274,6 +296,9 @@ mod tests {
             parsed.https,
             ListenOn::Address(DEV_ADDRESS.parse().unwrap())
         );
+        assert_eq!(parsed.bench_http, None);
+        let parsed = args("--dev --auth-db /tmp/u.sqlite --bench-http 127.0.0.1:8080").unwrap();
+        assert_eq!(parsed.bench_http, Some("127.0.0.1:8080".parse().unwrap()));
     }
 
     #[test]
@@ -291,6 +316,14 @@ mod tests {
             (
                 "--https-fd 3 --auth-db /tmp/a",
                 "--auth-db is for --dev only",
+            ),
+            (
+                "--https-fd 3 --bench-http 127.0.0.1:8080",
+                "--bench-http is for --dev only",
+            ),
+            (
+                "--dev --auth-db /tmp/a --bench-http 8080",
+                "--bench-http \"8080\": not ADDRESS:PORT",
             ),
         ] {
             let error = format!("{:#}", args(text).unwrap_err());

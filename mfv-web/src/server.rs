@@ -1,6 +1,10 @@
 //! The connections: TLS on the HTTPS listener, a redirect on the plain HTTP one, and the
 //! limits that keep a slow or hostile client from tying the server up.
 //!
+//! A third listener exists for `cargo xtask bench web` only (`mfv-web --dev --bench-http`): it
+//! serves the same routes over plain HTTP, so that the server can be measured on the same
+//! protocol as a plain-HTTP reference server; nothing else opens it.
+//!
 //! warp writes the routes; the accept loop is ours rather than warp's, because the limits an
 //! appliance on an open network needs sit below the routes: a TLS handshake and a request
 //! head must arrive within a deadline, a request must be answered within one, and only so
@@ -68,6 +72,19 @@ pub struct Listeners {
     pub https: TcpListener,
     /// Plain HTTP, answered with a redirect to HTTPS; none when the host serves only HTTPS.
     pub http: Option<TcpListener>,
+    /// Benchmark only: the routes themselves over plain HTTP, without TLS or redirect.
+    pub bench_http: Option<TcpListener>,
+}
+
+/// How a connection is served, by the listener it came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// The routes over TLS.
+    Tls,
+    /// A redirect to HTTPS.
+    Redirect,
+    /// The routes over plain HTTP (benchmark only).
+    BenchPlain,
 }
 
 /// What serves a request: warp's routes as a service ([`warp::service`]).
@@ -95,9 +112,10 @@ impl<S> Routes for S where
 {
 }
 
-/// Serves `routes` over TLS (`tls`) on `listeners.https`, and redirects plain HTTP on
-/// `listeners.http` to it, until `shutdown` completes; then shuts down gracefully. Returns
-/// when every connection is closed or the grace period is over.
+/// Serves `routes` over TLS (`tls`) on `listeners.https` (and over plain HTTP on
+/// `listeners.bench_http`), and redirects plain HTTP on `listeners.http` to it, until
+/// `shutdown` completes; then shuts down gracefully. Returns when every connection is closed
+/// or the grace period is over.
 pub async fn serve(
     listeners: Listeners,
     tls: Arc<rustls::ServerConfig>,
@@ -120,16 +138,16 @@ pub async fn serve(
         .max_buf_size(64 * 1024);
     tokio::pin!(shutdown);
     loop {
-        let (stream, client, secure) = tokio::select! {
+        let (accepted, served) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listeners.https.accept() => match accepted {
-                Ok((stream, client)) => (stream, client, true),
-                Err(_) => continue,
-            },
-            accepted = accept_plain(listeners.http.as_ref()) => match accepted {
-                Ok((stream, client)) => (stream, client, false),
-                Err(_) => continue,
-            },
+            accepted = listeners.https.accept() => (accepted, Served::Tls),
+            accepted = accept_plain(listeners.http.as_ref()) => (accepted, Served::Redirect),
+            accepted = accept_plain(listeners.bench_http.as_ref()) => {
+                (accepted, Served::BenchPlain)
+            }
+        };
+        let Ok((stream, client)) = accepted else {
+            continue;
         };
         // Over the limit the connection is closed at once: a queue would only keep more
         // sockets open for whoever is flooding.
@@ -140,56 +158,84 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
         let http1 = http1.clone();
-        if secure {
-            let acceptor = acceptor.clone();
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
-                else {
-                    return;
-                };
-                let service = service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(ClientAddr(client));
-                    let answer = routes.clone().call(request);
-                    async move {
-                        let response = match tokio::time::timeout(limits.response, answer).await {
-                            Ok(Ok(response)) => response,
-                            Ok(Err(never)) => match never {},
-                            Err(_) => error_response(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                &ErrorBody::new(
-                                    "timeout",
-                                    format!(
-                                        "the host did not answer within {} s; try again",
-                                        limits.response.as_secs()
-                                    ),
-                                ),
-                            ),
-                        };
-                        Ok::<_, Infallible>(with_security_headers(response))
-                    }
+        match served {
+            Served::Tls => {
+                let acceptor = acceptor.clone();
+                let service = answering(routes.clone(), client, limits);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
                 });
-                let connection = http1.serve_connection(TokioIo::new(stream), service);
-                let _ = watcher.watch(connection).await;
-            });
-        } else {
-            tokio::spawn(async move {
-                let _slot = slot;
-                let service = service_fn(move |request: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(redirect_to_https(&request, https_port))
+            }
+            Served::BenchPlain => {
+                let service = answering(routes.clone(), client, limits);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
                 });
-                let connection = http1.serve_connection(TokioIo::new(stream), service);
-                let _ = watcher.watch(connection).await;
-            });
+            }
+            Served::Redirect => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let service = service_fn(move |request: Request<Incoming>| async move {
+                        Ok::<_, Infallible>(redirect_to_https(&request, https_port))
+                    });
+                    let connection = http1.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
+                });
+            }
         }
     }
     drop(listeners);
     let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
 }
 
-/// The next connection on the plain HTTP listener; never, without one.
+/// The service answering one connection's requests from `client` with `routes`: the
+/// client's address in each request's extensions, the response deadline, the security
+/// headers.
+fn answering(
+    routes: impl Routes,
+    client: SocketAddr,
+    limits: Limits,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = warp::reply::Response,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ClientAddr(client));
+        let answer = routes.clone().call(request);
+        async move {
+            let response = match tokio::time::timeout(limits.response, answer).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &ErrorBody::new(
+                        "timeout",
+                        format!(
+                            "the host did not answer within {} s; try again",
+                            limits.response.as_secs()
+                        ),
+                    ),
+                ),
+            };
+            Ok::<_, Infallible>(with_security_headers(response))
+        }
+    })
+}
+
+/// The next connection on an optional plain HTTP listener; never, without one.
 async fn accept_plain(
     listener: Option<&TcpListener>,
 ) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {

@@ -167,6 +167,7 @@ impl Server {
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),
                     http: Some(tokio::net::TcpListener::from_std(http).unwrap()),
+                    bench_http: None,
                 };
                 let routes = mfv_web::config_mode::routes(ConfigMode::new(daemon));
                 serve(listeners, tls, warp::service(routes), limits, async {

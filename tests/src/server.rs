@@ -141,6 +141,17 @@ impl ServerProcess {
         &self.dir
     }
 
+    /// The server's process id, once started (the watchdog writes it when it starts the
+    /// server); a benchmark reads the server's memory through it.
+    pub fn pid(&self) -> Result<u32> {
+        let path = self.dir.join("server.pid");
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("{} has not started ({})", self.name, path.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{}: not a process id: {text:?}", path.display()))
+    }
+
     /// What the server printed so far.
     pub fn log(&self) -> String {
         let path = self.dir.join("server.log");
@@ -242,6 +253,11 @@ mod tests {
         })
         .unwrap();
         let dir = process.dir().to_owned();
+        let error = process.pid().unwrap_err();
+        assert!(
+            error.to_string().starts_with("sh has not started"),
+            "{error}"
+        );
         process.start().unwrap();
         let error = process
             .wait_for_port(crate::free_local_port().unwrap(), Duration::from_secs(10))
@@ -250,6 +266,7 @@ mod tests {
             error.to_string() == "sh exited before it was ready; its log:\nbroken config\n",
             "{error:#}"
         );
+        assert!(process.pid().is_ok());
         drop(process);
         assert!(!dir.exists(), "the watchdog left {}", dir.display());
     }

@@ -481,7 +481,7 @@ impl Figures {
 }
 
 /// The 1-minute load average from /proc/loadavg.
-fn load_average() -> Result<f64> {
+pub(crate) fn load_average() -> Result<f64> {
     let text = fs::read_to_string("/proc/loadavg").context("cannot read /proc/loadavg")?;
     parse_load_average(&text)
 }

@@ -1,7 +1,8 @@
 //! Running external programs: show the command line, check the exit status, capture output.
 
 use std::ffi::OsStr;
-use std::process::{Command, Output};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -38,6 +39,34 @@ pub fn run(command: &mut Command) -> Result<()> {
         .with_context(|| format!("cannot start `{}`", display(command)))?;
     if !status.success() {
         bail!("`{}` failed: {status}", display(command));
+    }
+    Ok(())
+}
+
+/// Runs the command with `input` on its stdin and stdout and stderr captured; fails unless it
+/// exits 0, quoting its stderr.
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Result<()> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", display(command)))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .with_context(|| format!("cannot write to `{}`", display(command)))?;
+    }
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for `{}`", display(command)))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed: {}: {}",
+            display(command),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -94,6 +123,25 @@ mod tests {
     fn run_reports_a_missing_program() {
         let error = run(&mut Command::new("/nonexistent/program")).unwrap_err();
         assert!(error.to_string().contains("cannot start"), "{error}");
+    }
+
+    #[test]
+    fn run_with_stdin_feeds_the_input_and_quotes_stderr() {
+        run_with_stdin(
+            Command::new("sh").args(["-c", "read line; test \"$line\" = secret"]),
+            b"secret\n",
+        )
+        .unwrap();
+        let error = run_with_stdin(
+            Command::new("sh").args(["-c", "read line; echo \"no $line\" >&2; exit 4"]),
+            b"entry\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("no entry") && error.contains("exit status: 4"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -114,6 +114,19 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "nfs-ganesha-vfs",
         "the ganesha back end that exports a local directory",
     ),
+    ("wrk", "the HTTP load generator of cargo xtask bench web"),
+    (
+        "lighttpd",
+        "the reference web server of cargo xtask bench web (FastCGI to php-cgi)",
+    ),
+    (
+        "php-cgi",
+        "php-cgi, the FastCGI PHP of the reference of cargo xtask bench web",
+    ),
+    (
+        "php-sqlite3",
+        "SQLite for the reference PHP script of cargo xtask bench web",
+    ),
 ];
 
 /// What to do about missing packages.

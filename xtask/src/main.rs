@@ -5,6 +5,7 @@ mod bench;
 mod bench_auth;
 mod bench_dhcp;
 mod bench_vm;
+mod bench_web;
 mod boot;
 mod cmd;
 mod cpio;
@@ -121,6 +122,20 @@ enum Benchmark {
         /// How many timed guest cycles.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         cycles: u32,
+    },
+    /// wrk against the REST API's authenticated VM list (mfv-web with a private libvirtd)
+    /// and against lighttpd with php-cgi doing the same from SQLite, then a soak at 256
+    /// connections (as root).
+    Web {
+        /// Seconds of each run at 32 connections.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+        seconds: u32,
+        /// Seconds of the soak at 256 connections.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3600))]
+        soak_seconds: u32,
+        /// How many VMs to define and list.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=9999))]
+        vms: u32,
     },
 }
 
@@ -248,6 +263,24 @@ fn run() -> Result<()> {
                     runs,
                     domains,
                     cycles,
+                },
+            )
+        }
+        Command::Bench {
+            benchmark:
+                Benchmark::Web {
+                    seconds,
+                    soak_seconds,
+                    vms,
+                },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench_web::web(
+                &workspace,
+                bench_web::WebBenchOptions {
+                    seconds,
+                    soak_seconds,
+                    vms,
                 },
             )
         }

@@ -131,6 +131,7 @@ impl Server {
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),
                     http: None,
+                    bench_http: None,
                 };
                 let routes = mfv_web::api::routes(api);
                 serve(
