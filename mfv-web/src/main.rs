@@ -214,7 +214,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 let routes = if let Some(device) = configuration_device(&args.socket).await? {
                     let api = mfv_web::set_up::open_api(&args.run_dir, &args.socket)
                         .await
-                        .map_err(|error| mfv_linux::error_chain(&error));
+                        .map_err(|error| {
+                            format!(
+                                "{}; once the host has an administrator (mfv user add NAME \
+                                 --role admin at the console), run mfv host restart mfv-web",
+                                mfv_linux::error_chain(&error)
+                            )
+                        });
                     match &api {
                         Ok(_) => println!(
                             "mfv-web: serving HTTPS on {address} (this host is set up: the \

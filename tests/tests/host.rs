@@ -543,7 +543,7 @@ fn boot_and_service_lines_reach_the_syslog_server_of_the_configuration() -> anyh
     messages.wait_for(
         &[
             " vmhost mfv-web ",
-            " - - mfv-web: serving HTTPS on [::]:443 (this host is set up)",
+            " - - mfv-web: serving HTTPS on [::]:443 (this host is set up",
         ],
         &guest,
     )?;
