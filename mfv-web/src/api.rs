@@ -38,6 +38,7 @@ pub mod tasks;
 mod tokens;
 pub mod uploads;
 mod users;
+mod vm_list;
 mod vms;
 
 pub use authority::{

@@ -92,9 +92,19 @@ fn json_text(body: &impl Serialize) -> String {
         .replace('&', "\\u0026")
 }
 
+/// `body` as the JSON text every answer carries, to be sent with [`json_text_response`]
+/// (for an answer made once and sent many times).
+pub fn json_bytes(body: &impl Serialize) -> hyper::body::Bytes {
+    hyper::body::Bytes::from(json_text(body))
+}
+
 /// A JSON response of `status` carrying `body`.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> warp::reply::Response {
-    let text = json_text(body);
+    json_text_response(status, json_bytes(body))
+}
+
+/// A JSON response of `status` carrying `text` made by [`json_bytes`].
+pub fn json_text_response(status: StatusCode, text: hyper::body::Bytes) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(text.into());
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -24,6 +24,7 @@ use super::path::match_template;
 use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
 use super::uploads::Uploads;
+use super::vm_list::VmList;
 use super::{ApiError, Authority, Caller, Change};
 use crate::server::ClientAddr;
 
@@ -82,6 +83,8 @@ pub struct ApiState {
     pub events: EventHub,
     /// The uploads of images into volumes.
     pub uploads: Uploads,
+    /// The VM list's last reading.
+    pub vm_list: VmList,
     /// Recent session checks, by the digest of the session token.
     checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
@@ -221,6 +224,7 @@ impl Api {
                 tasks: Tasks::with_events(events.clone()),
                 events,
                 uploads: Uploads::default(),
+                vm_list: VmList::default(),
                 checked: Mutex::new(HashMap::new()),
             }),
             routes: super::table::routes(),
@@ -320,6 +324,9 @@ impl Api {
             .await
         };
         let response = call.await.unwrap_or_else(ApiError::into_response);
+        if changes && route.path.starts_with("/api/v1/vms") {
+            self.state.vm_list.changed();
+        }
         if let Some(caller) = changed_by {
             let change = Change {
                 operation: route.operation,

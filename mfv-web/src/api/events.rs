@@ -140,6 +140,11 @@ impl EventHub {
         });
     }
 
+    /// The id of the last event sent: when it moves, a VM or a task changed.
+    pub(crate) fn last_id(&self) -> u64 {
+        *lock(&self.hub.next_id)
+    }
+
     /// An event for one stream only, with an id from the same sequence.
     fn private(&self, kind: &'static str, data: &serde_json::Value) -> ServerEvent {
         let mut next_id = lock(&self.hub.next_id);

@@ -30,7 +30,7 @@ use super::ApiError;
 use super::query::Query;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::tasks::accepted;
-use crate::reply::json_response;
+use crate::reply::{json_bytes, json_response, json_text_response};
 
 /// How long a shutdown waits for the guest when the request does not say.
 const DEFAULT_SHUTDOWN_SECS: u64 = 60;
@@ -339,8 +339,20 @@ where
 fn list(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let uri = libvirt(&call)?;
-        let vms = with_hypervisor(uri, |hypervisor| hypervisor.list().map_err(virt_error)).await?;
-        Ok(ok(json!({ "vms": vms })))
+        let state = &call.state;
+        let answer = state
+            .vm_list
+            .answer(
+                || state.events.last_id(),
+                || async move {
+                    let vms =
+                        with_hypervisor(uri, |hypervisor| hypervisor.list().map_err(virt_error))
+                            .await?;
+                    Ok(json_bytes(&json!({ "vms": vms })))
+                },
+            )
+            .await?;
+        Ok(json_text_response(StatusCode::OK, answer))
     })
 }
 
