@@ -905,10 +905,8 @@ impl Figures {
         }
         if !self.soak.rss_flat() {
             findings.push(
-                "RSS grows with concurrency in the soak: each request in flight holds a \
-                 blocking-pool thread (`spawn_blocking`) and a libvirt connection, and the pool \
-                 keeps its threads a while after; bounding the blocking work (or the cache \
-                 above) should flatten it (TODO(#15))"
+                "RSS grows with the number of connections in the soak; what holds the memory \
+                 is not measured yet (TODO(#15))"
                     .to_owned(),
             );
         }
@@ -986,10 +984,10 @@ fn section(options: WebBenchOptions, machine: &str, date: &str, figures: &Figure
          cookie: every request checks the session in SQLite and lists the {vms} VMs as JSON. \
          **mfv-web** (release, `mfv-web --dev`): users in a SQLite auth database (one viewer, \
          logged in once), VMs on a private libvirtd (`mfv_tests::libvirtd`, QEMU driver, \
-         pinned to CPU 0) where they are defined and shut off; the handler opens a libvirt \
-         connection per request and makes `Hypervisor::list()` (four listings), so the figure \
-         includes libvirtd's work: the row `GET /api/v1/session` (the same session check, no \
-         libvirt) shows what the server does without it. Plain HTTP is the benchmark-only \
+         pinned to CPU 0) where they are defined and shut off; the list is read from libvirt \
+         at most once a second (and after any change), so most answers are the last reading: \
+         the row `GET /api/v1/session` (the same session check, no list) shows what the \
+         server does without it. Plain HTTP is the benchmark-only \
          `--bench-http` listener (same routes, no TLS), for comparing on the reference's \
          protocol; HTTPS is the real listener (TLS 1.3, keep-alive, so the handshake is paid \
          once per connection). **Reference**: lighttpd with mod_fastcgi to php-cgi \
