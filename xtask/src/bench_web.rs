@@ -1268,7 +1268,7 @@ Transfer/sec:      6.94MB
             ),
             "{text}"
         );
-        assert!(text.contains("\n- Finding: RSS grows with concurrency in the soak"));
+        assert!(text.contains("\n- Finding: RSS grows with the number of connections in the soak"));
         let mut quiet = figures();
         quiet.session_only.wrk.requests_per_second = 2000.0;
         quiet.soak.rss_during_kib = vec![20480, 20480];
