@@ -6,48 +6,15 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::guest::{guest_spec, shared};
 use common::{EventStream, PASSWORD, Server, StreamEvent, kind};
 use mfv_auth::Role;
-use mfv_tests::libvirtd::{GuestFiles, PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::unique;
 use mfv_vm::Hypervisor;
 use mfv_web::api::SESSION_RECHECK;
-use serde_json::{Value, json};
-
-struct Shared {
-    daemon: PrivateLibvirtd,
-    guest: GuestFiles,
-}
-
-/// One daemon and one pair of guest initrds for the whole test binary.
-fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let daemon = PrivateLibvirtd::start().unwrap();
-        let guest = GuestFiles::write_to(daemon.dir()).unwrap();
-        Shared { daemon, guest }
-    })
-}
-
-/// A spec of the test guest (kernel boot, serial console, no disk), with `extra` fields.
-fn guest_spec(name: &str, extra: Value) -> Value {
-    let guest = &shared().guest;
-    let mut spec = json!({
-        "name": name,
-        "vcpus": 1,
-        "memory_mib": 128,
-        "serial_console": true,
-        "kernel_boot": {
-            "kernel": guest.kernel, "initrd": guest.initrd, "cmdline": "console=ttyS0 quiet"
-        },
-    });
-    for (key, value) in extra.as_object().unwrap() {
-        spec[key] = value.clone();
-    }
-    spec
-}
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -6,45 +6,15 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::guest::{guest_spec, shared};
 use common::{PASSWORD, Server, kind};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
-use mfv_tests::libvirtd::{GUEST_READY, GuestFiles, PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::{GUEST_READY, unique};
 use mfv_vm::Hypervisor;
 use serde_json::{Value, json};
-
-struct Shared {
-    daemon: PrivateLibvirtd,
-    guest: GuestFiles,
-}
-
-/// One daemon and one pair of guest initrds for the whole test binary.
-fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let daemon = PrivateLibvirtd::start().unwrap();
-        let guest = GuestFiles::write_to(daemon.dir()).unwrap();
-        Shared { daemon, guest }
-    })
-}
-
-/// A spec of the test guest (kernel boot, serial console), with `disks`.
-fn guest_spec(name: &str, disks: Value) -> Value {
-    let guest = &shared().guest;
-    json!({
-        "name": name,
-        "vcpus": 1,
-        "memory_mib": 128,
-        "serial_console": true,
-        "kernel_boot": {
-            "kernel": guest.kernel, "initrd": guest.initrd, "cmdline": "console=ttyS0 quiet"
-        },
-        "disks": disks,
-    })
-}
 
 /// A client of `server` acting with `role`'s token.
 struct As<'a> {
@@ -135,7 +105,10 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
     let name = unique("api-life");
     let disks = json!([{"target": "vda", "source": {"new_volume": {"pool": pool, "size_gib": 1}}}]);
 
-    let created = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, disks))));
+    let created = admin.finished_task(&admin.post(
+        "/api/v1/vms",
+        Some(&guest_spec(&name, json!({ "disks": disks }))),
+    ));
     assert_eq!(created["state"], "succeeded", "{created}");
     assert_eq!(created["kind"], "vm_create");
     assert_eq!(created["result"]["vm"]["name"], name.as_str());
@@ -284,7 +257,7 @@ fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
 
     let mut spec = guest_spec(
         "<script>alert(1)</script>",
-        json!([{"target": "sda", "source": {"image": {"path": "relative.img"}}}]),
+        json!({"disks": [{"target": "sda", "source": {"image": {"path": "relative.img"}}}]}),
     );
     spec["vcpus"] = json!(0);
     let invalid = admin.post("/api/v1/vms", Some(&spec));
@@ -326,9 +299,9 @@ fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
 
     // A name taken by a VM that exists is refused at once, as a field of the spec.
     let name = unique("api-taken");
-    let made = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, json!([])))));
+    let made = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, json!({})))));
     assert_eq!(made["state"], "succeeded", "{made}");
-    let taken = admin.post("/api/v1/vms", Some(&guest_spec(&name, json!([]))));
+    let taken = admin.post("/api/v1/vms", Some(&guest_spec(&name, json!({}))));
     assert_eq!(
         (taken.status, kind(&taken)),
         (400, "invalid_spec".to_owned())

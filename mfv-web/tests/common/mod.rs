@@ -4,6 +4,8 @@
 #![allow(dead_code, reason = "each test file uses a part of it")]
 #![allow(clippy::unwrap_used, reason = "test code")]
 
+pub mod guest;
+
 use std::sync::Arc;
 use std::time::Duration;
 
