@@ -9,9 +9,10 @@
 //! served without its permission check, and none is served undocumented or documented and
 //! absent.
 //!
-//! Who the callers are is the [`Authority`]'s business: on the appliance the host daemon's
-//! (the auth database lives on the config volume, which only root writes), in `--dev` mode
-//! and in tests an [`mfv_auth::Authenticator`] in this process ([`LocalAuthority`]). A
+//! Who the callers are is the [`Authority`]'s business: an [`mfv_auth::Authenticator`] in
+//! this process ([`LocalAuthority`]), over the working copy of the auth database the host
+//! daemon keeps on the appliance ([`mfv_host::auth::live`]), or over a SQLite file in `--dev`
+//! mode and in tests. A
 //! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
 //! authority one check; logging out, and a change to a user or a session made through this
 //! API, end it at once (the dispatcher forgets the checks of that user); a change made
