@@ -14,7 +14,8 @@
 //! daemon keeps on the appliance ([`mfv_host::auth::live`]), or over a SQLite file in `--dev`
 //! mode and in tests. A
 //! session's check is kept for [`SESSION_RECHECK`], so a page full of requests costs the
-//! authority one check; logging out, and a change to a user or a session made through this
+//! authority one check (and requests arriving while it is made wait for it rather than
+//! asking too); logging out, and a change to a user or a session made through this
 //! API, end it at once (the dispatcher forgets the checks of that user); a change made
 //! elsewhere (`mfv user` on the host) within that time.
 
@@ -33,6 +34,7 @@ pub mod openapi;
 mod path;
 pub mod query;
 mod session;
+mod session_checks;
 mod storage;
 pub mod table;
 pub mod tasks;
@@ -45,8 +47,9 @@ mod vms;
 pub use authority::{
     Authority, AuthorityFuture, Caller, Change, Credential, LocalAuthority, LoginAttempt, SignedIn,
 };
-pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE, SESSION_RECHECK};
+pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE};
 pub use error::ApiError;
+pub use session_checks::SESSION_RECHECK;
 
 /// The API's routes, with `404` in the API's error shape for every path it does not serve.
 pub fn routes(

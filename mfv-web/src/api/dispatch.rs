@@ -3,11 +3,10 @@
 //! caller (401), the role (403), CSRF on changes made with the session cookie (403), the
 //! body's size (413) and type (415).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
 use hyper::body::{Buf, Bytes};
@@ -20,7 +19,8 @@ use warp::reply::Response;
 use super::events::EventHub;
 use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
-use super::path::match_template;
+use super::path::TemplateIndex;
+use super::session_checks::SessionChecks;
 use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
 use super::uploads::Uploads;
@@ -32,14 +32,8 @@ use crate::server::ClientAddr;
 /// whole site.
 pub const SESSION_COOKIE: &str = "__Host-mfv-session";
 
-/// How long a session's check is trusted before the authority is asked again.
-pub const SESSION_RECHECK: Duration = Duration::from_secs(5);
-
 /// The header a change made with the session cookie carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// The most sessions whose checks are kept; past it the oldest go first.
-const MAX_CACHED_SESSIONS: usize = 10_000;
 
 /// What the API is made of: who checks the callers, and what it reaches.
 pub struct ApiParts {
@@ -85,8 +79,8 @@ pub struct ApiState {
     pub uploads: Uploads,
     /// The VM list's last reading.
     pub vm_list: VmList,
-    /// Recent session checks, by the digest of the session token.
-    checked: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// Recent session checks.
+    sessions: SessionChecks,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -98,21 +92,14 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// Forgets the check of the session `token` (it was ended).
     pub(crate) fn forget_session(&self, token: &str) {
-        self.lock_checked().remove(&digest(token));
+        self.sessions.forget_session(token);
     }
 
     /// Forgets the checks of every session of `username` (the user was changed, disabled or
     /// deleted, or one of their sessions was revoked by its id), so their next request is
     /// checked again.
     pub(crate) fn forget_user(&self, username: &str) {
-        self.lock_checked()
-            .retain(|_, (caller, _)| caller.username != username);
-    }
-
-    fn lock_checked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Caller, Instant)>> {
-        self.checked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sessions.forget_user(username);
     }
 
     /// Who the request's credentials stand for, and its session token when it used the
@@ -136,33 +123,11 @@ impl ApiState {
         }
     }
 
-    /// Who holds the session `token`: a check younger than [`SESSION_RECHECK`], or the
-    /// authority's answer.
+    /// Who holds the session `token`: a recent check, or the authority's answer.
     async fn session_caller(&self, token: &str) -> Result<Caller, ApiError> {
-        let key = digest(token);
-        let now = Instant::now();
-        if let Some((caller, at)) = self.lock_checked().get(&key) {
-            if now.duration_since(*at) < SESSION_RECHECK {
-                return Ok(caller.clone());
-            }
-        }
-        match self.authority.check_session(token).await {
-            Ok(caller) => {
-                let mut checked = self.lock_checked();
-                if checked.len() >= MAX_CACHED_SESSIONS {
-                    checked.retain(|_, (_, at)| now.duration_since(*at) < SESSION_RECHECK);
-                }
-                if checked.len() >= MAX_CACHED_SESSIONS {
-                    checked.clear();
-                }
-                checked.insert(key, (caller.clone(), now));
-                Ok(caller)
-            }
-            Err(error) => {
-                self.lock_checked().remove(&key);
-                Err(error)
-            }
-        }
+        self.sessions
+            .caller(token, || self.authority.check_session(token))
+            .await
     }
 }
 
@@ -171,6 +136,8 @@ impl ApiState {
 pub struct Api {
     state: Arc<ApiState>,
     routes: Vec<Route>,
+    /// Where each request's route is looked up.
+    index: TemplateIndex,
 }
 
 /// The CSRF token of the session `token`: a digest only the holder of the session can
@@ -181,10 +148,6 @@ pub(crate) fn csrf_token(session: &str) -> String {
         .chain_update(session.as_bytes())
         .finalize();
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Credentials as the request presents them.
@@ -213,6 +176,8 @@ impl Api {
     /// The API of `parts`, with every route of the table.
     pub fn new(parts: ApiParts) -> Arc<Api> {
         let events = EventHub::default();
+        let routes = super::table::routes();
+        let index = TemplateIndex::new(routes.iter().map(|route| route.path));
         Arc::new(Api {
             state: Arc::new(ApiState {
                 authority: parts.authority,
@@ -225,9 +190,10 @@ impl Api {
                 events,
                 uploads: Uploads::default(),
                 vm_list: VmList::default(),
-                checked: Mutex::new(HashMap::new()),
+                sessions: SessionChecks::default(),
             }),
-            routes: super::table::routes(),
+            routes,
+            index,
         })
     }
 
@@ -355,13 +321,14 @@ impl Api {
         path: &str,
     ) -> Result<(&Route, super::path::PathParams), Vec<&str>> {
         let mut allowed = Vec::new();
-        for route in &self.routes {
-            if let Some(params) = match_template(route.path, path) {
-                if route.method == *method {
-                    return Ok((route, params));
-                }
-                allowed.push(route.method.as_str());
+        for (position, params) in self.index.matching(path) {
+            let Some(route) = self.routes.get(position) else {
+                continue;
+            };
+            if route.method == *method {
+                return Ok((route, params));
             }
+            allowed.push(route.method.as_str());
         }
         Err(allowed)
     }

@@ -41,7 +41,7 @@ use warp::Reply;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderMap, Method};
 
-use super::dispatch::SESSION_RECHECK;
+use super::session_checks::SESSION_RECHECK;
 use super::table::{Access, Call, HandlerFuture, Route};
 use super::{ApiError, ApiState};
 
