@@ -39,6 +39,7 @@ pub mod tasks;
 mod tokens;
 pub mod uploads;
 mod users;
+mod vm_clone;
 mod vm_list;
 mod vms;
 
