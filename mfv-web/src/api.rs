@@ -25,6 +25,7 @@ mod config;
 mod dispatch;
 mod error;
 pub mod events;
+mod fetches;
 mod host;
 pub mod links;
 pub mod metrics;

@@ -177,6 +177,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::vm_clone::routes());
     routes.extend(super::storage::routes());
     routes.extend(super::uploads::routes());
+    routes.extend(super::fetches::routes());
     routes
 }
 
