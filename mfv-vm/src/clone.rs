@@ -71,16 +71,13 @@ pub enum CloneError {
     #[error(transparent)]
     Virt(#[from] VirtError),
     /// Copying a disk failed.
-    #[error("copying disk {target} ({pool}/{source_volume} to {pool}/{volume}) failed")]
+    #[error(
+        "copying disk {} ({}/{} to {}/{}) failed",
+        copy.target, copy.pool, copy.source_volume, copy.pool, copy.volume
+    )]
     Copy {
-        /// The disk's target.
-        target: String,
-        /// The pool.
-        pool: String,
-        /// The volume copied.
-        source_volume: String,
-        /// The copy's name.
-        volume: String,
+        /// The copy that failed.
+        copy: Box<DiskCopy>,
         /// libvirt's error.
         #[source]
         source: VirtError,
@@ -273,10 +270,7 @@ impl Hypervisor {
     /// Copies one disk's volume in full; returns the copy's path.
     fn copy_volume(&self, copy: &DiskCopy) -> Result<String, CloneError> {
         let failed = |source| CloneError::Copy {
-            target: copy.target.clone(),
-            pool: copy.pool.clone(),
-            source_volume: copy.source_volume.clone(),
-            volume: copy.volume.clone(),
+            copy: Box::new(copy.clone()),
             source,
         };
         let pool = self.pool(&copy.pool).map_err(failed)?;

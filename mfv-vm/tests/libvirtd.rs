@@ -660,7 +660,7 @@ fn a_clone_whose_copy_fails_leaves_nothing_and_image_disks_are_copied_in_their_p
         })
         .unwrap_err();
     assert!(
-        matches!(&failed, mfv_vm::CloneError::Copy { target, .. } if target == "vdb"),
+        matches!(&failed, mfv_vm::CloneError::Copy { copy, .. } if copy.target == "vdb"),
         "{failed}"
     );
     assert!(failed.to_string().contains(&blocker), "{failed}");

@@ -51,8 +51,9 @@ fn clone_error(error: CloneError) -> ApiError {
         CloneError::SourceNotShutOff { .. } | CloneError::NotCopyable { .. } => {
             ApiError::conflict(message)
         }
-        CloneError::NameTaken { .. } => ApiError::conflict(message).with_field("name"),
-        CloneError::VolumeTaken { .. } => ApiError::conflict(message).with_field("name"),
+        CloneError::NameTaken { .. } | CloneError::VolumeTaken { .. } => {
+            ApiError::conflict(message).with_field("name")
+        }
         CloneError::InvalidSpec(errors) => invalid_spec(&errors),
         CloneError::Virt(error) => virt_error(error),
         CloneError::Xml(_) | CloneError::Copy { .. } | CloneError::LeftBehind { .. } => {
