@@ -1,5 +1,5 @@
 //! Virtual machines on libvirt: the spec of a VM and its domain XML, lifecycle, storage,
-//! consoles, snapshots and restore from the config store.
+//! consoles, snapshots, clones and restore from the config store.
 //!
 //! `mfv-vm` owns what a VM is ([`VmSpec`]) and everything done to VMs through libvirt. The
 //! spec has a serde form; [`VmSpec::validate`] collects every problem at once, each naming
@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod clone;
 mod connection;
 mod libvirt;
 mod lifecycle;
@@ -35,6 +36,7 @@ mod storage;
 mod validate;
 mod xml;
 
+pub use clone::{CloneError, ClonePlan, CloneProgress, DiskCopy};
 pub use connection::Hypervisor;
 pub use libvirt::{ObjectKind, VirtError};
 pub use lifecycle::{

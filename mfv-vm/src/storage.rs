@@ -995,6 +995,17 @@ fn volume_format(volume: &StorageVol, name: &str) -> Result<String, VirtError> {
     }
 }
 
+/// The XML of a full copy named `new_name` of `source` (named `source_name`): its capacity
+/// and format, no backing file, so a qcow2 chain is flattened into the copy.
+pub(crate) fn copy_volume_xml(
+    source: &StorageVol,
+    source_name: &str,
+    new_name: &str,
+) -> Result<String, VirtError> {
+    let info = volume_info(source, source_name)?;
+    volume_xml(new_name, info.capacity_bytes, &info.format, None)
+}
+
 fn volume_xml(
     name: &str,
     capacity_bytes: u64,

@@ -604,3 +604,116 @@ fn a_volume_is_found_by_pool_and_name() -> Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn a_clone_whose_copy_fails_leaves_nothing_and_image_disks_are_copied_in_their_pool() -> Result<()>
+{
+    let hypervisor = connect();
+    let pool_name = unique("clone-pool");
+    pool(&hypervisor, &pool_name);
+    let pattern: Vec<u8> = (0..65536u32).map(|index| (index % 253) as u8).collect();
+    let mut paths = Vec::new();
+    for volume in ["a.img", "b.img"] {
+        let info = hypervisor.create_volume_as(
+            &pool_name,
+            volume,
+            pattern.len() as u64,
+            mfv_vm::VolumeFormat::Raw,
+        )?;
+        hypervisor.write_volume_at(
+            &pool_name,
+            volume,
+            0,
+            pattern.len() as u64,
+            &mut pattern.as_slice(),
+        )?;
+        paths.push(info.path);
+    }
+    let shared = shared();
+    let spec = |name: &str, disks: serde_json::Value| -> Result<String> {
+        let spec: mfv_vm::VmSpec = serde_json::from_value(serde_json::json!({
+            "name": name, "vcpus": 1, "memory_mib": 128,
+            "kernel_boot": {"kernel": shared.guest.kernel, "initrd": shared.guest.initrd},
+            "disks": disks,
+        }))?;
+        Ok(spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)
+    };
+    let source = unique("clone-src");
+    hypervisor.define(&spec(
+        &source,
+        serde_json::json!([
+            {"target": "vda", "source": {"image": {"path": paths[0], "format": "raw"}}},
+            {"target": "vdb", "source": {"image": {"path": paths[1], "format": "raw"}}},
+        ]),
+    )?)?;
+
+    // The second copy's name is taken after the plan: the first copy is removed again.
+    let clone = unique("clone");
+    let plan = hypervisor.plan_clone(&source, &clone)?;
+    assert_eq!(plan.copies.len(), 2);
+    let blocker = format!("{clone}-vdb.img");
+    hypervisor.create_volume_as(&pool_name, &blocker, 4096, mfv_vm::VolumeFormat::Raw)?;
+    let mut steps = Vec::new();
+    let failed = hypervisor
+        .clone_vm(&plan, &mfv_vm::HostCapabilities::tcg_only(), &mut |step| {
+            steps.push((step.copied, step.copying.map(|copy| copy.target.clone())));
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&failed, mfv_vm::CloneError::Copy { copy, .. } if copy.target == "vdb"),
+        "{failed}"
+    );
+    assert!(failed.to_string().contains(&blocker), "{failed}");
+    assert_eq!(
+        steps,
+        [(0, Some("vda".to_owned())), (1, Some("vdb".to_owned()))]
+    );
+    assert!(matches!(
+        hypervisor.volume_info(&pool_name, &format!("{clone}-vda.img")),
+        Err(VirtError::NotFound { .. })
+    ));
+    assert!(matches!(
+        hypervisor.info(&clone),
+        Err(VirtError::NotFound { .. })
+    ));
+
+    // Without the blocker the same plan succeeds; the disks stay image files, on the copies.
+    hypervisor.delete_volume(&pool_name, &blocker)?;
+    let name = hypervisor.clone_vm(&plan, &mfv_vm::HostCapabilities::tcg_only(), &mut |_| {})?;
+    assert_eq!(name, clone);
+    let imported = mfv_vm::VmSpec::from_domain_xml(&hypervisor.domain_xml(&clone)?)?;
+    for (disk, target) in imported.spec.disks.iter().zip(["vda", "vdb"]) {
+        let copy = hypervisor.volume_info(&pool_name, &format!("{clone}-{target}.img"))?;
+        assert_eq!(
+            disk.source,
+            mfv_vm::DiskSource::Image {
+                path: copy.path.clone().into(),
+                format: mfv_vm::ImageFormat::Raw
+            }
+        );
+        assert_eq!(fs::read(&copy.path)?, pattern);
+    }
+
+    // A disk outside every pool cannot be copied: refused before anything is made.
+    let loose = shared.daemon.dir().join(format!("{}.img", unique("loose")));
+    fs::write(&loose, &pattern)?;
+    let outside = unique("clone-outside");
+    hypervisor.define(&spec(
+        &outside,
+        serde_json::json!([{"target": "vda", "source": {"image": {"path": loose, "format": "raw"}}}]),
+    )?)?;
+    let refused = hypervisor.plan_clone(&outside, &unique("x")).unwrap_err();
+    assert!(
+        matches!(refused, mfv_vm::CloneError::NotCopyable { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("in no storage pool"),
+        "{refused}"
+    );
+
+    for vm in [&clone, &source, &outside] {
+        hypervisor.undefine(vm, VolumePolicy::Keep)?;
+    }
+    Ok(())
+}

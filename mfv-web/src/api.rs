@@ -26,6 +26,7 @@ mod config;
 mod dispatch;
 mod error;
 pub mod events;
+mod fetches;
 mod host;
 pub mod links;
 pub mod metrics;
@@ -41,6 +42,7 @@ pub mod tasks;
 mod tokens;
 pub mod uploads;
 mod users;
+mod vm_clone;
 mod vm_list;
 mod vms;
 

@@ -174,8 +174,10 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::tasks::routes());
     routes.extend(super::events::routes());
     routes.extend(super::vms::routes());
+    routes.extend(super::vm_clone::routes());
     routes.extend(super::storage::routes());
     routes.extend(super::uploads::routes());
+    routes.extend(super::fetches::routes());
     routes
 }
 

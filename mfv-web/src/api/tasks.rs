@@ -44,9 +44,10 @@ pub enum TaskState {
 pub struct Task {
     /// Its id (`GET /api/v1/tasks/{id}`).
     pub id: String,
-    /// What it does (`vm_create`, `vm_shutdown`, `snapshot_create`).
+    /// What it does (`vm_create`, `vm_shutdown`, `snapshot_create`, `vm_clone`,
+    /// `volume_fetch`).
     pub kind: &'static str,
-    /// What it works on (a VM's name).
+    /// What it works on (a VM's name; `POOL/VOLUME` for a fetch).
     pub target: String,
     /// Where it is.
     pub state: TaskState,

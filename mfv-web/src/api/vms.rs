@@ -253,7 +253,7 @@ pub(super) fn virt_error(error: VirtError) -> ApiError {
 }
 
 /// An invalid spec: `400 invalid_spec` with every problem, each naming its field.
-fn invalid_spec(errors: &SpecErrors) -> ApiError {
+pub(super) fn invalid_spec(errors: &SpecErrors) -> ApiError {
     let issues: Vec<mfv_api::ConfigIssue> = errors
         .errors()
         .iter()
@@ -294,7 +294,10 @@ fn ok(body: serde_json::Value) -> warp::reply::Response {
 }
 
 /// The VM's summary after a change, as the change's answer.
-fn summary_of(hypervisor: &Hypervisor, name: &str) -> Result<serde_json::Value, ApiError> {
+pub(super) fn summary_of(
+    hypervisor: &Hypervisor,
+    name: &str,
+) -> Result<serde_json::Value, ApiError> {
     let info = hypervisor.info(name).map_err(virt_error)?;
     Ok(json!({ "vm": info.summary }))
 }
