@@ -700,8 +700,7 @@ pub fn run_user_remote(args: UserArgs, client: &mut Client) -> anyhow::Result<Ou
         } => {
             mfv_auth::check_display_name(&display_name)?;
             let password = TerminalPasswords.new_password(password_stdin)?;
-            let added =
-                client.add_user(user.as_str(), &password, role.as_str(), &display_name)?;
+            let added = client.add_user(user.as_str(), &password, role.as_str(), &display_name)?;
             done(format!(
                 "added user {} with role {} on {host}",
                 added.username, added.role
@@ -724,7 +723,9 @@ pub fn run_user_remote(args: UserArgs, client: &mut Client) -> anyhow::Result<Ou
                     ..UserChange::default()
                 },
             )?;
-            done(format!("password of {user} changed; their sessions have ended"))
+            done(format!(
+                "password of {user} changed; their sessions have ended"
+            ))
         }
         UserCommand::List { json } => Output::data(&client.users()?, json, |users| {
             render_users(users.iter().map(|user| UserRow {

@@ -270,7 +270,10 @@ fn shutdown_text(name: &str, outcome: &str, timeout: u64) -> String {
 
 fn list(hypervisor: &Hypervisor, json: bool) -> Result<Output> {
     Output::data(&hypervisor.list()?, json, |vms| {
-        vm_table(vms.iter().map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)))
+        vm_table(
+            vms.iter()
+                .map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)),
+        )
     })
 }
 
@@ -545,7 +548,10 @@ pub fn run_remote(args: VmArgs, client: &mut Client) -> Result<Output> {
     let json = args.json;
     match args.command {
         VmCommand::List => Output::data(&client.vms()?, json, |vms| {
-            vm_table(vms.iter().map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)))
+            vm_table(
+                vms.iter()
+                    .map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)),
+            )
         }),
         VmCommand::Show { name } => Output::data(&client.vm(&name)?, json, |vm| {
             render_show(&VmView {
