@@ -7,11 +7,13 @@
 //! The other commands read or change this machine (its hardware, network, configuration
 //! volume, auth database) and are refused with `--remote`, naming where the API offers them.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 use mfv_client::{Client, ConnectOptions, Fingerprint};
+use mfv_linux::terminal_text::escape_lines;
 
 use crate::output::Output;
 use crate::{Command, auth_cmd, host_cmd, vm_cmd};
@@ -69,18 +71,15 @@ pub fn run(url: String, options: RemoteOptions, command: Command) -> anyhow::Res
         fingerprint: options.fingerprint,
         known_hosts: options.known_hosts,
     })?;
-    let notice = client
-        .trust_notice()
-        .map(|notice| format!("mfv: {notice}\n"))
-        .unwrap_or_default();
-    let output = match command {
+    // Said at once, before anything the command shows as it runs (a task's progress).
+    if let Some(notice) = client.trust_notice() {
+        let line = format!("mfv: {notice}\n");
+        let _ = std::io::stderr().write_all(escape_lines(&line).as_bytes());
+    }
+    match command {
         Command::Vm(args) => vm_cmd::run_remote(args, &mut client),
         Command::Host(args) => host_cmd::run_remote(args, &mut client),
         Command::User(args) => auth_cmd::run_user_remote(args, &mut client),
         _ => unreachable!("refused above"),
-    };
-    match output {
-        Ok(output) => Ok(output.with_warnings(notice)),
-        Err(error) => Ok(Output::failed(format!("mfv: {error:#}\n")).with_warnings(notice)),
     }
 }

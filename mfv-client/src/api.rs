@@ -178,6 +178,7 @@ struct OneVm<T> {
     vm: T,
 }
 
+/// A task, as a `202 Accepted` and `GET /api/v1/tasks/{id}` answer it.
 #[derive(Deserialize)]
 struct Accepted {
     task: Task,
@@ -280,7 +281,7 @@ impl Client {
         let task_path = format!("/api/v1/tasks/{}", path_segment(&task.id));
         while task.state == "running" {
             std::thread::sleep(TASK_POLL);
-            let now = self.call::<Task>("GET", &task_path, None)?;
+            let now = self.call::<Accepted>("GET", &task_path, None)?.task;
             if (&now.message, now.progress, &now.state)
                 != (&task.message, task.progress, &task.state)
             {
@@ -301,12 +302,12 @@ impl Client {
                 host: self.host.clone(),
                 task: task.id,
                 kind: task.kind,
-                error: task.error.unwrap_or(ApiError {
+                error: Box::new(task.error.unwrap_or(ApiError {
                     status: 0,
                     kind: "internal".to_owned(),
                     message: task.message,
                     field: None,
-                }),
+                })),
             }),
         }
     }

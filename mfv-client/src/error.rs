@@ -139,7 +139,7 @@ pub enum ClientError {
         /// The host.
         host: String,
         /// The API's error.
-        error: ApiError,
+        error: Box<ApiError>,
     },
     /// A task the request started failed.
     #[error("{host}: task {task} ({kind}) failed: {error}")]
@@ -151,7 +151,7 @@ pub enum ClientError {
         /// What the task did.
         kind: String,
         /// Why it failed.
-        error: ApiError,
+        error: Box<ApiError>,
     },
     /// The answer is not what the API answers there.
     #[error("{host}: unexpected answer to {request} (HTTP {status}): {reason}")]

@@ -248,10 +248,10 @@ impl Client {
         })?;
         Err(ClientError::Api {
             host: self.host.clone(),
-            error: ApiError {
+            error: Box::new(ApiError {
                 status: answer.status,
                 ..error
-            },
+            }),
         })
     }
 
@@ -333,12 +333,12 @@ mod tests {
     fn errors_read_as_host_message_field() {
         let error = ClientError::Api {
             host: "vmhost1:443".to_owned(),
-            error: ApiError {
+            error: Box::new(ApiError {
                 status: 400,
                 kind: "invalid_request".to_owned(),
                 message: "too long".to_owned(),
                 field: Some("deadline_secs".to_owned()),
-            },
+            }),
         };
         assert_eq!(
             error.to_string(),
