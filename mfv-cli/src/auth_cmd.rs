@@ -27,6 +27,8 @@ use mfv_host::auth::{
     MysqlOverrides, ResolvedAuth,
 };
 
+use mfv_client::{Client, UserChange};
+
 use crate::output::{Output, Status};
 
 /// The default lifetime of an API token, in days.
@@ -636,9 +638,26 @@ pub async fn user(args: UserArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
 
 /// `USER  ROLE  STATE  DISPLAY NAME` table.
 fn users_table(users: &[UserRecord]) -> String {
+    render_users(users.iter().map(|user| UserRow {
+        username: user.username.as_str(),
+        role: user.role.as_str(),
+        disabled: user.disabled,
+        display_name: &user.display_name,
+    }))
+}
+
+/// A user as `mfv user list` shows it.
+struct UserRow<'a> {
+    username: &'a str,
+    role: &'a str,
+    disabled: bool,
+    display_name: &'a str,
+}
+
+fn render_users<'a>(users: impl Iterator<Item = UserRow<'a>> + Clone) -> String {
     let width = users
-        .iter()
-        .map(|user| user.username.as_str().chars().count())
+        .clone()
+        .map(|user| user.username.chars().count())
         .chain([4])
         .max()
         .unwrap_or(4);
@@ -651,15 +670,107 @@ fn users_table(users: &[UserRecord]) -> String {
         text.push_str(
             format!(
                 "{:<width$}  {:<8}  {state:<8}  {}",
-                user.username.as_str(),
-                user.role.as_str(),
-                user.display_name
+                user.username, user.role, user.display_name
             )
             .trim_end(),
         );
         text.push('\n');
     }
     text
+}
+
+/// Runs `mfv user ...` against a host's API through `client`, as the holder of the client's
+/// token (the host's audit log names them); passwords come from this terminal or stdin.
+pub fn run_user_remote(args: UserArgs, client: &mut Client) -> anyhow::Result<Output> {
+    let host = client.host().to_owned();
+    let done = |note: String| Output {
+        stdout: String::new(),
+        stderr: format!("{note}\n"),
+        status: Status::Success,
+    };
+    let change = |client: &mut Client, user: &Username, change: UserChange| {
+        client.change_user(user.as_str(), &change)
+    };
+    Ok(match args.command {
+        UserCommand::Add {
+            user,
+            role,
+            display_name,
+            password_stdin,
+        } => {
+            mfv_auth::check_display_name(&display_name)?;
+            let password = TerminalPasswords.new_password(password_stdin)?;
+            let added = client.add_user(user.as_str(), &password, role.as_str(), &display_name)?;
+            done(format!(
+                "added user {} with role {} on {host}",
+                added.username, added.role
+            ))
+        }
+        UserCommand::Del { user } => {
+            client.delete_user(user.as_str())?;
+            done(format!("deleted user {user} on {host}"))
+        }
+        UserCommand::Passwd {
+            user,
+            password_stdin,
+        } => {
+            let password = TerminalPasswords.new_password(password_stdin)?;
+            change(
+                client,
+                &user,
+                UserChange {
+                    password: Some(password),
+                    ..UserChange::default()
+                },
+            )?;
+            done(format!(
+                "password of {user} changed; their sessions have ended"
+            ))
+        }
+        UserCommand::List { json } => Output::data(&client.users()?, json, |users| {
+            render_users(users.iter().map(|user| UserRow {
+                username: &user.username,
+                role: &user.role,
+                disabled: user.disabled,
+                display_name: &user.display_name,
+            }))
+        })?,
+        UserCommand::Role { user, role } => {
+            let changed = change(
+                client,
+                &user,
+                UserChange {
+                    role: Some(role.as_str().to_owned()),
+                    ..UserChange::default()
+                },
+            )?;
+            done(format!("{user} is now {}", changed.role))
+        }
+        UserCommand::Disable { user } => {
+            change(
+                client,
+                &user,
+                UserChange {
+                    disabled: Some(true),
+                    ..UserChange::default()
+                },
+            )?;
+            done(format!(
+                "disabled {user}; their sessions have ended and their API tokens stop working"
+            ))
+        }
+        UserCommand::Enable { user } => {
+            change(
+                client,
+                &user,
+                UserChange {
+                    disabled: Some(false),
+                    ..UserChange::default()
+                },
+            )?;
+            done(format!("enabled {user}"))
+        }
+    })
 }
 
 /// `mfv token ...`.

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use mfv_api::{Client, ConfigProvenance, HostStatus, LogSource, MAX_LOG_LINES, ServiceStatus};
 
+use mfv_client::Client as RemoteClient;
+
 use crate::output::Output;
 
 /// `mfv host ...`.
@@ -55,9 +57,18 @@ enum HostCommand {
         confirm: String,
     },
     /// Reboot the host: VMs are shut down, services stopped, file systems unmounted.
-    Reboot,
+    Reboot {
+        /// The host's name, again (as `mfv host status` shows it): required with --remote,
+        /// so a command aimed at another host is refused.
+        #[arg(long, value_name = "HOSTNAME")]
+        confirm: Option<String>,
+    },
     /// Power the host off, the same way.
-    Poweroff,
+    Poweroff {
+        /// The host's name, again (as `mfv host status` shows it): required with --remote.
+        #[arg(long, value_name = "HOSTNAME")]
+        confirm: Option<String>,
+    },
 }
 
 /// The file system of `mfv host format`.
@@ -90,16 +101,7 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
                 Some(name) => LogSource::Service { name },
                 None => LogSource::Boot,
             };
-            let mut text = String::new();
-            for line in client.logs(source, lines)? {
-                let _ = writeln!(
-                    text,
-                    "[{:>12.6}] {}",
-                    line.timestamp_us as f64 / 1e6,
-                    line.text
-                );
-            }
-            Ok(Output::ok(text))
+            Ok(Output::ok(render_logs(&client.logs(source, lines)?)))
         }
         HostCommand::Restart { service } => {
             let status = match client.service_restart(&service) {
@@ -139,15 +141,81 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
                     .unwrap_or_default()
             )))
         }
-        HostCommand::Reboot => {
+        HostCommand::Reboot { .. } => {
             client.reboot()?;
             Ok(Output::ok("the host is rebooting\n"))
         }
-        HostCommand::Poweroff => {
+        HostCommand::Poweroff { .. } => {
             client.power_off()?;
             Ok(Output::ok("the host is powering off\n"))
         }
     }
+}
+
+/// `[seconds.micros] text`, a line each.
+fn render_logs(lines: &[mfv_api::LogLine]) -> String {
+    let mut text = String::new();
+    for line in lines {
+        let _ = writeln!(
+            text,
+            "[{:>12.6}] {}",
+            line.timestamp_us as f64 / 1e6,
+            line.text
+        );
+    }
+    text
+}
+
+/// Runs `mfv host ...` against a host's API through `client`. Formatting a volume is the
+/// console's alone; a reboot or power-off must name the host (`--confirm`).
+pub fn run_remote(args: HostArgs, client: &mut RemoteClient) -> anyhow::Result<Output> {
+    match args.command {
+        HostCommand::Status { json } => Output::data(&client.host_status()?, json, |answer| {
+            format!(
+                "hostname        {}\n{}",
+                answer.hostname,
+                render_status(&answer.status)
+            )
+        }),
+        HostCommand::Logs { service, lines } => {
+            if !(1..=MAX_LOG_LINES).contains(&lines) {
+                anyhow::bail!("--lines {lines}: give 1 to {MAX_LOG_LINES}");
+            }
+            Ok(Output::ok(render_logs(
+                &client.logs(service.as_deref(), lines)?,
+            )))
+        }
+        HostCommand::Restart { service } => {
+            let status = client.restart_service(&service)?;
+            Ok(Output::ok(format!(
+                "{} restarted: {}\n",
+                status.name,
+                service_line(&status)
+            )))
+        }
+        HostCommand::Format { .. } => anyhow::bail!(
+            "mfv host format cannot run with --remote: it erases a device, which is done at \
+             the host's console"
+        ),
+        HostCommand::Reboot { confirm } => {
+            let answer = client.reboot_host(&required_confirm("reboot", confirm)?)?;
+            Ok(Output::ok(format!("{} is rebooting\n", answer.hostname)))
+        }
+        HostCommand::Poweroff { confirm } => {
+            let answer = client.power_off_host(&required_confirm("poweroff", confirm)?)?;
+            Ok(Output::ok(format!("{} is powering off\n", answer.hostname)))
+        }
+    }
+}
+
+/// `--confirm`, which a remote reboot or power-off needs.
+fn required_confirm(command: &str, confirm: Option<String>) -> anyhow::Result<String> {
+    confirm.with_context(|| {
+        format!(
+            "mfv host {command} with --remote needs --confirm HOSTNAME, the host's name as \
+             `mfv host status` shows it"
+        )
+    })
 }
 
 /// The host daemon's name among the services.
@@ -274,7 +342,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let args = HostArgs {
             socket: dir.path().join("host.sock"),
-            command: HostCommand::Reboot,
+            command: HostCommand::Reboot { confirm: None },
         };
         let error = format!("{:#}", run(args).unwrap_err());
         assert!(

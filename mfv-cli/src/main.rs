@@ -9,6 +9,7 @@ mod config_cmd;
 mod host_cmd;
 mod net_cmd;
 mod output;
+mod remote_cmd;
 mod vm_cmd;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "mfv", version, about = "Manage a Minifed-Virt host")]
 struct Cli {
+    #[command(flatten)]
+    remote: remote_cmd::RemoteOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +90,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Output> {
+    if let Some(url) = cli.remote.remote.clone() {
+        return remote_cmd::run(url, cli.remote, cli.command);
+    }
     match cli.command {
         Command::User(args) => auth_cmd::run_user(args),
         Command::Token(args) => auth_cmd::run_token(args),
@@ -354,6 +360,12 @@ mod tests {
     #[test]
     fn an_unreadable_command_line_names_the_file() {
         let error = run(Cli {
+            remote: remote_cmd::RemoteOptions {
+                remote: None,
+                token: None,
+                fingerprint: None,
+                known_hosts: None,
+            },
             command: Command::Cmdline {
                 file: PathBuf::from("/nonexistent/cmdline"),
             },

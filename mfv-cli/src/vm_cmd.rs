@@ -18,6 +18,9 @@ use mfv_host::vm::{self, VmWorkflowError};
 use mfv_vm::{HostCapabilities, Hypervisor, ShutdownOutcome, VmSpec, VmState, VolumePolicy};
 use serde_json::json;
 
+use mfv_client::Client;
+use mfv_linux::terminal_text::escape_lines;
+
 use crate::output::Output;
 
 /// `mfv vm`.
@@ -203,25 +206,23 @@ pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Resul
         VmCommand::Create(args) => create(hypervisor, args, json),
         VmCommand::Start { name } => {
             hypervisor.start(&name)?;
-            Ok(Output::ok(format!("started VM {name}\n")))
+            Ok(Output::ok(started_text(&name)))
         }
         VmCommand::Shutdown { name, timeout } => {
-            let outcome = hypervisor.shutdown(&name, Duration::from_secs(timeout))?;
-            Ok(Output::ok(match outcome {
-                ShutdownOutcome::Graceful => format!("VM {name} shut down\n"),
-                ShutdownOutcome::ForcedOff => {
-                    format!("VM {name} forced off: no shutdown within {timeout} s\n")
-                }
-                ShutdownOutcome::AlreadyOff => format!("VM {name} was not running\n"),
-            }))
+            let outcome = match hypervisor.shutdown(&name, Duration::from_secs(timeout))? {
+                ShutdownOutcome::Graceful => "graceful",
+                ShutdownOutcome::ForcedOff => "forced_off",
+                ShutdownOutcome::AlreadyOff => "already_off",
+            };
+            Ok(Output::ok(shutdown_text(&name, outcome, timeout)))
         }
         VmCommand::Kill { name } => {
             hypervisor.force_off(&name)?;
-            Ok(Output::ok(format!("VM {name} forced off\n")))
+            Ok(Output::ok(forced_off_text(&name)))
         }
         VmCommand::Reboot { name } => {
             hypervisor.reboot(&name)?;
-            Ok(Output::ok(format!("VM {name} asked to reboot\n")))
+            Ok(Output::ok(rebooted_text(&name)))
         }
         VmCommand::Delete { name, with_disks } => {
             let policy = if with_disks {
@@ -230,55 +231,118 @@ pub fn execute(hypervisor: &Hypervisor, command: VmCommand, json: bool) -> Resul
                 VolumePolicy::Keep
             };
             hypervisor.undefine(&name, policy)?;
-            Ok(Output::ok(if with_disks {
-                format!("deleted VM {name} and its disk volumes\n")
-            } else {
-                format!("deleted VM {name} (disks kept)\n")
-            }))
+            Ok(Output::ok(deleted_text(&name, with_disks)))
         }
         VmCommand::Console { name, .. } => vnc(hypervisor, &name, json),
         VmCommand::Snapshot { command } => snapshot(hypervisor, command, json),
     }
 }
 
+fn started_text(name: &str) -> String {
+    format!("started VM {name}\n")
+}
+
+fn forced_off_text(name: &str) -> String {
+    format!("VM {name} forced off\n")
+}
+
+fn rebooted_text(name: &str) -> String {
+    format!("VM {name} asked to reboot\n")
+}
+
+fn deleted_text(name: &str, with_disks: bool) -> String {
+    if with_disks {
+        format!("deleted VM {name} and its disk volumes\n")
+    } else {
+        format!("deleted VM {name} (disks kept)\n")
+    }
+}
+
+/// What a shutdown says, by its outcome as the API words it.
+fn shutdown_text(name: &str, outcome: &str, timeout: u64) -> String {
+    match outcome {
+        "graceful" => format!("VM {name} shut down\n"),
+        "forced_off" => format!("VM {name} forced off: no shutdown within {timeout} s\n"),
+        "already_off" => format!("VM {name} was not running\n"),
+        other => format!("VM {name} stopped ({other})\n"),
+    }
+}
+
 fn list(hypervisor: &Hypervisor, json: bool) -> Result<Output> {
     Output::data(&hypervisor.list()?, json, |vms| {
-        let mut out = format!("{:<32} {:<12} {}\n", "NAME", "STATE", "AUTOSTART");
-        for vm in vms {
-            let autostart = if vm.autostart { "yes" } else { "no" };
-            let _ = writeln!(out, "{:<32} {:<12} {autostart}", vm.name, vm.state.as_str());
-        }
-        out
+        vm_table(
+            vms.iter()
+                .map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)),
+        )
     })
+}
+
+/// `NAME  STATE  AUTOSTART`, a line per `(name, state, autostart)`.
+fn vm_table<'a>(vms: impl Iterator<Item = (&'a str, &'a str, bool)>) -> String {
+    let mut out = format!("{:<32} {:<12} {}\n", "NAME", "STATE", "AUTOSTART");
+    for (name, state, autostart) in vms {
+        let autostart = if autostart { "yes" } else { "no" };
+        let _ = writeln!(out, "{name:<32} {state:<12} {autostart}");
+    }
+    out
+}
+
+/// What `mfv vm show` prints of a VM, wherever its figures come from.
+struct VmView<'a> {
+    name: &'a str,
+    uuid: &'a str,
+    state: &'a str,
+    autostart: bool,
+    vcpus: u32,
+    max_memory_kib: u64,
+    cpu_time_ns: u64,
+    /// `(target, bytes read, bytes written)`.
+    disks: Vec<(&'a str, u64, u64)>,
+    /// `(target, bytes received, bytes sent)`.
+    nics: Vec<(&'a str, u64, u64)>,
 }
 
 fn show(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<Output> {
     Output::data(&hypervisor.info(name)?, json, |info| {
         let summary = &info.summary;
-        let mut out = String::new();
-        let _ = writeln!(out, "name:       {}", summary.name);
-        let _ = writeln!(out, "uuid:       {}", summary.uuid);
-        let _ = writeln!(out, "state:      {}", summary.state);
-        let _ = writeln!(out, "autostart:  {}", summary.autostart);
-        let _ = writeln!(out, "vcpus:      {}", info.vcpus);
-        let _ = writeln!(out, "memory:     {} MiB", info.max_memory_kib / 1024);
-        let _ = writeln!(out, "cpu time:   {} ms", info.cpu_time_ns / 1_000_000);
-        for disk in &info.disks {
-            let _ = writeln!(
-                out,
-                "disk {}:   read {} B, written {} B",
-                disk.target, disk.read_bytes, disk.write_bytes
-            );
-        }
-        for nic in &info.nics {
-            let _ = writeln!(
-                out,
-                "nic {}:    received {} B, sent {} B",
-                nic.target, nic.rx_bytes, nic.tx_bytes
-            );
-        }
-        out
+        render_show(&VmView {
+            name: &summary.name,
+            uuid: &summary.uuid,
+            state: summary.state.as_str(),
+            autostart: summary.autostart,
+            vcpus: info.vcpus,
+            max_memory_kib: info.max_memory_kib,
+            cpu_time_ns: info.cpu_time_ns,
+            disks: info
+                .disks
+                .iter()
+                .map(|disk| (disk.target.as_str(), disk.read_bytes, disk.write_bytes))
+                .collect(),
+            nics: info
+                .nics
+                .iter()
+                .map(|nic| (nic.target.as_str(), nic.rx_bytes, nic.tx_bytes))
+                .collect(),
+        })
     })
+}
+
+fn render_show(vm: &VmView<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name:       {}", vm.name);
+    let _ = writeln!(out, "uuid:       {}", vm.uuid);
+    let _ = writeln!(out, "state:      {}", vm.state);
+    let _ = writeln!(out, "autostart:  {}", vm.autostart);
+    let _ = writeln!(out, "vcpus:      {}", vm.vcpus);
+    let _ = writeln!(out, "memory:     {} MiB", vm.max_memory_kib / 1024);
+    let _ = writeln!(out, "cpu time:   {} ms", vm.cpu_time_ns / 1_000_000);
+    for (target, read, written) in &vm.disks {
+        let _ = writeln!(out, "disk {target}:   read {read} B, written {written} B");
+    }
+    for (target, received, sent) in &vm.nics {
+        let _ = writeln!(out, "nic {target}:    received {received} B, sent {sent} B");
+    }
+    out
 }
 
 fn create(hypervisor: &Hypervisor, args: CreateArgs, json: bool) -> Result<Output> {
@@ -326,6 +390,11 @@ fn host_capabilities(accel: Accel) -> HostCapabilities {
 /// Builds the spec from `--name ... --disk ...` through its serde form, so that defaults
 /// are the ones of the spec file format.
 fn spec_from_flags(args: &CreateArgs) -> Result<VmSpec> {
+    serde_json::from_value(spec_json_from_flags(args)?).context("invalid VM flags")
+}
+
+/// The spec's JSON (the spec file format) from `--name ... --disk ...`.
+fn spec_json_from_flags(args: &CreateArgs) -> Result<serde_json::Value> {
     let mut disks = Vec::new();
     for disk in &args.disk {
         let Some((pool, size)) = disk.split_once(':') else {
@@ -354,7 +423,7 @@ fn spec_from_flags(args: &CreateArgs) -> Result<VmSpec> {
                 .map(|network| json!({"source": {"network": network}})),
         )
         .collect();
-    let spec = json!({
+    Ok(json!({
         "name": args.name,
         "vcpus": args.vcpus,
         "memory_mib": args.memory_mib,
@@ -363,8 +432,7 @@ fn spec_from_flags(args: &CreateArgs) -> Result<VmSpec> {
         "cdrom": args.cdrom,
         "nics": nics,
         "autostart": args.autostart,
-    });
-    serde_json::from_value(spec).context("invalid VM flags")
+    }))
 }
 
 /// `vda`, `vdb`, ... `vdz`, `vdaa`, ...
@@ -472,6 +540,99 @@ fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Re
             )))
         }
     }
+}
+
+/// Runs `mfv vm ...` against a host's API through `client`: the same subcommands and output
+/// as on the host, but consoles and snapshots, which the web pages and the API offer.
+pub fn run_remote(args: VmArgs, client: &mut Client) -> Result<Output> {
+    let json = args.json;
+    match args.command {
+        VmCommand::List => Output::data(&client.vms()?, json, |vms| {
+            vm_table(
+                vms.iter()
+                    .map(|vm| (vm.name.as_str(), vm.state.as_str(), vm.autostart)),
+            )
+        }),
+        VmCommand::Show { name } => Output::data(&client.vm(&name)?, json, |vm| {
+            render_show(&VmView {
+                name: &vm.summary.name,
+                uuid: &vm.summary.uuid,
+                state: &vm.summary.state,
+                autostart: vm.summary.autostart,
+                vcpus: vm.vcpus,
+                max_memory_kib: vm.max_memory_kib,
+                cpu_time_ns: vm.cpu_time_ns,
+                disks: vm
+                    .disks
+                    .iter()
+                    .map(|disk| (disk.target.as_str(), disk.read_bytes, disk.write_bytes))
+                    .collect(),
+                nics: vm
+                    .nics
+                    .iter()
+                    .map(|nic| (nic.target.as_str(), nic.rx_bytes, nic.tx_bytes))
+                    .collect(),
+            })
+        }),
+        VmCommand::Create(args) => {
+            if args.accel != Accel::Auto {
+                bail!("--accel cannot be chosen with --remote: the host uses KVM when it can");
+            }
+            let spec = match &args.spec {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read the VM spec {}", path.display()))?;
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .with_context(|| format!("invalid VM spec {}: not JSON", path.display()))?
+                }
+                None => spec_json_from_flags(&args)?,
+            };
+            let created = client.create_vm(&spec, &mut show_progress)?;
+            Output::data(&created, json, |vm| format!("created VM {}\n", vm.name))
+        }
+        VmCommand::Start { name } => {
+            client.start_vm(&name)?;
+            Ok(Output::ok(started_text(&name)))
+        }
+        VmCommand::Shutdown { name, timeout } => {
+            let result =
+                client.shutdown_vm(&name, Duration::from_secs(timeout), &mut show_progress)?;
+            Ok(Output::ok(shutdown_text(&name, &result.outcome, timeout)))
+        }
+        VmCommand::Kill { name } => {
+            client.force_off_vm(&name)?;
+            Ok(Output::ok(forced_off_text(&name)))
+        }
+        VmCommand::Reboot { name } => {
+            client.reboot_vm(&name)?;
+            Ok(Output::ok(rebooted_text(&name)))
+        }
+        VmCommand::Delete { name, with_disks } => {
+            client.delete_vm(&name, with_disks)?;
+            Ok(Output::ok(deleted_text(&name, with_disks)))
+        }
+        VmCommand::Console { .. } => bail!(
+            "mfv vm console cannot run with --remote: open the VM's console in the host's web \
+             pages"
+        ),
+        VmCommand::Snapshot { .. } => bail!(
+            "mfv vm snapshot cannot run with --remote; use the web API: \
+             /api/v1/vms/NAME/snapshots"
+        ),
+    }
+}
+
+/// Shows a task's progress on standard error as it changes: the operator waits for it.
+fn show_progress(task: &mfv_client::Task) {
+    let percent = task
+        .progress
+        .map(|percent| format!(" {percent}%"))
+        .unwrap_or_default();
+    let line = format!(
+        "mfv: task {} ({}){percent}: {}\n",
+        task.id, task.kind, task.message
+    );
+    let _ = std::io::stderr().write_all(escape_lines(&line).as_bytes());
 }
 
 #[cfg(test)]

@@ -91,6 +91,11 @@ impl HttpsClient {
         })
     }
 
+    /// The server's address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// The SHA-256 fingerprint of the certificate the server presented last, as browsers
     /// show it (`AB:CD:...`).
     pub fn served_fingerprint(&self) -> Option<String> {
