@@ -50,6 +50,9 @@ const TARGET_RATIO: f64 = 10.0;
 const TARGET_P99_MS: f64 = 2.0;
 const TARGET_RSS_MIB: f64 = 30.0;
 const FLAT_TOLERANCE: f64 = 0.10;
+/// The soak's memory is judged from this second on: before it, the connections' buffers are
+/// still being filled (the first seconds' samples are shown, not judged).
+const SOAK_WARM_UP_SECONDS: usize = 10;
 
 /// The viewer wrk logs in as.
 const USERNAME: &str = "bench";
@@ -658,14 +661,39 @@ impl Run {
             .unwrap_or(0)
     }
 
-    /// The first and the last sample during the run (the soak's start and end).
+    /// The sample after [`SOAK_WARM_UP_SECONDS`] (the first, in a shorter run) and the last
+    /// sample during the run: the soak's start and end.
     fn rss_start_end_kib(&self) -> (u64, u64) {
-        let first = self.rss_during_kib.first().copied();
+        let first = self
+            .rss_during_kib
+            .get(SOAK_WARM_UP_SECONDS - 1)
+            .or(self.rss_during_kib.first())
+            .copied();
         let last = self.rss_during_kib.last().copied();
         (
             first.unwrap_or(self.rss_before_kib),
             last.unwrap_or(self.rss_after_kib),
         )
+    }
+
+    /// The second of the run [`Run::rss_start_end_kib`]'s start was sampled at.
+    fn rss_start_second(&self) -> usize {
+        if self.rss_during_kib.len() >= SOAK_WARM_UP_SECONDS {
+            SOAK_WARM_UP_SECONDS
+        } else {
+            1
+        }
+    }
+
+    /// One sample every `every` seconds, MiB, as `a, b, c`.
+    fn rss_series(&self, every: usize) -> String {
+        self.rss_during_kib
+            .iter()
+            .skip(every - 1)
+            .step_by(every)
+            .map(|kib| format!("{:.1}", mib(*kib)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Whether the end's memory is within [`FLAT_TOLERANCE`] of the start's.
@@ -951,11 +979,12 @@ impl Figures {
                 self.soak.wrk.requests
             ),
             format!(
-                "soak RSS flat (end within {:.0} % of start): {} ({:.1} MiB at 1 s, {:.1} MiB \
+                "soak RSS flat (end within {:.0} % of start): {} ({:.1} MiB at {} s, {:.1} MiB \
                  at the end)",
                 FLAT_TOLERANCE * 100.0,
                 judge(self.soak.rss_flat()),
                 mib(start),
+                self.soak.rss_start_second(),
                 mib(end)
             ),
         ]
@@ -1033,10 +1062,14 @@ fn section(options: WebBenchOptions, machine: &str, date: &str, figures: &Figure
         "\n| Soak: {SOAK_CONNECTIONS} connections, {soak_seconds} s | Requests/s | p50 | p99 | Errors / requests | RSS before → after (peak) |\n\
          |---|---:|---:|---:|---:|---:|\n\
          | mfv-web, plain HTTP, `GET /api/v1/vms` | {} |\n\n\
-         Soak RSS: {:.1} MiB at 1 s, {:.1} MiB at the end.",
+         Soak RSS: {:.1} MiB at {} s, {:.1} MiB at the end; every {SOAK_WARM_UP_SECONDS} s: \
+         {} MiB (the first {SOAK_WARM_UP_SECONDS} s fill the connections' buffers and are not \
+         judged).",
         cells(&figures.soak),
         mib(start),
-        mib(end)
+        figures.soak.rss_start_second(),
+        mib(end),
+        figures.soak.rss_series(SOAK_WARM_UP_SECONDS)
     );
     text
 }
@@ -1238,6 +1271,20 @@ Transfer/sec:      6.94MB
         let verdicts = better.verdicts();
         assert!(verdicts[0].contains("**met** (10.00x)"), "{}", verdicts[0]);
         assert!(verdicts[4].contains("**met**"), "{}", verdicts[4]);
+        // A minute's samples: the warm-up's growth is shown but not judged.
+        better.soak.rss_during_kib = (0..60).map(|second| 28_000 + second.min(9) * 400).collect();
+        better.soak.rss_during_kib[59] = 32_000;
+        assert_eq!(better.soak.rss_start_end_kib(), (31_600, 32_000));
+        assert_eq!(
+            better.soak.rss_series(10),
+            "30.9, 30.9, 30.9, 30.9, 30.9, 31.2"
+        );
+        let verdicts = better.verdicts();
+        assert!(
+            verdicts[4].contains("**met** (30.9 MiB at 10 s, 31.2 MiB at the end)"),
+            "{}",
+            verdicts[4]
+        );
     }
 
     #[test]
@@ -1283,7 +1330,10 @@ Transfer/sec:      6.94MB
         assert!(quiet.findings().is_empty());
         assert!(text.contains("| Soak: 256 connections, 60 s |"), "{text}");
         assert!(
-            text.ends_with("Soak RSS: 20.0 MiB at 1 s, 24.0 MiB at the end.\n"),
+            text.ends_with(
+                "Soak RSS: 20.0 MiB at 1 s, 24.0 MiB at the end; every 10 s:  MiB (the first \
+                 10 s fill the connections' buffers and are not judged).\n"
+            ),
             "{text}"
         );
         let lines = figures().lines();
