@@ -250,7 +250,7 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         page.text()
     );
     // Normal mode's API knows the administrator the save made.
-    let cookie = api_login(&client, "alice", "the first admin's password")?;
+    let (cookie, csrf) = api_login(&client, "alice", "the first admin's password")?;
     let host = client.get("/api/v1/host", &[("cookie", &cookie)])?;
     ensure!(
         host.status == 200 && host.json()?["hostname"] == "wizardhost",
@@ -258,6 +258,37 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         host.status,
         host.text()
     );
+    // From another machine, as `mfv --remote` does: an API token, the console's fingerprint
+    // pinned, and a VM defined on the host's libvirt, which the next boot must bring back.
+    let token = client.post_json(
+        "/api/v1/tokens",
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        &json!({ "name": "laptop", "role": "admin", "expires_in_days": 7 }),
+    )?;
+    ensure!(token.status == 201, "{} {}", token.status, token.text());
+    let token = token.json()?["secret"]
+        .as_str()
+        .context("the token's answer has no secret")?
+        .to_owned();
+    let laptop = Laptop {
+        token,
+        fingerprint: fingerprint.parse()?,
+        known_hosts: dir.path().join("known_hosts"),
+    };
+    let mut remote = laptop.connect(guest.host_port(443).context("no forward for 443")?)?;
+    let created = remote.create_vm(
+        &json!({ "name": "first-vm", "vcpus": 1, "memory_mib": 64 }),
+        &mut |_| {},
+    )?;
+    ensure!(created.name == "first-vm", "{created:?}");
+    let listed = remote.vms()?;
+    ensure!(
+        listed
+            .iter()
+            .any(|vm| vm.name == "first-vm" && vm.state == "shut_off"),
+        "{listed:?}"
+    );
+    drop(remote);
     // A refused login is audited; the next boot finds it on the volume.
     let refused = client.post_json(
         "/api/v1/session",
@@ -309,11 +340,38 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?;
     client.wait_until_serving(LINE_TIMEOUT)?;
     api_login(&client, "alice", "the first admin's password")?;
+    // The VM defined through the API came back from the volume, and the token still works.
+    let listed = laptop.connect(https)?.vms()?;
+    ensure!(listed.iter().any(|vm| vm.name == "first-vm"), "{listed:?}");
     Ok(())
 }
 
-/// Logs `username` in through the API; the session cookie (`name=value`).
-fn api_login(client: &HttpsClient, username: &str, password: &str) -> anyhow::Result<String> {
+/// Another machine's view of the host: its API through mfv-client.
+struct Laptop {
+    token: String,
+    fingerprint: mfv_client::Fingerprint,
+    known_hosts: std::path::PathBuf,
+}
+
+impl Laptop {
+    /// Connects to the host's HTTPS port forwarded to `port` on this machine.
+    fn connect(&self, port: u16) -> anyhow::Result<mfv_client::Client> {
+        Ok(mfv_client::Client::connect(&mfv_client::ConnectOptions {
+            url: format!("https://127.0.0.1:{port}"),
+            token: Some(self.token.clone()),
+            fingerprint: Some(self.fingerprint),
+            known_hosts: Some(self.known_hosts.clone()),
+        })?)
+    }
+}
+
+/// Logs `username` in through the API: the session cookie (`name=value`) and the session's
+/// CSRF token.
+fn api_login(
+    client: &HttpsClient,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
     let login = client.post_json(
         "/api/v1/session",
         &[],
@@ -325,7 +383,11 @@ fn api_login(client: &HttpsClient, username: &str, password: &str) -> anyhow::Re
         login.status,
         login.text()
     );
-    session_cookie(&login)
+    let csrf = login.json()?["csrf_token"]
+        .as_str()
+        .context("the login's answer has no csrf_token")?
+        .to_owned();
+    Ok((session_cookie(&login)?, csrf))
 }
 
 /// How long a page may take to answer a step under TCG.
