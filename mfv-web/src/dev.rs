@@ -63,6 +63,7 @@ impl DevServer {
             libvirt: libvirt.map(LibvirtUri),
             proc_root: std::path::PathBuf::from("/proc"),
             vm_capabilities: mfv_vm::HostCapabilities::probe(),
+            upload_idle: crate::api::uploads::BODY_IDLE,
         });
         Ok(DevServer {
             tls,

@@ -41,8 +41,13 @@ pub struct Limits {
     /// For a request's head (request line and headers) to arrive once the server waits for
     /// one, also between requests on a kept-alive connection.
     pub request_head: Duration,
-    /// From a request's head to its response's head.
+    /// From a request's head to its response's head, for a request without a body; a body
+    /// adds the time its length takes at [`Limits::min_body_rate`].
     pub response: Duration,
+    /// The slowest a declared body is expected to arrive, bytes per second: an image chunk
+    /// of 64 MiB gets 4 minutes more at 256 KiB/s. Only routes that stream their body read
+    /// one that large, after they checked the caller.
+    pub min_body_rate: u64,
     /// Connections served at once, HTTPS and HTTP together.
     pub connections: usize,
     /// After shutdown began, how long open connections may take to finish.
@@ -55,6 +60,7 @@ impl Default for Limits {
             handshake: Duration::from_secs(10),
             request_head: Duration::from_secs(10),
             response: Duration::from_secs(60),
+            min_body_rate: 256 * 1024,
             connections: 256,
             shutdown_grace: Duration::from_secs(5),
         }
@@ -214,9 +220,10 @@ fn answering(
 + 'static {
     service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ClientAddr(client));
+        let deadline = limits.response + body_time(&request, limits.min_body_rate);
         let answer = routes.clone().call(request);
         async move {
-            let response = match tokio::time::timeout(limits.response, answer).await {
+            let response = match tokio::time::timeout(deadline, answer).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
                 Err(_) => error_response(
@@ -225,7 +232,7 @@ fn answering(
                         "timeout",
                         format!(
                             "the host did not answer within {} s; try again",
-                            limits.response.as_secs()
+                            deadline.as_secs()
                         ),
                     ),
                 ),
@@ -233,6 +240,18 @@ fn answering(
             Ok::<_, Infallible>(with_security_headers(response))
         }
     })
+}
+
+/// How long the body `request` declares takes at `rate` bytes per second (nothing without a
+/// `Content-Length`).
+fn body_time<B>(request: &Request<B>, rate: u64) -> Duration {
+    let length = request
+        .headers()
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_secs(length / rate.max(1))
 }
 
 /// The next connection on an optional plain HTTP listener; never, without one.
@@ -306,6 +325,24 @@ fn host_without_port(header: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_body_adds_the_time_it_takes_at_the_slowest_rate() {
+        let with_length = |length: &str| {
+            Request::builder()
+                .header(warp::http::header::CONTENT_LENGTH, length)
+                .body(())
+                .unwrap()
+        };
+        let rate = Limits::default().min_body_rate;
+        assert_eq!(
+            body_time(&with_length("67108864"), rate),
+            Duration::from_secs(256)
+        );
+        assert_eq!(body_time(&with_length("1000"), rate), Duration::ZERO);
+        assert_eq!(body_time(&with_length("lots"), rate), Duration::ZERO);
+        assert_eq!(body_time(&Request::new(()), rate), Duration::ZERO);
+    }
 
     #[test]
     fn only_plain_hosts_are_taken_from_the_host_header() {

@@ -60,6 +60,7 @@ pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApi
         libvirt: Some(LibvirtUri(APPLIANCE_LIBVIRT.to_owned())),
         proc_root: std::path::PathBuf::from("/proc"),
         vm_capabilities: mfv_vm::HostCapabilities::probe(),
+        upload_idle: crate::api::uploads::BODY_IDLE,
     }))
 }
 

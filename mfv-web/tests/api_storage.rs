@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -496,6 +496,30 @@ fn an_upload_in_chunks_survives_a_dropped_connection_and_ends_with_the_bytes_sen
     let upload = settled_upload(&server, &id);
     assert_eq!(upload["offset"], chunk, "{upload}");
     assert_eq!(upload["state"], "receiving");
+
+    // A chunk that stalls with the connection open is given up once nothing arrived for
+    // the idle limit (3 s in these tests): the answer says where to resume from.
+    let mut stalled = server.client.connect().unwrap();
+    stalled.write_all(head.as_bytes()).unwrap();
+    stalled.write_all(&image[chunk..chunk + chunk / 4]).unwrap();
+    stalled.flush().unwrap();
+    stalled
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = stalled.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""kind":"timeout""#), "{answer}");
+    assert!(
+        answer.contains(&format!("stays at byte {chunk}: send again from there")),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let upload = settled_upload(&server, &id);
+    assert_eq!(upload["offset"], chunk, "{upload}");
 
     // The client resumes from the offset it is told, chunk by chunk.
     let mut offset = usize::try_from(upload["offset"].as_u64().unwrap()).unwrap();

@@ -47,6 +47,9 @@ pub struct ApiParts {
     pub proc_root: PathBuf,
     /// What VMs created here may use (KVM, OVMF): `HostCapabilities::probe()` on a host.
     pub vm_capabilities: mfv_vm::HostCapabilities,
+    /// How long an upload's chunk may send nothing before it is given up
+    /// ([`super::uploads::BODY_IDLE`] but in tests).
+    pub upload_idle: std::time::Duration,
 }
 
 impl std::fmt::Debug for ApiParts {
@@ -71,6 +74,8 @@ pub struct ApiState {
     pub http_metrics: HttpMetrics,
     /// What VMs created here may use.
     pub vm_capabilities: mfv_vm::HostCapabilities,
+    /// How long an upload's chunk may send nothing.
+    pub upload_idle: std::time::Duration,
     /// The long operations started, and the VMs' locks.
     pub tasks: Tasks,
     /// What the event streams send: VM state changes and task updates.
@@ -186,6 +191,7 @@ impl Api {
                 proc_root: parts.proc_root,
                 http_metrics: HttpMetrics::default(),
                 vm_capabilities: parts.vm_capabilities,
+                upload_idle: parts.upload_idle,
                 tasks: Tasks::with_events(events.clone()),
                 events,
                 uploads: Uploads::default(),

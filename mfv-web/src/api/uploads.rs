@@ -56,6 +56,11 @@ pub const MAX_UPLOADS: usize = 64;
 /// The first bytes of every qcow2 image.
 const QCOW2_MAGIC: &[u8] = b"QFI\xfb";
 
+/// How long a chunk's body may send nothing before the chunk is given up (the upload stays
+/// at its offset; `ApiParts::upload_idle`). The whole chunk may take as long as its size
+/// needs (`server::Limits::min_body_rate`); a stalled one must not hold its upload.
+pub const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The header naming a `409`'s offset, as tus does.
 const UPLOAD_OFFSET: &str = "upload-offset";
 
@@ -634,7 +639,24 @@ async fn pump(
     sender: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<(), ApiError> {
     let mut received = 0u64;
-    while let Some(piece) = call.stream.next().await {
+    let idle = call.state.upload_idle;
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, call.stream.next()).await else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "no bytes of the chunk arrived for {} s; upload {} stays at byte {}: send \
+                     again from there",
+                    idle.as_secs(),
+                    upload.id,
+                    range.start
+                ),
+            ));
+        };
+        let Some(piece) = next else {
+            break;
+        };
         let piece = piece?;
         let at = range.start + received;
         if upload.format == "qcow2" && at < QCOW2_MAGIC.len() as u64 {

@@ -62,6 +62,7 @@ pub fn api(
         libvirt: libvirt.map(|uri| LibvirtUri(uri.to_owned())),
         proc_root: std::path::PathBuf::from("/proc"),
         vm_capabilities: mfv_vm::HostCapabilities::tcg_only(),
+        upload_idle: std::time::Duration::from_secs(3),
     })
 }
 
