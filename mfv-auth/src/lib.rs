@@ -51,6 +51,9 @@ pub mod ldap;
 mod lockout_tests;
 pub mod mysql;
 mod password;
+mod reauth;
+#[cfg(test)]
+mod reauth_tests;
 mod role;
 mod second_factor;
 mod secret;
@@ -79,12 +82,12 @@ pub use password::{
     Argon2Params, HashError, MAX_PASSWORD_BYTES, Password, PasswordError, PasswordHasher,
 };
 pub use role::{Permission, Role, UnknownNameError};
-pub use second_factor::TotpEnrolment;
+pub use second_factor::{TotpEnrolment, TotpStatus};
 pub use secret::{RandomError, Secret};
 pub use session::{Session, SessionInfo};
 pub use sqlite::{SCHEMA_VERSION, SqliteState, StoreError};
 pub use sqlite_users::SqliteUserBackend;
 pub use throttle::ThrottleRule;
 pub use token::{API_TOKEN_PREFIX, ApiTokenInfo, MAX_TOKEN_NAME_CHARS, NewApiToken};
-pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS, constant_time_eq};
+pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS, constant_time_eq, totp_code};
 pub use username::{RESERVED_USERNAMES, Username, UsernameError};
