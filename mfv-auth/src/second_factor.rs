@@ -98,6 +98,15 @@ impl Authenticator {
             })
             .await?;
         if !enrolled {
+            self.audit(
+                AuditEvent::TotpEnrolled,
+                AuditOutcome::Refused,
+                Some(user.as_str()),
+                Some(actor),
+                None,
+                "already enabled: remove it first".into(),
+            )
+            .await?;
             return Err(AuthError::TotpAlreadyEnabled { user: user.clone() });
         }
         self.audit(
