@@ -16,7 +16,9 @@
 //!   in the backend and created again under the same name, before anything here noticed,
 //!   does not inherit them: they end at their next re-check of the owner;
 //! - [`Authenticator`], which composes the two: login with throttling and TOTP, sessions,
-//!   API tokens, audited user administration. Time comes from a [`Clock`].
+//!   API tokens, audited user administration, and the signed-in user's own changes (password,
+//!   second factor) behind a password check throttled as logins are
+//!   ([`Authenticator::check_current_password`]). Time comes from a [`Clock`].
 //!
 //! The LDAP and MySQL backends talk to their servers over TLS with the server's certificate
 //! verified; cleartext is refused to any host that is not loopback unless the configuration
