@@ -145,7 +145,8 @@ pub trait Authority: Send + Sync + 'static {
         client: IpAddr,
         username: &'a str,
     ) -> AuthorityFuture<'a, ()>;
-    /// Changes the caller's own password, given the current one; ends their sessions.
+    /// Changes the caller's own password, given the current one (checked and throttled as a
+    /// login is: `403 wrong_password` naming `current`, `429 throttled`); ends their sessions.
     fn change_own_password<'a>(
         &'a self,
         caller: &'a Caller,
