@@ -258,13 +258,29 @@ pub enum AuthError {
         /// The user.
         user: Username,
     },
-    /// The TOTP code given to confirm enrolment is wrong.
-    #[error("invalid TOTP code")]
+    /// The TOTP code given to confirm enrolment is wrong, or the TOTP or recovery code given
+    /// with a password check (removing one's own second factor) is wrong, used or replayed.
+    #[error("invalid TOTP or recovery code")]
     TotpInvalid,
-    /// The current password given with a change of one's own password is wrong (or the user
-    /// is disabled or gone).
+    /// The current password asked for before a change of one's own account (password,
+    /// second factor) is wrong, or the user is disabled or gone. Counted like a failed login.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// Too many failed logins or password checks for this user name or from this address:
+    /// the current password was not looked at.
+    #[error("too many failed password checks: try again after {until}")]
+    LockedOut {
+        /// When the lockout ends.
+        until: Timestamp,
+    },
+    /// As many password checks for this user name or from this address as the lockout
+    /// allows are under way: this one is refused without looking at the password.
+    #[error("too many password checks in progress: try again later")]
+    AttemptsInProgress,
+    /// The change needs a current TOTP code or an unused recovery code besides the password,
+    /// and none was given.
+    #[error("a current TOTP code or a recovery code is required")]
+    TotpRequired,
 }
 
 impl From<StoreError> for AuthError {
@@ -339,8 +355,19 @@ impl fmt::Debug for Authenticator {
     }
 }
 
+/// A failed attempt as the audit log records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    /// The event of the attempt: a login, or the change a password check guarded.
+    pub(crate) event: AuditEvent,
+    /// Whether the user made the attempt signed in (the entry names them as the actor too).
+    pub(crate) by_the_user: bool,
+    /// Why it failed.
+    pub(crate) reason: &'static str,
+}
+
 /// What the second factor given at login turned out to be.
-enum SecondFactor {
+pub(crate) enum SecondFactor {
     Totp,
     RecoveryCode,
 }
@@ -465,7 +492,11 @@ impl Authenticator {
             return Err(LoginError::InvalidCredentials);
         };
 
-        let attempt = match self.reserve_attempt(&user, source).await? {
+        let reservation = self
+            .reserve_attempt(&user, source)
+            .await
+            .map_err(LoginError::State)?;
+        let attempt = match reservation {
             Reservation::Granted(attempt) => attempt,
             Reservation::Locked(until) => {
                 return Err(self.locked_out(source, &user, "", until).await?);
@@ -544,7 +575,8 @@ impl Authenticator {
 
         if let Some(until) = self
             .finish_successful_attempt(&user, source, attempt)
-            .await?
+            .await
+            .map_err(LoginError::State)?
         {
             let refusal = self
                 .locked_out(source, &user, "password correct, but ", until)
@@ -587,11 +619,11 @@ impl Authenticator {
     }
 
     /// Checks the lockouts of the name and the address and reserves an attempt for them.
-    async fn reserve_attempt(
+    pub(crate) async fn reserve_attempt(
         &self,
         user: &Username,
         source: IpAddr,
-    ) -> Result<Reservation, LoginError> {
+    ) -> Result<Reservation, StoreError> {
         let now = self.clock.now();
         let name = user.as_str().to_owned();
         let address = throttle::address_key(source);
@@ -601,7 +633,6 @@ impl Authenticator {
                 throttle::reserve(connection, policy.attempt_keys(&name, &address), now)
             })
             .await
-            .map_err(LoginError::State)
     }
 
     /// Ends an attempt that counts neither as a failure nor as a success, and audits why.
@@ -613,21 +644,25 @@ impl Authenticator {
         outcome: AuditOutcome,
         detail: String,
     ) -> Result<(), LoginError> {
-        self.state
-            .run(move |connection| throttle::release(connection, attempt))
-            .await
-            .map_err(LoginError::State)?;
+        self.end_attempt(attempt).await.map_err(LoginError::State)?;
         self.audit_login(source, outcome, Some(user.as_str()), detail)
             .await
     }
 
+    /// Ends an attempt without counting it.
+    pub(crate) async fn end_attempt(&self, attempt: AttemptId) -> Result<(), StoreError> {
+        self.state
+            .run(move |connection| throttle::release(connection, attempt))
+            .await
+    }
+
     /// Ends a successful attempt; the lockout's end if one began while it was checked.
-    async fn finish_successful_attempt(
+    pub(crate) async fn finish_successful_attempt(
         &self,
         user: &Username,
         source: IpAddr,
         attempt: AttemptId,
-    ) -> Result<Option<Timestamp>, LoginError> {
+    ) -> Result<Option<Timestamp>, StoreError> {
         let now = self.clock.now();
         let name = user.as_str().to_owned();
         let address = throttle::address_key(source);
@@ -638,7 +673,6 @@ impl Authenticator {
                 throttle::finish_success(connection, attempt, keys, now)
             })
             .await
-            .map_err(LoginError::State)
     }
 
     /// Counts a failed login against the name (if valid) and the address, and audits it and
@@ -650,6 +684,30 @@ impl Authenticator {
         source: IpAddr,
         reason: &'static str,
     ) -> Result<(), LoginError> {
+        let failure = Failure {
+            event: AuditEvent::Login,
+            by_the_user: false,
+            reason,
+        };
+        self.count_failed_attempt(user, attempt, source, failure)
+            .await
+            .map_err(LoginError::State)
+    }
+
+    /// Counts a failed login or password check against the name (if valid) and the address,
+    /// and audits it and any lockout it starts.
+    pub(crate) async fn count_failed_attempt(
+        &self,
+        user: Option<&Username>,
+        attempt: Option<AttemptId>,
+        source: IpAddr,
+        failure: Failure,
+    ) -> Result<(), StoreError> {
+        let Failure {
+            event,
+            by_the_user,
+            reason,
+        } = failure;
         let now = self.clock.now();
         let name = user.map(|user| user.as_str().to_owned());
         let address = throttle::address_key(source);
@@ -662,18 +720,19 @@ impl Authenticator {
                 if let Some(attempt) = attempt {
                     throttle::release(&transaction, attempt)?;
                 }
+                let actor = if by_the_user { name.as_deref() } else { None };
                 let entry = |event, outcome, detail: String| AuditRecord {
                     event,
                     outcome,
                     username: name.as_deref(),
-                    actor: None,
+                    actor,
                     source: Some(source_text.clone()),
                     detail,
                 };
                 audit::record(
                     &transaction,
                     now,
-                    &entry(AuditEvent::Login, AuditOutcome::Refused, reason.to_owned()),
+                    &entry(event, AuditOutcome::Refused, reason.to_owned()),
                 )?;
                 if let Some(name) = &name {
                     if let Some(until) = throttle::record_failure(
@@ -714,11 +773,10 @@ impl Authenticator {
                 transaction.commit()
             })
             .await
-            .map_err(LoginError::State)
     }
 
     /// Checks a TOTP code or a recovery code; consumes it when it matches.
-    async fn check_second_factor(
+    pub(crate) async fn check_second_factor(
         &self,
         user: &Username,
         code: &str,
@@ -933,29 +991,24 @@ impl Authenticator {
             .await
     }
 
-    /// A user's own change of password: `current` must be their password now (a wrong one is
-    /// audited as refused and is [`AuthError::WrongPassword`]); then as
+    /// A user's own change of password, asked from `source`: `current` must be their
+    /// password now, checked as [`Authenticator::check_current_password`] does (throttled; a
+    /// wrong one is a failure, audited as a refused `password_changed`); then as
     /// [`Authenticator::set_password`], which ends all their sessions.
     pub async fn change_password(
         &self,
-        actor: &Actor,
         user: &Username,
         current: &Password,
         new: &Password,
+        source: IpAddr,
     ) -> Result<(), AuthError> {
-        if self.backend.verify_password(user, current).await?.is_none() {
-            self.audit(
-                AuditEvent::PasswordChanged,
-                AuditOutcome::Refused,
-                Some(user.as_str()),
-                Some(actor),
-                None,
-                "the current password given is wrong".to_owned(),
-            )
+        self.check_current_password(user, current, source, AuditEvent::PasswordChanged)
             .await?;
-            return Err(AuthError::WrongPassword);
-        }
-        self.set_password(actor, user, new).await
+        let actor = Actor::Remote {
+            user: user.clone(),
+            address: source,
+        };
+        self.set_password(&actor, user, new).await
     }
 
     /// Sets a user's role; their sessions and tokens pick it up at their next check.
@@ -1044,7 +1097,8 @@ impl Authenticator {
         Ok(())
     }
 
-    async fn end_user_sessions(
+    /// Ends every session of `user` and audits how many, saying `reason`.
+    pub(crate) async fn end_user_sessions(
         &self,
         actor: &Actor,
         user: &Username,

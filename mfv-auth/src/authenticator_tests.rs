@@ -34,9 +34,9 @@ pub(crate) fn pw(text: &str) -> Password {
 
 /// A user backend that forwards to SQLite until it is switched off, then answers
 /// `Unavailable` to everything. It offers no admin interface (like LDAP).
-struct SwitchableBackend {
-    inner: SqliteUserBackend,
-    down: AtomicBool,
+pub(crate) struct SwitchableBackend {
+    pub(crate) inner: SqliteUserBackend,
+    pub(crate) down: AtomicBool,
 }
 
 impl SwitchableBackend {
@@ -1144,17 +1144,14 @@ async fn a_remote_actor_is_audited_with_its_address_and_the_log_is_searched() {
 async fn changing_ones_own_password_needs_the_current_one() {
     let f = fixture().await;
     let session = f.login("vic").await.unwrap();
-    let vic = Actor::Remote {
-        user: name("vic"),
-        address: ip("192.0.2.8"),
-    };
+    let source = ip("192.0.2.8");
     assert!(matches!(
         f.auth
             .change_password(
-                &vic,
                 &name("vic"),
                 &pw("wrong-password"),
-                &pw("new-password-1")
+                &pw("new-password-1"),
+                source
             )
             .await,
         Err(AuthError::WrongPassword)
@@ -1166,10 +1163,10 @@ async fn changing_ones_own_password_needs_the_current_one() {
     f.auth.check_session(session.token.expose()).await.unwrap();
     f.auth
         .change_password(
-            &vic,
             &name("vic"),
             &pw("vic-password"),
             &pw("new-password-1"),
+            source,
         )
         .await
         .unwrap();

@@ -16,7 +16,9 @@
 //!   in the backend and created again under the same name, before anything here noticed,
 //!   does not inherit them: they end at their next re-check of the owner;
 //! - [`Authenticator`], which composes the two: login with throttling and TOTP, sessions,
-//!   API tokens, audited user administration. Time comes from a [`Clock`].
+//!   API tokens, audited user administration, and the signed-in user's own changes (password,
+//!   second factor) behind a password check throttled as logins are
+//!   ([`Authenticator::check_current_password`]). Time comes from a [`Clock`].
 //!
 //! The LDAP and MySQL backends talk to their servers over TLS with the server's certificate
 //! verified; cleartext is refused to any host that is not loopback unless the configuration
@@ -51,6 +53,9 @@ pub mod ldap;
 mod lockout_tests;
 pub mod mysql;
 mod password;
+mod reauth;
+#[cfg(test)]
+mod reauth_tests;
 mod role;
 mod second_factor;
 mod secret;
@@ -79,12 +84,12 @@ pub use password::{
     Argon2Params, HashError, MAX_PASSWORD_BYTES, Password, PasswordError, PasswordHasher,
 };
 pub use role::{Permission, Role, UnknownNameError};
-pub use second_factor::TotpEnrolment;
+pub use second_factor::{TotpEnrolment, TotpStatus};
 pub use secret::{RandomError, Secret};
 pub use session::{Session, SessionInfo};
 pub use sqlite::{SCHEMA_VERSION, SqliteState, StoreError};
 pub use sqlite_users::SqliteUserBackend;
 pub use throttle::ThrottleRule;
 pub use token::{API_TOKEN_PREFIX, ApiTokenInfo, MAX_TOKEN_NAME_CHARS, NewApiToken};
-pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS, constant_time_eq};
+pub use totp::{RECOVERY_CODE_COUNT, TOTP_DIGITS, TOTP_STEP_SECONDS, constant_time_eq, totp_code};
 pub use username::{RESERVED_USERNAMES, Username, UsernameError};

@@ -42,6 +42,35 @@ pub(crate) fn base32_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Base32 (RFC 4648, uppercase or lowercase, padding and spaces ignored) back to bytes;
+/// `None` when a character is not base32.
+fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0;
+    for byte in text.bytes().filter(|byte| !matches!(byte, b'=' | b' ')) {
+        let value = BASE32_ALPHABET
+            .iter()
+            .position(|&letter| letter == byte.to_ascii_uppercase())?;
+        buffer = (buffer << 5) | value as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The TOTP code an authenticator app shows at `at` for the secret `secret_base32` (as
+/// [`crate::TotpEnrolment::secret_base32`] gives it); `None` when the secret is not base32.
+/// What a client or a test computes to answer a code prompt.
+pub fn totp_code(secret_base32: &str, at: Timestamp) -> Option<String> {
+    let secret = base32_decode(secret_base32)?;
+    let step = u64::try_from(time_step(at)).ok()?;
+    Some(hotp(&secret, step, TOTP_DIGITS))
+}
+
 /// The HOTP value (RFC 4226 section 5.3) for `counter`, as `digits` decimal digits.
 pub(crate) fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here; fall back to an
@@ -221,6 +250,26 @@ mod tests {
             base32_encode(RFC_SECRET),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
+    }
+
+    #[test]
+    fn base32_round_trip_and_codes_from_the_text_secret() {
+        for input in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
+            let encoded = base32_encode(input.as_bytes());
+            assert_eq!(base32_decode(&encoded).unwrap(), input.as_bytes());
+            assert_eq!(
+                base32_decode(&encoded.to_ascii_lowercase()).unwrap(),
+                input.as_bytes()
+            );
+        }
+        assert_eq!(base32_decode("MZXW6==="), Some(b"foo".to_vec()));
+        assert_eq!(base32_decode("MZ1W6"), None, "1 is not base32");
+        let at = Timestamp(1_111_111_111);
+        assert_eq!(
+            totp_code(&base32_encode(RFC_SECRET), at).unwrap(),
+            hotp(RFC_SECRET, time_step(at) as u64, TOTP_DIGITS)
+        );
+        assert_eq!(totp_code("not base32!", at), None);
     }
 
     #[test]

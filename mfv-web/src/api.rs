@@ -40,6 +40,7 @@ mod storage;
 pub mod table;
 pub mod tasks;
 mod tokens;
+mod totp;
 pub mod uploads;
 mod users;
 mod vm_clone;

@@ -169,6 +169,53 @@ pub struct AuditQuery {
     pub event: Option<AuditEvent>,
 }
 
+/// A second factor just enrolled: what an authenticator app needs, and the recovery codes.
+/// The only time any of it is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpEnrolmentView {
+    /// The secret in base32, for typing into an app.
+    pub secret: mfv_api::Secret,
+    /// `otpauth://totp/...`, for a QR code.
+    pub otpauth_uri: mfv_api::Secret,
+    /// Single-use codes that stand in for a TOTP code, at login or to remove the factor.
+    pub recovery_codes: Vec<mfv_api::Secret>,
+}
+
+impl From<mfv_auth::TotpEnrolment> for TotpEnrolmentView {
+    fn from(enrolment: mfv_auth::TotpEnrolment) -> TotpEnrolmentView {
+        TotpEnrolmentView {
+            secret: mfv_api::Secret::new(enrolment.secret_base32.expose()),
+            otpauth_uri: mfv_api::Secret::new(enrolment.otpauth_uri.expose()),
+            recovery_codes: enrolment
+                .recovery_codes
+                .iter()
+                .map(|code| mfv_api::Secret::new(code.expose()))
+                .collect(),
+        }
+    }
+}
+
+/// Where a user's second factor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TotpStatusView {
+    /// A secret was issued: enrolment is awaiting its first code, or confirmed.
+    pub enabled: bool,
+    /// Enrolment was confirmed: logins need a TOTP code or a recovery code.
+    pub confirmed: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
+}
+
+impl From<mfv_auth::TotpStatus> for TotpStatusView {
+    fn from(status: mfv_auth::TotpStatus) -> TotpStatusView {
+        TotpStatusView {
+            enabled: status.enrolled,
+            confirmed: status.confirmed,
+            recovery_codes_left: status.recovery_codes_left,
+        }
+    }
+}
+
 /// mfv-auth's refusal of a change, as the API answers it: a stable kind, and the field of
 /// the request at fault where there is one.
 pub(crate) fn change_refusal(error: &AuthError) -> ApiError {
@@ -190,14 +237,29 @@ pub(crate) fn change_refusal(error: &AuthError) -> ApiError {
         AuthError::TokenNameTaken { .. } => conflict(message).with_field("name"),
         AuthError::TokenLifetime { .. } => ApiError::invalid("expires_in_days", message),
         AuthError::NoSuchToken { .. } | AuthError::NoSuchSession { .. } => not_found(message),
-        AuthError::WrongPassword => {
-            ApiError::new(StatusCode::FORBIDDEN, "wrong_password", message).with_field("current")
-        }
         AuthError::TotpAlreadyEnabled { .. } | AuthError::TotpNotEnrolled { .. } => {
             conflict(message)
         }
-        AuthError::TotpInvalid => ApiError::invalid("code", message),
+        AuthError::TotpInvalid | AuthError::TotpRequired => ApiError::invalid("code", message),
+        AuthError::LockedOut { .. } | AuthError::AttemptsInProgress => throttled(message),
+        AuthError::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", message),
         _ => ApiError::unavailable(message),
+    }
+}
+
+/// `429 throttled`: too many failed logins or password checks.
+pub(crate) fn throttled(message: String) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+}
+
+/// The refusal of a change that asked for the caller's current password in the request's
+/// `password_field`: as [`change_refusal`], a wrong password (`403 wrong_password`) naming
+/// that field.
+pub(crate) fn password_check_refusal(error: &AuthError, password_field: &str) -> ApiError {
+    let refusal = change_refusal(error);
+    match error {
+        AuthError::WrongPassword => refusal.with_field(password_field),
+        _ => refusal,
     }
 }
 

@@ -20,8 +20,9 @@ use warp::http::StatusCode;
 
 use super::ApiError;
 use super::accounts::{
-    AuditQuery, CreatedToken, NewToken, NewUser, SessionView, TokenView, UserChange, UserView,
-    change_refusal, read_failure,
+    AuditQuery, CreatedToken, NewToken, NewUser, SessionView, TokenView, TotpEnrolmentView,
+    TotpStatusView, UserChange, UserView, change_refusal, password_check_refusal, read_failure,
+    throttled,
 };
 
 /// What an [`Authority`] returns.
@@ -144,7 +145,8 @@ pub trait Authority: Send + Sync + 'static {
         client: IpAddr,
         username: &'a str,
     ) -> AuthorityFuture<'a, ()>;
-    /// Changes the caller's own password, given the current one; ends their sessions.
+    /// Changes the caller's own password, given the current one (checked and throttled as a
+    /// login is: `403 wrong_password` naming `current`, `429 throttled`); ends their sessions.
     fn change_own_password<'a>(
         &'a self,
         caller: &'a Caller,
@@ -152,6 +154,42 @@ pub trait Authority: Send + Sync + 'static {
         current: mfv_api::Secret,
         new: mfv_api::Secret,
     ) -> AuthorityFuture<'a, ()>;
+    /// Where the caller's own second factor stands.
+    fn own_totp_status<'a>(&'a self, caller: &'a Caller) -> AuthorityFuture<'a, TotpStatusView>;
+    /// Starts enrolment of the caller's own second factor, given their current password
+    /// (checked and throttled as a login is: `403 wrong_password` naming `password`, `429
+    /// throttled`).
+    fn enrol_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        password: mfv_api::Secret,
+    ) -> AuthorityFuture<'a, TotpEnrolmentView>;
+    /// Confirms the caller's pending enrolment with a first code (`400` naming `code` when
+    /// wrong).
+    fn confirm_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        code: String,
+    ) -> AuthorityFuture<'a, ()>;
+    /// Removes the caller's own second factor, given their current password and, when it is
+    /// confirmed, a current TOTP code or a recovery code; whether there was one.
+    fn disable_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        password: mfv_api::Secret,
+        code: Option<String>,
+    ) -> AuthorityFuture<'a, bool>;
+    /// An administrator's reset of the second factor of `username` (404 when there is no
+    /// such user); ends their sessions when there was one; whether there was one.
+    fn reset_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+    ) -> AuthorityFuture<'a, bool>;
     /// Every API token, without secrets.
     fn list_tokens(&self) -> AuthorityFuture<'_, Vec<TokenView>>;
     /// Makes an API token, as `caller` from `client`.
@@ -404,13 +442,90 @@ impl Authority for LocalAuthority {
         new: mfv_api::Secret,
     ) -> AuthorityFuture<'a, ()> {
         Box::pin(async move {
-            let actor = Self::actor(caller, client)?;
-            let current = Password::new(current.expose())
-                .map_err(|error| ApiError::invalid("current", mfv_linux::error_chain(&error)))?;
+            let current = current_password(&current, "current")?;
             let new = self.new_password(&new, "new")?;
             let user = self.record(&caller.username).await?.username;
             self.authenticator
-                .change_password(&actor, &user, &current, &new)
+                .change_password(&user, &current, &new, client)
+                .await
+                .map_err(|error| password_check_refusal(&error, "current"))
+        })
+    }
+
+    fn own_totp_status<'a>(&'a self, caller: &'a Caller) -> AuthorityFuture<'a, TotpStatusView> {
+        Box::pin(async move {
+            let user = self.record(&caller.username).await?.username;
+            let status = self
+                .authenticator
+                .totp_status(&user)
+                .await
+                .map_err(|error| read_failure(&error))?;
+            Ok(status.into())
+        })
+    }
+
+    fn enrol_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        password: mfv_api::Secret,
+    ) -> AuthorityFuture<'a, TotpEnrolmentView> {
+        Box::pin(async move {
+            let password = current_password(&password, "password")?;
+            let user = self.record(&caller.username).await?.username;
+            let enrolment = self
+                .authenticator
+                .enrol_own_totp(&user, &password, client)
+                .await
+                .map_err(|error| password_check_refusal(&error, "password"))?;
+            Ok(enrolment.into())
+        })
+    }
+
+    fn confirm_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        code: String,
+    ) -> AuthorityFuture<'a, ()> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let user = self.record(&caller.username).await?.username;
+            self.authenticator
+                .confirm_totp(&actor, &user, &code)
+                .await
+                .map_err(|error| change_refusal(&error))
+        })
+    }
+
+    fn disable_own_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        password: mfv_api::Secret,
+        code: Option<String>,
+    ) -> AuthorityFuture<'a, bool> {
+        Box::pin(async move {
+            let password = current_password(&password, "password")?;
+            let user = self.record(&caller.username).await?.username;
+            self.authenticator
+                .disable_own_totp(&user, &password, code.as_deref(), client)
+                .await
+                .map_err(|error| password_check_refusal(&error, "password"))
+        })
+    }
+
+    fn reset_totp<'a>(
+        &'a self,
+        caller: &'a Caller,
+        client: IpAddr,
+        username: &'a str,
+    ) -> AuthorityFuture<'a, bool> {
+        Box::pin(async move {
+            let actor = Self::actor(caller, client)?;
+            let user = self.record(username).await?.username;
+            self.authenticator
+                .reset_totp(&actor, &user)
                 .await
                 .map_err(|error| change_refusal(&error))
         })
@@ -588,6 +703,13 @@ impl LocalAuthority {
     }
 }
 
+/// A current password as given in the request's `field`: not empty, not too long (any
+/// length the backend may hold is checked; the policy's minimum is for new ones).
+fn current_password(password: &mfv_api::Secret, field: &str) -> Result<Password, ApiError> {
+    Password::new(password.expose())
+        .map_err(|error| ApiError::invalid(field, mfv_linux::error_chain(&error)))
+}
+
 /// The API's answer to a refused login: a stable kind per reason, the field at fault.
 pub(crate) fn login_refusal(error: &LoginError) -> ApiError {
     let message = mfv_linux::error_chain(error);
@@ -602,9 +724,7 @@ pub(crate) fn login_refusal(error: &LoginError) -> ApiError {
         LoginError::TotpInvalid => {
             ApiError::new(StatusCode::UNAUTHORIZED, "totp_invalid", message).with_field("totp")
         }
-        LoginError::LockedOut { .. } | LoginError::AttemptsInProgress => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
-        }
+        LoginError::LockedOut { .. } | LoginError::AttemptsInProgress => throttled(message),
         _ => ApiError::unavailable(message),
     }
 }

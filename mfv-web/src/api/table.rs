@@ -166,6 +166,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::openapi::routes());
     routes.extend(super::metrics::routes());
     routes.extend(super::users::routes());
+    routes.extend(super::totp::routes());
     routes.extend(super::tokens::routes());
     routes.extend(super::audit::routes());
     routes.extend(super::host::routes());
