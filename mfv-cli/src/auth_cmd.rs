@@ -1,6 +1,7 @@
 //! `mfv user`, `mfv token`, `mfv auth test` and `mfv audit`: user administration, API tokens,
 //! user backend checks and the audit log, run by root on the host (actor `local` in the audit
-//! log).
+//! log), and `mfv user`, `mfv token` and `mfv audit` also against a host's API with
+//! `--remote`, printing the same (the renderers are shared).
 //!
 //! Where things are: the auth database (SQLite) always holds sessions, API tokens, TOTP and
 //! the audit log, and the users too with the `sqlite` backend. The `[auth]` section of
@@ -20,14 +21,17 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use mfv_auth::ldap::GroupRole;
-use mfv_auth::{Actor, Authenticator, MAX_PASSWORD_BYTES, Password, Role, UserRecord, Username};
+use mfv_auth::{
+    Actor, AuditEntry, AuditFilter, Authenticator, MAX_PASSWORD_BYTES, Password, Role, Timestamp,
+    UserRecord, Username,
+};
 use mfv_config::schema::AuthBackend;
 use mfv_host::auth::{
     AuthOverrides, AuthSetting, AuthSettings, AuthSetupError, LdapOverrides, MissingDatabase,
     MysqlOverrides, ResolvedAuth,
 };
 
-use mfv_client::{Client, UserChange};
+use mfv_client::{Client, NewToken, UserChange};
 
 use crate::output::{Output, Status};
 
@@ -332,8 +336,11 @@ pub struct AuditArgs {
     #[command(flatten)]
     options: AuthOptions,
     /// How many entries, newest first.
-    #[arg(long, default_value_t = DEFAULT_AUDIT_LIMIT)]
+    #[arg(long, default_value_t = DEFAULT_AUDIT_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
     limit: u32,
+    /// Only the entries about this user or done by them.
+    #[arg(long)]
+    user: Option<Username>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -807,14 +814,16 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
             } else {
                 writeln!(io.out, "{}", token.secret.expose())?;
             }
-            writeln!(
+            write!(
                 io.err,
-                "API token {} {:?} of {} with role {}, expires {}: the secret is shown only now",
-                token.info.id,
-                token.info.name,
-                token.info.owner,
-                token.info.role,
-                token.info.expires_at
+                "{}",
+                created_token_note(
+                    token.info.id,
+                    &token.info.name,
+                    token.info.owner.as_str(),
+                    token.info.role.as_str(),
+                    token.info.expires_at
+                )
             )?;
         }
         TokenCommand::List { user, json } => {
@@ -837,6 +846,27 @@ pub async fn token(args: TokenArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
 
 /// `ID  OWNER  NAME  ROLE  EXPIRES  LAST USED` table; ROLE is the effective role.
 fn tokens_table(tokens: &[mfv_auth::ApiTokenInfo]) -> String {
+    render_tokens(tokens.iter().map(|token| TokenRow {
+        id: token.id,
+        owner: token.owner.as_str(),
+        name: &token.name,
+        effective_role: token.effective_role.as_str(),
+        expires_at: token.expires_at,
+        last_used_at: token.last_used_at,
+    }))
+}
+
+/// An API token as `mfv token list` shows it.
+struct TokenRow<'a> {
+    id: i64,
+    owner: &'a str,
+    name: &'a str,
+    effective_role: &'a str,
+    expires_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+}
+
+fn render_tokens<'a>(tokens: impl Iterator<Item = TokenRow<'a>>) -> String {
     let mut text = String::from("ID  OWNER  NAME  ROLE  EXPIRES  LAST USED\n");
     for token in tokens {
         let last_used = token
@@ -848,6 +878,98 @@ fn tokens_table(tokens: &[mfv_auth::ApiTokenInfo]) -> String {
         ));
     }
     text
+}
+
+/// What `mfv token create` says on standard error about the token made.
+fn created_token_note(
+    id: i64,
+    name: &str,
+    owner: &str,
+    role: &str,
+    expires_at: Timestamp,
+) -> String {
+    format!(
+        "API token {id} {name:?} of {owner} with role {role}, expires {expires_at}: the secret \
+         is shown only now\n"
+    )
+}
+
+/// Runs `mfv token ...` against a host's API through `client`. Without `--role`, a new
+/// token gets its owner's role, as on the host.
+pub fn run_token_remote(args: TokenArgs, client: &mut Client) -> anyhow::Result<Output> {
+    Ok(match args.command {
+        TokenCommand::Create {
+            user,
+            name,
+            role,
+            days,
+            json,
+        } => {
+            let role = match role {
+                Some(role) => role.as_str().to_owned(),
+                None => {
+                    client
+                        .users()?
+                        .into_iter()
+                        .find(|known| known.username == user.as_str())
+                        .with_context(|| format!("no user {user} on {}", client.host()))?
+                        .role
+                }
+            };
+            let created = client.create_token(&NewToken {
+                owner: user.as_str().to_owned(),
+                name,
+                role,
+                expires_in_days: days,
+            })?;
+            let token = &created.token;
+            let note = created_token_note(
+                token.id,
+                &token.name,
+                &token.owner,
+                &token.role,
+                Timestamp(token.expires_at),
+            );
+            let stdout = if json {
+                let value = serde_json::json!({
+                    "secret": created.secret.expose(),
+                    "token": token,
+                });
+                Output::data(&value, true, |_| String::new())?.stdout
+            } else {
+                format!("{}\n", created.secret.expose())
+            };
+            Output {
+                stdout,
+                stderr: note,
+                status: Status::Success,
+            }
+        }
+        TokenCommand::List { user, json } => {
+            let mut tokens = client.tokens()?;
+            if let Some(user) = &user {
+                tokens.retain(|token| token.owner == user.as_str());
+            }
+            Output::data(&tokens, json, |tokens| {
+                render_tokens(tokens.iter().map(|token| TokenRow {
+                    id: token.id,
+                    owner: &token.owner,
+                    name: &token.name,
+                    effective_role: &token.effective_role,
+                    expires_at: Timestamp(token.expires_at),
+                    last_used_at: token.last_used_at.map(Timestamp),
+                }))
+            })?
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(id)?;
+            Output {
+                stdout: String::new(),
+                stderr: format!("revoked API token {id}\n"),
+                status: Status::Success,
+            }
+        }
+    })
 }
 
 /// `mfv auth test USER`: exit 1 when a step failed.
@@ -879,15 +1001,44 @@ pub async fn auth(args: AuthArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
 /// `mfv audit`: the newest entries, newest first.
 pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let auth = args.options.open(MissingDatabase::Refuse).await?;
-    let entries = auth.audit_log(args.limit, None).await?;
+    let filter = AuditFilter {
+        user: args.user.map(|user| user.as_str().to_owned()),
+        event: None,
+    };
+    let entries = auth.search_audit_log(args.limit, None, filter).await?;
     if args.json {
         print_json(io.out, serde_json::to_value(&entries)?)?;
     } else {
-        for entry in &entries {
-            writeln!(io.out, "{entry}")?;
-        }
+        write!(io.out, "{}", render_audit(&entries))?;
     }
     Ok(Status::Success)
+}
+
+/// An entry a line, as [`AuditEntry`]'s `Display` writes it.
+fn render_audit(entries: &[AuditEntry]) -> String {
+    entries.iter().map(|entry| format!("{entry}\n")).collect()
+}
+
+/// Runs `mfv audit` against a host's API through `client`.
+pub fn run_audit_remote(args: AuditArgs, client: &mut Client) -> anyhow::Result<Output> {
+    let user = args.user.as_ref().map(Username::as_str);
+    let entries = client.audit(args.limit, user)?;
+    Output::data(&entries, args.json, |entries| {
+        let entries: Vec<AuditEntry> = entries
+            .iter()
+            .map(|entry| AuditEntry {
+                id: entry.id,
+                at: Timestamp(entry.at),
+                event: entry.event.clone(),
+                username: entry.username.clone(),
+                actor: entry.actor.clone(),
+                source: entry.source.clone(),
+                outcome: entry.outcome.clone(),
+                detail: entry.detail.clone(),
+            })
+            .collect();
+        render_audit(&entries)
+    })
 }
 
 #[cfg(test)]

@@ -345,6 +345,12 @@ async fn audit_shows_the_changes_made_here() {
         lines[1].contains(" user_added ok user=alice actor=(local): role admin"),
         "{text}"
     );
+    // Only the entries about (or by) a user.
+    host.add("bob", "viewer", "bob-password").await;
+    let about_bob = host.run(&["audit", "--user", "bob"]).await.ok();
+    let lines: Vec<&str> = about_bob.lines().collect();
+    assert_eq!(lines.len(), 1, "{about_bob}");
+    assert!(lines[0].contains(" user_added ok user=bob "), "{about_bob}");
 }
 
 #[tokio::test]

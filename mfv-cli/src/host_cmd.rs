@@ -31,6 +31,12 @@ enum HostCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The supervised services: state, process, restarts, last exit.
+    Services {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The recent output of a service, or the boot's lines without a name.
     Logs {
         /// The service, e.g. libvirtd.
@@ -93,6 +99,9 @@ pub fn run(args: HostArgs) -> anyhow::Result<Output> {
             let status = client.host_status()?;
             Output::data(&status, json, render_status)
         }
+        HostCommand::Services { json } => Output::data(&client.services()?, json, |services| {
+            render_services(services, "")
+        }),
         HostCommand::Logs { service, lines } => {
             if !(1..=MAX_LOG_LINES).contains(&lines) {
                 anyhow::bail!("--lines {lines}: give 1 to {MAX_LOG_LINES}");
@@ -176,6 +185,9 @@ pub fn run_remote(args: HostArgs, client: &mut RemoteClient) -> anyhow::Result<O
                 answer.hostname,
                 render_status(&answer.status)
             )
+        }),
+        HostCommand::Services { json } => Output::data(&client.services()?, json, |services| {
+            render_services(services, "")
         }),
         HostCommand::Logs { service, lines } => {
             if !(1..=MAX_LOG_LINES).contains(&lines) {
@@ -282,8 +294,20 @@ fn render_status(status: &HostStatus) -> String {
         );
     }
     let _ = writeln!(text, "\nservices");
-    for service in &status.services {
-        let _ = writeln!(text, "  {:<16} {}", service.name, service_line(service));
+    text.push_str(&render_services(&status.services, "  "));
+    text
+}
+
+/// A line per service, `indent`ed: its name, then its [`service_line`].
+fn render_services(services: &[ServiceStatus], indent: &str) -> String {
+    let mut text = String::new();
+    for service in services {
+        let _ = writeln!(
+            text,
+            "{indent}{:<16} {}",
+            service.name,
+            service_line(service)
+        );
     }
     text
 }

@@ -1,7 +1,7 @@
-//! `mfv --remote https://HOST[:PORT] ...`: the VM, host and user commands against a host's
-//! REST API through mfv-client, printed as on the host itself. The token comes from
-//! `--token` or `MFV_TOKEN` and is never printed; the host's certificate is pinned by
-//! `--fingerprint`, or by the known hosts file (recorded at the first connection, which is
+//! `mfv --remote https://HOST[:PORT] ...`: the VM, host, user, token and audit commands
+//! against a host's REST API through mfv-client, printed as on the host itself. The token
+//! comes from `--token` or `MFV_TOKEN` and is never printed; the host's certificate is pinned
+//! by `--fingerprint`, or by the known hosts file (recorded at the first connection, which is
 //! said on standard error).
 //!
 //! The other commands read or change this machine (its hardware, network, configuration
@@ -22,7 +22,7 @@ use crate::{Command, auth_cmd, host_cmd, vm_cmd};
 #[derive(Debug, Clone, Args)]
 pub struct RemoteOptions {
     /// Manage the host at this URL through its REST API instead of this machine
-    /// (`mfv vm`, `mfv host` and `mfv user`).
+    /// (`mfv vm`, `mfv host`, `mfv user`, `mfv token` and `mfv audit`).
     #[arg(long, global = true, value_name = "https://HOST[:PORT]")]
     pub remote: Option<String>,
     /// The API token for --remote (an administrator makes one with `mfv token create`);
@@ -49,11 +49,13 @@ pub struct RemoteOptions {
 /// Runs `command` on the host at `url`.
 pub fn run(url: String, options: RemoteOptions, command: Command) -> anyhow::Result<Output> {
     let remote_name = match &command {
-        Command::Vm(_) | Command::Host(_) | Command::User(_) => None,
+        Command::Vm(_)
+        | Command::Host(_)
+        | Command::User(_)
+        | Command::Token(_)
+        | Command::Audit(_) => None,
         Command::Net(_) => Some(("net", "/api/v1/network")),
         Command::Config { .. } => Some(("config", "/api/v1/config")),
-        Command::Token(_) => Some(("token", "/api/v1/tokens")),
-        Command::Audit(_) => Some(("audit", "/api/v1/audit")),
         Command::Probe { .. } => Some(("probe", "/api/v1/host/inventory")),
         Command::Auth(_) => Some(("auth", "/api/v1/session")),
         Command::Cmdline { .. } => Some(("cmdline", "/api/v1/host")),
@@ -80,6 +82,8 @@ pub fn run(url: String, options: RemoteOptions, command: Command) -> anyhow::Res
         Command::Vm(args) => vm_cmd::run_remote(args, &mut client),
         Command::Host(args) => host_cmd::run_remote(args, &mut client),
         Command::User(args) => auth_cmd::run_user_remote(args, &mut client),
+        Command::Token(args) => auth_cmd::run_token_remote(args, &mut client),
+        Command::Audit(args) => auth_cmd::run_audit_remote(args, &mut client),
         _ => unreachable!("refused above"),
     }
 }

@@ -506,44 +506,101 @@ fn snapshot(hypervisor: &Hypervisor, command: SnapshotCommand, json: bool) -> Re
             description,
         } => {
             let info = hypervisor.create_snapshot(&name, &snapshot, &description)?;
-            Output::data(&info, json, |_| {
-                format!("created snapshot {snapshot} of VM {name}\n")
-            })
+            Output::data(&info, json, |_| snapshot_created_text(&name, &snapshot))
         }
         SnapshotCommand::List { name } => {
             Output::data(&hypervisor.list_snapshots(&name)?, json, |snapshots| {
-                let mut out = format!(
-                    "{:<24} {:<12} {:<8} {}\n",
-                    "NAME", "VM STATE", "CURRENT", "DESCRIPTION"
-                );
-                for snapshot in snapshots {
-                    let current = if snapshot.current { "*" } else { "" };
-                    let _ = writeln!(
-                        out,
-                        "{:<24} {:<12} {current:<8} {}",
-                        snapshot.name, snapshot.vm_state, snapshot.description
-                    );
-                }
-                out
+                snapshot_table(snapshots.iter().map(|snapshot| SnapshotRow {
+                    name: &snapshot.name,
+                    vm_state: &snapshot.vm_state,
+                    current: snapshot.current,
+                    description: &snapshot.description,
+                }))
             })
         }
         SnapshotCommand::Revert { name, snapshot } => {
             hypervisor.revert_snapshot(&name, &snapshot)?;
-            Ok(Output::ok(format!(
-                "VM {name} reverted to snapshot {snapshot}\n"
-            )))
+            Ok(Output::ok(reverted_text(&name, &snapshot)))
         }
         SnapshotCommand::Delete { name, snapshot } => {
             hypervisor.delete_snapshot(&name, &snapshot)?;
-            Ok(Output::ok(format!(
-                "deleted snapshot {snapshot} of VM {name}\n"
-            )))
+            Ok(Output::ok(snapshot_deleted_text(&name, &snapshot)))
+        }
+    }
+}
+
+/// A snapshot as `mfv vm snapshot list` shows it.
+struct SnapshotRow<'a> {
+    name: &'a str,
+    vm_state: &'a str,
+    current: bool,
+    description: &'a str,
+}
+
+/// `NAME  VM STATE  CURRENT  DESCRIPTION`, a line per snapshot.
+fn snapshot_table<'a>(snapshots: impl Iterator<Item = SnapshotRow<'a>>) -> String {
+    let mut out = format!(
+        "{:<24} {:<12} {:<8} {}\n",
+        "NAME", "VM STATE", "CURRENT", "DESCRIPTION"
+    );
+    for snapshot in snapshots {
+        let current = if snapshot.current { "*" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<12} {current:<8} {}",
+            snapshot.name, snapshot.vm_state, snapshot.description
+        );
+    }
+    out
+}
+
+fn snapshot_created_text(name: &str, snapshot: &str) -> String {
+    format!("created snapshot {snapshot} of VM {name}\n")
+}
+
+fn reverted_text(name: &str, snapshot: &str) -> String {
+    format!("VM {name} reverted to snapshot {snapshot}\n")
+}
+
+fn snapshot_deleted_text(name: &str, snapshot: &str) -> String {
+    format!("deleted snapshot {snapshot} of VM {name}\n")
+}
+
+/// Runs `mfv vm snapshot ...` against a host's API through `client`.
+fn snapshot_remote(client: &mut Client, command: SnapshotCommand, json: bool) -> Result<Output> {
+    match command {
+        SnapshotCommand::Create {
+            name,
+            snapshot,
+            description,
+        } => {
+            let taken =
+                client.create_snapshot(&name, &snapshot, &description, &mut show_progress)?;
+            Output::data(&taken, json, |_| snapshot_created_text(&name, &snapshot))
+        }
+        SnapshotCommand::List { name } => {
+            Output::data(&client.snapshots(&name)?, json, |snapshots| {
+                snapshot_table(snapshots.iter().map(|snapshot| SnapshotRow {
+                    name: &snapshot.name,
+                    vm_state: &snapshot.vm_state,
+                    current: snapshot.current,
+                    description: &snapshot.description,
+                }))
+            })
+        }
+        SnapshotCommand::Revert { name, snapshot } => {
+            client.revert_snapshot(&name, &snapshot)?;
+            Ok(Output::ok(reverted_text(&name, &snapshot)))
+        }
+        SnapshotCommand::Delete { name, snapshot } => {
+            client.delete_snapshot(&name, &snapshot)?;
+            Ok(Output::ok(snapshot_deleted_text(&name, &snapshot)))
         }
     }
 }
 
 /// Runs `mfv vm ...` against a host's API through `client`: the same subcommands and output
-/// as on the host, but consoles and snapshots, which the web pages and the API offer.
+/// as on the host, but the consoles, which the web pages offer.
 pub fn run_remote(args: VmArgs, client: &mut Client) -> Result<Output> {
     let json = args.json;
     match args.command {
@@ -615,10 +672,7 @@ pub fn run_remote(args: VmArgs, client: &mut Client) -> Result<Output> {
             "mfv vm console cannot run with --remote: open the VM's console in the host's web \
              pages"
         ),
-        VmCommand::Snapshot { .. } => bail!(
-            "mfv vm snapshot cannot run with --remote; use the web API: \
-             /api/v1/vms/NAME/snapshots"
-        ),
+        VmCommand::Snapshot { command } => snapshot_remote(client, command, json),
     }
 }
 

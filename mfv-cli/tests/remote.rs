@@ -2,7 +2,9 @@
 //! with users and API tokens in a real SQLite auth database, VMs on a private libvirtd with
 //! real QEMU), as mfv-web's own API tests run it. What the operator sees is checked: the
 //! first use's notice and the known hosts file, a changed certificate refused, the host's
-//! refusals printed as `mfv: HOST: message`, and the VM, host and user commands' output.
+//! refusals printed as `mfv: HOST: message`, and the VM, host and user commands' output. The
+//! host commands reach the host daemon's own handler in-process, whose PID 1 double records
+//! a reboot instead of doing it.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -12,7 +14,9 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
+use common::host_daemon::Daemon;
 use common::{Server, guest};
 use mfv_auth::Role;
 use serde_json::json;
@@ -492,4 +496,369 @@ fn vms_are_created_listed_started_stopped_and_deleted() {
     let failed = client.create_vm(&spec, &mut |_| {}).unwrap_err();
     assert_eq!(failed.api_error().unwrap().status, 400, "{failed}");
     client.delete_vm(&name, false).unwrap();
+}
+
+#[test]
+fn the_host_daemon_answers_status_services_logs_restarts_and_a_confirmed_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), true);
+    let server = Server::with_host(Arc::new(daemon.clone()));
+    let laptop = Laptop::of(&server);
+    let host = host(&server);
+    let admin = server.token(Role::Admin).to_owned();
+    let operator = server.token(Role::Operator).to_owned();
+    let viewer = server.token(Role::Viewer).to_owned();
+
+    let status: serde_json::Value =
+        serde_json::from_str(&laptop.ok(&viewer, &["host", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["uptime_ms"], 12340);
+    assert_eq!(status["virtualization"], "kvm");
+    assert_eq!(status["boot"]["config"]["device"], "/dev/vdb");
+    let hostname = status["hostname"].as_str().unwrap().to_owned();
+    assert_eq!(
+        laptop.ok(&viewer, &["host", "status"]).stdout,
+        format!(
+            "hostname        {hostname}\n\
+             uptime          0d 00:00:12\n\
+             virtualization  KVM\n\
+             configuration   from /dev/vdb\n\
+             \n\
+             boot phases\n  \
+               config                 1.5 ms  ok\n\
+             \n\
+             services\n  \
+               libvirtd         running (pid 300)\n  \
+               mfv-web          running (pid 400)\n"
+        )
+    );
+
+    assert_eq!(
+        laptop.ok(&viewer, &["host", "services"]).stdout,
+        "libvirtd         running (pid 300)\n\
+         mfv-web          running (pid 400)\n"
+    );
+    let services: serde_json::Value =
+        serde_json::from_str(&laptop.ok(&viewer, &["host", "services", "--json"]).stdout).unwrap();
+    assert_eq!(services[1]["name"], "mfv-web");
+    assert_eq!(services[1]["pid"], 400);
+
+    // Logs: the boot's, or a service's last lines; an unknown service is named.
+    assert_eq!(
+        laptop.ok(&admin, &["host", "logs"]).stdout,
+        "[    0.000001] phase mounts: ok\n\
+         [    0.000002] phase config: /dev/vdb\n"
+    );
+    assert_eq!(
+        laptop
+            .ok(&admin, &["host", "logs", "libvirtd", "--lines", "2"])
+            .stdout,
+        "[    0.000013] libvirtd line 3\n\
+         [    0.000014] libvirtd line 4\n"
+    );
+    let error = laptop.refused(&admin, &["host", "logs", "nosuch"]);
+    assert!(error.starts_with(&format!("mfv: {host}: ")), "{error}");
+    assert!(error.contains("nosuch"), "{error}");
+    assert!(error.trim_end().ends_with("(field: service)"), "{error}");
+    let (status, message) = refusal(&server, &viewer, "GET", "/api/v1/host/logs");
+    assert_eq!(status, 403);
+    assert_eq!(
+        laptop.refused(&viewer, &["host", "logs"]),
+        format!("mfv: {host}: {message}\n")
+    );
+
+    assert_eq!(
+        laptop.ok(&admin, &["host", "restart", "libvirtd"]).stdout,
+        "libvirtd restarted: running (pid 301), 1 restarts\n"
+    );
+
+    // A reboot: refused to an operator and for another host's name, done for an admin
+    // naming this one (PID 1's double records it).
+    let (status, message) = refusal(&server, &operator, "POST", "/api/v1/host/reboot");
+    assert_eq!(status, 403);
+    assert_eq!(
+        laptop.refused(&operator, &["host", "reboot", "--confirm", &hostname]),
+        format!("mfv: {host}: {message}\n")
+    );
+    let error = laptop.refused(&admin, &["host", "reboot", "--confirm", "elsewhere"]);
+    assert!(error.trim_end().ends_with("(field: confirm)"), "{error}");
+    assert!(daemon.shutdowns().is_empty());
+    assert_eq!(
+        laptop
+            .ok(&admin, &["host", "reboot", "--confirm", &hostname])
+            .stdout,
+        format!("{hostname} is rebooting\n")
+    );
+    assert_eq!(daemon.shutdowns(), ["reboot"]);
+    assert_eq!(
+        laptop
+            .ok(&admin, &["host", "poweroff", "--confirm", &hostname])
+            .stdout,
+        format!("{hostname} is powering off\n")
+    );
+    assert_eq!(daemon.shutdowns(), ["reboot", "poweroff"]);
+}
+
+/// The text `mfv audit` prints for the API's entries (JSON), as the host's own `mfv audit`
+/// writes them.
+fn audit_lines(entries: &serde_json::Value) -> String {
+    let mut text = String::new();
+    for entry in entries.as_array().unwrap() {
+        let at = mfv_auth::Timestamp(entry["at"].as_i64().unwrap());
+        text.push_str(&format!(
+            "{at} {} {}",
+            entry["event"].as_str().unwrap(),
+            entry["outcome"].as_str().unwrap()
+        ));
+        for key in ["username", "actor", "source"] {
+            if let Some(value) = entry[key].as_str() {
+                let shown = if key == "username" { "user" } else { key };
+                text.push_str(&format!(" {shown}={value}"));
+            }
+        }
+        let detail = entry["detail"].as_str().unwrap();
+        if !detail.is_empty() {
+            text.push_str(&format!(": {detail}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn tokens_are_made_listed_and_revoked_and_the_audit_log_is_read() {
+    let server = Server::start();
+    let laptop = Laptop::of(&server);
+    let host = host(&server);
+    let admin = server.token(Role::Admin).to_owned();
+    let viewer = server.token(Role::Viewer).to_owned();
+    laptop.ok(&admin, &["user", "list"]);
+
+    // Without --role a token gets its owner's role; the secret is on stdout, once.
+    let run = laptop.ok(&admin, &["token", "create", "otto", "ci"]);
+    let secret = run.stdout.trim_end().to_owned();
+    assert!(
+        secret.starts_with("mfv_") && !secret.contains(' '),
+        "{run:?}"
+    );
+    let (prefix, expires) = run
+        .stderr
+        .strip_suffix(": the secret is shown only now\n")
+        .unwrap()
+        .split_once(", expires ")
+        .unwrap();
+    assert_eq!(
+        prefix, "API token 4 \"ci\" of otto with role operator",
+        "{run:?}"
+    );
+    assert!(expires.ends_with('Z'), "{run:?}");
+
+    let run = laptop.ok(
+        &admin,
+        &[
+            "token", "create", "vera", "backup", "--role", "viewer", "--days", "7", "--json",
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("mfv_"));
+    assert_eq!(created["token"]["owner"], "vera");
+    assert_eq!(created["token"]["role"], "viewer");
+    assert_eq!(
+        created["token"]["expires_at"].as_i64().unwrap()
+            - created["token"]["created_at"].as_i64().unwrap(),
+        7 * 86_400
+    );
+
+    // The host's refusals: a role above the owner's, an owner it does not know.
+    let error = laptop.refused(&admin, &["token", "create", "vera", "x", "--role", "admin"]);
+    assert!(error.starts_with(&format!("mfv: {host}: ")), "{error}");
+    assert!(error.contains("vera"), "{error}");
+    assert_eq!(
+        laptop.refused(&admin, &["token", "create", "ghost", "x"]),
+        format!("mfv: no user ghost on {host}\n")
+    );
+
+    let table = laptop.ok(&admin, &["token", "list"]).stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "ID  OWNER  NAME  ROLE  EXPIRES  LAST USED");
+    assert_eq!(lines.len(), 6, "{table}");
+    assert_eq!(
+        lines[4],
+        format!("4  otto  \"ci\"  operator  {expires}  never")
+    );
+    let listed: serde_json::Value = serde_json::from_str(
+        &laptop
+            .ok(&admin, &["token", "list", "--user", "otto", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tests", "ci"]);
+    assert_eq!(listed[1]["effective_role"], "operator");
+
+    // A viewer may not manage tokens.
+    let (status, message) = refusal(&server, &viewer, "GET", "/api/v1/tokens");
+    assert_eq!(status, 403);
+    assert_eq!(
+        laptop.refused(&viewer, &["token", "list"]),
+        format!("mfv: {host}: {message}\n")
+    );
+
+    // The token works until it is revoked.
+    let bearer = format!("Bearer {secret}");
+    let whoami = server.call(&bearer, "GET", "/api/v1/session", None);
+    assert_eq!(whoami.status, 200, "{}", whoami.text());
+    let run = laptop.ok(&admin, &["token", "revoke", "4"]);
+    assert_eq!(
+        (run.stdout.as_str(), run.stderr.as_str()),
+        ("", "revoked API token 4\n")
+    );
+    assert_eq!(
+        server.call(&bearer, "GET", "/api/v1/session", None).status,
+        401
+    );
+    let error = laptop.refused(&admin, &["token", "revoke", "4"]);
+    assert!(error.starts_with(&format!("mfv: {host}: ")), "{error}");
+
+    // The audit log, as the host's `mfv audit` prints it; filtered by user.
+    let page = server.call(&admin, "GET", "/api/v1/audit?limit=3", None);
+    let entries = page.json().unwrap()["entries"].clone();
+    assert_eq!(entries[0]["event"], "token_revoked", "{entries}");
+    assert_eq!(
+        laptop.ok(&admin, &["audit", "--limit", "3"]).stdout,
+        audit_lines(&entries)
+    );
+    let about_vera: serde_json::Value = serde_json::from_str(
+        &laptop
+            .ok(&admin, &["audit", "--user", "vera", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let about_vera = about_vera.as_array().unwrap();
+    assert!(about_vera.len() >= 2, "{about_vera:?}");
+    assert!(
+        about_vera
+            .iter()
+            .all(|entry| entry["username"] == "vera" || entry["actor"] == "vera"),
+        "{about_vera:?}"
+    );
+    let run = laptop.mfv(&admin, &["audit", "--user", "Not A User"], "");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("--user"), "{run:?}");
+    let run = laptop.mfv(&admin, &["audit", "--limit", "0"], "");
+    assert!(!run.success && run.stderr.contains("--limit"), "{run:?}");
+    let (status, message) = refusal(&server, &viewer, "GET", "/api/v1/audit");
+    assert_eq!(status, 403);
+    assert_eq!(
+        laptop.refused(&viewer, &["audit"]),
+        format!("mfv: {host}: {message}\n")
+    );
+}
+
+#[test]
+fn snapshots_are_taken_listed_reverted_and_deleted() {
+    let shared = guest::shared();
+    let server = Server::with_libvirt(shared.daemon.uri());
+    let laptop = Laptop::of(&server);
+    let host = host(&server);
+    let admin = server.token(Role::Admin).to_owned();
+    let operator = server.token(Role::Operator).to_owned();
+    let viewer = server.token(Role::Viewer).to_owned();
+    let pool = mfv_tests::libvirtd::unique("remote-pool");
+    mfv_vm::Hypervisor::connect(shared.daemon.uri())
+        .unwrap()
+        .ensure_dir_pool(&pool, &server.dir.path().join("pool"))
+        .unwrap();
+    let name = mfv_tests::libvirtd::unique("remote-snap");
+    let disks = json!([{"target": "vda", "source": {"new_volume": {"pool": pool, "size_gib": 1}}}]);
+    let spec_file = laptop.dir.path().join("spec.json");
+    std::fs::write(
+        &spec_file,
+        guest::guest_spec(&name, json!({ "disks": disks })).to_string(),
+    )
+    .unwrap();
+    laptop.ok(
+        &admin,
+        &["vm", "create", "--spec", spec_file.to_str().unwrap()],
+    );
+
+    let run = laptop.ok(
+        &operator,
+        &[
+            "vm",
+            "snapshot",
+            "create",
+            &name,
+            "before",
+            "--description",
+            "clean",
+        ],
+    );
+    assert_eq!(
+        run.stdout,
+        format!("created snapshot before of VM {name}\n")
+    );
+    assert!(run.stderr.contains("(snapshot_create)"), "{run:?}");
+
+    let table = laptop
+        .ok(&viewer, &["vm", "snapshot", "list", &name])
+        .stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "VM", "STATE", "CURRENT", "DESCRIPTION"]
+    );
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        [["before", "shutoff", "*", "clean"]],
+        "{table}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(
+        &laptop
+            .ok(&viewer, &["vm", "snapshot", "list", &name, "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(listed[0]["name"], "before");
+    assert_eq!(listed[0]["description"], "clean");
+
+    // Refusals: a name the host does not take, a viewer, a snapshot that is not there.
+    let error = laptop.refused(&operator, &["vm", "snapshot", "create", &name, "../x"]);
+    assert!(error.starts_with(&format!("mfv: {host}: ")), "{error}");
+    assert!(error.trim_end().ends_with("(field: name)"), "{error}");
+    let path = format!("/api/v1/vms/{name}/snapshots");
+    let (status, message) = refusal(&server, &viewer, "POST", &path);
+    assert_eq!(status, 403);
+    assert_eq!(
+        laptop.refused(&viewer, &["vm", "snapshot", "create", &name, "after"]),
+        format!("mfv: {host}: {message}\n")
+    );
+
+    assert_eq!(
+        laptop
+            .ok(&operator, &["vm", "snapshot", "revert", &name, "before"])
+            .stdout,
+        format!("VM {name} reverted to snapshot before\n")
+    );
+    assert_eq!(
+        laptop
+            .ok(&operator, &["vm", "snapshot", "delete", &name, "before"])
+            .stdout,
+        format!("deleted snapshot before of VM {name}\n")
+    );
+    let error = laptop.refused(&operator, &["vm", "snapshot", "delete", &name, "before"]);
+    assert!(error.trim_end().ends_with("(field: snapshot)"), "{error}");
+    let table = laptop
+        .ok(&viewer, &["vm", "snapshot", "list", &name])
+        .stdout;
+    assert_eq!(table.lines().count(), 1, "{table}");
+
+    laptop.ok(&admin, &["vm", "delete", &name, "--with-disks"]);
 }

@@ -1,10 +1,10 @@
-//! The calls `mfv --remote` makes and the API's answers as types: VMs, tasks, the host,
-//! users. A call that starts a task (`202 Accepted`) polls it until it ends and answers its
+//! The calls `mfv --remote` makes and the API's answers as types: VMs and their snapshots,
+//! tasks, the host, users, API tokens and the audit log. A call that starts a task (`202 Accepted`) polls it until it ends and answers its
 //! result; a failed task is [`ClientError::TaskFailed`].
 
 use std::time::Duration;
 
-use mfv_api::{HostStatus, LogLine, ServiceStatus};
+use mfv_api::{HostStatus, LogLine, Secret, ServiceStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -166,6 +166,109 @@ pub struct UserChange {
     /// A new password (ends the user's sessions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// The id (for revoking it).
+    pub id: i64,
+    /// Whose token it is.
+    pub owner: String,
+    /// Its name, unique per owner.
+    pub name: String,
+    /// The role it was given.
+    pub role: String,
+    /// What it may do now: the lower of its role and its owner's.
+    pub effective_role: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// When it stops working (Unix seconds).
+    pub expires_at: i64,
+    /// When it was last used (Unix seconds), if ever.
+    pub last_used_at: Option<i64>,
+}
+
+/// An API token to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewToken {
+    /// Whose token it is.
+    pub owner: String,
+    /// Its name, unique per owner.
+    pub name: String,
+    /// What it grants, at most the owner's role.
+    pub role: String,
+    /// How many days it works.
+    pub expires_in_days: u64,
+}
+
+/// A token just made: the only time its secret is shown (`Debug` hides it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// The bearer secret (`mfv_...`).
+    pub secret: Secret,
+    /// The token.
+    pub token: ApiToken,
+}
+
+/// One entry of the host's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Increasing id.
+    pub id: i64,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// What happened (`login`, `role_changed`, ...).
+    pub event: String,
+    /// The user it is about.
+    pub username: Option<String>,
+    /// Who did it, if not the user.
+    pub actor: Option<String>,
+    /// The client address.
+    pub source: Option<String>,
+    /// `ok`, `refused` or `error`.
+    pub outcome: String,
+    /// Details, e.g. why a login was refused.
+    pub detail: String,
+}
+
+/// A VM's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Its name.
+    pub name: String,
+    /// The description given, empty when none was.
+    pub description: String,
+    /// When it was taken (Unix seconds).
+    pub created_unix: u64,
+    /// The VM's state when it was taken, as libvirt names it (`running`, `shutoff`).
+    pub vm_state: String,
+    /// The VM currently runs from it.
+    pub current: bool,
+}
+
+/// The most audit entries one answer of the API holds.
+const AUDIT_PAGE: u32 = 1000;
+
+#[derive(Deserialize)]
+struct Tokens {
+    tokens: Vec<ApiToken>,
+}
+
+#[derive(Deserialize)]
+struct AuditPage {
+    entries: Vec<AuditEntry>,
+    next_before: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Snapshots {
+    snapshots: Vec<Snapshot>,
+}
+
+#[derive(Deserialize)]
+struct OneSnapshot {
+    snapshot: Snapshot,
 }
 
 #[derive(Deserialize)]
@@ -396,5 +499,93 @@ impl Client {
         let path = format!("/api/v1/users/{}", path_segment(username));
         self.call::<serde_json::Value>("DELETE", &path, None)
             .map(drop)
+    }
+
+    /// Every API token (never their secrets).
+    pub fn tokens(&mut self) -> Result<Vec<ApiToken>, ClientError> {
+        Ok(self.call::<Tokens>("GET", "/api/v1/tokens", None)?.tokens)
+    }
+
+    /// Makes an API token; the answer holds its secret, which the host shows only now.
+    pub fn create_token(&mut self, token: &NewToken) -> Result<CreatedToken, ClientError> {
+        let body = serde_json::to_value(token).unwrap_or_default();
+        self.call("POST", "/api/v1/tokens", Some(&body))
+    }
+
+    /// Revokes the API token `id`.
+    pub fn revoke_token(&mut self, id: i64) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>("DELETE", &format!("/api/v1/tokens/{id}"), None)
+            .map(drop)
+    }
+
+    /// The newest `limit` audit entries, newest first, only those about or by `user` if
+    /// given; read a page of at most 1000 at a time.
+    pub fn audit(
+        &mut self,
+        limit: u32,
+        user: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        let mut before = None;
+        while let Some(left) = limit
+            .checked_sub(u32::try_from(entries.len()).unwrap_or(u32::MAX))
+            .filter(|left| *left > 0)
+        {
+            let mut path = format!("/api/v1/audit?limit={}", left.min(AUDIT_PAGE));
+            if let Some(user) = user {
+                path.push_str(&format!("&user={}", path_segment(user)));
+            }
+            if let Some(before) = before {
+                path.push_str(&format!("&before={before}"));
+            }
+            let page = self.call::<AuditPage>("GET", &path, None)?;
+            entries.extend(page.entries);
+            match page.next_before {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        Ok(entries)
+    }
+
+    /// A VM's snapshots, oldest first.
+    pub fn snapshots(&mut self, vm: &str) -> Result<Vec<Snapshot>, ClientError> {
+        let path = format!("/api/v1/vms/{}/snapshots", path_segment(vm));
+        Ok(self.call::<Snapshots>("GET", &path, None)?.snapshots)
+    }
+
+    /// Takes a snapshot of a VM (its disks, and its memory when it runs); waits for the
+    /// task, telling `progress` each change of it.
+    pub fn create_snapshot(
+        &mut self,
+        vm: &str,
+        name: &str,
+        description: &str,
+        progress: &mut dyn FnMut(&Task),
+    ) -> Result<Snapshot, ClientError> {
+        let path = format!("/api/v1/vms/{}/snapshots", path_segment(vm));
+        let body = json!({ "name": name, "description": description });
+        let taken: OneSnapshot = self.run_task("POST", &path, Some(&body), progress)?;
+        Ok(taken.snapshot)
+    }
+
+    /// Returns a VM to a snapshot; the VM's state after.
+    pub fn revert_snapshot(&mut self, vm: &str, snapshot: &str) -> Result<VmSummary, ClientError> {
+        let path = format!(
+            "/api/v1/vms/{}/snapshots/{}/revert",
+            path_segment(vm),
+            path_segment(snapshot)
+        );
+        Ok(self.call::<OneVm<VmSummary>>("POST", &path, None)?.vm)
+    }
+
+    /// Deletes a snapshot; the VM's state, which stays as it is.
+    pub fn delete_snapshot(&mut self, vm: &str, snapshot: &str) -> Result<VmSummary, ClientError> {
+        let path = format!(
+            "/api/v1/vms/{}/snapshots/{}",
+            path_segment(vm),
+            path_segment(snapshot)
+        );
+        Ok(self.call::<OneVm<VmSummary>>("DELETE", &path, None)?.vm)
     }
 }

@@ -28,8 +28,8 @@ use hyper::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
 pub use api::{
-    Deleted, DiskCounters, HostAnswer, NicCounters, PowerAnswer, ShutdownResult, Task, User,
-    UserChange, VmDetails, VmSummary,
+    ApiToken, AuditEntry, CreatedToken, Deleted, DiskCounters, HostAnswer, NewToken, NicCounters,
+    PowerAnswer, ShutdownResult, Snapshot, Task, User, UserChange, VmDetails, VmSummary,
 };
 pub use connection::Endpoint;
 use connection::{Answer, Connection};

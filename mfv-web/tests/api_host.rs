@@ -1,127 +1,23 @@
 //! The API's host, services, logs, power, configuration and network routes over real HTTPS,
-//! with the host daemon's own handler in-process asked as the web user: a fake sysfs and proc
-//! tree for the inventory and the uptime, the boot report and the services published as PID 1
-//! publishes them, and a PID 1 double that restarts services, records shutdowns and serves
-//! network requests with PID 1's own network owner on a recording network.
-//!
-//! The daemon reads and saves the configuration on the volume the boot used, which it mounts;
-//! here the same reading and saving ([`mfv_host::daemon::config_document`],
-//! [`mfv_host::daemon::save_config`]) run on a directory store instead, and the daemon's own
-//! answer without a volume is tested as it is.
+//! with the host daemon's own handler in-process asked as the web user
+//! ([`common::host_daemon`]: fake hardware, a PID 1 double that records shutdowns, the
+//! configuration on a directory store).
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 mod common;
 
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
+use common::host_daemon::{Daemon, VALID_CONFIG};
 use common::{Server, kind};
-use mfv_api::{Request, Response, ServiceState, ServiceStatus};
 use mfv_auth::Role;
-use mfv_host::config::StoreVolume;
-use mfv_host::daemon::{HostDaemon, HostState, InitControl, Peer};
-use mfv_host::network::handover::{NetworkOwner, take_request};
-use mfv_host::network::{LiveNetwork, NetworkSteps, RecordingNetwork};
-use mfv_host::services;
 use mfv_tests::https::HttpResponse;
-use mfv_web::daemon::{DaemonError, DaemonLink, DaemonSocket};
+use mfv_web::daemon::DaemonSocket;
 use serde_json::{Value, json};
 
-const VALID_CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost1\"\n";
 const STATIC_ETH0: &str = "[network]\n[[network.interfaces]]\nname = \"eth0\"\n\
                            mode = \"static\"\naddresses = [\"192.0.2.10/24\"]\n";
-
-/// PID 1 as the daemon reaches it: restarts give services a new process, shutdowns are
-/// recorded, network requests are served by PID 1's network owner on a recording network.
-#[derive(Debug)]
-struct Pid1 {
-    run_dir: PathBuf,
-    shutdowns: Vec<&'static str>,
-    owner: NetworkOwner,
-    network: RecordingNetwork,
-}
-
-impl InitControl for Pid1 {
-    fn shut_down(&mut self, reboot: bool) -> std::io::Result<()> {
-        self.shutdowns
-            .push(if reboot { "reboot" } else { "poweroff" });
-        Ok(())
-    }
-
-    fn restart_requested(&mut self) -> std::io::Result<()> {
-        let names = mfv_host::daemon::take_restart_requests(&self.run_dir);
-        let mut statuses = services::read_status(&self.run_dir).unwrap();
-        for status in &mut statuses {
-            if names.contains(&status.name) {
-                status.restarts += 1;
-                status.pid = status.pid.map(|pid| pid + 1);
-            }
-        }
-        services::write_status(&self.run_dir, &statuses).unwrap();
-        Ok(())
-    }
-
-    fn network_requested(&mut self) -> std::io::Result<()> {
-        if let Some(taken) = take_request(&self.run_dir) {
-            let files = self.owner.serve(
-                &self.run_dir,
-                taken,
-                &mut self.network,
-                Duration::from_secs(100),
-                &mut |_| {},
-            );
-            for file in files {
-                mfv_linux::atomic_file::replace_file(&file.path, file.contents.as_bytes(), 0o644)
-                    .unwrap();
-            }
-        }
-        Ok(())
-    }
-
-    fn setup_saved(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The daemon's handler asked as the web user; the configuration on a directory store.
-#[derive(Debug, Clone)]
-struct Daemon {
-    handler: Arc<Mutex<HostDaemon<Pid1>>>,
-    /// The config store's directory; `None`: the daemon's own answer (no volume here).
-    store: Option<PathBuf>,
-}
-
-impl DaemonLink for Daemon {
-    async fn ask(&self, request: Request, _: Duration) -> Result<Response, DaemonError> {
-        // The protocol's server loop validates before the handler, as here.
-        request.validate().map_err(DaemonError::Refused)?;
-        // The handler blocks, as on the daemon's own threads: this worker leaves the
-        // server's runtime while it runs.
-        tokio::task::block_in_place(|| {
-            let answer = match (&self.store, request) {
-                (Some(dir), Request::ConfigGet) => {
-                    mfv_host::daemon::config_document(StoreVolume::directory(dir).store())
-                }
-                (
-                    Some(dir),
-                    Request::ConfigSave {
-                        text,
-                        base_generation,
-                    },
-                ) => mfv_host::daemon::save_config(
-                    StoreVolume::directory(dir).store(),
-                    &text,
-                    base_generation,
-                ),
-                (_, request) => self.handler.lock().unwrap().handle(Peer::Web, request),
-            };
-            answer.map_err(DaemonError::Refused)
-        })
-    }
-}
 
 /// The API server with the daemon, and the daemon to look into.
 struct Host {
@@ -130,131 +26,12 @@ struct Host {
     _dir: tempfile::TempDir,
 }
 
-fn running(name: &str, pid: u32) -> ServiceStatus {
-    let mut status = ServiceStatus::new(name, ServiceState::Running);
-    status.pid = Some(pid);
-    status
-}
-
-/// A fake sysfs with an e1000 card (eth0) and loopback, and /proc/uptime.
-fn fake_hardware(dir: &Path) -> mfv_probe::SystemRoots {
-    let roots = mfv_probe::SystemRoots {
-        sysfs: dir.join("sys"),
-        proc: dir.join("proc"),
-        dev: dir.join("dev"),
-    };
-    std::fs::create_dir_all(&roots.proc).unwrap();
-    std::fs::create_dir_all(&roots.dev).unwrap();
-    std::fs::write(roots.proc.join("uptime"), "12.34 20.00\n").unwrap();
-    let sys = &roots.sysfs;
-    std::fs::create_dir_all(sys.join("class/net")).unwrap();
-    std::fs::create_dir_all(sys.join("bus/pci/drivers/e1000")).unwrap();
-    for (name, device, address, carrier, speed) in [
-        (
-            "eth0",
-            "pci0000:00/0000:00:03.0",
-            "52:54:00:12:34:56",
-            "1",
-            "1000",
-        ),
-        ("lo", "virtual", "00:00:00:00:00:00", "1", "-1"),
-    ] {
-        let relative = format!("devices/{device}/net/{name}");
-        let interface = sys.join(&relative);
-        std::fs::create_dir_all(&interface).unwrap();
-        symlink(
-            format!("../../{relative}"),
-            sys.join("class/net").join(name),
-        )
-        .unwrap();
-        for (attribute, value) in [
-            ("address", address),
-            ("operstate", "up"),
-            ("carrier", carrier),
-            ("speed", speed),
-        ] {
-            std::fs::write(interface.join(attribute), format!("{value}\n")).unwrap();
-        }
-        if device != "virtual" {
-            let up = "../".repeat(device.split('/').count() + 1);
-            symlink("../..", interface.join("device")).unwrap();
-            let device_dir = sys.join("devices").join(device);
-            symlink(format!("{up}bus/pci"), device_dir.join("subsystem")).unwrap();
-            symlink(
-                format!("{up}bus/pci/drivers/e1000"),
-                device_dir.join("driver"),
-            )
-            .unwrap();
-        }
-    }
-    roots
-}
-
 impl Host {
     /// A host that booted with the configuration of `/dev/vdb` (kept in a directory here),
     /// or, without `with_config`, a host that found none.
     fn start(with_config: bool) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let run_dir = dir.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        let config = if with_config {
-            mfv_api::ConfigProvenance::Found {
-                device: "/dev/vdb".to_owned(),
-                store: mfv_api::StoreKind::Directory,
-                generation: Some(1),
-                origin: mfv_api::ConfigOrigin::Current,
-            }
-        } else {
-            mfv_api::ConfigProvenance::NotFound
-        };
-        let mut boot = mfv_api::BootReport::new(config);
-        boot.phases.push(mfv_api::BootPhase::new("config", 1500));
-        mfv_host::daemon::write_host_state(
-            &run_dir,
-            &HostState {
-                boot,
-                virtualization: mfv_api::Virtualization::Kvm,
-            },
-        )
-        .unwrap();
-        services::write_status(
-            &run_dir,
-            &[running("libvirtd", 300), running("mfv-web", 400)],
-        )
-        .unwrap();
-        let mut boot_log = services::ServiceLog::open(&run_dir, services::BOOT_LOG).unwrap();
-        boot_log.append(1, "phase mounts: ok").unwrap();
-        boot_log.append(2, "phase config: /dev/vdb").unwrap();
-        let mut log = services::ServiceLog::open(&run_dir, "libvirtd").unwrap();
-        for line in 0..5 {
-            log.append(10 + line, &format!("libvirtd line {line}"))
-                .unwrap();
-        }
-        let owner = NetworkOwner::new(LiveNetwork::new(NetworkSteps::default(), "vmhost1"));
-        for file in owner.state_files(&run_dir) {
-            std::fs::create_dir_all(file.path.parent().unwrap()).unwrap();
-            std::fs::write(&file.path, file.contents).unwrap();
-        }
-        let store = dir.path().join("store");
-        std::fs::create_dir(&store).unwrap();
-        mfv_host::daemon::save_config(StoreVolume::directory(&store).store(), VALID_CONFIG, None)
-            .unwrap();
-        let daemon = Daemon {
-            handler: Arc::new(Mutex::new(HostDaemon {
-                roots: fake_hardware(dir.path()),
-                init: Pid1 {
-                    run_dir: run_dir.clone(),
-                    shutdowns: Vec::new(),
-                    owner,
-                    network: RecordingNetwork {
-                        apply_changes: vec!["add 192.0.2.10/24 to eth0".to_owned()],
-                        ..RecordingNetwork::default()
-                    },
-                },
-                run_dir,
-            })),
-            store: with_config.then_some(store),
-        };
+        let daemon = Daemon::start(dir.path(), with_config);
         Host {
             server: Server::with_host(Arc::new(daemon.clone())),
             daemon,
@@ -286,7 +63,7 @@ impl Host {
     }
 
     fn shutdowns(&self) -> Vec<&'static str> {
-        self.daemon.handler.lock().unwrap().init.shutdowns.clone()
+        self.daemon.shutdowns()
     }
 }
 

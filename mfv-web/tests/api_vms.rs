@@ -358,3 +358,42 @@ fn without_libvirt_the_vm_routes_say_what_is_missing() {
     );
     assert!(answer.text().contains("--libvirt"), "{}", answer.text());
 }
+
+/// Polls the VM list as `admin` until `shown(name is listed)` holds; how long it took, or
+/// `None` after `within`.
+fn listed_within(admin: &As<'_>, name: &str, shown: bool, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() <= within {
+        if state_in_list(admin, name).is_null() != shown {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn a_vm_defined_or_removed_behind_the_apis_back_shows_in_the_list_within_a_second() {
+    let shared = shared();
+    let server = Server::with_libvirt(shared.daemon.uri());
+    let admin = client(&server, Role::Admin);
+    let hypervisor = Hypervisor::connect(shared.daemon.uri()).unwrap();
+    let name = unique("api-behind");
+    let spec: mfv_vm::VmSpec = serde_json::from_value(guest_spec(&name, json!({}))).unwrap();
+
+    // The list was just read (and is kept up to a second): then virsh's work, as it were.
+    assert!(state_in_list(&admin, &name).is_null());
+    mfv_host::vm::create(&hypervisor, &spec, &mfv_vm::HostCapabilities::tcg_only()).unwrap();
+    let appeared = listed_within(&admin, &name, true, Duration::from_millis(1500));
+    assert!(appeared.is_some(), "{name} not listed within 1.5 s");
+    assert_eq!(state_in_list(&admin, &name), "shut_off");
+
+    hypervisor
+        .undefine(&name, mfv_vm::VolumePolicy::Keep)
+        .unwrap();
+    let gone = listed_within(&admin, &name, false, Duration::from_millis(1500));
+    assert!(
+        gone.is_some(),
+        "{name} still listed 1.5 s after it was removed"
+    );
+}
