@@ -7,13 +7,14 @@
 //! daemon's authority will carry them over its socket.
 
 use mfv_auth::{AdminError, AuditEvent, AuthError, Role};
+use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::StatusCode;
 
 use super::ApiError;
 
 /// A user, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct UserView {
     /// The user name.
     pub username: String,
@@ -63,7 +64,7 @@ pub struct UserChange {
 }
 
 /// An API token as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TokenView {
     /// The id (for revoking it).
     pub id: i64,
@@ -112,16 +113,17 @@ pub struct NewToken {
 }
 
 /// A token just made: the only time its secret is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The bearer secret (`mfv_...`); only its digest is kept.
+    #[schemars(with = "String")]
     pub secret: mfv_api::Secret,
     /// The token.
     pub token: TokenView,
 }
 
 /// A session as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SessionView {
     /// The id (for revoking it).
     pub id: i64,
