@@ -291,4 +291,131 @@ mod tests {
             "{volume}"
         );
     }
+
+    /// Every `$ref` in `value`.
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(object) => {
+                for (key, inner) in object {
+                    match inner {
+                        Value::String(target) if key == "$ref" => found.push(target),
+                        _ => refs(inner, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_within_the_document() {
+        let document = document(&super::super::table::routes());
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 50, "{}", found.len());
+        for target in found {
+            let pointer = target.strip_prefix('#').unwrap();
+            assert!(document.pointer(pointer).is_some(), "{target}");
+        }
+    }
+
+    #[test]
+    fn every_json_body_has_a_schema_and_every_route_a_documented_success() {
+        let routes = super::super::table::routes();
+        let document = document(&routes);
+        for route in &routes {
+            let takes_json = route.max_body > 0 && !route.streams();
+            assert_eq!(
+                takes_json,
+                route.request.is_some(),
+                "{} {}",
+                route.method,
+                route.path
+            );
+            let operation =
+                &document["paths"][route.path][route.method.as_str().to_lowercase().as_str()];
+            let body = &operation["requestBody"]["content"];
+            if takes_json {
+                assert!(
+                    body["application/json"]["schema"].is_object(),
+                    "{}",
+                    route.path
+                );
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            let success: Vec<&String> = responses
+                .keys()
+                .filter(|status| status.starts_with('2'))
+                .collect();
+            assert_eq!(success.len(), 1, "{} {}", route.method, route.path);
+            let content = &responses[success[0].as_str()]["content"];
+            let schema = content
+                .as_object()
+                .and_then(|media| media.values().next())
+                .map(|media| &media["schema"]);
+            assert!(
+                schema.is_some_and(Value::is_object),
+                "{} {}",
+                route.method,
+                route.path
+            );
+            assert_eq!(responses["4XX"]["$ref"], "#/components/responses/Error");
+        }
+    }
+
+    #[test]
+    fn request_bodies_refuse_unknown_fields_and_name_their_enums() {
+        let document = document(&super::super::table::routes());
+        let schemas = &document["components"]["schemas"];
+        for name in [
+            "Login",
+            "AddUser",
+            "CreateToken",
+            "NewVolume",
+            "PowerRequest",
+        ] {
+            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        }
+        let roles: Vec<&Value> = schemas["Role"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|choice| &choice["const"])
+            .collect();
+        assert_eq!(
+            roles,
+            [&json!("viewer"), &json!("operator"), &json!("admin")]
+        );
+        let spec = &document["paths"]["/api/v1/vms"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"];
+        let spec = document
+            .pointer(spec.as_str().unwrap().strip_prefix('#').unwrap())
+            .unwrap();
+        assert_eq!(spec["additionalProperties"], false, "{spec}");
+        assert!(
+            spec["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("name"))
+        );
+    }
+
+    #[test]
+    fn long_operations_answer_a_task_and_streams_their_media_type() {
+        let document = document(&super::super::table::routes());
+        let create = &document["paths"]["/api/v1/vms"]["post"]["responses"]["202"];
+        assert_eq!(
+            create["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/TaskAnswer"
+        );
+        assert!(create["x-mfv-task-result"].is_object(), "{create}");
+        let events = &document["paths"]["/api/v1/events"]["get"]["responses"]["200"];
+        assert!(events["content"]["text/event-stream"].is_object());
+        let metrics = &document["paths"]["/metrics"]["get"]["responses"]["200"];
+        assert!(metrics["content"]["text/plain"].is_object());
+        let delete = &document["paths"]["/api/v1/vms/{name}"]["delete"]["parameters"];
+        assert_eq!(delete[1]["schema"]["enum"], json!(["keep", "delete"]));
+        assert_eq!(delete[1]["schema"]["default"], "keep");
+    }
 }

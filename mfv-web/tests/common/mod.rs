@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 pub mod guest;
+pub mod schema;
 
 use std::sync::Arc;
 use std::time::Duration;
