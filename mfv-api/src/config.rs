@@ -9,6 +9,7 @@ use crate::{ApiError, ConfigOrigin, ErrorKind};
 
 /// The configuration the host uses, as `config_get` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ConfigDocument {
     /// The TOML text, without any store header.
@@ -41,6 +42,7 @@ impl ConfigDocument {
 
 /// One problem in a configuration text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ConfigIssue {
     /// The line, from 1; `None` when the problem is the text as a whole.

@@ -13,6 +13,7 @@ use crate::ConfigIssue;
 
 /// What went wrong, in a word a program can act on. Serializes as its snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -70,6 +71,7 @@ impl fmt::Display for ErrorKind {
 
 /// An error reply: `{"kind": "not_found", "message": "no service named x", "field": "name"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ApiError {
     /// What went wrong.

@@ -11,6 +11,7 @@ use crate::ConfigIssue;
 
 /// The host as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct HostStatus {
     /// Milliseconds since the kernel started.
@@ -43,6 +44,7 @@ impl HostStatus {
 
 /// How virtual machines run. Serializes as `kvm` or `tcg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Virtualization {
@@ -54,6 +56,7 @@ pub enum Virtualization {
 
 /// The boot: its phases and where the configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BootReport {
     /// The boot phases that ran, in order.
@@ -74,6 +77,7 @@ impl BootReport {
 
 /// One boot phase (`mounts`, `coldplug`, `config`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BootPhase {
     /// The phase's name as the console shows it.
@@ -98,6 +102,7 @@ impl BootPhase {
 /// Where the configuration came from at boot. Serializes as an object whose `result` is
 /// `found`, `invalid` or `not_found`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ConfigProvenance {
@@ -125,6 +130,7 @@ pub enum ConfigProvenance {
 
 /// The kind of configuration store. Serializes as `directory` or `sqlite`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum StoreKind {
@@ -136,6 +142,7 @@ pub enum StoreKind {
 
 /// Which generation a configuration is. Serializes as `current` or `last_known_good`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ConfigOrigin {
@@ -147,6 +154,7 @@ pub enum ConfigOrigin {
 
 /// A supervised service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ServiceStatus {
     /// Its name, e.g. `mfv-web` or `libvirtd`.
@@ -176,6 +184,7 @@ impl ServiceStatus {
 
 /// A service's state. Serializes in snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServiceState {
@@ -210,6 +219,7 @@ impl std::fmt::Display for ServiceState {
 /// How a process ended. Serializes as `{"how": "exited", "code": 1}` or
 /// `{"how": "killed", "signal": 9}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "how", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ExitStatus {

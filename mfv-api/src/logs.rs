@@ -8,6 +8,7 @@ pub const MAX_LOG_LINES: u32 = 1000;
 
 /// Whose log. Serializes as `{"kind": "boot"}` or `{"kind": "service", "name": "mfv-web"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum LogSource {
@@ -22,6 +23,7 @@ pub enum LogSource {
 
 /// One log line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct LogLine {
     /// When it was logged: microseconds since the kernel started, the console's clock (a host

@@ -10,6 +10,7 @@ use crate::clock::Timestamp;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditEvent {
     /// A login attempt (outcome says how it ended).
@@ -112,6 +113,7 @@ impl fmt::Display for AuditEvent {
 
 /// How it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
     /// It worked.
@@ -149,6 +151,7 @@ pub(crate) struct AuditRecord<'a> {
 
 /// One row of the audit log, as read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     /// Increasing id.
     pub id: i64,

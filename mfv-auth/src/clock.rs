@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Seconds since 1970-01-01T00:00:00Z, as stored in SQLite. Shown as RFC 3339 UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

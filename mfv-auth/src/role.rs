@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What a user may do on the host, as a level. Ordered: `Viewer < Operator < Admin`, and a
 /// higher role allows everything a lower one does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sees the host and its VMs; changes nothing.
@@ -20,6 +21,7 @@ pub enum Role {
 
 /// One kind of action a request performs; each request is checked against exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// See the host, VMs, storage and network (read only).

@@ -94,6 +94,7 @@ pub fn create(
 /// A VM as the API and `mfv` show it: its live figures and its spec as mfv-vm reads its
 /// definition back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct VmDescription {
     /// State, autostart, CPU and memory figures, counters.
     #[serde(flatten)]

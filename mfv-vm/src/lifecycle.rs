@@ -16,6 +16,7 @@ use crate::libvirt::{DomainFacts, ObjectKind, VirtError, operation_error};
 
 /// The state of a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VmState {
     /// Running (or blocked on I/O, which libvirt reports separately).
@@ -71,6 +72,7 @@ impl std::fmt::Display for VmState {
 
 /// One line of `list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct VmSummary {
     /// The VM's name.
     pub name: String,
@@ -86,6 +88,7 @@ pub struct VmSummary {
 
 /// Counters of one disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct DiskCounters {
     /// The guest device name (`vda`).
     pub target: String,
@@ -101,6 +104,7 @@ pub struct DiskCounters {
 
 /// Counters of one NIC, seen from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct NicCounters {
     /// The host-side device (`vnet0`).
     pub target: String,
@@ -116,6 +120,7 @@ pub struct NicCounters {
 
 /// Everything `info` reports about a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct VmInfo {
     /// Name, UUID, state, autostart.
     #[serde(flatten)]
@@ -136,6 +141,7 @@ pub struct VmInfo {
 
 /// How [`Hypervisor::shutdown`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShutdownOutcome {
     /// The guest shut down by itself after the ACPI request.
@@ -157,6 +163,7 @@ pub enum VolumePolicy {
 
 /// Where a VM's VNC server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct VncEndpoint {
     /// Listen address (localhost by default).
     pub host: String,
@@ -166,6 +173,7 @@ pub struct VncEndpoint {
 
 /// A change seen by [`LifecycleEvents`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct LifecycleEvent {
     /// The VM's name.
     pub name: String,

@@ -12,6 +12,7 @@ use crate::libvirt::{DomainFacts, ObjectKind, VirtError, build_xml, code, operat
 
 /// One snapshot of a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SnapshotInfo {
     /// The snapshot's name.
     pub name: String,

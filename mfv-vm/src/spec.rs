@@ -9,6 +9,7 @@ use uuid::Uuid;
 /// A virtual machine as the user describes it. Unknown fields are rejected when
 /// deserializing, so a misspelt field is an error rather than silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VmSpec {
     /// The libvirt domain name: letters, digits, `.`, `_`, `-`, starting with a letter or
@@ -68,6 +69,7 @@ fn serial_console_default() -> bool {
 
 /// The firmware a VM boots with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Firmware {
     /// Legacy BIOS (SeaBIOS).
@@ -79,6 +81,7 @@ pub enum Firmware {
 
 /// One disk of a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DiskSpec {
     /// The device name in the guest's view as libvirt names it: `vda`, `vdb`... on virtio,
@@ -101,6 +104,7 @@ impl DiskSpec {
 
 /// The bus a disk is attached to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DiskBus {
     /// Paravirtualized (virtio-blk); fast, needs guest drivers.
@@ -128,6 +132,7 @@ impl fmt::Display for DiskBus {
 
 /// Where a disk's data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DiskSource {
     /// A qcow2 volume owned by the VM, created in a storage pool before the VM is defined
@@ -161,6 +166,7 @@ pub enum DiskSource {
 /// The format of a disk image. It is always stated, never probed: a guest could write a
 /// qcow2 header into a raw image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ImageFormat {
     /// QEMU copy-on-write v2.
@@ -195,6 +201,7 @@ pub struct NewVolume {
 
 /// One network interface of a VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NicSpec {
     /// What the NIC is plugged into.
@@ -209,6 +216,7 @@ pub struct NicSpec {
 
 /// What a NIC is plugged into.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NicSource {
     /// A host bridge, e.g. `br0`.
@@ -219,6 +227,7 @@ pub enum NicSource {
 
 /// The NIC model the guest sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NicModel {
     /// Paravirtualized virtio-net.
@@ -244,6 +253,7 @@ impl NicModel {
 /// A VNC display. It listens on 127.0.0.1 on a port libvirt picks; remote users reach it
 /// through the web console proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VncSpec {
     /// The VNC password: 1 to 8 printable ASCII characters (VNC uses no more).
@@ -252,6 +262,7 @@ pub struct VncSpec {
 
 /// A kernel booted directly from host files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KernelBoot {
     /// The kernel image (absolute path).
@@ -266,6 +277,7 @@ pub struct KernelBoot {
 
 /// A device to boot from. Serializes as `"cdrom"`, `{"disk": "vda"}` or `{"nic": 0}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BootDevice {
     /// The CD-ROM drive.
@@ -289,6 +301,7 @@ impl fmt::Display for BootDevice {
 /// Domain XML elements kept verbatim, each a complete element with the namespace
 /// declarations it needs. They are re-emitted as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtraXml {
     /// Children of `<domain>`, e.g. `<clock offset='localtime'/>`.

@@ -25,6 +25,7 @@ const LVM2: &str = "lvm2";
 
 /// A volume in a storage pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct VolumeInfo {
     /// The volume's name in its pool.
     pub name: String,
@@ -40,6 +41,7 @@ pub struct VolumeInfo {
 
 /// A storage pool as listings show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PoolInfo {
     /// The pool's name.
     pub name: String,

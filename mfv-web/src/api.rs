@@ -5,7 +5,9 @@
 //! ([`Api::dispatch`]) is then the one place that matches paths, authenticates the caller
 //! (the session cookie, or an API token as bearer), asks [`mfv_auth::Role::allows`] before
 //! any handler runs, checks CSRF on changes made with the cookie and limits bodies; and the
-//! OpenAPI document ([`openapi::document`]) is generated from the same lines. So no route is
+//! OpenAPI document ([`openapi::document`]) is generated from the same lines, with the query
+//! parameters the dispatcher parses against and the schemas of the types the handler reads
+//! and answers ([`doc`]). So no route is
 //! served without its permission check, and none is served undocumented or documented and
 //! absent.
 //!
@@ -24,6 +26,7 @@ mod audit;
 mod authority;
 mod config;
 mod dispatch;
+pub mod doc;
 mod error;
 pub mod events;
 mod fetches;

@@ -101,7 +101,7 @@ pub(crate) fn unexpected_answer(response: &str) -> ApiError {
 }
 
 /// A network card as the pages and the API list it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub(crate) struct NetworkCard {
     /// The kernel's name, e.g. `eth0`.
     name: String,

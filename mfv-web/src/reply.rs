@@ -44,7 +44,7 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 6] = [
 ];
 
 /// An error as the API answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// A stable word a program acts on, e.g. `invalid_token`.
     pub kind: String,

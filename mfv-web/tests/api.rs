@@ -6,11 +6,12 @@
 
 mod common;
 
+use common::schema::{Objects, answer_schema, check, request_schema};
 use common::{PASSWORD, Server, kind};
 use mfv_auth::Role;
 use mfv_web::api::SESSION_COOKIE;
 use mfv_web::api::table::Access;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn every_route_answers_each_role_as_its_permission_says() {
@@ -272,6 +273,201 @@ fn the_openapi_document_lists_every_route_with_its_permission() {
     assert_eq!(login["security"], json!([]));
     let whoami = &document["paths"]["/api/v1/session"]["get"];
     assert_eq!(whoami["security"], json!([{"session": []}, {"token": []}]));
+}
+
+/// The document's error schema.
+fn error_schema(document: &Value) -> &Value {
+    &document["components"]["responses"]["Error"]["content"]["application/json"]["schema"]
+}
+
+/// Asserts the answer to `method path` is `status` and fits the schema the document gives it
+/// (the error schema for a 4xx or 5xx), naming no field the document does not.
+fn assert_fits(
+    document: &Value,
+    method: &str,
+    path: &str,
+    template: &str,
+    answer: &mfv_tests::https::HttpResponse,
+    status: u16,
+) -> Value {
+    assert_eq!(answer.status, status, "{method} {path}: {}", answer.text());
+    let body = answer.json().unwrap();
+    let schema = if status >= 400 {
+        error_schema(document)
+    } else {
+        answer_schema(document, method, template, status)
+    };
+    assert!(
+        !schema.is_null(),
+        "{method} {template} documents no {status}"
+    );
+    if let Err(error) = check(document, schema, &body, Objects::Closed) {
+        panic!("{method} {path} answered {body} against {schema}: {error}");
+    }
+    body
+}
+
+#[test]
+fn real_answers_and_sample_bodies_fit_the_documented_schemas() {
+    let server = Server::start();
+    let document = server
+        .client
+        .get("/api/v1/openapi.json", &[])
+        .unwrap()
+        .json()
+        .unwrap();
+    let admin = server.token(Role::Admin);
+    let call = |method: &str, path: &str, template: &str, body: Option<Value>, status: u16| {
+        if let Some(body) = &body {
+            let schema = request_schema(&document, &method.to_lowercase(), template);
+            if let Err(error) = check(&document, schema, body, Objects::AsWritten) {
+                panic!("{method} {template} takes {body}? {error}");
+            }
+        }
+        let answer = server.call(admin, method, path, body);
+        assert_fits(
+            &document,
+            &method.to_lowercase(),
+            path,
+            template,
+            &answer,
+            status,
+        )
+    };
+
+    let (login, _) = server.login("ada", PASSWORD);
+    assert_fits(
+        &document,
+        "post",
+        "/api/v1/session",
+        "/api/v1/session",
+        &login,
+        200,
+    );
+    call("GET", "/api/v1/session", "/api/v1/session", None, 200);
+    let users = call("GET", "/api/v1/users", "/api/v1/users", None, 200);
+    // The checker does judge: a field the document does not name fails.
+    let mut extra = users.clone();
+    extra["users"][0]["nickname"] = json!("x");
+    let schema = answer_schema(&document, "get", "/api/v1/users", 200);
+    assert!(check(&document, schema, &extra, Objects::Closed).is_err());
+    let user = json!({"username": "grace", "password": PASSWORD, "role": "operator",
+                      "display_name": "Grace"});
+    call("POST", "/api/v1/users", "/api/v1/users", Some(user), 201);
+    call(
+        "GET",
+        "/api/v1/users/grace",
+        "/api/v1/users/{name}",
+        None,
+        200,
+    );
+    let change = json!({"role": "viewer", "disabled": false});
+    call(
+        "PATCH",
+        "/api/v1/users/grace",
+        "/api/v1/users/{name}",
+        Some(change),
+        200,
+    );
+    call(
+        "GET",
+        "/api/v1/users/nobody",
+        "/api/v1/users/{name}",
+        None,
+        404,
+    );
+    call("GET", "/api/v1/roles", "/api/v1/roles", None, 200);
+    let token = json!({"owner": "grace", "name": "ci", "role": "viewer", "expires_in_days": 7});
+    let created = call("POST", "/api/v1/tokens", "/api/v1/tokens", Some(token), 201);
+    let tokens = call("GET", "/api/v1/tokens", "/api/v1/tokens", None, 200);
+    assert!(tokens["tokens"].as_array().unwrap().len() >= 4, "{tokens}");
+    let id = created["token"]["id"].as_i64().unwrap();
+    call(
+        "DELETE",
+        &format!("/api/v1/tokens/{id}"),
+        "/api/v1/tokens/{id}",
+        None,
+        200,
+    );
+    call("GET", "/api/v1/sessions", "/api/v1/sessions", None, 200);
+    let page = call("GET", "/api/v1/audit?limit=2", "/api/v1/audit", None, 200);
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2, "{page}");
+    let refused = call("GET", "/api/v1/audit?limit=0", "/api/v1/audit", None, 400);
+    assert_eq!(refused["field"], "limit");
+    call("GET", "/api/v1/tasks", "/api/v1/tasks", None, 200);
+    call(
+        "DELETE",
+        "/api/v1/users/grace",
+        "/api/v1/users/{name}",
+        None,
+        200,
+    );
+    call("GET", "/api/v1/vms", "/api/v1/vms", None, 503);
+    call("GET", "/api/v1/host", "/api/v1/host", None, 503);
+
+    // What the server refuses, the request schemas refuse too.
+    for (template, method, body) in [
+        (
+            "/api/v1/users",
+            "post",
+            json!({"username": "a", "password": "b", "role": "root"}),
+        ),
+        (
+            "/api/v1/users",
+            "post",
+            json!({"username": "a", "password": "b"}),
+        ),
+        ("/api/v1/users/{name}", "patch", json!({"nickname": "x"})),
+        (
+            "/api/v1/tokens",
+            "post",
+            json!({"name": "x", "role": "viewer", "expires_in_days": -1}),
+        ),
+        (
+            "/api/v1/session",
+            "post",
+            json!({"username": "a", "password": "b", "otp": "1"}),
+        ),
+    ] {
+        let schema = request_schema(&document, method, template);
+        assert!(
+            check(&document, schema, &body, Objects::AsWritten).is_err(),
+            "{template} {body}"
+        );
+        let path = template.replace("{name}", "ada");
+        let answer = server.call(admin, &method.to_uppercase(), &path, Some(body.clone()));
+        assert_eq!(answer.status, 400, "{template} {body}: {}", answer.text());
+    }
+}
+
+#[test]
+fn the_openapi_document_documents_query_parameters_as_the_server_reads_them() {
+    let server = Server::start();
+    let document = server
+        .client
+        .get("/api/v1/openapi.json", &[])
+        .unwrap()
+        .json()
+        .unwrap();
+    let audit = &document["paths"]["/api/v1/audit"]["get"]["parameters"];
+    let limit = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|param| param["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], 1000);
+    let admin = server.token(Role::Admin);
+    let over = server.call(admin, "GET", "/api/v1/audit?limit=1001", None);
+    assert_eq!(over.status, 400);
+    // A route that declares no parameter refuses any, naming it.
+    let stray = server.call(admin, "GET", "/api/v1/users?sort=name", None);
+    assert_eq!(stray.status, 400, "{}", stray.text());
+    assert_eq!(stray.json().unwrap()["field"], "sort");
+    assert_eq!(
+        document["paths"]["/api/v1/users"]["get"]["parameters"],
+        json!([])
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::guest::{guest_spec, shared};
+use common::schema::{Objects, answer_schema, check, request_schema};
 use common::{PASSWORD, Server, kind};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
@@ -248,6 +249,151 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
         (404, "not_found".to_owned())
     );
     assert!(hypervisor.list_volumes(&pool).unwrap().is_empty());
+}
+
+/// Asserts `body` fits `schema` of `document`, naming no field the document does not.
+fn assert_fits(document: &Value, schema: &Value, body: &Value, what: &str) {
+    assert!(!schema.is_null(), "{what} is not documented");
+    if let Err(error) = check(document, schema, body, Objects::Closed) {
+        panic!("{what}: {body} against {schema}: {error}");
+    }
+}
+
+#[test]
+fn vm_and_storage_answers_fit_the_documented_schemas() {
+    let shared = shared();
+    let server = Server::with_libvirt(shared.daemon.uri());
+    let admin = client(&server, Role::Admin);
+    let document = admin.get("/api/v1/openapi.json").json().unwrap();
+    let pool = unique("doc-pool");
+    let hypervisor = Hypervisor::connect(shared.daemon.uri()).unwrap();
+    hypervisor
+        .ensure_dir_pool(&pool, &server.dir.path().join("pool"))
+        .unwrap();
+    let answer = |method: &str, path: &str, template: &str, body: Option<Value>, status: u16| {
+        if let Some(body) = &body {
+            let schema = request_schema(&document, &method.to_lowercase(), template);
+            if let Err(error) = check(&document, schema, body, Objects::AsWritten) {
+                panic!("{method} {template} takes {body}? {error}");
+            }
+        }
+        let answer = admin.send(method, path, body.as_ref());
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.text());
+        let body = answer.json().unwrap();
+        let schema = if status >= 400 {
+            &document["components"]["responses"]["Error"]["content"]["application/json"]["schema"]
+        } else {
+            answer_schema(&document, &method.to_lowercase(), template, status)
+        };
+        assert_fits(&document, schema, &body, &format!("{method} {path}"));
+        body
+    };
+    let task_result = |method: &str, template: &str, task: &Value| {
+        assert_eq!(task["state"], "succeeded", "{task}");
+        let schema = &document["paths"][template][method]["responses"]["202"]["x-mfv-task-result"];
+        assert_fits(
+            &document,
+            schema,
+            &task["result"],
+            &format!("{template}'s task"),
+        );
+    };
+
+    let name = unique("doc-vm");
+    let disks = json!([{"target": "vda", "source": {"new_volume": {"pool": pool, "size_gib": 1}}}]);
+    let spec = guest_spec(&name, json!({ "disks": disks, "autostart": false }));
+    let schema = request_schema(&document, "post", "/api/v1/vms");
+    check(&document, schema, &spec, Objects::AsWritten).unwrap();
+    let mut misspelt = spec.clone();
+    misspelt["memory_mb"] = json!(128);
+    assert!(check(&document, schema, &misspelt, Objects::AsWritten).is_err());
+    let started = admin.post("/api/v1/vms", Some(&spec));
+    assert_fits(
+        &document,
+        answer_schema(&document, "post", "/api/v1/vms", 202),
+        &started.json().unwrap(),
+        "POST /api/v1/vms",
+    );
+    let created = admin.finished_task(&started);
+    task_result("post", "/api/v1/vms", &created);
+    answer("GET", "/api/v1/tasks", "/api/v1/tasks", None, 200);
+    answer("GET", "/api/v1/vms", "/api/v1/vms", None, 200);
+    let vm = format!("/api/v1/vms/{name}");
+    let shown = answer("GET", &vm, "/api/v1/vms/{name}", None, 200);
+    assert_eq!(shown["vm"]["spec"]["memory_mib"], 128, "{shown}");
+    let autostart = Some(json!({"enabled": true}));
+    answer(
+        "PUT",
+        &format!("{vm}/autostart"),
+        "/api/v1/vms/{name}/autostart",
+        autostart,
+        200,
+    );
+    answer(
+        "POST",
+        &format!("{vm}/start"),
+        "/api/v1/vms/{name}/start",
+        None,
+        200,
+    );
+    let shutdown = admin.post(
+        &format!("{vm}/shutdown"),
+        Some(&json!({"deadline_secs": 1})),
+    );
+    let stopped = admin.finished_task(&shutdown);
+    task_result("post", "/api/v1/vms/{name}/shutdown", &stopped);
+    let snapshot = admin.post(&format!("{vm}/snapshots"), Some(&json!({"name": "s1"})));
+    task_result(
+        "post",
+        "/api/v1/vms/{name}/snapshots",
+        &admin.finished_task(&snapshot),
+    );
+    answer(
+        "GET",
+        &format!("{vm}/snapshots"),
+        "/api/v1/vms/{name}/snapshots",
+        None,
+        200,
+    );
+    let snapshot = format!("{vm}/snapshots/s1");
+    answer(
+        "DELETE",
+        &snapshot,
+        "/api/v1/vms/{name}/snapshots/{snapshot}",
+        None,
+        200,
+    );
+    answer("GET", "/api/v1/vms/nope", "/api/v1/vms/{name}", None, 404);
+
+    answer("GET", "/api/v1/pools", "/api/v1/pools", None, 200);
+    let volumes = format!("/api/v1/pools/{pool}/volumes");
+    let template = "/api/v1/pools/{pool}/volumes";
+    let new = Some(json!({"name": "doc-data", "size_bytes": 1_048_576, "format": "raw"}));
+    answer("POST", &volumes, template, new, 201);
+    answer("GET", &volumes, template, None, 200);
+    let size = Some(json!({"size_bytes": 2_097_152}));
+    let volume = format!("{volumes}/doc-data");
+    answer(
+        "PUT",
+        &format!("{volume}/size"),
+        "/api/v1/pools/{pool}/volumes/{volume}/size",
+        size,
+        200,
+    );
+    answer(
+        "DELETE",
+        &volume,
+        "/api/v1/pools/{pool}/volumes/{volume}",
+        None,
+        200,
+    );
+    answer(
+        "DELETE",
+        &format!("{vm}?volumes=delete"),
+        "/api/v1/vms/{name}",
+        None,
+        200,
+    );
 }
 
 #[test]

@@ -7,13 +7,14 @@
 //! daemon's authority will carry them over its socket.
 
 use mfv_auth::{AdminError, AuditEvent, AuthError, Role};
+use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::StatusCode;
 
 use super::ApiError;
 
 /// A user, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct UserView {
     /// The user name.
     pub username: String,
@@ -63,7 +64,7 @@ pub struct UserChange {
 }
 
 /// An API token as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TokenView {
     /// The id (for revoking it).
     pub id: i64,
@@ -112,16 +113,17 @@ pub struct NewToken {
 }
 
 /// A token just made: the only time its secret is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The bearer secret (`mfv_...`); only its digest is kept.
+    #[schemars(with = "String")]
     pub secret: mfv_api::Secret,
     /// The token.
     pub token: TokenView,
 }
 
 /// A session as listed: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SessionView {
     /// The id (for revoking it).
     pub id: i64,
@@ -171,13 +173,16 @@ pub struct AuditQuery {
 
 /// A second factor just enrolled: what an authenticator app needs, and the recovery codes.
 /// The only time any of it is shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TotpEnrolmentView {
     /// The secret in base32, for typing into an app.
+    #[schemars(with = "String")]
     pub secret: mfv_api::Secret,
     /// `otpauth://totp/...`, for a QR code.
+    #[schemars(with = "String")]
     pub otpauth_uri: mfv_api::Secret,
     /// Single-use codes that stand in for a TOTP code, at login or to remove the factor.
+    #[schemars(with = "Vec<String>")]
     pub recovery_codes: Vec<mfv_api::Secret>,
 }
 
@@ -196,7 +201,7 @@ impl From<mfv_auth::TotpEnrolment> for TotpEnrolmentView {
 }
 
 /// Where a user's second factor stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TotpStatusView {
     /// A secret was issued: enrolment is awaiting its first code, or confirmed.
     pub enabled: bool,

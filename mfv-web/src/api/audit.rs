@@ -3,12 +3,14 @@
 //! by event.
 
 use mfv_auth::{AuditEvent, Permission, Username};
+use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
 use super::accounts::AuditQuery;
-use super::query::Query;
+use super::doc::{Answer, schema};
+use super::query::{Param, ParamKind, Query};
 use super::table::{Access, Call, HandlerFuture, Route};
 use crate::reply::json_response;
 
@@ -19,7 +21,32 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 1000;
 
 /// The parameters the route takes.
-const PARAMETERS: [&str; 4] = ["limit", "before", "user", "event"];
+const PARAMETERS: &[Param] = &[
+    Param {
+        name: "limit",
+        kind: ParamKind::Number {
+            min: 1,
+            max: MAX_LIMIT,
+            default: DEFAULT_LIMIT,
+        },
+        about: "at most this many entries, newest first",
+    },
+    Param {
+        name: "before",
+        kind: ParamKind::Integer,
+        about: "only entries with an id below this one: the previous answer's next_before",
+    },
+    Param {
+        name: "user",
+        kind: ParamKind::Text,
+        about: "only entries about this user or done by them (a user name)",
+    },
+    Param {
+        name: "event",
+        kind: ParamKind::Typed(schema::<AuditEvent>),
+        about: "only entries of this event",
+    },
+];
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
@@ -28,6 +55,9 @@ pub fn routes() -> Vec<Route> {
         path: "/api/v1/audit",
         access: Access::Allowed(Permission::ViewAuditLog),
         max_body: 0,
+        query: PARAMETERS,
+        request: None,
+        answer: Answer::Ok(schema::<AuditPage>),
         operation: "auditLog",
         summary: "The audit log, newest first: ?limit=N (1-1000, default 50), ?before=ID (the \
                   next page), ?user=NAME (about or by them), ?event=KIND",
@@ -36,19 +66,8 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The query of `GET /api/v1/audit`, or a refusal naming the parameter at fault.
-fn audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
-    let query = Query::parse(raw, &PARAMETERS)?;
-    let before = query
-        .get("before")
-        .map(|value| {
-            value.parse().map_err(|_| {
-                ApiError::invalid(
-                    "before",
-                    format!("before {value:?} is not an entry id (a whole number)"),
-                )
-            })
-        })
-        .transpose()?;
+fn audit_query(query: &Query) -> Result<AuditQuery, ApiError> {
+    let before = query.integer("before")?;
     let user = query
         .get("user")
         .map(|value| {
@@ -79,9 +98,7 @@ fn audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
         })
         .transpose()?;
     Ok(AuditQuery {
-        limit: query
-            .number("limit", 1, MAX_LIMIT)?
-            .unwrap_or(DEFAULT_LIMIT),
+        limit: query.number("limit")?,
         before,
         user,
         event,
@@ -89,7 +106,7 @@ fn audit_query(raw: &str) -> Result<AuditQuery, ApiError> {
 }
 
 /// The answer: the entries, and the `before` of the next page when there may be one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct AuditPage {
     entries: Vec<mfv_auth::AuditEntry>,
     next_before: Option<i64>,
@@ -117,10 +134,14 @@ fn audit_log(call: Call) -> HandlerFuture {
 mod tests {
     use super::*;
 
+    fn read(raw: &str) -> Result<AuditQuery, ApiError> {
+        audit_query(&Query::parse(raw, PARAMETERS)?)
+    }
+
     #[test]
     fn the_query_is_read_into_its_parameters() {
         assert_eq!(
-            audit_query("limit=2&before=40&user=ada&event=role_changed").unwrap(),
+            read("limit=2&before=40&user=ada&event=role_changed").unwrap(),
             AuditQuery {
                 limit: 2,
                 before: Some(40),
@@ -128,7 +149,7 @@ mod tests {
                 event: Some(AuditEvent::RoleChanged),
             }
         );
-        assert_eq!(audit_query("").unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(read("").unwrap().limit, DEFAULT_LIMIT);
     }
 
     #[test]
@@ -142,7 +163,7 @@ mod tests {
             ("event=coffee", "event"),
             ("sort=id", "sort"),
         ] {
-            let refusal = audit_query(query).unwrap_err();
+            let refusal = read(query).unwrap_err();
             assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{query}");
             assert_eq!(refusal.body.field.as_deref(), Some(field), "{query}");
         }

@@ -64,7 +64,7 @@ pub struct Caller {
 }
 
 /// How a caller proved who it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
     /// The session cookie of a login.

@@ -8,9 +8,11 @@
 
 use mfv_api::{Request as DaemonRequest, Response as DaemonResponse};
 use mfv_auth::Permission;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
+use super::doc::{Answer, schema};
 use super::links::ask_host;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use crate::daemon::{ANSWER_TIMEOUT, CONFIG_TIMEOUT};
@@ -24,6 +26,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/config",
             access: Access::Allowed(Permission::ManageHost),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<mfv_api::ConfigDocument>),
             operation: "get_config",
             summary: "The configuration in use: its text, generation, whether it is the current \
                       or the last-known-good one, and where it is kept",
@@ -34,6 +39,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/config/validate",
             access: Access::Allowed(Permission::ManageHost),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<ConfigText>),
+            answer: Answer::Ok(schema::<Validation>),
             operation: "validate_config",
             summary: "Check a configuration text without saving it: every problem with its \
                       line, column and field",
@@ -44,6 +52,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/config",
             access: Access::Allowed(Permission::ManageHost),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<SaveRequest>),
+            answer: Answer::Ok(schema::<Saved>),
             operation: "save_config",
             summary: "Save a configuration text as the next generation; the body names the \
                       generation it was based on (409 stale_generation when another was saved \
@@ -54,7 +65,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// What `POST /api/v1/config/validate` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigText {
     /// The whole `mfv.toml`.
@@ -62,7 +73,7 @@ struct ConfigText {
 }
 
 /// What `PUT /api/v1/config` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SaveRequest {
     /// The whole `mfv.toml`.
@@ -70,6 +81,22 @@ struct SaveRequest {
     /// The generation `GET /api/v1/config` gave; `null` (or absent) when there was none.
     #[serde(default)]
     generation: Option<u64>,
+}
+
+/// What `POST /api/v1/config/validate` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Validation {
+    /// Whether the text has no problem.
+    valid: bool,
+    /// Every problem, with its line, column and field.
+    errors: Vec<mfv_api::ConfigIssue>,
+}
+
+/// What `PUT /api/v1/config` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Saved {
+    /// The generation the text was saved as.
+    generation: u64,
 }
 
 fn get_config(call: Call) -> HandlerFuture {
@@ -103,7 +130,10 @@ fn validate_config(call: Call) -> HandlerFuture {
         .await?;
         Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "valid": errors.is_empty(), "errors": errors }),
+            &Validation {
+                valid: errors.is_empty(),
+                errors,
+            },
         ))
     })
 }
@@ -130,9 +160,6 @@ fn save_config(call: Call) -> HandlerFuture {
                 caller.username, call.client
             );
         }
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "generation": saved }),
-        ))
+        Ok(json_response(StatusCode::OK, &Saved { generation: saved }))
     })
 }

@@ -20,6 +20,7 @@ use super::events::EventHub;
 use super::links::{HostLink, LibvirtUri};
 use super::metrics::HttpMetrics;
 use super::path::TemplateIndex;
+use super::query::Query;
 use super::session_checks::SessionChecks;
 use super::table::{Access, BodyStream, Call, Route};
 use super::tasks::Tasks;
@@ -277,6 +278,7 @@ impl Api {
             if !matches!(method, Method::GET | Method::HEAD) {
                 check_csrf(&headers, session.as_deref())?;
             }
+            let query = Query::parse(query, route.query)?;
             let (body, stream) = if route.streams() {
                 (Bytes::new(), stream_body(route, &headers, body)?)
             } else {
@@ -287,7 +289,7 @@ impl Api {
                 caller,
                 session,
                 params,
-                query: query.to_owned(),
+                query,
                 headers,
                 body,
                 stream,
@@ -551,6 +553,9 @@ mod tests {
             path: "/api/v1/x",
             access: Access::Anyone,
             max_body: LARGEST_BUFFERED_BODY + 1,
+            query: &[],
+            request: None,
+            answer: crate::api::doc::Answer::Ok(crate::api::doc::schema::<crate::api::doc::Done>),
             operation: "x",
             summary: "x",
             handler: refuse,

@@ -41,6 +41,7 @@ use warp::Reply;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderMap, Method};
 
+use super::doc::Answer;
 use super::session_checks::SESSION_RECHECK;
 use super::table::{Access, Call, HandlerFuture, Route};
 use super::{ApiError, ApiState};
@@ -317,6 +318,9 @@ pub fn routes() -> Vec<Route> {
         path: "/api/v1/events",
         access: Access::Allowed(Permission::ViewInventory),
         max_body: 0,
+        query: &[],
+        request: None,
+        answer: Answer::Events,
         operation: "stream_events",
         summary: "Server-sent events (text/event-stream): vm state changes, task updates, \
                   lagged (re-read the lists) and end (the session or token ended)",

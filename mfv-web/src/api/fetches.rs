@@ -26,9 +26,9 @@ use std::time::Duration;
 use hyper::body::{Body, Buf, Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use mfv_auth::Permission;
-use mfv_vm::{Hypervisor, ObjectKind, VirtError, VolumeFormat};
-use serde::Deserialize;
-use serde_json::json;
+use mfv_vm::{Hypervisor, ObjectKind, VirtError, VolumeFormat, VolumeInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Host, Url};
@@ -36,10 +36,11 @@ use warp::http::header::{CONTENT_LENGTH, HOST, LOCATION, USER_AGENT};
 use warp::http::{Method, Request, StatusCode};
 
 use super::ApiError;
+use super::doc::{Answer, schema};
 use super::storage::{check_volume_name, storage_error};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::tasks::{TaskProgress, accepted};
-use super::vms::{connect, libvirt, with_hypervisor};
+use super::vms::{connect, libvirt, to_json, with_hypervisor};
 
 /// How many redirects a fetch follows.
 pub const MAX_REDIRECTS: usize = 5;
@@ -60,6 +61,9 @@ pub fn routes() -> Vec<Route> {
         path: "/api/v1/pools/{pool}/fetches",
         access: Access::Allowed(Permission::ManageStorage),
         max_body: SMALL_BODY,
+        query: &[],
+        request: Some(schema::<FetchRequest>),
+        answer: Answer::Task(schema::<Fetched>),
         operation: "fetch_volume",
         summary: "Download an image from an http or https URL into a new volume \
                   ({\"url\", \"volume\", \"sha256\"}) by a task, checking its SHA-256 \
@@ -68,8 +72,25 @@ pub fn routes() -> Vec<Route> {
     }]
 }
 
+/// A fetch task's result: the new volume, and what was downloaded.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Fetched {
+    /// The volume, refreshed.
+    volume: VolumeInfo,
+    /// Its pool.
+    pool: String,
+    /// The URL fetched at last (after redirects), without credentials or query.
+    url: String,
+    /// The bytes downloaded.
+    size_bytes: u64,
+    /// Their SHA-256, hex.
+    sha256: String,
+    /// Whether it was checked against the one the request gave.
+    sha256_checked: bool,
+}
+
 /// The fetch's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FetchRequest {
     url: String,
@@ -250,13 +271,13 @@ impl Fetch<'_> {
                     .hypervisor
                     .refreshed_volume(self.pool, self.volume)
                     .map_err(storage_error)?;
-                Ok(json!({
-                    "volume": volume,
-                    "pool": self.pool,
-                    "url": shown(&final_url),
-                    "size_bytes": total,
-                    "sha256": actual,
-                    "sha256_checked": expected.is_some(),
+                Ok(to_json(&Fetched {
+                    volume,
+                    pool: self.pool.to_owned(),
+                    url: shown(&final_url),
+                    size_bytes: total,
+                    sha256: actual,
+                    sha256_checked: expected.is_some(),
                 }))
             }
             Err(failure) => {

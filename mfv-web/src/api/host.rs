@@ -7,21 +7,50 @@
 //! -n`, set from the configuration at boot), which `GET /api/v1/host` shows.
 
 use mfv_api::{
-    HostStatus, LogSource, MAX_LOG_LINES, Request as DaemonRequest, Response as DaemonResponse,
+    HostStatus, LogLine, LogSource, MAX_LOG_LINES, Request as DaemonRequest,
+    Response as DaemonResponse, ServiceStatus,
 };
 use mfv_auth::Permission;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::doc::{Answer, schema};
 use super::links::ask_host;
-use super::query::Query;
+use super::query::{Param, ParamKind, Query};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use crate::daemon::{ANSWER_TIMEOUT, RESTART_TIMEOUT};
 use crate::reply::json_response;
 
 /// The log lines answered when the query does not say how many.
 const DEFAULT_LOG_LINES: u32 = 100;
+
+/// The parameters of `GET /api/v1/host/logs`.
+const LOG_PARAMETERS: &[Param] = &[
+    Param {
+        name: "source",
+        kind: ParamKind::Choice {
+            choices: &["boot", "service"],
+            default: None,
+        },
+        about: "the boot's log, or a service's (the default when service is given)",
+    },
+    Param {
+        name: "service",
+        kind: ParamKind::Text,
+        about: "the service whose log to read (with source=service or alone)",
+    },
+    Param {
+        name: "lines",
+        kind: ParamKind::Number {
+            min: 1,
+            max: MAX_LOG_LINES,
+            default: DEFAULT_LOG_LINES,
+        },
+        about: "how many of the most recent lines",
+    },
+];
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
@@ -31,6 +60,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host",
             access: Access::Allowed(Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<HostAnswer>),
             operation: "host_status",
             summary: "The host: its name, uptime, the boot report with where the configuration \
                       came from, the services, KVM or TCG, the network in effect",
@@ -41,6 +73,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/inventory",
             access: Access::Allowed(Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(inventory_schema),
             operation: "host_inventory",
             summary: "The hardware inventory: CPU, memory, network cards, disks, USB devices",
             handler: inventory,
@@ -50,6 +85,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/services",
             access: Access::Allowed(Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<ServiceList>),
             operation: "list_services",
             summary: "The supervised services: state, process, restarts, last exit",
             handler: services,
@@ -59,6 +97,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/services/{name}/restart",
             access: Access::Allowed(Permission::ManageHost),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<RestartedService>),
             operation: "restart_service",
             summary: "Restart a service; answers its state with the new process",
             handler: restart_service,
@@ -68,6 +109,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/logs",
             access: Access::Allowed(Permission::ManageHost),
             max_body: 0,
+            query: LOG_PARAMETERS,
+            request: None,
+            answer: Answer::Ok(schema::<LogLines>),
             operation: "host_logs",
             summary: "The most recent log lines of the boot or of a service: \
                       ?source=boot|service&service=NAME&lines=N (1 to 1000, default 100)",
@@ -78,6 +122,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/reboot",
             access: Access::Allowed(Permission::ManageHost),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<PowerRequest>),
+            answer: Answer::Accepted(schema::<Stopping>),
             operation: "reboot_host",
             summary: "Reboot the host; the body names it: {\"confirm\": \"<host name>\"}",
             handler: reboot,
@@ -87,6 +134,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/host/poweroff",
             access: Access::Allowed(Permission::ManageHost),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<PowerRequest>),
+            answer: Answer::Accepted(schema::<Stopping>),
             operation: "power_off_host",
             summary: "Power the host off; the body names it: {\"confirm\": \"<host name>\"}",
             handler: power_off,
@@ -95,7 +145,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// What `GET /api/v1/host` answers: the daemon's status and the host's name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct HostAnswer {
     /// The host's name, which a reboot or power-off must repeat.
     hostname: String,
@@ -103,8 +153,45 @@ struct HostAnswer {
     status: HostStatus,
 }
 
+/// What `GET /api/v1/host/services` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ServiceList {
+    services: Vec<ServiceStatus>,
+}
+
+/// What a service's restart answers: its state with the new process.
+#[derive(Debug, Serialize, JsonSchema)]
+struct RestartedService {
+    service: ServiceStatus,
+}
+
+/// What `GET /api/v1/host/logs` answers, oldest line first.
+#[derive(Debug, Serialize, JsonSchema)]
+struct LogLines {
+    lines: Vec<LogLine>,
+}
+
+/// The hardware inventory (mfv-probe's, which has no schemas of its own): its top-level
+/// shape.
+fn inventory_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "mfv-probe's hardware inventory: CPU, memory, network cards, disks, \
+                        USB devices",
+    })
+}
+
+/// What a reboot or power-off answers: the host is going down.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Stopping {
+    /// The host's name.
+    hostname: String,
+    /// `rebooting` or `powering off`.
+    state: &'static str,
+}
+
 /// What a reboot or power-off takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PowerRequest {
     /// The host's name, again.
@@ -159,10 +246,7 @@ fn services(call: Call) -> HandlerFuture {
             },
         )
         .await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "services": services }),
-        ))
+        Ok(json_response(StatusCode::OK, &ServiceList { services }))
     })
 }
 
@@ -179,21 +263,15 @@ fn restart_service(call: Call) -> HandlerFuture {
             },
         )
         .await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "service": service }),
-        ))
+        Ok(json_response(StatusCode::OK, &RestartedService { service }))
     })
 }
 
 /// Whose log lines the query asks for, and how many.
-fn log_request(raw: &str) -> Result<(LogSource, u32), ApiError> {
-    let query = Query::parse(raw, &["source", "service", "lines"])?;
-    let limit = query
-        .number("lines", 1, MAX_LOG_LINES)?
-        .unwrap_or(DEFAULT_LOG_LINES);
+fn log_request(query: &Query) -> Result<(LogSource, u32), ApiError> {
+    let limit = query.number("lines")?;
     let service = query.get("service");
-    let source = match (query.choice("source", &["boot", "service"])?, service) {
+    let source = match (query.choice("source")?, service) {
         (None | Some("service"), Some(name)) => LogSource::Service {
             name: name.to_owned(),
         },
@@ -251,10 +329,7 @@ fn logs(call: Call) -> HandlerFuture {
             },
         )
         .await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "lines": lines }),
-        ))
+        Ok(json_response(StatusCode::OK, &LogLines { lines }))
     })
 }
 
@@ -296,7 +371,10 @@ async fn shut_down(
     }
     Ok(json_response(
         StatusCode::ACCEPTED,
-        &serde_json::json!({ "hostname": hostname, "state": doing }),
+        &Stopping {
+            hostname,
+            state: doing,
+        },
     ))
 }
 
@@ -317,22 +395,26 @@ fn hostname() -> Result<String, ApiError> {
 mod tests {
     use super::*;
 
+    fn logs_asked(raw: &str) -> Result<(LogSource, u32), ApiError> {
+        log_request(&Query::parse(raw, LOG_PARAMETERS)?)
+    }
+
     #[test]
     fn the_log_query_says_whose_lines_and_how_many() {
         let service = |name: &str| LogSource::Service {
             name: name.to_owned(),
         };
-        assert_eq!(log_request("").unwrap(), (LogSource::Boot, 100));
+        assert_eq!(logs_asked("").unwrap(), (LogSource::Boot, 100));
         assert_eq!(
-            log_request("source=boot&lines=5").unwrap(),
+            logs_asked("source=boot&lines=5").unwrap(),
             (LogSource::Boot, 5)
         );
         assert_eq!(
-            log_request("service=libvirtd").unwrap(),
+            logs_asked("service=libvirtd").unwrap(),
             (service("libvirtd"), 100)
         );
         assert_eq!(
-            log_request("source=service&service=mfv-web&lines=1000").unwrap(),
+            logs_asked("source=service&service=mfv-web&lines=1000").unwrap(),
             (service("mfv-web"), 1000)
         );
         for (raw, field) in [
@@ -343,7 +425,7 @@ mod tests {
             ("lines=-1", "lines"),
             ("limit=5", "limit"),
         ] {
-            let error = log_request(raw).unwrap_err();
+            let error = logs_asked(raw).unwrap_err();
             assert_eq!(error.body.field.as_deref(), Some(field), "{raw}");
         }
     }

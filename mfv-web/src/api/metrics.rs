@@ -18,6 +18,7 @@ use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+use super::doc::Answer;
 use super::table::{Access, Call, HandlerFuture, Route};
 
 /// The upper bounds of the latency buckets, in seconds.
@@ -32,6 +33,9 @@ pub fn routes() -> Vec<Route> {
         path: "/metrics",
         access: Access::Allowed(Permission::ViewInventory),
         max_body: 0,
+        query: &[],
+        request: None,
+        answer: Answer::Metrics,
         operation: "metrics",
         summary: "Host, VM and HTTP metrics in Prometheus' text format",
         handler: serve,

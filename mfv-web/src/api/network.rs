@@ -7,13 +7,15 @@
 
 use mfv_api::{NetworkOutcome, Request as DaemonRequest, Response as DaemonResponse};
 use mfv_auth::Permission;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
+use super::doc::{Answer, schema};
 use super::links::ask_host;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use crate::daemon::{
-    ANSWER_TIMEOUT, NETWORK_TIMEOUT, network_cards, network_outcome, rolled_back,
+    ANSWER_TIMEOUT, NETWORK_TIMEOUT, NetworkCard, network_cards, network_outcome, rolled_back,
     unexpected_outcome,
 };
 use crate::reply::json_response;
@@ -26,6 +28,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/network",
             access: Access::Allowed(Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<NetworkView>),
             operation: "get_network",
             summary: "The network cards (name, MAC, driver, link, speed) and the [network] \
                       section in effect",
@@ -36,6 +41,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/network/apply",
             access: Access::Allowed(Permission::ManageNetwork),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<ApplyRequest>),
+            answer: Answer::Ok(schema::<Applied>),
             operation: "apply_network",
             summary: "Apply a [network] section provisionally: it is rolled back unless \
                       confirmed within confirm_within_secs (1 to 600)",
@@ -46,6 +54,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/network/confirm",
             access: Access::Allowed(Permission::ManageNetwork),
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<ConfirmRequest>),
+            answer: Answer::Ok(schema::<Confirmed>),
             operation: "confirm_network",
             summary: "Keep a provisionally applied network change, by its apply_id",
             handler: confirm_network,
@@ -54,7 +65,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// What `POST /api/v1/network/apply` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ApplyRequest {
     /// The `[network]` section, header included.
@@ -64,7 +75,7 @@ struct ApplyRequest {
 }
 
 /// What `POST /api/v1/network/confirm` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfirmRequest {
     /// The change to keep.
@@ -72,7 +83,7 @@ struct ConfirmRequest {
 }
 
 /// A change applied and waiting for its confirmation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct Applied {
     /// What the confirmation names.
     apply_id: u64,
@@ -80,6 +91,24 @@ struct Applied {
     confirm_within_secs: u32,
     /// What was changed, one line each.
     changes: Vec<String>,
+}
+
+/// What `GET /api/v1/network` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct NetworkView {
+    /// The network cards.
+    interfaces: Vec<NetworkCard>,
+    /// The `[network]` section in effect, if the host has one.
+    in_effect: Option<String>,
+}
+
+/// What a confirmation answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Confirmed {
+    /// The change kept.
+    apply_id: u64,
+    /// Always `confirmed`.
+    outcome: &'static str,
 }
 
 fn get_network(call: Call) -> HandlerFuture {
@@ -109,7 +138,10 @@ fn get_network(call: Call) -> HandlerFuture {
         .await?;
         Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "interfaces": interfaces, "in_effect": in_effect }),
+            &NetworkView {
+                interfaces,
+                in_effect,
+            },
         ))
     })
 }
@@ -171,7 +203,10 @@ fn confirm_network(call: Call) -> HandlerFuture {
         match outcome {
             NetworkOutcome::Confirmed => Ok(json_response(
                 StatusCode::OK,
-                &serde_json::json!({ "apply_id": apply_id, "outcome": "confirmed" }),
+                &Confirmed {
+                    apply_id,
+                    outcome: "confirmed",
+                },
             )),
             NetworkOutcome::RolledBack { reason } => Err(rolled_back(&reason)),
             other => Err(unexpected_outcome(&other)),

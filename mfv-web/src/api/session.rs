@@ -5,11 +5,14 @@
 //! The login's answer carries the session's CSRF token, which a page sends back in the
 //! `X-CSRF-Token` header with every change; the cookie itself is out of scripts' reach.
 
+use mfv_auth::Role;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::dispatch::{SESSION_COOKIE, csrf_token};
+use super::doc::{Answer, Done, schema};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::{ApiError, Caller, Credential, LoginAttempt};
 use crate::reply::json_response;
@@ -23,6 +26,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session",
             access: Access::Anyone,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<Login>),
+            answer: Answer::Ok(schema::<SessionAnswer>),
             operation: "login",
             summary: "Log in with a user name, password and TOTP code where enrolled; sets the \
                       session cookie and answers the CSRF token",
@@ -33,6 +39,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session",
             access: Access::SignedIn,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<SessionAnswer>),
             operation: "whoami",
             summary: "Who the caller is: user name, role, how it signed in",
             handler: whoami,
@@ -42,6 +51,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session",
             access: Access::SignedIn,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<Done>),
             operation: "logout",
             summary: "End the caller's session and remove the cookie",
             handler: logout,
@@ -50,7 +62,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The login's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     username: String,
@@ -60,10 +72,10 @@ struct Login {
 }
 
 /// Who the caller is, as `whoami` and the login answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct SessionAnswer {
     username: String,
-    role: &'static str,
+    role: Role,
     credential: Credential,
     /// The token to send in `X-CSRF-Token` with changes, for a session.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,7 +89,7 @@ impl SessionAnswer {
     fn new(caller: &Caller, session: Option<&str>, expires_at: Option<i64>) -> SessionAnswer {
         SessionAnswer {
             username: caller.username.clone(),
-            role: caller.role.as_str(),
+            role: caller.role,
             credential: caller.credential.clone(),
             csrf_token: session.map(csrf_token),
             expires_at,
@@ -132,7 +144,7 @@ fn logout(call: Call) -> HandlerFuture {
             .logout(session, call.client.ip())
             .await?;
         call.state.forget_session(session);
-        let response: Response = json_response(StatusCode::OK, &serde_json::json!({}));
+        let response: Response = json_response(StatusCode::OK, &Done {});
         Ok(with_cookie(response, SESSION_COOKIE, ""))
     })
 }

@@ -7,13 +7,14 @@
 //! not deleted (`409` naming the VMs), nor one an upload is still writing.
 
 use mfv_auth::Permission;
-use mfv_vm::{ObjectKind, VirtError, VolumeFormat};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mfv_vm::{ObjectKind, PoolInfo, VirtError, VolumeFormat, VolumeInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
-use super::query::Query;
+use super::doc::{Answer, SchemaFn, schema};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::vms::{libvirt, virt_error, with_hypervisor};
 use crate::reply::json_response;
@@ -26,14 +27,25 @@ const MAX_VOLUME_NAME: usize = 128;
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method, path, permission, max_body, operation, summary, handler| Route {
-        method,
-        path,
-        access: Access::Allowed(permission),
-        max_body,
-        operation,
-        summary,
-        handler,
+    let route = |method,
+                 path,
+                 permission,
+                 (request, answer): (Option<SchemaFn>, Answer),
+                 operation,
+                 summary,
+                 handler| {
+        Route {
+            method,
+            path,
+            access: Access::Allowed(permission),
+            max_body: if request.is_some() { SMALL_BODY } else { 0 },
+            query: &[],
+            request,
+            answer,
+            operation,
+            summary,
+            handler,
+        }
     };
     use Permission::{ManageStorage, ViewInventory};
     vec![
@@ -41,7 +53,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/pools",
             ViewInventory,
-            0,
+            (None, Answer::Ok(schema::<PoolList>)),
             "list_pools",
             "Every storage pool with its type, state, path and sizes",
             list_pools as fn(Call) -> HandlerFuture,
@@ -50,7 +62,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/pools/{pool}/volumes",
             ViewInventory,
-            0,
+            (None, Answer::Ok(schema::<VolumeList>)),
             "list_volumes",
             "The volumes of a pool with their path, format and sizes",
             list_volumes,
@@ -59,7 +71,10 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/pools/{pool}/volumes",
             ManageStorage,
-            SMALL_BODY,
+            (
+                Some(schema::<NewVolume>),
+                Answer::Created(schema::<VolumeAnswer>),
+            ),
             "create_volume",
             "Create an empty volume: name, size_gib or size_bytes, format qcow2 (default) \
              or raw",
@@ -69,7 +84,7 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/api/v1/pools/{pool}/volumes/{volume}/size",
             ManageStorage,
-            SMALL_BODY,
+            (Some(schema::<NewSize>), Answer::Ok(schema::<VolumeAnswer>)),
             "resize_volume",
             "Grow a volume to size_bytes; shrinking is refused",
             resize_volume,
@@ -78,7 +93,7 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/api/v1/pools/{pool}/volumes/{volume}",
             ManageStorage,
-            0,
+            (None, Answer::Ok(schema::<DeletedVolume>)),
             "delete_volume",
             "Delete a volume and its data, unless a VM uses it or an upload writes it",
             delete_volume,
@@ -172,48 +187,75 @@ fn volume_size(size_gib: Option<&Value>, size_bytes: Option<&Value>) -> Result<u
     }
 }
 
-fn ok(body: Value) -> warp::reply::Response {
-    json_response(StatusCode::OK, &body)
-}
-
 fn list_pools(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pools = with_hypervisor(uri, |hypervisor| {
             hypervisor.list_pools().map_err(storage_error)
         })
         .await?;
-        Ok(ok(json!({ "pools": pools })))
+        Ok(json_response(StatusCode::OK, &PoolList { pools }))
     })
 }
 
 fn list_volumes(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let volumes = with_hypervisor(uri, move |hypervisor| {
             hypervisor.list_volumes(&pool).map_err(storage_error)
         })
         .await?;
-        Ok(ok(json!({ "volumes": volumes })))
+        Ok(json_response(StatusCode::OK, &VolumeList { volumes }))
     })
 }
 
-/// `POST /api/v1/pools/{pool}/volumes`.
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/pools/{pool}/volumes`: `size_gib` or `size_bytes`, one of them.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewVolume {
     name: String,
+    #[schemars(with = "Option<u64>", range(min = 1))]
     size_gib: Option<Value>,
+    #[schemars(with = "Option<u64>", range(min = 1))]
     size_bytes: Option<Value>,
+    /// `qcow2` when left out.
+    #[schemars(schema_with = "volume_format")]
     format: Option<String>,
+}
+
+/// The formats [`create_volume`] takes.
+fn volume_format(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["string", "null"], "enum": ["qcow2", "raw", null]})
+}
+
+/// What a volume's deletion answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct DeletedVolume {
+    /// The volume's name.
+    deleted: String,
+}
+
+/// A volume, as a change to it answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VolumeAnswer {
+    volume: VolumeInfo,
+}
+
+/// What `GET /api/v1/pools` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct PoolList {
+    pools: Vec<PoolInfo>,
+}
+
+/// What `GET /api/v1/pools/{pool}/volumes` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VolumeList {
+    volumes: Vec<VolumeInfo>,
 }
 
 fn create_volume(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let request: NewVolume = call.json()?;
@@ -235,23 +277,20 @@ fn create_volume(call: Call) -> HandlerFuture {
                 .map_err(storage_error)
         })
         .await?;
-        Ok(json_response(
-            StatusCode::CREATED,
-            &json!({ "volume": volume }),
-        ))
+        Ok(json_response(StatusCode::CREATED, &VolumeAnswer { volume }))
     })
 }
 
 /// `PUT /api/v1/pools/{pool}/volumes/{volume}/size`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSize {
+    #[schemars(with = "u64", range(min = 1))]
     size_bytes: Value,
 }
 
 fn resize_volume(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let name = call.param("volume").to_owned();
@@ -276,13 +315,12 @@ fn resize_volume(call: Call) -> HandlerFuture {
                 .map_err(storage_error)
         })
         .await?;
-        Ok(ok(json!({ "volume": volume })))
+        Ok(json_response(StatusCode::OK, &VolumeAnswer { volume }))
     })
 }
 
 fn delete_volume(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let name = call.param("volume").to_owned();
@@ -312,13 +350,19 @@ fn delete_volume(call: Call) -> HandlerFuture {
                 .map_err(storage_error)
         })
         .await?;
-        Ok(ok(json!({ "deleted": call.param("volume") })))
+        Ok(json_response(
+            StatusCode::OK,
+            &DeletedVolume {
+                deleted: call.param("volume").to_owned(),
+            },
+        ))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn volume_names_are_plain_file_names() {

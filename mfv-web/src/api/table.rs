@@ -12,7 +12,9 @@ use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
 use super::dispatch::ApiState;
+use super::doc::{Answer, SchemaFn};
 use super::path::PathParams;
+use super::query::{Param, Query};
 use super::{ApiError, Caller};
 
 /// Who may call a route.
@@ -37,9 +39,8 @@ pub struct Call {
     pub session: Option<String>,
     /// The path's parameters, by name.
     pub params: PathParams,
-    /// The raw query string, without `?` (empty when there is none); read it with
-    /// [`super::query::Query`].
-    pub query: String,
+    /// The query string's parameters, parsed against the route's [`Route::query`].
+    pub query: Query,
     /// The request's headers.
     pub headers: HeaderMap,
     /// The body, within the route's limit (empty on a route that streams its body).
@@ -136,6 +137,12 @@ pub struct Route {
     /// The largest body it takes, in bytes; 0 takes none. A limit above
     /// [`LARGEST_BUFFERED_BODY`] makes the route stream its body ([`Route::streams`]).
     pub max_body: usize,
+    /// The query parameters it takes; any other is refused before the handler is called.
+    pub query: &'static [Param],
+    /// The schema of the JSON body it takes; `None` when it takes none or streams bytes.
+    pub request: Option<SchemaFn>,
+    /// What it answers when it succeeds.
+    pub answer: Answer,
     /// The OpenAPI operation id.
     pub operation: &'static str,
     /// What it does, in a line.

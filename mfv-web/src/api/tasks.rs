@@ -15,11 +15,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::header::{HeaderValue, LOCATION};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::doc::{Answer, schema};
 use super::events::{EventHub, TASK_EVENT};
 use super::table::{Access, Call, HandlerFuture, Route};
 use crate::reply::{ErrorBody, json_response};
@@ -28,7 +30,7 @@ use crate::reply::{ErrorBody, json_response};
 pub const KEPT_FINISHED: usize = 200;
 
 /// Where a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Still working.
@@ -40,7 +42,7 @@ pub enum TaskState {
 }
 
 /// A task as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Task {
     /// Its id (`GET /api/v1/tasks/{id}`).
     pub id: String,
@@ -301,11 +303,24 @@ fn now() -> u64 {
 /// The answer of a route that started `task`: `202 Accepted` with the task, and where to
 /// follow it in `Location`.
 pub fn accepted(task: &Task) -> warp::reply::Response {
-    let mut response = json_response(StatusCode::ACCEPTED, &serde_json::json!({ "task": task }));
+    let mut response = json_response(StatusCode::ACCEPTED, &TaskAnswer { task: task.clone() });
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", task.id)) {
         response.headers_mut().insert(LOCATION, location);
     }
     response
+}
+
+/// What `GET /api/v1/tasks` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct TaskList {
+    tasks: Vec<Task>,
+}
+
+/// What `GET /api/v1/tasks/{id}` answers, and a route that started a task (`202`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskAnswer {
+    /// The task.
+    pub task: Task,
 }
 
 /// The routes.
@@ -316,6 +331,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/tasks",
             access: Access::Allowed(mfv_auth::Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<TaskList>),
             operation: "list_tasks",
             summary: "The running and recently finished tasks, newest first",
             handler: list,
@@ -325,6 +343,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/tasks/{id}",
             access: Access::Allowed(mfv_auth::Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<TaskAnswer>),
             operation: "show_task",
             summary: "One task: its state, progress, result or error",
             handler: show,
@@ -336,7 +357,9 @@ fn list(call: Call) -> HandlerFuture {
     Box::pin(async move {
         Ok(json_response(
             StatusCode::OK,
-            &serde_json::json!({ "tasks": call.state.tasks.list() }),
+            &TaskList {
+                tasks: call.state.tasks.list(),
+            },
         ))
     })
 }
@@ -345,10 +368,7 @@ fn show(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let id = call.param("id");
         match call.state.tasks.get(id) {
-            Some(task) => Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "task": task }),
-            )),
+            Some(task) => Ok(json_response(StatusCode::OK, &TaskAnswer { task })),
             None => Err(ApiError::not_found(format!(
                 "there is no task {id:?} (finished tasks are kept for a while only; \
                  GET /api/v1/tasks lists them)"

@@ -5,11 +5,13 @@
 //! checks of the session's user. (Token checks are never kept.)
 
 use mfv_auth::Permission;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
-use super::accounts::NewToken;
+use super::accounts::{CreatedToken, NewToken, SessionView, TokenView};
+use super::doc::{Answer, Done, schema};
 use super::session::signed_in;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::users::role;
@@ -24,6 +26,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/tokens",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<TokenList>),
             operation: "listTokens",
             summary: "Every API token (never its secret)",
             handler: list_tokens,
@@ -33,6 +38,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/tokens",
             access: manage,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<CreateToken>),
+            answer: Answer::Created(schema::<CreatedToken>),
             operation: "createToken",
             summary: "Make an API token: owner (default: the caller), name, role, \
                       expires_in_days; the answer holds its secret, shown this once",
@@ -43,6 +51,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/tokens/{id}",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<Done>),
             operation: "revokeToken",
             summary: "Revoke an API token",
             handler: revoke_token,
@@ -52,6 +63,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/sessions",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<SessionList>),
             operation: "listSessions",
             summary: "Every unexpired session: user, address, when opened and last used",
             handler: list_sessions,
@@ -61,6 +75,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/sessions/{id}",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<Done>),
             operation: "revokeSession",
             summary: "End a session at once",
             handler: revoke_session,
@@ -69,14 +86,27 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// `POST /api/v1/tokens`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     #[serde(default)]
     owner: Option<String>,
     name: String,
+    #[schemars(with = "mfv_auth::Role")]
     role: String,
     expires_in_days: u64,
+}
+
+/// What `GET /api/v1/tokens` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct TokenList {
+    tokens: Vec<TokenView>,
+}
+
+/// What `GET /api/v1/sessions` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SessionList {
+    sessions: Vec<SessionView>,
 }
 
 /// The path parameter `id`, a token's or session's id.
@@ -93,10 +123,7 @@ fn id(call: &Call) -> Result<i64, ApiError> {
 fn list_tokens(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let tokens = call.state.authority.list_tokens().await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "tokens": tokens }),
-        ))
+        Ok(json_response(StatusCode::OK, &TokenList { tokens }))
     })
 }
 
@@ -127,17 +154,14 @@ fn revoke_token(call: Call) -> HandlerFuture {
             .authority
             .revoke_token(caller, call.client.ip(), id)
             .await?;
-        Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+        Ok(json_response(StatusCode::OK, &Done {}))
     })
 }
 
 fn list_sessions(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let sessions = call.state.authority.list_sessions().await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "sessions": sessions }),
-        ))
+        Ok(json_response(StatusCode::OK, &SessionList { sessions }))
     })
 }
 
@@ -151,6 +175,6 @@ fn revoke_session(call: Call) -> HandlerFuture {
             .revoke_session(caller, call.client.ip(), id)
             .await?;
         call.state.forget_user(&session.username);
-        Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+        Ok(json_response(StatusCode::OK, &Done {}))
     })
 }

@@ -13,11 +13,14 @@
 //! sessions, so the dispatcher forgets its recent checks of them.
 
 use mfv_auth::Permission;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::header::{CACHE_CONTROL, HeaderValue};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::accounts::{TotpEnrolmentView, TotpStatusView};
+use super::doc::{Answer, schema};
 use super::session::signed_in;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use crate::reply::json_response;
@@ -33,6 +36,9 @@ pub fn routes() -> Vec<Route> {
             path: OWN,
             access: Access::SignedIn,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<TotpStatusView>),
             operation: "getOwnTotp",
             summary: "Where the caller's second factor stands: enabled (a secret was issued), \
                       confirmed (logins need a code), recovery_codes_left",
@@ -43,6 +49,9 @@ pub fn routes() -> Vec<Route> {
             path: OWN,
             access: Access::SignedIn,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<Enrol>),
+            answer: Answer::Created(schema::<TotpEnrolmentView>),
             operation: "enrolOwnTotp",
             summary: "Start enrolling a second factor for the caller, given their password; \
                       answers the secret, the otpauth:// URI and the recovery codes, shown \
@@ -54,6 +63,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session/totp/confirm",
             access: Access::SignedIn,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<Confirm>),
+            answer: Answer::Ok(schema::<Confirmed>),
             operation: "confirmOwnTotp",
             summary: "Confirm the caller's enrolment with a first code from the app: from \
                       then on logins need a code",
@@ -64,6 +76,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session/totp/disable",
             access: Access::SignedIn,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<Disable>),
+            answer: Answer::Ok(schema::<Removed>),
             operation: "disableOwnTotp",
             summary: "Remove the caller's second factor, given their password and a current \
                       TOTP code or a recovery code",
@@ -74,6 +89,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users/{name}/totp",
             access: Access::Allowed(Permission::ManageUsers),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<Removed>),
             operation: "resetUserTotp",
             summary: "Reset another user's second factor (a lost phone) and end their \
                       sessions",
@@ -83,21 +101,21 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// `POST /api/v1/session/totp`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Enrol {
     password: String,
 }
 
 /// `POST /api/v1/session/totp/confirm`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Confirm {
     code: String,
 }
 
 /// `POST /api/v1/session/totp/disable`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Disable {
     password: String,
@@ -106,8 +124,15 @@ struct Disable {
     code: Option<String>,
 }
 
+/// What a confirmation answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Confirmed {
+    /// Always true: logins need a code from now on.
+    confirmed: bool,
+}
+
 /// What a removal or a reset answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct Removed {
     /// Whether there was a second factor (confirmed or pending) to remove.
     removed: bool,
@@ -150,10 +175,7 @@ fn confirm(call: Call) -> HandlerFuture {
             .authority
             .confirm_own_totp(caller, call.client.ip(), body.code)
             .await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "confirmed": true }),
-        ))
+        Ok(json_response(StatusCode::OK, &Confirmed { confirmed: true }))
     })
 }
 

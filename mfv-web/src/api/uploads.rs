@@ -29,6 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hyper::body::{Buf, Bytes};
 use mfv_auth::Permission;
 use mfv_vm::{VirtError, VolumeFormat, VolumeInfo};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use warp::http::header::{CONTENT_LENGTH, CONTENT_RANGE, HeaderValue, LOCATION};
@@ -36,7 +37,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::ApiError;
-use super::query::Query;
+use super::doc::{Answer, SchemaFn, schema};
 use super::storage::{MAX_VOLUME_BYTES, check_volume_name, storage_error, whole_number};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::vms::{connect, libvirt, with_hypervisor};
@@ -66,11 +67,14 @@ const UPLOAD_OFFSET: &str = "upload-offset";
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method, path, max_body, operation, summary, handler| Route {
+    let route = |method, path, max_body, (request, answer), operation, summary, handler| Route {
         method,
         path,
         access: Access::Allowed(Permission::ManageStorage),
         max_body,
+        query: &[],
+        request,
+        answer,
         operation,
         summary,
         handler,
@@ -80,6 +84,10 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/pools/{pool}/uploads",
             SMALL_BODY,
+            (
+                Some(schema::<NewUpload> as SchemaFn),
+                Answer::Created(schema::<UploadAnswer>),
+            ),
             "start_upload",
             "Start an upload of an image (name, size_bytes, format iso, raw or qcow2): creates \
              the volume; its bytes follow in PUT /api/v1/uploads/{id}",
@@ -89,6 +97,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/uploads",
             0,
+            (None, Answer::Ok(schema::<UploadList>)),
             "list_uploads",
             "The uploads unfinished or recently complete",
             list,
@@ -97,6 +106,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/uploads/{id}",
             0,
+            (None, Answer::Ok(schema::<UploadAnswer>)),
             "show_upload",
             "An upload: its offset (where the next chunk starts), size and state",
             show,
@@ -105,6 +115,7 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/api/v1/uploads/{id}",
             MAX_CHUNK,
+            (None, Answer::Ok(schema::<ChunkWritten>)),
             "put_upload_chunk",
             "One chunk of an upload, streamed, with Content-Range: bytes START-END/TOTAL; \
              START must be the upload's offset (409 with the offset otherwise)",
@@ -114,6 +125,7 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/api/v1/uploads/{id}",
             0,
+            (None, Answer::Ok(schema::<Cancelled>)),
             "cancel_upload",
             "Cancel an unfinished upload and delete its volume",
             cancel,
@@ -122,7 +134,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Where an upload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadState {
     /// Waiting for (or receiving) chunks.
@@ -132,7 +144,7 @@ pub enum UploadState {
 }
 
 /// An upload as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Upload {
     /// Its id (`/api/v1/uploads/{id}`).
     pub id: String,
@@ -465,17 +477,51 @@ impl Read for Pieces {
 }
 
 /// `POST /api/v1/pools/{pool}/uploads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUpload {
     name: String,
+    #[schemars(with = "u64", range(min = 1))]
     size_bytes: Value,
+    #[schemars(schema_with = "upload_format")]
     format: String,
+}
+
+/// The image formats an upload declares.
+fn upload_format(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["iso", "raw", "qcow2"]})
+}
+
+/// An upload, as most upload routes answer it.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UploadAnswer {
+    upload: Upload,
+}
+
+/// What `GET /api/v1/uploads` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UploadList {
+    uploads: Vec<Upload>,
+}
+
+/// What a chunk answers: the upload, and its volume once the last chunk arrived.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ChunkWritten {
+    upload: Upload,
+    volume: Option<VolumeInfo>,
+}
+
+/// What a cancelled upload answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Cancelled {
+    /// The upload's id.
+    cancelled: String,
+    /// Always `deleted`: the volume went with it.
+    volume: &'static str,
 }
 
 fn start(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let request: NewUpload = call.json()?;
@@ -510,7 +556,12 @@ fn start(call: Call) -> HandlerFuture {
             .map(|caller| caller.username.clone())
             .unwrap_or_default();
         let upload = uploads.add(pool, request.name, format, size, started_by);
-        let mut response = json_response(StatusCode::CREATED, &json!({ "upload": upload }));
+        let mut response = json_response(
+            StatusCode::CREATED,
+            &UploadAnswer {
+                upload: upload.clone(),
+            },
+        );
         if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/uploads/{}", upload.id)) {
             response.headers_mut().insert(LOCATION, location);
         }
@@ -520,7 +571,6 @@ fn start(call: Call) -> HandlerFuture {
 
 fn list(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uploads: Vec<Upload> = call
             .state
             .uploads
@@ -529,18 +579,19 @@ fn list(call: Call) -> HandlerFuture {
             .values()
             .cloned()
             .collect();
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({ "uploads": uploads }),
-        ))
+        Ok(json_response(StatusCode::OK, &UploadList { uploads }))
     })
 }
 
 fn show(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let upload = call.state.uploads.get(call.param("id"))?;
-        let mut response = json_response(StatusCode::OK, &json!({ "upload": upload }));
+        let mut response = json_response(
+            StatusCode::OK,
+            &UploadAnswer {
+                upload: upload.clone(),
+            },
+        );
         response
             .headers_mut()
             .insert(UPLOAD_OFFSET, HeaderValue::from(upload.offset));
@@ -558,7 +609,6 @@ enum Written {
 
 fn put_chunk(mut call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let id = call.param("id").to_owned();
         let uploads = call.state.uploads.clone();
@@ -615,7 +665,7 @@ fn put_chunk(mut call: Call) -> HandlerFuture {
         match written? {
             Written::Done(upload, volume) => Ok(json_response(
                 StatusCode::OK,
-                &json!({ "upload": upload, "volume": volume }),
+                &ChunkWritten { upload, volume },
             )),
             Written::Short(upload) => Err(ApiError::invalid(
                 "content-range",
@@ -691,7 +741,6 @@ async fn pump(
 
 fn cancel(call: Call) -> HandlerFuture {
     Box::pin(async move {
-        Query::parse(&call.query, &[])?;
         let uri = libvirt(&call)?;
         let upload = call.state.uploads.take_unfinished(call.param("id"))?;
         let (pool, volume) = (upload.pool.clone(), upload.volume.clone());
@@ -704,7 +753,10 @@ fn cancel(call: Call) -> HandlerFuture {
         .await?;
         Ok(json_response(
             StatusCode::OK,
-            &json!({ "cancelled": upload.id, "volume": "deleted" }),
+            &Cancelled {
+                cancelled: upload.id,
+                volume: "deleted",
+            },
         ))
     })
 }

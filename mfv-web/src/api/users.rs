@@ -8,11 +8,13 @@
 //! once: the dispatcher forgets its recent checks of them.
 
 use mfv_auth::{Permission, Role};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
-use super::accounts::{NewUser, UserChange};
+use super::accounts::{NewUser, UserChange, UserView};
 use super::dispatch::SESSION_COOKIE;
+use super::doc::{Answer, Done, schema};
 use super::session::signed_in;
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::{ApiError, Credential};
@@ -28,6 +30,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<UserList>),
             operation: "listUsers",
             summary: "Every user: name, display name, role, whether disabled",
             handler: list_users,
@@ -37,6 +42,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users",
             access: manage,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<AddUser>),
+            answer: Answer::Created(schema::<UserView>),
             operation: "addUser",
             summary: "Add a user: username, password, role, display_name",
             handler: add_user,
@@ -46,6 +54,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users/{name}",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<UserView>),
             operation: "getUser",
             summary: "One user",
             handler: get_user,
@@ -55,6 +66,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users/{name}",
             access: manage,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<ChangeUser>),
+            answer: Answer::Ok(schema::<UserView>),
             operation: "changeUser",
             summary: "Change a user's role, display name or password, or disable or enable \
                       them; their sessions see it at their next request",
@@ -65,6 +79,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/users/{name}",
             access: manage,
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<Done>),
             operation: "deleteUser",
             summary: "Delete a user with their sessions, API tokens and TOTP",
             handler: delete_user,
@@ -74,6 +91,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/session/password",
             access: Access::SignedIn,
             max_body: SMALL_BODY,
+            query: &[],
+            request: Some(schema::<OwnPassword>),
+            answer: Answer::Ok(schema::<PasswordChanged>),
             operation: "changeOwnPassword",
             summary: "Change the caller's own password, given the current one; ends every \
                       session of theirs",
@@ -84,6 +104,9 @@ pub fn routes() -> Vec<Route> {
             path: "/api/v1/roles",
             access: Access::Allowed(Permission::ViewInventory),
             max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<RoleList>),
             operation: "listRoles",
             summary: "Each role with the permissions it grants",
             handler: list_roles,
@@ -98,21 +121,23 @@ pub(crate) fn role(name: &str, field: &str) -> Result<Role, ApiError> {
 }
 
 /// `POST /api/v1/users`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AddUser {
     username: String,
     password: String,
+    #[schemars(with = "Role")]
     role: String,
     #[serde(default)]
     display_name: String,
 }
 
 /// `PATCH /api/v1/users/{name}`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeUser {
     #[serde(default)]
+    #[schemars(with = "Option<Role>")]
     role: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,
@@ -123,7 +148,7 @@ struct ChangeUser {
 }
 
 /// `PUT /api/v1/session/password`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OwnPassword {
     current: String,
@@ -133,10 +158,7 @@ struct OwnPassword {
 fn list_users(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let users = call.state.authority.list_users().await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "users": users }),
-        ))
+        Ok(json_response(StatusCode::OK, &UserList { users }))
     })
 }
 
@@ -227,12 +249,12 @@ fn delete_user(call: Call) -> HandlerFuture {
             .delete_user(caller, call.client.ip(), name)
             .await?;
         call.state.forget_user(name);
-        Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+        Ok(json_response(StatusCode::OK, &Done {}))
     })
 }
 
 /// What a change of one's own password answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct PasswordChanged {
     /// Every session of the user ended: sign in again with the new password.
     sessions_ended: bool,
@@ -267,8 +289,20 @@ fn change_own_password(call: Call) -> HandlerFuture {
     })
 }
 
+/// What `GET /api/v1/users` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UserList {
+    users: Vec<UserView>,
+}
+
+/// What `GET /api/v1/roles` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct RoleList {
+    roles: Vec<RoleView>,
+}
+
 /// One role as `GET /api/v1/roles` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct RoleView {
     name: Role,
     permissions: Vec<Permission>,
@@ -286,9 +320,6 @@ fn list_roles(_call: Call) -> HandlerFuture {
                     .collect(),
             })
             .collect();
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "roles": roles }),
-        ))
+        Ok(json_response(StatusCode::OK, &RoleList { roles }))
     })
 }

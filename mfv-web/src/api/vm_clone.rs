@@ -8,15 +8,16 @@
 //! holds the new name's lock, so a second clone into the same name waits its turn.
 
 use mfv_auth::Permission;
-use mfv_vm::CloneError;
-use serde::Deserialize;
-use serde_json::json;
+use mfv_vm::{CloneError, VmSummary};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
+use super::doc::{Answer, schema};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::tasks::accepted;
-use super::vms::{connect, invalid_spec, libvirt, summary_of, virt_error, with_hypervisor};
+use super::vms::{connect, invalid_spec, libvirt, to_json, virt_error, with_hypervisor};
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
@@ -25,6 +26,9 @@ pub fn routes() -> Vec<Route> {
         path: "/api/v1/vms/{name}/clone",
         access: Access::Allowed(Permission::ManageVms),
         max_body: SMALL_BODY,
+        query: &[],
+        request: Some(schema::<CloneRequest>),
+        answer: Answer::Task(schema::<Cloned>),
         operation: "clone_vm",
         summary: "Clone a shut-off VM as {\"name\"}: full copies of its disks, new UUID and \
                   MAC addresses, the same CD-ROM image; by a task (\"start\": true starts \
@@ -34,7 +38,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The clone's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CloneRequest {
     /// The new VM's name.
@@ -42,6 +46,27 @@ struct CloneRequest {
     /// Start the clone once it is defined.
     #[serde(default)]
     start: bool,
+}
+
+/// A clone task's result: the new VM, and the volumes copied for it.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Cloned {
+    vm: VmSummary,
+    /// The VM cloned.
+    source: String,
+    volumes: Vec<ClonedVolume>,
+}
+
+/// A disk volume copied for the clone.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ClonedVolume {
+    pool: String,
+    /// The copy.
+    volume: String,
+    /// The source VM's volume it copies.
+    copy_of: String,
+    /// The disk's target in the clone (`vda`).
+    target: String,
 }
 
 /// A clone's failure as the API's error.
@@ -122,14 +147,21 @@ fn clone(call: Call) -> HandlerFuture {
                         ApiError::new(refusal.status, &refusal.body.kind, message)
                     })?;
                 }
-                let mut answer = summary_of(&hypervisor, &name)?;
-                answer["source"] = json!(plan.source);
-                answer["volumes"] = plan
-                    .copies
-                    .iter()
-                    .map(|copy| json!({"pool": copy.pool, "volume": copy.volume, "copy_of": copy.source_volume, "target": copy.target}))
-                    .collect();
-                Ok(answer)
+                let info = hypervisor.info(&name).map_err(virt_error)?;
+                Ok(to_json(&Cloned {
+                    vm: info.summary,
+                    source: plan.source,
+                    volumes: plan
+                        .copies
+                        .into_iter()
+                        .map(|copy| ClonedVolume {
+                            pool: copy.pool,
+                            volume: copy.volume,
+                            copy_of: copy.source_volume,
+                            target: copy.target,
+                        })
+                        .collect(),
+                }))
             })?;
         Ok(accepted(&task))
     })

@@ -20,14 +20,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mfv_auth::Permission;
+use mfv_host::vm::VmDescription;
 use mfv_host::vm::{self as workflows, VmWorkflowError};
-use mfv_vm::{Hypervisor, ObjectKind, SpecErrors, VirtError, VmSpec, VolumePolicy};
-use serde::Deserialize;
-use serde_json::json;
+use mfv_vm::{
+    Hypervisor, ObjectKind, ShutdownOutcome, SnapshotInfo, SpecErrors, VirtError, VmSpec,
+    VmSummary, VolumePolicy,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
-use super::query::Query;
+use super::doc::{Answer, SchemaFn, schema};
+use super::query::{Param, ParamKind};
 use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
 use super::tasks::accepted;
 use crate::reply::{json_bytes, json_response, json_text_response};
@@ -38,24 +43,97 @@ const DEFAULT_SHUTDOWN_SECS: u64 = 60;
 /// The longest shutdown deadline taken.
 const MAX_SHUTDOWN_SECS: u64 = 3600;
 
+/// The parameters of `DELETE /api/v1/vms/{name}`.
+const DELETE_PARAMETERS: &[Param] = &[Param {
+    name: "volumes",
+    kind: ParamKind::Choice {
+        choices: &["keep", "delete"],
+        default: Some("keep"),
+    },
+    about: "keep the VM's disk volumes, or delete them with it",
+}];
+
+/// A VM's summary, as a change to it answers.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct VmAnswer {
+    vm: VmSummary,
+}
+
+/// What `GET /api/v1/vms` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VmList {
+    vms: Vec<VmSummary>,
+}
+
+/// What `GET /api/v1/vms/{name}` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VmDetail {
+    vm: VmDescription,
+}
+
+/// What a VM's deletion answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Deleted {
+    /// The VM's name.
+    deleted: String,
+    /// `kept` or `deleted`.
+    volumes: &'static str,
+}
+
+/// What a shutdown task's result is.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ShutdownResult {
+    outcome: ShutdownOutcome,
+    deadline_secs: u64,
+}
+
+/// What `GET /api/v1/vms/{name}/snapshots` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SnapshotList {
+    snapshots: Vec<SnapshotInfo>,
+}
+
+/// What a snapshot task's result is.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SnapshotAnswer {
+    snapshot: SnapshotInfo,
+}
+
+/// `value` as JSON, for a task's result (plain data: serializing it cannot fail).
+pub(super) fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
 /// The routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method, path, permission, max_body, operation, summary, handler| Route {
-        method,
-        path,
-        access: Access::Allowed(permission),
-        max_body,
-        operation,
-        summary,
-        handler,
+    let route = |method,
+                 path,
+                 permission,
+                 (request, answer): (Option<SchemaFn>, Answer),
+                 operation,
+                 summary,
+                 handler| {
+        Route {
+            method,
+            path,
+            access: Access::Allowed(permission),
+            max_body: if request.is_some() { SMALL_BODY } else { 0 },
+            query: &[],
+            request,
+            answer,
+            operation,
+            summary,
+            handler,
+        }
     };
+    let vm = Answer::Ok(schema::<VmAnswer>);
     use Permission::{ControlVms, ManageVms, ViewInventory};
     vec![
         route(
             Method::GET,
             "/api/v1/vms",
             ViewInventory,
-            0,
+            (None, Answer::Ok(schema::<VmList>)),
             "list_vms",
             "Every VM with its state and autostart",
             list as fn(Call) -> HandlerFuture,
@@ -64,7 +142,7 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms",
             ManageVms,
-            SMALL_BODY,
+            (Some(schema::<VmSpec>), Answer::Task(schema::<VmAnswer>)),
             "create_vm",
             "Create a VM from a spec: checked at once (400 invalid_spec lists every \
              problem), then created by a task",
@@ -74,26 +152,29 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/vms/{name}",
             ViewInventory,
-            0,
+            (None, Answer::Ok(schema::<VmDetail>)),
             "show_vm",
             "One VM: state, figures, counters and its spec read back",
             show,
         ),
-        route(
-            Method::DELETE,
-            "/api/v1/vms/{name}",
-            ManageVms,
-            0,
-            "delete_vm",
-            "Delete a shut-off VM; ?volumes=delete deletes its disk volumes too \
-             (default keep)",
-            delete,
-        ),
+        Route {
+            query: DELETE_PARAMETERS,
+            ..route(
+                Method::DELETE,
+                "/api/v1/vms/{name}",
+                ManageVms,
+                (None, Answer::Ok(schema::<Deleted>)),
+                "delete_vm",
+                "Delete a shut-off VM; ?volumes=delete deletes its disk volumes too \
+                 (default keep)",
+                delete,
+            )
+        },
         route(
             Method::POST,
             "/api/v1/vms/{name}/start",
             ControlVms,
-            0,
+            (None, vm),
             "start_vm",
             "Start a VM",
             start,
@@ -102,7 +183,10 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms/{name}/shutdown",
             ControlVms,
-            SMALL_BODY,
+            (
+                Some(schema::<Shutdown>),
+                Answer::Task(schema::<ShutdownResult>),
+            ),
             "shutdown_vm",
             "Ask the guest to power off, forcing it off after deadline_secs (default 60); \
              a task whose result says how it stopped",
@@ -112,7 +196,7 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms/{name}/force-off",
             ControlVms,
-            0,
+            (None, vm),
             "force_off_vm",
             "Stop a VM at once, like pulling the power cord",
             force_off,
@@ -121,7 +205,7 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms/{name}/reboot",
             ControlVms,
-            0,
+            (None, vm),
             "reboot_vm",
             "Ask the guest to reboot",
             reboot,
@@ -130,7 +214,7 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/api/v1/vms/{name}/autostart",
             ManageVms,
-            SMALL_BODY,
+            (Some(schema::<Autostart>), vm),
             "set_vm_autostart",
             "Set whether the VM starts when the host boots",
             autostart,
@@ -139,7 +223,7 @@ pub fn routes() -> Vec<Route> {
             Method::PUT,
             "/api/v1/vms/{name}/cdrom",
             ManageVms,
-            SMALL_BODY,
+            (Some(schema::<Media>), vm),
             "change_vm_cdrom",
             "Put an ISO image in the VM's CD-ROM drive, {\"path\"} on the host or \
              {\"pool\", \"volume\"}; a running VM sees it at once",
@@ -149,7 +233,7 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/api/v1/vms/{name}/cdrom",
             ManageVms,
-            0,
+            (None, vm),
             "eject_vm_cdrom",
             "Eject the media of the VM's CD-ROM drive",
             eject_cdrom,
@@ -158,7 +242,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/api/v1/vms/{name}/snapshots",
             ViewInventory,
-            0,
+            (None, Answer::Ok(schema::<SnapshotList>)),
             "list_snapshots",
             "The VM's snapshots, oldest first",
             list_snapshots,
@@ -167,7 +251,10 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms/{name}/snapshots",
             ManageVms,
-            SMALL_BODY,
+            (
+                Some(schema::<NewSnapshot>),
+                Answer::Task(schema::<SnapshotAnswer>),
+            ),
             "create_snapshot",
             "Take a snapshot (qcow2 disks, BIOS guests) by a task",
             create_snapshot,
@@ -176,7 +263,7 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/api/v1/vms/{name}/snapshots/{snapshot}/revert",
             ManageVms,
-            0,
+            (None, vm),
             "revert_snapshot",
             "Return the VM to a snapshot",
             revert_snapshot,
@@ -185,7 +272,7 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/api/v1/vms/{name}/snapshots/{snapshot}",
             ManageVms,
-            0,
+            (None, vm),
             "delete_snapshot",
             "Delete a snapshot; the VM's current state stays",
             delete_snapshot,
@@ -299,7 +386,7 @@ pub(super) fn summary_of(
     name: &str,
 ) -> Result<serde_json::Value, ApiError> {
     let info = hypervisor.info(name).map_err(virt_error)?;
-    Ok(json!({ "vm": info.summary }))
+    Ok(to_json(&VmAnswer { vm: info.summary }))
 }
 
 /// Runs the quick change `work` on the VM named by the path, holding its lock, and answers
@@ -351,7 +438,7 @@ fn list(call: Call) -> HandlerFuture {
                     let vms =
                         with_hypervisor(uri, |hypervisor| hypervisor.list().map_err(virt_error))
                             .await?;
-                    Ok(json_bytes(&json!({ "vms": vms })))
+                    Ok(json_bytes(&VmList { vms }))
                 },
             )
             .await?;
@@ -367,7 +454,7 @@ fn show(call: Call) -> HandlerFuture {
             workflows::describe(hypervisor, &name).map_err(virt_error)
         })
         .await?;
-        Ok(ok(json!({ "vm": vm })))
+        Ok(json_response(StatusCode::OK, &VmDetail { vm }))
     })
 }
 
@@ -401,8 +488,7 @@ fn create(call: Call) -> HandlerFuture {
 
 /// The query `?volumes=keep|delete` of a deletion.
 fn volume_policy(call: &Call) -> Result<VolumePolicy, ApiError> {
-    let query = Query::parse(&call.query, &["volumes"])?;
-    match query.choice("volumes", &["keep", "delete"])? {
+    match call.query.choice("volumes")? {
         Some("delete") => Ok(VolumePolicy::DeleteDisks),
         _ => Ok(VolumePolicy::Keep),
     }
@@ -425,7 +511,7 @@ fn delete(call: Call) -> HandlerFuture {
             VolumePolicy::Keep => "kept",
             VolumePolicy::DeleteDisks => "deleted",
         };
-        Ok(ok(json!({ "deleted": deleted, "volumes": volumes })))
+        Ok(json_response(StatusCode::OK, &Deleted { deleted, volumes }))
     })
 }
 
@@ -448,7 +534,7 @@ fn reboot(call: Call) -> HandlerFuture {
 }
 
 /// The shutdown's body; all of it optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Shutdown {
     /// Seconds the guest has to power off before it is forced off.
@@ -490,14 +576,17 @@ fn shutdown(call: Call) -> HandlerFuture {
                 let outcome = hypervisor
                     .shutdown(&name, Duration::from_secs(seconds))
                     .map_err(virt_error)?;
-                Ok(json!({ "outcome": outcome, "deadline_secs": seconds }))
+                Ok(to_json(&ShutdownResult {
+                    outcome,
+                    deadline_secs: seconds,
+                }))
             })?;
         Ok(accepted(&task))
     })
 }
 
 /// The autostart's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Autostart {
     enabled: bool,
@@ -514,7 +603,7 @@ fn autostart(call: Call) -> HandlerFuture {
 }
 
 /// The CD-ROM change's body: a path on the host, or a volume of a storage pool.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Media {
     #[serde(default)]
@@ -630,12 +719,12 @@ fn list_snapshots(call: Call) -> HandlerFuture {
             hypervisor.list_snapshots(&name).map_err(virt_error)
         })
         .await?;
-        Ok(ok(json!({ "snapshots": snapshots })))
+        Ok(json_response(StatusCode::OK, &SnapshotList { snapshots }))
     })
 }
 
 /// A new snapshot's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSnapshot {
     name: String,
@@ -663,7 +752,7 @@ fn create_snapshot(call: Call) -> HandlerFuture {
                 let snapshot = hypervisor
                     .create_snapshot(&vm, &name, &description)
                     .map_err(virt_error)?;
-                Ok(json!({ "snapshot": snapshot }))
+                Ok(to_json(&SnapshotAnswer { snapshot }))
             })?;
         Ok(accepted(&task))
     })
@@ -707,6 +796,7 @@ fn delete_snapshot(call: Call) -> HandlerFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn snapshot_names_are_plain_words() {
