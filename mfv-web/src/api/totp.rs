@@ -175,7 +175,10 @@ fn confirm(call: Call) -> HandlerFuture {
             .authority
             .confirm_own_totp(caller, call.client.ip(), body.code)
             .await?;
-        Ok(json_response(StatusCode::OK, &Confirmed { confirmed: true }))
+        Ok(json_response(
+            StatusCode::OK,
+            &Confirmed { confirmed: true },
+        ))
     })
 }
 
