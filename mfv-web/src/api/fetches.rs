@@ -573,28 +573,47 @@ fn connect_problem(host: &str, port: u16, error: &std::io::Error) -> String {
 
 /// TLS for fetches: the system's root certificates, ring as everywhere in the server.
 fn client_config() -> Result<Arc<rustls::ClientConfig>, Failure> {
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) =
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if added == 0 {
-        return Err(Failure::Remote(
-            "this host has no root certificates to verify https with".to_owned(),
-        ));
-    }
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|error| Failure::Remote(format!("TLS cannot be set up: {error}")))?
-    .with_root_certificates(roots)
+    .with_root_certificates(roots(rustls_native_certs::load_native_certs().certs))
     .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
+/// The roots `https` is verified with: the system's (`system`), or, where none of them can
+/// be read, the roots built into the server (Mozilla's, as webpki-roots ships them). Why: the appliance
+/// carries no certificate store of its own, and fetching an image from an `https` mirror is
+/// what its operators do most.
+fn roots(system: Vec<rustls::pki_types::CertificateDer<'static>>) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(system);
+    if added == 0 {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    roots
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_is_verified_with_the_systems_roots_or_the_built_in_ones_without_any() {
+        let built_in = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert_eq!(roots(Vec::new()).len(), built_in);
+        let unreadable = rustls::pki_types::CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]);
+        assert_eq!(roots(vec![unreadable]).len(), built_in);
+        let system = rustls_native_certs::load_native_certs().certs;
+        let mut readable = rustls::RootCertStore::empty();
+        let (added, _) = readable.add_parsable_certificates(system.clone());
+        if added > 0 {
+            assert_eq!(roots(system).len(), added, "the system's roots alone");
+        }
+    }
 
     #[test]
     fn only_http_and_https_urls_with_a_host_and_no_credentials() {
