@@ -14,8 +14,8 @@ use serde_json::Value;
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
-use super::doc::{Answer, SchemaFn, schema};
-use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
+use super::doc::{Answer, schema};
+use super::table::{Call, HandlerFuture, Route};
 use super::vms::{libvirt, virt_error, with_hypervisor};
 use crate::reply::json_response;
 
@@ -27,26 +27,7 @@ const MAX_VOLUME_NAME: usize = 128;
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method,
-                 path,
-                 permission,
-                 (request, answer): (Option<SchemaFn>, Answer),
-                 operation,
-                 summary,
-                 handler| {
-        Route {
-            method,
-            path,
-            access: Access::Allowed(permission),
-            max_body: if request.is_some() { SMALL_BODY } else { 0 },
-            query: &[],
-            request,
-            answer,
-            operation,
-            summary,
-            handler,
-        }
-    };
+    let route = Route::allowed;
     use Permission::{ManageStorage, ViewInventory};
     vec![
         route(

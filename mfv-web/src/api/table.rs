@@ -152,6 +152,31 @@ pub struct Route {
 }
 
 impl Route {
+    /// A route for callers whose role allows `permission`, taking a small JSON body when it
+    /// has a `request` schema and none otherwise, with no query parameters.
+    pub fn allowed(
+        method: Method,
+        path: &'static str,
+        permission: Permission,
+        (request, answer): (Option<SchemaFn>, Answer),
+        operation: &'static str,
+        summary: &'static str,
+        handler: Handler,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            access: Access::Allowed(permission),
+            max_body: if request.is_some() { SMALL_BODY } else { 0 },
+            query: &[],
+            request,
+            answer,
+            operation,
+            summary,
+            handler,
+        }
+    }
+
     /// Whether the handler reads the body as it arrives ([`Call::stream`]) instead of
     /// getting it whole ([`Call::body`]): bodies that may be larger than
     /// [`LARGEST_BUFFERED_BODY`] (disk images) are never held in memory.

@@ -31,9 +31,9 @@ use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
 use super::ApiError;
-use super::doc::{Answer, SchemaFn, schema};
+use super::doc::{Answer, schema};
 use super::query::{Param, ParamKind};
-use super::table::{Access, Call, HandlerFuture, Route, SMALL_BODY};
+use super::table::{Call, HandlerFuture, Route};
 use super::tasks::accepted;
 use crate::reply::{json_bytes, json_response, json_text_response};
 
@@ -106,26 +106,7 @@ pub(super) fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 
 /// The routes.
 pub fn routes() -> Vec<Route> {
-    let route = |method,
-                 path,
-                 permission,
-                 (request, answer): (Option<SchemaFn>, Answer),
-                 operation,
-                 summary,
-                 handler| {
-        Route {
-            method,
-            path,
-            access: Access::Allowed(permission),
-            max_body: if request.is_some() { SMALL_BODY } else { 0 },
-            query: &[],
-            request,
-            answer,
-            operation,
-            summary,
-            handler,
-        }
-    };
+    let route = Route::allowed;
     let vm = Answer::Ok(schema::<VmAnswer>);
     use Permission::{ControlVms, ManageVms, ViewInventory};
     vec![
