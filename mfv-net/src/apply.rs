@@ -10,7 +10,6 @@ use rtnetlink::packet_route::route::RouteMessage;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::netlink::is_link_local;
 use crate::state::{Difference, InterfaceKind, NetworkState, ObservedLink, differences};
 use crate::{DnsError, NetError, Netlink, Route, write_resolv_conf};
 use mfv_linux::atomic_file::{WriteFailure, replace_file};
@@ -122,12 +121,7 @@ pub async fn observe(
         let Some(link) = links.iter().find(|link| &link.name == name) else {
             continue;
         };
-        let addresses = netlink
-            .addresses(name)
-            .await?
-            .into_iter()
-            .filter(|address| !is_link_local(address))
-            .collect();
+        let addresses = netlink.configured_addresses(name).await?;
         let bond_primary = if link.kind.as_deref() == Some("bond") {
             netlink.bond_primary(name).await?
         } else {

@@ -33,7 +33,8 @@ pub struct InterfaceConfig {
     /// Whether the interface exists already or is a virtual one to create.
     #[serde(default)]
     pub kind: InterfaceKind,
-    /// Its addresses, exactly (IPv6 link-local addresses are the kernel's and not compared).
+    /// Its addresses, exactly. Addresses the kernel makes itself are not compared: IPv6
+    /// link-local ones, and those it derives from the network's router advertisements.
     #[serde(default)]
     pub addresses: Vec<IpCidr>,
     /// Its MTU; `None` leaves it as it is.
@@ -103,7 +104,8 @@ pub struct ObservedLink {
     pub name: String,
     /// Kernel kind (`bridge`, `vlan`, `bond`, `veth`...), if virtual.
     pub kind: Option<String>,
-    /// Its addresses without IPv6 link-local ones.
+    /// The addresses someone configured: not those the kernel made itself (IPv6 link-local
+    /// ones and those from router advertisements).
     pub addresses: Vec<IpCidr>,
     /// Its MTU.
     pub mtu: u32,

@@ -2,16 +2,19 @@
 // Helpers outside the #[test] functions unwrap too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
 mod support;
 
 use std::time::Duration;
 
 use anyhow::Result;
+use dnsmasq::Dnsmasq;
 use mfv_net::{
     ApplyError, ApplyOptions, DnsConfig, InterfaceConfig, InterfaceKind, IpCidr, NetError, Netlink,
     NetworkState, ProvisionalOutcome, Route, apply, apply_provisional, current_state,
 };
-use support::{TestNamespace, can_run_as_root};
+use support::{ServerAndClient, TestNamespace, can_run_as_root};
 
 fn cidr(text: &str) -> IpCidr {
     text.parse().unwrap()
@@ -554,5 +557,76 @@ fn an_existing_interface_that_is_missing_is_named() -> Result<()> {
         panic!("expected a failed change, got {error:?}");
     };
     assert_eq!(source.to_string(), "no interface named \"nosuch0\"");
+    Ok(())
+}
+
+/// The global IPv6 addresses of `interface`, as `ip` shows them.
+fn global_ipv6_of(namespace: &TestNamespace, interface: &str) -> Result<Vec<String>> {
+    let shown = namespace.ip(&[
+        "-6", "-o", "address", "show", "dev", interface, "scope", "global",
+    ])?;
+    Ok(shown
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .map(String::from)
+        .collect())
+}
+
+#[test]
+fn addresses_the_kernel_made_from_router_advertisements_are_left_alone() -> Result<()> {
+    if !can_run_as_root("addresses_the_kernel_made_from_router_advertisements_are_left_alone") {
+        return Ok(());
+    }
+    let ServerAndClient { server, client } = ServerAndClient::new()?;
+    server.ip(&["address", "add", "2001:db8:1::1/64", "dev", "srv0", "nodad"])?;
+    let _router = Dnsmasq::start(
+        server.name(),
+        "srv0",
+        "192.0.2.100,192.0.2.150",
+        &["--enable-ra", "--dhcp-range=2001:db8:1::,ra-only,64"],
+    )?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let slaac = loop {
+        if let Some(address) = global_ipv6_of(&client, "cl0")?
+            .into_iter()
+            .find(|address| address.starts_with("2001:db8:1:"))
+        {
+            break address;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "cl0 made no address from the router advertisements in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let desired = NetworkState {
+        interfaces: vec![InterfaceConfig {
+            name: "cl0".into(),
+            kind: InterfaceKind::Existing,
+            addresses: vec![cidr("192.0.2.10/24")],
+            mtu: None,
+            up: true,
+        }],
+        routes: vec![Route::default_via("192.0.2.1".parse()?, "cl0")],
+        dns: None,
+    };
+    let (report, observed) = client.run(move || async move {
+        let netlink = Netlink::connect().unwrap();
+        let report = apply(&netlink, &desired, &ApplyOptions::default()).await?;
+        let observed = current_state(&netlink, &names(&["cl0"])).await?;
+        Ok::<_, anyhow::Error>((report, observed))
+    })??;
+    assert_eq!(
+        report.changes,
+        [
+            "add 192.0.2.10/24 to cl0".to_string(),
+            "add the route default via 192.0.2.1 dev cl0".into(),
+        ]
+    );
+    assert_eq!(observed.interfaces[0].addresses, [cidr("192.0.2.10/24")]);
+    assert!(
+        global_ipv6_of(&client, "cl0")?.contains(&slaac),
+        "{slaac} was removed from cl0"
+    );
     Ok(())
 }

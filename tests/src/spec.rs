@@ -239,8 +239,6 @@ pub struct GuestSpec {
     forwards: Vec<PortForward>,
     /// Guest addresses whose TCP connections go to a port on 127.0.0.1 (first NIC).
     guest_forwards: Vec<(SocketAddrV4, u16)>,
-    /// Whether the user networks offer IPv6 (router advertisements, so SLAAC addresses).
-    ipv6: bool,
     disks: Vec<DiskSpec>,
     empty_floppy_drives: usize,
     usb_controller: bool,
@@ -280,7 +278,6 @@ impl GuestSpec {
             nics: Vec::new(),
             forwards: Vec::new(),
             guest_forwards: Vec::new(),
-            ipv6: true,
             disks: Vec::new(),
             empty_floppy_drives: 0,
             usb_controller: false,
@@ -334,13 +331,6 @@ impl GuestSpec {
     /// A NIC on its own restricted user-mode network (`-netdev user,restrict=on`).
     pub fn nic(mut self, model: NicModel) -> Self {
         self.nics.push(model);
-        self
-    }
-
-    /// User networks without IPv6 (`ipv6=off`): no router advertisements, so the guest's
-    /// cards get no SLAAC addresses while a test compares their addresses.
-    pub fn without_ipv6(mut self) -> Self {
-        self.ipv6 = false;
         self
     }
 
@@ -556,9 +546,6 @@ impl GuestSpec {
         }
         for (index, model) in self.nics.iter().enumerate() {
             let mut netdev = format!("user,id=n{index},restrict=on");
-            if !self.ipv6 {
-                netdev.push_str(",ipv6=off");
-            }
             for (forward, (host, guest)) in self.forwards.iter().zip(&resolved.forwards) {
                 if forward.nic == index {
                     netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
@@ -871,19 +858,6 @@ mod tests {
              guestfwd=tcp:10.0.2.100:601-tcp:127.0.0.1:6601 \
              -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
              -netdev user,id=n1,restrict=on -device e1000,netdev=n1,mac=52:54:00:12:34:57",
-        );
-    }
-
-    #[test]
-    fn user_networks_can_go_without_ipv6() {
-        let spec = GuestSpec::new(&image())
-            .nic(NicModel::VirtioNet)
-            .without_ipv6();
-        check_devices(
-            spec,
-            &[],
-            "-netdev user,id=n0,restrict=on,ipv6=off \
-             -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
         );
     }
 

@@ -689,15 +689,11 @@ fn count_static(label: &str) -> String {
 
 #[test]
 fn a_network_change_through_the_daemon_rolls_back_unless_confirmed() -> anyhow::Result<()> {
-    // Without IPv6 on the user network: a SLAAC address arriving while the change is
-    // verified made the change roll back (mfv-net counts it as an address that should not be
-    // there; its own fix and test are to come with the network's IPv6 handling).
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
         .kernel_arg("mfv.rescue")
         .kernel_arg("mfv.net=eth0:dhcp")
         .nic(NicModel::VirtioNet)
-        .without_ipv6()
         .boot()?;
     guest.wait_for_line("mfv-init: console shell started", LINE_TIMEOUT)?;
     guest.wait_for_line("mfv-init: service host-daemon: ready after ", LINE_TIMEOUT)?;

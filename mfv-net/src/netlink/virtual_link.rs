@@ -96,16 +96,11 @@ impl Netlink {
             .await
     }
 
-    /// Makes `port` a port of `bridge` (created if missing) and moves the port's addresses
-    /// (except IPv6 link-local ones) and the routes leaving through it to the bridge, so a host
+    /// Makes `port` a port of `bridge` (created if missing) and moves the port's configured
+    /// addresses (not those the kernel made, which it makes again on the bridge) and the routes leaving through it to the bridge, so a host
     /// reached through the port keeps its address once VMs share the port. Sets both up.
     pub async fn move_to_bridge(&self, port: &str, bridge: &str) -> Result<MovedConfig, NetError> {
-        let addresses: Vec<IpCidr> = self
-            .addresses(port)
-            .await?
-            .into_iter()
-            .filter(|address| !is_link_local(address))
-            .collect();
+        let addresses = self.configured_addresses(port).await?;
         let routes: Vec<Route> = self
             .routes()
             .await?
