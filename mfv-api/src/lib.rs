@@ -67,6 +67,7 @@ mod call;
 mod client;
 mod config;
 mod error;
+mod fingerprint;
 mod frame;
 mod handshake;
 mod host;
@@ -87,6 +88,7 @@ pub use config::{
     VolumeContents, VolumeFs, check_format_confirmation,
 };
 pub use error::{ApiError, ErrorKind};
+pub use fingerprint::{Fingerprint, InvalidFingerprint};
 pub use frame::{
     FrameError, MAX_FRAME_LEN, decode_message, encode_frame, read_frame, read_message,
     write_message,

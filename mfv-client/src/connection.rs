@@ -1,13 +1,8 @@
-//! The HTTPS connection to a host: TLS through rustls with a verifier that accepts exactly the
-//! pinned certificate, HTTP/1.1 through hyper, driven by a small current-thread runtime so the
+//! The HTTPS connection to a host: TLS through rustls trusting the pinned certificate
+//! ([`PinnedVerifier`]), HTTP/1.1 through hyper, driven by a small current-thread runtime so the
 //! callers (a command line) stay blocking.
-//!
-//! Why pinning and no authority: a Minifed-Virt host makes its own certificate, so no CA
-//! could vouch for it; its fingerprint, shown on the host's console, is what the operator can
-//! check. The handshake's signatures are still verified, so only the holder of the pinned
-//! certificate's key gets through.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -16,12 +11,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 
-use crate::{ClientError, Fingerprint, PinSource};
+use crate::{ClientError, Fingerprint, PinSource, PinnedVerifier};
 
 /// How long making a connection (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -76,72 +68,6 @@ impl Endpoint {
             host,
             port: url.port_or_known_default().unwrap_or(443),
         })
-    }
-}
-
-/// Accepts the certificate whose fingerprint is pinned (any, when none is: first use), and
-/// remembers the one presented.
-#[derive(Debug)]
-struct PinnedVerifier {
-    pin: Option<Fingerprint>,
-    presented: Mutex<Option<Fingerprint>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let presented = Fingerprint::of_der(end_entity);
-        *self
-            .presented
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(presented);
-        match self.pin {
-            Some(pin) if pin != presented => Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            )),
-            _ => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -282,21 +208,11 @@ async fn handshake(
         what: "connecting".to_owned(),
         seconds: CONNECT_TIMEOUT.as_secs(),
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedVerifier {
-        pin,
-        presented: Mutex::new(None),
-        provider: Arc::clone(&provider),
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ClientError::Tls {
-            host: label.clone(),
-            source: std::io::Error::other(error),
-        })?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
+    let verifier = PinnedVerifier::new(pin);
+    let mut config = verifier.client_config().map_err(|error| ClientError::Tls {
+        host: label.clone(),
+        source: std::io::Error::other(error),
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let server_name =
         ServerName::try_from(endpoint.host.clone()).map_err(|error| ClientError::InvalidUrl {
@@ -317,10 +233,7 @@ async fn handshake(
     let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, tcp))
         .await
         .map_err(|_| timed_out())?;
-    let presented = *verifier
-        .presented
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let presented = verifier.presented();
     let (tls, presented) = match (tls, pin, presented) {
         (Ok(tls), _, Some(presented)) => (tls, presented),
         (Err(_), Some(expected), Some(presented)) if expected != presented => {

@@ -19,8 +19,8 @@
 mod api;
 mod connection;
 mod error;
-mod fingerprint;
 pub mod known_hosts;
+mod pinning;
 
 use std::path::PathBuf;
 
@@ -34,8 +34,9 @@ pub use api::{
 pub use connection::Endpoint;
 use connection::{Answer, Connection};
 pub use error::{ApiError, ClientError, PinSource};
-pub use fingerprint::{Fingerprint, InvalidFingerprint};
 pub use known_hosts::KnownHosts;
+pub use mfv_api::{Fingerprint, InvalidFingerprint};
+pub use pinning::PinnedVerifier;
 
 /// How to reach and trust a host.
 #[derive(Clone)]

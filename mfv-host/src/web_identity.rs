@@ -20,6 +20,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub use mfv_api::Fingerprint;
 use mfv_config::store::{DirectoryStore, StoreError};
 use mfv_linux::atomic_file::{WriteFailure, replace_file};
 use mfv_linux::regular_file::{ReadError, read_limited};
@@ -27,7 +28,6 @@ use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
-use sha2::{Digest, Sha256};
 
 /// The directory beside `mfv.toml` that holds the identity.
 pub const STORE_DIR: &str = "tls";
@@ -90,30 +90,6 @@ pub enum WebIdentityError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// A certificate's SHA-256 fingerprint (of its DER encoding), shown as browsers show it:
-/// 32 upper-case hex bytes separated by colons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint([u8; 32]);
-
-impl Fingerprint {
-    /// The fingerprint of a DER-encoded certificate.
-    pub fn of_der(der: &[u8]) -> Fingerprint {
-        Fingerprint(Sha256::digest(der).into())
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, byte) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{byte:02X}")?;
-        }
-        Ok(())
-    }
 }
 
 /// Where the identity in use came from.
@@ -427,6 +403,8 @@ pub fn keep(store: &DirectoryStore, identity: &WebIdentity) -> Result<(), WebIde
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
+
+    use sha2::{Digest, Sha256};
 
     use mfv_config::store::PlainDirectory;
 

@@ -4,19 +4,17 @@
 //! the one the console printed, as an operator does.
 //!
 //! The certificate is not checked against any authority (the host's is self-signed): the
-//! recorded fingerprint is the check. The server's signatures in the handshake are verified.
+//! recorded fingerprint is the check, made by mfv-client's [`PinnedVerifier`] without a pin.
+//! The server's signatures in the handshake are verified.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
+use mfv_client::PinnedVerifier;
+use rustls::pki_types::ServerName;
 
 /// How long one request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,29 +63,19 @@ pub struct HttpsClient {
     address: SocketAddr,
     host: String,
     config: Arc<rustls::ClientConfig>,
-    seen: Arc<Mutex<Option<String>>>,
+    verifier: Arc<PinnedVerifier>,
 }
 
 impl HttpsClient {
     /// A client of the server at `address`, which it calls `host` (SNI and `Host`).
     pub fn new(address: SocketAddr, host: &str) -> anyhow::Result<HttpsClient> {
-        let seen = Arc::new(Mutex::new(None));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(RecordingVerifier {
-            provider: Arc::clone(&provider),
-            seen: Arc::clone(&seen),
-        });
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS versions")?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+        let verifier = PinnedVerifier::new(None);
+        let config = verifier.client_config().context("TLS versions")?;
         Ok(HttpsClient {
             address,
             host: host.to_owned(),
             config: Arc::new(config),
-            seen,
+            verifier,
         })
     }
 
@@ -99,10 +87,9 @@ impl HttpsClient {
     /// The SHA-256 fingerprint of the certificate the server presented last, as browsers
     /// show it (`AB:CD:...`).
     pub fn served_fingerprint(&self) -> Option<String> {
-        self.seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.verifier
+            .presented()
+            .map(|fingerprint| fingerprint.to_string())
     }
 
     /// Asks for `/` until the server answers it, at most for `timeout`: a server that is
@@ -257,64 +244,4 @@ fn parse_response(answer: &[u8]) -> anyhow::Result<HttpResponse> {
         headers,
         body: answer[end + 4..].to_vec(),
     })
-}
-
-/// Takes any certificate, records its fingerprint, and verifies the handshake's signatures.
-#[derive(Debug)]
-struct RecordingVerifier {
-    provider: Arc<CryptoProvider>,
-    seen: Arc<Mutex<Option<String>>>,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = Sha256::digest(end_entity.as_ref());
-        let hex: Vec<String> = digest.iter().map(|byte| format!("{byte:02X}")).collect();
-        *self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hex.join(":"));
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

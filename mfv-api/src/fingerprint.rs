@@ -1,5 +1,7 @@
-//! A certificate's SHA-256 fingerprint, written as mfv-web's console and browsers show it
-//! (`AB:CD:...`), so an operator compares the two by eye.
+//! A certificate's SHA-256 fingerprint, written as the host's console and browsers show it
+//! (`AB:CD:...`), so an operator compares the two by eye. It lives here, beside the host's
+//! protocol, because both sides of the trust use it: the host shows the fingerprint of its
+//! web certificate, and clients pin it.
 
 use std::fmt;
 use std::str::FromStr;
