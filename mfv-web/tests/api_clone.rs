@@ -6,39 +6,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::guest::{guest_spec, shared};
 use common::{Server, kind};
 use mfv_auth::Role;
-use mfv_tests::https::HttpResponse;
 use mfv_tests::libvirtd::unique;
 use mfv_vm::{Hypervisor, VolumeFormat};
 use serde_json::{Value, json};
-
-/// Follows the task `started` answered (202) until it ends, and returns it.
-fn finished_task(server: &Server, started: &HttpResponse) -> Value {
-    assert_eq!(started.status, 202, "{}", started.text());
-    let id = started.json().unwrap()["task"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let task = server.call(
-            server.token(Role::Admin),
-            "GET",
-            &format!("/api/v1/tasks/{id}"),
-            None,
-        );
-        let task = task.json().unwrap()["task"].clone();
-        if task["state"] != "running" {
-            return task;
-        }
-        assert!(Instant::now() < deadline, "task {id} still runs: {task}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A byte pattern no empty volume holds.
 fn pattern(length: usize) -> Vec<u8> {
@@ -85,22 +58,16 @@ fn a_shut_off_vm_is_cloned_with_full_copies_of_its_disks() {
             "nics": [{"source": {"network": "default"}, "mac": "52:54:00:10:20:30"}],
         }),
     );
-    let created = finished_task(
-        &server,
-        &server.call(admin, "POST", "/api/v1/vms", Some(spec)),
-    );
+    let created = server.finished_task(&server.call(admin, "POST", "/api/v1/vms", Some(spec)));
     assert_eq!(created["state"], "succeeded", "{created}");
 
     let copy = unique("clone-copy");
-    let cloned = finished_task(
-        &server,
-        &server.call(
-            admin,
-            "POST",
-            &format!("/api/v1/vms/{source}/clone"),
-            Some(json!({"name": copy})),
-        ),
-    );
+    let cloned = server.finished_task(&server.call(
+        admin,
+        "POST",
+        &format!("/api/v1/vms/{source}/clone"),
+        Some(json!({"name": copy})),
+    ));
     assert_eq!(cloned["state"], "succeeded", "{cloned}");
     assert_eq!(cloned["kind"], "vm_clone");
     assert_eq!(cloned["target"], copy.as_str());
@@ -195,15 +162,12 @@ fn a_shut_off_vm_is_cloned_with_full_copies_of_its_disks() {
     // A running source is refused, naming its state; a clone with start runs. (A VM
     // without NIC: the private libvirtd has no network.)
     let plain = unique("clone-plain");
-    let made = finished_task(
-        &server,
-        &server.call(
-            admin,
-            "POST",
-            "/api/v1/vms",
-            Some(guest_spec(&plain, json!({}))),
-        ),
-    );
+    let made = server.finished_task(&server.call(
+        admin,
+        "POST",
+        "/api/v1/vms",
+        Some(guest_spec(&plain, json!({}))),
+    ));
     assert_eq!(made["state"], "succeeded", "{made}");
     let started = server.call(admin, "POST", &format!("/api/v1/vms/{plain}/start"), None);
     assert_eq!(started.status, 200, "{}", started.text());
@@ -221,15 +185,12 @@ fn a_shut_off_vm_is_cloned_with_full_copies_of_its_disks() {
     assert!(running.text().contains("running"), "{}", running.text());
     hypervisor.force_off(&plain).unwrap();
     let second = unique("clone-started");
-    let started_clone = finished_task(
-        &server,
-        &server.call(
-            admin,
-            "POST",
-            &plain_path,
-            Some(json!({"name": second, "start": true})),
-        ),
-    );
+    let started_clone = server.finished_task(&server.call(
+        admin,
+        "POST",
+        &plain_path,
+        Some(json!({"name": second, "start": true})),
+    ));
     assert_eq!(started_clone["state"], "succeeded", "{started_clone}");
     assert_eq!(started_clone["result"]["vm"]["state"], "running");
     hypervisor.force_off(&second).unwrap();

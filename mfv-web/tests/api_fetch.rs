@@ -10,11 +10,9 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use common::{Server, kind};
 use mfv_auth::Role;
-use mfv_tests::https::HttpResponse;
 use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
 use mfv_vm::{Hypervisor, VirtError};
 use serde_json::{Value, json};
@@ -95,30 +93,6 @@ fn http_server() -> String {
     address
 }
 
-/// Follows the task `started` answered (202) until it ends, and returns it.
-fn finished_task(server: &Server, started: &HttpResponse) -> Value {
-    assert_eq!(started.status, 202, "{}", started.text());
-    let id = started.json().unwrap()["task"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let task = server.call(
-            server.token(Role::Admin),
-            "GET",
-            &format!("/api/v1/tasks/{id}"),
-            None,
-        );
-        let task = task.json().unwrap()["task"].clone();
-        if task["state"] != "running" {
-            return task;
-        }
-        assert!(Instant::now() < deadline, "task {id} still runs: {task}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -145,9 +119,7 @@ fn images_are_fetched_into_volumes_and_failures_leave_none() {
     let digest = hex(&Sha256::digest(&image));
 
     // Through a redirect, the checksum checked: the volume holds the very bytes.
-    let done = finished_task(
-        &server,
-        &fetch(json!({
+    let done = server.finished_task(&fetch(json!({
             "url": format!("http://{http}/moved"), "volume": "fetched.iso", "sha256": digest.to_uppercase()
         })),
     );
@@ -168,12 +140,9 @@ fn images_are_fetched_into_volumes_and_failures_leave_none() {
 
     // A wrong checksum: the task fails with both digests, the volume is gone.
     let wrong = "0".repeat(64);
-    let failed = finished_task(
-        &server,
-        &fetch(
-            json!({"url": format!("http://{http}/image.iso"), "volume": "bad.iso", "sha256": wrong}),
-        ),
-    );
+    let failed = server.finished_task(&fetch(
+        json!({"url": format!("http://{http}/image.iso"), "volume": "bad.iso", "sha256": wrong}),
+    ));
     assert_eq!(failed["state"], "failed", "{failed}");
     assert_eq!(failed["error"]["kind"], "checksum_mismatch");
     let message = failed["error"]["message"].as_str().unwrap();
@@ -213,7 +182,7 @@ fn images_are_fetched_into_volumes_and_failures_leave_none() {
             "refused the connection",
         ),
     ] {
-        let failed = finished_task(&server, &fetch(json!({"url": url, "volume": volume})));
+        let failed = server.finished_task(&fetch(json!({"url": url, "volume": volume})));
         assert_eq!(failed["state"], "failed", "{failed}");
         let expected_kind = if volume == "huge.iso" {
             "too_large"

@@ -47,30 +47,6 @@ impl As<'_> {
     fn post(&self, path: &str, body: Option<&Value>) -> HttpResponse {
         self.send("POST", path, body)
     }
-
-    /// Follows the task `started` answered (202) until it ends, and returns it.
-    fn finished_task(&self, started: &HttpResponse) -> Value {
-        assert_eq!(started.status, 202, "{}", started.text());
-        let id = started.json().unwrap()["task"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(
-            started.header("location"),
-            Some(format!("/api/v1/tasks/{id}").as_str())
-        );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let task = self.get(&format!("/api/v1/tasks/{id}"));
-            assert_eq!(task.status, 200, "{}", task.text());
-            let task = task.json().unwrap()["task"].clone();
-            if task["state"] != "running" {
-                return task;
-            }
-            assert!(Instant::now() < deadline, "task {id} still runs: {task}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 fn client<'a>(server: &'a Server, role: Role) -> As<'a> {
@@ -106,7 +82,7 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
     let name = unique("api-life");
     let disks = json!([{"target": "vda", "source": {"new_volume": {"pool": pool, "size_gib": 1}}}]);
 
-    let created = admin.finished_task(&admin.post(
+    let created = admin.server.finished_task(&admin.post(
         "/api/v1/vms",
         Some(&guest_spec(&name, json!({ "disks": disks }))),
     ));
@@ -124,7 +100,7 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
 
     // Snapshots of the stopped VM's qcow2 disk.
     let snapshots = format!("/api/v1/vms/{name}/snapshots");
-    let taken = admin.finished_task(&admin.post(
+    let taken = admin.server.finished_task(&admin.post(
         &snapshots,
         Some(&json!({"name": "before", "description": "clean"})),
     ));
@@ -217,7 +193,7 @@ fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
             busy.text()
         );
     }
-    let stopped = admin.finished_task(&shutdown);
+    let stopped = admin.server.finished_task(&shutdown);
     assert_eq!(stopped["state"], "succeeded", "{stopped}");
     assert_eq!(stopped["result"]["outcome"], "forced_off");
     assert_eq!(stopped["result"]["deadline_secs"], 3);
@@ -314,7 +290,7 @@ fn vm_and_storage_answers_fit_the_documented_schemas() {
         &started.json().unwrap(),
         "POST /api/v1/vms",
     );
-    let created = admin.finished_task(&started);
+    let created = admin.server.finished_task(&started);
     task_result("post", "/api/v1/vms", &created);
     answer("GET", "/api/v1/tasks", "/api/v1/tasks", None, 200);
     answer("GET", "/api/v1/vms", "/api/v1/vms", None, 200);
@@ -340,13 +316,13 @@ fn vm_and_storage_answers_fit_the_documented_schemas() {
         &format!("{vm}/shutdown"),
         Some(&json!({"deadline_secs": 1})),
     );
-    let stopped = admin.finished_task(&shutdown);
+    let stopped = admin.server.finished_task(&shutdown);
     task_result("post", "/api/v1/vms/{name}/shutdown", &stopped);
     let snapshot = admin.post(&format!("{vm}/snapshots"), Some(&json!({"name": "s1"})));
     task_result(
         "post",
         "/api/v1/vms/{name}/snapshots",
-        &admin.finished_task(&snapshot),
+        &admin.server.finished_task(&snapshot),
     );
     answer(
         "GET",
@@ -445,7 +421,9 @@ fn specs_names_and_ids_that_do_not_fit_are_refused_with_their_reason() {
 
     // A name taken by a VM that exists is refused at once, as a field of the spec.
     let name = unique("api-taken");
-    let made = admin.finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, json!({})))));
+    let made = admin
+        .server
+        .finished_task(&admin.post("/api/v1/vms", Some(&guest_spec(&name, json!({})))));
     assert_eq!(made["state"], "succeeded", "{made}");
     let taken = admin.post("/api/v1/vms", Some(&guest_spec(&name, json!({}))));
     assert_eq!(

@@ -252,6 +252,32 @@ impl Server {
             .unwrap()
     }
 
+    /// Follows the task `started` answered (202, with the task's address in `location`) until
+    /// it ends, as an admin, and returns it.
+    pub fn finished_task(&self, started: &HttpResponse) -> serde_json::Value {
+        assert_eq!(started.status, 202, "{}", started.text());
+        let id = started.json().unwrap()["task"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let location = format!("/api/v1/tasks/{id}");
+        assert_eq!(started.header("location"), Some(location.as_str()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let task = self.call(self.token(Role::Admin), "GET", &location, None);
+            assert_eq!(task.status, 200, "{}", task.text());
+            let task = task.json().unwrap()["task"].clone();
+            if task["state"] != "running" {
+                return task;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task {id} still runs: {task}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `method path` as `browser`, with its cookie and CSRF token, and `body` as JSON.
     pub fn call_as(
         &self,
