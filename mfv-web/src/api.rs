@@ -54,6 +54,7 @@ pub use authority::{
     Authority, AuthorityFuture, Caller, Change, Credential, LocalAuthority, LoginAttempt, SignedIn,
 };
 pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE};
+pub(crate) use dispatch::csrf_token;
 pub use error::ApiError;
 pub use session_checks::SESSION_RECHECK;
 
