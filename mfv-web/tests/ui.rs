@@ -237,8 +237,8 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
         ("/storage", pool.as_str()),
         ("/network", "eth0"),
         ("/users", "vera"),
-        ("/audit", "vm_start"),
-        ("/host", "Boot log"),
+        ("/audit", "start_vm"),
+        ("/host", "phase mounts"),
     ] {
         browser.open(&format!("{base}{path}")).unwrap();
         browser.wait_for_text("#view", shows, WAIT).unwrap();
@@ -302,7 +302,7 @@ fn a_page_without_a_session_leads_to_the_login_and_back_to_a_local_path_only() {
     assert_eq!(page.status, 303);
     assert_eq!(
         page.header("location"),
-        Some("/login?next=%2Fvms%2Fweb+1%3Ftab%3Ddisks")
+        Some("/login?next=%2Fvms%2Fweb%25201%3Ftab%3Ddisks")
     );
     for (next, kept) in [
         ("%2Fvms", "data-next=\"/vms\""),

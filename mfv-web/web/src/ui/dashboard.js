@@ -2,7 +2,7 @@
 // log routes, each panel filled as its answer arrives (one slow answer holds up no other).
 
 import { api } from "./api.js";
-import { alert, bytes, duration, facts, fill, h, panel, stateBadge, table, when } from "./dom.js";
+import { alert, bytes, duration, facts, fill, h, panel, stateBadge, table, uptimeStamp, when } from "./dom.js";
 
 export function start(view) {
   const host = panel("Host", h("p", { class: "loading" }, "Loading…"));
@@ -111,7 +111,7 @@ export function start(view) {
       .then(({ lines }) =>
         body(logs).append(
           lines.length
-            ? h("pre", { class: "log" }, lines.map((line) => `${new Date(line.timestamp_us / 1000).toLocaleTimeString()}  ${line.text}\n`))
+            ? h("pre", { class: "log" }, lines.map((line) => `${uptimeStamp(line.timestamp_us)}  ${line.text}\n`))
             : h("p", { class: "empty" }, "The log is empty."),
         ),
       )

@@ -90,6 +90,11 @@ export function duration(ms) {
   return parts.join(" ");
 }
 
+// A log line's time, microseconds since the kernel started, as the console shows it.
+export function uptimeStamp(microseconds) {
+  return `[${(microseconds / 1e6).toFixed(3).padStart(11)}]`;
+}
+
 // A date and time from Unix seconds, in the browser's zone.
 export function when(unixSeconds) {
   if (!unixSeconds) {

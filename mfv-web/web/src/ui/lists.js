@@ -2,7 +2,7 @@
 // the host's services and log, each a table of what its API route answers.
 
 import { api } from "./api.js";
-import { alert, bytes, fill, h, panel, stateBadge, table, when } from "./dom.js";
+import { alert, bytes, fill, h, panel, stateBadge, table, uptimeStamp, when } from "./dom.js";
 
 async function show(view, load) {
   try {
@@ -118,7 +118,7 @@ export function host(view) {
       panel(
         "Boot log",
         lines.length
-          ? h("pre", { class: "log tall" }, lines.map((line) => `${new Date(line.timestamp_us / 1000).toLocaleString()}  ${line.text}\n`))
+          ? h("pre", { class: "log tall" }, lines.map((line) => `${uptimeStamp(line.timestamp_us)}  ${line.text}\n`))
           : h("p", { class: "empty" }, "The log is empty."),
       ),
     ];

@@ -220,7 +220,14 @@ export function start(view) {
           { title: "Read", class: "number", cell: (disk) => bytes(counters.get(disk.target)?.read_bytes) },
           { title: "Written", class: "number", cell: (disk) => bytes(counters.get(disk.target)?.write_bytes) },
         ],
-        spec.disks ?? [],
+        // A running VM's live definition may hold disks the spec does not read back:
+        // its counters name them all.
+        [
+          ...(spec.disks ?? []),
+          ...(vm.disks ?? [])
+            .filter((disk) => !(spec.disks ?? []).some((known) => known.target === disk.target))
+            .map((disk) => ({ target: disk.target })),
+        ],
         { empty: "This VM has no disks.", label: "Disks" },
       ),
     );
