@@ -116,9 +116,11 @@ fn routes(api: Arc<Api>) -> BoxedFilter<(Response,)> {
         .and(with_api.clone())
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .then(|api: Arc<Api>, headers: HeaderMap, query: String| async move {
-            login_page(&api, &headers, &query).await
-        });
+        .then(
+            |api: Arc<Api>, headers: HeaderMap, query: String| async move {
+                login_page(&api, &headers, &query).await
+            },
+        );
     let page = warp::path::full()
         .and(warp::get())
         .and(with_api)
@@ -420,7 +422,9 @@ mod tests {
         assert_eq!(page_at("/audit").map(|(page, _)| page.view), Some("audit"));
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
-        for nothing in ["/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff"] {
+        for nothing in [
+            "/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff",
+        ] {
             assert!(page_at(nothing).is_none(), "{nothing}");
         }
     }

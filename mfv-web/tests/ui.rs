@@ -43,7 +43,13 @@ fn finish(server: &Server, started: &Value) {
     let id = started["task"]["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let task = call(server, Role::Admin, "GET", &format!("/api/v1/tasks/{id}"), None);
+        let task = call(
+            server,
+            Role::Admin,
+            "GET",
+            &format!("/api/v1/tasks/{id}"),
+            None,
+        );
         if task["task"]["state"] != "running" {
             assert_eq!(task["task"]["state"], "succeeded", "{task}");
             return;
@@ -67,7 +73,10 @@ fn wait_for_url(browser: &Browser, path: &str) -> String {
         if url.ends_with(path) {
             return url;
         }
-        assert!(start.elapsed() < WAIT, "the page stayed at {url}, not {path}");
+        assert!(
+            start.elapsed() < WAIT,
+            "the page stayed at {url}, not {path}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -87,7 +96,10 @@ fn screenshots(browser: &Browser, name: &str) {
 /// Signs `username` in through the login page, going on to `path`.
 fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
     browser.open(&format!("{base}{path}")).unwrap();
-    wait_for_url(browser, &format!("/login?next={}", path.replace('/', "%2F")));
+    wait_for_url(
+        browser,
+        &format!("/login?next={}", path.replace('/', "%2F")),
+    );
     browser.type_into("#username", username, WAIT).unwrap();
     browser.type_into("#password", PASSWORD, WAIT).unwrap();
     browser.click("#sign-in", WAIT).unwrap();
@@ -165,7 +177,9 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
     wait_for_url(&browser, "/login?next=%2Fvms");
     screenshots(&browser, "login");
     browser.type_into("#username", "ada", WAIT).unwrap();
-    browser.type_into("#password", "not the password", WAIT).unwrap();
+    browser
+        .type_into("#password", "not the password", WAIT)
+        .unwrap();
     browser.click("#sign-in", WAIT).unwrap();
     browser
         .wait_for_text("#login-error", "password is wrong", WAIT)
@@ -214,7 +228,13 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
         .wait_for_text("#view", "52:54:00:12:34:56", WAIT)
         .unwrap();
     let dashboard = browser.wait_for_text("#view", "running", WAIT).unwrap();
-    for fact in ["Up for", "Virtualization", "Memory", "eth0", "up 1000 Mbit/s"] {
+    for fact in [
+        "Up for",
+        "Virtualization",
+        "Memory",
+        "eth0",
+        "up 1000 Mbit/s",
+    ] {
         assert!(dashboard.contains(fact), "{fact} not in {dashboard}");
     }
     no_console_errors(&browser, "the dashboard");
@@ -308,7 +328,10 @@ fn a_page_without_a_session_leads_to_the_login_and_back_to_a_local_path_only() {
         ("%2Fvms", "data-next=\"/vms\""),
         ("%2F%2Fevil.example%2F", "data-next=\"/\""),
         ("https%3A%2F%2Fevil.example", "data-next=\"/\""),
-        ("%2F%22%3E%3Cscript%3E", "data-next=\"/&quot;&gt;&lt;script&gt;\""),
+        (
+            "%2F%22%3E%3Cscript%3E",
+            "data-next=\"/&quot;&gt;&lt;script&gt;\"",
+        ),
     ] {
         let login = server
             .client

@@ -17,7 +17,10 @@ const FILES: [(&str, &str); 13] = [
     ("ui/dom.js", include_str!("../../web/src/ui/dom.js")),
     ("ui/shell.js", include_str!("../../web/src/ui/shell.js")),
     ("ui/login.js", include_str!("../../web/src/ui/login.js")),
-    ("ui/dashboard.js", include_str!("../../web/src/ui/dashboard.js")),
+    (
+        "ui/dashboard.js",
+        include_str!("../../web/src/ui/dashboard.js"),
+    ),
     ("ui/vms.js", include_str!("../../web/src/ui/vms.js")),
     ("ui/vm.js", include_str!("../../web/src/ui/vm.js")),
     ("ui/chart.js", include_str!("../../web/src/ui/chart.js")),

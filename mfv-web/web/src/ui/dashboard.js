@@ -61,8 +61,10 @@ export function start(view) {
           ["Virtualization support", describeVirtualization(cpu)],
           ["Memory", memory.total_bytes ? `${bytes(used)} used of ${bytes(memory.total_bytes)}` : "unknown"],
         ]),
-        used !== null ? meter(used / memory.total_bytes, "Memory in use") : null,
       );
+      if (used !== null) {
+        hardware.append(meter(used / memory.total_bytes, "Memory in use"));
+      }
       body(disks).append(
         table(
           [
@@ -123,7 +125,9 @@ export function start(view) {
 
 function describeVirtualization(cpu) {
   const extension = typeof cpu.virtualization === "string" ? cpu.virtualization.toUpperCase() : null;
-  const kvm = typeof cpu.kvm === "string" ? cpu.kvm : cpu.kvm ? Object.keys(cpu.kvm)[0] : null;
+  const kvm = typeof cpu.kvm === "string"
+    ? cpu.kvm
+    : Object.values(cpu.kvm ?? {}).filter((value) => typeof value === "string").join(": ");
   const parts = [];
   parts.push(extension ? `${extension} in the CPU` : "none in the CPU");
   if (kvm) {
