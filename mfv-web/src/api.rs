@@ -53,6 +53,7 @@ mod vms;
 pub use authority::{
     Authority, AuthorityFuture, Caller, Change, Credential, LocalAuthority, LoginAttempt, SignedIn,
 };
+pub(crate) use dispatch::csrf_token;
 pub use dispatch::{Api, ApiParts, ApiState, SESSION_COOKIE};
 pub use error::ApiError;
 pub use session_checks::SESSION_RECHECK;

@@ -1,4 +1,4 @@
-//! `mfv-web --dev`: the API on an ordinary Linux machine, for working on the API and the pages
+//! `mfv-web --dev`: the API and the web pages on an ordinary Linux machine, for working on the API and the pages
 //! without an appliance. Users and sessions come from a SQLite auth database this process
 //! opens itself ([`crate::api::LocalAuthority`]); the certificate is made at start and kept
 //! in memory, so its fingerprint is printed for the browser.
@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::web_identity::WebIdentity;
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
@@ -21,7 +20,7 @@ use crate::api::{Api, ApiParts, LocalAuthority};
 pub struct DevServer {
     /// The TLS configuration of the certificate made at start.
     pub tls: Arc<rustls::ServerConfig>,
-    /// The API, and `404` in its error shape for every other path.
+    /// The API and the web pages, and `404` in the API's error shape for every other path.
     pub routes: BoxedFilter<(Response,)>,
     fingerprint: String,
     backend: &'static str,
@@ -67,7 +66,7 @@ impl DevServer {
         });
         Ok(DevServer {
             tls,
-            routes: crate::api::routes(api).boxed(),
+            routes: crate::ui::site(api),
             fingerprint: identity.fingerprint().to_string(),
             backend,
         })
@@ -76,7 +75,8 @@ impl DevServer {
     /// What to print at start: where the API is and the certificate to expect.
     pub fn banner(&self, address: SocketAddr) -> String {
         format!(
-            "mfv-web: dev mode, users from the {} backend\n  API: https://{address}/api/v1/ \
+            "mfv-web: dev mode, users from the {} backend\n  pages: https://{address}/\n  \
+             API: https://{address}/api/v1/ \
              (the document: https://{address}/api/v1/openapi.json)\n  certificate SHA-256 \
              fingerprint: {}\n  log in: curl -k -c cookies -H 'content-type: application/json' \
              -d '{{\"username\":\"NAME\",\"password\":\"...\"}}' https://{address}/api/v1/session",

@@ -10,6 +10,8 @@
 //!   presents the console's one-time setup token gets a session.
 //! - [`set_up`]: what a host that is set up answers: a page that says where it is managed
 //!   from, and `503` on the API.
+//! - [`ui`]: normal mode's web pages: one server-rendered layout, the body filled by a
+//!   script from the REST API.
 //! - [`reply`]: the API's error shape and the security headers on every answer.
 //! - [`tls`]: the host's key and certificate, as PID 1's host daemon publishes them, made
 //!   into rustls' server configuration.
@@ -31,3 +33,4 @@ mod request;
 pub mod server;
 pub mod set_up;
 pub mod tls;
+pub mod ui;

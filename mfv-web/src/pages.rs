@@ -84,17 +84,12 @@ pub fn confirm_failed_page(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// What a browser sees on a host that is set up: where the host's configuration is, where
-/// the host is managed from, and whether the REST API answers (`serves_api`).
-pub fn set_up_page(device: &str, serves_api: bool) -> Response {
-    let api = if serves_api {
-        "<p class=\"hint\">Programs manage the host through its REST API under \
-         <code>/api/v1</code>, described at <a href=\"/api/v1/openapi.json\">\
-         /api/v1/openapi.json</a>; this version has no web pages for it.</p>\n"
-    } else {
-        "<p class=\"hint\">The REST API cannot check callers on this host now; the host's \
-         console shows why.</p>\n"
-    };
+/// What a browser sees on a host that is set up whose REST API cannot check callers (the
+/// web pages are built on it): where the host's configuration is, where the host is managed
+/// from.
+pub fn set_up_page(device: &str) -> Response {
+    let api = "<p class=\"hint\">The REST API cannot check callers on this host now; the \
+               host's console shows why.</p>\n";
     page_in_mode(
         "set up",
         "This host is set up",

@@ -1,13 +1,12 @@
-//! What the server answers on a host that is set up: normal mode's REST API, and a page for
-//! browsers.
+//! What the server answers on a host that is set up: normal mode's REST API and its web
+//! pages.
 //!
 //! Once a host has its configuration, first-boot setup is over and config mode's routes are
 //! gone with it, token and session included. The API ([`crate::api`]) checks its callers
-//! against the auth database the host daemon keeps in use ([`mfv_host::auth::live`]); a
-//! browser that opens the site (the wizard's own tab after the save, or a bookmark) gets a
-//! page saying where the host is managed from. When the auth database cannot be opened, the
-//! API answers `503 unavailable` with the reason, and the page still shows.
-// TODO(#16): the web UI's pages take the place of the page.
+//! against the auth database the host daemon keeps in use ([`mfv_host::auth::live`]), and the
+//! pages ([`crate::ui`]) are built on it. When the auth database cannot be opened, the API
+//! answers `503 unavailable` with the reason, and a browser that opens the site gets a page
+//! saying where the host is managed from instead.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,25 +63,19 @@ pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApi
     }))
 }
 
-/// The routes of a host whose configuration is on `device`: `api`'s, or when it could not be
-/// opened `503` with the reason; the page at `/` either way.
+/// The routes of a host whose configuration is on `device`: `api`'s and the web pages, or
+/// when it could not be opened `503` with the reason and a page at `/` saying so.
 pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Response,)> {
-    let serves_api = api.is_ok();
-    let page = warp::path::end()
-        .and(warp::get())
-        .map(move || pages::set_up_page(&device, serves_api));
-    let stylesheet = warp::path!("assets" / "mfv.css")
-        .and(warp::get())
-        .map(pages::stylesheet);
-    let pages = page.or(stylesheet).unify();
     match api {
-        Ok(api) => Api::filter(api)
-            .or(pages)
-            .unify()
-            .recover(crate::rejection::answer)
-            .unify()
-            .boxed(),
+        Ok(api) => crate::ui::site(api),
         Err(reason) => {
+            let page = warp::path::end()
+                .and(warp::get())
+                .map(move || pages::set_up_page(&device));
+            let stylesheet = warp::path!("assets" / "mfv.css")
+                .and(warp::get())
+                .map(pages::stylesheet);
+            let pages = page.or(stylesheet).unify();
             let unavailable = warp::any().map(move || {
                 error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -157,8 +150,11 @@ mod tests {
             .unwrap();
         let routes = routes("/dev/vdb".to_owned(), Ok(api));
         let page = warp::test::request().path("/").reply(&routes).await;
-        assert_eq!(page.status(), StatusCode::OK);
-        assert!(String::from_utf8_lossy(page.body()).contains("/api/v1/openapi.json"));
+        assert_eq!(page.status(), StatusCode::SEE_OTHER);
+        assert_eq!(page.headers()["location"], "/login?next=%2F");
+        let login = warp::test::request().path("/login").reply(&routes).await;
+        assert_eq!(login.status(), StatusCode::OK);
+        assert!(String::from_utf8_lossy(login.body()).contains("id=\"login\""));
         let document = warp::test::request()
             .path("/api/v1/openapi.json")
             .reply(&routes)

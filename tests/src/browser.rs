@@ -8,6 +8,10 @@
 //! does on a page: open it, type into a field, click, read text, wait for text, and take a
 //! screenshot a person can look at when a step fails.
 //!
+//! The browser's console is kept (`goog:loggingPrefs`) so a test can fail on a page's script
+//! errors ([`Browser::console_errors`]), and [`Browser::set_window`] gives the page a laptop's
+//! or a phone's width for its screenshots.
+//!
 //! The host's certificate is self-signed, so the session accepts it without a chain; the tests
 //! that check it is the one the console shows do so with [`crate::https::HttpsClient`].
 
@@ -63,6 +67,7 @@ impl Browser {
         let capabilities = serde_json::json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
@@ -192,6 +197,46 @@ impl Browser {
         }
     }
 
+    /// Resizes the window to `width` x `height` CSS pixels.
+    pub fn set_window(&self, width: u32, height: u32) -> Result<()> {
+        let client = self.client()?;
+        self.runtime
+            .block_on(client.set_window_size(width, height))
+            .with_context(|| format!("resizing the window to {width}x{height}"))
+    }
+
+    /// Runs `script` in the page (a function body; `return` gives its value).
+    pub fn execute(&self, script: &str) -> Result<serde_json::Value> {
+        let client = self.client()?;
+        self.runtime
+            .block_on(client.execute(script, Vec::new()))
+            .context("running a script in the page")
+    }
+
+    /// The console entries of level SEVERE (script errors, failed loads) since the last call,
+    /// each as `LEVEL message`; reading them empties chromedriver's buffer.
+    pub fn console_errors(&self) -> Result<Vec<String>> {
+        let client = self.client()?;
+        let entries = self
+            .runtime
+            .block_on(client.issue_cmd(BrowserLog))
+            .context("reading the browser's console log")?;
+        Ok(entries
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| {
+                format!(
+                    "{} {}",
+                    entry["level"].as_str().unwrap_or_default(),
+                    entry["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
     /// Saves a PNG of the window to `path`, making its directory.
     pub fn screenshot(&self, path: &Path) -> Result<()> {
         let client = self.client()?;
@@ -212,6 +257,44 @@ impl Browser {
             Err(error) => failure.context(format!("no screenshot: {error:#}")),
         }
     }
+}
+
+/// chromedriver's own command for the browser's console log (not in the W3C protocol).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
+        (
+            hyper::Method::POST,
+            Some(serde_json::json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// Where the screenshots of the web pages' tests go: `ui-screenshots/` in the target
+/// directory (`CARGO_TARGET_DIR`, or the one the test binary was built in).
+pub fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let binary = std::env::current_exe().ok()?;
+            // target/debug/deps/NAME-HASH
+            Some(binary.parent()?.parent()?.parent()?.to_owned())
+        })
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("ui-screenshots")
 }
 
 impl Drop for Browser {

@@ -204,6 +204,11 @@ impl Api {
         })
     }
 
+    /// What the handlers share: the web pages check their visitor's session with it.
+    pub(crate) fn state(&self) -> &ApiState {
+        &self.state
+    }
+
     /// The routes served.
     pub fn routes(&self) -> &[Route] {
         &self.routes

@@ -86,6 +86,17 @@ impl Server {
 
     /// The server reaching the host daemon through `host` and libvirt at `libvirt`.
     pub fn with(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
+        Server::serving(host, libvirt, false)
+    }
+
+    /// The whole site, the web pages beside the API ([`mfv_web::ui::site`]), reaching the host
+    /// daemon through `host` and libvirt at `libvirt`.
+    pub fn site(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
+        Server::serving(host, libvirt, true)
+    }
+
+    /// The API alone, or with the pages when `pages`.
+    fn serving(host: Arc<dyn HostLink>, libvirt: Option<&str>, pages: bool) -> Server {
         let libvirt = libvirt.map(str::to_owned);
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
@@ -138,7 +149,11 @@ impl Server {
                     http: None,
                     bench_http: None,
                 };
-                let routes = mfv_web::api::routes(api);
+                let routes = if pages {
+                    mfv_web::ui::site(api)
+                } else {
+                    warp::Filter::boxed(mfv_web::api::routes(api))
+                };
                 serve(
                     listeners,
                     tls,

@@ -1,0 +1,22 @@
+// The web pages' script: the server renders the layout and names the page in
+// <body data-page>; this fills the page's body from the REST API.
+
+import { start as shell } from "./ui/shell.js";
+import { start as login } from "./ui/login.js";
+import { start as dashboard } from "./ui/dashboard.js";
+import { start as vms } from "./ui/vms.js";
+import { start as vm } from "./ui/vm.js";
+import { audit, host, network, storage, users } from "./ui/lists.js";
+
+const views = { dashboard, vms, vm, storage, network, users, audit, host };
+
+const page = document.body.dataset.page;
+if (page === "login") {
+  login();
+} else {
+  shell();
+  const view = document.getElementById("view");
+  if (view && views[page]) {
+    views[page](view);
+  }
+}
