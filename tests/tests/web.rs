@@ -239,15 +239,23 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         reclaimed.status,
         reclaimed.text()
     );
+    // Normal mode's pages: without a session, the dashboard leads to the login.
     let page = client.get("/", &[])?;
     ensure!(
-        page.status == 200
-            && page.text().contains("This host is set up")
-            && page.text().contains("/dev/vda")
-            && page.text().contains("/api/v1/openapi.json"),
-        "{} {}",
+        page.status == 303 && page.header("location") == Some("/login?next=%2F"),
+        "{} {:?} {}",
         page.status,
+        page.header("location"),
         page.text()
+    );
+    let login = client.get("/login?next=%2F", &[])?;
+    ensure!(
+        login.status == 200
+            && login.text().contains("Sign in")
+            && login.text().contains("wizardhost"),
+        "{} {}",
+        login.status,
+        login.text()
     );
     // Normal mode's API knows the administrator the save made.
     let (cookie, csrf) = api_login(&client, "alice", "the first admin's password")?;
@@ -473,10 +481,22 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
     // The same tab, reloaded once the server restarted: the host says where it is managed.
     HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, https)), "10.0.2.15")?
         .wait_until_serving(LINE_TIMEOUT)?;
-    browser.open(&format!("{site}/"))?;
-    browser
-        .wait_for_text("h2", "This host is set up", PAGE_TIMEOUT)
-        .map_err(|failure| browser.failed_at(failure, screens.join("failure.png")))?;
+    // The same tab, reloaded once the server restarted: the host's login, and with the
+    // admin the wizard made, its dashboard.
+    let dashboard = || -> anyhow::Result<String> {
+        browser.open(&format!("{site}/"))?;
+        browser.wait_for_text("h1", "Sign in", PAGE_TIMEOUT)?;
+        browser.type_into("#username", "alice", PAGE_TIMEOUT)?;
+        browser.type_into("#password", "the first admin's password", PAGE_TIMEOUT)?;
+        browser.click("#sign-in", PAGE_TIMEOUT)?;
+        browser.wait_for_text("#view", "running", PAGE_TIMEOUT)
+    };
+    let shown =
+        dashboard().map_err(|failure| browser.failed_at(failure, screens.join("failure.png")))?;
+    ensure!(
+        shown.contains("browserhost"),
+        "the dashboard does not name the host: {shown}"
+    );
     browser.screenshot(&screens.join("set-up.png"))?;
     Ok(())
 }
