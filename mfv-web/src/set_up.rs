@@ -65,7 +65,8 @@ pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApi
 }
 
 /// The routes of a host whose configuration is on `device`: `api`'s, or when it could not be
-/// opened `503` with the reason; the page at `/` either way.
+/// opened `503` with the reason; the page at `/` and the bundles ([`crate::assets`]) either
+/// way.
 pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Response,)> {
     let serves_api = api.is_ok();
     let page = warp::path::end()
@@ -74,7 +75,11 @@ pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Res
     let stylesheet = warp::path!("assets" / "mfv.css")
         .and(warp::get())
         .map(pages::stylesheet);
-    let pages = page.or(stylesheet).unify();
+    let pages = page
+        .or(stylesheet)
+        .unify()
+        .or(crate::assets::routes())
+        .unify();
     match api {
         Ok(api) => Api::filter(api)
             .or(pages)
