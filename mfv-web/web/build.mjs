@@ -8,14 +8,15 @@
 // dist/manifest.json maps each logical name (vnc.js) to its file (vnc.0123456789.js).
 //
 // The output is the same bytes for the same sources and packages: esbuild is
-// deterministic, the compressed copies carry no time stamp, the manifest is sorted. dist/
-// is made anew each run.
+// deterministic, the compressed copies carry no time stamp, the manifest is sorted. A file
+// whose bytes did not change is not written again, so its time stays and cargo does not
+// rebuild mfv-web; files of older builds are removed.
 //
 // Run by `cargo xtask web` after `npm ci --ignore-scripts`; needs only node and the
 // packages in node_modules.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
@@ -49,9 +50,7 @@ const result = await build({
   logLevel: 'warning',
 });
 
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(dist);
-
+const files = new Map();
 const manifest = {};
 for (const output of result.outputFiles) {
   const logical = basename(output.path);
@@ -73,15 +72,36 @@ for (const output of result.outputFiles) {
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     },
   });
-  writeFileSync(join(dist, file), bytes);
-  writeFileSync(join(dist, `${file}.gz`), gzip);
-  writeFileSync(join(dist, `${file}.br`), brotli);
+  files.set(file, bytes);
+  files.set(`${file}.gz`, gzip);
+  files.set(`${file}.br`, brotli);
   manifest[logical] = file;
   console.log(
     `web: dist/${file}: ${bytes.length} bytes, gzip ${gzip.length}, brotli ${brotli.length}`,
   );
 }
 
-const sorted = Object.fromEntries(Object.keys(manifest).sort().map((name) => [name, manifest[name]]));
-writeFileSync(join(dist, 'manifest.json'), `${JSON.stringify(sorted, null, 2)}\n`);
-console.log(`web: dist/manifest.json: ${Object.keys(sorted).length} bundles`);
+const sorted = Object.fromEntries(
+  Object.keys(manifest)
+    .sort()
+    .map((name) => [name, manifest[name]]),
+);
+files.set('manifest.json', Buffer.from(`${JSON.stringify(sorted, null, 2)}\n`));
+
+mkdirSync(dist, { recursive: true });
+for (const old of readdirSync(dist)) {
+  if (!files.has(old)) {
+    rmSync(join(dist, old), { recursive: true, force: true });
+  }
+}
+let written = 0;
+for (const [name, bytes] of files) {
+  const path = join(dist, name);
+  if (!existsSync(path) || !readFileSync(path).equals(bytes)) {
+    writeFileSync(path, bytes);
+    written += 1;
+  }
+}
+console.log(
+  `web: dist/manifest.json: ${Object.keys(sorted).length} bundles; ${written} of ${files.size} files written, the others unchanged`,
+);
