@@ -9,7 +9,7 @@
 //! A bundle's address carries the hash of its content, so it changes whenever the content
 //! does: these answers alone may be cached for a year as `immutable`, where every other
 //! answer is `no-store` ([`crate::reply::with_security_headers`]). That exception is the
-//! [`Immutable`] marker in the response's extensions, which only this module can make, so
+//! `Immutable` marker in the response's extensions, which only this module can make, so
 //! no other route can opt out of `no-store` by mistake.
 //!
 //! Pages link a bundle by [`href`] of a [`Bundle`]: the list of bundles is generated from
