@@ -798,6 +798,7 @@ pub fn routes<A: DaemonLink>(
         page_home.boxed(),
         stylesheet.boxed(),
         script.boxed(),
+        crate::assets::routes(),
     ] {
         all = all.or(route).unify().boxed();
     }

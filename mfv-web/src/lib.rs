@@ -10,6 +10,8 @@
 //!   presents the console's one-time setup token gets a session.
 //! - [`set_up`]: what a host that is set up answers: a page that says where it is managed
 //!   from, and `503` on the API.
+//! - [`assets`]: the pages' bundled scripts and stylesheets (noVNC, xterm.js), embedded
+//!   and served at addresses that change with their content.
 //! - [`ui`]: normal mode's web pages: one server-rendered layout, the body filled by a
 //!   script from the REST API.
 //! - [`reply`]: the API's error shape and the security headers on every answer.
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod assets;
 pub mod config_mode;
 pub mod daemon;
 pub mod dev;

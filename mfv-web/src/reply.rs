@@ -8,7 +8,8 @@
 //!
 //! The headers make a browser refuse what the pages never need: other origins' scripts,
 //! framing (clickjacking), content sniffing, plain HTTP once it has seen HTTPS, and the
-//! referrer leaving the host. Nothing served is to be cached.
+//! referrer leaving the host. Nothing served is to be cached, except the bundles at hashed
+//! addresses that [`crate::assets`] marks immutable.
 //!
 //! The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
 //! `Origin: null` with a form post or a script's POST to the same site, and config mode's
@@ -27,8 +28,8 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 
      style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// The security headers and their values.
-const SECURITY_HEADERS: [(HeaderName, HeaderValue); 6] = [
+/// The security headers and their values, but for `Cache-Control`.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
     (
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
@@ -40,8 +41,13 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 6] = [
     (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
     (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     (REFERRER_POLICY, HeaderValue::from_static("same-origin")),
-    (CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
+
+/// `Cache-Control` of every answer but [`IMMUTABLE`]'s.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+/// `Cache-Control` of an answer marked [`crate::assets::Immutable`]: its address changes
+/// with its content.
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
 /// An error as the API answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -125,15 +131,26 @@ pub fn error_response(status: StatusCode, error: &ErrorBody) -> warp::reply::Res
     json_response(status, error)
 }
 
-/// `response` with the security headers set (replacing any of the same name).
+/// `response` with the security headers set (replacing any of the same name): `no-store`,
+/// unless [`crate::assets`] marked it immutable.
 pub fn with_security_headers(mut response: warp::reply::Response) -> warp::reply::Response {
     // The values are checked once, at compile time, and room is made once: this runs for
     // every answer.
+    let cache = if response
+        .extensions()
+        .get::<crate::assets::Immutable>()
+        .is_some()
+    {
+        IMMUTABLE
+    } else {
+        NO_STORE
+    };
     let headers = response.headers_mut();
-    headers.reserve(SECURITY_HEADERS.len());
+    headers.reserve(SECURITY_HEADERS.len() + 1);
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, value);
     }
+    headers.insert(CACHE_CONTROL, cache);
     response
 }
 
@@ -151,6 +168,7 @@ mod tests {
         for (name, value) in SECURITY_HEADERS {
             assert_eq!(response.headers()[&name], value);
         }
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
         assert_eq!(
             response.headers()[CONTENT_TYPE],
             "application/json; charset=utf-8"

@@ -64,7 +64,8 @@ pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApi
 }
 
 /// The routes of a host whose configuration is on `device`: `api`'s and the web pages, or
-/// when it could not be opened `503` with the reason and a page at `/` saying so.
+/// when it could not be opened `503` with the reason, a page at `/` saying so and the bundles
+/// ([`crate::assets`]).
 pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Response,)> {
     match api {
         Ok(api) => crate::ui::site(api),
@@ -75,7 +76,11 @@ pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Res
             let stylesheet = warp::path!("assets" / "mfv.css")
                 .and(warp::get())
                 .map(pages::stylesheet);
-            let pages = page.or(stylesheet).unify();
+            let pages = page
+                .or(stylesheet)
+                .unify()
+                .or(crate::assets::routes())
+                .unify();
             let unavailable = warp::any().map(move || {
                 error_response(
                     StatusCode::SERVICE_UNAVAILABLE,

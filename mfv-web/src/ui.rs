@@ -14,8 +14,6 @@
 //! so the layout carries what the script needs in `data-` attributes (the CSRF token among
 //! them, which a page of this site may read anyway from `GET /api/v1/session`).
 
-pub mod assets_stopgap;
-
 use std::sync::Arc;
 
 use mfv_auth::Permission;
@@ -26,6 +24,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use crate::api::{Api, Caller};
+use crate::assets::{self, Bundle};
 use crate::pages::escape;
 
 /// A page of the site: where it is, what it is called, who may see it.
@@ -101,7 +100,7 @@ pub fn site(api: Arc<Api>) -> BoxedFilter<(Response,)> {
     Api::filter(Arc::clone(&api))
         .or(routes(api))
         .unify()
-        .or(assets_stopgap::routes())
+        .or(crate::assets::routes())
         .unify()
         .recover(crate::rejection::answer)
         .unify()
@@ -342,8 +341,8 @@ fn html_page(title: &str, view: &str, attributes: &str, body: &str) -> Response 
          <body data-page=\"{view}\"{attributes}>\n{body}</body>\n</html>\n",
         title = escape(title),
         host = escape(&host_name()),
-        css = assets_stopgap::href("app.css"),
-        js = assets_stopgap::href("app.js"),
+        css = assets::href(Bundle::AppCss),
+        js = assets::href(Bundle::AppJs),
     );
     let mut response = Response::new(html.into());
     response.headers_mut().insert(

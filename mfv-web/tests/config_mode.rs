@@ -554,6 +554,17 @@ fn a_person_claims_the_host_through_the_pages() {
     );
     let css = client.get("/assets/mfv.css", &[]).unwrap();
     assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.header("cache-control"), Some("no-store"));
+    let bundle = mfv_web::assets::href(mfv_web::assets::Bundle::AppCss);
+    let bundle = client.get(bundle, &[("accept-encoding", "br")]).unwrap();
+    assert_eq!(
+        (bundle.status, bundle.header("content-encoding")),
+        (200, Some("br"))
+    );
+    assert_eq!(
+        bundle.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
 
     let form = |token: &str| {
         let body = format!("token={token}");

@@ -19,6 +19,7 @@ use mfv_auth::{Role, Timestamp, totp_code};
 use mfv_tests::browser::{Browser, screenshot_dir};
 use mfv_tests::libvirtd::unique;
 use mfv_vm::Hypervisor;
+use mfv_web::assets::Bundle;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -355,12 +356,18 @@ fn a_page_without_a_session_leads_to_the_login_and_back_to_a_local_path_only() {
         .unwrap();
     assert_eq!(refused.status, 403);
     assert!(refused.text().contains("ViewAuditLog") || refused.text().contains("view_audit_log"));
-    let script = server.client.get("/assets/app.js", &[]).unwrap();
-    assert_eq!(script.status, 200);
-    assert_eq!(
-        script.header("content-type"),
-        Some("text/javascript; charset=utf-8")
-    );
-    let missing = server.client.get("/assets/ui/none.js", &[]).unwrap();
-    assert_eq!(missing.status, 404);
+    // Every page links the bundles by their hashed addresses, which are served.
+    let page = server
+        .client
+        .get("/vms", &[("cookie", &cookie)])
+        .unwrap()
+        .text();
+    for bundle in [Bundle::AppJs, Bundle::AppCss] {
+        let href = mfv_web::assets::href(bundle);
+        assert!(
+            page.contains(&format!("\"{href}\"")),
+            "{href} not in {page}"
+        );
+        assert_eq!(server.client.get(href, &[]).unwrap().status, 200, "{href}");
+    }
 }

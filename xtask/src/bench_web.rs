@@ -183,6 +183,7 @@ fn programs(workspace: &Workspace) -> Result<Programs> {
              (`cargo xtask deps` installs every package the benchmarks need)"
         );
     }
+    crate::web::build(workspace)?;
     println!("building mfv, mfv-web and the mfv-vm example vm_bench (release)");
     cmd::run(workspace.cargo().args([
         "build",

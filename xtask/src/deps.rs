@@ -129,6 +129,20 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Debian packages that build mfv-web's front-end bundles (`cargo xtask web`), needed
+/// only where no `npm` is on the PATH: a machine with another Node.js (NodeSource's, whose
+/// `nodejs` package carries its own npm) keeps it, as Debian's `npm` would conflict with it.
+pub const NODE_PACKAGES: &[(&str, &str)] = &[
+    (
+        "nodejs",
+        "runs esbuild and mfv-web/web/build.mjs (cargo xtask web)",
+    ),
+    (
+        "npm",
+        "installs mfv-web's front-end packages from its lockfile (npm ci)",
+    ),
+];
+
 /// What to do about missing packages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -192,10 +206,30 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Makes sure every package in [`PACKAGES`] is installed.
+/// Makes sure every package in [`PACKAGES`] is installed, and [`NODE_PACKAGES`] where no
+/// `npm` is on the PATH.
 pub fn ensure(mode: Mode) -> Result<()> {
-    let names: Vec<&str> = PACKAGES.iter().map(|(name, _)| *name).collect();
+    let names = required(program_on_path("npm"));
     ensure_with(&mut Apt, is_root(), mode, &names)
+}
+
+/// The names of the packages to have: [`PACKAGES`], and [`NODE_PACKAGES`] unless an `npm`
+/// is there already (`has_npm`).
+fn required(has_npm: bool) -> Vec<&'static str> {
+    let node: &[(&str, &str)] = if has_npm { &[] } else { NODE_PACKAGES };
+    PACKAGES.iter().chain(node).map(|(name, _)| *name).collect()
+}
+
+/// Whether an executable file named `program` is in a directory of the PATH.
+fn program_on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program)).is_ok_and(|metadata| {
+                metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+            })
+        })
+    })
 }
 
 fn ensure_with(
@@ -458,6 +492,21 @@ mod tests {
                       libvirt-dev\tunknown ok not-installed\n";
         let installed = parse_dpkg_status(output);
         assert_eq!(installed.into_iter().collect::<Vec<_>>(), ["cpio", "zstd"]);
+    }
+
+    #[test]
+    fn node_and_npm_come_from_debian_only_where_npm_is_absent() {
+        let without_npm = required(false);
+        assert!(without_npm.contains(&"nodejs") && without_npm.contains(&"npm"));
+        let with_npm = required(true);
+        assert!(!with_npm.contains(&"nodejs") && !with_npm.contains(&"npm"));
+        assert_eq!(without_npm.len(), with_npm.len() + NODE_PACKAGES.len());
+    }
+
+    #[test]
+    fn a_program_is_found_on_the_path_only_when_it_is_there() {
+        assert!(program_on_path("sh"));
+        assert!(!program_on_path("no-such-program-mfv"));
     }
 
     #[test]

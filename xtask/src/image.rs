@@ -73,6 +73,8 @@ pub struct ImageReport {
 /// Concurrent builds (parallel test binaries each asking for the image) run one at a time.
 pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
     let _lock = lock(&workspace.target.join("appliance-build.lock"))?;
+    // mfv-web embeds the bundles; unchanged ones are not rewritten, so cargo rebuilds nothing.
+    crate::web::build(workspace)?;
     let kernel = kernel::fetch(workspace)?;
     let mut cargo = workspace.cargo();
     cargo.arg("build");

@@ -1,5 +1,5 @@
-//! `cargo xtask`: build tooling for Minifed-Virt (Debian packages, kernel, appliance image,
-//! QEMU boot, the whole test suite and benchmarks).
+//! `cargo xtask`: build tooling for Minifed-Virt (Debian packages, front-end bundles, kernel,
+//! appliance image, QEMU boot, the whole test suite and benchmarks).
 
 mod bench;
 mod bench_auth;
@@ -17,6 +17,7 @@ mod kernel;
 mod modules;
 mod packages;
 mod suite;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Build mfv-web's front-end bundles into mfv-web/web/dist/ (installing the npm packages
+    /// of its lockfile with `npm ci --ignore-scripts` when node_modules is missing or older).
+    Web,
     /// Download and unpack the Debian kernel package into target/kernel/ (cached by version).
     Kernel,
     /// Build the appliance: target/appliance/{vmlinuz,initrd.img,manifest.txt}.
@@ -60,7 +64,8 @@ enum Command {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
-    /// Run the whole suite: packages, kernel, fmt, clippy, doc, image, cargo test.
+    /// Run the whole suite: packages, kernel, front-end bundles, fmt, clippy, doc, image,
+    /// cargo test.
     Test {
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(last = true)]
@@ -206,6 +211,7 @@ fn run() -> Result<()> {
             };
             deps::ensure(mode)
         }
+        Command::Web => web::build(&workspace),
         Command::Kernel => {
             deps::ensure(deps::Mode::Install)?;
             kernel::fetch(&workspace).map(drop)

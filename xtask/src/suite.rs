@@ -1,12 +1,13 @@
 //! `cargo xtask test`: the whole suite from a fresh Debian 12 machine, one step after another
-//! (packages, kernel, fmt, clippy, doc, image, cargo test), stopping at the first failure.
+//! (packages, kernel, front-end bundles, fmt, clippy, doc, image, cargo test), stopping at the
+//! first failure.
 
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 use crate::image::{self, Profile};
-use crate::{Workspace, cmd, deps, kernel};
+use crate::{Workspace, cmd, deps, kernel, web};
 
 /// Environment variable telling the test harness where the ready-made image is.
 const APPLIANCE_DIR_ENV: &str = "MFV_APPLIANCE_DIR";
@@ -15,6 +16,10 @@ const APPLIANCE_DIR_ENV: &str = "MFV_APPLIANCE_DIR";
 pub fn run(workspace: &Workspace, cargo_test_args: &[String]) -> Result<()> {
     step("Debian packages", || deps::ensure(deps::Mode::Install))?;
     step("kernel", || kernel::fetch(workspace).map(drop))?;
+    // mfv-web embeds the bundles: clippy, doc and every build of it need them.
+    step("front-end bundles (cargo xtask web)", || {
+        web::build(workspace)
+    })?;
     step("toolchain components (rustfmt, clippy)", || {
         ensure_component(workspace, "fmt", "rustfmt")?;
         ensure_component(workspace, "clippy", "clippy")
