@@ -221,6 +221,14 @@ fn responses(route: &Route, answers: &mut SchemaGenerator) -> Value {
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }),
         ),
+        Answer::Websocket => (
+            "101",
+            json!({
+                "description": "the connection becomes a websocket (a GET with \
+                                Upgrade: websocket; the page's Origin must be this host); \
+                                bytes both ways in binary frames",
+            }),
+        ),
         Answer::Metrics => (
             "200",
             json!({

@@ -86,6 +86,11 @@ impl Server {
 
     /// The server reaching the host daemon through `host` and libvirt at `libvirt`.
     pub fn with(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
+        Server::with_limits(host, libvirt, Limits::default())
+    }
+
+    /// [`Server::with`], serving within `limits`.
+    pub fn with_limits(host: Arc<dyn HostLink>, libvirt: Option<&str>, limits: Limits) -> Server {
         let libvirt = libvirt.map(str::to_owned);
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
@@ -139,15 +144,9 @@ impl Server {
                     bench_http: None,
                 };
                 let routes = mfv_web::api::routes(api);
-                serve(
-                    listeners,
-                    tls,
-                    warp::service(routes),
-                    Limits::default(),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
+                serve(listeners, tls, warp::service(routes), limits, async {
+                    let _ = stopped.await;
+                })
                 .await;
             });
         });
