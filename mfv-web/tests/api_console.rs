@@ -3,7 +3,8 @@
 //! the serial console carries the guest's output and what is typed into it, and every
 //! refusal (no caller, a role without consoles, another site's page, a stopped or unknown
 //! VM, a plain GET, too many consoles) comes before the connection is taken over; an open
-//! console closes when its session ends, another client takes it over, or the server stops.
+//! console closes when its session ends, another client takes it over, the VM stops, or the
+//! server stops, and a quiet one is pinged.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -440,6 +441,19 @@ fn a_console_closes_at_logout_past_the_limit_none_opens_and_shutdown_closes_the_
     };
     let mut pending = Vec::new();
     assert_eq!(rfb(&mut reopened, &mut pending, 12), b"RFB 003.008\n");
+
+    // A quiet console is pinged, so that a reverse proxy does not close it as idle.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(Instant::now() < deadline, "no ping on a quiet console");
+        match reopened.read() {
+            Ok(Message::Ping(_)) => break,
+            Ok(message) => panic!("a quiet display sent {message:?}"),
+            Err(tungstenite::Error::Io(error))
+                if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("waiting for a ping: {error}"),
+        }
+    }
 
     // The server stops: the open console is told so and the server does not wait for it
     // until the end of the grace period.

@@ -84,6 +84,18 @@ const SERIAL_BUFFER: usize = 64 * 1024;
 /// How often the serial console's reader looks whether the websocket has gone.
 const SERIAL_POLL: Duration = Duration::from_millis(200);
 
+/// How long a frame may wait for the browser to take it, or bytes for the VM's side to take
+/// them, before the console is given up: a stalled side must not keep the console from
+/// seeing its session end or the server stop.
+const STALLED: Duration = Duration::from_secs(30);
+
+/// How often a quiet console sends a ping, so that a reverse proxy does not close it as
+/// idle (nginx closes a websocket silent for 60 s by default).
+const KEEPALIVE: Duration = Duration::from_secs(25);
+
+/// How long the close frame may take to leave.
+const CLOSING: Duration = Duration::from_secs(2);
+
 fn vnc(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let opening = Opening::check(&call)?;
@@ -327,6 +339,7 @@ async fn bridge<S, G>(
     let mut buffer = vec![0u8; CHUNK];
     let start = tokio::time::Instant::now();
     let mut recheck = tokio::time::interval_at(start + SESSION_RECHECK, SESSION_RECHECK);
+    let mut keepalive = tokio::time::interval_at(start + KEEPALIVE, KEEPALIVE);
     let ending = loop {
         tokio::select! {
             () = place.stopping() => break Ending::Shutdown,
@@ -335,11 +348,17 @@ async fn bridge<S, G>(
                     break Ending::Caller;
                 }
             }
+            _ = keepalive.tick() => {
+                if !sent(&mut socket, Message::Ping(Bytes::new())).await {
+                    break Ending::Client;
+                }
+            }
             read = guest.read(&mut buffer) => match read {
                 Ok(0) | Err(_) => break Ending::Guest(console),
                 Ok(read) => {
+                    keepalive.reset();
                     let bytes = Bytes::copy_from_slice(&buffer[..read]);
-                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                    if !sent(&mut socket, Message::Binary(bytes)).await {
                         break Ending::Client;
                     }
                 }
@@ -354,15 +373,28 @@ async fn bridge<S, G>(
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break Ending::Client,
                 };
-                if guest.write_all(&bytes).await.is_err() {
+                let written = tokio::time::timeout(STALLED, guest.write_all(&bytes)).await;
+                if !matches!(written, Ok(Ok(()))) {
                     break Ending::Guest(console);
                 }
             }
         }
     };
     if let Some(frame) = ending.frame() {
-        let _ = tokio::time::timeout(SERIAL_POLL * 10, socket.close(Some(frame))).await;
+        let _ = tokio::time::timeout(CLOSING, socket.close(Some(frame))).await;
     }
+}
+
+/// Sends `message`, unless the browser has not taken the frames before it within
+/// [`STALLED`] or is gone.
+async fn sent<S>(socket: &mut WebSocketStream<S>, message: Message) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(STALLED, socket.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Whether the console's caller still passes the checks the dispatcher made when it opened.
