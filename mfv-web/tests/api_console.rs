@@ -213,6 +213,18 @@ fn the_vnc_display_speaks_rfb_without_its_password_and_the_serial_console_carrie
     request.extend_from_slice(height);
     vnc.send(Message::Binary(request.into())).unwrap();
     assert_eq!(rfb(&mut vnc, &mut pending, 1), [0], "a FramebufferUpdate");
+    // The opening is in the audit log, under the caller's name.
+    let audit = server.call(admin, "GET", "/api/v1/audit?limit=50", None);
+    let entries = audit.json().unwrap()["entries"].clone();
+    let opened = format!("open_vnc_console {vnc_path}: 101");
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry.to_string().contains(&opened) && entry.to_string().contains("otto")),
+        "{entries}"
+    );
     // Text is not RFB.
     vnc.send(Message::Text("hello".into())).unwrap();
     let frame = closed_within(&mut vnc, Duration::from_secs(10));

@@ -14,7 +14,8 @@
 //! another browser took the serial console over: libvirt gives a serial console to one
 //! client at a time and the newest wins), the caller's session or token stops passing (it
 //! is checked again every [`SESSION_RECHECK`]), or the server shuts down. Each of these
-//! ends with a close frame whose code and reason say which ([`Ending`]).
+//! ends with a close frame whose code and reason say which ([`Ending`]). Each console opened
+//! is written to the audit log, as who may see a VM's screen is a matter of access.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +37,12 @@ use warp::http::header::{
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-use super::ApiError;
 use super::dispatch::ApiState;
 use super::doc::Answer;
 use super::session_checks::SESSION_RECHECK;
 use super::table::{Call, HandlerFuture, Route};
 use super::vms::{libvirt, virt_error, with_hypervisor};
+use super::{ApiError, Caller, Change};
 use crate::server::UpgradePlace;
 
 /// The routes.
@@ -115,7 +116,7 @@ fn vnc(call: Call) -> HandlerFuture {
                     format!("the VNC display's socket could not be used: {error}"),
                 )
             })?;
-        Ok(opening.accept(call, socket, Console::Vnc))
+        Ok(opening.accept(call, socket, Console::Vnc).await)
     })
 }
 
@@ -128,7 +129,9 @@ fn serial(call: Call) -> HandlerFuture {
             hypervisor.open_serial_console(&name).map_err(virt_error)
         })
         .await?;
-        Ok(opening.accept(call, serial_pipe(console), Console::Serial))
+        Ok(opening
+            .accept(call, serial_pipe(console), Console::Serial)
+            .await)
     })
 }
 
@@ -212,12 +215,16 @@ impl Opening {
         })
     }
 
-    /// The `101` answer; once it is sent, the connection carries `console` between the
-    /// websocket and `guest` (the VM's side) until one of them ends.
-    fn accept<G>(self, call: Call, guest: G, console: Console) -> Response
+    /// The `101` answer, written to the audit log; once it is sent, the connection carries
+    /// `console` between the websocket and `guest` (the VM's side) until one of them ends.
+    async fn accept<G>(self, call: Call, guest: G, console: Console) -> Response
     where
         G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let name = call.param("name").to_owned();
+        if let Some(caller) = &call.caller {
+            record_opening(&call.state, caller, &name, call.client.ip(), console).await;
+        }
         let Opening {
             upgrade,
             place,
@@ -253,6 +260,34 @@ impl Opening {
             answer.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("binary"));
         }
         response
+    }
+}
+
+/// Writes the opening of `console` to the audit log; a log that does not take it is said on
+/// the server's error output, as the dispatcher does for other changes.
+async fn record_opening(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    client: std::net::IpAddr,
+    console: Console,
+) {
+    let (operation, kind) = match console {
+        Console::Vnc => ("open_vnc_console", "vnc"),
+        Console::Serial => ("open_serial_console", "serial"),
+    };
+    let target = format!("/api/v1/vms/{name}/console/{kind}");
+    let change = Change {
+        operation,
+        target: &target,
+        status: StatusCode::SWITCHING_PROTOCOLS,
+        client,
+    };
+    if let Err(error) = state.authority.record_change(caller, &change).await {
+        eprintln!(
+            "mfv-web: the audit log did not take {operation} {target} by {}: {}",
+            caller.username, error.body.message
+        );
     }
 }
 
