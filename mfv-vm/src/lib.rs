@@ -40,8 +40,8 @@ pub use clone::{CloneError, ClonePlan, CloneProgress, DiskCopy};
 pub use connection::Hypervisor;
 pub use libvirt::{ObjectKind, VirtError};
 pub use lifecycle::{
-    DiskCounters, LifecycleEvent, LifecycleEvents, NicCounters, SerialConsole, ShutdownOutcome,
-    VmInfo, VmState, VmSummary, VncEndpoint, VolumePolicy,
+    ConsoleInput, DiskCounters, LifecycleEvent, LifecycleEvents, NicCounters, SerialConsole,
+    ShutdownOutcome, VmInfo, VmState, VmSummary, VncEndpoint, VolumePolicy,
 };
 pub use mac::{InvalidMacAddress, MacAddress};
 pub use persist::{AutostartReport, Definitions, INDEX_FILE, RestoreReport};

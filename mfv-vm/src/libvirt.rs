@@ -117,6 +117,23 @@ pub enum VirtError {
         /// The VM.
         name: String,
     },
+    /// The VM has no VNC display to open a graphical console on.
+    #[error(
+        "VM {name:?} has no VNC display: give its spec a vnc section and start it again to get a graphical console"
+    )]
+    NoVncDisplay {
+        /// The VM.
+        name: String,
+    },
+    /// The VM's serial console closed (the VM stopped, or another client took the console
+    /// over) while something was being typed into it.
+    #[error(
+        "the serial console of VM {name:?} is closed: the VM stopped or another client took the console over"
+    )]
+    ConsoleClosed {
+        /// The VM.
+        name: String,
+    },
     /// The image to put in a CD-ROM drive is missing or libvirt cannot read it.
     #[error("{path}: no image libvirt can read there: choose an existing ISO image")]
     MediaUnreadable {
@@ -385,6 +402,11 @@ pub(crate) struct DomainFacts {
     pub nic_targets: Vec<String>,
     /// The VNC listen address and port, when the domain has VNC graphics.
     pub vnc: Option<(String, Option<u16>)>,
+    /// The position of the VNC display among the domain's `<graphics>` devices: the index
+    /// `virDomainOpenGraphicsFD` takes.
+    pub vnc_index: Option<u32>,
+    /// The `<graphics>` devices seen so far while parsing.
+    graphics_seen: u32,
     /// The firmware is loaded from pflash (UEFI with OVMF).
     pub pflash_firmware: bool,
 }
@@ -468,14 +490,19 @@ impl DomainFacts {
                         facts.nic_targets.push(dev);
                     }
                 }
-                (Some("devices"), "graphics")
-                    if attribute(element, "type").as_deref() == Some("vnc") =>
-                {
-                    let port = attribute(element, "port")
-                        .and_then(|port| port.parse::<i32>().ok())
-                        .and_then(|port| u16::try_from(port).ok());
-                    let listen = attribute(element, "listen").unwrap_or_else(|| "127.0.0.1".into());
-                    facts.vnc = Some((listen, port));
+                (Some("devices"), "graphics") => {
+                    let index = facts.graphics_seen;
+                    facts.graphics_seen += 1;
+                    let vnc = attribute(element, "type").as_deref() == Some("vnc");
+                    if vnc && facts.vnc.is_none() {
+                        let port = attribute(element, "port")
+                            .and_then(|port| port.parse::<i32>().ok())
+                            .and_then(|port| u16::try_from(port).ok());
+                        let listen =
+                            attribute(element, "listen").unwrap_or_else(|| "127.0.0.1".into());
+                        facts.vnc = Some((listen, port));
+                        facts.vnc_index = Some(index);
+                    }
                 }
                 (Some("os"), "loader")
                     if attribute(element, "type").as_deref() == Some("pflash") =>
@@ -565,6 +592,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(facts.vnc, Some(("127.0.0.1".into(), None)));
+        assert_eq!(facts.vnc_index, Some(0));
+    }
+
+    #[test]
+    fn the_vnc_display_is_found_by_its_place_among_the_graphics_devices() {
+        let facts = DomainFacts::parse(
+            "t",
+            "<domain><devices><graphics type='spice' port='-1'><listen type='none'/></graphics>\
+             <graphics type='vnc' port='5902'/><graphics type='vnc' port='5903'/></devices>\
+             </domain>",
+        )
+        .unwrap();
+        assert_eq!(facts.vnc, Some(("127.0.0.1".into(), Some(5902))));
+        assert_eq!(facts.vnc_index, Some(1));
+        let none = DomainFacts::parse("t", "<domain><devices/></domain>").unwrap();
+        assert_eq!(none.vnc_index, None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! lifecycle events and console endpoints.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -246,16 +248,69 @@ impl LifecycleEvents<'_> {
 /// A reader thread receives from libvirt; it ends when the console closes: the VM stopped,
 /// or another client took the console over. Tests wait for output with
 /// [`wait_for`](Self::wait_for), which keeps everything; a long-running viewer takes it
-/// piece by piece with [`next_output`](Self::next_output), which keeps nothing.
+/// piece by piece with [`next_output`](Self::next_output), which keeps nothing. What is
+/// typed goes in through [`input`](Self::input). Dropping the console detaches it from the
+/// VM at once, so the next client does not have to take it over.
 #[derive(Debug)]
 pub struct SerialConsole {
     name: String,
     chunks: Receiver<Vec<u8>>,
     received: Vec<u8>,
     closed: bool,
+    input: ConsoleInput,
+}
+
+/// The writing half of a [`SerialConsole`]: bytes typed into the VM's serial port. It may
+/// be moved to a thread of its own while another reads the console; a send blocks until
+/// libvirt took the bytes, which is the backpressure a fast typist meets.
+#[derive(Clone)]
+pub struct ConsoleInput {
+    name: String,
+    stream: Stream,
+}
+
+impl std::fmt::Debug for ConsoleInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleInput")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsoleInput {
+    /// Sends `bytes` to the VM's serial port, all of them, blocking until libvirt took
+    /// them. Fails with [`VirtError::ConsoleClosed`] once the console closed.
+    pub fn send(&self, bytes: &[u8]) -> Result<(), VirtError> {
+        let closed = || VirtError::ConsoleClosed {
+            name: self.name.clone(),
+        };
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let sent = self.stream.send(rest).map_err(|_| closed())?;
+            let sent = usize::try_from(sent).unwrap_or(0).min(rest.len());
+            if sent == 0 {
+                return Err(closed());
+            }
+            rest = &rest[sent..];
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SerialConsole {
+    fn drop(&mut self) {
+        // Ends the reader thread's receive and frees the console in libvirt; a console that
+        // already closed has nothing left to abort.
+        let _ = self.input.stream.clone().abort();
+    }
 }
 
 impl SerialConsole {
+    /// The writing half, for typing into the console.
+    pub fn input(&self) -> ConsoleInput {
+        self.input.clone()
+    }
+
     /// Everything received so far by [`wait_for`](Self::wait_for).
     pub fn received(&self) -> &[u8] {
         &self.received
@@ -570,7 +625,8 @@ impl Hypervisor {
         }))
     }
 
-    /// Attaches to the running VM's serial console, taking it over from any other client.
+    /// Attaches to the running VM's serial console, taking it over from any other client
+    /// (whose console then closes: the newest client wins).
     pub fn open_serial_console(&self, name: &str) -> Result<SerialConsole, VirtError> {
         self.running(name, "open the console of")?;
         // A blocking stream stalls every other call on its connection in libvirt's client,
@@ -582,6 +638,10 @@ impl Hypervisor {
         domain
             .open_console(None, &stream, sys::VIR_DOMAIN_CONSOLE_FORCE)
             .map_err(|error| operation_error("open the console of", ObjectKind::Vm, name, error))?;
+        let input = ConsoleInput {
+            name: name.to_owned(),
+            stream: stream.clone(),
+        };
         let (sender, chunks) = mpsc::channel();
         thread::Builder::new()
             .name(format!("console-{name}"))
@@ -605,7 +665,36 @@ impl Hypervisor {
             chunks,
             received: Vec::new(),
             closed: false,
+            input,
         })
+    }
+
+    /// Opens a connection to the running VM's VNC display, without its password or a TCP
+    /// port: libvirt asks QEMU for a new client socket and passes it over (the graphics
+    /// device's own authentication is skipped, so callers check who may use it). The
+    /// socket speaks RFB from its first byte.
+    pub fn open_vnc(&self, name: &str) -> Result<UnixStream, VirtError> {
+        let domain = self.running(name, "open the VNC console of")?;
+        let facts = DomainFacts::parse(name, &self.domain_xml(name)?)?;
+        let Some(index) = facts.vnc_index else {
+            return Err(VirtError::NoVncDisplay {
+                name: name.to_owned(),
+            });
+        };
+        let fd = domain
+            .open_graphics_fd(index, sys::VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+            .map_err(|error| {
+                operation_error("open the VNC console of", ObjectKind::Vm, name, error)
+            })?;
+        let fd = RawFd::try_from(fd).map_err(|_| VirtError::Unsupported {
+            operation: "open the VNC console",
+            name: name.to_owned(),
+            reason: format!("libvirt returned no usable descriptor ({fd})"),
+            what_works: "try again",
+        })?;
+        // SAFETY: virDomainOpenGraphicsFD returned a new descriptor that the caller owns
+        // and nothing else refers to.
+        Ok(UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     /// A stream of lifecycle changes, comparing listings every `interval`. The first

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use mfv_tests::libvirtd::{GUEST_POWER_BUTTON, GUEST_READY, GuestFiles, PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::{
+    GUEST_HEARD, GUEST_POWER_BUTTON, GUEST_READY, GuestFiles, PrivateLibvirtd, unique,
+};
 use mfv_vm::{Hypervisor, SerialConsole, ShutdownOutcome, VirtError, VmState, VolumePolicy};
 
 struct Shared {
@@ -253,6 +255,76 @@ fn a_console_ends_when_another_client_takes_it_over_or_the_vm_stops() -> Result<
         second.next_output(Duration::from_millis(200));
     }
     hypervisor.undefine(&name, VolumePolicy::Keep)?;
+    Ok(())
+}
+
+#[test]
+fn the_console_takes_typed_lines_and_the_vnc_display_opens_without_its_password() -> Result<()> {
+    let hypervisor = connect();
+    let shared = shared();
+    let name = unique("consoles");
+    let spec: mfv_vm::VmSpec = serde_json::from_value(serde_json::json!({
+        "name": name,
+        "vcpus": 1,
+        "memory_mib": 128,
+        "kernel_boot": {
+            "kernel": shared.guest.kernel, "initrd": shared.guest.initrd,
+            "cmdline": "console=ttyS0 quiet",
+        },
+        "vnc": {"password": "secret"},
+    }))?;
+    hypervisor.define(&spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)?;
+    let stopped = hypervisor.open_vnc(&name).unwrap_err();
+    assert!(
+        matches!(stopped, VirtError::WrongState { .. }),
+        "{stopped:?}"
+    );
+    hypervisor.start(&name)?;
+
+    let mut console = hypervisor.open_serial_console(&name)?;
+    console
+        .wait_for(GUEST_READY, Duration::from_secs(60))
+        .map_err(|error| anyhow::anyhow!("{error}\n{}", shared.daemon.qemu_log(&name)))?;
+    // The input half works from another thread while the console is being read.
+    let input = console.input();
+    std::thread::spawn(move || input.send(b"typed here\r"))
+        .join()
+        .unwrap()?;
+    console.wait_for(
+        &format!("{GUEST_HEARD} typed here"),
+        Duration::from_secs(20),
+    )?;
+
+    // No password, no port: the socket speaks RFB at once.
+    let mut vnc = hypervisor.open_vnc(&name)?;
+    vnc.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut greeting = [0u8; 12];
+    std::io::Read::read_exact(&mut vnc, &mut greeting)?;
+    assert_eq!(&greeting, b"RFB 003.008\n");
+
+    // A dropped console lets go of the VM: its input no longer reaches it.
+    let input = console.input();
+    drop(console);
+    let closed = input.send(b"gone\r").unwrap_err();
+    assert!(
+        matches!(closed, VirtError::ConsoleClosed { .. }),
+        "{closed:?}"
+    );
+    assert!(closed.to_string().contains("is closed"), "{closed}");
+    hypervisor.force_off(&name)?;
+    hypervisor.undefine(&name, VolumePolicy::Keep)?;
+
+    let plain = unique("no-vnc");
+    drop(start_ready_guest(
+        &hypervisor,
+        &plain,
+        &shared.guest.initrd,
+    )?);
+    let error = hypervisor.open_vnc(&plain).unwrap_err();
+    assert!(matches!(error, VirtError::NoVncDisplay { .. }), "{error:?}");
+    assert!(error.to_string().contains("has no VNC display"), "{error}");
+    hypervisor.force_off(&plain)?;
+    hypervisor.undefine(&plain, VolumePolicy::Keep)?;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub mod accounts;
 mod audit;
 mod authority;
 mod config;
+mod consoles;
 mod dispatch;
 pub mod doc;
 mod error;

@@ -13,6 +13,14 @@
 //!
 //! Shutdown is graceful: the listeners close, each open connection finishes the request it
 //! is serving and closes, and after the grace period whatever is left is dropped.
+//!
+//! A route may take its connection over (the browser consoles' websockets, through hyper's
+//! upgrades). An upgraded connection leaves the connection count, which is for requests, and
+//! takes a place among [`Limits::upgraded`] instead ([`Upgrades`]); it is told when the
+//! server shuts down and closes within the grace period like the others. hyper-util's
+//! `GracefulShutdown` does not watch upgradeable connections, so each connection watches
+//! the server's shutdown itself, and the server waits for the places of both kinds to come
+//! back.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,11 +30,10 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{HttpService, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 use warp::http::{Request, StatusCode};
@@ -50,6 +57,9 @@ pub struct Limits {
     pub min_body_rate: u64,
     /// Connections served at once, HTTPS and HTTP together.
     pub connections: usize,
+    /// Upgraded connections (the consoles' websockets) open at once; they do not count
+    /// among [`Limits::connections`].
+    pub upgraded: usize,
     /// After shutdown began, how long open connections may take to finish.
     pub shutdown_grace: Duration,
 }
@@ -62,6 +72,7 @@ impl Default for Limits {
             response: Duration::from_secs(60),
             min_body_rate: 256 * 1024,
             connections: 256,
+            upgraded: 64,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -70,6 +81,63 @@ impl Default for Limits {
 /// The address of the client a request came from, in the request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
+
+/// The places of upgraded connections and the server's shutdown, in each request's
+/// extensions for the routes that take their connection over.
+#[derive(Debug, Clone)]
+pub struct Upgrades {
+    places: Arc<Semaphore>,
+    limit: usize,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Upgrades {
+    /// `limit` places, and a sender that tells their holders the server is shutting down.
+    fn new(limit: usize) -> (Upgrades, watch::Sender<bool>) {
+        let (stop, stopping) = watch::channel(false);
+        let upgrades = Upgrades {
+            places: Arc::new(Semaphore::new(limit)),
+            limit,
+            stopping,
+        };
+        (upgrades, stop)
+    }
+
+    /// A place for one more upgraded connection; `None` when all are taken.
+    pub fn claim(&self) -> Option<UpgradePlace> {
+        let permit = Arc::clone(&self.places).try_acquire_owned().ok()?;
+        Some(UpgradePlace {
+            _permit: permit,
+            stopping: self.stopping.clone(),
+        })
+    }
+
+    /// How many upgraded connections may be open at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Waits until every place is back (all upgraded connections closed).
+    async fn all_back(&self) {
+        let all = u32::try_from(self.limit).unwrap_or(u32::MAX);
+        let _ = self.places.acquire_many(all).await;
+    }
+}
+
+/// A place taken by one upgraded connection, given back when dropped.
+#[derive(Debug)]
+pub struct UpgradePlace {
+    _permit: OwnedSemaphorePermit,
+    stopping: watch::Receiver<bool>,
+}
+
+impl UpgradePlace {
+    /// Completes when the server begins to shut down: the connection should close.
+    pub async fn stopping(&mut self) {
+        // A closed channel means the server is gone: stopping as well.
+        let _ = self.stopping.wait_for(|stopping| *stopping).await;
+    }
+}
 
 /// The listening sockets.
 #[derive(Debug)]
@@ -136,7 +204,7 @@ pub async fn serve(
         .map(|address| address.port())
         .unwrap_or(443);
     let slots = Arc::new(Semaphore::new(limits.connections));
-    let graceful = GracefulShutdown::new();
+    let (upgrades, stop) = Upgrades::new(limits.upgraded);
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -162,12 +230,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
+        let stopping = stop.subscribe();
         let http1 = http1.clone();
         match served {
             Served::Tls => {
                 let acceptor = acceptor.clone();
-                let service = answering(routes.clone(), client, limits);
+                let service = answering(routes.clone(), client, limits, upgrades.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
                     let Ok(Ok(stream)) =
@@ -175,16 +243,14 @@ pub async fn serve(
                     else {
                         return;
                     };
-                    let connection = http1.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection).await;
+                    serve_connection(&http1, TokioIo::new(stream), service, stopping).await;
                 });
             }
             Served::BenchPlain => {
-                let service = answering(routes.clone(), client, limits);
+                let service = answering(routes.clone(), client, limits, upgrades.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let connection = http1.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection).await;
+                    serve_connection(&http1, TokioIo::new(stream), service, stopping).await;
                 });
             }
             Served::Redirect => {
@@ -193,14 +259,43 @@ pub async fn serve(
                     let service = service_fn(move |request: Request<Incoming>| async move {
                         Ok::<_, Infallible>(redirect_to_https(&request, https_port))
                     });
-                    let connection = http1.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection).await;
+                    serve_connection(&http1, TokioIo::new(stream), service, stopping).await;
                 });
             }
         }
     }
     drop(listeners);
-    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    let _ = stop.send(true);
+    let every_connection = u32::try_from(limits.connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(limits.shutdown_grace, async {
+        let _ = slots.acquire_many(every_connection).await;
+        upgrades.all_back().await;
+    })
+    .await;
+}
+
+/// Serves one connection with `service`, upgrades allowed, until it closes; once
+/// `stopping` turns true, it finishes the request in progress and closes.
+async fn serve_connection<I, S, B>(
+    http1: &http1::Builder,
+    io: I,
+    service: S,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http1.serve_connection(io, service).with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stopping.wait_for(|stopping| *stopping) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// The service answering one connection's requests from `client` with `routes`: the
@@ -210,6 +305,7 @@ fn answering(
     routes: impl Routes,
     client: SocketAddr,
     limits: Limits,
+    upgrades: Upgrades,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = warp::reply::Response,
@@ -220,6 +316,7 @@ fn answering(
 + 'static {
     service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ClientAddr(client));
+        request.extensions_mut().insert(upgrades.clone());
         let deadline = limits.response + body_time(&request, limits.min_body_rate);
         let answer = routes.clone().call(request);
         async move {

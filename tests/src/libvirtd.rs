@@ -70,6 +70,10 @@ const TOOLS: [(&str, &str); 5] = [
 /// The line the test guest prints on its serial console, once a second.
 pub const GUEST_READY: &str = "MFV-GUEST-READY";
 
+/// What the test guest prints on its serial console before each line typed into it: a
+/// line `abc` typed comes back as `MFV-GUEST-HEARD abc`.
+pub const GUEST_HEARD: &str = "MFV-GUEST-HEARD";
+
 /// The line a [`PowerButton::PowersOff`] guest prints on its serial console when the ACPI
 /// power button is pressed, right before it powers off.
 pub const GUEST_POWER_BUTTON: &str = "MFV-GUEST-POWER-BUTTON";
@@ -370,8 +374,9 @@ impl GuestFiles {
 }
 
 /// Builds an uncompressed cpio initrd in `dir` for [`guest_kernel`] whose /init prints
-/// [`GUEST_READY`] on the serial port (`ttyS0`) every second, and returns its path. Boot it
-/// with `console=ttyS0`.
+/// [`GUEST_READY`] on the serial port (`ttyS0`) every second and answers each line typed
+/// into it with [`GUEST_HEARD`] and the line, and returns its path. Boot it with
+/// `console=ttyS0`.
 ///
 /// With [`PowerButton::PowersOff`] the initrd also carries the kernel's `button` and `evdev`
 /// modules, and the guest watches the ACPI power button from before its first
@@ -479,7 +484,8 @@ fn init_script(power_button: PowerButton) -> String {
         ));
     }
     script.push_str(&format!(
-        "while true; do $B echo {GUEST_READY} > /dev/ttyS0; $B sleep 1; done\n"
+        "while read -r line; do $B echo \"{GUEST_HEARD} $line\"; done </dev/ttyS0 >/dev/ttyS0 &\n\
+         while true; do $B echo {GUEST_READY} > /dev/ttyS0; $B sleep 1; done\n"
     ));
     script
 }

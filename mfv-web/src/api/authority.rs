@@ -319,7 +319,8 @@ impl Authority for LocalAuthority {
         Box::pin(async move {
             let user = mfv_auth::Username::new(&caller.username)
                 .map_err(|error| ApiError::invalid("username", mfv_linux::error_chain(&error)))?;
-            let outcome = if change.status.is_success() {
+            // A websocket taken over (101) is a change made.
+            let outcome = if change.status.is_success() || change.status.is_informational() {
                 mfv_auth::AuditOutcome::Ok
             } else if change.status.is_client_error() {
                 mfv_auth::AuditOutcome::Refused

@@ -22,12 +22,12 @@ use super::metrics::HttpMetrics;
 use super::path::TemplateIndex;
 use super::query::Query;
 use super::session_checks::SessionChecks;
-use super::table::{Access, BodyStream, Call, Route};
+use super::table::{Access, BodyStream, Call, Route, Takeover};
 use super::tasks::Tasks;
 use super::uploads::Uploads;
 use super::vm_list::VmList;
 use super::{ApiError, Authority, Caller, Change};
-use crate::server::ClientAddr;
+use crate::server::{ClientAddr, Upgrades};
 
 /// The session cookie. `__Host-` makes browsers keep it to this host, over HTTPS, for the
 /// whole site.
@@ -137,6 +137,23 @@ impl ApiState {
     }
 }
 
+/// One request as the dispatcher takes it, but for its body.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: &'a str,
+    /// The query string without its `?`.
+    pub query: &'a str,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// Where it came from.
+    pub client: SocketAddr,
+    /// What taking its connection over needs.
+    pub takeover: Takeover,
+}
+
 /// The API: its state and its routes.
 #[derive(Debug)]
 pub struct Api {
@@ -231,6 +248,8 @@ impl Api {
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::ext::optional::<ClientAddr>())
+            .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+            .and(warp::ext::optional::<Upgrades>())
             .and(warp::body::stream())
             .then(
                 move |path: warp::path::FullPath,
@@ -238,28 +257,41 @@ impl Api {
                       query: String,
                       headers: HeaderMap,
                       client: Option<ClientAddr>,
+                      upgrade: Option<hyper::upgrade::OnUpgrade>,
+                      upgrades: Option<Upgrades>,
                       body| {
                     let api = Arc::clone(&api);
                     async move {
                         let client =
                             client.map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-                        api.dispatch(method, path.as_str(), &query, headers, body, client)
-                            .await
+                        let request = Request {
+                            method,
+                            path: path.as_str(),
+                            query: &query,
+                            headers,
+                            client,
+                            takeover: Takeover { upgrade, upgrades },
+                        };
+                        api.dispatch(request, body).await
                     }
                 },
             )
     }
 
-    /// Answers one request; `query` is the query string without its `?`.
+    /// Answers one request.
     pub async fn dispatch<B: Buf + Send + 'static>(
         &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        headers: HeaderMap,
+        request: Request<'_>,
         body: impl Stream<Item = Result<B, warp::Error>> + Unpin + Send + 'static,
-        client: SocketAddr,
     ) -> Response {
+        let Request {
+            method,
+            path,
+            query,
+            headers,
+            client,
+            takeover,
+        } = request;
         let started = Instant::now();
         let (route, params) = match self.route(&method, path) {
             Ok(found) => found,
@@ -299,6 +331,7 @@ impl Api {
                 body,
                 stream,
                 client,
+                takeover,
             })
             .await
         };

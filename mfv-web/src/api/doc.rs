@@ -33,6 +33,8 @@ pub enum Answer {
     Events,
     /// `200 OK`, Prometheus' text format.
     Metrics,
+    /// `101 Switching Protocols`: the connection becomes a websocket.
+    Websocket,
 }
 
 /// The answer of a change that has nothing to say but that it is done: `{}`.

@@ -221,6 +221,14 @@ fn responses(route: &Route, answers: &mut SchemaGenerator) -> Value {
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }),
         ),
+        Answer::Websocket => (
+            "101",
+            json!({
+                "description": "the connection becomes a websocket (a GET with \
+                                Upgrade: websocket; the page's Origin must be this host); \
+                                bytes both ways in binary frames",
+            }),
+        ),
         Answer::Metrics => (
             "200",
             json!({
@@ -346,9 +354,14 @@ mod tests {
             let responses = operation["responses"].as_object().unwrap();
             let success: Vec<&String> = responses
                 .keys()
-                .filter(|status| status.starts_with('2'))
+                .filter(|status| status.starts_with('2') || *status == "101")
                 .collect();
             assert_eq!(success.len(), 1, "{} {}", route.method, route.path);
+            assert_eq!(responses["4XX"]["$ref"], "#/components/responses/Error");
+            if success[0] == "101" {
+                // A websocket: the connection is taken over, no body is answered.
+                continue;
+            }
             let content = &responses[success[0].as_str()]["content"];
             let schema = content
                 .as_object()

@@ -50,6 +50,19 @@ pub struct Call {
     pub stream: BodyStream,
     /// Where the request came from.
     pub client: SocketAddr,
+    /// What taking the connection over (a websocket) needs.
+    pub takeover: Takeover,
+}
+
+/// What a handler needs to take its connection over: hyper's upgrade, present when the
+/// request asked for one on a connection that can give it, and the server's places for
+/// upgraded connections (none outside the server, as in warp's tests).
+#[derive(Debug, Default)]
+pub struct Takeover {
+    /// The connection, once the `101` answer is sent.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The places of upgraded connections, and the server's shutdown.
+    pub upgrades: Option<crate::server::Upgrades>,
 }
 
 impl Call {
@@ -208,6 +221,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::events::routes());
     routes.extend(super::vms::routes());
     routes.extend(super::vm_clone::routes());
+    routes.extend(super::consoles::routes());
     routes.extend(super::storage::routes());
     routes.extend(super::uploads::routes());
     routes.extend(super::fetches::routes());

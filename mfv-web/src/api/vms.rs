@@ -311,6 +311,8 @@ pub(super) fn virt_error(error: VirtError) -> ApiError {
         VirtError::AlreadyExists { .. }
         | VirtError::WrongState { .. }
         | VirtError::NoCdromDrive { .. }
+        | VirtError::NoVncDisplay { .. }
+        | VirtError::ConsoleClosed { .. }
         | VirtError::Unsupported { .. }
         | VirtError::NotEnoughMemory { .. } => ApiError::conflict(message),
         VirtError::DaemonNotRunning { .. }

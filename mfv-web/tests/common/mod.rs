@@ -86,17 +86,27 @@ impl Server {
 
     /// The server reaching the host daemon through `host` and libvirt at `libvirt`.
     pub fn with(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
-        Server::serving(host, libvirt, false)
+        Server::serving(host, libvirt, false, Limits::default())
+    }
+
+    /// [`Server::with`], serving within `limits`.
+    pub fn with_limits(host: Arc<dyn HostLink>, libvirt: Option<&str>, limits: Limits) -> Server {
+        Server::serving(host, libvirt, false, limits)
     }
 
     /// The whole site, the web pages beside the API ([`mfv_web::ui::site`]), reaching the host
     /// daemon through `host` and libvirt at `libvirt`.
     pub fn site(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
-        Server::serving(host, libvirt, true)
+        Server::serving(host, libvirt, true, Limits::default())
     }
 
-    /// The API alone, or with the pages when `pages`.
-    fn serving(host: Arc<dyn HostLink>, libvirt: Option<&str>, pages: bool) -> Server {
+    /// The API alone, or with the pages when `pages`, within `limits`.
+    fn serving(
+        host: Arc<dyn HostLink>,
+        libvirt: Option<&str>,
+        pages: bool,
+        limits: Limits,
+    ) -> Server {
         let libvirt = libvirt.map(str::to_owned);
         let dir = tempfile::tempdir().unwrap();
         let setup = runtime();
@@ -154,15 +164,9 @@ impl Server {
                 } else {
                     warp::Filter::boxed(mfv_web::api::routes(api))
                 };
-                serve(
-                    listeners,
-                    tls,
-                    warp::service(routes),
-                    Limits::default(),
-                    async {
-                        let _ = stopped.await;
-                    },
-                )
+                serve(listeners, tls, warp::service(routes), limits, async {
+                    let _ = stopped.await;
+                })
                 .await;
             });
         });
