@@ -213,6 +213,18 @@ impl Browser {
             .context("running a script in the page")
     }
 
+    /// Empties the browser's HTTP cache (Chromium's DevTools `Network.clearBrowserCache`), so
+    /// the next page loads as on a first visit.
+    pub fn clear_cache(&self) -> Result<()> {
+        let client = self.client()?;
+        self.runtime
+            .block_on(client.issue_cmd(DevTools {
+                command: "Network.clearBrowserCache",
+            }))
+            .context("clearing the browser's cache")?;
+        Ok(())
+    }
+
     /// The console entries of level SEVERE (script errors, failed loads) since the last call,
     /// each as `LEVEL message`; reading them empties chromedriver's buffer.
     pub fn console_errors(&self) -> Result<Vec<String>> {
@@ -279,6 +291,32 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         (
             hyper::Method::POST,
             Some(serde_json::json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// A Chromium DevTools command without parameters, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct DevTools {
+    command: &'static str,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
+        (
+            hyper::Method::POST,
+            Some(serde_json::json!({"cmd": self.command, "params": {}}).to_string()),
         )
     }
 }

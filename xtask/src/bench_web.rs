@@ -29,6 +29,7 @@ use mfv_tests::server::{ServerProcess, require_binary};
 use serde_json::Value;
 
 use crate::bench::{cores_and_cpu, package_versions, record, today};
+use crate::bench_pages::PageFigures;
 use crate::bench_vm::load_average;
 use crate::{Workspace, cmd};
 
@@ -150,6 +151,16 @@ pub fn web(workspace: &Workspace, options: WebBenchOptions) -> Result<()> {
         options.soak_seconds,
         &ours.server,
     )?;
+    // After the runs: what a browser's visits leave in the server does not count in their
+    // memory figures.
+    println!("headless Chromium: the pages' weight and the VM list's time to usable");
+    let pages = crate::bench_pages::measure(&ours.url("https", ""), USERNAME, PASSWORD)?;
+    println!("  {}", pages.summary());
+    let rss_after_pages_kib = tree_rss_kib(ours.server.pid()?)?;
+    println!(
+        "  mfv-web's RSS after the visits: {:.1} MiB",
+        mib(rss_after_pages_kib)
+    );
     drop(reference);
     drop(ours);
     drop(libvirtd);
@@ -163,6 +174,8 @@ pub fn web(workspace: &Workspace, options: WebBenchOptions) -> Result<()> {
         soak,
         load: (load_before, load_after),
         response_bytes: (vms.to_string().len(), reference_bytes(&vms)?),
+        pages,
+        rss_after_pages_kib,
     };
     println!();
     print!("{}", figures.lines());
@@ -840,6 +853,10 @@ struct Figures {
     load: (f64, f64),
     /// The bytes of one VM list answer's body: mfv-web's, the reference's.
     response_bytes: (usize, usize),
+    /// The web pages in headless Chromium.
+    pages: PageFigures,
+    /// mfv-web's resident memory after the browser's visits (which came after the runs).
+    rss_after_pages_kib: u64,
 }
 
 impl Figures {
@@ -989,6 +1006,9 @@ impl Figures {
                 mib(end)
             ),
         ]
+        .into_iter()
+        .chain(self.pages.verdicts())
+        .collect()
     }
 }
 
@@ -1072,6 +1092,17 @@ fn section(options: WebBenchOptions, machine: &str, date: &str, figures: &Figure
         mib(end),
         figures.soak.rss_series(SOAK_WARM_UP_SECONDS)
     );
+    let _ = write!(
+        text,
+        "\nThe pages, in headless Chromium (Debian's chromium through chromedriver, a fresh \
+         profile) over HTTPS, signed in as the same viewer: bytes over the wire (Resource \
+         Timing's `transferSize`: headers and compressed bodies, 0 for what the cache \
+         answered) of the page and everything it loaded, its API calls included; the first \
+         visit after emptying the cache, the repeat visit right after it. The visits come \
+         after the runs above; mfv-web's RSS after them: {:.1} MiB.\n\n{}",
+        mib(figures.rss_after_pages_kib),
+        figures.pages.table()
+    );
     text
 }
 
@@ -1093,6 +1124,7 @@ fn cells(run: &Run) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench_pages::Visit;
 
     const WRK: &str = "Running 10s test @ http://127.0.0.1:8080/api/v1/vms
   2 threads and 32 connections
@@ -1245,6 +1277,30 @@ Transfer/sec:      6.94MB
             },
             load: (0.5, 2.25),
             response_bytes: (4321, 4400),
+            pages: PageFigures {
+                dashboard: (
+                    Visit {
+                        transferred: 40_000,
+                        requests: 9,
+                    },
+                    Visit {
+                        transferred: 3_000,
+                        requests: 7,
+                    },
+                ),
+                vm_list: (
+                    Visit {
+                        transferred: 45_000,
+                        requests: 8,
+                    },
+                    Visit {
+                        transferred: 5_000,
+                        requests: 6,
+                    },
+                ),
+                usable_ms: vec![120.0],
+            },
+            rss_after_pages_kib: 30_720,
         }
     }
 
@@ -1264,6 +1320,9 @@ Transfer/sec:      6.94MB
                  requests)",
                 "soak RSS flat (end within 10 % of start): **not met** (20.0 MiB at 1 s, 24.0 \
                  MiB at the end)",
+                "first visit under 300 kB: **met** (dashboard 40.0 kB, VM list 45.0 kB)",
+                "repeat visit under 50 kB: **met** (dashboard 3.0 kB, VM list 5.0 kB)",
+                "VM list usable in under 300 ms: **met** (median 120 ms of 1 loads)",
             ]
         );
         let mut better = figures();
@@ -1331,12 +1390,15 @@ Transfer/sec:      6.94MB
         assert!(quiet.findings().is_empty());
         assert!(text.contains("| Soak: 256 connections, 60 s |"), "{text}");
         assert!(
-            text.ends_with(
+            text.contains(
                 "Soak RSS: 20.0 MiB at 1 s, 24.0 MiB at the end; every 10 s:  MiB (the first \
-                 10 s fill the connections' buffers and are not judged).\n"
+                 10 s fill the connections' buffers and are not judged).\n\nThe pages, in \
+                 headless Chromium"
             ),
             "{text}"
         );
+        assert!(text.ends_with("cache): 120 ms; median 120 ms.\n"), "{text}");
+        assert!(text.contains("\n- Target: first visit under 300 kB: **met**"));
         let lines = figures().lines();
         assert!(lines.contains("mfv-web http vms 32c requests: 1700.0 per second\n"));
         assert!(lines.contains("mfv-web soak http vms 256c errors: 2 of 1000 requests\n"));

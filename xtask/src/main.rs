@@ -4,6 +4,7 @@
 mod bench;
 mod bench_auth;
 mod bench_dhcp;
+mod bench_pages;
 mod bench_vm;
 mod bench_web;
 mod boot;
