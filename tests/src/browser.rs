@@ -218,9 +218,7 @@ impl Browser {
     pub fn clear_cache(&self) -> Result<()> {
         let client = self.client()?;
         self.runtime
-            .block_on(client.issue_cmd(DevTools {
-                command: "Network.clearBrowserCache",
-            }))
+            .block_on(client.issue_cmd(ChromedriverCommand::dev_tools("Network.clearBrowserCache")))
             .context("clearing the browser's cache")?;
         Ok(())
     }
@@ -231,7 +229,7 @@ impl Browser {
         let client = self.client()?;
         let entries = self
             .runtime
-            .block_on(client.issue_cmd(BrowserLog))
+            .block_on(client.issue_cmd(ChromedriverCommand::browser_log()))
             .context("reading the browser's console log")?;
         Ok(entries
             .as_array()
@@ -271,53 +269,47 @@ impl Browser {
     }
 }
 
-/// chromedriver's own command for the browser's console log (not in the W3C protocol).
+/// One of chromedriver's own commands (not in the W3C protocol): a POST of `body` to
+/// `session/{id}/PATH`.
 #[derive(Debug)]
-struct BrowserLog;
+struct ChromedriverCommand {
+    path: &'static str,
+    body: serde_json::Value,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+impl ChromedriverCommand {
+    /// The browser's console log since the last time it was read.
+    fn browser_log() -> ChromedriverCommand {
+        ChromedriverCommand {
+            path: "se/log",
+            body: serde_json::json!({"type": "browser"}),
+        }
+    }
+
+    /// A Chromium DevTools command without parameters.
+    fn dev_tools(command: &str) -> ChromedriverCommand {
+        ChromedriverCommand {
+            path: "goog/cdp/execute",
+            body: serde_json::json!({"cmd": command, "params": {}}),
+        }
+    }
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromedriverCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
-        (
-            hyper::Method::POST,
-            Some(serde_json::json!({"type": "browser"}).to_string()),
-        )
-    }
-}
-
-/// A Chromium DevTools command without parameters, through chromedriver's `goog/cdp/execute`.
-#[derive(Debug)]
-struct DevTools {
-    command: &'static str,
-}
-
-impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (hyper::Method, Option<String>) {
-        (
-            hyper::Method::POST,
-            Some(serde_json::json!({"cmd": self.command, "params": {}}).to_string()),
-        )
+        (hyper::Method::POST, Some(self.body.to_string()))
     }
 }
 
