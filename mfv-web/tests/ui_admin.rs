@@ -216,7 +216,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     assert!(secret.starts_with("mfv_"), "{secret}");
     screenshots(&browser, "token-secret");
     browser
-        .click("dialog.secret-dialog button.secondary", WAIT)
+        .click("dialog.secret-dialog button.cancel", WAIT)
         .unwrap();
     browser
         .wait_for_text("tr[data-token=ci]", "never", WAIT)

@@ -67,7 +67,7 @@ export function start(view) {
       results,
       table(
         [
-          { title: "When", cell: (entry) => h("time", { datetime: new Date(entry.at * 1000).toISOString() }, when(entry.at)) },
+          { title: "When", class: "nowrap", cell: (entry) => h("time", { datetime: new Date(entry.at * 1000).toISOString() }, when(entry.at)) },
           { title: "By", cell: (entry) => entry.actor ?? entry.username ?? "–" },
           { title: "From", class: "mono", cell: (entry) => entry.source ?? "–" },
           { title: "Action", cell: (entry) => words(entry.event) },

@@ -93,7 +93,7 @@ export function inlineForm({ fields, action, submit, check = () => null, done = 
 function modal({ title, content, action, danger = false, cancelLabel = "Cancel", onSubmit, className = "" }) {
   return new Promise((resolve) => {
     const titleId = `dialog-title-${(fieldCount += 1)}`;
-    const cancel = h("button", { type: "button", class: "secondary" }, cancelLabel);
+    const cancel = h("button", { type: "button", class: "secondary cancel" }, cancelLabel);
     const confirm = action ? h("button", { type: "submit", class: danger ? "danger" : null }, action) : null;
     const form = h("form", { method: "dialog", novalidate: true }, h("h2", { id: titleId }, title), content, h("div", { class: "buttons" }, cancel, confirm));
     const dialog = h("dialog", { class: `confirm form-dialog ${className}`, "aria-labelledby": titleId }, form);

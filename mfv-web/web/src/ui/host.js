@@ -9,7 +9,7 @@ import { statusLine, typedConfirm } from "./forms.js";
 
 export function start(view) {
   const status = statusLine();
-  const servicesBox = h("div", { id: "services" });
+  const servicesBox = h("div", { id: "services", class: "admin-actions" });
   const logBox = h("pre", { class: "log tall", id: "host-log", tabindex: "0" });
   const source = h("select", { id: "log-source", "aria-label": "Whose log" }, h("option", { value: "boot" }, "Boot log"));
   const configBox = h("div", { id: "host-config" });
@@ -181,7 +181,7 @@ export function start(view) {
       running === null
         ? h("p", { class: "warning" }, "The VMs could not be listed: any that run will be stopped.")
         : running.length
-          ? [h("p", {}, `These ${running.length} running VMs will be stopped:`), h("ul", { class: "vm-names" }, running.map((name) => h("li", {}, name)))]
+          ? [h("p", {}, running.length === 1 ? "This running VM will be stopped:" : `These ${running.length} running VMs will be stopped:`), h("ul", { class: "vm-names" }, running.map((name) => h("li", {}, name)))]
           : h("p", {}, "No VM is running."),
       verb === "Power off" ? h("p", { class: "warning" }, "It stays off until someone turns it on at the machine or its management board.") : null,
     );
@@ -199,9 +199,6 @@ export function start(view) {
   fill(
     view,
     status,
-    panel("Services", servicesBox),
-    panel("Log", h("div", { class: "toolbar" }, source, h("button", { type: "button", class: "secondary small", on: { click: loadLog } }, "Refresh")), logBox),
-    panel("Configuration", h("p", { class: "hint" }, "The host's mfv.toml. A save is checked first and kept as a new generation; a save made by someone else since this page loaded is refused."), configBox),
     panel(
       "Power",
       powerBox,
@@ -210,8 +207,12 @@ export function start(view) {
         { class: "buttons" },
         h("button", { type: "button", class: "danger", id: "reboot", on: { click: () => power("/api/v1/host/reboot", "Reboot", "Rebooting") } }, "Reboot…"),
         h("button", { type: "button", class: "danger", id: "power-off", on: { click: () => power("/api/v1/host/poweroff", "Power off", "Powering off") } }, "Power off…"),
+        h("span", { class: "hint" }, "Each names the VMs it stops and asks for the host's name first."),
       ),
     ),
+    panel("Services", servicesBox),
+    panel("Log", h("div", { class: "toolbar" }, source, h("button", { type: "button", class: "secondary small", on: { click: loadLog } }, "Refresh")), logBox),
+    panel("Configuration", h("p", { class: "hint" }, "The host's mfv.toml. A save is checked first and kept as a new generation; a save made by someone else since this page loaded is refused."), configBox),
   );
   api("GET", "/api/v1/host")
     .then((host) => {

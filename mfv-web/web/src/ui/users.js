@@ -37,9 +37,9 @@ export function checkNewPassword({ password, again }, name = "password") {
 
 export function start(view) {
   const status = statusLine();
-  const usersBox = h("div", { id: "user-list" });
-  const tokensBox = h("div", { id: "token-list" });
-  const sessionsBox = h("div", { id: "session-list" });
+  const usersBox = h("div", { id: "user-list", class: "admin-actions" });
+  const tokensBox = h("div", { id: "token-list", class: "admin-actions" });
+  const sessionsBox = h("div", { id: "session-list", class: "admin-actions" });
   let users = [];
 
   const say = (text) => {
@@ -95,7 +95,7 @@ export function start(view) {
 
   const userActions = (user) => {
     if (user.username === me) {
-      return h("span", { class: "hint" }, "You (change your own account under ", h("a", { href: "/account" }, "My account"), ")");
+      return h("a", { href: "/account" }, "You: My account");
     }
     const path = `/api/v1/users/${encodeURIComponent(user.username)}`;
     return [
