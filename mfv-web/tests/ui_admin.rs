@@ -80,6 +80,18 @@ fn choose(browser: &Browser, css: &str, value: &str) {
     assert_eq!(browser.execute(&script).unwrap(), json!(value));
 }
 
+/// Clicks what `css` selects after scrolling it to the middle of the window, clear of the
+/// sticky top bar.
+fn click_centred(browser: &Browser, css: &str) {
+    browser.text(css, WAIT).unwrap();
+    browser
+        .execute(&format!(
+            "document.querySelector({css:?}).scrollIntoView({{block: 'center'}})"
+        ))
+        .unwrap();
+    browser.click(css, WAIT).unwrap();
+}
+
 fn count(browser: &Browser, css: &str) -> Value {
     browser
         .execute(&format!("return document.querySelectorAll({css:?}).length"))
@@ -186,9 +198,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         .wait_for_text("main", "nina is now Viewer", WAIT)
         .unwrap();
     // Deleting asks once, naming the user; cancelling keeps them.
-    browser
-        .click("tr[data-user=nina] button.danger", WAIT)
-        .unwrap();
+    click_centred(&browser, "tr[data-user=nina] button.danger");
     browser
         .wait_for_text("dialog", "Delete user nina?", WAIT)
         .unwrap();
@@ -234,6 +244,44 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     assert_eq!(whoami.status, 200, "{}", whoami.text());
     assert_eq!(whoami.json().unwrap()["role"], "operator");
     no_console_errors(&browser, "the users page after a reload");
+
+    // Revoking the token, ending another user's session and deleting a user each ask once,
+    // naming what goes, and take effect at once.
+    let otto = server.sign_in("otto", PASSWORD).unwrap();
+    browser.open(&format!("{base}/users")).unwrap();
+    click_centred(&browser, "tr[data-token=ci] button.danger");
+    browser
+        .wait_for_text("dialog", "Revoke token ci?", WAIT)
+        .unwrap();
+    screenshots(&browser, "token-revoke");
+    browser.click("dialog button.danger", WAIT).unwrap();
+    browser
+        .wait_for_text("main", "Token ci revoked", WAIT)
+        .unwrap();
+    assert_eq!(
+        server.call(&bearer, "GET", "/api/v1/session", None).status,
+        401
+    );
+    click_centred(&browser, "tr[data-session=otto] button.danger");
+    browser
+        .wait_for_text("dialog", "End otto's session?", WAIT)
+        .unwrap();
+    browser.click("dialog button.danger", WAIT).unwrap();
+    browser
+        .wait_for_text("main", "otto's session from", WAIT)
+        .unwrap();
+    let ended = server.call_as(&otto, "GET", "/api/v1/session", None);
+    assert_eq!(ended.status, 401, "{}", ended.text());
+    click_centred(&browser, "tr[data-user=nina] button.danger");
+    browser
+        .wait_for_text("dialog", "Delete user nina?", WAIT)
+        .unwrap();
+    browser.click("dialog button.danger", WAIT).unwrap();
+    browser
+        .wait_for_text("main", "User nina deleted", WAIT)
+        .unwrap();
+    assert_eq!(count(&browser, "tr[data-user=nina]"), json!(0));
+    no_console_errors(&browser, "the users page's revocations");
 
     // The own account: a second factor enrolled with its QR code, confirmed with a code.
     browser.click("header a.who", WAIT).unwrap();

@@ -296,7 +296,7 @@ export function start(view) {
           },
         ],
         sessions,
-        { empty: "Nobody is signed in.", label: "Sessions" },
+        { empty: "Nobody is signed in.", label: "Sessions", rowAttributes: (session) => ({ "data-session": session.username, "data-id": session.id }) },
       ),
     );
   }
