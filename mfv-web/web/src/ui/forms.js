@@ -2,7 +2,6 @@
 // field it names, forms in modal dialogs, a secret shown once with a way to copy it, and the
 // confirmation that asks for a name to be typed before the host goes down.
 
-import { ApiFailure } from "./api.js";
 import { h, sentence } from "./dom.js";
 
 let fieldCount = 0;
@@ -39,17 +38,22 @@ export function field({ name, label, type = "text", hint = null, value = "", opt
 }
 
 // The values of `fields`, by name.
-export function values(fields) {
+function values(fields) {
   return Object.fromEntries(fields.map((one) => [one.name, one.input.value]));
 }
 
-// Shows `failure` at the field it names among `fields`, else in `general`; focuses it.
-export function showFailure(failure, fields, general) {
+// Takes every refusal shown by `fields` and `general` away.
+function clearFailures(fields, general) {
   for (const one of fields) {
     one.error(null);
   }
   general.hidden = true;
-  const target = failure instanceof ApiFailure || failure?.field ? fields.find((one) => one.name === failure.field) : null;
+}
+
+// Shows `failure` at the field it names among `fields`, else in `general`; focuses it.
+function showFailure(failure, fields, general) {
+  clearFailures(fields, general);
+  const target = failure?.field ? fields.find((one) => one.name === failure.field) : null;
   if (target) {
     target.error(failure.message);
     target.input.focus();
@@ -76,8 +80,7 @@ export function inlineForm({ fields, action, submit, check = () => null, done = 
     button.disabled = true;
     try {
       const result = await submit(entered);
-      showFailure({ message: "" }, fields, general);
-      general.hidden = true;
+      clearFailures(fields, general);
       done(result);
     } catch (failure) {
       showFailure(failure, fields, general);
