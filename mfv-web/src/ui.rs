@@ -86,6 +86,15 @@ pub const PAGES: [Page; 7] = [
     },
 ];
 
+/// The visitor's own account (password, second factor): reached from their name in the
+/// header rather than the navigation, open to every role.
+const ACCOUNT_PAGE: Page = Page {
+    path: "/account",
+    title: "My account",
+    view: "account",
+    needs: Permission::ViewInventory,
+};
+
 /// The page of one VM: the list's entry in the navigation, its own view.
 const VM_PAGE: Page = Page {
     path: "/vms",
@@ -138,7 +147,11 @@ fn routes(api: Arc<Api>) -> BoxedFilter<(Response,)> {
 
 /// The page at `path`, with the VM's name for a VM's page (percent-decoded).
 fn page_at(path: &str) -> Option<(Page, Option<String>)> {
-    if let Some(page) = PAGES.iter().find(|page| page.path == path) {
+    if let Some(page) = PAGES
+        .iter()
+        .chain([&ACCOUNT_PAGE])
+        .find(|page| page.path == path)
+    {
         return Some((*page, None));
     }
     let name = path.strip_prefix("/vms/")?;
@@ -300,13 +313,14 @@ impl Layout<'_> {
         let attributes = format!(
             " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
              data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
-             data-can-console=\"{console}\"{data}",
+             data-can-console=\"{console}\" data-can-network=\"{network}\"{data}",
             user = escape(&self.caller.username),
             role = role.as_str(),
             csrf = escape(self.csrf),
             control = role.allows(Permission::ControlVms),
             manage = role.allows(Permission::ManageVms),
             console = role.allows(Permission::UseConsole),
+            network = role.allows(Permission::ManageNetwork),
         );
         let body = format!(
             "<a class=\"skip\" href=\"#main\">Skip to content</a>\n\
@@ -316,8 +330,8 @@ impl Layout<'_> {
              <a class=\"brand\" href=\"/\">Minifed-Virt</a>\n\
              <span class=\"host\" title=\"Host name\">{host}</span>\n\
              <span class=\"spacer\"></span>\n\
-             <span class=\"who\"><span class=\"user\">{user}</span> \
-             <span class=\"role\">{role}</span></span>\n\
+             <a class=\"who\" href=\"/account\" title=\"My account\"><span class=\"user\">{user}</span> \
+             <span class=\"role\">{role}</span></a>\n\
              <button type=\"button\" id=\"sign-out\" class=\"secondary small\">Sign out</button>\n\
              </header>\n<div class=\"frame\">\n\
              <nav id=\"nav\" aria-label=\"Sections\"><ul>\n{nav}</ul></nav>\n\
@@ -419,6 +433,10 @@ mod tests {
     fn pages_are_found_by_path_and_a_vms_name_is_decoded() {
         assert_eq!(page_at("/").map(|(page, _)| page.view), Some("dashboard"));
         assert_eq!(page_at("/audit").map(|(page, _)| page.view), Some("audit"));
+        assert_eq!(
+            page_at("/account").map(|(page, _)| page.view),
+            Some("account")
+        );
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
         for nothing in [

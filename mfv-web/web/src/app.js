@@ -6,9 +6,14 @@ import { start as login } from "./ui/login.js";
 import { start as dashboard } from "./ui/dashboard.js";
 import { start as vms } from "./ui/vms.js";
 import { start as vm } from "./ui/vm.js";
-import { audit, host, network, storage, users } from "./ui/lists.js";
+import { storage } from "./ui/lists.js";
+import { start as users } from "./ui/users.js";
+import { start as account } from "./ui/account.js";
+import { start as audit } from "./ui/audit.js";
+import { start as host } from "./ui/host.js";
+import { start as network } from "./ui/network.js";
 
-const views = { dashboard, vms, vm, storage, network, users, audit, host };
+const views = { dashboard, vms, vm, storage, network, users, account, audit, host };
 
 const page = document.body.dataset.page;
 if (page === "login") {
