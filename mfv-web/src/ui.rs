@@ -94,6 +94,15 @@ const VM_PAGE: Page = Page {
     needs: Permission::ViewInventory,
 };
 
+/// The form that creates a VM (`/vms/new`, ahead of a VM's page: a VM named `new` is
+/// reached through the API only).
+const NEW_VM_PAGE: Page = Page {
+    path: "/vms",
+    title: "New virtual machine",
+    view: "vm-new",
+    needs: Permission::ManageVms,
+};
+
 /// The pages' routes beside the API's, and `404` in the API's error shape elsewhere: what a
 /// host that is set up serves (and `mfv-web --dev`).
 pub fn site(api: Arc<Api>) -> BoxedFilter<(Response,)> {
@@ -140,6 +149,9 @@ fn routes(api: Arc<Api>) -> BoxedFilter<(Response,)> {
 fn page_at(path: &str) -> Option<(Page, Option<String>)> {
     if let Some(page) = PAGES.iter().find(|page| page.path == path) {
         return Some((*page, None));
+    }
+    if path == "/vms/new" {
+        return Some((NEW_VM_PAGE, None));
     }
     let name = path.strip_prefix("/vms/")?;
     if name.is_empty() || name.contains('/') {
@@ -300,13 +312,14 @@ impl Layout<'_> {
         let attributes = format!(
             " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
              data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
-             data-can-console=\"{console}\"{data}",
+             data-can-console=\"{console}\" data-can-storage=\"{storage}\"{data}",
             user = escape(&self.caller.username),
             role = role.as_str(),
             csrf = escape(self.csrf),
             control = role.allows(Permission::ControlVms),
             manage = role.allows(Permission::ManageVms),
             console = role.allows(Permission::UseConsole),
+            storage = role.allows(Permission::ManageStorage),
         );
         let body = format!(
             "<a class=\"skip\" href=\"#main\">Skip to content</a>\n\
@@ -421,6 +434,8 @@ mod tests {
         assert_eq!(page_at("/audit").map(|(page, _)| page.view), Some("audit"));
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
+        let (page, vm) = page_at("/vms/new").unwrap();
+        assert_eq!((page.view, page.needs, vm), ("vm-new", Permission::ManageVms, None));
         for nothing in [
             "/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff",
         ] {
