@@ -435,7 +435,10 @@ mod tests {
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
         let (page, vm) = page_at("/vms/new").unwrap();
-        assert_eq!((page.view, page.needs, vm), ("vm-new", Permission::ManageVms, None));
+        assert_eq!(
+            (page.view, page.needs, vm),
+            ("vm-new", Permission::ManageVms, None)
+        );
         for nothing in [
             "/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff",
         ] {

@@ -251,8 +251,13 @@ export function storage(view) {
     const pool = h("select", { id: "fetch-pool", name: "pool" }, poolOptions(known));
     const volume = h("input", { type: "text", id: "fetch-volume", name: "volume", spellcheck: "false", autocomplete: "off" });
     const sha256 = h("input", { type: "text", id: "fetch-sha256", name: "sha256", class: "mono", spellcheck: "false", autocomplete: "off" });
-    url.addEventListener("change", () => {
-      if (!volume.value) {
+    // The volume is named after the URL's file until the person names it.
+    let named = false;
+    volume.addEventListener("input", () => {
+      named = volume.value !== "";
+    });
+    url.addEventListener("input", () => {
+      if (!named) {
         const last = url.value.split(/[?#]/)[0].split("/").pop() ?? "";
         volume.value = last.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[._-]+/, "");
       }
@@ -470,7 +475,7 @@ export function storage(view) {
           h(
             "p",
             { class: "error" },
-            `${sentence(task.error?.message ?? task.message)} The volume made for it was deleted: check that the host reaches the URL, and the checksum, then fetch again.`,
+            `${sentence(task.error?.message ?? task.message)} Check that the host reaches the URL and that the checksum is the image's, then fetch again.`,
           ),
         );
         fill(box.querySelector(".buttons"), dismiss);

@@ -116,6 +116,9 @@ export class Upload {
         this.attempt = 0;
         this.problem = null;
         const seconds = Math.max((performance.now() - started) / 1000, 0.001);
+        // What the host acknowledged is the true speed; the browser's progress events count
+        // bytes handed to the network, which run ahead.
+        this.speed = this.speed ? this.speed * 0.5 + (length / seconds) * 0.5 : length / seconds;
         const fitting = (length / seconds) * CHUNK_SECONDS;
         this.chunk = Math.min(Math.max(Math.round(fitting / MIB) * MIB, FIRST_CHUNK), LARGEST_CHUNK, this.chunk * 4);
         this.changed(this.offset >= this.size ? "done" : "sending");

@@ -8,7 +8,7 @@ import { lineChart } from "./chart.js";
 import { confirmDanger } from "./dialog.js";
 import { watch } from "./live.js";
 import { vmActions } from "./vms.js";
-import { cdromControls, snapshotForm } from "./vm_media.js";
+import { cdromControls, cdromOf, snapshotForm } from "./vm_media.js";
 
 const SAMPLE_MS = 3000;
 const SLOTS = 60;
@@ -71,6 +71,7 @@ export function start(view) {
   const report = (failure) => {
     fill(errors, failure ? alert(failure) : null);
     if (!failure) {
+      first = true;
       refresh();
     }
   };
@@ -209,14 +210,14 @@ export function start(view) {
         ["CPUs", vm.vcpus],
         ["Memory", bytes(vm.max_memory_kib * 1024)],
         ["Firmware", spec.firmware ?? "–"],
-        ["CD-ROM", spec.cdrom ?? "empty"],
+        ["CD-ROM", cdromOf(spec) ?? (cdromOf(spec) === null ? "empty" : "no drive")],
         ["UUID", h("span", { class: "mono" }, vm.uuid)],
         spec.description ? ["Description", spec.description] : null,
         ["Autostart", h("label", { class: "check inline", for: "autostart" }, autostart, " Start when the host boots")],
       ]),
       vm.spec_problem ? h("p", { class: "warning" }, `The definition is not fully shown: ${vm.spec_problem}`) : null,
     );
-    fill(section(media), h("h2", {}, "CD-ROM"), cdromControls(path, spec.cdrom, report));
+    fill(section(media), h("h2", {}, "CD-ROM"), cdromControls(path, cdromOf(spec), report));
     const counters = new Map((vm.disks ?? []).map((disk) => [disk.target, disk]));
     fill(
       section(disks),

@@ -8,10 +8,30 @@ import { clearErrors, errorSummary, showErrors } from "./forms.js";
 const TASK_POLL_MS = 500;
 const isIso = (volume) => volume.format === "iso" || /\.iso$/i.test(volume.name);
 
+// The image in the VM's CD-ROM drive: the spec's, or where the host could not read the
+// definition back into a spec (it keeps such devices as XML), the drive's source in that XML.
+// `undefined` when the VM has no drive, null when the drive is empty.
+export function cdromOf(spec) {
+  if (spec?.cdrom) {
+    return spec.cdrom;
+  }
+  for (const device of spec?.extra_xml?.devices ?? []) {
+    const disk = new DOMParser().parseFromString(device, "application/xml").documentElement;
+    if (disk.nodeName === "disk" && disk.getAttribute("device") === "cdrom") {
+      return disk.querySelector("source")?.getAttribute("file") ?? null;
+    }
+  }
+  return undefined;
+}
+
 // What the drive holds, and for those who may manage VMs the controls to change it.
 // `report(failure)` shows a failure, or with null refreshes the page.
 export function cdromControls(path, current, report) {
-  const holds = h("p", { id: "cdrom-media" }, current ? ["Holds ", h("code", {}, current)] : "Empty.");
+  const holds = h(
+    "p",
+    { id: "cdrom-media" },
+    current ? ["Holds ", h("code", {}, current)] : current === null ? "Empty." : "This VM has no CD-ROM drive: an image can be put in only when the VM was created with one.",
+  );
   if (!may.manage) {
     return holds;
   }

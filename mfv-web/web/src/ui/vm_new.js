@@ -71,6 +71,7 @@ export function start(view) {
   async function fillIsos() {
     const list = cdromPool.value ? await volumes(cdromPool.value) : [];
     const shown = [...list.filter(isIso), ...list.filter((volume) => !isIso(volume) && volume.format !== "qcow2")];
+    // Read after the wait: a choice made meanwhile stays.
     const chosen = cdrom.value;
     fill(
       cdrom,
@@ -208,11 +209,11 @@ export function start(view) {
       h("h2", {}, "CD-ROM"),
       h(
         "div",
-        { class: "grid", "data-field": "cdrom,boot_order" },
+        { class: "grid", "data-field": "cdrom" },
         h("div", { class: "field wide" }, h("label", { for: "vm-cdrom-pool" }, "Pool"), cdromPool),
         h("div", { class: "field wide" }, h("label", { for: "vm-cdrom" }, "ISO image"), cdrom),
       ),
-      h("p", { class: "hint" }, "The VM boots from the CD-ROM first when it holds an image. Upload or fetch images on the ", h("a", { href: "/storage" }, "Storage"), " page."),
+      h("p", { class: "hint" }, "The VM boots from the CD-ROM first when it holds an image, then from its first disk. Upload or fetch images on the ", h("a", { href: "/storage" }, "Storage"), " page."),
     ),
     h(
       "section",
@@ -273,7 +274,6 @@ export function start(view) {
     }
     if (cdrom.value) {
       body.cdrom = cdrom.value;
-      body.boot_order = ["cdrom", ...diskList.slice(0, 1).map((disk) => ({ disk: disk.target }))];
     }
     if (vnc.checked) {
       body.vnc = { password: vncPassword() };
