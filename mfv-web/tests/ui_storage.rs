@@ -320,7 +320,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         .wait_for_text("#upload-box .transfer-status", "100 %", WAIT)
         .unwrap();
     browser
-        .wait_for_text(&format!("tr[data-volume=\"tiny.iso\"]"), "8.0 MiB", WAIT)
+        .wait_for_text("tr[data-volume=\"tiny.iso\"]", "8.0 MiB", WAIT)
         .unwrap();
     assert_eq!(relay.drops.load(Ordering::SeqCst), 1);
     let seen = browser.execute("return window.seen").unwrap().to_string();
