@@ -455,6 +455,35 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         .unwrap();
     no_console_errors(&browser, "the CD-ROM's changes");
 
+    // A snapshot of the stopped VM, named and described on its page.
+    let admin = server.token(Role::Admin);
+    let stop = server.call(
+        admin,
+        "POST",
+        &format!("/api/v1/vms/{name}/force-off"),
+        None,
+    );
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    browser.wait_for_text("#vm-state", "Stopped", WAIT).unwrap();
+    browser
+        .type_into("#snapshot-name", "before-install", WAIT)
+        .unwrap();
+    browser
+        .type_into("#snapshot-description", "the empty disk", WAIT)
+        .unwrap();
+    browser.click("#snapshot-take", WAIT).unwrap();
+    browser
+        .wait_for_text("#snapshot-status", "taken", WAIT)
+        .unwrap();
+    browser
+        .wait_for_text("#view", "the empty disk", WAIT)
+        .unwrap();
+    no_console_errors(&browser, "the snapshot");
+    browser
+        .execute("document.querySelector('#snapshot-form').scrollIntoView()")
+        .unwrap();
+    screenshots(&browser, "vm-snapshot");
+
     // A viewer sees the pools and volumes but no control that changes them.
     browser.click("#sign-out", WAIT).unwrap();
     wait_for_url(&browser, "/login");

@@ -469,6 +469,7 @@ export function storage(view) {
         return;
       } else {
         box.classList.add("trouble");
+        progress.hidden = true;
         fill(status, "Failed.");
         fill(
           note,

@@ -44,6 +44,7 @@ export function start(view) {
   const disks = panel("Disks", h("p", { class: "loading" }, "Loading…"));
   const nics = panel("Network cards", h("p", { class: "loading" }, "Loading…"));
   const snapshots = panel("Snapshots", h("p", { class: "loading" }, "Loading…"));
+  snapshots.classList.add("wide");
   const media = panel("CD-ROM", h("p", { class: "loading" }, "Loading…"));
   const takeSnapshot = may.manage ? snapshotForm(path, (failure) => report(failure) || loadSnapshots()) : null;
   const consoles = may.console
