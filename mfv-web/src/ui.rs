@@ -103,6 +103,15 @@ const VM_PAGE: Page = Page {
     needs: Permission::ViewInventory,
 };
 
+/// The form that creates a VM (`/vms/new`, ahead of a VM's page: a VM named `new` is
+/// reached through the API only).
+const NEW_VM_PAGE: Page = Page {
+    path: "/vms",
+    title: "New virtual machine",
+    view: "vm-new",
+    needs: Permission::ManageVms,
+};
+
 /// The pages' routes beside the API's, and `404` in the API's error shape elsewhere: what a
 /// host that is set up serves (and `mfv-web --dev`).
 pub fn site(api: Arc<Api>) -> BoxedFilter<(Response,)> {
@@ -153,6 +162,9 @@ fn page_at(path: &str) -> Option<(Page, Option<String>)> {
         .find(|page| page.path == path)
     {
         return Some((*page, None));
+    }
+    if path == "/vms/new" {
+        return Some((NEW_VM_PAGE, None));
     }
     let name = path.strip_prefix("/vms/")?;
     if name.is_empty() || name.contains('/') {
@@ -313,7 +325,8 @@ impl Layout<'_> {
         let attributes = format!(
             " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
              data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
-             data-can-console=\"{console}\" data-can-network=\"{network}\"{data}",
+             data-can-console=\"{console}\" data-can-network=\"{network}\" \
+             data-can-storage=\"{storage}\"{data}",
             user = escape(&self.caller.username),
             role = role.as_str(),
             csrf = escape(self.csrf),
@@ -321,6 +334,7 @@ impl Layout<'_> {
             manage = role.allows(Permission::ManageVms),
             console = role.allows(Permission::UseConsole),
             network = role.allows(Permission::ManageNetwork),
+            storage = role.allows(Permission::ManageStorage),
         );
         let body = format!(
             "<a class=\"skip\" href=\"#main\">Skip to content</a>\n\
@@ -439,6 +453,11 @@ mod tests {
         );
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
+        let (page, vm) = page_at("/vms/new").unwrap();
+        assert_eq!(
+            (page.view, page.needs, vm),
+            ("vm-new", Permission::ManageVms, None)
+        );
         for nothing in [
             "/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff",
         ] {

@@ -6,14 +6,15 @@ import { start as login } from "./ui/login.js";
 import { start as dashboard } from "./ui/dashboard.js";
 import { start as vms } from "./ui/vms.js";
 import { start as vm } from "./ui/vm.js";
-import { storage } from "./ui/lists.js";
+import { start as newVm } from "./ui/vm_new.js";
+import { storage } from "./ui/storage.js";
 import { start as users } from "./ui/users.js";
 import { start as account } from "./ui/account.js";
 import { start as audit } from "./ui/audit.js";
 import { start as host } from "./ui/host.js";
 import { start as network } from "./ui/network.js";
 
-const views = { dashboard, vms, vm, storage, network, users, account, audit, host };
+const views = { dashboard, vms, vm, "vm-new": newVm, storage, network, users, account, audit, host };
 
 const page = document.body.dataset.page;
 if (page === "login") {

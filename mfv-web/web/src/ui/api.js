@@ -62,4 +62,5 @@ export const may = {
   control: document.body.dataset.canControl === "true",
   manage: document.body.dataset.canManage === "true",
   console: document.body.dataset.canConsole === "true",
+  storage: document.body.dataset.canStorage === "true",
 };

@@ -8,6 +8,7 @@ import { lineChart } from "./chart.js";
 import { confirmDanger } from "./dialog.js";
 import { watch } from "./live.js";
 import { vmActions } from "./vms.js";
+import { cdromControls, cdromOf, snapshotForm } from "./vm_media.js";
 
 const SAMPLE_MS = 3000;
 const SLOTS = 60;
@@ -43,6 +44,9 @@ export function start(view) {
   const disks = panel("Disks", h("p", { class: "loading" }, "Loading…"));
   const nics = panel("Network cards", h("p", { class: "loading" }, "Loading…"));
   const snapshots = panel("Snapshots", h("p", { class: "loading" }, "Loading…"));
+  snapshots.classList.add("wide");
+  const media = panel("CD-ROM", h("p", { class: "loading" }, "Loading…"));
+  const takeSnapshot = may.manage ? snapshotForm(path, (failure) => report(failure) || loadSnapshots()) : null;
   const consoles = may.console
     ? panel(
         "Console",
@@ -58,11 +62,17 @@ export function start(view) {
     view,
     h("div", { class: "vm-head" }, state, actions),
     errors,
-    h("div", { class: "vm-grid" }, summary, graphs, consoles, disks, nics, snapshots),
+    h("div", { class: "vm-grid" }, summary, graphs, consoles, media, disks, nics, snapshots),
   );
+  const startFailure = sessionStorage.getItem("mfv-start-failure");
+  if (startFailure) {
+    sessionStorage.removeItem("mfv-start-failure");
+    fill(errors, alert(`The VM was created but did not start: ${startFailure}`));
+  }
   const report = (failure) => {
     fill(errors, failure ? alert(failure) : null);
     if (!failure) {
+      first = true;
       refresh();
     }
   };
@@ -201,13 +211,14 @@ export function start(view) {
         ["CPUs", vm.vcpus],
         ["Memory", bytes(vm.max_memory_kib * 1024)],
         ["Firmware", spec.firmware ?? "–"],
-        ["CD-ROM", spec.cdrom ?? "empty"],
+        ["CD-ROM", cdromOf(spec) ?? (cdromOf(spec) === null ? "empty" : "no drive")],
         ["UUID", h("span", { class: "mono" }, vm.uuid)],
         spec.description ? ["Description", spec.description] : null,
         ["Autostart", h("label", { class: "check inline", for: "autostart" }, autostart, " Start when the host boots")],
       ]),
       vm.spec_problem ? h("p", { class: "warning" }, `The definition is not fully shown: ${vm.spec_problem}`) : null,
     );
+    fill(section(media), h("h2", {}, "CD-ROM"), cdromControls(path, cdromOf(spec), report));
     const counters = new Map((vm.disks ?? []).map((disk) => [disk.target, disk]));
     fill(
       section(disks),
@@ -275,9 +286,10 @@ export function start(view) {
           list,
           { empty: "No snapshots.", label: "Snapshots" },
         ),
+        takeSnapshot,
       );
     } catch (failure) {
-      fill(section(snapshots), h("h2", {}, "Snapshots"), alert(failure));
+      fill(section(snapshots), h("h2", {}, "Snapshots"), alert(failure), takeSnapshot);
     }
   }
 

@@ -72,7 +72,8 @@ export function start(view) {
     ),
   );
   const errors = h("div", { id: "vm-errors" });
-  fill(view, h("div", { class: "toolbar" }, filter, status), errors, list);
+  const create = may.manage ? h("a", { class: "button small", href: "/vms/new", id: "new-vm" }, "New VM…") : null;
+  fill(view, h("div", { class: "toolbar" }, filter, status, create), errors, list);
   let vms = [];
   let marked = false;
 
