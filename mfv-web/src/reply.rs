@@ -28,6 +28,14 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 
      style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
+/// The policy of the console pages alone (marked [`crate::ui::ConsolePolicy`]): the strict
+/// one, but `<style>` elements may be inline (xterm.js injects them without a nonce; style
+/// attributes stay refused) and images may be `data:` addresses (noVNC's cursor and its
+/// JPEG and PNG rectangles).
+pub const CONSOLE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; style-src-elem 'self' 'unsafe-inline'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// The security headers and their values, but for `Cache-Control`.
 const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
     (
@@ -145,10 +153,20 @@ pub fn with_security_headers(mut response: warp::reply::Response) -> warp::reply
     } else {
         NO_STORE
     };
+    let console = response
+        .extensions()
+        .get::<crate::ui::ConsolePolicy>()
+        .is_some();
     let headers = response.headers_mut();
     headers.reserve(SECURITY_HEADERS.len() + 1);
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, value);
+    }
+    if console {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CONTENT_SECURITY_POLICY),
+        );
     }
     headers.insert(CACHE_CONTROL, cache);
     response

@@ -6,9 +6,11 @@ import { start as login } from "./ui/login.js";
 import { start as dashboard } from "./ui/dashboard.js";
 import { start as vms } from "./ui/vms.js";
 import { start as vm } from "./ui/vm.js";
+import { start as vncConsole } from "./ui/console.js";
+import { start as serial } from "./ui/serial_page.js";
 import { audit, host, network, storage, users } from "./ui/lists.js";
 
-const views = { dashboard, vms, vm, storage, network, users, audit, host };
+const views = { dashboard, vms, vm, storage, network, users, audit, host, console: vncConsole, serial };
 
 const page = document.body.dataset.page;
 if (page === "login") {
