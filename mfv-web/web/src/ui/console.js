@@ -43,8 +43,7 @@ export function consoleUrl(name, kind) {
 
 // Whether the VM's spec gives it a VNC display.
 function hasVnc(vm) {
-  const vnc = vm.spec?.vnc;
-  return vnc !== null && vnc !== undefined && vnc.enabled !== false;
+  return vm.spec?.vnc?.enabled !== false;
 }
 
 // The frame both console pages share, filled into `view`: a toolbar with the VM's state,
@@ -167,11 +166,9 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
       }
       const current = await readVm();
       const blocked = current ? obstacle(current) : null;
-      const reason = detail?.reason ? ` ${sentence(detail.reason)}` : "";
-      fill(
-        message,
-        h("p", { class: "warning", id: "console-obstacle" }, blocked ?? `${closeReason(code, kind)}${reason}`),
-      );
+      // The server's reason says it best; the code's meaning where it gave none.
+      const reason = detail?.reason ? sentence(detail.reason) : closeReason(code, kind);
+      fill(message, h("p", { class: "warning", id: "console-obstacle" }, blocked ?? reason));
     },
     get vm() {
       return vm;
@@ -201,8 +198,15 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
       }
       const before = vm?.state;
       const current = await readVm();
-      if (current && current.state === "running" && before !== "running" && !close) {
+      if (!current || close) {
+        return;
+      }
+      if (current.state === "running" && before !== "running") {
         open();
+      } else if (obstacle(current)) {
+        // The VM's state may change after its console closed (libvirt reports it a
+        // moment later): say what it is now.
+        fill(message, h("p", { class: "warning", id: "console-obstacle" }, obstacle(current)));
       }
     },
     onResync: readVm,
@@ -321,7 +325,7 @@ export function start(view) {
     canConnect: (vm) =>
       hasVnc(vm)
         ? null
-        : `${name} has no VNC display: give its spec a vnc section and start it again.`,
+        : `${name} has no VNC display: its spec turns it off. Turn it on (vnc.enabled) and start the VM again.`,
     connect: async () => {
       const { openVnc } = await loadBundle();
       screen.replaceChildren();
