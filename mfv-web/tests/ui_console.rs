@@ -294,7 +294,18 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     browser
         .wait_for_text("#console-obstacle", "is not running", WAIT)
         .unwrap();
-    browser.text("#console-reconnect", WAIT).unwrap();
+    assert_eq!(
+        browser.text("#console-status", WAIT).unwrap(),
+        "Disconnected"
+    );
+    // Start is the way on, not Reconnect.
+    browser.text("#console-start", WAIT).unwrap();
+    assert_eq!(
+        browser
+            .execute("return document.querySelector('#console-reconnect').hidden")
+            .unwrap(),
+        json!(true)
+    );
     no_console_errors(&browser, "the VNC console of a VM that stopped");
     screenshots(&browser, "vnc-closed");
 

@@ -91,6 +91,7 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
   const setStatus = (text, state) => {
     status.textContent = text;
     status.dataset.state = state;
+    document.body.dataset.console = state;
   };
 
   function showVm(current) {
@@ -166,6 +167,8 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
       }
       const current = await readVm();
       const blocked = current ? obstacle(current) : null;
+      // Reconnecting to a VM that is not running would only fail: Start is the way on.
+      reconnect.hidden = current !== null && current.state !== "running";
       // The server's reason says it best; the code's meaning where it gave none.
       const reason = detail?.reason ? sentence(detail.reason) : closeReason(code, kind);
       fill(message, h("p", { class: "warning", id: "console-obstacle" }, blocked ?? reason));
@@ -206,6 +209,7 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
       } else if (obstacle(current)) {
         // The VM's state may change after its console closed (libvirt reports it a
         // moment later): say what it is now.
+        reconnect.hidden = current.state !== "running";
         fill(message, h("p", { class: "warning", id: "console-obstacle" }, obstacle(current)));
       }
     },
@@ -234,14 +238,16 @@ export function start(view) {
 
   const button = (id, label, onClick, attributes = {}) =>
     h("button", { type: "button", id, class: "small secondary", on: { click: onClick }, ...attributes }, label);
-  const scale = button("console-scale", "100 %", () => {
-    const fit = scale.getAttribute("aria-pressed") !== "true";
-    scale.setAttribute("aria-pressed", String(fit));
+  // Pressed: the screen at its actual size (scrolling when larger); not: fitted to the window.
+  const scale = button("console-scale", "Actual size", () => {
+    const actual = scale.getAttribute("aria-pressed") !== "true";
+    scale.setAttribute("aria-pressed", String(actual));
+    scale.textContent = actual ? "Fit to window" : "Actual size";
     if (rfb) {
-      rfb.scaleViewport = !fit;
+      rfb.scaleViewport = !actual;
     }
-    screen.classList.toggle("actual-size", fit);
-  }, { "aria-pressed": "false", title: "Show the screen at its actual size instead of fitted to the window" });
+    screen.classList.toggle("actual-size", actual);
+  }, { "aria-pressed": "false", title: "Switch between the screen fitted to the window and at its actual size (100 %)" });
   const ctrlAltDel = button("console-cad", "Ctrl-Alt-Del", () => rfb?.sendCtrlAltDel(), { disabled: true });
   const pasteToggle = button("console-paste", "Paste as keystrokes…", () => {
     paste.hidden = !paste.hidden;
@@ -346,6 +352,7 @@ export function start(view) {
         },
       });
       rfb = made;
+      rfb.background = "#000";
       rfb.scaleViewport = scale.getAttribute("aria-pressed") !== "true";
       return () => {
         if (rfb === made) {
