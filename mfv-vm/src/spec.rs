@@ -520,7 +520,10 @@ mod tests {
         assert_eq!(read("").unwrap(), VncSpec::default());
         assert_eq!(read(r#", "vnc": {}"#).unwrap(), VncSpec::default());
         assert_eq!(read(r#", "vnc": null"#).unwrap(), VncSpec::NONE);
-        assert_eq!(read(r#", "vnc": {"enabled": false}"#).unwrap(), VncSpec::NONE);
+        assert_eq!(
+            read(r#", "vnc": {"enabled": false}"#).unwrap(),
+            VncSpec::NONE
+        );
         assert_eq!(
             read(r#", "vnc": {"password": "pw"}"#).unwrap(),
             VncSpec {
@@ -529,7 +532,10 @@ mod tests {
             }
         );
         let unknown = read(r#", "vnc": {"port": 5900}"#).unwrap_err();
-        assert!(unknown.to_string().contains("unknown field `port`"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown field `port`"),
+            "{unknown}"
+        );
         assert_eq!(
             serde_json::to_value(VncSpec::default()).unwrap(),
             serde_json::json!({"enabled": true})

@@ -1220,8 +1220,10 @@ mod tests {
                     password: Some("pw".into()),
                 }
             },
-            &["vnc.password: is set, but vnc.enabled is false: a VM without a VNC display has \
-               no password (remove it, or turn the display on)"],
+            &[
+                "vnc.password: is set, but vnc.enabled is false: a VM without a VNC display has \
+               no password (remove it, or turn the display on)",
+            ],
         );
     }
 

@@ -308,10 +308,17 @@ fn console_page(
         escape(&title)
     );
     let head = style
-        .map(|style| format!("<link rel=\"stylesheet\" href=\"{}\">\n", assets::href(style)))
+        .map(|style| {
+            format!(
+                "<link rel=\"stylesheet\" href=\"{}\">\n",
+                assets::href(style)
+            )
+        })
         .unwrap_or_default();
     let mut response = layout.render_with(&title, page.view, &data, &main, &head, !popout);
-    response.extensions_mut().insert(ConsolePolicy { _made_by_ui: () });
+    response
+        .extensions_mut()
+        .insert(ConsolePolicy { _made_by_ui: () });
     response
 }
 
@@ -378,7 +385,8 @@ impl Layout<'_> {
     ) -> Response {
         if !chrome {
             let attributes = self.attributes(data);
-            let body = format!("<main id=\"main\" class=\"popout\" tabindex=\"-1\">\n{main}</main>\n");
+            let body =
+                format!("<main id=\"main\" class=\"popout\" tabindex=\"-1\">\n{main}</main>\n");
             return html_page(title, view, &attributes, head, &body);
         }
         let host = host_name();
@@ -609,10 +617,22 @@ mod tests {
             (Bundle::SerialJs, Some(Bundle::SerialCss)),
             "popout=1",
         ));
-        assert!(!popped.contains("topbar") && !popped.contains("id=\"nav\""), "{popped}");
+        assert!(
+            !popped.contains("topbar") && !popped.contains("id=\"nav\""),
+            "{popped}"
+        );
         assert!(popped.contains(assets::href(Bundle::SerialCss)), "{popped}");
-        assert!(popped.contains(&format!("data-bundle=\"{}\"", assets::href(Bundle::SerialJs))));
-        let framed = html(console_page(&layout, CONSOLE_PAGE, "web", (Bundle::VncJs, None), ""));
+        assert!(popped.contains(&format!(
+            "data-bundle=\"{}\"",
+            assets::href(Bundle::SerialJs)
+        )));
+        let framed = html(console_page(
+            &layout,
+            CONSOLE_PAGE,
+            "web",
+            (Bundle::VncJs, None),
+            "",
+        ));
         assert!(framed.contains("topbar") && framed.contains("data-popout=\"false\""));
     }
 

@@ -129,8 +129,7 @@ const TERMINAL_TEXT: &str =
     "return document.querySelector('#serial-screen .xterm-rows')?.innerText ?? '';";
 
 #[test]
-fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loosen_the_policy()
-{
+fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loosen_the_policy() {
     let shared = shared();
     let hardware = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(hardware.path(), true);
@@ -144,8 +143,14 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     // The console pages alone carry the looser policy; a viewer is refused them.
     let otto = server.sign_in("otto", PASSWORD).unwrap();
     for (path, policy) in [
-        (format!("/vms/{name}/console"), CONSOLE_CONTENT_SECURITY_POLICY),
-        (format!("/vms/{name}/serial"), CONSOLE_CONTENT_SECURITY_POLICY),
+        (
+            format!("/vms/{name}/console"),
+            CONSOLE_CONTENT_SECURITY_POLICY,
+        ),
+        (
+            format!("/vms/{name}/serial"),
+            CONSOLE_CONTENT_SECURITY_POLICY,
+        ),
         (format!("/vms/{name}"), CONTENT_SECURITY_POLICY_VALUE),
         ("/vms".to_owned(), CONTENT_SECURITY_POLICY_VALUE),
         ("/".to_owned(), CONTENT_SECURITY_POLICY_VALUE),
@@ -153,18 +158,21 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         let page = server.call_as(&otto, "GET", &path, None);
         assert_eq!(page.status, 200, "{path}: {}", page.text());
         assert_eq!(
-            page.header("content-security-policy").as_deref(),
+            page.header("content-security-policy"),
             Some(policy),
             "{path}"
         );
     }
     let vera = server.sign_in("vera", PASSWORD).unwrap();
-    for path in [format!("/vms/{name}/console"), format!("/vms/{name}/serial")] {
+    for path in [
+        format!("/vms/{name}/console"),
+        format!("/vms/{name}/serial"),
+    ] {
         let page = server.call_as(&vera, "GET", &path, None);
         assert_eq!(page.status, 403, "{path}: {}", page.text());
         assert!(page.text().contains("use_console"), "{}", page.text());
         assert_eq!(
-            page.header("content-security-policy").as_deref(),
+            page.header("content-security-policy"),
             Some(CONTENT_SECURITY_POLICY_VALUE),
             "{path}"
         );
@@ -231,9 +239,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     screenshots(&browser, "vnc-popout");
 
     // The serial page carries a line typed into the guest and its answer.
-    browser
-        .open(&format!("{base}/vms/{name}/serial"))
-        .unwrap();
+    browser.open(&format!("{base}/vms/{name}/serial")).unwrap();
     browser
         .wait_for_text("#console-status", "Connected", WAIT)
         .unwrap();
@@ -289,7 +295,12 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         .wait_for_text("#console-status", "Connected", WAIT)
         .unwrap();
     let admin = server.token(Role::Admin);
-    let off = server.call(admin, "POST", &format!("/api/v1/vms/{name}/force-off"), None);
+    let off = server.call(
+        admin,
+        "POST",
+        &format!("/api/v1/vms/{name}/force-off"),
+        None,
+    );
     assert_eq!(off.status, 200, "{}", off.text());
     browser
         .wait_for_text("#console-obstacle", "is not running", WAIT)

@@ -484,7 +484,10 @@ fn a_vnc_display_without_a_password_listens_nowhere_and_round_trips() {
         xml.contains("<graphics type=\"vnc\">\n      <listen type=\"none\"/>\n    </graphics>"),
         "{xml}"
     );
-    assert!(!xml.contains("passwd") && !xml.contains("autoport"), "{xml}");
+    assert!(
+        !xml.contains("passwd") && !xml.contains("autoport"),
+        "{xml}"
+    );
     let back = imported(&xml);
     assert_eq!(back.spec.vnc, VncSpec::default());
     assert!(back.preserved.is_empty(), "{:?}", back.preserved);
@@ -501,7 +504,9 @@ fn a_vnc_display_without_a_password_listens_nowhere_and_round_trips() {
         "<graphics type='vnc'><listen type='none' address='x'/></graphics>",
         "<graphics type='vnc' passwd='pw'><listen type='none'/></graphics>",
     ] {
-        let xml = format!("<domain><name>v</name><memory>65536</memory><devices>{other}</devices></domain>");
+        let xml = format!(
+            "<domain><name>v</name><memory>65536</memory><devices>{other}</devices></domain>"
+        );
         assert_eq!(imported(&xml).spec.vnc, VncSpec::NONE, "{other}");
     }
 }
