@@ -28,7 +28,7 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 
      style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// The policy of the console pages alone (marked [`crate::ui::ConsolePolicy`]): the strict
+/// The policy of the console pages alone (marked `ConsolePolicy` by [`crate::ui`]): the strict
 /// one, but `<style>` elements may be inline (xterm.js injects them without a nonce; style
 /// attributes stay refused) and images may be `data:` addresses (noVNC's cursor and its
 /// JPEG and PNG rectangles).

@@ -16,7 +16,7 @@
 //!
 //! A VM's consoles (`/vms/{name}/console`, `/vms/{name}/serial`) are pages of their own,
 //! needing `use_console`: they load the VNC or serial bundle beside `app.js` (its address in
-//! `data-bundle`), and only they are served with the looser [`ConsolePolicy`] those
+//! `data-bundle`), and only they are served with the looser `ConsolePolicy` those
 //! packages need. With `?popout=1` they leave out the top bar and the navigation, for a
 //! window of their own.
 
