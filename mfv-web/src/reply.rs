@@ -11,6 +11,10 @@
 //! referrer leaving the host. Nothing served is to be cached, except the bundles at hashed
 //! addresses that [`crate::assets`] marks immutable.
 //!
+//! The content security policy allows nothing inline. The console pages alone, which
+//! [`crate::ui`] marks, get [`CONSOLE_CONTENT_SECURITY_POLICY`]: xterm.js and noVNC need
+//! inline `<style>` elements and `data:` images, and no other page is to have them.
+//!
 //! The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
 //! `Origin: null` with a form post or a script's POST to the same site, and config mode's
 //! `Origin` check (the guard against other sites' pages) would refuse the host's own pages.
