@@ -223,6 +223,25 @@ export function consoleFrame(view, { kind, tools, screen, connect, canConnect = 
   return frame;
 }
 
+// The buttons both consoles have: full screen for `screen`, and (but in a pop-out window)
+// the same page in a window of its own without the site's chrome.
+export function windowButtons(screen) {
+  const name = document.body.dataset.vm;
+  const popout = document.body.dataset.popout === "true";
+  const button = (id, label, onClick, title) =>
+    h("button", { type: "button", id, class: "small secondary", title, on: { click: onClick } }, label);
+  return [
+    button("console-fullscreen", "Full screen", () => {
+      screen.requestFullscreen?.().catch(() => {});
+    }, "Show the console on the whole screen (Esc leaves)"),
+    popout
+      ? null
+      : button("console-popout", "Pop out", () => {
+          window.open(`${location.pathname}?popout=1`, `console-${name}`, "popup,width=1060,height=840");
+        }, "Open the console in a window of its own"),
+  ];
+}
+
 // Loads the console's bundle (its address is in `data-bundle`).
 export function loadBundle() {
   return import(document.body.dataset.bundle);
@@ -231,7 +250,6 @@ export function loadBundle() {
 // The graphical console's page.
 export function start(view) {
   const name = document.body.dataset.vm;
-  const popout = document.body.dataset.popout === "true";
   const screen = h("div", { id: "console-screen", class: "console-screen" });
   let rfb = null;
   let typing = null;
@@ -256,14 +274,6 @@ export function start(view) {
       pasteText.focus();
     }
   }, { disabled: true, "aria-expanded": "false", "aria-controls": "console-paste-panel" });
-  const fullScreen = button("console-fullscreen", "Full screen", () => {
-    screen.requestFullscreen?.().catch(() => {});
-  });
-  const popOut = popout
-    ? null
-    : button("console-popout", "Pop out", () => {
-        window.open(`${location.pathname}?popout=1`, `console-${name}`, "popup,width=1060,height=840");
-      }, { title: "Open the console in a window of its own" });
 
   const pasteText = h("textarea", {
     id: "console-paste-text",
@@ -326,7 +336,7 @@ export function start(view) {
 
   const frame = consoleFrame(view, {
     kind: "vnc",
-    tools: h("div", { class: "console-tools" }, ctrlAltDel, pasteToggle, scale, fullScreen, popOut),
+    tools: h("div", { class: "console-tools" }, ctrlAltDel, pasteToggle, scale, windowButtons(screen)),
     screen: h("div", { class: "console-stage" }, paste, screen),
     canConnect: (vm) =>
       hasVnc(vm)

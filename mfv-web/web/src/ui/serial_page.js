@@ -4,7 +4,7 @@
 // closes), and the page says so before it does.
 
 import { fill, h } from "./dom.js";
-import { consoleFrame, consoleUrl, loadBundle } from "./console.js";
+import { consoleFrame, consoleUrl, loadBundle, windowButtons } from "./console.js";
 
 export function start(view) {
   const name = document.body.dataset.vm;
@@ -18,7 +18,7 @@ export function start(view) {
 
   const frame = consoleFrame(view, {
     kind: "serial",
-    tools: note,
+    tools: [note, h("div", { class: "console-tools" }, windowButtons(screen))],
     screen,
     canConnect: (vm) =>
       vm.spec?.serial_console === false ? `${name} has no serial console: its spec turns it off.` : null,
