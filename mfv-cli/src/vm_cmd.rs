@@ -85,12 +85,13 @@ pub enum VmCommand {
         with_disks: bool,
     },
     /// Print the VM's serial console output until the VM stops, another client takes the
-    /// console over (an error) or the command is interrupted; with --vnc print where its
-    /// VNC display listens instead.
+    /// console over (an error) or the command is interrupted; with --vnc print the loopback
+    /// port its VNC display listens on instead (only a display with a password has one).
     Console {
         /// The VM.
         name: String,
-        /// Print the VNC endpoint instead of streaming the serial console.
+        /// Print the VNC display's loopback port (a display with a password has one) instead
+        /// of streaming the serial console.
         #[arg(long)]
         vnc: bool,
     },
@@ -461,7 +462,10 @@ fn vnc(hypervisor: &Hypervisor, name: &str, json: bool) -> Result<Output> {
             "vnc://{}:{}\n",
             endpoint.host, endpoint.port
         ))),
-        None => bail!("VM {name} has no VNC display (or it is not running)"),
+        None => bail!(
+            "VM {name} has no VNC port: it is not running, or its display listens on none (only a \
+             display with a password in its spec gets a loopback port; the web console needs none)"
+        ),
     }
 }
 

@@ -289,14 +289,17 @@ fn vm_cmd_not_found() {
 }
 
 #[test]
-fn vm_cmd_console_vnc_without_a_display() {
+fn vm_cmd_console_vnc_without_a_port() {
     let hv = &Hypervisor::connect(URI).unwrap();
     let name = unique("c-vnc");
     create_small(hv, &name);
     let error = mfv_vm(hv, &["console", &name, "--vnc"]).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("VM {name} has no VNC display (or it is not running)")
+        format!(
+            "VM {name} has no VNC port: it is not running, or its display listens on none (only a \
+             display with a password in its spec gets a loopback port; the web console needs none)"
+        )
     );
     assert_eq!(
         mfv_vm(hv, &["console", &name, "--vnc", "--json"]).unwrap(),

@@ -119,7 +119,7 @@ pub enum VirtError {
     },
     /// The VM has no VNC display to open a graphical console on.
     #[error(
-        "VM {name:?} has no VNC display: give its spec a vnc section and start it again to get a graphical console"
+        "VM {name:?} has no VNC display: turn it on in its spec (vnc.enabled) and start it again to get a graphical console"
     )]
     NoVncDisplay {
         /// The VM.

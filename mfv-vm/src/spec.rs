@@ -35,9 +35,10 @@ pub struct VmSpec {
     /// Network interfaces.
     #[serde(default)]
     pub nics: Vec<NicSpec>,
-    /// A VNC display listening on the host's loopback address only.
-    #[serde(default)]
-    pub vnc: Option<VncSpec>,
+    /// The VNC display: on by default, listening on no address (see [`VncSpec`]). `null`
+    /// is read as none, as before the display was on by default.
+    #[serde(default, deserialize_with = "vnc_or_none")]
+    pub vnc: VncSpec,
     /// A serial port whose console can be streamed (`virsh console`). On by default.
     #[serde(default = "serial_console_default")]
     pub serial_console: bool,
@@ -65,6 +66,11 @@ pub struct VmSpec {
 
 fn serial_console_default() -> bool {
     true
+}
+
+/// `vnc` as given, or [`VncSpec::NONE`] for `null`.
+fn vnc_or_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<VncSpec, D::Error> {
+    Ok(Option::<VncSpec>::deserialize(deserializer)?.unwrap_or(VncSpec::NONE))
 }
 
 /// The firmware a VM boots with.
@@ -250,14 +256,53 @@ impl NicModel {
     }
 }
 
-/// A VNC display. It listens on 127.0.0.1 on a port libvirt picks; remote users reach it
-/// through the web console proxy.
+/// A VM's VNC display.
+///
+/// Every VM has one unless its spec says `"enabled": false`, and by default it listens on
+/// no address at all (`<listen type='none'/>`: QEMU opens no port). The web console reaches
+/// it through a socket libvirt hands over with the display's authentication skipped
+/// (`virDomainOpenGraphicsFD`), so it needs neither a port nor a password, and who may see
+/// the screen is decided by the web server's `use_console` permission alone.
+///
+/// A password is for a desktop VNC viewer: with one the display also listens on a port of
+/// the host's loopback address (libvirt picks it; `mfv vm console --vnc` prints it), to be
+/// reached through an SSH tunnel, and asks that password. Without a listening port no
+/// one could be asked for a password, and a port without one would show the screen to any
+/// process on the host, so the password and the port come together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VncSpec {
-    /// The VNC password: 1 to 8 printable ASCII characters (VNC uses no more).
-    pub password: String,
+    /// Whether the VM has a VNC display. On by default.
+    #[serde(default = "vnc_enabled_default")]
+    pub enabled: bool,
+    /// The password of a display that also listens on a loopback TCP port, for desktop VNC
+    /// viewers: 1 to 8 printable ASCII characters (VNC uses no more). None by default: the
+    /// display listens nowhere and only the web console reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+fn vnc_enabled_default() -> bool {
+    true
+}
+
+impl VncSpec {
+    /// No VNC display.
+    pub const NONE: VncSpec = VncSpec {
+        enabled: false,
+        password: None,
+    };
+}
+
+impl Default for VncSpec {
+    /// A display listening on no address, for the web console.
+    fn default() -> VncSpec {
+        VncSpec {
+            enabled: true,
+            password: None,
+        }
+    }
 }
 
 /// A kernel booted directly from host files.
@@ -383,7 +428,8 @@ mod tests {
         assert_eq!(spec.uuid, None);
         assert_eq!(spec.firmware, Firmware::Bios);
         assert_eq!(spec.cdrom, None);
-        assert_eq!(spec.vnc, None);
+        assert_eq!(spec.vnc, VncSpec::default());
+        assert!(spec.vnc.enabled);
         assert!(spec.serial_console);
         assert_eq!(spec.kernel_boot, None);
         assert!(spec.boot_order.is_empty());
@@ -424,9 +470,10 @@ mod tests {
                 model: NicModel::E1000,
                 mac: Some("52:54:00:00:00:01".into()),
             }],
-            vnc: Some(VncSpec {
-                password: "secret".into(),
-            }),
+            vnc: VncSpec {
+                enabled: true,
+                password: Some("secret".into()),
+            },
             serial_console: false,
             kernel_boot: None,
             boot_order: vec![
@@ -450,7 +497,7 @@ mod tests {
                 "cdrom": "/iso/install.iso",
                 "nics": [{"source": {"network": "default"}, "model": "e1000",
                           "mac": "52:54:00:00:00:01"}],
-                "vnc": {"password": "secret"},
+                "vnc": {"enabled": true, "password": "secret"},
                 "serial_console": false,
                 "kernel_boot": null,
                 "boot_order": ["cdrom", {"disk": "sda"}, {"nic": 0}],
@@ -460,6 +507,39 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<VmSpec>(json).unwrap(), spec);
+    }
+
+    #[test]
+    fn the_vnc_display_is_on_by_default_and_null_or_disabled_means_none() {
+        let read = |vnc: &str| {
+            serde_json::from_str::<VmSpec>(&format!(
+                r#"{{"name": "t", "vcpus": 1, "memory_mib": 64{vnc}}}"#
+            ))
+            .map(|spec| spec.vnc)
+        };
+        assert_eq!(read("").unwrap(), VncSpec::default());
+        assert_eq!(read(r#", "vnc": {}"#).unwrap(), VncSpec::default());
+        assert_eq!(read(r#", "vnc": null"#).unwrap(), VncSpec::NONE);
+        assert_eq!(
+            read(r#", "vnc": {"enabled": false}"#).unwrap(),
+            VncSpec::NONE
+        );
+        assert_eq!(
+            read(r#", "vnc": {"password": "pw"}"#).unwrap(),
+            VncSpec {
+                enabled: true,
+                password: Some("pw".into())
+            }
+        );
+        let unknown = read(r#", "vnc": {"port": 5900}"#).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `port`"),
+            "{unknown}"
+        );
+        assert_eq!(
+            serde_json::to_value(VncSpec::default()).unwrap(),
+            serde_json::json!({"enabled": true})
+        );
     }
 
     #[test]

@@ -481,8 +481,16 @@ impl VmSpec {
             }
         }
 
-        if let Some(vnc) = &self.vnc {
-            check_vnc_password(&mut errors, "vnc.password", &vnc.password);
+        if let Some(password) = &self.vnc.password {
+            if self.vnc.enabled {
+                check_vnc_password(&mut errors, "vnc.password", password);
+            } else {
+                errors.push(SpecError::InvalidVncPassword {
+                    field: "vnc.password".to_owned(),
+                    reason: "is set, but vnc.enabled is false: a VM without a VNC display has \
+                             no password (remove it, or turn the display on)",
+                });
+            }
         }
 
         if let Some(boot) = &self.kernel_boot {
@@ -717,9 +725,10 @@ mod tests {
             }],
             uuid: Some(Uuid::from_u128(1)),
             firmware: Firmware::Bios,
-            vnc: Some(VncSpec {
-                password: "s3cret!".into(),
-            }),
+            vnc: VncSpec {
+                enabled: true,
+                password: Some("s3cret!".into()),
+            },
             serial_console: true,
             kernel_boot: None,
             boot_order: vec![BootDevice::Cdrom, BootDevice::Nic(0)],
@@ -988,7 +997,7 @@ mod tests {
             disks: vec![],
             cdrom: None,
             nics: vec![],
-            vnc: None,
+            vnc: VncSpec::NONE,
             serial_console: false,
             kernel_boot: None,
             boot_order: vec![],
@@ -1181,7 +1190,12 @@ mod tests {
     fn vnc_passwords() {
         let password = |text: &str| {
             let text = text.to_owned();
-            move |spec: &mut VmSpec| spec.vnc = Some(VncSpec { password: text })
+            move |spec: &mut VmSpec| {
+                spec.vnc = VncSpec {
+                    enabled: true,
+                    password: Some(text),
+                }
+            }
         };
         check(password(""), &["vnc.password: must not be empty"]);
         check(
@@ -1197,7 +1211,20 @@ mod tests {
             &["vnc.password: may hold only printable ASCII characters"],
         );
         check(password("12 45 78"), &[]);
-        check(|spec| spec.vnc = None, &[]);
+        check(|spec| spec.vnc = VncSpec::NONE, &[]);
+        check(|spec| spec.vnc = VncSpec::default(), &[]);
+        check(
+            |spec| {
+                spec.vnc = VncSpec {
+                    enabled: false,
+                    password: Some("pw".into()),
+                }
+            },
+            &[
+                "vnc.password: is set, but vnc.enabled is false: a VM without a VNC display has \
+               no password (remove it, or turn the display on)",
+            ],
+        );
     }
 
     #[test]

@@ -271,8 +271,9 @@ fn the_console_takes_typed_lines_and_the_vnc_display_opens_without_its_password(
             "kernel": shared.guest.kernel, "initrd": shared.guest.initrd,
             "cmdline": "console=ttyS0 quiet",
         },
-        "vnc": {"password": "secret"},
     }))?;
+    // The display every VM gets by default listens nowhere: no port, no password.
+    assert!(spec.vnc.enabled && spec.vnc.password.is_none());
     hypervisor.define(&spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)?;
     let stopped = hypervisor.open_vnc(&name).unwrap_err();
     assert!(
@@ -296,6 +297,7 @@ fn the_console_takes_typed_lines_and_the_vnc_display_opens_without_its_password(
     )?;
 
     // No password, no port: the socket speaks RFB at once.
+    assert_eq!(hypervisor.vnc_endpoint(&name)?, None);
     let mut vnc = hypervisor.open_vnc(&name)?;
     vnc.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut greeting = [0u8; 12];
@@ -315,11 +317,11 @@ fn the_console_takes_typed_lines_and_the_vnc_display_opens_without_its_password(
     hypervisor.undefine(&name, VolumePolicy::Keep)?;
 
     let plain = unique("no-vnc");
-    drop(start_ready_guest(
-        &hypervisor,
-        &plain,
-        &shared.guest.initrd,
-    )?);
+    let mut spec = spec;
+    spec.name.clone_from(&plain);
+    spec.vnc = mfv_vm::VncSpec::NONE;
+    hypervisor.define(&spec.to_domain_xml(&mfv_vm::HostCapabilities::tcg_only())?)?;
+    hypervisor.start(&plain)?;
     let error = hypervisor.open_vnc(&plain).unwrap_err();
     assert!(matches!(error, VirtError::NoVncDisplay { .. }), "{error:?}");
     assert!(error.to_string().contains("has no VNC display"), "{error}");

@@ -11,6 +11,10 @@
 //! referrer leaving the host. Nothing served is to be cached, except the bundles at hashed
 //! addresses that [`crate::assets`] marks immutable.
 //!
+//! The content security policy allows nothing inline. The console pages alone, which
+//! [`crate::ui`] marks, get [`CONSOLE_CONTENT_SECURITY_POLICY`]: xterm.js and noVNC need
+//! inline `<style>` elements and `data:` images, and no other page is to have them.
+//!
 //! The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
 //! `Origin: null` with a form post or a script's POST to the same site, and config mode's
 //! `Origin` check (the guard against other sites' pages) would refuse the host's own pages.
@@ -27,6 +31,14 @@ use warp::http::{StatusCode, header::CONTENT_TYPE};
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
+
+/// The policy of the console pages alone (marked `ConsolePolicy` by [`crate::ui`]): the strict
+/// one, but `<style>` elements may be inline (xterm.js injects them without a nonce; style
+/// attributes stay refused) and images may be `data:` addresses (noVNC's cursor and its
+/// JPEG and PNG rectangles).
+pub const CONSOLE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; style-src-elem 'self' 'unsafe-inline'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The security headers and their values, but for `Cache-Control`.
 const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
@@ -145,10 +157,20 @@ pub fn with_security_headers(mut response: warp::reply::Response) -> warp::reply
     } else {
         NO_STORE
     };
+    let console = response
+        .extensions()
+        .get::<crate::ui::ConsolePolicy>()
+        .is_some();
     let headers = response.headers_mut();
     headers.reserve(SECURITY_HEADERS.len() + 1);
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, value);
+    }
+    if console {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CONTENT_SECURITY_POLICY),
+        );
     }
     headers.insert(CACHE_CONTROL, cache);
     response

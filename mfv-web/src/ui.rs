@@ -13,6 +13,12 @@
 //! and says who may see it. The content security policy allows no inline script or style,
 //! so the layout carries what the script needs in `data-` attributes (the CSRF token among
 //! them, which a page of this site may read anyway from `GET /api/v1/session`).
+//!
+//! A VM's consoles (`/vms/{name}/console`, `/vms/{name}/serial`) are pages of their own,
+//! needing `use_console`: they load the VNC or serial bundle beside `app.js` (its address in
+//! `data-bundle`), and only they are served with the looser `ConsolePolicy` those
+//! packages need. With `?popout=1` they leave out the top bar and the navigation, for a
+//! window of their own.
 
 use std::sync::Arc;
 
@@ -112,6 +118,33 @@ const NEW_VM_PAGE: Page = Page {
     needs: Permission::ManageVms,
 };
 
+/// A VM's graphical console (noVNC).
+const CONSOLE_PAGE: Page = Page {
+    path: "/vms",
+    title: "Console",
+    view: "console",
+    needs: Permission::UseConsole,
+};
+
+/// A VM's serial console (xterm.js).
+const SERIAL_PAGE: Page = Page {
+    path: "/vms",
+    title: "Serial console",
+    view: "serial",
+    needs: Permission::UseConsole,
+};
+
+/// Marks a console page's response: the security headers then give it
+/// [`crate::reply::CONSOLE_CONTENT_SECURITY_POLICY`] instead of the strict policy, because
+/// xterm.js injects `<style>` elements (without a nonce, and their hashes change with the
+/// theme and the font size) and noVNC draws its cursor and the JPEG and PNG rectangles from
+/// `data:` images. Only this module makes one (its field is private), for the console pages
+/// alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConsolePolicy {
+    _made_by_ui: (),
+}
+
 /// The pages' routes beside the API's, and `404` in the API's error shape elsewhere: what a
 /// host that is set up serves (and `mfv-web --dev`).
 pub fn site(api: Arc<Api>) -> BoxedFilter<(Response,)> {
@@ -166,12 +199,19 @@ fn page_at(path: &str) -> Option<(Page, Option<String>)> {
     if path == "/vms/new" {
         return Some((NEW_VM_PAGE, None));
     }
-    let name = path.strip_prefix("/vms/")?;
+    let rest = path.strip_prefix("/vms/")?;
+    let (name, page) = if let Some(name) = rest.strip_suffix("/console") {
+        (name, CONSOLE_PAGE)
+    } else if let Some(name) = rest.strip_suffix("/serial") {
+        (name, SERIAL_PAGE)
+    } else {
+        (rest, VM_PAGE)
+    };
     if name.is_empty() || name.contains('/') {
         return None;
     }
     let name = decode_segment(name)?;
-    Some((VM_PAGE, Some(name)))
+    Some((page, Some(name)))
 }
 
 /// A path segment percent-decoded, if it is UTF-8 without control characters.
@@ -241,6 +281,9 @@ async fn show_page(
         *response.status_mut() = StatusCode::FORBIDDEN;
         return response;
     }
+    if let (Some(name), Some(bundles)) = (vm, console_bundles(page)) {
+        return console_page(&layout, page, name, bundles, query);
+    }
     let title = vm.unwrap_or(page.title);
     let data: Vec<(&str, &str)> = vm.map(|name| ("vm", name)).into_iter().collect();
     layout.render(
@@ -252,6 +295,56 @@ async fn show_page(
             escape(title)
         ),
     )
+}
+
+/// The script and, for the serial console, the stylesheet a console page loads beside the
+/// app's; `None` for the other pages.
+fn console_bundles(page: Page) -> Option<(Bundle, Option<Bundle>)> {
+    if page == CONSOLE_PAGE {
+        Some((Bundle::VncJs, None))
+    } else if page == SERIAL_PAGE {
+        Some((Bundle::SerialJs, Some(Bundle::SerialCss)))
+    } else {
+        None
+    }
+}
+
+/// The console `page` of the VM `name`: its bundle's address in `data-bundle` for
+/// `app.js` to import, without the top bar and navigation for `?popout=1`, marked for the
+/// console's content security policy.
+fn console_page(
+    layout: &Layout<'_>,
+    page: Page,
+    name: &str,
+    (script, style): (Bundle, Option<Bundle>),
+    query: &str,
+) -> Response {
+    let popout = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(key, value)| key == "popout" && value == "1");
+    let title = format!("{} - {name}", page.title);
+    let data = [
+        ("vm", name),
+        ("bundle", assets::href(script)),
+        ("popout", if popout { "true" } else { "false" }),
+    ];
+    let main = format!(
+        "<h1 id=\"title\">{}</h1>\n<div id=\"view\" class=\"console-view\">\
+         <p class=\"loading\">Loading…</p></div>\n",
+        escape(&title)
+    );
+    let head = style
+        .map(|style| {
+            format!(
+                "<link rel=\"stylesheet\" href=\"{}\">\n",
+                assets::href(style)
+            )
+        })
+        .unwrap_or_default();
+    let mut response = layout.render_with(&title, page.view, &data, &main, &head, !popout);
+    response
+        .extensions_mut()
+        .insert(ConsolePolicy { _made_by_ui: () });
+    response
 }
 
 /// The login page, or the way on for a visitor who is signed in already.
@@ -287,7 +380,7 @@ async fn login_page(api: &Api, headers: &HeaderMap, query: &str) -> Response {
         next = escape(&next),
         host = escape(&host),
     );
-    html_page("Sign in", "login", "", &body)
+    html_page("Sign in", "login", "", "", &body)
 }
 
 /// What every page but the login shows around its body.
@@ -301,6 +394,26 @@ impl Layout<'_> {
     /// The page titled `title` whose body `app.js` fills as `view`, with `data` as `data-`
     /// attributes, and `main` inside the main area.
     fn render(&self, title: &str, view: &str, data: &[(&str, &str)], main: &str) -> Response {
+        self.render_with(title, view, data, main, "", true)
+    }
+
+    /// [`Layout::render`] with `head` added to the page's head, and without the top bar and
+    /// the navigation unless `chrome`.
+    fn render_with(
+        &self,
+        title: &str,
+        view: &str,
+        data: &[(&str, &str)],
+        main: &str,
+        head: &str,
+        chrome: bool,
+    ) -> Response {
+        if !chrome {
+            let attributes = self.attributes(data);
+            let body =
+                format!("<main id=\"main\" class=\"popout\" tabindex=\"-1\">\n{main}</main>\n");
+            return html_page(title, view, &attributes, head, &body);
+        }
         let host = host_name();
         let role = self.caller.role;
         let nav: String = PAGES
@@ -318,24 +431,7 @@ impl Layout<'_> {
                 )
             })
             .collect();
-        let data: String = data
-            .iter()
-            .map(|(key, value)| format!(" data-{key}=\"{}\"", escape(value)))
-            .collect();
-        let attributes = format!(
-            " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
-             data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
-             data-can-console=\"{console}\" data-can-network=\"{network}\" \
-             data-can-storage=\"{storage}\"{data}",
-            user = escape(&self.caller.username),
-            role = role.as_str(),
-            csrf = escape(self.csrf),
-            control = role.allows(Permission::ControlVms),
-            manage = role.allows(Permission::ManageVms),
-            console = role.allows(Permission::UseConsole),
-            network = role.allows(Permission::ManageNetwork),
-            storage = role.allows(Permission::ManageStorage),
-        );
+        let attributes = self.attributes(data);
         let body = format!(
             "<a class=\"skip\" href=\"#main\">Skip to content</a>\n\
              <header class=\"topbar\">\n\
@@ -354,18 +450,43 @@ impl Layout<'_> {
             user = escape(&self.caller.username),
             role = role.as_str(),
         );
-        html_page(title, view, &attributes, &body)
+        html_page(title, view, &attributes, head, &body)
+    }
+
+    /// The `<body>` attributes: who is signed in, what their role allows, the CSRF token,
+    /// and `data` as `data-` attributes.
+    fn attributes(&self, data: &[(&str, &str)]) -> String {
+        let role = self.caller.role;
+        let data: String = data
+            .iter()
+            .map(|(key, value)| format!(" data-{key}=\"{}\"", escape(value)))
+            .collect();
+        format!(
+            " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
+             data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
+             data-can-console=\"{console}\" data-can-network=\"{network}\" \
+             data-can-storage=\"{storage}\"{data}",
+            user = escape(&self.caller.username),
+            role = role.as_str(),
+            csrf = escape(self.csrf),
+            control = role.allows(Permission::ControlVms),
+            manage = role.allows(Permission::ManageVms),
+            console = role.allows(Permission::UseConsole),
+            network = role.allows(Permission::ManageNetwork),
+            storage = role.allows(Permission::ManageStorage),
+        )
     }
 }
 
-/// A whole page: `body` inside, the app's stylesheet and script, `attributes` on `<body>`.
-fn html_page(title: &str, view: &str, attributes: &str, body: &str) -> Response {
+/// A whole page: `body` inside, the app's stylesheet and script and `head` in its head,
+/// `attributes` on `<body>`.
+fn html_page(title: &str, view: &str, attributes: &str, head: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - {host} - Minifed-Virt</title>\n\
          <link rel=\"stylesheet\" href=\"{css}\">\n\
-         <script type=\"module\" src=\"{js}\"></script>\n</head>\n\
+         {head}<script type=\"module\" src=\"{js}\"></script>\n</head>\n\
          <body data-page=\"{view}\"{attributes}>\n{body}</body>\n</html>\n",
         title = escape(title),
         host = escape(&host_name()),
@@ -458,11 +579,98 @@ mod tests {
             (page.view, page.needs, vm),
             ("vm-new", Permission::ManageVms, None)
         );
+        let (page, vm) = page_at("/vms/web%201/console").unwrap();
+        assert_eq!((page.view, vm.as_deref()), ("console", Some("web 1")));
+        let (page, vm) = page_at("/vms/console/serial").unwrap();
+        assert_eq!((page.view, vm.as_deref()), ("serial", Some("console")));
+        assert_eq!(page.needs, Permission::UseConsole);
         for nothing in [
-            "/vms/", "/vms/a/b", "/nothing", "/vms/%0a", "/vms/%zz", "/vms/%ff",
+            "/vms/",
+            "/vms/a/b",
+            "/nothing",
+            "/vms/%0a",
+            "/vms/%zz",
+            "/vms/%ff",
+            "/vms//console",
+            "/vms/a/b/serial",
+            "/vms/%0a/console",
         ] {
             assert!(page_at(nothing).is_none(), "{nothing}");
         }
+    }
+
+    #[test]
+    fn only_the_console_pages_get_the_console_policy_and_a_pop_out_has_no_chrome() {
+        use crate::reply::{
+            CONSOLE_CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_VALUE, with_security_headers,
+        };
+        use warp::http::header::CONTENT_SECURITY_POLICY;
+        let caller = Caller {
+            username: "ann".into(),
+            role: Role::Operator,
+            credential: crate::api::Credential::Session,
+        };
+        let layout = Layout {
+            caller: &caller,
+            csrf: "token",
+            current: VM_PAGE,
+        };
+        let policy = |response: Response| {
+            with_security_headers(response).headers()[CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let vnc = console_page(&layout, CONSOLE_PAGE, "web", (Bundle::VncJs, None), "");
+        assert_eq!(policy(vnc), CONSOLE_CONTENT_SECURITY_POLICY);
+        let serial = console_page(
+            &layout,
+            SERIAL_PAGE,
+            "web",
+            (Bundle::SerialJs, Some(Bundle::SerialCss)),
+            "popout=1",
+        );
+        assert_eq!(policy(serial), CONSOLE_CONTENT_SECURITY_POLICY);
+        let vm = layout.render("web", "vm", &[("vm", "web")], "");
+        assert_eq!(policy(vm), CONTENT_SECURITY_POLICY_VALUE);
+        assert_eq!(
+            policy(html_page("Sign in", "login", "", "", "")),
+            CONTENT_SECURITY_POLICY_VALUE
+        );
+
+        let html = |response: Response| {
+            let response = Arc::new(std::sync::Mutex::new(Some(response)));
+            let filter = warp::any().map(move || response.lock().unwrap().take().unwrap());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let answer = runtime.block_on(warp::test::request().reply(&filter));
+            String::from_utf8(answer.body().to_vec()).unwrap()
+        };
+        let popped = html(console_page(
+            &layout,
+            SERIAL_PAGE,
+            "web",
+            (Bundle::SerialJs, Some(Bundle::SerialCss)),
+            "popout=1",
+        ));
+        assert!(
+            !popped.contains("topbar") && !popped.contains("id=\"nav\""),
+            "{popped}"
+        );
+        assert!(popped.contains(assets::href(Bundle::SerialCss)), "{popped}");
+        assert!(popped.contains(&format!(
+            "data-bundle=\"{}\"",
+            assets::href(Bundle::SerialJs)
+        )));
+        let framed = html(console_page(
+            &layout,
+            CONSOLE_PAGE,
+            "web",
+            (Bundle::VncJs, None),
+            "",
+        ));
+        assert!(framed.contains("topbar") && framed.contains("data-popout=\"false\""));
     }
 
     #[test]

@@ -109,14 +109,14 @@ fn rfb(socket: &mut WebSocket<Tls>, pending: &mut Vec<u8>, count: usize) -> Vec<
     pending.drain(..count).collect()
 }
 
-/// Creates the test guest `name` (with a VNC display when `vnc`) through the API, and
-/// starts it when `start`.
+/// Creates the test guest `name` (with its default VNC display when `vnc`, with the display
+/// turned off otherwise) through the API, and starts it when `start`.
 fn create_vm(server: &Server, name: &str, vnc: bool, start: bool) {
     let admin = server.token(Role::Admin);
     let extra = if vnc {
-        json!({ "vnc": { "password": "unused1" } })
-    } else {
         json!({})
+    } else {
+        json!({ "vnc": { "enabled": false } })
     };
     let created = server.call(admin, "POST", "/api/v1/vms", Some(guest_spec(name, extra)));
     assert_eq!(created.status, 202, "{}", created.text());

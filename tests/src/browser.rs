@@ -162,6 +162,28 @@ impl Browser {
             .with_context(|| format!("typing into {css}"))
     }
 
+    /// Presses the keys of `text` on whatever has the focus (a terminal's hidden input, which
+    /// a field-typing command would refuse as not interactable), as a person would; `\n`
+    /// presses Enter.
+    pub fn press_keys(&self, text: &str) -> Result<()> {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let client = self.client()?;
+        let mut keys = KeyActions::new("keyboard".to_owned());
+        for character in text.chars() {
+            let value = if character == '\n' {
+                '\u{e007}'
+            } else {
+                character
+            };
+            keys = keys
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        self.runtime
+            .block_on(client.perform_actions(keys))
+            .with_context(|| format!("pressing the keys of {text:?}"))
+    }
+
     /// Clicks what `css` selects, once it is visible.
     pub fn click(&self, css: &str, within: Duration) -> Result<()> {
         let element = self.visible(css, within)?;

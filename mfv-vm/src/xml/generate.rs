@@ -294,20 +294,23 @@ fn devices(spec: &VmSpec, extra: Vec<Element>) -> Element {
         );
     }
 
-    if let Some(vnc) = &spec.vnc {
-        devices.push(
-            Element::new("graphics")
-                .attr("type", "vnc")
+    // A display without a password listens nowhere (the web console gets its socket from
+    // libvirt); one with a password on a loopback port for desktop viewers (see VncSpec).
+    if spec.vnc.enabled {
+        let graphics = Element::new("graphics").attr("type", "vnc");
+        devices.push(match &spec.vnc.password {
+            Some(password) => graphics
                 .attr("port", "-1")
                 .attr("autoport", "yes")
                 .attr("listen", "127.0.0.1")
-                .attr("passwd", vnc.password.as_str())
+                .attr("passwd", password.as_str())
                 .child(
                     Element::new("listen")
                         .attr("type", "address")
                         .attr("address", "127.0.0.1"),
                 ),
-        );
+            None => graphics.child(Element::new("listen").attr("type", "none")),
+        });
     }
 
     for element in extra {

@@ -32,7 +32,7 @@ pub(super) fn domain(xml: &str) -> Result<ImportedDomain, XmlError> {
             disks: Vec::new(),
             cdrom: None,
             nics: Vec::new(),
-            vnc: None,
+            vnc: VncSpec::NONE,
             serial_console: false,
             kernel_boot: None,
             boot_order: Vec::new(),
@@ -467,10 +467,10 @@ impl Importer {
         Ok(true)
     }
 
-    /// Models a password-protected VNC display on the loopback address; false for any
-    /// other display.
+    /// Models a VNC display listening nowhere, or a password-protected one on an automatic
+    /// port of the loopback address; false for any other display.
     fn vnc(&mut self, graphics: &Element) -> bool {
-        if self.spec.vnc.is_some()
+        if self.spec.vnc.enabled
             || graphics.get("type") != Some("vnc")
             || !only_attributes(graphics, &["type", "port", "autoport", "listen", "passwd"])
             || !only_children(graphics, &["listen"])
@@ -486,11 +486,21 @@ impl Importer {
             && graphics.elements().all(|listen| {
                 listen.get("type") == Some("address") && loopback(listen.get("address"))
             });
+        let listens_nowhere = graphics.get("listen").is_none()
+            && graphics.elements().count() == 1
+            && graphics
+                .elements()
+                .all(|listen| listen.get("type") == Some("none") && listen.attributes.len() == 1);
         match graphics.get("passwd") {
             Some(password) if automatic_port && listens_on_loopback => {
-                self.spec.vnc = Some(VncSpec {
-                    password: password.to_owned(),
-                });
+                self.spec.vnc = VncSpec {
+                    enabled: true,
+                    password: Some(password.to_owned()),
+                };
+                true
+            }
+            None if listens_nowhere => {
+                self.spec.vnc = VncSpec::default();
                 true
             }
             _ => false,

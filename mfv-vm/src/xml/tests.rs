@@ -45,9 +45,10 @@ fn typical_spec() -> VmSpec {
                 mac: None,
             },
         ],
-        vnc: Some(VncSpec {
-            password: "s3<r&t".into(),
-        }),
+        vnc: VncSpec {
+            enabled: true,
+            password: Some("s3<r&t".into()),
+        },
         serial_console: true,
         kernel_boot: None,
         boot_order: vec![],
@@ -104,7 +105,7 @@ fn specs_round_trip_through_their_xml() {
     let mut uefi = typical_spec();
     uefi.firmware = Firmware::Uefi;
     uefi.boot_order = vec![BootDevice::Nic(1), BootDevice::Disk("sda".into())];
-    uefi.vnc = None;
+    uefi.vnc = VncSpec::NONE;
     uefi.serial_console = false;
     uefi.autostart = false;
     uefi.description = None;
@@ -275,7 +276,7 @@ fn a_foreign_domain_is_read_as_far_as_the_spec_goes() {
         }]
     );
     assert!(spec.serial_console);
-    assert_eq!(spec.vnc, None);
+    assert_eq!(spec.vnc, VncSpec::NONE);
     assert_eq!(spec.boot_order, [BootDevice::Cdrom, BootDevice::Nic(0)]);
     assert!(!spec.autostart);
     assert!(spec.tags.is_empty());
@@ -427,7 +428,7 @@ fn devices_the_spec_cannot_say_are_kept() {
     assert_eq!(domain.spec.cdrom, Some("/1.iso".into()));
     assert_eq!(domain.spec.nics, []);
     assert!(!domain.spec.serial_console);
-    assert_eq!(domain.spec.vnc, None);
+    assert_eq!(domain.spec.vnc, VncSpec::NONE);
     assert_eq!(
         domain.preserved,
         [
@@ -467,10 +468,47 @@ fn a_vnc_display_listening_by_child_element_only_is_modelled() {
         </devices></domain>";
     assert_eq!(
         imported(xml).spec.vnc,
-        Some(VncSpec {
-            password: "pw".into()
-        })
+        VncSpec {
+            enabled: true,
+            password: Some("pw".into())
+        }
     );
+}
+
+#[test]
+fn a_vnc_display_without_a_password_listens_nowhere_and_round_trips() {
+    let mut spec = typical_spec();
+    spec.vnc = VncSpec::default();
+    let xml = spec.to_domain_xml(&HostCapabilities::tcg_only()).unwrap();
+    assert!(
+        xml.contains("<graphics type=\"vnc\">\n      <listen type=\"none\"/>\n    </graphics>"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("passwd") && !xml.contains("autoport"),
+        "{xml}"
+    );
+    let back = imported(&xml);
+    assert_eq!(back.spec.vnc, VncSpec::default());
+    assert!(back.preserved.is_empty(), "{:?}", back.preserved);
+
+    spec.vnc = VncSpec::NONE;
+    let xml = spec.to_domain_xml(&HostCapabilities::tcg_only()).unwrap();
+    assert!(!xml.contains("<graphics"), "{xml}");
+    assert_eq!(imported(&xml).spec.vnc, VncSpec::NONE);
+
+    // A listen element of another kind beside `none`, or a port, is not this display.
+    for other in [
+        "<graphics type='vnc'><listen type='none'/><listen type='none'/></graphics>",
+        "<graphics type='vnc' listen='127.0.0.1'><listen type='none'/></graphics>",
+        "<graphics type='vnc'><listen type='none' address='x'/></graphics>",
+        "<graphics type='vnc' passwd='pw'><listen type='none'/></graphics>",
+    ] {
+        let xml = format!(
+            "<domain><name>v</name><memory>65536</memory><devices>{other}</devices></domain>"
+        );
+        assert_eq!(imported(&xml).spec.vnc, VncSpec::NONE, "{other}");
+    }
 }
 
 #[test]

@@ -13,8 +13,23 @@ import { start as account } from "./ui/account.js";
 import { start as audit } from "./ui/audit.js";
 import { start as host } from "./ui/host.js";
 import { start as network } from "./ui/network.js";
+import { start as vncConsole } from "./ui/console.js";
+import { start as serial } from "./ui/serial_page.js";
 
-const views = { dashboard, vms, vm, "vm-new": newVm, storage, network, users, account, audit, host };
+const views = {
+  dashboard,
+  vms,
+  vm,
+  "vm-new": newVm,
+  storage,
+  network,
+  users,
+  account,
+  audit,
+  host,
+  console: vncConsole,
+  serial,
+};
 
 const page = document.body.dataset.page;
 if (page === "login") {

@@ -9,14 +9,6 @@ import { alert, bytes, fill, h } from "./dom.js";
 import { clearErrors, errorSummary, field, showErrors } from "./validation.js";
 
 const TASK_POLL_MS = 500;
-const VNC_PASSWORD_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-
-// A random VNC password: the spec needs one, the browser console never uses it (it takes the
-// display through libvirt without the display's own authentication).
-function vncPassword() {
-  const random = crypto.getRandomValues(new Uint8Array(8));
-  return [...random].map((byte) => VNC_PASSWORD_CHARS[byte % VNC_PASSWORD_CHARS.length]).join("");
-}
 
 // The disk names a bus uses, in order: vda, vdb... or sda, sdb...
 function targetName(bus, index) {
@@ -275,8 +267,10 @@ export function start(view) {
     if (cdrom.value) {
       body.cdrom = cdrom.value;
     }
-    if (vnc.checked) {
-      body.vnc = { password: vncPassword() };
+    // A VM has a VNC display on no port unless its spec turns it off; the browser console
+    // reaches it through the host, so it needs no password.
+    if (!vnc.checked) {
+      body.vnc = { enabled: false };
     }
     if (problems.length) {
       throw { status: 400, kind: "invalid_spec", message: "the form has problems", errors: problems };
