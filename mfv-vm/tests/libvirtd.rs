@@ -610,6 +610,14 @@ fn media_is_changed_and_ejected_on_a_running_vm_and_kept_by_its_definition() -> 
     let live = hypervisor.domain_xml(&name)?;
     assert!(live.contains(&second.display().to_string()), "{live}");
     assert!(!live.contains(&first.display().to_string()), "{live}");
+    // The running VM's definition reads back as a spec with its drive, not as kept XML.
+    let read = mfv_vm::VmSpec::from_domain_xml(&live)?;
+    assert_eq!(read.spec.cdrom.as_deref(), Some(second.as_path()), "{live}");
+    assert!(
+        !read.preserved.iter().any(|kept| kept.contains("disk")),
+        "{:?} in {live}",
+        read.preserved
+    );
     hypervisor.change_media(&name, None)?;
     let live = hypervisor.domain_xml(&name)?;
     assert!(!live.contains(&second.display().to_string()), "{live}");

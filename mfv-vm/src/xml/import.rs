@@ -344,13 +344,28 @@ impl Importer {
     }
 
     /// Models a disk or CD-ROM drive; false when it holds more than the spec can say.
+    ///
+    /// A running VM's definition adds what libvirt knows of the drive in use: an `alias`, an
+    /// `address`, an `index` on the source and an empty `backingStore` (no backing chain);
+    /// a `backingStore` that names a backing image is more than the spec can say.
     fn disk(&mut self, disk: &Element) -> Result<bool, XmlError> {
         let device = disk.get("device").unwrap_or("disk");
+        let no_backing_chain = disk
+            .find("backingStore")
+            .is_none_or(|store| store.attributes.is_empty() && store.elements().next().is_none());
         let only_known = only_attributes(disk, &["type", "device"])
+            && no_backing_chain
             && only_children(
                 disk,
                 &[
-                    "driver", "source", "target", "boot", "address", "alias", "readonly",
+                    "driver",
+                    "source",
+                    "target",
+                    "boot",
+                    "address",
+                    "alias",
+                    "readonly",
+                    "backingStore",
                 ],
             );
         let Some(target) = disk.find("target") else {

@@ -756,3 +756,41 @@ fn text_is_escaped_not_spliced() {
     assert!(!xml.contains("<evil/>"), "{xml}");
     assert_eq!(imported(&xml).spec, spec);
 }
+
+#[test]
+fn a_running_vms_drives_read_back_as_the_spec_says_them() {
+    let live = include_str!("testdata/typical.xml")
+        .replace(
+            r#"<source pool="default" volume="web-1-vda.qcow2"/>"#,
+            r#"<source pool="default" volume="web-1-vda.qcow2" index="3"/>
+      <backingStore/>
+      <alias name="virtio-disk0"/>
+      <address type="pci" domain="0x0000" bus="0x04" slot="0x00" function="0x0"/>"#,
+        )
+        .replace(
+            r#"<source file="/var/lib/mfv/iso/debian-12.iso"/>"#,
+            r#"<source file="/var/lib/mfv/iso/debian-12.iso" index="1"/>
+      <backingStore/>"#,
+        );
+    let domain = imported(&live);
+    assert_eq!(domain.spec.disks, typical_spec().disks);
+    assert_eq!(domain.spec.cdrom, typical_spec().cdrom);
+    assert!(
+        !domain.preserved.iter().any(|kept| kept.contains("disk")),
+        "{:?}",
+        domain.preserved
+    );
+
+    // A backing chain is more than the spec can say: the drive is kept as it is.
+    let overlay = include_str!("testdata/typical.xml").replace(
+        r#"<source file="/var/lib/mfv/images/data.raw"/>"#,
+        r#"<source file="/var/lib/mfv/images/data.raw"/>
+      <backingStore type="file"><format type="raw"/><source file="/base.raw"/></backingStore>"#,
+    );
+    let domain = imported(&overlay);
+    assert!(
+        domain.preserved.contains(&"devices/disk[sda]".to_owned()),
+        "{:?}",
+        domain.preserved
+    );
+}
