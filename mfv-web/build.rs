@@ -116,7 +116,7 @@ fn existing(dist: &Path, file: &str) -> Result<String, String> {
 }
 
 /// The content type of the bundle `logical`, if it is a bundle name: a stem of ASCII
-/// letters, digits, `-` and `_` that starts with a letter, then `.js` or `.css`.
+/// letters, digits, `-` and `_` that starts with a letter, then `.js`, `.css` or `.svg`.
 fn content_type(logical: &str) -> Option<&'static str> {
     let (stem, extension) = logical.rsplit_once('.')?;
     let plain_stem = stem.starts_with(|first: char| first.is_ascii_alphabetic())
@@ -126,6 +126,7 @@ fn content_type(logical: &str) -> Option<&'static str> {
     match extension {
         "js" if plain_stem => Some("text/javascript; charset=utf-8"),
         "css" if plain_stem => Some("text/css; charset=utf-8"),
+        "svg" if plain_stem => Some("image/svg+xml"),
         _ => None,
     }
 }

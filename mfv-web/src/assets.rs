@@ -138,7 +138,7 @@ fn answer(embedded: &'static Embedded, encoding: Encoding) -> Response {
 }
 
 /// Whether `file` has the shape of a bundle's file name: `NAME.HASH.EXT`, HASH 10 lower-case
-/// hex digits, EXT `js` or `css`.
+/// hex digits, EXT `js`, `css` or `svg`.
 fn is_hashed_name(file: &str) -> bool {
     let Some((rest, extension)) = file.rsplit_once('.') else {
         return false;
@@ -147,7 +147,7 @@ fn is_hashed_name(file: &str) -> bool {
         return false;
     };
     !stem.is_empty()
-        && matches!(extension, "js" | "css")
+        && matches!(extension, "js" | "css" | "svg")
         && hash.len() == 10
         && hash
             .bytes()

@@ -149,11 +149,13 @@ fn page_in_mode(mode: &str, title: &str, body: &str, script: Option<&'static str
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - Minifed-Virt</title>\n\
+         <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\n\
          <link rel=\"stylesheet\" href=\"/assets/mfv.css\">\n{script}</head>\n<body>\n\
          <header><h1>Minifed-Virt</h1><span>{mode}</span></header>\n\
          <main>\n{body}</main>\n</body>\n</html>\n",
         title = escape(title),
-        mode = escape(mode)
+        mode = escape(mode),
+        icon = crate::assets::href(crate::assets::Bundle::IconSvg)
     );
     let mut response = Response::new(html.into());
     response.headers_mut().insert(

@@ -485,11 +485,13 @@ fn html_page(title: &str, view: &str, attributes: &str, head: &str, body: &str) 
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - {host} - Minifed-Virt</title>\n\
+         <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\n\
          <link rel=\"stylesheet\" href=\"{css}\">\n\
          {head}<script type=\"module\" src=\"{js}\"></script>\n</head>\n\
          <body data-page=\"{view}\"{attributes}>\n{body}</body>\n</html>\n",
         title = escape(title),
         host = escape(&host_name()),
+        icon = assets::href(Bundle::IconSvg),
         css = assets::href(Bundle::AppCss),
         js = assets::href(Bundle::AppJs),
     );

@@ -118,6 +118,7 @@ fn each_bundle_is_served_in_the_smallest_encoding_the_client_takes() {
         (Bundle::SerialJs, "text/javascript; charset=utf-8"),
         (Bundle::SerialCss, "text/css; charset=utf-8"),
         (Bundle::AppCss, "text/css; charset=utf-8"),
+        (Bundle::IconSvg, "image/svg+xml"),
     ] {
         let plain = built(bundle);
         let hash = format!("{:x}", Sha256::digest(&plain));

@@ -153,8 +153,8 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     let browser = Browser::start().unwrap();
     browser.set_window(1280, 720).unwrap();
     sign_in(&browser, &base, "ada", "/users");
-    // The browser's own request for /favicon.ico (the site has none) is not the pages'.
-    browser.console_errors().unwrap();
+    let errors = browser.console_errors().unwrap();
+    assert!(errors.is_empty(), "signing in: {errors:#?}");
 
     // Adding a user: passwords that differ are caught in the dialog, then the user is added.
     browser.wait_for_text("#user-list", "vera", WAIT).unwrap();

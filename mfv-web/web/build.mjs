@@ -3,7 +3,7 @@
 // Every top-level *.js and *.css file in src/ is an entry point. Scripts are bundled as ES
 // modules (noVNC is ESM only and awaits at its top level; the pages load them with
 // <script type="module">), styles a script imports land in a stylesheet of the script's
-// name. Each bundle is written minified as dist/NAME.HASH.EXT, HASH the first 10 hex digits
+// name. Top-level *.svg files (the site's icon) are taken as they are. Each bundle is written minified as dist/NAME.HASH.EXT, HASH the first 10 hex digits
 // of the SHA-256 of its bytes, with a gzip (.gz) and a brotli (.br) copy beside it, and
 // dist/manifest.json maps each logical name (vnc.js) to its file (vnc.0123456789.js).
 //
@@ -50,18 +50,26 @@ const result = await build({
   logLevel: 'warning',
 });
 
-const files = new Map();
-const manifest = {};
-for (const output of result.outputFiles) {
+const outputs = result.outputFiles.map((output) => {
   const logical = basename(output.path);
-  const extension = extname(logical);
-  if (!['.js', '.css'].includes(extension)) {
+  if (!['.js', '.css'].includes(extname(logical))) {
     throw new Error(`esbuild wrote ${logical}: only scripts and stylesheets are embedded`);
   }
+  return [logical, Buffer.from(output.contents)];
+});
+const images = readdirSync(sources, { withFileTypes: true })
+  .filter((entry) => entry.isFile() && extname(entry.name) === '.svg')
+  .map((entry) => entry.name)
+  .sort()
+  .map((name) => [name, readFileSync(join(sources, name))]);
+
+const files = new Map();
+const manifest = {};
+for (const [logical, bytes] of [...outputs, ...images]) {
+  const extension = extname(logical);
   if (logical in manifest) {
     throw new Error(`two bundles are named ${logical}: rename one entry point in src/`);
   }
-  const bytes = Buffer.from(output.contents);
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 10);
   const file = `${basename(logical, extension)}.${hash}${extension}`;
   const gzip = gzipSync(bytes, { level: 9 });
