@@ -4,6 +4,15 @@
 import { api } from "./api.js";
 import { alert, bytes, duration, facts, fill, h, panel, stateBadge, table, uptimeStamp, when } from "./dom.js";
 
+// A virtio disk has no model in sysfs, and its vendor is the PCI vendor id of virtio.
+const PCI_VENDORS = { "0x1af4": "Virtio disk" };
+
+// What a disk is, as its vendor and model say.
+function diskModel(disk) {
+  const vendor = PCI_VENDORS[disk.vendor] ?? disk.vendor;
+  return [vendor, disk.model].filter(Boolean).join(" ") || "–";
+}
+
 export function start(view) {
   const host = panel("Host", h("p", { class: "loading" }, "Loading…"));
   const hardware = panel("Hardware", h("p", { class: "loading" }, "Loading…"));
@@ -69,7 +78,7 @@ export function start(view) {
         table(
           [
             { title: "Disk", cell: (disk) => disk.name },
-            { title: "Model", cell: (disk) => [disk.vendor, disk.model].filter(Boolean).join(" ") || "–" },
+            { title: "Model", cell: diskModel },
             { title: "Size", class: "number", cell: (disk) => bytes(disk.size_bytes) },
           ],
           (inventory.block_devices ?? []).filter((disk) => !disk.removable || disk.size_bytes > 0),
