@@ -45,6 +45,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    mfv_linux::malloc::tune_for_long_running_process();
     let is_pid1 = nix::unistd::getpid().as_raw() == 1;
     if !is_pid1 {
         // The modes PID 1 starts this binary in.

@@ -15,6 +15,7 @@
 //! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
 //!   escaped, so printing it cannot drive the terminal;
 //! - [`utc`]: seconds since the epoch as a UTC date and time of day;
+//! - [`malloc`]: glibc's malloc settings that keep a long-running process's memory flat;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
 //!
@@ -29,6 +30,7 @@ pub mod block;
 mod error_chain;
 pub mod interface_name;
 pub mod loopback;
+pub mod malloc;
 pub mod mountinfo;
 mod oper_state;
 pub mod regular_file;

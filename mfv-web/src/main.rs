@@ -61,7 +61,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tune_malloc();
+    mfv_linux::malloc::tune_for_long_running_process();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(args.as_slice(), [flag] if flag == "--version" || flag == "-V") {
         println!("mfv-web {}", env!("CARGO_PKG_VERSION"));
@@ -173,31 +173,6 @@ fn listener(on: &ListenOn) -> anyhow::Result<tokio::net::TcpListener> {
         .context("make the listener non-blocking")?;
     tokio::net::TcpListener::from_std(listener).context("take the listener")
 }
-
-/// How glibc's malloc is asked to behave.
-///
-/// One arena: by default each thread that allocates gets an arena of its own, and memory
-/// freed in one is not reused by another; with the runtime's workers and the blocking pool's
-/// threads, the server's resident memory grew with the number of threads that had ever run
-/// (`cargo xtask bench web`: 4 MiB over a 60 s soak, flat with one arena, at the same
-/// requests/s).
-///
-/// A fixed mmap threshold of 256 KiB: glibc raises its threshold to the size of each large
-/// block freed, so after the first login argon2's 19 MiB of memory came from the heap, and
-/// every login left another 19 MiB resident (measured: 22, 42, 61 ... 178 MiB after nine
-/// logins). With the threshold fixed, large blocks are mapped and unmapped each time and the
-/// server stays at 22 MiB however many sign in.
-fn tune_malloc() {
-    // SAFETY: mallopt sets parameters of the allocator and touches no memory of ours; it is
-    // called first thing in main, before any thread is started.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
-    }
-}
-
-/// Blocks of at least this many bytes are mapped for themselves ([`tune_malloc`]).
-const MMAP_THRESHOLD_BYTES: i32 = 256 * 1024;
 
 fn run(args: &Args) -> anyhow::Result<()> {
     // Blocking work (SQLite, libvirt, uploads' writes) gets at most this many threads; more
