@@ -377,8 +377,20 @@ impl Hypervisor {
     /// The VMs (sorted by name) with a disk on the volume `name` of the pool `pool_name`,
     /// by its path or by pool and volume name.
     pub fn vms_using_volume(&self, pool_name: &str, name: &str) -> Result<Vec<String>, VirtError> {
-        let path = volume_info(&self.volume(pool_name, name)?, name)?.path;
-        let mut users = Vec::new();
+        let volume = volume_info(&self.volume(pool_name, name)?, name)?;
+        let mut users = self.volume_users(pool_name, std::slice::from_ref(&volume))?;
+        Ok(users.pop().unwrap_or_default())
+    }
+
+    /// For each of `volumes` of the pool `pool_name`, the VMs (sorted by name) with a disk on
+    /// it, by its path or by pool and volume name: one reading of the VMs' definitions
+    /// whatever the number of volumes, so a pool's listing can say what each volume is for.
+    pub fn volume_users(
+        &self,
+        pool_name: &str,
+        volumes: &[VolumeInfo],
+    ) -> Result<Vec<Vec<String>>, VirtError> {
+        let mut users = vec![Vec::new(); volumes.len()];
         for domain in self
             .connection
             .list_all_domains(0)
@@ -392,18 +404,22 @@ impl Hypervisor {
                 Err(error) => return Err(error),
             };
             let facts = crate::libvirt::DomainFacts::parse(&vm, &xml)?;
-            let uses = facts.disks.iter().any(|disk| {
-                disk.path.as_deref() == Some(path.as_str())
-                    || disk
-                        .pool_volume
-                        .as_ref()
-                        .is_some_and(|(pool, volume)| pool == pool_name && volume == name)
-            });
-            if uses {
-                users.push(vm);
+            for (volume, users) in volumes.iter().zip(users.iter_mut()) {
+                let uses = facts.disks.iter().any(|disk| {
+                    disk.path.as_deref() == Some(volume.path.as_str())
+                        || disk
+                            .pool_volume
+                            .as_ref()
+                            .is_some_and(|(pool, name)| pool == pool_name && *name == volume.name)
+                });
+                if uses {
+                    users.push(vm.clone());
+                }
             }
         }
-        users.sort();
+        for list in &mut users {
+            list.sort();
+        }
         Ok(users)
     }
 

@@ -294,6 +294,17 @@ fn pools_and_volumes_are_listed_created_grown_and_deleted_with_their_refusals() 
     );
     assert_eq!((in_use.status, kind(&in_use)), (409, "conflict".to_owned()));
     assert!(in_use.text().contains(&vm), "{}", in_use.text());
+    // The pool's listing says which VM uses the volume, and that the others are free.
+    let listed = send(&server, Role::Viewer, "GET", &volumes, None);
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    for volume in listed.json().unwrap()["volumes"].as_array().unwrap() {
+        let expected = if volume["name"] == "disk.qcow2" {
+            json!([vm])
+        } else {
+            json!([])
+        };
+        assert_eq!(volume["used_by"], expected, "{volume}");
+    }
     hypervisor
         .undefine(&vm, mfv_vm::VolumePolicy::Keep)
         .unwrap();

@@ -184,7 +184,15 @@ fn list_volumes(call: Call) -> HandlerFuture {
         let uri = libvirt(&call)?;
         let pool = call.param("pool").to_owned();
         let volumes = with_hypervisor(uri, move |hypervisor| {
-            hypervisor.list_volumes(&pool).map_err(storage_error)
+            let volumes = hypervisor.list_volumes(&pool).map_err(storage_error)?;
+            let users = hypervisor
+                .volume_users(&pool, &volumes)
+                .map_err(storage_error)?;
+            Ok(volumes
+                .into_iter()
+                .zip(users)
+                .map(|(volume, used_by)| ListedVolume { volume, used_by })
+                .collect())
         })
         .await?;
         Ok(json_response(StatusCode::OK, &VolumeList { volumes }))
@@ -232,7 +240,17 @@ struct PoolList {
 /// What `GET /api/v1/pools/{pool}/volumes` answers.
 #[derive(Debug, Serialize, JsonSchema)]
 struct VolumeList {
-    volumes: Vec<VolumeInfo>,
+    volumes: Vec<ListedVolume>,
+}
+
+/// A volume of a pool's listing.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ListedVolume {
+    #[serde(flatten)]
+    volume: VolumeInfo,
+    /// The VMs with a disk or CD-ROM on it, sorted by name: a volume that is used cannot be
+    /// deleted.
+    used_by: Vec<String>,
 }
 
 fn create_volume(call: Call) -> HandlerFuture {

@@ -102,6 +102,13 @@ export function storage(view) {
               { title: "Format", cell: (volume) => volume.format },
               { title: "Size", class: "number", cell: (volume) => bytes(volume.capacity_bytes) },
               { title: "On disk", class: "number", cell: (volume) => bytes(volume.allocation_bytes) },
+              {
+                title: "Used by",
+                cell: (volume) =>
+                  volume.used_by.length
+                    ? volume.used_by.flatMap((vm, index) => [index ? ", " : null, h("a", { href: `/vms/${encodeURIComponent(vm)}` }, vm)])
+                    : h("span", { class: "hint" }, "free"),
+              },
               may.storage
                 ? {
                     title: "Actions",
@@ -113,6 +120,8 @@ export function storage(view) {
                           type: "button",
                           class: "small secondary danger-text",
                           "aria-label": `Delete volume ${volume.name}`,
+                          disabled: volume.used_by.length > 0,
+                          title: volume.used_by.length ? `Used by ${volume.used_by.join(", ")}: remove it from the VM first` : null,
                           on: { click: () => deleteVolume(pool, volume) },
                         },
                         "Delete…",
