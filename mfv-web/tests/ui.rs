@@ -14,18 +14,16 @@ use std::time::{Duration, Instant};
 
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
+use common::pages::{no_console_errors, screenshots, sign_in, wait_for_url};
 use common::{PASSWORD, Server};
 use mfv_auth::{Role, Timestamp, totp_code};
-use mfv_tests::browser::{Browser, screenshot_dir};
+use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::unique;
 use mfv_vm::Hypervisor;
 use mfv_web::assets::Bundle;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The sizes every page is shown at: a laptop's and a phone's.
-const SIZES: [(&str, u32, u32); 2] = [("1280x720", 1280, 720), ("375x812", 375, 812)];
 
 /// Calls the API with `role`'s token.
 fn call(server: &Server, role: Role, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -60,56 +58,9 @@ fn finish(server: &Server, started: &Value) {
     }
 }
 
-/// Fails naming every error the browser's console holds, after `page`.
-fn no_console_errors(browser: &Browser, page: &str) {
-    let errors = browser.console_errors().unwrap();
-    assert!(errors.is_empty(), "the console after {page}: {errors:#?}");
-}
-
-/// Waits until the page's address ends with `path`.
-fn wait_for_url(browser: &Browser, path: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let url = browser.url().unwrap();
-        if url.ends_with(path) {
-            return url;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the page stayed at {url}, not {path}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Saves `name`'s screenshot at each of [`SIZES`], then goes back to the laptop's.
-fn screenshots(browser: &Browser, name: &str) {
-    for (size, width, height) in SIZES {
-        browser.set_window(width, height).unwrap();
-        std::thread::sleep(Duration::from_millis(400));
-        browser
-            .screenshot(&screenshot_dir().join(format!("{name}-{size}.png")))
-            .unwrap();
-    }
-    browser.set_window(1280, 720).unwrap();
-}
-
-/// Signs `username` in through the login page, going on to `path`.
-fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
-    browser.open(&format!("{base}{path}")).unwrap();
-    wait_for_url(
-        browser,
-        &format!("/login?next={}", path.replace('/', "%2F")),
-    );
-    browser.type_into("#username", username, WAIT).unwrap();
-    browser.type_into("#password", PASSWORD, WAIT).unwrap();
-    browser.click("#sign-in", WAIT).unwrap();
-    wait_for_url(browser, path);
-}
-
 fn sign_out(browser: &Browser) {
     browser.click("#sign-out", WAIT).unwrap();
-    wait_for_url(browser, "/login");
+    wait_for_url(browser, "/login", WAIT);
 }
 
 #[test]
@@ -175,7 +126,7 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
 
     // Without a session, a page leads to the login; a wrong password is named there.
     browser.open(&format!("{base}/vms")).unwrap();
-    wait_for_url(&browser, "/login?next=%2Fvms");
+    wait_for_url(&browser, "/login?next=%2Fvms", WAIT);
     screenshots(&browser, "login");
     browser.type_into("#username", "ada", WAIT).unwrap();
     browser
@@ -190,7 +141,7 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
     browser.console_errors().unwrap();
     browser.type_into("#password", PASSWORD, WAIT).unwrap();
     browser.click("#sign-in", WAIT).unwrap();
-    wait_for_url(&browser, "/vms");
+    wait_for_url(&browser, "/vms", WAIT);
 
     // The VM list, usable, and a change made elsewhere shown without a reload.
     browser
@@ -270,7 +221,7 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
 
     // The operator is asked for the code after the password.
     browser.open(&format!("{base}/")).unwrap();
-    wait_for_url(&browser, "/login?next=%2F");
+    wait_for_url(&browser, "/login?next=%2F", WAIT);
     browser.type_into("#username", "otto", WAIT).unwrap();
     browser.type_into("#password", PASSWORD, WAIT).unwrap();
     browser.click("#sign-in", WAIT).unwrap();
@@ -282,7 +233,7 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
     browser.console_errors().unwrap();
 
     // A viewer sees the VMs without their controls, and the API refuses them anyway.
-    sign_in(&browser, &base, "vera", "/vms");
+    sign_in(&browser, &base, "vera", "/vms", WAIT);
     browser
         .wait_for_text(&format!("tr[data-vm=\"{name}\"]"), "Running", WAIT)
         .unwrap();

@@ -16,59 +16,14 @@ use std::time::{Duration, Instant};
 
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
+use common::pages::{no_console_errors, screenshots, sign_in, wait_for_url};
 use common::{PASSWORD, Server};
 use mfv_auth::{Role, Timestamp, totp_code};
-use mfv_tests::browser::{Browser, screenshot_dir};
+use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::unique;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The sizes every page is shown at: a laptop's and a phone's.
-const SIZES: [(&str, u32, u32); 2] = [("1280x720", 1280, 720), ("375x812", 375, 812)];
-
-fn no_console_errors(browser: &Browser, page: &str) {
-    let errors = browser.console_errors().unwrap();
-    assert!(errors.is_empty(), "the console after {page}: {errors:#?}");
-}
-
-fn wait_for_url(browser: &Browser, path: &str) {
-    let start = Instant::now();
-    loop {
-        let url = browser.url().unwrap();
-        if url.ends_with(path) {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the page stayed at {url}, not {path}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn screenshots(browser: &Browser, name: &str) {
-    for (size, width, height) in SIZES {
-        browser.set_window(width, height).unwrap();
-        std::thread::sleep(Duration::from_millis(400));
-        browser
-            .screenshot(&screenshot_dir().join(format!("admin-{name}-{size}.png")))
-            .unwrap();
-    }
-    browser.set_window(1280, 720).unwrap();
-}
-
-fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
-    browser.open(&format!("{base}{path}")).unwrap();
-    wait_for_url(
-        browser,
-        &format!("/login?next={}", path.replace('/', "%2F")),
-    );
-    browser.type_into("#username", username, WAIT).unwrap();
-    browser.type_into("#password", PASSWORD, WAIT).unwrap();
-    browser.click("#sign-in", WAIT).unwrap();
-    wait_for_url(browser, path);
-}
 
 /// Sets the `<select>` `css` selects to `value`, as a person choosing it would.
 fn choose(browser: &Browser, css: &str, value: &str) {
@@ -152,7 +107,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     let base = format!("https://{}", server.client.address());
     let browser = Browser::start().unwrap();
     browser.set_window(1280, 720).unwrap();
-    sign_in(&browser, &base, "ada", "/users");
+    sign_in(&browser, &base, "ada", "/users", WAIT);
     let errors = browser.console_errors().unwrap();
     assert!(errors.is_empty(), "signing in: {errors:#?}");
 
@@ -176,7 +131,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("dialog", "The two passwords differ", WAIT)
         .unwrap();
-    screenshots(&browser, "users-add");
+    screenshots(&browser, "admin-users-add");
     browser
         .type_into("dialog [name=again]", PASSWORD, WAIT)
         .unwrap();
@@ -224,14 +179,14 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         .unwrap()
         .to_owned();
     assert!(secret.starts_with("mfv_"), "{secret}");
-    screenshots(&browser, "token-secret");
+    screenshots(&browser, "admin-token-secret");
     browser
         .click("dialog.secret-dialog button.cancel", WAIT)
         .unwrap();
     browser
         .wait_for_text("tr[data-token=ci]", "never", WAIT)
         .unwrap();
-    screenshots(&browser, "users");
+    screenshots(&browser, "admin-users");
     browser.open(&format!("{base}/users")).unwrap();
     let page = browser.wait_for_text("#token-list", "ci", WAIT).unwrap();
     assert!(!page.contains(&secret));
@@ -253,7 +208,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("dialog", "Revoke token ci?", WAIT)
         .unwrap();
-    screenshots(&browser, "token-revoke");
+    screenshots(&browser, "admin-token-revoke");
     browser.click("dialog button.danger", WAIT).unwrap();
     browser
         .wait_for_text("main", "Token ci revoked", WAIT)
@@ -285,7 +240,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
 
     // The own account: a second factor enrolled with its QR code, confirmed with a code.
     browser.click("header a.who", WAIT).unwrap();
-    wait_for_url(&browser, "/account");
+    wait_for_url(&browser, "/account", WAIT);
     browser.wait_for_text("#own-totp", "Off", WAIT).unwrap();
     browser
         .type_into("#totp-enrol [name=password]", PASSWORD, WAIT)
@@ -299,7 +254,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         count(&browser, "#recovery-codes li"),
         json!(mfv_auth::RECOVERY_CODE_COUNT)
     );
-    screenshots(&browser, "account-enrol");
+    screenshots(&browser, "admin-account-enrol");
     browser
         .type_into("#totp-confirm [name=code]", &code_now(&totp_secret), WAIT)
         .unwrap();
@@ -336,7 +291,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("#password-form .field-error", "wrong", WAIT)
         .unwrap();
-    screenshots(&browser, "account");
+    screenshots(&browser, "admin-account");
     // The refused password's 403 is the one error the console may show.
     browser.console_errors().unwrap();
 
@@ -351,7 +306,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("#audit-results", "totp confirmed", WAIT)
         .unwrap();
-    screenshots(&browser, "audit");
+    screenshots(&browser, "admin-audit");
     choose(&browser, "#audit-event", "user_added");
     let filtered = browser
         .wait_for_text("#audit-results", "nina", WAIT)
@@ -359,7 +314,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     std::thread::sleep(Duration::from_millis(300));
     let filtered = browser.text("#audit-results", WAIT).unwrap_or(filtered);
     assert!(!filtered.contains("token created"), "{filtered}");
-    wait_for_url(&browser, "/audit?event=user_added");
+    wait_for_url(&browser, "/audit?event=user_added", WAIT);
     browser.open(&format!("{base}/audit?user=nina")).unwrap();
     let about_nina = browser
         .wait_for_text("#audit-results", "role changed", WAIT)
@@ -373,7 +328,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         .wait_for_text("#network-cards", "eth0", WAIT)
         .unwrap();
     browser.text("#network-text", WAIT).unwrap();
-    screenshots(&browser, "network");
+    screenshots(&browser, "admin-network");
     browser.click("#network-apply", WAIT).unwrap();
     browser
         .wait_for_text("#network-edit", "add 192.0.2.10/24 to eth0", WAIT)
@@ -381,7 +336,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("#network-countdown", " s", WAIT)
         .unwrap();
-    screenshots(&browser, "network-pending");
+    screenshots(&browser, "admin-network-pending");
     browser.click("#network-confirm", WAIT).unwrap();
     browser
         .wait_for_text("main", "The network change is kept", WAIT)
@@ -410,7 +365,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     browser
         .wait_for_text("#host-log", "libvirtd line 4", WAIT)
         .unwrap();
-    screenshots(&browser, "host");
+    screenshots(&browser, "admin-host");
     browser.click("#reboot", WAIT).unwrap();
     let dialog = browser.wait_for_text("dialog", &hostname, WAIT).unwrap();
     assert!(dialog.contains("stops every VM"), "{dialog}");
@@ -421,7 +376,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         .type_into("dialog [name=confirm]", "another-host", WAIT)
         .unwrap();
     assert_eq!(browser.execute(disabled).unwrap(), json!(true));
-    screenshots(&browser, "host-reboot");
+    screenshots(&browser, "admin-host-reboot");
     assert!(daemon.shutdowns().is_empty());
     browser
         .type_into("dialog [name=confirm]", &hostname, WAIT)
@@ -434,11 +389,11 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     assert_eq!(daemon.shutdowns(), ["reboot"]);
     no_console_errors(&browser, "the host page");
     browser.click("#sign-out", WAIT).unwrap();
-    wait_for_url(&browser, "/login");
+    wait_for_url(&browser, "/login", WAIT);
 
     // A viewer: no administration in the navigation, no network editor, their own account
     // only; and the API refuses each change.
-    sign_in(&browser, &base, "vera", "/network");
+    sign_in(&browser, &base, "vera", "/network", WAIT);
     browser
         .wait_for_text("#network-cards", "eth0", WAIT)
         .unwrap();
@@ -448,11 +403,11 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
         assert!(!nav.contains(hidden), "{nav}");
     }
     no_console_errors(&browser, "the viewer's network page");
-    screenshots(&browser, "network-viewer");
+    screenshots(&browser, "admin-network-viewer");
     browser.click("header a.who", WAIT).unwrap();
     browser.wait_for_text("#own-totp", "Off", WAIT).unwrap();
     no_console_errors(&browser, "the viewer's account");
-    screenshots(&browser, "account-viewer");
+    screenshots(&browser, "admin-account-viewer");
     for path in ["/users", "/audit", "/host"] {
         browser.open(&format!("{base}{path}")).unwrap();
         browser

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
+use common::pages::{self, no_console_errors, screenshots, wait_for_url};
 use common::{PASSWORD, Server};
 use mfv_auth::Role;
-use mfv_tests::browser::{Browser, screenshot_dir};
+use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::{GUEST_HEARD, unique};
 use mfv_web::reply::{CONSOLE_CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_VALUE};
 use serde_json::json;
@@ -26,9 +27,6 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 /// How long the guest may take to boot under TCG and show something.
 const BOOT: Duration = Duration::from_secs(120);
-
-/// The sizes every page is shown at: a laptop's and a phone's.
-const SIZES: [(&str, u32, u32); 2] = [("1280x720", 1280, 720), ("375x812", 375, 812)];
 
 /// Creates the test guest `name` as the admin (with the VNC display every VM gets, which
 /// listens on no port), printing to the screen as well as to the serial port, and starts it
@@ -58,56 +56,6 @@ fn delete_vm(server: &Server, name: &str) {
     assert_eq!(deleted.status, 200, "{}", deleted.text());
 }
 
-/// Fails naming every error the browser's console holds, after `page`.
-fn no_console_errors(browser: &Browser, page: &str) {
-    let errors = browser.console_errors().unwrap();
-    assert!(errors.is_empty(), "the console after {page}: {errors:#?}");
-}
-
-/// Waits until the page's address ends with `path`.
-fn wait_for_url(browser: &Browser, path: &str) {
-    let start = Instant::now();
-    loop {
-        let url = browser.url().unwrap();
-        if url.ends_with(path) {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the page stayed at {url}, not {path}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Saves `name`'s screenshot at each of [`SIZES`], then goes back to the laptop's.
-fn screenshots(browser: &Browser, name: &str) {
-    for (size, width, height) in SIZES {
-        browser.set_window(width, height).unwrap();
-        std::thread::sleep(Duration::from_millis(600));
-        browser
-            .screenshot(&screenshot_dir().join(format!("console-{name}-{size}.png")))
-            .unwrap();
-    }
-    browser.set_window(1280, 720).unwrap();
-}
-
-/// Signs `username` in through the login page, going on to `path`.
-fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
-    browser.open(&format!("{base}{path}")).unwrap();
-    wait_for_url(
-        browser,
-        &format!("/login?next={}", path.replace('/', "%2F")),
-    );
-    browser.type_into("#username", username, WAIT).unwrap();
-    browser.type_into("#password", PASSWORD, WAIT).unwrap();
-    browser.click("#sign-in", WAIT).unwrap();
-    wait_for_url(browser, path);
-    // A console page the role may not open answers 403, which the browser's console shows:
-    // the tests that open such a page check that answer themselves.
-    browser.console_errors().unwrap();
-}
-
 /// What the VNC page's canvas shows: its size, how many sampled pixels are not black, and
 /// how many distinct colours they have; `null` before it has a picture.
 const CANVAS_PIXELS: &str = "
@@ -127,6 +75,14 @@ const CANVAS_PIXELS: &str = "
 /// The text the serial page's terminal shows.
 const TERMINAL_TEXT: &str =
     "return document.querySelector('#serial-screen .xterm-rows')?.innerText ?? '';";
+
+/// Signs `username` in through the login page, going on to `path`.
+fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
+    pages::sign_in(browser, base, username, path, WAIT);
+    // A console page the role may not open answers 403, which the browser's console shows:
+    // the tests that open such a page check that answer themselves.
+    browser.console_errors().unwrap();
+}
 
 #[test]
 fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loosen_the_policy() {
@@ -202,7 +158,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     };
     assert!(picture["width"].as_u64().unwrap() >= 640, "{picture}");
     no_console_errors(&browser, "the VNC console");
-    screenshots(&browser, "vnc");
+    screenshots(&browser, "console-vnc");
 
     // Its buttons: actual size and back, Ctrl-Alt-Del, text typed as keystrokes.
     browser.click("#console-scale", WAIT).unwrap();
@@ -218,7 +174,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     browser
         .type_into("#console-paste-text", "echo typed", WAIT)
         .unwrap();
-    screenshots(&browser, "vnc-paste");
+    screenshots(&browser, "console-vnc-paste");
     browser.click("#console-type", WAIT).unwrap();
     browser
         .wait_for_text("#console-paste-progress", "Typed 10 characters.", WAIT)
@@ -236,7 +192,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
     assert_eq!(chrome, json!([true, true]));
     std::thread::sleep(Duration::from_secs(1));
     no_console_errors(&browser, "the popped-out VNC console");
-    screenshots(&browser, "vnc-popout");
+    screenshots(&browser, "console-vnc-popout");
 
     // The serial page carries a line typed into the guest and its answer.
     browser.open(&format!("{base}/vms/{name}/serial")).unwrap();
@@ -272,7 +228,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         );
     }
     no_console_errors(&browser, "the serial console");
-    screenshots(&browser, "serial");
+    screenshots(&browser, "console-serial");
 
     // A stopped VM's console says so and offers to start it.
     browser
@@ -287,7 +243,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         "Not connected"
     );
     no_console_errors(&browser, "a stopped VM's console");
-    screenshots(&browser, "vnc-stopped");
+    screenshots(&browser, "console-vnc-stopped");
 
     // The VM stopping closes the open console with the reason.
     browser.open(&format!("{base}{console}")).unwrap();
@@ -318,16 +274,16 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         json!(true)
     );
     no_console_errors(&browser, "the VNC console of a VM that stopped");
-    screenshots(&browser, "vnc-closed");
+    screenshots(&browser, "console-vnc-closed");
 
     // A viewer sees the refusal.
     browser.click("#sign-out", WAIT).unwrap();
-    wait_for_url(&browser, "/login");
+    wait_for_url(&browser, "/login", WAIT);
     sign_in(&browser, &base, "vera", &console);
     browser
         .wait_for_text("main .error", "use_console", WAIT)
         .unwrap();
-    screenshots(&browser, "forbidden");
+    screenshots(&browser, "console-forbidden");
 
     for vm in [&name, &stopped] {
         delete_vm(&server, vm);

@@ -18,20 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use common::guest::shared;
 use common::host_daemon::Daemon;
-use common::{PASSWORD, Server};
+use common::pages::{self, no_console_errors, screenshots, wait_for_url};
 use mfv_auth::Role;
-use mfv_tests::browser::{Browser, screenshot_dir};
+use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::unique;
 use mfv_vm::Hypervisor;
 use sha2::{Digest, Sha256};
 
 const WAIT: Duration = Duration::from_secs(30);
 const MIB: usize = 1024 * 1024;
-
-/// The sizes every state is shown at: a laptop's and a phone's.
-const SIZES: [(&str, u32, u32); 2] = [("1280x720", 1280, 720), ("375x812", 375, 812)];
 
 /// A relay between the browser and the server: bytes pass both ways, the browser's slowed to
 /// `rate` bytes a second. Once armed, when the browser has sent [`DROP_AFTER`] bytes more,
@@ -184,37 +182,6 @@ fn image(size: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn no_console_errors(browser: &Browser, page: &str) {
-    let errors = browser.console_errors().unwrap();
-    assert!(errors.is_empty(), "the console after {page}: {errors:#?}");
-}
-
-fn wait_for_url(browser: &Browser, path: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let url = browser.url().unwrap();
-        if url.ends_with(path) {
-            return url;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "the page stayed at {url}, not {path}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn screenshots(browser: &Browser, name: &str) {
-    for (size, width, height) in SIZES {
-        browser.set_window(width, height).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        browser
-            .screenshot(&screenshot_dir().join(format!("storage-{name}-{size}.png")))
-            .unwrap();
-    }
-    browser.set_window(1280, 720).unwrap();
-}
-
 /// Waits until `script` (a function body) returns true in the page.
 fn wait_until(browser: &Browser, script: &str, what: &str) {
     let start = Instant::now();
@@ -228,20 +195,6 @@ fn wait_until(browser: &Browser, script: &str, what: &str) {
     }
 }
 
-fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
-    browser.open(&format!("{base}{path}")).unwrap();
-    wait_for_url(
-        browser,
-        &format!("/login?next={}", path.replace('/', "%2F")),
-    );
-    browser.type_into("#username", username, WAIT).unwrap();
-    browser.type_into("#password", PASSWORD, WAIT).unwrap();
-    browser.click("#sign-in", WAIT).unwrap();
-    wait_for_url(browser, path);
-    let errors = browser.console_errors().unwrap();
-    assert!(errors.is_empty(), "signing in: {errors:#?}");
-}
-
 /// Sets the select `css` to the option whose value contains `needle`, once there is one.
 fn choose(browser: &Browser, css: &str, needle: &str) {
     let script = format!(
@@ -251,6 +204,12 @@ fn choose(browser: &Browser, css: &str, needle: &str) {
          select.dispatchEvent(new Event('change')); return true;"
     );
     wait_until(browser, &script, &format!("an option {needle} in {css}"));
+}
+
+/// Signs `username` in through the login page, going on to `path`, without a console error.
+fn sign_in(browser: &Browser, base: &str, username: &str, path: &str) {
+    pages::sign_in(browser, base, username, path, WAIT);
+    no_console_errors(browser, "signing in");
 }
 
 #[test]
@@ -279,7 +238,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         .wait_for_text(&format!("[data-pool=\"{pool}\"]"), "No volumes", WAIT)
         .unwrap();
     no_console_errors(&browser, "the storage page");
-    screenshots(&browser, "pools");
+    screenshots(&browser, "storage-pools");
 
     browser.click("#open-upload-form", WAIT).unwrap();
     browser
@@ -292,7 +251,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
             .unwrap(),
         "tiny.iso"
     );
-    screenshots(&browser, "upload-form");
+    screenshots(&browser, "storage-upload-form");
     browser
         .execute(
             "window.seen = []; new MutationObserver(() => { \
@@ -311,7 +270,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
             WAIT,
         )
         .unwrap();
-    screenshots(&browser, "upload-resuming");
+    screenshots(&browser, "storage-upload-resuming");
     browser
         .wait_for_text("#upload-box .transfer-status", "100 %", WAIT)
         .unwrap();
@@ -326,7 +285,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
     assert_eq!(std::fs::read(pool_dir.join("tiny.iso")).unwrap(), iso);
     // The requests the dropped link failed are the errors the console may show.
     browser.console_errors().unwrap();
-    screenshots(&browser, "upload-done");
+    screenshots(&browser, "storage-upload-done");
 
     // A fetch with a wrong checksum fails saying what to do; with the right one it ends.
     let fetched = image(2 * MIB, 2);
@@ -348,12 +307,12 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
     browser
         .type_into("#fetch-sha256", &"0".repeat(64), WAIT)
         .unwrap();
-    screenshots(&browser, "fetch-form");
+    screenshots(&browser, "storage-fetch-form");
     browser.click("#fetch-form-submit", WAIT).unwrap();
     browser
         .wait_for_text(".transfer.fetch .transfer-note", "fetch again", WAIT)
         .unwrap();
-    screenshots(&browser, "fetch-failed");
+    screenshots(&browser, "storage-fetch-failed");
     // While the failed fetch deletes its volume, listing the pool's volumes may fail (a 500
     // the page shows and the next listing clears): not an error of the pages.
     browser.console_errors().unwrap();
@@ -383,19 +342,19 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         fetched
     );
     no_console_errors(&browser, "the fetches");
-    screenshots(&browser, "fetch-done");
+    screenshots(&browser, "storage-fetch-done");
 
     // A VM made with the form: an invalid name is shown beside its field, the input kept.
     let name = unique("ui-made");
     browser.open(&format!("{base}/vms")).unwrap();
     browser.click("#new-vm", WAIT).unwrap();
-    wait_for_url(&browser, "/vms/new");
+    wait_for_url(&browser, "/vms/new", WAIT);
     browser.type_into("#vm-name", "no good!", WAIT).unwrap();
     browser.type_into("#vm-memory", "128", WAIT).unwrap();
     browser.type_into("#disk-0-size", "1", WAIT).unwrap();
     choose(&browser, "#vm-cdrom-pool", &pool);
     choose(&browser, "#vm-cdrom", "tiny.iso");
-    screenshots(&browser, "vm-new");
+    screenshots(&browser, "storage-vm-new");
     browser.click("#vm-create", WAIT).unwrap();
     browser
         .wait_for_text("[data-field=name] .field-error", "letter", WAIT)
@@ -411,10 +370,10 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
     );
     // The refusal's 400 is the one error the console may show.
     browser.console_errors().unwrap();
-    screenshots(&browser, "vm-new-refused");
+    screenshots(&browser, "storage-vm-new-refused");
     browser.type_into("#vm-name", &name, WAIT).unwrap();
     browser.click("#vm-create", WAIT).unwrap();
-    wait_for_url(&browser, &format!("/vms/{name}"));
+    wait_for_url(&browser, &format!("/vms/{name}"), WAIT);
     browser.wait_for_text("#vm-state", "Running", WAIT).unwrap();
     let vm = server.call(
         server.token(Role::Admin),
@@ -436,14 +395,14 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         .wait_for_text("#cdrom-media", "tiny.iso", WAIT)
         .unwrap();
     no_console_errors(&browser, "the new VM's page");
-    screenshots(&browser, "vm-cdrom");
+    screenshots(&browser, "storage-vm-cdrom");
 
     // The ISO ejected, then put back, on the running VM.
     browser.click("#cdrom-eject", WAIT).unwrap();
     browser
         .wait_for_text("#cdrom-media", "Empty", WAIT)
         .unwrap();
-    screenshots(&browser, "vm-ejected");
+    screenshots(&browser, "storage-vm-ejected");
     choose(&browser, "#cdrom-volume", "tiny.iso");
     browser.click("#cdrom-insert", WAIT).unwrap();
     browser
@@ -478,11 +437,11 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
     browser
         .execute("document.querySelector('#snapshot-form').scrollIntoView()")
         .unwrap();
-    screenshots(&browser, "vm-snapshot");
+    screenshots(&browser, "storage-vm-snapshot");
 
     // A viewer sees the pools and volumes but no control that changes them.
     browser.click("#sign-out", WAIT).unwrap();
-    wait_for_url(&browser, "/login");
+    wait_for_url(&browser, "/login", WAIT);
     sign_in(&browser, &base, "vera", "/storage");
     browser
         .wait_for_text(&format!("[data-pool=\"{pool}\"]"), "tiny.iso", WAIT)
@@ -494,7 +453,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
         0
     );
     no_console_errors(&browser, "the viewer's storage page");
-    screenshots(&browser, "viewer");
+    screenshots(&browser, "storage-viewer");
 
     let admin = server.token(Role::Admin);
     let stop = server.call(

@@ -6,6 +6,7 @@
 
 pub mod guest;
 pub mod host_daemon;
+pub mod pages;
 pub mod schema;
 
 use std::sync::Arc;
