@@ -301,12 +301,7 @@ impl Hypervisor {
         let volumes = pool
             .list_all_volumes(0)
             .map_err(|error| operation_error("list", ObjectKind::Pool, pool_name, error))?;
-        let mut infos = volumes
-            .iter()
-            .map(|volume| volume_info(volume, pool_name))
-            .collect::<Result<Vec<_>, _>>()?;
-        infos.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(infos)
+        present_volume_infos(&volumes, pool_name)
     }
 
     /// Every storage pool, sorted by name, with its state and sizes. Running pools are
@@ -972,6 +967,28 @@ fn pool_state(state: u32) -> &'static str {
     }
 }
 
+/// The volumes' facts, sorted by name, leaving out a volume deleted since it was listed (a
+/// failed fetch removing its volume while a listing runs): a listing is a moment's view, not
+/// an error because a volume went away during it.
+fn present_volume_infos(
+    volumes: &[StorageVol],
+    pool_name: &str,
+) -> Result<Vec<VolumeInfo>, VirtError> {
+    let mut infos = Vec::with_capacity(volumes.len());
+    for volume in volumes {
+        match volume_info(volume, pool_name) {
+            Ok(info) => infos.push(info),
+            Err(VirtError::NotFound {
+                kind: ObjectKind::Volume,
+                ..
+            }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(infos)
+}
+
 fn volume_info(volume: &StorageVol, name: &str) -> Result<VolumeInfo, VirtError> {
     let read = |error| operation_error("read", ObjectKind::Volume, name, error);
     let info = volume.info().map_err(read)?;
@@ -1079,6 +1096,34 @@ fn volume_xml(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_volume_deleted_between_the_listing_and_its_facts_is_left_out() {
+        let hypervisor = Hypervisor::connect("test:///default").unwrap();
+        let pool_name = format!("vanishing-{}", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        hypervisor.ensure_dir_pool(&pool_name, dir.path()).unwrap();
+        for name in ["kept.qcow2", "gone.qcow2"] {
+            hypervisor.create_volume(&pool_name, name, 1 << 20).unwrap();
+        }
+        let volumes = hypervisor
+            .pool(&pool_name)
+            .unwrap()
+            .list_all_volumes(0)
+            .unwrap();
+        let gone = volumes
+            .iter()
+            .find(|volume| volume.name().unwrap() == "gone.qcow2")
+            .unwrap();
+        gone.delete(0).unwrap();
+
+        let names = present_volume_infos(&volumes, &pool_name)
+            .unwrap()
+            .into_iter()
+            .map(|info| info.name)
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["kept.qcow2"]);
+    }
 
     #[test]
     fn logical_pool_xml_names_device_and_volume_group() {

@@ -80,7 +80,7 @@ enum Encoding {
 
 /// `GET` and `HEAD` of `/assets/NAME.HASH.EXT`: the bundle, or `404` for a name of that
 /// shape that is not one (an old hash after an update, a mistyped name). Paths of another
-/// shape are left to other routes (`/assets/mfv.css`).
+/// shape are left to other routes (config mode's `/assets/setup.js`).
 pub fn routes() -> BoxedFilter<(Response,)> {
     warp::path("assets")
         .and(warp::path::param::<String>())

@@ -771,10 +771,6 @@ pub fn routes<A: DaemonLink>(
             }
         });
 
-    let stylesheet = warp::path!("assets" / "mfv.css")
-        .and(warp::get())
-        .map(pages::stylesheet);
-
     let script = warp::path!("assets" / "setup.js")
         .and(warp::get())
         .map(pages::setup_script);
@@ -796,7 +792,6 @@ pub fn routes<A: DaemonLink>(
         page_confirm.boxed(),
         page_claim.boxed(),
         page_home.boxed(),
-        stylesheet.boxed(),
         script.boxed(),
         crate::assets::routes(),
     ] {

@@ -1,5 +1,6 @@
-//! Config mode's pages: plain HTML forms that work without scripts, styled by one
-//! stylesheet of the host's own (the content security policy allows nothing inline).
+//! Config mode's pages: plain HTML forms that work without scripts, styled by the same
+//! stylesheet bundle as normal mode's pages (the content security policy allows nothing
+//! inline).
 //! Every text that comes from outside the page is escaped.
 //!
 //! The setup wizard is the one page that needs a script: its steps ask the JSON API (the
@@ -11,8 +12,6 @@ use warp::http::header::{CONTENT_TYPE, LOCATION};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
-/// The stylesheet every page links.
-const STYLESHEET: &str = include_str!("../assets/mfv.css");
 /// The wizard's steps, filled in by [`SETUP_SCRIPT`].
 const WIZARD: &str = include_str!("../assets/wizard.html");
 /// The wizard's script.
@@ -116,11 +115,6 @@ pub fn see_other(location: &'static str) -> Response {
     response
 }
 
-/// The stylesheet.
-pub fn stylesheet() -> Response {
-    asset(STYLESHEET, "text/css; charset=utf-8")
-}
-
 /// The wizard's script.
 pub fn setup_script() -> Response {
     asset(SETUP_SCRIPT, "text/javascript; charset=utf-8")
@@ -150,12 +144,13 @@ fn page_in_mode(mode: &str, title: &str, body: &str, script: Option<&'static str
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - Minifed-Virt</title>\n\
          <link rel=\"icon\" href=\"{icon}\" type=\"image/svg+xml\">\n\
-         <link rel=\"stylesheet\" href=\"/assets/mfv.css\">\n{script}</head>\n<body>\n\
+         <link rel=\"stylesheet\" href=\"{stylesheet}\">\n{script}</head>\n<body>\n\
          <header><h1>Minifed-Virt</h1><span>{mode}</span></header>\n\
          <main>\n{body}</main>\n</body>\n</html>\n",
         title = escape(title),
         mode = escape(mode),
-        icon = crate::assets::href(crate::assets::Bundle::IconSvg)
+        icon = crate::assets::href(crate::assets::Bundle::IconSvg),
+        stylesheet = crate::assets::href(crate::assets::Bundle::AppCss),
     );
     let mut response = Response::new(html.into());
     response.headers_mut().insert(

@@ -12,7 +12,9 @@
 //! routes' own and the refusals, leaves with the security headers of [`crate::reply`].
 //!
 //! Shutdown is graceful: the listeners close, each open connection finishes the request it
-//! is serving and closes, and after the grace period whatever is left is dropped.
+//! is serving and closes, and after the grace period whatever is left is dropped. A
+//! connection closes by lingering, as nginx does, so that an answer given before the
+//! request's body was read reaches a client that is still sending it.
 //!
 //! A route may take its connection over (the browser consoles' websockets, through hyper's
 //! upgrades). An upgraded connection leaves the connection count, which is for requests, and
@@ -21,6 +23,8 @@
 //! `GracefulShutdown` does not watch upgradeable connections, so each connection watches
 //! the server's shutdown itself, and the server waits for the places of both kinds to come
 //! back.
+
+mod lingering;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,6 +43,7 @@ use tower_service::Service;
 use warp::http::{Request, StatusCode};
 
 use crate::reply::{ErrorBody, error_response, with_security_headers};
+use lingering::Lingering;
 
 /// How long each step may take and how many connections are served at once.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +67,9 @@ pub struct Limits {
     pub upgraded: usize,
     /// After shutdown began, how long open connections may take to finish.
     pub shutdown_grace: Duration,
+    /// How long a closing connection reads away what the client still sends, so that the
+    /// client reads the answer rather than a reset.
+    pub linger: Duration,
 }
 
 impl Default for Limits {
@@ -74,6 +82,7 @@ impl Default for Limits {
             connections: 256,
             upgraded: 64,
             shutdown_grace: Duration::from_secs(5),
+            linger: Duration::from_secs(5),
         }
     }
 }
@@ -230,6 +239,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = Lingering::new(stream, limits.linger);
         let stopping = stop.subscribe();
         let http1 = http1.clone();
         match served {

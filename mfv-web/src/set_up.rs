@@ -73,14 +73,7 @@ pub fn routes(device: String, api: Result<Arc<Api>, String>) -> BoxedFilter<(Res
             let page = warp::path::end()
                 .and(warp::get())
                 .map(move || pages::set_up_page(&device));
-            let stylesheet = warp::path!("assets" / "mfv.css")
-                .and(warp::get())
-                .map(pages::stylesheet);
-            let pages = page
-                .or(stylesheet)
-                .unify()
-                .or(crate::assets::routes())
-                .unify();
+            let pages = page.or(crate::assets::routes()).unify();
             let unavailable = warp::any().map(move || {
                 error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -112,7 +105,7 @@ mod tests {
         assert!(html.contains("/dev/vd&lt;b&gt;"), "{html}");
 
         let stylesheet = warp::test::request()
-            .path("/assets/mfv.css")
+            .path(crate::assets::href(crate::assets::Bundle::AppCss))
             .reply(&routes)
             .await;
         assert_eq!(stylesheet.status(), StatusCode::OK);

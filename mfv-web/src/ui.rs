@@ -109,8 +109,8 @@ const VM_PAGE: Page = Page {
     needs: Permission::ViewInventory,
 };
 
-/// The form that creates a VM (`/vms/new`, ahead of a VM's page: a VM named `new` is
-/// reached through the API only).
+/// The form that creates a VM (`/new-vm`, outside `/vms/`, where every name is a VM's:
+/// `new` is a VM name like any other).
 const NEW_VM_PAGE: Page = Page {
     path: "/vms",
     title: "New virtual machine",
@@ -196,7 +196,7 @@ fn page_at(path: &str) -> Option<(Page, Option<String>)> {
     {
         return Some((*page, None));
     }
-    if path == "/vms/new" {
+    if path == "/new-vm" {
         return Some((NEW_VM_PAGE, None));
     }
     let rest = path.strip_prefix("/vms/")?;
@@ -576,11 +576,13 @@ mod tests {
         );
         let (page, vm) = page_at("/vms/web%201").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("vm", Some("web 1")));
-        let (page, vm) = page_at("/vms/new").unwrap();
+        let (page, vm) = page_at("/new-vm").unwrap();
         assert_eq!(
             (page.view, page.needs, vm),
             ("vm-new", Permission::ManageVms, None)
         );
+        let (page, vm) = page_at("/vms/new").unwrap();
+        assert_eq!((page.view, vm.as_deref()), ("vm", Some("new")));
         let (page, vm) = page_at("/vms/web%201/console").unwrap();
         assert_eq!((page.view, vm.as_deref()), ("console", Some("web 1")));
         let (page, vm) = page_at("/vms/console/serial").unwrap();

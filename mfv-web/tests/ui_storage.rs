@@ -348,7 +348,7 @@ fn images_are_uploaded_through_a_dropped_link_fetched_and_used_by_a_vm_made_with
     let name = unique("ui-made");
     browser.open(&format!("{base}/vms")).unwrap();
     browser.click("#new-vm", WAIT).unwrap();
-    wait_for_url(&browser, "/vms/new", WAIT);
+    wait_for_url(&browser, "/new-vm", WAIT);
     browser.type_into("#vm-name", "no good!", WAIT).unwrap();
     browser.type_into("#vm-memory", "128", WAIT).unwrap();
     browser.type_into("#disk-0-size", "1", WAIT).unwrap();

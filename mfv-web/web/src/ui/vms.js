@@ -72,7 +72,7 @@ export function start(view) {
     ),
   );
   const errors = h("div", { id: "vm-errors" });
-  const create = may.manage ? h("a", { class: "button small", href: "/vms/new", id: "new-vm" }, "New VM…") : null;
+  const create = may.manage ? h("a", { class: "button small", href: "/new-vm", id: "new-vm" }, "New VM…") : null;
   fill(view, h("div", { class: "toolbar" }, filter, status, create), errors, list);
   let vms = [];
   let marked = false;
