@@ -1,7 +1,9 @@
-// The host's network: its cards (link, speed, MAC, driver) and the [network] section in
-// effect, with its interfaces, bridges and VLANs. Whoever may manage the network edits that
-// section and applies it provisionally: the host undoes the change by itself unless it is
-// confirmed before the countdown ends, so a change that cuts this browser off comes undone.
+// The host's network: one table of its links (the interfaces, VLANs, bonds and the bridge
+// of the [network] section in effect, with the cards' link state and MAC beside them, and
+// the cards the section leaves out), the DNS it sets, and the section itself as TOML.
+// Whoever may manage the network edits that section and applies it provisionally: the host
+// undoes the change by itself unless it is confirmed before the countdown ends, so a change
+// that cuts this browser off comes undone.
 
 import { api } from "./api.js";
 import { alert, fill, h, panel, sentence, table } from "./dom.js";
@@ -10,9 +12,80 @@ import { statusLine } from "./forms.js";
 const mayManage = document.body.dataset.canNetwork === "true";
 const CONFIRM_WITHIN = 60;
 
+const KINDS = { interface: "Network card", vlan: "VLAN", bond: "Bond", bridge: "Bridge" };
+
+// The rows of the table: the section's links, each with its card where it is one, then the
+// cards the section does not mention.
+function linkRows(cards, layout) {
+  const cardOf = new Map(cards.map((card) => [card.name, card]));
+  const links = layout ? layout.links : [];
+  const named = new Set(links.map((link) => link.name));
+  return [
+    ...links.map((link) => ({ ...link, card: cardOf.get(link.name) ?? null })),
+    ...cards.filter((card) => !named.has(card.name)).map((card) => ({ name: card.name, kind: "card", card, unconfigured: true })),
+  ];
+}
+
+function kindCell(row) {
+  if (row.kind === "card") {
+    return [h("span", {}, "Network card"), h("span", { class: "sub" }, row.card.driver ?? "")];
+  }
+  const label = row.kind === "vlan" ? `VLAN ${row.vlan_id}` : KINDS[row.kind] ?? row.kind;
+  const notes = [row.kind === "interface" ? row.card?.driver : null, row.mtu ? `MTU ${row.mtu}` : null, row.stp ? "STP on" : null].filter(Boolean);
+  return [h("span", {}, label), notes.length ? h("span", { class: "sub" }, notes.join(", ")) : null];
+}
+
+function relationCell(row) {
+  if (row.kind === "vlan") {
+    return ["on ", h("strong", {}, row.vlan_parent)];
+  }
+  if (row.kind === "bridge" || row.kind === "bond") {
+    const ports = row.ports.length ? row.ports.join(", ") : "no ports";
+    return [ports, row.bond_primary ? h("span", { class: "sub" }, `primary ${row.bond_primary}`) : null];
+  }
+  return row.port_of ? ["port of ", h("strong", {}, row.port_of)] : "–";
+}
+
+function addressCell(row) {
+  if (row.unconfigured) {
+    return h("span", { class: "hint" }, "Not configured");
+  }
+  if (row.mode === "dhcp") {
+    return "DHCP";
+  }
+  if (row.mode === "manual") {
+    return h("span", { class: "hint" }, "None");
+  }
+  return h("span", { class: "addresses" }, row.addresses.map((address) => h("span", { class: "mono" }, address)));
+}
+
+function gatewayCell(row) {
+  const gateways = [row.gateway, row.gateway6].filter(Boolean);
+  return gateways.length ? h("span", { class: "addresses" }, gateways.map((gateway) => h("span", { class: "mono" }, gateway))) : "–";
+}
+
+function linkCell(row) {
+  if (!row.card) {
+    return "–";
+  }
+  const up = row.card.link === "up";
+  return h("span", { class: `state state-${up ? "running" : "shut_off"}` }, up ? `Up${row.card.speed_mbps ? `, ${row.card.speed_mbps} Mbit/s` : ""}` : "Down");
+}
+
+function dnsLine(layout) {
+  const servers = layout.dns_servers.length ? layout.dns_servers.join(", ") : "those learned by DHCP";
+  return h(
+    "p",
+    { class: "dns", id: "network-dns" },
+    h("strong", {}, "DNS servers: "),
+    servers,
+    layout.dns_search.length ? [h("span", { class: "sep" }, " · "), h("strong", {}, "Search: "), layout.dns_search.join(", ")] : null,
+  );
+}
+
 export function start(view) {
   const status = statusLine();
-  const cardsBox = h("div", { id: "network-cards" });
+  const linksBox = h("div", { id: "network-links" });
   const effectBox = h("div", { id: "network-in-effect" });
   const editBox = h("div", { id: "network-edit" });
   let timer = null;
@@ -22,27 +95,32 @@ export function start(view) {
     try {
       answer = await api("GET", "/api/v1/network");
     } catch (failure) {
-      fill(cardsBox, alert(failure));
+      fill(linksBox, alert(failure));
       return;
     }
     fill(
-      cardsBox,
+      linksBox,
+      answer.layout ? null : h("p", { class: "hint" }, "No [network] section: the network came from the boot command line or the console's setup screen."),
       table(
         [
-          { title: "Card", cell: (card) => h("strong", {}, card.name) },
-          { title: "Link", cell: (card) => h("span", { class: `state state-${card.link === "up" ? "running" : "shut_off"}` }, card.link === "up" ? `Up${card.speed_mbps ? `, ${card.speed_mbps} Mbit/s` : ""}` : "Down") },
-          { title: "MAC", class: "mono", cell: (card) => card.mac ?? "–" },
-          { title: "Driver", cell: (card) => card.driver ?? "–" },
+          { title: "Name", cell: (row) => h("strong", {}, row.name) },
+          { title: "Type", cell: kindCell },
+          { title: "Ports / parent", cell: relationCell },
+          { title: "Addresses", cell: addressCell },
+          { title: "Gateway", cell: gatewayCell },
+          { title: "Link", cell: linkCell },
+          { title: "MAC", class: "mono", cell: (row) => row.card?.mac ?? "–" },
         ],
-        answer.interfaces,
-        { empty: "No network cards.", label: "Network cards", rowAttributes: (card) => ({ "data-card": card.name }) },
+        linkRows(answer.interfaces, answer.layout),
+        { empty: "No network cards and no [network] section.", label: "Network interfaces", rowAttributes: (row) => ({ "data-link": row.name, "data-kind": row.kind }) },
       ),
+      answer.layout ? dnsLine(answer.layout) : null,
     );
     fill(
       effectBox,
       answer.in_effect
-        ? h("pre", { class: "log", id: "network-toml" }, answer.in_effect)
-        : h("p", { class: "empty" }, "No [network] section: the network came from the boot command line or the console's setup screen."),
+        ? h("details", {}, h("summary", {}, "The [network] section in effect, as TOML"), h("pre", { class: "log", id: "network-toml" }, answer.in_effect))
+        : h("p", { class: "empty" }, "No [network] section."),
     );
     if (mayManage && !timer) {
       editor(answer.in_effect ?? "[network]\n");
@@ -117,6 +195,6 @@ export function start(view) {
     );
   }
 
-  fill(view, status, panel("Network cards", cardsBox), panel("In effect", effectBox), mayManage ? panel("Change the network", editBox) : null);
+  fill(view, status, panel("Interfaces", linksBox), mayManage ? panel("Change the network", editBox) : panel("Configuration", effectBox));
   load();
 }

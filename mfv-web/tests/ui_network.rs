@@ -1,0 +1,145 @@
+//! The network page in a real browser (headless Chromium through chromedriver), served by the
+//! real site over HTTPS on loopback with the host daemon's own handler in-process: once a
+//! section with a bridge over eth0 and a VLAN on it is in effect, the page's table shows each
+//! link with its type, ports or parent, addresses, gateway, and the card's link state and MAC,
+//! and the DNS under it; an administrator still has the TOML editor, a viewer reads the
+//! section as TOML instead. Each view is saved as a screenshot at a laptop's and a phone's
+//! size and must leave no error in the console.
+
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Server;
+use common::host_daemon::{BRIDGE_AND_VLAN, Daemon};
+use common::pages::{no_console_errors, screenshots, sign_in};
+use mfv_auth::Role;
+use mfv_tests::browser::Browser;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The text of the table cell of `link` in the column labelled `column`.
+fn cell(browser: &Browser, link: &str, column: &str) -> String {
+    let script = format!(
+        "const row = document.querySelector('#network-links tr[data-link=\"{link}\"]'); \
+         const td = row && [...row.cells].find((c) => c.dataset.label === {column:?}); \
+         return td ? td.textContent : null;"
+    );
+    match browser.execute(&script).unwrap() {
+        serde_json::Value::String(text) => text,
+        other => panic!("no {column:?} cell for {link}: {other}"),
+    }
+}
+
+#[test]
+fn the_network_page_shows_the_bridge_the_vlan_and_the_addresses_in_effect() {
+    let hardware = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(hardware.path(), true);
+    let server = Server::site(Arc::new(daemon), None);
+    let base = format!("https://{}", server.client.address());
+    let browser = Browser::start().unwrap();
+    browser.set_window(1280, 720).unwrap();
+
+    // Without a section: the card alone, and the page says where the network came from.
+    sign_in(&browser, &base, "ada", "/network", WAIT);
+    browser
+        .wait_for_text("#network-links", "No [network] section", WAIT)
+        .unwrap();
+    assert_eq!(cell(&browser, "eth0", "Addresses"), "Not configured");
+    assert_eq!(cell(&browser, "eth0", "Link"), "Up, 1000 Mbit/s");
+    no_console_errors(&browser, "the network page without a section");
+
+    let admin = server.token(Role::Admin).to_owned();
+    let applied = server.call(
+        &admin,
+        "POST",
+        "/api/v1/network/apply",
+        Some(json!({ "network_toml": BRIDGE_AND_VLAN, "confirm_within_secs": 60 })),
+    );
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    let apply_id = applied.json().unwrap()["apply_id"].clone();
+    let confirmed = server.call(
+        &admin,
+        "POST",
+        "/api/v1/network/confirm",
+        Some(json!({ "apply_id": apply_id })),
+    );
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text());
+
+    browser.open(&format!("{base}/network")).unwrap();
+    browser
+        .wait_for_text("#network-links", "br0", WAIT)
+        .unwrap();
+    let rows = browser
+        .execute(
+            "return [...document.querySelectorAll('#network-links tbody tr')]\
+             .map((row) => [row.dataset.link, row.dataset.kind]);",
+        )
+        .unwrap();
+    assert_eq!(
+        rows,
+        json!([
+            ["eth0", "interface"],
+            ["eth0.20", "vlan"],
+            ["br0", "bridge"]
+        ])
+    );
+    // The card: a port of the bridge, with its link state and MAC.
+    assert_eq!(cell(&browser, "eth0", "Type"), "Network carde1000");
+    assert_eq!(cell(&browser, "eth0", "Ports / parent"), "port of br0");
+    assert_eq!(cell(&browser, "eth0", "Addresses"), "None");
+    assert_eq!(cell(&browser, "eth0", "Link"), "Up, 1000 Mbit/s");
+    assert_eq!(cell(&browser, "eth0", "MAC"), "52:54:00:12:34:56");
+    // The VLAN: its id and parent, addresses by DHCP.
+    assert_eq!(cell(&browser, "eth0.20", "Type"), "VLAN 20");
+    assert_eq!(cell(&browser, "eth0.20", "Ports / parent"), "on eth0");
+    assert_eq!(cell(&browser, "eth0.20", "Addresses"), "DHCP");
+    // The bridge: its port, the host's address and the gateway.
+    assert_eq!(cell(&browser, "br0", "Type"), "Bridge");
+    assert_eq!(cell(&browser, "br0", "Ports / parent"), "eth0");
+    assert_eq!(cell(&browser, "br0", "Addresses"), "192.0.2.10/24");
+    assert_eq!(cell(&browser, "br0", "Gateway"), "192.0.2.1");
+    assert_eq!(cell(&browser, "br0", "Link"), "–");
+    let dns = browser.text("#network-dns", WAIT).unwrap();
+    assert!(
+        dns.contains("192.0.2.53") && dns.contains("example.org"),
+        "{dns}"
+    );
+    // The administrator's advanced path: the section as TOML in the editor.
+    let toml = browser
+        .execute("return document.querySelector('#network-text').value")
+        .unwrap();
+    assert!(
+        toml.as_str().unwrap().contains("[network.bridge]"),
+        "{toml}"
+    );
+    no_console_errors(&browser, "the network page");
+    screenshots(&browser, "network-links");
+    browser.click("#sign-out", WAIT).unwrap();
+
+    // A viewer reads the same table, and the section as TOML without an editor.
+    sign_in(&browser, &base, "vera", "/network", WAIT);
+    browser
+        .wait_for_text("#network-links", "192.0.2.10/24", WAIT)
+        .unwrap();
+    assert_eq!(
+        browser
+            .execute("return document.querySelectorAll('#network-text, #network-apply').length")
+            .unwrap(),
+        json!(0)
+    );
+    browser.click("#network-in-effect summary", WAIT).unwrap();
+    browser
+        .wait_for_text(
+            "#network-toml",
+            "vlan = { parent = \"eth0\", id = 20 }",
+            WAIT,
+        )
+        .unwrap();
+    no_console_errors(&browser, "the viewer's network page");
+    screenshots(&browser, "network-links-viewer");
+}
