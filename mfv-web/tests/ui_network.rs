@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::Server;
 use common::host_daemon::{BRIDGE_AND_VLAN, Daemon};
-use common::pages::{no_console_errors, screenshots, sign_in};
+use common::pages::{no_console_errors, screenshots, sign_in, wait_for_url};
 use mfv_auth::Role;
 use mfv_tests::browser::Browser;
 use serde_json::json;
@@ -120,6 +120,7 @@ fn the_network_page_shows_the_bridge_the_vlan_and_the_addresses_in_effect() {
     no_console_errors(&browser, "the network page");
     screenshots(&browser, "network-links");
     browser.click("#sign-out", WAIT).unwrap();
+    wait_for_url(&browser, "/login", WAIT);
 
     // A viewer reads the same table, and the section as TOML without an editor.
     sign_in(&browser, &base, "vera", "/network", WAIT);
@@ -136,7 +137,7 @@ fn the_network_page_shows_the_bridge_the_vlan_and_the_addresses_in_effect() {
     browser
         .wait_for_text(
             "#network-toml",
-            "vlan = { parent = \"eth0\", id = 20 }",
+            "[network.interfaces.vlan]\nparent = \"eth0\"",
             WAIT,
         )
         .unwrap();

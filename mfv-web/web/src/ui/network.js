@@ -28,22 +28,22 @@ function linkRows(cards, layout) {
 
 function kindCell(row) {
   if (row.kind === "card") {
-    return [h("span", {}, "Network card"), h("span", { class: "sub" }, row.card.driver ?? "")];
+    return h("span", {}, "Network card", row.card.driver ? h("span", { class: "sub" }, row.card.driver) : null);
   }
   const label = row.kind === "vlan" ? `VLAN ${row.vlan_id}` : KINDS[row.kind] ?? row.kind;
   const notes = [row.kind === "interface" ? row.card?.driver : null, row.mtu ? `MTU ${row.mtu}` : null, row.stp ? "STP on" : null].filter(Boolean);
-  return [h("span", {}, label), notes.length ? h("span", { class: "sub" }, notes.join(", ")) : null];
+  return h("span", {}, label, notes.length ? h("span", { class: "sub" }, notes.join(", ")) : null);
 }
 
 function relationCell(row) {
   if (row.kind === "vlan") {
-    return ["on ", h("strong", {}, row.vlan_parent)];
+    return h("span", {}, "on ", h("strong", {}, row.vlan_parent));
   }
   if (row.kind === "bridge" || row.kind === "bond") {
-    const ports = row.ports.length ? row.ports.join(", ") : "no ports";
-    return [ports, row.bond_primary ? h("span", { class: "sub" }, `primary ${row.bond_primary}`) : null];
+    const ports = row.ports.length ? row.ports.flatMap((port, index) => [index ? ", " : null, h("strong", {}, port)]) : "no ports";
+    return h("span", {}, ports, row.bond_primary ? h("span", { class: "sub" }, `primary ${row.bond_primary}`) : null);
   }
-  return row.port_of ? ["port of ", h("strong", {}, row.port_of)] : "–";
+  return row.port_of ? h("span", {}, "port of ", h("strong", {}, row.port_of)) : "–";
 }
 
 function addressCell(row) {
@@ -109,7 +109,7 @@ export function start(view) {
           { title: "Addresses", cell: addressCell },
           { title: "Gateway", cell: gatewayCell },
           { title: "Link", cell: linkCell },
-          { title: "MAC", class: "mono", cell: (row) => row.card?.mac ?? "–" },
+          { title: "MAC", cell: (row) => (row.card?.mac ? h("span", { class: "mono" }, row.card.mac) : "–") },
         ],
         linkRows(answer.interfaces, answer.layout),
         { empty: "No network cards and no [network] section.", label: "Network interfaces", rowAttributes: (row) => ({ "data-link": row.name, "data-kind": row.kind }) },
@@ -195,6 +195,6 @@ export function start(view) {
     );
   }
 
-  fill(view, status, panel("Interfaces", linksBox), mayManage ? panel("Change the network", editBox) : panel("Configuration", effectBox));
+  fill(view, h("div", { class: "network-panels" }, status, panel("Interfaces", linksBox), mayManage ? panel("Change the network", editBox) : panel("Configuration", effectBox)));
   load();
 }
