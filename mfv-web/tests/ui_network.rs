@@ -2,8 +2,10 @@
 //! real site over HTTPS on loopback with the host daemon's own handler in-process: once a
 //! section with a bridge over eth0 and a VLAN on it is in effect, the page's table shows each
 //! link with its type, ports or parent, addresses, gateway, and the card's link state and MAC,
-//! and the DNS under it; an administrator still has the TOML editor, a viewer reads the
-//! section as TOML instead. Each view is saved as a screenshot at a laptop's and a phone's
+//! and the DNS under it. An administrator makes simple changes in dialogs (a bridge over the
+//! card, a VLAN, a link's static addresses), each put in the TOML editor as a whole new
+//! section and applied from there provisionally, then kept; a viewer reads the section as
+//! TOML instead. Each view is saved as a screenshot at a laptop's and a phone's
 //! size and must leave no error in the console.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
@@ -22,16 +24,72 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The text of the table cell of `link` in the column labelled `column`.
-fn cell(browser: &Browser, link: &str, column: &str) -> String {
-    let script = format!(
+/// The script answering the text of the table cell of `link` in the column labelled
+/// `column`, or null.
+fn cell_script(link: &str, column: &str) -> String {
+    format!(
         "const row = document.querySelector('#network-links tr[data-link=\"{link}\"]'); \
          const td = row && [...row.cells].find((c) => c.dataset.label === {column:?}); \
          return td ? td.textContent : null;"
-    );
-    match browser.execute(&script).unwrap() {
+    )
+}
+
+/// The text of the table cell of `link` in the column labelled `column`.
+fn cell(browser: &Browser, link: &str, column: &str) -> String {
+    match browser.execute(&cell_script(link, column)).unwrap() {
         serde_json::Value::String(text) => text,
         other => panic!("no {column:?} cell for {link}: {other}"),
+    }
+}
+
+/// Sets the `<select>` `css` selects to `value`, as a person choosing it would.
+fn choose(browser: &Browser, css: &str, value: &str) {
+    browser.text(css, WAIT).unwrap();
+    let script = format!(
+        "const s = document.querySelector({css:?}); s.value = {value:?}; \
+         s.dispatchEvent(new Event('change', {{bubbles: true}})); return s.value;"
+    );
+    assert_eq!(browser.execute(&script).unwrap(), json!(value));
+}
+
+/// The text of the section in the editor.
+fn editor_text(browser: &Browser) -> String {
+    let text = browser
+        .execute("return document.querySelector('#network-text').value")
+        .unwrap();
+    text.as_str().unwrap().to_owned()
+}
+
+/// Submits the open dialog.
+fn submit_dialog(browser: &Browser) {
+    browser.click("dialog button[type=submit]", WAIT).unwrap();
+}
+
+/// Applies the section in the editor, sees the countdown and keeps the change.
+fn apply_and_keep(browser: &Browser) {
+    browser.click("#network-apply", WAIT).unwrap();
+    browser
+        .wait_for_text("#network-countdown", " s", WAIT)
+        .unwrap();
+    browser.click("#network-confirm", WAIT).unwrap();
+    browser
+        .wait_for_text("main", "The network change is kept", WAIT)
+        .unwrap();
+}
+
+/// Waits until the table's cell of `link` in `column` reads `text`.
+fn wait_for_cell(browser: &Browser, link: &str, column: &str, text: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let now = browser.execute(&cell_script(link, column)).unwrap();
+        if now == json!(text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{link}'s {column} reads {now}, not {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -52,6 +110,43 @@ fn the_network_page_shows_the_bridge_the_vlan_and_the_addresses_in_effect() {
     assert_eq!(cell(&browser, "eth0", "Addresses"), "Not configured");
     assert_eq!(cell(&browser, "eth0", "Link"), "Up, 1000 Mbit/s");
     no_console_errors(&browser, "the network page without a section");
+
+    // A bridge over the card: the card becomes its port, the bridge gets its addresses.
+    browser.click("#network-add-bridge", WAIT).unwrap();
+    browser
+        .type_into("dialog [name=name]", "br 0", WAIT)
+        .unwrap();
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("dialog", "A link name is 1 to 15 letters", WAIT)
+        .unwrap();
+    browser
+        .type_into("dialog [name=name]", "br0", WAIT)
+        .unwrap();
+    choose(&browser, "dialog [name=port]", "eth0");
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("main", "The changed section is in the editor", WAIT)
+        .unwrap();
+    assert_eq!(
+        editor_text(&browser),
+        "[network]\n\n[[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\n\
+         [[network.interfaces]]\nname = \"br0\"\nmode = \"dhcp\"\n\n\
+         [network.bridge]\nname = \"br0\"\nports = [\"eth0\"]\nstp = false\n"
+    );
+    screenshots(&browser, "network-add-bridge");
+    apply_and_keep(&browser);
+    wait_for_cell(&browser, "br0", "Ports / parent", "eth0");
+    wait_for_cell(&browser, "br0", "Addresses", "DHCP");
+    wait_for_cell(&browser, "eth0", "Ports / parent", "port of br0");
+    assert_eq!(
+        browser
+            .execute("return document.querySelectorAll('#network-add-bridge').length")
+            .unwrap(),
+        json!(0),
+        "one bridge only"
+    );
+    no_console_errors(&browser, "adding a bridge");
 
     let admin = server.token(Role::Admin).to_owned();
     let applied = server.call(
@@ -119,6 +214,74 @@ fn the_network_page_shows_the_bridge_the_vlan_and_the_addresses_in_effect() {
     );
     no_console_errors(&browser, "the network page");
     screenshots(&browser, "network-links");
+
+    // A VLAN on the bridge with a static address; what is plainly incomplete is refused in
+    // the dialog, at its field.
+    browser.click("#network-add-vlan", WAIT).unwrap();
+    choose(&browser, "dialog [name=parent]", "br0");
+    browser.type_into("dialog [name=id]", "4095", WAIT).unwrap();
+    choose(&browser, "dialog [name=mode]", "static");
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("dialog", "A VLAN id is a whole number from 1 to 4094", WAIT)
+        .unwrap();
+    browser.type_into("dialog [name=id]", "30", WAIT).unwrap();
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("dialog", "Static addresses need at least one address", WAIT)
+        .unwrap();
+    screenshots(&browser, "network-add-vlan");
+    browser
+        .type_into("dialog [name=addresses]", "198.51.100.5/24", WAIT)
+        .unwrap();
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("main", "The changed section is in the editor", WAIT)
+        .unwrap();
+    let section = editor_text(&browser);
+    assert!(
+        section.contains(
+            "name = \"br0.30\"\nmode = \"static\"\naddresses = [\"198.51.100.5/24\"]\n\
+             vlan = { parent = \"br0\", id = 30 }\n"
+        ),
+        "{section}"
+    );
+    apply_and_keep(&browser);
+    wait_for_cell(&browser, "br0.30", "Type", "VLAN 30");
+    wait_for_cell(&browser, "br0.30", "Ports / parent", "on br0");
+    wait_for_cell(&browser, "br0.30", "Addresses", "198.51.100.5/24");
+
+    // Static addresses for the VLAN on the card, which had DHCP.
+    browser
+        .click("button[data-addresses='eth0.20']", WAIT)
+        .unwrap();
+    choose(&browser, "dialog [name=mode]", "static");
+    browser
+        .type_into(
+            "dialog [name=addresses]",
+            "203.0.113.7/24\n2001:db8::7/64",
+            WAIT,
+        )
+        .unwrap();
+    submit_dialog(&browser);
+    browser
+        .wait_for_text("main", "The changed section is in the editor", WAIT)
+        .unwrap();
+    apply_and_keep(&browser);
+    wait_for_cell(
+        &browser,
+        "eth0.20",
+        "Addresses",
+        "203.0.113.7/242001:db8::7/64",
+    );
+    // The rest of the section stays as it was.
+    wait_for_cell(&browser, "br0", "Gateway", "192.0.2.1");
+    let dns = browser.text("#network-dns", WAIT).unwrap();
+    assert!(
+        dns.contains("192.0.2.53") && dns.contains("example.org"),
+        "{dns}"
+    );
+    no_console_errors(&browser, "the simple changes");
     browser.click("#sign-out", WAIT).unwrap();
     wait_for_url(&browser, "/login", WAIT);
 

@@ -1,13 +1,15 @@
 // The host's network: one table of its links (the interfaces, VLANs, bonds and the bridge
 // of the [network] section in effect, with the cards' link state and MAC beside them, and
 // the cards the section leaves out), the DNS it sets, and the section itself as TOML.
-// Whoever may manage the network edits that section and applies it provisionally: the host
-// undoes the change by itself unless it is confirmed before the countdown ends, so a change
-// that cuts this browser off comes undone.
+// Whoever may manage the network edits that section, by the simple changes of
+// network_edit.js or as TOML, and applies it provisionally: the host undoes the change by
+// itself unless it is confirmed before the countdown ends, so a change that cuts this browser
+// off comes undone.
 
 import { api } from "./api.js";
 import { alert, fill, h, panel, sentence, table } from "./dom.js";
 import { statusLine } from "./forms.js";
+import { addressesDialog, bridgeDialog, vlanDialog } from "./network_edit.js";
 
 const mayManage = document.body.dataset.canNetwork === "true";
 const CONFIRM_WITHIN = 60;
@@ -89,6 +91,42 @@ export function start(view) {
   const effectBox = h("div", { id: "network-in-effect" });
   const editBox = h("div", { id: "network-edit" });
   let timer = null;
+  let latest = null;
+
+  // Puts the section a simple change built in the editor, for the person to apply.
+  async function edit(build) {
+    if (timer || !latest) {
+      return;
+    }
+    const toml = await build(latest);
+    if (toml) {
+      editor(toml);
+      status.textContent = "The changed section is in the editor: review it, then apply it.";
+      const apply = document.getElementById("network-apply");
+      apply.scrollIntoView({ block: "center" });
+      apply.focus();
+    }
+  }
+
+  function tools(answer) {
+    const rows = linkRows(answer.interfaces, answer.layout);
+    const parents = rows.filter((row) => row.kind !== "vlan").map((row) => row.name);
+    const ports = rows.filter((row) => ["interface", "bond", "card"].includes(row.kind) && !row.port_of).map((row) => row.name);
+    const hasBridge = rows.some((row) => row.kind === "bridge");
+    return h(
+      "div",
+      { class: "toolbar", id: "network-tools" },
+      h("button", { type: "button", class: "secondary", id: "network-add-vlan", disabled: parents.length === 0, on: { click: () => edit((now) => vlanDialog(now.layout, parents)) } }, "Add VLAN…"),
+      hasBridge ? null : h("button", { type: "button", class: "secondary", id: "network-add-bridge", disabled: ports.length === 0, on: { click: () => edit((now) => bridgeDialog(now.layout, ports)) } }, "Add bridge…"),
+    );
+  }
+
+  function addressAction(row) {
+    if (row.port_of) {
+      return h("span", { class: "hint" }, `addresses on ${row.port_of}`);
+    }
+    return h("button", { type: "button", class: "secondary small", "data-addresses": row.name, on: { click: () => edit((now) => addressesDialog(now.layout, row.name)) } }, "Addresses…");
+  }
 
   async function load() {
     let answer;
@@ -98,8 +136,10 @@ export function start(view) {
       fill(linksBox, alert(failure));
       return;
     }
+    latest = answer;
     fill(
       linksBox,
+      mayManage ? tools(answer) : null,
       answer.layout ? null : h("p", { class: "hint" }, "No [network] section: the network came from the boot command line or the console's setup screen."),
       table(
         [
@@ -110,7 +150,8 @@ export function start(view) {
           { title: "Gateway", cell: gatewayCell },
           { title: "Link", cell: linkCell },
           { title: "MAC", cell: (row) => (row.card?.mac ? h("span", { class: "mono" }, row.card.mac) : "–") },
-        ],
+          mayManage ? { title: "Actions", class: "actions", cell: addressAction } : null,
+        ].filter(Boolean),
         linkRows(answer.interfaces, answer.layout),
         { empty: "No network cards and no [network] section.", label: "Network interfaces", rowAttributes: (row) => ({ "data-link": row.name, "data-kind": row.kind }) },
       ),
