@@ -71,7 +71,7 @@ function linkCell(row) {
     return "–";
   }
   const up = row.card.link === "up";
-  return h("span", { class: `state state-${up ? "running" : "shut_off"}` }, up ? `Up${row.card.speed_mbps ? `, ${row.card.speed_mbps} Mbit/s` : ""}` : "Down");
+  return h("span", {}, h("span", { class: `state state-${up ? "running" : "shut_off"}` }, up ? "Up" : "Down"), up && row.card.speed_mbps ? h("span", { class: "sub" }, `${row.card.speed_mbps} Mbit/s`) : null);
 }
 
 function dnsLine(layout) {
@@ -100,8 +100,7 @@ export function start(view) {
     }
     const toml = await build(latest);
     if (toml) {
-      editor(toml);
-      status.textContent = "The changed section is in the editor: review it, then apply it.";
+      editor(toml, "The changed section is in the editor: review it, then apply it.");
       const apply = document.getElementById("network-apply");
       apply.scrollIntoView({ block: "center" });
       apply.focus();
@@ -122,10 +121,11 @@ export function start(view) {
   }
 
   function addressAction(row) {
+    // A port carries no addresses of its own: the bridge or bond it is a port of does.
     if (row.port_of) {
-      return h("span", { class: "hint" }, `addresses on ${row.port_of}`);
+      return null;
     }
-    return h("button", { type: "button", class: "secondary small", "data-addresses": row.name, on: { click: () => edit((now) => addressesDialog(now.layout, row.name)) } }, "Addresses…");
+    return h("button", { type: "button", class: "secondary small", "data-addresses": row.name, "aria-label": `Addresses of ${row.name}`, on: { click: () => edit((now) => addressesDialog(now.layout, row.name)) } }, "Edit…");
   }
 
   async function load() {
@@ -143,12 +143,12 @@ export function start(view) {
       answer.layout ? null : h("p", { class: "hint" }, "No [network] section: the network came from the boot command line or the console's setup screen."),
       table(
         [
-          { title: "Name", cell: (row) => h("strong", {}, row.name) },
-          { title: "Type", cell: kindCell },
+          { title: "Name", class: "nowrap", cell: (row) => h("strong", {}, row.name) },
+          { title: "Type", class: "nowrap", cell: kindCell },
           { title: "Ports / parent", cell: relationCell },
           { title: "Addresses", cell: addressCell },
           { title: "Gateway", cell: gatewayCell },
-          { title: "Link", cell: linkCell },
+          { title: "Link", class: "nowrap", cell: linkCell },
           { title: "MAC", cell: (row) => (row.card?.mac ? h("span", { class: "mono" }, row.card.mac) : "–") },
           mayManage ? { title: "Actions", class: "actions", cell: addressAction } : null,
         ].filter(Boolean),
@@ -208,7 +208,7 @@ export function start(view) {
     keep.focus();
   }
 
-  function editor(text) {
+  function editor(text, note = null) {
     const area = h("textarea", { id: "network-text", class: "mono config-text", rows: 12, spellcheck: "false", "aria-describedby": "network-hint" });
     area.value = text;
     const error = h("p", { class: "error", role: "alert", hidden: true });
@@ -229,6 +229,7 @@ export function start(view) {
     fill(
       editBox,
       h("label", { for: "network-text" }, "The [network] section"),
+      note ? h("p", { class: "notice", role: "status" }, note) : null,
       h("p", { class: "hint", id: "network-hint" }, "Interfaces, bridges and VLANs as in mfv.toml. Applying changes the running host at once; it lasts until the host restarts unless the configuration is saved with it."),
       area,
       error,

@@ -97,14 +97,24 @@ function entryOf(model, name) {
 // The addresses typed one a line (or separated by commas or spaces).
 const addressList = (text) => text.split(/[\s,]+/).filter(Boolean);
 
-// The address fields of a link: mode, addresses, gateways.
+// The address fields of a link: mode, then addresses and gateways, shown with static
+// addresses only.
 function addressFields(entry) {
-  return [
-    field({ name: "mode", label: "Addresses", value: entry?.mode ?? "dhcp", options: MODES }),
-    field({ name: "addresses", label: "Static addresses", rows: 2, value: (entry?.addresses ?? []).join("\n"), hint: "With prefix length, one a line, e.g. 192.0.2.10/24 or 2001:db8::10/64." }),
-    field({ name: "gateway", label: "IPv4 gateway", value: entry?.gateway ?? "", hint: "Optional, with static addresses.", attributes: { spellcheck: "false", autocapitalize: "none" } }),
-    field({ name: "gateway6", label: "IPv6 gateway", value: entry?.gateway6 ?? "", hint: "Optional, with static addresses.", attributes: { spellcheck: "false", autocapitalize: "none" } }),
+  const mode = field({ name: "mode", label: "Addresses", value: entry?.mode ?? "dhcp", options: MODES });
+  const text = { spellcheck: "false", autocapitalize: "none" };
+  const staticOnly = [
+    field({ name: "addresses", label: "Static addresses", rows: 2, value: (entry?.addresses ?? []).join("\n"), hint: "With prefix length, one a line, e.g. 192.0.2.10/24 or 2001:db8::10/64.", attributes: text }),
+    field({ name: "gateway", label: "IPv4 gateway", value: entry?.gateway ?? "", hint: "Optional; the host has one IPv4 default gateway.", attributes: text }),
+    field({ name: "gateway6", label: "IPv6 gateway", value: entry?.gateway6 ?? "", hint: "Optional; the host has one IPv6 default gateway.", attributes: text }),
   ];
+  const showStatic = () => {
+    for (const one of staticOnly) {
+      one.element.hidden = mode.input.value !== "static";
+    }
+  };
+  mode.input.addEventListener("change", showStatic);
+  showStatic();
+  return [mode, ...staticOnly];
 }
 
 function addressRefusal(entered) {
