@@ -71,6 +71,16 @@ fn apply_and_keep(browser: &Browser) {
     browser
         .wait_for_text("#network-countdown", " s", WAIT)
         .unwrap();
+    // Until the change is kept or undone, no other one is begun.
+    assert_eq!(
+        browser
+            .execute(
+                "return [...document.querySelectorAll('#network-links button')]\
+                 .every((button) => button.disabled)"
+            )
+            .unwrap(),
+        json!(true)
+    );
     browser.click("#network-confirm", WAIT).unwrap();
     browser
         .wait_for_text("main", "The network change is kept", WAIT)

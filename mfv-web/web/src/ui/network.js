@@ -192,6 +192,10 @@ export function start(view) {
     };
     timer = setInterval(tick, 250);
     tick();
+    // No other change until this one is kept or undone: the table comes back with it.
+    for (const button of linksBox.querySelectorAll("button")) {
+      button.disabled = true;
+    }
     keep.addEventListener("click", async () => {
       keep.disabled = true;
       try {
