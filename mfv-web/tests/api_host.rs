@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::host_daemon::{Daemon, VALID_CONFIG};
+use common::host_daemon::{BRIDGE_AND_VLAN, Daemon, VALID_CONFIG};
 use common::{Server, kind};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
@@ -470,6 +470,70 @@ fn a_network_change_is_applied_provisionally_and_confirmed() {
         .unwrap()
         .to_owned();
     assert!(in_effect.contains("192.0.2.10/24"), "{in_effect}");
+}
+
+#[test]
+fn the_network_in_effect_is_read_into_its_bridge_vlan_and_addresses() {
+    let host = Host::start(true);
+    let before = expect(&host.get("/api/v1/network", Role::Viewer), 200);
+    assert_eq!(
+        (&before["in_effect"], &before["layout"]),
+        (&Value::Null, &Value::Null)
+    );
+
+    let apply = json!({ "network_toml": BRIDGE_AND_VLAN, "confirm_within_secs": 60 });
+    let applied = expect(
+        &host.send("POST", "/api/v1/network/apply", Role::Admin, Some(&apply)),
+        200,
+    );
+    let confirm = json!({ "apply_id": applied["apply_id"] });
+    expect(
+        &host.send(
+            "POST",
+            "/api/v1/network/confirm",
+            Role::Admin,
+            Some(&confirm),
+        ),
+        200,
+    );
+
+    let network = expect(&host.get("/api/v1/network", Role::Viewer), 200);
+    assert!(
+        network["in_effect"]
+            .as_str()
+            .unwrap()
+            .contains("[network.bridge]"),
+        "{network}"
+    );
+    assert_eq!(network["interfaces"][0]["name"], "eth0");
+    let layout = &network["layout"];
+    assert_eq!(
+        layout["links"],
+        json!([
+            {"name": "eth0", "kind": "interface", "mode": "manual", "addresses": [],
+             "gateway": null, "gateway6": null, "mtu": null, "ports": [], "vlan_parent": null,
+             "vlan_id": null, "bond_primary": null, "stp": null, "port_of": "br0"},
+            {"name": "eth0.20", "kind": "vlan", "mode": "dhcp", "addresses": [],
+             "gateway": null, "gateway6": null, "mtu": null, "ports": [], "vlan_parent": "eth0",
+             "vlan_id": 20, "bond_primary": null, "stp": null, "port_of": null},
+            {"name": "br0", "kind": "bridge", "mode": "static", "addresses": ["192.0.2.10/24"],
+             "gateway": "192.0.2.1", "gateway6": null, "mtu": null, "ports": ["eth0"],
+             "vlan_parent": null, "vlan_id": null, "bond_primary": null, "stp": false,
+             "port_of": null},
+        ]),
+        "{layout}"
+    );
+    assert_eq!(layout["dns_servers"], json!(["192.0.2.53"]));
+    assert_eq!(layout["dns_search"], json!(["example.org"]));
+
+    // The OpenAPI document describes the layout.
+    let openapi = expect(&host.get("/api/v1/openapi.json", Role::Viewer), 200);
+    let schemas = &openapi["components"]["schemas"];
+    assert!(
+        schemas["ConfiguredLink"]["properties"]["vlan_parent"].is_object(),
+        "{}",
+        schemas["ConfiguredLink"]
+    );
 }
 
 #[test]

@@ -325,7 +325,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     // The network: a change applied provisionally, the countdown shown, then kept.
     browser.open(&format!("{base}/network")).unwrap();
     browser
-        .wait_for_text("#network-cards", "eth0", WAIT)
+        .wait_for_text("#network-links", "eth0", WAIT)
         .unwrap();
     browser.text("#network-text", WAIT).unwrap();
     screenshots(&browser, "admin-network");
@@ -395,7 +395,7 @@ fn an_admin_manages_users_tokens_the_network_and_the_host_and_a_viewer_cannot() 
     // only; and the API refuses each change.
     sign_in(&browser, &base, "vera", "/network", WAIT);
     browser
-        .wait_for_text("#network-cards", "eth0", WAIT)
+        .wait_for_text("#network-links", "eth0", WAIT)
         .unwrap();
     assert_eq!(count(&browser, "#network-text, #network-apply"), json!(0));
     let nav = browser.text("#nav", WAIT).unwrap();

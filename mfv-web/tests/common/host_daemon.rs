@@ -25,6 +25,17 @@ use mfv_web::daemon::{DaemonError, DaemonLink};
 /// The configuration the directory store holds at the start.
 pub const VALID_CONFIG: &str = "version = 1\n[host]\nhostname = \"vmhost1\"\n";
 
+/// A `[network]` section with a bridge over eth0 holding the host's address, a VLAN on
+/// eth0 and DNS: what the network page and the API read into links.
+pub const BRIDGE_AND_VLAN: &str = "[network]\n\
+    [[network.interfaces]]\nname = \"eth0\"\nmode = \"manual\"\n\
+    [[network.interfaces]]\nname = \"eth0.20\"\nmode = \"dhcp\"\n\
+    vlan = { parent = \"eth0\", id = 20 }\n\
+    [[network.interfaces]]\nname = \"br0\"\nmode = \"static\"\n\
+    addresses = [\"192.0.2.10/24\"]\ngateway = \"192.0.2.1\"\n\
+    [network.bridge]\nports = [\"eth0\"]\n\
+    [network.dns]\nservers = [\"192.0.2.53\"]\nsearch = [\"example.org\"]\n";
+
 /// PID 1 as the daemon reaches it: restarts give services a new process, shutdowns are
 /// recorded, network requests are served by PID 1's network owner on a recording network.
 #[derive(Debug)]
