@@ -3,9 +3,9 @@
 //! libvirtd, whose serial console this test reads on its own websocket to see what the guest
 //! got: Start on the console page of a stopped VM boots it onto the canvas; keys typed on the
 //! canvas reach the guest's screen, and none while View only is pressed; the Keys menu works
-//! from the keyboard, its combinations leave no modifier held, the held Alt with its Print
-//! Screen is the guest kernel's SysRq and its Ctrl-Alt-Del restarts the guest; the clipboard
-//! panel sends its text. Screenshots at a laptop's and a phone's size go to
+//! from the keyboard, its combinations reach the guest's terminal and leave no modifier held,
+//! and its Ctrl-Alt-Del restarts the guest; held Ctrl and Alt stay down while keys are typed;
+//! the clipboard panel sends its text. Screenshots at a laptop's and a phone's size go to
 //! `target/ui-screenshots/`.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
@@ -235,19 +235,41 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
     read_until(&mut guest, &format!("{GUEST_TYPED} after-keys"), WAIT);
     no_console_errors(&browser, "the Keys menu's combinations");
 
-    // Alt held with Print Screen (SysRq) and a typed h is the kernel's SysRq help, and Alt
-    // pressed again lets it go: a line typed after it arrives as typed.
-    browser.click("#console-hold-alt", WAIT).unwrap();
+    // What the guest's terminal makes of some of them: Alt-Tab is Escape and Tab (Alt as the
+    // Meta prefix); Print Screen is its quit character, which drops the line so far.
+    browser.click("#console-screen canvas", WAIT).unwrap();
+    browser.press_keys("before").unwrap();
+    send_keys(&browser, "console-key-alt-tab");
+    browser.press_keys("after\n").unwrap();
+    read_until(&mut guest, &format!("{GUEST_TYPED} before\u{1b}\tafter"), WAIT);
+    browser.click("#console-screen canvas", WAIT).unwrap();
+    browser.press_keys("dropped").unwrap();
     send_keys(&browser, "console-key-print");
-    browser.press_keys("h").unwrap();
+    browser.press_keys("kept\n").unwrap();
+    let heard = read_until(&mut guest, &format!("{GUEST_TYPED} kept"), WAIT);
+    assert!(!heard.contains("dropped"), "{heard:?}");
+
+    // Held Ctrl and Alt stay down for the keys typed meanwhile, until pressed again: Ctrl-U
+    // erases the line so far, Alt-x is Escape and x.
+    browser.click("#console-screen canvas", WAIT).unwrap();
+    browser.press_keys("erased").unwrap();
+    browser.click("#console-hold-ctrl", WAIT).unwrap();
+    browser.press_keys("u").unwrap();
+    browser.click("#console-hold-ctrl", WAIT).unwrap();
     browser.click("#console-hold-alt", WAIT).unwrap();
-    read_until(&mut guest, "HELP :", WAIT);
+    assert_eq!(
+        attribute(&browser, "#console-hold-alt", "element.getAttribute('aria-pressed')"),
+        json!("true")
+    );
+    browser.press_keys("x").unwrap();
+    browser.click("#console-hold-alt", WAIT).unwrap();
+    browser.press_keys("-held\n").unwrap();
+    let heard = read_until(&mut guest, &format!("{GUEST_TYPED} \u{1b}x-held"), WAIT);
+    assert!(!heard.contains("erased"), "{heard:?}");
     assert_eq!(
         attribute(&browser, "#console-hold-alt", "element.getAttribute('aria-pressed')"),
         json!("false")
     );
-    type_on_screen(&browser, "after-sysrq");
-    read_until(&mut guest, &format!("{GUEST_TYPED} after-sysrq"), WAIT);
 
     // The clipboard panel sends its text as the VM's clipboard (this guest has no agent to
     // take it) and copies it for the browser.
