@@ -16,10 +16,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::Server;
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
 use common::pages::{self, SIZES, no_console_errors, screenshots};
-use common::Server;
 use mfv_auth::Role;
 use mfv_tests::browser::{Browser, screenshot_dir};
 use mfv_tests::libvirtd::{GUEST_READY, GUEST_TYPED, unique};
@@ -106,8 +106,7 @@ fn attribute(browser: &Browser, css: &str, script: &str) -> serde_json::Value {
 }
 
 #[test]
-fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unless_view_only()
-{
+fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unless_view_only() {
     let shared = shared();
     let hardware = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(hardware.path(), true);
@@ -170,7 +169,11 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
         .unwrap();
     browser.press_keys(ARROW_DOWN).unwrap();
     assert_eq!(
-        attribute(&browser, "#console-keys", "element.getAttribute('aria-expanded')"),
+        attribute(
+            &browser,
+            "#console-keys",
+            "element.getAttribute('aria-expanded')"
+        ),
         json!("true")
     );
     assert_eq!(browser.execute(FOCUSED).unwrap(), json!("console-cad"));
@@ -241,7 +244,11 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
     browser.press_keys("before").unwrap();
     send_keys(&browser, "console-key-alt-tab");
     browser.press_keys("after\n").unwrap();
-    read_until(&mut guest, &format!("{GUEST_TYPED} before\u{1b}\tafter"), WAIT);
+    read_until(
+        &mut guest,
+        &format!("{GUEST_TYPED} before\u{1b}\tafter"),
+        WAIT,
+    );
     browser.click("#console-screen canvas", WAIT).unwrap();
     browser.press_keys("dropped").unwrap();
     send_keys(&browser, "console-key-print");
@@ -258,7 +265,11 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
     browser.click("#console-hold-ctrl", WAIT).unwrap();
     browser.click("#console-hold-alt", WAIT).unwrap();
     assert_eq!(
-        attribute(&browser, "#console-hold-alt", "element.getAttribute('aria-pressed')"),
+        attribute(
+            &browser,
+            "#console-hold-alt",
+            "element.getAttribute('aria-pressed')"
+        ),
         json!("true")
     );
     browser.press_keys("x").unwrap();
@@ -267,7 +278,11 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
     let heard = read_until(&mut guest, &format!("{GUEST_TYPED} \u{1b}x-held"), WAIT);
     assert!(!heard.contains("erased"), "{heard:?}");
     assert_eq!(
-        attribute(&browser, "#console-hold-alt", "element.getAttribute('aria-pressed')"),
+        attribute(
+            &browser,
+            "#console-hold-alt",
+            "element.getAttribute('aria-pressed')"
+        ),
         json!("false")
     );
 

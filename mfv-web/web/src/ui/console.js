@@ -482,7 +482,13 @@ export function start(view) {
     ),
     h("div", { class: "buttons" }, typeButton, stopButton, pasteProgress),
   );
-  const pasteToggle = panelToggle("console-paste", "Paste as keystrokes…", paste, pasteText);
+  const pasteToggle = panelToggle(
+    "console-paste",
+    ["Paste", h("span", { class: "wide" }, " as keystrokes"), "…"],
+    paste,
+    pasteText,
+  );
+  pasteToggle.setAttribute("aria-label", "Paste as keystrokes…");
 
   typeButton.addEventListener("click", async () => {
     if (!rfb || typing) {
@@ -531,7 +537,7 @@ export function start(view) {
     h(
       "p",
       { class: "hint", id: "console-clipboard-hint" },
-      "Text the VM copies shows here, when the guest runs a clipboard agent (such as spice-vdagent). Copy puts it on this computer's clipboard; Send makes the text here the VM's clipboard. Without an agent, paste as keystrokes.",
+      "What the VM copies shows here when it runs a clipboard agent (spice-vdagent). Copy puts the text on this computer's clipboard, Send on the VM's. Without an agent, paste as keystrokes.",
     ),
     h("div", { class: "buttons" }, copyButton, sendButton, clipboardStatus),
   );
