@@ -582,6 +582,21 @@ mod tests {
     }
 
     #[test]
+    fn every_guest_answers_lines_typed_on_its_serial_port_and_on_its_screen() {
+        for power_button in [PowerButton::Ignored, PowerButton::PowersOff] {
+            let script = init_script(power_button);
+            assert!(
+                script.contains(&format!("\"{GUEST_HEARD} $line\"; done </dev/ttyS0")),
+                "{script}"
+            );
+            assert!(
+                script.contains(&format!("\"{GUEST_TYPED} $line\"; done </dev/tty1")),
+                "{script}"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_unique() {
         assert_ne!(unique("vm"), unique("vm"));
         assert!(unique("vm").starts_with(&format!("vm-{}-", std::process::id())));
