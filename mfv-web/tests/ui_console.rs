@@ -169,6 +169,7 @@ fn the_console_pages_show_the_guests_screen_and_serial_console_and_only_they_loo
         json!("true")
     );
     browser.click("#console-scale", WAIT).unwrap();
+    browser.click("#console-keys", WAIT).unwrap();
     browser.click("#console-cad", WAIT).unwrap();
     browser.click("#console-paste", WAIT).unwrap();
     browser

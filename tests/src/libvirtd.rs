@@ -74,6 +74,11 @@ pub const GUEST_READY: &str = "MFV-GUEST-READY";
 /// line `abc` typed comes back as `MFV-GUEST-HEARD abc`.
 pub const GUEST_HEARD: &str = "MFV-GUEST-HEARD";
 
+/// What the test guest prints on its serial console before each line typed on its screen's
+/// keyboard (the first virtual terminal, which a VNC client types into): a line `abc` typed
+/// there comes back on the serial console as `MFV-GUEST-TYPED abc`.
+pub const GUEST_TYPED: &str = "MFV-GUEST-TYPED";
+
 /// The line a [`PowerButton::PowersOff`] guest prints on its serial console when the ACPI
 /// power button is pressed, right before it powers off.
 pub const GUEST_POWER_BUTTON: &str = "MFV-GUEST-POWER-BUTTON";
@@ -375,7 +380,8 @@ impl GuestFiles {
 
 /// Builds an uncompressed cpio initrd in `dir` for [`guest_kernel`] whose /init prints
 /// [`GUEST_READY`] on the serial port (`ttyS0`) every second and answers each line typed
-/// into it with [`GUEST_HEARD`] and the line, and returns its path. Boot it with
+/// into it with [`GUEST_HEARD`] and the line, and each line typed on its screen's keyboard
+/// with [`GUEST_TYPED`] and the line, and returns its path. Boot it with
 /// `console=ttyS0`.
 ///
 /// With [`PowerButton::PowersOff`] the initrd also carries the kernel's `button` and `evdev`
@@ -485,6 +491,7 @@ fn init_script(power_button: PowerButton) -> String {
     }
     script.push_str(&format!(
         "while read -r line; do $B echo \"{GUEST_HEARD} $line\"; done </dev/ttyS0 >/dev/ttyS0 &\n\
+         while read -r line; do $B echo \"{GUEST_TYPED} $line\"; done </dev/tty1 >/dev/ttyS0 &\n\
          while true; do $B echo {GUEST_READY} > /dev/ttyS0; $B sleep 1; done\n"
     ));
     script
@@ -572,6 +579,21 @@ mod tests {
         assert!(script.contains("insmod /modules/button.ko\n"), "{script}");
         assert!(script.contains("poweroff -f"), "{script}");
         assert!(script.find("Power Button") < script.find(GUEST_READY));
+    }
+
+    #[test]
+    fn every_guest_answers_lines_typed_on_its_serial_port_and_on_its_screen() {
+        for power_button in [PowerButton::Ignored, PowerButton::PowersOff] {
+            let script = init_script(power_button);
+            assert!(
+                script.contains(&format!("\"{GUEST_HEARD} $line\"; done </dev/ttyS0")),
+                "{script}"
+            );
+            assert!(
+                script.contains(&format!("\"{GUEST_TYPED} $line\"; done </dev/tty1")),
+                "{script}"
+            );
+        }
     }
 
     #[test]
