@@ -61,6 +61,9 @@ enum Command {
         /// Put debug builds of our binaries in the image.
         #[arg(long)]
         debug: bool,
+        /// Start over with blank disks (target/boot/config.img and data.img).
+        #[arg(long)]
+        fresh: bool,
         /// Extra kernel command line arguments (after `--`).
         #[arg(last = true)]
         kernel_args: Vec<String>,
@@ -224,11 +227,12 @@ fn run() -> Result<()> {
         Command::Boot {
             kvm,
             debug,
+            fresh,
             kernel_args,
         } => {
             deps::ensure(deps::Mode::Install)?;
             image::build(&workspace, image::Profile::from_debug_flag(debug))?;
-            boot::interactive(&workspace, kvm, &kernel_args)
+            boot::interactive(&workspace, kvm, fresh, &kernel_args)
         }
         Command::Test { cargo_test_args } => suite::run(&workspace, &cargo_test_args),
         Command::Bench {
