@@ -765,11 +765,7 @@ fn operators_and_viewers_are_refused_every_user_route_and_everyone_sees_the_role
 /// `user` as the API shows it without `last_login`, which must be an RFC 3339 stamp: the
 /// user logged in during the test, at a time the test does not know to the second.
 fn without_last_login(mut user: Value) -> Value {
-    let last_login = user
-        .as_object_mut()
-        .unwrap()
-        .remove("last_login")
-        .unwrap();
+    let last_login = user.as_object_mut().unwrap().remove("last_login").unwrap();
     let stamp = last_login.as_str().unwrap();
     assert!(
         mfv_linux::utc::UtcTime::parse_rfc3339(stamp).is_ok(),

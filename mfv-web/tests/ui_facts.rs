@@ -87,7 +87,12 @@ fn local_minute(browser: &Browser, seconds: i64) -> String {
         "const d = new Date({seconds} * 1000); \
          return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);"
     );
-    browser.execute(&script).unwrap().as_str().unwrap().to_owned()
+    browser
+        .execute(&script)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -116,7 +121,7 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     assert!(vera.contains("Off") && !vera.contains("never"), "{vera}");
     let heads = browser.text("#user-list thead", WAIT).unwrap();
     assert!(
-        heads.contains("Two-factor") && heads.contains("Last sign-in"),
+        heads.contains("2FA") && heads.contains("Last sign-in"),
         "{heads}"
     );
     let stamp = attribute(&browser, "tr[data-user=vera] time", "datetime");
@@ -173,9 +178,15 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     );
     assert!(choices.contains("Another bridge"), "{choices}");
     let groups = browser
-        .execute("return [...document.querySelectorAll('#nic-0-source optgroup')].map((g) => g.label)")
+        .execute(
+            "return [...document.querySelectorAll('#nic-0-source optgroup')].map((g) => g.label)",
+        )
         .unwrap();
-    assert_eq!(groups, json!(["libvirt networks"]), "the host has no bridge");
+    assert_eq!(
+        groups,
+        json!(["libvirt networks"]),
+        "the host has no bridge"
+    );
     // No bridge and no running network: a bridge name is asked for, as before.
     assert_eq!(
         browser
@@ -186,9 +197,17 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     let choose_network = format!(
         "const s = document.querySelector('#nic-0-source'); s.value = 'network:{network}'; \
          s.dispatchEvent(new Event('change', {{bubbles: true}})); \
-         return document.querySelector('.other-field').hidden;"
+         return [document.querySelector('.other-field').hidden, \
+                 document.querySelector('.inactive-network').hidden];"
     );
-    assert_eq!(browser.execute(&choose_network).unwrap(), json!(true));
+    assert_eq!(
+        browser.execute(&choose_network).unwrap(),
+        json!([true, false]),
+        "an inactive network is said to be one"
+    );
+    browser
+        .execute("document.querySelector('#vm-nics').scrollIntoView({block: 'center'})")
+        .unwrap();
     screenshots(&browser, "facts-vm-new");
     no_console_errors(&browser, "the create-VM form");
 
@@ -200,7 +219,9 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
         .unwrap();
     let tomorrow = local_minute(&browser, now() + 86_400);
     set_time(&browser, "#audit-since", &tomorrow);
-    browser.click("#audit-filters button[type=submit]", WAIT).unwrap();
+    browser
+        .click("#audit-filters button[type=submit]", WAIT)
+        .unwrap();
     browser
         .wait_for_text("#audit-results", "No entries match.", WAIT)
         .unwrap();
@@ -210,7 +231,9 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     let to = local_minute(&browser, now() + 120);
     set_time(&browser, "#audit-since", &from);
     set_time(&browser, "#audit-until", &to);
-    browser.click("#audit-filters button[type=submit]", WAIT).unwrap();
+    browser
+        .click("#audit-filters button[type=submit]", WAIT)
+        .unwrap();
     let within = browser
         .wait_for_text("#audit-results", "ada", WAIT)
         .unwrap();
@@ -232,7 +255,9 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     // A range that ends before it starts: the API's refusal is shown.
     set_time(&browser, "#audit-since", &to);
     set_time(&browser, "#audit-until", &from);
-    browser.click("#audit-filters button[type=submit]", WAIT).unwrap();
+    browser
+        .click("#audit-filters button[type=submit]", WAIT)
+        .unwrap();
     browser
         .wait_for_text("main", "until must not be before since", WAIT)
         .unwrap();

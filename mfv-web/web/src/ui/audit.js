@@ -125,14 +125,10 @@ export function start(view) {
   const form = h(
     "form",
     { class: "toolbar filters", id: "audit-filters", role: "search" },
-    h("label", { for: "audit-user" }, "User"),
-    user,
-    h("label", { for: "audit-event" }, "Action"),
-    event,
-    h("label", { for: "audit-since" }, "From"),
-    since,
-    h("label", { for: "audit-until" }, "To"),
-    until,
+    h("span", { class: "pair" }, h("label", { for: "audit-user" }, "User"), user),
+    h("span", { class: "pair" }, h("label", { for: "audit-event" }, "Action"), event),
+    h("span", { class: "pair" }, h("label", { for: "audit-since" }, "From"), since),
+    h("span", { class: "pair" }, h("label", { for: "audit-until" }, "To"), until),
     h("button", { type: "submit", class: "small" }, "Filter"),
     h("button", { type: "button", class: "secondary small", on: { click: () => ((user.value = ""), (event.value = ""), (since.value = ""), (until.value = ""), filter()) } }, "Clear"),
   );

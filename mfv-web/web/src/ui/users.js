@@ -43,6 +43,13 @@ export const checkNewPassword =
     return null;
   };
 
+// A sign-in's time, without the year when it is this year's (the users table is wide).
+function signedInAt(stamp) {
+  const moment = new Date(stamp);
+  const thisYear = moment.getFullYear() === new Date().getFullYear();
+  return moment.toLocaleString(undefined, { ...(thisYear ? {} : { year: "numeric" }), month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+}
+
 export function start(view) {
   const status = statusLine();
   const usersBox = h("div", { id: "user-list", class: "admin-actions" });
@@ -245,11 +252,11 @@ export function start(view) {
           { title: "User", cell: (user) => [h("strong", {}, user.username), user.display_name ? h("span", { class: "sub" }, user.display_name) : null] },
           { title: "Role", cell: roleCell },
           { title: "Status", cell: (user) => h("span", { class: `state state-${user.disabled ? "failed" : "running"}` }, user.disabled ? "Disabled" : "Active") },
-          { title: "Two-factor", class: "totp-cell", cell: (user) => h("span", { class: `state${user.totp_enabled ? " state-running" : ""}` }, user.totp_enabled ? "On" : "Off") },
+          { title: "2FA", cell: (user) => h("span", { class: `state${user.totp_enabled ? " state-running" : ""}` }, user.totp_enabled ? "On" : "Off") },
           {
             title: "Last sign-in",
             class: "nowrap last-login",
-            cell: (user) => (user.last_login ? h("time", { datetime: user.last_login, title: user.last_login }, when(Date.parse(user.last_login) / 1000)) : h("span", { class: "hint" }, "never")),
+            cell: (user) => (user.last_login ? h("time", { datetime: user.last_login, title: when(Date.parse(user.last_login) / 1000) }, signedInAt(user.last_login)) : h("span", { class: "hint" }, "never")),
           },
           { title: "Actions", class: "actions", cell: userActions },
         ],

@@ -155,8 +155,10 @@ export function start(view) {
     source.value = bridgeNames.length ? `bridge:${bridgeNames[0]}` : firstActive ? `network:${firstActive.name}` : "other";
     const other = h("input", { type: "text", class: "nic-other", spellcheck: "false", autocomplete: "off", value: bridgeNames.length ? "" : "br0" });
     const otherField = h("div", { class: "field wide other-field" }, h("label", {}, "Bridge name"), other);
+    const inactive = h("p", { class: "hint inactive-network", hidden: true }, "This network is not running: the VM cannot start until it is.");
     const showOther = () => {
       otherField.hidden = source.value !== "other";
+      inactive.hidden = !networks.some((network) => `network:${network.name}` === source.value && !network.active);
     };
     source.addEventListener("change", () => {
       showOther();
@@ -172,7 +174,7 @@ export function start(view) {
       h(
         "div",
         { class: "grid" },
-        h("div", { class: "field wide source-field" }, h("label", {}, "Connected to"), source),
+        h("div", { class: "field wide source-field" }, h("label", {}, "Connected to"), source, inactive),
         otherField,
         h("div", { class: "field narrow" }, h("label", {}, "Model"), model),
       ),
