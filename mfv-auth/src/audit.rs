@@ -220,6 +220,10 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Only entries of this event.
     pub event: Option<AuditEvent>,
+    /// Only entries written at this time or later.
+    pub since: Option<Timestamp>,
+    /// Only entries written at this time or earlier.
+    pub until: Option<Timestamp>,
 }
 
 /// The newest `limit` entries with an id below `before` (all, if `None`) that `filter` lets
@@ -234,13 +238,16 @@ pub(crate) fn list(
         "SELECT id, at, event, username, actor, source, outcome, detail FROM audit
          WHERE id < ?1 AND (?3 IS NULL OR username = ?3 OR actor = ?3)
            AND (?4 IS NULL OR event = ?4)
+           AND (?5 IS NULL OR at >= ?5) AND (?6 IS NULL OR at <= ?6)
          ORDER BY id DESC LIMIT ?2",
     )?;
     let query = params![
         before.unwrap_or(i64::MAX),
         limit,
         filter.user,
-        filter.event.map(AuditEvent::as_str)
+        filter.event.map(AuditEvent::as_str),
+        filter.since.map(|at| at.0),
+        filter.until.map(|at| at.0)
     ];
     let rows = statement.query_map(query, |row| {
         Ok(AuditEntry {

@@ -941,7 +941,7 @@ impl Authenticator {
     }
 
     /// Deletes a user and everything the state store holds for them: sessions, API tokens,
-    /// TOTP, throttle counters.
+    /// TOTP, throttle counters, the last login.
     pub async fn delete_user(&self, actor: &Actor, user: &Username) -> Result<(), AuthError> {
         let result = match self.admin() {
             Ok(admin) => admin.delete_user(user).await,
@@ -958,6 +958,7 @@ impl Authenticator {
                     "DELETE FROM api_tokens WHERE username = ?1",
                     "DELETE FROM totp WHERE username = ?1",
                     "DELETE FROM throttle WHERE scope = 'user' AND key = ?1",
+                    "DELETE FROM last_logins WHERE username = ?1",
                 ] {
                     transaction.execute(sql, [&name])?;
                 }

@@ -1108,7 +1108,7 @@ async fn a_remote_actor_is_audited_with_its_address_and_the_log_is_searched() {
             None,
             crate::AuditFilter {
                 user: Some("alice".into()),
-                event: None,
+                ..crate::AuditFilter::default()
             },
         )
         .await
@@ -1132,6 +1132,7 @@ async fn a_remote_actor_is_audited_with_its_address_and_the_log_is_searched() {
             crate::AuditFilter {
                 user: Some("vic".into()),
                 event: Some(crate::AuditEvent::RoleChanged),
+                ..crate::AuditFilter::default()
             },
         )
         .await
@@ -1555,4 +1556,104 @@ async fn the_sweep_deletes_tokens_of_an_earlier_account_of_the_name() {
     );
     f.advance(MINUTE);
     f.auth.check_api_token(new_token.expose()).await.unwrap();
+}
+
+#[tokio::test]
+async fn activity_shows_the_last_successful_login_and_a_confirmed_second_factor() {
+    let f = fixture().await;
+    let vic = name("vic");
+    assert_eq!(f.auth.user_activity().await.unwrap().len(), 0);
+    assert_eq!(
+        f.auth.activity_of(&vic).await.unwrap(),
+        crate::UserActivity::default()
+    );
+
+    f.login("vic").await.unwrap();
+    f.advance(MINUTE);
+    f.login("vic").await.unwrap();
+    let second_login = f.clock.now();
+    f.advance(MINUTE);
+    // A refused login is not a login.
+    assert!(
+        f.auth
+            .login("vic", "wrong-password", None, ip("192.0.2.1"))
+            .await
+            .is_err()
+    );
+    // Nor is an enrolment that was not confirmed a second factor.
+    let actor = Actor::User(vic.clone());
+    f.auth.enrol_totp(&actor, &name("olivia")).await.unwrap();
+    let alice_enrolment = f.auth.enrol_totp(&actor, &name("alice")).await.unwrap();
+    let secret = base32_decode(alice_enrolment.secret_base32.expose());
+    let code = hotp(&secret, time_step(f.clock.now()) as u64, 6);
+    f.auth
+        .confirm_totp(&actor, &name("alice"), &code)
+        .await
+        .unwrap();
+
+    let activity = f.auth.user_activity().await.unwrap();
+    assert_eq!(
+        activity.get("vic"),
+        Some(&crate::UserActivity {
+            totp_enabled: false,
+            last_login: Some(second_login),
+        })
+    );
+    assert_eq!(
+        activity.get("alice"),
+        Some(&crate::UserActivity {
+            totp_enabled: true,
+            last_login: None,
+        })
+    );
+    assert_eq!(activity.get("olivia"), None);
+    assert_eq!(
+        f.auth.activity_of(&vic).await.unwrap().last_login,
+        Some(second_login)
+    );
+
+    // Deleting the user forgets the login: a user made again under the name never logged in.
+    f.auth.delete_user(&Actor::Local, &vic).await.unwrap();
+    assert_eq!(
+        f.auth.activity_of(&vic).await.unwrap(),
+        crate::UserActivity::default()
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_is_searched_within_a_time_range() {
+    let f = fixture().await;
+    // The fixture's users were added at START; one login a minute after.
+    f.advance(MINUTE);
+    f.login("vic").await.unwrap();
+    f.advance(MINUTE);
+    f.login("olivia").await.unwrap();
+    let search = |since: Option<Timestamp>, until: Option<Timestamp>| {
+        let auth = &f.auth;
+        async move {
+            let filter = crate::AuditFilter {
+                event: Some(crate::AuditEvent::Login),
+                since,
+                until,
+                ..crate::AuditFilter::default()
+            };
+            let entries = auth.search_audit_log(100, None, filter).await.unwrap();
+            entries
+                .into_iter()
+                .map(|entry| entry.username.unwrap_or_default())
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = START.plus(MINUTE);
+    let second = first.plus(MINUTE);
+    assert_eq!(search(None, None).await, ["olivia", "vic"]);
+    assert_eq!(search(Some(second), None).await, ["olivia"]);
+    assert_eq!(
+        search(None, Some(first)).await,
+        ["vic"],
+        "until is inclusive"
+    );
+    assert_eq!(search(Some(first), Some(first)).await, ["vic"]);
+    assert!(search(Some(second.plus(MINUTE)), None).await.is_empty());
+    assert!(search(Some(second), Some(first)).await.is_empty());
 }

@@ -41,6 +41,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod activity;
 mod audit;
 mod authenticator;
 #[cfg(test)]
@@ -68,6 +69,7 @@ mod token;
 mod totp;
 mod username;
 
+pub use activity::UserActivity;
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, AuditOutcome};
 pub use authenticator::{
     Actor, AuthError, AuthPolicy, Authenticator, CheckError, DEFAULT_MIN_PASSWORD_CHARS, LoginError,

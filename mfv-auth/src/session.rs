@@ -123,13 +123,21 @@ impl Authenticator {
         let id = self
             .state
             .run(move |connection| {
-                connection.execute(
+                let transaction = connection.transaction()?;
+                transaction.execute(
                     "INSERT INTO sessions
                          (token_hash, username, role, source, created_at, last_seen_at, expires_at, user_checked_at, owner_account_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?5, ?7)",
                     params![digest, name, role.as_str(), stored_source, now.0, expires_at.0, account_id],
                 )?;
-                Ok(connection.last_insert_rowid())
+                let id = transaction.last_insert_rowid();
+                transaction.execute(
+                    "INSERT INTO last_logins (username, at) VALUES (?1, ?2)
+                     ON CONFLICT (username) DO UPDATE SET at = excluded.at",
+                    params![name, now.0],
+                )?;
+                transaction.commit()?;
+                Ok(id)
             })
             .await
             .map_err(OpenError::State)?;

@@ -143,6 +143,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN owner_account_id TEXT;
     ALTER TABLE api_tokens ADD COLUMN owner_account_id TEXT;
     ",
+    // Version 4: each user's last successful login, kept beside the sessions (which end)
+    // and whatever the user backend (LDAP and MySQL users have no row of ours). Filled from
+    // the audit log's successful logins, so a database from before knows them too.
+    "
+    CREATE TABLE last_logins (
+        username TEXT PRIMARY KEY NOT NULL,
+        at       INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO last_logins (username, at)
+        SELECT username, max(at) FROM audit
+        WHERE event = 'login' AND outcome = 'ok' AND username IS NOT NULL
+        GROUP BY username;
+    ",
 ];
 
 /// The schema version this program writes.
@@ -413,6 +426,7 @@ mod tests {
             [
                 "api_tokens",
                 "audit",
+                "last_logins",
                 "login_attempts",
                 "recovery_codes",
                 "sessions",
@@ -499,6 +513,41 @@ mod tests {
         );
         assert_ne!(ids[0], ids[1]);
         assert_eq!(token_owner, None);
+    }
+
+    #[tokio::test]
+    async fn version_4_takes_each_users_last_login_from_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.db");
+        let connection = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..3] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 3;
+                 INSERT INTO audit (at, event, username, outcome, detail) VALUES
+                     (10, 'login', 'alice', 'ok', ''),
+                     (20, 'login', 'alice', 'ok', ''),
+                     (30, 'login', 'alice', 'refused', 'invalid credentials'),
+                     (15, 'login', 'bob', 'refused', 'invalid credentials'),
+                     (16, 'login', NULL, 'refused', 'not a valid user name'),
+                     (40, 'logout', 'carol', 'ok', '');",
+            )
+            .unwrap();
+        drop(connection);
+
+        let state = SqliteState::open(&path).await.unwrap();
+        let logins: Vec<(String, i64)> = state
+            .run(|connection| {
+                let mut statement =
+                    connection.prepare("SELECT username, at FROM last_logins ORDER BY username")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(logins, [("alice".to_owned(), 20)]);
     }
 
     #[tokio::test]

@@ -1003,7 +1003,7 @@ pub async fn audit(args: AuditArgs, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let auth = args.options.open(MissingDatabase::Refuse).await?;
     let filter = AuditFilter {
         user: args.user.map(|user| user.as_str().to_owned()),
-        event: None,
+        ..AuditFilter::default()
     };
     let entries = auth.search_audit_log(args.limit, None, filter).await?;
     if args.json {

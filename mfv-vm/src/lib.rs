@@ -29,6 +29,7 @@ mod libvirt;
 mod lifecycle;
 mod mac;
 mod media;
+mod network;
 mod persist;
 mod snapshot;
 mod spec;
@@ -44,6 +45,7 @@ pub use lifecycle::{
     ShutdownOutcome, VmInfo, VmState, VmSummary, VncEndpoint, VolumePolicy,
 };
 pub use mac::{InvalidMacAddress, MacAddress};
+pub use network::NetworkInfo;
 pub use persist::{AutostartReport, Definitions, INDEX_FILE, RestoreReport};
 pub use snapshot::SnapshotInfo;
 pub use spec::{

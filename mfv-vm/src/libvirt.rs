@@ -20,6 +20,8 @@ pub enum ObjectKind {
     Volume,
     /// A snapshot of a VM.
     Snapshot,
+    /// A libvirt virtual network.
+    Network,
 }
 
 impl fmt::Display for ObjectKind {
@@ -29,6 +31,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Pool => "storage pool",
             ObjectKind::Volume => "volume",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Network => "network",
         })
     }
 }
@@ -313,7 +316,8 @@ pub(crate) fn operation_error(
             ErrorNumber::NoDomain
             | ErrorNumber::NoStoragePool
             | ErrorNumber::NoStorageVolume
-            | ErrorNumber::NoDomainSnapshot,
+            | ErrorNumber::NoDomainSnapshot
+            | ErrorNumber::NoNetwork,
         ) => return VirtError::NotFound { kind, name },
         Some(ErrorNumber::DomExist | ErrorNumber::StorageVolExist) => {
             return VirtError::AlreadyExists { kind, name, source };

@@ -799,3 +799,33 @@ fn a_clone_whose_copy_fails_leaves_nothing_and_image_disks_are_copied_in_their_p
     }
     Ok(())
 }
+
+#[test]
+fn a_defined_network_is_listed_inactive_with_its_bridge() -> Result<()> {
+    let name = unique("lab-net");
+    // Defined, never started: no bridge is made on the host.
+    shared().daemon.define_network(&name, "mfvlab0")?;
+    let networks = connect().list_networks()?;
+    let lab = networks
+        .iter()
+        .find(|network| network.name == name)
+        .ok_or_else(|| anyhow::anyhow!("{name} is not in {networks:?}"))?;
+    assert_eq!(
+        *lab,
+        mfv_vm::NetworkInfo {
+            name: name.clone(),
+            active: false,
+            autostart: false,
+            bridge: Some("mfvlab0".to_owned()),
+            forward_mode: "isolated".to_owned(),
+        }
+    );
+    let mut names: Vec<&str> = networks
+        .iter()
+        .map(|network| network.name.as_str())
+        .collect();
+    let listed = names.clone();
+    names.sort_unstable();
+    assert_eq!(listed, names, "sorted by name");
+    Ok(())
+}

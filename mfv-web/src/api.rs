@@ -49,6 +49,7 @@ pub mod uploads;
 mod users;
 mod vm_clone;
 mod vm_list;
+mod vm_networks;
 mod vms;
 
 pub use authority::{

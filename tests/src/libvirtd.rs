@@ -195,6 +195,30 @@ impl PrivateLibvirtd {
         format!("{}{}", read("namespace.log"), read("libvirtd.log"))
     }
 
+    /// Defines (does not start) an isolated libvirt network `name` on the bridge `bridge`, as
+    /// an administrator would with `virsh net-define`: starting it would make the bridge in
+    /// the host's network namespace, which the daemon shares.
+    pub fn define_network(&self, name: &str, bridge: &str) -> Result<()> {
+        let file = self.dir().join(format!("network-{name}.xml"));
+        fs::write(
+            &file,
+            format!("<network><name>{name}</name><bridge name='{bridge}'/></network>\n"),
+        )
+        .with_context(|| format!("writing {}", file.display()))?;
+        let output = Command::new("virsh")
+            .args(["-c", &self.uri, "net-define"])
+            .arg(&file)
+            .output()
+            .context("virsh (libvirt-clients) for net-define")?;
+        if !output.status.success() {
+            bail!(
+                "virsh net-define {name} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     /// The log libvirt keeps for a domain's QEMU (command line, QEMU's own messages).
     pub fn qemu_log(&self, vm: &str) -> String {
         fs::read_to_string(self.dir().join(format!("log/qemu/{vm}.log"))).unwrap_or_default()

@@ -24,17 +24,34 @@ pub struct UserView {
     pub role: Role,
     /// Whether the user is disabled (cannot log in; their sessions and tokens are refused).
     pub disabled: bool,
+    /// Whether logins need a TOTP code (a second factor whose enrolment was confirmed).
+    pub totp_enabled: bool,
+    /// The last successful login (RFC 3339, UTC), or `null` if the user never logged in.
+    pub last_login: Option<String>,
 }
 
-impl From<mfv_auth::UserRecord> for UserView {
-    fn from(record: mfv_auth::UserRecord) -> UserView {
+impl UserView {
+    /// `record` with what the state store knows of the user's `activity`.
+    pub fn new(record: mfv_auth::UserRecord, activity: mfv_auth::UserActivity) -> UserView {
         UserView {
             username: record.username.as_str().to_owned(),
             display_name: record.display_name,
             role: record.role,
             disabled: record.disabled,
+            totp_enabled: activity.totp_enabled,
+            last_login: activity.last_login.map(|at| at.to_string()),
         }
     }
+}
+
+/// The rules for passwords and tokens that forms show before they are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AuthPolicyView {
+    /// The fewest characters a new password may have (a new user, a reset, one's own
+    /// change); logins are not held to it.
+    pub min_password_chars: usize,
+    /// The most days an API token may work.
+    pub api_token_max_days: u64,
 }
 
 /// A user to add.
@@ -169,6 +186,10 @@ pub struct AuditQuery {
     pub user: Option<String>,
     /// Only entries of this event.
     pub event: Option<AuditEvent>,
+    /// Only entries written at this time or later.
+    pub since: Option<mfv_auth::Timestamp>,
+    /// Only entries written at this time or earlier.
+    pub until: Option<mfv_auth::Timestamp>,
 }
 
 /// A second factor just enrolled: what an authenticator app needs, and the recovery codes.

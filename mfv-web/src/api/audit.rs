@@ -1,8 +1,8 @@
 //! The audit log: who did what, from which address, newest first, a page at a time
-//! (`limit`, and `before` the last id seen), filtered by user (about them or by them) and
-//! by event.
+//! (`limit`, and `before` the last id seen), filtered by user (about them or by them), by
+//! event and by time (`since` and `until`, RFC 3339, both inclusive).
 
-use mfv_auth::{AuditEvent, Permission, Username};
+use mfv_auth::{AuditEvent, Permission, Timestamp, Username};
 use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::{Method, StatusCode};
@@ -46,6 +46,16 @@ const PARAMETERS: &[Param] = &[
         kind: ParamKind::Typed(schema::<AuditEvent>),
         about: "only entries of this event",
     },
+    Param {
+        name: "since",
+        kind: ParamKind::DateTime,
+        about: "only entries written at this time or later (RFC 3339)",
+    },
+    Param {
+        name: "until",
+        kind: ParamKind::DateTime,
+        about: "only entries written at this time or earlier (RFC 3339)",
+    },
 ];
 
 /// The routes.
@@ -60,7 +70,8 @@ pub fn routes() -> Vec<Route> {
         answer: Answer::Ok(schema::<AuditPage>),
         operation: "auditLog",
         summary: "The audit log, newest first: ?limit=N (1-1000, default 50), ?before=ID (the \
-                  next page), ?user=NAME (about or by them), ?event=KIND",
+                  next page), ?user=NAME (about or by them), ?event=KIND, ?since=TIME and ?until=TIME \
+                  (RFC 3339)",
         handler: audit_log,
     }]
 }
@@ -97,11 +108,23 @@ fn audit_query(query: &Query) -> Result<AuditQuery, ApiError> {
                 })
         })
         .transpose()?;
+    let since = query.date_time("since")?;
+    let until = query.date_time("until")?;
+    if let (Some(since), Some(until)) = (since, until) {
+        if until < since {
+            return Err(ApiError::invalid(
+                "until",
+                "the range ends before it starts: until must not be before since",
+            ));
+        }
+    }
     Ok(AuditQuery {
         limit: query.number("limit")?,
         before,
         user,
         event,
+        since: since.map(Timestamp),
+        until: until.map(Timestamp),
     })
 }
 
@@ -147,7 +170,17 @@ mod tests {
                 before: Some(40),
                 user: Some("ada".to_owned()),
                 event: Some(AuditEvent::RoleChanged),
+                since: None,
+                until: None,
             }
+        );
+        let range = read("since=2026-11-26T04:53:00Z&until=2026-11-26T05:53:00%2B01:00").unwrap();
+        assert_eq!(
+            (range.since, range.until),
+            (
+                Some(Timestamp(1_795_668_780)),
+                Some(Timestamp(1_795_668_780))
+            )
         );
         assert_eq!(read("").unwrap().limit, DEFAULT_LIMIT);
     }
@@ -162,6 +195,13 @@ mod tests {
             ("user=Ada", "user"),
             ("event=coffee", "event"),
             ("sort=id", "sort"),
+            ("since=yesterday", "since"),
+            ("since=1795668780", "since"),
+            ("until=2026-02-30T00:00:00Z", "until"),
+            (
+                "since=2026-11-26T04:53:01Z&until=2026-11-26T04:53:00Z",
+                "until",
+            ),
         ] {
             let refusal = read(query).unwrap_err();
             assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{query}");

@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use mfv_auth::{
     Actor, AdminError, AuditEntry, AuditFilter, AuthError, Authenticator, CheckError, LoginError,
-    Password, Role, UserRecord, Username, check_display_name,
+    Password, Role, UserActivity, UserRecord, Username, check_display_name,
 };
 use serde::Serialize;
 use warp::http::StatusCode;
 
 use super::ApiError;
 use super::accounts::{
-    AuditQuery, CreatedToken, NewToken, NewUser, SessionView, TokenView, TotpEnrolmentView,
-    TotpStatusView, UserChange, UserView, change_refusal, password_check_refusal, read_failure,
-    throttled,
+    AuditQuery, AuthPolicyView, CreatedToken, NewToken, NewUser, SessionView, TokenView,
+    TotpEnrolmentView, TotpStatusView, UserChange, UserView, change_refusal,
+    password_check_refusal, read_failure, throttled,
 };
 
 /// What an [`Authority`] returns.
@@ -118,6 +118,8 @@ pub trait Authority: Send + Sync + 'static {
         change: &'a Change<'a>,
     ) -> AuthorityFuture<'a, ()>;
 
+    /// The password and token rules in force.
+    fn policy(&self) -> AuthorityFuture<'_, AuthPolicyView>;
     /// Every user, by name.
     fn list_users(&self) -> AuthorityFuture<'_, Vec<UserView>>;
     /// The user `username` (404 when there is none).
@@ -334,6 +336,15 @@ impl Authority for LocalAuthority {
         })
     }
 
+    fn policy(&self) -> AuthorityFuture<'_, AuthPolicyView> {
+        let policy = self.authenticator.policy();
+        let view = AuthPolicyView {
+            min_password_chars: policy.min_password_chars,
+            api_token_max_days: policy.api_token_max_lifetime.as_secs() / 86_400,
+        };
+        Box::pin(async move { Ok(view) })
+    }
+
     fn list_users(&self) -> AuthorityFuture<'_, Vec<UserView>> {
         Box::pin(async move {
             let users = self
@@ -341,12 +352,23 @@ impl Authority for LocalAuthority {
                 .list_users()
                 .await
                 .map_err(|error| read_failure(&error))?;
-            Ok(users.into_iter().map(UserView::from).collect())
+            let mut activity = self
+                .authenticator
+                .user_activity()
+                .await
+                .map_err(|error| read_failure(&error))?;
+            Ok(users
+                .into_iter()
+                .map(|user| {
+                    let facts = activity.remove(user.username.as_str()).unwrap_or_default();
+                    UserView::new(user, facts)
+                })
+                .collect())
         })
     }
 
     fn find_user<'a>(&'a self, username: &'a str) -> AuthorityFuture<'a, UserView> {
-        Box::pin(async move { Ok(self.record(username).await?.into()) })
+        Box::pin(async move { self.view(username).await })
     }
 
     fn add_user<'a>(
@@ -373,7 +395,7 @@ impl Authority for LocalAuthority {
                 .add_user(&actor, &record, &password)
                 .await
                 .map_err(|error| change_refusal(&error))?;
-            Ok(record.into())
+            Ok(UserView::new(record, UserActivity::default()))
         })
     }
 
@@ -415,7 +437,7 @@ impl Authority for LocalAuthority {
                     .await
                     .map_err(refused)?;
             }
-            Ok(self.record(username).await?.into())
+            self.view(username).await
         })
     }
 
@@ -642,6 +664,8 @@ impl Authority for LocalAuthority {
                     AuditFilter {
                         user: query.user,
                         event: query.event,
+                        since: query.since,
+                        until: query.until,
                     },
                 )
                 .await
@@ -687,6 +711,17 @@ impl LocalAuthority {
             .await
             .map_err(|error| read_failure(&error))?
             .ok_or_else(not_found)
+    }
+
+    /// The user `username` as the API shows them, or `404`.
+    async fn view(&self, username: &str) -> Result<UserView, ApiError> {
+        let record = self.record(username).await?;
+        let activity = self
+            .authenticator
+            .activity_of(&record.username)
+            .await
+            .map_err(|error| read_failure(&error))?;
+        Ok(UserView::new(record, activity))
     }
 
     /// `password` if it may be set as a new password: not empty, not too long, as long as

@@ -51,6 +51,8 @@ pub enum ParamKind {
     },
     /// A value of a type the handler reads, shown by that type's schema (an enum).
     Typed(SchemaFn),
+    /// An RFC 3339 date and time (`2026-11-26T04:53:00Z`).
+    DateTime,
 }
 
 impl Param {
@@ -70,6 +72,7 @@ impl Param {
                 schema
             }
             ParamKind::Typed(schema) => schema(generator).to_value(),
+            ParamKind::DateTime => json!({"type": "string", "format": "date-time"}),
         };
         json!({
             "name": self.name,
@@ -147,6 +150,20 @@ impl Query {
                 text.parse().map_err(|_| {
                     ApiError::invalid(name, format!("must be a whole number, got {text:?}"))
                 })
+            })
+            .transpose()
+    }
+
+    /// The value of `name`, declared [`ParamKind::DateTime`], in seconds since the Unix
+    /// epoch, if given.
+    pub fn date_time(&self, name: &'static str) -> Result<Option<i64>, ApiError> {
+        let Some(ParamKind::DateTime) = self.kind(name) else {
+            return Err(undeclared(name));
+        };
+        self.get(name)
+            .map(|text| {
+                mfv_linux::utc::UtcTime::parse_rfc3339(text)
+                    .map_err(|error| ApiError::invalid(name, error.to_string()))
             })
             .transpose()
     }

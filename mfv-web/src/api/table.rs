@@ -221,6 +221,7 @@ pub fn routes() -> Vec<Route> {
     routes.extend(super::events::routes());
     routes.extend(super::vms::routes());
     routes.extend(super::vm_clone::routes());
+    routes.extend(super::vm_networks::routes());
     routes.extend(super::consoles::routes());
     routes.extend(super::storage::routes());
     routes.extend(super::uploads::routes());

@@ -1,5 +1,6 @@
 //! Users and roles: administrators list, add, change and delete users; every signed-in user
-//! changes their own password; anyone who sees the host sees what each role may do.
+//! changes their own password and sees the rules a new one must meet (so forms say them
+//! before the API refuses); anyone who sees the host sees what each role may do.
 //!
 //! An administrator may not delete, disable or demote their own account, nor set its
 //! password without the current one: another administrator must do the first three (so the
@@ -12,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use warp::http::{Method, StatusCode};
 
-use super::accounts::{NewUser, UserChange, UserView};
+use super::accounts::{AuthPolicyView, NewUser, UserChange, UserView};
 use super::dispatch::SESSION_COOKIE;
 use super::doc::{Answer, Done, schema};
 use super::session::signed_in;
@@ -34,7 +35,8 @@ pub fn routes() -> Vec<Route> {
             request: None,
             answer: Answer::Ok(schema::<UserList>),
             operation: "listUsers",
-            summary: "Every user: name, display name, role, whether disabled",
+            summary: "Every user: name, display name, role, whether disabled, whether logins \
+                      need TOTP, the last login",
             handler: list_users,
         },
         Route {
@@ -98,6 +100,19 @@ pub fn routes() -> Vec<Route> {
             summary: "Change the caller's own password, given the current one; ends every \
                       session of theirs",
             handler: change_own_password,
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/auth/policy",
+            access: Access::SignedIn,
+            max_body: 0,
+            query: &[],
+            request: None,
+            answer: Answer::Ok(schema::<AuthPolicyView>),
+            operation: "authPolicy",
+            summary: "The rules for new passwords and API tokens: min_password_chars, \
+                      api_token_max_days",
+            handler: auth_policy,
         },
         Route {
             method: Method::GET,
@@ -178,6 +193,13 @@ fn add_user(call: Call) -> HandlerFuture {
             .add_user(caller, call.client.ip(), user)
             .await?;
         Ok(json_response(StatusCode::CREATED, &added))
+    })
+}
+
+fn auth_policy(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let policy = call.state.authority.policy().await?;
+        Ok(json_response(StatusCode::OK, &policy))
     })
 }
 

@@ -6,6 +6,7 @@ import { encode } from "uqr";
 import { api } from "./api.js";
 import { alert, facts, fill, h, panel, svg } from "./dom.js";
 import { field, inlineForm } from "./forms.js";
+import { authPolicy } from "./policy.js";
 import { checkNewPassword, newPasswordFields } from "./users.js";
 
 const ROLE_LABELS = { viewer: "Viewer", operator: "Operator", admin: "Administrator" };
@@ -34,16 +35,16 @@ export function start(view) {
   const totpBox = h("div", { id: "own-totp" });
   const whoBox = h("div");
 
-  const passwordForm = () => {
+  const passwordForm = (policy) => {
     const fields = [
       field({ name: "current", label: "Current password", type: "password", attributes: { autocomplete: "current-password" } }),
-      ...newPasswordFields("New password"),
+      ...newPasswordFields("New password", policy),
     ];
     return inlineForm({
       id: "password-form",
       fields,
       action: "Change password",
-      check: (entered) => checkNewPassword(entered),
+      check: checkNewPassword(policy),
       submit: async ({ current, password }) => {
         try {
           return await api("PUT", "/api/v1/session/password", { current, new: password });
@@ -144,7 +145,7 @@ export function start(view) {
   }
 
   fill(view, panel("Who you are", whoBox), panel("Password", passwordBox), panel("Two-factor sign-in", totpBox));
-  fill(passwordBox, passwordForm());
+  authPolicy().then((policy) => fill(passwordBox, passwordForm(policy)));
   api("GET", "/api/v1/session")
     .then((session) =>
       fill(

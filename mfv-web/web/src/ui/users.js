@@ -6,33 +6,48 @@ import { api } from "./api.js";
 import { confirmDanger } from "./dialog.js";
 import { alert, fill, h, panel, table, when } from "./dom.js";
 import { field, formDialog, secretDialog, statusLine } from "./forms.js";
+import { authPolicy } from "./policy.js";
 
 const ROLES = ["viewer", "operator", "admin"];
 const ROLE_LABELS = { viewer: "Viewer", operator: "Operator", admin: "Administrator" };
 const me = document.body.dataset.user ?? "";
 const myRole = document.body.dataset.role ?? "viewer";
-const MIN_PASSWORD = 8;
 
 // The roles a token made by this visitor may have: up to their own.
 const grantable = () => ROLES.slice(0, ROLES.indexOf(myRole) + 1);
 
-// The new-password fields, entered twice; `check` refuses a mismatch or a short one.
-export function newPasswordFields(label = "Password") {
-  const hint = `At least ${MIN_PASSWORD} characters (the host may ask for more).`;
+// The new-password fields, entered twice, held to the host's `policy` (from authPolicy();
+// null when unknown: then the API alone says what is too short).
+export function newPasswordFields(label, policy) {
+  const min = policy?.min_password_chars;
+  const hint = min ? `At least ${min} characters.` : null;
+  const attributes = { autocomplete: "new-password", ...(min ? { minlength: min } : {}) };
   return [
-    field({ name: "password", label, type: "password", hint, attributes: { autocomplete: "new-password", minlength: MIN_PASSWORD } }),
+    field({ name: "password", label, type: "password", hint, attributes }),
     field({ name: "again", label: `${label}, again`, type: "password", attributes: { autocomplete: "new-password" } }),
   ];
 }
 
-export function checkNewPassword({ password, again }, name = "password") {
-  if (password.length < MIN_PASSWORD) {
-    return { field: name, message: `the password needs at least ${MIN_PASSWORD} characters` };
-  }
-  if (password !== again) {
-    return { field: "again", message: "the two passwords differ" };
-  }
-  return null;
+// A check for formDialog/inlineForm: refuses a password shorter than the policy's minimum
+// (naming the form's field `name`) or two that differ.
+export const checkNewPassword =
+  (policy, name = "password") =>
+  ({ password, again }) => {
+    const min = policy?.min_password_chars ?? 0;
+    if ([...password].length < min) {
+      return { field: name, message: `the password needs at least ${min} characters` };
+    }
+    if (password !== again) {
+      return { field: "again", message: "the two passwords differ" };
+    }
+    return null;
+  };
+
+// A sign-in's time, without the year when it is this year's (the users table is wide).
+function signedInAt(stamp) {
+  const moment = new Date(stamp);
+  const thisYear = moment.getFullYear() === new Date().getFullYear();
+  return moment.toLocaleString(undefined, { ...(thisYear ? {} : { year: "numeric" }), month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 }
 
 export function start(view) {
@@ -58,17 +73,18 @@ export function start(view) {
   };
 
   const addUser = async () => {
+    const policy = await authPolicy();
     const fields = [
       field({ name: "username", label: "User name", hint: "Starts with a lower-case letter; then lower-case letters, digits, ., - and _. It cannot be changed later.", attributes: { autocomplete: "off", autocapitalize: "none", spellcheck: "false" } }),
       field({ name: "display_name", label: "Display name", hint: "Optional: the person's name." }),
       field({ name: "role", label: "Role", value: "viewer", options: ROLES.map((role) => [role, ROLE_LABELS[role]]) }),
-      ...newPasswordFields(),
+      ...newPasswordFields("Password", policy),
     ];
     const added = await formDialog({
       title: "Add a user",
       fields,
       action: "Add user",
-      check: checkNewPassword,
+      check: checkNewPassword(policy),
       submit: ({ username, display_name, role, password }) => api("POST", "/api/v1/users", { username, display_name, role, password }),
     });
     if (added) {
@@ -78,13 +94,14 @@ export function start(view) {
   };
 
   const resetPassword = async (user) => {
-    const fields = newPasswordFields("New password");
+    const policy = await authPolicy();
+    const fields = newPasswordFields("New password", policy);
     const done = await formDialog({
       title: `Set a new password for ${user.username}`,
       intro: `${user.username}'s sessions end; they sign in again with the new password.`,
       fields,
       action: "Set password",
-      check: checkNewPassword,
+      check: checkNewPassword(policy),
       submit: ({ password }) => api("PATCH", `/api/v1/users/${encodeURIComponent(user.username)}`, { password }),
     });
     if (done) {
@@ -235,6 +252,12 @@ export function start(view) {
           { title: "User", cell: (user) => [h("strong", {}, user.username), user.display_name ? h("span", { class: "sub" }, user.display_name) : null] },
           { title: "Role", cell: roleCell },
           { title: "Status", cell: (user) => h("span", { class: `state state-${user.disabled ? "failed" : "running"}` }, user.disabled ? "Disabled" : "Active") },
+          { title: "2FA", cell: (user) => h("span", { class: `state${user.totp_enabled ? " state-running" : ""}` }, user.totp_enabled ? "On" : "Off") },
+          {
+            title: "Last sign-in",
+            class: "nowrap last-login",
+            cell: (user) => (user.last_login ? h("time", { datetime: user.last_login, title: when(Date.parse(user.last_login) / 1000) }, signedInAt(user.last_login)) : h("span", { class: "hint" }, "never")),
+          },
           { title: "Actions", class: "actions", cell: userActions },
         ],
         users,

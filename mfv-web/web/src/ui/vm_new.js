@@ -1,8 +1,8 @@
 // The form that creates a VM: name, CPUs, memory, disks (a new volume or an existing one),
-// an ISO from a pool in the CD-ROM drive, network cards, firmware, autostart. The host
-// checks the spec (POST /api/v1/vms answers 400 with every problem and its field path);
-// each problem is shown beside its field and the input stays as typed. Creation runs as a
-// task, followed here; then the VM's page opens.
+// an ISO from a pool in the CD-ROM drive, network cards (on a host bridge or a libvirt
+// network), firmware, autostart. The host checks the spec (POST /api/v1/vms answers 400
+// with every problem and its field path); each problem is shown beside its field and the
+// input stays as typed. Creation runs as a task, followed here; then the VM's page opens.
 
 import { api } from "./api.js";
 import { alert, bytes, fill, h } from "./dom.js";
@@ -40,7 +40,9 @@ export function start(view) {
   const vnc = h("input", { type: "checkbox", id: "vm-vnc", checked: true });
   const autostart = h("input", { type: "checkbox", id: "vm-autostart" });
   const startAfter = h("input", { type: "checkbox", id: "vm-start", checked: true });
-  const bridges = h("datalist", { id: "vm-bridges" });
+  // The host's bridges (by name) and libvirt's networks, for the network cards.
+  let bridgeNames = [];
+  let networks = [];
 
   async function volumes(pool) {
     if (!volumesOf.has(pool)) {
@@ -134,9 +136,35 @@ export function start(view) {
     return row;
   }
 
+  // A card is plugged into a host bridge or a libvirt network, chosen from those the host
+  // has; "Another bridge" takes a typed name (the only way when the host lists none).
   function nicRow() {
-    const kind = h("select", { class: "nic-kind" }, h("option", { value: "bridge" }, "Host bridge"), h("option", { value: "network" }, "libvirt network"));
-    const source = h("input", { type: "text", class: "nic-source", list: "vm-bridges", spellcheck: "false", value: bridges.firstChild?.value ?? "br0" });
+    const choices = [
+      bridgeNames.length ? h("optgroup", { label: "Host bridges" }, bridgeNames.map((bridge) => h("option", { value: `bridge:${bridge}` }, bridge))) : null,
+      networks.length
+        ? h(
+            "optgroup",
+            { label: "libvirt networks" },
+            networks.map((network) => h("option", { value: `network:${network.name}` }, `${network.name} (${[network.forward_mode, network.bridge, network.active ? null : "inactive"].filter(Boolean).join(", ")})`)),
+          )
+        : null,
+      h("option", { value: "other" }, "Another bridge…"),
+    ];
+    const source = h("select", { class: "nic-source" }, choices);
+    const firstActive = networks.find((network) => network.active);
+    source.value = bridgeNames.length ? `bridge:${bridgeNames[0]}` : firstActive ? `network:${firstActive.name}` : "other";
+    const other = h("input", { type: "text", class: "nic-other", spellcheck: "false", autocomplete: "off", value: bridgeNames.length ? "" : "br0" });
+    const otherField = h("div", { class: "field wide other-field" }, h("label", {}, "Bridge name"), other);
+    const inactive = h("p", { class: "hint inactive-network", hidden: true }, "This network is not running: the VM cannot start until it is.");
+    const showOther = () => {
+      otherField.hidden = source.value !== "other";
+      inactive.hidden = !networks.some((network) => `network:${network.name}` === source.value && !network.active);
+    };
+    source.addEventListener("change", () => {
+      showOther();
+      if (source.value === "other") other.focus();
+    });
+    showOther();
     const model = h("select", { class: "nic-model" }, h("option", { value: "virtio" }, "virtio"), h("option", { value: "e1000" }, "e1000"), h("option", { value: "rtl8139" }, "rtl8139"));
     const row = h("fieldset", { class: "row-item nic" });
     const remove = h("button", { type: "button", class: "small secondary", on: { click: () => { row.remove(); renumber(); } } }, "Remove");
@@ -146,18 +174,23 @@ export function start(view) {
       h(
         "div",
         { class: "grid" },
-        h("div", { class: "field wide" }, h("label", {}, "Connected to"), kind),
-        h("div", { class: "field wide source-field" }, h("label", {}, "Name"), source),
+        h("div", { class: "field wide source-field" }, h("label", {}, "Connected to"), source, inactive),
+        otherField,
         h("div", { class: "field narrow" }, h("label", {}, "Model"), model),
       ),
       remove,
     );
-    row.read = () => ({ source: { [kind.value]: source.value.trim() }, model: model.value });
+    row.read = () => {
+      const [kind, ...name] = source.value.split(":");
+      const chosen = kind === "other" ? { bridge: other.value.trim() } : { [kind]: name.join(":") };
+      return { source: chosen, model: model.value };
+    };
     row.number = (index) => {
       row.dataset.field = `nics[${index}]`;
       row.querySelector("legend").textContent = `Network card ${index + 1}`;
-      source.closest(".field").dataset.field = `nics[${index}].source,nics[${index}].source.bridge,nics[${index}].source.network`;
-      for (const [control, label] of [[kind, "kind"], [source, "source"], [model, "model"]]) {
+      source.closest(".field").dataset.field = `nics[${index}].source,nics[${index}].source.network`;
+      otherField.dataset.field = `nics[${index}].source.bridge`;
+      for (const [control, label] of [[source, "source"], [other, "bridge"], [model, "model"]]) {
         control.id = `nic-${index}-${label}`;
         control.closest(".field").querySelector("label").htmlFor = control.id;
       }
@@ -212,7 +245,6 @@ export function start(view) {
       { class: "panel" },
       h("h2", {}, "Network"),
       nics,
-      bridges,
       h("button", { type: "button", class: "small secondary", id: "add-nic", on: { click: () => { nics.append(nicRow()); renumber(); } } }, "Add network card"),
     ),
     h(
@@ -320,13 +352,18 @@ export function start(view) {
   });
 
   fill(view, h("p", { class: "loading" }, "Loading…"));
-  Promise.all([api("GET", "/api/v1/pools"), api("GET", "/api/v1/network").catch(() => ({ interfaces: [] }))])
-    .then(([poolAnswer, network]) => {
+  Promise.all([
+    api("GET", "/api/v1/pools"),
+    api("GET", "/api/v1/network").catch(() => ({ interfaces: [] })),
+    api("GET", "/api/v1/vm-networks").catch(() => ({ networks: [] })),
+  ])
+    .then(([poolAnswer, network, libvirtNetworks]) => {
       pools = poolAnswer.pools;
       const running = pools.filter((pool) => pool.state === "running");
-      const cards = network.interfaces ?? [];
-      const names = [...cards.filter((card) => /^(br|vmbr|virbr)/.test(card.name)), ...cards.filter((card) => !/^(br|vmbr|virbr)/.test(card.name))];
-      fill(bridges, names.map((card) => h("option", { value: card.name })));
+      networks = libvirtNetworks.networks ?? [];
+      // A libvirt network's own bridge is offered as that network.
+      const networkBridges = new Set(networks.map((one) => one.bridge));
+      bridgeNames = (network.interfaces ?? []).map((card) => card.name).filter((name) => /^(br|vmbr|virbr)/.test(name) && !networkBridges.has(name));
       fill(cdromPool, poolChoices(running[0]?.name));
       if (running.length) {
         disks.append(diskRow());
