@@ -168,7 +168,7 @@ fn the_pages_show_totp_last_sign_in_the_password_minimum_libvirt_networks_and_a_
     no_console_errors(&browser, "the account page");
 
     // The create-VM form: libvirt's networks, and a bridge typed by name.
-    browser.open(&format!("{base}/vms/new")).unwrap();
+    browser.open(&format!("{base}/new-vm")).unwrap();
     browser.text("#vm-form", WAIT).unwrap();
     browser.click("#add-nic", WAIT).unwrap();
     let choices = browser.text("#nic-0-source", WAIT).unwrap();
