@@ -152,6 +152,8 @@ fn pool_table_lines(lines: &[&str], index: usize) -> Option<std::ops::Range<usiz
     let blank = |line: usize| lines.get(line).is_some_and(|text| text.trim().is_empty());
     if blank(end) && (start == 0 || blank(start - 1)) {
         end += 1;
+    } else if end == lines.len() && start > 0 && blank(start - 1) {
+        start -= 1;
     }
     Some(start..end)
 }
@@ -258,6 +260,12 @@ mod tests {
             remove_pool(&text, "other").unwrap_err(),
             PoolEditError::NoSuchPool { name } if name == "other"
         ));
+    }
+
+    #[test]
+    fn the_last_pool_removed_leaves_the_text_as_it_was_before_it_was_added() {
+        let added = add_pool(BASE, &dir_pool("images", "/srv/images")).unwrap();
+        assert_eq!(remove_pool(&added, "images").unwrap(), BASE);
     }
 
     #[test]

@@ -293,6 +293,23 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Stops the pool `name` and forgets its definition, leaving what it holds where it is
+    /// (a directory's files, an LVM volume group, the data on an NFS export): libvirt's
+    /// `pool-destroy` and `pool-undefine`, never `pool-delete`. Returns whether libvirt had
+    /// such a pool.
+    pub fn forget_pool(&self, name: &str) -> Result<bool, VirtError> {
+        let Some(pool) = self.find_pool(name)? else {
+            return Ok(false);
+        };
+        if pool.is_active().unwrap_or(false) {
+            pool.destroy()
+                .map_err(|error| operation_error("stop", ObjectKind::Pool, name, error))?;
+        }
+        pool.undefine()
+            .map_err(|error| operation_error("undefine", ObjectKind::Pool, name, error))?;
+        Ok(true)
+    }
+
     /// The volumes of a pool, sorted by name.
     pub fn list_volumes(&self, pool_name: &str) -> Result<Vec<VolumeInfo>, VirtError> {
         let pool = self.pool(pool_name)?;
