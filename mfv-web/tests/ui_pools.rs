@@ -10,6 +10,8 @@
 
 mod common;
 
+use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,62 @@ use mfv_vm::Hypervisor;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Adds disks to the fake sysfs and dev tree under `dir` (the daemon's inventory reads them):
+/// sdb empty, sdc with an empty partition sdc1, sdd holding an ext4 file system.
+fn fake_disks(dir: &Path) {
+    let sys = dir.join("sys");
+    for (name, sectors) in [
+        ("sdb", 20_971_520_u64),
+        ("sdc", 41_943_040),
+        ("sdd", 16_384),
+    ] {
+        let parent = format!("devices/pci0000:00/0000:00:05.0/{name}");
+        let block = sys.join(&parent).join("block").join(name);
+        std::fs::create_dir_all(block.join("queue")).unwrap();
+        for (attribute, value) in [
+            ("size", sectors.to_string()),
+            ("ro", "0".to_owned()),
+            ("removable", "0".to_owned()),
+            ("queue/rotational", "1".to_owned()),
+        ] {
+            std::fs::write(block.join(attribute), format!("{value}\n")).unwrap();
+        }
+        std::fs::write(sys.join(&parent).join("model"), "QEMU HARDDISK\n").unwrap();
+        symlink("../..", block.join("device")).unwrap();
+        std::fs::create_dir_all(sys.join("block")).unwrap();
+        symlink(
+            format!("../{parent}/block/{name}"),
+            sys.join("block").join(name),
+        )
+        .unwrap();
+        let node = dir.join("dev").join(name);
+        std::fs::File::create(&node)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+    }
+    let partition = sys.join("devices/pci0000:00/0000:00:05.0/sdc/block/sdc/sdc1");
+    std::fs::create_dir_all(&partition).unwrap();
+    for (attribute, value) in [
+        ("partition", "1"),
+        ("start", "2048"),
+        ("size", "41940992"),
+        ("ro", "0"),
+    ] {
+        std::fs::write(partition.join(attribute), format!("{value}\n")).unwrap();
+    }
+    std::fs::File::create(dir.join("dev/sdc1"))
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let made = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(dir.join("dev/sdd"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
 
 /// Takes the console's errors, which must be only the refusal of `status` from `path`.
 fn only_the_refusal(browser: &Browser, path: &str, status: u16) {
@@ -50,6 +108,7 @@ fn a_directory_pool_is_added_through_the_form_listed_and_removed_keeping_its_fil
     let libvirtd = PrivateLibvirtd::start().unwrap();
     let hardware = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(hardware.path(), true).with_libvirt(libvirtd.uri());
+    fake_disks(hardware.path());
     let server = Server::site(Arc::new(daemon), Some(libvirtd.uri()));
     let base = format!("https://{}", server.client.address());
     let browser = Browser::start().unwrap();
@@ -84,6 +143,29 @@ fn a_directory_pool_is_added_through_the_form_listed_and_removed_keeping_its_fil
     browser
         .wait_for_text("#pool-form [data-field=device]", "holds nothing", WAIT)
         .unwrap();
+    // The host's disks, those holding something shown but not offered.
+    assert_eq!(
+        browser
+            .execute(
+                "return [...document.querySelectorAll('#pool-device option')]\
+                 .map((option) => [option.value, option.disabled, option.textContent]);"
+            )
+            .unwrap(),
+        json!([
+            ["/dev/sdb", false, "/dev/sdb · 10 GiB · QEMU HARDDISK"],
+            [
+                "/dev/sdc",
+                true,
+                "/dev/sdc · 20 GiB · QEMU HARDDISK (holds partitions)"
+            ],
+            ["/dev/sdc1", false, "/dev/sdc1 · 20 GiB"],
+            [
+                "/dev/sdd",
+                true,
+                "/dev/sdd · 8.0 MiB · QEMU HARDDISK (holds an ext4 file system)"
+            ],
+        ])
+    );
     screenshots(&browser, "pools-add-lvm");
     browser
         .execute(

@@ -262,6 +262,7 @@ export function storage(view) {
   // The LVM choice: the host's disks and partitions, those holding something not offered
   // (a volume group is built only on an empty device); a typed path when the host lists none.
   async function deviceControl() {
+    const a = (word) => `${/^[aeiou]/i.test(word) ? "an" : "a"} ${word}`;
     let devices = [];
     try {
       const inventory = await api("GET", "/api/v1/host/inventory");
@@ -269,10 +270,14 @@ export function storage(view) {
         if (disk.is_virtual || disk.removable || disk.read_only || disk.size_bytes === 0) {
           continue;
         }
-        const held = disk.partition_table ? `${disk.partition_table} partition table` : disk.fs_type;
+        const held = disk.partition_table
+          ? `${a(disk.partition_table)} partition table`
+          : disk.partitions?.length
+            ? "partitions"
+            : disk.fs_type && `${a(disk.fs_type)} file system`;
         devices.push({ path: `/dev/${disk.name}`, size: disk.size_bytes, model: disk.model, held });
         for (const part of disk.partitions ?? []) {
-          devices.push({ path: `/dev/${part.name}`, size: part.size_bytes, held: part.fs_type });
+          devices.push({ path: `/dev/${part.name}`, size: part.size_bytes, held: part.fs_type && `${a(part.fs_type)} file system` });
         }
       }
     } catch {
