@@ -238,3 +238,106 @@ fn a_pool_a_vm_uses_stays_and_a_removed_one_leaves_its_files() {
         (ErrorKind::NotFound, Some("name"))
     );
 }
+
+#[test]
+fn an_nfs_pool_whose_mount_fails_is_not_kept_in_libvirt_nor_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let name = unique("sp-nfs");
+    // Nothing serves NFS here: libvirt defines the pool, the mount fails, and the pool goes.
+    let error = add_pool(
+        store.store(),
+        daemon().uri(),
+        &PoolSpec {
+            name: name.clone(),
+            kind: PoolKind::Nfs,
+            path: Some(dir.path().join("mnt").display().to_string()),
+            device: None,
+            server: Some("127.0.0.1".to_owned()),
+            export: Some("/export/vms".to_owned()),
+        },
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (error.kind, error.field.as_deref()),
+        (ErrorKind::InvalidRequest, Some("server"))
+    );
+    assert!(
+        error.message.contains("127.0.0.1:/export/vms")
+            && error.message.contains("nothing was saved"),
+        "{}",
+        error.message
+    );
+    assert!(libvirt_pool(&name).is_none());
+    assert_eq!(current(&store), (CONFIG.to_owned(), Some(1)));
+}
+
+/// Makes the store's next save fail (a directory where it writes its temporary file), while
+/// it still reads.
+fn break_saves(dir: &Path) {
+    std::fs::create_dir_all(dir.join("store/.mfv.toml.new/in-the-way")).unwrap();
+}
+
+#[test]
+fn a_save_that_fails_leaves_libvirt_as_the_configuration_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let kept = unique("sp-kept");
+    add_pool(
+        store.store(),
+        daemon().uri(),
+        &dir_pool(&kept, &dir.path().join("kept")),
+        None,
+    )
+    .unwrap();
+    break_saves(dir.path());
+
+    // An added pool libvirt made is forgotten again.
+    let name = unique("sp-unsaved");
+    let error = add_pool(
+        store.store(),
+        daemon().uri(),
+        &dir_pool(&name, &dir.path().join("unsaved")),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Internal);
+    assert!(
+        error.message.contains("the pool was not added"),
+        "{}",
+        error.message
+    );
+    assert!(libvirt_pool(&name).is_none());
+    // A removed pool libvirt stopped is made again.
+    let error = remove_pool(store.store(), daemon().uri(), &kept).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Internal);
+    assert!(
+        error.message.contains("the pool was kept"),
+        "{}",
+        error.message
+    );
+    assert_eq!(libvirt_pool(&kept).unwrap().state, "running");
+    assert_eq!(current(&store).1, Some(2));
+}
+
+#[test]
+fn without_libvirt_nothing_is_saved_and_the_answer_says_libvirt_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let away = format!(
+        "qemu+unix:///system?socket={}",
+        dir.path().join("no-socket").display()
+    );
+    let error = add_pool(
+        store.store(),
+        &away,
+        &dir_pool("images", &dir.path().join("images")),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable, "{}", error.message);
+    assert_eq!(current(&store), (CONFIG.to_owned(), Some(1)));
+    let error = remove_pool(store.store(), &away, "images").unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable, "{}", error.message);
+}
