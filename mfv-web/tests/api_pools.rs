@@ -125,6 +125,33 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
     hypervisor
         .undefine(&vm, mfv_vm::VolumePolicy::Keep)
         .unwrap();
+    // An upload writing into it: the pool stays until the upload ends.
+    let started = send(
+        &server,
+        Role::Operator,
+        "POST",
+        &format!("{pool_path}/uploads"),
+        Some(json!({"name": "install.iso", "size_bytes": 4096, "format": "iso"})),
+    );
+    assert_eq!(started.status, 201, "{}", started.text());
+    let upload = started.json().unwrap()["upload"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let writing = send(&server, Role::Admin, "DELETE", &pool_path, None);
+    assert_eq!(
+        refusal(&writing),
+        (409, "conflict".to_owned(), "pool".to_owned())
+    );
+    assert!(writing.text().contains(&upload), "{}", writing.text());
+    let cancelled = send(
+        &server,
+        Role::Operator,
+        "DELETE",
+        &format!("/api/v1/uploads/{upload}"),
+        None,
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
     let refused = send(&server, Role::Viewer, "DELETE", &pool_path, None);
     assert_eq!(refused.status, 403, "{}", refused.text());
     let removed = send(&server, Role::Operator, "DELETE", &pool_path, None);

@@ -67,7 +67,7 @@ pub fn routes() -> Vec<Route> {
             (None, Answer::Ok(schema::<RemovedPool>)),
             "remove_pool",
             "Remove a storage pool from the configuration and stop it; its data stays. \
-             Refused while a VM has a disk in it",
+             Refused while a VM has a disk in it or an upload writes into it",
             remove_pool,
         ),
         route(
@@ -325,6 +325,13 @@ fn add_pool(call: Call) -> HandlerFuture {
 fn remove_pool(call: Call) -> HandlerFuture {
     Box::pin(async move {
         let name = call.param("pool").to_owned();
+        if let Some((upload, volume)) = call.state.uploads.open_in(&name) {
+            return Err(ApiError::conflict(format!(
+                "upload {upload} is writing volume {volume:?} of pool {name:?}: let it finish \
+                 or cancel it with DELETE /api/v1/uploads/{upload}"
+            ))
+            .with_field("pool"));
+        }
         let generation = ask_host(
             call.state.host.as_ref(),
             DaemonRequest::StoragePoolRemove { name: name.clone() },
