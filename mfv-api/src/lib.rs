@@ -74,6 +74,7 @@ mod host;
 mod logs;
 mod message;
 mod network;
+mod pool;
 mod server;
 
 #[cfg(test)]
@@ -106,6 +107,7 @@ pub use message::{
     check_setup_files, check_setup_token,
 };
 pub use network::{MAX_CONFIRM_SECS, NetworkOutcome};
+pub use pool::{PoolKind, PoolSpec};
 pub use server::{Handler, ServeError, serve_requests, server_handshake};
 
 /// Where the host daemon listens.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     ApiError, ConfigDocument, ConfigIssue, ErrorKind, FormattedVolume, HostStatus, LogLine,
-    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, Secret, ServiceStatus, SetupInUse,
-    SetupVolume, VolumeChoice, VolumeFs, check_format_confirmation,
+    LogSource, MAX_CONFIRM_SECS, MAX_LOG_LINES, NetworkOutcome, PoolSpec, Secret, ServiceStatus,
+    SetupInUse, SetupVolume, VolumeChoice, VolumeFs, check_format_confirmation,
 };
 
 /// A request. Serializes as an object whose `type` is the variant's snake_case name, with
@@ -137,6 +137,25 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         files: BTreeMap<String, Secret>,
     },
+    /// Add a storage pool: append it to the configuration's `[[storage.pools]]` as a new
+    /// generation and make it in libvirt now. Answered by [`Response::PoolAdded`]. A wrong
+    /// field is an [`ErrorKind::InvalidRequest`] error naming it (`path`); a save based on an
+    /// older generation an [`ErrorKind::StaleGeneration`] one. When libvirt cannot make the
+    /// pool, nothing is saved and the error says why.
+    StoragePoolAdd {
+        /// The pool.
+        pool: PoolSpec,
+        /// The generation the change was based on; `None`: whatever is current.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_generation: Option<u64>,
+    },
+    /// Remove a storage pool from the configuration and from libvirt, leaving its data where
+    /// it is. Answered by [`Response::PoolRemoved`]; a pool a VM has a disk in is an
+    /// [`ErrorKind::Conflict`] error naming the VMs, an unknown one [`ErrorKind::NotFound`].
+    StoragePoolRemove {
+        /// The pool's name.
+        name: String,
+    },
 }
 
 /// The configuration keys whose files first-boot setup writes to the config volume (and an
@@ -202,6 +221,8 @@ impl Request {
             Request::SetupClaim { .. } => "setup_claim",
             Request::SetupVolumes => "setup_volumes",
             Request::SetupSave { .. } => "setup_save",
+            Request::StoragePoolAdd { .. } => "storage_pool_add",
+            Request::StoragePoolRemove { .. } => "storage_pool_remove",
         }
     }
 
@@ -249,6 +270,8 @@ impl Request {
                 check_setup_files(files)
             }
             Request::AuthTest { files, .. } => check_setup_files(files),
+            Request::StoragePoolAdd { pool, .. } => check_name("name", &pool.name),
+            Request::StoragePoolRemove { name } => check_name("name", name),
             _ => Ok(()),
         }
     }
@@ -376,6 +399,18 @@ pub enum Response {
         /// When the host runs with it.
         in_use: SetupInUse,
     },
+    /// A storage pool was added to the configuration and is ready in libvirt.
+    PoolAdded {
+        /// The configuration's new generation.
+        generation: u64,
+    },
+    /// A storage pool was removed from the configuration and from libvirt; its data stays.
+    PoolRemoved {
+        /// The configuration's new generation; `None` when only libvirt had the pool.
+        generation: Option<u64>,
+        /// Whether libvirt had the pool (it was stopped and forgotten).
+        was_defined: bool,
+    },
 }
 
 impl Response {
@@ -396,6 +431,8 @@ impl Response {
             Response::Accepted => "accepted",
             Response::SetupVolumes { .. } => "setup_volumes",
             Response::SetupSaved { .. } => "setup_saved",
+            Response::PoolAdded { .. } => "pool_added",
+            Response::PoolRemoved { .. } => "pool_removed",
         }
     }
 }

@@ -26,5 +26,6 @@ pub mod cmdline;
 pub mod discovery;
 pub mod format;
 pub mod mount;
+pub mod pools;
 pub mod schema;
 pub mod store;

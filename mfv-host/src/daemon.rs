@@ -37,6 +37,7 @@ use crate::setup_adoption;
 use crate::setup_files;
 use crate::setup_save::{self, SetupSaveError};
 use crate::setup_token::{self, ClaimRefusal};
+use crate::storage_pools;
 use crate::web_identity;
 
 /// The file with the boot report and how VMs run, below the runtime directory.
@@ -168,6 +169,8 @@ impl Peer {
                     | Request::SetupClaim { .. }
                     | Request::SetupVolumes
                     | Request::SetupSave { .. }
+                    | Request::StoragePoolAdd { .. }
+                    | Request::StoragePoolRemove { .. }
             ),
         }
     }
@@ -316,6 +319,15 @@ impl<C: InitControl> HostDaemon<C> {
                 password,
                 files,
             } => self.save_setup(config_text, volume, admin, &password, files),
+            Request::StoragePoolAdd {
+                pool,
+                base_generation,
+            } => self.with_store(|store| {
+                storage_pools::add_pool(store, storage_pools::LIBVIRT_URI, &pool, base_generation)
+            }),
+            Request::StoragePoolRemove { name } => self.with_store(|store| {
+                storage_pools::remove_pool(store, storage_pools::LIBVIRT_URI, &name)
+            }),
             other => Err(ApiError::new(
                 ErrorKind::Unavailable,
                 format!(

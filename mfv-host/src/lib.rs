@@ -62,6 +62,7 @@ pub mod setup_adoption;
 pub mod setup_files;
 pub mod setup_save;
 pub mod setup_token;
+pub mod storage_pools;
 mod task;
 pub mod virtualization;
 pub mod vm;

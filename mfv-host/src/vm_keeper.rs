@@ -220,74 +220,74 @@ pub const NFS_MOUNT_ROOT: &str = "/var/lib/mfv/pools";
 /// pools: an LVM volume group on a block device, and NFS pools: an export mounted over
 /// NFSv4); returns the console lines.
 pub fn define_pools(hypervisor: &Hypervisor, pools: &[PoolConfig]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for pool in pools {
-        match (pool.kind, pool.path.as_deref()) {
-            (PoolKind::Dir, Some(path)) => {
-                let line = match hypervisor.ensure_dir_pool(&pool.name, Path::new(path)) {
-                    Ok(()) => format!("vms: storage pool {} ready at {path}", pool.name),
-                    Err(error) => format!(
-                        "vms: storage pool {}: {}",
-                        pool.name,
-                        mfv_linux::error_chain(&error)
-                    ),
-                };
-                lines.push(line);
-            }
-            (PoolKind::Logical, _) => {
-                let line = match pool.device.as_deref() {
-                    Some(device) => {
-                        match hypervisor.ensure_logical_pool(&pool.name, Path::new(device)) {
-                            Ok(()) => format!(
-                                "vms: storage pool {name} ready on {device} (LVM volume group {name})",
-                                name = pool.name
-                            ),
-                            Err(error) => format!(
-                                "vms: storage pool {}: {}",
-                                pool.name,
-                                mfv_linux::error_chain(&error)
-                            ),
-                        }
-                    }
-                    None => format!("vms: storage pool {}: no device configured", pool.name),
-                };
-                lines.push(line);
-            }
-            (PoolKind::Nfs, path) => lines.push(define_nfs_pool(hypervisor, pool, path)),
-            (PoolKind::Dir, None) => {
-                lines.push(format!(
-                    "vms: storage pool {}: no path configured",
-                    pool.name
-                ));
-            }
-        }
-    }
-    lines
+    pools
+        .iter()
+        .map(|pool| match define_pool(hypervisor, pool) {
+            Ok(place) => format!("vms: storage pool {} ready {place}", pool.name),
+            Err(error) => format!(
+                "vms: storage pool {}: {}",
+                pool.name,
+                mfv_linux::error_chain(&error)
+            ),
+        })
+        .collect()
 }
 
-/// Defines and mounts an nfs pool; returns its console line.
-fn define_nfs_pool(hypervisor: &Hypervisor, pool: &PoolConfig, path: Option<&str>) -> String {
-    let (Some(server), Some(export)) = (pool.server.as_deref(), pool.export.as_deref()) else {
-        // The schema requires both; a configuration without them is never loaded.
-        return format!(
-            "vms: storage pool {}: an nfs pool needs server and export",
-            pool.name
-        );
-    };
-    let mount_point =
-        path.map_or_else(|| Path::new(NFS_MOUNT_ROOT).join(&pool.name), PathBuf::from);
-    match hypervisor.ensure_nfs_pool(&pool.name, server, export, &mount_point) {
-        Ok(()) => format!(
-            "vms: storage pool {} ready at {} (nfs {server}:{export})",
-            pool.name,
-            mount_point.display()
-        ),
-        Err(error) => format!(
-            "vms: storage pool {}: {}",
-            pool.name,
-            mfv_linux::error_chain(&error)
-        ),
+/// Why a configured pool is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinePoolError {
+    /// The pool lacks a setting its kind needs (the schema requires it: a configuration
+    /// without it is never loaded).
+    #[error("kind = {kind:?} needs {field}")]
+    Missing {
+        /// The pool's kind.
+        kind: &'static str,
+        /// The setting.
+        field: &'static str,
+    },
+    /// libvirt could not make it.
+    #[error(transparent)]
+    Virt(#[from] mfv_vm::VirtError),
+}
+
+/// Makes one configured pool defined, active and autostarted in libvirt (the vm-keeper at
+/// boot, and the host daemon when a pool is added while the host runs); returns where it
+/// keeps its volumes, for people: `at /srv/images`.
+pub fn define_pool(hypervisor: &Hypervisor, pool: &PoolConfig) -> Result<String, DefinePoolError> {
+    let kind = pool.kind.as_str();
+    let missing = |field| DefinePoolError::Missing { kind, field };
+    match pool.kind {
+        PoolKind::Dir => {
+            let path = pool.path.as_deref().ok_or_else(|| missing("path"))?;
+            hypervisor.ensure_dir_pool(&pool.name, Path::new(path))?;
+            Ok(format!("at {path}"))
+        }
+        PoolKind::Logical => {
+            let device = pool.device.as_deref().ok_or_else(|| missing("device"))?;
+            hypervisor.ensure_logical_pool(&pool.name, Path::new(device))?;
+            Ok(format!(
+                "on {device} (LVM volume group {name})",
+                name = pool.name
+            ))
+        }
+        PoolKind::Nfs => {
+            let server = pool.server.as_deref().ok_or_else(|| missing("server"))?;
+            let export = pool.export.as_deref().ok_or_else(|| missing("export"))?;
+            let mount_point = nfs_mount_point(pool);
+            hypervisor.ensure_nfs_pool(&pool.name, server, export, &mount_point)?;
+            Ok(format!(
+                "at {} (nfs {server}:{export})",
+                mount_point.display()
+            ))
+        }
     }
+}
+
+/// Where an nfs pool mounts its export: its `path`, or [`NFS_MOUNT_ROOT`]/NAME.
+pub fn nfs_mount_point(pool: &PoolConfig) -> PathBuf {
+    pool.path
+        .as_deref()
+        .map_or_else(|| Path::new(NFS_MOUNT_ROOT).join(&pool.name), PathBuf::from)
 }
 
 /// Asks every running VM to shut down (ACPI) at once, waits up to `deadline` for them all,

@@ -293,6 +293,23 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Stops the pool `name` and forgets its definition, leaving what it holds where it is
+    /// (a directory's files, an LVM volume group, the data on an NFS export): libvirt's
+    /// `pool-destroy` and `pool-undefine`, never `pool-delete`. Returns whether libvirt had
+    /// such a pool.
+    pub fn forget_pool(&self, name: &str) -> Result<bool, VirtError> {
+        let Some(pool) = self.find_pool(name)? else {
+            return Ok(false);
+        };
+        if pool.is_active().unwrap_or(false) {
+            pool.destroy()
+                .map_err(|error| operation_error("stop", ObjectKind::Pool, name, error))?;
+        }
+        pool.undefine()
+            .map_err(|error| operation_error("undefine", ObjectKind::Pool, name, error))?;
+        Ok(true)
+    }
+
     /// The volumes of a pool, sorted by name.
     pub fn list_volumes(&self, pool_name: &str) -> Result<Vec<VolumeInfo>, VirtError> {
         let pool = self.pool(pool_name)?;
@@ -317,22 +334,30 @@ impl Hypervisor {
                 .name()
                 .map_err(|error| operation_error("read", ObjectKind::Pool, "?", error))?;
             let read = |error| operation_error("read", ObjectKind::Pool, &name, error);
-            if pool.is_active().unwrap_or(false) {
-                // A refresh that fails (an NFS server gone) leaves libvirt's last figures.
-                let _ = pool.refresh(0);
+            let described = (|| {
+                if pool.is_active().unwrap_or(false) {
+                    // A refresh that fails (an NFS server gone) leaves libvirt's last figures.
+                    let _ = pool.refresh(0);
+                }
+                let info = pool.info().map_err(read)?;
+                let layout = PoolLayout::parse(&name, &pool.xml_desc(0).map_err(read)?)?;
+                Ok(PoolInfo {
+                    kind: layout.kind,
+                    state: pool_state(info.state),
+                    autostart: pool.autostart().map_err(read)?,
+                    path: layout.target,
+                    capacity_bytes: info.capacity,
+                    allocation_bytes: info.allocation,
+                    available_bytes: info.available,
+                    name: name.clone(),
+                })
+            })();
+            match described {
+                Ok(info) => infos.push(info),
+                // A pool removed between the listing and the reading is not listed.
+                Err(VirtError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
             }
-            let info = pool.info().map_err(read)?;
-            let layout = PoolLayout::parse(&name, &pool.xml_desc(0).map_err(read)?)?;
-            infos.push(PoolInfo {
-                kind: layout.kind,
-                state: pool_state(info.state),
-                autostart: pool.autostart().map_err(read)?,
-                path: layout.target,
-                capacity_bytes: info.capacity,
-                allocation_bytes: info.allocation,
-                available_bytes: info.available,
-                name,
-            });
         }
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(infos)

@@ -1,6 +1,10 @@
 //! Storage: the pools libvirt has, and the volumes in them (list, create, grow, delete).
 //! Uploads of ISO and disk images into new volumes are in [`super::uploads`].
 //!
+//! Pools themselves belong to the host's configuration (`[[storage.pools]]`), so adding and
+//! removing one goes through the host daemon, which saves the configuration's next generation
+//! and makes or forgets the pool in libvirt at once; removing one never deletes its data.
+//!
 //! Like the VM routes, each handler opens a connection to libvirt on the blocking pool and
 //! makes one or two calls into mfv-vm. Sizes are checked here, before libvirt is asked, so a
 //! wrong size is a `400` naming the field rather than libvirt's words; a volume a VM uses is
@@ -13,10 +17,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use warp::http::{Method, StatusCode};
 
+use mfv_api::{Request as DaemonRequest, Response as DaemonResponse};
+
 use super::ApiError;
 use super::doc::{Answer, schema};
+use super::links::ask_host;
 use super::table::{Call, HandlerFuture, Route};
 use super::vms::{libvirt, virt_error, with_hypervisor};
+use crate::daemon::CONFIG_TIMEOUT;
 use crate::reply::json_response;
 
 /// The largest volume taken: 64 TiB.
@@ -38,6 +46,29 @@ pub fn routes() -> Vec<Route> {
             "list_pools",
             "Every storage pool with its type, state, path and sizes",
             list_pools as fn(Call) -> HandlerFuture,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/pools",
+            ManageStorage,
+            (
+                Some(schema::<NewPool>),
+                Answer::Created(schema::<AddedPool>),
+            ),
+            "add_pool",
+            "Add a storage pool to the configuration and make it now: name, kind dir (path), \
+             logical (device: an empty block device) or nfs (server, export, optional path)",
+            add_pool,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/pools/{pool}",
+            ManageStorage,
+            (None, Answer::Ok(schema::<RemovedPool>)),
+            "remove_pool",
+            "Remove a storage pool from the configuration and stop it; its data stays. \
+             Refused while a VM has a disk in it or an upload writes into it",
+            remove_pool,
         ),
         route(
             Method::GET,
@@ -176,6 +207,162 @@ fn list_pools(call: Call) -> HandlerFuture {
         })
         .await?;
         Ok(json_response(StatusCode::OK, &PoolList { pools }))
+    })
+}
+
+/// `POST /api/v1/pools`: one `[[storage.pools]]` entry of the configuration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NewPool {
+    /// Letters, digits, `.`, `_` and `-`, not starting with `.`.
+    name: String,
+    /// `dir`, `logical` or `nfs`.
+    #[schemars(with = "mfv_api::PoolKind")]
+    kind: String,
+    /// `dir`: the directory holding the images (made if missing); `nfs`: where the export is
+    /// mounted (default `/var/lib/mfv/pools/NAME`). Absolute.
+    #[serde(default)]
+    path: Option<String>,
+    /// `logical`: the block device for the LVM volume group, which must hold nothing.
+    #[serde(default)]
+    device: Option<String>,
+    /// `nfs`: the server's host name or IP address.
+    #[serde(default)]
+    server: Option<String>,
+    /// `nfs`: the exported directory. Absolute.
+    #[serde(default)]
+    export: Option<String>,
+    /// The configuration generation the change is based on (`GET /api/v1/config`); left out:
+    /// whatever is current.
+    #[serde(default)]
+    generation: Option<u64>,
+}
+
+/// What `POST /api/v1/pools` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct AddedPool {
+    /// The pool as libvirt has it now.
+    pool: PoolInfo,
+    /// The configuration's new generation.
+    generation: u64,
+}
+
+/// What `DELETE /api/v1/pools/{pool}` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct RemovedPool {
+    /// The pool's name.
+    removed: String,
+    /// The configuration's new generation; `null` when only libvirt had the pool.
+    generation: Option<u64>,
+}
+
+/// A blank optional field is a field left out.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.trim().is_empty())
+}
+
+fn add_pool(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let uri = libvirt(&call)?;
+        let new: NewPool = call.json()?;
+        let kind = match new.kind.as_str() {
+            "dir" => mfv_api::PoolKind::Dir,
+            "logical" => mfv_api::PoolKind::Logical,
+            "nfs" => mfv_api::PoolKind::Nfs,
+            other => {
+                return Err(ApiError::invalid(
+                    "kind",
+                    format!("{other:?} is not a pool kind: dir, logical or nfs"),
+                ));
+            }
+        };
+        let pool = mfv_api::PoolSpec {
+            name: new.name.trim().to_owned(),
+            kind,
+            path: given(new.path),
+            device: given(new.device),
+            server: given(new.server),
+            export: given(new.export),
+        };
+        let name = pool.name.clone();
+        let generation = ask_host(
+            call.state.host.as_ref(),
+            DaemonRequest::StoragePoolAdd {
+                pool,
+                base_generation: new.generation,
+            },
+            CONFIG_TIMEOUT,
+            |response| match response {
+                DaemonResponse::PoolAdded { generation } => Some(generation),
+                _ => None,
+            },
+        )
+        .await?;
+        let listed = name.clone();
+        let pool = with_hypervisor(uri, move |hypervisor| {
+            hypervisor
+                .list_pools()
+                .map_err(storage_error)?
+                .into_iter()
+                .find(|pool| pool.name == listed)
+                .ok_or_else(|| ApiError::not_found(format!("pool {listed:?} is gone already")))
+        })
+        .await?;
+        if let Some(caller) = &call.caller {
+            println!(
+                "mfv-web: {} added storage pool {name} (configuration generation {generation}) \
+                 from {}",
+                caller.username, call.client
+            );
+        }
+        Ok(json_response(
+            StatusCode::CREATED,
+            &AddedPool { pool, generation },
+        ))
+    })
+}
+
+fn remove_pool(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let name = call.param("pool").to_owned();
+        if let Some((upload, volume)) = call.state.uploads.open_in(&name) {
+            return Err(ApiError::conflict(format!(
+                "upload {upload} is writing volume {volume:?} of pool {name:?}: let it finish \
+                 or cancel it with DELETE /api/v1/uploads/{upload}"
+            ))
+            .with_field("pool"));
+        }
+        let generation = ask_host(
+            call.state.host.as_ref(),
+            DaemonRequest::StoragePoolRemove { name: name.clone() },
+            CONFIG_TIMEOUT,
+            |response| match response {
+                DaemonResponse::PoolRemoved { generation, .. } => Some(generation),
+                _ => None,
+            },
+        )
+        .await
+        .map_err(|refusal| {
+            // The daemon names its request's field; here the pool is the path's.
+            if refusal.body.field.as_deref() == Some("name") {
+                refusal.with_field("pool")
+            } else {
+                refusal
+            }
+        })?;
+        if let Some(caller) = &call.caller {
+            println!(
+                "mfv-web: {} removed storage pool {name} from {}; its data stays",
+                caller.username, call.client
+            );
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &RemovedPool {
+                removed: name,
+                generation,
+            },
+        ))
     })
 }
 

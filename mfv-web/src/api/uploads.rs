@@ -227,6 +227,15 @@ impl Uploads {
             .map(|upload| upload.id.clone())
     }
 
+    /// An unfinished upload into `pool`, if one is: its id and volume.
+    pub fn open_in(&self, pool: &str) -> Option<(String, String)> {
+        self.book()
+            .uploads
+            .values()
+            .find(|upload| upload.state == UploadState::Receiving && upload.pool == pool)
+            .map(|upload| (upload.id.clone(), upload.volume.clone()))
+    }
+
     /// Makes room for one more record, or refuses when every record is unfinished.
     fn make_room(&self) -> Result<(), ApiError> {
         let mut book = self.book();

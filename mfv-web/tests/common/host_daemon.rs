@@ -7,7 +7,9 @@
 //! The daemon reads and saves the configuration on the volume the boot used, which it mounts;
 //! here the same reading and saving ([`mfv_host::daemon::config_document`],
 //! [`mfv_host::daemon::save_config`]) run on a directory store instead, and the daemon's own
-//! answer without a volume is kept as it is.
+//! answer without a volume is kept as it is. Storage pools are added and removed
+//! ([`mfv_host::storage_pools`]) on that store and the private libvirtd of
+//! [`Daemon::with_libvirt`], where the daemon reaches `qemu:///system`.
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -97,6 +99,8 @@ pub struct Daemon {
     pub handler: Arc<Mutex<HostDaemon<Pid1>>>,
     /// The config store's directory; `None`: the daemon's own answer (no volume here).
     pub store: Option<PathBuf>,
+    /// The libvirt URI storage pools are made on; `None`: the daemon's own answer.
+    pub libvirt: Option<String>,
 }
 
 impl DaemonLink for Daemon {
@@ -121,6 +125,25 @@ impl DaemonLink for Daemon {
                     &text,
                     base_generation,
                 ),
+                (
+                    Some(dir),
+                    Request::StoragePoolAdd {
+                        pool,
+                        base_generation,
+                    },
+                ) if self.libvirt.is_some() => mfv_host::storage_pools::add_pool(
+                    StoreVolume::directory(dir).store(),
+                    self.libvirt.as_deref().unwrap_or_default(),
+                    &pool,
+                    base_generation,
+                ),
+                (Some(dir), Request::StoragePoolRemove { name }) if self.libvirt.is_some() => {
+                    mfv_host::storage_pools::remove_pool(
+                        StoreVolume::directory(dir).store(),
+                        self.libvirt.as_deref().unwrap_or_default(),
+                        &name,
+                    )
+                }
                 (_, request) => self.handler.lock().unwrap().handle(Peer::Web, request),
             };
             answer.map_err(DaemonError::Refused)
@@ -252,7 +275,14 @@ impl Daemon {
                 run_dir,
             })),
             store: with_config.then_some(store),
+            libvirt: None,
         }
+    }
+
+    /// The same daemon making storage pools on the libvirt at `uri`.
+    pub fn with_libvirt(mut self, uri: &str) -> Daemon {
+        self.libvirt = Some(uri.to_owned());
+        self
     }
 
     /// The shutdowns PID 1 was asked for, in order.

@@ -1,6 +1,8 @@
 // The storage page: each pool with its space and volumes; for those who may manage storage,
-// new empty volumes, deletion, uploads of images from this computer (resumable, see
-// upload.js) and fetches of images by the host from a URL (a task followed to its end).
+// pools added (a directory, an LVM volume group on an empty disk, an NFS share) and removed
+// (their data stays), new empty volumes, deletion, uploads of images from this computer
+// (resumable, see upload.js) and fetches of images by the host from a URL (a task followed to
+// its end).
 
 import { api, may } from "./api.js";
 import { confirmDanger } from "./dialog.js";
@@ -71,18 +73,56 @@ export function storage(view) {
             : Promise.resolve([]),
         ),
       );
-      fill(
-        pools,
-        list.length === 0 ? h("p", { class: "empty" }, "There are no storage pools.") : null,
-        list.map((pool, index) => poolPanel(pool, volumes[index])),
-      );
+      fill(pools, list.length === 0 ? emptyState() : null, list.map((pool, index) => poolPanel(pool, volumes[index])));
       fill(errors);
+      // Volumes, uploads and fetches need a running pool to go to.
+      const running = list.some((pool) => pool.state === "running");
+      for (const id of ["upload-form", "fetch-form", "volume-form"]) {
+        const button = tools.querySelector(`[aria-controls="${id}"]`);
+        if (button) {
+          button.disabled = !running;
+          button.title = running ? "" : "Add storage first";
+        }
+      }
     } catch (failure) {
       fill(errors, alert(failure));
     }
   }
 
+  // What a host without any pool shows: a fresh host set up in the browser has none.
+  function emptyState() {
+    return h(
+      "section",
+      { class: "panel empty-state", id: "no-storage" },
+      h("h2", {}, "No storage yet"),
+      h("p", {}, "VM disks and ISO images live in storage pools: a directory on the host, an LVM volume group on an empty disk, or an NFS share."),
+      may.storage
+        ? h("button", { type: "button", id: "empty-add-storage", on: { click: () => openForm("pool-form", poolForm) } }, "Add storage…")
+        : h("p", { class: "hint" }, "Someone who may manage storage can add one."),
+    );
+  }
+
+  async function removePool(pool) {
+    const where = pool.kind === "logical" ? `the LVM volume group ${pool.name} and its logical volumes` : pool.path ? `the files in ${pool.path}` : "its files";
+    const sure = await confirmDanger({
+      title: `Remove storage pool ${pool.name}?`,
+      consequence: `The pool ${pool.name} is stopped and taken out of the host's configuration. Its data stays: ${where} are not deleted, and adding the pool again with the same settings brings its volumes back.`,
+      action: `Remove ${pool.name}`,
+    });
+    if (!sure) {
+      return;
+    }
+    try {
+      await api("DELETE", poolPath(pool.name));
+    } catch (failure) {
+      fill(errors, alert(failure));
+      return;
+    }
+    load();
+  }
+
   function poolPanel(pool, volumes) {
+    const holders = volumes instanceof Error ? [] : [...new Set(volumes.flatMap((volume) => volume.used_by))].sort();
     const uploading = new Set([...active.values()].filter((upload) => upload.pool === pool.name).map((upload) => upload.name));
     return h(
       "section",
@@ -92,6 +132,20 @@ export function storage(view) {
         { class: "pool-head" },
         h("h2", {}, pool.name),
         h("span", { class: "hint" }, `${pool.kind} · ${pool.state}${pool.path ? ` · ${pool.path}` : ""}`),
+        may.storage
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "small secondary danger-text pool-remove",
+                "aria-label": `Remove storage pool ${pool.name}`,
+                disabled: holders.length > 0,
+                title: holders.length ? `Disks of ${holders.join(", ")} are in it: remove them from the VMs first` : null,
+                on: { click: () => removePool(pool) },
+              },
+              "Remove…",
+            )
+          : null,
       ),
       spaceBar(pool),
       volumes instanceof Error
@@ -203,6 +257,135 @@ export function storage(view) {
       }
     });
     return form;
+  }
+
+  // The LVM choice: the host's disks and partitions, those holding something not offered
+  // (a volume group is built only on an empty device); a typed path when the host lists none.
+  async function deviceControl() {
+    const a = (word) => `${/^[aeiou]/i.test(word) ? "an" : "a"} ${word}`;
+    let devices = [];
+    try {
+      const inventory = await api("GET", "/api/v1/host/inventory");
+      for (const disk of inventory.block_devices ?? []) {
+        if (disk.is_virtual || disk.removable || disk.read_only || disk.size_bytes === 0) {
+          continue;
+        }
+        const held = disk.partition_table
+          ? `${a(disk.partition_table)} partition table`
+          : disk.partitions?.length
+            ? "partitions"
+            : disk.fs_type && `${a(disk.fs_type)} file system`;
+        devices.push({ path: `/dev/${disk.name}`, size: disk.size_bytes, model: disk.model, held });
+        for (const part of disk.partitions ?? []) {
+          devices.push({ path: `/dev/${part.name}`, size: part.size_bytes, held: part.fs_type && `${a(part.fs_type)} file system` });
+        }
+      }
+    } catch {
+      devices = [];
+    }
+    if (devices.length === 0) {
+      return h("input", { type: "text", id: "pool-device", name: "device", spellcheck: "false", autocomplete: "off", placeholder: "/dev/sdb" });
+    }
+    const empty = devices.filter((device) => !device.held);
+    return h(
+      "select",
+      { id: "pool-device", name: "device" },
+      empty.length ? null : h("option", { value: "" }, "No empty disk"),
+      devices.map((device) =>
+        h(
+          "option",
+          { value: device.path, disabled: Boolean(device.held) },
+          `${device.path} · ${bytes(device.size)}${device.model ? ` · ${device.model}` : ""}${device.held ? ` (holds ${device.held})` : ""}`,
+        ),
+      ),
+    );
+  }
+
+  function poolForm() {
+    const name = h("input", { type: "text", id: "pool-name", name: "name", spellcheck: "false", autocomplete: "off", placeholder: "images" });
+    const kind = h(
+      "select",
+      { id: "pool-kind", name: "kind" },
+      h("option", { value: "dir" }, "Directory on the host"),
+      h("option", { value: "logical" }, "LVM volume group on a disk"),
+      h("option", { value: "nfs" }, "NFS share"),
+    );
+    const path = h("input", { type: "text", id: "pool-path", name: "path", spellcheck: "false", autocomplete: "off", placeholder: "/var/lib/mfv/images" });
+    const server = h("input", { type: "text", id: "pool-server", name: "server", spellcheck: "false", autocomplete: "off", placeholder: "nas.example.org" });
+    const exported = h("input", { type: "text", id: "pool-export", name: "export", spellcheck: "false", autocomplete: "off", placeholder: "/exports/vms" });
+    const mount = h("input", { type: "text", id: "pool-mount", name: "mount", spellcheck: "false", autocomplete: "off", placeholder: "/var/lib/mfv/pools/NAME" });
+    const device = h("div", { class: "field", "data-field": "device" }, h("label", { for: "pool-device" }, "Disk"), h("p", { class: "loading" }, "Reading the host's disks…"));
+    deviceControl().then((control) => {
+      fill(
+        device,
+        h("label", { for: "pool-device" }, "Disk"),
+        control,
+        h("p", { class: "hint" }, "A disk or partition that holds nothing (no partition table, no file system): the volume group is built on it, named after the pool."),
+      );
+    });
+    const groups = {
+      dir: field("Directory", path, {
+        path: "path",
+        hint: "On the host, made if missing. The host runs from memory: choose a directory on a mounted disk for images that must outlive a reboot.",
+      }),
+      logical: device,
+      nfs: h(
+        "div",
+        {},
+        h(
+          "div",
+          { class: "grid" },
+          h("div", { class: "field wide", "data-field": "server" }, h("label", { for: "pool-server" }, "Server"), server),
+          h("div", { class: "field wide", "data-field": "export" }, h("label", { for: "pool-export" }, "Export"), exported),
+        ),
+        field("Mount point", mount, { path: "nfs-path", optional: true, hint: "Where the host mounts the share (NFSv4, TCP port 2049)." }),
+      ),
+    };
+    const show = () => {
+      for (const [key, group] of Object.entries(groups)) {
+        group.hidden = key !== kind.value;
+      }
+    };
+    kind.addEventListener("change", show);
+    show();
+    return formFrame(
+      "pool-form",
+      "Add storage",
+      [
+        h(
+          "div",
+          { class: "grid" },
+          h("div", { class: "field wide", "data-field": "name" }, h("label", { for: "pool-name" }, "Name"), name),
+          h("div", { class: "field wide", "data-field": "kind" }, h("label", { for: "pool-kind" }, "Type"), kind),
+        ),
+        Object.values(groups),
+        h("p", { class: "hint" }, "The pool is saved in the host's configuration and ready at once, and again after every boot."),
+      ],
+      "Add storage",
+      async (form, summary) => {
+        const body = { name: name.value.trim(), kind: kind.value };
+        if (kind.value === "dir") {
+          body.path = path.value.trim();
+        } else if (kind.value === "logical") {
+          body.device = form.querySelector("#pool-device")?.value.trim() ?? "";
+        } else {
+          body.server = server.value.trim();
+          body.export = exported.value.trim();
+          body.path = mount.value.trim();
+        }
+        try {
+          await api("POST", "/api/v1/pools", body);
+        } catch (failure) {
+          // The NFS mount point is the API's `path`; its errors go beside it.
+          if (kind.value === "nfs" && failure?.field === "path") {
+            failure.field = "nfs-path";
+          }
+          throw failure;
+        }
+        closeForm();
+        load();
+      },
+    );
   }
 
   function uploadForm() {
@@ -579,6 +762,7 @@ export function storage(view) {
       );
     fill(
       tools,
+      tool("pool-form", "Add storage…", poolForm),
       tool("upload-form", "Upload image…", uploadForm),
       tool("fetch-form", "Fetch from URL…", fetchForm),
       h("button", { type: "button", class: "small secondary", id: "open-volume-form", "aria-controls": "volume-form", "aria-expanded": "false", on: { click: () => openForm("volume-form", volumeForm) } }, "New volume…"),
