@@ -465,7 +465,7 @@ impl Layout<'_> {
             " data-user=\"{user}\" data-role=\"{role}\" data-csrf=\"{csrf}\" \
              data-can-control=\"{control}\" data-can-manage=\"{manage}\" \
              data-can-console=\"{console}\" data-can-network=\"{network}\" \
-             data-can-storage=\"{storage}\"{data}",
+             data-can-storage=\"{storage}\" data-can-host=\"{host}\"{data}",
             user = escape(&self.caller.username),
             role = role.as_str(),
             csrf = escape(self.csrf),
@@ -474,6 +474,7 @@ impl Layout<'_> {
             console = role.allows(Permission::UseConsole),
             network = role.allows(Permission::ManageNetwork),
             storage = role.allows(Permission::ManageStorage),
+            host = role.allows(Permission::ManageHost),
         )
     }
 }

@@ -76,15 +76,13 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
     let path = dir.path().join("images");
     let body = json!({"name": name, "kind": "dir", "path": path, "server": ""});
 
-    let refused = send(
-        &server,
-        Role::Viewer,
-        "POST",
-        "/api/v1/pools",
-        Some(body.clone()),
-    );
-    assert_eq!(refused.status, 403, "{}", refused.text());
-    let added = send(&server, Role::Operator, "POST", "/api/v1/pools", Some(body));
+    // A pool is a place libvirt writes to as root: administrators only, not operators, who
+    // manage the volumes in the pools there are.
+    for role in [Role::Viewer, Role::Operator] {
+        let refused = send(&server, role, "POST", "/api/v1/pools", Some(body.clone()));
+        assert_eq!(refused.status, 403, "{role:?}: {}", refused.text());
+    }
+    let added = send(&server, Role::Admin, "POST", "/api/v1/pools", Some(body));
     assert_eq!(added.status, 201, "{}", added.text());
     let added = added.json().unwrap();
     assert_eq!(added["generation"], 2);
@@ -128,7 +126,7 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
     // An upload writing into it: the pool stays until the upload ends.
     let started = send(
         &server,
-        Role::Operator,
+        Role::Admin,
         "POST",
         &format!("{pool_path}/uploads"),
         Some(json!({"name": "install.iso", "size_bytes": 4096, "format": "iso"})),
@@ -146,7 +144,7 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
     assert!(writing.text().contains(&upload), "{}", writing.text());
     let cancelled = send(
         &server,
-        Role::Operator,
+        Role::Admin,
         "DELETE",
         &format!("/api/v1/uploads/{upload}"),
         None,
@@ -154,7 +152,7 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
     assert_eq!(cancelled.status, 200, "{}", cancelled.text());
     let refused = send(&server, Role::Viewer, "DELETE", &pool_path, None);
     assert_eq!(refused.status, 403, "{}", refused.text());
-    let removed = send(&server, Role::Operator, "DELETE", &pool_path, None);
+    let removed = send(&server, Role::Admin, "DELETE", &pool_path, None);
     assert_eq!(removed.status, 200, "{}", removed.text());
     assert_eq!(
         removed.json().unwrap(),

@@ -36,7 +36,7 @@ const MAX_VOLUME_NAME: usize = 128;
 /// The routes.
 pub fn routes() -> Vec<Route> {
     let route = Route::allowed;
-    use Permission::{ManageStorage, ViewInventory};
+    use Permission::{ManageHost, ManageStorage, ViewInventory};
     vec![
         route(
             Method::GET,
@@ -50,20 +50,21 @@ pub fn routes() -> Vec<Route> {
         route(
             Method::POST,
             "/api/v1/pools",
-            ManageStorage,
+            ManageHost,
             (
                 Some(schema::<NewPool>),
                 Answer::Created(schema::<AddedPool>),
             ),
             "add_pool",
-            "Add a storage pool to the configuration and make it now: name, kind dir (path), \
+            "Add a storage pool to the configuration and make it now (administrators: a pool \
+             is a place on the host libvirt writes to as root): name, kind dir (path), \
              logical (device: an empty block device) or nfs (server, export, optional path)",
             add_pool,
         ),
         route(
             Method::DELETE,
             "/api/v1/pools/{pool}",
-            ManageStorage,
+            ManageHost,
             (None, Answer::Ok(schema::<RemovedPool>)),
             "remove_pool",
             "Remove a storage pool from the configuration and stop it; its data stays. \

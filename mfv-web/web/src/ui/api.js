@@ -63,4 +63,5 @@ export const may = {
   manage: document.body.dataset.canManage === "true",
   console: document.body.dataset.canConsole === "true",
   storage: document.body.dataset.canStorage === "true",
+  host: document.body.dataset.canHost === "true",
 };

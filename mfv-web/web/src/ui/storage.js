@@ -96,9 +96,9 @@ export function storage(view) {
       { class: "panel empty-state", id: "no-storage" },
       h("h2", {}, "No storage yet"),
       h("p", {}, "VM disks and ISO images live in storage pools: a directory on the host, an LVM volume group on an empty disk, or an NFS share."),
-      may.storage
+      may.host
         ? h("button", { type: "button", id: "empty-add-storage", on: { click: () => openForm("pool-form", poolForm) } }, "Add storage…")
-        : h("p", { class: "hint" }, "Someone who may manage storage can add one."),
+        : h("p", { class: "hint" }, "An administrator can add some."),
     );
   }
 
@@ -132,7 +132,7 @@ export function storage(view) {
         { class: "pool-head" },
         h("h2", {}, pool.name),
         h("span", { class: "hint" }, `${pool.kind} · ${pool.state}${pool.path ? ` · ${pool.path}` : ""}`),
-        may.storage
+        may.host
           ? h(
               "button",
               {
@@ -762,7 +762,7 @@ export function storage(view) {
       );
     fill(
       tools,
-      tool("pool-form", "Add storage…", poolForm),
+      may.host ? tool("pool-form", "Add storage…", poolForm) : null,
       tool("upload-form", "Upload image…", uploadForm),
       tool("fetch-form", "Fetch from URL…", fetchForm),
       h("button", { type: "button", class: "small secondary", id: "open-volume-form", "aria-controls": "volume-form", "aria-expanded": "false", on: { click: () => openForm("volume-form", volumeForm) } }, "New volume…"),
