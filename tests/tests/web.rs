@@ -5,7 +5,8 @@
 //! mode without a reboot, and the next boot uses the volume it made. They boot the real
 //! image under QEMU TCG, read the console's status screen on the serial line and talk to
 //! the forwarded ports as a browser would; one test is a person in a real browser (headless
-//! Chromium) going through the setup wizard from the token page to the saved configuration.
+//! Chromium) going through the setup wizard from the token page to the saved configuration,
+//! then adding storage on the host's data disk, creating a VM there and seeing its screen.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -402,10 +403,13 @@ fn api_login(
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[test]
-fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> anyhow::Result<()> {
+fn a_person_sets_the_host_up_in_a_browser_adds_storage_and_sees_a_new_vms_screen()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let disk = dir.path().join("disk.img");
     std::fs::File::create(&disk)?.set_len(64 << 20)?;
+    let data = dir.path().join("data.img");
+    std::fs::File::create(&data)?.set_len(2 << 30)?;
     // The operator gives the host its network on the console, then goes to the browser.
     let mut guest = GuestSpec::new(ApplianceImage::shared()?)
         .kernel_arg("quiet")
@@ -413,6 +417,7 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
         .nic(NicModel::VirtioNet)
         .forward_port(443)
         .disk(DiskSpec::file(DiskInterface::Virtio, &disk))
+        .disk(DiskSpec::file(DiskInterface::Virtio, &data))
         .boot()?;
     guest.wait_for_line("config: no configuration found", LINE_TIMEOUT)?;
     choose_dhcp_on_the_first_card(&mut guest, LINE_TIMEOUT)?;
@@ -436,7 +441,7 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
         browser.type_into("#password2", "the first admin's password", PAGE_TIMEOUT)?;
         browser.click("#next", PAGE_TIMEOUT)?;
 
-        // The blank disk is the only volume: erasing it is offered, once its name is typed.
+        // The blank disks are offered, the first one erased once its name is typed.
         browser.click("#volumes-body tr:first-child td:nth-child(2)", PAGE_TIMEOUT)?;
         browser.wait_for_text("#volume-chosen", "/dev/vda", PAGE_TIMEOUT)?;
         browser.type_into("#confirm", "/dev/vdb", PAGE_TIMEOUT)?;
@@ -498,5 +503,71 @@ fn a_person_sets_the_host_up_in_a_browser_from_the_token_to_normal_mode() -> any
         "the dashboard does not name the host: {shown}"
     );
     browser.screenshot(&screens.join("set-up.png"))?;
+
+    // The new host has no storage: an LVM pool on the data disk, a VM with its disk there,
+    // started by the form, and the VM's screen in the browser (SeaBIOS draws it).
+    let first_vm = || -> anyhow::Result<()> {
+        browser.open(&format!("{site}/storage"))?;
+        browser.wait_for_text("#no-storage", "No storage yet", PAGE_TIMEOUT)?;
+        browser.click("#empty-add-storage", PAGE_TIMEOUT)?;
+        choose(&browser, "#pool-kind", "logical")?;
+        choose(&browser, "#pool-device", "/dev/vdb")?;
+        browser.type_into("#pool-name", "vmdata", PAGE_TIMEOUT)?;
+        browser.screenshot(&screens.join("add-storage.png"))?;
+        browser.click("#pool-form-submit", PAGE_TIMEOUT)?;
+        browser.wait_for_text("[data-pool=vmdata]", "running", LINE_TIMEOUT)?;
+        browser.screenshot(&screens.join("storage.png"))?;
+
+        browser.open(&format!("{site}/new-vm"))?;
+        browser.type_into("#vm-name", "first", PAGE_TIMEOUT)?;
+        browser.type_into("#vm-memory", "64", PAGE_TIMEOUT)?;
+        browser.type_into("#disk-0-size", "1", PAGE_TIMEOUT)?;
+        browser.click("#vm-create", PAGE_TIMEOUT)?;
+        browser.wait_for_text("#vm-state", "Running", LINE_TIMEOUT)?;
+        browser.screenshot(&screens.join("vm.png"))?;
+
+        browser.open(&format!("{site}/vms/first/console"))?;
+        wait_until(&browser, SCREEN_DRAWN, "the VM's screen on the canvas")?;
+        browser.screenshot(&screens.join("console.png"))?;
+        let errors = browser.console_errors()?;
+        ensure!(errors.is_empty(), "the browser's console: {errors:?}");
+        Ok(())
+    };
+    first_vm().map_err(|failure| browser.failed_at(failure, screens.join("failure.png")))?;
     Ok(())
+}
+
+/// True once the console page's canvas shows more than a black screen: over 200 sampled
+/// pixels lit.
+const SCREEN_DRAWN: &str = "const canvas = document.querySelector('#console-screen canvas'); \
+    if (!canvas || canvas.width < 100) { return false; } \
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data; \
+    let lit = 0; \
+    for (let at = 0; at < data.length; at += 4 * 97) { \
+      if (data[at] + data[at + 1] + data[at + 2] > 60) { lit += 1; } \
+    } \
+    return lit > 200;";
+
+/// Picks the option of the `<select>` at `css` whose value contains `needle`, once it is
+/// there, and tells the page.
+fn choose(browser: &Browser, css: &str, needle: &str) -> anyhow::Result<()> {
+    let script = format!(
+        "const select = document.querySelector({css:?}); \
+         const option = select && [...select.options].find((o) => !o.disabled && o.value.includes({needle:?})); \
+         if (!option) return false; select.value = option.value; \
+         select.dispatchEvent(new Event('change')); return true;"
+    );
+    wait_until(browser, &script, &format!("an option {needle} in {css}"))
+}
+
+/// Waits until `script` answers true in the page.
+fn wait_until(browser: &Browser, script: &str, what: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if browser.execute(script)? == json!(true) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    anyhow::bail!("no {what} within {} s", LINE_TIMEOUT.as_secs())
 }
