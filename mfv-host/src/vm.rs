@@ -9,8 +9,8 @@ use std::path::Path;
 
 use mfv_config::store::{DirectoryStore, StoreError};
 use mfv_vm::{
-    ExistingVm, HostCapabilities, Hypervisor, RestoreReport, SpecErrors, SpecLimits, VirtError,
-    VmInfo, VmSpec, XmlError,
+    ExistingVm, HostCapabilities, Hypervisor, ImageFormat, RestoreReport, SpecErrors, SpecLimits,
+    VirtError, VmInfo, VmSpec, VolumeFormat, XmlError,
 };
 use serde::Serialize;
 
@@ -68,11 +68,19 @@ pub fn create(
     let existing = existing_vms(hypervisor)?;
     spec.validate_among(&SpecLimits::default(), &existing)
         .map_err(|errors| VmWorkflowError::InvalidSpec { errors })?;
+    // A pool that cannot be read is left to the volume's creation to report.
+    let spec = spec
+        .with_pool_formats(|pool| hypervisor.pool_volume_format(pool).ok().flatten())
+        .map_err(|errors| VmWorkflowError::InvalidSpec { errors })?;
     let xml = spec.to_domain_xml(host)?;
     let mut created = Vec::new();
     for volume in spec.new_volumes() {
+        let format = match volume.format {
+            ImageFormat::Qcow2 => VolumeFormat::Qcow2,
+            ImageFormat::Raw => VolumeFormat::Raw,
+        };
         if let Err(failure) =
-            hypervisor.create_volume(&volume.pool, &volume.name, volume.size_gib << 30)
+            hypervisor.create_volume_as(&volume.pool, &volume.name, volume.size_gib << 30, format)
         {
             return Err(rolled_back(hypervisor, &created, failure));
         }

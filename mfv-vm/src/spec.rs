@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::validate::{SpecError, SpecErrors};
+
 /// A virtual machine as the user describes it. Unknown fields are rejected when
 /// deserializing, so a misspelt field is an error rather than silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,9 +104,13 @@ pub struct DiskSpec {
 
 impl DiskSpec {
     /// The name of the volume a [`DiskSource::NewVolume`] disk of VM `vm_name` lives in:
-    /// `{vm_name}-{target}.qcow2`.
+    /// `{vm_name}-{target}.qcow2`, or `.img` for a raw one.
     pub fn volume_name(&self, vm_name: &str) -> String {
-        format!("{vm_name}-{}.qcow2", self.target)
+        let extension = match self.source.format() {
+            ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Raw => "img",
+        };
+        format!("{vm_name}-{}.{extension}", self.target)
     }
 }
 
@@ -141,13 +147,18 @@ impl fmt::Display for DiskBus {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DiskSource {
-    /// A qcow2 volume owned by the VM, created in a storage pool before the VM is defined
-    /// and named by [`DiskSpec::volume_name`].
+    /// A volume owned by the VM, created in a storage pool before the VM is defined and
+    /// named by [`DiskSpec::volume_name`].
     NewVolume {
         /// The libvirt storage pool.
         pool: String,
         /// Virtual size in GiB.
         size_gib: u64,
+        /// The volume's format; left out, the pool's own: qcow2 (allocated as the guest
+        /// writes) in a directory or NFS pool, raw in an LVM pool, whose logical volumes are
+        /// allocated whole (see [`VmSpec::with_pool_formats`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<ImageFormat>,
     },
     /// An existing volume in a storage pool.
     Volume {
@@ -169,6 +180,17 @@ pub enum DiskSource {
     },
 }
 
+impl DiskSource {
+    /// The format the disk's data is read as: a new volume's own, qcow2 when it is left
+    /// to the pool and not settled yet.
+    pub fn format(&self) -> ImageFormat {
+        match self {
+            DiskSource::NewVolume { format, .. } => format.unwrap_or_default(),
+            DiskSource::Volume { format, .. } | DiskSource::Image { format, .. } => *format,
+        }
+    }
+}
+
 /// The format of a disk image. It is always stated, never probed: a guest could write a
 /// qcow2 header into a raw image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +202,12 @@ pub enum ImageFormat {
     Qcow2,
     /// Plain bytes.
     Raw,
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ImageFormat {
@@ -201,6 +229,8 @@ pub struct NewVolume {
     pub name: String,
     /// Virtual size in GiB.
     pub size_gib: u64,
+    /// Its format.
+    pub format: ImageFormat,
     /// The disk it is for.
     pub disk_target: String,
 }
@@ -385,16 +415,51 @@ impl VmSpec {
             .collect()
     }
 
+    /// This spec with each new volume's format settled: `only_format(pool)` names the one
+    /// format a pool can hold (raw for an LVM pool, whose logical volumes are allocated whole:
+    /// a qcow2 that grows would need a sparse snapshot volume, which fails once it fills), or
+    /// `None` when it takes either. A new volume left to its pool takes the pool's format; one
+    /// that asks for another is refused, naming its field.
+    pub fn with_pool_formats(
+        &self,
+        only_format: impl Fn(&str) -> Option<ImageFormat>,
+    ) -> Result<VmSpec, SpecErrors> {
+        let mut settled = self.clone();
+        let mut errors = Vec::new();
+        for (index, disk) in settled.disks.iter_mut().enumerate() {
+            let DiskSource::NewVolume { pool, format, .. } = &mut disk.source else {
+                continue;
+            };
+            match (only_format(pool), *format) {
+                (Some(only), None) => *format = Some(only),
+                (Some(only), Some(asked)) if asked != only => {
+                    errors.push(SpecError::FormatNotInPool {
+                        field: format!("disks[{index}].source.format"),
+                        pool: pool.clone(),
+                        only,
+                        asked,
+                    });
+                }
+                _ => {}
+            }
+        }
+        match SpecErrors::from_errors(errors) {
+            Some(errors) => Err(errors),
+            None => Ok(settled),
+        }
+    }
+
     /// The volumes to create before the VM is defined, one per
     /// [`DiskSource::NewVolume`] disk.
     pub fn new_volumes(&self) -> Vec<NewVolume> {
         self.disks
             .iter()
             .filter_map(|disk| match &disk.source {
-                DiskSource::NewVolume { pool, size_gib } => Some(NewVolume {
+                DiskSource::NewVolume { pool, size_gib, .. } => Some(NewVolume {
                     pool: pool.clone(),
                     name: disk.volume_name(&self.name),
                     size_gib: *size_gib,
+                    format: disk.source.format(),
                     disk_target: disk.target.clone(),
                 }),
                 DiskSource::Volume { .. } | DiskSource::Image { .. } => None,
@@ -462,6 +527,7 @@ mod tests {
                 source: DiskSource::NewVolume {
                     pool: "default".into(),
                     size_gib: 100,
+                    format: None,
                 },
             }],
             cdrom: Some("/iso/install.iso".into()),
@@ -619,8 +685,56 @@ mod tests {
                 pool: "p".into(),
                 name: "web-1-vda.qcow2".into(),
                 size_gib: 5,
+                format: ImageFormat::Qcow2,
                 disk_target: "vda".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_new_volume_in_an_lvm_pool_is_settled_raw_and_named_so() {
+        let spec: VmSpec = serde_json::from_str(
+            r#"{"name": "db", "vcpus": 1, "memory_mib": 64,
+                "disks": [{"target": "vda", "source": {"new_volume": {"pool": "lvm", "size_gib": 5}}},
+                          {"target": "vdb", "source": {"new_volume": {"pool": "dir", "size_gib": 1}}}]}"#,
+        )
+        .unwrap();
+        let settled = spec
+            .with_pool_formats(|pool| {
+                Some(pool == "lvm")
+                    .filter(|lvm| *lvm)
+                    .map(|_| ImageFormat::Raw)
+            })
+            .unwrap();
+        let volumes = settled.new_volumes();
+        assert_eq!(
+            volumes
+                .iter()
+                .map(|volume| (volume.name.as_str(), volume.format))
+                .collect::<Vec<_>>(),
+            [
+                ("db-vda.img", ImageFormat::Raw),
+                ("db-vdb.qcow2", ImageFormat::Qcow2)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_qcow2_volume_asked_for_in_an_lvm_pool_is_refused_naming_the_field() {
+        let spec: VmSpec = serde_json::from_str(
+            r#"{"name": "db", "vcpus": 1, "memory_mib": 64,
+                "disks": [{"target": "vda", "source": {"new_volume":
+                    {"pool": "lvm", "size_gib": 5, "format": "qcow2"}}}]}"#,
+        )
+        .unwrap();
+        let errors = spec
+            .with_pool_formats(|_| Some(ImageFormat::Raw))
+            .unwrap_err();
+        assert_eq!(errors.errors()[0].field(), "disks[0].source.format");
+        assert_eq!(
+            errors.to_string(),
+            "invalid VM spec: disks[0].source.format: the pool lvm holds raw volumes only, \
+             not qcow2"
         );
     }
 }

@@ -19,6 +19,7 @@ use crate::connection::Hypervisor;
 use crate::libvirt::{
     ObjectKind, VirtError, attribute, build_xml, code, next_event, operation_error,
 };
+use crate::spec::ImageFormat;
 
 /// The volume group format of logical pools, as libvirt names it.
 const LVM2: &str = "lvm2";
@@ -387,6 +388,19 @@ impl Hypervisor {
         let volume = StorageVol::create_xml(&pool, &xml, 0)
             .map_err(|error| operation_error("create", ObjectKind::Volume, name, error))?;
         volume_info(&volume, name)
+    }
+
+    /// The one format new volumes of the pool `pool_name` can have: raw in a logical (LVM)
+    /// pool, whose volumes libvirt allocates whole (a qcow2 there would need a sparse
+    /// snapshot volume, which needs dm-snapshot and fails once it fills); `None` for a pool
+    /// that takes either.
+    pub fn pool_volume_format(&self, pool_name: &str) -> Result<Option<ImageFormat>, VirtError> {
+        let xml = self
+            .pool(pool_name)?
+            .xml_desc(0)
+            .map_err(|error| operation_error("read", ObjectKind::Pool, pool_name, error))?;
+        let layout = PoolLayout::parse(pool_name, &xml)?;
+        Ok((layout.kind == "logical").then_some(ImageFormat::Raw))
     }
 
     /// The volume `name` of the pool `pool_name`.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{BootDevice, DiskBus, DiskSource, MacAddress, NicSource, VmSpec};
+use crate::{BootDevice, DiskBus, DiskSource, ImageFormat, MacAddress, NicSource, VmSpec};
 
 /// Longest VM, pool, network or tag name accepted.
 const MAX_NAME_LEN: usize = 64;
@@ -109,6 +109,18 @@ pub enum SpecError {
         bus: DiskBus,
         /// The names on that bus start with this.
         prefix: &'static str,
+    },
+    /// A new volume asks for a format its pool cannot hold.
+    #[error("{field}: the pool {pool} holds {only} volumes only, not {asked}")]
+    FormatNotInPool {
+        /// The field.
+        field: String,
+        /// The pool.
+        pool: String,
+        /// The one format the pool holds.
+        only: ImageFormat,
+        /// The format asked for.
+        asked: ImageFormat,
     },
     /// Two disks have the same target.
     #[error("{field}: {value:?} is already the target of {first}")]
@@ -247,6 +259,7 @@ impl SpecError {
             | SpecError::InvalidName { field, .. }
             | SpecError::OutOfRange { field, .. }
             | SpecError::DiskTargetNotOnBus { field, .. }
+            | SpecError::FormatNotInPool { field, .. }
             | SpecError::DuplicateDiskTarget { field, .. }
             | SpecError::RelativePath { field, .. }
             | SpecError::MalformedMac { field, .. }
@@ -271,6 +284,11 @@ impl SpecError {
 pub struct SpecErrors(Vec<SpecError>);
 
 impl SpecErrors {
+    /// `errors` as one refusal, `None` when there are none.
+    pub(crate) fn from_errors(errors: Vec<SpecError>) -> Option<SpecErrors> {
+        (!errors.is_empty()).then_some(SpecErrors(errors))
+    }
+
     /// The problems.
     pub fn errors(&self) -> &[SpecError] {
         &self.0
@@ -386,7 +404,7 @@ impl VmSpec {
                 targets.insert(&disk.target, field);
             }
             match &disk.source {
-                DiskSource::NewVolume { pool, size_gib } => {
+                DiskSource::NewVolume { pool, size_gib, .. } => {
                     check_name(
                         &mut errors,
                         &format!("disks[{index}].source.pool"),
@@ -706,6 +724,7 @@ mod tests {
                     source: DiskSource::NewVolume {
                         pool: "default".into(),
                         size_gib: 20,
+                        format: None,
                     },
                 },
                 DiskSpec {
@@ -864,6 +883,7 @@ mod tests {
                 spec.disks[0].source = DiskSource::NewVolume {
                     pool: "my pool".into(),
                     size_gib: 0,
+                    format: None,
                 }
             },
             &[
@@ -876,6 +896,7 @@ mod tests {
                 spec.disks[0].source = DiskSource::NewVolume {
                     pool: String::new(),
                     size_gib: 65537,
+                    format: None,
                 }
             },
             &[

@@ -370,6 +370,16 @@ fn volumes_on_the_test_driver() {
     let dir = tempfile::tempdir().unwrap();
     hypervisor.ensure_dir_pool(&pool, dir.path()).unwrap();
     hypervisor.ensure_dir_pool(&pool, dir.path()).unwrap();
+    // A directory pool takes either format; an LVM pool only raw (the appliance test
+    // `web` makes a VM in one).
+    assert_eq!(hypervisor.pool_volume_format(&pool).unwrap(), None);
+    assert!(matches!(
+        hypervisor.pool_volume_format("no-such-pool"),
+        Err(VirtError::NotFound {
+            kind: ObjectKind::Pool,
+            ..
+        })
+    ));
     let created = hypervisor.create_volume(&pool, "a.qcow2", 1 << 30).unwrap();
     assert_eq!(created.capacity_bytes, 1 << 30);
     assert!(matches!(

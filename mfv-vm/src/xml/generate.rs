@@ -140,7 +140,7 @@ fn own_metadata(spec: &VmSpec) -> Element {
         vm.push(Element::new(&qualified("tag")).text(tag.as_str()));
     }
     for disk in &spec.disks {
-        if let DiskSource::NewVolume { pool, size_gib } = &disk.source {
+        if let DiskSource::NewVolume { pool, size_gib, .. } = &disk.source {
             vm.push(
                 Element::new(&qualified("new-volume"))
                     .attr("target", disk.target.as_str())
@@ -206,7 +206,7 @@ fn devices(spec: &VmSpec, extra: Vec<Element>) -> Element {
         let (disk_type, format, source) = match &disk.source {
             DiskSource::NewVolume { pool, .. } => (
                 "volume",
-                ImageFormat::Qcow2,
+                disk.source.format(),
                 Element::new("source")
                     .attr("pool", pool.as_str())
                     .attr("volume", disk.volume_name(&spec.name)),

@@ -525,7 +525,12 @@ impl Importer {
     /// Resolves boot order and new-volume records once every element is read.
     fn finish(&mut self) {
         for disk in &mut self.spec.disks {
-            let DiskSource::Volume { pool, volume, .. } = &disk.source else {
+            let DiskSource::Volume {
+                pool,
+                volume,
+                format,
+            } = &disk.source
+            else {
                 continue;
             };
             let owned = self
@@ -537,6 +542,8 @@ impl Importer {
                 disk.source = DiskSource::NewVolume {
                     pool: pool.clone(),
                     size_gib: *size_gib,
+                    // qcow2, the default, is left out as a spec leaves it out.
+                    format: Some(*format).filter(|format| *format != ImageFormat::Qcow2),
                 };
             }
         }

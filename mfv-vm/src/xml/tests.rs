@@ -21,6 +21,7 @@ fn typical_spec() -> VmSpec {
                 source: DiskSource::NewVolume {
                     pool: "default".into(),
                     size_gib: 20,
+                    format: None,
                 },
             },
             DiskSpec {
@@ -111,7 +112,20 @@ fn specs_round_trip_through_their_xml() {
     uefi.description = None;
     uefi.tags.clear();
     uefi.uuid = None;
-    for spec in [typical_spec(), minimal_spec(), uefi] {
+    // A new volume in an LVM pool: raw, named so, and read back as the VM's own.
+    let mut lvm = typical_spec();
+    lvm.disks[0].source = DiskSource::NewVolume {
+        pool: "lvm".into(),
+        size_gib: 20,
+        format: Some(ImageFormat::Raw),
+    };
+    let lvm_xml = lvm.to_domain_xml(&HostCapabilities::tcg_only()).unwrap();
+    assert!(
+        lvm_xml.contains("<driver name=\"qemu\" type=\"raw\"/>")
+            && lvm_xml.contains("volume=\"web-1-vda.img\""),
+        "{lvm_xml}"
+    );
+    for spec in [typical_spec(), minimal_spec(), uefi, lvm] {
         for host in [HostCapabilities::tcg_only(), uefi_host()] {
             let Ok(xml) = spec.to_domain_xml(&host) else {
                 assert_eq!(spec.firmware, Firmware::Uefi);

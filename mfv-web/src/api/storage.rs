@@ -396,7 +396,7 @@ struct NewVolume {
     size_gib: Option<Value>,
     #[schemars(with = "Option<u64>", range(min = 1))]
     size_bytes: Option<Value>,
-    /// `qcow2` when left out.
+    /// Left out: the pool's own, `qcow2`, or `raw` in an LVM pool (which holds only raw).
     #[schemars(schema_with = "volume_format")]
     format: Option<String>,
 }
@@ -448,9 +448,10 @@ fn create_volume(call: Call) -> HandlerFuture {
         let request: NewVolume = call.json()?;
         check_volume_name(&request.name)?;
         let size = volume_size(request.size_gib.as_ref(), request.size_bytes.as_ref())?;
-        let format = match request.format.as_deref() {
-            None | Some("qcow2") => VolumeFormat::Qcow2,
-            Some("raw") => VolumeFormat::Raw,
+        let asked = match request.format.as_deref() {
+            None => None,
+            Some("qcow2") => Some(VolumeFormat::Qcow2),
+            Some("raw") => Some(VolumeFormat::Raw),
             Some(other) => {
                 return Err(ApiError::invalid(
                     "format",
@@ -459,6 +460,22 @@ fn create_volume(call: Call) -> HandlerFuture {
             }
         };
         let volume = with_hypervisor(uri, move |hypervisor| {
+            // An LVM pool holds raw volumes only (mfv-vm's `pool_volume_format`).
+            let only_raw = hypervisor
+                .pool_volume_format(&pool)
+                .map_err(storage_error)?
+                .is_some();
+            let format = match (asked, only_raw) {
+                (Some(VolumeFormat::Qcow2), true) => {
+                    return Err(ApiError::invalid(
+                        "format",
+                        format!("the pool {pool} holds raw volumes only, not qcow2"),
+                    ));
+                }
+                (None, true) => VolumeFormat::Raw,
+                (None, false) => VolumeFormat::Qcow2,
+                (Some(format), _) => format,
+            };
             hypervisor
                 .create_volume_as(&pool, &request.name, size, format)
                 .map_err(storage_error)
