@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::tree::{self, Element};
 use super::{HostCapabilities, METADATA_NAMESPACE, XmlError};
-use crate::{BootDevice, DiskSource, Firmware, ImageFormat, NicSource, SpecLimits, VmSpec};
+use crate::{BootDevice, DiskSource, Firmware, NicSource, SpecLimits, VmSpec};
 
 /// Children of `<domain>` written from the spec; [`crate::ExtraXml::domain`] must not
 /// hold them.
