@@ -1,6 +1,7 @@
 //! The storage routes over real HTTPS against a private libvirtd with a directory pool:
-//! pools and volumes with their refusals, and uploads of images in chunks that survive a
-//! dropped connection and end with the very bytes sent.
+//! pools and volumes with their refusals (an LVM pool on a loop device takes raw volumes
+//! only), and uploads of images in chunks that survive a dropped connection and end with the
+//! very bytes sent.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -670,4 +671,35 @@ fn a_qcow2_upload_is_checked_cancelled_and_read_back_as_qcow2() {
     let volume = sent.json().unwrap()["volume"].clone();
     assert_eq!(volume["format"], "qcow2", "{volume}");
     assert_eq!(volume["capacity_bytes"], 64u64 << 20, "{volume}");
+}
+
+#[test]
+fn an_lvm_pool_takes_raw_volumes_only_and_refuses_a_qcow2_naming_the_format() {
+    let server = Server::with_libvirt(daemon().uri());
+    let device = mfv_tests::loop_device::LoopDevice::blank(64 << 20).unwrap();
+    let pool = unique("st-lvm");
+    let hypervisor = Hypervisor::connect(daemon().uri()).unwrap();
+    hypervisor
+        .ensure_logical_pool(&pool, device.path())
+        .unwrap();
+
+    // Refused before LVM is asked: a qcow2 would need a sparse snapshot volume.
+    let qcow2 = send(
+        &server,
+        Role::Admin,
+        "POST",
+        &format!("/api/v1/pools/{pool}/volumes"),
+        Some(json!({"name": "disk", "size_bytes": 4 << 20, "format": "qcow2"})),
+    );
+    let refused = (qcow2.status, field(&qcow2));
+    hypervisor.forget_pool(&pool).unwrap();
+    let _ = std::process::Command::new("vgremove")
+        .args(["-f", &pool])
+        .status();
+    assert_eq!(refused, (400, "format".to_owned()), "{}", qcow2.text());
+    assert!(
+        qcow2.text().contains("holds raw volumes only"),
+        "{}",
+        qcow2.text()
+    );
 }
