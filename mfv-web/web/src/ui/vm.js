@@ -210,7 +210,7 @@ export function start(view) {
       facts([
         ["CPUs", vm.vcpus],
         ["Memory", bytes(vm.max_memory_kib * 1024)],
-        ["Firmware", spec.firmware ?? "–"],
+        ["Firmware", { bios: "BIOS (SeaBIOS)", uefi: "UEFI (OVMF)" }[spec.firmware] ?? spec.firmware ?? "–"],
         ["CD-ROM", cdromOf(spec) ?? (cdromOf(spec) === null ? "empty" : "no drive")],
         ["UUID", h("span", { class: "mono" }, vm.uuid)],
         spec.description ? ["Description", spec.description] : null,

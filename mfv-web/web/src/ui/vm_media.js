@@ -32,7 +32,8 @@ export function cdromControls(path, current, report) {
     { id: "cdrom-media" },
     current ? ["Holds ", h("code", {}, current)] : current === null ? "Empty." : "This VM has no CD-ROM drive: an image can be put in only when the VM was created with one.",
   );
-  if (!may.manage) {
+  // Without a drive there is nothing to put an image in: no controls.
+  if (!may.manage || current === undefined) {
     return holds;
   }
   const summary = errorSummary("cdrom-errors");
