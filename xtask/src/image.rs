@@ -1233,26 +1233,29 @@ mod tests {
             files: 1,
             uncompressed_bytes: 1024,
             compressed_bytes: 100,
+            squashfs_bytes: 60,
             modules: 0,
         };
         assert_eq!(
-            tree.manifest(&report),
-            "# Every entry of initrd.img: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n\
+            tree.manifest("initramfs", &report).unwrap(),
+            "# initramfs: every entry: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n\
              l 0777          7 /bin -> usr/bin\n\
              d 0755          0 /dev\n\
              c 0666          0 /dev/null (1:3)\n\
              f 0755          5 /init\n\
              \n\
-             # Components: name                                  files       bytes        MiB  links\n\
-             skeleton                                                0           0        0.0      1\n\
-             ours                                                    1           5        0.0      0\n\
+             # Components: name                                  files       bytes        MiB  zstd MiB  links\n\
+             skeleton                                                0           0        0.0       0.0      1\n\
+             ours                                                    1           5        0.0       0.0      0\n\
              \n\
-             # Totals\n\
+             # Totals of initramfs\n\
              entries: 4\n\
-             files: 1\n\
              file bytes: 5\n\
+             # initrd.img\n\
+             files: 1\n\
              uncompressed bytes: 1024\n\
              compressed bytes: 100\n\
+             payload.squashfs bytes: 60\n\
              modules: 0\n"
         );
     }
