@@ -166,7 +166,9 @@ pub fn mount_payload(paths: &PayloadPaths) -> Result<MountedPayload, PayloadErro
             loaded_modules.push(module.clone());
         }
     }
-    let device = attach(&image, paths)?;
+    // Held open until the mount holds the device: with autoclear, the last close of an
+    // unmounted loop device unbinds it.
+    let (device, _loop_file) = attach(&image, paths)?;
     std::fs::create_dir_all(&paths.mount_point).map_err(|source| PayloadError::MountPoint {
         path: paths.mount_point.clone(),
         source,
@@ -206,9 +208,9 @@ fn load_module(path: &Path) -> Result<bool, PayloadError> {
     }
 }
 
-/// Binds `image` read-only to a free loop device; the binding goes when the device is last
-/// closed after the mount ends (autoclear).
-fn attach(image: &File, paths: &PayloadPaths) -> Result<PathBuf, PayloadError> {
+/// Binds `image` read-only to a free loop device; returns its path and the open device. The
+/// binding goes when the device is last closed while unmounted (autoclear).
+fn attach(image: &File, paths: &PayloadPaths) -> Result<(PathBuf, File), PayloadError> {
     let control_path = paths.dev_dir.join("loop-control");
     let control = File::open(&control_path).map_err(|error| PayloadError::LoopControl {
         path: control_path.clone(),
@@ -254,7 +256,7 @@ fn attach(image: &File, paths: &PayloadPaths) -> Result<PathBuf, PayloadError> {
     // SAFETY: `config` is a live `struct loop_config` the kernel only reads; both descriptors
     // are open for the duration of the call.
     unsafe { loop_configure(loop_file.as_raw_fd(), &config) }.map_err(attach_error)?;
-    Ok(device)
+    Ok((device, loop_file))
 }
 
 fn io_errno(error: &std::io::Error) -> Errno {

@@ -874,6 +874,9 @@ impl Tree {
                     | Component::Libraries
                     | Component::KernelModules
             ) && !early_files.contains(path)
+                // Configuration and state stay writable, as on any Debian system.
+                && !path.starts_with("etc/")
+                && !path.starts_with("var/")
         };
         // The directories the early part needs: those of every entry it keeps.
         let mut early_dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
@@ -936,6 +939,10 @@ impl Tree {
             .with_context(|| format!("cannot create {}", staging.display()))?;
         for (path, (node, _)) in &self.nodes {
             let to = staging.join(path);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
             match node {
                 Node::Directory { permissions } => {
                     fs::create_dir_all(&to)
