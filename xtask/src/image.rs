@@ -960,8 +960,10 @@ impl Tree {
                         .permissions()
                         .mode()
                         & 0o7777;
-                    if host_mode != *permissions || fs::hard_link(source, &to).is_err() {
-                        fs::copy(source, &to).with_context(|| {
+                    // link(2) does not follow a symbolic link: link to what it names.
+                    let source = canonical(source)?;
+                    if host_mode != *permissions || fs::hard_link(&source, &to).is_err() {
+                        fs::copy(&source, &to).with_context(|| {
                             format!("cannot copy {} to {}", source.display(), to.display())
                         })?;
                         fs::set_permissions(&to, fs::Permissions::from_mode(*permissions))
