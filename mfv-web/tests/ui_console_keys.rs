@@ -301,7 +301,16 @@ fn the_console_starts_its_vm_and_sends_keys_held_modifiers_and_the_clipboard_unl
         )
         .unwrap();
     browser.click("#console-clipboard-copy", WAIT).unwrap();
-    let copied = browser.text("#console-clipboard-status", WAIT).unwrap();
+    // The browser's clipboard answers later: the status changes once it has.
+    let deadline = Instant::now() + WAIT;
+    let copied = loop {
+        let status = browser.text("#console-clipboard-status", WAIT).unwrap();
+        if status.contains("Copied") || status.contains("press Ctrl-C") || Instant::now() > deadline
+        {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         copied.contains("Copied") || copied.contains("press Ctrl-C"),
         "{copied}"
