@@ -15,6 +15,7 @@
 //! - [`terminal_text`]: text from a volume, a packet or a user with its control characters
 //!   escaped, so printing it cannot drive the terminal;
 //! - [`utc`]: seconds since the epoch as a UTC date and time of day;
+//! - [`payload`]: a squashfs image in a file mounted read-only through a loop device;
 //! - [`malloc`]: glibc's malloc settings that keep a long-running process's memory flat;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
@@ -33,6 +34,7 @@ pub mod loopback;
 pub mod malloc;
 pub mod mountinfo;
 mod oper_state;
+pub mod payload;
 pub mod regular_file;
 pub mod terminal_text;
 pub mod utc;

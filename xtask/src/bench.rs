@@ -846,6 +846,7 @@ mod tests {
             files: 10,
             uncompressed_bytes: 2 * 1024 * 1024,
             compressed_bytes: 1024 * 1024,
+            squashfs_bytes: 512 * 1024,
             modules: 3,
         };
         let table = figures_table(&samples, &report).unwrap();

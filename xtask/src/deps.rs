@@ -19,6 +19,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "rescue shell and applets inside the initrd",
     ),
     ("cpio", "tests read the initrd back with cpio -t"),
+    (
+        "squashfs-tools",
+        "mksquashfs writes the image's payload (modules, libvirt, QEMU)",
+    ),
     ("kmod", "depmod builds modules.dep and modules.alias"),
     ("zstd", "inspecting the zstd-compressed initrd by hand"),
     ("libclang-dev", "bindgen for libblkid-rs and sys-mount"),

@@ -33,6 +33,23 @@ const BUSYBOX: &str = "/bin/busybox";
 /// /var/log/libvirt, /etc/libvirt/qemu) are not there: libvirtd and virtlogd create them.
 const ROOTFS: &str = "xtask/rootfs";
 
+/// The payload: everything early boot does not need, as one squashfs stored uncompressed in
+/// the initrd, which mfv-init mounts here (paths without the leading `/`). Its paths in the
+/// image are symbolic links into the mount, so libvirt and QEMU find their files where Debian
+/// puts them.
+const PAYLOAD_IMAGE: &str = "usr/lib/mfv/payload.squashfs";
+const PAYLOAD_DIR: &str = "usr/lib/mfv/payload";
+/// The modules mfv-init loads before mounting the payload (in Debian's kernel both are
+/// modules), as (file name, path below the staged modules directory).
+const EARLY_MODULES_DIR: &str = "usr/lib/mfv/early";
+const EARLY_MODULES: [(&str, &str); 2] = [
+    ("loop.ko", "kernel/drivers/block/loop.ko"),
+    ("squashfs.ko", "kernel/fs/squashfs/squashfs.ko"),
+];
+/// mksquashfs's zstd level: the payload is read on demand, so a higher level costs only build
+/// time.
+const SQUASHFS_ZSTD_LEVEL: &str = "15";
+
 /// Which cargo profile our binaries come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -65,6 +82,8 @@ pub struct ImageReport {
     pub uncompressed_bytes: u64,
     /// Size of initrd.img.
     pub compressed_bytes: u64,
+    /// Size of the payload squashfs inside it.
+    pub squashfs_bytes: u64,
     /// Kernel modules in the initrd.
     pub modules: usize,
 }
@@ -108,9 +127,30 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         library_dirs: elf::SYSTEM_LIBRARY_DIRS,
     })?;
 
+    let mtime = source_date_epoch()?;
+    let early_libraries: Vec<String> = elf::resolve(
+        std::slice::from_ref(&bin.join("mfv-init")),
+        elf::SYSTEM_LIBRARY_DIRS,
+    )?
+    .into_iter()
+    .map(|library| library.image_path)
+    .collect();
+    let (mut early, payload) = tree.split(&early_libraries)?;
+    for (name, module) in EARLY_MODULES {
+        early.insert_host_file(
+            Component::EarlyModules,
+            &format!("{EARLY_MODULES_DIR}/{name}"),
+            &staged.dir.join(module),
+        )?;
+    }
+    let squashfs = out.join("payload.squashfs");
+    payload.write_squashfs(&out.join("payload-staging"), &squashfs, mtime)?;
+    let mut payload_part = Tree::default();
+    payload_part.insert_host_file(Component::Payload, PAYLOAD_IMAGE, &squashfs)?;
+
     let initrd = out.join("initrd.img");
     let partial = out.join("initrd.img.partial");
-    let uncompressed_bytes = tree.write_zstd(&partial, source_date_epoch()?)?;
+    let uncompressed_bytes = write_initrd(&payload_part, &early, &partial, mtime)?;
     fs::rename(&partial, &initrd).with_context(|| {
         format!(
             "cannot rename {} to {}",
@@ -138,22 +178,35 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
             vmlinuz.display()
         )
     })?;
+    let squashfs_bytes = fs::metadata(&squashfs)
+        .with_context(|| format!("cannot stat {}", squashfs.display()))?
+        .len();
     let report = ImageReport {
-        files: tree.count(|node| matches!(node, Node::File { .. })),
+        files: early.count(|node| matches!(node, Node::File { .. }))
+            + payload.count(|node| matches!(node, Node::File { .. })),
         uncompressed_bytes,
         compressed_bytes,
+        squashfs_bytes,
         modules: staged.count,
     };
+    let mut text = early.manifest(
+        &format!("initramfs part of initrd.img (unpacked by the kernel; plus /{PAYLOAD_IMAGE})"),
+        &report,
+    )?;
+    text.push('\n');
+    text.push_str(&payload.manifest(
+        &format!("payload.squashfs (mounted on /{PAYLOAD_DIR}, read on demand)"),
+        &report,
+    )?);
     let manifest = out.join("manifest.txt");
-    fs::write(&manifest, tree.manifest(&report))
-        .with_context(|| format!("cannot write {}", manifest.display()))?;
-    print!("{}", tree.component_summary());
+    fs::write(&manifest, text).with_context(|| format!("cannot write {}", manifest.display()))?;
     println!(
-        "initrd: {} files, {} modules, {} uncompressed, {} compressed\nwrote {}, {} and {}",
+        "initrd: {} files, {} modules, {} uncompressed, {} compressed, of which payload.squashfs {}\nwrote {}, {} and {}",
         report.files,
         report.modules,
         mib(report.uncompressed_bytes),
         mib(report.compressed_bytes),
+        mib(report.squashfs_bytes),
         vmlinuz.display(),
         initrd.display(),
         manifest.display()
@@ -448,6 +501,12 @@ enum Component {
     Libraries,
     /// Kernel modules and their indices.
     KernelModules,
+    /// The modules loaded before the payload is mounted.
+    EarlyModules,
+    /// Symbolic links into the payload's mount.
+    PayloadLinks,
+    /// The payload squashfs file.
+    Payload,
 }
 
 impl std::fmt::Display for Component {
@@ -460,6 +519,9 @@ impl std::fmt::Display for Component {
             Self::Package(name) => write!(f, "package {name}"),
             Self::Libraries => f.write_str("libraries"),
             Self::KernelModules => f.write_str("kernel modules"),
+            Self::EarlyModules => f.write_str("early modules (loop, squashfs)"),
+            Self::PayloadLinks => f.write_str("links into the payload"),
+            Self::Payload => f.write_str("payload.squashfs"),
         }
     }
 }
@@ -607,6 +669,12 @@ impl Tree {
     /// Whether `path` leads to an entry that is not a symbolic link, following the image's own
     /// links (relative or absolute, at most [`MAX_LINKS`]).
     fn resolves(&self, path: &str) -> bool {
+        self.resolved(path).is_some()
+    }
+
+    /// The path of the entry `path` leads to (not a symbolic link), following the image's own
+    /// links; `None` when it leads nowhere.
+    fn resolved(&self, path: &str) -> Option<String> {
         let mut pending: VecDeque<String> = path.split('/').map(str::to_owned).collect();
         let mut resolved: Vec<String> = Vec::new();
         let mut links = 0;
@@ -620,11 +688,11 @@ impl Tree {
                 _ => resolved.push(part),
             }
             match self.node(&resolved.join("/")) {
-                None => return false,
+                None => return None,
                 Some(Node::Symlink { target }) => {
                     links += 1;
                     if links > MAX_LINKS {
-                        return false;
+                        return None;
                     }
                     resolved.pop();
                     if target.starts_with('/') {
@@ -637,7 +705,7 @@ impl Tree {
                 Some(_) => {}
             }
         }
-        true
+        Some(resolved.join("/"))
     }
 
     /// Writes the tree as a cpio archive; returns the archive's length.
@@ -673,32 +741,11 @@ impl Tree {
         writer.finish().context("cannot finish the archive")
     }
 
-    /// Writes the zstd-compressed archive to `path`; returns the uncompressed length.
-    fn write_zstd(&self, path: &Path, mtime: u32) -> Result<u64> {
-        let file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut encoder = zstd::stream::write::Encoder::new(BufWriter::new(file), ZSTD_LEVEL)
-            .with_context(|| format!("cannot start zstd for {}", path.display()))?;
-        encoder
-            .multithread(ZSTD_THREADS)
-            .context("cannot enable multithreaded zstd")?;
-        let (encoder, length) = self.write_cpio(encoder, mtime)?;
-        let file = encoder
-            .finish()
-            .with_context(|| format!("cannot finish {}", path.display()))?;
-        let file = file
-            .into_inner()
-            .map_err(|error| error.into_error())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot sync {}", path.display()))?;
-        Ok(length)
-    }
-
-    /// One line per entry, then the totals.
-    fn manifest(&self, report: &ImageReport) -> String {
-        let mut text = String::from(
-            "# Every entry of initrd.img: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n",
+    /// One line per entry, then per component its files, bytes and zstd-compressed bytes, then
+    /// the totals.
+    fn manifest(&self, title: &str, report: &ImageReport) -> Result<String> {
+        let mut text = format!(
+            "# {title}: every entry: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n",
         );
         let mut file_bytes = 0;
         for (path, (node, _)) in &self.nodes {
@@ -730,57 +777,269 @@ impl Tree {
             };
         }
         text.push('\n');
-        text.push_str(&self.component_summary());
+        text.push_str(&self.component_summary()?);
         let _ = write!(
             text,
-            "\n# Totals\nentries: {}\nfiles: {}\nfile bytes: {file_bytes}\nuncompressed bytes: {}\ncompressed bytes: {}\nmodules: {}\n",
+            "\n# Totals of {title}\nentries: {}\nfile bytes: {file_bytes}\n\
+             # initrd.img\nfiles: {}\nuncompressed bytes: {}\ncompressed bytes: {}\n\
+             payload.squashfs bytes: {}\nmodules: {}\n",
             self.nodes.len(),
             report.files,
             report.uncompressed_bytes,
             report.compressed_bytes,
+            report.squashfs_bytes,
             report.modules,
         );
-        text
+        Ok(text)
     }
 
-    /// Per component: regular files, their bytes (and in MiB), symbolic links; one line each.
-    fn component_summary(&self) -> String {
+    /// Per component: regular files, their bytes (and in MiB), the bytes zstd makes of them
+    /// alone at the initrd's level (in MiB), symbolic links; one line each.
+    fn component_summary(&self) -> Result<String> {
         #[derive(Default)]
         struct Sum {
             files: usize,
             bytes: u64,
+            compressed: u64,
             links: usize,
         }
         let mut sums: BTreeMap<Component, Sum> = BTreeMap::new();
+        let mut encoders: BTreeMap<Component, zstd::stream::write::Encoder<'static, Counter>> =
+            BTreeMap::new();
         for (node, component) in self.nodes.values() {
             let sum = sums.entry(*component).or_default();
             match node {
-                Node::File { size, .. } => {
+                Node::File { size, source, .. } => {
                     sum.files += 1;
                     sum.bytes += size;
+                    let encoder = match encoders.entry(*component) {
+                        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(entry) => entry.insert(
+                            zstd::stream::write::Encoder::new(Counter::default(), ZSTD_LEVEL)
+                                .context("cannot start zstd")?,
+                        ),
+                    };
+                    let mut file = File::open(source)
+                        .with_context(|| format!("cannot read {}", source.display()))?;
+                    std::io::copy(&mut file, encoder)
+                        .with_context(|| format!("cannot compress {}", source.display()))?;
                 }
                 Node::Symlink { .. } => sum.links += 1,
                 Node::Directory { .. } | Node::CharDevice { .. } => {}
             }
         }
+        for (component, encoder) in encoders {
+            let counter = encoder.finish().context("cannot finish zstd")?;
+            sums.entry(component).or_default().compressed = counter.0;
+        }
         let mut text = format!(
-            "# Components: {:<36} {:>6} {:>11} {:>10} {:>6}\n",
-            "name", "files", "bytes", "MiB", "links"
+            "# Components: {:<36} {:>6} {:>11} {:>10} {:>9} {:>6}\n",
+            "name", "files", "bytes", "MiB", "zstd MiB", "links"
         );
         for (component, sum) in sums {
             // Writing to a String cannot fail.
             let _ = writeln!(
                 text,
-                "{:<50} {:>6} {:>11} {:>10.1} {:>6}",
+                "{:<50} {:>6} {:>11} {:>10.1} {:>9.1} {:>6}",
                 component.to_string(),
                 sum.files,
                 sum.bytes,
                 sum.bytes as f64 / (1024.0 * 1024.0),
+                sum.compressed as f64 / (1024.0 * 1024.0),
                 sum.links
             );
         }
-        text
+        Ok(text)
     }
+
+    /// Splits the image in the part the kernel unpacks (what early boot needs: /init and the
+    /// libraries it links, busybox, our own files, the skeleton) and the payload (everything
+    /// else). The early part gets, for each payload entry whose directory it has, a symbolic
+    /// link to the same path below the payload's mount (a payload symbolic link is kept as it
+    /// is), so every path stays where it was.
+    fn split(self, early_libraries: &[String]) -> Result<(Tree, Tree)> {
+        let mut early_files: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        early_files.insert("init".to_owned());
+        for library in early_libraries {
+            early_files.insert(library.clone());
+            if let Some(target) = self.resolved(library) {
+                early_files.insert(target);
+            }
+        }
+        let is_payload = |path: &str, component: Component| {
+            matches!(
+                component,
+                Component::Ours
+                    | Component::Package(_)
+                    | Component::Libraries
+                    | Component::KernelModules
+            ) && !early_files.contains(path)
+                // Configuration and state stay writable, as on any Debian system.
+                && !path.starts_with("etc/")
+                && !path.starts_with("var/")
+        };
+        // The directories the early part needs: those of every entry it keeps.
+        let mut early_dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for (path, (node, component)) in &self.nodes {
+            if is_payload(path, *component) {
+                continue;
+            }
+            if matches!(node, Node::Directory { .. }) {
+                early_dirs.insert(path.clone());
+            }
+            let mut parent = path.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                early_dirs.insert(up.to_owned());
+                parent = up;
+            }
+        }
+        let mut early = Tree::default();
+        let mut payload = Tree::default();
+        for (path, (node, component)) in self.nodes {
+            if !is_payload(&path, component) {
+                early.nodes.insert(path, (node, component));
+                continue;
+            }
+            let parent_is_early = path
+                .rsplit_once('/')
+                .is_none_or(|(parent, _)| early_dirs.contains(parent));
+            match &node {
+                Node::Directory { .. } if early_dirs.contains(&path) => {
+                    early.nodes.insert(path.clone(), (node.clone(), component));
+                }
+                Node::Symlink { .. } if parent_is_early => {
+                    early.nodes.insert(path.clone(), (node.clone(), component));
+                }
+                _ if parent_is_early => {
+                    early.nodes.insert(
+                        path.clone(),
+                        (
+                            Node::Symlink {
+                                target: format!("/{PAYLOAD_DIR}/{path}"),
+                            },
+                            Component::PayloadLinks,
+                        ),
+                    );
+                }
+                _ => {}
+            }
+            payload.nodes.insert(path, (node, component));
+        }
+        Ok((early, payload))
+    }
+
+    /// Writes the tree as a squashfs (zstd) at `image`, through a staging directory of hard
+    /// links (copies where a link cannot be made or the mode differs).
+    fn write_squashfs(&self, staging: &Path, image: &Path, mtime: u32) -> Result<()> {
+        if staging.exists() {
+            fs::remove_dir_all(staging)
+                .with_context(|| format!("cannot remove {}", staging.display()))?;
+        }
+        fs::create_dir_all(staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        for (path, (node, _)) in &self.nodes {
+            let to = staging.join(path);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            match node {
+                Node::Directory { permissions } => {
+                    fs::create_dir_all(&to)
+                        .with_context(|| format!("cannot create {}", to.display()))?;
+                    fs::set_permissions(&to, fs::Permissions::from_mode(*permissions))
+                        .with_context(|| format!("cannot chmod {}", to.display()))?;
+                }
+                Node::File {
+                    source,
+                    permissions,
+                    ..
+                } => {
+                    let host_mode = fs::metadata(source)
+                        .with_context(|| format!("cannot stat {}", source.display()))?
+                        .permissions()
+                        .mode()
+                        & 0o7777;
+                    // link(2) does not follow a symbolic link: link to what it names.
+                    let source = canonical(source)?;
+                    if host_mode != *permissions || fs::hard_link(&source, &to).is_err() {
+                        fs::copy(&source, &to).with_context(|| {
+                            format!("cannot copy {} to {}", source.display(), to.display())
+                        })?;
+                        fs::set_permissions(&to, fs::Permissions::from_mode(*permissions))
+                            .with_context(|| format!("cannot chmod {}", to.display()))?;
+                    }
+                }
+                Node::Symlink { target } => std::os::unix::fs::symlink(target, &to)
+                    .with_context(|| format!("cannot create {}", to.display()))?,
+                Node::CharDevice { .. } => bail!("/{path}: the payload holds no device nodes"),
+            }
+        }
+        let partial = image.with_extension("squashfs.partial");
+        let _ = fs::remove_file(&partial);
+        let mtime = mtime.to_string();
+        let mut mksquashfs = Command::new("mksquashfs");
+        mksquashfs
+            .arg(staging)
+            .arg(&partial)
+            .args([
+                "-noappend",
+                "-no-progress",
+                "-quiet",
+                "-all-root",
+                "-no-xattrs",
+            ])
+            .args(["-comp", "zstd", "-Xcompression-level", SQUASHFS_ZSTD_LEVEL])
+            .args(["-mkfs-time", &mtime, "-all-time", &mtime]);
+        println!("running {}", cmd::display(&mksquashfs));
+        cmd::run(&mut mksquashfs)?;
+        fs::rename(&partial, image).with_context(|| {
+            format!("cannot rename {} to {}", partial.display(), image.display())
+        })?;
+        fs::remove_dir_all(staging).with_context(|| format!("cannot remove {}", staging.display()))
+    }
+}
+
+/// Counts the bytes written to it.
+#[derive(Debug, Default)]
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the initrd: `stored` as an uncompressed cpio archive (the payload squashfs, already
+/// compressed: the kernel copies it into the root file system as it is), then `early` as a
+/// zstd-compressed one; the kernel unpacks the concatenation. Returns the archives' length
+/// before compression.
+fn write_initrd(stored: &Tree, early: &Tree, path: &Path, mtime: u32) -> Result<u64> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let (mut out, stored_length) = stored.write_cpio(BufWriter::new(file), mtime)?;
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
+        .with_context(|| format!("cannot start zstd for {}", path.display()))?;
+    encoder
+        .multithread(ZSTD_THREADS)
+        .context("cannot enable multithreaded zstd")?;
+    let (encoder, early_length) = early.write_cpio(encoder, mtime)?;
+    let out = encoder
+        .finish()
+        .with_context(|| format!("cannot finish {}", path.display()))?;
+    let file = out
+        .into_inner()
+        .map_err(|error| error.into_error())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
+    Ok(stored_length + early_length)
 }
 
 #[cfg(test)]
@@ -951,10 +1210,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tree = fixture_tree(dir.path());
         let path = dir.path().join("initrd.img");
-        let length = tree.write_zstd(&path, 0).unwrap();
-        let decompressed = zstd::decode_all(File::open(&path).unwrap()).unwrap();
+        let length = write_initrd(&Tree::default(), &tree, &path, 0).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let (stored, stored_length) = Tree::default().write_cpio(Vec::new(), 0).unwrap();
+        assert!(bytes.starts_with(&stored));
+        let decompressed = zstd::decode_all(&bytes[stored.len()..]).unwrap();
         assert_eq!(decompressed, tree.write_cpio(Vec::new(), 0).unwrap().0);
-        assert_eq!(decompressed.len() as u64, length);
+        assert_eq!(decompressed.len() as u64 + stored_length, length);
     }
 
     #[test]
@@ -980,26 +1242,29 @@ mod tests {
             files: 1,
             uncompressed_bytes: 1024,
             compressed_bytes: 100,
+            squashfs_bytes: 60,
             modules: 0,
         };
         assert_eq!(
-            tree.manifest(&report),
-            "# Every entry of initrd.img: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n\
+            tree.manifest("initramfs", &report).unwrap(),
+            "# initramfs: every entry: type (d directory, f file, l symlink, c device), mode, size in bytes, path.\n\
              l 0777          7 /bin -> usr/bin\n\
              d 0755          0 /dev\n\
              c 0666          0 /dev/null (1:3)\n\
              f 0755          5 /init\n\
              \n\
-             # Components: name                                  files       bytes        MiB  links\n\
-             skeleton                                                0           0        0.0      1\n\
-             ours                                                    1           5        0.0      0\n\
+             # Components: name                                  files       bytes        MiB  zstd MiB  links\n\
+             skeleton                                                0           0        0.0       0.0      1\n\
+             ours                                                    1           5        0.0       0.0      0\n\
              \n\
-             # Totals\n\
+             # Totals of initramfs\n\
              entries: 4\n\
-             files: 1\n\
              file bytes: 5\n\
+             # initrd.img\n\
+             files: 1\n\
              uncompressed bytes: 1024\n\
              compressed bytes: 100\n\
+             payload.squashfs bytes: 60\n\
              modules: 0\n"
         );
     }
