@@ -14,7 +14,7 @@ use mfv_config::store::ConfigStore;
 use mfv_host::config::StoreVolume;
 use mfv_host::daemon::save_config;
 use mfv_host::storage_pools::{add_pool, remove_pool};
-use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::{PrivateLibvirtd, domain_with_disk, unique};
 use mfv_vm::Hypervisor;
 
 const CONFIG: &str = "# Set up in the browser.\nversion = 1\n[host]\nhostname = \"vmhost1\"\n";
@@ -202,13 +202,7 @@ fn a_pool_a_vm_uses_stays_and_a_removed_one_leaves_its_files() {
         .unwrap();
     let vm = unique("sp-user");
     hypervisor
-        .define(&format!(
-            "<domain type='qemu'><name>{vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
-             <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
-             <driver name='qemu' type='qcow2'/><source file='{}'/>\
-             <target dev='vda' bus='virtio'/></disk></devices></domain>",
-            disk.path
-        ))
+        .define(&domain_with_disk(&vm, &disk.path))
         .unwrap();
 
     let in_use = remove_pool(store.store(), daemon().uri(), &name).unwrap_err();

@@ -13,7 +13,7 @@ use common::host_daemon::Daemon;
 use common::{Server, kind};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
-use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::{PrivateLibvirtd, domain_with_disk, unique};
 use mfv_vm::Hypervisor;
 use serde_json::{Value, json};
 
@@ -103,13 +103,7 @@ fn a_dir_pool_is_added_listed_and_removed_leaving_its_files() {
         .unwrap();
     let vm = unique("ap-user");
     hypervisor
-        .define(&format!(
-            "<domain type='qemu'><name>{vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
-             <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
-             <driver name='qemu' type='qcow2'/><source file='{}'/>\
-             <target dev='vda' bus='virtio'/></disk></devices></domain>",
-            disk.path
-        ))
+        .define(&domain_with_disk(&vm, &disk.path))
         .unwrap();
     let pool_path = format!("/api/v1/pools/{name}");
     let in_use = send(&server, Role::Admin, "DELETE", &pool_path, None);

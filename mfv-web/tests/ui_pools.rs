@@ -19,7 +19,7 @@ use common::Server;
 use common::host_daemon::Daemon;
 use common::pages::{no_console_errors, screenshots, sign_in};
 use mfv_tests::browser::Browser;
-use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
+use mfv_tests::libvirtd::{PrivateLibvirtd, domain_with_disk, unique};
 use mfv_vm::Hypervisor;
 use serde_json::json;
 
@@ -222,13 +222,7 @@ fn a_directory_pool_is_added_through_the_form_listed_and_removed_keeping_its_fil
         .unwrap();
     let vm = unique("ui-user");
     hypervisor
-        .define(&format!(
-            "<domain type='qemu'><name>{vm}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
-             <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
-             <driver name='qemu' type='qcow2'/><source file='{}'/>\
-             <target dev='vda' bus='virtio'/></disk></devices></domain>",
-            disk.path
-        ))
+        .define(&domain_with_disk(&vm, &disk.path))
         .unwrap();
     // The page, read before, still offers the removal: the host refuses it.
     browser

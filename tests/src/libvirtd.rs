@@ -532,6 +532,17 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The definition of a VM `name` with one qcow2 disk, the image at `disk`: a VM that makes a
+/// volume "used" for the tests of what may not be removed while a VM holds it.
+pub fn domain_with_disk(name: &str, disk: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
+         <driver name='qemu' type='qcow2'/><source file='{disk}'/>\
+         <target dev='vda' bus='virtio'/></disk></devices></domain>"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
