@@ -10,7 +10,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use common::host_daemon::Daemon;
-use common::{Server, kind};
+use common::{Server, kind, send};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
 use mfv_tests::libvirtd::{PrivateLibvirtd, domain_with_disk, unique};
@@ -27,16 +27,6 @@ fn libvirtd() -> &'static PrivateLibvirtd {
 fn server(dir: &std::path::Path) -> Server {
     let daemon = Daemon::start(dir, true).with_libvirt(libvirtd().uri());
     Server::with(Arc::new(daemon), Some(libvirtd().uri()))
-}
-
-fn send(
-    server: &Server,
-    role: Role,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> HttpResponse {
-    server.call(server.token(role), method, path, body)
 }
 
 /// `response`'s status, error kind and field.

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Server, kind};
+use common::{Server, kind, send};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
 use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
@@ -34,16 +34,6 @@ fn server_with_pool() -> (Server, String) {
         .ensure_dir_pool(&pool, &server.dir.path().join("pool"))
         .unwrap();
     (server, pool)
-}
-
-fn send(
-    server: &Server,
-    role: Role,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> HttpResponse {
-    server.call(server.token(role), method, path, body)
 }
 
 fn field(response: &HttpResponse) -> String {

@@ -218,6 +218,17 @@ impl Drop for Server {
     }
 }
 
+/// `method path` with `role`'s API token, and `body` as JSON.
+pub fn send(
+    server: &Server,
+    role: Role,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> HttpResponse {
+    server.call(server.token(role), method, path, body)
+}
+
 pub fn kind(response: &HttpResponse) -> String {
     response.json().unwrap()["kind"]
         .as_str()
