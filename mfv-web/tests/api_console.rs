@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::console::{Tls, read_until};
 use common::guest::{guest_spec, shared};
 use common::{Browser, PASSWORD, Server, kind};
 use mfv_auth::Role;
@@ -25,8 +25,6 @@ use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{ClientRequestBuilder, Message, WebSocket};
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// The headers of a websocket handshake, for requests that must be refused before it.
 const HANDSHAKE: [(&str, &str); 4] = [
@@ -51,28 +49,6 @@ fn open(server: &Server, path: &str, headers: &[(&str, &str)]) -> Result<WebSock
         }
         Err(error) => panic!("{path}: {error}"),
     }
-}
-
-/// What the console sends until its bytes contain `token`, within `timeout`.
-fn read_until(socket: &mut WebSocket<Tls>, token: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut received = Vec::new();
-    while !String::from_utf8_lossy(&received).contains(token) {
-        assert!(
-            Instant::now() < deadline,
-            "no {token:?} within {timeout:?}: {:?}",
-            String::from_utf8_lossy(&received)
-        );
-        match socket.read() {
-            Ok(Message::Binary(bytes)) => received.extend_from_slice(&bytes),
-            Ok(Message::Close(frame)) => panic!("closed before {token:?}: {frame:?}"),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(error))
-                if error.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(error) => panic!("waiting for {token:?}: {error}"),
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 /// The close frame the server ends the console with, within `timeout` (output before it

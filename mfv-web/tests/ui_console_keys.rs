@@ -12,11 +12,11 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::console::{Tls, read_until};
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
 use common::pages::{self, SIZES, no_console_errors, screenshots};
@@ -24,13 +24,11 @@ use mfv_auth::Role;
 use mfv_tests::browser::{Browser, screenshot_dir};
 use mfv_tests::libvirtd::{GUEST_READY, GUEST_TYPED, unique};
 use serde_json::json;
-use tungstenite::{ClientRequestBuilder, Message, WebSocket};
+use tungstenite::{ClientRequestBuilder, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// How long the guest may take to boot under TCG and show something.
 const BOOT: Duration = Duration::from_secs(120);
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 /// WebDriver's key values of the keys the menu's keyboard use presses.
 const ARROW_DOWN: &str = "\u{e015}";
@@ -61,28 +59,6 @@ fn serial(server: &Server, admin: &str, name: &str) -> WebSocket<Tls> {
         .unwrap();
     let request = ClientRequestBuilder::new(uri).with_header("authorization", admin);
     tungstenite::client::client(request, stream).unwrap().0
-}
-
-/// What the serial console sends until it contains `token`, within `timeout`.
-fn read_until(socket: &mut WebSocket<Tls>, token: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut received = Vec::new();
-    while !String::from_utf8_lossy(&received).contains(token) {
-        assert!(
-            Instant::now() < deadline,
-            "no {token:?} within {timeout:?}: {:?}",
-            String::from_utf8_lossy(&received)
-        );
-        match socket.read() {
-            Ok(Message::Binary(bytes)) => received.extend_from_slice(&bytes),
-            Ok(Message::Close(frame)) => panic!("closed before {token:?}: {frame:?}"),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(error))
-                if error.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(error) => panic!("waiting for {token:?}: {error}"),
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 /// Types `line` and Enter on the VNC canvas, as a person would.
