@@ -9,13 +9,14 @@
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 mod common;
+mod console;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::console::{Tls, read_until};
 use common::guest::{guest_spec, shared};
 use common::{Browser, PASSWORD, Server, kind};
+use console::{Tls, read_until};
 use mfv_auth::Role;
 use mfv_tests::https::HttpResponse;
 use mfv_tests::libvirtd::{GUEST_HEARD, GUEST_READY, unique};

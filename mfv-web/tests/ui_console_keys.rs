@@ -11,15 +11,16 @@
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 mod common;
+mod console;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use common::console::{Tls, read_until};
 use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
 use common::pages::{self, SIZES, no_console_errors, screenshots};
+use console::{Tls, read_until};
 use mfv_auth::Role;
 use mfv_tests::browser::{Browser, screenshot_dir};
 use mfv_tests::libvirtd::{GUEST_READY, GUEST_TYPED, unique};

@@ -4,7 +4,6 @@
 #![allow(dead_code, reason = "each test file uses a part of it")]
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-pub mod console;
 pub mod guest;
 pub mod host_daemon;
 pub mod pages;
