@@ -1,4 +1,4 @@
-//! `/init --console`: the console screen PID 1 keeps on the console (see
+//! `mfv-init --console`: the console screen PID 1 keeps on the console (see
 //! [`mfv_host::console`] for what it shows and whom it lets in). Here is only what touches
 //! the terminal and starts the shell.
 

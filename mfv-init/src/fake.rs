@@ -16,7 +16,6 @@ use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{Network, RecordingNetwork};
 use mfv_host::setup_adoption::AdoptionError;
 use mfv_host::virtualization::Preparation;
-use mfv_linux::payload::{MountedPayload, PayloadError, PayloadPaths};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -34,8 +33,6 @@ pub const FIRST_PID: i32 = 100;
 pub struct FakeSystem {
     pub calls: Vec<String>,
     pub failing_mounts: Vec<&'static str>,
-    /// Whether mounting the payload fails.
-    pub payload_fails: bool,
     pub hostname_fails: bool,
     pub hostname_panics: bool,
     pub cad_fails: bool,
@@ -92,7 +89,6 @@ impl Default for FakeSystem {
         FakeSystem {
             calls: Vec::new(),
             failing_mounts: Vec::new(),
-            payload_fails: false,
             hostname_fails: false,
             hostname_panics: false,
             cad_fails: false,
@@ -132,26 +128,6 @@ impl Default for FakeSystem {
 }
 
 impl System for FakeSystem {
-    fn mount_payload(&mut self, paths: &PayloadPaths) -> Result<MountedPayload, PayloadError> {
-        self.calls.push(format!(
-            "mount payload {} {}",
-            paths.image.display(),
-            paths.mount_point.display()
-        ));
-        if self.payload_fails {
-            return Err(PayloadError::Mount {
-                device: paths.dev_dir.join("loop0"),
-                mount_point: paths.mount_point.clone(),
-                source: nix::errno::Errno::EINVAL,
-            });
-        }
-        Ok(MountedPayload {
-            device: paths.dev_dir.join("loop0"),
-            image_bytes: 3 * 1024 * 1024,
-            loaded_modules: paths.modules.clone(),
-        })
-    }
-
     fn mount(&mut self, mount: &MountSpec) -> anyhow::Result<()> {
         self.calls.push(format!(
             "mount {} {} {} {:?}",

@@ -1,4 +1,4 @@
-//! `/init --host-daemon`: the host daemon, a service PID 1 starts and restarts. It listens on
+//! `mfv-init --host-daemon`: the host daemon, a service PID 1 starts and restarts. It listens on
 //! the protocol's socket, checks each peer's credentials (SO_PEERCRED) before reading a
 //! byte of its requests, and answers with [`mfv_host::daemon`], one thread per connection.
 //!

@@ -2,7 +2,7 @@
 //! console screen and the signal loop; a fatal error leads to a clean halt.
 //!
 //! The console is not a way around authentication: PID 1 keeps the console screen
-//! (`/init --console`: the host's status, and a shell only after an administrator's password)
+//! (`mfv-init --console`: the host's status, and a shell only after an administrator's password)
 //! on it, restarted whenever it ends. A root shell without a login exists only where the
 //! kernel command line says `mfv.rescue`: whoever can edit it owns the machine anyway. The
 //! same holds for the fatal path: without `mfv.rescue` it halts without a shell.
@@ -28,7 +28,6 @@ use mfv_host::network::handover::{HandoverFile, NetworkOwner};
 use mfv_host::network::{LiveNetwork, Network, NetworkPlan, configure};
 use mfv_host::settings::not_applied;
 use mfv_host::setup::{DEFAULT_SETUP_TIMEOUT, SETUP_STATE_FILE, SetupFallback};
-use mfv_linux::payload::PayloadPaths;
 
 use crate::clock::Clock;
 use crate::console::{Console, millis_1, seconds_3};
@@ -67,18 +66,6 @@ pub const DEFAULT_HOSTNAME: &str = "minifed";
 /// What the `config` phase logs when no valid configuration was found.
 pub const SETUP_NEEDED: &str = "config: no usable configuration; setup is needed";
 
-/// The payload image: a squashfs the image build puts in the initramfs uncompressed, holding
-/// every kernel module, libvirt, QEMU and its firmware.
-pub const PAYLOAD_IMAGE: &str = "/usr/lib/mfv/payload.squashfs";
-/// Where the payload is mounted; the image's paths (/usr/lib/modules, /usr/bin/qemu-…) are
-/// symbolic links into it.
-pub const PAYLOAD_DIR: &str = "/usr/lib/mfv/payload";
-/// The modules loaded before the payload is mounted, kept outside it.
-pub const PAYLOAD_MODULES: [&str; 2] = [
-    "/usr/lib/mfv/early/loop.ko",
-    "/usr/lib/mfv/early/squashfs.ko",
-];
-
 /// Where things are and how long to wait; paths are parameters so tests use fixture trees.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -94,13 +81,10 @@ pub struct Settings {
     pub run_dir: PathBuf,
     /// Where the kernel modules are, one directory per kernel release (`/lib/modules`).
     pub modules_root: PathBuf,
-    /// The payload image (kernel modules, libvirt, QEMU) the `payload` phase mounts, the
-    /// modules it needs first, and where it goes; an image without one skips the phase.
-    pub payload: PayloadPaths,
     /// The shell `mfv.rescue` puts on the console (`/bin/sh`); absent in images without one.
     pub shell: PathBuf,
     /// The console screen: the host's status and the administrators' login
-    /// (`/init --console`).
+    /// (`mfv-init --console`).
     pub console_screen: ConsoleProgram,
     /// The console the screen or the shell runs on (`/dev/console`).
     pub console: PathBuf,
@@ -119,20 +103,16 @@ pub struct Settings {
 impl Settings {
     /// The settings of the real system.
     pub fn system(is_pid1: bool) -> Settings {
-        // Where this binary is: /init, or wherever another init started it from.
-        let init = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/init"));
+        // Where this binary is: wherever another init started it from, or, as the image's PID 1
+        // (before /proc is mounted, so /proc/self/exe cannot be read), where the image puts it.
+        let init =
+            std::env::current_exe().unwrap_or_else(|_| mfv_early_init::Layout::system().mfv_init());
         Settings {
             proc_dir: PathBuf::from("/proc"),
             sysfs_root: PathBuf::from("/sys"),
             dev_dir: PathBuf::from("/dev"),
             run_dir: PathBuf::from(RUN_DIR),
             modules_root: PathBuf::from("/lib/modules"),
-            payload: PayloadPaths {
-                image: PathBuf::from(PAYLOAD_IMAGE),
-                mount_point: PathBuf::from(PAYLOAD_DIR),
-                modules: PAYLOAD_MODULES.iter().map(PathBuf::from).collect(),
-                dev_dir: PathBuf::from("/dev"),
-            },
             shell: PathBuf::from("/bin/sh"),
             console_screen: ConsoleProgram {
                 path: init.clone(),
@@ -315,18 +295,11 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// The boot phases, in order.
-    const PHASES: [Phase<S, C, W>; 11] = [
+    const PHASES: [Phase<S, C, W>; 10] = [
         Phase {
             name: "mounts",
             fatal: true,
             step: Self::mount_early,
-        },
-        // After `mounts` (/dev has loop-control), before everything that reads the modules,
-        // libvirt or QEMU from it.
-        Phase {
-            name: "payload",
-            fatal: true,
-            step: Self::mount_payload,
         },
         Phase {
             name: "cmdline",
@@ -428,30 +401,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             self.log(line);
         }
         self.acceleration = Some(preparation.acceleration);
-        Ok(())
-    }
-
-    /// Mounts the payload image, if the image has one.
-    fn mount_payload(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
-        let paths = self.settings.payload.clone();
-        if !paths.image.exists() {
-            self.log("payload: none: everything is in the initramfs");
-            return Ok(());
-        }
-        let mounted = self.system.mount_payload(&paths).map_err(|error| {
-            anyhow!(
-                "{error}; the kernel modules, libvirt and QEMU are in {}, so the host cannot \
-                 run without it",
-                paths.image.display()
-            )
-        })?;
-        self.log(format_args!(
-            "payload: {} ({:.1} MiB) mounted read-only on {} through {}",
-            paths.image.display(),
-            mounted.image_bytes as f64 / (1024.0 * 1024.0),
-            paths.mount_point.display(),
-            mounted.device.display()
-        ));
         Ok(())
     }
 
@@ -1295,12 +1244,6 @@ mod tests {
             dev_dir: PathBuf::from("/dev"),
             run_dir: PathBuf::from("/run/mfv"),
             modules_root: PathBuf::from("/lib/modules"),
-            payload: PayloadPaths {
-                image: dir.path().join("payload.squashfs"),
-                mount_point: dir.path().join("payload"),
-                modules: vec![dir.path().join("loop.ko")],
-                dev_dir: PathBuf::from("/dev"),
-            },
             shell: shell_path,
             console_screen: ConsoleProgram {
                 path: screen_path,
@@ -1431,38 +1374,36 @@ mod tests {
             format!(
                 "Minifed-Virt mfv-init {version} (kernel uptime 1.500 s)\n\
                  [    1.500300] mfv-init: phase mounts: ok (0.1 ms)\n\
-                 [    1.500500] mfv-init: payload: none: everything is in the initramfs\n\
-                 [    1.500700] mfv-init: phase payload: ok (0.2 ms)\n\
-                 [    1.501000] mfv-init: phase cmdline: ok (0.1 ms)\n\
-                 [    1.501200] mfv-init: coldplug: settled after 2 passes in 41 ms: 9 devices, \
+                 [    1.500600] mfv-init: phase cmdline: ok (0.1 ms)\n\
+                 [    1.500800] mfv-init: coldplug: settled after 2 passes in 41 ms: 9 devices, \
                  1 modules loaded, 0 failed, 0 blacklisted, 0 without driver\n\
-                 [    1.501300] mfv-init:   loaded e1000 for \
+                 [    1.500900] mfv-init:   loaded e1000 for \
                  pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n\
-                 [    1.501400] mfv-init: nic: eth0 mac=52:54:00:12:34:56 driver=e1000 bus=pci \
+                 [    1.501000] mfv-init: nic: eth0 mac=52:54:00:12:34:56 driver=e1000 bus=pci \
                  carrier=yes speed=1000Mbit/s kind=physical\n\
-                 [    1.501600] mfv-init: phase coldplug: ok (0.4 ms)\n\
-                 [    1.501800] mfv-init: hotplug: listening for kernel uevents\n\
-                 [    1.501900] mfv-init: config: no configuration found\n\
-                 [    1.502000] mfv-init: config: no usable configuration; setup is needed\n\
-                 [    1.502200] mfv-init: phase config: ok (0.4 ms)\n\
-                 [    1.502500] mfv-init: phase hostname: ok (0.1 ms)\n\
-                 [    1.502700] mfv-init: net: lo up\n\
-                 [    1.502800] mfv-init: net: not configured (no mfv.net= and no configuration): \
+                 [    1.501200] mfv-init: phase coldplug: ok (0.4 ms)\n\
+                 [    1.501400] mfv-init: hotplug: listening for kernel uevents\n\
+                 [    1.501500] mfv-init: config: no configuration found\n\
+                 [    1.501600] mfv-init: config: no usable configuration; setup is needed\n\
+                 [    1.501800] mfv-init: phase config: ok (0.4 ms)\n\
+                 [    1.502100] mfv-init: phase hostname: ok (0.1 ms)\n\
+                 [    1.502300] mfv-init: net: lo up\n\
+                 [    1.502400] mfv-init: net: not configured (no mfv.net= and no configuration): \
                  loopback only\n\
-                 [    1.503000] mfv-init: phase network: ok (0.3 ms)\n\
-                 [    1.503300] mfv-init: phase log: ok (0.1 ms)\n\
-                 [    1.503500] mfv-init: clock: no configuration: the clock stays as the \
+                 [    1.502600] mfv-init: phase network: ok (0.3 ms)\n\
+                 [    1.502900] mfv-init: phase log: ok (0.1 ms)\n\
+                 [    1.503100] mfv-init: clock: no configuration: the clock stays as the \
                  firmware set it (UTC)\n\
-                 [    1.503700] mfv-init: phase clock: ok (0.2 ms)\n\
-                 [    1.504000] mfv-init: phase settings: ok (0.1 ms)\n\
-                 [    1.504200] mfv-init: virtualization: TCG (software emulation, many times \
+                 [    1.503300] mfv-init: phase clock: ok (0.2 ms)\n\
+                 [    1.503600] mfv-init: phase settings: ok (0.1 ms)\n\
+                 [    1.503800] mfv-init: virtualization: TCG (software emulation, many times \
                  slower): the processor shows neither VT-x nor AMD-V\n\
-                 [    1.504400] mfv-init: phase virtualization: ok (0.2 ms)\n\
-                 [    1.504600] mfv-init: boot sequence complete in 0.004 s\n\
-                 [    1.504700] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.505000] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.504000] mfv-init: phase virtualization: ok (0.2 ms)\n\
+                 [    1.504200] mfv-init: boot sequence complete in 0.004 s\n\
+                 [    1.504300] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.504600] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.505100] mfv-init: shutdown: poweroff now\n"
+                 [    1.504700] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -1495,63 +1436,6 @@ mod tests {
                 "sync",
                 "reboot poweroff",
             ]
-        );
-    }
-
-    #[test]
-    fn a_payload_image_is_mounted_before_coldplug() {
-        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
-        std::fs::write(&fixture.settings.payload.image, b"hsqs").unwrap();
-        let outcome = run(&fixture, FakeSystem::default(), &[]);
-        let payload = outcome
-            .calls
-            .iter()
-            .position(|call| call.starts_with("mount payload "))
-            .unwrap();
-        let coldplug = outcome
-            .calls
-            .iter()
-            .position(|call| call.starts_with("coldplug "))
-            .unwrap();
-        assert!(payload < coldplug, "{:?}", outcome.calls);
-        assert!(
-            outcome
-                .messages
-                .iter()
-                .any(|line| line.starts_with("payload: ")
-                    && line.contains("payload.squashfs (3.0 MiB) mounted read-only on ")
-                    && line.ends_with(" through /dev/loop0")),
-            "{:?}",
-            outcome.messages
-        );
-        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
-    }
-
-    #[test]
-    fn a_payload_that_cannot_be_mounted_is_fatal_and_says_why() {
-        let fixture = fixture(Some("mfv.halt=poweroff"), None, true, true);
-        std::fs::write(&fixture.settings.payload.image, b"hsqs").unwrap();
-        let system = FakeSystem {
-            payload_fails: true,
-            ..FakeSystem::default()
-        };
-        let outcome = run(&fixture, system, &[]);
-        let fatal = outcome
-            .messages
-            .iter()
-            .find(|line| line.starts_with("fatal: phase payload failed: "))
-            .unwrap();
-        assert!(
-            fatal.contains("cannot mount /dev/loop0 (squashfs) on ")
-                && fatal.contains("EINVAL")
-                && fatal.contains("the kernel modules, libvirt and QEMU are in "),
-            "{fatal}"
-        );
-        assert!(
-            !outcome
-                .calls
-                .iter()
-                .any(|call| call.starts_with("coldplug "))
         );
     }
 
@@ -1609,8 +1493,6 @@ mod tests {
         let cmdline = fixture.settings.proc_dir.join("cmdline");
         let expected_start = [
             "phase mounts: ok (0.1 ms)".to_string(),
-            "payload: none: everything is in the initramfs".to_string(),
-            "phase payload: ok (0.2 ms)".to_string(),
             format!(
                 "phase cmdline: FAILED: cannot read the kernel command line from {}: \
                  No such file or directory (os error 2)",
@@ -1631,8 +1513,8 @@ mod tests {
             "virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V".to_string(),
             "phase virtualization: ok (0.2 ms)".to_string(),
         ];
-        assert_eq!(outcome.messages[..17], expected_start);
-        assert!(outcome.messages[17].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..15], expected_start);
+        assert!(outcome.messages[15].starts_with("boot sequence complete in "));
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }

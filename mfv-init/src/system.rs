@@ -31,7 +31,6 @@ use mfv_host::remote_log::HostLogForwarding;
 use mfv_host::services::ServiceLog;
 use mfv_host::setup_adoption::AdoptionError;
 use mfv_host::virtualization::Preparation;
-use mfv_linux::payload::{MountedPayload, PayloadError, PayloadPaths};
 
 use crate::clock::{BootClock, Clock};
 use crate::console::Console;
@@ -110,8 +109,6 @@ pub struct Reaped {
 pub trait System {
     /// Creates the mount point if missing, then mounts.
     fn mount(&mut self, mount: &MountSpec) -> anyhow::Result<()>;
-    /// Loads the loop and squashfs modules and mounts the payload image read-only.
-    fn mount_payload(&mut self, paths: &PayloadPaths) -> Result<MountedPayload, PayloadError>;
     /// Unmounts `target`.
     fn unmount(&mut self, target: &Path) -> anyhow::Result<()>;
     /// Remounts `target` read-only.
@@ -188,7 +185,7 @@ pub trait System {
     fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String>;
 }
 
-/// A program PID 1 runs on the console: the console screen (`/init --console`), or a shell.
+/// A program PID 1 runs on the console: the console screen (`mfv-init --console`), or a shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleProgram {
     /// The executable.
@@ -282,10 +279,6 @@ impl System for NixSystem {
             mount.data,
         )
         .with_context(|| format!("mount {} on {}", mount.fstype, mount.target))
-    }
-
-    fn mount_payload(&mut self, paths: &PayloadPaths) -> Result<MountedPayload, PayloadError> {
-        mfv_linux::payload::mount_payload(paths)
     }
 
     fn unmount(&mut self, target: &Path) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `/init --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
+//! `mfv-init --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
 //! started by PID 1 once libvirtd is ready and stopped first at shutdown, when it shuts the
 //! running VMs down. It is a process of its own because it talks to libvirt all the time: a
 //! crash in that talk must never take PID 1 down.

@@ -34,8 +34,15 @@ fn spec() -> anyhow::Result<GuestSpec> {
     Ok(GuestSpec::new(ApplianceImage::shared()?))
 }
 
-/// Waits for the banner and every phase in order, then the end of the boot sequence.
+/// Waits for `/init`'s line (the payload mounted), mfv-init's banner and every phase in
+/// order, then the end of the boot sequence.
 fn expect_boot_sequence(guest: &mut Guest) -> anyhow::Result<()> {
+    let payload = guest.wait_for_line("mfv-early-init: /init at kernel uptime ", LINE_TIMEOUT)?;
+    ensure!(
+        payload.contains("payload /usr/lib/mfv/payload.squashfs (")
+            && payload.contains("mounted read-only on /usr/lib/mfv/payload through /dev/loop"),
+        "unexpected payload line: {payload:?}"
+    );
     let banner = guest.wait_for_line("Minifed-Virt mfv-init ", LINE_TIMEOUT)?;
     ensure!(
         banner.starts_with("Minifed-Virt mfv-init ") && banner.contains("kernel uptime"),
@@ -74,6 +81,39 @@ fn boots_and_powers_off() -> anyhow::Result<()> {
     )?;
     guest.wait_for_line("mfv-init: shutdown: poweroff now", LINE_TIMEOUT)?;
     expect_clean_exit(guest, "boots_and_powers_off")
+}
+
+#[test]
+fn a_damaged_payload_halts_the_boot_and_says_what_to_do() -> anyhow::Result<()> {
+    let image = ApplianceImage::shared()?;
+    let dir = tempfile::tempdir()?;
+    let initrd = dir.path().join("initrd.img");
+    let mut bytes = std::fs::read(&image.initrd)
+        .with_context(|| format!("reading {}", image.initrd.display()))?;
+    // The payload squashfs is the first file of the initrd, stored as it is: spoil its magic.
+    let magic = bytes
+        .windows(4)
+        .position(|window| window == b"hsqs")
+        .context("the initrd holds no squashfs")?;
+    bytes[magic..magic + 4].copy_from_slice(b"XXXX");
+    std::fs::write(&initrd, &bytes)?;
+    let damaged = ApplianceImage {
+        kernel: image.kernel.clone(),
+        initrd,
+    };
+    let mut guest = GuestSpec::new(&damaged).boot()?;
+    let line = guest.wait_for_line("mfv-early-init: cannot start the host: ", LINE_TIMEOUT)?;
+    ensure!(
+        line.contains("cannot mount /dev/loop0 (squashfs) on /usr/lib/mfv/payload")
+            && line.contains("write the medium again")
+            && line.contains("Halting."),
+        "unexpected failure line: {line:?}"
+    );
+    ensure!(
+        !guest.serial_log().contains("Minifed-Virt mfv-init"),
+        "mfv-init started without its payload"
+    );
+    Ok(())
 }
 
 #[test]

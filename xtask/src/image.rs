@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+// The payload: everything early boot does not need, as one squashfs stored uncompressed in the
+// initrd, which the initrd's /init (mfv-early-init) mounts before it executes mfv-init from
+// it. Its paths in the image are symbolic links into the mount, so libvirt and QEMU find their
+// files where Debian puts them. The layout is mfv-early-init's own.
+use mfv_early_init::{EARLY_MODULES, EARLY_MODULES_DIR, MFV_INIT, PAYLOAD_DIR, PAYLOAD_IMAGE};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::cpio::CpioWriter;
@@ -33,19 +38,6 @@ const BUSYBOX: &str = "/bin/busybox";
 /// /var/log/libvirt, /etc/libvirt/qemu) are not there: libvirtd and virtlogd create them.
 const ROOTFS: &str = "xtask/rootfs";
 
-/// The payload: everything early boot does not need, as one squashfs stored uncompressed in
-/// the initrd, which mfv-init mounts here (paths without the leading `/`). Its paths in the
-/// image are symbolic links into the mount, so libvirt and QEMU find their files where Debian
-/// puts them.
-const PAYLOAD_IMAGE: &str = "usr/lib/mfv/payload.squashfs";
-const PAYLOAD_DIR: &str = "usr/lib/mfv/payload";
-/// The modules mfv-init loads before mounting the payload (in Debian's kernel both are
-/// modules), as (file name, path below the staged modules directory).
-const EARLY_MODULES_DIR: &str = "usr/lib/mfv/early";
-const EARLY_MODULES: [(&str, &str); 2] = [
-    ("loop.ko", "kernel/drivers/block/loop.ko"),
-    ("squashfs.ko", "kernel/fs/squashfs/squashfs.ko"),
-];
 /// mksquashfs's zstd level: the payload is read on demand, so a higher level costs only build
 /// time.
 const SQUASHFS_ZSTD_LEVEL: &str = "15";
@@ -101,7 +93,15 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         cargo.arg("--release");
     }
     cargo.args([
-        "--locked", "-p", "mfv-init", "-p", "mfv-web", "-p", "mfv-cli",
+        "--locked",
+        "-p",
+        "mfv-early-init",
+        "-p",
+        "mfv-init",
+        "-p",
+        "mfv-web",
+        "-p",
+        "mfv-cli",
     ]);
     println!("running {}", cmd::display(&cargo));
     cmd::run(&mut cargo)?;
@@ -113,8 +113,9 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
     let applets = cmd::stdout(Command::new(BUSYBOX).arg("--list-full"))?;
     let package_files = packages::collect(packages::SELECTION, packages::dpkg_listing)?;
     let tree = assemble(&Inputs {
-        init: bin.join("mfv-init"),
+        init: bin.join("mfv-early-init"),
         binaries: vec![
+            (MFV_INIT.to_owned(), bin.join("mfv-init")),
             ("usr/bin/mfv".to_owned(), bin.join("mfv")),
             ("usr/bin/mfv-web".to_owned(), bin.join("mfv-web")),
         ],
@@ -129,18 +130,18 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
 
     let mtime = source_date_epoch()?;
     let early_libraries: Vec<String> = elf::resolve(
-        std::slice::from_ref(&bin.join("mfv-init")),
+        std::slice::from_ref(&bin.join("mfv-early-init")),
         elf::SYSTEM_LIBRARY_DIRS,
     )?
     .into_iter()
     .map(|library| library.image_path)
     .collect();
     let (mut early, payload) = tree.split(&early_libraries)?;
-    for (name, module) in EARLY_MODULES {
+    for module in EARLY_MODULES {
         early.insert_host_file(
             Component::EarlyModules,
-            &format!("{EARLY_MODULES_DIR}/{name}"),
-            &staged.dir.join(module),
+            &format!("{EARLY_MODULES_DIR}/{}", module.file_name),
+            &staged.dir.join(module.kernel_path),
         )?;
     }
     let squashfs = out.join("payload.squashfs");
@@ -853,7 +854,7 @@ impl Tree {
     }
 
     /// Splits the image in the part the kernel unpacks (what early boot needs: /init and the
-    /// libraries it links, busybox, our own files, the skeleton) and the payload (everything
+    /// libraries it links, the configuration files, the skeleton) and the payload (everything
     /// else). The early part gets, for each payload entry whose directory it has, a symbolic
     /// link to the same path below the payload's mount (a payload symbolic link is kept as it
     /// is), so every path stays where it was.
@@ -870,6 +871,7 @@ impl Tree {
             matches!(
                 component,
                 Component::Ours
+                    | Component::Busybox
                     | Component::Package(_)
                     | Component::Libraries
                     | Component::KernelModules
