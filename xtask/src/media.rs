@@ -16,7 +16,7 @@
 //! UUID, which xorriso derives from the volume date; that date, every file date and the FAT
 //! image's come from the image's `SOURCE_DATE_EPOCH`, so the same inputs give the same ISO
 //! byte for byte. Nothing on the medium is written at boot (no GRUB environment block), and
-//! once the kernel has loaded the initrd the appliance never reads the medium again.
+//! once the kernel has loaded the initrd the appliance needs nothing from the medium.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
