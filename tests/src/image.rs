@@ -26,6 +26,14 @@ pub const APPLIANCE_DIR_ENV: &str = "MFV_APPLIANCE_DIR";
 const KERNEL_FILE: &str = "vmlinuz";
 /// File name of the initrd inside an image directory.
 const INITRD_FILE: &str = "initrd.img";
+/// File name of the hybrid ISO (CD and USB stick, BIOS and UEFI) inside an image directory.
+pub const ISO_FILE: &str = "minifed-virt.iso";
+/// File name of the iPXE script inside an image directory, which loads the kernel and initrd
+/// beside it.
+pub const IPXE_SCRIPT: &str = "boot.ipxe";
+/// File name of the GRUB network-boot configuration inside an image directory, the grub.cfg
+/// of a `grub-mknetdir` directory.
+pub const GRUB_NETBOOT_CONFIG: &str = "grub-netboot.cfg";
 
 /// A bootable appliance: a kernel and the initrd holding the whole system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +71,25 @@ impl ApplianceImage {
             }
         }
         Ok(ApplianceImage { kernel, initrd })
+    }
+
+    /// The directory holding the image's files (also what a PXE server serves).
+    pub fn dir(&self) -> &Path {
+        self.kernel.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The boot medium `name` in the image's directory ([`ISO_FILE`], [`IPXE_SCRIPT`],
+    /// [`GRUB_NETBOOT_CONFIG`]), which
+    /// must exist; the error says how to make it.
+    pub fn medium(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir().join(name);
+        if !path.is_file() {
+            bail!(
+                "boot medium {} does not exist: cargo xtask image writes it",
+                path.display()
+            );
+        }
+        Ok(path)
     }
 }
 
@@ -130,6 +157,23 @@ mod tests {
         let image = ApplianceImage::at(dir.path()).unwrap();
         assert_eq!(image.kernel, dir.path().join("vmlinuz"));
         assert_eq!(image.initrd, dir.path().join("initrd.img"));
+    }
+
+    #[test]
+    fn media_are_found_beside_the_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("vmlinuz"));
+        touch(&dir.path().join("initrd.img"));
+        touch(&dir.path().join(ISO_FILE));
+        let image = ApplianceImage::at(dir.path()).unwrap();
+        assert_eq!(image.dir(), dir.path());
+        assert_eq!(image.medium(ISO_FILE).unwrap(), dir.path().join(ISO_FILE));
+        let error = image.medium(IPXE_SCRIPT).unwrap_err().to_string();
+        assert!(
+            error.contains(&dir.path().join(IPXE_SCRIPT).display().to_string())
+                && error.contains("cargo xtask image"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   `cargo xtask image` (or taking them from `MFV_APPLIANCE_DIR`).
 //! - [`GuestSpec`] describes a guest (accelerator, machine type, CPU model, memory, CPUs,
 //!   NICs, disks blank or holding a labelled [`Filesystem`], kernel arguments, port
-//!   forwards) and turns it into a QEMU command line, either for a test
+//!   forwards, what it boots from: QEMU's direct kernel boot or, as a user boots it, PXE, a
+//!   CD or a USB stick ([`BootSource`]) on BIOS or UEFI ([`Firmware`])) and turns it into a QEMU command line, either for a test
 //!   ([`GuestSpec::boot`]) or for a person at a terminal ([`GuestSpec::interactive_command`],
 //!   used by `cargo xtask boot`).
 //! - [`Guest`] is one running QEMU process: it owns its temp dir, its process group and its
@@ -77,7 +78,10 @@ mod volume;
 pub use filesystem::Filesystem;
 pub use guest::{Guest, INIT_PREFIX};
 pub use hardware::{PROBE_DISKS, PROBE_NICS, ProbeDisk, with_probe_hardware};
-pub use image::{APPLIANCE_DIR_ENV, ApplianceImage};
+pub use image::{APPLIANCE_DIR_ENV, ApplianceImage, GRUB_NETBOOT_CONFIG, IPXE_SCRIPT, ISO_FILE};
 pub use ports::free_local_port;
-pub use spec::{Accel, DiskInterface, DiskSpec, GuestSpec, MachineType, NicModel};
+pub use spec::{
+    Accel, BootSource, DiskInterface, DiskSpec, Firmware, GuestSpec, MachineType, NicModel,
+    USB_STICK_DEVICE,
+};
 pub use volume::{PartitionTable, VolumeFilesystem, VolumeImage};

@@ -2,7 +2,7 @@
 //!
 //! Every guest starts from the same base: `qemu-system-x86_64 -accel <tcg|kvm> -machine <..>
 //! -m <MiB> -smp <n> -nodefaults -no-user-config -no-reboot -kernel K -initrd I
-//! -append "console=ttyS0 <args>"`. `-nodefaults` means the guest has exactly the devices the
+//! -append "console=ttyS0 <args>"`, where QEMU loads the kernel and initrd itself. `-nodefaults` means the guest has exactly the devices the
 //! spec lists and nothing QEMU would add on its own (no VGA, no default NIC, no CD-ROM);
 //! `-no-reboot` turns a guest reboot into QEMU exiting with status 0, so a test sees both
 //! poweroff and reboot as a clean exit.
@@ -11,6 +11,17 @@
 //! real hardware), machine [`MachineType::Q35`] (the modern PCIe chipset the appliance meets on
 //! real servers), 1024 MiB (the appliance runs from RAM and its initrd holds libvirt and QEMU)
 //! and 1 CPU (tests run in parallel on small machines; TCG does not gain much from more).
+//!
+//! Booted as a user boots it ([`BootSource`]), the firmware loads the appliance from a
+//! medium instead, with the medium's own kernel command line (so the spec's kernel arguments
+//! are an error there): PXE on the first NIC (`-netdev user,...,tftp=DIR,bootfile=FILE` and
+//! `bootindex=0` on its device: the NIC's iPXE ROM asks QEMU's DHCP for the file and fetches
+//! it from QEMU's TFTP server), a CD (`-drive ...,media=cdrom,readonly=on -device
+//! ide-cd,...,bootindex=0`) or a USB stick (writable, `-device usb-storage,...,id=`
+//! [`USB_STICK_DEVICE`]`,bootindex=0` on the xHCI controller, for QMP's `device_del`). The
+//! firmware ([`Firmware`]) is SeaBIOS by default or OVMF for UEFI: its code read-only and a
+//! copy of its variable store, made in the guest's temp dir (or the spec's work dir), both as
+//! pflash.
 //!
 //! Devices:
 //! - NIC `k` (counting from 0): `-netdev user,id=nK,restrict=on[,hostfwd=...] -device
@@ -65,6 +76,13 @@ const FLOPPY_UNITS: usize = 2;
 const XHCI_DEVICE: &str = "qemu-xhci,id=xhci";
 /// The bus of that controller's root hub.
 pub(crate) const XHCI_BUS: &str = "xhci.0";
+/// The QEMU device id of the USB stick a guest boots from ([`BootSource::UsbStick`]).
+pub const USB_STICK_DEVICE: &str = "usb-stick";
+/// OVMF's code (read-only) and the variable store each UEFI guest gets a copy of.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The Debian package of OVMF.
+const OVMF_PACKAGE: &str = "ovmf";
 /// Image sizes QEMU maps to a standard floppy geometry: 720 KiB, 1.2 MB, 1.44 MB, 2.88 MB.
 pub(crate) const FLOPPY_SIZES: [u64; 4] = [737_280, 1_228_800, 1_474_560, 2_949_120];
 
@@ -86,6 +104,37 @@ pub enum MachineType {
     /// Q35 + ICH9 (`-machine q35`): PCIe, the default.
     #[default]
     Q35,
+}
+
+/// Where the firmware finds what the guest boots.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BootSource {
+    /// QEMU loads the image's kernel and initrd itself (`-kernel`, `-initrd`, `-append` with
+    /// the spec's kernel arguments): the default.
+    #[default]
+    Kernel,
+    /// PXE on the first NIC: its ROM (iPXE) gets `bootfile` from QEMU's TFTP server, which
+    /// serves `tftp_dir`.
+    Network {
+        /// The directory QEMU's TFTP server serves.
+        tftp_dir: PathBuf,
+        /// The file DHCP names for the NIC to boot, relative to `tftp_dir`.
+        bootfile: String,
+    },
+    /// A CD-ROM drive holding this ISO image, read-only.
+    Cdrom(PathBuf),
+    /// A USB stick holding this raw image, writable, as QEMU device [`USB_STICK_DEVICE`].
+    UsbStick(PathBuf),
+}
+
+/// The guest's firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Firmware {
+    /// SeaBIOS, QEMU's own: the default.
+    #[default]
+    Bios,
+    /// OVMF (UEFI) from the Debian package `ovmf`.
+    Uefi,
 }
 
 /// An emulated network card model.
@@ -229,6 +278,8 @@ pub struct GuestSpec {
     qemu: PathBuf,
     kernel: PathBuf,
     initrd: PathBuf,
+    boot_source: BootSource,
+    firmware: Firmware,
     accel: Accel,
     machine: MachineType,
     memory_mib: u32,
@@ -260,6 +311,8 @@ pub(crate) enum Console<'a> {
 pub(crate) struct Resolved {
     pub(crate) forwards: Vec<(u16, u16)>,
     pub(crate) disk_paths: Vec<PathBuf>,
+    /// The guest's copy of OVMF's variable store ([`Firmware::Uefi`]).
+    pub(crate) uefi_vars: Option<PathBuf>,
 }
 
 impl GuestSpec {
@@ -269,6 +322,8 @@ impl GuestSpec {
             qemu: PathBuf::from(DEFAULT_QEMU),
             kernel: image.kernel.clone(),
             initrd: image.initrd.clone(),
+            boot_source: BootSource::default(),
+            firmware: Firmware::default(),
             accel: Accel::default(),
             machine: MachineType::default(),
             memory_mib: DEFAULT_MEMORY_MIB,
@@ -288,6 +343,18 @@ impl GuestSpec {
     /// The QEMU program to run (default `qemu-system-x86_64`, found on `PATH`).
     pub fn qemu(mut self, program: impl Into<PathBuf>) -> Self {
         self.qemu = program.into();
+        self
+    }
+
+    /// What the firmware boots ([`BootSource::Kernel`] unless set).
+    pub fn boot_source(mut self, source: BootSource) -> Self {
+        self.boot_source = source;
+        self
+    }
+
+    /// The firmware ([`Firmware::Bios`] unless set).
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
         self
     }
 
@@ -441,7 +508,8 @@ impl GuestSpec {
         Ok(Command::new(program))
     }
 
-    /// Chooses host ports and creates blank and formatted disks (in `dir`).
+    /// Chooses host ports, creates blank and formatted disks and copies OVMF's variable
+    /// store for a UEFI guest (in `dir`).
     pub(crate) fn resolve(&self, dir: Option<&Path>) -> anyhow::Result<Resolved> {
         let forwards = self
             .forwards
@@ -459,9 +527,14 @@ impl GuestSpec {
             .enumerate()
             .map(|(index, disk)| disk.materialize(dir, &format!("disk{index}.img")))
             .collect::<anyhow::Result<_>>()?;
+        let uefi_vars = match self.firmware {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some(copy_uefi_vars(dir)?),
+        };
         Ok(Resolved {
             forwards,
             disk_paths,
+            uefi_vars,
         })
     }
 
@@ -517,18 +590,68 @@ impl GuestSpec {
             }
             Console::Interactive => push(&["-nographic", "-serial", "mon:stdio"]),
         }
-        push(&[
-            "-kernel",
-            &path_str(&self.kernel)?,
-            "-initrd",
-            &path_str(&self.initrd)?,
-        ]);
-        let mut append = String::from("console=ttyS0");
-        for arg in &self.kernel_args {
-            append.push(' ');
-            append.push_str(arg);
+        if let Some(vars) = &resolved.uefi_vars {
+            ensure!(
+                Path::new(OVMF_CODE).is_file(),
+                "{OVMF_CODE} not found: install the Debian package {OVMF_PACKAGE} (apt-get install {OVMF_PACKAGE})"
+            );
+            push(&[
+                "-drive",
+                &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                "-drive",
+                &format!("if=pflash,format=raw,unit=1,file={}", qemu_path(vars)?),
+            ]);
         }
-        push(&["-append", &append]);
+        ensure!(
+            self.boot_source == BootSource::Kernel || self.kernel_args.is_empty(),
+            "kernel arguments need BootSource::Kernel: a boot medium carries its own kernel \
+             command line"
+        );
+        let mut have_xhci = self.usb_controller;
+        match &self.boot_source {
+            BootSource::Kernel => {
+                push(&[
+                    "-kernel",
+                    &path_str(&self.kernel)?,
+                    "-initrd",
+                    &path_str(&self.initrd)?,
+                ]);
+                let mut append = String::from("console=ttyS0");
+                for arg in &self.kernel_args {
+                    append.push(' ');
+                    append.push_str(arg);
+                }
+                push(&["-append", &append]);
+            }
+            BootSource::Network { .. } => ensure!(
+                !self.nics.is_empty(),
+                "a network boot needs a NIC: add one with GuestSpec::nic"
+            ),
+            BootSource::Cdrom(iso) => push(&[
+                "-drive",
+                &format!(
+                    "file={},if=none,id=cd0,media=cdrom,readonly=on,format=raw",
+                    qemu_path(iso)?
+                ),
+                "-device",
+                "ide-cd,drive=cd0,bootindex=0",
+            ]),
+            BootSource::UsbStick(image) => {
+                push(&["-device", XHCI_DEVICE]);
+                have_xhci = true;
+                push(&[
+                    "-drive",
+                    &format!(
+                        "file={},if=none,id={USB_STICK_DEVICE},format=raw",
+                        qemu_path(image)?
+                    ),
+                    "-device",
+                    &format!(
+                        "usb-storage,bus={XHCI_BUS},drive={USB_STICK_DEVICE},id={USB_STICK_DEVICE},bootindex=0"
+                    ),
+                ]);
+            }
+        }
 
         ensure!(
             (resolved.forwards.is_empty() && self.guest_forwards.is_empty())
@@ -551,22 +674,29 @@ impl GuestSpec {
                     netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
                 }
             }
+            let mut device = format!(
+                "{},netdev=n{index},mac=52:54:00:12:34:{:02x}",
+                model.device(),
+                0x56 + index
+            );
             if index == 0 {
                 for (guest, host) in &self.guest_forwards {
                     netdev.push_str(&format!(",guestfwd=tcp:{guest}-tcp:127.0.0.1:{host}"));
                 }
+                if let BootSource::Network { tftp_dir, bootfile } = &self.boot_source {
+                    netdev.push_str(&format!(
+                        ",tftp={},bootfile={}",
+                        qemu_path(tftp_dir)?,
+                        bootfile.replace(',', ",,")
+                    ));
+                    device.push_str(",bootindex=0");
+                }
             }
-            let mac = format!("52:54:00:12:34:{:02x}", 0x56 + index);
-            push(&[
-                "-netdev",
-                &netdev,
-                "-device",
-                &format!("{},netdev=n{index},mac={mac}", model.device()),
-            ]);
+            push(&["-netdev", &netdev, "-device", &device]);
         }
 
-        let (mut sata_ports, mut floppy_units, mut have_xhci) = (0, 0, self.usb_controller);
-        if have_xhci {
+        let (mut sata_ports, mut floppy_units) = (0, 0);
+        if self.usb_controller && !matches!(self.boot_source, BootSource::UsbStick(_)) {
             push(&["-device", XHCI_DEVICE]);
         }
         for (index, (disk, path)) in self.disks.iter().zip(&resolved.disk_paths).enumerate() {
@@ -655,6 +785,21 @@ pub(crate) fn create_sparse(path: &Path, size_bytes: u64) -> anyhow::Result<()> 
         .with_context(|| format!("sizing disk image {} to {size_bytes} bytes", path.display()))
 }
 
+/// Copies OVMF's variable store into `dir` for a UEFI guest (its firmware writes boot entries
+/// there) and returns the copy.
+fn copy_uefi_vars(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir =
+        dir.context("a UEFI guest's variable store needs a directory: set GuestSpec::work_dir")?;
+    let copy = dir.join("OVMF_VARS.fd");
+    std::fs::copy(OVMF_VARS, &copy).with_context(|| {
+        format!(
+            "copying {OVMF_VARS} to {} (install the Debian package {OVMF_PACKAGE}: apt-get install {OVMF_PACKAGE})",
+            copy.display()
+        )
+    })?;
+    Ok(copy)
+}
+
 /// Fails unless the image at `path` has a standard floppy size.
 fn check_floppy_size(path: &Path) -> anyhow::Result<()> {
     let size = std::fs::metadata(path)
@@ -720,6 +865,7 @@ mod tests {
                 .map(|forward| (forward.host.unwrap_or(0), forward.guest))
                 .collect(),
             disk_paths,
+            uefi_vars: None,
         }
     }
 
@@ -1269,5 +1415,109 @@ mod tests {
             DiskSpec::blank(DiskInterface::Floppy, 1_474_560).interface(),
             DiskInterface::Floppy
         );
+    }
+
+    /// Every argument after the console's, for specs that boot without `-append`.
+    fn after_console(all: &[String]) -> String {
+        let qmp = all.iter().position(|arg| arg == "-qmp").unwrap();
+        all[qmp + 2..].join(" ")
+    }
+
+    #[test]
+    fn a_network_boot_asks_the_first_nics_tftp_server_for_the_bootfile() {
+        let spec = GuestSpec::new(&image())
+            .boot_source(BootSource::Network {
+                tftp_dir: "/img,x".into(),
+                bootfile: "boot.ipxe".into(),
+            })
+            .nic(NicModel::E1000)
+            .nic(NicModel::VirtioNet)
+            .forward_port_to(8443, 443);
+        let all = args(&spec, &[]);
+        assert!(!all.contains(&"-kernel".to_owned()), "{all:?}");
+        assert_eq!(
+            after_console(&all),
+            "-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8443-:443,tftp=/img,,x,bootfile=boot.ipxe \
+             -device e1000,netdev=n0,mac=52:54:00:12:34:56,bootindex=0 \
+             -netdev user,id=n1,restrict=on -device virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57"
+        );
+        let spec = GuestSpec::new(&image()).boot_source(BootSource::Network {
+            tftp_dir: "/img".into(),
+            bootfile: "boot.ipxe".into(),
+        });
+        assert!(args_error(&spec, &[]).contains("a network boot needs a NIC"));
+    }
+
+    #[test]
+    fn a_cd_is_read_only_and_boots_first() {
+        let spec = GuestSpec::new(&image())
+            .boot_source(BootSource::Cdrom("/img/m.iso".into()))
+            .disk(DiskSpec::file(DiskInterface::Sata, "/a.img"));
+        assert_eq!(
+            after_console(&args(&spec, &["/a.img"])),
+            "-drive file=/img/m.iso,if=none,id=cd0,media=cdrom,readonly=on,format=raw \
+             -device ide-cd,drive=cd0,bootindex=0 \
+             -drive file=/a.img,if=none,id=d0,format=raw -device ahci,id=ahci0 \
+             -device ide-hd,drive=d0,bus=ahci0.0"
+        );
+    }
+
+    #[test]
+    fn a_usb_stick_is_writable_shares_the_xhci_controller_and_can_be_pulled_by_its_id() {
+        let spec = GuestSpec::new(&image())
+            .boot_source(BootSource::UsbStick("/img/m.iso".into()))
+            .usb_controller()
+            .disk(DiskSpec::file(DiskInterface::Usb, "/a.img"));
+        assert_eq!(
+            after_console(&args(&spec, &["/a.img"])),
+            format!(
+                "-device qemu-xhci,id=xhci -drive file=/img/m.iso,if=none,id={USB_STICK_DEVICE},format=raw \
+                 -device usb-storage,bus=xhci.0,drive={USB_STICK_DEVICE},id={USB_STICK_DEVICE},bootindex=0 \
+                 -drive file=/a.img,if=none,id=d0,format=raw -device usb-storage,bus=xhci.0,drive=d0"
+            )
+        );
+    }
+
+    #[test]
+    fn a_medium_brings_its_own_command_line() {
+        let spec = GuestSpec::new(&image())
+            .boot_source(BootSource::Cdrom("/img/m.iso".into()))
+            .kernel_arg("mfv.halt=poweroff");
+        assert!(
+            args_error(&spec, &[]).contains("kernel arguments need BootSource::Kernel"),
+            "{}",
+            args_error(&spec, &[])
+        );
+    }
+
+    #[test]
+    fn uefi_gets_ovmf_code_read_only_and_its_own_copy_of_the_variable_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = GuestSpec::new(&image())
+            .firmware(Firmware::Uefi)
+            .boot_source(BootSource::UsbStick("/img/m.iso".into()));
+        let resolved = spec.resolve(Some(dir.path())).unwrap();
+        let vars = dir.path().join("OVMF_VARS.fd");
+        assert_eq!(resolved.uefi_vars.as_deref(), Some(vars.as_path()));
+        assert_eq!(
+            std::fs::read(&vars).unwrap(),
+            std::fs::read(OVMF_VARS).unwrap()
+        );
+        let all = spec
+            .qemu_args(Console::Interactive, &resolved)
+            .unwrap()
+            .join(" ");
+        assert!(
+            all.contains(&format!(
+                "-drive if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE} \
+                 -drive if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            )),
+            "{all}"
+        );
+        let error = spec.interactive_command().unwrap_err().to_string();
+        assert!(error.contains("GuestSpec::work_dir"), "{error}");
+        let bios = GuestSpec::new(&image()).resolve(Some(dir.path())).unwrap();
+        assert_eq!(bios.uefi_vars, None);
     }
 }

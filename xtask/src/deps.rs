@@ -32,9 +32,24 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "build scripts locate the C libraries"),
     (
         "xorriso",
-        "iso9660 config volumes in the mfv-config discovery tests",
+        "writes the hybrid boot ISO (cargo xtask image); iso9660 config volumes in the mfv-config discovery tests",
     ),
-    ("mtools", "vfat images without mounting them"),
+    (
+        "mtools",
+        "vfat images without mounting them (the ISO's EFI partition, test volumes)",
+    ),
+    (
+        "grub-common",
+        "grub-mkimage makes the boot ISO's GRUB core images",
+    ),
+    (
+        "grub-pc-bin",
+        "GRUB's BIOS modules and hybrid MBR for the boot ISO (CD and USB stick on BIOS)",
+    ),
+    (
+        "grub-efi-amd64-bin",
+        "GRUB's x86_64 UEFI modules for the boot ISO (UEFI from CD or USB stick)",
+    ),
     ("slapd", "the private LDAP server of the mfv-auth tests"),
     (
         "ldap-utils",
@@ -105,6 +120,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     (
         "ovmf",
         "UEFI firmware for VMs: the image carries its 4M code and vars files and descriptors",
+    ),
+    (
+        "ipxe-qemu",
+        "QEMU's iPXE option ROMs: the PXE boot tests (tests/tests/media.rs); the image carries them",
     ),
     (
         "nfs-common",
@@ -529,6 +548,13 @@ mod tests {
             "pkg-config",
             "e2fsprogs",
             "dosfstools",
+            "xorriso",
+            "mtools",
+            "grub-common",
+            "grub-pc-bin",
+            "grub-efi-amd64-bin",
+            "ovmf",
+            "ipxe-qemu",
         ] {
             assert!(names.contains(&required), "{required} missing");
         }

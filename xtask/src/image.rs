@@ -1,8 +1,10 @@
 //! The appliance image: builds our binaries, assembles the initrd tree (merged /usr, busybox,
 //! the files we write ourselves in [`ROOTFS`], libvirt and QEMU from Debian's packages (see
 //! [`packages`]), shared libraries, kernel modules), writes it as a zstd-compressed cpio archive,
-//! and writes target/appliance/{vmlinuz,initrd.img,manifest.txt}. The manifest lists every entry
-//! and sums files and bytes per component, so the size of each part can be followed.
+//! and writes target/appliance/{vmlinuz,initrd.img,manifest.txt} and the boot media made of the
+//! first two ([`media`]: boot.ipxe, grub-netboot.cfg, minifed-virt.iso). The manifest lists
+//! every entry and sums files and bytes per component, so the size of each part can be
+//! followed, and ends with the boot media's sizes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -22,7 +24,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::cpio::CpioWriter;
 use crate::packages::{self, Content, PackageEntry};
-use crate::{Workspace, cmd, elf, kernel, modules};
+use crate::{Workspace, cmd, elf, kernel, media, modules};
 
 /// zstd level and worker threads. Measured on the 70 MiB archive with two cores: level 9 takes
 /// 2.8 s for 16.7 MiB, level 12 5.2 s for 16.6 MiB, level 19 38 s for 14.9 MiB; the kernel
@@ -199,10 +201,13 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         &format!("payload.squashfs (mounted on /{PAYLOAD_DIR}, read on demand)"),
         &report,
     )?);
+    let media = media::write(&out, mtime)?;
+    text.push('\n');
+    text.push_str(&media.manifest());
     let manifest = out.join("manifest.txt");
     fs::write(&manifest, text).with_context(|| format!("cannot write {}", manifest.display()))?;
     println!(
-        "initrd: {} files, {} modules, {} uncompressed, {} compressed, of which payload.squashfs {}\nwrote {}, {} and {}",
+        "initrd: {} files, {} modules, {} uncompressed, {} compressed, of which payload.squashfs {}\nwrote {}, {} and {}\nboot media: {}",
         report.files,
         report.modules,
         mib(report.uncompressed_bytes),
@@ -210,7 +215,13 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         mib(report.squashfs_bytes),
         vmlinuz.display(),
         initrd.display(),
-        manifest.display()
+        manifest.display(),
+        media
+            .files
+            .iter()
+            .map(|(path, bytes)| format!("{} ({})", path.display(), mib(*bytes)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(report)
 }

@@ -15,6 +15,7 @@ mod elf;
 mod fuzz;
 mod image;
 mod kernel;
+mod media;
 mod modules;
 mod packages;
 mod suite;
@@ -47,7 +48,8 @@ enum Command {
     Web,
     /// Download and unpack the Debian kernel package into target/kernel/ (cached by version).
     Kernel,
-    /// Build the appliance: target/appliance/{vmlinuz,initrd.img,manifest.txt}.
+    /// Build the appliance: target/appliance/{vmlinuz,initrd.img,manifest.txt} and the boot
+    /// media (boot.ipxe, grub-netboot.cfg, minifed-virt.iso).
     Image {
         /// Put debug builds of our binaries in the image instead of release builds.
         #[arg(long)]
