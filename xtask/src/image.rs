@@ -456,7 +456,7 @@ fn relative_link(link: &str, target: &str) -> String {
 
 /// (image path, symlink target) for each applet in `busybox --list-full` output, below /usr.
 /// Applets at the top level (`linuxrc`, for old-style initrds) are left out.
-fn busybox_links(list: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn busybox_links(list: &str) -> Result<Vec<(String, String)>> {
     let mut links = Vec::new();
     let lines = list.lines().map(str::trim);
     for line in lines.filter(|line| line.contains('/')) {
@@ -477,7 +477,7 @@ fn busybox_links(list: &str) -> Result<Vec<(String, String)>> {
 
 /// One entry of the initrd.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
+pub(crate) enum Node {
     Directory {
         permissions: u32,
     },
@@ -498,7 +498,7 @@ enum Node {
 
 /// Where an entry of the image comes from, for the manifest's summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Component {
+pub(crate) enum Component {
     /// The directories, links and device nodes every image has.
     Skeleton,
     /// Our binaries.
@@ -519,6 +519,8 @@ enum Component {
     PayloadLinks,
     /// The payload squashfs file.
     Payload,
+    /// The /init script and configuration files of `cargo xtask bench boot`'s reference image.
+    Reference,
 }
 
 impl std::fmt::Display for Component {
@@ -534,13 +536,14 @@ impl std::fmt::Display for Component {
             Self::EarlyModules => f.write_str("early modules (loop, squashfs)"),
             Self::PayloadLinks => f.write_str("links into the payload"),
             Self::Payload => f.write_str("payload.squashfs"),
+            Self::Reference => f.write_str("reference stack files"),
         }
     }
 }
 
 /// Which permissions files copied from the host get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Modes {
+pub(crate) enum Modes {
     /// Those the host file has, less set-user-ID and set-group-ID: nothing in the image runs
     /// with more rights than its caller (Debian's mount.nfs is set-user-ID root; here only
     /// root mounts).
@@ -565,14 +568,14 @@ const MAX_LINKS: usize = 40;
 /// The initrd's entries by path (no leading `/`), sorted, so parents come before children, each
 /// with the component it came from.
 #[derive(Debug, Default)]
-struct Tree {
+pub(crate) struct Tree {
     nodes: BTreeMap<String, (Node, Component)>,
 }
 
 impl Tree {
     /// Adds `node` at `path`, creating missing parent directories. An entry added twice alike
     /// keeps its first component.
-    fn insert(&mut self, component: Component, path: &str, node: Node) -> Result<()> {
+    pub(crate) fn insert(&mut self, component: Component, path: &str, node: Node) -> Result<()> {
         let path = path.trim_matches('/');
         if path.is_empty() {
             bail!("an image entry needs a path");
@@ -603,7 +606,12 @@ impl Tree {
 
     /// Adds a copy of the host file `source` (following symlinks) at `path`, with its
     /// permissions.
-    fn insert_host_file(&mut self, component: Component, path: &str, source: &Path) -> Result<()> {
+    pub(crate) fn insert_host_file(
+        &mut self,
+        component: Component,
+        path: &str,
+        source: &Path,
+    ) -> Result<()> {
         self.insert_copy(component, path, source, Modes::Host)
     }
 
@@ -631,7 +639,7 @@ impl Tree {
     }
 
     /// Adds every file below the host directory `source` at `path` (`""`: the image's root).
-    fn insert_host_dir(
+    pub(crate) fn insert_host_dir(
         &mut self,
         component: Component,
         path: &str,
@@ -659,7 +667,7 @@ impl Tree {
         Ok(())
     }
 
-    fn contains(&self, path: &str) -> bool {
+    pub(crate) fn contains(&self, path: &str) -> bool {
         self.nodes.contains_key(path.trim_matches('/'))
     }
 
@@ -671,7 +679,7 @@ impl Tree {
         self.nodes.get(path).map(|(_, component)| *component)
     }
 
-    fn count(&self, predicate: impl Fn(&Node) -> bool) -> usize {
+    pub(crate) fn count(&self, predicate: impl Fn(&Node) -> bool) -> usize {
         self.nodes
             .values()
             .filter(|(node, _)| predicate(node))
@@ -721,7 +729,7 @@ impl Tree {
     }
 
     /// Writes the tree as a cpio archive; returns the archive's length.
-    fn write_cpio<W: Write>(&self, out: W, mtime: u32) -> Result<(W, u64)> {
+    pub(crate) fn write_cpio<W: Write>(&self, out: W, mtime: u32) -> Result<(W, u64)> {
         let mut writer = CpioWriter::new(out, mtime);
         for (path, (node, _)) in &self.nodes {
             let written = match node {

@@ -5,6 +5,7 @@ mod bench;
 mod bench_auth;
 mod bench_dhcp;
 mod bench_pages;
+mod bench_reference;
 mod bench_vm;
 mod bench_web;
 mod boot;
@@ -93,9 +94,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Benchmark {
-    /// Boot the appliance under QEMU TCG and time kernel start to /init and the boot sequence.
+    /// Boot our image and a reference image of the seed's classic stack (busybox, modprobe loop,
+    /// udhcpc, lighttpd + php-cgi) under QEMU TCG, alternately: first web answer, kernel start
+    /// to /init, coldplug, RAM in use.
     Boot {
-        /// How many boots to time.
+        /// How many boots of each image to time.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
     },

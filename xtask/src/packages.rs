@@ -293,7 +293,7 @@ pub fn collect(
 }
 
 /// Where the package path `path` goes in the image (see [`PackageEntry::image_path`]).
-fn image_path_of(path: &str) -> String {
+pub(crate) fn image_path_of(path: &str) -> String {
     let relative = path.trim_start_matches('/');
     for top in ["bin/", "sbin/", "lib/", "lib64/"] {
         if relative.starts_with(top) {
