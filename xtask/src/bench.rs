@@ -258,7 +258,7 @@ fn read_ram_in_use(guest: &mut Guest) -> Result<f64> {
 /// connection and the guest's SYN is only resent a second or more later, so a try started
 /// just before the server is reachable answers late; a later try answers as soon as the
 /// server does. The threads of tries still running end within their own time limits.
-fn first_answer<T: Send + 'static>(
+pub(crate) fn first_answer<T: Send + 'static>(
     try_once: impl Fn() -> Result<T> + Send + Sync + 'static,
     timeout: Duration,
 ) -> Result<T> {
@@ -513,7 +513,7 @@ fn figures_table(
 }
 
 /// This machine: cores, CPU model, QEMU version.
-fn machine_description() -> String {
+pub(crate) fn machine_description() -> String {
     let qemu = cmd::stdout(Command::new("qemu-system-x86_64").arg("--version"))
         .ok()
         .and_then(|text| text.lines().next().map(str::to_owned))

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_auth;
 mod bench_dhcp;
+mod bench_media;
 mod bench_pages;
 mod bench_reference;
 mod bench_vm;
@@ -100,6 +101,14 @@ enum Benchmark {
     Boot {
         /// How many boots of each image to time.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+    },
+    /// Boot the image from each boot medium (PXE on BIOS and UEFI, the ISO as a CD and on a
+    /// USB stick on BIOS and UEFI) under QEMU TCG: QEMU start to /init and to the first HTTPS
+    /// answer, and the media's sizes.
+    Media {
+        /// How many boots of each medium to time.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         runs: u32,
     },
     /// Boot a machine with many devices and time driver coldplug by mfv-init against busybox
@@ -245,6 +254,12 @@ fn run() -> Result<()> {
         } => {
             deps::ensure(deps::Mode::Install)?;
             bench::boot(&workspace, runs)
+        }
+        Command::Bench {
+            benchmark: Benchmark::Media { runs },
+        } => {
+            deps::ensure(deps::Mode::Install)?;
+            bench_media::media_bench(&workspace, runs)
         }
         Command::Bench {
             benchmark: Benchmark::Probe { runs },
