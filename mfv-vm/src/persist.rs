@@ -104,22 +104,30 @@ impl Hypervisor {
             .connection
             .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
             .map_err(|error| operation_error("list", ObjectKind::Vm, "*", error))?;
+        self.definitions_of(&domains)
+    }
+
+    /// The definitions of `domains`. A VM undefined since it was listed is left out: it has
+    /// nothing left to keep, and the export must not fail because someone deleted a VM.
+    fn definitions_of(&self, domains: &[Domain]) -> Result<Definitions, VirtError> {
         let mut files = BTreeMap::new();
         let mut entries = Vec::with_capacity(domains.len());
-        for domain in &domains {
+        for domain in domains {
             let name = domain
                 .name()
                 .map_err(|error| operation_error("read", ObjectKind::Vm, "?", error))?;
-            let read = |error| operation_error("read", ObjectKind::Vm, &name, error);
-            let file = format!("{name}.xml");
-            files.insert(file.clone(), self.inactive_xml(domain, &name)?.into_bytes());
-            entries.push(IndexEntry {
-                uuid: domain.uuid_string().map_err(read)?,
-                autostart: domain.autostart().map_err(read)?,
-                snapshots: snapshot_definitions(domain, &name, &mut files)?,
-                file,
-                name: name.clone(),
-            });
+            let mut own_files = BTreeMap::new();
+            match self.definition_of(domain, &name, &mut own_files) {
+                Ok(entry) => {
+                    files.append(&mut own_files);
+                    entries.push(entry);
+                }
+                Err(VirtError::NotFound {
+                    kind: ObjectKind::Vm,
+                    ..
+                }) => {}
+                Err(error) => return Err(error),
+            }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let index = Index {
@@ -135,6 +143,25 @@ impl Hypervisor {
         Ok(Definitions {
             vms: index.vms.into_iter().map(|entry| entry.name).collect(),
             files,
+        })
+    }
+
+    /// One VM's index entry; its definition and snapshot files go into `files`.
+    fn definition_of(
+        &self,
+        domain: &Domain,
+        name: &str,
+        files: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<IndexEntry, VirtError> {
+        let read = |error| operation_error("read", ObjectKind::Vm, name, error);
+        let file = format!("{name}.xml");
+        files.insert(file.clone(), self.inactive_xml(domain, name)?.into_bytes());
+        Ok(IndexEntry {
+            uuid: domain.uuid_string().map_err(read)?,
+            autostart: domain.autostart().map_err(read)?,
+            snapshots: snapshot_definitions(domain, name, files)?,
+            file,
+            name: name.to_owned(),
         })
     }
 
@@ -371,6 +398,34 @@ fn write_atomically(path: &Path, content: &[u8]) -> Result<(), VirtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vm_undefined_between_the_listing_and_its_definition_is_left_out() {
+        let hypervisor = Hypervisor::connect("test:///default").unwrap();
+        let [kept, gone] = ["kept", "gone"].map(|what| format!("{what}-{}", std::process::id()));
+        for name in [&kept, &gone] {
+            hypervisor
+                .define(&format!(
+                    "<domain type='test'><name>{name}</name><memory unit='MiB'>64</memory>\
+                     <os><type>hvm</type></os></domain>"
+                ))
+                .unwrap();
+        }
+        let domains: Vec<Domain> = [&kept, &gone]
+            .map(|name| hypervisor.domain(name).unwrap())
+            .into();
+        hypervisor
+            .undefine(&gone, crate::VolumePolicy::Keep)
+            .unwrap();
+
+        let definitions = hypervisor.definitions_of(&domains).unwrap();
+        assert_eq!(definitions.vms, std::slice::from_ref(&kept));
+        assert!(definitions.files.contains_key(&format!("{kept}.xml")));
+        assert!(!definitions.files.contains_key(&format!("{gone}.xml")));
+        hypervisor
+            .undefine(&kept, crate::VolumePolicy::Keep)
+            .unwrap();
+    }
 
     #[test]
     fn missing_index_names_its_path() {
