@@ -1,7 +1,8 @@
-//! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init), or with `--stage2` the
-//! boot sequence after another init, or with `--console` (started by PID 1, never PID 1
-//! itself) the console screen, or with `--host-daemon` or `--vm-keeper` (services PID 1
-//! supervises) the host daemon or the VM keeper.
+//! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init, mfv-early-init,
+//! executes it from the payload), or with `--stage2` the boot sequence after another init,
+//! or with `--console` (started by PID 1, never PID 1 itself) the console screen, or with
+//! `--host-daemon` or `--vm-keeper` (services PID 1 supervises) the host daemon or the VM
+//! keeper.
 //!
 //! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
@@ -73,7 +74,8 @@ fn main() -> ExitCode {
     if !is_pid1 && !stage2 {
         let _ = writeln!(
             std::io::stderr(),
-            "mfv-init: runs as PID 1 (the initrd's /init) or with --stage2 after another init"
+            "mfv-init: runs as PID 1 (the initrd's /init executes it) or with --stage2 after \
+             another init"
         );
         return ExitCode::from(EXIT_USAGE);
     }
