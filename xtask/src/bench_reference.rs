@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
-use crate::image::{Component, Modes, Node, Tree, busybox_links};
+use crate::image::{self, Component, Modes, Node, Tree, busybox_links};
 use crate::kernel::Kernel;
 use crate::{Workspace, cmd, elf, modules, packages};
 
@@ -294,51 +294,7 @@ fn assemble(
     modules_dir: &Path,
     release: &str,
 ) -> Result<Tree> {
-    let mut tree = Tree::default();
-    let skeleton = Component::Skeleton;
-    for (path, permissions) in [
-        ("proc", 0o555),
-        ("sys", 0o555),
-        ("dev", 0o755),
-        ("run", 0o755),
-        ("tmp", 0o1777),
-        ("root", 0o700),
-        ("usr/bin", 0o755),
-        ("usr/sbin", 0o755),
-        ("usr/lib", 0o755),
-        ("usr/lib64", 0o755),
-        ("var/log", 0o755),
-        ("var/tmp", 0o1777),
-    ] {
-        tree.insert(skeleton, path, Node::Directory { permissions })?;
-    }
-    for (path, target) in [
-        ("bin", "usr/bin"),
-        ("sbin", "usr/sbin"),
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-    ] {
-        tree.insert(
-            skeleton,
-            path,
-            Node::Symlink {
-                target: target.to_owned(),
-            },
-        )?;
-    }
-    // The kernel opens /dev/console for /init before devtmpfs is mounted.
-    for (path, major, minor) in [("dev/console", 5, 1), ("dev/null", 1, 3)] {
-        tree.insert(
-            skeleton,
-            path,
-            Node::CharDevice {
-                permissions: 0o600,
-                major,
-                minor,
-            },
-        )?;
-    }
-
+    let mut tree = image::skeleton()?;
     let mut elf_files = Vec::new();
     let mut library_dirs = Vec::new();
     for (package, root) in package_roots {

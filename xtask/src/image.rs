@@ -275,7 +275,10 @@ struct Inputs<'a> {
 }
 
 /// The initrd's file tree.
-fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
+/// The merged-/usr skeleton every initrd starts from (ours and `bench boot`'s reference):
+/// the top directories, the /bin, /sbin, /lib and /lib64 links into /usr, and the two device
+/// nodes the kernel needs before devtmpfs is mounted.
+pub(crate) fn skeleton() -> Result<Tree> {
     let mut tree = Tree::default();
     let skeleton = Component::Skeleton;
     for (path, permissions) in [
@@ -334,7 +337,11 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
             minor: 3,
         },
     )?;
+    Ok(tree)
+}
 
+fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
+    let mut tree = skeleton()?;
     tree.insert_host_file(Component::Ours, "init", &inputs.init)?;
     for (path, source) in &inputs.binaries {
         tree.insert_host_file(Component::Ours, path, source)?;
