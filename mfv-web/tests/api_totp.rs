@@ -71,27 +71,6 @@ fn audit(server: &Server, user: &str, event: &str) -> Vec<Value> {
     read.json().unwrap()["entries"].as_array().unwrap().clone()
 }
 
-/// `browser` enrols and confirms; the enrolment's answer.
-fn enrol_and_confirm(server: &Server, browser: &Browser) -> Value {
-    let enrolled = server.call_as(
-        browser,
-        "POST",
-        "/api/v1/session/totp",
-        Some(json!({"password": PASSWORD})),
-    );
-    assert_eq!(enrolled.status, 201, "{}", enrolled.text());
-    let enrolment = enrolled.json().unwrap();
-    let secret = enrolment["secret"].as_str().unwrap();
-    let confirmed = server.call_as(
-        browser,
-        "POST",
-        "/api/v1/session/totp/confirm",
-        Some(json!({"code": code(secret, 0)})),
-    );
-    assert_eq!(confirmed.status, 200, "{}", confirmed.text());
-    enrolment
-}
-
 #[test]
 fn a_viewer_enrols_confirms_logs_in_with_a_code_or_a_recovery_code_once_and_removes_it() {
     let server = Server::start();
@@ -367,7 +346,7 @@ fn an_admin_resets_another_users_second_factor_but_not_their_own() {
     let server = Server::start();
     let admin = server.token(Role::Admin);
     let vera = server.sign_in("vera", PASSWORD).unwrap();
-    enrol_and_confirm(&server, &vera);
+    server.enrol_and_confirm_totp(&vera);
 
     let reset = server.call(admin, "DELETE", "/api/v1/users/vera/totp", None);
     assert_eq!(reset.status, 200, "{}", reset.text());

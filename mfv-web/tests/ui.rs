@@ -16,7 +16,7 @@ use common::guest::{guest_spec, shared};
 use common::host_daemon::Daemon;
 use common::pages::{no_console_errors, screenshots, sign_in, wait_for_url};
 use common::{PASSWORD, Server};
-use mfv_auth::{Role, Timestamp, totp_code};
+use mfv_auth::Role;
 use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::unique;
 use mfv_vm::Hypervisor;
@@ -97,29 +97,7 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
 
     // The operator enrols a second factor.
     let otto = server.sign_in("otto", PASSWORD).unwrap();
-    let enrolled = server.call_as(
-        &otto,
-        "POST",
-        "/api/v1/session/totp",
-        Some(json!({"password": PASSWORD})),
-    );
-    assert_eq!(enrolled.status, 201, "{}", enrolled.text());
-    let secret = enrolled.json().unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = totp_code(&secret, Timestamp(i64::try_from(now).unwrap())).unwrap();
-    let confirmed = server.call_as(
-        &otto,
-        "POST",
-        "/api/v1/session/totp/confirm",
-        Some(json!({"code": code})),
-    );
-    assert_eq!(confirmed.status, 200, "{}", confirmed.text());
+    server.enrol_and_confirm_totp(&otto);
 
     let browser = Browser::start().unwrap();
     browser.set_window(1280, 720).unwrap();

@@ -17,7 +17,7 @@ use common::guest::shared;
 use common::host_daemon::Daemon;
 use common::pages::{no_console_errors, screenshots, sign_in, wait_for_url};
 use common::{PASSWORD, Server};
-use mfv_auth::{Role, Timestamp, totp_code};
+use mfv_auth::Role;
 use mfv_tests::browser::Browser;
 use mfv_tests::libvirtd::unique;
 use serde_json::{Value, json};
@@ -35,24 +35,7 @@ fn now() -> i64 {
 fn give_users_facts(server: &Server) {
     server.sign_in("vera", PASSWORD).unwrap();
     let otto = server.sign_in("otto", PASSWORD).unwrap();
-    let enrolled = server.call_as(
-        &otto,
-        "POST",
-        "/api/v1/session/totp",
-        Some(json!({"password": PASSWORD})),
-    );
-    assert_eq!(enrolled.status, 201, "{}", enrolled.text());
-    let secret = enrolled.json().unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let confirmed = server.call_as(
-        &otto,
-        "POST",
-        "/api/v1/session/totp/confirm",
-        Some(json!({"code": totp_code(&secret, Timestamp(now())).unwrap()})),
-    );
-    assert_eq!(confirmed.status, 200, "{}", confirmed.text());
+    server.enrol_and_confirm_totp(&otto);
     let added = server.call(
         server.token(Role::Admin),
         "POST",

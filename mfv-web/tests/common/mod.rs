@@ -309,6 +309,34 @@ impl Server {
         }
     }
 
+    /// `browser` enrols a second factor and confirms it with the current code; the
+    /// enrolment's answer (with its `secret`).
+    pub fn enrol_and_confirm_totp(&self, browser: &Browser) -> serde_json::Value {
+        let enrolled = self.call_as(
+            browser,
+            "POST",
+            "/api/v1/session/totp",
+            Some(json!({"password": PASSWORD})),
+        );
+        assert_eq!(enrolled.status, 201, "{}", enrolled.text());
+        let enrolment = enrolled.json().unwrap();
+        let secret = enrolment["secret"].as_str().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let code =
+            mfv_auth::totp_code(secret, mfv_auth::Timestamp(i64::try_from(now).unwrap())).unwrap();
+        let confirmed = self.call_as(
+            browser,
+            "POST",
+            "/api/v1/session/totp/confirm",
+            Some(json!({"code": code})),
+        );
+        assert_eq!(confirmed.status, 200, "{}", confirmed.text());
+        enrolment
+    }
+
     /// `method path` as `browser`, with its cookie and CSRF token, and `body` as JSON.
     pub fn call_as(
         &self,
