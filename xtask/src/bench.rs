@@ -30,7 +30,7 @@ use crate::{Workspace, bench_vm, cmd, kernel};
 
 /// The line the image's /init (mfv-early-init) prints first, once the payload is mounted:
 /// `mfv-early-init: /init at kernel uptime 1.634 s; payload ...`.
-const INIT_LINE: &str = "mfv-early-init: /init at kernel uptime ";
+pub(crate) const INIT_LINE: &str = "mfv-early-init: /init at kernel uptime ";
 const KERNEL_UPTIME: &str = "kernel uptime ";
 const BANNER_TIMEOUT: Duration = Duration::from_secs(120);
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -57,6 +57,10 @@ const SERVICES_TIMEOUT: Duration = Duration::from_secs(180);
 const HTTP_TRY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time between the starts of two HTTP tries.
 const HTTP_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// The address QEMU's user network gives the guest, which our certificate names.
+const GUEST_ADDRESS: &str = "10.0.2.15";
+/// What each try for the first answer sends, over HTTP or HTTPS.
+const FIRST_PAGE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: 10.0.2.15\r\nconnection: close\r\n\r\n";
 
 /// Median, minimum and maximum of a series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,15 +204,8 @@ fn ours_once(image: &ApplianceImage) -> Result<Sample> {
     if !report.contains("coldplug: settled after ") {
         bail!("mfv-init's coldplug did not settle: {report}");
     }
-    let port = guest.host_port(443).context("no forward for 443")?;
-    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), "10.0.2.15")?;
-    let poll = b"GET / HTTP/1.1\r\nhost: 10.0.2.15\r\nconnection: close\r\n\r\n";
-    let page = first_answer(move || client.send_raw(poll), SERVICES_TIMEOUT)
-        .with_context(|| format!("serial log: {}", guest.serial_log_path().display()))?;
+    first_config_mode_answer(&guest, SERVICES_TIMEOUT)?;
     let qemu_start_to_web = guest.elapsed().as_secs_f64();
-    if page.status != 200 {
-        bail!("config mode answered {}: {}", page.status, page.text());
-    }
     guest.wait_for_line_anywhere(SHELL_STARTED, SERVICES_TIMEOUT)?;
     Ok(Sample {
         qemu_start_to_web,
@@ -258,7 +255,7 @@ fn read_ram_in_use(guest: &mut Guest) -> Result<f64> {
 /// connection and the guest's SYN is only resent a second or more later, so a try started
 /// just before the server is reachable answers late; a later try answers as soon as the
 /// server does. The threads of tries still running end within their own time limits.
-pub(crate) fn first_answer<T: Send + 'static>(
+fn first_answer<T: Send + 'static>(
     try_once: impl Fn() -> Result<T> + Send + Sync + 'static,
     timeout: Duration,
 ) -> Result<T> {
@@ -288,6 +285,19 @@ pub(crate) fn first_answer<T: Send + 'static>(
     }
 }
 
+/// Waits for config mode's page over HTTPS on the guest's forwarded port 443 ([`first_answer`])
+/// and checks it answered 200.
+pub(crate) fn first_config_mode_answer(guest: &Guest, timeout: Duration) -> Result<()> {
+    let port = guest.host_port(443).context("no forward for 443")?;
+    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), GUEST_ADDRESS)?;
+    let page = first_answer(move || client.send_raw(FIRST_PAGE_REQUEST), timeout)
+        .with_context(|| format!("serial log: {}", guest.serial_log_path().display()))?;
+    if page.status != 200 {
+        bail!("config mode answered {}: {}", page.status, page.text());
+    }
+    Ok(())
+}
+
 /// One try: `GET /` over plain HTTP, each step given up after [`HTTP_TRY_TIMEOUT`]. Returns
 /// the status and the body.
 fn http_get(address: SocketAddr) -> Result<(u16, String)> {
@@ -296,7 +306,7 @@ fn http_get(address: SocketAddr) -> Result<(u16, String)> {
     stream.set_read_timeout(Some(HTTP_TRY_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TRY_TIMEOUT))?;
     stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: 10.0.2.15\r\nconnection: close\r\n\r\n")
+        .write_all(FIRST_PAGE_REQUEST)
         .with_context(|| format!("cannot send to {address}"))?;
     let mut answer = Vec::new();
     stream

@@ -8,24 +8,18 @@
 //! reference row, iPXE over QEMU's TFTP server, El Torito from a CD, a USB disk), so the
 //! table shows what each way costs before /init.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use mfv_tests::https::HttpsClient;
 use mfv_tests::setup_screen::choose_dhcp_on_the_first_card;
 use mfv_tests::{ApplianceImage, BootSource, Firmware, GuestSpec, IPXE_SCRIPT, ISO_FILE, NicModel};
 
 use crate::Workspace;
-use crate::bench::{self, Stats, first_answer, today};
+use crate::bench::{self, INIT_LINE, Stats, first_config_mode_answer, today};
 use crate::image::{self, Profile, mib};
 
 /// The section's heading in BENCHMARKS.md.
 const HEADING: &str = "## Boot media (`cargo xtask bench media`)";
-/// The line /init (mfv-early-init) prints once the payload is mounted.
-const INIT_LINE: &str = "mfv-early-init: /init at kernel uptime ";
-/// The address QEMU's user network gives the host, which its certificate names.
-const HOST_ADDRESS: &str = "10.0.2.15";
 /// Firmware, the medium, boot and the services, under TCG.
 const BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -176,15 +170,8 @@ fn boot_once(image: &ApplianceImage, medium: &Medium, scratch: &Path) -> Result<
         bail!("unexpected /init line: {init}");
     }
     choose_dhcp_on_the_first_card(&mut guest, BOOT_TIMEOUT)?;
-    let port = guest.host_port(443).context("no forward for 443")?;
-    let client = HttpsClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), HOST_ADDRESS)?;
-    let poll = b"GET / HTTP/1.1\r\nhost: 10.0.2.15\r\nconnection: close\r\n\r\n";
-    let page = first_answer(move || client.send_raw(poll), BOOT_TIMEOUT)
-        .with_context(|| format!("serial log: {}", guest.serial_log_path().display()))?;
+    first_config_mode_answer(&guest, BOOT_TIMEOUT)?;
     let to_answer = guest.elapsed().as_secs_f64();
-    if page.status != 200 {
-        bail!("config mode answered {}: {}", page.status, page.text());
-    }
     Ok(Sample { to_init, to_answer })
 }
 
