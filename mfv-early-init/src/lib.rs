@@ -86,7 +86,7 @@ impl Layout {
     }
 }
 
-/// Why the payload could not be joined.
+/// Why the payload could not be joined, or mfv-init in it not executed.
 #[derive(Debug, thiserror::Error)]
 pub enum EarlyInitError {
     /// devtmpfs, where the loop devices appear, could not be mounted.
@@ -100,6 +100,14 @@ pub enum EarlyInitError {
     /// The payload could not be mounted.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// The payload is mounted but mfv-init in it could not be executed.
+    #[error("cannot execute {path}: {source}")]
+    Execute {
+        /// mfv-init's path.
+        path: PathBuf,
+        /// The kernel's error.
+        source: Errno,
+    },
 }
 
 /// Mounts devtmpfs (mfv-init finds it mounted and leaves it) and the payload.
@@ -174,6 +182,21 @@ mod tests {
             "{error:?}"
         );
         assert!(error.to_string().contains("/dev"), "{error}");
+    }
+
+    #[test]
+    fn a_payload_without_mfv_init_is_named_as_damaged() {
+        let layout = Layout::system();
+        let error = EarlyInitError::Execute {
+            path: layout.mfv_init(),
+            source: Errno::ENOENT,
+        };
+        let message = failure_message(&error, &layout);
+        assert!(
+            message.contains("cannot execute /usr/sbin/mfv-init: ENOENT"),
+            "{message}"
+        );
+        assert!(message.contains("write the medium again"), "{message}");
     }
 
     #[test]

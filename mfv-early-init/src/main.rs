@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::time::{Duration, Instant};
 
-use mfv_early_init::{Layout, failure_message, join_payload};
+use mfv_early_init::{EarlyInitError, Layout, failure_message, join_payload};
 use nix::sys::reboot::{RebootMode, reboot};
 use nix::time::{ClockId, clock_gettime};
 
@@ -25,29 +25,28 @@ fn main() {
     let layout = Layout::system();
     let started = Instant::now();
     let at_start = kernel_uptime();
-    match join_payload(&layout) {
+    let paths = layout.payload_paths();
+    let error = match join_payload(&layout) {
         Ok(mounted) => {
             say(&format!(
                 "/init at kernel uptime {}.{:03} s; payload {} ({:.1} MiB) mounted read-only \
                  on {} through {} in {:.1} ms",
                 at_start.as_secs(),
                 at_start.subsec_millis(),
-                layout.payload_paths().image.display(),
+                paths.image.display(),
                 mounted.image_bytes as f64 / (1024.0 * 1024.0),
-                layout.payload_paths().mount_point.display(),
+                paths.mount_point.display(),
                 mounted.device.display(),
                 started.elapsed().as_secs_f64() * 1000.0
             ));
-            let error = execute_mfv_init(&layout);
-            say(&format!(
-                "cannot start the host: cannot execute {}: {error}. The payload is mounted but \
-                 lacks mfv-init: the image is damaged; write the boot medium again from a \
-                 freshly built image. Halting.",
-                layout.mfv_init().display()
-            ));
+            EarlyInitError::Execute {
+                path: layout.mfv_init(),
+                source: execute_mfv_init(&layout),
+            }
         }
-        Err(error) => say(&failure_message(&error, &layout)),
-    }
+        Err(error) => error,
+    };
+    say(&failure_message(&error, &layout));
     halt()
 }
 
