@@ -62,6 +62,8 @@ pub struct FakeSystem {
     pub missing_programs: Vec<PathBuf>,
     /// Sockets that services have bound.
     pub answering_sockets: Vec<PathBuf>,
+    /// Services that have said they are ready on their readiness pipe.
+    pub notified: Vec<String>,
     /// The services the host daemon asked to restart.
     pub restart_requests: Vec<String>,
     /// Whether starting the log forwarding fails.
@@ -113,6 +115,7 @@ impl Default for FakeSystem {
             },
             missing_programs: Vec::new(),
             answering_sockets: Vec::new(),
+            notified: Vec::new(),
             restart_requests: Vec::new(),
             forward_logs_fails: false,
             network_requests: VecDeque::new(),
@@ -342,6 +345,10 @@ impl System for FakeSystem {
 
     fn socket_exists(&mut self, path: &Path) -> bool {
         self.answering_sockets.iter().any(|socket| socket == path)
+    }
+
+    fn notified_ready(&mut self, name: &str) -> bool {
+        self.notified.iter().any(|notified| notified == name)
     }
 
     fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()> {

@@ -1188,6 +1188,7 @@ mod tests {
 
     use super::*;
     use crate::fake::{FIRST_PID, FakeClock, FakeSystem, ScriptedSignals};
+    use crate::services::Readiness;
     use crate::system::{ChildExit, ExitStatus, Reaped};
     use mfv_config::cmdline::ConfigLocator;
     use mfv_config::discovery::{Absence, CandidateReport, ConfigSource, Verdict};
@@ -1771,9 +1772,10 @@ mod tests {
             program: PathBuf::from("/usr/sbin/libvirtd"),
             args: Vec::new(),
             user: None,
-            socket: None,
+            ready: Readiness::Running,
             listen: Vec::new(),
             after: Vec::new(),
+            yield_to: Vec::new(),
             stop_grace: Duration::from_secs(5),
         }];
         // The console screen is pid 100, libvirtd 101; libvirtd crashes once (pid 102 next),
@@ -1845,9 +1847,10 @@ mod tests {
             program: PathBuf::from("/usr/bin/mfv-web"),
             args: Vec::new(),
             user: Some("mfv-web".to_string()),
-            socket: None,
+            ready: Readiness::Running,
             listen: Vec::new(),
             after: Vec::new(),
+            yield_to: Vec::new(),
             stop_grace: Duration::from_secs(5),
         }];
         let system = FakeSystem {
@@ -1955,9 +1958,10 @@ mod tests {
                 program: PathBuf::from("/usr/bin/mfv-web"),
                 args: Vec::new(),
                 user: Some("mfv-web".to_string()),
-                socket: None,
+                ready: Readiness::Running,
                 listen: web_listen(443),
                 after: Vec::new(),
+                yield_to: Vec::new(),
                 stop_grace: Duration::from_secs(5),
             },
             crate::services::ServiceSpec {
@@ -1965,9 +1969,10 @@ mod tests {
                 program: PathBuf::from("/init"),
                 args: Vec::new(),
                 user: None,
-                socket: None,
+                ready: Readiness::Running,
                 listen: Vec::new(),
                 after: Vec::new(),
+                yield_to: Vec::new(),
                 stop_grace: Duration::from_secs(75),
             },
         ];

@@ -6,14 +6,15 @@
 //! doubles with each quick exit ([`FIRST_BACKOFF`] up to [`MAX_BACKOFF`]) and falls back once a
 //! process ran for [`STABLE_RUN`]; [`CRASH_LOOP_EXITS`] exits within [`CRASH_LOOP_WINDOW`] make
 //! it crash-looping, which the console and the status say, while it is still retried at the
-//! longest delay. A service with a socket is ready when its new process has bound the socket
-//! (a stale one is removed before the start: connecting to find out would leave an error in
-//! libvirtd's log at every boot), one without a socket as soon as it runs; a service starts only when those it comes after are
-//! ready. Every change of state is published for the host daemon
+//! longest delay. How PID 1 knows a service is ready is its [`Readiness`]; a service starts
+//! only when those it comes after are ready, and once those it yields to are ready or have
+//! failed, so that the web server has the machine to itself while it starts and the VM
+//! services follow. Every change of state is published for the host daemon
 //! ([`mfv_host::services`]); each service's output goes to its own log there.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,10 +36,29 @@ pub const STABLE_RUN: Duration = Duration::from_secs(60);
 pub const CRASH_LOOP_EXITS: usize = 5;
 /// See [`CRASH_LOOP_EXITS`].
 pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(300);
-/// How often a starting service's socket is tried.
-pub const READY_POLL: Duration = Duration::from_millis(100);
+/// How often a starting service is asked whether it is ready.
+pub const READY_POLL: Duration = Duration::from_millis(20);
+/// A service that has been starting this long no longer holds back those that yield to it.
+pub const YIELD_LIMIT: Duration = Duration::from_secs(10);
+/// The first descriptor a service gets handed over (after stdin, stdout and stderr): its
+/// listeners, then its readiness pipe.
+pub const FIRST_HANDED_OVER_FD: RawFd = 3;
 /// How often the processes are checked while a service stops.
 const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// How PID 1 knows that a service it started is ready, so that those after it may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// As soon as its process runs.
+    Running,
+    /// Once its new process has bound this Unix socket. A stale one is removed before the
+    /// start: connecting to find out would leave an error in libvirtd's log at every boot.
+    Socket(PathBuf),
+    /// Once its process writes to the pipe PID 1 hands over as the descriptor after its
+    /// listeners, which its arguments name (as s6's notification-fd): for a service whose
+    /// readiness nothing else shows, such as the web server, whose listeners PID 1 binds.
+    Notify,
+}
 
 /// A service: what to run, as whom, and when it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +71,18 @@ pub struct ServiceSpec {
     pub args: Vec<String>,
     /// The user it runs as, with that user's groups; root when `None`.
     pub user: Option<String>,
-    /// The socket that accepts connections once the service is ready.
-    pub socket: Option<PathBuf>,
+    /// How PID 1 knows it is ready.
+    pub ready: Readiness,
     /// TCP addresses PID 1 binds and hands over as listening descriptors 3, 4, ... in
     /// this order, for a service whose user may not bind them (ports below 1024).
     pub listen: Vec<SocketAddr>,
     /// The services that must be ready before it starts (named earlier in the list).
     pub after: Vec<String>,
+    /// The services that go first (named earlier in the list): it starts once each is ready,
+    /// has ended, could not start, or has been starting for [`YIELD_LIMIT`]. An order that
+    /// leaves the machine to them while they start, not a need: it starts all the same when
+    /// one of them fails.
+    pub yield_to: Vec<String>,
     /// How long it gets between SIGTERM and SIGKILL at shutdown.
     pub stop_grace: Duration,
 }
@@ -86,6 +111,21 @@ struct Service {
     restart_kill_at: Option<Duration>,
 }
 
+impl Service {
+    /// Whether those that yield to it may start at `now`: it is ready, has ended or could
+    /// not start (it is restarting), is not in this image, or has been starting for
+    /// [`YIELD_LIMIT`].
+    fn has_gone_first(&self, now: Duration) -> bool {
+        match self.state {
+            ServiceState::Waiting => self.absent,
+            ServiceState::Starting => {
+                self.last_exit.is_some() || now.saturating_sub(self.started_at) >= YIELD_LIMIT
+            }
+            _ => true,
+        }
+    }
+}
+
 /// The services and their processes.
 #[derive(Debug, Default)]
 pub struct Supervisor {
@@ -108,7 +148,7 @@ impl Supervisor {
             {
                 anyhow::bail!("service {} is listed twice", spec.name);
             }
-            for needed in &spec.after {
+            for needed in spec.after.iter().chain(&spec.yield_to) {
                 if !services.iter().any(|service| &service.spec.name == needed) {
                     anyhow::bail!(
                         "service {} comes after {needed}, which is not listed before it",
@@ -144,7 +184,7 @@ impl Supervisor {
         self.services.is_empty()
     }
 
-    /// Starts every service whose turn it is and marks those whose socket answers as ready.
+    /// Starts every service whose turn it is and marks those that say so as ready.
     /// Returns the console lines of what happened; empty when nothing changed.
     pub fn step(&mut self, now: Duration, system: &mut impl System) -> Vec<String> {
         let mut lines = Vec::new();
@@ -156,6 +196,11 @@ impl Supervisor {
                 services
                     .iter()
                     .any(|other| &other.spec.name == name && other.state == ServiceState::Running)
+            };
+            let gone_first = |name: &String, services: &[Service]| {
+                services
+                    .iter()
+                    .any(|other| &other.spec.name == name && other.has_gone_first(now))
             };
             let service = &self.services[index];
             if service.absent {
@@ -183,7 +228,12 @@ impl Supervisor {
                         .spec
                         .after
                         .iter()
-                        .all(|name| ready(name, &self.services)) =>
+                        .all(|name| ready(name, &self.services))
+                        && service
+                            .spec
+                            .yield_to
+                            .iter()
+                            .all(|name| gone_first(name, &self.services)) =>
                 {
                     lines.extend(self.start(index, now, system));
                 }
@@ -218,11 +268,11 @@ impl Supervisor {
                 }
                 ServiceState::Starting => {
                     let service = &mut self.services[index];
-                    let answers = service
-                        .spec
-                        .socket
-                        .as_deref()
-                        .is_none_or(|socket| system.socket_exists(socket));
+                    let answers = match &service.spec.ready {
+                        Readiness::Running => true,
+                        Readiness::Socket(socket) => system.socket_exists(socket),
+                        Readiness::Notify => system.notified_ready(&service.spec.name),
+                    };
                     if answers {
                         service.state = ServiceState::Running;
                         lines.push(format!(
@@ -251,9 +301,9 @@ impl Supervisor {
         }
         let restart = service.last_exit.is_some();
         // Its socket appears only when the new process has bound it.
-        let stale = match &service.spec.socket {
-            Some(socket) => system.remove_stale_socket(socket),
-            None => Ok(()),
+        let stale = match &service.spec.ready {
+            Readiness::Socket(socket) => system.remove_stale_socket(socket),
+            Readiness::Running | Readiness::Notify => Ok(()),
         };
         match stale.and_then(|()| system.spawn_service(&service.spec, &self.run_dir)) {
             Ok(pid) => {
@@ -264,8 +314,7 @@ impl Supervisor {
                 if restart {
                     service.restarts += 1;
                 }
-                // Without a socket it is ready as soon as it runs.
-                if service.spec.socket.is_none() {
+                if service.spec.ready == Readiness::Running {
                     service.state = ServiceState::Running;
                 }
                 vec![format!(
@@ -528,30 +577,57 @@ pub fn web_listen(https_port: u16) -> Vec<SocketAddr> {
         .to_vec()
 }
 
-/// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`), then
-/// virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM keeper (`init`
-/// with `--vm-keeper`), which restores the VMs into libvirtd and is stopped first, shutting
-/// them down; mfv-web runs as its own unprivileged user once the daemon answers.
+/// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`); mfv-web,
+/// as its own unprivileged user, once the daemon answers; then, once the web server serves (or
+/// has failed), virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM
+/// keeper (`init` with `--vm-keeper`), which restores the VMs into libvirtd and is stopped
+/// first, shutting them down.
 pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
+    let listen = web_listen(DEFAULT_HTTPS_PORT);
+    let web_args = [
+        "--https-fd".to_owned(),
+        FIRST_HANDED_OVER_FD.to_string(),
+        "--http-fd".to_owned(),
+        (FIRST_HANDED_OVER_FD + 1).to_string(),
+        "--ready-fd".to_owned(),
+        (FIRST_HANDED_OVER_FD + 2).to_string(),
+    ];
     vec![
         ServiceSpec {
             name: "host-daemon".to_owned(),
             program: init.to_owned(),
             args: vec![crate::host_daemon::HOST_DAEMON_ARG.to_owned()],
             user: None,
-            socket: Some(PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)),
+            ready: Readiness::Socket(PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)),
             listen: Vec::new(),
             after: Vec::new(),
+            yield_to: Vec::new(),
             stop_grace: Duration::from_secs(5),
+        },
+        ServiceSpec {
+            name: WEB_SERVICE.to_owned(),
+            program: PathBuf::from("/usr/bin/mfv-web"),
+            args: web_args.to_vec(),
+            user: Some("mfv-web".to_owned()),
+            ready: Readiness::Notify,
+            listen,
+            // Config mode and the status need only the daemon: the web answers without
+            // waiting for libvirtd.
+            after: vec!["host-daemon".to_owned()],
+            yield_to: Vec::new(),
+            stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {
             name: "virtlogd".to_owned(),
             program: PathBuf::from("/usr/sbin/virtlogd"),
             args: Vec::new(),
             user: None,
-            socket: Some(PathBuf::from("/run/libvirt/virtlogd-sock")),
+            ready: Readiness::Socket(PathBuf::from("/run/libvirt/virtlogd-sock")),
             listen: Vec::new(),
             after: Vec::new(),
+            // libvirtd's start takes as long as the web server's: on a machine with few
+            // cores, the web page comes first.
+            yield_to: vec![WEB_SERVICE.to_owned()],
             stop_grace: Duration::from_secs(5),
         },
         ServiceSpec {
@@ -559,23 +635,10 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             program: PathBuf::from("/usr/sbin/libvirtd"),
             args: Vec::new(),
             user: None,
-            socket: Some(PathBuf::from("/run/libvirt/libvirt-sock")),
+            ready: Readiness::Socket(PathBuf::from("/run/libvirt/libvirt-sock")),
             listen: Vec::new(),
             after: vec!["virtlogd".to_owned()],
-            stop_grace: Duration::from_secs(10),
-        },
-        ServiceSpec {
-            name: WEB_SERVICE.to_owned(),
-            program: PathBuf::from("/usr/bin/mfv-web"),
-            args: ["--https-fd", "3", "--http-fd", "4"]
-                .map(str::to_owned)
-                .to_vec(),
-            user: Some("mfv-web".to_owned()),
-            socket: None,
-            listen: web_listen(DEFAULT_HTTPS_PORT),
-            // Config mode and the status need only the daemon: the web answers without
-            // waiting for libvirtd.
-            after: vec!["host-daemon".to_owned()],
+            yield_to: Vec::new(),
             stop_grace: Duration::from_secs(10),
         },
         ServiceSpec {
@@ -583,9 +646,10 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
             program: init.to_owned(),
             args: vec![crate::vm_keeper::VM_KEEPER_ARG.to_owned()],
             user: None,
-            socket: None,
+            ready: Readiness::Running,
             listen: Vec::new(),
             after: vec!["libvirtd".to_owned()],
+            yield_to: Vec::new(),
             stop_grace: vm_keeper_stop_grace(crate::vm_keeper::VM_SHUTDOWN_DEADLINE),
         },
     ]
@@ -603,11 +667,132 @@ mod tests {
             program: PathBuf::from(format!("/usr/sbin/{name}")),
             args: vec!["--verbose".to_owned()],
             user: None,
-            socket: socket.then(|| PathBuf::from(format!("/run/{name}.sock"))),
+            ready: if socket {
+                Readiness::Socket(PathBuf::from(format!("/run/{name}.sock")))
+            } else {
+                Readiness::Running
+            },
             listen: Vec::new(),
             after: after.iter().map(|name| (*name).to_owned()).collect(),
+            yield_to: Vec::new(),
             stop_grace: Duration::from_secs(2),
         }
+    }
+
+    /// A web server that says when it serves, and a VM service that yields to it.
+    fn web_then_vms() -> Supervisor {
+        let web = ServiceSpec {
+            ready: Readiness::Notify,
+            ..spec("mfv-web", false, &[])
+        };
+        let vms = ServiceSpec {
+            yield_to: vec!["mfv-web".to_owned()],
+            ..spec("libvirtd", false, &[])
+        };
+        supervisor_of(vec![web, vms]).unwrap()
+    }
+
+    #[test]
+    fn a_notifying_service_is_ready_once_it_says_so_and_those_yielding_start_then() {
+        let mut system = FakeSystem::default();
+        let mut supervisor = web_then_vms();
+        let lines = supervisor.step(Duration::from_secs(3), &mut system);
+        assert_eq!(
+            lines,
+            [format!("service mfv-web: started (pid {FIRST_PID})")]
+        );
+        assert!(
+            supervisor
+                .step(Duration::from_millis(3_020), &mut system)
+                .is_empty()
+        );
+        system.notified.push("mfv-web".to_owned());
+        let lines = supervisor.step(Duration::from_millis(3_400), &mut system);
+        assert_eq!(
+            lines,
+            [
+                "service mfv-web: ready after 0.400 s".to_owned(),
+                format!("service libvirtd: started (pid {})", FIRST_PID + 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_service_yielding_to_one_that_fails_or_hangs_starts_all_the_same() {
+        // Its first process exits before it said it serves.
+        let mut system = FakeSystem::default();
+        let mut supervisor = web_then_vms();
+        supervisor.step(Duration::ZERO, &mut system);
+        supervisor
+            .exited(
+                &killed(FIRST_PID, Signal::SIGSEGV),
+                Duration::from_millis(500),
+            )
+            .unwrap();
+        let lines = supervisor.step(Duration::from_millis(520), &mut system);
+        assert_eq!(
+            lines,
+            [format!("service libvirtd: started (pid {})", FIRST_PID + 1)]
+        );
+
+        // It runs without ever saying it serves.
+        let mut system = FakeSystem::default();
+        let mut supervisor = web_then_vms();
+        supervisor.step(Duration::ZERO, &mut system);
+        let just_before = YIELD_LIMIT - Duration::from_millis(1);
+        assert!(supervisor.step(just_before, &mut system).is_empty());
+        let lines = supervisor.step(YIELD_LIMIT, &mut system);
+        assert_eq!(
+            lines,
+            [format!("service libvirtd: started (pid {})", FIRST_PID + 1)]
+        );
+        assert_eq!(states(&supervisor)[0].1, ServiceState::Starting);
+
+        // It is not in this image.
+        let mut system = FakeSystem::default();
+        system
+            .missing_programs
+            .push(PathBuf::from("/usr/sbin/mfv-web"));
+        let mut supervisor = web_then_vms();
+        let lines = supervisor.step(Duration::ZERO, &mut system);
+        assert_eq!(
+            lines,
+            [
+                "service mfv-web: /usr/sbin/mfv-web is not in this image; not started".to_owned(),
+                format!("service libvirtd: started (pid {FIRST_PID})")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_service_cannot_yield_to_one_listed_after_it() {
+        let vms = ServiceSpec {
+            yield_to: vec!["mfv-web".to_owned()],
+            ..spec("libvirtd", false, &[])
+        };
+        let error = supervisor_of(vec![vms, spec("mfv-web", false, &[])]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "service libvirtd comes after mfv-web, which is not listed before it"
+        );
+    }
+
+    #[test]
+    fn the_web_server_gets_its_readiness_pipe_after_its_listeners() {
+        let services = host_services(Path::new("/usr/sbin/mfv-init"));
+        let web = services
+            .iter()
+            .find(|service| service.name == WEB_SERVICE)
+            .unwrap();
+        let fd_after = |flag: &str| {
+            let at = web.args.iter().position(|arg| arg == flag).unwrap();
+            web.args[at + 1].parse::<RawFd>().unwrap()
+        };
+        assert_eq!(web.ready, Readiness::Notify);
+        assert_eq!(fd_after("--https-fd"), FIRST_HANDED_OVER_FD);
+        assert_eq!(fd_after("--http-fd"), FIRST_HANDED_OVER_FD + 1);
+        let after_listeners = FIRST_HANDED_OVER_FD + RawFd::try_from(web.listen.len()).unwrap();
+        assert_eq!(fd_after("--ready-fd"), after_listeners);
     }
 
     fn supervisor_of(specs: Vec<ServiceSpec>) -> anyhow::Result<Supervisor> {

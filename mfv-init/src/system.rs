@@ -1,6 +1,7 @@
 //! The privileged system actions PID 1 takes, behind one narrow trait: the real implementation
 //! calls the kernel through nix; tests use the recording fake in `fake.rs`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::BufRead;
@@ -36,7 +37,7 @@ use crate::clock::{BootClock, Clock};
 use crate::console::Console;
 use crate::hardware;
 use crate::mounts::MountSpec;
-use crate::services::ServiceSpec;
+use crate::services::{FIRST_HANDED_OVER_FD, Readiness, ServiceSpec};
 
 /// How the machine is shut down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +156,9 @@ pub trait System {
     fn spawn_service(&mut self, spec: &ServiceSpec, run_dir: &Path) -> anyhow::Result<Pid>;
     /// Whether a Unix socket is at `path`.
     fn socket_exists(&mut self, path: &Path) -> bool;
+    /// Whether the last process started of the [`Readiness::Notify`] service `name` has
+    /// written to its readiness pipe.
+    fn notified_ready(&mut self, name: &str) -> bool;
     /// Removes the socket a previous process of a service left at `path`, if any.
     fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()>;
     /// Sends `signal` to the process `pid`.
@@ -250,6 +254,9 @@ pub struct NixSystem {
     network: NetlinkNetwork,
     /// The SNTP client.
     time_sync: SntpTimeSync,
+    /// The read ends of the readiness pipes of [`Readiness::Notify`] services, by name, until
+    /// each says it is ready.
+    readiness_pipes: HashMap<String, std::fs::File>,
 }
 
 /// Console lines from work that runs in the background (DHCP and SNTP clients).
@@ -263,6 +270,7 @@ impl Default for NixSystem {
             uevents: None,
             network: NetlinkNetwork::new(RESOLV_CONF, console_lines()),
             time_sync: SntpTimeSync::new(console_lines()),
+            readiness_pipes: HashMap::new(),
         }
     }
 }
@@ -445,6 +453,10 @@ impl System for NixSystem {
             .map(|address| bind_listener(*address))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut log = ServiceLog::open(run_dir, &spec.name)?;
+        let readiness = match spec.ready {
+            Readiness::Notify => Some(readiness_pipe()?),
+            Readiness::Running | Readiness::Socket(_) => None,
+        };
         // Close-on-exec: no other child inherits the pipe and keeps it open.
         let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context("pipe for the service's output")?;
@@ -463,7 +475,11 @@ impl System for NixSystem {
                     .context("pipe for the service's output")?,
             )
             .stderr(writer);
-        let handed_over: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+        let handed_over: Vec<RawFd> = listeners
+            .iter()
+            .chain(readiness.as_ref().map(|(_, writer)| writer))
+            .map(AsRawFd::as_raw_fd)
+            .collect();
         // SAFETY: the closure runs in the forked child before exec and calls only
         // sigprocmask(2), setsid(2), dup2(2), setgroups(2), setgid(2) and setuid(2), which
         // are async-signal-safe; the group list and the descriptor list were allocated
@@ -472,7 +488,7 @@ impl System for NixSystem {
             command.pre_exec(move || {
                 unblock_signals()?;
                 nix::unistd::setsid()?;
-                hand_over_listeners(&handed_over)?;
+                hand_over(&handed_over)?;
                 if let Some(identity) = &identity {
                     identity.assume()?;
                 }
@@ -483,10 +499,18 @@ impl System for NixSystem {
             .spawn()
             .with_context(|| format!("start {}", spec.program.display()))?;
         // The pipe's write ends go with the command: the reader sees the end of the output
-        // when the service's last process closes its copy. The listeners are the service's
-        // now.
+        // when the service's last process closes its copy. The listeners and the readiness
+        // pipe's write end are the service's now.
         drop(command);
         drop(listeners);
+        match readiness {
+            Some((reader, _)) => {
+                self.readiness_pipes.insert(spec.name.clone(), reader);
+            }
+            None => {
+                self.readiness_pipes.remove(&spec.name);
+            }
+        }
         let pid = i32::try_from(child.id()).context("child pid out of range")?;
         let (name, id) = (spec.name.clone(), child.id());
         std::thread::Builder::new()
@@ -509,6 +533,20 @@ impl System for NixSystem {
         use std::os::unix::fs::FileTypeExt;
         path.symlink_metadata()
             .is_ok_and(|metadata| metadata.file_type().is_socket())
+    }
+
+    fn notified_ready(&mut self, name: &str) -> bool {
+        let Some(reader) = self.readiness_pipes.get_mut(name) else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        // Non-blocking: nothing written yet is WouldBlock; the end without a word (the
+        // service closed it or exited) is 0 bytes.
+        let ready = matches!(std::io::Read::read(reader, &mut byte), Ok(1));
+        if ready {
+            self.readiness_pipes.remove(name);
+        }
+        ready
     }
 
     fn remove_stale_socket(&mut self, path: &Path) -> anyhow::Result<()> {
@@ -659,9 +697,6 @@ fn child_exit(status: WaitStatus) -> Option<ChildExit> {
     }
 }
 
-/// First descriptor a service gets its listeners on (after stdin, stdout and stderr).
-const FIRST_LISTENER_FD: RawFd = 3;
-
 /// A TCP listener on `address`, above the descriptors a service's listeners are handed over
 /// on, so that handing one over never overwrites another. An IPv6 wildcard falls back to
 /// the IPv4 one on a kernel without IPv6.
@@ -682,9 +717,28 @@ fn bind_listener(address: SocketAddr) -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
-/// In a service's child: `listeners` become descriptors 3, 4, ... (without close-on-exec).
-fn hand_over_listeners(listeners: &[RawFd]) -> std::io::Result<()> {
-    for (target, source) in (FIRST_LISTENER_FD..).zip(listeners) {
+/// A pipe for a service to say it is ready: the read end non-blocking, the write end above
+/// the descriptors a service's listeners are handed over on, like theirs ([`bind_listener`]).
+/// Both close on exec; the write end is handed over.
+fn readiness_pipe() -> anyhow::Result<(std::fs::File, OwnedFd)> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("pipe for the service's readiness")?;
+    nix::fcntl::fcntl(
+        &reader,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .context("make the readiness pipe's read end non-blocking")?;
+    let high = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .context("move the readiness pipe")?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    let writer = unsafe { OwnedFd::from_raw_fd(high) };
+    Ok((std::fs::File::from(reader), writer))
+}
+
+/// In a service's child: `descriptors` (its listeners, then its readiness pipe) become
+/// descriptors 3, 4, ... (without close-on-exec).
+fn hand_over(descriptors: &[RawFd]) -> std::io::Result<()> {
+    for (target, source) in (FIRST_HANDED_OVER_FD..).zip(descriptors) {
         // SAFETY: dup2 on descriptors this process holds; the sources are all above the
         // targets (bind_listener), so none is overwritten before it is handed over.
         if unsafe { nix::libc::dup2(*source, target) } < 0 {
@@ -808,9 +862,10 @@ mod tests {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".to_string(), script.to_string()],
             user: user.map(str::to_string),
-            socket: None,
+            ready: Readiness::Running,
             listen: Vec::new(),
             after: Vec::new(),
+            yield_to: Vec::new(),
             stop_grace: std::time::Duration::from_secs(1),
         }
     }
@@ -828,6 +883,50 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("{name} did not log {count} lines");
+    }
+
+    #[test]
+    fn a_notifying_service_is_ready_once_it_writes_to_the_descriptor_after_its_listeners() {
+        let _forking = FORKING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = tempfile::tempdir().unwrap();
+        let mut system = NixSystem::default();
+        // One listener on descriptor 3: the pipe is 4. The service says it is ready once the
+        // file `go` is there.
+        let go = dir.path().join("go");
+        let script = format!(
+            "while [ ! -e {go} ]; do sleep 0.01; done; echo ready >&4; exec sleep 5",
+            go = go.display()
+        );
+        let spec = ServiceSpec {
+            ready: Readiness::Notify,
+            listen: vec![SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))],
+            ..service("notifier", &script, None)
+        };
+        let pid = system.spawn_service(&spec, dir.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!system.notified_ready("notifier"));
+        std::fs::write(&go, "").unwrap();
+        let mut ready = false;
+        for _ in 0..500 {
+            ready = system.notified_ready("notifier");
+            if ready {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ready);
+        nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
+        system.wait_child(pid).unwrap();
+        // One that ends without a word never is.
+        let silent = ServiceSpec {
+            ready: Readiness::Notify,
+            ..service("silent", "exit 0", None)
+        };
+        let pid = system.spawn_service(&silent, dir.path()).unwrap();
+        system.wait_child(pid).unwrap();
+        assert!(!system.notified_ready("silent"));
     }
 
     #[test]

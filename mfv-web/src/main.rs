@@ -4,13 +4,16 @@
 //! `--http-fd`), since it runs unprivileged and may not bind ports below 1024, or binds
 //! addresses itself (`--https`, `--http`) where it may; reads the key and certificate the
 //! host daemon published; asks the daemon whether the host is set up; and serves until
-//! SIGTERM, then shuts down gracefully.
+//! SIGTERM, then shuts down gracefully. With `--ready-fd FD` it writes a line to that
+//! descriptor (a pipe from PID 1) once it serves, and closes it: PID 1 starts the VM services
+//! only then, so that the web page comes first.
 //!
 //! `--dev --bench-http ADDR:PORT` also serves the API over plain HTTP on that address, for
 //! `cargo xtask bench web` alone: it compares this server with a plain-HTTP reference on the
 //! same protocol. It is refused without `--dev`, so an appliance never serves the API without
 //! TLS.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -27,7 +30,7 @@ const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "usage: mfv-web [--https-fd FD | --https ADDR:PORT] \
                      [--http-fd FD | --http ADDR:PORT] [--identity DIR] [--socket PATH] \
-                     [--run-dir DIR]\n       \
+                     [--run-dir DIR] [--ready-fd FD]\n       \
                      mfv-web --dev --auth-db PATH [--libvirt URI] [--https ADDR:PORT] \
                      [--bench-http ADDR:PORT]";
 
@@ -52,6 +55,8 @@ struct Args {
     socket: PathBuf,
     /// PID 1's runtime directory, where the host daemon publishes the auth database in use.
     run_dir: PathBuf,
+    /// `--ready-fd`: where to say that it serves.
+    ready_fd: Option<RawFd>,
     /// `--dev`: the API on an ordinary machine, with this SQLite auth database.
     dev: Option<PathBuf>,
     /// `--libvirt`: where `--dev` finds VMs.
@@ -89,6 +94,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut identity = PathBuf::from("/run/mfv/web");
     let mut socket = PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH);
     let mut run_dir = PathBuf::from("/run/mfv");
+    let mut ready_fd = None;
     let mut dev = false;
     let mut auth_db = None;
     let mut libvirt = None;
@@ -104,6 +110,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--identity" => identity = PathBuf::from(value()?),
             "--socket" => socket = PathBuf::from(value()?),
             "--run-dir" => run_dir = PathBuf::from(value()?),
+            "--ready-fd" => ready_fd = Some(parse_fd(flag, value()?)?),
             "--dev" => dev = true,
             "--auth-db" => auth_db = Some(PathBuf::from(value()?)),
             "--libvirt" => libvirt = Some(value()?.clone()),
@@ -135,6 +142,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         identity,
         socket,
         run_dir,
+        ready_fd,
         dev,
         libvirt,
         bench_http,
@@ -147,6 +155,15 @@ fn parse_fd(flag: &str, value: &str) -> anyhow::Result<RawFd> {
         .ok()
         .filter(|fd| *fd > 2)
         .with_context(|| format!("{flag} {value:?}: not a descriptor number above 2"))
+}
+
+/// Writes a line to `fd`, PID 1's readiness pipe, and closes it.
+fn say_ready(fd: RawFd) -> anyhow::Result<()> {
+    // SAFETY: PID 1 hands this descriptor over for this process alone, and nothing else here
+    // owns it.
+    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    pipe.write_all(b"ready\n")
+        .with_context(|| format!("--ready-fd {fd}: cannot say the server is ready"))
 }
 
 fn parse_address(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
@@ -246,6 +263,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 (tls, routes)
             }
         };
+        // The listeners are open, so connections from now on wait for the server.
+        if let Some(fd) = args.ready_fd {
+            say_ready(fd)?;
+        }
         server::serve(
             listeners,
             tls,
@@ -292,6 +313,9 @@ mod tests {
         assert_eq!(parsed.https, ListenOn::Fd(3));
         assert_eq!(parsed.http, Some(ListenOn::Fd(4)));
         assert_eq!(parsed.identity, PathBuf::from("/run/mfv/web"));
+        assert_eq!(parsed.ready_fd, None);
+        let parsed = args("--https-fd 3 --http-fd 4 --ready-fd 5").unwrap();
+        assert_eq!(parsed.ready_fd, Some(5));
         let parsed = args("--https 127.0.0.1:8443 --identity /tmp/id --socket /tmp/s").unwrap();
         assert_eq!(
             parsed.https,
@@ -312,6 +336,28 @@ mod tests {
     }
 
     #[test]
+    fn readiness_is_a_line_on_the_descriptor_then_its_end() {
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(writer);
+        say_ready(fd).unwrap();
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(reader), &mut said).unwrap();
+        assert_eq!(said, "ready\n");
+    }
+
+    #[test]
+    fn a_readiness_pipe_nobody_reads_is_an_error_naming_it() {
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        drop(reader);
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(writer);
+        let error = say_ready(fd).unwrap_err();
+        assert_eq!(
+            format!("{error:#}"),
+            format!("--ready-fd {fd}: cannot say the server is ready: Broken pipe (os error 32)")
+        );
+    }
+
+    #[test]
     fn bad_arguments_are_named() {
         for (text, expected) in [
             ("", "--https-fd or --https is required"),
@@ -321,6 +367,10 @@ mod tests {
             ),
             ("--https 8443", "--https \"8443\": not ADDRESS:PORT"),
             ("--https-fd", "--https-fd needs a value"),
+            (
+                "--https-fd 3 --ready-fd 2",
+                "--ready-fd \"2\": not a descriptor number above 2",
+            ),
             ("--https-fd 3 --colour", "unknown argument \"--colour\""),
             ("--dev", "--dev needs --auth-db PATH"),
             (

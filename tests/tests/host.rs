@@ -1,7 +1,6 @@
 //! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host
-//! daemon, virtlogd, libvirtd, mfv-web (once the daemon answers) and the VM keeper (once
-//! libvirtd does) in order and brings back what is
-//! killed; libvirt and QEMU from the image run a guest, whose kernel prints its line on its
+//! daemon, mfv-web (once the daemon answers), then virtlogd and libvirtd (once the web
+//! serves) and the VM keeper (once libvirtd answers) in order and brings back what is killed; libvirt and QEMU from the image run a guest, whose kernel prints its line on its
 //! serial port and shuts down on the host's power button; a VM defined on the host survives a
 //! reboot from the same config volume and its autostart starts it again; the host daemon
 //! refuses strangers and bad frames and goes on serving; with `[log] remote` the boot's lines
@@ -120,23 +119,26 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
         guest.serial_log().contains("mfv-init: virtualization: "),
         "the boot did not say how VMs run"
     );
-    // The daemon and virtlogd start together and become ready in either order.
     let started = [
         "mfv-init: service host-daemon: ready after ",
+        "mfv-init: service mfv-web: started",
+        "mfv-init: service mfv-web: ready after ",
+        "mfv-init: service virtlogd: started",
         "mfv-init: service virtlogd: ready after ",
         "mfv-init: service libvirtd: started",
         "mfv-init: service libvirtd: ready after ",
-        "mfv-init: service mfv-web: started",
         "mfv-init: service vm-keeper: started",
     ];
     wait_for_all(&guest, &started)?;
     let log = guest.serial_log();
     let at = |line: &str| log.find(line).unwrap_or(usize::MAX);
-    // mfv-web needs only the daemon; the VM keeper needs libvirtd.
+    // mfv-web needs only the daemon; the VM services start once it serves; the VM keeper
+    // needs libvirtd, which needs virtlogd.
     for (before, after) in [
-        (started[1], started[2]),
-        (started[0], started[4]),
-        (started[3], started[5]),
+        (started[0], started[1]),
+        (started[2], started[3]),
+        (started[4], started[5]),
+        (started[6], started[7]),
     ] {
         ensure!(
             at(before) < at(after),
@@ -173,8 +175,9 @@ fn services_start_in_order_and_come_back_when_killed() -> anyhow::Result<()> {
     guest.wait_for_line("mfv-init: service libvirtd: ready after", LINE_TIMEOUT)?;
     type_line(&mut guest, "mfv host status")?;
     guest.wait_for_line("configuration   none found", LINE_TIMEOUT)?;
-    let libvirtd = guest.wait_for_line("  libvirtd         running (pid", LINE_TIMEOUT)?;
+    // In the order they start.
     let web = guest.wait_for_line("  mfv-web          running (pid", LINE_TIMEOUT)?;
+    let libvirtd = guest.wait_for_line("  libvirtd         running (pid", LINE_TIMEOUT)?;
     for line in [&libvirtd, &web] {
         ensure!(
             line.contains("1 restarts, last exit: killed by signal 9"),

@@ -26,7 +26,7 @@ use mfv_tests::{
 
 use crate::bench_reference::{self, INIT_MARKER, PAGE_MARKER, ReferenceReport, SHELL_MARKER};
 use crate::image::{self, ImageReport, Profile};
-use crate::{Workspace, bench_vm, cmd, kernel};
+use crate::{Workspace, bench_vm, cmd, kernel, media};
 
 /// The line the image's /init (mfv-early-init) prints first, once the payload is mounted:
 /// `mfv-early-init: /init at kernel uptime 1.634 s; payload ...`.
@@ -38,11 +38,20 @@ const BENCHMARKS_FILE: &str = "BENCHMARKS.md";
 const SECTION_HEADING: &str = "## Boot (`cargo xtask bench boot`)";
 const PROBE_HEADING: &str = "## Driver coldplug (`cargo xtask bench probe`)";
 
-/// Kernel arguments of every boot of both images: a quiet kernel (its messages would cut into
-/// the console lines read), mfv-init's root shell on the console while the services run, and
-/// DHCP on the NIC with no configuration (config mode). The reference's shell init ignores
-/// the `mfv.` arguments; they are the same so that both boot the same command line.
-const BOOT_KERNEL_ARGS: [&str; 3] = ["quiet", "mfv.rescue", "mfv.net=eth0:dhcp"];
+/// Kernel arguments of every boot of both images after the boot media's own
+/// ([`media::kernel_args_without_console`]: a quiet kernel, whose messages would cut into the
+/// console lines read, and no crypto self-tests): mfv-init's root shell on the console while the
+/// services run, and DHCP on the NIC with no configuration (config mode). The reference's
+/// shell init ignores the `mfv.` arguments; they are the same so that both boot the same
+/// command line.
+const BOOT_KERNEL_ARGS: [&str; 2] = ["mfv.rescue", "mfv.net=eth0:dhcp"];
+
+/// Every kernel argument of both images' boots after `console=ttyS0`.
+fn boot_kernel_args() -> Vec<&'static str> {
+    media::kernel_args_without_console()
+        .chain(BOOT_KERNEL_ARGS)
+        .collect()
+}
 /// The blank virtio disk both images boot with, so coldplug binds a disk as well as the NIC.
 const BOOT_DISK_BYTES: u64 = 64 * 1024 * 1024;
 /// What the shell prints: `MEMINFO <MemTotal kB> <MemAvailable kB>`; the marker is split with
@@ -189,9 +198,9 @@ fn boot_spec(image: &ApplianceImage, guest_port: u16) -> GuestSpec {
         .nic(NicModel::VirtioNet)
         .forward_port(guest_port)
         .disk(DiskSpec::blank(DiskInterface::Virtio, BOOT_DISK_BYTES));
-    BOOT_KERNEL_ARGS
-        .iter()
-        .fold(spec, |spec, arg| spec.kernel_arg(*arg))
+    boot_kernel_args()
+        .into_iter()
+        .fold(spec, |spec, arg| spec.kernel_arg(arg))
 }
 
 /// Boots our image: /init's kernel uptime, mfv-init's coldplug report, QEMU start to
@@ -591,7 +600,7 @@ fn section(
     date: &str,
     table: &str,
 ) -> String {
-    let args = BOOT_KERNEL_ARGS.join(" ");
+    let args = boot_kernel_args().join(" ");
     format!(
         "{SECTION_HEADING}\n\n\
          Boots our image (release build) and a reference image of the seed's classic stack in the same \

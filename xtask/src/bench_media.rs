@@ -128,8 +128,8 @@ pub fn media_bench(workspace: &Workspace, runs: u32) -> Result<()> {
          command line has no `mfv.net=`, so the host shows the setup screen: the bench chooses \
          DHCP on the first card at the serial console as soon as it shows, then asks for config \
          mode's page (a new try every 100 ms, as `bench boot`). The QEMU `-kernel` row is the \
-         same image without a medium, with `console=ttyS0 quiet` (the media's command line less \
-         `console=tty0`: the last `console=` is the one /init writes to). The CD and USB rows \
+         same image without a medium, with `console=ttyS0` and the media's other arguments (the \
+         media's `console=tty0` is left out: the last `console=` is the one /init writes to). The CD and USB rows \
          include the 3 s GRUB's menu waits for a key; the PXE rows, iPXE's TFTP transfer of the kernel \
          and initrd (about 7 MB/s). GRUB's network boot \
          (`grub-netboot.cfg`) is not timed here: GRUB's TFTP client is much slower than iPXE's \
@@ -161,7 +161,8 @@ fn boot_once(image: &ApplianceImage, medium: &Medium, scratch: &Path) -> Result<
         .nic(NicModel::VirtioNet)
         .forward_port(443);
     if matches!(source, BootSource::Kernel) {
-        spec = spec.kernel_arg("quiet");
+        spec = crate::media::kernel_args_without_console()
+            .fold(spec, |spec, arg| spec.kernel_arg(arg));
     }
     let mut guest = spec.boot()?;
     let init = guest.wait_for_line(INIT_LINE, BOOT_TIMEOUT)?;

@@ -31,8 +31,18 @@ use mfv_tests::{GRUB_NETBOOT_CONFIG, IPXE_SCRIPT, ISO_FILE};
 
 use crate::cmd;
 
-/// The kernel command line of every boot medium.
-pub const KERNEL_ARGS: &str = "console=tty0 console=ttyS0,115200n8 quiet";
+/// The kernel command line of every boot medium: the console on the screen and the first serial
+/// port, no kernel messages on it, and no crypto self-tests at boot (about 0.2 s of the kernel's
+/// start; the kernel runs them anyway when booted with `fips=1`).
+pub const KERNEL_ARGS: &str = "console=tty0 console=ttyS0,115200n8 quiet cryptomgr.notests";
+
+/// The media's kernel arguments other than `console=`, for QEMU boots of the same image
+/// without a medium, which name their own console.
+pub fn kernel_args_without_console() -> impl Iterator<Item = &'static str> {
+    KERNEL_ARGS
+        .split(' ')
+        .filter(|arg| !arg.starts_with("console="))
+}
 /// The ISO's volume label.
 const VOLUME_ID: &str = "MINIFED_VIRT";
 /// Where the kernel and initrd are on the ISO, and its GRUB configuration.
