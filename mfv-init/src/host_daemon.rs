@@ -1,4 +1,4 @@
-//! `mfv-init --host-daemon`: the host daemon, a service PID 1 starts and restarts. It listens on
+//! `mfv-hostd`: the host daemon, a service PID 1 starts and restarts. It listens on
 //! the protocol's socket, checks each peer's credentials (SO_PEERCRED) before reading a
 //! byte of its requests, and answers with [`mfv_host::daemon`], one thread per connection.
 //!
@@ -23,8 +23,6 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 
-/// The argument that makes this binary the host daemon.
-pub const HOST_DAEMON_ARG: &str = "--host-daemon";
 /// The web server's user: it may use the daemon for what the web offers.
 pub const WEB_USER: &str = "mfv-web";
 /// A connection idle this long is closed.
@@ -34,7 +32,7 @@ pub const MAX_CONNECTIONS: usize = 32;
 /// How often the working copy of the auth database is written back when it changed.
 pub const AUTH_WRITE_BACK_INTERVAL: Duration = Duration::from_secs(10);
 /// The name the daemon gives in its handshake.
-const SERVER_NAME: &str = concat!("mfv-init ", env!("CARGO_PKG_VERSION"), " host daemon");
+const SERVER_NAME: &str = concat!("mfv-hostd ", env!("CARGO_PKG_VERSION"), " host daemon");
 
 /// PID 1, reached with signals: SIGINT reboots, SIGTERM powers off, SIGHUP reads the restart
 /// and network requests (see `signals.rs`).

@@ -34,8 +34,8 @@ use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
 use crate::services::{
-    ServiceSpec, Supervisor, VM_KEEPER_SERVICE, WEB_SERVICE, host_services, vm_keeper_stop_grace,
-    web_listen,
+    HOSTD, ServiceSpec, Supervisor, VM_KEEPER_SERVICE, WEB_SERVICE, host_services,
+    vm_keeper_stop_grace, web_listen,
 };
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
@@ -123,7 +123,8 @@ impl Settings {
             is_pid1,
             stop_grace: Duration::from_secs(2),
             respawn_interval: Duration::from_secs(1),
-            services: host_services(&init),
+            // mfv-hostd is installed beside mfv-init.
+            services: host_services(&init.with_file_name(HOSTD)),
         }
     }
 }

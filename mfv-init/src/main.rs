@@ -1,44 +1,24 @@
 //! mfv-init: PID 1 of the Minifed-Virt appliance (the initrd's /init, mfv-early-init,
 //! executes it from the payload), or with `--stage2` the boot sequence after another init,
-//! or with `--console` (started by PID 1, never PID 1 itself) the console screen, or with
-//! `--host-daemon` or `--vm-keeper` (services PID 1 supervises) the host daemon or the VM
-//! keeper.
+//! or with `--console` (started by PID 1, never PID 1 itself) the console screen. The host
+//! daemon and the VM keeper, the services that use libvirt, are `mfv-hostd`: this binary
+//! links no libvirt, so PID 1 starts without loading libvirt and the fifty libraries it needs.
 //!
 //! As PID 1 it never exits: exiting would panic the kernel. Whatever happens, it ends in
 //! reboot(2) or, if even that fails, sleeps forever. With `--stage2` and a PID other than 1,
 //! signals and `mfv.halt=` still shut the machine down; a fatal error only exits.
 
-mod boot_log;
-mod clock;
-mod console;
-mod console_screen;
-mod hardware;
-mod host_daemon;
-mod init;
-mod log_forwarding;
-mod mounts;
-mod power_button;
-mod services;
-mod signals;
-mod system;
-mod vm_keeper;
-
-#[cfg(test)]
-mod fake;
-
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::clock::BootClock;
-use crate::console::kernel_stamp;
-use crate::host_daemon::HOST_DAEMON_ARG;
-use crate::init::{CONSOLE_SCREEN_ARG, Init, RunEnd, Settings, panic_message};
-use crate::signals::SignalFdSource;
-use crate::system::{NixSystem, ShutdownAction, System};
-use crate::vm_keeper::VM_KEEPER_ARG;
+use mfv_init::clock::BootClock;
+use mfv_init::console::kernel_stamp;
+use mfv_init::console_screen;
+use mfv_init::init::{CONSOLE_SCREEN_ARG, Init, RunEnd, Settings, panic_message};
+use mfv_init::signals::SignalFdSource;
+use mfv_init::system::{NixSystem, ShutdownAction, System};
 
 /// Exit code when a fatal error ends a process that is not PID 1, or shutdown failed.
 const EXIT_FAILED: u8 = 1;
@@ -49,21 +29,9 @@ fn main() -> ExitCode {
     mfv_linux::malloc::tune_for_long_running_process();
     let is_pid1 = nix::unistd::getpid().as_raw() == 1;
     if !is_pid1 {
-        // The modes PID 1 starts this binary in.
+        // The mode PID 1 starts this binary in.
         if has_arg(CONSOLE_SCREEN_ARG) {
             return mode_exit("console screen", console_screen::run());
-        }
-        if has_arg(HOST_DAEMON_ARG) {
-            return mode_exit(
-                "host daemon",
-                host_daemon::run(
-                    Path::new(mfv_api::DEFAULT_SOCKET_PATH),
-                    Path::new(init::RUN_DIR),
-                ),
-            );
-        }
-        if has_arg(VM_KEEPER_ARG) {
-            return mode_exit("vm keeper", vm_keeper::run(Path::new(init::RUN_DIR)));
         }
     }
     // Before anything else PID 1 does, so that no signal arrives before the main loop can

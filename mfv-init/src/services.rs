@@ -577,12 +577,16 @@ pub fn web_listen(https_port: u16) -> Vec<SocketAddr> {
         .to_vec()
 }
 
-/// The services of a Minifed-Virt host: the host daemon (`init` with `--host-daemon`); mfv-web,
-/// as its own unprivileged user, once the daemon answers; then, once the web server serves (or
-/// has failed), virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM
-/// keeper (`init` with `--vm-keeper`), which restores the VMs into libvirtd and is stopped
-/// first, shutting them down.
-pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
+/// The binary of the services that use libvirt (the host daemon, and the VM keeper with
+/// [`VM_KEEPER_ARG`](crate::vm_keeper::VM_KEEPER_ARG)), installed beside mfv-init.
+pub const HOSTD: &str = "mfv-hostd";
+
+/// The services of a Minifed-Virt host: the host daemon (`hostd`, [`HOSTD`], without
+/// arguments); mfv-web, as its own unprivileged user, once the daemon answers; then, once the
+/// web server serves (or has failed), virtlogd, then libvirtd, which hands QEMU's output to
+/// virtlogd, then the VM keeper (`hostd --vm-keeper`), which restores the VMs into libvirtd and is stopped first,
+/// shutting them down.
+pub fn host_services(hostd: &Path) -> Vec<ServiceSpec> {
     let listen = web_listen(DEFAULT_HTTPS_PORT);
     let web_args = [
         "--https-fd".to_owned(),
@@ -595,8 +599,8 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
     vec![
         ServiceSpec {
             name: "host-daemon".to_owned(),
-            program: init.to_owned(),
-            args: vec![crate::host_daemon::HOST_DAEMON_ARG.to_owned()],
+            program: hostd.to_owned(),
+            args: Vec::new(),
             user: None,
             ready: Readiness::Socket(PathBuf::from(mfv_api::DEFAULT_SOCKET_PATH)),
             listen: Vec::new(),
@@ -643,7 +647,7 @@ pub fn host_services(init: &Path) -> Vec<ServiceSpec> {
         },
         ServiceSpec {
             name: VM_KEEPER_SERVICE.to_owned(),
-            program: init.to_owned(),
+            program: hostd.to_owned(),
             args: vec![crate::vm_keeper::VM_KEEPER_ARG.to_owned()],
             user: None,
             ready: Readiness::Running,
@@ -779,7 +783,7 @@ mod tests {
 
     #[test]
     fn the_web_server_gets_its_readiness_pipe_after_its_listeners() {
-        let services = host_services(Path::new("/usr/sbin/mfv-init"));
+        let services = host_services(Path::new("/usr/sbin/mfv-hostd"));
         let web = services
             .iter()
             .find(|service| service.name == WEB_SERVICE)

@@ -1,4 +1,4 @@
-//! `mfv-init --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
+//! `mfv-hostd --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
 //! started by PID 1 once libvirtd is ready and stopped first at shutdown, when it shuts the
 //! running VMs down. It is a process of its own because it talks to libvirt all the time: a
 //! crash in that talk must never take PID 1 down.
@@ -13,7 +13,7 @@ use crate::clock::{BootClock, Clock};
 use crate::console::Console;
 use crate::signals::{SignalFdSource, SignalSource};
 
-/// The argument that makes this binary the VM keeper.
+/// The argument that makes mfv-hostd the VM keeper.
 pub const VM_KEEPER_ARG: &str = "--vm-keeper";
 /// libvirt's URI on the host.
 pub const LIBVIRT_URI: &str = "qemu:///system";

@@ -20,6 +20,17 @@ use anyhow::{Context, Result, bail};
 // it. Its paths in the image are symbolic links into the mount, so libvirt and QEMU find their
 // files where Debian puts them. The layout is mfv-early-init's own.
 use mfv_early_init::{EARLY_MODULES, EARLY_MODULES_DIR, MFV_INIT, PAYLOAD_DIR, PAYLOAD_IMAGE};
+
+/// The binary of the host daemon and the VM keeper (`mfv_init::services::HOSTD`).
+const HOSTD: &str = "mfv-hostd";
+
+/// Where the image has [`HOSTD`]: beside mfv-init, where mfv-init looks for it.
+fn hostd_path() -> String {
+    match MFV_INIT.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{HOSTD}"),
+        None => HOSTD.to_owned(),
+    }
+}
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::cpio::CpioWriter;
@@ -118,6 +129,8 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         init: bin.join("mfv-early-init"),
         binaries: vec![
             (MFV_INIT.to_owned(), bin.join("mfv-init")),
+            // Beside mfv-init, where it looks for the binary of the services that use libvirt.
+            (hostd_path(), bin.join(HOSTD)),
             ("usr/bin/mfv".to_owned(), bin.join("mfv")),
             ("usr/bin/mfv-web".to_owned(), bin.join("mfv-web")),
         ],
@@ -1073,6 +1086,11 @@ fn write_initrd(stored: &Tree, early: &Tree, path: &Path, mtime: u32) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_binary_is_beside_mfv_init() {
+        assert_eq!(hostd_path(), "usr/sbin/mfv-hostd");
+    }
 
     fn host_file(dir: &Path, name: &str, content: &[u8], mode: u32) -> PathBuf {
         let path = dir.join(name);
