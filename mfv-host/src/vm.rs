@@ -9,8 +9,8 @@ use std::path::Path;
 
 use mfv_config::store::{DirectoryStore, StoreError};
 use mfv_vm::{
-    ExistingVm, HostCapabilities, Hypervisor, ImageFormat, RestoreReport, SpecErrors, SpecLimits,
-    VirtError, VmInfo, VmSpec, VolumeFormat, XmlError,
+    ExistingVm, HostCapabilities, Hypervisor, RestoreReport, SpecErrors, SpecLimits, VirtError,
+    VmInfo, VmSpec, XmlError,
 };
 use serde::Serialize;
 
@@ -75,13 +75,12 @@ pub fn create(
     let xml = spec.to_domain_xml(host)?;
     let mut created = Vec::new();
     for volume in spec.new_volumes() {
-        let format = match volume.format {
-            ImageFormat::Qcow2 => VolumeFormat::Qcow2,
-            ImageFormat::Raw => VolumeFormat::Raw,
-        };
-        if let Err(failure) =
-            hypervisor.create_volume_as(&volume.pool, &volume.name, volume.size_gib << 30, format)
-        {
+        if let Err(failure) = hypervisor.create_volume_as(
+            &volume.pool,
+            &volume.name,
+            volume.size_gib << 30,
+            volume.format,
+        ) {
             return Err(rolled_back(hypervisor, &created, failure));
         }
         created.push((volume.pool, volume.name));

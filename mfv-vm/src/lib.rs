@@ -52,6 +52,6 @@ pub use spec::{
     BootDevice, DiskBus, DiskSource, DiskSpec, ExtraXml, Firmware, ImageFormat, KernelBoot,
     NewVolume, NicModel, NicSource, NicSpec, VmSpec, VncSpec,
 };
-pub use storage::{PoolInfo, UploadProgress, VolumeFormat, VolumeInfo};
+pub use storage::{PoolInfo, UploadProgress, VolumeInfo};
 pub use validate::{ExistingVm, SpecError, SpecErrors, SpecLimits};
 pub use xml::{HostCapabilities, ImportedDomain, METADATA_NAMESPACE, OvmfFirmware, XmlError};

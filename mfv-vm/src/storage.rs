@@ -62,25 +62,6 @@ pub struct PoolInfo {
     pub available_bytes: u64,
 }
 
-/// The format of a new empty volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VolumeFormat {
-    /// qcow2: allocated on demand, with snapshots and backing files.
-    Qcow2,
-    /// A raw image: the guest's bytes as they are.
-    Raw,
-}
-
-impl VolumeFormat {
-    /// libvirt's name of the format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VolumeFormat::Qcow2 => "qcow2",
-            VolumeFormat::Raw => "raw",
-        }
-    }
-}
-
 /// Progress of [`Hypervisor::upload_volume`]: bytes sent so far and in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadProgress {
@@ -371,7 +352,7 @@ impl Hypervisor {
         name: &str,
         capacity_bytes: u64,
     ) -> Result<VolumeInfo, VirtError> {
-        self.create_volume_as(pool_name, name, capacity_bytes, VolumeFormat::Qcow2)
+        self.create_volume_as(pool_name, name, capacity_bytes, ImageFormat::Qcow2)
     }
 
     /// Creates an empty volume of `capacity_bytes` in `format`: a qcow2 volume is allocated
@@ -381,7 +362,7 @@ impl Hypervisor {
         pool_name: &str,
         name: &str,
         capacity_bytes: u64,
-        format: VolumeFormat,
+        format: ImageFormat,
     ) -> Result<VolumeInfo, VirtError> {
         let pool = self.pool(pool_name)?;
         let xml = volume_xml(name, capacity_bytes, format.as_str(), None)?;

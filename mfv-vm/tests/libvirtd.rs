@@ -700,7 +700,7 @@ fn a_clone_whose_copy_fails_leaves_nothing_and_image_disks_are_copied_in_their_p
             &pool_name,
             volume,
             pattern.len() as u64,
-            mfv_vm::VolumeFormat::Raw,
+            mfv_vm::ImageFormat::Raw,
         )?;
         hypervisor.write_volume_at(
             &pool_name,
@@ -734,7 +734,7 @@ fn a_clone_whose_copy_fails_leaves_nothing_and_image_disks_are_copied_in_their_p
     let plan = hypervisor.plan_clone(&source, &clone)?;
     assert_eq!(plan.copies.len(), 2);
     let blocker = format!("{clone}-vdb.img");
-    hypervisor.create_volume_as(&pool_name, &blocker, 4096, mfv_vm::VolumeFormat::Raw)?;
+    hypervisor.create_volume_as(&pool_name, &blocker, 4096, mfv_vm::ImageFormat::Raw)?;
     let mut steps = Vec::new();
     let failed = hypervisor
         .clone_vm(&plan, &mfv_vm::HostCapabilities::tcg_only(), &mut |step| {

@@ -11,12 +11,13 @@
 )]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail, ensure};
 use mfv_tests::libvirtd::{PrivateLibvirtd, unique};
+use mfv_tests::loop_device::LoopDevice;
 use mfv_vm::{Hypervisor, VirtError};
 
 /// One daemon for the whole test binary.
@@ -47,44 +48,12 @@ fn run(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// A loop device over a sparse 64 MiB file; detached, and the file removed, on drop. Its
-/// volume group metadata goes with the file.
-struct LoopDevice {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
+/// The size of each test's loop device; its volume group metadata goes with the device's file.
+const DEVICE_SIZE: u64 = 64 << 20;
 
-impl LoopDevice {
-    /// A blank device, or one holding what `prepare` writes into its file first.
-    fn new(prepare: impl FnOnce(&Path) -> Result<()>) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let file = dir.path().join("disk.img");
-        std::fs::File::create(&file)?.set_len(64 << 20)?;
-        prepare(&file)?;
-        let path = run("losetup", &["--find", "--show", file.to_str().unwrap()])?;
-        Ok(LoopDevice {
-            path: PathBuf::from(path.trim()),
-            _dir: dir,
-        })
-    }
-
-    fn blank() -> Result<Self> {
-        Self::new(|_| Ok(()))
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn as_str(&self) -> &str {
-        self.path.to_str().unwrap()
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
-    }
+/// The node of `device` as a command argument.
+fn node(device: &LoopDevice) -> &str {
+    device.path().to_str().unwrap()
 }
 
 fn virsh(args: &[&str]) -> Result<String> {
@@ -103,11 +72,11 @@ fn group_uuid(name: &str) -> Result<String> {
 #[test]
 fn a_blank_device_becomes_a_volume_group_that_is_found_again() -> Result<()> {
     let hypervisor = connect();
-    let device = LoopDevice::blank()?;
+    let device = LoopDevice::blank(DEVICE_SIZE)?;
     let name = unique("lvm");
     hypervisor.ensure_logical_pool(&name, device.path())?;
     let uuid = group_uuid(&name)?;
-    let pvs = run("pvs", &["--noheadings", "-o", "vg_name", device.as_str()])?;
+    let pvs = run("pvs", &["--noheadings", "-o", "vg_name", node(&device)])?;
     ensure!(pvs.trim() == name, "{pvs:?}");
     let info = virsh(&["pool-info", &name])?;
     ensure!(
@@ -138,7 +107,10 @@ fn a_blank_device_becomes_a_volume_group_that_is_found_again() -> Result<()> {
 #[test]
 fn the_same_name_on_another_device_is_a_conflict_naming_both() -> Result<()> {
     let hypervisor = connect();
-    let (first, second) = (LoopDevice::blank()?, LoopDevice::blank()?);
+    let (first, second) = (
+        LoopDevice::blank(DEVICE_SIZE)?,
+        LoopDevice::blank(DEVICE_SIZE)?,
+    );
     let name = unique("lvm");
     hypervisor.ensure_logical_pool(&name, first.path())?;
     let error = hypervisor
@@ -147,7 +119,7 @@ fn the_same_name_on_another_device_is_a_conflict_naming_both() -> Result<()> {
     assert!(matches!(error, VirtError::PoolConflict { .. }), "{error:?}");
     let message = error.to_string();
     ensure!(
-        message.contains(first.as_str()) && message.contains(second.as_str()),
+        message.contains(node(&first)) && message.contains(node(&second)),
         "{message}"
     );
     // The second device is untouched.
@@ -203,7 +175,7 @@ fn assert_refused(device: &Path, holds: &str) -> Result<()> {
 
 #[test]
 fn a_device_with_a_file_system_is_refused_and_left_as_it_is() -> Result<()> {
-    let device = LoopDevice::new(|file| {
+    let device = LoopDevice::new(DEVICE_SIZE, |file| {
         run("mkfs.ext4", &["-q", "-L", "data", file.to_str().unwrap()]).map(drop)
     })?;
     assert_refused(
@@ -217,7 +189,7 @@ fn a_device_with_a_file_system_is_refused_and_left_as_it_is() -> Result<()> {
 
 #[test]
 fn a_device_with_a_partition_table_is_refused() -> Result<()> {
-    let device = LoopDevice::new(|file| {
+    let device = LoopDevice::new(DEVICE_SIZE, |file| {
         // An MBR with one partition, written by hand: type 0x83 from sector 2048, 8 MiB.
         let mut mbr = vec![0u8; 512];
         mbr[446 + 4] = 0x83;
@@ -236,9 +208,9 @@ fn a_device_with_a_partition_table_is_refused() -> Result<()> {
 
 #[test]
 fn a_physical_volume_of_another_volume_group_is_refused() -> Result<()> {
-    let device = LoopDevice::blank()?;
+    let device = LoopDevice::blank(DEVICE_SIZE)?;
     let other = unique("other");
-    run("vgcreate", &[&other, device.as_str()])?;
+    run("vgcreate", &[&other, node(&device)])?;
     assert_refused(
         device.path(),
         &format!("it is a physical volume of the LVM volume group {other:?}"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mfv_tests::libvirtd::unique;
 use mfv_vm::{
-    Hypervisor, INDEX_FILE, ObjectKind, ShutdownOutcome, VirtError, VmState, VolumeFormat,
+    Hypervisor, INDEX_FILE, ImageFormat, ObjectKind, ShutdownOutcome, VirtError, VmState,
     VolumePolicy,
 };
 
@@ -469,7 +469,7 @@ fn pools_are_listed_with_their_sizes_and_volumes_with_the_vms_using_them() {
     assert!(listed.capacity_bytes > 0, "{listed:?}");
 
     let raw = hypervisor
-        .create_volume_as(&pool, "r.img", 1 << 20, VolumeFormat::Raw)
+        .create_volume_as(&pool, "r.img", 1 << 20, ImageFormat::Raw)
         .unwrap();
     assert_eq!(raw.format, "raw");
     let qcow2 = hypervisor.create_volume(&pool, "q.qcow2", 1 << 20).unwrap();

@@ -10,7 +10,7 @@ use common::guest::{guest_spec, shared};
 use common::{Server, kind};
 use mfv_auth::Role;
 use mfv_tests::libvirtd::unique;
-use mfv_vm::{Hypervisor, VolumeFormat};
+use mfv_vm::{Hypervisor, ImageFormat};
 use serde_json::{Value, json};
 
 /// A byte pattern no empty volume holds.
@@ -33,7 +33,7 @@ fn a_shut_off_vm_is_cloned_with_full_copies_of_its_disks() {
     // A raw data disk holding a known pattern, beside a new qcow2 system disk.
     let bytes = pattern(1 << 20);
     hypervisor
-        .create_volume_as(&pool, "data.img", bytes.len() as u64, VolumeFormat::Raw)
+        .create_volume_as(&pool, "data.img", bytes.len() as u64, ImageFormat::Raw)
         .unwrap();
     hypervisor
         .write_volume_at(
@@ -137,12 +137,7 @@ fn a_shut_off_vm_is_cloned_with_full_copies_of_its_disks() {
     // A volume of the name a copy would take.
     let blocked = unique("clone-blocked");
     hypervisor
-        .create_volume_as(
-            &pool,
-            &format!("{blocked}-vdb.img"),
-            4096,
-            VolumeFormat::Raw,
-        )
+        .create_volume_as(&pool, &format!("{blocked}-vdb.img"), 4096, ImageFormat::Raw)
         .unwrap();
     let volume_taken = server.call(admin, "POST", &clone_path, Some(json!({"name": blocked})));
     assert_eq!(volume_taken.status, 409, "{}", volume_taken.text());

@@ -26,7 +26,7 @@ use std::time::Duration;
 use hyper::body::{Body, Buf, Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use mfv_auth::Permission;
-use mfv_vm::{Hypervisor, ObjectKind, VirtError, VolumeFormat, VolumeInfo};
+use mfv_vm::{Hypervisor, ImageFormat, ObjectKind, VirtError, VolumeInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -252,7 +252,7 @@ impl Fetch<'_> {
         self.check_room(total)
             .map_err(|failure| worded(url, &host, failure))?;
         self.hypervisor
-            .create_volume_as(self.pool, self.volume, total, VolumeFormat::Raw)
+            .create_volume_as(self.pool, self.volume, total, ImageFormat::Raw)
             .map_err(storage_error)?;
         match self.fill(response.into_body(), total, &host, progress) {
             Ok(actual) => {

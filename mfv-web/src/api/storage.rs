@@ -11,7 +11,7 @@
 //! not deleted (`409` naming the VMs), nor one an upload is still writing.
 
 use mfv_auth::Permission;
-use mfv_vm::{ObjectKind, PoolInfo, VirtError, VolumeFormat, VolumeInfo};
+use mfv_vm::{ImageFormat, ObjectKind, PoolInfo, VirtError, VolumeInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -450,8 +450,8 @@ fn create_volume(call: Call) -> HandlerFuture {
         let size = volume_size(request.size_gib.as_ref(), request.size_bytes.as_ref())?;
         let asked = match request.format.as_deref() {
             None => None,
-            Some("qcow2") => Some(VolumeFormat::Qcow2),
-            Some("raw") => Some(VolumeFormat::Raw),
+            Some("qcow2") => Some(ImageFormat::Qcow2),
+            Some("raw") => Some(ImageFormat::Raw),
             Some(other) => {
                 return Err(ApiError::invalid(
                     "format",
@@ -461,20 +461,18 @@ fn create_volume(call: Call) -> HandlerFuture {
         };
         let volume = with_hypervisor(uri, move |hypervisor| {
             // An LVM pool holds raw volumes only (mfv-vm's `pool_volume_format`).
-            let only_raw = hypervisor
+            let only = hypervisor
                 .pool_volume_format(&pool)
-                .map_err(storage_error)?
-                .is_some();
-            let format = match (asked, only_raw) {
-                (Some(VolumeFormat::Qcow2), true) => {
+                .map_err(storage_error)?;
+            let format = match (asked, only) {
+                (Some(asked), Some(only)) if asked != only => {
                     return Err(ApiError::invalid(
                         "format",
-                        format!("the pool {pool} holds raw volumes only, not qcow2"),
+                        format!("the pool {pool} holds {only} volumes only, not {asked}"),
                     ));
                 }
-                (None, true) => VolumeFormat::Raw,
-                (None, false) => VolumeFormat::Qcow2,
-                (Some(format), _) => format,
+                (Some(format), _) | (None, Some(format)) => format,
+                (None, None) => ImageFormat::Qcow2,
             };
             hypervisor
                 .create_volume_as(&pool, &request.name, size, format)

@@ -28,7 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hyper::body::{Buf, Bytes};
 use mfv_auth::Permission;
-use mfv_vm::{VirtError, VolumeFormat, VolumeInfo};
+use mfv_vm::{ImageFormat, VirtError, VolumeInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -555,7 +555,7 @@ fn start(call: Call) -> HandlerFuture {
         // reads the format from the content when the last byte is in.
         with_hypervisor(uri, move |hypervisor| {
             hypervisor
-                .create_volume_as(&target_pool, &name, size, VolumeFormat::Raw)
+                .create_volume_as(&target_pool, &name, size, ImageFormat::Raw)
                 .map_err(storage_error)
         })
         .await?;
