@@ -38,9 +38,14 @@ pub struct Preparation {
 }
 
 /// Loads the KVM module for the processor (when it shows VT-x or AMD-V), the VM network and
-/// the VM storage modules, unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
+/// the VM storage modules through `drivers` (the module index coldplug read; read here when
+/// `None`), unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
 /// to `kvm_group` (read-write for the group); then reads whether /dev/kvm can be used.
-pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
+pub fn prepare(
+    probe: &ProbeSettings,
+    drivers: Option<&Drivers>,
+    kvm_group: Option<u32>,
+) -> Preparation {
     let mut lines = Vec::new();
     let cpu = read_cpu_at(&probe.roots.proc, &probe.roots.dev);
     let kvm_module = cpu.virtualization.map(|extension| match extension {
@@ -48,7 +53,15 @@ pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
         Virtualization::Svm => "kvm_amd",
     });
     if probe.enabled {
-        match Drivers::open(probe) {
+        let opened;
+        let drivers = match drivers {
+            Some(drivers) => Ok(drivers),
+            None => {
+                opened = Drivers::open(probe);
+                opened.as_ref()
+            }
+        };
+        match drivers {
             Ok(drivers) => {
                 for module in kvm_module
                     .into_iter()
@@ -63,7 +76,7 @@ pub fn prepare(probe: &ProbeSettings, kvm_group: Option<u32>) -> Preparation {
             }
             Err(error) => lines.push(format!(
                 "virtualization: no module loaded: {}",
-                mfv_linux::error_chain(&error)
+                mfv_linux::error_chain(error)
             )),
         }
     } else {
@@ -164,7 +177,7 @@ mod tests {
     #[test]
     fn a_processor_without_extensions_runs_tcg_and_says_what_to_do() {
         let (_dir, probe) = tree("sse2");
-        let preparation = prepare(&probe, None);
+        let preparation = prepare(&probe, None, None);
         assert_eq!(preparation.acceleration, VmAcceleration::Tcg);
         assert_eq!(
             preparation.lines[0],
@@ -180,7 +193,7 @@ mod tests {
     #[test]
     fn vt_x_without_a_kvm_node_names_the_node() {
         let (_dir, probe) = tree("vmx sse2");
-        let verdict = prepare(&probe, None).lines.pop().unwrap();
+        let verdict = prepare(&probe, None, None).lines.pop().unwrap();
         assert!(
             verdict.contains("the processor has Intel VT-x but ")
                 && verdict.contains("kvm does not exist"),
@@ -195,7 +208,7 @@ mod tests {
         let node = probe.roots.dev.join("kvm");
         fs::write(&node, "").unwrap();
         let gid = nix_gid();
-        let preparation = prepare(&probe, Some(gid));
+        let preparation = prepare(&probe, None, Some(gid));
         let mode = fs::metadata(&node).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         let verdict = preparation.lines.last().unwrap();

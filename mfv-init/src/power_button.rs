@@ -52,14 +52,24 @@ pub fn is_power_press(event: &[u8; INPUT_EVENT_BYTES]) -> bool {
     kind == EV_KEY && code == KEY_POWER && value == 1
 }
 
-/// Loads evdev (the event nodes) and starts a thread per power button that calls `pressed`
-/// on each press. Returns the console line saying what is watched.
+/// Loads evdev (the event nodes) through `drivers` (coldplug's module index; read now when
+/// `None`) and starts a thread per power button that calls `pressed` on each press. Returns
+/// the console line saying what is watched.
 pub fn watch(
     probe: &ProbeSettings,
+    drivers: Option<&Drivers>,
     pressed: impl Fn() + Send + Clone + 'static,
 ) -> anyhow::Result<String> {
     if probe.enabled {
-        let outcome = Drivers::open(probe)?.load_module(&ModuleName::new("evdev"));
+        let opened;
+        let drivers = match drivers {
+            Some(drivers) => drivers,
+            None => {
+                opened = Drivers::open(probe)?;
+                &opened
+            }
+        };
+        let outcome = drivers.load_module(&ModuleName::new("evdev"));
         if !outcome.is_available() {
             anyhow::bail!("{outcome}");
         }

@@ -25,7 +25,7 @@ use mfv_config::discovery::{DiscoveryParams, DiscoveryReport};
 use mfv_config::mount::SysMounter;
 use mfv_config::schema::RemoteLogServer;
 use mfv_host::clock::{SntpTimeSync, TimeSync};
-use mfv_host::hardware::ProbeSettings;
+use mfv_host::hardware::{Drivers, ProbeSettings};
 use mfv_host::network::handover::{HandoverError, NetworkRequest};
 use mfv_host::network::{LineSink, NetlinkNetwork, Network};
 use mfv_host::remote_log::HostLogForwarding;
@@ -250,6 +250,9 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 pub struct NixSystem {
     /// The uevent socket coldplug opened, for hotplug to take over without missing a device.
     uevents: Option<hardware::EarlyUevents>,
+    /// The module index coldplug read, for hotplug, the power button and the preparation for
+    /// VMs.
+    drivers: Option<Arc<Drivers>>,
     /// rtnetlink and the DHCP clients.
     network: NetlinkNetwork,
     /// The SNTP client.
@@ -268,6 +271,7 @@ impl Default for NixSystem {
     fn default() -> NixSystem {
         NixSystem {
             uevents: None,
+            drivers: None,
             network: NetlinkNetwork::new(RESOLV_CONF, console_lines()),
             time_sync: SntpTimeSync::new(console_lines()),
             readiness_pipes: HashMap::new(),
@@ -412,13 +416,15 @@ impl System for NixSystem {
     }
 
     fn coldplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<Vec<String>> {
-        let (lines, uevents) = hardware::coldplug(probe)?;
-        self.uevents = uevents;
-        Ok(lines)
+        let coldplugged = hardware::coldplug(probe)?;
+        self.uevents = coldplugged.uevents;
+        self.drivers = Some(coldplugged.drivers);
+        Ok(coldplugged.lines)
     }
 
     fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()> {
-        hardware::start_hotplug(probe, self.uevents.take())
+        let drivers = hardware::drivers_of(probe, self.drivers.as_ref())?;
+        hardware::start_hotplug(probe, self.uevents.take(), drivers)
     }
 
     fn discover_config(&mut self, params: &DiscoveryParams) -> DiscoveryReport {
@@ -438,7 +444,7 @@ impl System for NixSystem {
             .ok()
             .flatten()
             .map(|group| group.gid.as_raw());
-        mfv_host::virtualization::prepare(probe, kvm_group)
+        mfv_host::virtualization::prepare(probe, self.drivers.as_deref(), kvm_group)
     }
 
     fn program_exists(&mut self, path: &Path) -> bool {
@@ -599,7 +605,7 @@ impl System for NixSystem {
     }
 
     fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String> {
-        crate::power_button::watch(probe, || {
+        crate::power_button::watch(probe, self.drivers.as_deref(), || {
             // Nothing to tell if it fails: this process is PID 1 and cannot be gone.
             let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGPWR);
         })
