@@ -1,8 +1,10 @@
-//! Getting the host ready to run VMs before libvirtd starts, and saying how they will run.
+//! Getting the host ready to run VMs, and saying how they will run.
 //!
 //! Coldplug loads drivers for devices; what VMs need is not a device: the KVM module for the
-//! processor's vendor, tun, bridge and vhost_net for their network, and the device mapper for
-//! the logical volumes of LVM storage pools. Without udev, the kernel creates /dev/kvm for
+//! processor's vendor ([`prepare`], at boot), tun, bridge and vhost_net for their network, and
+//! the device mapper for the logical volumes of LVM storage pools ([`load_vm_modules`], which
+//! the VM keeper calls before it restores anything: the boot leaves them out, so that the web
+//! server answers sooner). Without udev, the kernel creates /dev/kvm for
 //! root alone, while QEMU runs as its own user in the `kvm` group: the node is opened to that
 //! group here. Then the operator is told whether VMs get KVM or QEMU's software emulation
 //! (TCG), and why, because a TCG host is many times slower and the cause (virtualization off
@@ -37,10 +39,10 @@ pub struct Preparation {
     pub lines: Vec<String>,
 }
 
-/// Loads the KVM module for the processor (when it shows VT-x or AMD-V), the VM network and
-/// the VM storage modules through `drivers` (the module index coldplug read; read here when
-/// `None`), unless `probe` says drivers are not loaded (`mfv.coldplug=off`); gives /dev/kvm
-/// to `kvm_group` (read-write for the group); then reads whether /dev/kvm can be used.
+/// Loads the KVM module for the processor (when it shows VT-x or AMD-V) through `drivers`
+/// (the module index coldplug read; read here when `None`), unless `probe` says drivers are not
+/// loaded (`mfv.coldplug=off`); gives /dev/kvm to `kvm_group` (read-write for the group); then
+/// reads whether /dev/kvm can be used.
 pub fn prepare(
     probe: &ProbeSettings,
     drivers: Option<&Drivers>,
@@ -52,36 +54,7 @@ pub fn prepare(
         Virtualization::Vmx => "kvm_intel",
         Virtualization::Svm => "kvm_amd",
     });
-    if probe.enabled {
-        let opened;
-        let drivers = match drivers {
-            Some(drivers) => Ok(drivers),
-            None => {
-                opened = Drivers::open(probe);
-                opened.as_ref()
-            }
-        };
-        match drivers {
-            Ok(drivers) => {
-                for module in kvm_module
-                    .into_iter()
-                    .chain(VM_NETWORK_MODULES)
-                    .chain(VM_STORAGE_MODULES)
-                {
-                    let outcome = drivers.load_module(&ModuleName::new(module));
-                    if !outcome.is_available() {
-                        lines.push(format!("virtualization: {outcome}"));
-                    }
-                }
-            }
-            Err(error) => lines.push(format!(
-                "virtualization: no module loaded: {}",
-                mfv_linux::error_chain(error)
-            )),
-        }
-    } else {
-        lines.push("virtualization: mfv.coldplug=off: no module loaded".to_owned());
-    }
+    load_modules(probe, drivers, kvm_module.into_iter(), &mut lines);
     let node = probe.roots.dev.join("kvm");
     if let Some(gid) = kvm_group {
         if let Err(error) = open_to_group(&node, gid) {
@@ -123,6 +96,55 @@ pub fn prepare(
     Preparation {
         acceleration,
         lines,
+    }
+}
+
+/// Loads [`VM_NETWORK_MODULES`] and [`VM_STORAGE_MODULES`] as [`prepare`] loads the KVM module;
+/// returns a `virtualization: ` line for each that did not load, or why none was.
+pub fn load_vm_modules(probe: &ProbeSettings, drivers: Option<&Drivers>) -> Vec<String> {
+    let mut lines = Vec::new();
+    load_modules(
+        probe,
+        drivers,
+        VM_NETWORK_MODULES.into_iter().chain(VM_STORAGE_MODULES),
+        &mut lines,
+    );
+    lines
+}
+
+/// Loads `modules` with their dependencies through `drivers` (read here when `None`) unless
+/// `probe` says drivers are not loaded, adding a line to `lines` for each that did not load.
+fn load_modules<'m>(
+    probe: &ProbeSettings,
+    drivers: Option<&Drivers>,
+    modules: impl Iterator<Item = &'m str>,
+    lines: &mut Vec<String>,
+) {
+    if !probe.enabled {
+        lines.push("virtualization: mfv.coldplug=off: no module loaded".to_owned());
+        return;
+    }
+    let opened;
+    let drivers = match drivers {
+        Some(drivers) => Ok(drivers),
+        None => {
+            opened = Drivers::open(probe);
+            opened.as_ref()
+        }
+    };
+    match drivers {
+        Ok(drivers) => {
+            for module in modules {
+                let outcome = drivers.load_module(&ModuleName::new(module));
+                if !outcome.is_available() {
+                    lines.push(format!("virtualization: {outcome}"));
+                }
+            }
+        }
+        Err(error) => lines.push(format!(
+            "virtualization: no module loaded: {}",
+            mfv_linux::error_chain(error)
+        )),
     }
 }
 
@@ -187,6 +209,28 @@ mod tests {
         assert!(
             verdict.starts_with("virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V; turn virtualization on in the firmware"),
             "{verdict}"
+        );
+    }
+
+    #[test]
+    fn the_vm_modules_name_a_missing_module_index() {
+        let (dir, probe) = tree("svm");
+        assert_eq!(
+            load_vm_modules(&probe, None),
+            ["virtualization: mfv.coldplug=off: no module loaded"]
+        );
+        let probe = ProbeSettings::from_cmdline(
+            &KernelCmdline::parse(""),
+            probe.roots.clone(),
+            &dir.path().join("modules"),
+        );
+        assert_eq!(
+            load_vm_modules(&probe, None),
+            [format!(
+                "virtualization: no module loaded: cannot read the module index in {modules}: \
+                 cannot read {modules}/modules.alias: No such file or directory (os error 2)",
+                modules = dir.path().join("modules").display()
+            )]
         );
     }
 

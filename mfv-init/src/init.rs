@@ -394,7 +394,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         Ok(())
     }
 
-    /// The KVM and VM network modules, /dev/kvm for QEMU's group, and KVM or TCG.
+    /// The KVM module, /dev/kvm for QEMU's group, and KVM or TCG (the VM keeper loads the
+    /// modules for VM networks and storage).
     fn prepare_virtualization(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
         let probe = self.probe_settings()?;
         let preparation = self.system.prepare_virtualization(&probe);

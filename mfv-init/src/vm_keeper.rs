@@ -1,11 +1,15 @@
 //! `mfv-hostd --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
 //! started by PID 1 once libvirtd is ready and stopped first at shutdown, when it shuts the
-//! running VMs down. It is a process of its own because it talks to libvirt all the time: a
+//! running VMs down. Before it restores anything it loads the modules VMs need beyond KVM
+//! (tun, bridge, vhost_net, dm_mod: [`mfv_host::virtualization::load_vm_modules`]), which the
+//! boot leaves to it so that the web server answers sooner. It is a process of its own because it talks to libvirt all the time: a
 //! crash in that talk must never take PID 1 down.
 
 use std::path::Path;
 use std::time::Duration;
 
+use mfv_config::cmdline::KernelCmdline;
+use mfv_host::hardware::{ProbeSettings, modules_dir};
 use mfv_host::vm_keeper::{KeeperSettings, keep};
 use nix::sys::signal::Signal;
 
@@ -21,6 +25,8 @@ pub const LIBVIRT_URI: &str = "qemu:///system";
 pub const VM_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
 /// Where the operator watches.
 const CONSOLE: &str = "/dev/console";
+/// Where the kernel's modules are.
+const MODULES_ROOT: &str = "/lib/modules";
 /// How often the definitions are compared with what was saved.
 const SAVE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -50,11 +56,72 @@ pub fn run(run_dir: &Path) -> anyhow::Result<()> {
         .open(CONSOLE)
         .ok()
         .map(Console::new);
-    keep(&settings, stop_requested, |line| {
+    let mut say = |line: &str| {
         println!("{line}");
         if let Some(console) = console.as_mut() {
             console.line(BootClock.uptime(), line);
         }
-    });
+    };
+    for line in load_vm_modules(Path::new("/proc"), Path::new(MODULES_ROOT)) {
+        say(&line);
+    }
+    keep(&settings, stop_requested, say);
     Ok(())
+}
+
+/// Loads the VM network and storage modules with the kernel command line's module options
+/// (`<proc>/cmdline`) from the running kernel's modules below `modules_root`; returns the
+/// lines of those that did not load, or why none was.
+fn load_vm_modules(proc_dir: &Path, modules_root: &Path) -> Vec<String> {
+    let probe = KernelCmdline::read_from(&proc_dir.join("cmdline"))
+        .map_err(anyhow::Error::from)
+        .and_then(|cmdline| {
+            let roots = mfv_probe::SystemRoots {
+                proc: proc_dir.to_owned(),
+                ..mfv_probe::SystemRoots::default()
+            };
+            let modules = modules_dir(proc_dir, modules_root)?;
+            Ok(ProbeSettings::from_cmdline(&cmdline, roots, &modules))
+        });
+    match probe {
+        Ok(probe) => mfv_host::virtualization::load_vm_modules(&probe, None),
+        Err(error) => vec![format!(
+            "virtualization: no module loaded for VM networks and storage: {error:#}"
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_kernel_command_line_no_vm_module_is_loaded_and_it_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = load_vm_modules(dir.path(), dir.path());
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with(
+                "virtualization: no module loaded for VM networks and storage: cannot read "
+            ),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_modules_of_the_running_kernel_it_says_which_index_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cmdline"), "quiet\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/kernel")).unwrap();
+        std::fs::write(dir.path().join("sys/kernel/osrelease"), "6.1.0-test\n").unwrap();
+        let lines = load_vm_modules(dir.path(), dir.path());
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with(&format!(
+                "virtualization: no module loaded: cannot read the module index in {}",
+                dir.path().join("6.1.0-test").display()
+            )),
+            "{lines:?}"
+        );
+    }
 }
