@@ -2,7 +2,7 @@
 //! it rather than with QEMU's `-kernel`: PXE on BIOS (the NIC's iPXE ROM fetches boot.ipxe,
 //! vmlinuz and initrd.img from QEMU's TFTP server) and the same on UEFI, GRUB's network boot on BIOS (iPXE starts
 //! GRUB's PXE image from a `grub-mknetdir` directory whose grub.cfg is grub-netboot.cfg, and
-//! GRUB fetches the two files), the ISO as a CD on BIOS, the ISO written to
+//! GRUB fetches the two files), the ISO as a CD on BIOS and on UEFI, the ISO written to
 //! a USB stick on BIOS and on UEFI (OVMF). Each host starts without a configuration; the
 //! operator at the serial console gives it DHCP, and the test waits for the first HTTPS
 //! answer on the forwarded port. Each medium's SHA-256 is the same afterwards, and the USB
@@ -198,23 +198,33 @@ fn grub_netboot_on_bios_reads_grub_netboot_cfg_and_the_files_over_tftp() -> anyh
     Ok(())
 }
 
-#[test]
-fn the_iso_boots_as_a_cd_on_bios() -> anyhow::Result<()> {
+/// Boots the ISO as a CD with `firmware`; `medium` names it in the timings and errors.
+fn cd(firmware: Firmware, medium: &str) -> anyhow::Result<()> {
     let iso = ApplianceImage::shared()?.medium(ISO_FILE)?;
     let before = checksums(std::slice::from_ref(&iso))?;
     let (guest, _client, timings) =
-        boot_until_serving(spec(BootSource::Cdrom(iso.clone()), Firmware::Bios)?)?;
-    report("CD on BIOS", &timings);
+        boot_until_serving(spec(BootSource::Cdrom(iso.clone()), firmware)?)?;
+    report(medium, &timings);
     ensure!(
         guest.serial_log().contains("GNU GRUB"),
-        "GRUB's menu is not on the serial console:\n{}",
+        "{medium}: GRUB's menu is not on the serial console:\n{}",
         guest.serial_log()
     );
     ensure!(
         checksums(std::slice::from_ref(&iso))? == before,
-        "the ISO changed"
+        "{medium}: the ISO changed"
     );
     Ok(())
+}
+
+#[test]
+fn the_iso_boots_as_a_cd_on_bios() -> anyhow::Result<()> {
+    cd(Firmware::Bios, "CD on BIOS")
+}
+
+#[test]
+fn the_iso_boots_as_a_cd_on_uefi() -> anyhow::Result<()> {
+    cd(Firmware::Uefi, "CD on UEFI")
 }
 
 #[test]

@@ -62,6 +62,11 @@ fn media(image: &ApplianceImage) -> Result<Vec<Medium>> {
             firmware: Firmware::Bios,
         },
         Medium {
+            name: "ISO as a CD on UEFI",
+            source: BootSource::Cdrom(iso.clone()),
+            firmware: Firmware::Uefi,
+        },
+        Medium {
             name: "ISO on a USB stick on BIOS",
             source: BootSource::UsbStick(iso.clone()),
             firmware: Firmware::Bios,
