@@ -1,8 +1,8 @@
 //! Appliance tests of the boot media `cargo xtask image` writes, each booted as a user boots
 //! it rather than with QEMU's `-kernel`: PXE on BIOS (the NIC's iPXE ROM fetches boot.ipxe,
-//! vmlinuz and initrd.img from QEMU's TFTP server) and the same on UEFI, GRUB's network boot on BIOS (iPXE starts
-//! GRUB's PXE image from a `grub-mknetdir` directory whose grub.cfg is grub-netboot.cfg, and
-//! GRUB fetches the two files), the ISO as a CD on BIOS and on UEFI, the ISO written to
+//! vmlinuz and initrd.img from QEMU's TFTP server) and the same on UEFI, GRUB's network boot on
+//! BIOS and on UEFI (iPXE starts GRUB's PXE or EFI image from a `grub-mknetdir` directory whose
+//! grub.cfg is grub-netboot.cfg, and GRUB fetches the two files), the ISO as a CD on BIOS and on UEFI, the ISO written to
 //! a USB stick on BIOS and on UEFI (OVMF). Each host starts without a configuration; the
 //! operator at the serial console gives it DHCP, and the test waits for the first HTTPS
 //! answer on the forwarded port. Each medium's SHA-256 is the same afterwards, and the USB
@@ -137,16 +137,23 @@ fn pxe_on_uefi_fetches_the_ipxe_script_kernel_and_initrd_over_tftp() -> anyhow::
 /// GRUB's PXE image below a network directory, as `grub-mknetdir --subdir=boot/grub` makes it.
 const GRUB_PXE_IMAGE: &str = "boot/grub/i386-pc/core.0";
 
-/// A GRUB network directory in `dir` for BIOS, made by `grub-mknetdir`, with the image's
+/// A GRUB network directory in `dir` for `platform`, made by `grub-mknetdir`, with the image's
 /// grub-netboot.cfg as its grub.cfg and the kernel and initrd at the top.
-fn grub_network_directory(image: &ApplianceImage, dir: &Path) -> anyhow::Result<()> {
+fn grub_network_directory(
+    image: &ApplianceImage,
+    dir: &Path,
+    platform: GrubPlatform,
+) -> anyhow::Result<()> {
     let output = std::process::Command::new("grub-mknetdir")
         .arg(format!("--net-directory={}", dir.display()))
-        .args(["--subdir=boot/grub", "-d", "/usr/lib/grub/i386-pc"])
+        .args(["--subdir=boot/grub", "-d", platform.modules])
         .output()
-        .context(
-            "running grub-mknetdir (install the Debian packages grub-common and grub-pc-bin)",
-        )?;
+        .with_context(|| {
+            format!(
+                "running grub-mknetdir (install the Debian packages grub-common and {})",
+                platform.package
+            )
+        })?;
     ensure!(
         output.status.success(),
         "grub-mknetdir failed ({}): {}",
@@ -168,11 +175,42 @@ fn grub_network_directory(image: &ApplianceImage, dir: &Path) -> anyhow::Result<
     Ok(())
 }
 
-#[test]
-fn grub_netboot_on_bios_reads_grub_netboot_cfg_and_the_files_over_tftp() -> anyhow::Result<()> {
+/// What a GRUB network boot directory is made for.
+#[derive(Debug, Clone, Copy)]
+struct GrubPlatform {
+    /// GRUB's modules for the platform.
+    modules: &'static str,
+    /// The Debian package that has them.
+    package: &'static str,
+    /// The image the firmware's network boot loads, relative to the TFTP directory.
+    image: &'static str,
+    firmware: Firmware,
+    /// How the tests name it.
+    name: &'static str,
+}
+
+const GRUB_BIOS: GrubPlatform = GrubPlatform {
+    modules: "/usr/lib/grub/i386-pc",
+    package: "grub-pc-bin",
+    image: GRUB_PXE_IMAGE,
+    firmware: Firmware::Bios,
+    name: "GRUB network boot on BIOS",
+};
+
+const GRUB_UEFI: GrubPlatform = GrubPlatform {
+    modules: "/usr/lib/grub/x86_64-efi",
+    package: "grub-efi-amd64-bin",
+    image: "boot/grub/x86_64-efi/core.efi",
+    firmware: Firmware::Uefi,
+    name: "GRUB network boot on UEFI",
+};
+
+/// The firmware's network boot loads GRUB from a `grub-mknetdir` directory for `platform`,
+/// and GRUB reads grub-netboot.cfg and the kernel and initrd it names over TFTP.
+fn grub_netboot(platform: GrubPlatform) -> anyhow::Result<()> {
     let image = ApplianceImage::shared()?;
     let dir = tempfile::tempdir()?;
-    grub_network_directory(image, dir.path())?;
+    grub_network_directory(image, dir.path(), platform)?;
     let served = [
         dir.path().join("boot/grub/grub.cfg"),
         dir.path().join("vmlinuz"),
@@ -182,20 +220,35 @@ fn grub_netboot_on_bios_reads_grub_netboot_cfg_and_the_files_over_tftp() -> anyh
     let (guest, _client, timings) = boot_until_serving(spec(
         BootSource::Network {
             tftp_dir: dir.path().to_path_buf(),
-            bootfile: GRUB_PXE_IMAGE.to_owned(),
+            bootfile: platform.image.to_owned(),
         },
-        Firmware::Bios,
+        platform.firmware,
     )?)?;
-    report("GRUB network boot on BIOS", &timings);
+    report(platform.name, &timings);
     ensure!(
         guest
             .serial_log()
             .contains("Loading /vmlinuz and /initrd.img..."),
-        "GRUB did not run grub-netboot.cfg's entry:\n{}",
+        "{}: GRUB did not run grub-netboot.cfg's entry:\n{}",
+        platform.name,
         guest.serial_log()
     );
-    ensure!(checksums(&served)? == before, "the served files changed");
+    ensure!(
+        checksums(&served)? == before,
+        "{}: the served files changed",
+        platform.name
+    );
     Ok(())
+}
+
+#[test]
+fn grub_netboot_on_bios_reads_grub_netboot_cfg_and_the_files_over_tftp() -> anyhow::Result<()> {
+    grub_netboot(GRUB_BIOS)
+}
+
+#[test]
+fn grub_netboot_on_uefi_reads_grub_netboot_cfg_and_the_files_over_tftp() -> anyhow::Result<()> {
+    grub_netboot(GRUB_UEFI)
 }
 
 /// Boots the ISO as a CD with `firmware`; `medium` names it in the timings and errors.
