@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -703,9 +703,9 @@ fn child_exit(status: WaitStatus) -> Option<ChildExit> {
     }
 }
 
-/// A TCP listener on `address`, above the descriptors a service's listeners are handed over
-/// on, so that handing one over never overwrites another. An IPv6 wildcard falls back to
-/// the IPv4 one on a kernel without IPv6.
+/// A TCP listener on `address`, above the descriptors a service is handed
+/// ([`above_handed_over`]). An IPv6 wildcard falls back to the IPv4 one on a kernel without
+/// IPv6.
 fn bind_listener(address: SocketAddr) -> anyhow::Result<OwnedFd> {
     let bound = std::net::TcpListener::bind(address).or_else(|error| match address {
         SocketAddr::V6(v6)
@@ -717,15 +717,22 @@ fn bind_listener(address: SocketAddr) -> anyhow::Result<OwnedFd> {
         _ => Err(error),
     });
     let listener = bound.with_context(|| format!("listen on {address}"))?;
-    let high = nix::fcntl::fcntl(&listener, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
-        .with_context(|| format!("move the listener on {address}"))?;
+    above_handed_over(&listener, &format!("the listener on {address}"))
+}
+
+/// A copy of `fd` at descriptor 10 or above (close-on-exec), above those a service is handed
+/// (from [`FIRST_HANDED_OVER_FD`] on), so that handing one over never overwrites another;
+/// `what` names it in the error.
+fn above_handed_over(fd: impl AsFd, what: &str) -> anyhow::Result<OwnedFd> {
+    let high = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .with_context(|| format!("move {what}"))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
 /// A pipe for a service to say it is ready: the read end non-blocking, the write end above
-/// the descriptors a service's listeners are handed over on, like theirs ([`bind_listener`]).
-/// Both close on exec; the write end is handed over.
+/// the descriptors a service is handed ([`above_handed_over`]). Both close on exec; the write
+/// end is handed over.
 fn readiness_pipe() -> anyhow::Result<(std::fs::File, OwnedFd)> {
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context("pipe for the service's readiness")?;
@@ -734,10 +741,7 @@ fn readiness_pipe() -> anyhow::Result<(std::fs::File, OwnedFd)> {
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     )
     .context("make the readiness pipe's read end non-blocking")?;
-    let high = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
-        .context("move the readiness pipe")?;
-    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-    let writer = unsafe { OwnedFd::from_raw_fd(high) };
+    let writer = above_handed_over(&writer, "the readiness pipe")?;
     Ok((std::fs::File::from(reader), writer))
 }
 
@@ -746,7 +750,7 @@ fn readiness_pipe() -> anyhow::Result<(std::fs::File, OwnedFd)> {
 fn hand_over(descriptors: &[RawFd]) -> std::io::Result<()> {
     for (target, source) in (FIRST_HANDED_OVER_FD..).zip(descriptors) {
         // SAFETY: dup2 on descriptors this process holds; the sources are all above the
-        // targets (bind_listener), so none is overwritten before it is handed over.
+        // targets (above_handed_over), so none is overwritten before it is handed over.
         if unsafe { nix::libc::dup2(*source, target) } < 0 {
             return Err(std::io::Error::last_os_error());
         }
