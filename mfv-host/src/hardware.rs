@@ -5,6 +5,7 @@
 //! --load` read them the same way, here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mfv_config::cmdline::KernelCmdline;
 use mfv_probe::modules::{
@@ -103,6 +104,17 @@ impl Drivers {
         })
     }
 
+    /// `shared`, an index read earlier (coldplug's), or when there is none the index read now.
+    pub fn shared_or_open(
+        probe: &ProbeSettings,
+        shared: Option<&Arc<Drivers>>,
+    ) -> Result<Arc<Drivers>, HardwareError> {
+        match shared {
+            Some(drivers) => Ok(Arc::clone(drivers)),
+            None => Drivers::open(probe).map(Arc::new),
+        }
+    }
+
     /// A driver loader that loads into the running kernel.
     pub fn loader(&self) -> ModuleDriverLoader<'_, KernelModuleLoader> {
         ModuleDriverLoader::new(
@@ -183,6 +195,34 @@ mod tests {
             error.to_string(),
             format!("cannot read the module index in {}", dir.path().display())
         );
+        let error = Drivers::shared_or_open(&probe, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read the module index in {}", dir.path().display())
+        );
+    }
+
+    #[test]
+    fn a_shared_module_index_is_used_rather_than_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "modules.alias",
+            "modules.dep",
+            "modules.builtin",
+            "modules.softdep",
+        ] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let probe = ProbeSettings::from_cmdline(
+            &KernelCmdline::parse(""),
+            SystemRoots::default(),
+            dir.path(),
+        );
+        let shared = Arc::new(Drivers::open(&probe).unwrap());
+        // Gone from disk: only the shared one can be had.
+        std::fs::remove_file(dir.path().join("modules.alias")).unwrap();
+        let got = Drivers::shared_or_open(&probe, Some(&shared)).unwrap();
+        assert!(Arc::ptr_eq(&got, &shared));
     }
 
     #[test]

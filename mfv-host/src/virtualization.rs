@@ -12,6 +12,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use mfv_api::Virtualization as VmAcceleration;
 use mfv_probe::modules::ModuleName;
@@ -45,7 +46,7 @@ pub struct Preparation {
 /// reads whether /dev/kvm can be used.
 pub fn prepare(
     probe: &ProbeSettings,
-    drivers: Option<&Drivers>,
+    drivers: Option<&Arc<Drivers>>,
     kvm_group: Option<u32>,
 ) -> Preparation {
     let mut lines = Vec::new();
@@ -101,7 +102,7 @@ pub fn prepare(
 
 /// Loads [`VM_NETWORK_MODULES`] and [`VM_STORAGE_MODULES`] as [`prepare`] loads the KVM module;
 /// returns a `virtualization: ` line for each that did not load, or why none was.
-pub fn load_vm_modules(probe: &ProbeSettings, drivers: Option<&Drivers>) -> Vec<String> {
+pub fn load_vm_modules(probe: &ProbeSettings, drivers: Option<&Arc<Drivers>>) -> Vec<String> {
     let mut lines = Vec::new();
     load_modules(
         probe,
@@ -116,7 +117,7 @@ pub fn load_vm_modules(probe: &ProbeSettings, drivers: Option<&Drivers>) -> Vec<
 /// `probe` says drivers are not loaded, adding a line to `lines` for each that did not load.
 fn load_modules<'m>(
     probe: &ProbeSettings,
-    drivers: Option<&Drivers>,
+    drivers: Option<&Arc<Drivers>>,
     modules: impl Iterator<Item = &'m str>,
     lines: &mut Vec<String>,
 ) {
@@ -124,15 +125,7 @@ fn load_modules<'m>(
         lines.push("virtualization: mfv.coldplug=off: no module loaded".to_owned());
         return;
     }
-    let opened;
-    let drivers = match drivers {
-        Some(drivers) => Ok(drivers),
-        None => {
-            opened = Drivers::open(probe);
-            opened.as_ref()
-        }
-    };
-    match drivers {
+    match Drivers::shared_or_open(probe, drivers) {
         Ok(drivers) => {
             for module in modules {
                 let outcome = drivers.load_module(&ModuleName::new(module));
@@ -143,7 +136,7 @@ fn load_modules<'m>(
         }
         Err(error) => lines.push(format!(
             "virtualization: no module loaded: {}",
-            mfv_linux::error_chain(error)
+            mfv_linux::error_chain(&error)
         )),
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mfv_host::hardware::{Drivers, HardwareError, ProbeSettings};
+use mfv_host::hardware::{Drivers, ProbeSettings};
 use mfv_probe::modules::StepStatus;
 use mfv_probe::{
     BlockDevice, ColdplugOptions, ColdplugReport, DriverLoader, HandledUevent, HotplugEvent,
@@ -78,18 +78,6 @@ pub fn coldplug(probe: &ProbeSettings) -> anyhow::Result<Coldplugged> {
         uevents,
         drivers: Arc::new(drivers),
     })
-}
-
-/// The module index coldplug read, or, when it did not (`mfv.coldplug=off`, or it failed), the
-/// index read now.
-pub fn drivers_of(
-    probe: &ProbeSettings,
-    coldplug: Option<&Arc<Drivers>>,
-) -> Result<Arc<Drivers>, HardwareError> {
-    match coldplug {
-        Some(drivers) => Ok(Arc::clone(drivers)),
-        None => Drivers::open(probe).map(Arc::new),
-    }
 }
 
 /// The kernel's uevent counter (`<sysfs>/kernel/uevent_seqnum`), if readable.
@@ -521,7 +509,9 @@ mod tests {
         );
         // Hotplug, the power button and the preparation for VMs read it when coldplug did not.
         assert_eq!(
-            drivers_of(&probe, None).unwrap_err().to_string(),
+            Drivers::shared_or_open(&probe, None)
+                .unwrap_err()
+                .to_string(),
             format!("cannot read the module index in {}", dir.path().display())
         );
     }

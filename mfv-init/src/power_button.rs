@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use mfv_host::hardware::{Drivers, ProbeSettings};
@@ -57,19 +58,12 @@ pub fn is_power_press(event: &[u8; INPUT_EVENT_BYTES]) -> bool {
 /// the console line saying what is watched.
 pub fn watch(
     probe: &ProbeSettings,
-    drivers: Option<&Drivers>,
+    drivers: Option<&Arc<Drivers>>,
     pressed: impl Fn() + Send + Clone + 'static,
 ) -> anyhow::Result<String> {
     if probe.enabled {
-        let opened;
-        let drivers = match drivers {
-            Some(drivers) => drivers,
-            None => {
-                opened = Drivers::open(probe)?;
-                &opened
-            }
-        };
-        let outcome = drivers.load_module(&ModuleName::new("evdev"));
+        let outcome =
+            Drivers::shared_or_open(probe, drivers)?.load_module(&ModuleName::new("evdev"));
         if !outcome.is_available() {
             anyhow::bail!("{outcome}");
         }

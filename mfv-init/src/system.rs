@@ -423,7 +423,7 @@ impl System for NixSystem {
     }
 
     fn start_hotplug(&mut self, probe: &ProbeSettings) -> anyhow::Result<()> {
-        let drivers = hardware::drivers_of(probe, self.drivers.as_ref())?;
+        let drivers = Drivers::shared_or_open(probe, self.drivers.as_ref())?;
         hardware::start_hotplug(probe, self.uevents.take(), drivers)
     }
 
@@ -444,7 +444,7 @@ impl System for NixSystem {
             .ok()
             .flatten()
             .map(|group| group.gid.as_raw());
-        mfv_host::virtualization::prepare(probe, self.drivers.as_deref(), kvm_group)
+        mfv_host::virtualization::prepare(probe, self.drivers.as_ref(), kvm_group)
     }
 
     fn program_exists(&mut self, path: &Path) -> bool {
@@ -605,7 +605,7 @@ impl System for NixSystem {
     }
 
     fn watch_power_button(&mut self, probe: &ProbeSettings) -> anyhow::Result<String> {
-        crate::power_button::watch(probe, self.drivers.as_deref(), || {
+        crate::power_button::watch(probe, self.drivers.as_ref(), || {
             // Nothing to tell if it fails: this process is PID 1 and cannot be gone.
             let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGPWR);
         })
