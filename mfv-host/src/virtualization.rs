@@ -1,14 +1,14 @@
 //! Getting the host ready to run VMs, and saying how they will run.
 //!
 //! Coldplug loads drivers for devices; what VMs need is not a device: the KVM module for the
-//! processor's vendor ([`prepare`], at boot), tun, bridge and vhost_net for their network, and
-//! the device mapper for the logical volumes of LVM storage pools ([`load_vm_modules`], which
-//! the VM keeper calls before it restores anything: the boot leaves them out, so that the web
-//! server answers sooner). Without udev, the kernel creates /dev/kvm for
-//! root alone, while QEMU runs as its own user in the `kvm` group: the node is opened to that
-//! group here. Then the operator is told whether VMs get KVM or QEMU's software emulation
-//! (TCG), and why, because a TCG host is many times slower and the cause (virtualization off
-//! in the firmware, or a VM without nested virtualization) is something they can fix.
+//! processor's vendor ([`prepare`], at boot), tun, bridge and vhost_net for their network, and the
+//! device mapper for the logical volumes of LVM storage pools ([`load_vm_modules`], which the VM
+//! keeper calls before it restores anything: the boot leaves them out, so that the web server
+//! answers sooner). Without udev, the kernel creates /dev/kvm for root alone, while QEMU runs as
+//! its own user in the `kvm` group: the node is opened to that group here. Then the operator is
+//! told whether VMs get KVM or QEMU's software emulation (TCG), and why, because a TCG host is many
+//! times slower and the cause (virtualization off in the firmware, or a VM without nested
+//! virtualization) is something they can fix.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

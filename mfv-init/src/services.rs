@@ -581,10 +581,10 @@ pub fn web_listen(https_port: u16) -> Vec<SocketAddr> {
 /// [`VM_KEEPER_ARG`](crate::vm_keeper::VM_KEEPER_ARG)), installed beside mfv-init.
 pub const HOSTD: &str = "mfv-hostd";
 
-/// The services of a Minifed-Virt host: the host daemon (`hostd`, [`HOSTD`], without
-/// arguments); mfv-web, as its own unprivileged user, once the daemon answers; then, once the
-/// web server serves (or has failed), virtlogd, then libvirtd, which hands QEMU's output to
-/// virtlogd, then the VM keeper (`hostd --vm-keeper`), which restores the VMs into libvirtd and is stopped first,
+/// The services of a Minifed-Virt host: the host daemon (`hostd`, [`HOSTD`], without arguments);
+/// mfv-web, as its own unprivileged user, once the daemon answers; then, once the web server serves
+/// (or has failed), virtlogd, then libvirtd, which hands QEMU's output to virtlogd, then the VM
+/// keeper (`hostd --vm-keeper`), which restores the VMs into libvirtd and is stopped first,
 /// shutting them down.
 pub fn host_services(hostd: &Path) -> Vec<ServiceSpec> {
     let listen = web_listen(DEFAULT_HTTPS_PORT);

@@ -1,9 +1,9 @@
 //! `mfv-hostd --vm-keeper`: the service that keeps VMs across reboots ([`mfv_host::vm_keeper`]),
-//! started by PID 1 once libvirtd is ready and stopped first at shutdown, when it shuts the
-//! running VMs down. Before it restores anything it loads the modules VMs need beyond KVM
-//! (tun, bridge, vhost_net, dm_mod: [`mfv_host::virtualization::load_vm_modules`]), which the
-//! boot leaves to it so that the web server answers sooner. It is a process of its own because it talks to libvirt all the time: a
-//! crash in that talk must never take PID 1 down.
+//! started by PID 1 once libvirtd is ready and stopped first at shutdown, when it shuts the running
+//! VMs down. Before it restores anything it loads the modules VMs need beyond KVM (tun, bridge,
+//! vhost_net, dm_mod: [`mfv_host::virtualization::load_vm_modules`]), which the boot leaves to it
+//! so that the web server answers sooner. It is a process of its own because it talks to libvirt
+//! all the time: a crash in that talk must never take PID 1 down.
 
 use std::path::Path;
 use std::time::Duration;

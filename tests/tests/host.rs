@@ -1,16 +1,17 @@
-//! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host
-//! daemon, mfv-web (once the daemon answers), then virtlogd and libvirtd (once the web
-//! serves) and the VM keeper (once libvirtd answers) in order and brings back what is killed; libvirt and QEMU from the image run a guest, whose kernel prints its line on its
-//! serial port and shuts down on the host's power button; a VM defined on the host survives a
-//! reboot from the same config volume and its autostart starts it again; the host daemon
-//! refuses strangers and bad frames and goes on serving; with `[log] remote` the boot's lines
-//! and the services' output reach a syslog server; a network change made through the host
-//! daemon rolls back unless confirmed; a logical pool of the configuration is built on a
-//! blank disk, holds a volume, and comes back with it after a reboot; an nfs pool of the
-//! configuration is mounted from an NFS server on this host and holds the volumes created in
-//! it, while one whose server refuses stays defined with the refusal on the console. They boot
-//! the real image under QEMU TCG and type in its rescue shell (`mfv.rescue`), whose echo of each
-//! command is never what a test waits for: each awaited line is one only the output holds.
+//! Acceptance tests of the booted host as a virtualization host: PID 1 starts the host daemon,
+//! mfv-web (once the daemon answers), then virtlogd and libvirtd (once the web serves) and the VM
+//! keeper (once libvirtd answers) in order and brings back what is killed; libvirt and QEMU from
+//! the image run a guest, whose kernel prints its line on its serial port and shuts down on the
+//! host's power button; a VM defined on the host survives a reboot from the same config volume and
+//! its autostart starts it again; the host daemon refuses strangers and bad frames and goes on
+//! serving; with `[log] remote` the boot's lines and the services' output reach a syslog server; a
+//! network change made through the host daemon rolls back unless confirmed; a logical pool of the
+//! configuration is built on a blank disk, holds a volume, and comes back with it after a reboot;
+//! an nfs pool of the configuration is mounted from an NFS server on this host and holds the
+//! volumes created in it, while one whose server refuses stays defined with the refusal on the
+//! console. They boot the real image under QEMU TCG and type in its rescue shell (`mfv.rescue`),
+//! whose echo of each command is never what a test waits for: each awaited line is one only the
+//! output holds.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};

@@ -1,13 +1,13 @@
-//! Appliance tests of the boot media `cargo xtask image` writes, each booted as a user boots
-//! it rather than with QEMU's `-kernel`: PXE on BIOS (the NIC's iPXE ROM fetches boot.ipxe,
-//! vmlinuz and initrd.img from QEMU's TFTP server) and the same on UEFI, GRUB's network boot on
-//! BIOS and on UEFI (iPXE starts GRUB's PXE or EFI image from a `grub-mknetdir` directory whose
-//! grub.cfg is grub-netboot.cfg, and GRUB fetches the two files), the ISO as a CD on BIOS and on UEFI, the ISO written to
-//! a USB stick on BIOS and on UEFI (OVMF). Each host starts without a configuration; the
-//! operator at the serial console gives it DHCP, and the test waits for the first HTTPS
-//! answer on the forwarded port. Each medium's SHA-256 is the same afterwards, and the USB
-//! stick on BIOS is pulled out once the host serves, which it keeps doing: it runs from RAM.
-//! Each test prints its timings (`--nocapture`).
+//! Appliance tests of the boot media `cargo xtask image` writes, each booted as a user boots it
+//! rather than with QEMU's `-kernel`: PXE on BIOS (the NIC's iPXE ROM fetches boot.ipxe, vmlinuz
+//! and initrd.img from QEMU's TFTP server) and the same on UEFI, GRUB's network boot on BIOS and on
+//! UEFI (iPXE starts GRUB's PXE or EFI image from a `grub-mknetdir` directory whose grub.cfg is
+//! grub-netboot.cfg, and GRUB fetches the two files), the ISO as a CD on BIOS and on UEFI, the ISO
+//! written to a USB stick on BIOS and on UEFI (OVMF). Each host starts without a configuration; the
+//! operator at the serial console gives it DHCP, and the test waits for the first HTTPS answer on
+//! the forwarded port. Each medium's SHA-256 is the same afterwards, and the USB stick on BIOS is
+//! pulled out once the host serves, which it keeps doing: it runs from RAM. Each test prints its
+//! timings (`--nocapture`).
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
