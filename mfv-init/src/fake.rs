@@ -36,6 +36,7 @@ pub struct FakeSystem {
     pub hostname_fails: bool,
     pub hostname_panics: bool,
     pub cad_fails: bool,
+    pub seed_fails: bool,
     pub kill_fails: bool,
     pub reboot_fails: bool,
     pub failing_unmounts: Vec<&'static str>,
@@ -94,6 +95,7 @@ impl Default for FakeSystem {
             hostname_fails: false,
             hostname_panics: false,
             cad_fails: false,
+            seed_fails: false,
             kill_fails: false,
             reboot_fails: false,
             failing_unmounts: Vec::new(),
@@ -178,6 +180,17 @@ impl System for FakeSystem {
         }
         if self.hostname_fails {
             bail!("sethostname {name}: EPERM: Operation not permitted");
+        }
+        Ok(())
+    }
+
+    fn seed_random_in_background(&mut self) -> anyhow::Result<()> {
+        self.calls.push("seed-random".to_string());
+        if self.seed_fails {
+            bail!(
+                "start the thread that waits for the random number generator: Resource \
+                 temporarily unavailable (os error 11)"
+            );
         }
         Ok(())
     }

@@ -221,6 +221,9 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     /// without signals the boot still runs, then takes the fatal path.
     pub fn run<G: SignalSource>(&mut self, signals: anyhow::Result<G>) -> RunEnd {
         self.console.banner(self.started);
+        if let Err(error) = self.system.seed_random_in_background() {
+            self.log(format_args!("random: {error:#}"));
+        }
         if self.settings.is_pid1 {
             if let Err(error) = self.system.disable_ctrl_alt_del() {
                 self.log(format_args!("ctrl-alt-del: {error:#}"));
@@ -692,7 +695,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         self.publish_web_port(&services);
         self.supervisor =
             Supervisor::new(services, &self.settings.run_dir).context("the host's services")?;
-        self.watch_power_button();
         if let Some(timeout) = self.setup_timeout {
             let Init { clock, console, .. } = self;
             let fallback = SetupFallback::start(clock.uptime(), timeout, &mut |line| {
@@ -701,6 +703,10 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             self.setup = Some(fallback);
             self.publish_setup_state();
         }
+        // The services first: the host daemon's start is the longest way to the web page, and
+        // the power button and the console take their turns while it loads.
+        self.step_services();
+        self.watch_power_button();
         let mut consoles = self.console_children();
         for shell in &mut consoles {
             if shell.program.path.exists() {
@@ -714,7 +720,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                 self.log(message);
             }
         }
-        self.step_services();
         loop {
             let now = self.clock.uptime();
             let timeout = consoles
@@ -1413,6 +1418,7 @@ mod tests {
         assert_eq!(
             outcome.calls,
             [
+                "seed-random",
                 "disable-cad",
                 "mount proc /proc - MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
                 "mount sysfs /sys - MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
@@ -1780,13 +1786,13 @@ mod tests {
             yield_to: Vec::new(),
             stop_grace: Duration::from_secs(5),
         }];
-        // The console screen is pid 100, libvirtd 101; libvirtd crashes once (pid 102 next),
+        // libvirtd is pid 100, the console screen 101; libvirtd crashes once (pid 102 next),
         // then stops at the first SIGTERM.
         let system = FakeSystem {
             reaps: [
                 Reaped {
                     exited: vec![ChildExit {
-                        pid: Pid::from_raw(FIRST_PID + 1),
+                        pid: Pid::from_raw(FIRST_PID),
                         status: ExitStatus::Killed(Signal::SIGSEGV),
                     }],
                     children_left: true,
@@ -1815,7 +1821,7 @@ mod tests {
         assert_eq!(services.len(), 4, "{services:?}");
         assert_eq!(
             services[0],
-            &format!("service libvirtd: started (pid {})", FIRST_PID + 1)
+            &format!("service libvirtd: started (pid {FIRST_PID})")
         );
         assert!(
             services[1].starts_with("service libvirtd: exited (killed by SIGSEGV) after ")
@@ -1831,6 +1837,15 @@ mod tests {
         // The services stop before everything else gets SIGTERM.
         let position = |call: &str| outcome.calls.iter().position(|c| c == call).unwrap();
         assert!(position(&format!("kill {} SIGTERM", FIRST_PID + 2)) < position("kill -1 SIGTERM"));
+        // The services start before the console and the power button, which take their turns
+        // while the services load.
+        let first = |prefix: &str| outcome.calls.iter().position(|c| c.starts_with(prefix));
+        assert!(first("spawn service libvirtd").unwrap() < first("watch-power-button").unwrap());
+        assert!(
+            first("spawn service libvirtd") < first("spawn /"),
+            "{:?}",
+            outcome.calls
+        );
         assert!(
             outcome
                 .calls
@@ -1867,7 +1882,7 @@ mod tests {
         assert!(outcome.has("service mfv-web: restarting as asked"));
         let position = |call: &str| outcome.calls.iter().position(|c| c == call);
         let requests = position("take-restart-requests /run/mfv").unwrap();
-        let sigterm = position(&format!("kill {} SIGTERM", FIRST_PID + 1)).unwrap();
+        let sigterm = position(&format!("kill {FIRST_PID} SIGTERM")).unwrap();
         assert!(requests < sigterm);
         assert!(
             outcome
@@ -1994,10 +2009,10 @@ mod tests {
             "version = 1\n[host]\nhostname = \"vmhost1\"\nvm_shutdown_timeout = 30\n\
              [web]\nport = 8443\n[[network.interfaces]]\nname = \"eth1\"\nmode = \"dhcp\"\n",
         );
-        // The console screen is pid 100, mfv-web 101: it stops when asked.
+        // mfv-web is pid 100, started before the console screen: it stops when asked.
         system.reaps = [Reaped {
             exited: vec![ChildExit {
-                pid: Pid::from_raw(FIRST_PID + 1),
+                pid: Pid::from_raw(FIRST_PID),
                 status: ExitStatus::Killed(Signal::SIGTERM),
             }],
             children_left: true,
@@ -2552,6 +2567,23 @@ mod tests {
         let fixture_stage2 = fixture(Some("mfv.halt=halt"), None, false, false);
         let outcome = run(&fixture_stage2, FakeSystem::default(), &[]);
         assert!(outcome.calls_like("disable-cad").is_empty());
+        assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
+    }
+
+    #[test]
+    fn a_thread_for_the_random_seed_that_cannot_start_is_logged_and_the_boot_goes_on() {
+        let fixture = fixture(Some("mfv.halt=halt"), None, false, true);
+        let system = FakeSystem {
+            seed_fails: true,
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[]);
+        assert_eq!(
+            outcome.messages[0],
+            "random: start the thread that waits for the random number generator: Resource \
+             temporarily unavailable (os error 11)"
+        );
+        assert_eq!(outcome.calls[..2], ["seed-random", "disable-cad"]);
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Halt));
     }
 

@@ -118,6 +118,10 @@ pub trait System {
     fn set_hostname(&mut self, name: &str) -> anyhow::Result<()>;
     /// Makes ctrl-alt-del send SIGINT to PID 1 instead of rebooting at once.
     fn disable_ctrl_alt_del(&mut self) -> anyhow::Result<()>;
+    /// Starts a thread that waits at the lowest priority until the kernel's random number
+    /// generator is seeded ([`mfv_linux::random`]), so that its wait for entropy overlaps the
+    /// boot instead of holding up the web server's key.
+    fn seed_random_in_background(&mut self) -> anyhow::Result<()>;
     /// Sends `signal` to every process but PID 1 and the caller (kill(-1, signal)).
     fn signal_all(&mut self, signal: Signal) -> anyhow::Result<()>;
     /// Flushes file system buffers.
@@ -322,6 +326,15 @@ impl System for NixSystem {
 
     fn disable_ctrl_alt_del(&mut self) -> anyhow::Result<()> {
         nix::sys::reboot::set_cad_enabled(false).context("reboot(RB_DISABLE_CAD)")
+    }
+
+    fn seed_random_in_background(&mut self) -> anyhow::Result<()> {
+        // Its error, if any, would be the host daemon's too, and it says so there.
+        std::thread::Builder::new()
+            .name("seed random".to_owned())
+            .spawn(mfv_linux::random::wait_until_seeded_at_lowest_priority)
+            .context("start the thread that waits for the random number generator")?;
+        Ok(())
     }
 
     fn signal_all(&mut self, signal: Signal) -> anyhow::Result<()> {

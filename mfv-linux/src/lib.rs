@@ -16,6 +16,8 @@
 //!   escaped, so printing it cannot drive the terminal;
 //! - [`utc`]: seconds since the epoch as a UTC date and time of day;
 //! - [`payload`]: a squashfs image in a file mounted read-only through a loop device;
+//! - [`random`]: waiting until the kernel's random number generator is seeded, at the lowest
+//!   priority;
 //! - [`malloc`]: glibc's malloc settings that keep a long-running process's memory flat;
 //! - `blkid` (feature `blkid`): the file system signature of a block device, through
 //!   libblkid, read-only.
@@ -35,6 +37,7 @@ pub mod malloc;
 pub mod mountinfo;
 mod oper_state;
 pub mod payload;
+pub mod random;
 pub mod regular_file;
 pub mod terminal_text;
 pub mod utc;
