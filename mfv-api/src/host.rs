@@ -42,7 +42,7 @@ impl HostStatus {
     }
 }
 
-/// How virtual machines run. Serializes as `kvm` or `tcg`.
+/// How virtual machines run. Serializes as `kvm`, `tcg` or `pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +52,9 @@ pub enum Virtualization {
     Kvm,
     /// QEMU's software emulation: no usable /dev/kvm.
     Tcg,
+    /// Not known yet: the host loads the KVM module once its web server answers, before
+    /// libvirtd starts (a second or so after).
+    Pending,
 }
 
 /// The boot: its phases and where the configuration came from.

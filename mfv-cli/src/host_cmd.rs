@@ -272,6 +272,8 @@ fn render_status(status: &HostStatus) -> String {
         "virtualization  {}",
         match status.virtualization {
             mfv_api::Virtualization::Kvm => "KVM",
+            mfv_api::Virtualization::Pending =>
+                "not known yet (the KVM module loads once the web server answers)",
             _ => "TCG (software emulation)",
         }
     );

@@ -177,6 +177,7 @@ pub async fn read_status(proc_dir: &Path, run_dir: &Path, netlink: &Netlink) -> 
         .flatten()
         .map(|state| match state.virtualization {
             mfv_api::Virtualization::Kvm => "KVM".to_owned(),
+            mfv_api::Virtualization::Pending => "being prepared".to_owned(),
             _ => "TCG (software emulation, many times slower)".to_owned(),
         });
     let services = services_summary(&crate::services::read_status(run_dir).unwrap_or_default());

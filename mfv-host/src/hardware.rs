@@ -12,7 +12,7 @@ use mfv_probe::modules::{
     KernelModuleLoader, LoadOutcome, ModuleError, ModuleIndex, ModuleName, ModuleOptions,
     load_with_dependencies,
 };
-use mfv_probe::{ModuleDriverLoader, SystemRoots};
+use mfv_probe::{DriverLoader, ModuleDriverLoader, ModuleStep, SystemRoots};
 
 /// Why drivers cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +124,16 @@ impl Drivers {
         )
     }
 
+    /// [`Drivers::loader`] for coldplug at boot: it leaves out the processor's modaliases,
+    /// whose modules (the KVM module, crypto acceleration, temperature sensors) bind no
+    /// device the boot needs; [`crate::virtualization::prepare`] loads them once the web
+    /// server answers.
+    pub fn boot_loader(
+        &self,
+    ) -> WithoutProcessorModules<ModuleDriverLoader<'_, KernelModuleLoader>> {
+        WithoutProcessorModules(self.loader())
+    }
+
     /// Loads the module `module` (not a device's modalias) and its dependencies, as modprobe
     /// does, with the command line's options and blacklist.
     pub fn load_module(&self, module: &ModuleName) -> LoadOutcome {
@@ -133,6 +143,24 @@ impl Drivers {
             &self.options,
             &mut KernelModuleLoader::new(&self.sysfs_root),
         )
+    }
+}
+
+/// What a processor's modalias starts with: `cpu:type:x86,ven...:feature:,...`.
+pub const PROCESSOR_MODALIAS_PREFIX: &str = "cpu:";
+
+/// A [`DriverLoader`] that loads nothing for a processor's modalias
+/// ([`PROCESSOR_MODALIAS_PREFIX`]) and hands every other one to the loader it wraps.
+#[derive(Debug)]
+pub struct WithoutProcessorModules<L>(pub L);
+
+impl<L: DriverLoader> DriverLoader for WithoutProcessorModules<L> {
+    fn load_for_modalias(&mut self, modalias: &str) -> Vec<ModuleStep> {
+        if modalias.starts_with(PROCESSOR_MODALIAS_PREFIX) {
+            Vec::new()
+        } else {
+            self.0.load_for_modalias(modalias)
+        }
     }
 }
 

@@ -64,7 +64,7 @@ pub fn coldplug(probe: &ProbeSettings) -> anyhow::Result<Coldplugged> {
     let drivers = Drivers::open(probe)?;
     let report = mfv_probe::coldplug(
         &probe.roots.sysfs,
-        &mut drivers.loader(),
+        &mut drivers.boot_loader(),
         &ColdplugOptions::with_deadline(COLDPLUG_DEADLINE),
     )?;
     let coldplug_seqnum = uevent_seqnum(&probe.roots.sysfs);

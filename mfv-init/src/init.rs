@@ -34,8 +34,8 @@ use crate::console::{Console, millis_1, seconds_3};
 use crate::hardware::COLDPLUG_KEY;
 use crate::mounts::{self, EARLY_MOUNTS};
 use crate::services::{
-    HOSTD, ServiceSpec, Supervisor, VM_KEEPER_SERVICE, WEB_SERVICE, host_services,
-    vm_keeper_stop_grace, web_listen,
+    HOSTD, LIBVIRTD_SERVICE, ServiceSpec, Supervisor, VM_KEEPER_SERVICE, WEB_SERVICE,
+    host_services, vm_keeper_stop_grace, web_listen,
 };
 use crate::signals::{ShutdownRequest, SignalSource};
 use crate::system::{ConsoleProgram, ShutdownAction, System};
@@ -299,7 +299,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
     }
 
     /// The boot phases, in order.
-    const PHASES: [Phase<S, C, W>; 10] = [
+    const PHASES: [Phase<S, C, W>; 9] = [
         Phase {
             name: "mounts",
             fatal: true,
@@ -353,12 +353,6 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
             fatal: false,
             step: Self::report_unapplied_settings,
         },
-        // Before the services: libvirtd reads what it can use when it starts.
-        Phase {
-            name: "virtualization",
-            fatal: false,
-            step: Self::prepare_virtualization,
-        },
     ];
 
     /// The configuration found, if any.
@@ -397,16 +391,38 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         Ok(())
     }
 
-    /// The KVM module, /dev/kvm for QEMU's group, and KVM or TCG (the VM keeper loads the
-    /// modules for VM networks and storage).
-    fn prepare_virtualization(&mut self, _: &mut BootOptions) -> anyhow::Result<()> {
-        let probe = self.probe_settings()?;
-        let preparation = self.system.prepare_virtualization(&probe);
-        for line in preparation.lines {
-            self.log(line);
+    /// Once the web server has had its turn (the rule of `ServiceSpec::yield_to`), and before
+    /// libvirtd, held back until then, starts (it reads what it can use when it starts): the
+    /// processor's modules and the KVM module, /dev/kvm for QEMU's group, and KVM or TCG, which
+    /// the host state then says. The boot sequence leaves this out so that the web server answers
+    /// sooner; the VM keeper loads the modules for VM networks and storage.
+    fn prepare_virtualization_when_due(&mut self) {
+        if self.acceleration.is_some()
+            || !self
+                .supervisor
+                .has_gone_first(WEB_SERVICE, self.clock.uptime())
+        {
+            return;
         }
-        self.acceleration = Some(preparation.acceleration);
-        Ok(())
+        let acceleration = match self.probe_settings() {
+            Ok(probe) => {
+                let preparation = self.system.prepare_virtualization(&probe);
+                for line in preparation.lines {
+                    self.log(line);
+                }
+                preparation.acceleration
+            }
+            Err(error) => {
+                self.log(format_args!(
+                    "virtualization: TCG (software emulation, many times slower): the KVM \
+                     module cannot be loaded: {error:#}"
+                ));
+                Virtualization::Tcg
+            }
+        };
+        self.acceleration = Some(acceleration);
+        self.write_host_state();
+        self.supervisor.release(LIBVIRTD_SERVICE);
     }
 
     /// Reads the kernel command line into the boot options and logs its warnings.
@@ -705,6 +721,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         }
         // The services first: the host daemon's start is the longest way to the web page, and
         // the power button and the console take their turns while it loads.
+        self.supervisor.hold(LIBVIRTD_SERVICE);
+        self.prepare_virtualization_when_due();
         self.step_services();
         self.watch_power_button();
         let mut consoles = self.console_children();
@@ -758,6 +776,7 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
                     self.start_console_shell(shell);
                 }
             }
+            self.prepare_virtualization_when_due();
             self.step_services();
         }
     }
@@ -870,8 +889,8 @@ impl<S: System, C: Clock, W: Write> Init<S, C, W> {
         boot.phases = self.phases.clone();
         let state = HostState {
             boot,
-            // Without the phase's verdict, nothing says KVM works.
-            virtualization: self.acceleration.unwrap_or(Virtualization::Tcg),
+            // Until PID 1 has prepared the host for VMs, once the web server answers.
+            virtualization: self.acceleration.unwrap_or(Virtualization::Pending),
         };
         let path = self.settings.run_dir.join(HOST_STATE_FILE);
         let written = host_state_json(&state)
@@ -1404,14 +1423,11 @@ mod tests {
                  firmware set it (UTC)\n\
                  [    1.503300] mfv-init: phase clock: ok (0.2 ms)\n\
                  [    1.503600] mfv-init: phase settings: ok (0.1 ms)\n\
-                 [    1.503800] mfv-init: virtualization: TCG (software emulation, many times \
-                 slower): the processor shows neither VT-x nor AMD-V\n\
-                 [    1.504000] mfv-init: phase virtualization: ok (0.2 ms)\n\
-                 [    1.504200] mfv-init: boot sequence complete in 0.004 s\n\
-                 [    1.504300] mfv-init: shutdown: poweroff requested by mfv.halt\n\
-                 [    1.504600] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
+                 [    1.503800] mfv-init: boot sequence complete in 0.003 s\n\
+                 [    1.503900] mfv-init: shutdown: poweroff requested by mfv.halt\n\
+                 [    1.504200] mfv-init: shutdown: file systems: 0 unmounted, 0 remounted \
                  read-only, 0 left as they were\n\
-                 [    1.504700] mfv-init: shutdown: poweroff now\n"
+                 [    1.504300] mfv-init: shutdown: poweroff now\n"
             )
         );
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
@@ -1434,7 +1450,6 @@ mod tests {
                 "sethostname minifed",
                 "write /run/mfv/network/pending.json (28 bytes)",
                 "write /run/mfv/network/in-effect.toml (0 bytes)",
-                "prepare-virtualization /lib/modules/6.1.0-test [usb-storage.delay_use=0 mfv.halt=poweroff]",
                 "kill -1 SIGTERM",
                 "kill -1 SIGHUP",
                 "kill -1 SIGCONT",
@@ -1519,11 +1534,13 @@ mod tests {
             "clock: no configuration: the clock stays as the firmware set it (UTC)".to_string(),
             "phase clock: ok (0.2 ms)".to_string(),
             "phase settings: ok (0.1 ms)".to_string(),
-            "virtualization: TCG (software emulation, many times slower): the processor shows neither VT-x nor AMD-V".to_string(),
-            "phase virtualization: ok (0.2 ms)".to_string(),
         ];
-        assert_eq!(outcome.messages[..15], expected_start);
-        assert!(outcome.messages[15].starts_with("boot sequence complete in "));
+        assert_eq!(outcome.messages[..13], expected_start);
+        assert!(outcome.messages[13].starts_with("boot sequence complete in "));
+        // Without a web server to go first, the host is prepared for VMs at once.
+        let verdict = "virtualization: TCG (software emulation, many times slower): the \
+                       processor shows neither VT-x nor AMD-V";
+        assert!(outcome.has(verdict), "{:?}", outcome.messages);
         assert!(outcome.has("shutdown: poweroff requested by SIGTERM"));
         assert_eq!(outcome.end, RunEnd::ShutDown(ShutdownAction::Poweroff));
     }
@@ -1770,6 +1787,77 @@ mod tests {
             assert!(outcome.has(&format!("shutdown: {action} requested by {by}")));
             assert_eq!(outcome.end, RunEnd::ShutDown(action));
         }
+    }
+
+    #[test]
+    fn the_host_is_prepared_for_vms_once_the_web_serves_and_before_libvirtd_starts() {
+        let mut fixture = fixture(Some(""), None, true, true);
+        let service = |name: &str, ready: Readiness| crate::services::ServiceSpec {
+            name: name.to_string(),
+            program: PathBuf::from(format!("/usr/sbin/{name}")),
+            args: Vec::new(),
+            user: None,
+            ready,
+            listen: Vec::new(),
+            after: Vec::new(),
+            yield_to: Vec::new(),
+            stop_grace: Duration::from_secs(5),
+        };
+        fixture.settings.services = vec![
+            service(WEB_SERVICE, Readiness::Notify),
+            service(LIBVIRTD_SERVICE, Readiness::Running),
+        ];
+        let system = FakeSystem {
+            notified: vec![WEB_SERVICE.to_string()],
+            ..FakeSystem::default()
+        };
+        let outcome = run(&fixture, system, &[None, None, Some(Signal::SIGTERM)]);
+        let position = |prefix: &str| {
+            outcome
+                .calls
+                .iter()
+                .position(|call| call.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix}: {:?}", outcome.calls))
+        };
+        let prepared = position("prepare-virtualization");
+        assert!(position("spawn service mfv-web") < prepared);
+        assert!(prepared < position("spawn service libvirtd"));
+        // Until then the host state says the verdict is still to come; then it says it.
+        let states: Vec<&str> = outcome
+            .calls
+            .iter()
+            .filter(|call| call.starts_with("write /run/mfv/host.json"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(states.len(), 2, "{:?}", outcome.calls);
+        let state = &outcome.run_files[Path::new("/run/mfv/host.json")];
+        assert!(state.contains("\"virtualization\": \"tcg\""), "{state}");
+        assert!(outcome.has(
+            "virtualization: TCG (software emulation, many times slower): the processor shows \
+             neither VT-x nor AMD-V"
+        ));
+    }
+
+    #[test]
+    fn a_host_whose_modules_cannot_be_found_runs_vms_with_tcg_and_says_why() {
+        let fixture = fixture(Some(""), None, true, true);
+        std::fs::remove_file(fixture.settings.proc_dir.join("sys/kernel/osrelease")).unwrap();
+        let outcome = run(&fixture, FakeSystem::default(), &[Some(Signal::SIGTERM)]);
+        assert!(outcome.calls_like("prepare-virtualization").is_empty());
+        let verdict = outcome
+            .messages
+            .iter()
+            .find(|line| line.starts_with("virtualization: "))
+            .unwrap();
+        assert!(
+            verdict.starts_with(
+                "virtualization: TCG (software emulation, many times slower): the KVM module \
+                 cannot be loaded: "
+            ) && verdict.contains("osrelease"),
+            "{verdict}"
+        );
+        let state = &outcome.run_files[Path::new("/run/mfv/host.json")];
+        assert!(state.contains("\"virtualization\": \"tcg\""), "{state}");
     }
 
     #[test]
@@ -2062,11 +2150,16 @@ mod tests {
         );
         // The host state is written before the services are asked to restart, so the web
         // server that starts next finds the host set up.
-        let last_state = outcome
+        let adopted = outcome
             .calls
             .iter()
-            .rposition(|call| call.starts_with("write /run/mfv/host.json"))
+            .position(|call| call.starts_with("take-setup-saved"))
             .unwrap();
+        let last_state = adopted
+            + outcome.calls[adopted..]
+                .iter()
+                .position(|call| call.starts_with("write /run/mfv/host.json"))
+                .unwrap();
         let web_stop = outcome
             .calls
             .iter()

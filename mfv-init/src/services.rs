@@ -109,6 +109,8 @@ struct Service {
     restart_asked: bool,
     /// When that process gets SIGKILL if it is still running.
     restart_kill_at: Option<Duration>,
+    /// PID 1 holds it back ([`Supervisor::hold`]) until it releases it.
+    held: bool,
 }
 
 impl Service {
@@ -170,6 +172,7 @@ impl Supervisor {
                 crash_looping: false,
                 restart_asked: false,
                 restart_kill_at: None,
+                held: false,
             });
         }
         Ok(Supervisor {
@@ -177,6 +180,37 @@ impl Supervisor {
             run_dir: run_dir.to_owned(),
             stopping: false,
         })
+    }
+
+    /// Holds the service `name` back: it does not start, whatever its turn, until
+    /// [`Supervisor::release`]. Nothing when there is no such service.
+    pub fn hold(&mut self, name: &str) {
+        self.set_held(name, true);
+    }
+
+    /// Lets the service `name` start when its turn comes again.
+    pub fn release(&mut self, name: &str) {
+        self.set_held(name, false);
+    }
+
+    fn set_held(&mut self, name: &str, held: bool) {
+        if let Some(service) = self
+            .services
+            .iter_mut()
+            .find(|service| service.spec.name == name)
+        {
+            service.held = held;
+        }
+    }
+
+    /// Whether the service `name` has had its turn to go first at `now`, by the rule of
+    /// [`ServiceSpec::yield_to`]: it is ready, has ended, could not start or has been
+    /// starting for [`YIELD_LIMIT`]; true when there is no such service.
+    pub fn has_gone_first(&self, name: &str, now: Duration) -> bool {
+        self.services
+            .iter()
+            .find(|service| service.spec.name == name)
+            .is_none_or(|service| service.has_gone_first(now))
     }
 
     /// Whether there is no service at all.
@@ -224,11 +258,12 @@ impl Supervisor {
             }
             match service.state {
                 ServiceState::Waiting
-                    if service
-                        .spec
-                        .after
-                        .iter()
-                        .all(|name| ready(name, &self.services))
+                    if !service.held
+                        && service
+                            .spec
+                            .after
+                            .iter()
+                            .all(|name| ready(name, &self.services))
                         && service
                             .spec
                             .yield_to
@@ -564,6 +599,8 @@ pub fn vm_keeper_stop_grace(deadline: Duration) -> Duration {
 
 /// The web server's service name.
 pub const WEB_SERVICE: &str = "mfv-web";
+/// libvirtd's service name: PID 1 holds it back until the host is ready for VMs.
+pub const LIBVIRTD_SERVICE: &str = "libvirtd";
 /// The HTTPS port without a configuration (`[web] port` sets another).
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// The plain HTTP port, answered with a redirect to HTTPS.
@@ -635,7 +672,7 @@ pub fn host_services(hostd: &Path) -> Vec<ServiceSpec> {
             stop_grace: Duration::from_secs(5),
         },
         ServiceSpec {
-            name: "libvirtd".to_owned(),
+            name: LIBVIRTD_SERVICE.to_owned(),
             program: PathBuf::from("/usr/sbin/libvirtd"),
             args: Vec::new(),
             user: None,
@@ -652,7 +689,7 @@ pub fn host_services(hostd: &Path) -> Vec<ServiceSpec> {
             user: None,
             ready: Readiness::Running,
             listen: Vec::new(),
-            after: vec!["libvirtd".to_owned()],
+            after: vec![LIBVIRTD_SERVICE.to_owned()],
             yield_to: Vec::new(),
             stop_grace: vm_keeper_stop_grace(crate::vm_keeper::VM_SHUTDOWN_DEADLINE),
         },
@@ -765,6 +802,36 @@ mod tests {
                 "service mfv-web: /usr/sbin/mfv-web is not in this image; not started".to_owned(),
                 format!("service libvirtd: started (pid {FIRST_PID})")
             ]
+        );
+    }
+
+    #[test]
+    fn a_held_service_waits_for_its_release_and_the_web_goes_first_by_the_yield_rule() {
+        let mut system = FakeSystem::default();
+        let mut supervisor = web_then_vms();
+        assert!(supervisor.has_gone_first("not-a-service", Duration::ZERO));
+        supervisor.hold("libvirtd");
+        supervisor.hold("not-a-service");
+        let lines = supervisor.step(Duration::ZERO, &mut system);
+        assert_eq!(
+            lines,
+            [format!("service mfv-web: started (pid {FIRST_PID})")]
+        );
+        assert!(!supervisor.has_gone_first("mfv-web", Duration::from_millis(100)));
+        system.notified.push("mfv-web".to_owned());
+        let lines = supervisor.step(Duration::from_millis(400), &mut system);
+        assert_eq!(lines, ["service mfv-web: ready after 0.400 s"]);
+        assert!(supervisor.has_gone_first("mfv-web", Duration::from_millis(400)));
+        assert!(
+            supervisor
+                .step(Duration::from_millis(420), &mut system)
+                .is_empty()
+        );
+        supervisor.release("libvirtd");
+        let lines = supervisor.step(Duration::from_millis(800), &mut system);
+        assert_eq!(
+            lines,
+            [format!("service libvirtd: started (pid {})", FIRST_PID + 1)]
         );
     }
 

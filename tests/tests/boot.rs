@@ -17,17 +17,8 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The boot phases mfv-init logs, in order.
-const PHASES: [&str; 10] = [
-    "mounts",
-    "cmdline",
-    "coldplug",
-    "config",
-    "hostname",
-    "network",
-    "log",
-    "clock",
-    "settings",
-    "virtualization",
+const PHASES: [&str; 9] = [
+    "mounts", "cmdline", "coldplug", "config", "hostname", "network", "log", "clock", "settings",
 ];
 
 fn spec() -> anyhow::Result<GuestSpec> {

@@ -36,7 +36,7 @@ export function start(view) {
           ["Name", status.hostname],
           ["Up for", duration(status.uptime_ms)],
           ["Booted", when(bootedAt / 1000)],
-          ["Virtualization", status.virtualization === "kvm" ? "KVM (hardware)" : "TCG (software emulation, slow)"],
+          ["Virtualization", virtualizationText(status.virtualization)],
         ]),
       );
       body(services).append(
@@ -130,6 +130,16 @@ export function start(view) {
   } else {
     logs.remove();
   }
+}
+
+function virtualizationText(virtualization) {
+  if (virtualization === "kvm") {
+    return "KVM (hardware)";
+  }
+  if (virtualization === "pending") {
+    return "being prepared (the VM services start a moment after the web server)";
+  }
+  return "TCG (software emulation, slow)";
 }
 
 function describeVirtualization(cpu) {
