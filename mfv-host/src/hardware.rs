@@ -173,6 +173,19 @@ pub fn modules_dir(proc_dir: &Path, modules_root: &Path) -> Result<PathBuf, Hard
     Ok(modules_root.join(release.trim()))
 }
 
+/// Writes a module index that names no module into `dir`, which must exist.
+#[cfg(test)]
+pub(crate) fn write_empty_module_index(dir: &Path) {
+    for file in [
+        "modules.alias",
+        "modules.dep",
+        "modules.builtin",
+        "modules.softdep",
+    ] {
+        std::fs::write(dir.join(file), "").unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,14 +246,7 @@ mod tests {
     #[test]
     fn a_shared_module_index_is_used_rather_than_read_again() {
         let dir = tempfile::tempdir().unwrap();
-        for file in [
-            "modules.alias",
-            "modules.dep",
-            "modules.builtin",
-            "modules.softdep",
-        ] {
-            std::fs::write(dir.path().join(file), "").unwrap();
-        }
+        write_empty_module_index(dir.path());
         let probe = ProbeSettings::from_cmdline(
             &KernelCmdline::parse(""),
             SystemRoots::default(),

@@ -320,14 +320,7 @@ mod tests {
         let (dir, probe) = tree("vmx");
         let modules = dir.path().join("modules");
         fs::create_dir_all(&modules).unwrap();
-        for file in [
-            "modules.alias",
-            "modules.dep",
-            "modules.builtin",
-            "modules.softdep",
-        ] {
-            fs::write(modules.join(file), "").unwrap();
-        }
+        crate::hardware::write_empty_module_index(&modules);
         let probe = ProbeSettings::from_cmdline(&KernelCmdline::parse(""), probe.roots, &modules);
         // No sysfs at all: the processors cannot be listed; and the index has no kvm_intel.
         let lines = prepare(&probe, None, None).lines;
