@@ -31,6 +31,9 @@ use crate::vm::{DEFINITIONS_DIR, VmWorkflowError};
 pub const PREVIOUS_DEFINITIONS_DIR: &str = "vms.prev";
 /// Where a new generation is written before it is switched in.
 pub const NEW_DEFINITIONS_DIR: &str = "vms.new";
+/// The file in PID 1's runtime directory that says the VM keeper has restored the VMs and
+/// defined the pools ([`vms_restored_marker`]).
+pub const VMS_RESTORED_FILE: &str = "vms-restored";
 
 /// The content of an export directory: file name to bytes.
 type Export = BTreeMap<String, Vec<u8>>;
@@ -368,6 +371,8 @@ pub fn keep(
     mut stop_requested: impl FnMut(Duration) -> bool,
     mut say: impl FnMut(&str),
 ) {
+    // A keeper restarted (after setup, or a crash) restores again before it says so.
+    unmark_restored(&settings.run_dir, &mut say);
     let device = match crate::daemon::read_host_state(&settings.run_dir) {
         Ok(Some(state)) => match state.boot.config {
             mfv_api::ConfigProvenance::Found { device, .. } => Some(device),
@@ -433,6 +438,7 @@ pub fn keep(
     define_pools(&hypervisor, &pools)
         .iter()
         .for_each(|line| say(line));
+    mark_restored(&settings.run_dir, &mut say);
     start_autostart_vms(&hypervisor, &order)
         .iter()
         .for_each(|line| say(line));
@@ -448,6 +454,41 @@ pub fn keep(
     shut_down_running(&settings.uri, shutdown_deadline)
         .iter()
         .for_each(|line| say(line));
+}
+
+/// The file that exists once the VM keeper has restored the host's VMs from the config volume
+/// and defined its pools. libvirtd starts after the web server, and until the keeper has
+/// restored them libvirt lists none or some of the VMs: the web server answers its VM routes
+/// with 503 until this file exists, rather than a list without them or a create that collides
+/// with a VM about to be restored.
+pub fn vms_restored_marker(run_dir: &Path) -> PathBuf {
+    run_dir.join(VMS_RESTORED_FILE)
+}
+
+/// Writes [`vms_restored_marker`], or says why the web server will not learn it.
+fn mark_restored(run_dir: &Path, say: &mut impl FnMut(&str)) {
+    let marker = vms_restored_marker(run_dir);
+    if let Err(error) = mfv_linux::atomic_file::replace_file(&marker, b"", 0o644) {
+        say(&format!(
+            "vms: cannot write {}: {}; the web server's VM pages say the VMs are being \
+             restored until the VM keeper restarts",
+            marker.display(),
+            mfv_linux::error_chain(&error)
+        ));
+    }
+}
+
+/// Removes [`vms_restored_marker`], or says why it stays.
+fn unmark_restored(run_dir: &Path, say: &mut impl FnMut(&str)) {
+    let marker = vms_restored_marker(run_dir);
+    match fs::remove_file(&marker) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => say(&format!(
+            "vms: cannot remove {}: {error}; the web server may list the VMs before they are \
+             restored",
+            marker.display()
+        )),
+        _ => {}
+    }
 }
 
 /// Unmounts the config volume, or says why it stays mounted.
@@ -534,6 +575,11 @@ mod tests {
 
     /// A node of libvirt's in-process test driver in `dir`, with `vms` defined (or none).
     fn node(dir: &Path, vms: &[&str]) -> Hypervisor {
+        Hypervisor::connect(&node_uri(dir, vms)).unwrap()
+    }
+
+    /// The URI of a test driver node in `dir` with `vms` defined.
+    fn node_uri(dir: &Path, vms: &[&str]) -> String {
         let mut node = String::from("<node>\n");
         for (index, name) in vms.iter().enumerate() {
             node.push_str(&format!(
@@ -545,7 +591,110 @@ mod tests {
         node.push_str("</node>\n");
         let file = dir.join(format!("node-{}.xml", vms.len()));
         fs::write(&file, node).unwrap();
-        Hypervisor::connect(&format!("test://{}", file.display())).unwrap()
+        format!("test://{}", file.display())
+    }
+
+    fn settings(uri: String, run_dir: &Path) -> KeeperSettings {
+        KeeperSettings {
+            uri,
+            run_dir: run_dir.to_owned(),
+            save_interval: Duration::ZERO,
+            shutdown_deadline: Duration::from_secs(5),
+            connect_timeout: Duration::ZERO,
+        }
+    }
+
+    /// Runs [`keep`] until it first waits; returns its lines and whether the VMs were marked
+    /// restored by then.
+    fn keep_until_it_waits(settings: &KeeperSettings) -> (Vec<String>, bool) {
+        let marker = vms_restored_marker(&settings.run_dir);
+        let mut marked_when_waiting = false;
+        let mut lines = Vec::new();
+        keep(
+            settings,
+            |_| {
+                marked_when_waiting = marker.is_file();
+                true
+            },
+            |line| lines.push(line.to_owned()),
+        );
+        (lines, marked_when_waiting)
+    }
+
+    #[test]
+    fn the_vms_are_marked_restored_before_the_keeper_waits_for_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("run");
+        fs::create_dir(&run_dir).unwrap();
+        let settings = settings(node_uri(dir.path(), &["web"]), &run_dir);
+        let (lines, marked) = keep_until_it_waits(&settings);
+        assert!(marked, "{lines:?}");
+        // The test driver's VMs run: the stop shuts them down.
+        assert_eq!(
+            lines,
+            [
+                "vms: no config volume: VM definitions live in RAM only and are lost at reboot",
+                "vms: shutting down web (ACPI, forced off after 5 s)",
+                "vms: web shut down",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_libvirt_nothing_is_marked_restored_and_the_keeper_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // A marker left by the keeper that ran before goes.
+        fs::write(vms_restored_marker(dir.path()), b"").unwrap();
+        let uri = format!("test://{}", dir.path().join("no-node.xml").display());
+        let (lines, marked) = keep_until_it_waits(&settings(uri, dir.path()));
+        assert!(!marked);
+        assert!(!vms_restored_marker(dir.path()).exists());
+        assert!(
+            lines
+                .last()
+                .is_some_and(|line| line.starts_with("vms: libvirt does not answer on test://")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_marker_that_cannot_be_removed_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = vms_restored_marker(dir.path());
+        fs::create_dir(&marker).unwrap();
+        fs::write(marker.join("inside"), b"").unwrap();
+        let uri = format!("test://{}", dir.path().join("no-node.xml").display());
+        let (lines, _) = keep_until_it_waits(&settings(uri, dir.path()));
+        assert!(
+            lines[0].starts_with(&format!("vms: cannot remove {}: ", marker.display()))
+                && lines[0].ends_with("the web server may list the VMs before they are restored"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_marker_that_cannot_be_written_is_said_and_the_vms_are_kept_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = dir.path().join("gone");
+        let settings = settings(node_uri(dir.path(), &["web"]), &run_dir);
+        let mut waits = 0;
+        let mut lines = Vec::new();
+        keep(
+            &settings,
+            |_| {
+                waits += 1;
+                waits > 1
+            },
+            |line| lines.push(line.to_owned()),
+        );
+        assert_eq!(waits, 2, "{lines:?}");
+        assert!(
+            lines.iter().any(|line| line.starts_with(&format!(
+                "vms: cannot write {}/vms-restored: ",
+                run_dir.display()
+            )) && line.ends_with("until the VM keeper restarts")),
+            "{lines:?}"
+        );
     }
 
     #[test]

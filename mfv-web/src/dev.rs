@@ -13,7 +13,7 @@ use mfv_host::web_identity::WebIdentity;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::api::links::{LibvirtUri, NoHostDaemon};
+use crate::api::links::{LibvirtUri, NoHostDaemon, VmCapabilities};
 use crate::api::{Api, ApiParts, LocalAuthority};
 
 /// What `--dev` serves, and with which certificate.
@@ -60,8 +60,9 @@ impl DevServer {
             authority: Arc::new(LocalAuthority::new(authenticator)),
             host: Arc::new(NoHostDaemon),
             libvirt: libvirt.map(LibvirtUri),
+            restored_vms: None,
             proc_root: std::path::PathBuf::from("/proc"),
-            vm_capabilities: mfv_vm::HostCapabilities::probe(),
+            vm_capabilities: VmCapabilities::ProbedAt(std::path::PathBuf::from("/")),
             upload_idle: crate::api::uploads::BODY_IDLE,
         });
         Ok(DevServer {

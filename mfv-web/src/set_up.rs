@@ -17,7 +17,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::api::links::LibvirtUri;
+use crate::api::links::{LibvirtUri, RestoredVms, VmCapabilities};
 use crate::api::{Api, ApiParts, LocalAuthority};
 use crate::daemon::DaemonSocket;
 use crate::pages;
@@ -57,8 +57,11 @@ pub async fn open_api(run_dir: &Path, socket: &Path) -> Result<Arc<Api>, OpenApi
             socket: socket.to_owned(),
         }),
         libvirt: Some(LibvirtUri(APPLIANCE_LIBVIRT.to_owned())),
+        restored_vms: Some(RestoredVms::once_marked_by(
+            mfv_host::vm_keeper::vms_restored_marker(run_dir),
+        )),
         proc_root: std::path::PathBuf::from("/proc"),
-        vm_capabilities: mfv_vm::HostCapabilities::probe(),
+        vm_capabilities: VmCapabilities::ProbedAt(std::path::PathBuf::from("/")),
         upload_idle: crate::api::uploads::BODY_IDLE,
     }))
 }

@@ -69,6 +69,41 @@ fn state_in_list(admin: &As<'_>, name: &str) -> Value {
 }
 
 #[test]
+fn until_the_vms_are_restored_the_vm_routes_say_so_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("vms-restored");
+    let server = Server::with_vms_restored_once("test:///default", marker.clone());
+    let admin = client(&server, Role::Admin);
+    let listed = admin.get("/api/v1/vms");
+    assert_eq!(listed.status, 503, "{}", listed.text());
+    assert_eq!(kind(&listed), "unavailable");
+    assert_eq!(listed.header("retry-after"), Some("2"));
+    assert!(
+        listed
+            .text()
+            .contains("the host is still restoring its VMs")
+            && listed.text().contains("mfv host logs vm-keeper"),
+        "{}",
+        listed.text()
+    );
+    let spec = json!({ "name": "early", "vcpus": 1, "memory_mib": 64 });
+    let created = admin.post("/api/v1/vms", Some(&spec));
+    assert_eq!(created.status, 503, "{}", created.text());
+
+    std::fs::write(&marker, b"").unwrap();
+    let listed = admin.get("/api/v1/vms");
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let listed = listed.json().unwrap();
+    let names: Vec<&str> = listed["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|vm| vm["name"].as_str())
+        .collect();
+    assert_eq!(names, ["test"], "the test driver's own VM alone");
+}
+
+#[test]
 fn a_vm_is_created_started_shut_down_snapshotted_and_deleted() {
     let shared = shared();
     let server = Server::with_libvirt(shared.daemon.uri());

@@ -41,6 +41,7 @@ impl SetUpHost {
                     common::authenticator(&database).await,
                     std::sync::Arc::new(mfv_web::api::links::NoHostDaemon),
                     None,
+                    None,
                 );
                 https.set_nonblocking(true).unwrap();
                 let listeners = Listeners {

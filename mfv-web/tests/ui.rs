@@ -246,6 +246,37 @@ fn the_pages_sign_in_show_the_host_and_its_vms_live_and_hide_what_a_role_may_not
 }
 
 #[test]
+fn the_vm_list_says_the_host_restores_its_vms_and_shows_them_once_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("vms-restored");
+    let server = Server::with_vms_restored_once("test:///default", marker.clone());
+    let base = format!("https://{}", server.client.address());
+    let browser = Browser::start().unwrap();
+    browser.set_window(1280, 720).unwrap();
+    sign_in(&browser, &base, "vera", "/vms", WAIT);
+    browser
+        .wait_for_text(".toolbar .status", "The host is restoring its VMs", WAIT)
+        .unwrap();
+    screenshots(&browser, "vms-restoring");
+    std::fs::write(&marker, b"").unwrap();
+    // The page asks again when the host said to (Retry-After), without a reload.
+    browser
+        .wait_for_text("tr[data-vm=\"test\"]", "Running", WAIT)
+        .unwrap();
+    browser
+        .wait_for_text(".toolbar .status", "1 VM, 1 running", WAIT)
+        .unwrap();
+    // The browser logs each 503 it was answered as a failed load; nothing else went wrong.
+    let errors = browser.console_errors().unwrap();
+    assert!(
+        errors
+            .iter()
+            .all(|error| error.contains("/api/v1/vms") && error.contains("503")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
 fn a_page_without_a_session_leads_to_the_login_and_back_to_a_local_path_only() {
     let server = Server::site(Arc::new(mfv_web::api::links::NoHostDaemon), None);
     let page = server.client.get("/vms/web%201?tab=disks", &[]).unwrap();

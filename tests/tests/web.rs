@@ -285,6 +285,8 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
         known_hosts: dir.path().join("known_hosts"),
     };
     let mut remote = laptop.connect(guest.host_port(443).context("no forward for 443")?)?;
+    // The VM keeper restarted with the configuration: its VMs are restored (none yet).
+    vms_once_restored(&mut remote)?;
     let created = remote.create_vm(
         &json!({ "name": "first-vm", "vcpus": 1, "memory_mib": 64 }),
         &mut |_| {},
@@ -350,9 +352,32 @@ fn the_whole_setup_through_the_api_puts_the_host_in_normal_mode_and_the_next_boo
     client.wait_until_serving(LINE_TIMEOUT)?;
     api_login(&client, "alice", "the first admin's password")?;
     // The VM defined through the API came back from the volume, and the token still works.
-    let listed = laptop.connect(https)?.vms()?;
+    // libvirtd starts after the web server: until the VM keeper has restored the VMs, the
+    // API says so rather than list none.
+    let listed = vms_once_restored(&mut laptop.connect(https)?)?;
     ensure!(listed.iter().any(|vm| vm.name == "first-vm"), "{listed:?}");
     Ok(())
+}
+
+/// The host's VMs, once the API no longer answers that it is restoring them.
+fn vms_once_restored(
+    client: &mut mfv_client::Client,
+) -> anyhow::Result<Vec<mfv_client::VmSummary>> {
+    let deadline = std::time::Instant::now() + LINE_TIMEOUT;
+    loop {
+        match client.vms() {
+            Ok(vms) => return Ok(vms),
+            Err(error)
+                if error
+                    .to_string()
+                    .contains("the host is still restoring its VMs")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// Another machine's view of the host: its API through mfv-client.

@@ -17,7 +17,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::events::EventHub;
-use super::links::{HostLink, LibvirtUri};
+use super::links::{HostLink, LibvirtUri, RestoredVms, VmCapabilities};
 use super::metrics::HttpMetrics;
 use super::path::TemplateIndex;
 use super::query::Query;
@@ -44,10 +44,13 @@ pub struct ApiParts {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs (`None`: the VM routes say it does not).
     pub libvirt: Option<LibvirtUri>,
+    /// Whether the host's VMs are restored, on a host whose VM keeper restores them at boot
+    /// (`None`: the VM routes serve at once).
+    pub restored_vms: Option<RestoredVms>,
     /// Where the host's counters are read for the metrics: `/proc` but in tests.
     pub proc_root: PathBuf,
-    /// What VMs created here may use (KVM, OVMF): `HostCapabilities::probe()` on a host.
-    pub vm_capabilities: mfv_vm::HostCapabilities,
+    /// What VMs created here may use (KVM, OVMF): probed under `/` on a host.
+    pub vm_capabilities: VmCapabilities,
     /// How long an upload's chunk may send nothing before it is given up
     /// ([`super::uploads::BODY_IDLE`] but in tests).
     pub upload_idle: std::time::Duration,
@@ -69,12 +72,14 @@ pub struct ApiState {
     pub host: Arc<dyn HostLink>,
     /// libvirt, when this server manages VMs.
     pub libvirt: Option<LibvirtUri>,
+    /// Whether the host's VMs are restored, when something restores them.
+    pub restored_vms: Option<RestoredVms>,
     /// Where the host's counters are read.
     pub proc_root: PathBuf,
     /// The requests answered, for the metrics.
     pub http_metrics: HttpMetrics,
     /// What VMs created here may use.
-    pub vm_capabilities: mfv_vm::HostCapabilities,
+    pub vm_capabilities: VmCapabilities,
     /// How long an upload's chunk may send nothing.
     pub upload_idle: std::time::Duration,
     /// The long operations started, and the VMs' locks.
@@ -206,6 +211,7 @@ impl Api {
                 authority: parts.authority,
                 host: parts.host,
                 libvirt: parts.libvirt,
+                restored_vms: parts.restored_vms,
                 proc_root: parts.proc_root,
                 http_metrics: HttpMetrics::default(),
                 vm_capabilities: parts.vm_capabilities,

@@ -12,6 +12,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The body.
     pub body: ErrorBody,
+    /// For a refusal that passes by itself: the seconds after which the request may succeed
+    /// (`Retry-After`).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
@@ -20,6 +23,7 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody::new(kind, message),
+            retry_after_secs: None,
         }
     }
 
@@ -60,9 +64,21 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// The same error, saying the request may succeed after `seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_secs = Some(seconds);
+        self
+    }
+
     /// The response.
     pub fn into_response(self) -> Response {
-        error_response(self.status, &self.body)
+        let mut response = error_response(self.status, &self.body);
+        if let Some(seconds) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -72,6 +88,7 @@ impl From<&mfv_api::ApiError> for ApiError {
         ApiError {
             status: crate::request::status_of(error.kind),
             body: ErrorBody::from(error),
+            retry_after_secs: None,
         }
     }
 }

@@ -106,7 +106,7 @@ fn clone(call: Call) -> HandlerFuture {
                 .map_err(clone_error)
         })
         .await?;
-        let host = call.state.vm_capabilities.clone();
+        let host = call.state.vm_capabilities.now();
         let start = request.start;
         let task = call
             .state

@@ -261,9 +261,14 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The libvirt URI, or `503` saying the server manages no VMs.
+/// How long a client waits before it asks again while the host restores its VMs.
+const RESTORING_RETRY_SECS: u32 = 2;
+
+/// The libvirt URI, or `503` saying the server manages no VMs or that the host has not
+/// restored its VMs yet.
 pub(super) fn libvirt(call: &Call) -> Result<String, ApiError> {
-    call.state
+    let uri = call
+        .state
         .libvirt
         .as_ref()
         .map(|uri| uri.0.clone())
@@ -272,7 +277,16 @@ pub(super) fn libvirt(call: &Call) -> Result<String, ApiError> {
                 "this server manages no VMs: mfv-web --dev needs --libvirt URI \
                  (e.g. qemu:///system) for them",
             )
-        })
+        })?;
+    match &call.state.restored_vms {
+        Some(restored) if !restored.are_restored() => Err(ApiError::unavailable(
+            "the host is still restoring its VMs: libvirtd and the VM keeper start once the \
+             web server answers, a few seconds after boot; try again shortly \
+             (`mfv host services` shows them; if it lasts, `mfv host logs vm-keeper` says why)",
+        )
+        .retry_after(RESTORING_RETRY_SECS)),
+        _ => Ok(uri),
+    }
 }
 
 /// Runs `work` with a connection to `uri` on the blocking pool.
@@ -453,7 +467,7 @@ fn create(call: Call) -> HandlerFuture {
                 .map_err(|errors| invalid_spec(&errors))
         })
         .await?;
-        let host = call.state.vm_capabilities.clone();
+        let host = call.state.vm_capabilities.now();
         let name = spec.name.clone();
         let task = call
             .state

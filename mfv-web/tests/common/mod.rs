@@ -9,6 +9,7 @@ pub mod host_daemon;
 pub mod pages;
 pub mod schema;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use mfv_auth::{Actor, Authenticator, Password, Role, UserRecord, Username};
 use mfv_host::auth::{AuthOverrides, AuthSettings, MissingDatabase};
 use mfv_host::web_identity::WebIdentity;
 use mfv_tests::https::{HttpResponse, HttpsClient};
-use mfv_web::api::links::{HostLink, LibvirtUri, NoHostDaemon};
+use mfv_web::api::links::{HostLink, LibvirtUri, NoHostDaemon, RestoredVms, VmCapabilities};
 use mfv_web::api::{Api, ApiParts, LocalAuthority};
 use mfv_web::server::{Limits, Listeners, serve};
 use serde_json::json;
@@ -53,18 +54,20 @@ pub async fn authenticator(dir: &std::path::Path) -> Authenticator {
 }
 
 /// The API with `authenticator`, the host daemon behind `host`, and VMs on `libvirt` if
-/// given (created for TCG).
+/// given (created for TCG), restored once `restored_marker` exists if given.
 pub fn api(
     authenticator: Authenticator,
     host: Arc<dyn HostLink>,
     libvirt: Option<&str>,
+    restored_marker: Option<PathBuf>,
 ) -> Arc<Api> {
     Api::new(ApiParts {
         authority: Arc::new(LocalAuthority::new(authenticator)),
         host,
         libvirt: libvirt.map(|uri| LibvirtUri(uri.to_owned())),
+        restored_vms: restored_marker.map(RestoredVms::once_marked_by),
         proc_root: std::path::PathBuf::from("/proc"),
-        vm_capabilities: mfv_vm::HostCapabilities::tcg_only(),
+        vm_capabilities: VmCapabilities::Fixed(mfv_vm::HostCapabilities::tcg_only()),
         upload_idle: std::time::Duration::from_secs(3),
     })
 }
@@ -87,24 +90,37 @@ impl Server {
 
     /// The server reaching the host daemon through `host` and libvirt at `libvirt`.
     pub fn with(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
-        Server::serving(host, libvirt, false, Limits::default())
+        Server::serving(host, libvirt, None, false, Limits::default())
+    }
+
+    /// The whole site with VMs on the libvirt at `uri`, restored once `marker` exists, as
+    /// the appliance's VM keeper marks them.
+    pub fn with_vms_restored_once(uri: &str, marker: PathBuf) -> Server {
+        Server::serving(
+            Arc::new(NoHostDaemon),
+            Some(uri),
+            Some(marker),
+            true,
+            Limits::default(),
+        )
     }
 
     /// [`Server::with`], serving within `limits`.
     pub fn with_limits(host: Arc<dyn HostLink>, libvirt: Option<&str>, limits: Limits) -> Server {
-        Server::serving(host, libvirt, false, limits)
+        Server::serving(host, libvirt, None, false, limits)
     }
 
     /// The whole site, the web pages beside the API ([`mfv_web::ui::site`]), reaching the host
     /// daemon through `host` and libvirt at `libvirt`.
     pub fn site(host: Arc<dyn HostLink>, libvirt: Option<&str>) -> Server {
-        Server::serving(host, libvirt, true, Limits::default())
+        Server::serving(host, libvirt, None, true, Limits::default())
     }
 
     /// The API alone, or with the pages when `pages`, within `limits`.
     fn serving(
         host: Arc<dyn HostLink>,
         libvirt: Option<&str>,
+        restored_marker: Option<PathBuf>,
         pages: bool,
         limits: Limits,
     ) -> Server {
@@ -153,7 +169,12 @@ impl Server {
         let database = dir.path().to_owned();
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
-                let api = api(authenticator(&database).await, host, libvirt.as_deref());
+                let api = api(
+                    authenticator(&database).await,
+                    host,
+                    libvirt.as_deref(),
+                    restored_marker,
+                );
                 https.set_nonblocking(true).unwrap();
                 let listeners = Listeners {
                     https: tokio::net::TcpListener::from_std(https).unwrap(),

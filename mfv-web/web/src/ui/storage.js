@@ -61,7 +61,9 @@ export function storage(view) {
 
   async function load() {
     try {
-      const { pools: list } = await api("GET", "/api/v1/pools");
+      const { pools: list } = await api("GET", "/api/v1/pools", undefined, {
+        waiting: () => fill(pools, h("p", { class: "loading" }, "The host is restoring its VMs and storage…")),
+      });
       known = list;
       const volumes = await Promise.all(
         list.map((pool) =>

@@ -103,7 +103,11 @@ export function start(view) {
 
   const load = async () => {
     try {
-      ({ vms } = await api("GET", "/api/v1/vms"));
+      ({ vms } = await api("GET", "/api/v1/vms", undefined, {
+        waiting: () => {
+          status.textContent = "The host is restoring its VMs…";
+        },
+      }));
       render();
     } catch (failure) {
       report(failure);
