@@ -154,14 +154,13 @@ pub enum AdminWriteError {
 }
 
 /// The disks and partitions among `devices` (the inventory's) setup can put the
-/// configuration on: every disk that is not read-only (no CD, floppy, loop or RAM disk),
-/// each followed by its partitions.
+/// configuration on: every disk that is not read-only and holds a medium (no CD, floppy,
+/// loop or RAM disk, no card reader without a card), each followed by its partitions.
 pub fn volume_choices(devices: &[BlockDevice]) -> Vec<VolumeChoice> {
     let mut choices = Vec::new();
-    for disk in devices
-        .iter()
-        .filter(|device| device.kind == BlockKind::Disk && !device.read_only)
-    {
+    for disk in devices.iter().filter(|device| {
+        device.kind == BlockKind::Disk && !device.read_only && !device.has_no_medium()
+    }) {
         let holds = if !disk.partitions.is_empty() || disk.partition_table.is_some() {
             VolumeContents::Partitions
         } else {
@@ -417,10 +416,14 @@ mod tests {
         ];
         let mut read_only = disk("vdc", BlockKind::Disk);
         read_only.read_only = true;
+        let mut card_reader = disk("sdc", BlockKind::Disk);
+        card_reader.removable = true;
+        card_reader.size_bytes = 0;
         let devices = [
             blank,
             stick,
             read_only,
+            card_reader,
             disk("sr0", BlockKind::Optical),
             disk("loop0", BlockKind::Loop),
         ];

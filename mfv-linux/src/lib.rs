@@ -7,7 +7,8 @@
 //! - [`mountinfo`]: the entries of `/proc/<pid>/mountinfo` with the kernel's escapes decoded;
 //! - [`atomic_file`]: replacing a file so that a reader or a power cut sees the old contents
 //!   or the new, never a mix;
-//! - [`block`]: the device node of a block device sysfs names;
+//! - [`block`]: the device node of a block device sysfs names, and whether a CD/DVD drive
+//!   holds a disc;
 //! - [`loopback`]: whether a host name or address never leaves this machine;
 //! - [`error_chain`]: an error with its causes on one line;
 //! - [`regular_file`]: a file from a volume nobody vouches for, read only if it is a regular

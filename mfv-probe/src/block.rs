@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use mfv_linux::blkid::{Signature, SignatureError, probe_signature};
-use mfv_linux::block::device_node;
+use mfv_linux::block::{device_node, optical_drive_has_disc};
 use serde::Serialize;
 
 use crate::inventory::{human_size, summary_value};
@@ -28,7 +28,9 @@ pub struct BlockDevice {
     pub name: String,
     /// What kind of device the name says it is.
     pub kind: BlockKind,
-    /// Size in bytes (`size` × 512).
+    /// Size in bytes (`size` × 512); 0 for a removable device without a medium. An empty
+    /// CD/DVD drive is asked (`mfv_linux::block::optical_drive_has_disc`), since its driver
+    /// gives it a placeholder size.
     pub size_bytes: u64,
     /// `device/vendor`, trimmed (e.g. `ATA`, `QEMU`; virtio devices show the PCI vendor id
     /// `0x1af4`).
@@ -162,6 +164,8 @@ impl BlockDevice {
     /// `-`; values with spaces or `=`/`;`/`"` are quoted like Rust strings:
     ///
     /// `vda size=64.0MiB kind=disk model=- serial=QM00001 removable=no fs=- label=- uuid=-; vda1 size=63.0MiB fs=ext4 label=mfv-config uuid=0b6f...`
+    ///
+    /// A removable device without a medium ends with `medium=none`.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "{} size={} kind={} model={} serial={} removable={} fs={} label={} uuid={}",
@@ -175,6 +179,9 @@ impl BlockDevice {
             summary_value(self.label.as_deref()),
             summary_value(self.uuid.as_deref()),
         );
+        if self.has_no_medium() {
+            line.push_str(" medium=none");
+        }
         for partition in &self.partitions {
             line.push_str(&format!(
                 "; {} size={} fs={} label={} uuid={}",
@@ -186,6 +193,11 @@ impl BlockDevice {
             ));
         }
         line
+    }
+
+    /// A removable device without a medium: an empty CD/DVD, floppy or card reader drive.
+    pub fn has_no_medium(&self) -> bool {
+        self.removable && self.size_bytes == 0
     }
 }
 
@@ -323,7 +335,10 @@ fn read_block_device(
     if kind == BlockKind::Loop && size == Some(0) && backing_file.is_none() {
         return None;
     }
-    let size_bytes = size.unwrap_or(0);
+    let size_bytes = match size {
+        Some(bytes) if bytes > 0 && kind == BlockKind::Optical && !holds_disc(dev_root, &name) => 0,
+        size => size.unwrap_or(0),
+    };
 
     let device = dir.join("device");
     let vendor = log.value_or_note(read_optional_attribute(&device.join("vendor")));
@@ -363,6 +378,12 @@ fn read_block_device(
     })
 }
 
+/// Whether the CD/DVD drive `name` holds a disc; a drive that cannot be asked counts as
+/// holding one, and the probe of its node says what is wrong.
+fn holds_disc(dev_root: &Path, name: &str) -> bool {
+    optical_drive_has_disc(&device_node(dev_root, name)).unwrap_or(true)
+}
+
 /// The serial number from the sources listed at [`BlockDevice::serial`], in that order.
 fn read_serial(log: &mut IssueLog, dir: &Path) -> Option<String> {
     if let Some(serial) = log.value_or_note(read_optional_attribute(&dir.join("serial"))) {
@@ -385,7 +406,15 @@ fn read_serial(log: &mut IssueLog, dir: &Path) -> Option<String> {
             source,
         }),
     }
-    log.value_or_note(read_optional_attribute(&device.join("wwid")))
+    match read_optional_attribute(&device.join("wwid")) {
+        // The SCSI layer's answer for a device without an identifier (an empty CD drive).
+        Err(ProbeError::ReadAttribute { source, .. })
+            if source.raw_os_error() == Some(nix::libc::ENXIO) =>
+        {
+            None
+        }
+        wwid => log.value_or_note(wwid),
+    }
 }
 
 /// The serial number in a SCSI "unit serial number" VPD page (0x80): a 4-byte header whose
@@ -618,6 +647,34 @@ pub(crate) mod tests {
 
     fn list(fixture: &Fixture) -> Vec<BlockDevice> {
         list_block_devices_at(fixture.sysfs(), fixture.dev()).unwrap()
+    }
+
+    /// A CD drive whose node cannot be asked for its disc (here a file, not a drive) keeps
+    /// the size sysfs gives and is probed; a removable device of size 0 has no medium, and its
+    /// summary says so.
+    #[test]
+    fn drives_without_a_medium_say_so_and_a_drive_that_cannot_be_asked_is_probed() {
+        let fixture = Fixture::new();
+        let drive = fixture.disk("sr0", Some(SATA_PARENT), 2_097_152);
+        write(&drive.join("removable"), "1\n");
+        fixture.formatted_node("sr0", 1 << 20, "mkfs.vfat", &["-n", "DISC"]);
+        let reader = fixture.disk("sdb", Some(SATA_PARENT), 0);
+        write(&reader.join("removable"), "1\n");
+        let devices = list(&fixture);
+        let [reader, drive] = devices.as_slice() else {
+            panic!("{devices:?}");
+        };
+        assert_eq!(drive.size_bytes, 1 << 30);
+        assert_eq!(drive.label.as_deref(), Some("DISC"));
+        assert!(!drive.has_no_medium());
+        assert!(drive.issues.is_empty(), "{:?}", drive.issues);
+        assert!(reader.has_no_medium());
+        assert!(
+            reader.summary().ends_with(" uuid=- medium=none"),
+            "{}",
+            reader.summary()
+        );
+        assert!(!drive.summary().contains("medium="), "{}", drive.summary());
     }
 
     #[test]

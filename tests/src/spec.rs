@@ -41,7 +41,8 @@
 //!   none, `-device isa-fdc,id=fdc0` is added once and the drives go on `bus=fdc0.0`. Floppy
 //!   images must have a standard floppy size so QEMU and the guest agree on the geometry.
 //!   [`GuestSpec::empty_floppy_drive`] adds a drive without a disk (`-device floppy,unit=<u>`
-//!   and no drive), after those with one.
+//!   and no drive), after those with one; [`GuestSpec::empty_cd_drive`] a CD/DVD drive without
+//!   a disc (`-device ide-cd,id=empty-cd`) on the machine's own controller, after the disks.
 //! - Blank disks ([`DiskSpec::blank`]) are sparse raw files created when the guest boots, in
 //!   the guest's temp dir (tests) or the spec's work dir (interactive boots); formatted disks
 //!   ([`DiskSpec::formatted`]) are the same files with a labelled file system made by mkfs.
@@ -292,6 +293,7 @@ pub struct GuestSpec {
     guest_forwards: Vec<(SocketAddrV4, u16)>,
     disks: Vec<DiskSpec>,
     empty_floppy_drives: usize,
+    empty_cd_drive: bool,
     usb_controller: bool,
     work_dir: Option<PathBuf>,
 }
@@ -335,6 +337,7 @@ impl GuestSpec {
             guest_forwards: Vec::new(),
             disks: Vec::new(),
             empty_floppy_drives: 0,
+            empty_cd_drive: false,
             usb_controller: false,
             work_dir: None,
         }
@@ -457,6 +460,13 @@ impl GuestSpec {
     /// ([`DiskInterface::Floppy`]); at most 2 floppy drives in all.
     pub fn empty_floppy_drive(mut self) -> Self {
         self.empty_floppy_drives += 1;
+        self
+    }
+
+    /// A CD/DVD drive with no disc in it (`-device ide-cd,id=empty-cd`), on the machine's own
+    /// IDE or AHCI controller, after the disks.
+    pub fn empty_cd_drive(mut self) -> Self {
+        self.empty_cd_drive = true;
         self
     }
 
@@ -747,6 +757,9 @@ impl GuestSpec {
                 push(&[&arg]);
             }
             floppy_units += 1;
+        }
+        if self.empty_cd_drive {
+            push(&["-device", "ide-cd,id=empty-cd"]);
         }
         Ok(args)
     }
@@ -1189,6 +1202,19 @@ mod tests {
             spec.qemu_args(Console::Interactive, &resolved).unwrap_err()
         );
         assert!(error.contains("/nonexistent/f.img"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_cd_drive_follows_the_disks() {
+        let spec = GuestSpec::new(&image())
+            .empty_cd_drive()
+            .disk(DiskSpec::file(DiskInterface::Virtio, "/a.img"));
+        check_devices(
+            spec,
+            &["/a.img"],
+            "-drive file=/a.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0 \
+             -device ide-cd,id=empty-cd",
+        );
     }
 
     #[test]

@@ -58,10 +58,27 @@ fn find<'a>(
 fn coldplug_binds_every_device_and_lists_the_hardware_then_hotplug_reports_a_usb_disk()
 -> anyhow::Result<()> {
     let spec = with_probe_hardware(GuestSpec::new(ApplianceImage::shared()?))
+        .empty_cd_drive()
         .kernel_arg(USB_DELAY_ARG)
         .kernel_arg("mfv.rescue");
     let mut guest = spec.boot()?;
     let coldplug = boot_through_coldplug(&mut guest)?;
+
+    // An empty CD drive is listed as one, without a placeholder size or an error.
+    let drive = find(&coldplug, "the empty CD drive", |m| {
+        m.starts_with("disk: sr0 ")
+    })?;
+    ensure!(
+        drive.starts_with("disk: sr0 size=0B kind=optical ") && drive.ends_with(" medium=none"),
+        "the empty CD drive: {drive}"
+    );
+    ensure!(
+        !coldplug
+            .iter()
+            .any(|m| m.starts_with("inventory: issue: ") && m.contains("sr0")),
+        "an issue with the empty CD drive: {}",
+        coldplug.join("\n")
+    );
 
     let report = find(&coldplug, "the coldplug report", |m| {
         m.starts_with("coldplug: ")

@@ -1,8 +1,10 @@
 //! Whether a drive holds a medium, asked without reading it, so that an empty drive is
 //! "absent (no medium)" and never an I/O error.
 //!
-//! Most drivers say it in sysfs: a block device of size 0 has no medium (an empty CD drive,
-//! an unattached loop device). The floppy driver does not: its size is 0 until the device is
+//! Most drivers say it in sysfs: a block device of size 0 has no medium (an empty card reader,
+//! an unattached loop device). The CD/DVD driver does not: it gives an empty drive a
+//! placeholder size, so a CD/DVD drive (block major 11) is asked with CDROM_DRIVE_STATUS
+//! ([`mfv_linux::block::optical_drive_has_disc`]). Nor does the floppy driver: its size is 0 until the device is
 //! opened, whatever is in the drive, and any open sets it to a placeholder (8 sectors) that
 //! stays after an empty drive was opened. Reading an empty floppy drive, which a blocking open
 //! does to detect the disk's format, makes the kernel log `I/O error, dev fd0, sector 0` on
@@ -18,6 +20,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use mfv_linux::block::SCSI_CDROM_MAJOR;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
@@ -42,25 +45,56 @@ struct FloppyDriveState {
 // FDPOLLDRVSTAT = _IOR(2, 0x13, struct floppy_drive_struct).
 nix::ioctl_read!(floppy_poll_drive_state, 2, 0x13, FloppyDriveState);
 
-/// Whether the block device with device number `rdev` (node `device`) has no medium: a
-/// floppy drive when [`floppy_has_disk`] says no, any other device when its sysfs `size`
-/// (found by number under `<sysfs_root>/dev/block`) is 0. Anything that cannot be read
-/// counts as "has a medium": the probe that follows reports the problem.
-pub(super) fn has_no_medium(sysfs_root: &Path, device: &Path, rdev: u64) -> bool {
-    has_no_medium_with(sysfs_root, device, rdev, floppy_has_disk)
+/// A drive whose size says nothing of its medium, so it is asked: a floppy drive
+/// ([`floppy_has_disk`]) or a CD/DVD drive, whose driver gives an empty drive a placeholder
+/// size ([`mfv_linux::block::optical_drive_has_disc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AskedDrive {
+    /// Block major 2.
+    Floppy,
+    /// Block major 11 (`sr*`).
+    Optical,
 }
 
-/// [`has_no_medium`] with the floppy question as a parameter.
+impl AskedDrive {
+    /// The drive of block major `major`, when it is one to ask.
+    pub(super) fn of_major(major: u64) -> Option<AskedDrive> {
+        match major {
+            FLOPPY_MAJOR => Some(AskedDrive::Floppy),
+            SCSI_CDROM_MAJOR => Some(AskedDrive::Optical),
+            _ => None,
+        }
+    }
+
+    /// Whether the drive at `device` holds a medium, asked without reading it.
+    pub(super) fn holds_medium(self, device: &Path) -> io::Result<bool> {
+        match self {
+            AskedDrive::Floppy => floppy_has_disk(device),
+            AskedDrive::Optical => mfv_linux::block::optical_drive_has_disc(device),
+        }
+    }
+}
+
+/// Whether the block device with device number `rdev` (node `device`) has no medium: a
+/// floppy or CD/DVD drive when asking it ([`AskedDrive::holds_medium`]) says no, any other
+/// device when its sysfs `size` (found by number under `<sysfs_root>/dev/block`) is 0.
+/// Anything that cannot be read counts as "has a medium": the probe that follows reports the
+/// problem.
+pub(super) fn has_no_medium(sysfs_root: &Path, device: &Path, rdev: u64) -> bool {
+    has_no_medium_with(sysfs_root, device, rdev, AskedDrive::holds_medium)
+}
+
+/// [`has_no_medium`] with the question to a drive as a parameter.
 fn has_no_medium_with(
     sysfs_root: &Path,
     device: &Path,
     rdev: u64,
-    floppy: impl FnOnce(&Path) -> io::Result<bool>,
+    ask: impl FnOnce(AskedDrive, &Path) -> io::Result<bool>,
 ) -> bool {
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    if major == FLOPPY_MAJOR {
-        return match floppy(device) {
-            Ok(has_disk) => !has_disk,
+    if let Some(drive) = AskedDrive::of_major(major) {
+        return match ask(drive, device) {
+            Ok(has_medium) => !has_medium,
             Err(error) => means_no_medium(&error),
         };
     }
@@ -142,7 +176,8 @@ mod tests {
         let asked = Cell::new(None::<PathBuf>);
         let answer = |result: io::Result<bool>| {
             let asked = &asked;
-            move |device: &Path| {
+            move |drive: AskedDrive, device: &Path| {
+                assert_eq!(drive, AskedDrive::Floppy);
                 asked.set(Some(device.to_owned()));
                 result
             }
@@ -182,7 +217,7 @@ mod tests {
 
     #[test]
     fn other_devices_are_judged_by_their_sysfs_size() {
-        let never = |_: &Path| -> io::Result<bool> { panic!("not a floppy") };
+        let never = |_: AskedDrive, _: &Path| -> io::Result<bool> { panic!("not a drive to ask") };
         let node = Path::new("/dev/sda1");
         assert!(has_no_medium_with(
             sysfs("0\n").path(),
@@ -203,6 +238,32 @@ mod tests {
             rdev(8, 2),
             never
         ));
+    }
+
+    #[test]
+    fn a_cd_drive_is_asked_and_never_judged_by_its_placeholder_size() {
+        // The size of an empty sr drive: 1 GiB.
+        let root = sysfs("2097152\n");
+        let answer = |has_disc: bool| {
+            move |drive: AskedDrive, _: &Path| {
+                assert_eq!(drive, AskedDrive::Optical);
+                Ok(has_disc)
+            }
+        };
+        let node = Path::new("/dev/sr0");
+        assert!(has_no_medium_with(
+            root.path(),
+            node,
+            rdev(11, 0),
+            answer(false)
+        ));
+        assert!(!has_no_medium_with(
+            root.path(),
+            node,
+            rdev(11, 0),
+            answer(true)
+        ));
+        assert_eq!(AskedDrive::of_major(8), None);
     }
 
     #[test]

@@ -16,12 +16,14 @@
 //!
 //! # Each candidate
 //! A device node that is absent, or a drive without a medium, is `absent` (and waited for,
-//! see below). A block device has no medium when its sysfs `size` is 0, except a floppy drive
-//! (block major 2), whose size means nothing until it is opened: it is asked with the floppy
+//! see below). A block device has no medium when its sysfs `size` is 0, except two kinds of
+//! drive whose size says nothing. A CD/DVD drive (block major 11), to which the driver gives
+//! a placeholder size when it is empty, is asked with `CDROM_DRIVE_STATUS`. A floppy drive
+//! (block major 2), whose size means nothing until it is opened, is asked with the floppy
 //! driver's `FDPOLLDRVSTAT` on a non-blocking open, which checks the drive's disk-change line
 //! without reading, so an empty drive never gives `I/O error` messages on the console; a
 //! drive with a disk is then opened once, blocking, so the driver detects the format. The
-//! label scan asks floppy drives the same way.
+//! label scan asks both kinds of drive the same way.
 //!
 //! The file system type comes from libblkid. The volume is mounted read-only (plus `noexec`,
 //! `nosuid`, `nodev`, and `noload` for ext3/ext4 so a journal is never replayed) on a private
@@ -286,8 +288,8 @@ pub enum Discovery {
 pub enum Absence {
     /// The device node does not exist.
     NoDeviceNode,
-    /// The device exists but has no medium: size 0 (an empty drive, an unattached loop
-    /// device), or a floppy drive without a disk.
+    /// The device exists but has no medium: size 0 (an empty card reader, an unattached
+    /// loop device), or a CD/DVD or floppy drive without a disc.
     NoMedium,
     /// No scanned volume has the label, UUID or partition name.
     NoMatchingVolume,

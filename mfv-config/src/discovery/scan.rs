@@ -9,6 +9,8 @@ pub use mfv_linux::blkid::{Signature, SignatureError, probe_signature};
 pub use mfv_linux::block::device_node;
 use serde::Serialize;
 
+use super::medium::AskedDrive;
+
 /// Whether the file system label of `signature` is `wanted`. Labels compare exactly, except
 /// on FAT (`vfat`), whose labels are conventionally upper case (`mkfs.vfat -n MFV-CONFIG`):
 /// there they compare ASCII case-insensitively, so `mfv-config` finds `MFV-CONFIG`.
@@ -63,10 +65,11 @@ pub struct VolumeScan {
 }
 
 /// Lists `<sysfs_root>/class/block` (whole devices and partitions alike, sorted by name) and
-/// probes `<dev_root>/<name>` of each entry whose `size` is not 0; a floppy drive (its `dev`
-/// attribute has major 2), whose size says nothing, only when the drive holds a disk (see
-/// [each candidate](crate::discovery#each-candidate)), so an empty drive is never read. Never fails: an unlistable
-/// directory, an unreadable attribute or an unprobeable node becomes a [`ScanIssue`].
+/// probes `<dev_root>/<name>` of each entry whose `size` is not 0; a floppy or CD/DVD drive
+/// (its `dev` attribute has major 2 or 11), whose size says nothing, only when the drive holds
+/// a disk (see [each candidate](crate::discovery#each-candidate)), so an empty drive is never
+/// read. Never fails: an unlistable directory, an unreadable attribute or an unprobeable node
+/// becomes a [`ScanIssue`].
 pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
     let class_dir = sysfs_root.join("class/block");
     let mut scan = VolumeScan::default();
@@ -88,8 +91,8 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
     for name in names {
         let entry = class_dir.join(&name);
         let device = device_node(dev_root, &name);
-        if is_floppy(&entry) {
-            match super::medium::floppy_has_disk(&device) {
+        if let Some(drive) = asked_drive(&entry) {
+            match drive.holds_medium(&device) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) if super::medium::means_no_medium(&error) => continue,
@@ -140,15 +143,12 @@ pub fn scan_volumes(sysfs_root: &Path, dev_root: &Path) -> VolumeScan {
     scan
 }
 
-/// Whether the `class/block` entry is a floppy drive: its `dev` attribute (`MAJOR:MINOR`)
-/// has the floppy major.
-fn is_floppy(entry: &Path) -> bool {
-    fs::read_to_string(entry.join("dev")).is_ok_and(|text| {
-        text.trim()
-            .split_once(':')
-            .and_then(|(major, _)| major.parse::<u64>().ok())
-            == Some(super::medium::FLOPPY_MAJOR)
-    })
+/// The drive to ask for its medium the `class/block` entry is, by the major of its `dev`
+/// attribute (`MAJOR:MINOR`): a floppy or CD/DVD drive.
+fn asked_drive(entry: &Path) -> Option<AskedDrive> {
+    let text = fs::read_to_string(entry.join("dev")).ok()?;
+    let major = text.trim().split_once(':')?.0.parse().ok()?;
+    AskedDrive::of_major(major)
 }
 
 /// Reads a `size` attribute (in 512-byte sectors; only 0 matters here).
@@ -434,9 +434,9 @@ pub(crate) mod tests {
                 "cannot poll dev/fd1: No such file or directory (os error 2)",
             ]
         );
-        assert!(!is_floppy(&fixture.entry("sda", 8, None)));
+        assert_eq!(asked_drive(&fixture.entry("sda", 8, None)), None);
         fs::write(fixture.sysfs().join("class/block/sda/dev"), "8:0\n").unwrap();
-        assert!(!is_floppy(&fixture.sysfs().join("class/block/sda")));
+        assert_eq!(asked_drive(&fixture.sysfs().join("class/block/sda")), None);
     }
 
     #[test]
