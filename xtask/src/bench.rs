@@ -3,8 +3,9 @@
 //! - `cargo xtask bench boot`: our image against a reference image of the seed's classic stack
 //!   ([`bench_reference`]: busybox shell init, modprobe loop, udhcpc, lighttpd with php-cgi),
 //!   built from the same kernel and driver modules and booted in the same run with the same
-//!   QEMU flags: QEMU start to the first HTTP(S) answer, kernel start to /init, coldplug, and
-//!   the RAM in use once the web answers, against the targets of issue 17.
+//!   QEMU flags: QEMU start to the first HTTP(S) answer (split at the kernel's start), kernel
+//!   start to /init, coldplug, and the RAM in use once the web answers, against the targets of
+//!   issue 17.
 //! - `cargo xtask bench probe`: driver coldplug by mfv-init against the shell way (busybox
 //!   `modprobe` over every modalias, repeated until settled), on the same machine
 //!   ([`mfv_tests::with_probe_hardware`]) in the same run; see [`probe`].
@@ -100,6 +101,9 @@ impl Stats {
 struct Sample {
     /// QEMU start to the first HTTP(S) answer, in seconds.
     qemu_start_to_web: f64,
+    /// QEMU start to the kernel's start, in seconds: when /init's line came (QEMU's wall
+    /// clock) less the kernel's uptime in it.
+    qemu_start_to_kernel: f64,
     /// Kernel start to /init, in seconds (guest uptime).
     kernel_to_init: f64,
     /// Driver coldplug, start to settled, in seconds.
@@ -209,6 +213,8 @@ fn boot_spec(image: &ApplianceImage, guest_port: u16) -> GuestSpec {
 fn ours_once(image: &ApplianceImage) -> Result<Sample> {
     let mut guest = boot_spec(image, 443).boot()?;
     let init = guest.wait_for_line(INIT_LINE, BANNER_TIMEOUT)?;
+    let init_seen = guest.elapsed().as_secs_f64();
+    let kernel_to_init = number_after(&init, KERNEL_UPTIME)?;
     let report = guest.wait_for_line(COLDPLUG_REPORT, COLDPLUG_TIMEOUT)?;
     if !report.contains("coldplug: settled after ") {
         bail!("mfv-init's coldplug did not settle: {report}");
@@ -218,7 +224,8 @@ fn ours_once(image: &ApplianceImage) -> Result<Sample> {
     guest.wait_for_line_anywhere(SHELL_STARTED, SERVICES_TIMEOUT)?;
     Ok(Sample {
         qemu_start_to_web,
-        kernel_to_init: number_after(&init, KERNEL_UPTIME)?,
+        qemu_start_to_kernel: init_seen - kernel_to_init,
+        kernel_to_init,
         coldplug: f64::from(count_after(&report, " in ")?) / 1000.0,
         coldplug_passes: count_after(&report, "settled after ")?,
         ram_in_use_mib: read_ram_in_use(&mut guest)?,
@@ -230,6 +237,8 @@ fn ours_once(image: &ApplianceImage) -> Result<Sample> {
 fn reference_once(image: &ApplianceImage) -> Result<Sample> {
     let mut guest = boot_spec(image, 80).boot()?;
     let init = guest.wait_for_line(INIT_MARKER, BANNER_TIMEOUT)?;
+    let init_seen = guest.elapsed().as_secs_f64();
+    let kernel_to_init = number_after(&init, INIT_MARKER)?;
     let coldplug = guest.wait_for_line(SHELL_DONE, COLDPLUG_TIMEOUT)?;
     let (coldplug, coldplug_passes) = shell_figures(&coldplug)?;
     let port = guest.host_port(80).context("no forward for 80")?;
@@ -243,7 +252,8 @@ fn reference_once(image: &ApplianceImage) -> Result<Sample> {
     guest.wait_for_line_anywhere(SHELL_MARKER, SERVICES_TIMEOUT)?;
     Ok(Sample {
         qemu_start_to_web,
-        kernel_to_init: number_after(&init, INIT_MARKER)?,
+        qemu_start_to_kernel: init_seen - kernel_to_init,
+        kernel_to_init,
         coldplug,
         coldplug_passes,
         ram_in_use_mib: read_ram_in_use(&mut guest)?,
@@ -392,7 +402,8 @@ struct Measure {
     name: &'static str,
     pick: fn(&Sample) -> f64,
     unit: Unit,
-    max_ratio: f64,
+    /// The highest ratio the target allows; `None` for a measure that explains another.
+    max_ratio: Option<f64>,
     target: &'static str,
 }
 
@@ -411,33 +422,47 @@ impl Unit {
     }
 }
 
-const MEASURES: [Measure; 4] = [
+const MEASURES: [Measure; 6] = [
     Measure {
         name: "QEMU start to the first HTTP(S) answer (ours: config mode's page over HTTPS; reference: the PHP page over HTTP)",
         pick: |s| s.qemu_start_to_web,
         unit: Unit::Seconds,
-        max_ratio: 0.6,
+        max_ratio: Some(0.6),
         target: "at most 0.6x",
+    },
+    Measure {
+        name: "of which QEMU start to kernel start (firmware, loading the kernel and the initrd, unpacking the kernel; the same Debian kernel in both)",
+        pick: |s| s.qemu_start_to_kernel,
+        unit: Unit::Seconds,
+        max_ratio: None,
+        target: "none",
+    },
+    Measure {
+        name: "of which kernel start to the first answer",
+        pick: |s| s.qemu_start_to_web - s.qemu_start_to_kernel,
+        unit: Unit::Seconds,
+        max_ratio: None,
+        target: "none",
     },
     Measure {
         name: "Kernel start to /init (ours: /init's `kernel uptime`; reference: /init's first /proc/uptime)",
         pick: |s| s.kernel_to_init,
         unit: Unit::Seconds,
-        max_ratio: 1.0,
+        max_ratio: Some(1.0),
         target: "no later",
     },
     Measure {
         name: "Coldplug, start to settled (ours: `coldplug: settled after .. in <ms> ms`; reference: the modprobe loop)",
         pick: |s| s.coldplug,
         unit: Unit::Seconds,
-        max_ratio: 0.5,
+        max_ratio: Some(0.5),
         target: "at most 0.5x",
     },
     Measure {
         name: "RAM in use once the web answers (MemTotal - MemAvailable, `-m 1024`)",
         pick: |s| s.ram_in_use_mib,
         unit: Unit::Mib,
-        max_ratio: 1.0,
+        max_ratio: Some(1.0),
         target: "no more (aim 130 MiB)",
     },
 ];
@@ -452,9 +477,13 @@ fn spread(stats: Stats, unit: Unit) -> String {
     )
 }
 
-/// Whether a ratio of medians meets a target given as the highest ratio allowed.
-fn verdict(ratio: f64, max_ratio: f64) -> &'static str {
-    if ratio <= max_ratio { "met" } else { "not met" }
+/// Whether a ratio of medians meets a target given as the highest ratio allowed, if any.
+fn verdict(ratio: f64, max_ratio: Option<f64>) -> &'static str {
+    match max_ratio {
+        Some(max_ratio) if ratio <= max_ratio => "met",
+        Some(_) => "not met",
+        None => "",
+    }
 }
 
 /// The distinct values of a series, joined by `, `.
@@ -626,7 +655,11 @@ fn section(
          its address (the guest sees its SYN only when it is resent, a second or more later) does \
          not delay the answer of the next; the RAM in use \
          is read from /proc/meminfo by a command typed into each console shell right after that \
-         answer. Targets (issue 17): ours against the reference's medians. The machine is shared \
+         answer. QEMU start to kernel start is when /init's line came on QEMU's clock less the \
+         kernel's uptime in it: the firmware, loading the kernel and the initrd, and the kernel \
+         unpacking itself, which both images share but for the initrd's size (Debian's kernel is \
+         xz-compressed, slow to unpack under TCG). Targets (issue 17): ours against the \
+         reference's medians. The machine is shared \
          (2 cores, other work running), so the figures are noisy; compare ratios within one run.\n\n\
          - Command: `cargo xtask bench boot --runs {runs}`\n\
          - Machine: {machine}\n\
@@ -1173,6 +1206,7 @@ mod tests {
     fn sample(web: f64, init: f64, coldplug: f64, passes: u32, ram: f64) -> Sample {
         Sample {
             qemu_start_to_web: web,
+            qemu_start_to_kernel: 0.0,
             kernel_to_init: init,
             coldplug,
             coldplug_passes: passes,
@@ -1204,10 +1238,11 @@ mod tests {
 
     #[test]
     fn verdicts_compare_the_ratio_with_the_target() {
-        assert_eq!(verdict(0.6, 0.6), "met");
-        assert_eq!(verdict(0.61, 0.6), "not met");
-        assert_eq!(verdict(0.99, 1.0), "met");
-        assert_eq!(verdict(1.01, 1.0), "not met");
+        assert_eq!(verdict(0.6, Some(0.6)), "met");
+        assert_eq!(verdict(0.61, Some(0.6)), "not met");
+        assert_eq!(verdict(0.99, Some(1.0)), "met");
+        assert_eq!(verdict(1.01, Some(1.0)), "not met");
+        assert_eq!(verdict(1.01, None), "");
         assert_eq!(distinct([3, 2, 3].into_iter()), "2, 3");
     }
 
