@@ -26,6 +26,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("kmod", "depmod builds modules.dep and modules.alias"),
     ("zstd", "inspecting the zstd-compressed initrd by hand"),
     ("libclang-dev", "bindgen for libblkid-rs and sys-mount"),
+    (
+        "gcc",
+        "links the Rust binaries; compiles the image's ICU data library without entries",
+    ),
     ("libvirt-dev", "the virt crate links libvirt"),
     ("libudev-dev", "the udev crate links libudev"),
     ("libblkid-dev", "libblkid-rs links libblkid"),

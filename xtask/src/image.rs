@@ -35,7 +35,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::cpio::CpioWriter;
 use crate::packages::{self, Content, PackageEntry};
-use crate::{Workspace, cmd, elf, kernel, media, modules};
+use crate::{Workspace, cmd, elf, icu_data, kernel, media, modules};
 
 /// zstd level and worker threads. Measured on the 70 MiB archive with two cores: level 9 takes
 /// 2.8 s for 16.7 MiB, level 12 5.2 s for 16.6 MiB, level 19 38 s for 14.9 MiB; the kernel
@@ -141,6 +141,7 @@ pub fn build(workspace: &Workspace, profile: Profile) -> Result<ImageReport> {
         modules_dir: &staged.dir,
         release: &kernel.release,
         library_dirs: elf::SYSTEM_LIBRARY_DIRS,
+        icu_data_dir: &out.join("icu-data"),
     })?;
 
     let mtime = source_date_epoch()?;
@@ -285,6 +286,8 @@ struct Inputs<'a> {
     modules_dir: &'a Path,
     release: &'a str,
     library_dirs: &'a [&'a str],
+    /// Where ICU's data library without entries is compiled ([`crate::icu_data`]).
+    icu_data_dir: &'a Path,
 }
 
 /// The initrd's file tree.
@@ -400,6 +403,11 @@ fn assemble(inputs: &Inputs<'_>) -> Result<Tree> {
             tree.component(&library.image_path),
             Some(Component::Package(_))
         ) {
+            continue;
+        }
+        if let Some(major) = icu_data::data_library_major(&library.image_path) {
+            let empty = icu_data::build(inputs.icu_data_dir, major)?;
+            tree.insert_host_file(Component::IcuData, &library.image_path, &empty)?;
             continue;
         }
         let file = canonical(&library.host_path)?;
@@ -531,6 +539,8 @@ pub(crate) enum Component {
     Package(&'static str),
     /// Shared libraries found by ELF resolution.
     Libraries,
+    /// ICU's data library without entries, in place of Debian's ([`crate::icu_data`]).
+    IcuData,
     /// Kernel modules and their indices.
     KernelModules,
     /// The modules loaded before the payload is mounted.
@@ -552,6 +562,7 @@ impl std::fmt::Display for Component {
             Self::Rootfs => write!(f, "rootfs ({ROOTFS})"),
             Self::Package(name) => write!(f, "package {name}"),
             Self::Libraries => f.write_str("libraries"),
+            Self::IcuData => f.write_str("ICU data without entries (libicudata)"),
             Self::KernelModules => f.write_str("kernel modules"),
             Self::EarlyModules => f.write_str("early modules (loop, squashfs)"),
             Self::PayloadLinks => f.write_str("links into the payload"),
@@ -913,6 +924,7 @@ impl Tree {
                     | Component::Busybox
                     | Component::Package(_)
                     | Component::Libraries
+                    | Component::IcuData
                     | Component::KernelModules
             ) && !early_files.contains(path)
                 // Configuration and state stay writable, as on any Debian system.
@@ -1129,6 +1141,7 @@ mod tests {
             modules_dir: &modules,
             release: "6.1.0-56-amd64",
             library_dirs: elf::SYSTEM_LIBRARY_DIRS,
+            icu_data_dir: &dir.join("icu-data"),
         })
     }
 

@@ -15,6 +15,7 @@ mod cpio;
 mod deps;
 mod elf;
 mod fuzz;
+mod icu_data;
 mod image;
 mod kernel;
 mod media;
