@@ -136,22 +136,7 @@ impl Inventory {
 
         out.push_str("\nDisks\n");
         let disk_rows = self.block_devices.iter().flat_map(|device| {
-            let mut flags = Vec::new();
-            for (set, flag) in [
-                (device.removable, "removable"),
-                (device.read_only, "read-only"),
-                (device.rotational, "rotational"),
-                (device.is_virtual, "virtual"),
-            ] {
-                if set {
-                    flags.push(flag);
-                }
-            }
-            let flags = if flags.is_empty() {
-                "-".to_owned()
-            } else {
-                flags.join(",")
-            };
+            let flags = disk_flags(device);
             let fs_type = device
                 .fs_type
                 .as_deref()
@@ -339,6 +324,25 @@ pub(crate) fn summary_value(value: Option<&str>) -> String {
     }
 }
 
+/// The flags column of a disk in the table: `removable,no-medium,read-only,...`, or `-`.
+fn disk_flags(device: &BlockDevice) -> String {
+    let flags: Vec<&str> = [
+        (device.removable, "removable"),
+        (device.has_no_medium(), "no-medium"),
+        (device.read_only, "read-only"),
+        (device.rotational, "rotational"),
+        (device.is_virtual, "virtual"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if flags.is_empty() {
+        "-".to_owned()
+    } else {
+        flags.join(",")
+    }
+}
+
 /// A size in binary units with one decimal (`512B`, `1.4MiB`, `20.0GiB`).
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -506,6 +510,23 @@ mod tests {
             inventory.block_devices[0].summary(),
             "vda size=32.0MiB kind=disk model=- serial=disk-1 removable=no fs=- label=- uuid=-; \
              vda1 size=4.0MiB fs=vfat label=mfv-config uuid=0000-BEEF"
+        );
+    }
+
+    #[test]
+    fn a_drive_without_a_medium_says_so_among_its_flags() {
+        let fixture = crate::block::tests::Fixture::new();
+        let reader = fixture.disk("sdb", None, 0);
+        fs::write(reader.join("removable"), "1\n").unwrap();
+        fixture.disk("vda", None, 2048);
+        let devices = crate::block::list_block_devices_at(fixture.sysfs(), fixture.dev()).unwrap();
+        let flags: Vec<String> = devices.iter().map(disk_flags).collect();
+        assert_eq!(
+            flags,
+            [
+                "removable,no-medium,rotational,virtual",
+                "rotational,virtual"
+            ]
         );
     }
 
